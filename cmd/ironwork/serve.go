@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/ironwork/ironwork/internal/server"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg := server.Default()
+	fs := flag.NewFlagSet("ironwork serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: ironwork serve [flags]\n\nRuns the API and the conductor. Settings come from the defaults, then\n"+
+			"the --config file (TOML, same names as the flags with '_' for '-'), then the flags.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	configFile := fs.String("config", "", "TOML configuration file")
+	listen := fs.String("listen", cfg.Listen, "API address host:port")
+	dataDir := fs.String("data-dir", cfg.DataDir, "directory for the embedded database and files")
+	database := fs.String("database", "", "database: postgres://user:pass@host/db, or an SQLite file (default <data-dir>/ironwork.db)")
+	auth := fs.String("auth-strategy", "", "noauth or http_basic (default: noauth on loopback, http_basic when --http-basic-auth-file is set)")
+	authFile := fs.String("http-basic-auth-file", "", "htpasswd file with bcrypt entries (htpasswd -nbB user pass)")
+	insecure := fs.Bool("allow-insecure-noauth", false, "allow noauth on a non-loopback address")
+	publicURL := fs.String("public-url", "", "base URL of links in API answers (default: the request's host)")
+	hostname := fs.String("hostname", "", "this conductor's name (default: the machine's hostname)")
+	group := fs.String("conductor-group", "", "conductor group this conductor serves")
+	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error")
+	logFormat := fs.String("log-format", cfg.LogFormat, "text or json")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "ironwork serve: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return 2
+	}
+	if *configFile != "" {
+		if err := cfg.LoadFile(*configFile); err != nil {
+			fmt.Fprintln(stderr, "ironwork serve:", err)
+			return 2
+		}
+	}
+	// Flags given on the command line win over the file.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.Listen = *listen
+		case "data-dir":
+			cfg.DataDir = *dataDir
+		case "database":
+			cfg.Database = *database
+		case "auth-strategy":
+			cfg.AuthStrategy = *auth
+		case "http-basic-auth-file":
+			cfg.HTTPBasicAuthFile = *authFile
+		case "allow-insecure-noauth":
+			cfg.AllowInsecureNoauth = *insecure
+		case "public-url":
+			cfg.PublicURL = *publicURL
+		case "hostname":
+			cfg.Hostname = *hostname
+		case "conductor-group":
+			cfg.ConductorGroup = *group
+		case "log-level":
+			cfg.LogLevel = *logLevel
+		case "log-format":
+			cfg.LogFormat = *logFormat
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(stderr, "ironwork serve:", err)
+		return 2
+	}
+	log := server.NewLogger(cfg, stderr)
+	srv, err := server.Start(ctx, cfg, log)
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	defer srv.Close()
+	fmt.Fprintf(stdout, "Ironwork API on %s (try: ironwork node list --url %s)\n", srv.URL(), srv.URL())
+	if err := srv.Serve(ctx); err != nil {
+		log.Error("server stopped", "error", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,189 @@
+package ironwork
+
+import (
+	"slices"
+	"sort"
+	"strings"
+)
+
+// HardwareType describes a family of hardware and the interface implementations it supports,
+// in order of preference: the first enabled one is a node's default.
+type HardwareType struct {
+	Name      string
+	Supported map[InterfaceKind][]string
+	// Properties documents the driver_info keys the hardware type reads.
+	Properties map[string]string
+}
+
+// deployProperties are the driver_info keys of every hardware type that boots a ramdisk.
+func deployProperties(extra map[string]string) map[string]string {
+	p := map[string]string{
+		"deploy_kernel":                "URL or path of the deploy kernel. Required for deployment and cleaning.",
+		"deploy_ramdisk":               "URL or path of the deploy ramdisk. Required for deployment and cleaning.",
+		"force_persistent_boot_device": "Whether the boot device is set persistently (Always, Never or Default). Optional.",
+	}
+	for k, v := range extra {
+		p[k] = v
+	}
+	return p
+}
+
+// generic lists what every real hardware type supports in addition to its own interfaces.
+func generic() map[InterfaceKind][]string {
+	return map[InterfaceKind][]string{
+		BIOSInterface:       {"no-bios"},
+		BootInterface:       {"ipxe", "pxe", "http"},
+		ConsoleInterface:    {"no-console"},
+		DeployInterface:     {"direct", "ramdisk"},
+		FirmwareInterface:   {"no-firmware"},
+		InspectInterface:    {"no-inspect", "agent"},
+		ManagementInterface: {},
+		NetworkInterface:    {"flat", "noop"},
+		PowerInterface:      {},
+		RAIDInterface:       {"no-raid", "agent"},
+		RescueInterface:     {"no-rescue", "agent"},
+		StorageInterface:    {"noop"},
+		VendorInterface:     {"no-vendor"},
+	}
+}
+
+func withFirst(base map[InterfaceKind][]string, first map[InterfaceKind][]string) map[InterfaceKind][]string {
+	for k, v := range first {
+		base[k] = append(slices.Clone(v), base[k]...)
+	}
+	return base
+}
+
+// HardwareTypes returns the catalogue of hardware types Ironwork knows, sorted by name.
+func HardwareTypes() []HardwareType {
+	return []HardwareType{
+		{Name: "fake-hardware", Supported: withFirst(generic(), map[InterfaceKind][]string{
+			BIOSInterface: {"fake"}, BootInterface: {"fake"}, ConsoleInterface: {"fake"},
+			DeployInterface: {"fake"}, FirmwareInterface: {"fake"}, InspectInterface: {"fake"},
+			ManagementInterface: {"fake"}, PowerInterface: {"fake"}, RAIDInterface: {"fake"},
+			RescueInterface: {"fake"}, StorageInterface: {"fake"}, VendorInterface: {"fake"},
+		}), Properties: deployProperties(nil)},
+		{Name: "ipmi", Supported: withFirst(generic(), map[InterfaceKind][]string{
+			ManagementInterface: {"ipmitool", "noop"}, PowerInterface: {"ipmitool"},
+			ConsoleInterface: {"ipmitool-socat"}, VendorInterface: {"ipmitool"},
+		}), Properties: deployProperties(map[string]string{
+			"ipmi_address":      "IP address or hostname of the BMC. Required.",
+			"ipmi_port":         "UDP port of the BMC's IPMI service. Optional, default 623.",
+			"ipmi_username":     "User name on the BMC. Optional.",
+			"ipmi_password":     "Password of the BMC user. Optional.",
+			"ipmi_cipher_suite": "IPMI 2.0 cipher suite: 3 or 17. Optional, default 17 with a fallback to 3.",
+			"ipmi_priv_level":   "Privilege level: ADMINISTRATOR (default), OPERATOR or USER. Optional.",
+			"ipmi_bridging":     "Bridging type: single, dual or no (default). Optional.",
+		})},
+		{Name: "manual-management", Supported: withFirst(generic(), map[InterfaceKind][]string{
+			ManagementInterface: {"noop"}, PowerInterface: {"fake"},
+		}), Properties: deployProperties(nil)},
+		{Name: "redfish", Supported: withFirst(generic(), map[InterfaceKind][]string{
+			BIOSInterface: {"redfish"}, BootInterface: {"redfish-virtual-media", "redfish-https"},
+			FirmwareInterface: {"redfish"}, InspectInterface: {"redfish"},
+			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"}, RAIDInterface: {"redfish"},
+			VendorInterface: {"redfish"},
+		}), Properties: deployProperties(map[string]string{
+			"redfish_address":   "URL of the Redfish service, e.g. https://10.0.0.5. Required.",
+			"redfish_system_id": "Path of the ComputerSystem resource, e.g. /redfish/v1/Systems/1. Optional if the BMC has one system.",
+			"redfish_username":  "User name on the BMC. Optional.",
+			"redfish_password":  "Password of the BMC user. Optional.",
+			"redfish_verify_ca": "true, false or the path of a CA bundle to verify the BMC's certificate. Optional, default true.",
+		})},
+	}
+}
+
+// DriverConfig says which hardware types and interface implementations are enabled, and which
+// implementation a node gets when it names none.
+type DriverConfig struct {
+	EnabledHardwareTypes []string
+	Enabled              map[InterfaceKind][]string
+	Defaults             map[InterfaceKind]string // optional; empty means "first supported and enabled"
+}
+
+// DefaultDriverConfig enables every hardware type and every implementation in the catalogue
+// with the ordering of the catalogue.
+func DefaultDriverConfig() DriverConfig {
+	c := DriverConfig{Enabled: map[InterfaceKind][]string{}, Defaults: map[InterfaceKind]string{}}
+	for _, hw := range HardwareTypes() {
+		c.EnabledHardwareTypes = append(c.EnabledHardwareTypes, hw.Name)
+		for k, impls := range hw.Supported {
+			for _, impl := range impls {
+				if !slices.Contains(c.Enabled[k], impl) {
+					c.Enabled[k] = append(c.Enabled[k], impl)
+				}
+			}
+		}
+	}
+	for k := range c.Enabled {
+		sort.Strings(c.Enabled[k])
+	}
+	return c
+}
+
+// HardwareType returns an enabled hardware type by name.
+func (c DriverConfig) HardwareType(name string) (HardwareType, bool) {
+	if !slices.Contains(c.EnabledHardwareTypes, name) {
+		return HardwareType{}, false
+	}
+	for _, hw := range HardwareTypes() {
+		if hw.Name == name {
+			return hw, true
+		}
+	}
+	return HardwareType{}, false
+}
+
+// EnabledFor returns the implementations of kind that hw supports and that are enabled, in the
+// hardware type's order of preference.
+func (c DriverConfig) EnabledFor(hw HardwareType, kind InterfaceKind) []string {
+	var out []string
+	for _, impl := range hw.Supported[kind] {
+		if slices.Contains(c.Enabled[kind], impl) {
+			out = append(out, impl)
+		}
+	}
+	return out
+}
+
+// DefaultFor returns the implementation of kind a node of hw gets when it names none.
+func (c DriverConfig) DefaultFor(hw HardwareType, kind InterfaceKind) (string, error) {
+	ok := c.EnabledFor(hw, kind)
+	if d := c.Defaults[kind]; d != "" {
+		if slices.Contains(ok, d) {
+			return d, nil
+		}
+	} else if len(ok) > 0 {
+		return ok[0], nil
+	}
+	return "", Errorf(EINVALID, "No default value found for %s interface for node with hardware type %s.", kind, hw.Name)
+}
+
+// ResolveInterfaces fills every interface of n that is empty with its default and checks that
+// every named one is supported by the node's hardware type and enabled.
+func (c DriverConfig) ResolveInterfaces(n *Node) error {
+	hw, ok := c.HardwareType(n.Driver)
+	if !ok {
+		return Errorf(EINVALID, "Could not find a conductor that supports hardware type %s. Enabled hardware types: %s.",
+			n.Driver, strings.Join(c.EnabledHardwareTypes, ", "))
+	}
+	if n.Interfaces == nil {
+		n.Interfaces = map[InterfaceKind]string{}
+	}
+	for _, kind := range InterfaceKinds {
+		impl := n.Interfaces[kind]
+		if impl == "" {
+			d, err := c.DefaultFor(hw, kind)
+			if err != nil {
+				return err
+			}
+			n.Interfaces[kind] = d
+			continue
+		}
+		if !slices.Contains(c.EnabledFor(hw, kind), impl) {
+			return Errorf(EINVALID, "Could not find a suitable %s interface %q for hardware type %s. Valid values: %s.",
+				kind, impl, hw.Name, strings.Join(c.EnabledFor(hw, kind), ", "))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/ironwork/ironwork"
+)
+
+// statusOf maps an error code to its HTTP status: the one place where that happens.
+func statusOf(code ironwork.Code) int {
+	switch code {
+	case ironwork.EINVALID:
+		return http.StatusBadRequest
+	case ironwork.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case ironwork.EFORBIDDEN:
+		return http.StatusForbidden
+	case ironwork.ENOTFOUND:
+		return http.StatusNotFound
+	case ironwork.ENOTACCEPTABLE:
+		return http.StatusNotAcceptable
+	case ironwork.ECONFLICT, ironwork.ELOCKED:
+		return http.StatusConflict
+	case ironwork.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case ironwork.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// methodNotAllowed is a sentinel for a known path used with the wrong method.
+var errMethodNotAllowed = errors.New("method not allowed")
+
+// writeError sends err in Ironic's error format: a JSON object whose "error_message" is a JSON
+// document, encoded as a string, with faultcode, faultstring and debuginfo. Internal errors are
+// logged once here and their details withheld from the client.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(ironwork.ErrorCode(err))
+	msg := ironwork.ErrorMessage(err)
+	if errors.Is(err, errMethodNotAllowed) {
+		status, msg = http.StatusMethodNotAllowed, "The method specified is not allowed for this resource."
+	}
+	fault := "Client"
+	if status >= 500 {
+		fault = "Server"
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	inner, _ := json.Marshal(struct {
+		FaultCode   string  `json:"faultcode"`
+		FaultString string  `json:"faultstring"`
+		DebugInfo   *string `json:"debuginfo"`
+	}{fault, msg, nil})
+	body, _ := json.Marshal(map[string]string{"error_message": string(inner)})
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="Baremetal API"`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+func invalid(format string, args ...any) error {
+	return ironwork.Errorf(ironwork.EINVALID, format, args...)
+}
+
+func notAcceptable(format string, args ...any) error {
+	return ironwork.Errorf(ironwork.ENOTACCEPTABLE, format, args...)
+}
+
+// tooNew is the error for a field, filter or parameter newer than the requested version.
+func tooNew(since int) error {
+	return notAcceptable("Request not acceptable. The minimal required API version should be 1.%d", since)
+}
+
+func logAttrsErr(err error) slog.Attr { return slog.String("error", err.Error()) }

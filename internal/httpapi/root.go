@@ -1,0 +1,53 @@
+package httpapi
+
+import (
+	"net/http"
+)
+
+func (s *Server) versionObject(r *http.Request) object {
+	return object{
+		{"id", "v1"},
+		{"links", []link{{Href: s.baseURL(r) + "/v1/", Rel: "self"}}},
+		{"status", "CURRENT"},
+		{"min_version", versionString(MinMinor)},
+		{"version", versionString(MaxMinor)},
+	}
+}
+
+func (s *Server) root(w http.ResponseWriter, r *http.Request) error {
+	v := s.versionObject(r)
+	return writeJSON(w, http.StatusOK, object{
+		{"name", "OpenStack Ironic API"},
+		{"description", "Ironic is an OpenStack project which enables the provision and management of baremetal machines. This is Ironwork, an Ironic-compatible implementation."},
+		{"default_version", v},
+		{"versions", []object{v}},
+	})
+}
+
+func (s *Server) v1(w http.ResponseWriter, r *http.Request) error {
+	ver := versionOf(r.Context())
+	base := s.baseURL(r)
+	res := func(name string) []link {
+		return []link{{Href: base + "/v1/" + name + "/", Rel: "self"}, {Href: base + "/" + name + "/", Rel: "bookmark"}}
+	}
+	out := object{
+		{"id", "v1"},
+		{"links", []map[string]string{
+			{"href": base + "/v1/", "rel": "self"},
+			{"href": "https://docs.openstack.org//ironic/latest/contributor//webapi.html", "rel": "describedby", "type": "text/html"},
+		}},
+		{"media_types", map[string]string{"base": "application/json", "type": "application/vnd.openstack.ironic.v1+json"}},
+		{"version", s.versionObject(r)},
+		{"chassis", res("chassis")},
+		{"nodes", res("nodes")},
+		{"ports", res("ports")},
+		{"drivers", res("drivers")},
+	}
+	if ver >= vPortgroups {
+		out = append(out, kv{"portgroups", res("portgroups")})
+	}
+	if ver >= vConductors {
+		out = append(out, kv{"conductors", res("conductors")})
+	}
+	return writeJSON(w, http.StatusOK, out)
+}

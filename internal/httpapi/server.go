@@ -1,0 +1,211 @@
+// Package httpapi serves Ironic's REST API v1: microversion negotiation, the node, port,
+// portgroup, chassis, driver and conductor resources, JSON PATCH, paging and Ironic's error
+// bodies. It validates requests and renders responses; it reads and writes records through the
+// store and must not talk to hardware: work on nodes goes through the conductor.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/sqlstore"
+)
+
+// Ring maps a node to the hostname of the conductor that manages it.
+type Ring interface {
+	ConductorFor(n *ironwork.Node) string
+}
+
+// Authenticator checks a request's credentials. It returns an EUNAUTHORIZED or EINVALID error
+// when they are missing or wrong.
+type Authenticator interface {
+	Authenticate(r *http.Request) (user string, err error)
+}
+
+// Options configures a Server.
+type Options struct {
+	Store   *sqlstore.Store
+	Drivers ironwork.DriverConfig
+	Logger  *slog.Logger
+	// Auth checks credentials on every non-public route; nil means no authentication.
+	Auth Authenticator
+	// Ring names each node's conductor; nil leaves the conductor field null.
+	Ring Ring
+	// PublicURL is the base of links in responses; empty means the request's own scheme and host.
+	PublicURL string
+	// MaxBodyBytes caps request bodies (default 1 MiB, as Ironic's max_json_body_size).
+	MaxBodyBytes int64
+	// ConductorTimeout is how old a conductor's heartbeat may be for it to count as alive.
+	ConductorTimeout time.Duration
+	// MaxLimit is the largest page size (default 1000, as Ironic's [api]max_limit).
+	MaxLimit int
+}
+
+// Server is the API's HTTP handler.
+type Server struct {
+	store   *sqlstore.Store
+	drivers ironwork.DriverConfig
+	log     *slog.Logger
+	opts    Options
+	mux     *http.ServeMux
+}
+
+// New returns a Server for the given options.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.ConductorTimeout <= 0 {
+		opts.ConductorTimeout = 60 * time.Second
+	}
+	if opts.MaxLimit <= 0 {
+		opts.MaxLimit = 1000
+	}
+	s := &Server{store: opts.Store, drivers: opts.Drivers, log: opts.Logger, opts: opts, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// handlerFunc is an API handler: it returns an error instead of writing one.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) handle(pattern string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) routes() {
+	s.handle("GET /{$}", s.root)
+	s.handle("GET /v1", s.v1)
+	s.handle("GET /v1/{$}", s.v1)
+	s.nodeRoutes()
+	s.portRoutes()
+	s.portgroupRoutes()
+	s.chassisRoutes()
+	s.driverRoutes()
+
+	s.handle("/", s.notFound)
+}
+
+// notFound answers paths nothing else serves: 405 where the path exists for another method.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) error {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
+			return errMethodNotAllowed
+		}
+	}
+	return ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
+}
+
+// publicRoutes need no credentials, as in Ironic.
+func publicRoute(path string) bool {
+	switch path {
+	case "/", "/v1", "/v1/lookup", "/v1/continue_inspection":
+		return true
+	}
+	return strings.HasPrefix(path, "/v1/heartbeat/")
+}
+
+// ServeHTTP applies the middleware every request passes through: request id, recovery, path
+// clean-up, version negotiation, authentication and the body size cap.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	reqID := newRequestID()
+	h.Set("X-OpenStack-Request-Id", reqID)
+	h.Set("OpenStack-Request-Id", reqID)
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p, "request_id", reqID)
+			if !sw.wrote {
+				s.writeError(sw, r, errors.New("panic"))
+			}
+		}
+		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"duration", time.Since(start), "request_id", reqID)
+	}()
+	if len(r.URL.Path) > 1 && strings.HasSuffix(r.URL.Path, "/") && r.URL.Path != "/v1/" {
+		r.URL.Path = strings.TrimRight(r.URL.Path, "/")
+		r.URL.RawPath = ""
+	}
+	minor, err := negotiate(r.Header)
+	h.Set("X-OpenStack-Ironic-API-Minimum-Version", versionString(MinMinor))
+	h.Set("X-OpenStack-Ironic-API-Maximum-Version", versionString(MaxMinor))
+	if err != nil {
+		s.writeError(sw, r, err)
+		return
+	}
+	h.Set("X-OpenStack-Ironic-API-Version", versionString(minor))
+	if s.opts.Auth != nil && !publicRoute(strings.TrimSuffix(r.URL.Path, "/")) {
+		if _, err := s.opts.Auth.Authenticate(r); err != nil {
+			s.writeError(sw, r, err)
+			return
+		}
+	}
+	if r.ContentLength > s.opts.MaxBodyBytes {
+		s.writeError(sw, r, ironwork.Errorf(ironwork.ETOOLARGE, "Request body is larger than %d bytes.", s.opts.MaxBodyBytes))
+		return
+	}
+	r.Body = http.MaxBytesReader(sw, r.Body, s.opts.MaxBodyBytes)
+	r = r.WithContext(context.WithValue(r.Context(), versionKey{}, minor))
+	s.mux.ServeHTTP(sw, r)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	hx := hex.EncodeToString(b[:])
+	return "req-" + hx[0:8] + "-" + hx[8:12] + "-" + hx[12:16] + "-" + hx[16:20] + "-" + hx[20:]
+}
+
+// baseURL returns the public base URL for links, without a trailing slash.
+func (s *Server) baseURL(r *http.Request) string {
+	if s.opts.PublicURL != "" {
+		return strings.TrimRight(s.opts.PublicURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}

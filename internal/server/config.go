@@ -1,0 +1,214 @@
+// Package server wires an Ironwork server together from its configuration: the store, the API
+// and the conductor registration, and runs them until its context ends. It owns the serve
+// configuration and its validation; it holds no domain logic of its own.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/ironwork/ironwork"
+)
+
+// Config is the configuration of `ironwork serve`. Zero values mean the defaults.
+type Config struct {
+	// Listen is the API's address (Ironic's port by default).
+	Listen string `toml:"listen"`
+	// DataDir holds the embedded database and, later, images and boot files.
+	DataDir string `toml:"data_dir"`
+	// Database is a PostgreSQL URL (postgres://...) or an SQLite path; empty means
+	// <data_dir>/ironwork.db.
+	Database string `toml:"database"`
+	// AuthStrategy is "noauth" or "http_basic"; empty picks noauth on loopback and requires
+	// http_basic elsewhere.
+	AuthStrategy string `toml:"auth_strategy"`
+	// HTTPBasicAuthFile is the htpasswd file (bcrypt entries) for http_basic.
+	HTTPBasicAuthFile string `toml:"http_basic_auth_file"`
+	// AllowInsecureNoauth permits noauth on a non-loopback address.
+	AllowInsecureNoauth bool `toml:"allow_insecure_noauth"`
+	// PublicURL is the base of links in API responses; empty uses the request's host.
+	PublicURL string `toml:"public_url"`
+	// Hostname names this conductor; empty uses the machine's hostname.
+	Hostname string `toml:"hostname"`
+	// ConductorGroup is the group this conductor serves.
+	ConductorGroup string `toml:"conductor_group"`
+	// HeartbeatInterval is how often the conductor records that it is alive.
+	HeartbeatInterval Duration `toml:"heartbeat_interval"`
+	// HeartbeatTimeout is how old a heartbeat may be for its conductor to count as alive.
+	HeartbeatTimeout Duration `toml:"heartbeat_timeout"`
+	// LogLevel is debug, info, warn or error; LogFormat is text or json.
+	LogLevel  string `toml:"log_level"`
+	LogFormat string `toml:"log_format"`
+	// Drivers selects the enabled hardware types and interfaces.
+	Drivers DriversConfig `toml:"drivers"`
+}
+
+// DriversConfig selects hardware types and interface implementations.
+type DriversConfig struct {
+	EnabledHardwareTypes []string            `toml:"enabled_hardware_types"`
+	EnabledInterfaces    map[string][]string `toml:"enabled_interfaces"`
+	DefaultInterfaces    map[string]string   `toml:"default_interfaces"`
+}
+
+// Duration is a time.Duration written as "10s" in the config file.
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", b, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Default returns the configuration with every default filled in.
+func Default() Config {
+	return Config{
+		Listen:            "127.0.0.1:6385",
+		DataDir:           defaultDataDir(),
+		HeartbeatInterval: Duration{10 * time.Second},
+		HeartbeatTimeout:  Duration{60 * time.Second},
+		LogLevel:          "info",
+		LogFormat:         "text",
+	}
+}
+
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/ironwork"
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "ironwork")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "ironwork")
+	}
+	return "ironwork-data"
+}
+
+// LoadFile reads a TOML config file over c; unknown keys are errors.
+func (c *Config) LoadFile(path string) error {
+	md, err := toml.DecodeFile(path, c)
+	if err != nil {
+		return fmt.Errorf("read config %s: %w", path, err)
+	}
+	if un := md.Undecoded(); len(un) > 0 {
+		keys := make([]string, len(un))
+		for i, k := range un {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("config %s: unknown settings: %s", path, strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// DatabaseURL returns the database to open.
+func (c Config) DatabaseURL() string {
+	if c.Database != "" {
+		return c.Database
+	}
+	return "sqlite://" + filepath.Join(c.DataDir, "ironwork.db")
+}
+
+// Loopback reports whether the listen address is a loopback address.
+func (c Config) Loopback() bool {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Validate checks the configuration and resolves the automatic choices.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir: must not be empty"))
+	}
+	switch c.AuthStrategy {
+	case "":
+		c.AuthStrategy = "noauth"
+		if c.HTTPBasicAuthFile != "" {
+			c.AuthStrategy = "http_basic"
+		}
+	case "noauth", "http_basic":
+	default:
+		errs = append(errs, fmt.Errorf("auth_strategy: %q is not noauth or http_basic", c.AuthStrategy))
+	}
+	if c.AuthStrategy == "http_basic" && c.HTTPBasicAuthFile == "" {
+		errs = append(errs, errors.New("auth_strategy http_basic needs http_basic_auth_file"))
+	}
+	if c.AuthStrategy == "noauth" && !c.Loopback() && !c.AllowInsecureNoauth {
+		errs = append(errs, fmt.Errorf("refusing to serve without authentication on %s, which is not a loopback address: "+
+			"set --http-basic-auth-file, or --allow-insecure-noauth if the network is trusted", c.Listen))
+	}
+	if c.HeartbeatInterval.Duration <= 0 || c.HeartbeatTimeout.Duration <= c.HeartbeatInterval.Duration {
+		errs = append(errs, errors.New("heartbeat_timeout must be longer than a positive heartbeat_interval"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log_format: %q is not text or json", c.LogFormat))
+	}
+	if _, err := c.DriverConfig(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// DriverConfig turns the drivers section into the domain's DriverConfig.
+func (c Config) DriverConfig() (ironwork.DriverConfig, error) {
+	dc := ironwork.DefaultDriverConfig()
+	known := map[string]bool{}
+	for _, hw := range ironwork.HardwareTypes() {
+		known[hw.Name] = true
+	}
+	if len(c.Drivers.EnabledHardwareTypes) > 0 {
+		for _, name := range c.Drivers.EnabledHardwareTypes {
+			if !known[name] {
+				return dc, fmt.Errorf("drivers.enabled_hardware_types: unknown hardware type %q", name)
+			}
+		}
+		dc.EnabledHardwareTypes = c.Drivers.EnabledHardwareTypes
+	}
+	kinds := map[string]ironwork.InterfaceKind{}
+	for _, k := range ironwork.InterfaceKinds {
+		kinds[string(k)] = k
+	}
+	for name, impls := range c.Drivers.EnabledInterfaces {
+		k, ok := kinds[name]
+		if !ok {
+			return dc, fmt.Errorf("drivers.enabled_interfaces: unknown interface kind %q", name)
+		}
+		dc.Enabled[k] = impls
+	}
+	for name, impl := range c.Drivers.DefaultInterfaces {
+		k, ok := kinds[name]
+		if !ok {
+			return dc, fmt.Errorf("drivers.default_interfaces: unknown interface kind %q", name)
+		}
+		dc.Defaults[k] = impl
+	}
+	return dc, nil
+}

@@ -1,0 +1,135 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ironwork/ironwork"
+)
+
+func scanConductor(sc interface{ Scan(...any) error }) (*ironwork.Conductor, error) {
+	c := &ironwork.Conductor{}
+	err := sc.Scan(&c.ID, &c.Hostname, &c.ConductorGroup, boolCol{&c.Online}, jsonCol[[]string]{&c.Drivers},
+		timeCol{&c.CreatedAt}, nullTime{&c.UpdatedAt})
+	return c, err
+}
+
+const conductorSelect = "SELECT id, hostname, conductor_group, online, drivers, created_at, updated_at FROM conductors"
+
+// RegisterConductor creates or refreshes the record of a conductor and marks it online.
+func (s *Store) RegisterConductor(ctx context.Context, c *ironwork.Conductor) error {
+	now := s.nowUTC()
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.rebind("UPDATE conductors SET conductor_group = ?, online = ?, drivers = ?, updated_at = ? WHERE hostname = ?"),
+			c.ConductorGroup, true, jsonCol[[]string]{&c.Drivers}, now.UnixMicro(), c.Hostname)
+		if err != nil {
+			return fmt.Errorf("register conductor %s: %w", c.Hostname, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO conductors (hostname, conductor_group, online, drivers, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"),
+				c.Hostname, c.ConductorGroup, true, jsonCol[[]string]{&c.Drivers}, now.UnixMicro(), now.UnixMicro()); err != nil {
+				return fmt.Errorf("register conductor %s: %w", c.Hostname, err)
+			}
+		}
+		return nil
+	})
+}
+
+// TouchConductor records a heartbeat of a conductor.
+func (s *Store) TouchConductor(ctx context.Context, hostname string) error {
+	res, err := s.db.ExecContext(ctx, s.rebind("UPDATE conductors SET updated_at = ?, online = ? WHERE hostname = ?"),
+		s.nowUTC().UnixMicro(), true, hostname)
+	if err != nil {
+		return fmt.Errorf("conductor heartbeat: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound("Conductor", hostname)
+	}
+	return nil
+}
+
+// UnregisterConductor marks a conductor offline.
+func (s *Store) UnregisterConductor(ctx context.Context, hostname string) error {
+	_, err := s.db.ExecContext(ctx, s.rebind("UPDATE conductors SET online = ? WHERE hostname = ?"), false, hostname)
+	if err != nil {
+		return fmt.Errorf("unregister conductor %s: %w", hostname, err)
+	}
+	return nil
+}
+
+// GetConductor returns a conductor by hostname.
+func (s *Store) GetConductor(ctx context.Context, hostname string) (*ironwork.Conductor, error) {
+	c, err := scanConductor(s.db.QueryRowContext(ctx, s.rebind(conductorSelect+" WHERE hostname = ?"), hostname))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("Conductor", hostname)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get conductor %s: %w", hostname, err)
+	}
+	return c, nil
+}
+
+// ListConductors returns the conductors in hostname order, after the marker hostname.
+func (s *Store) ListConductors(ctx context.Context, marker string, limit int) ([]*ironwork.Conductor, error) {
+	q := conductorSelect + " WHERE hostname > ? ORDER BY hostname"
+	if limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	rows, err := s.db.QueryContext(ctx, s.rebind(q), marker)
+	if err != nil {
+		return nil, fmt.Errorf("list conductors: %w", err)
+	}
+	defer rows.Close()
+	var out []*ironwork.Conductor
+	for rows.Next() {
+		c, err := scanConductor(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan conductor: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ConductorAlive reports whether the conductor's last heartbeat is within timeout.
+func ConductorAlive(c *ironwork.Conductor, now time.Time, timeout time.Duration) bool {
+	return c.Online && c.UpdatedAt != nil && now.Sub(*c.UpdatedAt) <= timeout
+}
+
+// AddNodeHistory appends an event to a node's history.
+func (s *Store) AddNodeHistory(ctx context.Context, e *ironwork.NodeHistoryEvent) error {
+	if e.UUID == "" {
+		return errors.New("add node history: event has no UUID")
+	}
+	e.CreatedAt = s.nowUTC()
+	err := s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO node_history (uuid, node_id, conductor, event_type, severity, event, user_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`), e.UUID, e.NodeID, nullStr[string]{&e.Conductor}, e.EventType, e.Severity, e.Event,
+		nullStr[string]{&e.User}, e.CreatedAt.UnixMicro()).Scan(&e.ID)
+	if err != nil {
+		return fmt.Errorf("add node history: %w", err)
+	}
+	return nil
+}
+
+// NodeHistory returns a node's history, oldest first.
+func (s *Store) NodeHistory(ctx context.Context, nodeID int64) ([]*ironwork.NodeHistoryEvent, error) {
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT id, uuid, node_id, conductor, event_type, severity, event, user_id, created_at
+		FROM node_history WHERE node_id = ? ORDER BY created_at, id`), nodeID)
+	if err != nil {
+		return nil, fmt.Errorf("node history: %w", err)
+	}
+	defer rows.Close()
+	var out []*ironwork.NodeHistoryEvent
+	for rows.Next() {
+		e := &ironwork.NodeHistoryEvent{}
+		if err := rows.Scan(&e.ID, &e.UUID, &e.NodeID, nullStr[string]{&e.Conductor}, nullStr[string]{&e.EventType},
+			nullStr[string]{&e.Severity}, nullStr[string]{&e.Event}, nullStr[string]{&e.User}, timeCol{&e.CreatedAt}); err != nil {
+			return nil, fmt.Errorf("scan node history: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,484 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/ironwork/ironwork"
+)
+
+// ifaceCol stores one entry of a node's interface map.
+type ifaceCol struct {
+	m    *map[ironwork.InterfaceKind]string
+	kind ironwork.InterfaceKind
+}
+
+func (c ifaceCol) Value() (driver.Value, error) {
+	if v := (*c.m)[c.kind]; v != "" {
+		return v, nil
+	}
+	return nil, nil
+}
+
+func (c ifaceCol) Scan(src any) error {
+	if *c.m == nil {
+		*c.m = map[ironwork.InterfaceKind]string{}
+	}
+	var s string
+	if err := (nullStr[string]{&s}).Scan(src); err != nil {
+		return err
+	}
+	if s != "" {
+		(*c.m)[c.kind] = s
+	}
+	return nil
+}
+
+// nodeColumns lists the columns of the nodes table, except id, chassis_id and allocation_id,
+// which are resolved separately.
+func nodeColumns() []column[ironwork.Node] {
+	type N = ironwork.Node
+	cols := []column[N]{
+		{"uuid", func(n *N) any { return &n.UUID }},
+		{"name", func(n *N) any { return nullStr[string]{&n.Name} }},
+		{"driver", func(n *N) any { return &n.Driver }},
+		{"driver_info", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.DriverInfo} }},
+		{"driver_internal_info", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.DriverInternalInfo} }},
+		{"extra", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.Extra} }},
+		{"instance_info", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.InstanceInfo} }},
+		{"instance_uuid", func(n *N) any { return nullStr[string]{&n.InstanceUUID} }},
+		{"instance_name", func(n *N) any { return nullStr[string]{&n.InstanceName} }},
+		{"properties", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.Properties} }},
+		{"power_state", func(n *N) any { return nullStr[ironwork.PowerState]{&n.PowerState} }},
+		{"target_power_state", func(n *N) any { return nullStr[ironwork.PowerState]{&n.TargetPowerState} }},
+		{"provision_state", func(n *N) any { return nullStr[ironwork.ProvisionState]{&n.ProvisionState} }},
+		{"target_provision_state", func(n *N) any { return nullStr[ironwork.ProvisionState]{&n.TargetProvisionState} }},
+		{"provision_updated_at", func(n *N) any { return nullTime{&n.ProvisionUpdatedAt} }},
+		{"last_error", func(n *N) any { return nullStr[string]{&n.LastError} }},
+		{"maintenance", func(n *N) any { return boolCol{&n.Maintenance} }},
+		{"maintenance_reason", func(n *N) any { return nullStr[string]{&n.MaintenanceReason} }},
+		{"fault", func(n *N) any { return nullStr[string]{&n.Fault} }},
+		{"console_enabled", func(n *N) any { return boolCol{&n.ConsoleEnabled} }},
+		{"inspection_started_at", func(n *N) any { return nullTime{&n.InspectionStartedAt} }},
+		{"inspection_finished_at", func(n *N) any { return nullTime{&n.InspectionFinishedAt} }},
+		{"reservation", func(n *N) any { return nullStr[string]{&n.Reservation} }},
+		{"conductor_affinity", func(n *N) any { return nullInt{&n.ConductorAffinity} }},
+		{"raid_config", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.RAIDConfig} }},
+		{"target_raid_config", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.TargetRAIDConfig} }},
+		{"clean_step", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.CleanStep} }},
+		{"deploy_step", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.DeployStep} }},
+		{"service_step", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.ServiceStep} }},
+		{"resource_class", func(n *N) any { return nullStr[string]{&n.ResourceClass} }},
+		{"conductor_group", func(n *N) any { return &n.ConductorGroup }},
+		{"automated_clean", func(n *N) any { return nullBool{&n.AutomatedClean} }},
+		{"protected", func(n *N) any { return boolCol{&n.Protected} }},
+		{"protected_reason", func(n *N) any { return nullStr[string]{&n.ProtectedReason} }},
+		{"owner", func(n *N) any { return nullStr[string]{&n.Owner} }},
+		{"lessee", func(n *N) any { return nullStr[string]{&n.Lessee} }},
+		{"description", func(n *N) any { return nullStr[string]{&n.Description} }},
+		{"retired", func(n *N) any { return boolCol{&n.Retired} }},
+		{"retired_reason", func(n *N) any { return nullStr[string]{&n.RetiredReason} }},
+		{"network_data", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.NetworkData} }},
+		{"boot_mode", func(n *N) any { return nullStr[string]{&n.BootMode} }},
+		{"secure_boot", func(n *N) any { return nullBool{&n.SecureBoot} }},
+		{"shard", func(n *N) any { return nullStr[string]{&n.Shard} }},
+		{"parent_node", func(n *N) any { return nullStr[string]{&n.ParentNode} }},
+		{"disable_power_off", func(n *N) any { return boolCol{&n.DisablePowerOff} }},
+		{"created_at", func(n *N) any { return timeCol{&n.CreatedAt} }},
+		{"updated_at", func(n *N) any { return nullTime{&n.UpdatedAt} }},
+	}
+	for _, k := range ironwork.InterfaceKinds {
+		cols = append(cols, column[N]{k.Field(), func(n *N) any { return ifaceCol{&n.Interfaces, k} }})
+	}
+	return cols
+}
+
+// nodeSortKeys are the node fields a list may be sorted by.
+var nodeSortKeys = sortable{
+	"id": "@.id", "uuid": "@.uuid", "name": "COALESCE(@.name, '')", "driver": "@.driver",
+	"created_at": "@.created_at", "updated_at": "COALESCE(@.updated_at, 0)",
+	"provision_state": "@.provision_state", "power_state": "COALESCE(@.power_state, '')",
+	"provision_updated_at":   "COALESCE(@.provision_updated_at, 0)",
+	"target_provision_state": "COALESCE(@.target_provision_state, '')",
+	"target_power_state":     "COALESCE(@.target_power_state, '')",
+	"maintenance":            "@.maintenance", "resource_class": "COALESCE(@.resource_class, '')",
+	"instance_uuid": "COALESCE(@.instance_uuid, '')", "conductor_group": "@.conductor_group",
+	"owner": "COALESCE(@.owner, '')", "lessee": "COALESCE(@.lessee, '')",
+	"reservation": "COALESCE(@.reservation, '')", "fault": "COALESCE(@.fault, '')",
+	"retired": "@.retired", "protected": "@.protected", "shard": "COALESCE(@.shard, '')",
+	"inspection_started_at":  "COALESCE(@.inspection_started_at, 0)",
+	"inspection_finished_at": "COALESCE(@.inspection_finished_at, 0)",
+	"console_enabled":        "@.console_enabled", "boot_mode": "COALESCE(@.boot_mode, '')",
+	"parent_node": "COALESCE(@.parent_node, '')", "description": "COALESCE(@.description, '')",
+	"last_error": "COALESCE(@.last_error, '')", "maintenance_reason": "COALESCE(@.maintenance_reason, '')",
+}
+
+// NodeSortKeys returns the fields nodes can be sorted by.
+func NodeSortKeys() []string {
+	keys := make([]string, 0, len(nodeSortKeys))
+	for k := range nodeSortKeys {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (s *Store) nodeSelect() string {
+	return "SELECT n.id, " + strings.Join(columnNames(nodeColumns(), "n."), ", ") +
+		", c.uuid, a.uuid FROM nodes n LEFT JOIN chassis c ON c.id = n.chassis_id" +
+		" LEFT JOIN allocations a ON a.id = n.allocation_id"
+}
+
+func scanNode(sc interface{ Scan(...any) error }) (*ironwork.Node, error) {
+	n := &ironwork.Node{}
+	dest := append([]any{&n.ID}, columnRefs(nodeColumns(), n)...)
+	dest = append(dest, nullStr[string]{&n.ChassisUUID}, nullStr[string]{&n.AllocationUUID})
+	if err := sc.Scan(dest...); err != nil {
+		return nil, err
+	}
+	if n.Interfaces == nil {
+		n.Interfaces = map[ironwork.InterfaceKind]string{}
+	}
+	return n, nil
+}
+
+// nodeIdentCond returns the condition that selects a node by UUID or by name.
+func nodeIdentCond(ident string) (string, any) {
+	if ironwork.IsUUID(ident) {
+		return "n.uuid = ?", strings.ToLower(ident)
+	}
+	return "n.name = ?", ident
+}
+
+func (s *Store) getNode(ctx context.Context, q queryer, ident string, forUpdate bool) (*ironwork.Node, error) {
+	cond, arg := nodeIdentCond(ident)
+	query := s.nodeSelect() + " WHERE " + cond
+	if forUpdate && s.dialect == Postgres {
+		query += " FOR UPDATE OF n"
+	}
+	n, err := scanNode(q.QueryRowContext(ctx, s.rebind(query), arg))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("Node", ident)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get node %s: %w", ident, err)
+	}
+	if err := s.loadTraits(ctx, q, []*ironwork.Node{n}); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// GetNode returns the node with the given UUID or name.
+func (s *Store) GetNode(ctx context.Context, ident string) (*ironwork.Node, error) {
+	return s.getNode(ctx, s.db, ident, false)
+}
+
+// GetNodeByID returns the node with the given internal id.
+func (s *Store) GetNodeByID(ctx context.Context, id int64) (*ironwork.Node, error) {
+	n, err := scanNode(s.db.QueryRowContext(ctx, s.rebind(s.nodeSelect()+" WHERE n.id = ?"), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("Node", fmt.Sprint(id))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get node %d: %w", id, err)
+	}
+	return n, s.loadTraits(ctx, s.db, []*ironwork.Node{n})
+}
+
+func (s *Store) loadTraits(ctx context.Context, q queryer, nodes []*ironwork.Node) error {
+	if len(nodes) == 0 {
+		return nil
+	}
+	byID := make(map[int64]*ironwork.Node, len(nodes))
+	args := make([]any, 0, len(nodes))
+	for _, n := range nodes {
+		byID[n.ID] = n
+		n.Traits = []string{}
+		args = append(args, n.ID)
+	}
+	// Chunk the IN list to stay under every database's parameter limit.
+	for start := 0; start < len(args); start += 500 {
+		chunk := args[start:min(start+500, len(args))]
+		rows, err := q.QueryContext(ctx, s.rebind("SELECT node_id, trait FROM node_traits WHERE node_id IN ("+
+			placeholders(len(chunk))+") ORDER BY trait"), chunk...)
+		if err != nil {
+			return fmt.Errorf("load traits: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			var t string
+			if err := rows.Scan(&id, &t); err != nil {
+				rows.Close()
+				return fmt.Errorf("scan trait: %w", err)
+			}
+			byID[id].Traits = append(byID[id].Traits, t)
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("load traits: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("load traits: %w", err)
+		}
+	}
+	return nil
+}
+
+func nodeConflict(err error, n *ironwork.Node) error {
+	col, ok := uniqueViolation(err)
+	if !ok {
+		return err
+	}
+	switch col {
+	case "name":
+		return ironwork.Errorf(ironwork.ECONFLICT, "A node with name %s already exists.", n.Name)
+	case "instance_uuid":
+		return ironwork.Errorf(ironwork.ECONFLICT, "Instance %s is already associated with a node, it cannot be associated with this other node %s", n.InstanceUUID, n.UUID)
+	default:
+		return ironwork.Errorf(ironwork.ECONFLICT, "A node with UUID %s already exists.", n.UUID)
+	}
+}
+
+// CreateNode stores a new node, filling in its UUID (when empty), id and creation time.
+func (s *Store) CreateNode(ctx context.Context, n *ironwork.Node) error {
+	if n.UUID == "" {
+		n.UUID = uuid.NewString()
+	}
+	n.UUID = strings.ToLower(n.UUID)
+	n.CreatedAt = s.nowUTC()
+	n.UpdatedAt = nil
+	if n.Interfaces == nil {
+		n.Interfaces = map[ironwork.InterfaceKind]string{}
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		chassisID, err := s.idOf(ctx, tx, "chassis", "Chassis", n.ChassisUUID)
+		if err != nil {
+			return err
+		}
+		allocID, err := s.idOf(ctx, tx, "allocations", "Allocation", n.AllocationUUID)
+		if err != nil {
+			return err
+		}
+		cols := nodeColumns()
+		names := append(columnNames(cols, ""), "chassis_id", "allocation_id")
+		args := append(columnRefs(cols, n), chassisID, allocID)
+		q := fmt.Sprintf("INSERT INTO nodes (%s) VALUES (%s) RETURNING id", strings.Join(names, ", "), placeholders(len(names)))
+		if err := tx.QueryRowContext(ctx, s.rebind(q), args...).Scan(&n.ID); err != nil {
+			return nodeConflict(err, n)
+		}
+		return s.writeTraits(ctx, tx, n.ID, nil, n.Traits)
+	})
+}
+
+func (s *Store) writeTraits(ctx context.Context, tx *sql.Tx, nodeID int64, old, new []string) error {
+	for _, t := range old {
+		if !slices.Contains(new, t) {
+			if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM node_traits WHERE node_id = ? AND trait = ?"), nodeID, t); err != nil {
+				return fmt.Errorf("remove trait %s: %w", t, err)
+			}
+		}
+	}
+	now := s.nowUTC().UnixMicro()
+	for _, t := range new {
+		if !slices.Contains(old, t) {
+			if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO node_traits (node_id, trait, created_at) VALUES (?, ?, ?)"), nodeID, t, now); err != nil {
+				if _, dup := uniqueViolation(err); dup {
+					continue
+				}
+				return fmt.Errorf("add trait %s: %w", t, err)
+			}
+		}
+	}
+	return nil
+}
+
+// UpdateNode reads the node with the given UUID or name, lets fn change it and writes the
+// result, all in one transaction, so concurrent updates never lose each other's changes. fn's
+// error aborts the update and is returned as is.
+func (s *Store) UpdateNode(ctx context.Context, ident string, fn func(n *ironwork.Node) error) (*ironwork.Node, error) {
+	var out *ironwork.Node
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		n, err := s.getNode(ctx, tx, ident, true)
+		if err != nil {
+			return err
+		}
+		oldTraits := slices.Clone(n.Traits)
+		id, created := n.ID, n.CreatedAt
+		if err := fn(n); err != nil {
+			return err
+		}
+		n.ID, n.CreatedAt = id, created
+		now := s.nowUTC()
+		n.UpdatedAt = &now
+		chassisID, err := s.idOf(ctx, tx, "chassis", "Chassis", n.ChassisUUID)
+		if err != nil {
+			return err
+		}
+		allocID, err := s.idOf(ctx, tx, "allocations", "Allocation", n.AllocationUUID)
+		if err != nil {
+			return err
+		}
+		cols := nodeColumns()
+		names := append(columnNames(cols, ""), "chassis_id", "allocation_id")
+		args := append(columnRefs(cols, n), chassisID, allocID, n.ID)
+		q := fmt.Sprintf("UPDATE nodes SET %s WHERE id = ?", assignments(names))
+		if _, err := tx.ExecContext(ctx, s.rebind(q), args...); err != nil {
+			return nodeConflict(err, n)
+		}
+		if err := s.writeTraits(ctx, tx, n.ID, oldTraits, n.Traits); err != nil {
+			return err
+		}
+		out = n
+		return nil
+	})
+	return out, err
+}
+
+// DeleteNode deletes the node with the given UUID or name, with its ports, portgroups, traits
+// and history, after check (if not nil) has allowed it in the same transaction.
+func (s *Store) DeleteNode(ctx context.Context, ident string, check func(n *ironwork.Node) error) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		n, err := s.getNode(ctx, tx, ident, true)
+		if err != nil {
+			return err
+		}
+		if check != nil {
+			if err := check(n); err != nil {
+				return err
+			}
+		}
+		for _, q := range []string{
+			"DELETE FROM ports WHERE node_id = ?",
+			"DELETE FROM portgroups WHERE node_id = ?",
+			"UPDATE allocations SET node_id = NULL WHERE node_id = ?",
+			"DELETE FROM nodes WHERE id = ?",
+		} {
+			if _, err := tx.ExecContext(ctx, s.rebind(q), n.ID); err != nil {
+				return fmt.Errorf("delete node %s: %w", n.UUID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// NodeFilter selects nodes in a list. Zero values select everything.
+type NodeFilter struct {
+	ProvisionState      string
+	Maintenance         *bool
+	Associated          *bool
+	Retired             *bool
+	Sharded             *bool
+	Driver              string
+	ResourceClass       string
+	ConductorGroup      *string
+	Fault               string
+	Owner               string
+	Lessee              string
+	Project             string // owner or lessee
+	DescriptionContains string
+	ChassisUUID         string
+	InstanceUUID        string
+	ParentNode          string
+	Shards              []string
+	ExcludeChildren     bool // only nodes without a parent_node
+	Reserved            *bool
+}
+
+// ListNodes returns one page of the nodes matching f.
+func (s *Store) ListNodes(ctx context.Context, f NodeFilter, p Page) ([]*ironwork.Node, error) {
+	var w where
+	if f.ProvisionState != "" {
+		w.add("n.provision_state = ?", f.ProvisionState)
+	}
+	if f.Maintenance != nil {
+		w.add("n.maintenance = ?", *f.Maintenance)
+	}
+	if f.Retired != nil {
+		w.add("n.retired = ?", *f.Retired)
+	}
+	if f.Associated != nil {
+		if *f.Associated {
+			w.add("n.instance_uuid IS NOT NULL")
+		} else {
+			w.add("n.instance_uuid IS NULL")
+		}
+	}
+	if f.Sharded != nil {
+		if *f.Sharded {
+			w.add("n.shard IS NOT NULL")
+		} else {
+			w.add("n.shard IS NULL")
+		}
+	}
+	if f.Reserved != nil {
+		if *f.Reserved {
+			w.add("n.reservation IS NOT NULL")
+		} else {
+			w.add("n.reservation IS NULL")
+		}
+	}
+	for col, v := range map[string]string{
+		"n.driver": f.Driver, "n.resource_class": f.ResourceClass, "n.fault": f.Fault,
+		"n.owner": f.Owner, "n.lessee": f.Lessee, "n.instance_uuid": strings.ToLower(f.InstanceUUID),
+		"n.parent_node": f.ParentNode, "c.uuid": strings.ToLower(f.ChassisUUID),
+	} {
+		if v != "" {
+			w.add(col+" = ?", v)
+		}
+	}
+	if f.ConductorGroup != nil {
+		w.add("LOWER(n.conductor_group) = ?", strings.ToLower(*f.ConductorGroup))
+	}
+	if f.Project != "" {
+		w.add("(n.owner = ? OR n.lessee = ?)", f.Project, f.Project)
+	}
+	if f.DescriptionContains != "" {
+		w.add(`n.description LIKE ? ESCAPE '\'`, "%"+escapeLike(f.DescriptionContains)+"%")
+	}
+	if len(f.Shards) > 0 {
+		args := make([]any, len(f.Shards))
+		for i, sh := range f.Shards {
+			args[i] = sh
+		}
+		w.add("n.shard IN ("+placeholders(len(args))+")", args...)
+	}
+	if f.ExcludeChildren {
+		w.add("n.parent_node IS NULL")
+	}
+	tail, err := s.pageClause(ctx, s.db, &w, "nodes", "n", "Node", nodeSortKeys, p)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, s.rebind(s.nodeSelect()+w.sql()+tail), w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []*ironwork.Node
+	for rows.Next() {
+		n, err := scanNode(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan node: %w", err)
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	if err := s.loadTraits(ctx, s.db, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`%`, `\%`, `_`, `\_`).Replace(s)
+}

@@ -1,0 +1,111 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/ironwork/ironwork"
+)
+
+// Page selects one page of a list: up to Limit rows after the row whose UUID is Marker, in
+// order of SortKey (a column name; ties broken by id) and SortDir ("asc" or "desc").
+type Page struct {
+	Limit   int
+	Marker  string
+	SortKey string
+	SortDir string
+}
+
+// where collects the conditions and arguments of a query.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+func (w *where) sql() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// sortable maps a sort key to the SQL expression it orders by; the expression must never be
+// NULL so that markers compare cleanly.
+type sortable map[string]string
+
+// pageClause adds the marker condition to w and returns the ORDER BY and LIMIT clauses. alias
+// is the table alias used in the query ("" for none); kind names the object for errors.
+func (s *Store) pageClause(ctx context.Context, q queryer, w *where, table, alias, kind string, keys sortable, p Page) (string, error) {
+	prefix := ""
+	if alias != "" {
+		prefix = alias + "."
+	}
+	key := p.SortKey
+	if key == "" {
+		key = "id"
+	}
+	expr, ok := keys[key]
+	if !ok {
+		return "", ironwork.Errorf(ironwork.EINVALID, "The sort_key value %q is an invalid field for sorting", key)
+	}
+	expr = strings.ReplaceAll(expr, "@.", prefix)
+	dir := strings.ToLower(p.SortDir)
+	switch dir {
+	case "":
+		dir = "asc"
+	case "asc", "desc":
+	default:
+		return "", ironwork.Errorf(ironwork.EINVALID, "Invalid sort direction: %s. Acceptable values are 'asc' or 'desc'", p.SortDir)
+	}
+	if p.Marker != "" {
+		var mv any
+		var mid int64
+		err := q.QueryRowContext(ctx, s.rebind(fmt.Sprintf("SELECT %s, id FROM %s WHERE uuid = ?",
+			strings.ReplaceAll(keys[key], "@.", ""), table)), p.Marker).Scan(&mv, &mid)
+		if err == sql.ErrNoRows {
+			return "", notFound(kind, p.Marker)
+		}
+		if err != nil {
+			return "", fmt.Errorf("read marker: %w", err)
+		}
+		op := ">"
+		if dir == "desc" {
+			op = "<"
+		}
+		w.add(fmt.Sprintf("(%s %s ? OR (%s = ? AND %sid %s ?))", expr, op, expr, prefix, op), mv, mv, mid)
+	}
+	clause := fmt.Sprintf(" ORDER BY %s %s, %sid %s", expr, dir, prefix, dir)
+	if p.Limit > 0 {
+		clause += fmt.Sprintf(" LIMIT %d", p.Limit)
+	}
+	return clause, nil
+}
+
+// queryer is what both *sql.DB and *sql.Tx offer.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func placeholders(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func assignments(names []string) string {
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + " = ?"
+	}
+	return strings.Join(parts, ", ")
+}
