@@ -1,0 +1,376 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/sqlstore"
+	"github.com/ironwork/ironwork/internal/sqlstore/sqlstoretest"
+)
+
+// forEachDB runs fn against a fresh store of every supported database.
+func forEachDB(t *testing.T, fn func(t *testing.T, s *sqlstore.Store)) {
+	for _, target := range sqlstoretest.Targets() {
+		t.Run(target.Name, func(t *testing.T) {
+			t.Parallel()
+			s, err := sqlstore.Open(context.Background(), target.DSN(t), nil)
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			t.Cleanup(func() { s.Close() })
+			fn(t, s)
+		})
+	}
+}
+
+func wantCode(t *testing.T, err error, code ironwork.Code) {
+	t.Helper()
+	if got := ironwork.ErrorCode(err); got != code {
+		t.Fatalf("error code = %q (%v), want %q", got, err, code)
+	}
+}
+
+func newNode(name string) *ironwork.Node {
+	return &ironwork.Node{Name: name, Driver: "fake-hardware", ProvisionState: ironwork.Enroll,
+		Properties: ironwork.JSONObject{"cpus": float64(4)}, DriverInfo: ironwork.JSONObject{"ipmi_password": "s3cret"},
+		Interfaces: map[ironwork.InterfaceKind]string{ironwork.PowerInterface: "fake"}}
+}
+
+func TestMigrationsAreIdempotentAndRefuseNewerSchema(t *testing.T) {
+	for _, target := range sqlstoretest.Targets() {
+		t.Run(target.Name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := target.DSN(t)
+			s, err := sqlstore.Open(ctx, dsn, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v1, err := s.SchemaVersion(ctx)
+			if err != nil || v1 < 1 {
+				t.Fatalf("schema version %d, %v", v1, err)
+			}
+			if err := s.CreateNode(ctx, newNode("keep-me")); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+
+			s, err = sqlstore.Open(ctx, dsn, nil)
+			if err != nil {
+				t.Fatalf("second open: %v", err)
+			}
+			v2, _ := s.SchemaVersion(ctx)
+			if v2 != v1 {
+				t.Fatalf("second start changed schema version %d -> %d", v1, v2)
+			}
+			if _, err := s.GetNode(ctx, "keep-me"); err != nil {
+				t.Fatalf("data lost across restart: %v", err)
+			}
+			if _, err := s.DB().ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)"); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+
+			_, err = sqlstore.Open(ctx, dsn, nil)
+			if !errors.Is(err, sqlstore.ErrSchemaTooNew) || !strings.Contains(err.Error(), "9999") {
+				t.Fatalf("open of a newer schema: %v, want ErrSchemaTooNew naming version 9999", err)
+			}
+		})
+	}
+}
+
+func TestNodeLifecycle(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		n := newNode("node-1")
+		n.Traits = []string{"CUSTOM_B", "CUSTOM_A"}
+		if err := s.CreateNode(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		if n.UUID == "" || n.ID == 0 || n.CreatedAt.IsZero() {
+			t.Fatalf("create did not fill uuid/id/created_at: %+v", n)
+		}
+		byName, err := s.GetNode(ctx, "node-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		byUUID, err := s.GetNode(ctx, strings.ToUpper(n.UUID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(byName, byUUID); diff != "" {
+			t.Fatalf("by name and by UUID differ:\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"CUSTOM_A", "CUSTOM_B"}, byName.Traits); diff != "" {
+			t.Errorf("traits:\n%s", diff)
+		}
+		if byName.DriverInfo["ipmi_password"] != "s3cret" || byName.Properties["cpus"] != float64(4) {
+			t.Errorf("JSON columns did not round-trip: %v %v", byName.DriverInfo, byName.Properties)
+		}
+		if byName.Interfaces[ironwork.PowerInterface] != "fake" || byName.CreatedAt != n.CreatedAt {
+			t.Errorf("interfaces or created_at did not round-trip: %+v", byName)
+		}
+
+		wantCode(t, s.CreateNode(ctx, newNode("node-1")), ironwork.ECONFLICT)
+		dup := newNode("other")
+		dup.UUID = n.UUID
+		wantCode(t, s.CreateNode(ctx, dup), ironwork.ECONFLICT)
+		bad := newNode("with-chassis")
+		bad.ChassisUUID = "1be26c0b-03f2-4d2e-ae87-c02d7f33c123"
+		wantCode(t, s.CreateNode(ctx, bad), ironwork.EINVALID)
+
+		up, err := s.UpdateNode(ctx, n.UUID, func(n *ironwork.Node) error {
+			n.Maintenance = true
+			n.Traits = []string{"CUSTOM_C"}
+			n.Extra = ironwork.JSONObject{"k": "v"}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if up.UpdatedAt == nil || !up.Maintenance {
+			t.Fatalf("update result: %+v", up)
+		}
+		got, _ := s.GetNode(ctx, n.UUID)
+		if !got.Maintenance || got.Extra["k"] != "v" || !cmp.Equal(got.Traits, []string{"CUSTOM_C"}) {
+			t.Fatalf("update not stored: %+v", got)
+		}
+		sentinel := ironwork.Errorf(ironwork.ECONFLICT, "refused")
+		_, err = s.UpdateNode(ctx, n.UUID, func(n *ironwork.Node) error { n.Maintenance = false; return sentinel })
+		if !errors.Is(err, sentinel) {
+			t.Fatalf("update error = %v, want the callback's", err)
+		}
+		if got, _ := s.GetNode(ctx, n.UUID); !got.Maintenance {
+			t.Fatal("a refused update was written")
+		}
+
+		port := &ironwork.Port{Address: "52:54:00:00:00:01", NodeUUID: n.UUID, PXEEnabled: true}
+		if err := s.CreatePort(ctx, port); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteNode(ctx, n.UUID, func(*ironwork.Node) error { return sentinel }); !errors.Is(err, sentinel) {
+			t.Fatalf("delete check not applied: %v", err)
+		}
+		if err := s.DeleteNode(ctx, "node-1", nil); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, func() error { _, err := s.GetNode(ctx, n.UUID); return err }(), ironwork.ENOTFOUND)
+		wantCode(t, func() error { _, err := s.GetPort(ctx, port.UUID); return err }(), ironwork.ENOTFOUND)
+	})
+}
+
+func TestNodeListFiltersAndPages(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		for i := range 25 {
+			n := newNode(fmt.Sprintf("n%02d", i))
+			n.Maintenance = i%5 == 0
+			n.Description = fmt.Sprintf("rack %d%%", i%3)
+			if i%2 == 0 {
+				n.InstanceUUID = fmt.Sprintf("00000000-0000-0000-0000-0000000000%02d", i)
+			}
+			if i%4 == 0 {
+				n.ProvisionState = ironwork.Available
+			}
+			if err := s.CreateNode(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		names := func(ns []*ironwork.Node) []string {
+			var out []string
+			for _, n := range ns {
+				out = append(out, n.Name)
+			}
+			return out
+		}
+		var all []string
+		marker := ""
+		for pages := 0; pages < 10; pages++ {
+			page, err := s.ListNodes(ctx, sqlstore.NodeFilter{}, sqlstore.Page{Limit: 10, Marker: marker, SortKey: "name", SortDir: "desc"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, names(page)...)
+			if len(page) < 10 {
+				break
+			}
+			marker = page[len(page)-1].UUID
+		}
+		if len(all) != 25 || all[0] != "n24" || all[24] != "n00" {
+			t.Fatalf("paged names = %v", all)
+		}
+		yes := true
+		cases := []struct {
+			name string
+			f    sqlstore.NodeFilter
+			want int
+		}{
+			{"maintenance", sqlstore.NodeFilter{Maintenance: &yes}, 5},
+			{"associated", sqlstore.NodeFilter{Associated: &yes}, 13},
+			{"provision_state", sqlstore.NodeFilter{ProvisionState: "available"}, 7},
+			{"description_contains with a LIKE wildcard", sqlstore.NodeFilter{DescriptionContains: "1%"}, 8},
+			{"driver", sqlstore.NodeFilter{Driver: "ipmi"}, 0},
+		}
+		for _, c := range cases {
+			got, err := s.ListNodes(ctx, c.f, sqlstore.Page{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != c.want {
+				t.Errorf("%s: %d nodes, want %d", c.name, len(got), c.want)
+			}
+		}
+		_, err := s.ListNodes(ctx, sqlstore.NodeFilter{}, sqlstore.Page{SortKey: "driver_info"})
+		wantCode(t, err, ironwork.EINVALID)
+		_, err = s.ListNodes(ctx, sqlstore.NodeFilter{}, sqlstore.Page{Marker: "1be26c0b-03f2-4d2e-ae87-c02d7f33c123"})
+		wantCode(t, err, ironwork.ENOTFOUND)
+	})
+}
+
+func TestPortsAndPortgroups(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		a, b := newNode("a"), newNode("b")
+		for _, n := range []*ironwork.Node{a, b} {
+			if err := s.CreateNode(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantCode(t, s.CreatePort(ctx, &ironwork.Port{Address: "52:54:00:00:00:01", NodeUUID: "1be26c0b-03f2-4d2e-ae87-c02d7f33c123"}), ironwork.EINVALID)
+		g := &ironwork.Portgroup{Name: "bond0", NodeUUID: a.UUID, Address: "52:54:00:00:00:aa", StandalonePortsSupported: true}
+		if err := s.CreatePortgroup(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+		p := &ironwork.Port{Address: "52:54:00:00:00:01", NodeUUID: a.UUID, PortgroupUUID: g.UUID}
+		if err := s.CreatePort(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		err := s.CreatePort(ctx, &ironwork.Port{Address: "52:54:00:00:00:01", NodeUUID: b.UUID})
+		wantCode(t, err, ironwork.ECONFLICT)
+		if !strings.Contains(err.Error(), "MAC address 52:54:00:00:00:01") {
+			t.Errorf("duplicate MAC message: %v", err)
+		}
+		wantCode(t, s.CreatePort(ctx, &ironwork.Port{Address: "52:54:00:00:00:02", NodeUUID: b.UUID, PortgroupUUID: g.UUID}), ironwork.EINVALID)
+
+		got, err := s.GetPort(ctx, p.UUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.NodeUUID != a.UUID || got.PortgroupUUID != g.UUID {
+			t.Fatalf("port references: %+v", got)
+		}
+		byNode, err := s.ListPorts(ctx, sqlstore.PortFilter{NodeUUID: b.UUID}, sqlstore.Page{})
+		if err != nil || len(byNode) != 0 {
+			t.Fatalf("ports of b: %v %v", byNode, err)
+		}
+		found, err := s.NodeByPortAddress(ctx, []string{"de:ad:be:ef:00:00", "52:54:00:00:00:01"})
+		if err != nil || found.UUID != a.UUID {
+			t.Fatalf("node by MAC: %v %v", found, err)
+		}
+		wantCode(t, s.DeletePortgroup(ctx, g.UUID), ironwork.EINVALID)
+		if _, err := s.UpdatePort(ctx, p.UUID, func(p *ironwork.Port) error { p.PortgroupUUID = ""; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeletePortgroup(ctx, "bond0"); err != nil {
+			t.Fatal(err)
+		}
+
+		c := &ironwork.Chassis{Description: "rack 1"}
+		if err := s.CreateChassis(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UpdateNode(ctx, b.UUID, func(n *ironwork.Node) error { n.ChassisUUID = c.UUID; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, s.DeleteChassis(ctx, c.UUID), ironwork.EINVALID)
+		inChassis, _ := s.ListNodes(ctx, sqlstore.NodeFilter{ChassisUUID: c.UUID}, sqlstore.Page{})
+		if len(inChassis) != 1 || inChassis[0].ChassisUUID != c.UUID {
+			t.Fatalf("nodes in chassis: %v", inChassis)
+		}
+	})
+}
+
+// TestConcurrentUpdatesLoseNothing has many writers increment one counter; a lost update would
+// leave it short.
+func TestConcurrentUpdatesLoseNothing(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		n := newNode("counter")
+		n.Extra = ironwork.JSONObject{"count": float64(0)}
+		if err := s.CreateNode(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		const writers = 40
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := s.UpdateNode(ctx, n.UUID, func(n *ironwork.Node) error {
+					n.Extra["count"] = n.Extra["count"].(float64) + 1
+					return nil
+				})
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _ := s.GetNode(ctx, n.UUID)
+		if got.Extra["count"] != float64(writers) {
+			t.Fatalf("count = %v after %d concurrent increments", got.Extra["count"], writers)
+		}
+	})
+}
+
+func TestConductorsAndHistory(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		c := &ironwork.Conductor{Hostname: "c1", ConductorGroup: "rack1", Drivers: []string{"ipmi"}}
+		if err := s.RegisterConductor(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RegisterConductor(ctx, c); err != nil {
+			t.Fatalf("re-register: %v", err)
+		}
+		if err := s.TouchConductor(ctx, "c1"); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, s.TouchConductor(ctx, "nope"), ironwork.ENOTFOUND)
+		got, err := s.GetConductor(ctx, "c1")
+		if err != nil || got.ConductorGroup != "rack1" || !cmp.Equal(got.Drivers, []string{"ipmi"}) || !got.Online {
+			t.Fatalf("conductor: %+v %v", got, err)
+		}
+		if err := s.UnregisterConductor(ctx, "c1"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.GetConductor(ctx, "c1"); got.Online {
+			t.Fatal("unregistered conductor still online")
+		}
+		n := newNode("h")
+		if err := s.CreateNode(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		for i, ev := range []string{"first", "second"} {
+			if err := s.AddNodeHistory(ctx, &ironwork.NodeHistoryEvent{UUID: fmt.Sprintf("1be26c0b-03f2-4d2e-ae87-c02d7f33c12%d", i),
+				NodeID: n.ID, Event: ev, EventType: "provisioning", Severity: "INFO", Conductor: "c1"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hist, err := s.NodeHistory(ctx, n.ID)
+		if err != nil || len(hist) != 2 || hist[0].Event != "first" || hist[1].Conductor != "c1" {
+			t.Fatalf("history: %+v %v", hist, err)
+		}
+	})
+}
