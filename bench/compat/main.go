@@ -235,7 +235,7 @@ func (s *side) do(ctx context.Context, st step, defVersion string) result {
 			r.body = nil
 		}
 	}
-	r.facets = facetsOf(st, &r)
+	r.facets = facetsOf(st, &r, s.base)
 	if resp.StatusCode < 400 {
 		for name, ptr := range st.Save {
 			if v := jsonString(r.body, ptr); v != "" {
@@ -250,7 +250,8 @@ func (s *side) do(ctx context.Context, st step, defVersion string) result {
 }
 
 // facetsOf reduces an answer to the comparable facts recorded for it.
-func facetsOf(st step, r *result) map[string]string {
+// Links in compared values have this side's base URL replaced by "BASE".
+func facetsOf(st step, r *result, base string) map[string]string {
 	f := map[string]string{"status": fmt.Sprint(r.status)}
 	if st.Version != none || r.version != "" {
 		f["negotiated version header"] = orDash(r.version)
@@ -298,7 +299,7 @@ func facetsOf(st step, r *result) map[string]string {
 	}
 	if r.status < 400 {
 		for _, ptr := range st.Values {
-			f["value "+ptr] = jsonValue(r.body, ptr)
+			f["value "+ptr] = strings.ReplaceAll(jsonValue(r.body, ptr), base, "BASE")
 		}
 	}
 	return f
@@ -320,7 +321,8 @@ func keyList(m map[string]any) string {
 	return strings.Join(keys, ", ")
 }
 
-// nextQuery returns a next link's path and sorted query, without scheme and host.
+// nextQuery returns a next link's path and sorted query, without scheme and host; the names in
+// "fields" are sorted too (their order carries no meaning).
 func nextQuery(link string) string {
 	u, err := url.Parse(link)
 	if err != nil {
@@ -330,6 +332,11 @@ func nextQuery(link string) string {
 	var parts []string
 	for k, vs := range q {
 		for _, v := range vs {
+			if k == "fields" {
+				names := strings.Split(v, ",")
+				sort.Strings(names)
+				v = strings.Join(names, ",")
+			}
 			parts = append(parts, k+"="+v)
 		}
 	}

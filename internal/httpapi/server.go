@@ -118,7 +118,7 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) error {
 // publicRoutes need no credentials, as in Ironic.
 func publicRoute(path string) bool {
 	switch path {
-	case "/", "/v1", "/v1/lookup", "/v1/continue_inspection":
+	case "", "/", "/v1", "/v1/lookup", "/v1/continue_inspection":
 		return true
 	}
 	return strings.HasPrefix(path, "/v1/heartbeat/")
