@@ -8,6 +8,8 @@ const (
 	node2    = "1be26c0b-03f2-4d2e-ae87-c02d7f33c002"
 	node3    = "1be26c0b-03f2-4d2e-ae87-c02d7f33c003"
 	node4    = "1be26c0b-03f2-4d2e-ae87-c02d7f33c004"
+	node5    = "1be26c0b-03f2-4d2e-ae87-c02d7f33c005"
+	instance = "15a7a9ce-0000-4000-8000-000000000001"
 	nodeGone = "1be26c0b-03f2-4d2e-ae87-c02d7f33cfff"
 	port1    = "9a7e0000-0000-4000-8000-000000000001"
 	port2    = "9a7e0000-0000-4000-8000-000000000002"
@@ -36,6 +38,11 @@ func op(o, path string, value ...any) obj {
 // nodeValues are node fields whose values both sides must agree on after a create or a PATCH.
 var nodeValues = []string{"/name", "/driver", "/provision_state", "/power_state", "/maintenance",
 	"/properties", "/extra", "/driver_info", "/resource_class", "/chassis_uuid"}
+
+// ifaceValues are the hardware interfaces a new node gets by default.
+var ifaceValues = []string{"/bios_interface", "/boot_interface", "/console_interface", "/deploy_interface",
+	"/inspect_interface", "/management_interface", "/network_interface", "/power_interface",
+	"/raid_interface", "/rescue_interface", "/storage_interface", "/vendor_interface"}
 
 // steps is the recorded sequence. Later steps depend on earlier ones (records they create).
 func steps() []step {
@@ -105,7 +112,7 @@ func steps() []step {
 				"resource_class": "compat-rc", "extra": obj{"team": "a"},
 				"properties":  obj{"cpus": 4, "memory_mb": 8192, "local_gb": 100, "cpu_arch": "x86_64"},
 				"driver_info": obj{"ipmi_address": "192.0.2.1", "ipmi_username": "admin", "ipmi_password": "s3cret"}},
-			Values: nodeValues},
+			Values: append(append([]string{}, nodeValues...), ifaceValues...)},
 		step{Name: "node create (minimal)", Method: "POST", Path: "/v1/nodes",
 			Body: obj{"uuid": node2, "name": name2, "driver": "fake-hardware"}, Values: nodeValues},
 		step{Name: "node create at 1.1 (starts available)", Method: "POST", Path: "/v1/nodes", Version: "1.1",
@@ -113,6 +120,10 @@ func steps() []step {
 		step{Name: "node create at 1.31 with interfaces", Method: "POST", Path: "/v1/nodes", Version: "1.31",
 			Body:   obj{"uuid": node4, "driver": "fake-hardware", "deploy_interface": "fake", "network_interface": "noop"},
 			Values: []string{"/provision_state", "/deploy_interface", "/network_interface"}},
+		step{Name: "node create, ipmi", Method: "POST", Path: "/v1/nodes",
+			Body: obj{"uuid": node5, "name": "compat-node-5", "driver": "ipmi",
+				"driver_info": obj{"ipmi_address": "192.0.2.5", "ipmi_password": "pw"}},
+			Values: append([]string{"/driver_info"}, ifaceValues...)},
 		step{Name: "node create, name at 1.1 (too old)", Method: "POST", Path: "/v1/nodes", Version: "1.1",
 			Body: obj{"driver": "fake-hardware", "name": "too-old"}},
 		step{Name: "node create, duplicate name", Method: "POST", Path: "/v1/nodes",
@@ -152,7 +163,9 @@ func steps() []step {
 			Values: []string{"/nodes/0/uuid"}},
 		step{Name: "node list, limit=2 + driver filter", Method: "GET", Path: "/v1/nodes/detail?limit=2&driver=fake-hardware",
 			Save: map[string]string{"next2": "/next"}},
-		step{Name: "node list, follow filtered next", Method: "GET", Path: "{next2}", Values: []string{"/nodes/0/uuid"}},
+		step{Name: "node list, follow filtered next", Method: "GET", Path: "{next2}", Values: []string{"/nodes/0/uuid"},
+			Save: map[string]string{"next3": "/next"}},
+		step{Name: "node list, follow filtered next again", Method: "GET", Path: "{next3}", Values: []string{"/nodes"}},
 		step{Name: "node list, limit=0", Method: "GET", Path: "/v1/nodes?limit=0"},
 		step{Name: "node list, limit=-1", Method: "GET", Path: "/v1/nodes?limit=-1"},
 		step{Name: "node list, bad marker", Method: "GET", Path: "/v1/nodes?marker=" + nodeGone},
@@ -160,7 +173,7 @@ func steps() []step {
 		step{Name: "node list, maintenance=true", Method: "GET", Path: "/v1/nodes?maintenance=true"},
 		step{Name: "node list, maintenance=maybe", Method: "GET", Path: "/v1/nodes?maintenance=maybe"},
 		step{Name: "node list, driver=fake-hardware", Method: "GET", Path: "/v1/nodes?driver=fake-hardware&fields=uuid"},
-		step{Name: "node list, driver=ipmi", Method: "GET", Path: "/v1/nodes?driver=ipmi"},
+		step{Name: "node list, driver=ipmi", Method: "GET", Path: "/v1/nodes?driver=ipmi&fields=uuid", Values: []string{"/nodes"}},
 		step{Name: "node list, provision_state=enroll", Method: "GET", Path: "/v1/nodes?provision_state=enroll&fields=uuid"},
 		step{Name: "node list, provision_state=available", Method: "GET", Path: "/v1/nodes?provision_state=available&fields=uuid",
 			Values: []string{"/nodes/0/uuid"}},
@@ -245,6 +258,33 @@ func steps() []step {
 			Body: patch(op("replace", "/maintenance", true)), Values: []string{"/maintenance"}},
 		step{Name: "node list, maintenance=true after patch", Method: "GET", Path: "/v1/nodes?maintenance=true&fields=uuid",
 			Values: []string{"/nodes"}},
+		step{Name: "patch: owner, lessee, description", Method: "PATCH", Path: "/v1/nodes/" + node4,
+			Body:   patch(op("add", "/owner", "proj-a"), op("add", "/lessee", "proj-b"), op("add", "/description", "rack 7")),
+			Values: []string{"/owner", "/lessee", "/description"}},
+		step{Name: "node list, owner filter", Method: "GET", Path: "/v1/nodes?owner=proj-a&fields=uuid", Values: []string{"/nodes"}},
+		step{Name: "node list, lessee filter", Method: "GET", Path: "/v1/nodes?lessee=proj-b&fields=uuid", Values: []string{"/nodes"}},
+		step{Name: "node list, description_contains", Method: "GET", Path: "/v1/nodes?description_contains=rack&fields=uuid",
+			Values: []string{"/nodes"}},
+		step{Name: "patch: set shard", Method: "PATCH", Path: "/v1/nodes/" + node4,
+			Body: patch(op("add", "/shard", "shard-1")), Values: []string{"/shard"}},
+		step{Name: "node list, shard filter", Method: "GET", Path: "/v1/nodes?shard=shard-1&fields=uuid,shard", Values: []string{"/nodes"}},
+		step{Name: "node list, sharded=true", Method: "GET", Path: "/v1/nodes?sharded=true&fields=uuid", Values: []string{"/nodes"}},
+		step{Name: "shard list", Method: "GET", Path: "/v1/shards"},
+		step{Name: "patch: shard at 1.81 (too old)", Method: "PATCH", Path: "/v1/nodes/" + node4, Version: "1.81",
+			Body: patch(op("add", "/shard", "shard-2"))},
+		step{Name: "node list, conductor_group filter", Method: "GET", Path: "/v1/nodes?conductor_group=&fields=uuid"},
+		step{Name: "node list, fault filter", Method: "GET", Path: "/v1/nodes?fault=power%20failure&fields=uuid"},
+		step{Name: "node list, include_children (1.83)", Method: "GET", Path: "/v1/nodes?include_children=true"},
+		step{Name: "patch: bad deploy_interface", Method: "PATCH", Path: "/v1/nodes/" + node4,
+			Body: patch(op("replace", "/deploy_interface", "bogus"))},
+		step{Name: "patch: set instance_uuid", Method: "PATCH", Path: "/v1/nodes/" + node3,
+			Body:   patch(op("add", "/instance_uuid", instance), op("add", "/instance_info", obj{"image_source": "http://192.0.2.9/img"})),
+			Values: []string{"/instance_uuid", "/instance_info"}},
+		step{Name: "node list, associated=true", Method: "GET", Path: "/v1/nodes?associated=true&fields=uuid", Values: []string{"/nodes"}},
+		step{Name: "node list, instance_uuid filter", Method: "GET", Path: "/v1/nodes?instance_uuid=" + instance + "&fields=uuid",
+			Values: []string{"/nodes"}},
+		step{Name: "node show by instance uuid", Method: "GET", Path: "/v1/nodes/detail?instance_uuid=" + instance,
+			Values: []string{"/nodes/0/uuid"}},
 		step{Name: "patch: refused /provision_state", Method: "PATCH", Path: p,
 			Body: patch(op("replace", "/provision_state", "active"))},
 		step{Name: "patch: refused /uuid", Method: "PATCH", Path: p,
@@ -359,6 +399,8 @@ func steps() []step {
 			Body: patch(op("replace", "/address", mac3))},
 		step{Name: "port patch, move to node 2", Method: "PATCH", Path: "/v1/ports/" + port1,
 			Body: patch(op("replace", "/node_uuid", node2)), Values: []string{"/node_uuid"}},
+		step{Name: "port patch, move back to node 1", Method: "PATCH", Path: "/v1/ports/" + port1,
+			Body: patch(op("replace", "/node_uuid", node1)), Values: []string{"/node_uuid"}},
 		step{Name: "port patch, refused /uuid", Method: "PATCH", Path: "/v1/ports/" + port1,
 			Body: patch(op("replace", "/uuid", nodeGone))},
 		step{Name: "portgroup delete with ports", Method: "DELETE", Path: "/v1/portgroups/" + pg1},
@@ -374,7 +416,11 @@ func steps() []step {
 		step{Name: "node show after delete", Method: "GET", Path: "/v1/nodes/" + node1},
 		step{Name: "port of deleted node", Method: "GET", Path: "/v1/ports/" + port1},
 		step{Name: "node delete in maintenance", Method: "DELETE", Path: "/v1/nodes/" + node2},
+		step{Name: "node delete, associated with an instance", Method: "DELETE", Path: "/v1/nodes/" + node3},
+		step{Name: "patch: remove instance_uuid", Method: "PATCH", Path: "/v1/nodes/" + node3,
+			Body: patch(op("remove", "/instance_uuid")), Values: []string{"/instance_uuid"}},
 		step{Name: "node delete (available)", Method: "DELETE", Path: "/v1/nodes/" + node3},
+		step{Name: "node delete (ipmi)", Method: "DELETE", Path: "/v1/nodes/" + node5},
 		step{Name: "node delete", Method: "DELETE", Path: "/v1/nodes/" + node4},
 		step{Name: "node delete again", Method: "DELETE", Path: "/v1/nodes/" + node4},
 		step{Name: "chassis delete", Method: "DELETE", Path: "/v1/chassis/" + chassis1},
@@ -390,8 +436,9 @@ func cleanup() []step {
 	for _, p := range []string{port1, port2, port3} {
 		s = append(s, step{Method: "DELETE", Path: "/v1/ports/" + p})
 	}
-	s = append(s, step{Method: "DELETE", Path: "/v1/portgroups/" + pg1})
-	for _, n := range []string{node1, node2, node3, node4, nodeGone} {
+	s = append(s, step{Method: "DELETE", Path: "/v1/portgroups/" + pg1},
+		step{Method: "PATCH", Path: "/v1/nodes/" + node3, Body: patch(op("remove", "/instance_uuid"))})
+	for _, n := range []string{node1, node2, node3, node4, node5, nodeGone} {
 		s = append(s, step{Method: "DELETE", Path: "/v1/nodes/" + n})
 	}
 	return append(s, step{Method: "DELETE", Path: "/v1/chassis/" + chassis1})

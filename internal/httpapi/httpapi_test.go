@@ -20,7 +20,7 @@ import (
 )
 
 // newAPI serves the API on a loopback test server backed by a fresh SQLite database.
-func newAPI(t *testing.T, mutate ...func(*httpapi.Options)) (*httptest.Server, *sqlstore.Store) {
+func newAPI(t testing.TB, mutate ...func(*httpapi.Options)) (*httptest.Server, *sqlstore.Store) {
 	t.Helper()
 	store, err := sqlstore.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "api.db"), nil)
 	if err != nil {

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# api.sh: API benchmark "enrol and list nodes" (bench/apibench), in one run, against
+#   (a) Ironwork on its embedded SQLite,
+#   (b) Ironwork on PostgreSQL, when IRONWORK_BENCH_POSTGRES=postgres://... is set (a fresh
+#       database is created on that server for the run and dropped after, when psql can),
+#   (c) the real OpenStack Ironic (Debian 21.4, split mode, 2 API workers, SQLite) started with
+#       ../shared/tools/real-ironic.sh (skipped with a message when ../shared or Ironic is absent),
+# one after the other, each on a fresh empty store, and prints the results and the ratios.
+#
+#   N=2000 C=16 R=3 bench/api.sh      N nodes (default 10000), C clients (16), R listings (3)
+#
+# Everything started here listens on 127.0.0.1 and is stopped on exit.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+N=${N:-10000}
+C=${C:-16}
+R=${R:-3}
+real_ironic=$(cd "$repo/.." && pwd)/shared/tools/real-ironic.sh
+
+die() { echo "api.sh: $*" >&2; exit 1; }
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() { # free_port [SPAN]: p .. p+SPAN-1 all free
+  local span=${1:-1} p i ok
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 40000)) ok=1
+    for ((i = 0; i < span; i++)); do port_free $((p + i)) || { ok=0; break; }; done
+    [ $ok = 1 ] && { echo "$p"; return 0; }
+  done
+  die "no free port found"
+}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/api-bench.XXXXXX")
+iw_pid= ironic_dir= pg_admin= pg_db=
+stop_ironwork() {
+  if [ -n "$iw_pid" ] && kill -0 "$iw_pid" 2>/dev/null; then
+    kill -TERM "$iw_pid" 2>/dev/null || true
+    wait "$iw_pid" 2>/dev/null || true
+  fi
+  iw_pid=
+}
+cleanup() {
+  local rc=$?
+  stop_ironwork
+  [ -n "$ironic_dir" ] && { "$real_ironic" stop "$ironic_dir" >/dev/null 2>&1 || true; }
+  [ -n "$pg_db" ] && { psql -q "$pg_admin" -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true; }
+  if [ $rc -eq 0 ]; then rm -rf "$work"; else echo "api.sh: logs kept in $work" >&2; fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "api.sh: N=$N nodes, C=$C clients, R=$R listings; $(nproc) CPUs; $(uname -sr)"
+go build -o "$work/ironwork" ./cmd/ironwork
+go build -o "$work/apibench" ./bench/apibench
+
+# bench LABEL URL: run apibench and keep its RESULT line.
+bench() {
+  echo "== $1"
+  "$work/apibench" -url "$2" -n "$N" -c "$C" -rounds "$R" -label "$1" | tee "$work/$1.out"
+  grep '^RESULT ' "$work/$1.out" >> "$work/results"
+}
+
+# start_ironwork NAME [serve flags...]: start Ironwork on a free port; sets iw_url.
+start_ironwork() {
+  local name=$1 port i
+  shift
+  port=$(free_port 1)
+  mkdir -p "$work/$name"
+  "$work/ironwork" serve --listen "127.0.0.1:$port" --data-dir "$work/$name" "$@" >"$work/$name.log" 2>&1 &
+  iw_pid=$!
+  for i in $(seq 1 200); do
+    kill -0 "$iw_pid" 2>/dev/null || { tail -n 20 "$work/$name.log" >&2; die "Ironwork ($name) exited during start-up"; }
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" || true)" = 200 ] && break
+    [ "$i" = 200 ] && die "Ironwork ($name) does not answer on port $port"
+    sleep 0.1
+  done
+  kill -0 "$iw_pid" 2>/dev/null || die "Ironwork ($name) exited (port $port taken?)"
+  iw_url="http://127.0.0.1:$port"
+}
+
+# (a) Ironwork, SQLite
+start_ironwork ironwork-sqlite
+bench ironwork-sqlite "$iw_url"
+stop_ironwork
+
+# (b) Ironwork, PostgreSQL
+if [ -n "${IRONWORK_BENCH_POSTGRES:-}" ]; then
+  pg_url=$IRONWORK_BENCH_POSTGRES
+  if command -v psql >/dev/null; then
+    name="ironwork_bench_$$"
+    if psql -q "$pg_url" -c "CREATE DATABASE $name" >/dev/null 2>"$work/psql.err"; then
+      pg_admin=$pg_url pg_db=$name
+      # Same server and credentials, the new database.
+      pg_url=$(printf '%s' "$pg_url" | sed -E "s#^(postgres(ql)?://[^/?]+)(/[^?]*)?#\1/$name#")
+    else
+      echo "api.sh: cannot create a database ($(head -n 1 "$work/psql.err")); using $pg_url as it is: existing nodes count in the listing"
+    fi
+  else
+    echo "api.sh: no psql: using IRONWORK_BENCH_POSTGRES as it is; existing nodes count in the listing"
+  fi
+  start_ironwork ironwork-postgres --database "$pg_url"
+  bench ironwork-postgres "$iw_url"
+  stop_ironwork
+else
+  echo "== ironwork-postgres: SKIP (set IRONWORK_BENCH_POSTGRES=postgres://... to include it)"
+fi
+
+# (c) real Ironic
+if [ ! -x "$real_ironic" ]; then
+  echo "== ironic: SKIP ($real_ironic not found: ../shared is absent next to the repo)"
+elif [ ! -x /usr/bin/ironic-api ]; then
+  echo "== ironic: SKIP (the real Ironic is not installed: '$real_ironic install')"
+else
+  port=$(free_port 2) # the conductor's JSON-RPC listens on PORT+1
+  ironic_dir=$work/ironic
+  IRONIC_MODE=split IRONIC_API_WORKERS=2 "$real_ironic" start "$port" "$ironic_dir"
+  bench ironic "http://127.0.0.1:$port"
+  "$real_ironic" stop "$ironic_dir" >/dev/null
+  ironic_dir=
+fi
+
+# Summary and ratios (Ironwork / Ironic; for times, Ironic / Ironwork, so >1 means Ironwork is faster).
+echo
+echo "== summary (N=$N, C=$C, R=$R)"
+awk '
+  { delete f; for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    l = f["label"]; order[++n] = l
+    rate[l] = f["enrol_rate"]; p50[l] = f["p50_ms"]; p99[l] = f["p99_ms"]; list[l] = f["list_best_s"]; listed[l] = f["listed"] }
+  END {
+    printf "%-18s %14s %10s %10s %16s %8s\n", "target", "enrol nodes/s", "p50 ms", "p99 ms", "best list s", "listed"
+    for (i = 1; i <= n; i++) { l = order[i]
+      printf "%-18s %14.1f %10.1f %10.1f %16.3f %8d\n", l, rate[l], p50[l], p99[l], list[l], listed[l] }
+    if (!("ironic" in rate)) { print "(no Ironic result: no ratios)"; exit }
+    print ""
+    printf "%-18s %14s %10s %10s %16s\n", "vs Ironic", "enrol rate x", "p50 x", "p99 x", "list speed x"
+    for (i = 1; i <= n; i++) { l = order[i]; if (l == "ironic") continue
+      printf "%-18s %14.1f %10.1f %10.1f %16.1f\n", l, rate[l] / rate["ironic"], p50["ironic"] / p50[l],
+        p99["ironic"] / p99[l], list["ironic"] / list[l] }
+  }' "$work/results"

@@ -1,0 +1,413 @@
+#!/usr/bin/env bash
+# End-to-end compatibility test: drive the real `baremetal` CLI (Debian's
+# python3-ironicclient, OpenStack client plugin) in noauth mode against a
+# freshly built Ironwork server listening on 127.0.0.1.
+#
+# Usage: scripts/test-baremetal-cli.sh
+#
+# Prints one "ok - ..." / "not ok - ..." line per check (lines starting with
+# "#" are diagnostics) and ends with "N passed, M failed". Exits 1 if any
+# check failed.
+#
+# The checks run in a few independent lanes in parallel (each lane uses its
+# own nodes/ports), because every CLI invocation costs ~1 s of Python start-up
+# and a 409 answer makes the client retry 5 times with a 2 s pause.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+
+# --- the CLI -----------------------------------------------------------------
+if ! command -v baremetal >/dev/null 2>&1 && [ ! -x /usr/bin/baremetal ]; then
+    echo "# baremetal CLI not found; installing python3-ironicclient" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
+    if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-ironicclient; then
+        $SUDO apt-get update
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-ironicclient
+    fi
+fi
+BM=/usr/bin/baremetal
+[ -x "$BM" ] || BM=$(command -v baremetal)
+
+# --- environment: noauth, loopback only, no inherited OpenStack settings -----
+while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^OS_' || true)
+export OS_AUTH_TYPE=none
+export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+
+T=$(mktemp -d)
+SERVER_PID=""
+LANE_PIDS=()
+cleanup() {
+    local rc=$?
+    set +e
+    for p in "${LANE_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null
+        for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
+    rm -rf "$T"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- build and start the server ------------------------------------------------
+(cd "$REPO" && go build -o "$T/ironwork" ./cmd/ironwork)
+
+start_server() {
+    local deadline=$((SECONDS + 20))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+        "$T/ironwork" serve --listen "127.0.0.1:$PORT" --data-dir "$T/data" >"$T/server.log" 2>&1 &
+        SERVER_PID=$!
+        while [ "$SECONDS" -lt "$deadline" ]; do
+            if curl -sf --noproxy '*' --max-time 1 "http://127.0.0.1:$PORT/" >/dev/null 2>&1; then
+                return 0
+            fi
+            kill -0 "$SERVER_PID" 2>/dev/null || break   # died (port taken?): retry
+            sleep 0.2
+        done
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    done
+    return 1
+}
+if ! start_server; then
+    echo "not ok - ironwork server did not answer on 127.0.0.1 within 20 s"
+    sed 's/^/# server: /' "$T/server.log" 2>/dev/null | tail -20 || true
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+export OS_ENDPOINT="http://127.0.0.1:$PORT"
+echo "# ironwork listening on $OS_ENDPOINT"
+
+# --- helpers (used inside lanes; each lane sets LANE) --------------------------
+ok()   { echo "ok - $*"; }
+fail() { echo "not ok - $*"; diag; }
+diag() {
+    echo "#   command: baremetal ${LAST_CMD:-}"
+    echo "#   exit code: ${RC:-?}"
+    [ -s "$T/$LANE.err" ] && head -c 600 "$T/$LANE.err" | sed 's/^/#   stderr: /'
+    [ -s "$T/$LANE.out" ] && head -c 600 "$T/$LANE.out" | sed 's/^/#   stdout: /'
+    return 0
+}
+
+# run ARGS...: run the CLI; stdout/stderr kept in $T/$LANE.{out,err}, exit code in RC.
+run() {
+    LAST_CMD="$*"
+    set +e
+    timeout 60 "$BM" "$@" >"$T/$LANE.out" 2>"$T/$LANE.err"
+    RC=$?
+    set -e
+}
+
+# pyeval EXPR: evaluate a Python expression over d (the last stdout parsed as
+# JSON) and E (os.environ); exit status 0 when it is truthy.
+pyeval() {
+    EXPR="$1" "$PY" -c '
+import json, os, re, sys
+E = os.environ
+try:
+    d = json.load(open(sys.argv[1]))
+    r = eval(E["EXPR"])
+except Exception as e:
+    print("#   python: %s: %s" % (type(e).__name__, e))
+    sys.exit(1)
+sys.exit(0 if r else 1)
+' "$T/$LANE.out"
+}
+
+# jget EXPR: print a value computed from the last JSON output ("" on error).
+jget() {
+    EXPR="$1" "$PY" -c '
+import json, os, sys
+E = os.environ
+try:
+    v = eval(E["EXPR"], {"d": json.load(open(sys.argv[1])), "E": E})
+except Exception:
+    v = ""
+print("" if v is None else v)
+' "$T/$LANE.out" 2>/dev/null || true
+}
+
+# check DESC EXPR: last command succeeded and EXPR holds on its JSON output.
+check() {
+    local desc=$1 expr=$2 msg
+    if [ "$RC" -ne 0 ]; then fail "$desc"; return 0; fi
+    if msg=$(pyeval "$expr"); then ok "$desc"; else [ -n "$msg" ] && echo "$msg"; fail "$desc"; fi
+}
+
+# check_rc0 DESC: last command succeeded.
+check_rc0() { if [ "$RC" -eq 0 ]; then ok "$1"; else fail "$1"; fi; }
+
+# check_err DESC PATTERN...: last command failed and stderr matches every
+# (case-insensitive, extended) regex.
+check_err() {
+    local desc=$1; shift
+    if [ "$RC" -eq 0 ]; then fail "$desc (unexpectedly succeeded)"; return 0; fi
+    local p
+    for p in "$@"; do
+        if ! grep -Eqi -- "$p" "$T/$LANE.err"; then
+            echo "#   stderr does not match /$p/"
+            fail "$desc"
+            return 0
+        fi
+    done
+    ok "$desc"
+}
+
+UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+export UUID_RE
+
+# --- lane: nodes ------------------------------------------------------------
+lane_nodes() {
+    LANE=nodes
+    export N=cli-node-1 N2=cli-node-1-renamed SECRET=s3cr3t-Passw0rd
+    run node create --driver fake-hardware --name "$N" \
+        --property cpus=4 --property memory_mb=1024 --property cpu_arch=x86_64 \
+        --driver-info ipmi_address=192.0.2.10 --driver-info ipmi_username=admin \
+        --driver-info "ipmi_password=$SECRET" \
+        --resource-class baremetal-gold -f json
+    check "node create: name, driver, resource class, uuid" \
+        'd["name"]==E["N"] and d["driver"]=="fake-hardware" and d["resource_class"]=="baremetal-gold" and re.match(E["UUID_RE"], d["uuid"])'
+    check "node create: properties stored" \
+        'd["properties"]=={"cpus": 4, "memory_mb": 1024, "cpu_arch": "x86_64"}'
+    check "node create: driver_info password masked as ******" \
+        'd["driver_info"]=={"ipmi_address": "192.0.2.10", "ipmi_username": "admin", "ipmi_password": "******"}'
+    if [ "$RC" -eq 0 ] && ! grep -q "$SECRET" "$T/$LANE.out"; then ok "node create: password not echoed anywhere"
+    else fail "node create: password not echoed anywhere"; fi
+    check "node create: enroll state, fake interfaces, not in maintenance" \
+        'd["provision_state"]=="enroll" and d["maintenance"] is False and d["power_interface"]=="fake" and d["management_interface"]=="fake"'
+    export U; U=$(jget 'd["uuid"]')
+
+    run node list -f json
+    check "node list: contains the node (UUID, Name, Provisioning State)" \
+        'any(x["UUID"]==E["U"] and x["Name"]==E["N"] and x["Provisioning State"]=="enroll" and x["Maintenance"] is False for x in d)'
+
+    run node list --long -f json
+    check "node list --long: driver, resource class, properties, masked driver info" \
+        'any(x["UUID"]==E["U"] and x["Driver"]=="fake-hardware" and x["Resource Class"]=="baremetal-gold" and x["Properties"]["cpus"]==4 and x["Driver Info"]["ipmi_password"]=="******" for x in d)'
+
+    run node list --fields uuid name resource_class -f json
+    check "node list --fields uuid name resource_class: only those columns" \
+        'd and all(set(x)=={"UUID","Name","Resource Class"} for x in d) and any(x["UUID"]==E["U"] and x["Resource Class"]=="baremetal-gold" for x in d)'
+
+    run node list --resource-class baremetal-gold -f json
+    check "node list --resource-class filters" \
+        '[x["UUID"] for x in d]==[E["U"]]'
+
+    run node show "$N" -f json
+    check "node show by name" 'd["uuid"]==E["U"] and d["name"]==E["N"] and d["driver_info"]["ipmi_password"]=="******"'
+
+    run node show "$U" -f json
+    check "node show by UUID" 'd["uuid"]==E["U"] and d["name"]==E["N"] and d["properties"]["cpus"]==4'
+
+    run node show "$N" --fields uuid name properties -f json
+    check "node show --fields uuid name properties" \
+        'set(d)=={"uuid","name","properties"} and d["uuid"]==E["U"]'
+
+    run node set "$N" --property memory_mb=2048 --extra rack=r1 --extra pos=3 \
+        --description "CLI test node" --owner proj-a --name "$N2" \
+        --driver-info ipmi_password=n3w-secret
+    check_rc0 "node set --property --extra --description --owner --name --driver-info"
+
+    run node show "$U" -f json
+    check "node set: name changed" 'd["name"]==E["N2"]'
+    check "node set: property updated, others kept" 'd["properties"]=={"cpus": 4, "memory_mb": 2048, "cpu_arch": "x86_64"}'
+    check "node set: extra, description, owner" \
+        'd["extra"]=={"rack": "r1", "pos": 3} and d["description"]=="CLI test node" and d["owner"]=="proj-a"'
+    check "node set: new password still masked" \
+        'd["driver_info"]["ipmi_password"]=="******" and d["driver_info"]["ipmi_username"]=="admin"'
+
+    run node show "$N" -f json
+    check_err "node show by old name after rename fails (not found)" "could not be found"
+
+    run node list --owner proj-a -f json
+    check "node list --owner filters" '[x["UUID"] for x in d]==[E["U"]]'
+
+    run node unset "$N2" --property cpus --extra rack --description
+    check_rc0 "node unset --property --extra --description"
+    run node show "$N2" -f json
+    check "node unset: property removed, others kept" 'd["properties"]=={"memory_mb": 2048, "cpu_arch": "x86_64"}'
+    check "node unset: extra key removed, description cleared" 'd["extra"]=={"pos": 3} and d["description"] is None'
+
+    run node delete "$N2"
+    if [ "$RC" -eq 0 ] && grep -q "Deleted node" "$T/$LANE.out"; then ok "node delete"; else fail "node delete"; fi
+    run node show "$U" -f json
+    check_err "node show after delete fails with 'could not be found'" "could not be found" "HTTP 404"
+    echo "# lane $LANE done"
+}
+
+# --- lane: ports ----------------------------------------------------------------
+lane_ports() {
+    LANE=ports
+    export MAC=52:54:00:c1:00:01
+    run node create --driver fake-hardware --name cli-port-node -f json
+    check "port lane: node created" 're.match(E["UUID_RE"], d["uuid"])'
+    export U; U=$(jget 'd["uuid"]')
+
+    run port create --node "$U" "$MAC" -f json
+    check "port create: address, node_uuid, pxe_enabled default true" \
+        'd["address"]==E["MAC"] and d["node_uuid"]==E["U"] and d["pxe_enabled"] is True and re.match(E["UUID_RE"], d["uuid"])'
+    export P; P=$(jget 'd["uuid"]')
+
+    run port create --node "$U" not-a-mac -f json
+    check_err "port create with an invalid MAC fails with a message" "HTTP 400" "mac"
+
+    run port list --node "$U" -f json
+    check "port list --node" 'd==[{"UUID": E["P"], "Address": E["MAC"]}]'
+
+    run port list --long -f json
+    check "port list --long" \
+        'any(x["UUID"]==E["P"] and x["Node UUID"]==E["U"] and x["PXE boot enabled"] is True for x in d)'
+
+    run port show "$P" -f json
+    check "port show by UUID" 'd["uuid"]==E["P"] and d["address"]==E["MAC"] and d["node_uuid"]==E["U"]'
+
+    run port show --address "$MAC" -f json
+    check "port show --address" 'd["uuid"]==E["P"]'
+
+    run port set "$P" --extra vlan=100 --extra role=pxe --pxe-disabled
+    check_rc0 "port set --extra --pxe-disabled"
+    run port show "$P" -f json
+    check "port set: extra and pxe_enabled=false stored" 'd["extra"]=={"vlan": 100, "role": "pxe"} and d["pxe_enabled"] is False'
+
+    run port unset "$P" --extra vlan
+    check_rc0 "port unset --extra"
+    run port show "$P" -f json
+    check "port unset: extra key removed" 'd["extra"]=={"role": "pxe"}'
+
+    run port delete "$P"
+    if [ "$RC" -eq 0 ] && grep -q "Deleted port" "$T/$LANE.out"; then ok "port delete"; else fail "port delete"; fi
+    run port list --node "$U" -f json
+    check "port list --node empty after delete" 'd==[]'
+    run port show "$P" -f json
+    check_err "port show after delete fails with 'could not be found'" "could not be found"
+
+    run node delete "$U"
+    check_rc0 "port lane: node deleted"
+    echo "# lane $LANE done"
+}
+
+# --- lane: port groups and chassis ---------------------------------------------
+lane_pg_chassis() {
+    LANE=pgch
+    export PGMAC=52:54:00:c2:00:01
+    run node create --driver fake-hardware --name cli-pg-node -f json
+    check "port group lane: node created" 're.match(E["UUID_RE"], d["uuid"])'
+    export U; U=$(jget 'd["uuid"]')
+
+    run port group create --node "$U" --name cli-pg1 --address "$PGMAC" \
+        --mode 802.3ad --property miimon=100 -f json
+    check "port group create" \
+        'd["name"]=="cli-pg1" and d["node_uuid"]==E["U"] and d["address"]==E["PGMAC"] and d["mode"]=="802.3ad" and d["properties"]=={"miimon": 100}'
+    export PG; PG=$(jget 'd["uuid"]')
+
+    run port group list --node "$U" -f json
+    check "port group list --node" 'd==[{"UUID": E["PG"], "Address": E["PGMAC"], "Name": "cli-pg1"}]'
+
+    run port group show cli-pg1 -f json
+    check "port group show by name" 'd["uuid"]==E["PG"]'
+
+    run port group delete cli-pg1
+    check_rc0 "port group delete"
+    run port group show "$PG" -f json
+    check_err "port group show after delete fails with 'could not be found'" "could not be found"
+
+    run chassis create --description "CLI test rack" --extra location=dc1 -f json
+    check "chassis create" 'd["description"]=="CLI test rack" and d["extra"]=={"location": "dc1"} and re.match(E["UUID_RE"], d["uuid"])'
+    export C; C=$(jget 'd["uuid"]')
+
+    run chassis show "$C" -f json
+    check "chassis show" 'd["uuid"]==E["C"] and d["description"]=="CLI test rack"'
+
+    run chassis list -f json
+    check "chassis list" 'any(x["UUID"]==E["C"] and x["Description"]=="CLI test rack" for x in d)'
+
+    run chassis delete "$C"
+    check_rc0 "chassis delete"
+    run chassis show "$C" -f json
+    check_err "chassis show after delete fails with 'could not be found'" "could not be found"
+
+    run node delete "$U"
+    check_rc0 "port group lane: node deleted"
+    echo "# lane $LANE done"
+}
+
+# --- lane: drivers, conductors, missing resources ------------------------------
+lane_readonly() {
+    LANE=ro
+    run driver list -f json
+    check "driver list: fake-hardware, ipmi, manual-management, redfish" \
+        '{"fake-hardware","ipmi","manual-management","redfish"} <= {x["Supported driver(s)"] for x in d} and all(x["Active host(s)"] for x in d)'
+
+    run driver show fake-hardware -f json
+    check "driver show fake-hardware" \
+        'd["name"]=="fake-hardware" and d["hosts"] and d["default_power_interface"]=="fake" and "fake" in d["enabled_power_interfaces"]'
+
+    run driver property list fake-hardware -f json
+    check "driver property list fake-hardware" \
+        'isinstance(d, list) and all(set(x)=={"Property","Description"} for x in d)'
+
+    run conductor list -f json
+    check "conductor list: at least one alive conductor" \
+        'len(d)>=1 and all(set(x)>={"Hostname","Conductor Group","Alive"} for x in d) and any(x["Alive"] is True for x in d)'
+
+    run node show no-such-node -f json
+    check_err "node show of a missing node fails with 'could not be found'" "could not be found" "HTTP 404"
+    echo "# lane $LANE done"
+}
+
+# --- lane: duplicate name (the client retries a 409 5 times, ~10 s) -------------
+lane_duplicate() {
+    LANE=dup
+    export D=cli-dup-node
+    run node create --driver fake-hardware --name "$D" -f json
+    check "duplicate lane: node created" 'd["name"]==E["D"]'
+    export U; U=$(jget 'd["uuid"]')
+
+    run node create --driver fake-hardware --name "$D" -f json
+    check_err "node create with a duplicate name fails with a 409 conflict" "HTTP 409" "already exists"
+
+    run node list --fields uuid name -f json
+    check "duplicate name did not create a second node" '[x["UUID"] for x in d if x["Name"]==E["D"]]==[E["U"]]'
+
+    run node delete "$U"
+    check_rc0 "duplicate lane: node deleted"
+    echo "# lane $LANE done"
+}
+
+# --- run the lanes in parallel, print their results in a fixed order -----------
+LANES=(nodes ports pg_chassis readonly duplicate)
+for l in "${LANES[@]}"; do
+    ( set +e; "lane_$l" ) >"$T/lane-$l.log" 2>&1 &
+    LANE_PIDS+=($!)
+done
+for p in "${LANE_PIDS[@]}"; do wait "$p" || true; done
+LANE_PIDS=()
+
+PASS=0
+FAIL=0
+for l in "${LANES[@]}"; do
+    echo "# --- $l"
+    cat "$T/lane-$l.log"
+    if ! grep -q '^# lane .* done$' "$T/lane-$l.log"; then
+        echo "not ok - lane $l did not run to completion"
+        FAIL=$((FAIL + 1))
+    fi
+    PASS=$((PASS + $(grep -c '^ok - ' "$T/lane-$l.log" || true)))
+    FAIL=$((FAIL + $(grep -c '^not ok - ' "$T/lane-$l.log" || true)))
+done
+
+if [ "$FAIL" -ne 0 ]; then
+    echo "# last server log lines:"
+    tail -n 15 "$T/server.log" | sed 's/^/# server: /'
+fi
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
