@@ -24,7 +24,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() { # free_port [SPAN]: p .. p+SPAN-1 all free
   local span=${1:-1} p i ok
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000)) ok=1
+    p=$((20000 + RANDOM % 12000)) ok=1 # below Linux's ephemeral range, where :0 listeners land
     for ((i = 0; i < span; i++)); do port_free $((p + i)) || { ok=0; break; }; done
     [ $ok = 1 ] && { echo "$p"; return 0; }
   done
@@ -62,22 +62,32 @@ bench() {
   grep '^RESULT ' "$work/$1.out" >> "$work/results"
 }
 
-# start_ironwork NAME [serve flags...]: start Ironwork on a free port; sets iw_url.
+# start_ironwork NAME [serve flags...]: start Ironwork on a free port; sets iw_url. A port
+# taken between the check and the bind (a test's :0 listener, say) means another try.
 start_ironwork() {
-  local name=$1 port i
+  local name=$1 port attempt up
   shift
-  port=$(free_port 1)
   mkdir -p "$work/$name"
-  "$work/ironwork" serve --listen "127.0.0.1:$port" --data-dir "$work/$name" "$@" >"$work/$name.log" 2>&1 &
-  iw_pid=$!
-  for i in $(seq 1 200); do
-    kill -0 "$iw_pid" 2>/dev/null || { tail -n 20 "$work/$name.log" >&2; die "Ironwork ($name) exited during start-up"; }
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" || true)" = 200 ] && break
-    [ "$i" = 200 ] && die "Ironwork ($name) does not answer on port $port"
-    sleep 0.1
+  for attempt in 1 2 3; do
+    port=$(free_port 1)
+    "$work/ironwork" serve --listen "127.0.0.1:$port" --data-dir "$work/$name" "$@" >"$work/$name.log" 2>&1 &
+    iw_pid=$! up=0
+    for _ in $(seq 1 200); do
+      kill -0 "$iw_pid" 2>/dev/null || break
+      [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" || true)" = 200 ] && { up=1; break; }
+      sleep 0.1
+    done
+    if kill -0 "$iw_pid" 2>/dev/null; then
+      [ $up = 1 ] || die "Ironwork ($name) does not answer on port $port"
+      iw_url="http://127.0.0.1:$port"
+      return 0
+    fi
+    wait "$iw_pid" 2>/dev/null || true
+    iw_pid=
+    grep -q 'address already in use' "$work/$name.log" || break
   done
-  kill -0 "$iw_pid" 2>/dev/null || die "Ironwork ($name) exited (port $port taken?)"
-  iw_url="http://127.0.0.1:$port"
+  tail -n 20 "$work/$name.log" >&2
+  die "Ironwork ($name) exited during start-up"
 }
 
 # (a) Ironwork, SQLite

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ironwork/ironwork/internal/server"
+)
+
+func startServer(t *testing.T) string {
+	t.Helper()
+	cfg := server.Default()
+	cfg.Listen, cfg.DataDir, cfg.Hostname = "127.0.0.1:0", t.TempDir(), "cli-test"
+	cfg.Database = "sqlite://" + filepath.Join(cfg.DataDir, "cli.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; srv.Close() })
+	return srv.URL()
+}
+
+// cli runs one ironwork command line against url and returns its exit code and output.
+func cli(t *testing.T, url string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), append(args, "--url", url), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCLI(t *testing.T) {
+	url := startServer(t)
+	code, out, errs := cli(t, url, "node", "create", "--driver", "fake-hardware", "--name", "cli-1",
+		"--property", "cpus=4", "--driver-info", "ipmi_password=topsecret", "-o", "json")
+	if code != 0 {
+		t.Fatalf("create: %d %s", code, errs)
+	}
+	var node map[string]any
+	if err := json.Unmarshal([]byte(out), &node); err != nil {
+		t.Fatalf("create output is not JSON: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "topsecret") || node["name"] != "cli-1" {
+		t.Fatalf("create output: %s", out)
+	}
+	if code, out, _ := cli(t, url, "node", "list"); code != 0 || !strings.Contains(out, "cli-1") || !strings.Contains(out, "PROVISION_STATE") {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	if code, out, errs := cli(t, url, "node", "set", "cli-1", "--maintenance", "--property", "memory_mb=2048", "--extra", "rack=r1", "-o", "json"); code != 0 ||
+		!strings.Contains(out, `"memory_mb": "2048"`) || !strings.Contains(out, `"maintenance": true`) {
+		t.Fatalf("set: %d %s %s", code, out, errs)
+	}
+	if code, out, _ := cli(t, url, "node", "unset", "cli-1", "--property", "cpus", "--extra", "rack", "-o", "json"); code != 0 ||
+		strings.Contains(out, `"cpus"`) || strings.Contains(out, "rack") {
+		t.Fatalf("unset: %d %s", code, out)
+	}
+	if code, _, errs := cli(t, url, "port", "create", "52:54:00:aa:bb:cc", "--node", "cli-1"); code != 0 {
+		t.Fatalf("port create: %s", errs)
+	}
+	if code, out, _ := cli(t, url, "port", "list", "--node", "cli-1"); code != 0 || !strings.Contains(out, "52:54:00:aa:bb:cc") {
+		t.Fatalf("port list: %d %s", code, out)
+	}
+	if code, out, _ := cli(t, url, "driver", "list"); code != 0 || !strings.Contains(out, "fake-hardware") || !strings.Contains(out, "cli-test") {
+		t.Fatalf("driver list: %d %s", code, out)
+	}
+	if code, out, _ := cli(t, url, "driver", "properties", "ipmi"); code != 0 || !strings.Contains(out, "ipmi_address") {
+		t.Fatalf("driver properties: %d %s", code, out)
+	}
+	if code, out, _ := cli(t, url, "conductor", "show", "cli-test"); code != 0 || !strings.Contains(out, "alive") {
+		t.Fatalf("conductor show: %d %s", code, out)
+	}
+	code, _, errs = cli(t, url, "node", "show", "missing-node")
+	if code != 1 || !strings.Contains(errs, "Node missing-node could not be found. (HTTP 404)") {
+		t.Fatalf("show missing: %d %q", code, errs)
+	}
+	code, _, errs = cli(t, url, "node", "create", "--driver", "fake-hardware", "--name", "cli-1")
+	if code != 1 || !strings.Contains(errs, "A node with name cli-1 already exists") {
+		t.Fatalf("duplicate: %d %q", code, errs)
+	}
+	if code, _, errs := cli(t, url, "node", "bogus"); code != 2 || !strings.Contains(errs, "unknown verb") {
+		t.Fatalf("bad verb: %d %q", code, errs)
+	}
+	if code, out, _ := cli(t, url, "node", "delete", "cli-1"); code != 0 || !strings.Contains(out, "Deleted node cli-1") {
+		t.Fatalf("delete: %d %s", code, out)
+	}
+	if code, out, _ := cli(t, url, "port", "list"); code != 0 || strings.Contains(out, "52:54:00:aa:bb:cc") {
+		t.Fatalf("ports of a deleted node remain: %s", out)
+	}
+}
+
+func TestServeRefusesUnauthenticatedNonLoopback(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--listen", "0.0.0.0:0", "--data-dir", t.TempDir()}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "refusing to serve without authentication") {
+		t.Fatalf("serve on 0.0.0.0 without auth: %d %q", code, errb.String())
+	}
+	code = run(context.Background(), []string{"serve", "--help"}, &out, &errb)
+	if code != 0 || !strings.Contains(errb.String(), "-database") || !strings.Contains(errb.String(), "-http-basic-auth-file") {
+		t.Fatalf("serve --help: %d %q", code, errb.String())
+	}
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# deps.sh: install the Debian packages Ironwork's tests use (PostgreSQL for the store tests,
+# python3-ironicclient for the real `baremetal` CLI). Idempotent; needs root for apt-get.
+set -euo pipefail
+need=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ -x /usr/bin/baremetal ] || need+=(python3-ironicclient)
+command -v curl >/dev/null || need+=(curl)
+[ ${#need[@]} -eq 0 ] && exit 0
+[ "$(id -u)" = 0 ] || { echo "deps.sh: missing ${need[*]}; run as root or install them" >&2; exit 1; }
+echo "deps.sh: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Packages must never start their services here (PostgreSQL's cluster, for one).
+made=
+if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made=1; fi
+trap '[ -n "$made" ] && rm -f /usr/sbin/policy-rc.d' EXIT
+apt-get -o DPkg::Lock::Timeout=600 install -y -q "${need[@]}" >/tmp/ironwork-deps.log 2>&1 || {
+  apt-get -o DPkg::Lock::Timeout=600 update -q >>/tmp/ironwork-deps.log 2>&1
+  apt-get -o DPkg::Lock::Timeout=600 install -y -q "${need[@]}" >>/tmp/ironwork-deps.log 2>&1 || { tail -n 30 /tmp/ironwork-deps.log >&2; exit 1; }
+}

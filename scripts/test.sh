@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# test.sh: Ironwork's whole test suite, as CI runs it.
+#   - installs what the tests need (scripts/deps.sh) and starts a throw-away PostgreSQL
+#   - gofmt and go vet
+#   - go test -race on every package, against SQLite and PostgreSQL
+#   - every fuzz target for FUZZTIME each (default 10s)
+#   - the real `baremetal` CLI (python3-ironicclient) against a running Ironwork
+# Environment: FUZZTIME=0 skips fuzzing; IRONWORK_SKIP_POSTGRES=1 skips PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
+FUZZTIME=${FUZZTIME:-10s}
+failed=()
+step() { echo; echo "=== $*"; }
+
+step "dependencies"
+scripts/deps.sh
+
+pgdir=
+cleanup() { [ -n "$pgdir" ] && { scripts/postgres.sh stop "$pgdir"; rm -rf "$pgdir"; }; }
+trap cleanup EXIT
+if [ "${IRONWORK_SKIP_POSTGRES:-}" != 1 ] && [ -z "${IRONWORK_TEST_POSTGRES:-}" ]; then
+  step "PostgreSQL"
+  pgdir=$(mktemp -d /tmp/ironwork-pg.XXXXXX)
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  IRONWORK_TEST_POSTGRES=$(scripts/postgres.sh start "$pgdir" "$port")
+  export IRONWORK_TEST_POSTGRES
+  echo "PostgreSQL at $IRONWORK_TEST_POSTGRES"
+fi
+
+step "gofmt and go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+[ -z "$unformatted" ] || { echo "gofmt would change: $unformatted"; failed+=(gofmt); }
+go vet ./... || failed+=(vet)
+
+step "go test -race"
+go test -race -count=1 ./... || failed+=(go-test)
+
+if [ "$FUZZTIME" != 0 ]; then
+  step "fuzz ($FUZZTIME per target)"
+  for pkg in $(go list ./...); do
+    dir=$(go list -f '{{.Dir}}' "$pkg")
+    for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+      echo "--- $target ($pkg)"
+      go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tail -n 3 || failed+=("$target")
+    done
+  done
+fi
+
+step "real baremetal CLI against Ironwork"
+scripts/test-baremetal-cli.sh || failed+=(baremetal-cli)
+
+echo
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "all test steps passed"
