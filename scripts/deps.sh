@@ -6,6 +6,7 @@ need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/bin/baremetal ] || need+=(python3-ironicclient)
 command -v curl >/dev/null || need+=(curl)
+[ -f /usr/lib/python3/dist-packages/ironic/common/states.py ] || need+=(python3-ironic)
 [ ${#need[@]} -eq 0 ] && exit 0
 [ "$(id -u)" = 0 ] || { echo "deps.sh: missing ${need[*]}; run as root or install them" >&2; exit 1; }
 echo "deps.sh: installing ${need[*]}" >&2

@@ -58,6 +58,7 @@ trap 'exit 130' INT TERM
 
 # --- build and start the server ------------------------------------------------
 (cd "$REPO" && go build -o "$T/ironwork" ./cmd/ironwork)
+echo "# built ironwork in ${SECONDS}s"
 
 start_server() {
     local deadline=$((SECONDS + 20))
@@ -241,7 +242,7 @@ lane_nodes() {
     if [ "$RC" -eq 0 ] && grep -q "Deleted node" "$T/$LANE.out"; then ok "node delete"; else fail "node delete"; fi
     run node show "$U" -f json
     check_err "node show after delete fails with 'could not be found'" "could not be found" "HTTP 404"
-    echo "# lane $LANE done"
+    echo "# lane $LANE done (${SECONDS}s)"
 }
 
 # --- lane: ports ----------------------------------------------------------------
@@ -292,7 +293,7 @@ lane_ports() {
 
     run node delete "$U"
     check_rc0 "port lane: node deleted"
-    echo "# lane $LANE done"
+    echo "# lane $LANE done (${SECONDS}s)"
 }
 
 # --- lane: port groups and chassis ---------------------------------------------
@@ -337,7 +338,7 @@ lane_pg_chassis() {
 
     run node delete "$U"
     check_rc0 "port group lane: node deleted"
-    echo "# lane $LANE done"
+    echo "# lane $LANE done (${SECONDS}s)"
 }
 
 # --- lane: drivers, conductors, missing resources ------------------------------
@@ -361,7 +362,7 @@ lane_readonly() {
 
     run node show no-such-node -f json
     check_err "node show of a missing node fails with 'could not be found'" "could not be found" "HTTP 404"
-    echo "# lane $LANE done"
+    echo "# lane $LANE done (${SECONDS}s)"
 }
 
 # --- lane: duplicate name (the client retries a 409 5 times, ~10 s) -------------
@@ -380,7 +381,7 @@ lane_duplicate() {
 
     run node delete "$U"
     check_rc0 "duplicate lane: node deleted"
-    echo "# lane $LANE done"
+    echo "# lane $LANE done (${SECONDS}s)"
 }
 
 # --- run the lanes in parallel, print their results in a fixed order -----------
@@ -397,7 +398,7 @@ FAIL=0
 for l in "${LANES[@]}"; do
     echo "# --- $l"
     cat "$T/lane-$l.log"
-    if ! grep -q '^# lane .* done$' "$T/lane-$l.log"; then
+    if ! grep -q '^# lane .* done' "$T/lane-$l.log"; then
         echo "not ok - lane $l did not run to completion"
         FAIL=$((FAIL + 1))
     fi
@@ -409,5 +410,6 @@ if [ "$FAIL" -ne 0 ]; then
     echo "# last server log lines:"
     tail -n 15 "$T/server.log" | sed 's/^/# server: /'
 fi
+echo "# total time: ${SECONDS}s"
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

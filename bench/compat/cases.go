@@ -14,6 +14,7 @@ const (
 	port1    = "9a7e0000-0000-4000-8000-000000000001"
 	port2    = "9a7e0000-0000-4000-8000-000000000002"
 	port3    = "9a7e0000-0000-4000-8000-000000000003"
+	port4    = "9a7e0000-0000-4000-8000-000000000004"
 	pg1      = "96000000-0000-4000-8000-000000000001"
 	name1    = "compat-node-1"
 	name2    = "compat-node-2"
@@ -145,6 +146,8 @@ func steps() []step {
 			Body: obj{"driver": "fake-hardware", "uuid": nodeGone, "chassis_uuid": nodeGone}},
 		step{Name: "node create, properties not an object", Method: "POST", Path: "/v1/nodes",
 			Body: obj{"driver": "fake-hardware", "uuid": nodeGone, "properties": "cpus=4"}},
+		step{Name: "node create, text/plain body", Method: "POST", Path: "/v1/nodes", Raw: "driver=fake-hardware",
+			Header: map[string]string{"Content-Type": "text/plain"}},
 		step{Name: "node create, malformed JSON", Method: "POST", Path: "/v1/nodes", Raw: `{"driver": "fake-hardware",`},
 		step{Name: "node create, JSON array body", Method: "POST", Path: "/v1/nodes", Raw: `["fake-hardware"]`},
 	)
@@ -168,6 +171,8 @@ func steps() []step {
 		step{Name: "node list, follow filtered next again", Method: "GET", Path: "{next3}", Values: []string{"/nodes"}},
 		step{Name: "node list, limit=0", Method: "GET", Path: "/v1/nodes?limit=0"},
 		step{Name: "node list, limit=-1", Method: "GET", Path: "/v1/nodes?limit=-1"},
+		step{Name: "node list, limit=abc", Method: "GET", Path: "/v1/nodes?limit=abc"},
+		step{Name: "node list, limit above max_limit", Method: "GET", Path: "/v1/nodes?limit=5000&fields=uuid"},
 		step{Name: "node list, bad marker", Method: "GET", Path: "/v1/nodes?marker=" + nodeGone},
 		step{Name: "node list, maintenance=false", Method: "GET", Path: "/v1/nodes?maintenance=false"},
 		step{Name: "node list, maintenance=true", Method: "GET", Path: "/v1/nodes?maintenance=true"},
@@ -186,6 +191,7 @@ func steps() []step {
 		step{Name: "node list, sort by name desc", Method: "GET", Path: "/v1/nodes?sort_key=name&sort_dir=desc&fields=uuid,name",
 			Values: []string{"/nodes/0/name"}},
 		step{Name: "node list, bad sort_key", Method: "GET", Path: "/v1/nodes?sort_key=bogus"},
+		step{Name: "node list, sort by a JSON field", Method: "GET", Path: "/v1/nodes?sort_key=properties"},
 		step{Name: "node list, bad sort_dir", Method: "GET", Path: "/v1/nodes?sort_dir=sideways"},
 		step{Name: "node list at 1.1", Method: "GET", Path: "/v1/nodes", Version: "1.1"},
 		step{Name: "node list, detail at 1.1", Method: "GET", Path: "/v1/nodes/detail", Version: "1.1"},
@@ -208,6 +214,7 @@ func steps() []step {
 		step{Name: "node show at 1.31", Method: "GET", Path: "/v1/nodes/" + node1, Version: "1.31"},
 		step{Name: "node show at 1.49", Method: "GET", Path: "/v1/nodes/" + node1, Version: "1.49"},
 		step{Name: "node show at latest", Method: "GET", Path: "/v1/nodes/" + node1, Version: "latest"},
+		step{Name: "node show, unknown field", Method: "GET", Path: "/v1/nodes/" + node1 + "?fields=uuid,bogus"},
 		step{Name: "node show, unknown uuid", Method: "GET", Path: "/v1/nodes/" + nodeGone},
 		step{Name: "node show, unknown name", Method: "GET", Path: "/v1/nodes/no-such-node"},
 		step{Name: "node states", Method: "GET", Path: "/v1/nodes/" + node1 + "/states",
@@ -250,6 +257,17 @@ func steps() []step {
 			Body: patch(op("remove", "/name")), Values: []string{"/name"}},
 		step{Name: "patch: name to an existing name", Method: "PATCH", Path: "/v1/nodes/" + node3,
 			Body: patch(op("add", "/name", name1))},
+		step{Name: "patch: escaped JSON pointer", Method: "PATCH", Path: p,
+			Body: patch(op("add", "/extra/a~1b~0c", "v")), Values: []string{"/extra"}},
+		step{Name: "patch: test op", Method: "PATCH", Path: p,
+			Body: patch(op("test", "/extra/a~1b~0c", "v"))},
+		step{Name: "patch: copy op", Method: "PATCH", Path: p,
+			Body: patch(obj{"op": "copy", "from": "/extra/only", "path": "/extra/copied"}), Values: []string{"/extra"}},
+		step{Name: "patch: move op", Method: "PATCH", Path: p,
+			Body: patch(obj{"op": "move", "from": "/extra/copied", "path": "/extra/moved"}), Values: []string{"/extra"}},
+		step{Name: "patch: replace whole /properties", Method: "PATCH", Path: p,
+			Body:   patch(op("replace", "/properties", obj{"cpus": 2, "memory_mb": 1024, "local_gb": 10, "cpu_arch": "aarch64"})),
+			Values: []string{"/properties"}},
 		step{Name: "patch: several ops", Method: "PATCH", Path: p,
 			Body: patch(op("add", "/properties/a", "1"), op("add", "/properties/b", "2"),
 				op("remove", "/properties/a"), op("replace", "/resource_class", "compat-rc2")),
@@ -362,6 +380,8 @@ func steps() []step {
 			Body: obj{"node_uuid": node1, "address": "52:54:00:zz:00:01"}},
 		step{Name: "port create, duplicate MAC", Method: "POST", Path: "/v1/ports",
 			Body: obj{"node_uuid": node2, "address": mac1}},
+		step{Name: "port create, upper-case MAC", Method: "POST", Path: "/v1/ports",
+			Body: obj{"node_uuid": node2, "address": "52:54:00:12:34:BB", "uuid": port4}, Values: []string{"/address"}},
 		step{Name: "port create, duplicate MAC in upper case", Method: "POST", Path: "/v1/ports",
 			Body: obj{"node_uuid": node2, "address": "52:54:00:12:34:0A"}},
 		step{Name: "port create, no node", Method: "POST", Path: "/v1/ports",
@@ -433,7 +453,7 @@ func steps() []step {
 // cleanup removes what steps creates; it runs before and after, unrecorded.
 func cleanup() []step {
 	var s []step
-	for _, p := range []string{port1, port2, port3} {
+	for _, p := range []string{port1, port2, port3, port4} {
 		s = append(s, step{Method: "DELETE", Path: "/v1/ports/" + p})
 	}
 	s = append(s, step{Method: "DELETE", Path: "/v1/portgroups/" + pg1},

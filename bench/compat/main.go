@@ -151,10 +151,11 @@ const none = "none"
 type step struct {
 	Name    string
 	Method  string
-	Path    string // may hold {placeholders} filled from values saved by earlier steps
-	Version string // "" means the default (-version); none means no header
-	Body    any    // marshalled to JSON when not nil
-	Raw     string // sent verbatim when not empty (malformed JSON and the like)
+	Path    string            // may hold {placeholders} filled from values saved by earlier steps
+	Version string            // "" means the default (-version); none means no header
+	Body    any               // marshalled to JSON when not nil
+	Raw     string            // sent verbatim when not empty (malformed JSON and the like)
+	Header  map[string]string // extra request headers (they override the defaults)
 	// Save stores string values of the answer, by JSON pointer, under a placeholder name.
 	Save map[string]string
 	// Values are JSON pointers whose values must be equal on both sides (2xx answers only).
@@ -207,6 +208,9 @@ func (s *side) do(ctx context.Context, st step, defVersion string) result {
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range st.Header {
+		req.Header.Set(k, v)
 	}
 	switch st.Version {
 	case "":

@@ -38,6 +38,8 @@ type Options struct {
 	Auth Authenticator
 	// Ring names each node's conductor; nil leaves the conductor field null.
 	Ring Ring
+	// Conductor does the work on nodes; nil answers 503 to requests that need it.
+	Conductor Conductor
 	// PublicURL is the base of links in responses; empty means the request's own scheme and host.
 	PublicURL string
 	// MaxBodyBytes caps request bodies (default 1 MiB, as Ironic's max_json_body_size).
@@ -92,6 +94,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1", s.v1)
 	s.handle("GET /v1/{$}", s.v1)
 	s.nodeRoutes()
+	s.stateRoutes()
 	s.portRoutes()
 	s.portgroupRoutes()
 	s.chassisRoutes()

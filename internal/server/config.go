@@ -43,6 +43,16 @@ type Config struct {
 	HeartbeatInterval Duration `toml:"heartbeat_interval"`
 	// HeartbeatTimeout is how old a heartbeat may be for its conductor to count as alive.
 	HeartbeatTimeout Duration `toml:"heartbeat_timeout"`
+	// PowerSyncInterval is how often power states are compared with the hardware.
+	PowerSyncInterval Duration `toml:"power_sync_interval"`
+	// CallbackTimeout fails nodes that wait longer for an agent or inspection callback.
+	CallbackTimeout Duration `toml:"callback_timeout"`
+	// TimeoutCheckInterval is how often waiting nodes are checked against CallbackTimeout.
+	TimeoutCheckInterval Duration `toml:"timeout_check_interval"`
+	// AutomatedClean runs the clean steps when nodes are provided or undeployed (default true).
+	AutomatedClean *bool `toml:"automated_clean"`
+	// Workers bounds the conductor's background work (default 300).
+	Workers int `toml:"workers"`
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
@@ -73,12 +83,15 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // Default returns the configuration with every default filled in.
 func Default() Config {
 	return Config{
-		Listen:            "127.0.0.1:6385",
-		DataDir:           defaultDataDir(),
-		HeartbeatInterval: Duration{10 * time.Second},
-		HeartbeatTimeout:  Duration{60 * time.Second},
-		LogLevel:          "info",
-		LogFormat:         "text",
+		Listen:               "127.0.0.1:6385",
+		DataDir:              defaultDataDir(),
+		HeartbeatInterval:    Duration{10 * time.Second},
+		HeartbeatTimeout:     Duration{60 * time.Second},
+		PowerSyncInterval:    Duration{60 * time.Second},
+		CallbackTimeout:      Duration{30 * time.Minute},
+		TimeoutCheckInterval: Duration{60 * time.Second},
+		LogLevel:             "info",
+		LogFormat:            "text",
 	}
 }
 
@@ -157,6 +170,9 @@ func (c *Config) Validate() error {
 	if c.AuthStrategy == "noauth" && !c.Loopback() && !c.AllowInsecureNoauth {
 		errs = append(errs, fmt.Errorf("refusing to serve without authentication on %s, which is not a loopback address: "+
 			"set --http-basic-auth-file, or --allow-insecure-noauth if the network is trusted", c.Listen))
+	}
+	if c.PowerSyncInterval.Duration <= 0 || c.CallbackTimeout.Duration <= 0 || c.TimeoutCheckInterval.Duration <= 0 {
+		errs = append(errs, errors.New("power_sync_interval, callback_timeout and timeout_check_interval must be positive"))
 	}
 	if c.HeartbeatInterval.Duration <= 0 || c.HeartbeatTimeout.Duration <= c.HeartbeatInterval.Duration {
 		errs = append(errs, errors.New("heartbeat_timeout must be longer than a positive heartbeat_interval"))

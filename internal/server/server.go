@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/driver/fake"
 	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
@@ -22,6 +24,7 @@ type Server struct {
 	log   *slog.Logger
 	store *sqlstore.Store
 	api   *httpapi.Server
+	cond  *conductor.Conductor
 	ln    net.Listener
 	http  *http.Server
 }
@@ -35,17 +38,6 @@ func NewLogger(cfg Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// localRing maps every node of this conductor's group to this conductor; the multi-conductor
-// hash ring replaces it.
-type localRing struct{ host, group string }
-
-func (r localRing) ConductorFor(n *ironwork.Node) string {
-	if n.ConductorGroup == r.group {
-		return r.host
-	}
-	return ""
 }
 
 // Start validates cfg, opens the database, registers this conductor and starts listening. The
@@ -66,10 +58,24 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	registry := conductor.Registry{}
+	fake.Register(registry)
+	ccfg := conductor.Defaults()
+	ccfg.Hostname, ccfg.Group = cfg.Hostname, cfg.ConductorGroup
+	ccfg.HeartbeatInterval, ccfg.HeartbeatTimeout = cfg.HeartbeatInterval.Duration, cfg.HeartbeatTimeout.Duration
+	ccfg.PowerSyncInterval, ccfg.CallbackTimeout = cfg.PowerSyncInterval.Duration, cfg.CallbackTimeout.Duration
+	ccfg.TimeoutCheckInterval = cfg.TimeoutCheckInterval.Duration
+	if cfg.AutomatedClean != nil {
+		ccfg.AutomatedClean = *cfg.AutomatedClean
+	}
+	if cfg.Workers > 0 {
+		ccfg.Workers = cfg.Workers
+	}
+	cond := conductor.New(ccfg, store, drivers, registry, log)
 	opts := httpapi.Options{
 		Store: store, Drivers: drivers, Logger: log, PublicURL: cfg.PublicURL,
 		ConductorTimeout: cfg.HeartbeatTimeout.Duration,
-		Ring:             localRing{host: cfg.Hostname, group: cfg.ConductorGroup},
+		Ring:             cond.Ring(), Conductor: cond,
 	}
 	if cfg.AuthStrategy == "http_basic" {
 		auth, err := httpapi.LoadBasicAuth(cfg.HTTPBasicAuthFile)
@@ -84,12 +90,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		store.Close()
 		return nil, err
 	}
+	if err := cond.Start(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("start conductor: %w", err)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		cond.Stop()
 		store.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	s := &Server{cfg: cfg, log: log, store: store, api: httpapi.New(opts), ln: ln}
+	s := &Server{cfg: cfg, log: log, store: store, api: httpapi.New(opts), ln: ln, cond: cond}
 	s.http = &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -117,30 +128,27 @@ func (s *Server) Serve(ctx context.Context) error {
 		"conductor", s.cfg.Hostname)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
-	tick := time.NewTicker(s.cfg.HeartbeatInterval.Duration)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-errc:
-			return fmt.Errorf("serve API: %w", err)
-		case <-tick.C:
-			if err := s.store.TouchConductor(ctx, s.cfg.Hostname); err != nil {
-				s.log.Warn("conductor heartbeat failed", "error", err)
-			}
-		case <-ctx.Done():
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			err := s.http.Shutdown(sctx)
-			if uerr := s.store.UnregisterConductor(sctx, s.cfg.Hostname); uerr != nil {
-				s.log.Warn("unregister conductor", "error", uerr)
-			}
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("shut down API: %w", err)
-			}
-			return nil
-		}
+	select {
+	case err := <-errc:
+		s.cond.Stop()
+		return fmt.Errorf("serve API: %w", err)
+	case <-ctx.Done():
 	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(sctx)
+	s.cond.Stop()
+	if uerr := s.store.UnregisterConductor(sctx, s.cfg.Hostname); uerr != nil {
+		s.log.Warn("unregister conductor", "error", uerr)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shut down API: %w", err)
+	}
+	return nil
 }
+
+// Conductor is the server's conductor, for tests.
+func (s *Server) Conductor() *conductor.Conductor { return s.cond }
 
 // Close releases the database.
 func (s *Server) Close() error { return s.store.Close() }

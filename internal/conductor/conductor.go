@@ -1,0 +1,334 @@
+// Package conductor owns every change of a node's provision and power state. It takes node
+// locks, applies the provision state machine, runs long work on a bounded pool of workers
+// through the driver interfaces it defines, and keeps the fleet in step with reality with
+// periodic tasks (power sync, callback timeouts, dead-conductor takeover). It talks to hardware
+// only through drivers and to the database only through the store.
+package conductor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/sqlstore"
+)
+
+// Config tunes a conductor. Zero values take the defaults of Defaults.
+type Config struct {
+	Hostname string
+	Group    string
+	// Workers bounds the background work in progress (Ironic's workers_pool_size).
+	Workers int
+	// MaxConcurrentDeploy and MaxConcurrentClean cap those operations.
+	MaxConcurrentDeploy int
+	MaxConcurrentClean  int
+	// AutomatedClean runs clean steps when a node is provided or undeployed.
+	AutomatedClean bool
+	// PowerActionTimeout bounds one power change.
+	PowerActionTimeout time.Duration
+	// PowerSyncInterval is how often node power states are compared with the hardware;
+	// PowerSyncWorkers bounds the concurrent BMC requests; after PowerSyncMaxRetries failures a
+	// node goes into maintenance with fault "power failure".
+	PowerSyncInterval   time.Duration
+	PowerSyncWorkers    int
+	PowerSyncMaxRetries int
+	// ForcePowerStateDuringSync sets the hardware to the recorded state when they differ
+	// (Ironic's default) instead of recording the hardware's state.
+	ForcePowerStateDuringSync bool
+	// CallbackTimeout fails nodes waiting for an agent or inspection callback for longer.
+	CallbackTimeout time.Duration
+	// TimeoutCheckInterval is how often wait states are checked for timeouts.
+	TimeoutCheckInterval time.Duration
+	// HeartbeatInterval and HeartbeatTimeout govern conductor liveness.
+	HeartbeatInterval time.Duration
+	HeartbeatTimeout  time.Duration
+}
+
+// Defaults returns Ironic's defaults.
+func Defaults() Config {
+	return Config{
+		Workers: 300, MaxConcurrentDeploy: 250, MaxConcurrentClean: 50, AutomatedClean: true,
+		PowerActionTimeout: 60 * time.Second, PowerSyncInterval: 60 * time.Second, PowerSyncWorkers: 8,
+		PowerSyncMaxRetries: 3, ForcePowerStateDuringSync: true, CallbackTimeout: 30 * time.Minute,
+		TimeoutCheckInterval: 60 * time.Second, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 60 * time.Second,
+	}
+}
+
+func (c *Config) fill() {
+	d := Defaults()
+	if c.Workers <= 0 {
+		c.Workers = d.Workers
+	}
+	if c.MaxConcurrentDeploy <= 0 {
+		c.MaxConcurrentDeploy = d.MaxConcurrentDeploy
+	}
+	if c.MaxConcurrentClean <= 0 {
+		c.MaxConcurrentClean = d.MaxConcurrentClean
+	}
+	if c.PowerActionTimeout <= 0 {
+		c.PowerActionTimeout = d.PowerActionTimeout
+	}
+	if c.PowerSyncInterval <= 0 {
+		c.PowerSyncInterval = d.PowerSyncInterval
+	}
+	if c.PowerSyncWorkers <= 0 {
+		c.PowerSyncWorkers = d.PowerSyncWorkers
+	}
+	if c.PowerSyncMaxRetries <= 0 {
+		c.PowerSyncMaxRetries = d.PowerSyncMaxRetries
+	}
+	if c.CallbackTimeout <= 0 {
+		c.CallbackTimeout = d.CallbackTimeout
+	}
+	if c.TimeoutCheckInterval <= 0 {
+		c.TimeoutCheckInterval = d.TimeoutCheckInterval
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = d.HeartbeatInterval
+	}
+	if c.HeartbeatTimeout <= 0 {
+		c.HeartbeatTimeout = d.HeartbeatTimeout
+	}
+}
+
+// Registry holds the interface implementations a conductor can compose drivers from, by
+// interface kind and name.
+type Registry map[ironwork.InterfaceKind]map[string]any
+
+// Add registers impl as the implementation called name of kind.
+func (r Registry) Add(kind ironwork.InterfaceKind, name string, impl any) {
+	if r[kind] == nil {
+		r[kind] = map[string]any{}
+	}
+	r[kind][name] = impl
+}
+
+// Driver is a node's composition of interface implementations.
+type Driver struct {
+	impl map[ironwork.InterfaceKind]any
+}
+
+// Impl returns the implementation of kind, or nil.
+func (d *Driver) Impl(kind ironwork.InterfaceKind) any { return d.impl[kind] }
+
+// Power returns the node's power interface.
+func (d *Driver) Power() (Power, bool) {
+	p, ok := d.impl[ironwork.PowerInterface].(Power)
+	return p, ok
+}
+
+// Management returns the node's management interface.
+func (d *Driver) Management() (Management, bool) {
+	m, ok := d.impl[ironwork.ManagementInterface].(Management)
+	return m, ok
+}
+
+// Conductor runs the work on nodes.
+type Conductor struct {
+	cfg      Config
+	store    *sqlstore.Store
+	drivers  ironwork.DriverConfig
+	registry Registry
+	log      *slog.Logger
+	ring     *Ring
+
+	ctx    context.Context // ends when the conductor stops: background work stops with it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	sem    chan struct{}
+
+	deploys, cleans atomic.Int64
+	syncFailures    sync.Map // node id -> failed power syncs in a row
+}
+
+// New returns a conductor; Start begins its periodic work.
+func New(cfg Config, store *sqlstore.Store, drivers ironwork.DriverConfig, registry Registry, log *slog.Logger) *Conductor {
+	cfg.fill()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Conductor{cfg: cfg, store: store, drivers: drivers, registry: registry, log: log.With("conductor", cfg.Hostname),
+		ring: NewRing(), ctx: ctx, cancel: cancel, sem: make(chan struct{}, cfg.Workers)}
+}
+
+// Hostname is the conductor's name.
+func (c *Conductor) Hostname() string { return c.cfg.Hostname }
+
+// Ring returns the conductor's view of the hash ring.
+func (c *Conductor) Ring() *Ring { return c.ring }
+
+// Task is a node under this conductor's lock, with its composed driver.
+type Task struct {
+	Node   *ironwork.Node
+	Driver *Driver
+	c      *Conductor
+	Log    *slog.Logger
+}
+
+// Save applies fn to the task's node and stores the result.
+func (t *Task) Save(ctx context.Context, fn func(n *ironwork.Node)) error {
+	n, err := t.c.store.UpdateNode(ctx, t.Node.UUID, func(n *ironwork.Node) error {
+		fn(n)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save node %s: %w", t.Node.UUID, err)
+	}
+	t.Node = n
+	return nil
+}
+
+// driverFor composes the driver of a node from the registry.
+func (c *Conductor) driverFor(n *ironwork.Node) (*Driver, error) {
+	if _, ok := c.drivers.HardwareType(n.Driver); !ok {
+		return nil, ironwork.Errorf(ironwork.EINVALID, "No valid host was found. Reason: No conductor service registered which supports driver %s for conductor group \"%s\".", n.Driver, n.ConductorGroup)
+	}
+	d := &Driver{impl: map[ironwork.InterfaceKind]any{}}
+	for _, k := range ironwork.InterfaceKinds {
+		name := n.Interfaces[k]
+		if name == "" {
+			continue
+		}
+		if impl, ok := c.registry[k][name]; ok {
+			d.impl[k] = impl
+		}
+	}
+	return d, nil
+}
+
+// lock takes the exclusive lock of a node and returns a task for it.
+func (c *Conductor) lock(ctx context.Context, ident string) (*Task, error) {
+	n, err := c.store.ReserveNode(ctx, ident, c.cfg.Hostname)
+	if err != nil {
+		return nil, err
+	}
+	d, err := c.driverFor(n)
+	if err != nil {
+		c.release(n)
+		return nil, err
+	}
+	return &Task{Node: n, Driver: d, c: c, Log: c.log.With("node", n.UUID)}, nil
+}
+
+// shared returns a task for reading a node without locking it.
+func (c *Conductor) shared(ctx context.Context, ident string) (*Task, error) {
+	n, err := c.store.GetNode(ctx, ident)
+	if err != nil {
+		return nil, err
+	}
+	d, err := c.driverFor(n)
+	if err != nil {
+		return nil, err
+	}
+	return &Task{Node: n, Driver: d, c: c, Log: c.log.With("node", n.UUID)}, nil
+}
+
+// release frees a node's lock, with a context of its own so that it happens even when the
+// work's context has ended.
+func (c *Conductor) release(n *ironwork.Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.store.ReleaseNode(ctx, n.ID, c.cfg.Hostname); err != nil {
+		c.log.Error("release node lock", "node", n.UUID, "error", err)
+	}
+}
+
+// errNoWorkers is returned when the worker pool is full.
+var errNoWorkers = ironwork.Errorf(ironwork.EUNAVAILABLE, "No free conductor workers available")
+
+// acquireWorker reserves a slot of the worker pool; the caller must run or give it back.
+func (c *Conductor) acquireWorker() (release func(), err error) {
+	select {
+	case c.sem <- struct{}{}:
+		c.wg.Add(1)
+		return func() { <-c.sem; c.wg.Done() }, nil
+	default:
+		return nil, errNoWorkers
+	}
+}
+
+// transition applies event to the task's node: the one place provision states change. It sets
+// the target state, the time of the change and last_error (cleared unless given), records a
+// history event and logs the change. target overrides the machine's target when not empty.
+func (c *Conductor) transition(ctx context.Context, t *Task, ev ironwork.Event, lastError string, target ironwork.ProvisionState) error {
+	from := t.Node.ProvisionState
+	to, ok := ironwork.NextState(from, ev)
+	if !ok {
+		return ironwork.Errorf(ironwork.EINVALID, "The requested action \"%s\" can not be performed on node \"%s\" while it is in state \"%s\".",
+			ev, t.Node.UUID, from)
+	}
+	if target == "" {
+		target = ironwork.TargetOf(to)
+	}
+	now := time.Now().UTC()
+	if err := t.Save(ctx, func(n *ironwork.Node) {
+		n.ProvisionState, n.TargetProvisionState, n.ProvisionUpdatedAt = to, target, &now
+		n.LastError = lastError
+	}); err != nil {
+		return err
+	}
+	severity, level := "INFO", slog.LevelInfo
+	if lastError != "" {
+		severity, level = "ERROR", slog.LevelWarn
+	}
+	event := fmt.Sprintf("%s -> %s (%s)", from, to, ev)
+	if lastError != "" {
+		event += ": " + lastError
+	}
+	if err := c.store.AddNodeHistory(ctx, &ironwork.NodeHistoryEvent{UUID: uuid.NewString(), NodeID: t.Node.ID,
+		Conductor: c.cfg.Hostname, EventType: "provisioning", Severity: severity, Event: event}); err != nil {
+		t.Log.Warn("record node history", "error", err)
+	}
+	t.Log.Log(ctx, level, "provision state changed", "from", from, "to", to, "event", ev, "target", target, "error", lastError)
+	return nil
+}
+
+// fail moves a task's node to the failed state of its current state with a reason.
+func (c *Conductor) fail(ctx context.Context, t *Task, reason error) {
+	msg := ironwork.ErrorMessage(reason)
+	if ironwork.ErrorCode(reason) == ironwork.EINTERNAL {
+		msg = reason.Error()
+	}
+	if err := c.transition(ctx, t, ironwork.EventFail, msg, ""); err != nil {
+		t.Log.Error("cannot record failure", "reason", msg, "error", err)
+	}
+}
+
+// background runs work on a task's node in a worker that already holds a pool slot, and
+// releases the node's lock and the slot when done. The work uses the conductor's context, not
+// the request's, so it outlives the request that started it.
+func (c *Conductor) background(t *Task, done func(), work func(ctx context.Context, t *Task)) {
+	go func() {
+		defer done()
+		defer c.release(t.Node)
+		defer func() {
+			if p := recover(); p != nil {
+				t.Log.Error("panic in background work", "panic", p)
+				c.fail(c.ctx, t, fmt.Errorf("internal error: %v", p))
+			}
+		}()
+		work(c.ctx, t)
+	}()
+}
+
+// Stop cancels background work and waits for it.
+func (c *Conductor) Stop() {
+	c.cancel()
+	c.wg.Wait()
+}
+
+// Wait blocks until no background work runs (for tests and graceful shutdown).
+func (c *Conductor) Wait() { c.wg.Wait() }
+
+// isContextErr reports whether err came from a cancelled context.
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

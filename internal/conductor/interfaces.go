@@ -1,0 +1,116 @@
+package conductor
+
+import (
+	"context"
+	"time"
+
+	"github.com/ironwork/ironwork"
+)
+
+// The driver interfaces the conductor consumes. Each is small; an implementation that can do
+// more says so by implementing one of the optional interfaces below as well.
+
+// Power reads and changes a node's power state. After SetPowerState returns, the node is in
+// the target state or the call failed: implementations re-read the BMC until it agrees.
+type Power interface {
+	PowerState(ctx context.Context, t *Task) (ironwork.PowerState, error)
+	SetPowerState(ctx context.Context, t *Task, target ironwork.PowerState, timeout time.Duration) error
+}
+
+// Management reads and sets a node's boot device.
+type Management interface {
+	BootDevice(ctx context.Context, t *Task) (BootDevice, error)
+	SetBootDevice(ctx context.Context, t *Task, dev BootDevice) error
+	SupportedBootDevices(ctx context.Context, t *Task) ([]string, error)
+}
+
+// BootDevice is a boot device and whether it stays after the next boot.
+type BootDevice struct {
+	Device     string `json:"boot_device"`
+	Persistent bool   `json:"persistent"`
+}
+
+// Boot devices as Ironic names them.
+const (
+	BootPXE   = "pxe"
+	BootDisk  = "disk"
+	BootCDROM = "cdrom"
+	BootBIOS  = "bios"
+	BootSafe  = "safe"
+)
+
+// Deploy writes an instance onto a node and removes it again.
+type Deploy interface {
+	// Deploy runs the deploy interface's main deploy step; wait means the node now waits for a
+	// callback (an agent) before the next step.
+	Deploy(ctx context.Context, t *Task) (wait bool, err error)
+	// TearDown undoes a deployment: the node ends powered off.
+	TearDown(ctx context.Context, t *Task) error
+}
+
+// Boot prepares what a node network-boots: the deploy ramdisk or the instance.
+type Boot interface {
+	PrepareRamdisk(ctx context.Context, t *Task) error
+	CleanUpRamdisk(ctx context.Context, t *Task) error
+	PrepareInstance(ctx context.Context, t *Task) error
+	CleanUpInstance(ctx context.Context, t *Task) error
+}
+
+// Optional abilities, discovered by type assertion.
+
+// Validator checks that a node has what an interface needs (driver_info keys, images...).
+type Validator interface {
+	Validate(ctx context.Context, t *Task) error
+}
+
+// Rebooter reboots in one operation; without it a reboot is power off then on.
+type Rebooter interface {
+	Reboot(ctx context.Context, t *Task, soft bool, timeout time.Duration) error
+}
+
+// SoftPower can shut a node down gracefully.
+type SoftPower interface {
+	SoftPowerOff(ctx context.Context, t *Task, timeout time.Duration) error
+}
+
+// NMIInjector sends a non-maskable interrupt.
+type NMIInjector interface {
+	InjectNMI(ctx context.Context, t *Task) error
+}
+
+// BootModeSetter switches between BIOS and UEFI boot.
+type BootModeSetter interface {
+	SetBootMode(ctx context.Context, t *Task, mode string) error
+}
+
+// SecureBootSetter turns UEFI secure boot on or off.
+type SecureBootSetter interface {
+	SetSecureBoot(ctx context.Context, t *Task, on bool) error
+}
+
+// StepProvider offers clean, deploy or service steps.
+type StepProvider interface {
+	Steps(kind StepKind) []Step
+}
+
+// StepRunner runs one of the steps its interface offers; wait means the step continues
+// asynchronously and the node waits for a callback.
+type StepRunner interface {
+	RunStep(ctx context.Context, t *Task, step Step) (wait bool, err error)
+}
+
+// Inspector discovers a node's hardware properties.
+type Inspector interface {
+	Inspect(ctx context.Context, t *Task) (wait bool, err error)
+}
+
+// Rescuer boots a rescue environment on an active node and back.
+type Rescuer interface {
+	Rescue(ctx context.Context, t *Task) (wait bool, err error)
+	Unrescue(ctx context.Context, t *Task) error
+}
+
+// TakeOverer prepares what a node needs when its conductor changes (boot files, console).
+type TakeOverer interface {
+	TakeOver(ctx context.Context, t *Task) error
+}

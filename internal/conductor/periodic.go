@@ -1,0 +1,294 @@
+package conductor
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/sqlstore"
+)
+
+// workingStates are the states in which a conductor worker is busy with a node; a node found in
+// one with nobody working on it (its conductor died or restarted) is failed.
+var workingStates = []ironwork.ProvisionState{ironwork.Verifying, ironwork.Deploying, ironwork.Cleaning,
+	ironwork.Inspecting, ironwork.Adopting, ironwork.Rescuing, ironwork.Unrescuing, ironwork.Servicing, ironwork.Deleting}
+
+// waitStates are the states in which a node waits for a callback, with the setting that
+// bounds the wait.
+var waitStates = []ironwork.ProvisionState{ironwork.DeployWait, ironwork.CleanWait, ironwork.InspectWait,
+	ironwork.RescueWait, ironwork.ServiceWait}
+
+// Start recovers this conductor's nodes from a previous run and starts the periodic tasks. They
+// stop with Stop.
+func (c *Conductor) Start(ctx context.Context) error {
+	if err := c.refreshRing(ctx); err != nil {
+		return err
+	}
+	ids, err := c.store.ClearReservations(ctx, c.cfg.Hostname)
+	if err != nil {
+		return err
+	}
+	if len(ids) > 0 {
+		c.log.Warn("cleared stale node locks of this conductor", "nodes", len(ids))
+	}
+	c.recoverOrphans(ctx, ids)
+	c.every(c.cfg.HeartbeatInterval, "heartbeat", c.heartbeat)
+	c.every(c.cfg.PowerSyncInterval, "power sync", c.SyncPowerStates)
+	c.every(c.cfg.TimeoutCheckInterval, "callback timeouts", c.CheckTimeouts)
+	return nil
+}
+
+// every runs fn every interval until the conductor stops.
+func (c *Conductor) every(interval time.Duration, name string, fn func(ctx context.Context) error) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-tick.C:
+				if err := fn(c.ctx); err != nil && !isContextErr(err) {
+					c.log.Warn("periodic task failed", "task", name, "error", err)
+				}
+			}
+		}
+	}()
+}
+
+// heartbeat records that this conductor lives, refreshes the ring, and takes over the nodes of
+// conductors that died.
+func (c *Conductor) heartbeat(ctx context.Context) error {
+	if err := c.store.TouchConductor(ctx, c.cfg.Hostname); err != nil {
+		return err
+	}
+	if err := c.refreshRing(ctx); err != nil {
+		return err
+	}
+	return c.TakeOverDead(ctx)
+}
+
+// refreshRing rebuilds the ring from the live conductors.
+func (c *Conductor) refreshRing(ctx context.Context) error {
+	cs, err := c.store.ListConductors(ctx, "", 0)
+	if err != nil {
+		return err
+	}
+	members := map[string][]string{}
+	now := time.Now()
+	for _, cd := range cs {
+		if sqlstore.ConductorAlive(cd, now, c.cfg.HeartbeatTimeout) || cd.Hostname == c.cfg.Hostname {
+			members[cd.ConductorGroup] = append(members[cd.ConductorGroup], cd.Hostname)
+		}
+	}
+	c.ring.Set(members)
+	return nil
+}
+
+// TakeOverDead frees the locks of conductors whose heartbeat expired and fails the nodes they
+// were working on, so that the survivors can take them over.
+func (c *Conductor) TakeOverDead(ctx context.Context) error {
+	dead, err := c.store.DeadConductors(ctx, c.cfg.HeartbeatTimeout)
+	if err != nil {
+		return err
+	}
+	for _, host := range dead {
+		if host == c.cfg.Hostname {
+			continue
+		}
+		ids, err := c.store.ClearReservations(ctx, host)
+		if err != nil {
+			return err
+		}
+		c.log.Warn("took over the node locks of a dead conductor", "dead", host, "nodes", len(ids))
+		c.recoverOrphans(ctx, ids)
+	}
+	return nil
+}
+
+// recoverOrphans fails the nodes among ids that were left in a working state.
+func (c *Conductor) recoverOrphans(ctx context.Context, ids []int64) {
+	for _, id := range ids {
+		n, err := c.store.GetNodeByID(ctx, id)
+		if err != nil || !slices.Contains(workingStates, n.ProvisionState) {
+			continue
+		}
+		t, err := c.lock(ctx, n.UUID)
+		if err != nil {
+			continue
+		}
+		reason := fmt.Sprintf("The conductor working on node %s stopped while the node was in state \"%s\".", n.UUID, n.ProvisionState)
+		_ = t.Save(ctx, func(n *ironwork.Node) {
+			n.TargetPowerState = ""
+			n.CleanStep, n.DeployStep, n.ServiceStep = ironwork.JSONObject{}, ironwork.JSONObject{}, ironwork.JSONObject{}
+		})
+		c.fail(ctx, t, ironwork.Errorf(ironwork.EINVALID, "%s", reason))
+		c.release(t.Node)
+	}
+}
+
+// myNodes lists the nodes the ring gives this conductor.
+func (c *Conductor) myNodes(ctx context.Context, f sqlstore.NodeFilter) ([]*ironwork.Node, error) {
+	var out []*ironwork.Node
+	marker := ""
+	for {
+		page, err := c.store.ListNodes(ctx, f, sqlstore.Page{Limit: 1000, Marker: marker})
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range page {
+			if c.ring.ConductorFor(n) == c.cfg.Hostname {
+				out = append(out, n)
+			}
+		}
+		if len(page) < 1000 {
+			return out, nil
+		}
+		marker = page[len(page)-1].UUID
+	}
+}
+
+// SyncPowerStates compares the recorded power state of this conductor's nodes with their
+// hardware, with bounded concurrency. Nodes in maintenance, locked or in the middle of work are
+// skipped; nodes whose BMC keeps failing go into maintenance with fault "power failure", and
+// nodes with that fault whose BMC answers again come out of it.
+func (c *Conductor) SyncPowerStates(ctx context.Context) error {
+	nodes, err := c.myNodes(ctx, sqlstore.NodeFilter{})
+	if err != nil {
+		return err
+	}
+	jobs := make(chan *ironwork.Node)
+	var wg sync.WaitGroup
+	for range c.cfg.PowerSyncWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range jobs {
+				c.syncOne(ctx, n)
+			}
+		}()
+	}
+	for _, n := range nodes {
+		if n.Reservation != "" || slices.Contains(workingStates, n.ProvisionState) ||
+			(n.Maintenance && n.Fault != "power failure") {
+			continue
+		}
+		select {
+		case jobs <- n:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	return ctx.Err()
+}
+
+func (c *Conductor) syncOne(ctx context.Context, n *ironwork.Node) {
+	d, err := c.driverFor(n)
+	if err != nil {
+		return
+	}
+	t := &Task{Node: n, Driver: d, c: c, Log: c.log.With("node", n.UUID)}
+	p, ok := d.Power()
+	if !ok {
+		return
+	}
+	st, err := p.PowerState(ctx, t)
+	if n.Maintenance { // fault "power failure": recover once the BMC answers
+		if err == nil {
+			c.syncFailures.Delete(n.ID)
+			_, uerr := c.store.UpdateNode(ctx, n.UUID, func(n *ironwork.Node) error {
+				if n.Fault == "power failure" {
+					n.Maintenance, n.MaintenanceReason, n.Fault, n.PowerState = false, "", "", st
+				}
+				return nil
+			})
+			if uerr == nil {
+				t.Log.Info("power failure recovered: node out of maintenance", "state", st)
+			}
+		}
+		return
+	}
+	if err == nil && (n.PowerState == "" || n.PowerState == st || !c.cfg.ForcePowerStateDuringSync) {
+		c.syncFailures.Delete(n.ID)
+		if n.PowerState != st {
+			t.Log.Warn("power state differs from the record; recording the hardware's", "recorded", n.PowerState, "actual", st)
+			_, _ = c.store.UpdateNode(ctx, n.UUID, func(n *ironwork.Node) error { n.PowerState = st; return nil })
+		}
+		return
+	}
+	if err == nil {
+		// The hardware disagrees with the record: put it back, under the node's lock.
+		lt, lerr := c.lock(ctx, n.UUID)
+		if lerr != nil {
+			return
+		}
+		t.Log.Warn("power state differs from the record; setting the hardware to the recorded state", "recorded", n.PowerState, "actual", st)
+		err = p.SetPowerState(ctx, lt, n.PowerState, c.cfg.PowerActionTimeout)
+		c.release(lt.Node)
+		if err == nil {
+			c.syncFailures.Delete(n.ID)
+			return
+		}
+	}
+	failures := 1
+	if v, ok := c.syncFailures.Load(n.ID); ok {
+		failures = v.(int) + 1
+	}
+	c.syncFailures.Store(n.ID, failures)
+	t.Log.Warn("power sync failed", "attempt", failures, "max", c.cfg.PowerSyncMaxRetries, "error", err)
+	if failures < c.cfg.PowerSyncMaxRetries {
+		return
+	}
+	reason := fmt.Sprintf("During sync_power_state, max retries exceeded for node %s, node state %s does not match expected state. "+
+		"Switching node to maintenance mode. Error: %s", n.UUID, orNone(n.PowerState), errText(err))
+	_, _ = c.store.UpdateNode(ctx, n.UUID, func(n *ironwork.Node) error {
+		n.Maintenance, n.MaintenanceReason, n.Fault, n.LastError = true, reason, "power failure", reason
+		return nil
+	})
+	c.syncFailures.Delete(n.ID)
+	t.Log.Error("node put into maintenance: power failure", "reason", reason)
+}
+
+func orNone(s ironwork.PowerState) string {
+	if s == "" {
+		return "None"
+	}
+	return string(s)
+}
+
+// CheckTimeouts fails this conductor's nodes that waited longer than the callback timeout.
+func (c *Conductor) CheckTimeouts(ctx context.Context) error {
+	cutoff := time.Now().Add(-c.cfg.CallbackTimeout)
+	for _, st := range waitStates {
+		nodes, err := c.myNodes(ctx, sqlstore.NodeFilter{ProvisionState: string(st)})
+		if err != nil {
+			return err
+		}
+		for _, n := range nodes {
+			if n.ProvisionUpdatedAt == nil || n.ProvisionUpdatedAt.After(cutoff) || n.Reservation != "" {
+				continue
+			}
+			t, err := c.lock(ctx, n.UUID)
+			if err != nil {
+				continue
+			}
+			if t.Node.ProvisionState == st {
+				reason := fmt.Sprintf("Timeout reached while waiting for callback for node %s in state \"%s\" (timeout %s).",
+					n.UUID, st, c.cfg.CallbackTimeout)
+				_ = t.Save(ctx, func(n *ironwork.Node) {
+					n.CleanStep, n.DeployStep, n.ServiceStep = ironwork.JSONObject{}, ironwork.JSONObject{}, ironwork.JSONObject{}
+					delete(n.DriverInternalInfo, remainingKey)
+				})
+				c.fail(ctx, t, ironwork.Errorf(ironwork.EINVALID, "%s", reason))
+			}
+			c.release(t.Node)
+		}
+	}
+	return nil
+}

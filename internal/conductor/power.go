@@ -1,0 +1,279 @@
+package conductor
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ironwork/ironwork"
+)
+
+// powerTargets are the targets PUT /states/power accepts.
+var powerTargets = []ironwork.PowerState{ironwork.PowerOn, ironwork.PowerOff, ironwork.Rebooting,
+	ironwork.SoftPowerOff, ironwork.SoftRebooting}
+
+// SetPower starts a power change of a node in the background: it records the target, then the
+// worker drives the BMC and records the outcome.
+func (c *Conductor) SetPower(ctx context.Context, ident string, target ironwork.PowerState, timeout time.Duration) error {
+	if !slices.Contains(powerTargets, target) {
+		return ironwork.Errorf(ironwork.EINVALID, "Invalid power state target %q.", target)
+	}
+	if timeout <= 0 {
+		timeout = c.cfg.PowerActionTimeout
+	}
+	t, err := c.lock(ctx, ident)
+	if err != nil {
+		return err
+	}
+	if _, ok := t.Driver.Power(); !ok {
+		c.release(t.Node)
+		return ironwork.Errorf(ironwork.EINVALID, "Node %s: the power interface %q is not available on conductor %s.",
+			t.Node.UUID, t.Node.Interfaces[ironwork.PowerInterface], c.cfg.Hostname)
+	}
+	if t.Node.DisablePowerOff && (target == ironwork.PowerOff || target == ironwork.SoftPowerOff) {
+		c.release(t.Node)
+		return ironwork.Errorf(ironwork.EINVALID, "Node %s does not allow power off (disable_power_off is set).", t.Node.UUID)
+	}
+	done, err := c.acquireWorker()
+	if err != nil {
+		c.release(t.Node)
+		return err
+	}
+	shown := target
+	if target == ironwork.Rebooting || target == ironwork.SoftRebooting {
+		shown = ironwork.PowerOn
+	} else if target == ironwork.SoftPowerOff {
+		shown = ironwork.PowerOff
+	}
+	if err := t.Save(ctx, func(n *ironwork.Node) { n.TargetPowerState, n.LastError = shown, "" }); err != nil {
+		done()
+		c.release(t.Node)
+		return err
+	}
+	c.background(t, done, func(ctx context.Context, t *Task) {
+		if err := c.doPower(ctx, t, target, timeout); err != nil {
+			t.Log.Warn("power action failed", "target", target, "error", err)
+		}
+	})
+	return nil
+}
+
+// doPower drives the node's power to target and records the result (power_state, and
+// last_error on failure). The caller holds the node's lock.
+func (c *Conductor) doPower(ctx context.Context, t *Task, target ironwork.PowerState, timeout time.Duration) error {
+	p, ok := t.Driver.Power()
+	if !ok {
+		return ironwork.Errorf(ironwork.EINVALID, "no power interface")
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var err error
+	switch target {
+	case ironwork.Rebooting, ironwork.SoftRebooting:
+		if r, ok := p.(Rebooter); ok {
+			err = r.Reboot(pctx, t, target == ironwork.SoftRebooting, timeout)
+		} else if target == ironwork.SoftRebooting {
+			err = ironwork.Errorf(ironwork.EINVALID, "the power interface cannot soft reboot")
+		} else if err = p.SetPowerState(pctx, t, ironwork.PowerOff, timeout); err == nil {
+			err = p.SetPowerState(pctx, t, ironwork.PowerOn, timeout)
+		}
+	case ironwork.SoftPowerOff:
+		if s, ok := p.(SoftPower); ok {
+			err = s.SoftPowerOff(pctx, t, timeout)
+		} else {
+			err = ironwork.Errorf(ironwork.EINVALID, "the power interface cannot power off softly")
+		}
+	default:
+		err = p.SetPowerState(pctx, t, target, timeout)
+	}
+	final := target
+	switch target {
+	case ironwork.Rebooting, ironwork.SoftRebooting:
+		final = ironwork.PowerOn
+	case ironwork.SoftPowerOff:
+		final = ironwork.PowerOff
+	}
+	if err != nil {
+		// Record what the hardware says now, if it says anything.
+		if st, rerr := p.PowerState(ctx, t); rerr == nil {
+			final = st
+		} else {
+			final = ironwork.PowerError
+		}
+		msg := fmt.Sprintf("Failed to change power state to '%s' by '%s': %s", final, target, errText(err))
+		_ = t.Save(ctx, func(n *ironwork.Node) { n.PowerState, n.TargetPowerState, n.LastError = final, "", msg })
+		return ironwork.Errorf(ironwork.EINVALID, "%s", msg)
+	}
+	if err := t.Save(ctx, func(n *ironwork.Node) { n.PowerState, n.TargetPowerState = final, "" }); err != nil {
+		return err
+	}
+	t.Log.Info("power state changed", "target", target, "state", final)
+	return nil
+}
+
+// BootDevice returns a node's boot device.
+func (c *Conductor) BootDevice(ctx context.Context, ident string) (BootDevice, error) {
+	t, err := c.shared(ctx, ident)
+	if err != nil {
+		return BootDevice{}, err
+	}
+	m, ok := t.Driver.Management()
+	if !ok {
+		return BootDevice{}, notSupported(t, ironwork.ManagementInterface)
+	}
+	return m.BootDevice(ctx, t)
+}
+
+// SupportedBootDevices lists the boot devices a node can use.
+func (c *Conductor) SupportedBootDevices(ctx context.Context, ident string) ([]string, error) {
+	t, err := c.shared(ctx, ident)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := t.Driver.Management()
+	if !ok {
+		return nil, notSupported(t, ironwork.ManagementInterface)
+	}
+	return m.SupportedBootDevices(ctx, t)
+}
+
+// SetBootDevice sets a node's boot device, under its lock.
+func (c *Conductor) SetBootDevice(ctx context.Context, ident string, dev BootDevice) error {
+	return c.withLock(ctx, ident, func(t *Task) error {
+		m, ok := t.Driver.Management()
+		if !ok {
+			return notSupported(t, ironwork.ManagementInterface)
+		}
+		supported, err := m.SupportedBootDevices(ctx, t)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(supported, dev.Device) {
+			return ironwork.Errorf(ironwork.EINVALID, "Invalid boot device %s specified. Supported boot devices: %v", dev.Device, supported)
+		}
+		return m.SetBootDevice(ctx, t, dev)
+	})
+}
+
+// InjectNMI sends an NMI to a node.
+func (c *Conductor) InjectNMI(ctx context.Context, ident string) error {
+	return c.withLock(ctx, ident, func(t *Task) error {
+		n, ok := t.Driver.Impl(ironwork.ManagementInterface).(NMIInjector)
+		if !ok {
+			return notSupported(t, ironwork.ManagementInterface)
+		}
+		return n.InjectNMI(ctx, t)
+	})
+}
+
+// SetBootMode switches a node between bios and uefi.
+func (c *Conductor) SetBootMode(ctx context.Context, ident, mode string) error {
+	if mode != "bios" && mode != "uefi" {
+		return ironwork.Errorf(ironwork.EINVALID, "Invalid boot mode %q: use bios or uefi.", mode)
+	}
+	return c.withLock(ctx, ident, func(t *Task) error {
+		s, ok := t.Driver.Impl(ironwork.ManagementInterface).(BootModeSetter)
+		if !ok {
+			return notSupported(t, ironwork.ManagementInterface)
+		}
+		if err := s.SetBootMode(ctx, t, mode); err != nil {
+			return err
+		}
+		return t.Save(ctx, func(n *ironwork.Node) { n.BootMode = mode })
+	})
+}
+
+// SetSecureBoot turns a node's secure boot on or off.
+func (c *Conductor) SetSecureBoot(ctx context.Context, ident string, on bool) error {
+	return c.withLock(ctx, ident, func(t *Task) error {
+		s, ok := t.Driver.Impl(ironwork.ManagementInterface).(SecureBootSetter)
+		if !ok {
+			return notSupported(t, ironwork.ManagementInterface)
+		}
+		if err := s.SetSecureBoot(ctx, t, on); err != nil {
+			return err
+		}
+		return t.Save(ctx, func(n *ironwork.Node) { n.SecureBoot = &on })
+	})
+}
+
+// SetTargetRAID records the RAID configuration the next cleaning applies.
+func (c *Conductor) SetTargetRAID(ctx context.Context, ident string, cfg ironwork.JSONObject) error {
+	disks, ok := cfg["logical_disks"].([]any)
+	if !ok {
+		return ironwork.Errorf(ironwork.EINVALID, "RAID configuration must have a list of logical_disks.")
+	}
+	for i, d := range disks {
+		m, ok := d.(map[string]any)
+		if !ok || m["size_gb"] == nil || m["raid_level"] == nil {
+			return ironwork.Errorf(ironwork.EINVALID, "logical disk %d needs size_gb and raid_level.", i)
+		}
+	}
+	return c.withLock(ctx, ident, func(t *Task) error {
+		return t.Save(ctx, func(n *ironwork.Node) { n.TargetRAIDConfig = cfg })
+	})
+}
+
+// SetMaintenance puts a node into maintenance with a reason, or takes it out.
+func (c *Conductor) SetMaintenance(ctx context.Context, ident string, on bool, reason string) error {
+	n, err := c.store.UpdateNode(ctx, ident, func(n *ironwork.Node) error {
+		n.Maintenance = on
+		if on {
+			n.MaintenanceReason = reason
+		} else {
+			n.MaintenanceReason, n.Fault = "", ""
+		}
+		return nil
+	})
+	if err == nil {
+		c.syncFailures.Delete(n.ID)
+	}
+	return err
+}
+
+// ValidationResult is the outcome of validating one interface.
+type ValidationResult struct {
+	Result *bool  `json:"result"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Validate checks every interface of a node.
+func (c *Conductor) Validate(ctx context.Context, ident string) (map[ironwork.InterfaceKind]ValidationResult, error) {
+	t, err := c.shared(ctx, ident)
+	if err != nil {
+		return nil, err
+	}
+	out := map[ironwork.InterfaceKind]ValidationResult{}
+	yes, no := true, false
+	for _, k := range ironwork.InterfaceKinds {
+		impl := t.Driver.Impl(k)
+		switch v := impl.(type) {
+		case nil:
+			out[k] = ValidationResult{Result: &no, Reason: fmt.Sprintf("the %s interface %q is not available on conductor %s", k, t.Node.Interfaces[k], c.cfg.Hostname)}
+		case Validator:
+			if err := v.Validate(ctx, t); err != nil {
+				out[k] = ValidationResult{Result: &no, Reason: errText(err)}
+			} else {
+				out[k] = ValidationResult{Result: &yes}
+			}
+		default:
+			out[k] = ValidationResult{Result: &yes}
+		}
+	}
+	return out, nil
+}
+
+// withLock runs fn on a node under its lock, in the request.
+func (c *Conductor) withLock(ctx context.Context, ident string, fn func(t *Task) error) error {
+	t, err := c.lock(ctx, ident)
+	if err != nil {
+		return err
+	}
+	defer c.release(t.Node)
+	return fn(t)
+}
+
+func notSupported(t *Task, kind ironwork.InterfaceKind) error {
+	return ironwork.Errorf(ironwork.EINVALID, "The %s interface %q of node %s does not support this operation.", kind, t.Node.Interfaces[kind], t.Node.UUID)
+}

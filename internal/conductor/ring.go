@@ -1,0 +1,91 @@
+package conductor
+
+import (
+	"crypto/md5"
+	"encoding/binary"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/ironwork/ironwork"
+)
+
+// partitionsPerHost is the number of points each conductor takes on the ring (Ironic's
+// hash_partition_exponent 5 gives 2^5).
+const partitionsPerHost = 32
+
+// Ring is a consistent hash ring per conductor group: it maps each node to one live conductor
+// of the node's group, and moves only about 1/N of the nodes when a conductor joins or leaves.
+type Ring struct {
+	mu     sync.RWMutex
+	groups map[string]*groupRing
+}
+
+type groupRing struct {
+	points []uint64
+	owner  map[uint64]string
+	hosts  []string
+}
+
+// NewRing returns an empty ring.
+func NewRing() *Ring { return &Ring{groups: map[string]*groupRing{}} }
+
+func hash64(s string) uint64 {
+	sum := md5.Sum([]byte(s))
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// Set replaces the ring's members: the live conductors of each group.
+func (r *Ring) Set(members map[string][]string) {
+	groups := make(map[string]*groupRing, len(members))
+	for group, hosts := range members {
+		g := &groupRing{owner: map[uint64]string{}, hosts: slices.Sorted(slices.Values(hosts))}
+		for _, h := range g.hosts {
+			for i := range partitionsPerHost {
+				p := hash64(h + "-" + strconv.Itoa(i))
+				if prev, taken := g.owner[p]; taken && prev < h {
+					continue
+				}
+				g.owner[p] = h
+				g.points = append(g.points, p)
+			}
+		}
+		sort.Slice(g.points, func(i, j int) bool { return g.points[i] < g.points[j] })
+		groups[group] = g
+	}
+	r.mu.Lock()
+	r.groups = groups
+	r.mu.Unlock()
+}
+
+// ConductorFor returns the conductor that manages n, or "" when its group has no live one.
+func (r *Ring) ConductorFor(n *ironwork.Node) string {
+	return r.Owner(n.ConductorGroup, n.UUID)
+}
+
+// Owner returns the conductor of the group that owns key.
+func (r *Ring) Owner(group, key string) string {
+	r.mu.RLock()
+	g := r.groups[group]
+	r.mu.RUnlock()
+	if g == nil || len(g.points) == 0 {
+		return ""
+	}
+	h := hash64(key)
+	i := sort.Search(len(g.points), func(i int) bool { return g.points[i] >= h })
+	if i == len(g.points) {
+		i = 0
+	}
+	return g.owner[g.points[i]]
+}
+
+// Hosts returns the live conductors of a group.
+func (r *Ring) Hosts(group string) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if g := r.groups[group]; g != nil {
+		return slices.Clone(g.hosts)
+	}
+	return nil
+}

@@ -1,0 +1,196 @@
+// Package fake implements every driver interface without hardware, as Ironic's fake-hardware
+// does: power and boot device live in the node record, steps succeed at once. Tests and demos
+// use it to drive nodes through the whole state machine. A node's driver_info can ask for
+// failures to exercise error paths: fake_power_fail, fake_deploy_fail, fake_deploy_wait,
+// fake_clean_fail (all booleans).
+package fake
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
+)
+
+// Interface is the fake implementation of every interface kind.
+type Interface struct{}
+
+var (
+	_ conductor.Power        = Interface{}
+	_ conductor.Management   = Interface{}
+	_ conductor.Deploy       = Interface{}
+	_ conductor.Boot         = Interface{}
+	_ conductor.StepProvider = Interface{}
+	_ conductor.StepRunner   = Interface{}
+	_ conductor.Inspector    = Interface{}
+	_ conductor.Rescuer      = Interface{}
+	_ conductor.Rebooter     = Interface{}
+	_ conductor.SoftPower    = Interface{}
+	_ conductor.Validator    = Interface{}
+)
+
+func flag(t *conductor.Task, key string) bool {
+	v, _ := t.Node.DriverInfo[key].(bool)
+	return v
+}
+
+// Validate implements conductor.Validator.
+func (Interface) Validate(context.Context, *conductor.Task) error { return nil }
+
+// PowerState implements conductor.Power: the recorded state, "power off" when none.
+func (Interface) PowerState(_ context.Context, t *conductor.Task) (ironwork.PowerState, error) {
+	if flag(t, "fake_power_fail") {
+		return "", errors.New("fake BMC does not answer (fake_power_fail is set)")
+	}
+	if t.Node.PowerState == "" {
+		return ironwork.PowerOff, nil
+	}
+	return t.Node.PowerState, nil
+}
+
+// SetPowerState implements conductor.Power.
+func (Interface) SetPowerState(ctx context.Context, t *conductor.Task, target ironwork.PowerState, _ time.Duration) error {
+	if flag(t, "fake_power_fail") {
+		return errors.New("fake BMC does not answer (fake_power_fail is set)")
+	}
+	return t.Save(ctx, func(n *ironwork.Node) { n.PowerState = target })
+}
+
+// Reboot implements conductor.Rebooter.
+func (f Interface) Reboot(ctx context.Context, t *conductor.Task, _ bool, timeout time.Duration) error {
+	return f.SetPowerState(ctx, t, ironwork.PowerOn, timeout)
+}
+
+// SoftPowerOff implements conductor.SoftPower.
+func (f Interface) SoftPowerOff(ctx context.Context, t *conductor.Task, timeout time.Duration) error {
+	return f.SetPowerState(ctx, t, ironwork.PowerOff, timeout)
+}
+
+// BootDevice implements conductor.Management.
+func (Interface) BootDevice(_ context.Context, t *conductor.Task) (conductor.BootDevice, error) {
+	dev, _ := t.Node.DriverInternalInfo["fake_boot_device"].(string)
+	persistent, _ := t.Node.DriverInternalInfo["fake_boot_device_persistent"].(bool)
+	if dev == "" {
+		dev = conductor.BootDisk
+	}
+	return conductor.BootDevice{Device: dev, Persistent: persistent}, nil
+}
+
+// SetBootDevice implements conductor.Management.
+func (Interface) SetBootDevice(ctx context.Context, t *conductor.Task, dev conductor.BootDevice) error {
+	return t.Save(ctx, func(n *ironwork.Node) {
+		if n.DriverInternalInfo == nil {
+			n.DriverInternalInfo = ironwork.JSONObject{}
+		}
+		n.DriverInternalInfo["fake_boot_device"] = dev.Device
+		n.DriverInternalInfo["fake_boot_device_persistent"] = dev.Persistent
+	})
+}
+
+// SupportedBootDevices implements conductor.Management.
+func (Interface) SupportedBootDevices(context.Context, *conductor.Task) ([]string, error) {
+	return []string{conductor.BootPXE, conductor.BootDisk}, nil
+}
+
+// InjectNMI implements conductor.NMIInjector.
+func (Interface) InjectNMI(context.Context, *conductor.Task) error { return nil }
+
+// SetBootMode implements conductor.BootModeSetter.
+func (Interface) SetBootMode(context.Context, *conductor.Task, string) error { return nil }
+
+// SetSecureBoot implements conductor.SecureBootSetter.
+func (Interface) SetSecureBoot(context.Context, *conductor.Task, bool) error { return nil }
+
+// Deploy implements conductor.Deploy.
+func (Interface) Deploy(_ context.Context, t *conductor.Task) (bool, error) {
+	if flag(t, "fake_deploy_fail") {
+		return false, errors.New("fake deploy failed (fake_deploy_fail is set)")
+	}
+	return flag(t, "fake_deploy_wait"), nil
+}
+
+// TearDown implements conductor.Deploy.
+func (f Interface) TearDown(ctx context.Context, t *conductor.Task) error {
+	return f.SetPowerState(ctx, t, ironwork.PowerOff, time.Minute)
+}
+
+// PrepareRamdisk implements conductor.Boot.
+func (Interface) PrepareRamdisk(context.Context, *conductor.Task) error { return nil }
+
+// CleanUpRamdisk implements conductor.Boot.
+func (Interface) CleanUpRamdisk(context.Context, *conductor.Task) error { return nil }
+
+// PrepareInstance implements conductor.Boot.
+func (Interface) PrepareInstance(context.Context, *conductor.Task) error { return nil }
+
+// CleanUpInstance implements conductor.Boot.
+func (Interface) CleanUpInstance(context.Context, *conductor.Task) error { return nil }
+
+// Steps implements conductor.StepProvider: one automatic step per kind, plus manual ones.
+func (Interface) Steps(kind conductor.StepKind) []conductor.Step {
+	switch kind {
+	case conductor.CleanSteps:
+		return []conductor.Step{
+			{Name: "erase_devices_metadata", Priority: 99, Abortable: true},
+			{Name: "erase_devices", Priority: 0, Abortable: true},
+		}
+	case conductor.DeploySteps:
+		return []conductor.Step{{Name: "deploy", Priority: 100}}
+	case conductor.ServiceSteps:
+		return []conductor.Step{{Name: "noop", Priority: 0}}
+	}
+	return nil
+}
+
+// RunStep implements conductor.StepRunner.
+func (Interface) RunStep(_ context.Context, t *conductor.Task, step conductor.Step) (bool, error) {
+	if flag(t, "fake_clean_fail") && (step.Name == "erase_devices_metadata" || step.Name == "erase_devices") {
+		return false, errors.New("fake clean step failed (fake_clean_fail is set)")
+	}
+	return false, nil
+}
+
+// Inspect implements conductor.Inspector: it records a small fixed inventory.
+func (Interface) Inspect(ctx context.Context, t *conductor.Task) (bool, error) {
+	return false, t.Save(ctx, func(n *ironwork.Node) {
+		if n.Properties == nil {
+			n.Properties = ironwork.JSONObject{}
+		}
+		for k, v := range map[string]any{"cpus": 4, "memory_mb": 8192, "local_gb": 100, "cpu_arch": "x86_64"} {
+			if _, ok := n.Properties[k]; !ok {
+				n.Properties[k] = v
+			}
+		}
+	})
+}
+
+// Rescue implements conductor.Rescuer.
+func (Interface) Rescue(context.Context, *conductor.Task) (bool, error) { return false, nil }
+
+// Unrescue implements conductor.Rescuer.
+func (Interface) Unrescue(context.Context, *conductor.Task) error { return nil }
+
+// Noop implements the generic interfaces (flat and noop networks, no-* interfaces) that need
+// no work until their real implementations land.
+type Noop struct{}
+
+// Register adds the fake implementations to a registry: "fake" for every kind, and no-op
+// stand-ins for the generic interfaces that have no work to do.
+func Register(r conductor.Registry) {
+	for _, k := range ironwork.InterfaceKinds {
+		r.Add(k, "fake", Interface{})
+	}
+	for kind, names := range map[ironwork.InterfaceKind][]string{
+		ironwork.BIOSInterface: {"no-bios"}, ironwork.ConsoleInterface: {"no-console"},
+		ironwork.FirmwareInterface: {"no-firmware"}, ironwork.InspectInterface: {"no-inspect"},
+		ironwork.NetworkInterface: {"noop", "flat"}, ironwork.RAIDInterface: {"no-raid"},
+		ironwork.RescueInterface: {"no-rescue"}, ironwork.StorageInterface: {"noop"},
+		ironwork.VendorInterface: {"no-vendor"}, ironwork.ManagementInterface: {"noop"},
+	} {
+		for _, n := range names {
+			r.Add(kind, n, Noop{})
+		}
+	}
+}

@@ -1,0 +1,488 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
+)
+
+// Conductor is what the API asks of the conductor that manages a node: every change of
+// provision or power state and every operation that talks to hardware goes through it.
+type Conductor interface {
+	Provision(ctx context.Context, ident string, req conductor.ProvisionRequest) error
+	SetPower(ctx context.Context, ident string, target ironwork.PowerState, timeout time.Duration) error
+	SetMaintenance(ctx context.Context, ident string, on bool, reason string) error
+	Validate(ctx context.Context, ident string) (map[ironwork.InterfaceKind]conductor.ValidationResult, error)
+	BootDevice(ctx context.Context, ident string) (conductor.BootDevice, error)
+	SupportedBootDevices(ctx context.Context, ident string) ([]string, error)
+	SetBootDevice(ctx context.Context, ident string, dev conductor.BootDevice) error
+	InjectNMI(ctx context.Context, ident string) error
+	SetBootMode(ctx context.Context, ident, mode string) error
+	SetSecureBoot(ctx context.Context, ident string, on bool) error
+	SetTargetRAID(ctx context.Context, ident string, cfg ironwork.JSONObject) error
+}
+
+// verbSince is the microversion that introduced each provision verb.
+var verbSince = map[string]int{
+	"active": 1, "deleted": 1, "rebuild": 1, "manage": 4, "provide": 4, "inspect": 6, "abort": 13,
+	"clean": 15, "adopt": 17, "rescue": 38, "unrescue": 38, "deploy": 73, "undeploy": 73, "unhold": 85,
+	"service": 87,
+}
+
+func (s *Server) stateRoutes() {
+	s.handle("PUT /v1/nodes/{ident}/states/provision", s.provision)
+	s.handle("PUT /v1/nodes/{ident}/states/power", s.power)
+	s.handle("PUT /v1/nodes/{ident}/maintenance", s.maintenance(true))
+	s.handle("DELETE /v1/nodes/{ident}/maintenance", s.maintenance(false))
+	s.handle("GET /v1/nodes/{ident}/validate", s.validate)
+	s.handle("GET /v1/nodes/{ident}/management/boot_device", s.getBootDevice)
+	s.handle("PUT /v1/nodes/{ident}/management/boot_device", s.setBootDevice)
+	s.handle("GET /v1/nodes/{ident}/management/boot_device/supported", s.supportedBootDevices)
+	s.handle("PUT /v1/nodes/{ident}/management/inject_nmi", s.injectNMI)
+	s.handle("PUT /v1/nodes/{ident}/states/boot_mode", s.bootMode)
+	s.handle("PUT /v1/nodes/{ident}/states/secure_boot", s.secureBoot)
+	s.handle("PUT /v1/nodes/{ident}/states/raid", s.raid)
+	s.handle("GET /v1/nodes/{ident}/history", s.history)
+	s.handle("GET /v1/nodes/{ident}/history/{event}", s.historyEvent)
+}
+
+func (s *Server) cond() (Conductor, error) {
+	if s.opts.Conductor == nil {
+		return nil, ironwork.Errorf(ironwork.EUNAVAILABLE, "No conductor is available to do this.")
+	}
+	return s.opts.Conductor, nil
+}
+
+// nodeIdent checks the identifier in the path and returns the node's UUID.
+func (s *Server) nodeIdent(r *http.Request) (string, error) {
+	n, err := s.loadNode(r.Context(), r.PathValue("ident"))
+	if err != nil {
+		return "", err
+	}
+	return n.UUID, nil
+}
+
+func accepted(w http.ResponseWriter, r *http.Request, s *Server, uuid string) error {
+	w.Header().Set("Location", s.baseURL(r)+"/v1/nodes/"+uuid+"/states")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
+	ver := versionOf(r.Context())
+	c, err := s.cond()
+	if err != nil {
+		return err
+	}
+	body, err := decodeBody(r, "body")
+	if err != nil {
+		return err
+	}
+	var req conductor.ProvisionRequest
+	for k, v := range body {
+		switch k {
+		case "target":
+			req.Target, _ = v.(string)
+		case "configdrive":
+			if _, isMap := v.(map[string]any); isMap && ver < 56 {
+				return tooNew(56)
+			}
+			req.ConfigDrive = v
+		case "clean_steps", "deploy_steps", "service_steps":
+			since := map[string]int{"clean_steps": 15, "deploy_steps": 69, "service_steps": 87}[k]
+			if ver < since {
+				return tooNew(since)
+			}
+			list, ok := v.([]any)
+			if !ok {
+				return invalid("%s must be a list of steps", k)
+			}
+			steps := normalizeJSON(map[string]any{"s": list})["s"].([]any)
+			switch k {
+			case "clean_steps":
+				req.CleanSteps = steps
+			case "deploy_steps":
+				req.DeploySteps = steps
+			default:
+				req.ServiceSteps = steps
+			}
+		case "rescue_password":
+			if ver < 38 {
+				return tooNew(38)
+			}
+			req.RescuePassword, _ = v.(string)
+		case "disable_ramdisk":
+			if ver < 70 {
+				return tooNew(70)
+			}
+			req.DisableRamdisk, _ = v.(bool)
+		default:
+			return schemaError("body", "Additional properties are not allowed ('%s' was unexpected)", k)
+		}
+	}
+	since, ok := verbSince[req.Target]
+	if !ok {
+		return invalid("\"%s\" is not a valid provision state target.", req.Target)
+	}
+	if since > ver {
+		return notAcceptable("The requested action \"%s\" is not available in API version 1.%d (needs 1.%d).", req.Target, ver, since)
+	}
+	if req.Target == "clean" && len(req.CleanSteps) == 0 {
+		return invalid("\"clean_steps\" is required when setting target provision state to clean")
+	}
+	if req.Target == "service" && len(req.ServiceSteps) == 0 {
+		return invalid("\"service_steps\" is required when setting target provision state to service")
+	}
+	if req.CleanSteps != nil && req.Target != "clean" {
+		return invalid("\"clean_steps\" is only valid when setting target provision state to clean")
+	}
+	if req.ConfigDrive != nil && !slices.Contains([]string{"active", "deploy", "rebuild"}, req.Target) {
+		return invalid("Adding a config drive is only supported when setting provision state to active, deploy or rebuild")
+	}
+	uuid, err := s.nodeIdent(r)
+	if err != nil {
+		return err
+	}
+	if err := c.Provision(r.Context(), uuid, req); err != nil {
+		return err
+	}
+	return accepted(w, r, s, uuid)
+}
+
+func (s *Server) power(w http.ResponseWriter, r *http.Request) error {
+	ver := versionOf(r.Context())
+	c, err := s.cond()
+	if err != nil {
+		return err
+	}
+	body, err := decodeBody(r, "body")
+	if err != nil {
+		return err
+	}
+	target, _ := body["target"].(string)
+	var timeout time.Duration
+	for k, v := range body {
+		switch k {
+		case "target":
+		case "timeout":
+			if ver < 27 {
+				return tooNew(27)
+			}
+			n, ok := v.(interface{ Int64() (int64, error) })
+			secs, err := int64(0), error(nil)
+			if ok {
+				secs, err = n.Int64()
+			}
+			if !ok || err != nil || secs < 1 {
+				return invalid("Invalid timeout value %v. The timeout must be a positive integer.", v)
+			}
+			timeout = time.Duration(secs) * time.Second
+		default:
+			return schemaError("body", "Additional properties are not allowed ('%s' was unexpected)", k)
+		}
+	}
+	switch ironwork.PowerState(target) {
+	case ironwork.PowerOn, ironwork.PowerOff, ironwork.Rebooting:
+	case ironwork.SoftPowerOff, ironwork.SoftRebooting:
+		if ver < 27 {
+			return tooNew(27)
+		}
+	default:
+		return invalid("Invalid power state target %q: use power on, power off, rebooting, soft power off or soft rebooting.", target)
+	}
+	uuid, err := s.nodeIdent(r)
+	if err != nil {
+		return err
+	}
+	if err := c.SetPower(r.Context(), uuid, ironwork.PowerState(target), timeout); err != nil {
+		return err
+	}
+	return accepted(w, r, s, uuid)
+}
+
+func (s *Server) maintenance(on bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c, err := s.cond()
+		if err != nil {
+			return err
+		}
+		reason := ""
+		if on && r.ContentLength != 0 {
+			body, err := decodeBody(r, "body")
+			if err != nil {
+				return err
+			}
+			for k, v := range body {
+				if k != "reason" {
+					return schemaError("body", "Additional properties are not allowed ('%s' was unexpected)", k)
+				}
+				if v != nil {
+					s, ok := v.(string)
+					if !ok {
+						return schemaError("body", "%s is not of type 'string'", pyRepr(v))
+					}
+					reason = s
+				}
+			}
+		}
+		uuid, err := s.nodeIdent(r)
+		if err != nil {
+			return err
+		}
+		if err := c.SetMaintenance(r.Context(), uuid, on, reason); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	}
+}
+
+func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.cond()
+	if err != nil {
+		return err
+	}
+	uuid, err := s.nodeIdent(r)
+	if err != nil {
+		return err
+	}
+	res, err := c.Validate(r.Context(), uuid)
+	if err != nil {
+		return err
+	}
+	ver := versionOf(r.Context())
+	out := object{}
+	for _, k := range ironwork.InterfaceKinds {
+		if since := interfaceSince[k]; since > ver && since > 31 {
+			continue
+		}
+		v := res[k]
+		var reason any
+		if v.Reason != "" {
+			reason = v.Reason
+		}
+		out = append(out, kv{string(k), object{{"result", v.Result}, {"reason", reason}}})
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getBootDevice(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.cond()
+	if err != nil {
+		return err
+	}
+	uuid, err := s.nodeIdent(r)
+	if err != nil {
+		return err
+	}
+	d, err := c.BootDevice(r.Context(), uuid)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, object{{"boot_device", d.Device}, {"persistent", d.Persistent}})
+}
+
+func (s *Server) supportedBootDevices(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.cond()
+	if err != nil {
+		return err
+	}
+	uuid, err := s.nodeIdent(r)
+	if err != nil {
+		return err
+	}
+	ds, err := c.SupportedBootDevices(r.Context(), uuid)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, object{{"supported_boot_devices", ds}})
+}
+
+func (s *Server) setBootDevice(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.cond()
+	if err != nil {
+		return err
+	}
+	body, err := decodeBody(r, "body")
+	if err != nil {
+		return err
+	}
+	var dev conductor.BootDevice
+	for k, v := range body {
+		switch k {
+		case "boot_device":
+			dev.Device, _ = v.(string)
+		case "persistent":
+			b, err := asBool("body", v)
+			if err != nil {
+				return err
+			}
+			dev.Persistent = b
+		default:
+			return schemaError("body", "Additional properties are not allowed ('%s' was unexpected)", k)
+		}
+	}
+	if dev.Device == "" {
+		return invalid("Missing mandatory parameter: boot_device")
+	}
+	uuid, err := s.nodeIdent(r)
+	if err != nil {
+		return err
+	}
+	if err := c.SetBootDevice(r.Context(), uuid, dev); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) injectNMI(w http.ResponseWriter, r *http.Request) error {
+	if versionOf(r.Context()) < 29 {
+		return ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
+	}
+	c, err := s.cond()
+	if err != nil {
+		return err
+	}
+	uuid, err := s.nodeIdent(r)
+	if err != nil {
+		return err
+	}
+	if err := c.InjectNMI(r.Context(), uuid); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) targetBody(r *http.Request, since int) (any, string, error) {
+	if versionOf(r.Context()) < since {
+		return nil, "", ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
+	}
+	body, err := decodeBody(r, "body")
+	if err != nil {
+		return nil, "", err
+	}
+	for k := range body {
+		if k != "target" {
+			return nil, "", schemaError("body", "Additional properties are not allowed ('%s' was unexpected)", k)
+		}
+	}
+	uuid, err := s.nodeIdent(r)
+	return body["target"], uuid, err
+}
+
+func (s *Server) bootMode(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.cond()
+	if err != nil {
+		return err
+	}
+	target, uuid, err := s.targetBody(r, 76)
+	if err != nil {
+		return err
+	}
+	mode, _ := target.(string)
+	if err := c.SetBootMode(r.Context(), uuid, mode); err != nil {
+		return err
+	}
+	return accepted(w, r, s, uuid)
+}
+
+func (s *Server) secureBoot(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.cond()
+	if err != nil {
+		return err
+	}
+	target, uuid, err := s.targetBody(r, 76)
+	if err != nil {
+		return err
+	}
+	on, ok := target.(bool)
+	if !ok {
+		return invalid("Invalid secure boot target %v: use true or false.", target)
+	}
+	if err := c.SetSecureBoot(r.Context(), uuid, on); err != nil {
+		return err
+	}
+	return accepted(w, r, s, uuid)
+}
+
+func (s *Server) raid(w http.ResponseWriter, r *http.Request) error {
+	if versionOf(r.Context()) < 12 {
+		return ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
+	}
+	c, err := s.cond()
+	if err != nil {
+		return err
+	}
+	body, err := decodeBody(r, "body")
+	if err != nil {
+		return err
+	}
+	uuid, err := s.nodeIdent(r)
+	if err != nil {
+		return err
+	}
+	if err := c.SetTargetRAID(r.Context(), uuid, normalizeJSON(body)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) renderEvent(r *http.Request, n *ironwork.Node, e *ironwork.NodeHistoryEvent, detail bool) object {
+	out := object{{"uuid", e.UUID}, {"created_at", isoTime(e.CreatedAt)}, {"severity", e.Severity}, {"event", e.Event}}
+	if detail {
+		out = append(out, kv{"event_type", e.EventType}, kv{"conductor", optStr(e.Conductor)}, kv{"user", optStr(e.User)})
+	}
+	return append(out, kv{"links", links(s.baseURL(r), "nodes/"+n.UUID+"/history/"+e.UUID)})
+}
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
+	if versionOf(r.Context()) < 78 {
+		return ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
+	}
+	n, err := s.loadNode(r.Context(), r.PathValue("ident"))
+	if err != nil {
+		return err
+	}
+	detail := false
+	if v := r.URL.Query().Get("detail"); v != "" {
+		if detail, err = parseBool("detail", v); err != nil {
+			return err
+		}
+	}
+	events, err := s.store.NodeHistory(r.Context(), n.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]object, len(events))
+	for i, e := range events {
+		out[i] = s.renderEvent(r, n, e, detail)
+	}
+	return writeJSON(w, http.StatusOK, object{{"history", out}})
+}
+
+func (s *Server) historyEvent(w http.ResponseWriter, r *http.Request) error {
+	if versionOf(r.Context()) < 78 {
+		return ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
+	}
+	n, err := s.loadNode(r.Context(), r.PathValue("ident"))
+	if err != nil {
+		return err
+	}
+	events, err := s.store.NodeHistory(r.Context(), n.ID)
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		if e.UUID == r.PathValue("event") {
+			return writeJSON(w, http.StatusOK, s.renderEvent(r, n, e, true))
+		}
+	}
+	return ironwork.Errorf(ironwork.ENOTFOUND, "Node history record %s could not be found.", r.PathValue("event"))
+}
