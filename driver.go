@@ -118,6 +118,8 @@ func DefaultDriverConfig() DriverConfig {
 	for k := range c.Enabled {
 		sort.Strings(c.Enabled[k])
 	}
+	// As Ironic's default_storage_interface: no remote volumes unless a node asks for them.
+	c.Defaults[StorageInterface] = "noop"
 	return c
 }
 

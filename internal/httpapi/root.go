@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"net/http"
+
+	"github.com/ironwork/ironwork"
 )
 
 func (s *Server) versionObject(r *http.Request) object {
@@ -49,5 +51,23 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request) error {
 	if ver >= vConductors {
 		out = append(out, kv{"conductors", res("conductors")})
 	}
+	if ver >= vShards {
+		out = append(out, kv{"shards", res("shards")})
+	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) shards(w http.ResponseWriter, r *http.Request) error {
+	if versionOf(r.Context()) < vShards {
+		return ironwork.Errorf(ironwork.ENOTFOUND, "The API is not supported for this version")
+	}
+	counts, err := s.store.Shards(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]object, len(counts))
+	for i, c := range counts {
+		out[i] = object{{"count", c.Count}, {"name", c.Name}}
+	}
+	return writeJSON(w, http.StatusOK, object{{"shards", out}})
 }

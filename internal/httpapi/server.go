@@ -93,6 +93,7 @@ func (s *Server) routes() {
 	s.handle("GET /{$}", s.root)
 	s.handle("GET /v1", s.v1)
 	s.handle("GET /v1/{$}", s.v1)
+	s.handle("GET /v1/shards", s.shards)
 	s.nodeRoutes()
 	s.stateRoutes()
 	s.portRoutes()

@@ -482,3 +482,27 @@ func (s *Store) ListNodes(ctx context.Context, f NodeFilter, p Page) ([]*ironwor
 func escapeLike(s string) string {
 	return strings.NewReplacer(`%`, `\%`, `_`, `\_`).Replace(s)
 }
+
+// ShardCount is the number of nodes in one shard.
+type ShardCount struct {
+	Name  string
+	Count int
+}
+
+// Shards counts the nodes of every shard, by name.
+func (s *Store) Shards(ctx context.Context) ([]ShardCount, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT shard, COUNT(*) FROM nodes WHERE shard IS NOT NULL GROUP BY shard ORDER BY shard")
+	if err != nil {
+		return nil, fmt.Errorf("count shards: %w", err)
+	}
+	defer rows.Close()
+	var out []ShardCount
+	for rows.Next() {
+		var sc ShardCount
+		if err := rows.Scan(&sc.Name, &sc.Count); err != nil {
+			return nil, err
+		}
+		out = append(out, sc)
+	}
+	return out, rows.Err()
+}
