@@ -80,7 +80,7 @@ func (s *Server) getChassis(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.renderChassis(r, c, fields))
+	return s.writeJSON(w, http.StatusOK, s.renderChassis(r, c, fields))
 }
 
 func (s *Server) createChassis(w http.ResponseWriter, r *http.Request) error {
@@ -96,7 +96,7 @@ func (s *Server) createChassis(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", s.baseURL(r)+"/v1/chassis/"+c.UUID)
-	return writeJSON(w, http.StatusCreated, s.renderChassis(r, c, nil))
+	return s.writeJSON(w, http.StatusCreated, s.renderChassis(r, c, nil))
 }
 
 func (s *Server) patchChassis(w http.ResponseWriter, r *http.Request) error {
@@ -115,7 +115,7 @@ func (s *Server) patchChassis(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.renderChassis(r, c, nil))
+	return s.writeJSON(w, http.StatusOK, s.renderChassis(r, c, nil))
 }
 
 func (s *Server) deleteChassis(w http.ResponseWriter, r *http.Request) error {

@@ -120,7 +120,7 @@ func (s *Server) listDrivers(w http.ResponseWriter, r *http.Request) error {
 		if t != "classic" {
 			return invalid("\"type\" filter must be one of \"classic\" or \"dynamic\", if specified.")
 		}
-		return writeJSON(w, http.StatusOK, object{{"drivers", []object{}}})
+		return s.writeJSON(w, http.StatusOK, object{{"drivers", []object{}}})
 	}
 	hosts, err := s.driverHosts(r)
 	if err != nil {
@@ -136,7 +136,7 @@ func (s *Server) listDrivers(w http.ResponseWriter, r *http.Request) error {
 		hw, _ := s.drivers.HardwareType(name)
 		out = append(out, s.renderDriver(r, hw, hosts[name], detail, fields))
 	}
-	return writeJSON(w, http.StatusOK, object{{"drivers", out}})
+	return s.writeJSON(w, http.StatusOK, object{{"drivers", out}})
 }
 
 func (s *Server) lookupDriver(r *http.Request) (ironwork.HardwareType, []string, error) {
@@ -164,7 +164,7 @@ func (s *Server) getDriver(w http.ResponseWriter, r *http.Request) error {
 		}
 		fields = splitList(f)
 	}
-	return writeJSON(w, http.StatusOK, s.renderDriver(r, hw, hosts, true, fields))
+	return s.writeJSON(w, http.StatusOK, s.renderDriver(r, hw, hosts, true, fields))
 }
 
 func (s *Server) driverProperties(w http.ResponseWriter, r *http.Request) error {
@@ -176,7 +176,7 @@ func (s *Server) driverProperties(w http.ResponseWriter, r *http.Request) error 
 	if props == nil {
 		props = map[string]string{}
 	}
-	return writeJSON(w, http.StatusOK, props)
+	return s.writeJSON(w, http.StatusOK, props)
 }
 
 func (s *Server) renderConductor(r *http.Request, c *ironwork.Conductor, detail bool) object {
@@ -233,7 +233,7 @@ func (s *Server) listConductors(w http.ResponseWriter, r *http.Request) error {
 		next = strings.Replace(next, "limit=&", "", 1)
 		body = append(body, kv{"next", next}, kv{"conductor_links", []link{{Href: next, Rel: "next"}}})
 	}
-	return writeJSON(w, http.StatusOK, body)
+	return s.writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) getConductor(w http.ResponseWriter, r *http.Request) error {
@@ -244,5 +244,5 @@ func (s *Server) getConductor(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.renderConductor(r, c, true))
+	return s.writeJSON(w, http.StatusOK, s.renderConductor(r, c, true))
 }

@@ -33,7 +33,7 @@ func (s *Server) nodeRoutes() {
 // renderNode shows a node at version ver, restricted to fields when it is not nil.
 func (s *Server) renderNode(r *http.Request, n *ironwork.Node, fields []string) object {
 	ver := versionOf(r.Context())
-	t := nodeFields()
+	t := s.nodeTable
 	out := t.render(n, ver, fields)
 	for i, m := range out {
 		if m.k == "provision_state" {
@@ -219,7 +219,7 @@ func (s *Server) writeNodeList(w http.ResponseWriter, r *http.Request, detailPat
 	if _, ok := q["fields"]; ok && detailPath {
 		return invalid("Unexpected arguments: fields")
 	}
-	t := nodeFields()
+	t := s.nodeTable
 	fields, err := parseFields(t, q.Get("fields"), ver, "conductor", "allocation_uuid", "chassis_uuid")
 	if err != nil {
 		return err
@@ -267,12 +267,12 @@ func (s *Server) writeNodeList(w http.ResponseWriter, r *http.Request, detailPat
 	if detailPath {
 		path = "nodes/detail"
 	}
-	return writeJSON(w, http.StatusOK, s.listBody(r, path, "nodes", "nodes_links", items, p, last))
+	return s.writeJSON(w, http.StatusOK, s.listBody(r, path, "nodes", "nodes_links", items, p, last))
 }
 
 func (s *Server) getNode(w http.ResponseWriter, r *http.Request) error {
 	ver := versionOf(r.Context())
-	fields, err := parseFields(nodeFields(), r.URL.Query().Get("fields"), ver, "conductor", "allocation_uuid", "chassis_uuid")
+	fields, err := parseFields(s.nodeTable, r.URL.Query().Get("fields"), ver, "conductor", "allocation_uuid", "chassis_uuid")
 	if err != nil {
 		return err
 	}
@@ -280,7 +280,7 @@ func (s *Server) getNode(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.renderNode(r, n, fields))
+	return s.writeJSON(w, http.StatusOK, s.renderNode(r, n, fields))
 }
 
 func (s *Server) createNode(w http.ResponseWriter, r *http.Request) error {
@@ -293,7 +293,7 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) error {
 		return schemaError("node", "'driver' is a required property")
 	}
 	n := &ironwork.Node{}
-	if err := nodeFields().apply(n, body, ver, canCreate); err != nil {
+	if err := s.nodeTable.apply(n, body, ver, canCreate); err != nil {
 		return err
 	}
 	if n.Name != "" {
@@ -321,7 +321,7 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", s.baseURL(r)+"/v1/nodes/"+n.UUID)
-	return writeJSON(w, http.StatusCreated, s.renderNode(r, n, nil))
+	return s.writeJSON(w, http.StatusCreated, s.renderNode(r, n, nil))
 }
 
 // resolveDriver fills in a node's default interfaces and checks the named ones.
@@ -396,7 +396,7 @@ func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) error {
 			return invalid("The reset_interfaces parameter can only be used when changing the node's driver.")
 		}
 	}
-	t := nodeFields()
+	t := s.nodeTable
 	var parent string
 	for _, op := range ops {
 		if op.root() == "parent_node" && op.Op != "remove" {
@@ -436,7 +436,7 @@ func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.renderNode(r, n, nil))
+	return s.writeJSON(w, http.StatusOK, s.renderNode(r, n, nil))
 }
 
 // checkNodeUpdate applies Ironic's rules to a patched node: old is the node before the patch.
@@ -585,7 +585,7 @@ func (s *Server) nodeStates(w http.ResponseWriter, r *http.Request) error {
 	if ver >= 75 {
 		out = append(out, kv{"boot_mode", optStr(n.BootMode)}, kv{"secure_boot", optBool(n.SecureBoot)})
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return s.writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) listVIFs(w http.ResponseWriter, r *http.Request) error {
@@ -616,5 +616,5 @@ func (s *Server) listVIFs(w http.ResponseWriter, r *http.Request) error {
 	for _, p := range ports {
 		add(p.InternalInfo)
 	}
-	return writeJSON(w, http.StatusOK, object{{"vifs", vifs}})
+	return s.writeJSON(w, http.StatusOK, object{{"vifs", vifs}})
 }

@@ -158,7 +158,7 @@ func (s *Server) getPortgroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.renderPortgroup(r, g, fields))
+	return s.writeJSON(w, http.StatusOK, s.renderPortgroup(r, g, fields))
 }
 
 func (s *Server) createPortgroup(w http.ResponseWriter, r *http.Request) error {
@@ -183,7 +183,7 @@ func (s *Server) createPortgroup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", s.baseURL(r)+"/v1/portgroups/"+g.UUID)
-	return writeJSON(w, http.StatusCreated, s.renderPortgroup(r, g, nil))
+	return s.writeJSON(w, http.StatusCreated, s.renderPortgroup(r, g, nil))
 }
 
 func (s *Server) patchPortgroup(w http.ResponseWriter, r *http.Request) error {
@@ -214,7 +214,7 @@ func (s *Server) patchPortgroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.renderPortgroup(r, g, nil))
+	return s.writeJSON(w, http.StatusOK, s.renderPortgroup(r, g, nil))
 }
 
 func (s *Server) deletePortgroup(w http.ResponseWriter, r *http.Request) error {

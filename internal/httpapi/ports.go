@@ -140,7 +140,7 @@ func (s *Server) getPort(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.renderPort(r, p, fields))
+	return s.writeJSON(w, http.StatusOK, s.renderPort(r, p, fields))
 }
 
 func (s *Server) createPort(w http.ResponseWriter, r *http.Request) error {
@@ -185,7 +185,7 @@ func (s *Server) createPort(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", s.baseURL(r)+"/v1/ports/"+p.UUID)
-	return writeJSON(w, http.StatusCreated, s.renderPort(r, p, nil))
+	return s.writeJSON(w, http.StatusCreated, s.renderPort(r, p, nil))
 }
 
 // checkPort applies Ironic's cross-field rules for ports.
@@ -243,7 +243,7 @@ func (s *Server) patchPort(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.renderPort(r, p, nil))
+	return s.writeJSON(w, http.StatusOK, s.renderPort(r, p, nil))
 }
 
 // checkNodeFree refuses changes under a node that a conductor holds or that is inspecting.

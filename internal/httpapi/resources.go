@@ -93,5 +93,5 @@ func serveList[T any](s *Server, w http.ResponseWriter, r *http.Request, spec li
 	if linksKey == "" {
 		linksKey = spec.key + "_links"
 	}
-	return writeJSON(w, http.StatusOK, s.listBody(r, path, spec.key, linksKey, out, p, last))
+	return s.writeJSON(w, http.StatusOK, s.listBody(r, path, spec.key, linksKey, out, p, last))
 }

@@ -18,7 +18,7 @@ func (s *Server) versionObject(r *http.Request) object {
 
 func (s *Server) root(w http.ResponseWriter, r *http.Request) error {
 	v := s.versionObject(r)
-	return writeJSON(w, http.StatusOK, object{
+	return s.writeJSON(w, http.StatusOK, object{
 		{"name", "OpenStack Ironic API"},
 		{"description", "Ironic is an OpenStack project which enables the provision and management of baremetal machines. This is Ironwork, an Ironic-compatible implementation."},
 		{"default_version", v},
@@ -54,7 +54,7 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request) error {
 	if ver >= vShards {
 		out = append(out, kv{"shards", res("shards")})
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return s.writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) shards(w http.ResponseWriter, r *http.Request) error {
@@ -69,5 +69,5 @@ func (s *Server) shards(w http.ResponseWriter, r *http.Request) error {
 	for i, c := range counts {
 		out[i] = object{{"count", c.Count}, {"name", c.Name}}
 	}
-	return writeJSON(w, http.StatusOK, object{{"shards", out}})
+	return s.writeJSON(w, http.StatusOK, object{{"shards", out}})
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ironwork/ironwork"
@@ -57,6 +58,9 @@ type Server struct {
 	log     *slog.Logger
 	opts    Options
 	mux     *http.ServeMux
+	bufs    sync.Pool // response buffers
+	// nodeTable is the node field table, built once.
+	nodeTable fieldTable[ironwork.Node]
 }
 
 // New returns a Server for the given options.
@@ -73,7 +77,8 @@ func New(opts Options) *Server {
 	if opts.MaxLimit <= 0 {
 		opts.MaxLimit = 1000
 	}
-	s := &Server{store: opts.Store, drivers: opts.Drivers, log: opts.Logger, opts: opts, mux: http.NewServeMux()}
+	s := &Server{store: opts.Store, drivers: opts.Drivers, log: opts.Logger, opts: opts, mux: http.NewServeMux(),
+		nodeTable: nodeFields()}
 	s.routes()
 	return s
 }

@@ -267,7 +267,7 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, kv{string(k), object{{"result", v.Result}, {"reason", reason}}})
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return s.writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getBootDevice(w http.ResponseWriter, r *http.Request) error {
@@ -283,7 +283,7 @@ func (s *Server) getBootDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, object{{"boot_device", d.Device}, {"persistent", d.Persistent}})
+	return s.writeJSON(w, http.StatusOK, object{{"boot_device", d.Device}, {"persistent", d.Persistent}})
 }
 
 func (s *Server) supportedBootDevices(w http.ResponseWriter, r *http.Request) error {
@@ -299,7 +299,7 @@ func (s *Server) supportedBootDevices(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, object{{"supported_boot_devices", ds}})
+	return s.writeJSON(w, http.StatusOK, object{{"supported_boot_devices", ds}})
 }
 
 func (s *Server) setBootDevice(w http.ResponseWriter, r *http.Request) error {
@@ -464,7 +464,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
 	for i, e := range events {
 		out[i] = s.renderEvent(r, n, e, detail)
 	}
-	return writeJSON(w, http.StatusOK, object{{"history", out}})
+	return s.writeJSON(w, http.StatusOK, object{{"history", out}})
 }
 
 func (s *Server) historyEvent(w http.ResponseWriter, r *http.Request) error {
@@ -481,7 +481,7 @@ func (s *Server) historyEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	for _, e := range events {
 		if e.UUID == r.PathValue("event") {
-			return writeJSON(w, http.StatusOK, s.renderEvent(r, n, e, true))
+			return s.writeJSON(w, http.StatusOK, s.renderEvent(r, n, e, true))
 		}
 	}
 	return ironwork.Errorf(ironwork.ENOTFOUND, "Node history record %s could not be found.", r.PathValue("event"))

@@ -37,7 +37,7 @@ func (s *Server) getTraits(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, object{{"traits", n.Traits}})
+	return s.writeJSON(w, http.StatusOK, object{{"traits", n.Traits}})
 }
 
 // changeTraits applies fn to a node's traits under the same rules as a node update.
