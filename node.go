@@ -155,6 +155,7 @@ type Conductor struct {
 	ConductorGroup string
 	Online         bool
 	Drivers        []string
+	RPCURL         string // where the conductor answers JSON-RPC; empty for API-only servers
 	CreatedAt      time.Time
 	UpdatedAt      *time.Time // the last heartbeat
 }

@@ -21,7 +21,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.PrintDefaults()
 	}
 	configFile := fs.String("config", "", "TOML configuration file")
+	role := fs.String("role", cfg.Role, "both (API and conductor), api (routes work to conductors over JSON-RPC) or conductor")
 	listen := fs.String("listen", cfg.Listen, "API address host:port")
+	rpcListen := fs.String("rpc-listen", cfg.RPCListen, "conductor JSON-RPC address host:port (port 0: any free port)")
+	rpcURL := fs.String("rpc-url", "", "URL other servers reach this conductor's JSON-RPC at (default http://<rpc-listen>)")
 	dataDir := fs.String("data-dir", cfg.DataDir, "directory for the embedded database and files")
 	database := fs.String("database", "", "database: postgres://user:pass@host/db, or an SQLite file (default <data-dir>/ironwork.db)")
 	auth := fs.String("auth-strategy", "", "noauth or http_basic (default: noauth on loopback, http_basic when --http-basic-auth-file is set)")
@@ -51,8 +54,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// Flags given on the command line win over the file.
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
+		case "role":
+			cfg.Role = *role
 		case "listen":
 			cfg.Listen = *listen
+		case "rpc-listen":
+			cfg.RPCListen = *rpcListen
+		case "rpc-url":
+			cfg.RPCURL = *rpcURL
 		case "data-dir":
 			cfg.DataDir = *dataDir
 		case "database":
@@ -86,7 +95,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	defer srv.Close()
-	fmt.Fprintf(stdout, "Ironwork API on %s (try: ironwork node list --url %s)\n", srv.URL(), srv.URL())
+	if srv.Addr() != "" {
+		fmt.Fprintf(stdout, "Ironwork API on %s (try: ironwork node list --url %s)\n", srv.URL(), srv.URL())
+	} else {
+		fmt.Fprintf(stdout, "Ironwork conductor %s running\n", cfg.Hostname)
+	}
 	if err := srv.Serve(ctx); err != nil {
 		log.Error("server stopped", "error", err)
 		return 1

@@ -75,19 +75,28 @@ func (c *Conductor) heartbeat(ctx context.Context) error {
 
 // refreshRing rebuilds the ring from the live conductors.
 func (c *Conductor) refreshRing(ctx context.Context) error {
-	cs, err := c.store.ListConductors(ctx, "", 0)
+	_, err := RefreshRing(ctx, c.store, c.ring, c.cfg.HeartbeatTimeout, c.cfg.Hostname)
+	return err
+}
+
+// RefreshRing rebuilds ring from the conductors whose heartbeat is within timeout (and self,
+// when not empty), and returns the JSON-RPC URL of each.
+func RefreshRing(ctx context.Context, store *sqlstore.Store, ring *Ring, timeout time.Duration, self string) (map[string]string, error) {
+	cs, err := store.ListConductors(ctx, "", 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	members := map[string][]string{}
+	urls := map[string]string{}
 	now := time.Now()
 	for _, cd := range cs {
-		if sqlstore.ConductorAlive(cd, now, c.cfg.HeartbeatTimeout) || cd.Hostname == c.cfg.Hostname {
+		if sqlstore.ConductorAlive(cd, now, timeout) || cd.Hostname == self {
 			members[cd.ConductorGroup] = append(members[cd.ConductorGroup], cd.Hostname)
+			urls[cd.Hostname] = cd.RPCURL
 		}
 	}
-	c.ring.Set(members)
-	return nil
+	ring.Set(members)
+	return urls, nil
 }
 
 // TakeOverDead frees the locks of conductors whose heartbeat expired and fails the nodes they

@@ -19,8 +19,15 @@ import (
 
 // Config is the configuration of `ironwork serve`. Zero values mean the defaults.
 type Config struct {
+	// Role is what this process runs: "both" (the API and a conductor, the default), "api"
+	// (the API only, sending each node's work to its conductor) or "conductor".
+	Role string `toml:"role"`
 	// Listen is the API's address (Ironic's port by default).
 	Listen string `toml:"listen"`
+	// RPCListen is where the conductor answers JSON-RPC from API-only servers; port 0 picks a
+	// free port. RPCURL is the address other servers use; empty means http://<RPCListen>.
+	RPCListen string `toml:"rpc_listen"`
+	RPCURL    string `toml:"rpc_url"`
 	// DataDir holds the embedded database and, later, images and boot files.
 	DataDir string `toml:"data_dir"`
 	// Database is a PostgreSQL URL (postgres://...) or an SQLite path; empty means
@@ -83,7 +90,9 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // Default returns the configuration with every default filled in.
 func Default() Config {
 	return Config{
+		Role:                 "both",
 		Listen:               "127.0.0.1:6385",
+		RPCListen:            "127.0.0.1:0",
 		DataDir:              defaultDataDir(),
 		HeartbeatInterval:    Duration{10 * time.Second},
 		HeartbeatTimeout:     Duration{60 * time.Second},
@@ -150,6 +159,20 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err))
+	}
+	switch c.Role {
+	case "both", "api", "conductor":
+	default:
+		errs = append(errs, fmt.Errorf("role: %q is not both, api or conductor", c.Role))
+	}
+	if c.Role != "api" {
+		host, _, err := net.SplitHostPort(c.RPCListen)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rpc_listen: %q is not host:port: %w", c.RPCListen, err))
+		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) && !c.AllowInsecureNoauth {
+			errs = append(errs, fmt.Errorf("rpc_listen %s is not a loopback address and JSON-RPC has no authentication yet: "+
+				"keep it on loopback, or set --allow-insecure-noauth on a trusted network", c.RPCListen))
+		}
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir: must not be empty"))

@@ -15,18 +15,20 @@ import (
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/driver/fake"
 	"github.com/ironwork/ironwork/internal/httpapi"
+	"github.com/ironwork/ironwork/internal/rpc"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
-// Server is a running Ironwork server.
+// Server is a running Ironwork process: the API, a conductor, or both.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	store *sqlstore.Store
-	api   *httpapi.Server
-	cond  *conductor.Conductor
-	ln    net.Listener
-	http  *http.Server
+	cfg    Config
+	log    *slog.Logger
+	store  *sqlstore.Store
+	cond   *conductor.Conductor // nil for role api
+	router *rpc.Router          // nil for role conductor
+	ln     net.Listener         // the API's; nil for role conductor
+	rpcLn  net.Listener         // the conductor's JSON-RPC; nil for role api
+	https  []*http.Server
 }
 
 // NewLogger returns the logger the configuration asks for, writing to w.
@@ -40,9 +42,20 @@ func NewLogger(cfg Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// Start validates cfg, opens the database, registers this conductor and starts listening. The
-// caller runs Serve and finally Close.
-func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Start validates cfg, opens the database, starts the conductor (unless the role is api) and
+// opens the listeners. The caller runs Serve and finally Close.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
@@ -58,62 +71,76 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	registry := conductor.Registry{}
-	fake.Register(registry)
-	ccfg := conductor.Defaults()
-	ccfg.Hostname, ccfg.Group = cfg.Hostname, cfg.ConductorGroup
-	ccfg.HeartbeatInterval, ccfg.HeartbeatTimeout = cfg.HeartbeatInterval.Duration, cfg.HeartbeatTimeout.Duration
-	ccfg.PowerSyncInterval, ccfg.CallbackTimeout = cfg.PowerSyncInterval.Duration, cfg.CallbackTimeout.Duration
-	ccfg.TimeoutCheckInterval = cfg.TimeoutCheckInterval.Duration
-	if cfg.AutomatedClean != nil {
-		ccfg.AutomatedClean = *cfg.AutomatedClean
-	}
-	if cfg.Workers > 0 {
-		ccfg.Workers = cfg.Workers
-	}
-	cond := conductor.New(ccfg, store, drivers, registry, log)
-	opts := httpapi.Options{
-		Store: store, Drivers: drivers, Logger: log, PublicURL: cfg.PublicURL,
-		ConductorTimeout: cfg.HeartbeatTimeout.Duration,
-		Ring:             cond.Ring(), Conductor: cond,
-	}
-	if cfg.AuthStrategy == "http_basic" {
-		auth, err := httpapi.LoadBasicAuth(cfg.HTTPBasicAuthFile)
+	s = &Server{cfg: cfg, log: log, store: store}
+	defer func() {
 		if err != nil {
-			store.Close()
+			s.Close()
+		}
+	}()
+
+	if cfg.Role != "api" {
+		if s.rpcLn, err = net.Listen("tcp", cfg.RPCListen); err != nil {
+			return nil, fmt.Errorf("listen for JSON-RPC on %s: %w", cfg.RPCListen, err)
+		}
+		rpcURL := cfg.RPCURL
+		if rpcURL == "" {
+			rpcURL = "http://" + s.rpcLn.Addr().String()
+		}
+		registry := conductor.Registry{}
+		fake.Register(registry)
+		ccfg := conductor.Defaults()
+		ccfg.Hostname, ccfg.Group = cfg.Hostname, cfg.ConductorGroup
+		ccfg.HeartbeatInterval, ccfg.HeartbeatTimeout = cfg.HeartbeatInterval.Duration, cfg.HeartbeatTimeout.Duration
+		ccfg.PowerSyncInterval, ccfg.CallbackTimeout = cfg.PowerSyncInterval.Duration, cfg.CallbackTimeout.Duration
+		ccfg.TimeoutCheckInterval = cfg.TimeoutCheckInterval.Duration
+		if cfg.AutomatedClean != nil {
+			ccfg.AutomatedClean = *cfg.AutomatedClean
+		}
+		if cfg.Workers > 0 {
+			ccfg.Workers = cfg.Workers
+		}
+		if err = store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: cfg.Hostname, ConductorGroup: cfg.ConductorGroup,
+			Drivers: drivers.EnabledHardwareTypes, RPCURL: rpcURL}); err != nil {
 			return nil, err
 		}
-		opts.Auth = auth
+		s.cond = conductor.New(ccfg, store, drivers, registry, log)
+		if err = s.cond.Start(ctx); err != nil {
+			return nil, fmt.Errorf("start conductor: %w", err)
+		}
+		s.https = append(s.https, newHTTPServer(rpc.Handler(s.cond, log), log))
 	}
-	if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: cfg.Hostname, ConductorGroup: cfg.ConductorGroup,
-		Drivers: drivers.EnabledHardwareTypes}); err != nil {
-		store.Close()
-		return nil, err
-	}
-	if err := cond.Start(ctx); err != nil {
-		store.Close()
-		return nil, fmt.Errorf("start conductor: %w", err)
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		cond.Stop()
-		store.Close()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	s := &Server{cfg: cfg, log: log, store: store, api: httpapi.New(opts), ln: ln, cond: cond}
-	s.http = &http.Server{
-		Handler:           s.api,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      120 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	if cfg.Role != "conductor" {
+		opts := httpapi.Options{Store: store, Drivers: drivers, Logger: log, PublicURL: cfg.PublicURL,
+			ConductorTimeout: cfg.HeartbeatTimeout.Duration}
+		if cfg.AuthStrategy == "http_basic" {
+			if opts.Auth, err = httpapi.LoadBasicAuth(cfg.HTTPBasicAuthFile); err != nil {
+				return nil, err
+			}
+		}
+		if s.cond != nil {
+			s.router = rpc.NewRouter(s.cond, store, s.cond.Ring(), cfg.Hostname, log)
+		} else {
+			s.router = rpc.NewRouter(nil, store, conductor.NewRing(), cfg.Hostname, log)
+			if err = s.router.Refresh(ctx, cfg.HeartbeatTimeout.Duration); err != nil {
+				return nil, err
+			}
+		}
+		opts.Ring, opts.Conductor = s.router.Ring(), s.router
+		if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
+		s.https = append([]*http.Server{newHTTPServer(httpapi.New(opts), log)}, s.https...)
 	}
 	return s, nil
 }
 
-// Addr is the address the API listens on.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+// Addr is the address the API listens on ("" for a conductor-only process).
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
 
 // URL is the API's base URL.
 func (s *Server) URL() string { return "http://" + s.Addr() }
@@ -121,34 +148,69 @@ func (s *Server) URL() string { return "http://" + s.Addr() }
 // Store is the server's store, for tests.
 func (s *Server) Store() *sqlstore.Store { return s.store }
 
-// Serve answers API requests and keeps the conductor's heartbeat until ctx ends, then shuts
-// down gracefully.
+// Conductor is the server's conductor (nil for role api), for tests.
+func (s *Server) Conductor() *conductor.Conductor { return s.cond }
+
+// Serve answers requests until ctx ends, then shuts down gracefully: the API stops taking
+// requests, the conductor finishes or abandons its work, and it marks itself offline.
 func (s *Server) Serve(ctx context.Context) error {
-	s.log.Info("ironwork serving", "listen", s.Addr(), "database", s.store.Dialect(), "auth", s.cfg.AuthStrategy,
-		"conductor", s.cfg.Hostname)
-	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(s.ln) }()
+	s.log.Info("ironwork serving", "role", s.cfg.Role, "api", s.Addr(), "database", s.store.Dialect(),
+		"auth", s.cfg.AuthStrategy, "conductor", s.cfg.Hostname)
+	errc := make(chan error, len(s.https))
+	for _, h := range s.https {
+		ln := s.rpcLn
+		if s.ln != nil && h == s.https[0] {
+			ln = s.ln
+		}
+		go func() { errc <- h.Serve(ln) }()
+	}
+	if s.cond == nil {
+		// An API-only server keeps its view of the ring fresh.
+		go func() {
+			tick := time.NewTicker(s.cfg.HeartbeatInterval.Duration)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					if err := s.router.Refresh(ctx, s.cfg.HeartbeatTimeout.Duration); err != nil && ctx.Err() == nil {
+						s.log.Warn("refresh conductor ring", "error", err)
+					}
+				}
+			}
+		}()
+	}
+	var serveErr error
 	select {
 	case err := <-errc:
-		s.cond.Stop()
-		return fmt.Errorf("serve API: %w", err)
+		serveErr = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := s.http.Shutdown(sctx)
-	s.cond.Stop()
-	if uerr := s.store.UnregisterConductor(sctx, s.cfg.Hostname); uerr != nil {
-		s.log.Warn("unregister conductor", "error", uerr)
+	var errs []error
+	for _, h := range s.https {
+		if err := h.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
 	}
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shut down API: %w", err)
+	if s.cond != nil {
+		s.cond.Stop()
+		if err := s.store.UnregisterConductor(sctx, s.cfg.Hostname); err != nil {
+			s.log.Warn("unregister conductor", "error", err)
+		}
 	}
-	return nil
+	return errors.Join(append(errs, serveErr)...)
 }
 
-// Conductor is the server's conductor, for tests.
-func (s *Server) Conductor() *conductor.Conductor { return s.cond }
-
-// Close releases the database.
-func (s *Server) Close() error { return s.store.Close() }
+// Close releases the listeners and the database.
+func (s *Server) Close() error {
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.rpcLn != nil {
+		s.rpcLn.Close()
+	}
+	return s.store.Close()
+}

@@ -13,24 +13,24 @@ import (
 func scanConductor(sc interface{ Scan(...any) error }) (*ironwork.Conductor, error) {
 	c := &ironwork.Conductor{}
 	err := sc.Scan(&c.ID, &c.Hostname, &c.ConductorGroup, boolCol{&c.Online}, jsonCol[[]string]{&c.Drivers},
-		timeCol{&c.CreatedAt}, nullTime{&c.UpdatedAt})
+		timeCol{&c.CreatedAt}, nullTime{&c.UpdatedAt}, nullStr[string]{&c.RPCURL})
 	return c, err
 }
 
-const conductorSelect = "SELECT id, hostname, conductor_group, online, drivers, created_at, updated_at FROM conductors"
+const conductorSelect = "SELECT id, hostname, conductor_group, online, drivers, created_at, updated_at, rpc_url FROM conductors"
 
 // RegisterConductor creates or refreshes the record of a conductor and marks it online.
 func (s *Store) RegisterConductor(ctx context.Context, c *ironwork.Conductor) error {
 	now := s.nowUTC()
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.rebind("UPDATE conductors SET conductor_group = ?, online = ?, drivers = ?, updated_at = ? WHERE hostname = ?"),
-			c.ConductorGroup, true, jsonCol[[]string]{&c.Drivers}, now.UnixMicro(), c.Hostname)
+		res, err := tx.ExecContext(ctx, s.rebind("UPDATE conductors SET conductor_group = ?, online = ?, drivers = ?, updated_at = ?, rpc_url = ? WHERE hostname = ?"),
+			c.ConductorGroup, true, jsonCol[[]string]{&c.Drivers}, now.UnixMicro(), nullStr[string]{&c.RPCURL}, c.Hostname)
 		if err != nil {
 			return fmt.Errorf("register conductor %s: %w", c.Hostname, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO conductors (hostname, conductor_group, online, drivers, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"),
-				c.Hostname, c.ConductorGroup, true, jsonCol[[]string]{&c.Drivers}, now.UnixMicro(), now.UnixMicro()); err != nil {
+			if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO conductors (hostname, conductor_group, online, drivers, created_at, updated_at, rpc_url) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+				c.Hostname, c.ConductorGroup, true, jsonCol[[]string]{&c.Drivers}, now.UnixMicro(), now.UnixMicro(), nullStr[string]{&c.RPCURL}); err != nil {
 				return fmt.Errorf("register conductor %s: %w", c.Hostname, err)
 			}
 		}
