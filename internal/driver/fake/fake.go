@@ -2,7 +2,7 @@
 // does: power and boot device live in the node record, steps succeed at once. Tests and demos
 // use it to drive nodes through the whole state machine. A node's driver_info can ask for
 // failures to exercise error paths: fake_power_fail, fake_deploy_fail, fake_deploy_wait,
-// fake_clean_fail (all booleans).
+// fake_clean_fail (all booleans), and fake_deploy_delay (seconds) slows the deploy step down.
 package fake
 
 import (
@@ -103,8 +103,16 @@ func (Interface) SetBootMode(context.Context, *conductor.Task, string) error { r
 // SetSecureBoot implements conductor.SecureBootSetter.
 func (Interface) SetSecureBoot(context.Context, *conductor.Task, bool) error { return nil }
 
-// Deploy implements conductor.Deploy.
-func (Interface) Deploy(_ context.Context, t *conductor.Task) (bool, error) {
+// Deploy implements conductor.Deploy. driver_info fake_deploy_delay (seconds) makes it take
+// that long, to hold a node in "deploying".
+func (Interface) Deploy(ctx context.Context, t *conductor.Task) (bool, error) {
+	if d, ok := t.Node.DriverInfo["fake_deploy_delay"].(float64); ok && d > 0 {
+		select {
+		case <-time.After(time.Duration(d * float64(time.Second))):
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
 	if flag(t, "fake_deploy_fail") {
 		return false, errors.New("fake deploy failed (fake_deploy_fail is set)")
 	}
