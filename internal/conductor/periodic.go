@@ -70,7 +70,46 @@ func (c *Conductor) heartbeat(ctx context.Context) error {
 	if err := c.refreshRing(ctx); err != nil {
 		return err
 	}
-	return c.TakeOverDead(ctx)
+	if err := c.TakeOverDead(ctx); err != nil {
+		return err
+	}
+	return c.TakeOverActive(ctx)
+}
+
+// TakeOverActive adopts the deployed nodes the ring newly gives this conductor (because
+// another conductor died or the ring changed): their boot interface prepares what booting the
+// instance needs here, and the node records this conductor as its affinity, as Ironic's
+// take_over does.
+func (c *Conductor) TakeOverActive(ctx context.Context) error {
+	me, err := c.store.GetConductor(ctx, c.cfg.Hostname)
+	if err != nil {
+		return err
+	}
+	nodes, err := c.myNodes(ctx, sqlstore.NodeFilter{ProvisionState: string(ironwork.Active)})
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if n.ConductorAffinity == me.ID || n.Reservation != "" {
+			continue
+		}
+		t, err := c.lock(ctx, n.UUID)
+		if err != nil {
+			continue
+		}
+		if to, ok := t.Driver.Impl(ironwork.BootInterface).(TakeOverer); ok {
+			if err := to.TakeOver(ctx, t); err != nil {
+				t.Log.Warn("take over of a deployed node failed; will retry", "error", err)
+				c.release(t.Node)
+				continue
+			}
+		}
+		if err := t.Save(ctx, func(n *ironwork.Node) { n.ConductorAffinity = me.ID }); err == nil {
+			t.Log.Info("took over deployed node", "previous_affinity", n.ConductorAffinity)
+		}
+		c.release(t.Node)
+	}
+	return nil
 }
 
 // refreshRing rebuilds the ring from the live conductors.
@@ -183,7 +222,7 @@ func (c *Conductor) SyncPowerStates(ctx context.Context) error {
 		}()
 	}
 	for _, n := range nodes {
-		if n.Reservation != "" || slices.Contains(workingStates, n.ProvisionState) ||
+		if n.Reservation != "" || slices.Contains(workingStates, n.ProvisionState) || slices.Contains(waitStates, n.ProvisionState) ||
 			(n.Maintenance && n.Fault != "power failure") {
 			continue
 		}

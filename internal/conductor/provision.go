@@ -303,6 +303,11 @@ func (c *Conductor) runSteps(ctx context.Context, t *Task, kind StepKind, steps 
 		c.transitionOrLog(ctx, t, ironwork.EventManage, "")
 		return
 	}
+	if kind == DeploySteps {
+		if me, err := c.store.GetConductor(ctx, c.cfg.Hostname); err == nil {
+			_ = t.Save(ctx, func(n *ironwork.Node) { n.ConductorAffinity = me.ID })
+		}
+	}
 	c.transitionOrLog(ctx, t, ironwork.EventDone, "")
 }
 

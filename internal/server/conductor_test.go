@@ -307,3 +307,56 @@ func TestCallbackTimeoutPowerSyncAndTakeover(t *testing.T) {
 		t.Errorf("takeover took %s, more than two heartbeat timeouts", took)
 	}
 }
+
+func TestWorkerPoolAndTakeOverOfDeployedNodes(t *testing.T) {
+	srv := startServer(t, sqlstoretest.Targets()[0].DSN(t), func(cfg *server.Config) {
+		cfg.Workers = 1
+		no := false
+		cfg.AutomatedClean = &no
+	})
+	c := gopherClient(t, srv, "1.87")
+	ctx := context.Background()
+	var ids []string
+	for i, delay := range []float64{0, 3, 0} {
+		n, err := nodes.Create(ctx, c, nodes.CreateOpts{Name: fmt.Sprintf("pool-%d", i), Driver: "fake-hardware",
+			DriverInfo: map[string]any{"fake_deploy_delay": delay}}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		provision(t, c, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetManage})
+		waitFor(t, c, n.UUID, 5*time.Second, inState("manageable"))
+		provision(t, c, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetProvide})
+		waitFor(t, c, n.UUID, 5*time.Second, inState("available"))
+		ids = append(ids, n.UUID)
+	}
+	// The only worker is busy with a slow deploy: the next request gets 503 and the node stays.
+	provision(t, c, ids[1], nodes.ProvisionStateOpts{Target: nodes.TargetActive})
+	err := nodes.ChangeProvisionState(ctx, c, ids[2], nodes.ProvisionStateOpts{Target: nodes.TargetActive}).ExtractErr()
+	wantStatus(t, err, http.StatusServiceUnavailable)
+	if n, _ := nodes.Get(ctx, c, ids[2]).Extract(); n.ProvisionState != "available" || n.Reservation != "" {
+		t.Fatalf("refused node moved: %s %q", n.ProvisionState, n.Reservation)
+	}
+	waitFor(t, c, ids[1], 10*time.Second, inState("active"))
+
+	// A deployed node whose affinity names another conductor is taken over.
+	provision(t, c, ids[0], nodes.ProvisionStateOpts{Target: nodes.TargetActive})
+	waitFor(t, c, ids[0], 5*time.Second, inState("active"))
+	st := srv.Store()
+	me, err := st.GetConductor(ctx, "test-conductor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := st.GetNode(ctx, ids[0])
+	if n.ConductorAffinity != me.ID {
+		t.Fatalf("affinity after deploy = %d, want %d", n.ConductorAffinity, me.ID)
+	}
+	if _, err := st.UpdateNode(ctx, ids[0], func(n *ironwork.Node) error { n.ConductorAffinity = me.ID + 100; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Conductor().TakeOverActive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := st.GetNode(ctx, ids[0]); n.ConductorAffinity != me.ID || n.Reservation != "" {
+		t.Fatalf("after take over: affinity %d reservation %q", n.ConductorAffinity, n.Reservation)
+	}
+}
