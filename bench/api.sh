@@ -8,6 +8,8 @@
 # one after the other, each on a fresh empty store, and prints the results and the ratios.
 #
 #   N=2000 C=16 R=3 bench/api.sh      N nodes (default 10000), C clients (16), R listings (3)
+#   D=200 bench/api.sh                 also take D of the nodes through manage, provide and deploy
+#                                      (fake-hardware) and report deploys per minute
 #
 # Everything started here listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
@@ -17,6 +19,7 @@ cd "$repo"
 N=${N:-10000}
 C=${C:-16}
 R=${R:-3}
+D=${D:-0}
 real_ironic=$(cd "$repo/.." && pwd)/shared/tools/real-ironic.sh
 
 die() { echo "api.sh: $*" >&2; exit 1; }
@@ -58,7 +61,7 @@ go build -o "$work/apibench" ./bench/apibench
 # bench LABEL URL: run apibench and keep its RESULT line.
 bench() {
   echo "== $1"
-  "$work/apibench" -url "$2" -n "$N" -c "$C" -rounds "$R" -label "$1" | tee "$work/$1.out"
+  "$work/apibench" -url "$2" -n "$N" -c "$C" -rounds "$R" -deploy "$D" -label "$1" | tee "$work/$1.out"
   grep '^RESULT ' "$work/$1.out" >> "$work/results"
 }
 
@@ -137,15 +140,16 @@ echo "== summary (N=$N, C=$C, R=$R)"
 awk '
   { delete f; for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     l = f["label"]; order[++n] = l
-    rate[l] = f["enrol_rate"]; p50[l] = f["p50_ms"]; p99[l] = f["p99_ms"]; list[l] = f["list_best_s"]; listed[l] = f["listed"] }
+    rate[l] = f["enrol_rate"]; p50[l] = f["p50_ms"]; p99[l] = f["p99_ms"]; list[l] = f["list_best_s"]; listed[l] = f["listed"]
+    dpm[l] = f["deploys_per_min"] }
   END {
-    printf "%-18s %14s %10s %10s %16s %8s\n", "target", "enrol nodes/s", "p50 ms", "p99 ms", "best list s", "listed"
+    printf "%-18s %14s %10s %10s %16s %8s %12s\n", "target", "enrol nodes/s", "p50 ms", "p99 ms", "best list s", "listed", "deploys/min"
     for (i = 1; i <= n; i++) { l = order[i]
-      printf "%-18s %14.1f %10.1f %10.1f %16.3f %8d\n", l, rate[l], p50[l], p99[l], list[l], listed[l] }
+      printf "%-18s %14.1f %10.1f %10.1f %16.3f %8d %12.1f\n", l, rate[l], p50[l], p99[l], list[l], listed[l], dpm[l] }
     if (!("ironic" in rate)) { print "(no Ironic result: no ratios)"; exit }
     print ""
-    printf "%-18s %14s %10s %10s %16s\n", "vs Ironic", "enrol rate x", "p50 x", "p99 x", "list speed x"
+    printf "%-18s %14s %10s %10s %16s %14s\n", "vs Ironic", "enrol rate x", "p50 x", "p99 x", "list speed x", "deploys/min x"
     for (i = 1; i <= n; i++) { l = order[i]; if (l == "ironic") continue
-      printf "%-18s %14.1f %10.1f %10.1f %16.1f\n", l, rate[l] / rate["ironic"], p50["ironic"] / p50[l],
-        p99["ironic"] / p99[l], list["ironic"] / list[l] }
+      printf "%-18s %14.1f %10.1f %10.1f %16.1f %14s\n", l, rate[l] / rate["ironic"], p50["ironic"] / p50[l],
+        p99["ironic"] / p99[l], list["ironic"] / list[l], (dpm["ironic"] > 0 ? sprintf("%.1f", dpm[l] / dpm["ironic"]) : "-") }
   }' "$work/results"

@@ -94,8 +94,9 @@ fail() { echo "not ok - $*"; diag; }
 diag() {
     echo "#   command: baremetal ${LAST_CMD:-}"
     echo "#   exit code: ${RC:-?}"
-    [ -s "$T/$LANE.err" ] && head -c 600 "$T/$LANE.err" | sed 's/^/#   stderr: /'
-    [ -s "$T/$LANE.out" ] && head -c 600 "$T/$LANE.out" | sed 's/^/#   stdout: /'
+    # awk (not sed) so that a cut-off last line still ends with a newline
+    [ -s "$T/$LANE.err" ] && head -c 600 "$T/$LANE.err" | awk '{print "#   stderr: " $0}'
+    [ -s "$T/$LANE.out" ] && head -c 600 "$T/$LANE.out" | awk '{print "#   stdout: " $0}'
     return 0
 }
 

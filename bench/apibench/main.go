@@ -46,6 +46,7 @@ type config struct {
 	prefix  string
 	label   string
 	timeout time.Duration
+	deploy  int
 }
 
 func main() {
@@ -64,6 +65,8 @@ func main() {
 	fs.StringVar(&cfg.prefix, "prefix", "", "node name prefix (default bench-<unix time>-)")
 	fs.StringVar(&cfg.label, "label", "", "label of the RESULT line (default: the URL)")
 	fs.DurationVar(&cfg.timeout, "timeout", 120*time.Second, "timeout of each request")
+	fs.IntVar(&cfg.deploy, "deploy", 0, "after the listings, take this many of the nodes through manage, provide and deploy\n"+
+		"(fake-hardware) and report deploys per minute")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -128,7 +131,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	fmt.Printf("target:   %s (X-OpenStack-Ironic-API-Version %s)\n", cfg.base, cfg.version)
 
-	lat, elapsed, err := enrol(ctx, c, cfg)
+	lat, uuids, elapsed, err := enrol(ctx, c, cfg)
 	if err != nil {
 		return err
 	}
@@ -152,18 +155,157 @@ func run(ctx context.Context, cfg config) error {
 		}
 		listed = n
 	}
-	fmt.Printf("RESULT label=%s n=%d c=%d enrol_s=%.3f enrol_rate=%.1f p50_ms=%.1f p99_ms=%.1f list_s=%s list_best_s=%.3f listed=%d\n",
+	deployRate := 0.0
+	if cfg.deploy > 0 {
+		if deployRate, err = lifecycle(ctx, c, cfg, uuids[:min(cfg.deploy, len(uuids))]); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("RESULT label=%s n=%d c=%d enrol_s=%.3f enrol_rate=%.1f p50_ms=%.1f p99_ms=%.1f list_s=%s list_best_s=%.3f listed=%d deploys_per_min=%.1f\n",
 		strings.ReplaceAll(cfg.label, " ", "_"), cfg.n, cfg.c, elapsed.Seconds(), rate, ms(p50), ms(p99),
-		strings.Join(times, ","), best.Seconds(), listed)
+		strings.Join(times, ","), best.Seconds(), listed, deployRate)
 	return nil
 }
 
+// lifecycle takes nodes through manage and provide, then times their deployment to active
+// (requests from cfg.c clients, then polling until every node is active) and returns deploys
+// per minute.
+func lifecycle(ctx context.Context, c *client, cfg config, uuids []string) (float64, error) {
+	phase := func(verb, want string) (time.Duration, error) {
+		start := time.Now()
+		if err := each(ctx, cfg.c, uuids, func(u string) error {
+			body, _ := json.Marshal(map[string]string{"target": verb})
+			for attempt := 0; ; attempt++ {
+				st, b, err := c.do(ctx, "PUT", "/v1/nodes/"+u+"/states/provision", body)
+				if err != nil {
+					return err
+				}
+				if st == http.StatusAccepted {
+					return nil
+				}
+				// 409: the node is still locked by the previous step; 503: the conductor is busy.
+				if (st == http.StatusConflict || st == http.StatusServiceUnavailable) && attempt < 600 {
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+				return fmt.Errorf("%s %s: status %d: %.300s", verb, u, st, b)
+			}
+		}); err != nil {
+			return 0, err
+		}
+		want1 := map[string]bool{}
+		for _, u := range uuids {
+			want1[u] = true
+		}
+		for {
+			states, err := provisionStates(ctx, c)
+			if err != nil {
+				return 0, err
+			}
+			done, failed := 0, 0
+			for u := range want1 {
+				switch states[u] {
+				case want:
+					done++
+				case "deploy failed", "clean failed", "error", "enroll":
+					failed++
+				}
+			}
+			if failed > 0 {
+				return 0, fmt.Errorf("%d nodes failed during %s", failed, verb)
+			}
+			if done == len(want1) {
+				return time.Since(start), nil
+			}
+			if time.Since(start) > 30*time.Minute {
+				return 0, fmt.Errorf("%s: %d of %d nodes %s after 30 minutes", verb, done, len(want1), want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	for _, p := range [][2]string{{"manage", "manageable"}, {"provide", "available"}} {
+		d, err := phase(p[0], p[1])
+		if err != nil {
+			return 0, err
+		}
+		fmt.Printf("%-9s %d nodes in %.2fs\n", p[0]+":", len(uuids), d.Seconds())
+	}
+	d, err := phase("active", "active")
+	if err != nil {
+		return 0, err
+	}
+	rate := float64(len(uuids)) / d.Minutes()
+	fmt.Printf("deploy:   %d nodes to active in %.2fs: %.1f deploys/min\n", len(uuids), d.Seconds(), rate)
+	return rate, nil
+}
+
+// each runs fn on every item with n workers and returns the first error.
+func each(ctx context.Context, n int, items []string, fn func(string) error) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(items))
+	jobs := make(chan string)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range jobs {
+				if err := fn(it); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for _, it := range items {
+		jobs <- it
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// provisionStates reads every node's provision state.
+func provisionStates(ctx context.Context, c *client) (map[string]string, error) {
+	out := map[string]string{}
+	path := "/v1/nodes?fields=uuid,provision_state&limit=1000"
+	for path != "" {
+		st, b, err := c.do(ctx, "GET", path, nil)
+		if err != nil {
+			return nil, err
+		}
+		if st != http.StatusOK {
+			return nil, fmt.Errorf("list states: status %d", st)
+		}
+		var page struct {
+			Nodes []struct {
+				UUID  string `json:"uuid"`
+				State string `json:"provision_state"`
+			} `json:"nodes"`
+			Next string `json:"next"`
+		}
+		if err := json.Unmarshal(b, &page); err != nil {
+			return nil, err
+		}
+		for _, n := range page.Nodes {
+			out[n.UUID] = n.State
+		}
+		path = ""
+		if page.Next != "" && len(page.Nodes) > 0 {
+			if i := strings.Index(page.Next, "/v1/"); i >= 0 {
+				path = page.Next[i:]
+			}
+		}
+	}
+	return out, nil
+}
+
 // enrol creates cfg.n nodes with cfg.c workers and returns every create's latency.
-func enrol(ctx context.Context, c *client, cfg config) ([]time.Duration, time.Duration, error) {
+func enrol(ctx context.Context, c *client, cfg config) ([]time.Duration, []string, time.Duration, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan int)
 	lat := make([]time.Duration, cfg.n)
+	uuids := make([]string, cfg.n)
 	var (
 		failed   atomic.Int64
 		firstErr error
@@ -196,6 +338,12 @@ func enrol(ctx context.Context, c *client, cfg config) ([]time.Duration, time.Du
 					fail(fmt.Errorf("create node %d: %w", i, err))
 				case st != http.StatusCreated:
 					fail(fmt.Errorf("create node %d: status %d: %.300s", i, st, b))
+				default:
+					var n struct {
+						UUID string `json:"uuid"`
+					}
+					json.Unmarshal(b, &n)
+					uuids[i] = n.UUID
 				}
 			}
 		}()
@@ -209,9 +357,9 @@ func enrol(ctx context.Context, c *client, cfg config) ([]time.Duration, time.Du
 	close(jobs)
 	wg.Wait()
 	if firstErr != nil {
-		return nil, 0, fmt.Errorf("%d creates failed; first: %w", failed.Load(), firstErr)
+		return nil, nil, 0, fmt.Errorf("%d creates failed; first: %w", failed.Load(), firstErr)
 	}
-	return lat, time.Since(start), nil
+	return lat, uuids, time.Since(start), nil
 }
 
 // listAll reads /v1/nodes/detail page by page and returns the time, nodes and pages read.

@@ -141,9 +141,11 @@ type Conductor struct {
 
 	ctx    context.Context // ends when the conductor stops: background work stops with it
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // background work on nodes
+	loops  sync.WaitGroup // periodic tasks
 	sem    chan struct{}
 
+	id              int64 // this conductor's row in the conductors table, set by Start
 	deploys, cleans atomic.Int64
 	syncFailures    sync.Map // node id -> failed power syncs in a row
 }
@@ -259,6 +261,11 @@ func (c *Conductor) acquireWorker() (release func(), err error) {
 // the target state, the time of the change and last_error (cleared unless given), records a
 // history event and logs the change. target overrides the machine's target when not empty.
 func (c *Conductor) transition(ctx context.Context, t *Task, ev ironwork.Event, lastError string, target ironwork.ProvisionState) error {
+	return c.transitionWith(ctx, t, ev, lastError, target, nil)
+}
+
+// transitionWith is transition with more changes to the node, written in the same update.
+func (c *Conductor) transitionWith(ctx context.Context, t *Task, ev ironwork.Event, lastError string, target ironwork.ProvisionState, also func(n *ironwork.Node)) error {
 	from := t.Node.ProvisionState
 	to, ok := ironwork.NextState(from, ev)
 	if !ok {
@@ -270,6 +277,9 @@ func (c *Conductor) transition(ctx context.Context, t *Task, ev ironwork.Event, 
 	}
 	now := time.Now().UTC()
 	if err := t.Save(ctx, func(n *ironwork.Node) {
+		if also != nil {
+			also(n)
+		}
 		n.ProvisionState, n.TargetProvisionState, n.ProvisionUpdatedAt = to, target, &now
 		n.LastError = lastError
 	}); err != nil {
@@ -319,10 +329,11 @@ func (c *Conductor) background(t *Task, done func(), work func(ctx context.Conte
 	}()
 }
 
-// Stop cancels background work and waits for it.
+// Stop cancels background work and the periodic tasks, and waits for them.
 func (c *Conductor) Stop() {
 	c.cancel()
 	c.wg.Wait()
+	c.loops.Wait()
 }
 
 // Wait blocks until no background work runs (for tests and graceful shutdown).

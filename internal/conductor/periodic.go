@@ -24,6 +24,11 @@ var waitStates = []ironwork.ProvisionState{ironwork.DeployWait, ironwork.CleanWa
 // Start recovers this conductor's nodes from a previous run and starts the periodic tasks. They
 // stop with Stop.
 func (c *Conductor) Start(ctx context.Context) error {
+	me, err := c.store.GetConductor(ctx, c.cfg.Hostname)
+	if err != nil {
+		return fmt.Errorf("conductor %s is not registered: %w", c.cfg.Hostname, err)
+	}
+	c.id = me.ID
 	if err := c.refreshRing(ctx); err != nil {
 		return err
 	}
@@ -43,9 +48,9 @@ func (c *Conductor) Start(ctx context.Context) error {
 
 // every runs fn every interval until the conductor stops.
 func (c *Conductor) every(interval time.Duration, name string, fn func(ctx context.Context) error) {
-	c.wg.Add(1)
+	c.loops.Add(1)
 	go func() {
-		defer c.wg.Done()
+		defer c.loops.Done()
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
@@ -81,16 +86,12 @@ func (c *Conductor) heartbeat(ctx context.Context) error {
 // instance needs here, and the node records this conductor as its affinity, as Ironic's
 // take_over does.
 func (c *Conductor) TakeOverActive(ctx context.Context) error {
-	me, err := c.store.GetConductor(ctx, c.cfg.Hostname)
-	if err != nil {
-		return err
-	}
 	nodes, err := c.myNodes(ctx, sqlstore.NodeFilter{ProvisionState: string(ironwork.Active)})
 	if err != nil {
 		return err
 	}
 	for _, n := range nodes {
-		if n.ConductorAffinity == me.ID || n.Reservation != "" {
+		if n.ConductorAffinity == c.id || n.Reservation != "" {
 			continue
 		}
 		t, err := c.lock(ctx, n.UUID)
@@ -104,7 +105,7 @@ func (c *Conductor) TakeOverActive(ctx context.Context) error {
 				continue
 			}
 		}
-		if err := t.Save(ctx, func(n *ironwork.Node) { n.ConductorAffinity = me.ID }); err == nil {
+		if err := t.Save(ctx, func(n *ironwork.Node) { n.ConductorAffinity = c.id }); err == nil {
 			t.Log.Info("took over deployed node", "previous_affinity", n.ConductorAffinity)
 		}
 		c.release(t.Node)

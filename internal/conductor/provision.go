@@ -85,15 +85,15 @@ func (c *Conductor) Provision(ctx context.Context, ident string, req ProvisionRe
 		if err != nil {
 			return err
 		}
-		if err := t.Save(ctx, func(n *ironwork.Node) {
-			if n.InstanceInfo == nil {
-				n.InstanceInfo = ironwork.JSONObject{}
-			}
-			if req.ConfigDrive != nil {
+		if req.ConfigDrive != nil {
+			if err := t.Save(ctx, func(n *ironwork.Node) {
+				if n.InstanceInfo == nil {
+					n.InstanceInfo = ironwork.JSONObject{}
+				}
 				n.InstanceInfo["configdrive"] = req.ConfigDrive
+			}); err != nil {
+				return err
 			}
-		}); err != nil {
-			return err
 		}
 		work = func(ctx context.Context, t *Task) { c.runSteps(ctx, t, DeploySteps, steps) }
 	case ironwork.EventDelete:
@@ -290,25 +290,21 @@ func (c *Conductor) runSteps(ctx context.Context, t *Task, kind StepKind, steps 
 		}
 	}
 	manual, _ := t.Node.DriverInternalInfo[manualKey].(bool)
-	if err := t.Save(ctx, func(n *ironwork.Node) {
+	ev := ironwork.EventDone
+	if kind == CleanSteps && manual {
+		ev = ironwork.EventManage
+	}
+	if err := c.transitionWith(ctx, t, ev, "", "", func(n *ironwork.Node) {
 		*stepField(n, kind) = ironwork.JSONObject{}
 		delete(n.DriverInternalInfo, remainingKey)
 		delete(n.DriverInternalInfo, stepKindKey)
 		delete(n.DriverInternalInfo, manualKey)
-	}); err != nil {
-		c.fail(ctx, t, err)
-		return
-	}
-	if kind == CleanSteps && manual {
-		c.transitionOrLog(ctx, t, ironwork.EventManage, "")
-		return
-	}
-	if kind == DeploySteps {
-		if me, err := c.store.GetConductor(ctx, c.cfg.Hostname); err == nil {
-			_ = t.Save(ctx, func(n *ironwork.Node) { n.ConductorAffinity = me.ID })
+		if kind == DeploySteps {
+			n.ConductorAffinity = c.id
 		}
+	}); err != nil {
+		t.Log.Error("finish steps", "kind", kind, "error", err)
 	}
-	c.transitionOrLog(ctx, t, ironwork.EventDone, "")
 }
 
 func errText(err error) string {

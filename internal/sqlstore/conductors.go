@@ -40,7 +40,7 @@ func (s *Store) RegisterConductor(ctx context.Context, c *ironwork.Conductor) er
 
 // TouchConductor records a heartbeat of a conductor.
 func (s *Store) TouchConductor(ctx context.Context, hostname string) error {
-	res, err := s.db.ExecContext(ctx, s.rebind("UPDATE conductors SET updated_at = ?, online = ? WHERE hostname = ?"),
+	res, err := s.exec(ctx, "UPDATE conductors SET updated_at = ?, online = ? WHERE hostname = ?",
 		s.nowUTC().UnixMicro(), true, hostname)
 	if err != nil {
 		return fmt.Errorf("conductor heartbeat: %w", err)
@@ -53,7 +53,7 @@ func (s *Store) TouchConductor(ctx context.Context, hostname string) error {
 
 // UnregisterConductor marks a conductor offline.
 func (s *Store) UnregisterConductor(ctx context.Context, hostname string) error {
-	_, err := s.db.ExecContext(ctx, s.rebind("UPDATE conductors SET online = ? WHERE hostname = ?"), false, hostname)
+	_, err := s.exec(ctx, "UPDATE conductors SET online = ? WHERE hostname = ?", false, hostname)
 	if err != nil {
 		return fmt.Errorf("unregister conductor %s: %w", hostname, err)
 	}
@@ -105,8 +105,10 @@ func (s *Store) AddNodeHistory(ctx context.Context, e *ironwork.NodeHistoryEvent
 		return errors.New("add node history: event has no UUID")
 	}
 	e.CreatedAt = s.nowUTC()
-	err := s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO node_history (uuid, node_id, conductor, event_type, severity, event, user_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`), e.UUID, e.NodeID, nullStr[string]{&e.Conductor}, e.EventType, e.Severity, e.Event,
+	unlock := s.lockWrites()
+	defer unlock()
+	err := s.queryRow(ctx, s.db, `INSERT INTO node_history (uuid, node_id, conductor, event_type, severity, event, user_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.UUID, e.NodeID, nullStr[string]{&e.Conductor}, e.EventType, e.Severity, e.Event,
 		nullStr[string]{&e.User}, e.CreatedAt.UnixMicro()).Scan(&e.ID)
 	if err != nil {
 		return fmt.Errorf("add node history: %w", err)

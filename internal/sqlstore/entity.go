@@ -20,7 +20,7 @@ func (s *Store) idOf(ctx context.Context, q queryer, table, kind, id string) (an
 		return nil, nil
 	}
 	var out int64
-	err := q.QueryRowContext(ctx, s.rebind("SELECT id FROM "+table+" WHERE uuid = ?"), strings.ToLower(id)).Scan(&out)
+	err := s.queryRow(ctx, q, "SELECT id FROM "+table+" WHERE uuid = ?", strings.ToLower(id)).Scan(&out)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ironwork.Errorf(ironwork.EINVALID, "%s %s could not be found.", kind, id)
 	}

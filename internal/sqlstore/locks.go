@@ -14,7 +14,7 @@ import (
 func (s *Store) ReserveNode(ctx context.Context, ident, host string) (*ironwork.Node, error) {
 	cond, arg := nodeIdentCond(ident)
 	cond = cond[len("n."):]
-	res, err := s.db.ExecContext(ctx, s.rebind("UPDATE nodes SET reservation = ? WHERE "+cond+" AND reservation IS NULL"), host, arg)
+	res, err := s.exec(ctx, "UPDATE nodes SET reservation = ? WHERE "+cond+" AND reservation IS NULL", host, arg)
 	if err != nil {
 		return nil, fmt.Errorf("reserve node %s: %w", ident, err)
 	}
@@ -31,7 +31,7 @@ func (s *Store) ReserveNode(ctx context.Context, ident, host string) (*ironwork.
 
 // ReleaseNode frees a node's lock if host holds it; it never frees another holder's lock.
 func (s *Store) ReleaseNode(ctx context.Context, nodeID int64, host string) error {
-	_, err := s.db.ExecContext(ctx, s.rebind("UPDATE nodes SET reservation = NULL WHERE id = ? AND reservation = ?"), nodeID, host)
+	_, err := s.exec(ctx, "UPDATE nodes SET reservation = NULL WHERE id = ? AND reservation = ?", nodeID, host)
 	if err != nil {
 		return fmt.Errorf("release node %d: %w", nodeID, err)
 	}
@@ -55,7 +55,7 @@ func (s *Store) ClearReservations(ctx context.Context, host string) ([]int64, er
 		ids = append(ids, id)
 	}
 	rows.Close()
-	if _, err := s.db.ExecContext(ctx, s.rebind("UPDATE nodes SET reservation = NULL WHERE reservation = ?"), host); err != nil {
+	if _, err := s.exec(ctx, "UPDATE nodes SET reservation = NULL WHERE reservation = ?", host); err != nil {
 		return nil, fmt.Errorf("clear reservations of %s: %w", host, err)
 	}
 	return ids, nil

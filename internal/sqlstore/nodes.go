@@ -164,7 +164,7 @@ func (s *Store) getNode(ctx context.Context, q queryer, ident string, forUpdate 
 	if forUpdate && s.dialect == Postgres {
 		query += " FOR UPDATE OF n"
 	}
-	n, err := scanNode(q.QueryRowContext(ctx, s.rebind(query), arg))
+	n, err := scanNode(s.queryRow(ctx, q, query, arg))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("Node", ident)
 	}
@@ -184,7 +184,7 @@ func (s *Store) GetNode(ctx context.Context, ident string) (*ironwork.Node, erro
 
 // GetNodeByID returns the node with the given internal id.
 func (s *Store) GetNodeByID(ctx context.Context, id int64) (*ironwork.Node, error) {
-	n, err := scanNode(s.db.QueryRowContext(ctx, s.rebind(s.nodeSelect()+" WHERE n.id = ?"), id))
+	n, err := scanNode(s.queryRow(ctx, s.db, s.nodeSelect()+" WHERE n.id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("Node", fmt.Sprint(id))
 	}
@@ -208,8 +208,8 @@ func (s *Store) loadTraits(ctx context.Context, q queryer, nodes []*ironwork.Nod
 	// Chunk the IN list to stay under every database's parameter limit.
 	for start := 0; start < len(args); start += 500 {
 		chunk := args[start:min(start+500, len(args))]
-		rows, err := q.QueryContext(ctx, s.rebind("SELECT node_id, trait FROM node_traits WHERE node_id IN ("+
-			placeholders(len(chunk))+") ORDER BY trait"), chunk...)
+		rows, err := s.query(ctx, q, "SELECT node_id, trait FROM node_traits WHERE node_id IN ("+
+			placeholders(len(chunk))+") ORDER BY trait", chunk...)
 		if err != nil {
 			return fmt.Errorf("load traits: %w", err)
 		}
@@ -271,7 +271,7 @@ func (s *Store) CreateNode(ctx context.Context, n *ironwork.Node) error {
 		names := append(columnNames(cols, ""), "chassis_id", "allocation_id")
 		args := append(columnRefs(cols, n), chassisID, allocID)
 		q := fmt.Sprintf("INSERT INTO nodes (%s) VALUES (%s) RETURNING id", strings.Join(names, ", "), placeholders(len(names)))
-		if err := tx.QueryRowContext(ctx, s.rebind(q), args...).Scan(&n.ID); err != nil {
+		if err := s.queryRow(ctx, tx, q, args...).Scan(&n.ID); err != nil {
 			return nodeConflict(err, n)
 		}
 		return s.writeTraits(ctx, tx, n.ID, nil, n.Traits)
@@ -330,7 +330,7 @@ func (s *Store) UpdateNode(ctx context.Context, ident string, fn func(n *ironwor
 		names := append(columnNames(cols, ""), "chassis_id", "allocation_id")
 		args := append(columnRefs(cols, n), chassisID, allocID, n.ID)
 		q := fmt.Sprintf("UPDATE nodes SET %s WHERE id = ?", assignments(names))
-		if _, err := tx.ExecContext(ctx, s.rebind(q), args...); err != nil {
+		if _, err := s.execIn(ctx, tx, q, args...); err != nil {
 			return nodeConflict(err, n)
 		}
 		if err := s.writeTraits(ctx, tx, n.ID, oldTraits, n.Traits); err != nil {
@@ -457,7 +457,7 @@ func (s *Store) ListNodes(ctx context.Context, f NodeFilter, p Page) ([]*ironwor
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, s.rebind(s.nodeSelect()+w.sql()+tail), w.args...)
+	rows, err := s.query(ctx, s.db, s.nodeSelect()+w.sql()+tail, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}

@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -45,6 +47,88 @@ type Store struct {
 	dialect Dialect
 	log     *slog.Logger
 	now     func() time.Time
+	// writeMu serialises this process's writers on SQLite, which allows one writer at a time:
+	// waiting on a Go mutex is far cheaper than SQLite's busy handler, which sleeps and retries.
+	writeMu sync.Mutex
+	// stmts caches prepared statements by query text: parsing a 60-column statement costs more
+	// than running it.
+	stmts  sync.Map
+	nstmts atomic.Int64
+}
+
+// maxStatements bounds the statement cache; queries past it run unprepared.
+const maxStatements = 512
+
+// prepared returns a cached prepared statement for q (already rebound), or nil when it cannot
+// be prepared or the cache is full.
+func (s *Store) prepared(ctx context.Context, q string) *sql.Stmt {
+	if st, ok := s.stmts.Load(q); ok {
+		return st.(*sql.Stmt)
+	}
+	if s.nstmts.Load() >= maxStatements {
+		return nil
+	}
+	st, err := s.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil
+	}
+	if prev, loaded := s.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt)
+	}
+	s.nstmts.Add(1)
+	return st
+}
+
+// queryRow runs a single-row query through the statement cache, on tx when it is not nil.
+func (s *Store) queryRow(ctx context.Context, q queryer, query string, args ...any) *sql.Row {
+	query = s.rebind(query)
+	if st := s.prepared(ctx, query); st != nil {
+		if tx, ok := q.(*sql.Tx); ok {
+			return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+		}
+		return st.QueryRowContext(ctx, args...)
+	}
+	return q.QueryRowContext(ctx, query, args...)
+}
+
+// query runs a query through the statement cache, on tx when it is not nil.
+func (s *Store) query(ctx context.Context, q queryer, query string, args ...any) (*sql.Rows, error) {
+	query = s.rebind(query)
+	if st := s.prepared(ctx, query); st != nil {
+		if tx, ok := q.(*sql.Tx); ok {
+			return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+		}
+		return st.QueryContext(ctx, args...)
+	}
+	return q.QueryContext(ctx, query, args...)
+}
+
+// execIn runs a writing statement through the statement cache, on tx when it is not nil.
+func (s *Store) execIn(ctx context.Context, q queryer, query string, args ...any) (sql.Result, error) {
+	query = s.rebind(query)
+	if st := s.prepared(ctx, query); st != nil {
+		if tx, ok := q.(*sql.Tx); ok {
+			return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		}
+		return st.ExecContext(ctx, args...)
+	}
+	return q.ExecContext(ctx, query, args...)
+}
+
+// lockWrites takes the write lock on SQLite; the returned function releases it.
+func (s *Store) lockWrites() func() {
+	if s.dialect != SQLite {
+		return func() {}
+	}
+	s.writeMu.Lock()
+	return s.writeMu.Unlock
+}
+
+// exec runs one writing statement.
+func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	defer s.lockWrites()()
+	return s.execIn(ctx, s.db, q, args...)
 }
 
 // Open connects to the database named by dsn, which is either a PostgreSQL URL
@@ -100,8 +184,11 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
-// Close releases the database connections.
-func (s *Store) Close() error { return s.db.Close() }
+// Close releases the prepared statements and the database connections.
+func (s *Store) Close() error {
+	s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+	return s.db.Close()
+}
 
 // Dialect reports which database family the store uses.
 func (s *Store) Dialect() Dialect { return s.dialect }
@@ -297,6 +384,7 @@ func foreignKeyViolation(err error) bool {
 
 // inTx runs fn in a transaction and commits it when fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	defer s.lockWrites()()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
