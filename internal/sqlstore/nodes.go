@@ -150,6 +150,26 @@ func scanNode(sc interface{ Scan(...any) error }) (*ironwork.Node, error) {
 	return n, nil
 }
 
+// hotStatements are the statements that run inside transactions on every node update; Open
+// prepares them so that transactions find them cached.
+func (s *Store) hotStatements() []string {
+	names := append(columnNames(nodeColumns(), ""), "chassis_id", "allocation_id")
+	out := []string{
+		fmt.Sprintf("UPDATE nodes SET %s WHERE id = ?", assignments(names)),
+		fmt.Sprintf("INSERT INTO nodes (%s) VALUES (%s) RETURNING id", strings.Join(names, ", "), placeholders(len(names))),
+		"SELECT node_id, trait FROM node_traits WHERE node_id IN (?) ORDER BY trait",
+		"SELECT id FROM chassis WHERE uuid = ?", "SELECT id FROM allocations WHERE uuid = ?",
+	}
+	for _, cond := range []string{"n.uuid = ?", "n.name = ?"} {
+		q := s.nodeSelect() + " WHERE " + cond
+		out = append(out, q)
+		if s.dialect == Postgres {
+			out = append(out, q+" FOR UPDATE OF n")
+		}
+	}
+	return out
+}
+
 // nodeIdentCond returns the condition that selects a node by UUID or by name.
 func nodeIdentCond(ident string) (string, any) {
 	if ironwork.IsUUID(ident) {

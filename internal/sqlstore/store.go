@@ -60,12 +60,14 @@ type Store struct {
 const maxStatements = 512
 
 // prepared returns a cached prepared statement for q (already rebound), or nil when it cannot
-// be prepared or the cache is full.
-func (s *Store) prepared(ctx context.Context, q string) *sql.Stmt {
+// be prepared or the cache is full. Inside a transaction (inTx) it only looks the cache up:
+// preparing takes a second connection from the pool, and transactions waiting for one while
+// holding theirs would deadlock; the hot statements are prepared at Open instead.
+func (s *Store) prepared(ctx context.Context, q string, inTx bool) *sql.Stmt {
 	if st, ok := s.stmts.Load(q); ok {
 		return st.(*sql.Stmt)
 	}
-	if s.nstmts.Load() >= maxStatements {
+	if inTx || s.nstmts.Load() >= maxStatements {
 		return nil
 	}
 	st, err := s.db.PrepareContext(ctx, q)
@@ -83,8 +85,9 @@ func (s *Store) prepared(ctx context.Context, q string) *sql.Stmt {
 // queryRow runs a single-row query through the statement cache, on tx when it is not nil.
 func (s *Store) queryRow(ctx context.Context, q queryer, query string, args ...any) *sql.Row {
 	query = s.rebind(query)
-	if st := s.prepared(ctx, query); st != nil {
-		if tx, ok := q.(*sql.Tx); ok {
+	tx, inTx := q.(*sql.Tx)
+	if st := s.prepared(ctx, query, inTx); st != nil {
+		if inTx {
 			return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 		}
 		return st.QueryRowContext(ctx, args...)
@@ -95,8 +98,9 @@ func (s *Store) queryRow(ctx context.Context, q queryer, query string, args ...a
 // query runs a query through the statement cache, on tx when it is not nil.
 func (s *Store) query(ctx context.Context, q queryer, query string, args ...any) (*sql.Rows, error) {
 	query = s.rebind(query)
-	if st := s.prepared(ctx, query); st != nil {
-		if tx, ok := q.(*sql.Tx); ok {
+	tx, inTx := q.(*sql.Tx)
+	if st := s.prepared(ctx, query, inTx); st != nil {
+		if inTx {
 			return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 		}
 		return st.QueryContext(ctx, args...)
@@ -107,8 +111,9 @@ func (s *Store) query(ctx context.Context, q queryer, query string, args ...any)
 // execIn runs a writing statement through the statement cache, on tx when it is not nil.
 func (s *Store) execIn(ctx context.Context, q queryer, query string, args ...any) (sql.Result, error) {
 	query = s.rebind(query)
-	if st := s.prepared(ctx, query); st != nil {
-		if tx, ok := q.(*sql.Tx); ok {
+	tx, inTx := q.(*sql.Tx)
+	if st := s.prepared(ctx, query, inTx); st != nil {
+		if inTx {
 			return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 		}
 		return st.ExecContext(ctx, args...)
@@ -180,6 +185,9 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		s.db.Close()
 		return nil, err
+	}
+	for _, q := range s.hotStatements() {
+		s.prepared(ctx, s.rebind(q), false)
 	}
 	return s, nil
 }
