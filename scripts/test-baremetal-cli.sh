@@ -385,8 +385,57 @@ lane_duplicate() {
     echo "# lane $LANE done (${SECONDS}s)"
 }
 
+# --- lane: provisioning through the state machine --------------------------------
+lane_provision() {
+    LANE=provision
+    export P=cli-prov-node
+    run node create --driver fake-hardware --name "$P" -f json
+    check "provision lane: node created in enroll" 'd["provision_state"]=="enroll"'
+
+    run node manage "$P" --wait 30
+    run node show "$P" -f json
+    check "node manage --wait: manageable, power state read" 'd["provision_state"]=="manageable" and d["power_state"]=="power off"'
+
+    run node provide "$P" --wait 30
+    run node show "$P" -f json
+    check "node provide --wait: cleaned to available" 'd["provision_state"]=="available" and d["clean_step"]=={}'
+
+    run node validate "$P" -f json
+    check "node validate: every interface passes" 'all(x["Result"] for x in d) and len(d)>=10'
+
+    run node deploy "$P" --wait 30
+    run node show "$P" -f json
+    check "node deploy --wait: active" 'd["provision_state"]=="active" and d["target_provision_state"] is None'
+
+    run node provide "$P"
+    check_err "node provide on an active node is refused" "can not be performed" "active"
+
+    run node power on "$P" --power-timeout 10
+    run node show "$P" -f json
+    check "node power on: power on" 'd["power_state"]=="power on"'
+
+    run node boot device set "$P" pxe --persistent
+    run node boot device show "$P" -f json
+    check "node boot device set/show: pxe, persistent" 'd["boot_device"]=="pxe" and d["persistent"]'
+
+    run node maintenance set "$P" --reason "fan replacement"
+    run node show "$P" -f json
+    check "node maintenance set --reason" 'd["maintenance"] and d["maintenance_reason"]=="fan replacement"'
+    run node maintenance unset "$P"
+    run node show "$P" -f json
+    check "node maintenance unset" 'not d["maintenance"] and d["maintenance_reason"] is None'
+
+    run node undeploy "$P" --wait 30
+    run node show "$P" -f json
+    check "node undeploy --wait: cleaned back to available" 'd["provision_state"]=="available" and d["instance_info"]=={}'
+
+    run node delete "$P"
+    check_rc0 "provision lane: node deleted"
+    echo "# lane $LANE done (${SECONDS}s)"
+}
+
 # --- run the lanes in parallel, print their results in a fixed order -----------
-LANES=(nodes ports pg_chassis readonly duplicate)
+LANES=(nodes ports pg_chassis readonly duplicate provision)
 for l in "${LANES[@]}"; do
     ( set +e; "lane_$l" ) >"$T/lane-$l.log" 2>&1 &
     LANE_PIDS+=($!)
