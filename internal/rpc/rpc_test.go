@@ -1,0 +1,121 @@
+package rpc_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/driver/fake"
+	"github.com/ironwork/ironwork/internal/rpc"
+	"github.com/ironwork/ironwork/internal/sqlstore"
+)
+
+// newConductor serves a real conductor's JSON-RPC on a loopback test server.
+func newConductor(t testing.TB) (*httptest.Server, *sqlstore.Store, *conductor.Conductor) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "rpc.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "rpc-c", Drivers: []string{"fake-hardware"}}); err != nil {
+		t.Fatal(err)
+	}
+	reg := conductor.Registry{}
+	fake.Register(reg)
+	cfg := conductor.Defaults()
+	cfg.Hostname = "rpc-c"
+	c := conductor.New(cfg, store, ironwork.DefaultDriverConfig(), reg, nil)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	ts := httptest.NewServer(rpc.Handler(c, slog.New(slog.DiscardHandler)))
+	t.Cleanup(ts.Close)
+	return ts, store, c
+}
+
+// TestRouterCallsARemoteConductor checks that an API-only router reaches the node's conductor
+// over JSON-RPC and that error kinds survive the trip.
+func TestRouterCallsARemoteConductor(t *testing.T) {
+	ts, store, c := newConductor(t)
+	ctx := context.Background()
+	if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "rpc-c", Drivers: []string{"fake-hardware"}, RPCURL: ts.URL}); err != nil {
+		t.Fatal(err)
+	}
+	n := &ironwork.Node{Name: "rpc-node", Driver: "fake-hardware", ProvisionState: ironwork.Enroll}
+	if err := ironwork.DefaultDriverConfig().ResolveInterfaces(n); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateNode(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	r := rpc.NewRouter(nil, store, conductor.NewRing(), "api-only", slog.New(slog.DiscardHandler))
+	if err := r.Refresh(ctx, 60e9); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Provision(ctx, n.UUID, conductor.ProvisionRequest{Target: "manage"}); err != nil {
+		t.Fatal(err)
+	}
+	c.Wait()
+	got, _ := store.GetNode(ctx, n.UUID)
+	if got.ProvisionState != ironwork.Manageable {
+		t.Fatalf("after manage over RPC: %s (%s)", got.ProvisionState, got.LastError)
+	}
+	err := r.Provision(ctx, n.UUID, conductor.ProvisionRequest{Target: "rescue"})
+	if ironwork.ErrorCode(err) != ironwork.EINVALID {
+		t.Fatalf("a refused verb over RPC: %v (code %q), want EINVALID", err, ironwork.ErrorCode(err))
+	}
+	if _, err := store.ReserveNode(ctx, n.UUID, "elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetPower(ctx, n.UUID, ironwork.PowerOn, 0); ironwork.ErrorCode(err) != ironwork.ELOCKED {
+		t.Fatalf("a locked node over RPC: %v, want ELOCKED", err)
+	}
+	v, err := r.Validate(ctx, n.UUID)
+	if err != nil || v[ironwork.PowerInterface].Result == nil || !*v[ironwork.PowerInterface].Result {
+		t.Fatalf("validate over RPC: %v %v", v, err)
+	}
+}
+
+// FuzzRPCRequest sends arbitrary bodies to a conductor's JSON-RPC endpoint: every answer is a
+// well-formed JSON-RPC response, never a crash or a 5xx.
+func FuzzRPCRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","method":"provision","params":{"node":"n","provision":{"Target":"manage"}},"id":1}`,
+		`{"jsonrpc":"2.0","method":"set_power","params":{"node":"n","power":"power on","timeout_s":-1},"id":2}`,
+		`{"jsonrpc":"2.0","method":"set_boot_device","params":{"node":"n"},"id":3}`,
+		`{"method":"nope"}`, `[]`, `{`, `null`,
+	} {
+		f.Add([]byte(s))
+	}
+	ts, _, _ := newConductor(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		resp, err := http.Post(ts.URL+"/rpc", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d for %q", resp.StatusCode, body)
+		}
+		var out struct {
+			JSONRPC string          `json:"jsonrpc"`
+			Result  json.RawMessage `json:"result"`
+			Error   *struct {
+				Code int `json:"code"`
+			} `json:"error"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.JSONRPC != "2.0" {
+			t.Fatalf("answer to %q is not JSON-RPC: %v %+v", body, err, out)
+		}
+	})
+}
