@@ -57,6 +57,16 @@ func (s *Server) cond() (Conductor, error) {
 	return s.opts.Conductor, nil
 }
 
+// condBody returns the conductor and the decoded JSON body of a request that needs both.
+func (s *Server) condBody(r *http.Request) (Conductor, map[string]any, error) {
+	c, err := s.cond()
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := decodeBody(r, "body")
+	return c, body, err
+}
+
 // nodeIdent checks the identifier in the path and returns the node's UUID.
 func (s *Server) nodeIdent(r *http.Request) (string, error) {
 	n, err := s.loadNode(r.Context(), r.PathValue("ident"))
@@ -74,11 +84,7 @@ func accepted(w http.ResponseWriter, r *http.Request, s *Server, uuid string) er
 
 func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 	ver := versionOf(r.Context())
-	c, err := s.cond()
-	if err != nil {
-		return err
-	}
-	body, err := decodeBody(r, "body")
+	c, body, err := s.condBody(r)
 	if err != nil {
 		return err
 	}
@@ -155,11 +161,7 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) power(w http.ResponseWriter, r *http.Request) error {
 	ver := versionOf(r.Context())
-	c, err := s.cond()
-	if err != nil {
-		return err
-	}
-	body, err := decodeBody(r, "body")
+	c, body, err := s.condBody(r)
 	if err != nil {
 		return err
 	}
@@ -303,11 +305,7 @@ func (s *Server) supportedBootDevices(w http.ResponseWriter, r *http.Request) er
 }
 
 func (s *Server) setBootDevice(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.cond()
-	if err != nil {
-		return err
-	}
-	body, err := decodeBody(r, "body")
+	c, body, err := s.condBody(r)
 	if err != nil {
 		return err
 	}
@@ -415,11 +413,7 @@ func (s *Server) raid(w http.ResponseWriter, r *http.Request) error {
 	if versionOf(r.Context()) < 12 {
 		return ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
 	}
-	c, err := s.cond()
-	if err != nil {
-		return err
-	}
-	body, err := decodeBody(r, "body")
+	c, body, err := s.condBody(r)
 	if err != nil {
 		return err
 	}

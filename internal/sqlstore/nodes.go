@@ -150,13 +150,39 @@ func scanNode(sc interface{ Scan(...any) error }) (*ironwork.Node, error) {
 	return n, nil
 }
 
+// nodeWriteColumns are the columns a node write sets: every stored field plus the references
+// resolved from UUIDs.
+func nodeWriteColumns() []string {
+	return append(columnNames(nodeColumns(), ""), "chassis_id", "allocation_id")
+}
+
+func nodeInsert() string {
+	names := nodeWriteColumns()
+	return fmt.Sprintf("INSERT INTO nodes (%s) VALUES (%s) RETURNING id", strings.Join(names, ", "), placeholders(len(names)))
+}
+
+func nodeUpdate() string {
+	return fmt.Sprintf("UPDATE nodes SET %s WHERE id = ?", assignments(nodeWriteColumns()))
+}
+
+// nodeArgs returns the values of nodeWriteColumns for n, resolving its chassis and allocation.
+func (s *Store) nodeArgs(ctx context.Context, tx *sql.Tx, n *ironwork.Node) ([]any, error) {
+	chassisID, err := s.idOf(ctx, tx, "chassis", "Chassis", n.ChassisUUID)
+	if err != nil {
+		return nil, err
+	}
+	allocID, err := s.idOf(ctx, tx, "allocations", "Allocation", n.AllocationUUID)
+	if err != nil {
+		return nil, err
+	}
+	return append(columnRefs(nodeColumns(), n), chassisID, allocID), nil
+}
+
 // hotStatements are the statements that run inside transactions on every node update; Open
 // prepares them so that transactions find them cached.
 func (s *Store) hotStatements() []string {
-	names := append(columnNames(nodeColumns(), ""), "chassis_id", "allocation_id")
 	out := []string{
-		fmt.Sprintf("UPDATE nodes SET %s WHERE id = ?", assignments(names)),
-		fmt.Sprintf("INSERT INTO nodes (%s) VALUES (%s) RETURNING id", strings.Join(names, ", "), placeholders(len(names))),
+		nodeUpdate(), nodeInsert(),
 		"SELECT node_id, trait FROM node_traits WHERE node_id IN (?) ORDER BY trait",
 		"SELECT id FROM chassis WHERE uuid = ?", "SELECT id FROM allocations WHERE uuid = ?",
 	}
@@ -279,19 +305,11 @@ func (s *Store) CreateNode(ctx context.Context, n *ironwork.Node) error {
 		n.Interfaces = map[ironwork.InterfaceKind]string{}
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		chassisID, err := s.idOf(ctx, tx, "chassis", "Chassis", n.ChassisUUID)
+		args, err := s.nodeArgs(ctx, tx, n)
 		if err != nil {
 			return err
 		}
-		allocID, err := s.idOf(ctx, tx, "allocations", "Allocation", n.AllocationUUID)
-		if err != nil {
-			return err
-		}
-		cols := nodeColumns()
-		names := append(columnNames(cols, ""), "chassis_id", "allocation_id")
-		args := append(columnRefs(cols, n), chassisID, allocID)
-		q := fmt.Sprintf("INSERT INTO nodes (%s) VALUES (%s) RETURNING id", strings.Join(names, ", "), placeholders(len(names)))
-		if err := s.queryRow(ctx, tx, q, args...).Scan(&n.ID); err != nil {
+		if err := s.queryRow(ctx, tx, nodeInsert(), args...).Scan(&n.ID); err != nil {
 			return nodeConflict(err, n)
 		}
 		return s.writeTraits(ctx, tx, n.ID, nil, n.Traits)
@@ -338,19 +356,11 @@ func (s *Store) UpdateNode(ctx context.Context, ident string, fn func(n *ironwor
 		n.ID, n.CreatedAt = id, created
 		now := s.nowUTC()
 		n.UpdatedAt = &now
-		chassisID, err := s.idOf(ctx, tx, "chassis", "Chassis", n.ChassisUUID)
+		args, err := s.nodeArgs(ctx, tx, n)
 		if err != nil {
 			return err
 		}
-		allocID, err := s.idOf(ctx, tx, "allocations", "Allocation", n.AllocationUUID)
-		if err != nil {
-			return err
-		}
-		cols := nodeColumns()
-		names := append(columnNames(cols, ""), "chassis_id", "allocation_id")
-		args := append(columnRefs(cols, n), chassisID, allocID, n.ID)
-		q := fmt.Sprintf("UPDATE nodes SET %s WHERE id = ?", assignments(names))
-		if _, err := s.execIn(ctx, tx, q, args...); err != nil {
+		if _, err := s.execIn(ctx, tx, nodeUpdate(), append(args, n.ID)...); err != nil {
 			return nodeConflict(err, n)
 		}
 		if err := s.writeTraits(ctx, tx, n.ID, oldTraits, n.Traits); err != nil {
