@@ -14,6 +14,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/bmctest"
 	"github.com/ironwork/ironwork/internal/server"
 	"github.com/ironwork/ironwork/internal/sqlstore/sqlstoretest"
 )
@@ -358,5 +359,54 @@ func TestWorkerPoolAndTakeOverOfDeployedNodes(t *testing.T) {
 	}
 	if n, _ := st.GetNode(ctx, ids[0]); n.ConductorAffinity != me.ID || n.Reservation != "" {
 		t.Fatalf("after take over: affinity %d reservation %q", n.ConductorAffinity, n.Reservation)
+	}
+}
+
+// TestRedfishNodeAgainstTheDMTFMockup enrols a redfish node whose BMC is DMTF's mockup and
+// drives it through the API: verification reads its power state, power and boot device
+// requests reach the BMC.
+func TestRedfishNodeAgainstTheDMTFMockup(t *testing.T) {
+	bmc := bmctest.NewRedfish(t, bmctest.MockupDir(t, "../../.."))
+	srv := startServer(t, sqlstoretest.Targets()[0].DSN(t))
+	c := gopherClient(t, srv, "1.87")
+	ctx := context.Background()
+	n, err := nodes.Create(ctx, c, nodes.CreateOpts{Name: "rf-1", Driver: "redfish", DriverInfo: map[string]any{
+		"redfish_address": bmc.URL, "redfish_system_id": "/redfish/v1/Systems/437XR1138R2",
+		"redfish_username": bmc.User, "redfish_password": bmc.Password}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.PowerInterface != "redfish" || n.DriverInfo["redfish_password"] != "******" {
+		t.Fatalf("redfish node: power %q driver_info %v", n.PowerInterface, n.DriverInfo)
+	}
+	provision(t, c, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetManage})
+	m := waitFor(t, c, n.UUID, 10*time.Second, inState("manageable"))
+	if m.PowerState != "power on" {
+		t.Fatalf("power state read from the BMC: %q", m.PowerState)
+	}
+	if err := nodes.ChangePowerState(ctx, c, n.UUID, nodes.PowerStateOpts{Target: nodes.PowerOff}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c, n.UUID, 10*time.Second, func(n *nodes.Node) bool { return n.PowerState == "power off" && n.TargetPowerState == "" })
+	if got := bmc.Resource("/redfish/v1/Systems/437XR1138R2")["PowerState"]; got != "Off" {
+		t.Fatalf("BMC power state: %v", got)
+	}
+	if err := nodes.SetBootDevice(ctx, c, n.UUID, nodes.BootDeviceOpts{BootDevice: "pxe", Persistent: true}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	if boot := bmc.Resource("/redfish/v1/Systems/437XR1138R2")["Boot"].(map[string]any); boot["BootSourceOverrideTarget"] != "Pxe" || boot["BootSourceOverrideEnabled"] != "Continuous" {
+		t.Fatalf("BMC boot override: %v", boot)
+	}
+
+	// A wrong password fails verification with the BMC's answer in last_error.
+	bad, err := nodes.Create(ctx, c, nodes.CreateOpts{Name: "rf-bad", Driver: "redfish", DriverInfo: map[string]any{
+		"redfish_address": bmc.URL, "redfish_username": bmc.User, "redfish_password": "wrong"}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	provision(t, c, bad.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetManage})
+	failed := waitFor(t, c, bad.UUID, 10*time.Second, inState("enroll"))
+	if !strings.Contains(failed.LastError, "401") {
+		t.Fatalf("last_error of a wrong password: %q", failed.LastError)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/driver/fake"
+	"github.com/ironwork/ironwork/internal/driver/redfish"
 	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/rpc"
 	"github.com/ironwork/ironwork/internal/sqlstore"
@@ -88,6 +89,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		}
 		registry := conductor.Registry{}
 		fake.Register(registry)
+		bmc := redfish.Interface{}
+		registry.Add(ironwork.PowerInterface, "redfish", bmc)
+		registry.Add(ironwork.ManagementInterface, "redfish", bmc)
 		ccfg := conductor.Defaults()
 		ccfg.Hostname, ccfg.Group = cfg.Hostname, cfg.ConductorGroup
 		ccfg.HeartbeatInterval, ccfg.HeartbeatTimeout = cfg.HeartbeatInterval.Duration, cfg.HeartbeatTimeout.Duration

@@ -1,0 +1,165 @@
+package redfish
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/bmctest"
+	"github.com/ironwork/ironwork/internal/conductor"
+)
+
+const system = "/redfish/v1/Systems/437XR1138R2"
+
+func task(info ironwork.JSONObject) *conductor.Task {
+	return &conductor.Task{Node: &ironwork.Node{UUID: "1be26c0b-03f2-4d2e-ae87-c02d7f33c123", DriverInfo: info}}
+}
+
+func newBMC(t testing.TB) (*bmctest.Redfish, ironwork.JSONObject) {
+	bmc := bmctest.NewRedfish(t, bmctest.MockupDir(t, "../../../.."))
+	return bmc, ironwork.JSONObject{"redfish_address": bmc.URL, "redfish_system_id": system,
+		"redfish_username": bmc.User, "redfish_password": bmc.Password}
+}
+
+func TestValidateNamesTheProblem(t *testing.T) {
+	cases := []struct {
+		info ironwork.JSONObject
+		want string
+	}{
+		{ironwork.JSONObject{}, "Missing the following Redfish properties in node 1be26c0b-03f2-4d2e-ae87-c02d7f33c123 driver_info: redfish_address"},
+		{ironwork.JSONObject{"redfish_address": "ftp://bmc"}, "Invalid Redfish address"},
+		{ironwork.JSONObject{"redfish_address": "bmc.example", "redfish_system_id": "Systems/1"}, "Invalid redfish_system_id"},
+		{ironwork.JSONObject{"redfish_address": "bmc.example", "redfish_verify_ca": "/no/such/ca.pem"}, "Invalid redfish_verify_ca"},
+		{ironwork.JSONObject{"redfish_address": "bmc.example", "redfish_verify_ca": 5}, "Invalid redfish_verify_ca"},
+	}
+	for _, c := range cases {
+		err := Interface{}.Validate(context.Background(), task(c.info))
+		if err == nil || !strings.Contains(ironwork.ErrorMessage(err), c.want) {
+			t.Errorf("%v: %v, want %q", c.info, err, c.want)
+		}
+	}
+	if err := (Interface{}).Validate(context.Background(), task(ironwork.JSONObject{"redfish_address": "10.0.0.5", "redfish_verify_ca": "false"})); err != nil {
+		t.Errorf("a good driver_info: %v", err)
+	}
+}
+
+func TestPowerAndBootAgainstTheDMTFMockup(t *testing.T) {
+	bmc, info := newBMC(t)
+	bmc.PowerLag = 2 // the BMC shows the new state only on the third read
+	d := Interface{PollInterval: 10 * time.Millisecond}
+	ctx := context.Background()
+	tk := task(info)
+
+	st, err := d.PowerState(ctx, tk)
+	if err != nil || st != ironwork.PowerOn {
+		t.Fatalf("power state: %q %v", st, err)
+	}
+	if err := d.SetPowerState(ctx, tk, ironwork.PowerOff, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := bmc.Resource(system)["PowerState"]; got != "Off" {
+		t.Fatalf("mockup power state after power off: %v", got)
+	}
+	if err := d.Reboot(ctx, tk, false, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SoftPowerOff(ctx, tk, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.InjectNMI(ctx, tk); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(bmc.Resets, ","); got != "ForceOff,On,GracefulShutdown,Nmi" {
+		t.Fatalf("resets sent: %s", got)
+	}
+
+	dev, err := d.BootDevice(ctx, tk)
+	if err != nil || dev.Device != conductor.BootPXE || dev.Persistent {
+		t.Fatalf("the mockup's boot override (Pxe, Once): %+v %v", dev, err)
+	}
+	if err := d.SetBootDevice(ctx, tk, conductor.BootDevice{Device: conductor.BootDisk, Persistent: true}); err != nil {
+		t.Fatal(err)
+	}
+	boot := bmc.Resource(system)["Boot"].(map[string]any)
+	if boot["BootSourceOverrideTarget"] != "Hdd" || boot["BootSourceOverrideEnabled"] != "Continuous" {
+		t.Fatalf("boot override after set: %v", boot)
+	}
+	if err := d.SetBootMode(ctx, tk, "bios"); err != nil {
+		t.Fatal(err)
+	}
+	if boot := bmc.Resource(system)["Boot"].(map[string]any); boot["BootSourceOverrideMode"] != "Legacy" || boot["BootSourceOverrideTarget"] != "Hdd" {
+		t.Fatalf("boot mode after set: %v", boot)
+	}
+
+	// One system: redfish_system_id may be left out.
+	delete(info, "redfish_system_id")
+	if st, err := d.PowerState(ctx, task(info)); err != nil || st != ironwork.PowerOff {
+		t.Fatalf("without redfish_system_id: %q %v", st, err)
+	}
+}
+
+func TestFailuresAreClearAndBounded(t *testing.T) {
+	bmc, info := newBMC(t)
+	d := Interface{PollInterval: 10 * time.Millisecond, RequestTimeout: 2 * time.Second}
+	ctx := context.Background()
+
+	wrong := ironwork.JSONObject{}
+	for k, v := range info {
+		wrong[k] = v
+	}
+	wrong["redfish_password"] = "nope"
+	if _, err := d.PowerState(ctx, task(wrong)); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("wrong password: %v", err)
+	}
+
+	bmc.FailResets = true
+	if err := d.SetPowerState(ctx, task(info), ironwork.PowerOff, time.Second); err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("failing reset: %v", err)
+	}
+	bmc.FailResets = false
+
+	bmc.PowerLag = 1000 // never applies: the wait must end at the timeout with the state named
+	start := time.Now()
+	err := d.SetPowerState(ctx, task(info), ironwork.PowerOff, 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "still reports power state") || time.Since(start) > 3*time.Second {
+		t.Errorf("a BMC that never applies the reset: %v after %s", err, time.Since(start))
+	}
+
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	start = time.Now()
+	_, err = d.PowerState(ctx, task(ironwork.JSONObject{"redfish_address": "http://" + addr}))
+	if err == nil || time.Since(start) > 3*time.Second {
+		t.Errorf("unreachable BMC: %v after %s", err, time.Since(start))
+	}
+}
+
+// FuzzSystemDocument serves arbitrary ComputerSystem documents: reading the power state and
+// the boot device must give a value or an error, never a panic.
+func FuzzSystemDocument(f *testing.F) {
+	f.Add([]byte(`{"PowerState":"On","Boot":{"BootSourceOverrideTarget":"Pxe","BootSourceOverrideEnabled":"Once"}}`))
+	f.Add([]byte(`{"PowerState":"PoweringOff","Boot":null}`))
+	f.Add([]byte(`{"PowerState":7,"Boot":{"BootSourceOverrideTarget":["x"]}}`))
+	f.Add([]byte(`{"@odata.id":"/redfish/v1/Systems/437XR1138R2","Actions":{"#ComputerSystem.Reset":{"target":3}}}`))
+	bmc, info := newBMC(f)
+	d := Interface{RequestTimeout: 2 * time.Second}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		var m map[string]any
+		if json.Unmarshal(doc, &m) != nil {
+			return
+		}
+		bmc.SetResource(system, m)
+		ctx := context.Background()
+		if st, err := d.PowerState(ctx, task(info)); err == nil && st != ironwork.PowerOn && st != ironwork.PowerOff {
+			t.Fatalf("power state %q without an error", st)
+		}
+		if dev, err := d.BootDevice(ctx, task(info)); err == nil && dev.Device == "" {
+			t.Fatal("empty boot device without an error")
+		}
+	})
+}
