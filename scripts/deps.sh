@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# deps.sh: install the Debian packages Ironwork's tests use (PostgreSQL for the store tests,
-# python3-ironicclient for the real `baremetal` CLI). Idempotent; needs root for apt-get.
+# deps.sh: install the Debian packages Ironwork's tests use: PostgreSQL (store tests),
+# python3-ironicclient (the real `baremetal` CLI), python3-ironic (the reference state machine),
+# openipmi, ipmitool and python3-pyghmi (BMC simulators and an independent IPMI client).
+# Idempotent; needs root for apt-get.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/bin/baremetal ] || need+=(python3-ironicclient)
 command -v curl >/dev/null || need+=(curl)
 [ -f /usr/lib/python3/dist-packages/ironic/common/states.py ] || need+=(python3-ironic)
+command -v ipmi_sim >/dev/null || need+=(openipmi)
+command -v ipmitool >/dev/null || need+=(ipmitool)
+[ -x /usr/bin/fakebmc ] || need+=(python3-pyghmi)
 [ ${#need[@]} -eq 0 ] && exit 0
 [ "$(id -u)" = 0 ] || { echo "deps.sh: missing ${need[*]}; run as root or install them" >&2; exit 1; }
 echo "deps.sh: installing ${need[*]}" >&2

@@ -410,3 +410,30 @@ func TestRedfishNodeAgainstTheDMTFMockup(t *testing.T) {
 		t.Fatalf("last_error of a wrong password: %q", failed.LastError)
 	}
 }
+
+// TestIPMINodeAgainstOpenIPMI enrols an ipmi node whose BMC is OpenIPMI's simulator and
+// verifies and powers it through the API.
+func TestIPMINodeAgainstOpenIPMI(t *testing.T) {
+	sim := bmctest.NewIPMISim(t)
+	srv := startServer(t, sqlstoretest.Targets()[0].DSN(t))
+	c := gopherClient(t, srv, "1.87")
+	ctx := context.Background()
+	n, err := nodes.Create(ctx, c, nodes.CreateOpts{Name: "ipmi-1", Driver: "ipmi", DriverInfo: map[string]any{
+		"ipmi_address": "127.0.0.1", "ipmi_port": sim.Port, "ipmi_username": sim.User,
+		"ipmi_password": sim.Password, "ipmi_cipher_suite": "3"}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	provision(t, c, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetManage})
+	m := waitFor(t, c, n.UUID, 10*time.Second, inState("manageable"))
+	if m.PowerState != "power off" {
+		t.Fatalf("power state read over IPMI: %q", m.PowerState)
+	}
+	if err := nodes.ChangePowerState(ctx, c, n.UUID, nodes.PowerStateOpts{Target: nodes.PowerOn}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c, n.UUID, 15*time.Second, func(n *nodes.Node) bool { return n.PowerState == "power on" && n.TargetPowerState == "" })
+	if sim.Power() != "1" {
+		t.Fatalf("simulator power: %s", sim.Power())
+	}
+}

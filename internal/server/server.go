@@ -14,6 +14,7 @@ import (
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/driver/fake"
+	"github.com/ironwork/ironwork/internal/driver/ipmi"
 	"github.com/ironwork/ironwork/internal/driver/redfish"
 	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/rpc"
@@ -89,9 +90,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		}
 		registry := conductor.Registry{}
 		fake.Register(registry)
-		bmc := redfish.Interface{}
-		registry.Add(ironwork.PowerInterface, "redfish", bmc)
-		registry.Add(ironwork.ManagementInterface, "redfish", bmc)
+		rf, ipmitool := redfish.Interface{}, ipmi.Interface{}
+		registry.Add(ironwork.PowerInterface, "redfish", rf)
+		registry.Add(ironwork.ManagementInterface, "redfish", rf)
+		registry.Add(ironwork.PowerInterface, "ipmitool", ipmitool)
+		registry.Add(ironwork.ManagementInterface, "ipmitool", ipmitool)
 		ccfg := conductor.Defaults()
 		ccfg.Hostname, ccfg.Group = cfg.Hostname, cfg.ConductorGroup
 		ccfg.HeartbeatInterval, ccfg.HeartbeatTimeout = cfg.HeartbeatInterval.Duration, cfg.HeartbeatTimeout.Duration

@@ -1,0 +1,168 @@
+package bmctest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// requireTool finds a simulator's program or fails (skips only when told to), because the
+// project's scripts install it (scripts/deps.sh).
+func requireTool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("IRONWORK_SKIP_BMC_SIMULATORS") == "1" {
+			t.Skipf("%s not installed and IRONWORK_SKIP_BMC_SIMULATORS=1", name)
+		}
+		t.Fatalf("%s is not installed: scripts/deps.sh installs Debian's %s (IRONWORK_SKIP_BMC_SIMULATORS=1 skips these tests)", name, pkg)
+	}
+	return path
+}
+
+// freeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
+func freeUDPPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// IPMISim is OpenIPMI's ipmi_sim serving IPMI 2.0 on loopback, with a chassis whose power
+// and boot device live in files, set through ipmi_sim's chassis_control hook.
+type IPMISim struct {
+	Port           int
+	User, Password string
+	dir            string
+}
+
+// NewIPMISim starts ipmi_sim and stops it when the test ends.
+func NewIPMISim(t testing.TB) *IPMISim {
+	t.Helper()
+	bin := requireTool(t, "ipmi_sim", "openipmi")
+	s := &IPMISim{Port: freeUDPPort(t), User: "admin", Password: "password", dir: t.TempDir()}
+	hook := filepath.Join(s.dir, "chassis.sh")
+	// ipmi_sim runs the hook as "<hook> <mc> get <parm>..." and "<hook> <mc> set <parm> <value>...".
+	script := `#!/bin/sh
+d=$(dirname "$0")
+shift
+op=$1; shift
+if [ "$op" = get ]; then
+  for p in "$@"; do
+    case $p in
+      power) echo "power:$(cat "$d/power" 2>/dev/null || echo 0)" ;;
+      boot) echo "boot:$(cat "$d/boot" 2>/dev/null || echo default)" ;;
+      *) echo "invalid parm $p"; exit 1 ;;
+    esac
+  done
+  exit 0
+fi
+while [ $# -ge 2 ]; do
+  case $1 in
+    power) echo "$2" > "$d/power" ;;
+    reset) echo reset >> "$d/events" ;;
+    boot) echo "$2" > "$d/boot" ;;
+    *) echo "invalid parm $1"; exit 1 ;;
+  esac
+  shift 2
+done
+`
+	lan := fmt.Sprintf(`name "ironworktest"
+set_working_mc 0x20
+  startlan 1
+    addr 127.0.0.1 %d
+    priv_limit admin
+    allowed_auths_callback none md2 md5 straight
+    allowed_auths_user none md2 md5 straight
+    allowed_auths_operator none md2 md5 straight
+    allowed_auths_admin none md2 md5 straight
+    guid a123456789abcdefa123456789abcdef
+  endlan
+  chassis_control "%s 0x20"
+  user 1 true  ""      "test" user  10 none md2 md5 straight
+  user 2 true  "%s" "%s" admin 10 none md2 md5 straight
+`, s.Port, hook, s.User, s.Password)
+	emu := "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\nmc_enable 0x20\n"
+	for name, body := range map[string]string{"chassis.sh": script, "lan.conf": lan, "cmd.emu": emu} {
+		if err := os.WriteFile(filepath.Join(s.dir, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "-c", filepath.Join(s.dir, "lan.conf"), "-f", filepath.Join(s.dir, "cmd.emu"),
+		"-s", filepath.Join(s.dir, "state"), "-n")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start ipmi_sim: %v", err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	})
+	waitUDP(t, s.Port, "ipmi_sim", &out)
+	return s
+}
+
+// Power reports the simulated chassis power: "1" on, "0" off.
+func (s *IPMISim) Power() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "power"))
+	if p := strings.TrimSpace(string(b)); p != "" {
+		return p
+	}
+	return "0"
+}
+
+// FakeBMC is pyghmi's fakebmc (python3-pyghmi), a second IPMI 2.0 implementation.
+type FakeBMC struct {
+	Port           int
+	User, Password string
+}
+
+// NewFakeBMC starts pyghmi's fakebmc and stops it when the test ends.
+func NewFakeBMC(t testing.TB) *FakeBMC {
+	t.Helper()
+	bin := requireTool(t, "fakebmc", "python3-pyghmi")
+	b := &FakeBMC{Port: freeUDPPort(t), User: "admin", Password: "password"}
+	var out bytes.Buffer
+	cmd := exec.Command("/usr/bin/python3", bin, "--port", fmt.Sprint(b.Port))
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start fakebmc: %v", err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	})
+	waitUDP(t, b.Port, "fakebmc", &out)
+	return b
+}
+
+// waitUDP waits (at most 15 s) until something listens on the UDP port, by reading the
+// kernel's socket tables.
+func waitUDP(t testing.TB, port int, name string, out *bytes.Buffer) {
+	t.Helper()
+	hex := fmt.Sprintf(":%04X ", port)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, table := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+			if b, err := os.ReadFile(table); err == nil && strings.Contains(string(b), hex) {
+				time.Sleep(100 * time.Millisecond) // bound is not yet serving: a little slack
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s did not listen on UDP port %d within 15 s:\n%s", name, port, out.String())
+}

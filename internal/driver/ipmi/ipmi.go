@@ -1,0 +1,292 @@
+// Package ipmi is the ipmi hardware type's power and management interfaces ("ipmitool" in
+// Ironic's names): it drives a node's BMC over IPMI 2.0 (RMCP+, lanplus) with the native client
+// of github.com/bougou/go-ipmi, never by running ipmitool. It reads Ironic's driver_info keys
+// (ipmi_address, ipmi_port, ipmi_username, ipmi_password, ipmi_cipher_suite, ipmi_priv_level,
+// ipmi_bridging) and re-reads the chassis status after every power action until it matches.
+package ipmi
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bougou/go-ipmi/pkg/client"
+	"github.com/bougou/go-ipmi/pkg/command/chassis"
+	"github.com/bougou/go-ipmi/pkg/types"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
+)
+
+// Interface implements the ipmitool power and management interfaces.
+type Interface struct {
+	// CommandTimeout bounds one IPMI request, retried Retries times (defaults 3 s and 2).
+	CommandTimeout time.Duration
+	Retries        int
+	// PollInterval is how often the chassis status is re-read after an action (default 1 s).
+	PollInterval time.Duration
+}
+
+var (
+	_ conductor.Power       = Interface{}
+	_ conductor.Management  = Interface{}
+	_ conductor.Validator   = Interface{}
+	_ conductor.Rebooter    = Interface{}
+	_ conductor.SoftPower   = Interface{}
+	_ conductor.NMIInjector = Interface{}
+)
+
+type info struct {
+	address  string
+	port     int
+	username string
+	password string
+	suites   []types.CipherSuiteID
+	priv     types.PrivilegeLevel
+}
+
+var privLevels = map[string]types.PrivilegeLevel{
+	"ADMINISTRATOR": types.PrivilegeLevelAdministrator, "OPERATOR": types.PrivilegeLevelOperator,
+	"USER": types.PrivilegeLevelUser, "CALLBACK": types.PrivilegeLevelCallback,
+}
+
+// parseInfo reads and checks a node's driver_info, naming every missing or malformed key.
+func parseInfo(n *ironwork.Node) (info, error) {
+	di := n.DriverInfo
+	str := func(k string) string {
+		switch v := di[k].(type) {
+		case string:
+			return strings.TrimSpace(v)
+		case float64:
+			return strconv.FormatFloat(v, 'f', -1, 64)
+		}
+		return ""
+	}
+	inf := info{port: 623, priv: types.PrivilegeLevelAdministrator,
+		suites: []types.CipherSuiteID{types.CipherSuiteID17, types.CipherSuiteID3}}
+	if inf.address = str("ipmi_address"); inf.address == "" {
+		return inf, ironwork.Errorf(ironwork.EINVALID, "Missing the following IPMI credentials in node's driver_info: ['ipmi_address']. (node %s)", n.UUID)
+	}
+	if p := str("ipmi_port"); p != "" {
+		port, err := strconv.Atoi(p)
+		if err != nil || port < 1 || port > 65535 {
+			return inf, ironwork.Errorf(ironwork.EINVALID, "Invalid IPMI port %q in node %s driver_info: a number from 1 to 65535", p, n.UUID)
+		}
+		inf.port = port
+	}
+	inf.username, inf.password = str("ipmi_username"), str("ipmi_password")
+	if cs := str("ipmi_cipher_suite"); cs != "" {
+		id, err := strconv.Atoi(cs)
+		if err != nil || (id != 3 && id != 17) {
+			return inf, ironwork.Errorf(ironwork.EINVALID, "Invalid ipmi_cipher_suite %q in node %s driver_info: 3 (HMAC-SHA1, AES-CBC-128) or 17 (HMAC-SHA256, AES-CBC-128)", cs, n.UUID)
+		}
+		inf.suites = []types.CipherSuiteID{types.CipherSuiteID(id)}
+	}
+	if p := str("ipmi_priv_level"); p != "" {
+		lvl, ok := privLevels[strings.ToUpper(p)]
+		if !ok {
+			return inf, ironwork.Errorf(ironwork.EINVALID, "Invalid privilege level value: %s, the valid value can be one of ADMINISTRATOR, CALLBACK, OPERATOR, USER (node %s)", p, n.UUID)
+		}
+		inf.priv = lvl
+	}
+	if b := str("ipmi_bridging"); b != "" && b != "no" {
+		return inf, ironwork.Errorf(ironwork.EINVALID, "ipmi_bridging %q is not supported yet (node %s): only \"no\"", b, n.UUID)
+	}
+	return inf, nil
+}
+
+func (d Interface) pollInterval() time.Duration {
+	if d.PollInterval > 0 {
+		return d.PollInterval
+	}
+	return time.Second
+}
+
+// session opens an RMCP+ session with the node's BMC; the caller calls done to close it.
+func (d Interface) session(ctx context.Context, t *conductor.Task) (*client.Client, func(), error) {
+	inf, err := parseInfo(t.Node)
+	if err != nil {
+		return nil, nil, err
+	}
+	timeout, retries := d.CommandTimeout, d.Retries
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	if retries <= 0 {
+		retries = 2
+	}
+	c, err := client.NewClient(inf.address, inf.port, inf.username, inf.password)
+	if err != nil {
+		return nil, nil, fmt.Errorf("IPMI client for %s: %w", inf.address, err)
+	}
+	c.WithInterface(client.InterfaceLanplus).WithCipherSuiteID(inf.suites...).WithTimeout(timeout).WithRetry(retries).
+		WithMaxPrivilegeLevel(inf.priv)
+	if err := c.Connect(ctx); err != nil {
+		return nil, nil, fmt.Errorf("IPMI session with %s:%d as %q (check ipmi_address, ipmi_port, ipmi_username, ipmi_password and ipmi_cipher_suite): %w",
+			inf.address, inf.port, inf.username, err)
+	}
+	return c, func() {
+		cctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		c.Close(cctx)
+	}, nil
+}
+
+// Validate implements conductor.Validator: driver_info is complete and well formed.
+func (Interface) Validate(_ context.Context, t *conductor.Task) error {
+	_, err := parseInfo(t.Node)
+	return err
+}
+
+func powerOf(c *client.Client, ctx context.Context) (ironwork.PowerState, error) {
+	st, err := c.GetChassisStatus(ctx)
+	if err != nil {
+		return "", fmt.Errorf("IPMI Get Chassis Status: %w", err)
+	}
+	if st.PowerIsOn {
+		return ironwork.PowerOn, nil
+	}
+	return ironwork.PowerOff, nil
+}
+
+// PowerState implements conductor.Power.
+func (d Interface) PowerState(ctx context.Context, t *conductor.Task) (ironwork.PowerState, error) {
+	c, done, err := d.session(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	return powerOf(c, ctx)
+}
+
+// control sends a Chassis Control and waits until the chassis reports want ("" waits not).
+func (d Interface) control(ctx context.Context, t *conductor.Task, cc chassis.ChassisControl, want ironwork.PowerState, timeout time.Duration) error {
+	c, done, err := d.session(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, err := c.ChassisControl(ctx, cc); err != nil {
+		return fmt.Errorf("IPMI Chassis Control %d: %w", cc, err)
+	}
+	if want == "" {
+		return nil
+	}
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	deadline := time.Now().Add(timeout)
+	last := ironwork.PowerState("unknown")
+	for {
+		if st, err := powerOf(c, ctx); err == nil {
+			if last = st; st == want {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the BMC still reports %q %s after the request for %s", last, timeout, want)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d.pollInterval()):
+		}
+	}
+}
+
+// SetPowerState implements conductor.Power.
+func (d Interface) SetPowerState(ctx context.Context, t *conductor.Task, target ironwork.PowerState, timeout time.Duration) error {
+	switch target {
+	case ironwork.PowerOn:
+		return d.control(ctx, t, chassis.ChassisControlPowerUp, ironwork.PowerOn, timeout)
+	case ironwork.PowerOff:
+		return d.control(ctx, t, chassis.ChassisControlPowerDown, ironwork.PowerOff, timeout)
+	}
+	return ironwork.Errorf(ironwork.EINVALID, "the ipmitool power interface cannot set power state %q", target)
+}
+
+// Reboot implements conductor.Rebooter: off then on for a node that is on (a soft reboot
+// shuts down gracefully first), on for a node that is off.
+func (d Interface) Reboot(ctx context.Context, t *conductor.Task, soft bool, timeout time.Duration) error {
+	st, err := d.PowerState(ctx, t)
+	if err != nil {
+		return err
+	}
+	if st == ironwork.PowerOn {
+		off := chassis.ChassisControlPowerDown
+		if soft {
+			off = chassis.ChassisControlSoftShutdown
+		}
+		if err := d.control(ctx, t, off, ironwork.PowerOff, timeout); err != nil {
+			return err
+		}
+	}
+	return d.control(ctx, t, chassis.ChassisControlPowerUp, ironwork.PowerOn, timeout)
+}
+
+// SoftPowerOff implements conductor.SoftPower.
+func (d Interface) SoftPowerOff(ctx context.Context, t *conductor.Task, timeout time.Duration) error {
+	return d.control(ctx, t, chassis.ChassisControlSoftShutdown, ironwork.PowerOff, timeout)
+}
+
+// InjectNMI implements conductor.NMIInjector.
+func (d Interface) InjectNMI(ctx context.Context, t *conductor.Task) error {
+	return d.control(ctx, t, chassis.ChassisControlDiagnosticInterrupt, "", 0)
+}
+
+var toSelector = map[string]types.BootDeviceSelector{
+	conductor.BootPXE: types.BootDeviceSelectorForcePXE, conductor.BootDisk: types.BootDeviceSelectorForceHardDrive,
+	conductor.BootCDROM: types.BootDeviceSelectorForceCDROM, conductor.BootBIOS: types.BootDeviceSelectorForceBIOSSetup,
+	conductor.BootSafe: types.BootDeviceSelectorForceHardDriveSafe,
+}
+
+// BootDevice implements conductor.Management.
+func (d Interface) BootDevice(ctx context.Context, t *conductor.Task) (conductor.BootDevice, error) {
+	c, done, err := d.session(ctx, t)
+	if err != nil {
+		return conductor.BootDevice{}, err
+	}
+	defer done()
+	flags := &types.BootOptionParam_BootFlags{}
+	if err := c.GetSystemBootOptionsParamFor(ctx, flags); err != nil {
+		return conductor.BootDevice{}, fmt.Errorf("IPMI Get System Boot Options: %w", err)
+	}
+	// As Ironic (which reads ipmitool's "Boot Device Selector"), the selector counts whatever
+	// the valid bit says: some BMCs, OpenIPMI's simulator among them, do not keep that bit.
+	out := conductor.BootDevice{Device: conductor.BootDisk, Persistent: flags.Persist}
+	for dev, sel := range toSelector {
+		if flags.BootDeviceSelector == sel {
+			out.Device = dev
+		}
+	}
+	return out, nil
+}
+
+// SupportedBootDevices implements conductor.Management.
+func (Interface) SupportedBootDevices(context.Context, *conductor.Task) ([]string, error) {
+	return []string{conductor.BootPXE, conductor.BootDisk, conductor.BootCDROM, conductor.BootBIOS, conductor.BootSafe}, nil
+}
+
+// SetBootDevice implements conductor.Management: legacy or EFI boot follows the node's
+// boot_mode.
+func (d Interface) SetBootDevice(ctx context.Context, t *conductor.Task, dev conductor.BootDevice) error {
+	sel, ok := toSelector[dev.Device]
+	if !ok {
+		return ironwork.Errorf(ironwork.EINVALID, "the ipmitool management interface cannot boot from %q", dev.Device)
+	}
+	c, done, err := d.session(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer done()
+	bootType := types.BIOSBootTypeLegacy
+	if t.Node.BootMode == "uefi" {
+		bootType = types.BIOSBootTypeEFI
+	}
+	if err := c.SetBootDevice(ctx, sel, bootType, dev.Persistent); err != nil {
+		return fmt.Errorf("IPMI Set System Boot Options (%s): %w", dev.Device, err)
+	}
+	return nil
+}

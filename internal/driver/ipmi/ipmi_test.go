@@ -1,0 +1,131 @@
+package ipmi
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/bmctest"
+	"github.com/ironwork/ironwork/internal/conductor"
+)
+
+func task(info ironwork.JSONObject) *conductor.Task {
+	return &conductor.Task{Node: &ironwork.Node{UUID: "1be26c0b-03f2-4d2e-ae87-c02d7f33c123", DriverInfo: info}}
+}
+
+func TestValidateNamesTheProblem(t *testing.T) {
+	for _, c := range []struct {
+		info ironwork.JSONObject
+		want string
+	}{
+		{ironwork.JSONObject{}, "Missing the following IPMI credentials in node's driver_info: ['ipmi_address']"},
+		{ironwork.JSONObject{"ipmi_address": "10.0.0.5", "ipmi_port": "70000"}, "Invalid IPMI port"},
+		{ironwork.JSONObject{"ipmi_address": "10.0.0.5", "ipmi_cipher_suite": "1"}, "Invalid ipmi_cipher_suite"},
+		{ironwork.JSONObject{"ipmi_address": "10.0.0.5", "ipmi_priv_level": "ROOT"}, "Invalid privilege level value: ROOT"},
+		{ironwork.JSONObject{"ipmi_address": "10.0.0.5", "ipmi_bridging": "dual"}, "ipmi_bridging"},
+	} {
+		err := Interface{}.Validate(context.Background(), task(c.info))
+		if err == nil || !strings.Contains(ironwork.ErrorMessage(err), c.want) {
+			t.Errorf("%v: %v, want %q", c.info, err, c.want)
+		}
+	}
+	if err := (Interface{}).Validate(context.Background(), task(ironwork.JSONObject{"ipmi_address": "bmc1", "ipmi_port": 6230.0, "ipmi_cipher_suite": "17"})); err != nil {
+		t.Errorf("a good driver_info: %v", err)
+	}
+}
+
+// ipmitool runs the real ipmitool against a simulator, as an independent check.
+func ipmitool(t *testing.T, port int, args ...string) string {
+	t.Helper()
+	base := []string{"-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "admin", "-P", "password"}
+	out, err := exec.Command("ipmitool", append(base, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ipmitool %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func TestAgainstOpenIPMISimulator(t *testing.T) {
+	sim := bmctest.NewIPMISim(t)
+	d := Interface{PollInterval: 50 * time.Millisecond, CommandTimeout: time.Second}
+	ctx := context.Background()
+	// ipmi_sim offers cipher suite 3 only (no 17, no Get Channel Cipher Suites).
+	info := ironwork.JSONObject{"ipmi_address": "127.0.0.1", "ipmi_port": fmt.Sprint(sim.Port),
+		"ipmi_username": sim.User, "ipmi_password": sim.Password, "ipmi_cipher_suite": "3"}
+	tk := task(info)
+
+	if st, err := d.PowerState(ctx, tk); err != nil || st != ironwork.PowerOff {
+		t.Fatalf("initial power state: %q %v", st, err)
+	}
+	if err := d.SetPowerState(ctx, tk, ironwork.PowerOn, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if sim.Power() != "1" || !strings.Contains(ipmitool(t, sim.Port, "chassis", "power", "status"), "Chassis Power is on") {
+		t.Fatalf("after power on: simulator %s", sim.Power())
+	}
+	if err := d.SetBootDevice(ctx, tk, conductor.BootDevice{Device: conductor.BootPXE}); err != nil {
+		t.Fatal(err)
+	}
+	if out := ipmitool(t, sim.Port, "chassis", "bootparam", "get", "5"); !strings.Contains(out, "Force PXE") {
+		t.Fatalf("ipmitool does not see the PXE boot flag:\n%s", out)
+	}
+	dev, err := d.BootDevice(ctx, tk)
+	if err != nil || dev.Device != conductor.BootPXE || dev.Persistent {
+		t.Fatalf("boot device read back: %+v %v", dev, err)
+	}
+	if err := d.SetPowerState(ctx, tk, ironwork.PowerOff, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if sim.Power() != "0" {
+		t.Fatalf("after power off: simulator %s", sim.Power())
+	}
+	if err := d.Reboot(ctx, tk, false, 5*time.Second); err != nil || sim.Power() != "1" {
+		t.Fatalf("reboot of an off node: %v, simulator %s", err, sim.Power())
+	}
+
+	// Failures are clear and bounded by the command timeout.
+	for name, mutate := range map[string]func(ironwork.JSONObject){
+		"wrong password":     func(i ironwork.JSONObject) { i["ipmi_password"] = "wrong" },
+		"wrong cipher suite": func(i ironwork.JSONObject) { i["ipmi_cipher_suite"] = "17" },
+		"unreachable":        func(i ironwork.JSONObject) { i["ipmi_port"] = "9" },
+	} {
+		bad := ironwork.JSONObject{}
+		for k, v := range info {
+			bad[k] = v
+		}
+		mutate(bad)
+		start := time.Now()
+		_, err := d.PowerState(ctx, task(bad))
+		took := time.Since(start)
+		if err == nil || !strings.Contains(err.Error(), "IPMI session with 127.0.0.1") || took > 10*time.Second {
+			t.Errorf("%s: %v after %s", name, err, took)
+		}
+		t.Logf("%s: failed in %s: %v", name, took.Round(time.Millisecond), err)
+	}
+}
+
+func TestAgainstPyghmiFakeBMC(t *testing.T) {
+	bmc := bmctest.NewFakeBMC(t)
+	d := Interface{PollInterval: 50 * time.Millisecond, CommandTimeout: time.Second}
+	ctx := context.Background()
+	tk := task(ironwork.JSONObject{"ipmi_address": "127.0.0.1", "ipmi_port": fmt.Sprint(bmc.Port),
+		"ipmi_username": bmc.User, "ipmi_password": bmc.Password})
+	st, err := d.PowerState(ctx, tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ironwork.PowerOn
+	if st == ironwork.PowerOn {
+		want = ironwork.PowerOff
+	}
+	if err := d.SetPowerState(ctx, tk, want, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.PowerState(ctx, tk); err != nil || got != want {
+		t.Fatalf("power state after setting %s: %q %v", want, got, err)
+	}
+}
