@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh: install the Debian packages Ironwork's tests use: PostgreSQL (store tests),
 # python3-ironicclient (the real `baremetal` CLI), python3-ironic (the reference state machine),
-# openipmi, ipmitool and python3-pyghmi (BMC simulators and an independent IPMI client).
+# openipmi, ipmitool, python3-pyghmi and python3-sushy (BMC simulators and independent IPMI and
+# Redfish clients) and qemu-system-x86 (virtual machines behind the virtual BMC).
 # Idempotent; needs root for apt-get.
 set -euo pipefail
 need=()
@@ -12,6 +13,8 @@ command -v curl >/dev/null || need+=(curl)
 command -v ipmi_sim >/dev/null || need+=(openipmi)
 command -v ipmitool >/dev/null || need+=(ipmitool)
 [ -x /usr/bin/fakebmc ] || need+=(python3-pyghmi)
+/usr/bin/python3 -c 'import sushy' 2>/dev/null || need+=(python3-sushy)
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 [ ${#need[@]} -eq 0 ] && exit 0
 [ "$(id -u)" = 0 ] || { echo "deps.sh: missing ${need[*]}; run as root or install them" >&2; exit 1; }
 echo "deps.sh: installing ${need[*]}" >&2

@@ -1,0 +1,306 @@
+package vbmc
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/bougou/go-ipmi/pkg/bmc"
+	"github.com/bougou/go-ipmi/pkg/clock"
+	"github.com/bougou/go-ipmi/pkg/hal/mock"
+	"github.com/bougou/go-ipmi/pkg/server"
+	"github.com/bougou/go-ipmi/pkg/transport/udp"
+	"github.com/bougou/go-ipmi/pkg/types"
+)
+
+// MachineConfig describes one machine and where its IPMI BMC listens.
+type MachineConfig struct {
+	Name       string   `toml:"name"`
+	IPMIListen string   `toml:"ipmi_listen"` // host:port (UDP); empty: no IPMI for this machine
+	Command    []string `toml:"command"`     // QEMU command line, without -boot
+}
+
+// Config is the virtual BMC's configuration.
+type Config struct {
+	Username      string          `toml:"username"`
+	Password      string          `toml:"password"`
+	RedfishListen string          `toml:"redfish_listen"` // host:port (TCP); empty: no Redfish
+	Machines      []MachineConfig `toml:"machine"`
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Username == "" || c.Password == "" {
+		errs = append(errs, errors.New("username and password are required"))
+	}
+	if len(c.Machines) == 0 {
+		errs = append(errs, errors.New("no [[machine]] is configured"))
+	}
+	seen := map[string]bool{}
+	for i, m := range c.Machines {
+		switch {
+		case m.Name == "" || strings.ContainsAny(m.Name, "/ "):
+			errs = append(errs, fmt.Errorf("machine %d: a name without '/' or spaces is required", i))
+		case seen[m.Name]:
+			errs = append(errs, fmt.Errorf("machine %s: the name is used twice", m.Name))
+		case len(m.Command) == 0:
+			errs = append(errs, fmt.Errorf("machine %s: command is required", m.Name))
+		}
+		seen[m.Name] = true
+	}
+	return errors.Join(errs...)
+}
+
+// VBMC serves the BMCs of a set of machines.
+type VBMC struct {
+	cfg      Config
+	log      *slog.Logger
+	machines map[string]*Machine
+	order    []string
+	ipmi     []*server.Server
+	redfish  *http.Server
+	redLn    net.Listener
+	// IPMIAddrs and RedfishURL say where the services listen once started.
+	IPMIAddrs  map[string]string
+	RedfishURL string
+}
+
+// Start opens every listener. Serve runs them; Close powers the machines off.
+func Start(cfg Config, log *slog.Logger) (*VBMC, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid vbmc configuration: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	v := &VBMC{cfg: cfg, log: log, machines: map[string]*Machine{}, IPMIAddrs: map[string]string{}}
+	for _, mc := range cfg.Machines {
+		m := NewMachine(mc.Name, mc.Command, log)
+		v.machines[mc.Name] = m
+		v.order = append(v.order, mc.Name)
+		if mc.IPMIListen == "" {
+			continue
+		}
+		conn, err := udp.Listen(mc.IPMIListen)
+		if err != nil {
+			v.Close()
+			return nil, fmt.Errorf("machine %s: listen for IPMI on %s: %w", mc.Name, mc.IPMIListen, err)
+		}
+		var guid [16]byte
+		copy(guid[:], "ironwork-"+mc.Name)
+		b := bmc.New(bmc.DeviceInfo{DeviceID: 0x20, DeviceRevision: 1, FirmwareMajor: 1, IPMIVersion: 0x20,
+			ManufacturerID: 0x000157, ProductID: 0x0001}, guid, ipmiHAL{HAL: mock.New(), m: m}, bmc.WithClock(clock.Real))
+		user, err := b.Users.Add(2, cfg.Username)
+		if err != nil {
+			v.Close()
+			return nil, fmt.Errorf("machine %s: add IPMI user: %w", mc.Name, err)
+		}
+		user.SetPassword([]byte(cfg.Password))
+		user.Enabled = true
+		user.ChannelAccess[1] = bmc.UserChannelAccess{MaxPrivilege: bmc.PrivilegeLevelAdministrator, Enabled: true}
+		v.ipmi = append(v.ipmi, server.NewServer(b, conn, server.WithCipherSuites([]types.CipherSuiteID{types.CipherSuiteID3, types.CipherSuiteID17})))
+		v.IPMIAddrs[mc.Name] = conn.LocalAddr().String()
+	}
+	if cfg.RedfishListen != "" {
+		ln, err := net.Listen("tcp", cfg.RedfishListen)
+		if err != nil {
+			v.Close()
+			return nil, fmt.Errorf("listen for Redfish on %s: %w", cfg.RedfishListen, err)
+		}
+		v.redLn = ln
+		v.RedfishURL = "http://" + ln.Addr().String()
+		v.redfish = &http.Server{Handler: v, ReadHeaderTimeout: 10 * time.Second}
+	}
+	return v, nil
+}
+
+// Machine returns a machine by name.
+func (v *VBMC) Machine(name string) *Machine { return v.machines[name] }
+
+// Serve answers IPMI and Redfish until ctx ends.
+func (v *VBMC) Serve(ctx context.Context) error {
+	errc := make(chan error, len(v.ipmi)+1)
+	for _, s := range v.ipmi {
+		go func() { errc <- s.Serve(ctx) }()
+	}
+	if v.redfish != nil {
+		go func() { errc <- v.redfish.Serve(v.redLn) }()
+	}
+	v.log.Info("vbmc serving", "machines", len(v.machines), "ipmi", v.IPMIAddrs, "redfish", v.RedfishURL)
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+}
+
+// Close stops the services and powers every machine off.
+func (v *VBMC) Close() error {
+	for _, s := range v.ipmi {
+		s.Close()
+	}
+	if v.redfish != nil {
+		v.redfish.Close()
+	} else if v.redLn != nil {
+		v.redLn.Close()
+	}
+	for _, m := range v.machines {
+		m.PowerOff()
+	}
+	return nil
+}
+
+// Redfish: the service root, the systems collection and one ComputerSystem per machine, with
+// ComputerSystem.Reset and PATCH of Boot.
+
+func (v *VBMC) authorized(r *http.Request) bool {
+	u, p, ok := r.BasicAuth()
+	return ok && subtle.ConstantTimeCompare([]byte(u), []byte(v.cfg.Username)) == 1 &&
+		subtle.ConstantTimeCompare([]byte(p), []byte(v.cfg.Password)) == 1
+}
+
+func redfishError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"code": "Base.1.0.GeneralError", "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+var bootToRedfish = map[string]string{BootPXE: "Pxe", BootDisk: "Hdd", BootCD: "Cd"}
+
+func (v *VBMC) system(m *Machine) map[string]any {
+	path := "/redfish/v1/Systems/" + m.Name
+	power := "Off"
+	if m.On() {
+		power = "On"
+	}
+	dev, persistent := m.Boot()
+	enabled := "Once"
+	if persistent {
+		enabled = "Continuous"
+	}
+	return map[string]any{
+		"@odata.id": path, "@odata.type": "#ComputerSystem.v1_13_0.ComputerSystem", "Id": m.Name, "Name": m.Name,
+		"SystemType": "Virtual", "PowerState": power,
+		"Boot": map[string]any{"BootSourceOverrideTarget": bootToRedfish[dev], "BootSourceOverrideEnabled": enabled,
+			"BootSourceOverrideMode": "Legacy", "BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd"}},
+		"Actions": map[string]any{"#ComputerSystem.Reset": map[string]any{
+			"target":                            path + "/Actions/ComputerSystem.Reset",
+			"ResetType@Redfish.AllowableValues": []string{"On", "ForceOff", "GracefulShutdown", "ForceRestart", "GracefulRestart", "Nmi"},
+		}},
+	}
+}
+
+// ServeHTTP implements the Redfish service.
+func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	if path == "/redfish" {
+		writeJSON(w, http.StatusOK, map[string]any{"v1": "/redfish/v1/"})
+		return
+	}
+	if path == "/redfish/v1" {
+		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": "/redfish/v1", "@odata.type": "#ServiceRoot.v1_5_0.ServiceRoot",
+			"Id": "RootService", "Name": "Ironwork virtual BMC", "RedfishVersion": "1.6.0",
+			"Systems": map[string]any{"@odata.id": "/redfish/v1/Systems"}})
+		return
+	}
+	if !v.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="ironwork vbmc"`)
+		redfishError(w, http.StatusUnauthorized, "authentication required")
+		return
+	}
+	if path == "/redfish/v1/Systems" {
+		var members []map[string]any
+		for _, name := range v.order {
+			members = append(members, map[string]any{"@odata.id": "/redfish/v1/Systems/" + name})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": path, "@odata.type": "#ComputerSystemCollection.ComputerSystemCollection",
+			"Name": "Computer System Collection", "Members@odata.count": len(members), "Members": members})
+		return
+	}
+	rest, ok := strings.CutPrefix(path, "/redfish/v1/Systems/")
+	if !ok {
+		redfishError(w, http.StatusNotFound, "no resource at "+path)
+		return
+	}
+	name, action, isAction := strings.Cut(rest, "/Actions/")
+	m := v.machines[name]
+	if m == nil {
+		redfishError(w, http.StatusNotFound, "no system "+name)
+		return
+	}
+	switch {
+	case r.Method == http.MethodGet && !isAction:
+		writeJSON(w, http.StatusOK, v.system(m))
+	case r.Method == http.MethodPost && action == "ComputerSystem.Reset":
+		var body struct{ ResetType string }
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil {
+			redfishError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+			return
+		}
+		var err error
+		switch body.ResetType {
+		case "On", "ForceOn":
+			err = m.PowerOn()
+		case "ForceOff", "GracefulShutdown":
+			err = m.PowerOff()
+		case "ForceRestart", "GracefulRestart", "PowerCycle":
+			err = m.Reset()
+		case "Nmi":
+		default:
+			redfishError(w, http.StatusBadRequest, "unsupported ResetType "+body.ResetType)
+			return
+		}
+		if err != nil {
+			redfishError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodPatch && !isAction:
+		var body struct {
+			Boot *struct {
+				BootSourceOverrideTarget  string
+				BootSourceOverrideEnabled string
+			}
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil {
+			redfishError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+			return
+		}
+		if body.Boot != nil && body.Boot.BootSourceOverrideTarget != "" {
+			dev := ""
+			for d, rf := range bootToRedfish {
+				if rf == body.Boot.BootSourceOverrideTarget {
+					dev = d
+				}
+			}
+			if dev == "" {
+				redfishError(w, http.StatusBadRequest, "unsupported BootSourceOverrideTarget "+body.Boot.BootSourceOverrideTarget)
+				return
+			}
+			if err := m.SetBoot(dev, body.Boot.BootSourceOverrideEnabled == "Continuous"); err != nil {
+				redfishError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		redfishError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+path)
+	}
+}

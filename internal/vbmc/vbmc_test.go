@@ -1,0 +1,243 @@
+package vbmc
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/driver/ipmi"
+	"github.com/ironwork/ironwork/internal/driver/redfish"
+)
+
+// startVBMC serves one machine whose "QEMU" is the given command.
+func startVBMC(t *testing.T, command []string) *VBMC {
+	t.Helper()
+	v, err := Start(Config{Username: "admin", Password: "password", RedfishListen: "127.0.0.1:0",
+		Machines: []MachineConfig{{Name: "vm1", IPMIListen: "127.0.0.1:0", Command: command}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { v.Serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); v.Close(); <-done })
+	return v
+}
+
+func need(t *testing.T, tool, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Fatalf("%s is not installed: scripts/deps.sh installs Debian's %s", tool, pkg)
+	}
+}
+
+func ipmitool(t *testing.T, v *VBMC, args ...string) string {
+	t.Helper()
+	host, port, _ := strings.Cut(v.IPMIAddrs["vm1"], ":")
+	base := []string{"-I", "lanplus", "-C", "3", "-H", host, "-p", port, "-U", "admin", "-P", "password"}
+	out, err := exec.Command("ipmitool", append(base, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ipmitool %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func TestIPMIToolDrivesTheMachine(t *testing.T) {
+	need(t, "ipmitool", "ipmitool")
+	v := startVBMC(t, []string{"sh", "-c", "exec sleep 300", "vm"})
+	m := v.Machine("vm1")
+	if out := ipmitool(t, v, "chassis", "power", "status"); !strings.Contains(out, "Chassis Power is off") {
+		t.Fatalf("initial status: %s", out)
+	}
+	ipmitool(t, v, "chassis", "bootdev", "pxe")
+	if dev, persistent := m.Boot(); dev != BootPXE || persistent {
+		t.Fatalf("after bootdev pxe: %s %v", dev, persistent)
+	}
+	ipmitool(t, v, "chassis", "power", "on")
+	if !m.On() || !strings.Contains(strings.Join(m.LastArgs(), " "), "-boot once=n") {
+		t.Fatalf("power on: running %v, args %v", m.On(), m.LastArgs())
+	}
+	if out := ipmitool(t, v, "chassis", "power", "status"); !strings.Contains(out, "Chassis Power is on") {
+		t.Fatalf("status after power on: %s", out)
+	}
+	ipmitool(t, v, "chassis", "bootdev", "disk", "options=persistent")
+	ipmitool(t, v, "chassis", "power", "off")
+	if m.On() {
+		t.Fatal("machine still running after power off")
+	}
+	ipmitool(t, v, "chassis", "power", "on")
+	if !strings.Contains(strings.Join(m.LastArgs(), " "), "-boot order=c") {
+		t.Fatalf("persistent disk boot: args %v", m.LastArgs())
+	}
+}
+
+func TestIronworkDriversAgainstTheVBMC(t *testing.T) {
+	v := startVBMC(t, []string{"sh", "-c", "exec sleep 300", "vm"})
+	ctx := context.Background()
+	host, port, _ := strings.Cut(v.IPMIAddrs["vm1"], ":")
+	drivers := map[string]struct {
+		p    conductor.Power
+		m    conductor.Management
+		info ironwork.JSONObject
+	}{
+		"ipmi": {ipmi.Interface{PollInterval: 20 * time.Millisecond}, ipmi.Interface{},
+			ironwork.JSONObject{"ipmi_address": host, "ipmi_port": port, "ipmi_username": "admin", "ipmi_password": "password"}},
+		"redfish": {redfish.Interface{PollInterval: 20 * time.Millisecond}, redfish.Interface{},
+			ironwork.JSONObject{"redfish_address": v.RedfishURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
+				"redfish_username": "admin", "redfish_password": "password"}},
+	}
+	for name, d := range drivers {
+		t.Run(name, func(t *testing.T) {
+			tk := &conductor.Task{Node: &ironwork.Node{UUID: "n-" + name, DriverInfo: d.info}}
+			if err := d.m.SetBootDevice(ctx, tk, conductor.BootDevice{Device: conductor.BootPXE}); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.p.SetPowerState(ctx, tk, ironwork.PowerOn, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(strings.Join(v.Machine("vm1").LastArgs(), " "), "-boot once=n") {
+				t.Fatalf("args %v", v.Machine("vm1").LastArgs())
+			}
+			if err := d.p.SetPowerState(ctx, tk, ironwork.PowerOff, 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if st, err := d.p.PowerState(ctx, tk); err != nil || st != ironwork.PowerOff {
+				t.Fatalf("power state: %s %v", st, err)
+			}
+		})
+	}
+}
+
+// TestSushyAgainstTheRedfishService uses the Redfish client Ironic itself uses (sushy).
+func TestSushyAgainstTheRedfishService(t *testing.T) {
+	if err := exec.Command("/usr/bin/python3", "-c", "import sushy").Run(); err != nil {
+		t.Fatal("python3-sushy is not installed: scripts/deps.sh installs it")
+	}
+	v := startVBMC(t, []string{"sh", "-c", "exec sleep 300", "vm"})
+	script := fmt.Sprintf(`
+import sushy
+s = sushy.Sushy(%q, username="admin", password="password")
+sys = s.get_system("/redfish/v1/Systems/vm1")
+v = lambda x: str(getattr(x, "value", x)).lower()
+print("power", v(sys.power_state))
+sys.set_system_boot_source(sushy.BOOT_SOURCE_TARGET_PXE, enabled=sushy.BOOT_SOURCE_ENABLED_ONCE)
+sys.refresh()
+print("boot", v(sys.boot.target), v(sys.boot.enabled))
+sys.reset_system(sushy.RESET_ON)
+sys.refresh()
+print("power", v(sys.power_state))
+`, v.RedfishURL+"/redfish/v1")
+	out, err := exec.Command("/usr/bin/python3", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sushy: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "power off") || !strings.Contains(string(out), "boot pxe once") || !strings.Contains(string(out), "power on") {
+		t.Fatalf("sushy saw:\n%s", out)
+	}
+	if !v.Machine("vm1").On() {
+		t.Fatal("the machine did not start")
+	}
+}
+
+// TestQEMUMachine powers a real QEMU virtual machine (TCG) on and off over IPMI.
+func TestQEMUMachine(t *testing.T) {
+	need(t, "qemu-system-x86_64", "qemu-system-x86")
+	need(t, "ipmitool", "ipmitool")
+	v := startVBMC(t, []string{"qemu-system-x86_64", "-accel", "tcg", "-m", "64", "-nodefaults", "-display", "none",
+		"-serial", "null", "-monitor", "none"})
+	m := v.Machine("vm1")
+	ipmitool(t, v, "chassis", "bootdev", "pxe")
+	ipmitool(t, v, "chassis", "power", "on")
+	time.Sleep(500 * time.Millisecond)
+	if !m.On() {
+		t.Fatal("QEMU is not running after power on")
+	}
+	if out := ipmitool(t, v, "chassis", "power", "status"); !strings.Contains(out, "Chassis Power is on") {
+		t.Fatalf("status: %s", out)
+	}
+	ipmitool(t, v, "chassis", "power", "off")
+	if m.On() {
+		t.Fatal("QEMU still running after power off")
+	}
+}
+
+// FuzzIPMIPackets sends arbitrary UDP datagrams to a machine's IPMI port: the BMC must drop
+// what it cannot parse and keep serving a real client afterwards.
+func FuzzIPMIPackets(f *testing.F) {
+	// An RMCP presence ping, a Get Channel Authentication Capabilities request, an RMCP+ open
+	// session request header, and junk.
+	f.Add([]byte{0x06, 0x00, 0xff, 0x06, 0x00, 0x00, 0x11, 0xbe, 0x80, 0x00, 0x00, 0x00})
+	f.Add([]byte{0x06, 0x00, 0xff, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09, 0x20, 0x18, 0xc8, 0x81, 0x00, 0x38, 0x8e, 0x04, 0xb5})
+	f.Add([]byte{0x06, 0x00, 0xff, 0x07, 0x06, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20, 0x00})
+	f.Add([]byte("not ipmi at all"))
+	v, err := Start(Config{Username: "admin", Password: "password",
+		Machines: []MachineConfig{{Name: "vm1", IPMIListen: "127.0.0.1:0", Command: []string{"sh", "-c", "exec sleep 300", "vm"}}}}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go v.Serve(ctx)
+	defer func() { cancel(); v.Close() }()
+	conn, err := net.Dial("udp", v.IPMIAddrs["vm1"])
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer conn.Close()
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		conn.Write(pkt)
+		conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		buf := make([]byte, 1024)
+		conn.Read(buf) // an answer or nothing; either is fine
+	})
+	host, port, _ := strings.Cut(v.IPMIAddrs["vm1"], ":")
+	tk := &conductor.Task{Node: &ironwork.Node{UUID: "after-fuzz", DriverInfo: ironwork.JSONObject{"ipmi_address": host,
+		"ipmi_port": port, "ipmi_username": "admin", "ipmi_password": "password"}}}
+	if _, err := (ipmi.Interface{}).PowerState(context.Background(), tk); err != nil {
+		f.Fatalf("the BMC stopped answering a real client: %v", err)
+	}
+}
+
+// FuzzRedfishRequests sends arbitrary bodies to the Redfish actions and PATCH: a client error
+// at worst, never a crash.
+func FuzzRedfishRequests(f *testing.F) {
+	f.Add("POST", []byte(`{"ResetType":"Nmi"}`))
+	f.Add("PATCH", []byte(`{"Boot":{"BootSourceOverrideTarget":"Pxe","BootSourceOverrideEnabled":"Once"}}`))
+	f.Add("PATCH", []byte(`{"Boot":{"BootSourceOverrideTarget":7}}`))
+	f.Add("POST", []byte(`{"ResetType":"Explode"}`))
+	v, err := Start(Config{Username: "admin", Password: "password", RedfishListen: "127.0.0.1:0",
+		Machines: []MachineConfig{{Name: "vm1", Command: []string{"sh", "-c", "exec sleep 300", "vm"}}}}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go v.Serve(ctx)
+	defer func() { cancel(); v.Close() }()
+	f.Fuzz(func(t *testing.T, method string, body []byte) {
+		path := "/redfish/v1/Systems/vm1"
+		switch method {
+		case "POST":
+			path += "/Actions/ComputerSystem.Reset"
+		case "PATCH":
+		default:
+			return
+		}
+		req, _ := http.NewRequest(method, v.RedfishURL+path, bytes.NewReader(body))
+		req.SetBasicAuth("admin", "password")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			t.Fatalf("%s %q: status %d", method, body, resp.StatusCode)
+		}
+	})
+}

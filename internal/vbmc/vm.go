@@ -1,0 +1,224 @@
+// Package vbmc is Ironwork's virtual BMC for labs and demos (the role VirtualBMC and
+// sushy-tools play for Ironic): it serves IPMI 2.0 (lanplus, one UDP port per machine) and a
+// Redfish service (one HTTP port for all machines) for QEMU virtual machines, and maps power and
+// boot-device requests onto starting and stopping the QEMU process with the matching boot
+// order. It owns the machines' processes; it knows nothing of Ironwork's nodes.
+package vbmc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/bougou/go-ipmi/pkg/hal"
+	"github.com/bougou/go-ipmi/pkg/hal/mock"
+	"github.com/bougou/go-ipmi/pkg/types"
+)
+
+// Boot devices a machine can start from.
+const (
+	BootPXE  = "pxe"
+	BootDisk = "disk"
+	BootCD   = "cd"
+)
+
+// Machine is one virtual machine: a QEMU command line that the BMC starts and stops.
+type Machine struct {
+	Name string
+	// Command is the QEMU command line without a boot order; the BMC appends "-boot ...".
+	Command []string
+	log     *slog.Logger
+
+	mu         sync.Mutex
+	cmd        *exec.Cmd
+	exited     chan struct{}
+	boot       string // device for the next start
+	persistent bool
+	lastArgs   []string
+	flags      *types.BootOptionParam_BootFlags
+	ack        *types.BootOptionParam_BootInfoAcknowledge
+}
+
+// NewMachine returns a powered-off machine that boots from disk.
+func NewMachine(name string, command []string, log *slog.Logger) *Machine {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Machine{Name: name, Command: command, log: log.With("vm", name), boot: BootDisk, persistent: true,
+		flags: &types.BootOptionParam_BootFlags{}, ack: &types.BootOptionParam_BootInfoAcknowledge{}}
+}
+
+// On reports whether the machine's process runs.
+func (m *Machine) On() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.onLocked()
+}
+
+func (m *Machine) onLocked() bool {
+	if m.cmd == nil {
+		return false
+	}
+	select {
+	case <-m.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// LastArgs returns the arguments of the last start (after the program name).
+func (m *Machine) LastArgs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string{}, m.lastArgs...)
+}
+
+// Boot returns the device of the next start and whether it stays after it.
+func (m *Machine) Boot() (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.boot, m.persistent
+}
+
+// SetBoot chooses the device of the next start.
+func (m *Machine) SetBoot(dev string, persistent bool) error {
+	switch dev {
+	case BootPXE, BootDisk, BootCD:
+	default:
+		return fmt.Errorf("boot device %q: use pxe, disk or cd", dev)
+	}
+	m.mu.Lock()
+	m.boot, m.persistent = dev, persistent
+	m.mu.Unlock()
+	m.log.Info("boot device set", "device", dev, "persistent", persistent)
+	return nil
+}
+
+// PowerOn starts the QEMU process with the chosen boot order.
+func (m *Machine) PowerOn() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.onLocked() {
+		return nil
+	}
+	if len(m.Command) == 0 {
+		return errors.New("the machine has no command")
+	}
+	order := map[string]string{BootPXE: "n", BootDisk: "c", BootCD: "d"}[m.boot]
+	bootArg := "order=" + order
+	if !m.persistent {
+		bootArg = "once=" + order
+	}
+	args := append(append([]string{}, m.Command[1:]...), "-boot", bootArg)
+	cmd := exec.Command(m.Command[0], args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", m.Name, err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	m.cmd, m.exited, m.lastArgs = cmd, exited, args
+	if !m.persistent {
+		m.boot, m.persistent = BootDisk, true
+	}
+	m.log.Info("powered on", "pid", cmd.Process.Pid, "boot", bootArg)
+	return nil
+}
+
+// PowerOff stops the QEMU process: SIGTERM, then SIGKILL after 5 s.
+func (m *Machine) PowerOff() error {
+	m.mu.Lock()
+	cmd, exited := m.cmd, m.exited
+	m.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}
+	m.log.Info("powered off")
+	return nil
+}
+
+// Reset powers the machine off and on again.
+func (m *Machine) Reset() error {
+	if err := m.PowerOff(); err != nil {
+		return err
+	}
+	return m.PowerOn()
+}
+
+// ipmiHAL is the hardware the IPMI server sees: this machine's chassis, mock sensors.
+type ipmiHAL struct {
+	*mock.HAL
+	m *Machine
+}
+
+func (h ipmiHAL) Chassis() hal.ChassisHAL { return chassis{h.m} }
+
+// chassis maps IPMI chassis commands onto the machine.
+type chassis struct{ m *Machine }
+
+func (c chassis) PowerState(context.Context) (bool, error) { return c.m.On(), nil }
+
+func (c chassis) SetPower(_ context.Context, on bool) error {
+	if on {
+		return c.m.PowerOn()
+	}
+	return c.m.PowerOff()
+}
+
+func (c chassis) PowerCycle(context.Context) error             { return c.m.Reset() }
+func (c chassis) ColdReset(context.Context) error              { return c.m.Reset() }
+func (c chassis) WarmReset(context.Context) error              { return c.m.Reset() }
+func (c chassis) Identify(context.Context, uint8) error        { return nil }
+func (c chassis) IntrusionState(context.Context) (bool, error) { return false, nil }
+
+var selectorToBoot = map[types.BootDeviceSelector]string{
+	types.BootDeviceSelectorForcePXE: BootPXE, types.BootDeviceSelectorForceHardDrive: BootDisk,
+	types.BootDeviceSelectorForceHardDriveSafe: BootDisk, types.BootDeviceSelectorForceCDROM: BootCD,
+	types.BootDeviceSelectorNoOverride: BootDisk,
+}
+
+func (c chassis) SetBootFlags(_ context.Context, f *types.BootOptionParam_BootFlags) error {
+	c.m.mu.Lock()
+	copied := *f
+	c.m.flags = &copied
+	c.m.mu.Unlock()
+	if dev, ok := selectorToBoot[f.BootDeviceSelector]; ok {
+		return c.m.SetBoot(dev, f.Persist)
+	}
+	return nil
+}
+
+func (c chassis) GetBootFlags(context.Context) (*types.BootOptionParam_BootFlags, error) {
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	copied := *c.m.flags
+	return &copied, nil
+}
+
+func (c chassis) SetBootInfoAcknowledge(_ context.Context, a *types.BootOptionParam_BootInfoAcknowledge) error {
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	copied := *a
+	c.m.ack = &copied
+	return nil
+}
+
+func (c chassis) GetBootInfoAcknowledge(context.Context) (*types.BootOptionParam_BootInfoAcknowledge, error) {
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	copied := *c.m.ack
+	return &copied, nil
+}
