@@ -43,9 +43,21 @@ func inState(s string) func(*nodes.Node) bool {
 	return func(n *nodes.Node) bool { return n.ProvisionState == s }
 }
 
+// retryLocked retries a request while the node is locked: a conductor's worker releases the
+// lock just after the node reaches its new state, as in Ironic, whose clients retry on 409.
+func retryLocked(fn func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		if !gophercloud.ResponseCodeIs(err, http.StatusConflict) || attempt >= 100 {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func provision(t *testing.T, c *gophercloud.ServiceClient, id string, opts nodes.ProvisionStateOpts) {
 	t.Helper()
-	if err := nodes.ChangeProvisionState(context.Background(), c, id, opts).ExtractErr(); err != nil {
+	if err := retryLocked(func() error { return nodes.ChangeProvisionState(context.Background(), c, id, opts).ExtractErr() }); err != nil {
 		t.Fatalf("provision %s: %v", opts.Target, err)
 	}
 }
@@ -114,11 +126,15 @@ func TestConductorLifecycle(t *testing.T) {
 			}
 
 			// Power, boot device and validation.
-			if err := nodes.ChangePowerState(ctx, c, n.UUID, nodes.PowerStateOpts{Target: nodes.PowerOn}).ExtractErr(); err != nil {
+			if err := retryLocked(func() error {
+				return nodes.ChangePowerState(ctx, c, n.UUID, nodes.PowerStateOpts{Target: nodes.PowerOn}).ExtractErr()
+			}); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, c, n.UUID, 5*time.Second, func(n *nodes.Node) bool { return n.PowerState == "power on" && n.TargetPowerState == "" })
-			if err := nodes.SetBootDevice(ctx, c, n.UUID, nodes.BootDeviceOpts{BootDevice: "pxe", Persistent: true}).ExtractErr(); err != nil {
+			if err := retryLocked(func() error {
+				return nodes.SetBootDevice(ctx, c, n.UUID, nodes.BootDeviceOpts{BootDevice: "pxe", Persistent: true}).ExtractErr()
+			}); err != nil {
 				t.Fatal(err)
 			}
 			bd, err := nodes.GetBootDevice(ctx, c, n.UUID).Extract()
@@ -300,8 +316,11 @@ func TestCallbackTimeoutPowerSyncAndTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	orphan := waitFor(t, c, d.UUID, 5*time.Second, inState("deploy failed"))
-	if orphan.Reservation != "" || !strings.Contains(orphan.LastError, "conductor working on node") {
+	// The survivor locks the node to fail it, then lets go: wait for both.
+	orphan := waitFor(t, c, d.UUID, 5*time.Second, func(n *nodes.Node) bool {
+		return n.ProvisionState == "deploy failed" && n.Reservation == ""
+	})
+	if !strings.Contains(orphan.LastError, "conductor working on node") {
 		t.Fatalf("orphan: reservation %q last_error %q", orphan.Reservation, orphan.LastError)
 	}
 	if took := time.Since(start); took > time.Second {
@@ -332,7 +351,9 @@ func TestWorkerPoolAndTakeOverOfDeployedNodes(t *testing.T) {
 	}
 	// The only worker is busy with a slow deploy: the next request gets 503 and the node stays.
 	provision(t, c, ids[1], nodes.ProvisionStateOpts{Target: nodes.TargetActive})
-	err := nodes.ChangeProvisionState(ctx, c, ids[2], nodes.ProvisionStateOpts{Target: nodes.TargetActive}).ExtractErr()
+	err := retryLocked(func() error {
+		return nodes.ChangeProvisionState(ctx, c, ids[2], nodes.ProvisionStateOpts{Target: nodes.TargetActive}).ExtractErr()
+	})
 	wantStatus(t, err, http.StatusServiceUnavailable)
 	if n, _ := nodes.Get(ctx, c, ids[2]).Extract(); n.ProvisionState != "available" || n.Reservation != "" {
 		t.Fatalf("refused node moved: %s %q", n.ProvisionState, n.Reservation)
@@ -384,14 +405,18 @@ func TestRedfishNodeAgainstTheDMTFMockup(t *testing.T) {
 	if m.PowerState != "power on" {
 		t.Fatalf("power state read from the BMC: %q", m.PowerState)
 	}
-	if err := nodes.ChangePowerState(ctx, c, n.UUID, nodes.PowerStateOpts{Target: nodes.PowerOff}).ExtractErr(); err != nil {
+	if err := retryLocked(func() error {
+		return nodes.ChangePowerState(ctx, c, n.UUID, nodes.PowerStateOpts{Target: nodes.PowerOff}).ExtractErr()
+	}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, c, n.UUID, 10*time.Second, func(n *nodes.Node) bool { return n.PowerState == "power off" && n.TargetPowerState == "" })
 	if got := bmc.Resource("/redfish/v1/Systems/437XR1138R2")["PowerState"]; got != "Off" {
 		t.Fatalf("BMC power state: %v", got)
 	}
-	if err := nodes.SetBootDevice(ctx, c, n.UUID, nodes.BootDeviceOpts{BootDevice: "pxe", Persistent: true}).ExtractErr(); err != nil {
+	if err := retryLocked(func() error {
+		return nodes.SetBootDevice(ctx, c, n.UUID, nodes.BootDeviceOpts{BootDevice: "pxe", Persistent: true}).ExtractErr()
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if boot := bmc.Resource("/redfish/v1/Systems/437XR1138R2")["Boot"].(map[string]any); boot["BootSourceOverrideTarget"] != "Pxe" || boot["BootSourceOverrideEnabled"] != "Continuous" {
@@ -429,7 +454,9 @@ func TestIPMINodeAgainstOpenIPMI(t *testing.T) {
 	if m.PowerState != "power off" {
 		t.Fatalf("power state read over IPMI: %q", m.PowerState)
 	}
-	if err := nodes.ChangePowerState(ctx, c, n.UUID, nodes.PowerStateOpts{Target: nodes.PowerOn}).ExtractErr(); err != nil {
+	if err := retryLocked(func() error {
+		return nodes.ChangePowerState(ctx, c, n.UUID, nodes.PowerStateOpts{Target: nodes.PowerOn}).ExtractErr()
+	}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, c, n.UUID, 15*time.Second, func(n *nodes.Node) bool { return n.PowerState == "power on" && n.TargetPowerState == "" })
