@@ -79,13 +79,3 @@ func (r *Ring) Owner(group, key string) string {
 	}
 	return g.owner[g.points[i]]
 }
-
-// Hosts returns the live conductors of a group.
-func (r *Ring) Hosts(group string) []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if g := r.groups[group]; g != nil {
-		return slices.Clone(g.hosts)
-	}
-	return nil
-}

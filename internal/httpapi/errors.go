@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 
 	"github.com/ironwork/ironwork"
@@ -32,7 +31,7 @@ func statusOf(code ironwork.Code) int {
 	return http.StatusInternalServerError
 }
 
-// methodNotAllowed is a sentinel for a known path used with the wrong method.
+// errMethodNotAllowed is a sentinel for a known path used with the wrong method.
 var errMethodNotAllowed = errors.New("method not allowed")
 
 // writeError sends err in Ironic's error format: a JSON object whose "error_message" is a JSON
@@ -75,5 +74,3 @@ func notAcceptable(format string, args ...any) error {
 func tooNew(since int) error {
 	return notAcceptable("Request not acceptable. The minimal required API version should be 1.%d", since)
 }
-
-func logAttrsErr(err error) slog.Attr { return slog.String("error", err.Error()) }

@@ -102,7 +102,7 @@ func (t fieldTable[T]) apply(v *T, body map[string]any, ver int, allowed access)
 	return nil
 }
 
-// writable lists the names of the fields that may be patched at version ver.
+// patchable lists the names of the fields that may be patched at version ver.
 func (t fieldTable[T]) patchable(ver int) []string {
 	var out []string
 	for _, f := range t.fields {

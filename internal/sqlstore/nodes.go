@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/google/uuid"
@@ -119,16 +118,6 @@ var nodeSortKeys = sortable{
 	"console_enabled":        "@.console_enabled", "boot_mode": "COALESCE(@.boot_mode, '')",
 	"parent_node": "COALESCE(@.parent_node, '')", "description": "COALESCE(@.description, '')",
 	"last_error": "COALESCE(@.last_error, '')", "maintenance_reason": "COALESCE(@.maintenance_reason, '')",
-}
-
-// NodeSortKeys returns the fields nodes can be sorted by.
-func NodeSortKeys() []string {
-	keys := make([]string, 0, len(nodeSortKeys))
-	for k := range nodeSortKeys {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func (s *Store) nodeSelect() string {
