@@ -12,7 +12,10 @@ import (
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/driver/fake"
+	"github.com/ironwork/ironwork/internal/driver/ipmi"
+	"github.com/ironwork/ironwork/internal/driver/redfish"
 	"github.com/ironwork/ironwork/internal/sqlstore"
+	"github.com/ironwork/ironwork/internal/vbmc"
 )
 
 // rssKiB reads the resident set size of this process.
@@ -111,4 +114,96 @@ func BenchmarkDeploy(b *testing.B) {
 		}
 		c.Wait()
 	}
+}
+
+// BenchmarkSyncPowerStatesRedfish measures one power-sync pass over 10,000 redfish nodes whose
+// BMCs are simulated by ironwork vbmc's Redfish service (one HTTP service on loopback, one
+// system per node; every node costs a service-root and a system GET over real HTTP).
+func BenchmarkSyncPowerStatesRedfish(b *testing.B) {
+	benchSyncBMC(b, 10000, "redfish")
+}
+
+// BenchmarkSyncPowerStatesIPMI does the same over 1,000 ipmi nodes, each with its own
+// simulated IPMI 2.0 BMC (a UDP port, an RMCP+ session per read).
+func BenchmarkSyncPowerStatesIPMI(b *testing.B) {
+	benchSyncBMC(b, 1000, "ipmi")
+}
+
+func benchSyncBMC(b *testing.B, nodes int, kind string) {
+	ctx := context.Background()
+	cfg := vbmc.Config{Username: "admin", Password: "password"}
+	if kind == "redfish" {
+		cfg.RedfishListen = "127.0.0.1:0"
+	}
+	for i := range nodes {
+		m := vbmc.MachineConfig{Name: fmt.Sprintf("m%05d", i), Command: []string{"true"}}
+		if kind == "ipmi" {
+			m.IPMIListen = "127.0.0.1:0"
+		}
+		cfg.Machines = append(cfg.Machines, m)
+	}
+	v, err := vbmc.Start(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	vctx, cancel := context.WithCancel(ctx)
+	go v.Serve(vctx)
+	defer func() { cancel(); v.Close() }()
+
+	store, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "bench.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	drivers := ironwork.DefaultDriverConfig()
+	for i := range nodes {
+		name := fmt.Sprintf("m%05d", i)
+		n := &ironwork.Node{Name: name, ProvisionState: ironwork.Available, PowerState: ironwork.PowerOff}
+		if kind == "redfish" {
+			n.Driver = "redfish"
+			n.DriverInfo = ironwork.JSONObject{"redfish_address": v.RedfishURL, "redfish_system_id": "/redfish/v1/Systems/" + name,
+				"redfish_username": "admin", "redfish_password": "password"}
+		} else {
+			host, port, _ := strings.Cut(v.IPMIAddrs[name], ":")
+			n.Driver = "ipmi"
+			n.DriverInfo = ironwork.JSONObject{"ipmi_address": host, "ipmi_port": port, "ipmi_username": "admin",
+				"ipmi_password": "password", "ipmi_cipher_suite": "3"}
+		}
+		if err := drivers.ResolveInterfaces(n); err != nil {
+			b.Fatal(err)
+		}
+		if err := store.CreateNode(ctx, n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "bench", Drivers: []string{kind}}); err != nil {
+		b.Fatal(err)
+	}
+	reg := conductor.Registry{}
+	fake.Register(reg)
+	reg.Add(ironwork.PowerInterface, "redfish", redfish.Interface{})
+	reg.Add(ironwork.ManagementInterface, "redfish", redfish.Interface{})
+	reg.Add(ironwork.PowerInterface, "ipmitool", ipmi.Interface{})
+	reg.Add(ironwork.ManagementInterface, "ipmitool", ipmi.Interface{})
+	ccfg := conductor.Defaults()
+	ccfg.Hostname = "bench"
+	c := conductor.New(ccfg, store, drivers, reg, nil)
+	if err := c.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer c.Stop()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := c.SyncPowerStates(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if n, _ := store.GetNode(ctx, "m00000"); n.Maintenance {
+		b.Fatalf("node went into maintenance during the benchmark: %s", n.MaintenanceReason)
+	}
+	perPass := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(float64(nodes)/perPass, "nodes/s")
+	b.ReportMetric(float64(nodes)/perPass*60, "nodes/60s")
+	b.ReportMetric(float64(rssKiB())/1024, "RSS-MiB")
 }
