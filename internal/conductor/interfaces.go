@@ -2,6 +2,7 @@ package conductor
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/ironwork/ironwork"
@@ -113,4 +114,34 @@ type Rescuer interface {
 // TakeOverer prepares what a node needs when its conductor changes (boot files, console).
 type TakeOverer interface {
 	TakeOver(ctx context.Context, t *Task) error
+}
+
+// WaitForPower re-reads a BMC's power state every interval until it is want, ctx ends or
+// timeout passes; BMCs apply power changes late, and some report the old state for a while.
+func WaitForPower(ctx context.Context, read func() (ironwork.PowerState, error), want ironwork.PowerState,
+	timeout, interval time.Duration) error {
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	deadline := time.Now().Add(timeout)
+	last := "unknown"
+	for {
+		st, err := read()
+		if err == nil && st == want {
+			return nil
+		}
+		if err == nil {
+			last = string(st)
+		} else {
+			last = "unreadable: " + err.Error()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the BMC still reports power state %q %s after the request for %s", last, timeout, want)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
 }

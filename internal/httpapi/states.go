@@ -57,6 +57,16 @@ func (s *Server) cond() (Conductor, error) {
 	return s.opts.Conductor, nil
 }
 
+// condNode returns the conductor and the UUID of the node in the request's path.
+func (s *Server) condNode(r *http.Request) (Conductor, string, error) {
+	c, err := s.cond()
+	if err != nil {
+		return nil, "", err
+	}
+	uuid, err := s.nodeIdent(r)
+	return c, uuid, err
+}
+
 // condBody returns the conductor and the decoded JSON body of a request that needs both.
 func (s *Server) condBody(r *http.Request) (Conductor, map[string]any, error) {
 	c, err := s.cond()
@@ -244,11 +254,7 @@ func (s *Server) maintenance(on bool) handlerFunc {
 }
 
 func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.cond()
-	if err != nil {
-		return err
-	}
-	uuid, err := s.nodeIdent(r)
+	c, uuid, err := s.condNode(r)
 	if err != nil {
 		return err
 	}
@@ -273,11 +279,7 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getBootDevice(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.cond()
-	if err != nil {
-		return err
-	}
-	uuid, err := s.nodeIdent(r)
+	c, uuid, err := s.condNode(r)
 	if err != nil {
 		return err
 	}
@@ -289,11 +291,7 @@ func (s *Server) getBootDevice(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) supportedBootDevices(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.cond()
-	if err != nil {
-		return err
-	}
-	uuid, err := s.nodeIdent(r)
+	c, uuid, err := s.condNode(r)
 	if err != nil {
 		return err
 	}
@@ -342,11 +340,7 @@ func (s *Server) injectNMI(w http.ResponseWriter, r *http.Request) error {
 	if versionOf(r.Context()) < 29 {
 		return ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
 	}
-	c, err := s.cond()
-	if err != nil {
-		return err
-	}
-	uuid, err := s.nodeIdent(r)
+	c, uuid, err := s.condNode(r)
 	if err != nil {
 		return err
 	}

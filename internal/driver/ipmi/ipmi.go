@@ -174,26 +174,7 @@ func (d Interface) control(ctx context.Context, t *conductor.Task, cc chassis.Ch
 	if want == "" {
 		return nil
 	}
-	if timeout <= 0 {
-		timeout = time.Minute
-	}
-	deadline := time.Now().Add(timeout)
-	last := ironwork.PowerState("unknown")
-	for {
-		if st, err := powerOf(c, ctx); err == nil {
-			if last = st; st == want {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the BMC still reports %q %s after the request for %s", last, timeout, want)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d.pollInterval()):
-		}
-	}
+	return conductor.WaitForPower(ctx, func() (ironwork.PowerState, error) { return powerOf(c, ctx) }, want, timeout, d.pollInterval())
 }
 
 // SetPowerState implements conductor.Power.

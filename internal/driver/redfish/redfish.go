@@ -203,27 +203,13 @@ func (d Interface) reset(ctx context.Context, t *conductor.Task, rt schemas.Rese
 
 // waitFor re-reads the system until its power state is want; BMCs apply resets late.
 func (d Interface) waitFor(ctx context.Context, sys *schemas.ComputerSystem, want ironwork.PowerState, timeout time.Duration) error {
-	if timeout <= 0 {
-		timeout = time.Minute
-	}
-	deadline := time.Now().Add(timeout)
-	last := sys.PowerState
-	for {
-		if fresh, err := schemas.GetComputerSystem(sys.GetClient(), sys.ODataID); err == nil {
-			last = fresh.PowerState
-			if st, err := powerOf(fresh.PowerState); err == nil && st == want {
-				return nil
-			}
+	return conductor.WaitForPower(ctx, func() (ironwork.PowerState, error) {
+		fresh, err := schemas.GetComputerSystem(sys.GetClient(), sys.ODataID)
+		if err != nil {
+			return "", err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the BMC still reports power state %q %s after the request for %s", last, timeout, want)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d.pollInterval()):
-		}
-	}
+		return powerOf(fresh.PowerState)
+	}, want, timeout, d.pollInterval())
 }
 
 // SetPowerState implements conductor.Power.
