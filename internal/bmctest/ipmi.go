@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -165,4 +166,65 @@ func waitUDP(t testing.TB, port int, name string, out *bytes.Buffer) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s did not listen on UDP port %d within 15 s:\n%s", name, port, out.String())
+}
+
+// LossyUDP is a UDP relay on loopback in front of a BMC that drops datagrams: the first Drop
+// requests it sees, or every one when DropAll is set. Tests point a client at Port.
+type LossyUDP struct {
+	Port    int
+	Drop    int
+	DropAll bool
+	Dropped int
+}
+
+// NewLossyUDP relays 127.0.0.1:<Port> to target until the test ends.
+func NewLossyUDP(t testing.TB, target int) *LossyUDP {
+	t.Helper()
+	front, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &LossyUDP{Port: front.LocalAddr().(*net.UDPAddr).Port}
+	var mu sync.Mutex
+	var client *net.UDPAddr
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := front.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			client = from
+			drop := l.DropAll || l.Dropped < l.Drop
+			if drop {
+				l.Dropped++
+			}
+			mu.Unlock()
+			if !drop {
+				back.Write(buf[:n])
+			}
+		}
+	}()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, err := back.Read(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			to := client
+			mu.Unlock()
+			if to != nil {
+				front.WriteToUDP(buf[:n], to)
+			}
+		}
+	}()
+	t.Cleanup(func() { front.Close(); back.Close() })
+	return l
 }

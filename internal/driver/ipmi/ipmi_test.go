@@ -129,3 +129,30 @@ func TestAgainstPyghmiFakeBMC(t *testing.T) {
 		t.Fatalf("power state after setting %s: %q %v", want, got, err)
 	}
 }
+
+// TestDroppedPackets puts a lossy relay between the driver and ipmi_sim: lost datagrams are
+// retried within the command timeout, and a BMC that answers nothing fails clearly in bounded
+// time (timeout x attempts).
+func TestDroppedPackets(t *testing.T) {
+	sim := bmctest.NewIPMISim(t)
+	relay := bmctest.NewLossyUDP(t, sim.Port)
+	relay.Drop = 2 // the first two requests vanish
+	d := Interface{PollInterval: 50 * time.Millisecond, CommandTimeout: 300 * time.Millisecond, Retries: 3}
+	info := ironwork.JSONObject{"ipmi_address": "127.0.0.1", "ipmi_port": fmt.Sprint(relay.Port),
+		"ipmi_username": sim.User, "ipmi_password": sim.Password, "ipmi_cipher_suite": "3"}
+	start := time.Now()
+	st, err := d.PowerState(context.Background(), task(info))
+	if err != nil || st != ironwork.PowerOff {
+		t.Fatalf("through a relay that dropped %d datagrams: %q %v", relay.Dropped, st, err)
+	}
+	t.Logf("answered after %d dropped datagrams in %s", relay.Dropped, time.Since(start).Round(time.Millisecond))
+
+	relay.DropAll = true
+	start = time.Now()
+	_, err = d.PowerState(context.Background(), task(info))
+	took := time.Since(start)
+	if err == nil || took > 5*time.Second {
+		t.Fatalf("a BMC that answers nothing: %v after %s", err, took)
+	}
+	t.Logf("silent BMC: failed in %s: %v", took.Round(time.Millisecond), err)
+}
