@@ -13,6 +13,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v ipmi_sim >/dev/null || need+=(openipmi)
 command -v ipmitool >/dev/null || need+=(ipmitool)
 [ -x /usr/bin/fakebmc ] || need+=(python3-pyghmi)
+command -v redfishtool >/dev/null || need+=(redfishtool)
 /usr/bin/python3 -c 'import sushy' 2>/dev/null || need+=(python3-sushy)
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -241,3 +241,35 @@ func FuzzRedfishRequests(f *testing.F) {
 		}
 	})
 }
+
+// TestRedfishToolAgainstTheRedfishService uses DMTF's redfishtool (Debian's redfishtool) as a
+// second independent Redfish client.
+func TestRedfishToolAgainstTheRedfishService(t *testing.T) {
+	need(t, "redfishtool", "redfishtool")
+	v := startVBMC(t, []string{"sh", "-c", "exec sleep 300", "vm"})
+	host := strings.TrimPrefix(v.RedfishURL, "http://")
+	run := func(args ...string) string {
+		t.Helper()
+		base := []string{"-r", host, "-u", "admin", "-p", "password", "-S", "Never", "-A", "Basic"}
+		out, err := exec.Command("redfishtool", append(base, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("redfishtool %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := run("Systems", "-I", "vm1"); !strings.Contains(out, `"PowerState": "Off"`) {
+		t.Fatalf("system as redfishtool sees it:\n%s", out)
+	}
+	run("Systems", "-I", "vm1", "setBootOverride", "Once", "Pxe")
+	if dev, persistent := v.Machine("vm1").Boot(); dev != BootPXE || persistent {
+		t.Fatalf("after setBootOverride Once Pxe: %s %v", dev, persistent)
+	}
+	run("Systems", "-I", "vm1", "reset", "On")
+	if !v.Machine("vm1").On() {
+		t.Fatal("redfishtool reset On did not start the machine")
+	}
+	run("Systems", "-I", "vm1", "reset", "ForceOff")
+	if v.Machine("vm1").On() {
+		t.Fatal("redfishtool reset ForceOff did not stop the machine")
+	}
+}
