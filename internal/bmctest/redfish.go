@@ -6,6 +6,7 @@ package bmctest
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -44,6 +45,17 @@ type Redfish struct {
 	pending  map[string]pendingPower
 	// FailResets makes every reset answer 500.
 	FailResets bool
+	// TaskPolls makes resets asynchronous, as Redfish tasks: the reset answers 202 with a
+	// task monitor, which answers 202 this many times before the task completes (and the
+	// power state changes). TaskFails makes the task end in Exception instead.
+	TaskPolls int
+	TaskFails bool
+	tasks     map[string]*task
+}
+
+type task struct {
+	sys, state string
+	left       int
 }
 
 type pendingPower struct {
@@ -54,7 +66,8 @@ type pendingPower struct {
 // NewRedfish loads the mockup in dir and serves it until the test ends.
 func NewRedfish(t testing.TB, dir string) *Redfish {
 	t.Helper()
-	r := &Redfish{User: "admin", Password: "password", resources: map[string]map[string]any{}, pending: map[string]pendingPower{}}
+	r := &Redfish{User: "admin", Password: "password", resources: map[string]map[string]any{}, pending: map[string]pendingPower{},
+		tasks: map[string]*task{}}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || d.Name() != "index.json" {
 			return err
@@ -121,6 +134,23 @@ func (r *Redfish) serve(w http.ResponseWriter, req *http.Request) {
 	defer r.mu.Unlock()
 	switch req.Method {
 	case http.MethodGet:
+		if tk, ok := r.tasks[path]; ok {
+			if tk.left > 0 {
+				tk.left--
+				w.Header().Set("Location", path)
+				writeJSON(w, http.StatusAccepted, map[string]any{"@odata.id": path, "TaskState": "Running"})
+				return
+			}
+			delete(r.tasks, path)
+			if r.TaskFails {
+				writeJSON(w, http.StatusOK, map[string]any{"@odata.id": path, "TaskState": "Exception",
+					"Messages": []map[string]any{{"Message": "the reset failed in the BMC"}}})
+				return
+			}
+			r.resources[tk.sys]["PowerState"] = tk.state
+			writeJSON(w, http.StatusOK, map[string]any{"@odata.id": path, "TaskState": "Completed"})
+			return
+		}
 		doc, ok := r.resources[path]
 		if !ok {
 			writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]any{"message": "not found: " + path}})
@@ -167,6 +197,13 @@ func (r *Redfish) serve(w http.ResponseWriter, req *http.Request) {
 		case "Nmi":
 		default:
 			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"message": "unsupported ResetType " + body.ResetType}})
+			return
+		}
+		if r.TaskPolls > 0 || r.TaskFails {
+			mon := fmt.Sprintf("/redfish/v1/TaskService/TaskMonitors/%d", len(r.Resets))
+			r.tasks[mon] = &task{sys: sys, state: state, left: r.TaskPolls}
+			w.Header().Set("Location", mon)
+			writeJSON(w, http.StatusAccepted, map[string]any{"@odata.id": mon, "TaskState": "New"})
 			return
 		}
 		if r.PowerLag > 0 {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -192,13 +193,52 @@ func (d Interface) reset(ctx context.Context, t *conductor.Task, rt schemas.Rese
 		return err
 	}
 	defer done()
-	if _, err := sys.Reset(rt); err != nil {
+	tmi, err := sys.Reset(rt)
+	if err != nil {
 		return fmt.Errorf("Redfish reset %s: %w", rt, err)
+	}
+	if tmi != nil && tmi.TaskMonitor != "" {
+		if err := d.waitTask(ctx, sys, tmi, timeout); err != nil {
+			return fmt.Errorf("Redfish reset %s: %w", rt, err)
+		}
 	}
 	if want == "" {
 		return nil
 	}
 	return d.waitFor(ctx, sys, want, timeout)
+}
+
+// waitTask polls the task monitor of an asynchronous action until the task ends, and fails
+// when it ends in error.
+func (d Interface) waitTask(ctx context.Context, sys *schemas.ComputerSystem, tmi *schemas.TaskMonitorInfo, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := schemas.WaitForTaskMonitor(tctx, sys.GetClient(), d.pollInterval(), tmi, nil)
+	if err != nil {
+		return fmt.Errorf("task %s did not finish within %s: %w", tmi.TaskMonitor, timeout, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return fmt.Errorf("task %s: HTTP %d", tmi.TaskMonitor, resp.StatusCode)
+	}
+	var t struct {
+		TaskState string
+		Messages  []struct{ Message string }
+	}
+	if json.NewDecoder(resp.Body).Decode(&t) == nil {
+		switch schemas.TaskState(t.TaskState) {
+		case schemas.ExceptionTaskState, schemas.KilledTaskState, schemas.CancelledTaskState:
+			var msgs []string
+			for _, m := range t.Messages {
+				msgs = append(msgs, m.Message)
+			}
+			return fmt.Errorf("task %s ended in %s: %s", tmi.TaskMonitor, t.TaskState, strings.Join(msgs, "; "))
+		}
+	}
+	return nil
 }
 
 // waitFor re-reads the system until its power state is want; BMCs apply resets late.

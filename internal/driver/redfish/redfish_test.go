@@ -163,3 +163,23 @@ func FuzzSystemDocument(f *testing.F) {
 		}
 	})
 }
+
+// TestAsynchronousResetTasks has the BMC answer resets with 202 and a task monitor, as
+// Redfish allows for long operations: the driver polls the task, then the power state.
+func TestAsynchronousResetTasks(t *testing.T) {
+	bmc, info := newBMC(t)
+	bmc.TaskPolls = 3
+	d := Interface{PollInterval: 10 * time.Millisecond}
+	ctx := context.Background()
+	if err := d.SetPowerState(ctx, task(info), ironwork.PowerOff, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := bmc.Resource(system)["PowerState"]; got != "Off" {
+		t.Fatalf("after the task: %v", got)
+	}
+	bmc.TaskFails = true
+	err := d.SetPowerState(ctx, task(info), ironwork.PowerOn, 5*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "ended in Exception: the reset failed in the BMC") {
+		t.Fatalf("a failing task: %v", err)
+	}
+}
