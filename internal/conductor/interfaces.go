@@ -89,6 +89,13 @@ type SecureBootSetter interface {
 	SetSecureBoot(ctx context.Context, t *Task, on bool) error
 }
 
+// VirtualMedia attaches a remote image (a URL) to a node's virtual CD drive through its BMC,
+// for boot interfaces that boot from virtual media.
+type VirtualMedia interface {
+	InsertVirtualMedia(ctx context.Context, t *Task, image string) error
+	EjectVirtualMedia(ctx context.Context, t *Task) error
+}
+
 // StepProvider offers clean, deploy or service steps.
 type StepProvider interface {
 	Steps(kind StepKind) []Step

@@ -200,6 +200,7 @@ func (v *VBMC) system(m *Machine) map[string]any {
 		"SystemType": "Virtual", "PowerState": power,
 		"Boot": map[string]any{"BootSourceOverrideTarget": bootToRedfish[dev], "BootSourceOverrideEnabled": enabled,
 			"BootSourceOverrideMode": "Legacy", "BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd"}},
+		"Links": map[string]any{"ManagedBy": []map[string]any{{"@odata.id": "/redfish/v1/Managers/" + m.Name}}},
 		"Actions": map[string]any{"#ComputerSystem.Reset": map[string]any{
 			"target":                            path + "/Actions/ComputerSystem.Reset",
 			"ResetType@Redfish.AllowableValues": []string{"On", "ForceOff", "GracefulShutdown", "ForceRestart", "GracefulRestart", "Nmi"},
@@ -232,6 +233,10 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": path, "@odata.type": "#ComputerSystemCollection.ComputerSystemCollection",
 			"Name": "Computer System Collection", "Members@odata.count": len(members), "Members": members})
+		return
+	}
+	if rest, ok := strings.CutPrefix(path, "/redfish/v1/Managers/"); ok {
+		v.serveManager(w, r, rest)
 		return
 	}
 	rest, ok := strings.CutPrefix(path, "/redfish/v1/Systems/")
@@ -302,5 +307,55 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		redfishError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+path)
+	}
+}
+
+// serveManager serves a machine's Manager and its virtual CD drive: InsertMedia and
+// EjectMedia change the image QEMU gets at its next start.
+func (v *VBMC) serveManager(w http.ResponseWriter, r *http.Request, rest string) {
+	name, sub, _ := strings.Cut(rest, "/")
+	m := v.machines[name]
+	if m == nil {
+		redfishError(w, http.StatusNotFound, "no manager "+name)
+		return
+	}
+	base := "/redfish/v1/Managers/" + name
+	cd := base + "/VirtualMedia/Cd"
+	switch {
+	case sub == "" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": base, "@odata.type": "#Manager.v1_10_0.Manager", "Id": name,
+			"Name": "BMC of " + name, "ManagerType": "BMC", "VirtualMedia": map[string]any{"@odata.id": base + "/VirtualMedia"}})
+	case sub == "VirtualMedia" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": base + "/VirtualMedia", "Name": "Virtual Media",
+			"Members@odata.count": 1, "Members": []map[string]any{{"@odata.id": cd}}})
+	case sub == "VirtualMedia/Cd" && r.Method == http.MethodGet:
+		image := m.Media()
+		var img any
+		if image != "" {
+			img = image
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": cd, "@odata.type": "#VirtualMedia.v1_3_0.VirtualMedia", "Id": "Cd",
+			"Name": "Virtual CD", "MediaTypes": []string{"CD", "DVD"}, "Image": img, "Inserted": image != "", "WriteProtected": true,
+			"Actions": map[string]any{
+				"#VirtualMedia.InsertMedia": map[string]any{"target": cd + "/Actions/VirtualMedia.InsertMedia"},
+				"#VirtualMedia.EjectMedia":  map[string]any{"target": cd + "/Actions/VirtualMedia.EjectMedia"},
+			}})
+	case sub == "VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia" && r.Method == http.MethodPost:
+		var body struct{ Image string }
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil || body.Image == "" {
+			redfishError(w, http.StatusBadRequest, "InsertMedia needs an Image")
+			return
+		}
+		if m.Media() != "" {
+			redfishError(w, http.StatusConflict, "the drive holds an image: eject it first")
+			return
+		}
+		m.SetMedia(body.Image)
+		w.WriteHeader(http.StatusNoContent)
+	case sub == "VirtualMedia/Cd/Actions/VirtualMedia.EjectMedia" && r.Method == http.MethodPost:
+		m.SetMedia("")
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		redfishError(w, http.StatusNotFound, "no resource at "+r.URL.Path)
 	}
 }

@@ -112,6 +112,27 @@ func TestIronworkDriversAgainstTheVBMC(t *testing.T) {
 			if st, err := d.p.PowerState(ctx, tk); err != nil || st != ironwork.PowerOff {
 				t.Fatalf("power state: %s %v", st, err)
 			}
+			vm, ok := d.p.(conductor.VirtualMedia)
+			if !ok {
+				return // IPMI has no virtual media
+			}
+			for _, image := range []string{"http://10.0.0.1/a.iso", "http://10.0.0.1/b.iso"} {
+				if err := vm.InsertVirtualMedia(ctx, tk, image); err != nil {
+					t.Fatal(err)
+				}
+				if got := v.Machine("vm1").Media(); got != image {
+					t.Fatalf("virtual CD holds %q, want %q", got, image)
+				}
+			}
+			if err := d.p.SetPowerState(ctx, tk, ironwork.PowerOn, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if args := strings.Join(v.Machine("vm1").LastArgs(), " "); !strings.Contains(args, "media=cdrom,readonly=on,file=http://10.0.0.1/b.iso") {
+				t.Fatalf("QEMU arguments lack the CD: %s", args)
+			}
+			if err := vm.EjectVirtualMedia(ctx, tk); err != nil || v.Machine("vm1").Media() != "" {
+				t.Fatalf("eject: %v, drive holds %q", err, v.Machine("vm1").Media())
+			}
 		})
 	}
 }

@@ -40,6 +40,7 @@ type Machine struct {
 	boot       string // device for the next start
 	persistent bool
 	lastArgs   []string
+	media      string // image in the virtual CD drive, "" for none
 	flags      *types.BootOptionParam_BootFlags
 	ack        *types.BootOptionParam_BootInfoAcknowledge
 }
@@ -100,6 +101,22 @@ func (m *Machine) SetBoot(dev string, persistent bool) error {
 	return nil
 }
 
+// Media returns the image in the virtual CD drive ("" when empty).
+func (m *Machine) Media() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.media
+}
+
+// SetMedia inserts an image into the virtual CD drive ("" ejects it); QEMU sees it at the
+// next start.
+func (m *Machine) SetMedia(image string) {
+	m.mu.Lock()
+	m.media = image
+	m.mu.Unlock()
+	m.log.Info("virtual media", "image", image)
+}
+
 // PowerOn starts the QEMU process with the chosen boot order.
 func (m *Machine) PowerOn() error {
 	m.mu.Lock()
@@ -116,6 +133,9 @@ func (m *Machine) PowerOn() error {
 		bootArg = "once=" + order
 	}
 	args := append(append([]string{}, m.Command[1:]...), "-boot", bootArg)
+	if m.media != "" {
+		args = append(args, "-drive", "media=cdrom,readonly=on,file="+m.media)
+	}
 	cmd := exec.Command(m.Command[0], args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -43,6 +43,7 @@ var (
 	_ conductor.NMIInjector      = Interface{}
 	_ conductor.BootModeSetter   = Interface{}
 	_ conductor.SecureBootSetter = Interface{}
+	_ conductor.VirtualMedia     = Interface{}
 )
 
 // info is a node's Redfish settings, from driver_info.
@@ -379,6 +380,86 @@ func (d Interface) SetSecureBoot(ctx context.Context, t *conductor.Task, on bool
 	sb.SecureBootEnable = on
 	if err := sb.Update(); err != nil {
 		return fmt.Errorf("set Redfish secure boot %v: %w", on, err)
+	}
+	return nil
+}
+
+// cdrom finds the virtual CD or DVD drive of the managers of a system.
+func cdrom(sys *schemas.ComputerSystem) (*schemas.VirtualMedia, error) {
+	managers, err := sys.ManagedBy()
+	if err != nil {
+		return nil, fmt.Errorf("read the managers of Redfish system %s: %w", sys.ODataID, err)
+	}
+	for _, m := range managers {
+		media, err := m.VirtualMedia()
+		if err != nil {
+			continue
+		}
+		for _, vm := range media {
+			for _, mt := range vm.MediaTypes {
+				if mt == schemas.CDVirtualMediaType || mt == schemas.DVDVirtualMediaType {
+					return vm, nil
+				}
+			}
+		}
+	}
+	return nil, ironwork.Errorf(ironwork.EINVALID, "the BMC of Redfish system %s offers no virtual CD or DVD drive", sys.ODataID)
+}
+
+// InsertVirtualMedia implements conductor.VirtualMedia: a drive that holds another image is
+// ejected first, as Redfish requires.
+func (d Interface) InsertVirtualMedia(ctx context.Context, t *conductor.Task, image string) error {
+	sys, done, err := d.system(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer done()
+	cd, err := cdrom(sys)
+	if err != nil {
+		return err
+	}
+	if cd.Inserted != nil && *cd.Inserted {
+		if tmi, err := cd.EjectMedia(); err != nil {
+			return fmt.Errorf("eject %s from %s: %w", cd.Image, cd.ODataID, err)
+		} else if tmi != nil && tmi.TaskMonitor != "" {
+			if err := d.waitTask(ctx, sys, tmi, time.Minute); err != nil {
+				return fmt.Errorf("eject from %s: %w", cd.ODataID, err)
+			}
+		}
+	}
+	yes := true
+	tmi, err := cd.InsertMedia(&schemas.VirtualMediaInsertMediaParameters{Image: image, Inserted: &yes, WriteProtected: &yes})
+	if err != nil {
+		return fmt.Errorf("insert %s into %s: %w", image, cd.ODataID, err)
+	}
+	if tmi != nil && tmi.TaskMonitor != "" {
+		if err := d.waitTask(ctx, sys, tmi, time.Minute); err != nil {
+			return fmt.Errorf("insert into %s: %w", cd.ODataID, err)
+		}
+	}
+	return nil
+}
+
+// EjectVirtualMedia implements conductor.VirtualMedia.
+func (d Interface) EjectVirtualMedia(ctx context.Context, t *conductor.Task) error {
+	sys, done, err := d.system(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer done()
+	cd, err := cdrom(sys)
+	if err != nil {
+		return err
+	}
+	if cd.Inserted == nil || !*cd.Inserted {
+		return nil
+	}
+	tmi, err := cd.EjectMedia()
+	if err != nil {
+		return fmt.Errorf("eject %s from %s: %w", cd.Image, cd.ODataID, err)
+	}
+	if tmi != nil && tmi.TaskMonitor != "" {
+		return d.waitTask(ctx, sys, tmi, time.Minute)
 	}
 	return nil
 }
