@@ -31,6 +31,8 @@ type Server struct {
 	ln     net.Listener         // the API's; nil for role conductor
 	rpcLn  net.Listener         // the conductor's JSON-RPC; nil for role api
 	https  []*http.Server
+	// ipmiSessions keeps RMCP+ sessions open between operations on the same BMC.
+	ipmiSessions *ipmi.Sessions
 }
 
 // NewLogger returns the logger the configuration asks for, writing to w.
@@ -90,7 +92,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		}
 		registry := conductor.Registry{}
 		fake.Register(registry)
-		rf, ipmitool := redfish.Interface{}, ipmi.Interface{}
+		s.ipmiSessions = ipmi.NewSessions()
+		rf, ipmitool := redfish.Interface{}, ipmi.Interface{Sessions: s.ipmiSessions}
 		registry.Add(ironwork.PowerInterface, "redfish", rf)
 		registry.Add(ironwork.ManagementInterface, "redfish", rf)
 		registry.Add(ironwork.PowerInterface, "ipmitool", ipmitool)
@@ -204,6 +207,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	if s.cond != nil {
 		s.cond.Stop()
+		s.ipmiSessions.Close()
 		if err := s.store.UnregisterConductor(sctx, s.cfg.Hostname); err != nil {
 			s.log.Warn("unregister conductor", "error", err)
 		}

@@ -294,3 +294,45 @@ func TestRedfishToolAgainstTheRedfishService(t *testing.T) {
 		t.Fatal("redfishtool reset ForceOff did not stop the machine")
 	}
 }
+
+// TestIPMISessionReuse checks that a session cache keeps one RMCP+ session per BMC between
+// operations, and recovers when the BMC forgets it (here: the BMC restarts on the same port).
+func TestIPMISessionReuse(t *testing.T) {
+	command := []string{"sh", "-c", "exec sleep 300", "vm"}
+	v := startVBMC(t, command)
+	addr := v.IPMIAddrs["vm1"]
+	host, port, _ := strings.Cut(addr, ":")
+	tk := &conductor.Task{Node: &ironwork.Node{UUID: "sessions", DriverInfo: ironwork.JSONObject{"ipmi_address": host,
+		"ipmi_port": port, "ipmi_username": "admin", "ipmi_password": "password"}}}
+	ctx := context.Background()
+	sessions := ipmi.NewSessions()
+	defer sessions.Close()
+	cached := ipmi.Interface{Sessions: sessions, CommandTimeout: 500 * time.Millisecond, Retries: 1}
+	fresh := ipmi.Interface{CommandTimeout: 500 * time.Millisecond, Retries: 1}
+	for name, d := range map[string]ipmi.Interface{"cached": cached, "fresh": fresh} {
+		start := time.Now()
+		for range 50 {
+			if st, err := d.PowerState(ctx, tk); err != nil || st != ironwork.PowerOff {
+				t.Fatalf("%s: %q %v", name, st, err)
+			}
+		}
+		t.Logf("50 power-state reads with %s sessions: %s", name, time.Since(start).Round(time.Millisecond))
+	}
+
+	// The BMC restarts: its sessions are gone, the cached one fails once and is replaced.
+	v.Close()
+	v2, err := Start(Config{Username: "admin", Password: "password",
+		Machines: []MachineConfig{{Name: "vm1", IPMIListen: addr, Command: command}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel := context.WithCancel(ctx)
+	go v2.Serve(ctx2)
+	defer func() { cancel(); v2.Close() }()
+	if err := cached.SetPowerState(ctx, tk, ironwork.PowerOn, 5*time.Second); err != nil {
+		t.Fatalf("after the BMC restarted: %v", err)
+	}
+	if !v2.Machine("vm1").On() {
+		t.Fatal("the restarted BMC did not power the machine on")
+	}
+}

@@ -7,9 +7,11 @@ package ipmi
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bougou/go-ipmi/pkg/client"
@@ -27,6 +29,69 @@ type Interface struct {
 	Retries        int
 	// PollInterval is how often the chassis status is re-read after an action (default 1 s).
 	PollInterval time.Duration
+	// Sessions, when set (see NewSessions), keeps RMCP+ sessions open between operations on
+	// the same BMC, sparing a handshake per request; nil opens one session per operation.
+	Sessions *Sessions
+}
+
+// Sessions is a cache of open RMCP+ sessions, one per BMC and credentials. Operations on one
+// BMC take turns on its session; a session idle for longer than MaxIdle is closed.
+type Sessions struct {
+	MaxIdle time.Duration
+	mu      sync.Mutex
+	open    map[string]*session
+}
+
+type session struct {
+	mu       sync.Mutex // one operation at a time on a session
+	c        *client.Client
+	lastUsed time.Time
+}
+
+// NewSessions returns an empty session cache whose sessions close after 30 s unused, well
+// within the idle timeout BMCs apply (usually 60 s or more).
+func NewSessions() *Sessions { return &Sessions{MaxIdle: 30 * time.Second, open: map[string]*session{}} }
+
+// Close closes every cached session.
+func (s *Sessions) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, ss := range s.open {
+		ss.mu.Lock()
+		if ss.c != nil {
+			closeClient(ss.c)
+		}
+		ss.mu.Unlock()
+		delete(s.open, k)
+	}
+}
+
+func closeClient(c *client.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c.Close(ctx)
+}
+
+// entry returns the cache entry for key, closing idle sessions on the way.
+func (s *Sessions) entry(key string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for k, ss := range s.open {
+		if k != key && ss.mu.TryLock() {
+			if ss.c != nil && now.Sub(ss.lastUsed) > s.MaxIdle {
+				closeClient(ss.c)
+				delete(s.open, k)
+			}
+			ss.mu.Unlock()
+		}
+	}
+	ss := s.open[key]
+	if ss == nil {
+		ss = &session{}
+		s.open[key] = ss
+	}
+	return ss
 }
 
 var (
@@ -104,6 +169,54 @@ func (d Interface) pollInterval() time.Duration {
 	return time.Second
 }
 
+// do runs fn with an RMCP+ session to the node's BMC: a cached one when the interface has a
+// session cache (with one retry on a fresh session if the cached one fails, as BMCs drop idle
+// sessions), or a new one closed afterwards.
+func (d Interface) do(ctx context.Context, t *conductor.Task, fn func(c *client.Client) error) error {
+	if d.Sessions == nil {
+		c, done, err := d.session(ctx, t)
+		if err != nil {
+			return err
+		}
+		defer done()
+		return fn(c)
+	}
+	inf, err := parseInfo(t.Node)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%s|%s|%v|%d", inf.address, inf.port, inf.username, inf.password, inf.suites, inf.priv)))
+	ss := d.Sessions.entry(string(sum[:]))
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	reused := ss.c != nil
+	if !reused {
+		c, _, err := d.session(ctx, t)
+		if err != nil {
+			return err
+		}
+		ss.c = c
+	}
+	err = fn(ss.c)
+	if err != nil && reused && ctx.Err() == nil {
+		closeClient(ss.c)
+		ss.c = nil
+		c, _, serr := d.session(ctx, t)
+		if serr != nil {
+			return serr
+		}
+		ss.c = c
+		err = fn(c)
+	}
+	if err != nil {
+		closeClient(ss.c)
+		ss.c = nil
+		return err
+	}
+	ss.lastUsed = time.Now()
+	return nil
+}
+
 // session opens an RMCP+ session with the node's BMC; the caller calls done to close it.
 func (d Interface) session(ctx context.Context, t *conductor.Task) (*client.Client, func(), error) {
 	inf, err := parseInfo(t.Node)
@@ -153,28 +266,25 @@ func powerOf(c *client.Client, ctx context.Context) (ironwork.PowerState, error)
 
 // PowerState implements conductor.Power.
 func (d Interface) PowerState(ctx context.Context, t *conductor.Task) (ironwork.PowerState, error) {
-	c, done, err := d.session(ctx, t)
-	if err != nil {
-		return "", err
-	}
-	defer done()
-	return powerOf(c, ctx)
+	var st ironwork.PowerState
+	err := d.do(ctx, t, func(c *client.Client) (err error) {
+		st, err = powerOf(c, ctx)
+		return err
+	})
+	return st, err
 }
 
 // control sends a Chassis Control and waits until the chassis reports want ("" waits not).
 func (d Interface) control(ctx context.Context, t *conductor.Task, cc chassis.ChassisControl, want ironwork.PowerState, timeout time.Duration) error {
-	c, done, err := d.session(ctx, t)
-	if err != nil {
+	if err := d.do(ctx, t, func(c *client.Client) error {
+		if _, err := c.ChassisControl(ctx, cc); err != nil {
+			return fmt.Errorf("IPMI Chassis Control %d: %w", cc, err)
+		}
+		return nil
+	}); err != nil || want == "" {
 		return err
 	}
-	defer done()
-	if _, err := c.ChassisControl(ctx, cc); err != nil {
-		return fmt.Errorf("IPMI Chassis Control %d: %w", cc, err)
-	}
-	if want == "" {
-		return nil
-	}
-	return conductor.WaitForPower(ctx, func() (ironwork.PowerState, error) { return powerOf(c, ctx) }, want, timeout, d.pollInterval())
+	return conductor.WaitForPower(ctx, func() (ironwork.PowerState, error) { return d.PowerState(ctx, t) }, want, timeout, d.pollInterval())
 }
 
 // SetPowerState implements conductor.Power.
@@ -225,14 +335,14 @@ var toSelector = map[string]types.BootDeviceSelector{
 
 // BootDevice implements conductor.Management.
 func (d Interface) BootDevice(ctx context.Context, t *conductor.Task) (conductor.BootDevice, error) {
-	c, done, err := d.session(ctx, t)
-	if err != nil {
-		return conductor.BootDevice{}, err
-	}
-	defer done()
 	flags := &types.BootOptionParam_BootFlags{}
-	if err := c.GetSystemBootOptionsParamFor(ctx, flags); err != nil {
-		return conductor.BootDevice{}, fmt.Errorf("IPMI Get System Boot Options: %w", err)
+	if err := d.do(ctx, t, func(c *client.Client) error {
+		if err := c.GetSystemBootOptionsParamFor(ctx, flags); err != nil {
+			return fmt.Errorf("IPMI Get System Boot Options: %w", err)
+		}
+		return nil
+	}); err != nil {
+		return conductor.BootDevice{}, err
 	}
 	// As Ironic (which reads ipmitool's "Boot Device Selector"), the selector counts whatever
 	// the valid bit says: some BMCs, OpenIPMI's simulator among them, do not keep that bit.
@@ -257,17 +367,14 @@ func (d Interface) SetBootDevice(ctx context.Context, t *conductor.Task, dev con
 	if !ok {
 		return ironwork.Errorf(ironwork.EINVALID, "the ipmitool management interface cannot boot from %q", dev.Device)
 	}
-	c, done, err := d.session(ctx, t)
-	if err != nil {
-		return err
-	}
-	defer done()
 	bootType := types.BIOSBootTypeLegacy
 	if t.Node.BootMode == "uefi" {
 		bootType = types.BIOSBootTypeEFI
 	}
-	if err := c.SetBootDevice(ctx, sel, bootType, dev.Persistent); err != nil {
-		return fmt.Errorf("IPMI Set System Boot Options (%s): %w", dev.Device, err)
-	}
-	return nil
+	return d.do(ctx, t, func(c *client.Client) error {
+		if err := c.SetBootDevice(ctx, sel, bootType, dev.Persistent); err != nil {
+			return fmt.Errorf("IPMI Set System Boot Options (%s): %w", dev.Device, err)
+		}
+		return nil
+	})
 }
