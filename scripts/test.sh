@@ -17,7 +17,16 @@ step "dependencies"
 scripts/deps.sh
 
 pgdir=
-cleanup() { [ -n "$pgdir" ] && { scripts/postgres.sh stop "$pgdir"; rm -rf "$pgdir"; }; }
+# The cleanup must never change the suite's verdict: errors in it are reported, not fatal.
+cleanup() {
+  local rc=$?
+  set +e
+  if [ -n "$pgdir" ]; then
+    scripts/postgres.sh stop "$pgdir" || echo "test.sh: could not stop PostgreSQL in $pgdir" >&2
+    rm -rf "$pgdir" 2>/dev/null || rm -rf "$pgdir" 2>/dev/null || echo "test.sh: could not remove $pgdir" >&2
+  fi
+  exit $rc
+}
 trap cleanup EXIT
 if [ "${IRONWORK_SKIP_POSTGRES:-}" != 1 ] && [ -z "${IRONWORK_TEST_POSTGRES:-}" ]; then
   step "PostgreSQL"

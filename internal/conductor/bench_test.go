@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
@@ -17,6 +19,15 @@ import (
 	"github.com/ironwork/ironwork/internal/sqlstore"
 	"github.com/ironwork/ironwork/internal/vbmc"
 )
+
+// cpuTime returns the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // rssKiB reads the resident set size of this process.
 func rssKiB() int {
@@ -183,8 +194,10 @@ func benchSyncBMC(b *testing.B, nodes int, kind string) {
 	fake.Register(reg)
 	reg.Add(ironwork.PowerInterface, "redfish", redfish.Interface{})
 	reg.Add(ironwork.ManagementInterface, "redfish", redfish.Interface{})
-	reg.Add(ironwork.PowerInterface, "ipmitool", ipmi.Interface{})
-	reg.Add(ironwork.ManagementInterface, "ipmitool", ipmi.Interface{})
+	sessions := ipmi.NewSessions()
+	defer sessions.Close()
+	reg.Add(ironwork.PowerInterface, "ipmitool", ipmi.Interface{Sessions: sessions})
+	reg.Add(ironwork.ManagementInterface, "ipmitool", ipmi.Interface{Sessions: sessions})
 	ccfg := conductor.Defaults()
 	ccfg.Hostname = "bench"
 	c := conductor.New(ccfg, store, drivers, reg, nil)
@@ -193,12 +206,14 @@ func benchSyncBMC(b *testing.B, nodes int, kind string) {
 	}
 	defer c.Stop()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for b.Loop() {
 		if err := c.SyncPowerStates(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.StopTimer()
+	b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "CPU-s/pass")
 	if n, _ := store.GetNode(ctx, "m00000"); n.Maintenance {
 		b.Fatalf("node went into maintenance during the benchmark: %s", n.MaintenanceReason)
 	}

@@ -38,6 +38,8 @@ const (
 	BootCDROM = "cdrom"
 	BootBIOS  = "bios"
 	BootSafe  = "safe"
+	// BootUEFIHTTP is UEFI HTTP boot (Redfish's UefiHttp), as Ironic's "uefihttp".
+	BootUEFIHTTP = "uefihttp"
 )
 
 // Deploy writes an instance onto a node and removes it again.

@@ -293,6 +293,7 @@ func (d Interface) InjectNMI(ctx context.Context, t *conductor.Task) error {
 var toRedfish = map[string]schemas.BootSource{
 	conductor.BootPXE: schemas.PxeBootSource, conductor.BootDisk: schemas.HddBootSource,
 	conductor.BootCDROM: schemas.CdBootSource, conductor.BootBIOS: schemas.BiosSetupBootSource,
+	conductor.BootUEFIHTTP: schemas.UefiHTTPBootSource,
 }
 
 // BootDevice implements conductor.Management.
@@ -316,7 +317,7 @@ func (d Interface) BootDevice(ctx context.Context, t *conductor.Task) (conductor
 
 // SupportedBootDevices implements conductor.Management.
 func (Interface) SupportedBootDevices(context.Context, *conductor.Task) ([]string, error) {
-	return []string{conductor.BootPXE, conductor.BootDisk, conductor.BootCDROM, conductor.BootBIOS}, nil
+	return []string{conductor.BootPXE, conductor.BootDisk, conductor.BootCDROM, conductor.BootBIOS, conductor.BootUEFIHTTP}, nil
 }
 
 // SetBootDevice implements conductor.Management.
