@@ -50,7 +50,9 @@ type session struct {
 
 // NewSessions returns an empty session cache whose sessions close after 30 s unused, well
 // within the idle timeout BMCs apply (usually 60 s or more).
-func NewSessions() *Sessions { return &Sessions{MaxIdle: 30 * time.Second, open: map[string]*session{}} }
+func NewSessions() *Sessions {
+	return &Sessions{MaxIdle: 30 * time.Second, open: map[string]*session{}}
+}
 
 // Close closes every cached session.
 func (s *Sessions) Close() {
