@@ -20,10 +20,12 @@ redfish_listen = "127.0.0.1:8000"   # one Redfish service for all machines
 [[machine]]
 name = "node-1"
 ipmi_listen = "127.0.0.1:6231"     # one IPMI 2.0 (lanplus) port per machine
+serial_socket = "/var/tmp/node-1.serial"   # IPMI Serial-over-LAN attaches to it
 command = ["qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-nographic",
            "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
            "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01",
-           "-drive", "file=/var/tmp/node-1.qcow2,if=virtio"]
+           "-drive", "file=/var/tmp/node-1.qcow2,if=virtio",
+           "-serial", "unix:/var/tmp/node-1.serial,server=on,wait=off"]
 `
 
 func runVBMC(ctx context.Context, args []string, stdout, stderr io.Writer) int {

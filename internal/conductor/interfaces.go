@@ -3,6 +3,7 @@ package conductor
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/ironwork/ironwork"
@@ -96,6 +97,13 @@ type SecureBootSetter interface {
 type VirtualMedia interface {
 	InsertVirtualMedia(ctx context.Context, t *Task, image string) error
 	EjectVirtualMedia(ctx context.Context, t *Task) error
+}
+
+// SerialConsole attaches to a node's serial console (IPMI Serial-over-LAN): bytes read from
+// in go to the node, the node's output goes to out, until ctx ends or in is exhausted. It is
+// the seam for the console interfaces to come.
+type SerialConsole interface {
+	AttachConsole(ctx context.Context, t *Task, in io.Reader, out io.Writer) error
 }
 
 // StepProvider offers clean, deploy or service steps.

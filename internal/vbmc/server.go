@@ -26,6 +26,9 @@ type MachineConfig struct {
 	Name       string   `toml:"name"`
 	IPMIListen string   `toml:"ipmi_listen"` // host:port (UDP); empty: no IPMI for this machine
 	Command    []string `toml:"command"`     // QEMU command line, without -boot
+	// SerialSocket is the unix socket of the machine's serial line (QEMU's
+	// "-serial unix:PATH,server=on,wait=off"); IPMI Serial-over-LAN attaches to it.
+	SerialSocket string `toml:"serial_socket"`
 }
 
 // Config is the virtual BMC's configuration.
@@ -97,8 +100,12 @@ func Start(cfg Config, log *slog.Logger) (*VBMC, error) {
 		}
 		var guid [16]byte
 		copy(guid[:], "ironwork-"+mc.Name)
+		h := mock.New()
+		if mc.SerialSocket != "" {
+			h.SetConsole(socketConsole{path: mc.SerialSocket})
+		}
 		b := bmc.New(bmc.DeviceInfo{DeviceID: 0x20, DeviceRevision: 1, FirmwareMajor: 1, IPMIVersion: 0x20,
-			ManufacturerID: 0x000157, ProductID: 0x0001}, guid, ipmiHAL{HAL: mock.New(), m: m}, bmc.WithClock(clock.Real))
+			ManufacturerID: 0x000157, ProductID: 0x0001}, guid, ipmiHAL{HAL: h, m: m}, bmc.WithClock(clock.Real))
 		user, err := b.Users.Add(2, cfg.Username)
 		if err != nil {
 			v.Close()

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/bougou/go-ipmi/pkg/client"
 	"github.com/bougou/go-ipmi/pkg/command/chassis"
+	"github.com/bougou/go-ipmi/pkg/command/transport"
 	"github.com/bougou/go-ipmi/pkg/types"
 
 	"github.com/ironwork/ironwork"
@@ -97,12 +99,13 @@ func (s *Sessions) entry(key string) *session {
 }
 
 var (
-	_ conductor.Power       = Interface{}
-	_ conductor.Management  = Interface{}
-	_ conductor.Validator   = Interface{}
-	_ conductor.Rebooter    = Interface{}
-	_ conductor.SoftPower   = Interface{}
-	_ conductor.NMIInjector = Interface{}
+	_ conductor.Power         = Interface{}
+	_ conductor.Management    = Interface{}
+	_ conductor.Validator     = Interface{}
+	_ conductor.Rebooter      = Interface{}
+	_ conductor.SoftPower     = Interface{}
+	_ conductor.NMIInjector   = Interface{}
+	_ conductor.SerialConsole = Interface{}
 )
 
 type info struct {
@@ -379,4 +382,21 @@ func (d Interface) SetBootDevice(ctx context.Context, t *conductor.Task, dev con
 		}
 		return nil
 	})
+}
+
+// AttachConsole implements conductor.SerialConsole with Serial-over-LAN on a session of its
+// own (SOL holds its session for as long as it runs). Typing "~X" at the start of a line, as in
+// ipmitool, ends it too.
+func (d Interface) AttachConsole(ctx context.Context, t *conductor.Task, in io.Reader, out io.Writer) error {
+	c, done, err := d.session(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer done()
+	quiet := func(uint8, io.Reader, io.Writer, *transport.ActivatePayloadResponse) {}
+	if err := c.SOLActivate(ctx, in, out, &client.SOLActivateOptions{OnActivated: quiet, OnDeactivated: quiet,
+		PollInterval: 50 * time.Millisecond}); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("IPMI Serial-over-LAN: %w", err)
+	}
+	return nil
 }
