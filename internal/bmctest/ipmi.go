@@ -168,14 +168,24 @@ func waitUDP(t testing.TB, port int, name string, out *bytes.Buffer) {
 	t.Fatalf("%s did not listen on UDP port %d within 15 s:\n%s", name, port, out.String())
 }
 
-// LossyUDP is a UDP relay on loopback in front of a BMC that drops datagrams: the first Drop
-// requests it sees, or every one when DropAll is set. Tests point a client at Port.
+// LossyUDP is a UDP relay on loopback in front of a BMC that drops datagrams: the first n
+// requests it sees (SetDrop), or every one (SetDropAll). Tests point a client at Port.
 type LossyUDP struct {
 	Port    int
-	Drop    int
-	DropAll bool
-	Dropped int
+	mu      sync.Mutex
+	drop    int
+	dropAll bool
+	dropped int
 }
+
+// SetDrop makes the relay drop the next n requests.
+func (l *LossyUDP) SetDrop(n int) { l.mu.Lock(); l.drop, l.dropped = n, 0; l.mu.Unlock() }
+
+// SetDropAll makes the relay drop every request.
+func (l *LossyUDP) SetDropAll(all bool) { l.mu.Lock(); l.dropAll = all; l.mu.Unlock() }
+
+// Dropped reports how many requests the relay dropped.
+func (l *LossyUDP) Dropped() int { l.mu.Lock(); defer l.mu.Unlock(); return l.dropped }
 
 // NewLossyUDP relays 127.0.0.1:<Port> to target until the test ends.
 func NewLossyUDP(t testing.TB, target int) *LossyUDP {
@@ -189,7 +199,6 @@ func NewLossyUDP(t testing.TB, target int) *LossyUDP {
 		t.Fatal(err)
 	}
 	l := &LossyUDP{Port: front.LocalAddr().(*net.UDPAddr).Port}
-	var mu sync.Mutex
 	var client *net.UDPAddr
 	go func() {
 		buf := make([]byte, 2048)
@@ -198,13 +207,13 @@ func NewLossyUDP(t testing.TB, target int) *LossyUDP {
 			if err != nil {
 				return
 			}
-			mu.Lock()
+			l.mu.Lock()
 			client = from
-			drop := l.DropAll || l.Dropped < l.Drop
+			drop := l.dropAll || l.dropped < l.drop
 			if drop {
-				l.Dropped++
+				l.dropped++
 			}
-			mu.Unlock()
+			l.mu.Unlock()
 			if !drop {
 				back.Write(buf[:n])
 			}
@@ -217,9 +226,9 @@ func NewLossyUDP(t testing.TB, target int) *LossyUDP {
 			if err != nil {
 				return
 			}
-			mu.Lock()
+			l.mu.Lock()
 			to := client
-			mu.Unlock()
+			l.mu.Unlock()
 			if to != nil {
 				front.WriteToUDP(buf[:n], to)
 			}

@@ -136,18 +136,18 @@ func TestAgainstPyghmiFakeBMC(t *testing.T) {
 func TestDroppedPackets(t *testing.T) {
 	sim := bmctest.NewIPMISim(t)
 	relay := bmctest.NewLossyUDP(t, sim.Port)
-	relay.Drop = 2 // the first two requests vanish
+	relay.SetDrop(2) // the first two requests vanish
 	d := Interface{PollInterval: 50 * time.Millisecond, CommandTimeout: 300 * time.Millisecond, Retries: 3}
 	info := ironwork.JSONObject{"ipmi_address": "127.0.0.1", "ipmi_port": fmt.Sprint(relay.Port),
 		"ipmi_username": sim.User, "ipmi_password": sim.Password, "ipmi_cipher_suite": "3"}
 	start := time.Now()
 	st, err := d.PowerState(context.Background(), task(info))
 	if err != nil || st != ironwork.PowerOff {
-		t.Fatalf("through a relay that dropped %d datagrams: %q %v", relay.Dropped, st, err)
+		t.Fatalf("through a relay that dropped %d datagrams: %q %v", relay.Dropped(), st, err)
 	}
-	t.Logf("answered after %d dropped datagrams in %s", relay.Dropped, time.Since(start).Round(time.Millisecond))
+	t.Logf("answered after %d dropped datagrams in %s", relay.Dropped(), time.Since(start).Round(time.Millisecond))
 
-	relay.DropAll = true
+	relay.SetDropAll(true)
 	start = time.Now()
 	_, err = d.PowerState(context.Background(), task(info))
 	took := time.Since(start)
