@@ -1,21 +1,43 @@
 #!/usr/bin/env bash
 # deps.sh: install the Debian packages Ironwork's tests use: PostgreSQL (store tests),
 # python3-ironicclient (the real `baremetal` CLI), python3-ironic (the reference state machine),
-# openipmi, ipmitool, python3-pyghmi and python3-sushy (BMC simulators and independent IPMI and
-# Redfish clients) and qemu-system-x86 (virtual machines behind the virtual BMC).
+# openipmi, ipmitool, python3-pyghmi, python3-sushy and redfishtool (BMC simulators and independent
+# IPMI and Redfish clients), QEMU with iPXE and OVMF (virtual machines that network-boot), and the
+# real DHCP, TFTP and router-advertisement peers of the boot services (busybox udhcpc, ISC
+# dhclient, dnsmasq, tftp-hpa, atftp, ndisc6).
 # Idempotent; needs root for apt-get.
 set -euo pipefail
 need=()
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-[ -x /usr/bin/baremetal ] || need+=(python3-ironicclient)
-command -v curl >/dev/null || need+=(curl)
-[ -f /usr/lib/python3/dist-packages/ironic/common/states.py ] || need+=(python3-ironic)
-command -v ipmi_sim >/dev/null || need+=(openipmi)
-command -v ipmitool >/dev/null || need+=(ipmitool)
-[ -x /usr/bin/fakebmc ] || need+=(python3-pyghmi)
-command -v redfishtool >/dev/null || need+=(redfishtool)
-/usr/bin/python3 -c 'import sushy' 2>/dev/null || need+=(python3-sushy)
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+# Each line: a file or command that must exist, and the Debian package that provides it.
+while read -r probe pkg; do
+  case $probe in
+    /*) compgen -G "$probe" >/dev/null || need+=("$pkg") ;;
+    *) command -v "$probe" >/dev/null || need+=("$pkg") ;;
+  esac
+done <<'LIST'
+/usr/lib/postgresql/*/bin/initdb postgresql
+/usr/bin/baremetal python3-ironicclient
+curl curl
+/usr/lib/python3/dist-packages/ironic/common/states.py python3-ironic
+ipmi_sim openipmi
+ipmitool ipmitool
+/usr/bin/fakebmc python3-pyghmi
+redfishtool redfishtool
+/usr/lib/python3/dist-packages/sushy python3-sushy
+qemu-system-x86_64 qemu-system-x86
+qemu-img qemu-utils
+/usr/lib/ipxe/undionly.kpxe ipxe
+/usr/lib/ipxe/qemu/efi-virtio.rom ipxe-qemu
+/usr/share/OVMF/OVMF_CODE_4M.fd ovmf
+cpio cpio
+busybox busybox
+/usr/sbin/dhclient isc-dhcp-client
+/usr/sbin/dnsmasq dnsmasq-base
+tftp tftp-hpa
+atftp atftp
+rdisc6 ndisc6
+/usr/sbin/ip iproute2
+LIST
 [ ${#need[@]} -eq 0 ] && exit 0
 [ "$(id -u)" = 0 ] || { echo "deps.sh: missing ${need[*]}; run as root or install them" >&2; exit 1; }
 echo "deps.sh: installing ${need[*]}" >&2

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: Ironwork's whole test suite, as CI runs it.
-#   - installs what the tests need (scripts/deps.sh) and starts a throw-away PostgreSQL
+#   - installs what the tests need (scripts/deps.sh, scripts/kernel.sh) and starts a throw-away
+#     PostgreSQL
 #   - gofmt and go vet
 #   - go test -race on every package, against SQLite and PostgreSQL
 #   - every fuzz target for FUZZTIME each (default 10s)
@@ -15,6 +16,12 @@ step() { echo; echo "=== $*"; }
 
 step "dependencies"
 scripts/deps.sh
+# A Debian kernel for the network boot tests' virtual machines (unpacked, not installed).
+if kdir=$(scripts/kernel.sh); then
+  export IRONWORK_TEST_KERNEL=$kdir/vmlinuz
+else
+  echo "test.sh: no Debian kernel could be unpacked; the QEMU boot tests will skip" >&2
+fi
 
 pgdir=
 # The cleanup must never change the suite's verdict: errors in it are reported, not fatal.

@@ -35,6 +35,30 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	group := fs.String("conductor-group", "", "conductor group this conductor serves")
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error")
 	logFormat := fs.String("log-format", cfg.LogFormat, "text or json")
+	// Network boot settings: string flags named as their config keys, '-' for '_'.
+	bootFlags := []struct {
+		name, usage string
+		dst         *string
+	}{
+		{"provisioning-interface", "interface of the provisioning network: DHCP, TFTP and HTTP boot run on it (default: no boot services)", &cfg.ProvisioningInterface},
+		{"provisioning-netns", "network namespace the provisioning interface is in (labs; default: this process's)", &cfg.ProvisioningNetns},
+		{"dhcp-mode", "full, proxy or off (default: full with --dhcp-range, else proxy)", &cfg.DHCPMode},
+		{"dhcp-range", "FIRST,LAST: addresses DHCP full mode hands out", &cfg.DHCPRange},
+		{"dhcp-router", "router option of DHCP full mode's answers (default: none)", &cfg.DHCPRouter},
+		{"dhcp-dns", "DNS server option of DHCP full mode's answers (default: none)", &cfg.DHCPDNS},
+		{"http-boot-listen", "HTTP boot server address; an empty host means the provisioning address", &cfg.HTTPBootListen},
+		{"http-boot-url", "URL nodes reach the HTTP boot server at (default http://<provisioning address>:<port>)", &cfg.HTTPBootURL},
+		{"tftp-listen", "TFTP server address; an empty host means the provisioning address", &cfg.TFTPListen},
+		{"ipxe-dir", "directory with undionly.kpxe, ipxe.efi and snponly.efi (Debian package ipxe)", &cfg.IPXEDir},
+		{"efi-boot-file", "iPXE binary for UEFI firmware: snponly.efi or ipxe.efi", &cfg.EFIBootFile},
+		{"agent-api-url", "API URL deploy agents use (default http://<provisioning address>:<API port>)", &cfg.AgentAPIURL},
+		{"kernel-append-params", "added to every deploy ramdisk's kernel command line", &cfg.KernelAppendParams},
+		{"default-boot-mode", "bios or uefi, for nodes that do not say", &cfg.DefaultBootMode},
+	}
+	bootVals := map[string]*string{}
+	for _, f := range bootFlags {
+		bootVals[f.name] = fs.String(f.name, *f.dst, f.usage)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -82,6 +106,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			cfg.LogLevel = *logLevel
 		case "log-format":
 			cfg.LogFormat = *logFormat
+		}
+		for _, b := range bootFlags {
+			if b.name == f.Name {
+				*b.dst = *bootVals[b.name]
+			}
 		}
 	})
 	if err := cfg.Validate(); err != nil {

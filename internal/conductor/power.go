@@ -264,6 +264,12 @@ func (c *Conductor) Validate(ctx context.Context, ident string) (map[ironwork.In
 	return out, nil
 }
 
+// WithNode runs fn on a node under its exclusive lock, with its composed driver, and releases
+// the lock when fn returns. Tools and tests use it to call a driver interface directly.
+func (c *Conductor) WithNode(ctx context.Context, ident string, fn func(t *Task) error) error {
+	return c.withLock(ctx, ident, fn)
+}
+
 // withLock runs fn on a node under its lock, in the request.
 func (c *Conductor) withLock(ctx context.Context, ident string, fn func(t *Task) error) error {
 	t, err := c.lock(ctx, ident)

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -65,6 +66,43 @@ type Config struct {
 	LogFormat string `toml:"log_format"`
 	// Drivers selects the enabled hardware types and interfaces.
 	Drivers DriversConfig `toml:"drivers"`
+
+	// Network boot. The boot services (DHCP, TFTP, HTTP boot, router advertisements) run when
+	// ProvisioningInterface is set; nodes network-boot from its first IPv4 address.
+	ProvisioningInterface string `toml:"provisioning_interface"`
+	// ProvisioningNetns opens the boot services' sockets inside a named network namespace
+	// (ip netns add), for labs whose provisioning network lives in one.
+	ProvisioningNetns string `toml:"provisioning_netns"`
+	// DHCPMode is full (addresses from DHCPRange), proxy (boot options beside the site's DHCP
+	// server) or off; empty means full when DHCPRange is set and proxy otherwise.
+	DHCPMode string `toml:"dhcp_mode"`
+	// DHCPRange is FIRST,LAST: the addresses full mode hands out.
+	DHCPRange string `toml:"dhcp_range"`
+	// DHCPRouter and DHCPDNS are optional options of full mode's answers.
+	DHCPRouter string `toml:"dhcp_router"`
+	DHCPDNS    string `toml:"dhcp_dns"`
+	// DHCPLeaseTime is how long full mode's leases last.
+	DHCPLeaseTime Duration `toml:"dhcp_lease_time"`
+	// HTTPBootListen is the HTTP boot server's address; HTTPBootURL is how nodes reach it
+	// (default http://<provisioning address>:<port>).
+	HTTPBootListen string `toml:"http_boot_listen"`
+	HTTPBootURL    string `toml:"http_boot_url"`
+	// TFTPListen is the TFTP server's address.
+	TFTPListen string `toml:"tftp_listen"`
+	// IPXEDir holds the iPXE binaries served to firmware (Debian's ipxe package).
+	IPXEDir string `toml:"ipxe_dir"`
+	// EFIBootFile is the iPXE binary for UEFI firmware: snponly.efi or ipxe.efi.
+	EFIBootFile string `toml:"efi_boot_file"`
+	// AgentAPIURL is the API's URL as deploy agents reach it (default
+	// http://<provisioning address>:<API port>).
+	AgentAPIURL string `toml:"agent_api_url"`
+	// KernelAppendParams are added to every deploy ramdisk's kernel command line.
+	KernelAppendParams string `toml:"kernel_append_params"`
+	// DefaultBootMode is bios or uefi, for nodes that do not say.
+	DefaultBootMode string `toml:"default_boot_mode"`
+	// ImageCacheSize (MiB) and ImageCacheTTL bound the conductor's image cache.
+	ImageCacheSize int64    `toml:"image_cache_size"`
+	ImageCacheTTL  Duration `toml:"image_cache_ttl"`
 }
 
 // DriversConfig selects hardware types and interface implementations.
@@ -101,6 +139,15 @@ func Default() Config {
 		TimeoutCheckInterval: Duration{60 * time.Second},
 		LogLevel:             "info",
 		LogFormat:            "text",
+		DHCPLeaseTime:        Duration{time.Hour},
+		HTTPBootListen:       ":8080",
+		TFTPListen:           ":69",
+		IPXEDir:              "/usr/lib/ipxe",
+		EFIBootFile:          "snponly.efi",
+		KernelAppendParams:   "console=tty0 console=ttyS0,115200n8",
+		DefaultBootMode:      "uefi",
+		ImageCacheSize:       20480,
+		ImageCacheTTL:        Duration{7 * 24 * time.Hour},
 	}
 }
 
@@ -213,6 +260,7 @@ func (c *Config) Validate() error {
 	if _, err := c.DriverConfig(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateBoot()...)
 	return errors.Join(errs...)
 }
 
@@ -250,4 +298,72 @@ func (c Config) DriverConfig() (ironwork.DriverConfig, error) {
 		dc.Defaults[k] = impl
 	}
 	return dc, nil
+}
+
+// validateBoot checks the network boot settings.
+func (c *Config) validateBoot() []error {
+	var errs []error
+	if c.DHCPMode == "" && c.ProvisioningInterface != "" {
+		c.DHCPMode = "proxy"
+		if c.DHCPRange != "" {
+			c.DHCPMode = "full"
+		}
+	}
+	switch c.DHCPMode {
+	case "", "off", "proxy":
+	case "full":
+		if c.DHCPRange == "" {
+			errs = append(errs, errors.New("dhcp_mode full needs dhcp_range FIRST,LAST (or use dhcp_mode proxy beside another DHCP server)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("dhcp_mode: %q is not full, proxy or off", c.DHCPMode))
+	}
+	if c.DHCPRange != "" {
+		if _, _, err := ParseRange(c.DHCPRange); err != nil {
+			errs = append(errs, fmt.Errorf("dhcp_range: %w", err))
+		}
+	}
+	for name, v := range map[string]string{"dhcp_router": c.DHCPRouter, "dhcp_dns": c.DHCPDNS} {
+		if v != "" && net.ParseIP(v).To4() == nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not an IPv4 address", name, v))
+		}
+	}
+	if c.DHCPMode != "" && c.DHCPMode != "off" && c.ProvisioningInterface == "" {
+		errs = append(errs, fmt.Errorf("dhcp_mode %s needs provisioning_interface", c.DHCPMode))
+	}
+	for name, v := range map[string]string{"http_boot_listen": c.HTTPBootListen, "tftp_listen": c.TFTPListen} {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not host:port: %w", name, v, err))
+		}
+	}
+	switch c.EFIBootFile {
+	case "snponly.efi", "ipxe.efi":
+	default:
+		errs = append(errs, fmt.Errorf("efi_boot_file: %q is not snponly.efi or ipxe.efi", c.EFIBootFile))
+	}
+	switch c.DefaultBootMode {
+	case "bios", "uefi":
+	default:
+		errs = append(errs, fmt.Errorf("default_boot_mode: %q is not bios or uefi", c.DefaultBootMode))
+	}
+	if c.DHCPLeaseTime.Duration < time.Minute {
+		errs = append(errs, errors.New("dhcp_lease_time must be at least 1m"))
+	}
+	if c.ImageCacheSize <= 0 || c.ImageCacheTTL.Duration <= 0 {
+		errs = append(errs, errors.New("image_cache_size and image_cache_ttl must be positive"))
+	}
+	return errs
+}
+
+// ParseRange parses a DHCP range "FIRST,LAST" of IPv4 addresses.
+func ParseRange(s string) (first, last net.IP, err error) {
+	a, b, ok := strings.Cut(s, ",")
+	first, last = net.ParseIP(strings.TrimSpace(a)).To4(), net.ParseIP(strings.TrimSpace(b)).To4()
+	if !ok || first == nil || last == nil {
+		return nil, nil, fmt.Errorf("%q is not FIRST,LAST with two IPv4 addresses", s)
+	}
+	if bytes.Compare(first, last) > 0 {
+		return nil, nil, fmt.Errorf("%q: the first address comes after the last", s)
+	}
+	return first, last, nil
 }

@@ -33,6 +33,8 @@ type Server struct {
 	https  []*http.Server
 	// ipmiSessions keeps RMCP+ sessions open between operations on the same BMC.
 	ipmiSessions *ipmi.Sessions
+	// boot runs the network boot services; nil without a provisioning interface.
+	boot *bootServices
 }
 
 // NewLogger returns the logger the configuration asks for, writing to w.
@@ -60,6 +62,9 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 // Start validates cfg, opens the database, starts the conductor (unless the role is api) and
 // opens the listeners. The caller runs Serve and finally Close.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
@@ -76,9 +81,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		return nil, err
 	}
 	s = &Server{cfg: cfg, log: log, store: store}
+	started := s // the named result is nil on the error returns below
 	defer func() {
 		if err != nil {
-			s.Close()
+			started.Close()
 		}
 	}()
 
@@ -98,6 +104,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		registry.Add(ironwork.ManagementInterface, "redfish", rf)
 		registry.Add(ironwork.PowerInterface, "ipmitool", ipmitool)
 		registry.Add(ironwork.ManagementInterface, "ipmitool", ipmitool)
+		if s.boot, err = registerBoot(ctx, cfg, store, registry, log); err != nil {
+			return nil, err
+		}
 		ccfg := conductor.Defaults()
 		ccfg.Hostname, ccfg.Group = cfg.Hostname, cfg.ConductorGroup
 		ccfg.HeartbeatInterval, ccfg.HeartbeatTimeout = cfg.HeartbeatInterval.Duration, cfg.HeartbeatTimeout.Duration
@@ -174,6 +183,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		go func() { errc <- h.Serve(ln) }()
 	}
+	bootDone := make(chan error, 1)
+	bootCtx, stopBoot := context.WithCancel(ctx)
+	defer stopBoot()
+	if s.boot != nil {
+		go func() { bootDone <- s.boot.serve(bootCtx) }()
+	} else {
+		bootDone <- nil
+	}
 	if s.cond == nil {
 		// An API-only server keeps its view of the ring fresh.
 		go func() {
@@ -197,6 +214,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		serveErr = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	stopBoot()
+	if err := <-bootDone; err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("boot services: %w", err))
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var errs []error
@@ -217,6 +238,9 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // Close releases the listeners and the database.
 func (s *Server) Close() error {
+	if s.boot != nil {
+		s.boot.close()
+	}
 	if s.ln != nil {
 		s.ln.Close()
 	}

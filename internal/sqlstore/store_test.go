@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -371,6 +372,49 @@ func TestConductorsAndHistory(t *testing.T) {
 		hist, err := s.NodeHistory(ctx, n.ID)
 		if err != nil || len(hist) != 2 || hist[0].Event != "first" || hist[1].Conductor != "c1" {
 			t.Fatalf("history: %+v %v", hist, err)
+		}
+	})
+}
+
+func TestDHCPLeases(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		exp := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+		a := sqlstore.DHCPLease{MAC: "52:54:00:AA:00:01", IP: "10.0.0.10", Hostname: "a", Expires: exp}
+		if err := s.PutLease(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := s.Lease(ctx, "52:54:00:aa:00:01")
+		if err != nil || !ok || got.IP != "10.0.0.10" || !got.Expires.Equal(exp) || got.MAC != "52:54:00:aa:00:01" {
+			t.Fatalf("lease: %+v %v %v", got, ok, err)
+		}
+		// Another MAC cannot take a leased address.
+		if err := s.PutLease(ctx, sqlstore.DHCPLease{MAC: "52:54:00:aa:00:02", IP: "10.0.0.10", Expires: exp}); err == nil {
+			t.Fatal("two MACs got one address")
+		}
+		// A MAC moving to a new address frees the old one.
+		a.IP = "10.0.0.11"
+		if err := s.PutLease(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := s.LeaseByIP(ctx, "10.0.0.10"); ok {
+			t.Fatal("old address still leased")
+		}
+		if l, ok, _ := s.LeaseByIP(ctx, "10.0.0.11"); !ok || l.MAC != "52:54:00:aa:00:01" {
+			t.Fatalf("by IP: %+v %v", l, ok)
+		}
+		if err := s.PutLease(ctx, sqlstore.DHCPLease{MAC: "52:54:00:aa:00:02", IP: "10.0.0.10", Expires: exp}); err != nil {
+			t.Fatal(err)
+		}
+		all, err := s.Leases(ctx)
+		if err != nil || len(all) != 2 || all[0].MAC != "52:54:00:aa:00:01" {
+			t.Fatalf("leases: %+v %v", all, err)
+		}
+		if err := s.DeleteLease(ctx, "52:54:00:AA:00:01"); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := s.Lease(ctx, "52:54:00:aa:00:01"); ok {
+			t.Fatal("deleted lease still there")
 		}
 	})
 }

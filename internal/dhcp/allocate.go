@@ -1,0 +1,159 @@
+package dhcp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// errNoAddress: the range has no address left for this MAC.
+var errNoAddress = errors.New("no free address in range")
+
+func ipToU32(ip net.IP) uint32 {
+	ip4 := ip.To4()
+	if ip4 == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint32(ip4)
+}
+
+func u32ToIP(v uint32) net.IP {
+	ip := make(net.IP, net.IPv4len)
+	binary.BigEndian.PutUint32(ip, v)
+	return ip
+}
+
+// inSubnet reports whether ip is a host address of the served subnet (not
+// its network or broadcast address).
+func (s *Server) inSubnet(ip net.IP) bool {
+	ip4 := ip.To4()
+	if ip4 == nil {
+		return false
+	}
+	mask := binary.BigEndian.Uint32(s.cfg.Netmask)
+	v := ipToU32(ip4)
+	if v&mask != s.network {
+		return false
+	}
+	host := v &^ mask
+	return mask == 0xffffffff || mask == 0xfffffffe || (host != 0 && host != ^mask)
+}
+
+func (s *Server) inRange(ip net.IP) bool {
+	v := ipToU32(ip)
+	return ip.To4() != nil && v >= s.rangeStart && v <= s.rangeEnd
+}
+
+// validStatic reports whether c's static address can be given out.
+func (s *Server) validStatic(c Client) bool {
+	return c.StaticIP.To4() != nil && s.inSubnet(c.StaticIP) && !c.StaticIP.Equal(s.cfg.ServerIP)
+}
+
+// usable reports whether ip may be given to mac now: in range, not the
+// server's or router's, not declined, not another port's static address, and
+// not actively leased to another MAC. s.mu must be held.
+func (s *Server) usable(ctx context.Context, ip net.IP, mac net.HardwareAddr, now time.Time) (bool, error) {
+	if !s.inRange(ip) || !s.inSubnet(ip) || ip.Equal(s.cfg.ServerIP) || ip.Equal(s.cfg.Router) {
+		return false, nil
+	}
+	key := ipToU32(ip)
+	if until, ok := s.declined[key]; ok {
+		if now.Before(until) {
+			return false, nil
+		}
+		delete(s.declined, key)
+	}
+	if so, ok := s.nodes.(StaticOwners); ok {
+		owner, found, err := so.StaticOwner(ctx, ip)
+		if err != nil {
+			return false, fmt.Errorf("look up static owner of %v: %w", ip, err)
+		}
+		if found && owner.String() != mac.String() {
+			return false, nil
+		}
+	}
+	l, found, err := s.leases.ByIP(ctx, ip)
+	if err != nil {
+		return false, fmt.Errorf("look up lease of %v: %w", ip, err)
+	}
+	return !found || l.MAC.String() == mac.String() || !l.Active(now), nil
+}
+
+// pick chooses the address to offer mac: its static address, else the
+// address it had (even expired) if still usable, else the one it asks for,
+// else the next usable one after the allocation cursor. s.mu must be held.
+func (s *Server) pick(ctx context.Context, mac net.HardwareAddr, c Client, requested net.IP, now time.Time) (net.IP, error) {
+	if c.StaticIP != nil {
+		if s.validStatic(c) {
+			return c.StaticIP.To4(), nil
+		}
+		s.log.WarnContext(ctx, "static address outside the served subnet; using the range",
+			keyMAC, mac.String(), keyIP, c.StaticIP.String())
+	}
+	if l, found, err := s.leases.Lease(ctx, mac); err != nil {
+		return nil, fmt.Errorf("look up lease: %w", err)
+	} else if found {
+		ok, err := s.usable(ctx, l.IP, mac, now)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return l.IP.To4(), nil
+		}
+	}
+	if requested.To4() != nil {
+		ok, err := s.usable(ctx, requested, mac, now)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return requested.To4(), nil
+		}
+	}
+	size := s.rangeEnd - s.rangeStart + 1 // New keeps the range inside a subnet of /8 or smaller
+	for i := uint32(0); i < size; i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		v := s.rangeStart + (s.cursor-s.rangeStart+i)%size
+		ip := u32ToIP(v)
+		ok, err := s.usable(ctx, ip, mac, now)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			s.cursor = v + 1
+			if s.cursor > s.rangeEnd || s.cursor < s.rangeStart {
+				s.cursor = s.rangeStart
+			}
+			return ip, nil
+		}
+	}
+	return nil, errNoAddress
+}
+
+// commit stores a lease of ip for mac until expires, taking the address
+// from another MAC whose lease on it has expired (or who holds mac's static
+// address). s.mu must be held.
+func (s *Server) commit(ctx context.Context, l Lease, now time.Time) error {
+	other, found, err := s.leases.ByIP(ctx, l.IP)
+	if err != nil {
+		return fmt.Errorf("look up lease of %v: %w", l.IP, err)
+	}
+	if found && other.MAC.String() != l.MAC.String() {
+		if other.Active(now) {
+			s.log.WarnContext(ctx, "static address was leased to another MAC; taking it back",
+				keyIP, l.IP.String(), keyMAC, l.MAC.String(), keyOther, other.MAC.String())
+		}
+		if err := s.leases.DeleteLease(ctx, other.MAC); err != nil {
+			return fmt.Errorf("delete lease of %v: %w", other.MAC, err)
+		}
+	}
+	if err := s.leases.PutLease(ctx, l); err != nil {
+		return fmt.Errorf("put lease %v for %v: %w", l.IP, l.MAC, err)
+	}
+	return nil
+}

@@ -1,0 +1,285 @@
+// Package pxe implements the network boot interfaces ipxe, pxe and http. Preparing a ramdisk
+// boot links the node's deploy (or rescue) kernel and ramdisk from the image cache into the
+// node's directory under the boot root, records in the node what it should boot, and sets the
+// boot device; the boot services (DHCP, TFTP, HTTP) read that record when the node asks.
+// The three differ in transport: ipxe fetches the kernel and ramdisk over HTTP, pxe over
+// TFTP (for networks where nodes cannot reach the HTTP boot server's port), and http boots
+// UEFI firmware over HTTP with no TFTP at all (Redfish's UefiHttp boot device).
+// The package writes files only below its boot root and never talks to a BMC directly: it
+// uses the node's management interface.
+package pxe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
+)
+
+// Names of the boot interfaces.
+const (
+	IPXE = "ipxe"
+	PXE  = "pxe"
+	HTTP = "http"
+)
+
+// bootKey is the driver_internal_info key that tells the boot services what a node boots.
+const bootKey = "ironwork_boot"
+
+// Boot modes.
+const (
+	BIOS = "bios"
+	UEFI = "uefi"
+)
+
+// Files a node's directory holds while it boots a ramdisk.
+const (
+	kernelFile  = "kernel"
+	ramdiskFile = "ramdisk"
+)
+
+// Images links an image, fetched once into a cache, to dest.
+type Images interface {
+	Link(ctx context.Context, url, checksum, dest string) error
+}
+
+// Config is shared by the boot interfaces of one conductor.
+type Config struct {
+	// Root is the boot root: the TFTP root and the HTTP boot server's file root. Node files
+	// go to Root/nodes/<uuid>/.
+	Root string
+	// HTTPURL is the HTTP boot server's base URL as nodes reach it (http://10.0.0.1:8080).
+	HTTPURL string
+	// TFTPServer is the TFTP server's address as nodes reach it, for the pxe interface.
+	TFTPServer string
+	// APIURL is the API's URL as the deploy agent reaches it (the ipa-api-url parameter).
+	APIURL string
+	// KernelParams are added to every ramdisk's kernel command line.
+	KernelParams string
+	// DefaultBootMode is used when nothing about a node says bios or uefi.
+	DefaultBootMode string
+}
+
+// Interface is one of the boot interfaces.
+type Interface struct {
+	name   string
+	cfg    Config
+	images Images
+	log    *slog.Logger
+}
+
+var (
+	_ conductor.Boot      = (*Interface)(nil)
+	_ conductor.Validator = (*Interface)(nil)
+)
+
+// New returns the boot interface called name (IPXE, PXE or HTTP).
+func New(name string, cfg Config, images Images, log *slog.Logger) (*Interface, error) {
+	switch name {
+	case IPXE, PXE, HTTP:
+	default:
+		return nil, fmt.Errorf("unknown network boot interface %q", name)
+	}
+	if cfg.Root == "" || cfg.HTTPURL == "" {
+		return nil, errors.New("network boot needs a boot root and an HTTP boot URL")
+	}
+	if cfg.DefaultBootMode == "" {
+		cfg.DefaultBootMode = UEFI
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Interface{name: name, cfg: cfg, images: images, log: log}, nil
+}
+
+// Validate implements conductor.Validator: a node needs a deploy kernel and ramdisk, and the
+// http interface needs UEFI.
+func (b *Interface) Validate(_ context.Context, t *conductor.Task) error {
+	var missing []string
+	for _, k := range []string{"deploy_kernel", "deploy_ramdisk"} {
+		if s, _ := t.Node.DriverInfo[k].(string); s == "" {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("some parameters were missing in node's driver_info: %s", strings.Join(missing, ", "))
+	}
+	mode := BootMode(t.Node, b.cfg.DefaultBootMode)
+	if mode != BIOS && mode != UEFI {
+		return fmt.Errorf("boot mode %q is neither bios nor uefi", mode)
+	}
+	if b.name == HTTP && mode != UEFI {
+		return fmt.Errorf("the http boot interface boots UEFI firmware only, and node %s boots in %s mode", t.Node.UUID, mode)
+	}
+	return nil
+}
+
+// BootMode is the mode a node boots in: instance_info's deploy_boot_mode, a boot_mode
+// capability (instance_info, then properties), the mode its BMC reported, then def.
+func BootMode(n *ironwork.Node, def string) string {
+	if m, _ := n.InstanceInfo["deploy_boot_mode"].(string); m != "" {
+		return strings.ToLower(m)
+	}
+	for _, src := range []ironwork.JSONObject{n.InstanceInfo, n.Properties} {
+		if m := capability(src["capabilities"], "boot_mode"); m != "" {
+			return strings.ToLower(m)
+		}
+	}
+	if n.BootMode != "" {
+		return strings.ToLower(n.BootMode)
+	}
+	return def
+}
+
+// capability reads key from Ironic's capabilities, a "k1:v1,k2:v2" string or an object.
+func capability(caps any, key string) string {
+	switch c := caps.(type) {
+	case string:
+		for _, kv := range strings.Split(c, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(kv), ":")
+			if ok && k == key {
+				return v
+			}
+		}
+	case map[string]any:
+		v, _ := c[key].(string)
+		return v
+	}
+	return ""
+}
+
+// record is what a node boots, kept in driver_internal_info[bootKey].
+type record struct {
+	Mode     string // "ramdisk" or "local"
+	BootMode string
+	Iface    string
+	Params   string // the ramdisk's kernel parameters from the node, if any
+}
+
+func (r record) object() ironwork.JSONObject {
+	return ironwork.JSONObject{"mode": r.Mode, "boot_mode": r.BootMode, "interface": r.Iface, "kernel_params": r.Params}
+}
+
+// recordOf reads what a node boots; ok is false when it is not meant to network-boot.
+func recordOf(n *ironwork.Node) (r record, ok bool) {
+	o, _ := n.DriverInternalInfo[bootKey].(map[string]any)
+	if o == nil {
+		return record{}, false
+	}
+	str := func(k string) string { s, _ := o[k].(string); return s }
+	r = record{Mode: str("mode"), BootMode: str("boot_mode"), Iface: str("interface"), Params: str("kernel_params")}
+	return r, r.Mode != ""
+}
+
+// NodeDir is the directory of a node's boot files under root.
+func NodeDir(root, uuid string) string { return filepath.Join(root, "nodes", uuid) }
+
+// PrepareRamdisk implements conductor.Boot: the node's next network boot loads the deploy
+// ramdisk (the rescue ramdisk while rescuing).
+func (b *Interface) PrepareRamdisk(ctx context.Context, t *conductor.Task) error {
+	n := t.Node
+	kernelKey, ramdiskKey := "deploy_kernel", "deploy_ramdisk"
+	if n.ProvisionState == ironwork.Rescuing || n.ProvisionState == ironwork.RescueWait {
+		if s, _ := n.DriverInfo["rescue_kernel"].(string); s != "" {
+			kernelKey, ramdiskKey = "rescue_kernel", "rescue_ramdisk"
+		}
+	}
+	dir := NodeDir(b.cfg.Root, n.UUID)
+	for key, file := range map[string]string{kernelKey: kernelFile, ramdiskKey: ramdiskFile} {
+		src, _ := n.DriverInfo[key].(string)
+		if src == "" {
+			return fmt.Errorf("node %s has no %s in driver_info", n.UUID, key)
+		}
+		if err := b.images.Link(ctx, imageURL(src), "", filepath.Join(dir, file)); err != nil {
+			return fmt.Errorf("prepare %s of node %s: %w", key, n.UUID, err)
+		}
+	}
+	params, _ := n.DriverInfo["kernel_append_params"].(string)
+	rec := record{Mode: "ramdisk", BootMode: BootMode(n, b.cfg.DefaultBootMode), Iface: b.name, Params: params}
+	if err := t.Save(ctx, func(n *ironwork.Node) {
+		if n.DriverInternalInfo == nil {
+			n.DriverInternalInfo = ironwork.JSONObject{}
+		}
+		n.DriverInternalInfo[bootKey] = rec.object()
+	}); err != nil {
+		return err
+	}
+	dev := conductor.BootPXE
+	if b.name == HTTP {
+		dev = conductor.BootUEFIHTTP
+	}
+	return b.setBootDevice(ctx, t, dev, persistent(n, false))
+}
+
+// imageURL turns a plain path into a file URL; Ironic's Glance image IDs are not supported.
+func imageURL(s string) string {
+	if strings.HasPrefix(s, "/") {
+		return "file://" + s
+	}
+	return s
+}
+
+// persistent applies driver_info's force_persistent_boot_device (Always, Never, Default).
+func persistent(n *ironwork.Node, def bool) bool {
+	switch v := n.DriverInfo["force_persistent_boot_device"].(type) {
+	case string:
+		switch strings.ToLower(v) {
+		case "always", "true":
+			return true
+		case "never", "false":
+			return false
+		}
+	case bool:
+		return v
+	}
+	return def
+}
+
+func (b *Interface) setBootDevice(ctx context.Context, t *conductor.Task, dev string, persistent bool) error {
+	m, ok := t.Driver.Management()
+	if !ok {
+		return nil
+	}
+	if err := m.SetBootDevice(ctx, t, conductor.BootDevice{Device: dev, Persistent: persistent}); err != nil {
+		return fmt.Errorf("set boot device of node %s to %s: %w", t.Node.UUID, dev, err)
+	}
+	return nil
+}
+
+// CleanUpRamdisk implements conductor.Boot: the ramdisk's files go and the node is no longer
+// served a ramdisk.
+func (b *Interface) CleanUpRamdisk(ctx context.Context, t *conductor.Task) error {
+	if err := os.RemoveAll(NodeDir(b.cfg.Root, t.Node.UUID)); err != nil {
+		return fmt.Errorf("remove boot files of node %s: %w", t.Node.UUID, err)
+	}
+	return t.Save(ctx, func(n *ironwork.Node) { delete(n.DriverInternalInfo, bootKey) })
+}
+
+// PrepareInstance implements conductor.Boot: the instance boots from the local disk, and a
+// node that network-boots anyway is told to boot its disk.
+func (b *Interface) PrepareInstance(ctx context.Context, t *conductor.Task) error {
+	if err := os.RemoveAll(NodeDir(b.cfg.Root, t.Node.UUID)); err != nil {
+		return fmt.Errorf("remove boot files of node %s: %w", t.Node.UUID, err)
+	}
+	rec := record{Mode: "local", BootMode: BootMode(t.Node, b.cfg.DefaultBootMode), Iface: b.name}
+	if err := t.Save(ctx, func(n *ironwork.Node) {
+		if n.DriverInternalInfo == nil {
+			n.DriverInternalInfo = ironwork.JSONObject{}
+		}
+		n.DriverInternalInfo[bootKey] = rec.object()
+	}); err != nil {
+		return err
+	}
+	return b.setBootDevice(ctx, t, conductor.BootDisk, true)
+}
+
+// CleanUpInstance implements conductor.Boot.
+func (b *Interface) CleanUpInstance(ctx context.Context, t *conductor.Task) error {
+	return t.Save(ctx, func(n *ironwork.Node) { delete(n.DriverInternalInfo, bootKey) })
+}

@@ -1,0 +1,140 @@
+package httpboot_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ironwork/ironwork/internal/httpboot"
+)
+
+type scripts map[string]string
+
+func (s scripts) Script(_ context.Context, mac string) (string, error) {
+	if v, ok := s[mac]; ok {
+		return v, nil
+	}
+	if mac == "52:54:00:00:00:ee" {
+		return "", errors.New("database is down")
+	}
+	return "#!ipxe\nexit 1\n", nil
+}
+
+func (s scripts) ChainScript() string { return "#!ipxe\nchain /boot/${netX/mac}.ipxe\n" }
+
+func setup(t *testing.T) (*httptest.Server, []byte) {
+	t.Helper()
+	root := t.TempDir()
+	outside := t.TempDir()
+	data := make([]byte, 1<<20+123)
+	rand.Read(data)
+	if err := os.MkdirAll(filepath.Join(root, "nodes", "n1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"nodes/n1/kernel": data, "snponly.efi": []byte("EFI")} {
+		if err := os.WriteFile(filepath.Join(root, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("SECRET"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := httpboot.New(root, scripts{"52:54:00:00:00:01": "#!ipxe\necho node one\n"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return ts, data
+}
+
+func curl(t *testing.T, args ...string) (status string, body []byte) {
+	t.Helper()
+	bin, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl is not installed")
+	}
+	out, err := exec.Command(bin, append([]string{"-s", "-w", "\n%{http_code}"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("curl %v: %v", args, err)
+	}
+	i := bytes.LastIndexByte(out, '\n')
+	return string(out[i+1:]), out[:i]
+}
+
+// TestFilesWithCurl fetches boot files with curl, whole and by ranges, as firmware and iPXE do.
+func TestFilesWithCurl(t *testing.T) {
+	ts, data := setup(t)
+	code, body := curl(t, ts.URL+"/nodes/n1/kernel")
+	if code != "200" || !bytes.Equal(body, data) {
+		t.Fatalf("whole file: %s, %d bytes", code, len(body))
+	}
+	code, body = curl(t, "-r", "1000-1999", ts.URL+"/nodes/n1/kernel")
+	if code != "206" || !bytes.Equal(body, data[1000:2000]) {
+		t.Fatalf("range: %s, %d bytes", code, len(body))
+	}
+	code, body = curl(t, "-r", "-100", ts.URL+"/nodes/n1/kernel")
+	if code != "206" || !bytes.Equal(body, data[len(data)-100:]) {
+		t.Fatalf("suffix range: %s, %d bytes", code, len(body))
+	}
+	code, _ = curl(t, "-r", "5000000-6000000", ts.URL+"/nodes/n1/kernel")
+	if code != "416" {
+		t.Fatalf("range past the end: %s", code)
+	}
+	code, body = curl(t, "-I", ts.URL+"/nodes/n1/kernel")
+	if code != "200" || !strings.Contains(strings.ToLower(string(body)), "content-length: 1048699") {
+		t.Fatalf("HEAD: %s %s", code, body)
+	}
+}
+
+func TestRefusesEscapesDirectoriesAndWrites(t *testing.T) {
+	ts, _ := setup(t)
+	for _, p := range []string{"/escape", "/../../etc/passwd", "/nodes/../../secret", "/nodes/", "/nodes", "/", "/%2e%2e/etc/passwd"} {
+		code, body := curl(t, "--path-as-is", ts.URL+p)
+		if code != "404" || bytes.Contains(body, []byte("SECRET")) || bytes.Contains(body, []byte("root:")) {
+			t.Errorf("GET %s: %s %q", p, code, body)
+		}
+	}
+	code, _ := curl(t, "-X", "POST", "-d", "x", ts.URL+"/snponly.efi")
+	if code != "405" {
+		t.Errorf("POST: %s", code)
+	}
+}
+
+func TestScripts(t *testing.T) {
+	ts, _ := setup(t)
+	for path, want := range map[string]string{
+		"/boot/52:54:00:00:00:01.ipxe": "echo node one",
+		"/boot/52-54-00-00-00-01.ipxe": "echo node one",
+		"/boot/52:54:00:00:00:02.ipxe": "exit 1",
+		"/boot.ipxe":                   "chain /boot/${netX/mac}.ipxe",
+	} {
+		code, body := curl(t, ts.URL+path)
+		if code != "200" || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %s %q", path, code, body)
+		}
+	}
+	if code, _ := curl(t, ts.URL+"/boot/not-a-mac.ipxe"); code != "400" {
+		t.Errorf("bad MAC: %s", code)
+	}
+	resp, err := http.Get(ts.URL + "/boot/52:54:00:00:00:ee.ipxe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 500 {
+		t.Errorf("script that cannot be rendered: %d", resp.StatusCode)
+	}
+}

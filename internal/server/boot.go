@@ -1,0 +1,354 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/dhcp"
+	"github.com/ironwork/ironwork/internal/driver/pxe"
+	"github.com/ironwork/ironwork/internal/httpboot"
+	"github.com/ironwork/ironwork/internal/image"
+	"github.com/ironwork/ironwork/internal/netns"
+	"github.com/ironwork/ironwork/internal/sqlstore"
+	"github.com/ironwork/ironwork/internal/tftp"
+)
+
+// bootServices are the network boot services of a conductor: DHCP (or proxyDHCP) and
+// router advertisements on the provisioning interface, TFTP and the HTTP boot server.
+type bootServices struct {
+	cfg      Config
+	log      *slog.Logger
+	addr     net.IP // the provisioning interface's IPv4 address
+	resolver *pxe.Resolver
+	httpSrv  *httpboot.Server
+	httpLn   net.Listener
+	tftpSrv  *tftp.Server
+	tftpConn net.PacketConn
+	dhcpSrv  *dhcp.Server
+	ra       *dhcp.RouterAdvertiser
+}
+
+// bootRoot and imageDir are where boot files and the image cache live in the data dir.
+func bootRoot(cfg Config) string { return filepath.Join(cfg.DataDir, "boot") }
+func imageDir(cfg Config) string { return filepath.Join(cfg.DataDir, "images") }
+
+// interfaceIPv4 is the first IPv4 address of an interface, looked up in its namespace.
+func interfaceIPv4(ns, name string) (net.IP, error) {
+	var ip net.IP
+	err := netns.Do(ns, func() error {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return err
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				ip = n.IP.To4()
+				return nil
+			}
+		}
+		return fmt.Errorf("interface %s has no IPv4 address", name)
+	})
+	if err != nil {
+		where := ""
+		if ns != "" {
+			where = " in network namespace " + ns
+		}
+		return nil, fmt.Errorf("provisioning interface %s%s: %w", name, where, err)
+	}
+	return ip, nil
+}
+
+// onAddr puts ip in a listen address whose host is empty (":8080").
+func onAddr(listen string, ip net.IP) string {
+	host, port, _ := net.SplitHostPort(listen)
+	if host == "" && ip != nil {
+		host = ip.String()
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// reachAddr is the address nodes use for a listen address: a wildcard host ("", 0.0.0.0)
+// becomes the provisioning interface's address.
+func reachAddr(listen string, ip net.IP) string {
+	host, port, _ := net.SplitHostPort(listen)
+	if h := net.ParseIP(host); host == "" || (h != nil && h.IsUnspecified()) {
+		host = ip.String()
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// bootConfig works out the boot interfaces' settings; addr is nil when no provisioning
+// interface is set, and then the network boot interfaces fail validation with the reason.
+func bootConfig(cfg Config, addr net.IP) pxe.Config {
+	c := pxe.Config{Root: bootRoot(cfg), HTTPURL: cfg.HTTPBootURL, APIURL: cfg.AgentAPIURL,
+		KernelParams: cfg.KernelAppendParams, DefaultBootMode: cfg.DefaultBootMode}
+	if addr == nil {
+		return c
+	}
+	if c.HTTPURL == "" {
+		c.HTTPURL = "http://" + reachAddr(cfg.HTTPBootListen, addr)
+	}
+	if c.APIURL == "" {
+		_, port, _ := net.SplitHostPort(cfg.Listen)
+		c.APIURL = "http://" + net.JoinHostPort(addr.String(), port)
+	}
+	c.TFTPServer = addr.String()
+	if host, port, _ := net.SplitHostPort(reachAddr(cfg.TFTPListen, addr)); port != "69" {
+		c.TFTPServer = net.JoinHostPort(host, port)
+	}
+	return c
+}
+
+// imageLinker adapts the image cache to the boot interfaces.
+type imageLinker struct{ cache *image.Cache }
+
+func (l imageLinker) Link(ctx context.Context, url, checksum, dest string) error {
+	return l.cache.Link(ctx, image.Source{URL: url, Checksum: checksum}, dest)
+}
+
+// notConfigured is the boot interface when no provisioning interface is set: it says so.
+type notConfigured struct{}
+
+func (notConfigured) err() error {
+	return errors.New("network boot is not configured on this conductor: set provisioning_interface (--provisioning-interface)")
+}
+func (n notConfigured) Validate(context.Context, *conductor.Task) error        { return n.err() }
+func (n notConfigured) PrepareRamdisk(context.Context, *conductor.Task) error  { return n.err() }
+func (n notConfigured) CleanUpRamdisk(context.Context, *conductor.Task) error  { return nil }
+func (n notConfigured) PrepareInstance(context.Context, *conductor.Task) error { return n.err() }
+func (n notConfigured) CleanUpInstance(context.Context, *conductor.Task) error { return nil }
+
+// registerBoot adds the network boot interfaces to registry and returns the boot services
+// to run (nil when no provisioning interface is set).
+func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, registry conductor.Registry, log *slog.Logger) (*bootServices, error) {
+	if cfg.ProvisioningInterface == "" {
+		for _, name := range []string{pxe.IPXE, pxe.PXE, pxe.HTTP} {
+			registry.Add(ironwork.BootInterface, name, notConfigured{})
+		}
+		return nil, nil
+	}
+	addr, err := interfaceIPv4(cfg.ProvisioningNetns, cfg.ProvisioningInterface)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With("service", "boot")
+	cache, err := image.New(image.Config{Dir: imageDir(cfg), MaxSize: cfg.ImageCacheSize << 20, MaxAge: cfg.ImageCacheTTL.Duration,
+		AllowUnverified: true}, log)
+	if err != nil {
+		return nil, fmt.Errorf("image cache: %w", err)
+	}
+	pcfg := bootConfig(cfg, addr)
+	for _, name := range []string{pxe.IPXE, pxe.PXE, pxe.HTTP} {
+		b, err := pxe.New(name, pcfg, imageLinker{cache}, log)
+		if err != nil {
+			return nil, err
+		}
+		registry.Add(ironwork.BootInterface, name, b)
+	}
+	bs := &bootServices{cfg: cfg, log: log, addr: addr, resolver: &pxe.Resolver{Nodes: store, Cfg: pcfg}}
+	if err := bs.installIPXE(); err != nil {
+		return nil, err
+	}
+	if bs.httpSrv, err = httpboot.New(pcfg.Root, bs.resolver, log); err != nil {
+		return nil, err
+	}
+	if bs.httpLn, err = netns.Listen(ctx, cfg.ProvisioningNetns, "tcp", onAddr(cfg.HTTPBootListen, addr)); err != nil {
+		return nil, fmt.Errorf("HTTP boot server: %w", err)
+	}
+	ns := cfg.ProvisioningNetns
+	tcfg := tftp.Config{Dial: func(laddr, raddr *net.UDPAddr) (c *net.UDPConn, err error) {
+		err = netns.Do(ns, func() error {
+			c, err = net.DialUDP("udp", laddr, raddr)
+			return err
+		})
+		return c, err
+	}}
+	if bs.tftpSrv, err = tftp.NewDir(pcfg.Root, tcfg, log); err != nil {
+		return nil, fmt.Errorf("TFTP server: %w", err)
+	}
+	if bs.tftpConn, err = netns.ListenPacket(ctx, ns, "udp4", onAddr(cfg.TFTPListen, addr)); err != nil {
+		return nil, fmt.Errorf("TFTP server: %w", err)
+	}
+	if cfg.DHCPMode == "full" || cfg.DHCPMode == "proxy" {
+		dcfg := dhcp.Config{Mode: dhcp.Mode(cfg.DHCPMode), Interface: cfg.ProvisioningInterface, ServerIP: addr,
+			HTTPBootURL: pcfg.HTTPURL, EFIBootFile: cfg.EFIBootFile, LeaseTime: cfg.DHCPLeaseTime.Duration}
+		if cfg.DHCPMode == "full" {
+			dcfg.RangeStart, dcfg.RangeEnd, _ = ParseRange(cfg.DHCPRange)
+			dcfg.Router = net.ParseIP(cfg.DHCPRouter).To4()
+			if d := net.ParseIP(cfg.DHCPDNS).To4(); d != nil {
+				dcfg.DNS = []net.IP{d}
+			}
+		}
+		err := netns.Do(ns, func() error {
+			var err error
+			bs.dhcpSrv, err = dhcp.New(dcfg, dhcpNodes{bs.resolver}, storeLeases{store}, log)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("DHCP server: %w", err)
+		}
+	}
+	if bs.ra, err = dhcp.NewRouterAdvertiser(dhcp.RAConfig{Interface: cfg.ProvisioningInterface}, log); err != nil {
+		return nil, err
+	}
+	return bs, nil
+}
+
+// installIPXE puts the iPXE binaries and the chain script into the boot root.
+func (b *bootServices) installIPXE() error {
+	root := bootRoot(b.cfg)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return fmt.Errorf("create boot root: %w", err)
+	}
+	var missing []string
+	for _, name := range []string{"undionly.kpxe", "ipxe.efi", "snponly.efi"} {
+		if err := copyFile(filepath.Join(b.cfg.IPXEDir, name), filepath.Join(root, name)); err != nil {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		b.log.Warn("iPXE binaries missing: firmware that needs them cannot network-boot (Debian package ipxe)",
+			"dir", b.cfg.IPXEDir, "missing", strings.Join(missing, ", "))
+	}
+	if err := os.WriteFile(filepath.Join(root, "boot.ipxe"), []byte(b.resolver.ChainScript()), 0o644); err != nil {
+		return fmt.Errorf("write boot.ipxe: %w", err)
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+// serve runs every boot service until ctx ends. A service that stops early is logged at
+// once: nodes cannot boot without it, and the operator must hear of it before they try.
+func (b *bootServices) serve(ctx context.Context) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	ns := b.cfg.ProvisioningNetns
+	run := func(name string, fatal bool, fn func() error) {
+		wg.Go(func() {
+			err := fn()
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			if !fatal {
+				b.log.Warn(name+" stopped", "error", err)
+				return
+			}
+			b.log.Error(name+" stopped: nodes cannot network-boot", "error", err)
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			mu.Unlock()
+		})
+	}
+	run("HTTP boot server", true, func() error { return b.httpSrv.Serve(ctx, b.httpLn) })
+	run("TFTP server", true, func() error { return b.tftpSrv.Serve(ctx, b.tftpConn) })
+	if b.dhcpSrv != nil {
+		run("DHCP server", true, func() error { return netns.Do(ns, func() error { return b.dhcpSrv.Serve(ctx) }) })
+	}
+	// Router advertisements only spare iPXE its IPv6 wait: without them nodes boot slower.
+	run("router advertisements (iPXE will wait for IPv6 on each boot)", false,
+		func() error { return netns.Do(ns, func() error { return b.ra.Serve(ctx) }) })
+	b.log.Info("boot services running", "interface", b.cfg.ProvisioningInterface, "address", b.addr.String(),
+		"dhcp", b.cfg.DHCPMode, "http", b.httpLn.Addr().String(), "tftp", b.tftpConn.LocalAddr().String())
+	wg.Wait()
+	b.httpSrv.Close()
+	return errors.Join(errs...)
+}
+
+// dhcpNodes answers the DHCP server's questions from the ports and nodes.
+type dhcpNodes struct{ r *pxe.Resolver }
+
+func (d dhcpNodes) Lookup(ctx context.Context, mac net.HardwareAddr) (dhcp.Client, error) {
+	t, err := d.r.Lookup(ctx, mac.String())
+	if err != nil {
+		return dhcp.Client{}, err
+	}
+	c := dhcp.Client{Known: t.Known, NetBoot: t.NetBoot, Node: t.Node}
+	if t.StaticIP != "" {
+		c.StaticIP = net.ParseIP(t.StaticIP).To4()
+	}
+	return c, nil
+}
+
+// storeLeases keeps DHCP leases in the database.
+type storeLeases struct{ s *sqlstore.Store }
+
+func toLease(l sqlstore.DHCPLease) dhcp.Lease {
+	mac, _ := net.ParseMAC(l.MAC)
+	return dhcp.Lease{MAC: mac, IP: net.ParseIP(l.IP).To4(), Expires: l.Expires, Hostname: l.Hostname}
+}
+
+func (s storeLeases) Lease(ctx context.Context, mac net.HardwareAddr) (dhcp.Lease, bool, error) {
+	l, ok, err := s.s.Lease(ctx, mac.String())
+	return toLease(l), ok, err
+}
+
+func (s storeLeases) ByIP(ctx context.Context, ip net.IP) (dhcp.Lease, bool, error) {
+	l, ok, err := s.s.LeaseByIP(ctx, ip.String())
+	return toLease(l), ok, err
+}
+
+func (s storeLeases) PutLease(ctx context.Context, l dhcp.Lease) error {
+	err := s.s.PutLease(ctx, sqlstore.DHCPLease{MAC: l.MAC.String(), IP: l.IP.String(), Hostname: l.Hostname, Expires: l.Expires})
+	if errors.Is(err, sqlstore.ErrAddressInUse) {
+		return fmt.Errorf("%w: %w", dhcp.ErrAddressInUse, err)
+	}
+	return err
+}
+
+func (s storeLeases) DeleteLease(ctx context.Context, mac net.HardwareAddr) error {
+	return s.s.DeleteLease(ctx, mac.String())
+}
+
+func (s storeLeases) Leases(ctx context.Context) ([]dhcp.Lease, error) {
+	ls, err := s.s.Leases(ctx)
+	out := make([]dhcp.Lease, len(ls))
+	for i, l := range ls {
+		out[i] = toLease(l)
+	}
+	return out, err
+}
+
+// close releases the sockets of services that never ran.
+func (b *bootServices) close() {
+	if b.httpLn != nil {
+		b.httpLn.Close()
+	}
+	if b.tftpConn != nil {
+		b.tftpConn.Close()
+	}
+}
