@@ -4,7 +4,8 @@
 # openipmi, ipmitool, python3-pyghmi, python3-sushy and redfishtool (BMC simulators and independent
 # IPMI and Redfish clients), QEMU with iPXE and OVMF (virtual machines that network-boot), and the
 # real DHCP, TFTP and router-advertisement peers of the boot services (busybox udhcpc, ISC
-# dhclient, dnsmasq, tftp-hpa, atftp, ndisc6).
+# dhclient, dnsmasq, tftp-hpa, atftp, ndisc6), and the disk tools the agent's tests check its
+# work with (qemu-img, sgdisk, sfdisk, xorriso, zstd, xz).
 # Idempotent; needs root for apt-get.
 set -euo pipefail
 need=()
@@ -37,6 +38,11 @@ tftp tftp-hpa
 atftp atftp
 rdisc6 ndisc6
 /usr/sbin/ip iproute2
+sgdisk gdisk
+/usr/sbin/sfdisk fdisk
+xorriso xorriso
+zstd zstd
+xz xz-utils
 LIST
 [ ${#need[@]} -eq 0 ] && exit 0
 [ "$(id -u)" = 0 ] || { echo "deps.sh: missing ${need[*]}; run as root or install them" >&2; exit 1; }

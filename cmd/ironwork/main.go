@@ -16,6 +16,7 @@ const usage = `ironwork: bare-metal provisioning with an Ironic-compatible API
 Usage:
   ironwork serve [flags]                    run the server (see 'ironwork serve --help')
   ironwork vbmc --config FILE               virtual IPMI and Redfish BMCs for QEMU machines
+  ironwork ramdisk build --kernel-dir DIR --output DIR   build the deploy ramdisk
   ironwork node|port|portgroup|chassis VERB  manage records: list, show, create, set, unset, delete
   ironwork driver list|show|properties      hardware types and their interfaces
   ironwork conductor list|show              registered conductors
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "vbmc":
 		return runVBMC(ctx, args[1:], stdout, stderr)
+	case "ramdisk":
+		return runRamdisk(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "ironwork", version)
 		return 0

@@ -105,6 +105,7 @@ func (s *Server) routes() {
 	s.portgroupRoutes()
 	s.chassisRoutes()
 	s.driverRoutes()
+	s.agentRoutes()
 
 	s.handle("/", s.notFound)
 }

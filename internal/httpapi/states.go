@@ -24,6 +24,7 @@ type Conductor interface {
 	SetBootMode(ctx context.Context, ident, mode string) error
 	SetSecureBoot(ctx context.Context, ident string, on bool) error
 	SetTargetRAID(ctx context.Context, ident string, cfg ironwork.JSONObject) error
+	AgentHeartbeat(ctx context.Context, ident string, hb conductor.Heartbeat) error
 }
 
 // verbSince is the microversion that introduced each provision verb.

@@ -32,6 +32,7 @@ type params struct {
 	Device    *conductor.BootDevice       `json:"device,omitempty"`
 	Mode      string                      `json:"mode,omitempty"`
 	Config    ironwork.JSONObject         `json:"config,omitempty"`
+	Heartbeat *conductor.Heartbeat        `json:"heartbeat,omitempty"`
 }
 
 type request struct {
@@ -119,6 +120,11 @@ func dispatch(ctx context.Context, c *conductor.Conductor, req request) (any, er
 		return nil, c.SetSecureBoot(ctx, p.Node, p.On)
 	case "set_target_raid":
 		return nil, c.SetTargetRAID(ctx, p.Node, p.Config)
+	case "agent_heartbeat":
+		if p.Heartbeat == nil {
+			return nil, ironwork.Errorf(ironwork.EINVALID, "agent_heartbeat needs a heartbeat")
+		}
+		return nil, c.AgentHeartbeat(ctx, p.Node, *p.Heartbeat)
 	}
 	return nil, ironwork.Errorf(ironwork.EINVALID, "unknown method %q", req.Method)
 }
@@ -301,6 +307,12 @@ func (r *Router) SetSecureBoot(ctx context.Context, ident string, on bool) error
 func (r *Router) SetTargetRAID(ctx context.Context, ident string, cfg ironwork.JSONObject) error {
 	return r.call(ctx, params{Node: ident, Config: cfg}, "set_target_raid",
 		func(c *conductor.Conductor) (any, error) { return nil, c.SetTargetRAID(ctx, ident, cfg) }, nil)
+}
+
+// AgentHeartbeat implements httpapi.Conductor.
+func (r *Router) AgentHeartbeat(ctx context.Context, ident string, hb conductor.Heartbeat) error {
+	return r.call(ctx, params{Node: ident, Heartbeat: &hb}, "agent_heartbeat",
+		func(c *conductor.Conductor) (any, error) { return nil, c.AgentHeartbeat(ctx, ident, hb) }, nil)
 }
 
 // Ring is the ring the router routes by.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
@@ -36,6 +37,7 @@ type bootServices struct {
 	tftpConn net.PacketConn
 	dhcpSrv  *dhcp.Server
 	ra       *dhcp.RouterAdvertiser
+	cache    *image.Cache
 }
 
 // bootRoot and imageDir are where boot files and the image cache live in the data dir.
@@ -159,7 +161,7 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 		}
 		registry.Add(ironwork.BootInterface, name, b)
 	}
-	bs := &bootServices{cfg: cfg, log: log, addr: addr, resolver: &pxe.Resolver{Nodes: store, Cfg: pcfg}}
+	bs := &bootServices{cfg: cfg, log: log, addr: addr, resolver: &pxe.Resolver{Nodes: store, Cfg: pcfg}, cache: cache}
 	if err := bs.installIPXE(); err != nil {
 		return nil, err
 	}
@@ -279,6 +281,23 @@ func (b *bootServices) serve(ctx context.Context) error {
 	if b.dhcpSrv != nil {
 		run("DHCP server", true, func() error { return netns.Do(ns, func() error { return b.dhcpSrv.Serve(ctx) }) })
 	}
+	// The image cache expires masters by age and size, as Ironic's does, every hour.
+	wg.Go(func() {
+		tick := time.NewTicker(time.Hour)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if n, freed, err := b.cache.Clean(ctx); err != nil {
+					b.log.Warn("clean image cache", "error", err)
+				} else if n > 0 {
+					b.log.Info("image cache cleaned", "removed", n, "bytes", freed)
+				}
+			}
+		}
+	})
 	// Router advertisements only spare iPXE its IPv6 wait: without them nodes boot slower.
 	run("router advertisements (iPXE will wait for IPv6 on each boot)", false,
 		func() error { return netns.Do(ns, func() error { return b.ra.Serve(ctx) }) })

@@ -100,6 +100,9 @@ type Config struct {
 	KernelAppendParams string `toml:"kernel_append_params"`
 	// DefaultBootMode is bios or uefi, for nodes that do not say.
 	DefaultBootMode string `toml:"default_boot_mode"`
+	// AgentPowerOffTimeout is how long a deploy waits for the agent to power the node off
+	// before the BMC does (default 2m).
+	AgentPowerOffTimeout Duration `toml:"agent_power_off_timeout"`
 	// ImageCacheSize (MiB) and ImageCacheTTL bound the conductor's image cache.
 	ImageCacheSize int64    `toml:"image_cache_size"`
 	ImageCacheTTL  Duration `toml:"image_cache_ttl"`
@@ -147,6 +150,7 @@ func Default() Config {
 		KernelAppendParams:   "console=tty0 console=ttyS0,115200n8",
 		DefaultBootMode:      "uefi",
 		ImageCacheSize:       20480,
+		AgentPowerOffTimeout: Duration{2 * time.Minute},
 		ImageCacheTTL:        Duration{7 * 24 * time.Hour},
 	}
 }

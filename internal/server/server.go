@@ -13,6 +13,7 @@ import (
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/driver/direct"
 	"github.com/ironwork/ironwork/internal/driver/fake"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
 	"github.com/ironwork/ironwork/internal/driver/redfish"
@@ -104,6 +105,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		registry.Add(ironwork.ManagementInterface, "redfish", rf)
 		registry.Add(ironwork.PowerInterface, "ipmitool", ipmitool)
 		registry.Add(ironwork.ManagementInterface, "ipmitool", ipmitool)
+		registry.Add(ironwork.DeployInterface, "direct", direct.New(direct.Config{SoftPowerOffTimeout: cfg.AgentPowerOffTimeout.Duration}, log))
 		if s.boot, err = registerBoot(ctx, cfg, store, registry, log); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/agent/initsys"
+	"github.com/ironwork/ironwork/internal/agent/server"
+)
+
+// Log attribute keys.
+const (
+	logKeyNode     = "node"
+	logKeyURL      = "url"
+	logKeyError    = "error"
+	logKeyMACs     = "macs"
+	logKeyStatus   = "status"
+	logKeyInterval = "interval"
+)
+
+// apiVersion is the microversion the agent speaks (lookup with node_uuid, agent tokens).
+const apiVersion = "1.68"
+
+// hiddenToken is what lookup answers when the node's token was handed out already.
+const hiddenToken = "******"
+
+// errPoweredOff ends runAgent when standby.power_off ran with --no-poweroff.
+var errPoweredOff = errors.New("powered off")
+
+// agentEnv is what runAgent needs from its caller.
+type agentEnv struct {
+	log      *slog.Logger
+	console  *initsys.Console
+	logs     *server.LogBuffer
+	powerOff func() error
+}
+
+// runAgent looks the node up, serves the command API and heartbeats until ctx is cancelled
+// or standby.power_off ran. It returns nil on those ends.
+func runAgent(ctx context.Context, cfg Config, env agentEnv) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	client := newAPIClient(cfg)
+	macs, err := localMACs(cfg.BootMAC)
+	if err != nil {
+		return err
+	}
+	env.console.Printf("lookup: %s with MACs %s", cfg.APIURL, strings.Join(macs, ","))
+	lr, err := client.lookupRetry(ctx, env.log, macs, cfg.NodeUUID, cfg.LookupTimeout)
+	if err != nil {
+		return err
+	}
+	nodeUUID, _ := lr.Node["uuid"].(string)
+	if nodeUUID == "" {
+		return errors.New("lookup answer has no node uuid")
+	}
+	token := lr.Config.AgentToken
+	if token == hiddenToken || token == "" {
+		if cfg.AgentToken == "" {
+			return fmt.Errorf("lookup of node %s: the API withheld the agent token (%q: it was handed out to an earlier agent) and none was given on the kernel command line (ipa-agent-token); power-cycle the node so the conductor issues a new one", nodeUUID, token)
+		}
+		token = cfg.AgentToken
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen for commands: %w", err)
+	}
+	callback := cfg.AdvertiseURL
+	if callback == "" {
+		if callback, err = advertiseURL(cfg, ln.Addr()); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	env.console.Printf("node %s: commands on %s, heartbeating to %s", nodeUUID, callback, cfg.APIURL)
+	env.log.Info("looked up", logKeyNode, nodeUUID, logKeyURL, callback)
+
+	kick := make(chan struct{}, 1)
+	machine := &server.Machine{
+		RootDevice: cfg.RootDevice,
+		SysRoot:    cfg.SysRoot,
+		Node:       lr.Node,
+		BootMAC:    cfg.BootMAC,
+		HTTPClient: client.imageClient,
+		Logger:     env.log,
+		Logs:       env.logs,
+		PowerOff: func() {
+			go func() {
+				time.Sleep(time.Second) // let the conductor read the result first
+				if cfg.NoPowerOff {
+					env.console.Printf("power off requested; --no-poweroff: exiting")
+					cancel(errPoweredOff)
+					return
+				}
+				if err := env.powerOff(); err != nil {
+					env.log.Error("power off", logKeyError, err)
+				}
+			}()
+		},
+	}
+	srv := server.New(server.Config{
+		Token:    token,
+		Version:  version,
+		Commands: machine.Commands(),
+		Logger:   env.log,
+		OnDone: func(api.CommandResult) {
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		},
+	})
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ctx, ln) }()
+
+	hb := heartbeater{client: client, node: nodeUUID, token: token, callback: callback, srv: srv, log: env.log}
+	hb.loop(ctx, heartbeatInterval(lr.Config.HeartbeatTimeout), kick)
+	cancel(nil)
+	if err := <-serveErr; err != nil {
+		return err
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, errPoweredOff) && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return nil
+}
+
+// heartbeatInterval is min(timeout/3, 10s), at least a second.
+func heartbeatInterval(timeoutSeconds int) time.Duration {
+	d := 10 * time.Second
+	if t := time.Duration(timeoutSeconds) * time.Second / 3; timeoutSeconds > 0 && t < d {
+		d = t
+	}
+	return max(d, time.Second)
+}
+
+// apiClient talks to the Ironic API.
+type apiClient struct {
+	base        string
+	http        *http.Client
+	imageClient *http.Client
+}
+
+func newAPIClient(cfg Config) *apiClient {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.Insecure {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // ipa-insecure asks for it
+	}
+	return &apiClient{
+		base:        strings.TrimRight(cfg.APIURL, "/"),
+		http:        &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		imageClient: &http.Client{Transport: tr},
+	}
+}
+
+func (c *apiClient) do(ctx context.Context, method, path string, body any, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-OpenStack-Ironic-API-Version", apiVersion)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return resp.StatusCode, fmt.Errorf("HTTP %s: %s", resp.Status, strings.TrimSpace(string(raw)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode answer: %w", err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// lookup asks the API which node has these MACs.
+func (c *apiClient) lookup(ctx context.Context, macs []string, node string) (api.LookupResponse, error) {
+	q := url.Values{"addresses": {strings.Join(macs, ",")}}
+	if node != "" {
+		q.Set("node_uuid", node)
+	}
+	var lr api.LookupResponse
+	_, err := c.do(ctx, http.MethodGet, "/v1/lookup?"+q.Encode(), nil, &lr)
+	return lr, err
+}
+
+// lookupRetry retries the lookup with exponential backoff (1 s doubling to 30 s) until it
+// succeeds or timeout passes.
+func (c *apiClient) lookupRetry(ctx context.Context, log *slog.Logger, macs []string, node string, timeout time.Duration) (api.LookupResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	delay := time.Second
+	for attempt := 1; ; attempt++ {
+		lr, err := c.lookup(ctx, macs, node)
+		if err == nil {
+			return lr, nil
+		}
+		log.Warn("lookup failed, retrying", logKeyError, err, logKeyMACs, strings.Join(macs, ","), "attempt", attempt)
+		select {
+		case <-ctx.Done():
+			return api.LookupResponse{}, fmt.Errorf("lookup of MACs %s at %s gave no node within %s: %w", strings.Join(macs, ","), c.base, timeout, err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+// heartbeater posts the agent's state.
+type heartbeater struct {
+	client   *apiClient
+	node     string
+	token    string
+	callback string
+	srv      *server.Server
+	log      *slog.Logger
+	plain    bool // send IPA's heartbeat fields only (the API refused ours)
+}
+
+// loop heartbeats at once, then every interval and whenever kick fires, until ctx ends.
+func (h *heartbeater) loop(ctx context.Context, interval time.Duration, kick <-chan struct{}) {
+	h.log.Info("heartbeating", logKeyInterval, interval)
+	first := true
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		h.beat(ctx, first)
+		first = false
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-kick:
+			t.Reset(interval)
+		}
+	}
+}
+
+func (h *heartbeater) beat(ctx context.Context, first bool) {
+	st := h.srv.Status()
+	req := api.HeartbeatRequest{
+		CallbackURL:  h.callback,
+		AgentToken:   h.token,
+		AgentVersion: "ironwork-agent " + version,
+		AgentStatus:  "idle",
+	}
+	switch {
+	case st.Busy:
+		req.AgentStatus = "busy"
+		req.AgentStatusMessage = "running " + st.Command
+		req.Progress = st.Progress
+	case first:
+		req.AgentStatus = "start"
+	case st.Failed:
+		req.AgentStatus = "error"
+		req.AgentStatusMessage = st.Command + " failed"
+	}
+	hctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	path := "/v1/heartbeat/" + url.PathEscape(h.node)
+	if h.plain {
+		req = api.HeartbeatRequest{CallbackURL: req.CallbackURL, AgentToken: req.AgentToken, AgentVersion: req.AgentVersion}
+	}
+	code, err := h.client.do(hctx, http.MethodPost, path, req, nil)
+	if code == http.StatusBadRequest && !h.plain {
+		// An Ironic that knows neither agent_status (API 1.72) nor ironwork_progress refuses
+		// the body: from now on send only what IPA sends at 1.68.
+		h.log.Warn("heartbeat refused, falling back to IPA's fields", logKeyError, err)
+		h.plain = true
+		req = api.HeartbeatRequest{CallbackURL: req.CallbackURL, AgentToken: req.AgentToken, AgentVersion: req.AgentVersion}
+		_, err = h.client.do(hctx, http.MethodPost, path, req, nil)
+	}
+	if err != nil && ctx.Err() == nil {
+		h.log.Warn("heartbeat failed", logKeyNode, h.node, logKeyError, err)
+		return
+	}
+	h.log.Debug("heartbeat", logKeyNode, h.node, logKeyStatus, req.AgentStatus)
+}
+
+// localMACs are the MACs of this machine's NICs (non-loopback, Ethernet), BOOTIF's first.
+func localMACs(bootMAC string) ([]string, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	var macs []string
+	seen := map[string]bool{}
+	add := func(m string) {
+		if m != "" && !seen[m] {
+			seen[m] = true
+			macs = append(macs, m)
+		}
+	}
+	add(strings.ToLower(bootMAC))
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagLoopback != 0 || len(ifc.HardwareAddr) != 6 {
+			continue
+		}
+		add(ifc.HardwareAddr.String())
+	}
+	if len(macs) == 0 {
+		return nil, errors.New("no network interface with a MAC address: nothing to look the node up by")
+	}
+	return macs, nil
+}
+
+// advertiseURL is http://<address>:<listening port>: ipa-advertise-host, else the local
+// address of the route to the API (a UDP "connect" sends nothing), else the listen address.
+func advertiseURL(cfg Config, listen net.Addr) (string, error) {
+	_, port, err := net.SplitHostPort(listen.String())
+	if err != nil {
+		return "", fmt.Errorf("callback URL: %w", err)
+	}
+	host := cfg.AdvertiseHost
+	if host == "" {
+		u, err := url.Parse(cfg.APIURL)
+		if err != nil {
+			return "", fmt.Errorf("callback URL: %w", err)
+		}
+		apiPort := u.Port()
+		if apiPort == "" {
+			apiPort = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		conn, err := net.Dial("udp", net.JoinHostPort(u.Hostname(), apiPort))
+		if err != nil {
+			return "", fmt.Errorf("callback URL: no route to the API %s: %w", u.Host, err)
+		}
+		host = conn.LocalAddr().(*net.UDPAddr).IP.String()
+		conn.Close()
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}

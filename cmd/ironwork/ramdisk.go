@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/ironwork/ironwork/internal/ramdisk"
+)
+
+const ramdiskUsage = `Usage: ironwork ramdisk build --kernel-dir DIR --output DIR [--agent PATH] [--modules LIST]
+
+Builds the deploy ramdisk: OUTPUT/ironwork-deploy.kernel (the kernel's vmlinuz) and
+OUTPUT/ironwork-deploy.initramfs (gzip'd cpio: /init = ironwork-agent, the listed kernel
+modules and their dependencies). DIR is what scripts/kernel.sh prints. Without --agent the
+agent is built with 'go build' (CGO_ENABLED=0) from this source tree.
+`
+
+// runRamdisk is 'ironwork ramdisk build'.
+func runRamdisk(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "build" {
+		fmt.Fprint(stderr, ramdiskUsage)
+		return 2
+	}
+	fs := flag.NewFlagSet("ironwork ramdisk build", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, ramdiskUsage); fs.PrintDefaults() }
+	kernelDir := fs.String("kernel-dir", "", "kernel directory: vmlinuz and lib/modules/<version>/ (scripts/kernel.sh prints it)")
+	agentPath := fs.String("agent", "", "ironwork-agent binary (default: go build ./cmd/ironwork-agent)")
+	output := fs.String("output", "", "output directory")
+	modules := fs.String("modules", strings.Join(ramdisk.DefaultModules(), ","), "kernel modules to include, comma-separated (their dependencies come too)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *kernelDir == "" || *output == "" {
+		fmt.Fprintln(stderr, "ironwork ramdisk build: --kernel-dir and --output are required")
+		return 2
+	}
+	if *agentPath == "" {
+		built, cleanup, err := buildAgent(ctx, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "ironwork ramdisk build:", err)
+			return 1
+		}
+		defer cleanup()
+		*agentPath = built
+	}
+	var names []string
+	for _, m := range strings.Split(*modules, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			names = append(names, m)
+		}
+	}
+	if names == nil {
+		names = []string{}
+	}
+	res, err := ramdisk.Build(ctx, ramdisk.BuildConfig{KernelDir: *kernelDir, Agent: *agentPath, Output: *output, Modules: names})
+	if err != nil {
+		fmt.Fprintln(stderr, "ironwork ramdisk build:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "kernel %s\n", res.KernelVersion)
+	fmt.Fprintf(stdout, "%s\t%d bytes (%.1f MiB)\n", res.KernelPath, res.KernelSize, mib(res.KernelSize))
+	fmt.Fprintf(stdout, "%s\t%d bytes (%.1f MiB gzip'd, %.1f MiB unpacked)\n", res.InitramfsPath, res.InitramfsSize, mib(res.InitramfsSize), mib(res.CPIOSize))
+	fmt.Fprintf(stdout, "modules: %d included\n", len(res.Modules))
+	if len(res.Builtin) > 0 {
+		fmt.Fprintf(stdout, "built into the kernel: %s\n", strings.Join(res.Builtin, " "))
+	}
+	if len(res.Missing) > 0 {
+		fmt.Fprintf(stdout, "not in this kernel (skipped): %s\n", strings.Join(res.Missing, " "))
+	}
+	return 0
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// buildAgent compiles cmd/ironwork-agent from the source tree around the working directory.
+func buildAgent(ctx context.Context, stderr io.Writer) (string, func(), error) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", nil, errors.New("--agent is required: no go tool to build ironwork-agent with")
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return "", nil, fmt.Errorf("--agent is required: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "ironwork-agent-build-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	out := filepath.Join(dir, "ironwork-agent")
+	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags", "-s -w -X main.version="+version, "-o", out, "./cmd/ironwork-agent")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	var msg bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &msg, &msg
+	fmt.Fprintln(stderr, "building ironwork-agent in", root)
+	if err := cmd.Run(); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("go build ironwork-agent: %w: %s", err, strings.TrimSpace(msg.String()))
+	}
+	return out, cleanup, nil
+}
+
+// moduleRoot finds the ironwork source tree from the working directory upwards.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.Contains(b, []byte("module github.com/ironwork/ironwork\n")) {
+			if _, err := os.Stat(filepath.Join(dir, "cmd/ironwork-agent")); err == nil {
+				return dir, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the ironwork source tree")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,162 @@
+package conductor
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"time"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/sqlstore"
+)
+
+// driver_internal_info keys of the deploy agent, named as Ironic names them where it has them.
+const (
+	AgentTokenKey     = "agent_secret_token"
+	AgentURLKey       = "agent_url"
+	AgentVersionKey   = "agent_version"
+	AgentHeartbeatKey = "agent_last_heartbeat"
+	AgentProgressKey  = "ironwork_agent_progress"
+)
+
+// lookupStates are the states in which a node's agent may look itself up and heartbeat, as
+// Ironic allows.
+var lookupStates = map[ironwork.ProvisionState]bool{
+	ironwork.Deploying: true, ironwork.DeployWait: true, ironwork.Cleaning: true, ironwork.CleanWait: true,
+	ironwork.Inspecting: true, ironwork.InspectWait: true, ironwork.Rescuing: true, ironwork.RescueWait: true,
+	ironwork.Servicing: true, ironwork.ServiceWait: true,
+}
+
+// AgentMayLookUp says whether a node in state st has an agent that may look itself up.
+func AgentMayLookUp(st ironwork.ProvisionState) bool { return lookupStates[st] }
+
+// IssueAgentToken gives a node's agent its secret token: a new one the first time after the
+// node's agent boots, "******" once it was handed out (the agent keeps the one it got).
+func IssueAgentToken(ctx context.Context, store *sqlstore.Store, ident string) (string, *ironwork.Node, error) {
+	var token string
+	n, err := store.UpdateNode(ctx, ident, func(n *ironwork.Node) error {
+		if n.DriverInternalInfo == nil {
+			n.DriverInternalInfo = ironwork.JSONObject{}
+		}
+		if existing, _ := n.DriverInternalInfo[AgentTokenKey].(string); existing != "" {
+			token = "******"
+			return nil
+		}
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return fmt.Errorf("make agent token: %w", err)
+		}
+		token = base64.RawURLEncoding.EncodeToString(b)
+		n.DriverInternalInfo[AgentTokenKey] = token
+		return nil
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return token, n, nil
+}
+
+// ForgetAgent removes what a node knows of its agent (token, URL): the next ramdisk boot
+// looks up anew. Boot interfaces' callers use it when the ramdisk is (re)booted or removed.
+func ForgetAgent(n *ironwork.Node) {
+	for _, k := range []string{AgentTokenKey, AgentURLKey, AgentVersionKey, AgentHeartbeatKey, AgentProgressKey} {
+		delete(n.DriverInternalInfo, k)
+	}
+}
+
+// Heartbeat is what an agent reports in POST /v1/heartbeat/{node}.
+type Heartbeat struct {
+	CallbackURL  string         `json:"callback_url"`
+	AgentToken   string         `json:"agent_token"`
+	AgentVersion string         `json:"agent_version"`
+	AgentStatus  string         `json:"agent_status"`
+	Progress     map[string]any `json:"progress,omitempty"`
+}
+
+// HeartbeatHandler is a deploy interface that acts on its agent's heartbeats while the node
+// waits: resume means the node's steps go on now.
+type HeartbeatHandler interface {
+	Heartbeat(ctx context.Context, t *Task, hb Heartbeat) (resume bool, err error)
+}
+
+// AgentHeartbeat records a heartbeat of a node's agent and, when the node waits for its
+// agent and no other work holds it, lets the deploy interface decide whether to go on.
+func (c *Conductor) AgentHeartbeat(ctx context.Context, ident string, hb Heartbeat) error {
+	n, err := c.store.GetNode(ctx, ident)
+	if err != nil {
+		return err
+	}
+	want, _ := n.DriverInternalInfo[AgentTokenKey].(string)
+	if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(hb.AgentToken)) != 1 {
+		return ironwork.Errorf(ironwork.EFORBIDDEN, "Invalid or missing agent token received for node %s.", n.UUID)
+	}
+	if !lookupStates[n.ProvisionState] {
+		return ironwork.Errorf(ironwork.ECONFLICT, "Node %s is in state %s, in which its agent does not heartbeat.", n.UUID, n.ProvisionState)
+	}
+	if _, err := c.store.UpdateNode(ctx, n.UUID, func(n *ironwork.Node) error {
+		n.DriverInternalInfo[AgentURLKey] = hb.CallbackURL
+		n.DriverInternalInfo[AgentVersionKey] = hb.AgentVersion
+		n.DriverInternalInfo[AgentHeartbeatKey] = time.Now().UTC().Format(time.RFC3339)
+		if hb.Progress != nil {
+			n.DriverInternalInfo[AgentProgressKey] = hb.Progress
+		} else {
+			delete(n.DriverInternalInfo, AgentProgressKey)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	switch n.ProvisionState {
+	case ironwork.DeployWait, ironwork.CleanWait, ironwork.ServiceWait, ironwork.RescueWait:
+	default:
+		return nil // the conductor is at work on the node; it reads the agent fields itself
+	}
+	t, err := c.lock(ctx, n.UUID)
+	if ironwork.ErrorCode(err) == ironwork.ELOCKED {
+		return nil // busy: the next heartbeat comes soon
+	}
+	if err != nil {
+		return err
+	}
+	h, ok := t.Driver.Impl(ironwork.DeployInterface).(HeartbeatHandler)
+	if !ok || t.Node.ProvisionState != n.ProvisionState {
+		c.release(t.Node)
+		return nil
+	}
+	resume, err := h.Heartbeat(ctx, t, hb)
+	if err != nil {
+		kind := StepKind(fmt.Sprint(t.Node.DriverInternalInfo[stepKindKey]))
+		c.failSteps(ctx, t, kind, fmt.Errorf("%s", errText(err)))
+		c.release(t.Node)
+		return nil
+	}
+	if !resume {
+		// A live agent at work keeps the node from its callback timeout; a dead one does not.
+		now := time.Now().UTC()
+		if err := t.Save(ctx, func(n *ironwork.Node) { n.ProvisionUpdatedAt = &now }); err != nil {
+			t.Log.Warn("record agent progress", "error", err)
+		}
+		c.release(t.Node)
+		return nil
+	}
+	done, err := c.acquireWorker()
+	if err != nil {
+		c.release(t.Node)
+		return nil // no worker free: the next heartbeat tries again
+	}
+	if err := c.transition(ctx, t, ironwork.EventResume, "", ""); err != nil {
+		done()
+		c.release(t.Node)
+		return err
+	}
+	c.background(t, done, c.continueSteps)
+	return nil
+}
+
+// SetPower drives the task's node to target (power on, power off, rebooting...) through its
+// power interface within the conductor's power action timeout, and records the result.
+func (t *Task) SetPower(ctx context.Context, target ironwork.PowerState) error {
+	return t.c.doPower(ctx, t, target, t.c.cfg.PowerActionTimeout)
+}

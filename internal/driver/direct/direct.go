@@ -1,0 +1,310 @@
+// Package direct is the direct deploy interface, Ironic's default: the node boots the deploy
+// agent's ramdisk, the agent writes the image straight onto its disk and powers the node off,
+// and the node boots the image from its disk. Cleaning runs the agent's clean steps the same
+// way. Each stage is a step, so the node's deploy_step or clean_step shows where it is, and
+// each wait for the agent ends in a heartbeat (or in the conductor's callback timeout).
+// The package talks to the agent over its command API; hardware only through the node's
+// boot, power and management interfaces.
+package direct
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/conductor"
+)
+
+// waitKey records in driver_internal_info the agent command a node waits for.
+const waitKey = "ironwork_agent_command"
+
+// Config tunes the interface.
+type Config struct {
+	// SoftPowerOffTimeout is how long the agent's own power off may take before the BMC
+	// powers the node off (Ironic's [agent]post_deploy_get_power_state_retries x interval).
+	SoftPowerOffTimeout time.Duration
+	// EraseDevicesPriority is the priority of the erase_devices clean step; 0 (the default)
+	// leaves it to manual cleaning, because zeroing whole disks takes hours.
+	EraseDevicesPriority int
+	// HTTP is the client for the agent's API; nil means one with a 60 s timeout.
+	HTTP *http.Client
+}
+
+// Interface is the direct deploy interface.
+type Interface struct {
+	cfg   Config
+	agent agentClient
+	log   *slog.Logger
+}
+
+var (
+	_ conductor.Deploy           = (*Interface)(nil)
+	_ conductor.StepProvider     = (*Interface)(nil)
+	_ conductor.StepRunner       = (*Interface)(nil)
+	_ conductor.HeartbeatHandler = (*Interface)(nil)
+	_ conductor.Validator        = (*Interface)(nil)
+)
+
+// New returns the direct deploy interface.
+func New(cfg Config, log *slog.Logger) *Interface {
+	if cfg.SoftPowerOffTimeout <= 0 {
+		cfg.SoftPowerOffTimeout = 2 * time.Minute
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = &http.Client{Timeout: 60 * time.Second}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Interface{cfg: cfg, agent: agentClient{http: cfg.HTTP}, log: log}
+}
+
+// Steps implements conductor.StepProvider, with Ironic's priorities for the deploy steps.
+func (d *Interface) Steps(kind conductor.StepKind) []conductor.Step {
+	switch kind {
+	case conductor.DeploySteps:
+		return []conductor.Step{
+			{Name: "deploy", Priority: 100},
+			{Name: "write_image", Priority: 80},
+			{Name: "prepare_instance_boot", Priority: 60},
+			{Name: "tear_down_agent", Priority: 40},
+			{Name: "boot_instance", Priority: 20},
+		}
+	case conductor.CleanSteps:
+		return []conductor.Step{
+			{Name: "boot_agent", Priority: 1000, Abortable: true},
+			{Name: "erase_devices_metadata", Priority: 99, Abortable: true, RequiresRamdisk: true},
+			{Name: "erase_devices", Priority: d.cfg.EraseDevicesPriority, Abortable: true, RequiresRamdisk: true},
+			{Name: "tear_down_cleaning", Priority: 1},
+		}
+	}
+	return nil
+}
+
+// Validate implements conductor.Validator: a deploy needs an image and its checksum.
+func (d *Interface) Validate(_ context.Context, t *conductor.Task) error {
+	ii := t.Node.InstanceInfo
+	var missing []string
+	if s, _ := ii["image_source"].(string); s == "" {
+		missing = append(missing, "image_source")
+	} else if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
+		return fmt.Errorf("instance_info.image_source must be an http or https URL the agent can download, not %q", s)
+	}
+	if c, _ := ii["image_checksum"].(string); c == "" {
+		if h, _ := ii["image_os_hash_value"].(string); h == "" {
+			missing = append(missing, "image_checksum (or image_os_hash_algo and image_os_hash_value)")
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("some parameters were missing in node's instance_info: %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func boot(t *conductor.Task) (conductor.Boot, error) {
+	b, ok := t.Driver.Impl(ironwork.BootInterface).(conductor.Boot)
+	if !ok {
+		return nil, fmt.Errorf("the boot interface %q cannot boot a ramdisk", t.Node.Interfaces[ironwork.BootInterface])
+	}
+	return b, nil
+}
+
+// bootAgent boots the node into the agent's ramdisk and waits for the agent's heartbeat.
+func (d *Interface) bootAgent(ctx context.Context, t *conductor.Task) (bool, error) {
+	b, err := boot(t)
+	if err != nil {
+		return false, err
+	}
+	if err := t.Save(ctx, func(n *ironwork.Node) {
+		conductor.ForgetAgent(n)
+		delete(n.DriverInternalInfo, waitKey)
+	}); err != nil {
+		return false, err
+	}
+	if err := b.PrepareRamdisk(ctx, t); err != nil {
+		return false, fmt.Errorf("prepare the ramdisk boot: %w", err)
+	}
+	target := ironwork.PowerOn
+	if t.Node.PowerState == ironwork.PowerOn {
+		target = ironwork.Rebooting
+	}
+	if err := t.SetPower(ctx, target); err != nil {
+		return false, fmt.Errorf("boot the ramdisk: %w", err)
+	}
+	t.Log.Info("waiting for the deploy agent", "state", t.Node.ProvisionState)
+	return true, nil
+}
+
+// Deploy implements conductor.Deploy: the deploy step boots the agent.
+func (d *Interface) Deploy(ctx context.Context, t *conductor.Task) (bool, error) {
+	return d.bootAgent(ctx, t)
+}
+
+// TearDown implements conductor.Deploy: the node ends powered off and no longer boots its
+// instance; cleaning follows.
+func (d *Interface) TearDown(ctx context.Context, t *conductor.Task) error {
+	if err := t.SetPower(ctx, ironwork.PowerOff); err != nil {
+		return err
+	}
+	b, err := boot(t)
+	if err != nil {
+		return err
+	}
+	return b.CleanUpInstance(ctx, t)
+}
+
+// agentOf returns the URL and token of the node's running agent.
+func agentOf(t *conductor.Task) (url, token string, err error) {
+	url, _ = t.Node.DriverInternalInfo[conductor.AgentURLKey].(string)
+	token, _ = t.Node.DriverInternalInfo[conductor.AgentTokenKey].(string)
+	if url == "" {
+		return "", "", fmt.Errorf("no deploy agent is running on node %s (a manual clean with agent steps needs the deploy.boot_agent step first)", t.Node.UUID)
+	}
+	return url, token, nil
+}
+
+// RunStep implements conductor.StepRunner.
+func (d *Interface) RunStep(ctx context.Context, t *conductor.Task, step conductor.Step) (bool, error) {
+	switch step.Name {
+	case "boot_agent":
+		return d.bootAgent(ctx, t)
+	case "write_image":
+		params, err := imageParams(t.Node)
+		if err != nil {
+			return false, err
+		}
+		return d.start(ctx, t, "standby.prepare_image", params)
+	case "erase_devices_metadata", "erase_devices":
+		return d.start(ctx, t, "clean.execute_clean_step", map[string]any{
+			"step": map[string]any{"interface": "deploy", "step": step.Name, "priority": step.Priority, "args": step.Args},
+			"node": map[string]any{"uuid": t.Node.UUID}, "ports": []any{}})
+	case "prepare_instance_boot":
+		b, err := boot(t)
+		if err != nil {
+			return false, err
+		}
+		return false, b.PrepareInstance(ctx, t)
+	case "tear_down_agent":
+		return false, d.powerOffThroughAgent(ctx, t)
+	case "boot_instance":
+		if err := t.SetPower(ctx, ironwork.PowerOn); err != nil {
+			return false, err
+		}
+		return false, t.Save(ctx, func(n *ironwork.Node) { conductor.ForgetAgent(n) })
+	case "tear_down_cleaning":
+		if err := t.SetPower(ctx, ironwork.PowerOff); err != nil {
+			return false, err
+		}
+		b, err := boot(t)
+		if err != nil {
+			return false, err
+		}
+		if err := b.CleanUpRamdisk(ctx, t); err != nil {
+			return false, err
+		}
+		return false, t.Save(ctx, func(n *ironwork.Node) { conductor.ForgetAgent(n) })
+	}
+	return false, fmt.Errorf("the direct deploy interface has no step %q", step.Name)
+}
+
+// start sends an asynchronous command to the agent and waits for its end.
+func (d *Interface) start(ctx context.Context, t *conductor.Task, name string, params map[string]any) (bool, error) {
+	url, token, err := agentOf(t)
+	if err != nil {
+		return false, err
+	}
+	res, err := d.agent.run(ctx, url, token, name, params, false)
+	if err != nil {
+		return false, err
+	}
+	if res.CommandStatus == api.CommandFailed {
+		return false, fmt.Errorf("agent command %s failed: %s", name, commandError(res))
+	}
+	t.Log.Info("agent command started", "command", name, "id", res.ID)
+	if res.CommandStatus == api.CommandSucceeded {
+		return false, nil
+	}
+	return true, t.Save(ctx, func(n *ironwork.Node) {
+		n.DriverInternalInfo[waitKey] = map[string]any{"name": name, "id": res.ID}
+	})
+}
+
+// Heartbeat implements conductor.HeartbeatHandler: the node goes on when its agent has just
+// booted, or when the command it waits for has ended.
+func (d *Interface) Heartbeat(ctx context.Context, t *conductor.Task, hb conductor.Heartbeat) (bool, error) {
+	w, _ := t.Node.DriverInternalInfo[waitKey].(map[string]any)
+	if w == nil {
+		return true, nil // the agent is up: the next step can use it
+	}
+	name, _ := w["name"].(string)
+	id, _ := w["id"].(string)
+	res, err := d.agent.status(ctx, hb.CallbackURL, hb.AgentToken, id)
+	if err != nil {
+		return false, fmt.Errorf("agent command %s: %w", name, err)
+	}
+	switch res.CommandStatus {
+	case api.CommandRunning:
+		return false, nil
+	case api.CommandFailed:
+		return false, fmt.Errorf("agent command %s failed: %s", name, commandError(res))
+	}
+	t.Log.Info("agent command finished", "command", name, "id", id)
+	return true, t.Save(ctx, func(n *ironwork.Node) { delete(n.DriverInternalInfo, waitKey) })
+}
+
+// powerOffThroughAgent asks the agent to power the node off from inside (so the OS flushes
+// its disks), watches the BMC until the node is off, and powers it off through the BMC
+// when the agent cannot or the time runs out.
+func (d *Interface) powerOffThroughAgent(ctx context.Context, t *conductor.Task) error {
+	url, token, err := agentOf(t)
+	if err == nil {
+		if _, err = d.agent.run(ctx, url, token, "standby.power_off", nil, false); err == nil {
+			p, ok := t.Driver.Power()
+			if ok {
+				read := func() (ironwork.PowerState, error) { return p.PowerState(ctx, t) }
+				if err = conductor.WaitForPower(ctx, read, ironwork.PowerOff, d.cfg.SoftPowerOffTimeout, time.Second); err == nil {
+					return t.Save(ctx, func(n *ironwork.Node) { n.PowerState = ironwork.PowerOff })
+				}
+			}
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	t.Log.Warn("the agent did not power the node off; powering off through the BMC", "error", err)
+	return t.SetPower(ctx, ironwork.PowerOff)
+}
+
+// imageParams builds the agent's image_info and config drive from the node's instance_info.
+func imageParams(n *ironwork.Node) (map[string]any, error) {
+	ii := n.InstanceInfo
+	str := func(k string) string { s, _ := ii[k].(string); return s }
+	info := map[string]any{
+		"id": str("image_source"), "urls": []string{str("image_source")}, "image_type": "whole-disk",
+		"disk_format": str("image_disk_format"), "node_uuid": n.UUID,
+	}
+	if c := str("image_checksum"); c != "" {
+		info["checksum"] = c
+	}
+	if h := str("image_os_hash_value"); h != "" {
+		info["os_hash_algo"], info["os_hash_value"] = str("image_os_hash_algo"), h
+	}
+	if hints, ok := n.Properties["root_device"].(map[string]any); ok {
+		info["root_device"] = hints
+	}
+	params := map[string]any{"image_info": info}
+	switch cd := ii["configdrive"].(type) {
+	case nil:
+	case string:
+		params["configdrive"] = cd
+	default:
+		return nil, fmt.Errorf("a config drive given as an object is built by the conductor, which this version does not do yet: give it as a gzipped, base64-encoded ISO 9660 image")
+	}
+	return params, nil
+}

@@ -1,0 +1,504 @@
+package ramdisk
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+
+	"github.com/ironwork/ironwork/internal/agent/initsys"
+)
+
+// Output file names.
+const (
+	KernelName    = "ironwork-deploy.kernel"
+	InitramfsName = "ironwork-deploy.initramfs"
+)
+
+// DefaultModules are the drivers a deploy ramdisk needs on common servers and in QEMU:
+// virtio, Intel and Mellanox NICs, AHCI, NVMe and SCSI disks, and virtio_rng (a VM without
+// RDRAND otherwise waits minutes for the kernel CRNG, which DHCP transaction IDs need).
+// Their dependencies come too.
+func DefaultModules() []string {
+	return []string{"virtio_net", "virtio_blk", "virtio_scsi", "virtio_pci", "e1000", "e1000e",
+		"igb", "ixgbe", "i40e", "mlx5_core", "ahci", "nvme", "sd_mod", "virtio_rng"}
+}
+
+// BuildConfig says what goes into a deploy ramdisk.
+type BuildConfig struct {
+	KernelDir string   // holds vmlinuz and lib/modules/<version>/ (what scripts/kernel.sh prints)
+	Agent     string   // the ironwork-agent binary, becomes /init
+	Output    string   // directory for ironwork-deploy.kernel and ironwork-deploy.initramfs
+	Modules   []string // module names; nil means DefaultModules
+}
+
+// BuildResult describes a built ramdisk.
+type BuildResult struct {
+	KernelVersion string
+	KernelPath    string
+	InitramfsPath string
+	KernelSize    int64
+	InitramfsSize int64    // gzip'd
+	CPIOSize      int64    // uncompressed archive
+	Modules       []string // module paths included (relative to lib/modules/<version>), load order
+	Builtin       []string // requested modules the kernel has built in
+	Missing       []string // requested modules this kernel has neither as file nor built in
+}
+
+// Build writes cfg.Output/ironwork-deploy.kernel (a copy of vmlinuz) and
+// cfg.Output/ironwork-deploy.initramfs: a gzip'd newc cpio with /init (the agent), the empty
+// mount points, and lib/modules/<version>/ holding the requested modules, everything they
+// depend on (modules.dep when the kernel directory has one, else each module's .modinfo
+// "depends="), decompressed to plain .ko, plus a modules.dep for just those. A second
+// archive appended to the first carries /dev/console and /dev/null, which the kernel needs
+// before /init runs (the cpio writer makes no device nodes); GNU cpio -t lists the first only.
+// The same inputs give the same bytes: entries sorted, times zero, gzip header without name
+// or time.
+func Build(ctx context.Context, cfg BuildConfig) (BuildResult, error) {
+	if cfg.Modules == nil {
+		cfg.Modules = DefaultModules()
+	}
+	agentBin, err := os.ReadFile(cfg.Agent)
+	if err != nil {
+		return BuildResult{}, fmt.Errorf("read agent: %w", err)
+	}
+	if !bytes.HasPrefix(agentBin, []byte("\x7fELF")) {
+		return BuildResult{}, fmt.Errorf("agent %s is not an ELF executable", cfg.Agent)
+	}
+	version, modDir, err := findModuleDir(cfg.KernelDir)
+	if err != nil {
+		return BuildResult{}, err
+	}
+	res := BuildResult{KernelVersion: version}
+	tree, err := readModuleTree(modDir)
+	if err != nil {
+		return BuildResult{}, err
+	}
+	sel, err := tree.closure(ctx, cfg.Modules, &res)
+	if err != nil {
+		return BuildResult{}, err
+	}
+	if err := os.MkdirAll(cfg.Output, 0o755); err != nil {
+		return BuildResult{}, fmt.Errorf("create output: %w", err)
+	}
+	res.KernelPath = filepath.Join(cfg.Output, KernelName)
+	if res.KernelSize, err = copyFile(filepath.Join(cfg.KernelDir, "vmlinuz"), res.KernelPath); err != nil {
+		return BuildResult{}, err
+	}
+	res.InitramfsPath = filepath.Join(cfg.Output, InitramfsName)
+	if err := writeInitramfs(ctx, res.InitramfsPath, version, agentBin, tree, sel, &res); err != nil {
+		return BuildResult{}, err
+	}
+	return res, nil
+}
+
+// findModuleDir returns the only lib/modules/<version> under dir.
+func findModuleDir(dir string) (string, string, error) {
+	entries, err := os.ReadDir(filepath.Join(dir, "lib/modules"))
+	if err != nil {
+		return "", "", fmt.Errorf("kernel directory %s: %w", dir, err)
+	}
+	var versions []string
+	for _, e := range entries {
+		if e.IsDir() {
+			versions = append(versions, e.Name())
+		}
+	}
+	if len(versions) != 1 {
+		return "", "", fmt.Errorf("kernel directory %s: want exactly one lib/modules/<version>, found %v", dir, versions)
+	}
+	return versions[0], filepath.Join(dir, "lib/modules", versions[0]), nil
+}
+
+// moduleTree indexes a lib/modules/<version> directory.
+type moduleTree struct {
+	dir     string
+	byName  map[string]string   // module name → path relative to dir (as shipped, maybe .ko.xz)
+	dep     map[string][]string // modules.dep, when present: path → dependency paths
+	builtin map[string]bool
+}
+
+func readModuleTree(dir string) (*moduleTree, error) {
+	t := &moduleTree{dir: dir, byName: map[string]string{}, builtin: map[string]bool{}}
+	err := filepath.WalkDir(filepath.Join(dir, "kernel"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !isModuleFile(p) {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if prev, ok := t.byName[initsys.ModuleName(rel)]; !ok || rel < prev {
+			t.byName[initsys.ModuleName(rel)] = rel
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index modules: %w", err)
+	}
+	if f, err := os.Open(filepath.Join(dir, "modules.dep")); err == nil {
+		deps, err := initsys.ParseModulesDep(f)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		t.dep = deps
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil {
+		for _, line := range strings.Fields(string(b)) {
+			t.builtin[initsys.ModuleName(line)] = true
+		}
+	}
+	return t, nil
+}
+
+func isModuleFile(p string) bool {
+	for _, ext := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
+		if strings.HasSuffix(p, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// depsOf returns the paths rel depends on directly (modules.dep lists the closure; that is
+// fine for a graph walk).
+func (t *moduleTree) depsOf(rel string) ([]string, error) {
+	if t.dep != nil {
+		return t.dep[rel], nil
+	}
+	data, err := t.read(rel)
+	if err != nil {
+		return nil, err
+	}
+	names, err := modinfoDepends(data)
+	if err != nil {
+		return nil, fmt.Errorf("module %s: %w", rel, err)
+	}
+	var out []string
+	for _, n := range names {
+		p, ok := t.byName[initsys.ModuleName(n)]
+		if !ok {
+			if t.builtin[initsys.ModuleName(n)] {
+				continue
+			}
+			return nil, fmt.Errorf("module %s depends on %s, which this kernel does not ship", rel, n)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// closure resolves the requested names to module paths plus their dependencies.
+func (t *moduleTree) closure(ctx context.Context, names []string, res *BuildResult) (initsys.ModuleDeps, error) {
+	sel := initsys.ModuleDeps{}
+	var queue []string
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		name := initsys.ModuleName(n)
+		if p, ok := t.byName[name]; ok {
+			queue = append(queue, p)
+		} else if t.builtin[name] {
+			res.Builtin = append(res.Builtin, n)
+		} else {
+			res.Missing = append(res.Missing, n)
+		}
+	}
+	for len(queue) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p := queue[0]
+		queue = queue[1:]
+		if _, done := sel[p]; done {
+			continue
+		}
+		deps, err := t.depsOf(p)
+		if err != nil {
+			return nil, err
+		}
+		sel[p] = deps
+		queue = append(queue, deps...)
+	}
+	order, err := sel.LoadOrder()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range order {
+		res.Modules = append(res.Modules, plainName(p))
+	}
+	return sel, nil
+}
+
+// plainName is the path a module has in the ramdisk: decompressed, so .ko.
+func plainName(rel string) string {
+	for _, ext := range []string{".xz", ".zst", ".gz"} {
+		rel = strings.TrimSuffix(rel, ext)
+	}
+	return rel
+}
+
+// read returns a module's ELF bytes, decompressed.
+func (t *moduleTree) read(rel string) ([]byte, error) {
+	raw, err := os.ReadFile(filepath.Join(t.dir, rel))
+	if err != nil {
+		return nil, fmt.Errorf("read module: %w", err)
+	}
+	var r io.Reader
+	switch {
+	case strings.HasSuffix(rel, ".xz"):
+		if r, err = xz.NewReader(bytes.NewReader(raw)); err != nil {
+			return nil, fmt.Errorf("decompress %s: %w", rel, err)
+		}
+	case strings.HasSuffix(rel, ".zst"):
+		d, err := zstd.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("decompress %s: %w", rel, err)
+		}
+		defer d.Close()
+		r = d
+	case strings.HasSuffix(rel, ".gz"):
+		if r, err = gzip.NewReader(bytes.NewReader(raw)); err != nil {
+			return nil, fmt.Errorf("decompress %s: %w", rel, err)
+		}
+	default:
+		return raw, nil
+	}
+	out, err := io.ReadAll(io.LimitReader(r, 512<<20))
+	if err != nil {
+		return nil, fmt.Errorf("decompress %s: %w", rel, err)
+	}
+	return out, nil
+}
+
+// modinfoDepends reads the "depends=" entry of a module's .modinfo section.
+func modinfoDepends(ko []byte) ([]string, error) {
+	f, err := elf.NewFile(bytes.NewReader(ko))
+	if err != nil {
+		return nil, fmt.Errorf("parse ELF: %w", err)
+	}
+	sec := f.Section(".modinfo")
+	if sec == nil {
+		return nil, errors.New("no .modinfo section")
+	}
+	data, err := sec.Data()
+	if err != nil {
+		return nil, fmt.Errorf("read .modinfo: %w", err)
+	}
+	var deps []string
+	for _, kv := range bytes.Split(data, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte("depends=")); ok {
+			for _, d := range strings.Split(string(v), ",") {
+				if d = strings.TrimSpace(d); d != "" {
+					deps = append(deps, d)
+				}
+			}
+		}
+	}
+	return deps, nil
+}
+
+// modulesDep renders a modules.dep for the selected modules: every module with its whole
+// dependency closure, ordered as depmod does (modprobe loads the list from the end).
+func modulesDep(sel initsys.ModuleDeps, order []string) []byte {
+	pos := map[string]int{}
+	for i, p := range order {
+		pos[p] = i
+	}
+	var b bytes.Buffer
+	for _, p := range order {
+		seen := map[string]bool{}
+		var walk func(string)
+		walk = func(m string) {
+			for _, d := range sel[m] {
+				if !seen[d] {
+					seen[d] = true
+					walk(d)
+				}
+			}
+		}
+		walk(p)
+		deps := make([]string, 0, len(seen))
+		for d := range seen {
+			deps = append(deps, d)
+		}
+		sort.Slice(deps, func(i, j int) bool { return pos[deps[i]] > pos[deps[j]] })
+		fmt.Fprintf(&b, "%s:", plainName(p))
+		for _, d := range deps {
+			fmt.Fprintf(&b, " %s", plainName(d))
+		}
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// rootDirs are created empty in the ramdisk (mount points and scratch space).
+func rootDirs() []string { return []string{"dev", "etc", "proc", "run", "sys", "tmp", "var/log"} }
+
+func writeInitramfs(ctx context.Context, out, version string, agentBin []byte, tree *moduleTree, sel initsys.ModuleDeps, res *BuildResult) error {
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".initramfs-*")
+	if err != nil {
+		return fmt.Errorf("write initramfs: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	zw, err := gzip.NewWriterLevel(tmp, gzip.BestCompression)
+	if err != nil {
+		return err
+	}
+	counter := &countingWriter{w: zw}
+	c := NewCPIO(counter)
+	for _, d := range rootDirs() {
+		if err := c.Dir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := c.File("init", 0o755, agentBin); err != nil {
+		return err
+	}
+	order, err := sel.LoadOrder()
+	if err != nil {
+		return err
+	}
+	modRoot := path.Join("lib/modules", version)
+	files := map[string][]byte{path.Join(modRoot, "modules.dep"): modulesDep(sel, order)}
+	for _, extra := range []string{"modules.builtin", "modules.builtin.modinfo", "modules.order"} {
+		if b, err := os.ReadFile(filepath.Join(tree.dir, extra)); err == nil {
+			files[path.Join(modRoot, extra)] = b
+		}
+	}
+	for _, p := range order {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, err := tree.read(p)
+		if err != nil {
+			return err
+		}
+		files[path.Join(modRoot, plainName(p))] = data
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := c.File(n, 0o644, files[n]); err != nil {
+			return err
+		}
+	}
+	if err := c.Close(); err != nil {
+		return err
+	}
+	if err := writeDeviceNodes(counter); err != nil {
+		return err
+	}
+	res.CPIOSize = counter.n
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("write initramfs: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("write initramfs: %w", err)
+	}
+	fi, err := tmp.Stat()
+	if err != nil {
+		return err
+	}
+	res.InitramfsSize = fi.Size()
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return fmt.Errorf("write initramfs: %w", err)
+	}
+	return nil
+}
+
+// writeDeviceNodes appends a second newc archive with /dev/console and /dev/null. The kernel
+// opens /dev/console for init's stdio before running it, and Go's runtime wants fds 0-2.
+func writeDeviceNodes(w io.Writer) error {
+	const modeChar = 0o020000
+	nodes := []struct {
+		name         string
+		perm         uint32
+		major, minor int
+	}{{"dev/console", 0o600, 5, 1}, {"dev/null", 0o666, 1, 3}, {"TRAILER!!!", 0, 0, 0}}
+	var b bytes.Buffer
+	for i, n := range nodes {
+		mode, ino, nlink := uint32(modeChar)|n.perm, 0x7fff0001+i, 1
+		if n.name == "TRAILER!!!" {
+			mode, ino, nlink = 0, 0, 1
+		}
+		fmt.Fprintf(&b, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+			ino, mode, 0, 0, nlink, 0, 0, 0, 0, n.major, n.minor, len(n.name)+1, 0)
+		b.WriteString(n.name + "\x00")
+		for b.Len()%4 != 0 {
+			b.WriteByte(0)
+		}
+	}
+	if _, err := w.Write(b.Bytes()); err != nil {
+		return fmt.Errorf("write device nodes: %w", err)
+	}
+	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func copyFile(src, dst string) (int64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, fmt.Errorf("read kernel: %w", err)
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".kernel-*")
+	if err != nil {
+		return 0, fmt.Errorf("write kernel: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	n, err := io.Copy(tmp, in)
+	if err == nil {
+		err = tmp.Close()
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), dst)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("write kernel: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,251 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/server"
+)
+
+// hostMAC is a MAC address of this machine: the agent, run here as a process, looks itself
+// up by the machine's NICs, so the test node's port must carry one of them.
+func hostMAC(t *testing.T) string {
+	t.Helper()
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback == 0 && len(i.HardwareAddr) == 6 {
+			return i.HardwareAddr.String()
+		}
+	}
+	t.Skip("this machine has no NIC with a MAC address for the agent to look itself up by")
+	return ""
+}
+
+func buildAgent(t *testing.T, dir string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is needed to build ironwork-agent")
+	}
+	bin := filepath.Join(dir, "ironwork-agent")
+	cmd := exec.Command(goBin, "build", "-o", bin, "../../cmd/ironwork-agent")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build ironwork-agent: %v: %s", err, out)
+	}
+	return bin
+}
+
+// agentProc runs the agent as a process writing to disk, until it exits or the test ends.
+type agentProc struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
+}
+
+func startAgent(t *testing.T, bin, apiURL, disk string) *agentProc {
+	t.Helper()
+	port := strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
+	p := &agentProc{out: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(bin, "--api-url", apiURL, "--listen", "127.0.0.1:"+port,
+		"--advertise-url", "http://127.0.0.1:"+port, "--root-device", disk, "--no-poweroff", "--lookup-timeout", "60s")
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("--- agent log ---\n%s", p.out.String())
+		}
+	})
+	return p
+}
+
+func (p *agentProc) stop() {
+	if p.cmd.ProcessState == nil {
+		_ = p.cmd.Process.Kill()
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// waitState polls a node until its provision state is want (failing at once on a failed
+// state) and returns the node.
+func waitState(t *testing.T, c *api.Client, uuid, want string, within time.Duration) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var n map[string]any
+		if err := c.Do(context.Background(), http.MethodGet, "/v1/nodes/"+uuid, nil, &n); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := n["provision_state"].(string)
+		if st == want {
+			return n
+		}
+		if strings.HasSuffix(st, "failed") && !strings.HasSuffix(want, "failed") {
+			t.Fatalf("node went to %q instead of %q: %v", st, want, n["last_error"])
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node in %q, not %q, after %s (last_error %v)", st, want, within, n["last_error"])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func provisionVerb(t *testing.T, c *api.Client, uuid, target string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		err := c.Do(context.Background(), http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target}, nil)
+		if err == nil {
+			return
+		}
+		if !api.IsStatus(err, http.StatusConflict) || i > 100 {
+			t.Fatalf("provision %s: %v", target, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// qemuImage makes a small whole-disk image with qemu-img: a raw file with a marker and
+// random data, and its qcow2 conversion.
+func qemuImage(t *testing.T, dir string) (raw, qcow2 []byte) {
+	t.Helper()
+	qi, err := exec.LookPath("qemu-img")
+	if err != nil {
+		t.Skip("qemu-img is not installed (Debian package qemu-utils)")
+	}
+	rawPath := filepath.Join(dir, "src.raw")
+	data := make([]byte, 8<<20)
+	copy(data, "IRONWORK-DEPLOYED-IMAGE")
+	for i := 1 << 20; i < 3<<20; i++ {
+		data[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(rawPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	qcowPath := filepath.Join(dir, "src.qcow2")
+	if out, err := exec.Command(qi, "convert", "-f", "raw", "-O", "qcow2", rawPath, qcowPath).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img convert: %v: %s", err, out)
+	}
+	q, err := os.ReadFile(qcowPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, q
+}
+
+// TestDirectDeployWithTheAgent runs the direct deploy interface end to end against
+// ironwork-agent running as a process, with a file as the node's disk: cleaning erases the
+// disk's metadata, deploy writes a qcow2 image through the agent, undeploy cleans again, and
+// an image with a wrong checksum fails the deploy with the reason.
+func TestDirectDeployWithTheAgent(t *testing.T) {
+	dir := t.TempDir()
+	mac := hostMAC(t)
+	raw, qcow := qemuImage(t, dir)
+	agent := buildAgent(t, dir)
+	images := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "image.qcow2", time.Time{}, bytes.NewReader(qcow))
+	}))
+	defer images.Close()
+	sum := sha256.Sum256(qcow)
+
+	disk := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(disk, bytes.Repeat([]byte{0xAA}, 16<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "sqlite://"+filepath.Join(dir, "db"), func(c *server.Config) {
+		c.AgentPowerOffTimeout = server.Duration{Duration: 2 * time.Second}
+	})
+	c := &api.Client{BaseURL: srv.URL(), Version: "1.87"}
+	ctx := context.Background()
+	var node map[string]any
+	if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": "direct-1", "driver": "fake-hardware",
+		"deploy_interface": "direct", "boot_interface": "fake",
+		"instance_info": map[string]any{"image_source": images.URL + "/image.qcow2", "image_checksum": "sha256:" + hex.EncodeToString(sum[:]),
+			"image_disk_format": "qcow2"}}, &node); err != nil {
+		t.Fatal(err)
+	}
+	uuid := node["uuid"].(string)
+	if err := c.Do(ctx, http.MethodPost, "/v1/ports", map[string]any{"node_uuid": uuid, "address": mac}, nil); err != nil {
+		t.Fatal(err)
+	}
+	provisionVerb(t, c, uuid, "manage")
+	waitState(t, c, uuid, "manageable", 10*time.Second)
+
+	start := time.Now()
+	provisionVerb(t, c, uuid, "provide")
+	waitState(t, c, uuid, "clean wait", 10*time.Second)
+	a := startAgent(t, agent, srv.URL(), disk)
+	waitState(t, c, uuid, "available", 60*time.Second)
+	a.stop()
+	t.Logf("cleaning with the agent: %.1f s", time.Since(start).Seconds())
+	b, _ := os.ReadFile(disk)
+	if !bytes.Equal(b[:1<<20], make([]byte, 1<<20)) {
+		t.Fatal("cleaning left the disk's first MiB as it was")
+	}
+
+	start = time.Now()
+	provisionVerb(t, c, uuid, "active")
+	waitState(t, c, uuid, "wait call-back", 10*time.Second)
+	startAgent(t, agent, srv.URL(), disk)
+	n := waitState(t, c, uuid, "active", 90*time.Second)
+	t.Logf("deploy with the agent: %.1f s", time.Since(start).Seconds())
+	if n["power_state"] != "power on" {
+		t.Errorf("deployed node is %v", n["power_state"])
+	}
+	b, _ = os.ReadFile(disk)
+	if !bytes.Equal(b[:len(raw)], raw) {
+		t.Fatal("the disk does not hold the image (compared with the raw source of the qcow2)")
+	}
+	if dii, _ := n["driver_internal_info"].(map[string]any); dii["agent_url"] != nil || dii["agent_secret_token"] != nil {
+		t.Errorf("the agent's URL or token outlived the deploy: %v", dii)
+	}
+
+	start = time.Now()
+	provisionVerb(t, c, uuid, "deleted")
+	waitState(t, c, uuid, "clean wait", 20*time.Second)
+	startAgent(t, agent, srv.URL(), disk)
+	waitState(t, c, uuid, "available", 60*time.Second)
+	t.Logf("undeploy and cleaning: %.1f s", time.Since(start).Seconds())
+	b, _ = os.ReadFile(disk)
+	if bytes.Contains(b[:1<<20], []byte("IRONWORK-DEPLOYED-IMAGE")) {
+		t.Fatal("undeploy's cleaning left the image's first MiB")
+	}
+
+	// A wrong checksum: the agent refuses the image and the node fails with the reason.
+	// (Undeploy cleared instance_info, as in Ironic.)
+	if err := c.Do(ctx, http.MethodPatch, "/v1/nodes/"+uuid, []map[string]any{{"op": "add", "path": "/instance_info",
+		"value": map[string]any{"image_source": images.URL + "/image.qcow2", "image_checksum": "sha256:" + strings.Repeat("0", 64)}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	provisionVerb(t, c, uuid, "active")
+	waitState(t, c, uuid, "wait call-back", 10*time.Second)
+	startAgent(t, agent, srv.URL(), disk)
+	n = waitState(t, c, uuid, "deploy failed", 60*time.Second)
+	if le := fmt.Sprint(n["last_error"]); !strings.Contains(le, "checksum") || !strings.Contains(le, strings.Repeat("0", 64)) {
+		t.Errorf("last_error does not give the checksum mismatch: %s", le)
+	}
+	b, _ = os.ReadFile(disk)
+	if !bytes.Equal(b[:1<<20], make([]byte, 1<<20)) {
+		t.Error("a failed write left a bootable first MiB")
+	}
+}
