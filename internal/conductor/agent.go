@@ -82,20 +82,18 @@ type HeartbeatHandler interface {
 }
 
 // AgentHeartbeat records a heartbeat of a node's agent and, when the node waits for its
-// agent and no other work holds it, lets the deploy interface decide whether to go on.
+// agent and no other work holds it, lets the deploy interface decide in a worker whether the
+// node goes on. It returns at once: the agent's request never waits for the agent.
 func (c *Conductor) AgentHeartbeat(ctx context.Context, ident string, hb Heartbeat) error {
-	n, err := c.store.GetNode(ctx, ident)
-	if err != nil {
-		return err
-	}
-	want, _ := n.DriverInternalInfo[AgentTokenKey].(string)
-	if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(hb.AgentToken)) != 1 {
-		return ironwork.Errorf(ironwork.EFORBIDDEN, "Invalid or missing agent token received for node %s.", n.UUID)
-	}
-	if !lookupStates[n.ProvisionState] {
-		return ironwork.Errorf(ironwork.ECONFLICT, "Node %s is in state %s, in which its agent does not heartbeat.", n.UUID, n.ProvisionState)
-	}
-	if _, err := c.store.UpdateNode(ctx, n.UUID, func(n *ironwork.Node) error {
+	// The token and the state are checked in the same transaction that records the
+	// heartbeat, so an agent that lost its node cannot write its URL back.
+	n, err := c.store.UpdateNode(ctx, ident, func(n *ironwork.Node) error {
+		if !tokenMatches(n, hb.AgentToken) {
+			return ironwork.Errorf(ironwork.EFORBIDDEN, "Invalid or missing agent token received for node %s.", n.UUID)
+		}
+		if !lookupStates[n.ProvisionState] {
+			return ironwork.Errorf(ironwork.ECONFLICT, "Node %s is in state %s, in which its agent does not heartbeat.", n.UUID, n.ProvisionState)
+		}
 		n.DriverInternalInfo[AgentURLKey] = hb.CallbackURL
 		n.DriverInternalInfo[AgentVersionKey] = hb.AgentVersion
 		n.DriverInternalInfo[AgentHeartbeatKey] = time.Now().UTC().Format(time.RFC3339)
@@ -105,13 +103,19 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, ident string, hb Heartbe
 			delete(n.DriverInternalInfo, AgentProgressKey)
 		}
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
+	// Rescue and inspection have their own interfaces; only steps wait on the deploy one.
 	switch n.ProvisionState {
-	case ironwork.DeployWait, ironwork.CleanWait, ironwork.ServiceWait, ironwork.RescueWait:
+	case ironwork.DeployWait, ironwork.CleanWait, ironwork.ServiceWait:
 	default:
 		return nil // the conductor is at work on the node; it reads the agent fields itself
+	}
+	if n.Maintenance {
+		c.log.Info("heartbeat of a node in maintenance: its steps wait until maintenance ends", "node", n.UUID)
+		return nil
 	}
 	t, err := c.lock(ctx, n.UUID)
 	if ironwork.ErrorCode(err) == ironwork.ELOCKED {
@@ -121,23 +125,7 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, ident string, hb Heartbe
 		return err
 	}
 	h, ok := t.Driver.Impl(ironwork.DeployInterface).(HeartbeatHandler)
-	if !ok || t.Node.ProvisionState != n.ProvisionState {
-		c.release(t.Node)
-		return nil
-	}
-	resume, err := h.Heartbeat(ctx, t, hb)
-	if err != nil {
-		kind := StepKind(fmt.Sprint(t.Node.DriverInternalInfo[stepKindKey]))
-		c.failSteps(ctx, t, kind, fmt.Errorf("%s", errText(err)))
-		c.release(t.Node)
-		return nil
-	}
-	if !resume {
-		// A live agent at work keeps the node from its callback timeout; a dead one does not.
-		now := time.Now().UTC()
-		if err := t.Save(ctx, func(n *ironwork.Node) { n.ProvisionUpdatedAt = &now }); err != nil {
-			t.Log.Warn("record agent progress", "error", err)
-		}
+	if !ok || t.Node.ProvisionState != n.ProvisionState || t.Node.Maintenance || !tokenMatches(t.Node, hb.AgentToken) {
 		c.release(t.Node)
 		return nil
 	}
@@ -146,13 +134,37 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, ident string, hb Heartbe
 		c.release(t.Node)
 		return nil // no worker free: the next heartbeat tries again
 	}
-	if err := c.transition(ctx, t, ironwork.EventResume, "", ""); err != nil {
-		done()
-		c.release(t.Node)
-		return err
-	}
-	c.background(t, done, c.continueSteps)
+	c.background(t, done, func(ctx context.Context, t *Task) { c.onHeartbeat(ctx, t, h, hb) })
 	return nil
+}
+
+// onHeartbeat runs in a worker under the node's lock: the deploy interface looks at its agent
+// and says whether the node's steps go on.
+func (c *Conductor) onHeartbeat(ctx context.Context, t *Task, h HeartbeatHandler, hb Heartbeat) {
+	resume, err := h.Heartbeat(ctx, t, hb)
+	if err != nil {
+		kind := StepKind(fmt.Sprint(t.Node.DriverInternalInfo[stepKindKey]))
+		c.failSteps(ctx, t, kind, fmt.Errorf("%s", errText(err)))
+		return
+	}
+	if !resume {
+		// A live agent at work keeps the node from its callback timeout; a dead one does not.
+		now := time.Now().UTC()
+		if err := t.Save(ctx, func(n *ironwork.Node) { n.ProvisionUpdatedAt = &now }); err != nil {
+			t.Log.Warn("record agent progress", "error", err)
+		}
+		return
+	}
+	if err := c.transition(ctx, t, ironwork.EventResume, "", ""); err != nil {
+		t.Log.Error("resume after the agent's heartbeat", "error", err)
+		return
+	}
+	c.continueSteps(ctx, t)
+}
+
+func tokenMatches(n *ironwork.Node, got string) bool {
+	want, _ := n.DriverInternalInfo[AgentTokenKey].(string)
+	return want != "" && subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
 }
 
 // SetPower drives the task's node to target (power on, power off, rebooting...) through its

@@ -105,7 +105,14 @@ func (c *Conductor) doPower(ctx context.Context, t *Task, target ironwork.PowerS
 		_ = t.Save(ctx, func(n *ironwork.Node) { n.PowerState, n.TargetPowerState, n.LastError = final, "", msg })
 		return ironwork.Errorf(ironwork.EINVALID, "%s", msg)
 	}
-	if err := t.Save(ctx, func(n *ironwork.Node) { n.PowerState, n.TargetPowerState = final, "" }); err != nil {
+	if err := t.Save(ctx, func(n *ironwork.Node) {
+		n.PowerState, n.TargetPowerState = final, ""
+		// An agent does not outlive a power off or a reboot: the next one looks up anew and
+		// gets a new token, as in Ironic.
+		if final == ironwork.PowerOff || target == ironwork.Rebooting || target == ironwork.SoftRebooting {
+			ForgetAgent(n)
+		}
+	}); err != nil {
 		return err
 	}
 	t.Log.Info("power state changed", "target", target, "state", final)

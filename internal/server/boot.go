@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -97,7 +99,10 @@ func reachAddr(listen string, ip net.IP) string {
 // interface is set, and then the network boot interfaces fail validation with the reason.
 func bootConfig(cfg Config, addr net.IP) pxe.Config {
 	c := pxe.Config{Root: bootRoot(cfg), HTTPURL: cfg.HTTPBootURL, APIURL: cfg.AgentAPIURL,
-		KernelParams: cfg.KernelAppendParams, DefaultBootMode: cfg.DefaultBootMode}
+		KernelParams: cfg.KernelAppendParams, DefaultBootMode: cfg.DefaultBootMode, FileDirs: cfg.FileURLAllowedPaths}
+	if len(c.FileDirs) == 0 {
+		c.FileDirs = []string{filepath.Join(cfg.DataDir, "ramdisk"), "/var/cache/ironwork"}
+	}
 	if addr == nil {
 		return c
 	}
@@ -136,7 +141,7 @@ func (n notConfigured) CleanUpInstance(context.Context, *conductor.Task) error {
 
 // registerBoot adds the network boot interfaces to registry and returns the boot services
 // to run (nil when no provisioning interface is set).
-func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, registry conductor.Registry, log *slog.Logger) (*bootServices, error) {
+func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, registry conductor.Registry, log *slog.Logger) (bs *bootServices, err error) {
 	if cfg.ProvisioningInterface == "" {
 		for _, name := range []string{pxe.IPXE, pxe.PXE, pxe.HTTP} {
 			registry.Add(ironwork.BootInterface, name, notConfigured{})
@@ -161,7 +166,13 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 		}
 		registry.Add(ironwork.BootInterface, name, b)
 	}
-	bs := &bootServices{cfg: cfg, log: log, addr: addr, resolver: &pxe.Resolver{Nodes: store, Cfg: pcfg}, cache: cache}
+	bs = &bootServices{cfg: cfg, log: log, addr: addr, resolver: &pxe.Resolver{Nodes: store, Cfg: pcfg}, cache: cache}
+	defer func() {
+		if err != nil {
+			bs.close() // what opened before the failure
+			bs = nil
+		}
+	}()
 	if err := bs.installIPXE(); err != nil {
 		return nil, err
 	}
@@ -195,17 +206,20 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 				dcfg.DNS = []net.IP{d}
 			}
 		}
-		err := netns.Do(ns, func() error {
+		if err = netns.Do(ns, func() error {
 			var err error
 			bs.dhcpSrv, err = dhcp.New(dcfg, dhcpNodes{bs.resolver}, storeLeases{store}, log)
 			return err
-		})
-		if err != nil {
+		}); err != nil {
 			return nil, fmt.Errorf("DHCP server: %w", err)
 		}
 	}
-	if bs.ra, err = dhcp.NewRouterAdvertiser(dhcp.RAConfig{Interface: cfg.ProvisioningInterface}, log); err != nil {
-		return nil, err
+	// Router advertisements (with an autonomous prefix when the interface has one) only on a
+	// provisioning network this server owns: in proxy mode the network is the site's.
+	if cfg.DHCPMode == "full" {
+		if bs.ra, err = dhcp.NewRouterAdvertiser(dhcp.RAConfig{Interface: cfg.ProvisioningInterface}, log); err != nil {
+			return nil, err
+		}
 	}
 	return bs, nil
 }
@@ -299,8 +313,10 @@ func (b *bootServices) serve(ctx context.Context) error {
 		}
 	})
 	// Router advertisements only spare iPXE its IPv6 wait: without them nodes boot slower.
-	run("router advertisements (iPXE will wait for IPv6 on each boot)", false,
-		func() error { return netns.Do(ns, func() error { return b.ra.Serve(ctx) }) })
+	if b.ra != nil {
+		run("router advertisements (iPXE will wait for IPv6 on each boot)", false,
+			func() error { return netns.Do(ns, func() error { return b.ra.Serve(ctx) }) })
+	}
 	b.log.Info("boot services running", "interface", b.cfg.ProvisioningInterface, "address", b.addr.String(),
 		"dhcp", b.cfg.DHCPMode, "http", b.httpLn.Addr().String(), "tftp", b.tftpConn.LocalAddr().String())
 	wg.Wait()
@@ -364,10 +380,52 @@ func (s storeLeases) Leases(ctx context.Context) ([]dhcp.Lease, error) {
 
 // close releases the sockets of services that never ran.
 func (b *bootServices) close() {
+	if b.httpSrv != nil {
+		b.httpSrv.Close()
+	}
 	if b.httpLn != nil {
 		b.httpLn.Close()
 	}
 	if b.tftpConn != nil {
 		b.tftpConn.Close()
 	}
+}
+
+// listenForAgents serves the agent's endpoints (lookup, heartbeat, version discovery) on the
+// provisioning address at the API's port, when the boot services run here, no agent API URL
+// is configured, and the API itself does not listen where agents reach it (the default:
+// loopback). Nothing else of the API is served there.
+func (s *Server) listenForAgents(ctx context.Context, apiHandler http.Handler) error {
+	if s.boot == nil || s.cfg.AgentAPIURL != "" {
+		return nil
+	}
+	host, port, _ := net.SplitHostPort(s.cfg.Listen)
+	if ip := net.ParseIP(host); s.cfg.ProvisioningNetns == "" && (ip.Equal(s.boot.addr) || (ip != nil && ip.IsUnspecified()) || host == "") {
+		return nil // the API already listens on the provisioning address
+	}
+	if port == "0" && s.ln != nil {
+		_, port, _ = net.SplitHostPort(s.ln.Addr().String())
+	}
+	ln, err := netns.Listen(ctx, s.cfg.ProvisioningNetns, "tcp", net.JoinHostPort(s.boot.addr.String(), port))
+	if err != nil {
+		return fmt.Errorf("listen for deploy agents: %w (or set agent_api_url to an API address they reach)", err)
+	}
+	s.agentLn = ln
+	s.agentSrv = newHTTPServer(agentOnly(apiHandler), s.log)
+	s.log.Info("deploy agents reach the API on the provisioning network", "address", ln.Addr().String())
+	return nil
+}
+
+// agentOnly passes the agent's endpoints and refuses the rest of the API.
+func agentOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := path.Clean("/" + r.URL.Path)
+		if p == "/" || p == "/v1" || p == "/v1/lookup" || strings.HasPrefix(p, "/v1/heartbeat/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"error_message": "{\"faultstring\": \"Only the deploy agent's endpoints are served on the provisioning network.\", \"faultcode\": \"Client\", \"debuginfo\": null}"}`)
+	})
 }

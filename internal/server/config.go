@@ -103,6 +103,9 @@ type Config struct {
 	// AgentPowerOffTimeout is how long a deploy waits for the agent to power the node off
 	// before the BMC does (default 2m).
 	AgentPowerOffTimeout Duration `toml:"agent_power_off_timeout"`
+	// FileURLAllowedPaths are the directories deploy kernels and ramdisks may come from as
+	// local files (default <data_dir>/ramdisk and /var/cache/ironwork).
+	FileURLAllowedPaths []string `toml:"file_url_allowed_paths"`
 	// ImageCacheSize (MiB) and ImageCacheTTL bound the conductor's image cache.
 	ImageCacheSize int64    `toml:"image_cache_size"`
 	ImageCacheTTL  Duration `toml:"image_cache_ttl"`
@@ -332,6 +335,9 @@ func (c *Config) validateBoot() []error {
 			errs = append(errs, fmt.Errorf("%s: %q is not an IPv4 address", name, v))
 		}
 	}
+	if c.ProvisioningInterface != "" && c.Role == "conductor" && c.AgentAPIURL == "" {
+		errs = append(errs, errors.New("a conductor-only server with boot services needs agent_api_url: the URL of an API server its nodes' agents can reach"))
+	}
 	if c.DHCPMode != "" && c.DHCPMode != "off" && c.ProvisioningInterface == "" {
 		errs = append(errs, fmt.Errorf("dhcp_mode %s needs provisioning_interface", c.DHCPMode))
 	}
@@ -344,6 +350,12 @@ func (c *Config) validateBoot() []error {
 	case "snponly.efi", "ipxe.efi":
 	default:
 		errs = append(errs, fmt.Errorf("efi_boot_file: %q is not snponly.efi or ipxe.efi", c.EFIBootFile))
+	}
+	for _, r := range c.KernelAppendParams {
+		if r < 0x20 || r > 0x7e {
+			errs = append(errs, errors.New("kernel_append_params must be one line of printable characters"))
+			break
+		}
 	}
 	switch c.DefaultBootMode {
 	case "bios", "uefi":

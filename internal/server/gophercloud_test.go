@@ -29,6 +29,12 @@ import (
 // stops it when the test ends.
 func startServer(t *testing.T, dsn string, mutate ...func(*server.Config)) *server.Server {
 	t.Helper()
+	return startServerLog(t, dsn, slog.New(slog.NewTextHandler(io.Discard, nil)), mutate...)
+}
+
+// startServerLog is startServer with the server's log going to log.
+func startServerLog(t *testing.T, dsn string, log *slog.Logger, mutate ...func(*server.Config)) *server.Server {
+	t.Helper()
 	cfg := server.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
@@ -38,7 +44,7 @@ func startServer(t *testing.T, dsn string, mutate ...func(*server.Config)) *serv
 		m(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		cancel()
 		t.Fatalf("start server: %v", err)

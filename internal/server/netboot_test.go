@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/netns"
 	"github.com/ironwork/ironwork/internal/netns/netnstest"
 	"github.com/ironwork/ironwork/internal/ramdisk"
 	"github.com/ironwork/ironwork/internal/server"
@@ -136,9 +138,22 @@ func TestNetworkBootQEMU(t *testing.T) {
 	srv := startBootServer(t, logs, func(c *server.Config) {
 		c.ProvisioningNetns, c.ProvisioningInterface = ns, "br0"
 		c.DHCPRange = "10.98.0.100,10.98.0.150"
+		c.FileURLAllowedPaths = []string{work, filepath.Dir(kernel)}
 	})
 	cl := &api.Client{BaseURL: srv.URL(), Version: "1.87"}
 	ctx := context.Background()
+	_, apiPort, _ := net.SplitHostPort(srv.Addr())
+	agentAPI := "http://10.98.0.1:" + apiPort
+	// Agents on the provisioning network reach the agent's endpoints, and only those.
+	inNS := &api.Client{BaseURL: agentAPI, Version: "1.87", HTTP: &http.Client{Timeout: 10 * time.Second,
+		Transport: &http.Transport{DialContext: netns.Dialer(ns)}}}
+	var lr api.LookupResponse
+	if err := inNS.Do(ctx, http.MethodGet, "/v1/lookup?addresses=52:54:00:98:00:01", nil, &lr); !api.IsStatus(err, http.StatusNotFound) {
+		t.Fatalf("lookup from the provisioning network: %v, want 404 (no node)", err)
+	}
+	if err := inNS.Do(ctx, http.MethodGet, "/v1/nodes", nil, nil); !api.IsStatus(err, http.StatusForbidden) {
+		t.Fatalf("node list from the provisioning network: %v, want 403", err)
+	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -203,7 +218,7 @@ func TestNetworkBootQEMU(t *testing.T) {
 				}
 			}
 			t.Logf("%s: power on to ramdisk running in %.1f s", tc.name, time.Since(start).Seconds())
-			for _, want := range []string{"BOOTIF=01-" + strings.ReplaceAll(tc.mac, ":", "-"), "ipa-api-url=http://10.98.0.1:",
+			for _, want := range []string{"BOOTIF=01-" + strings.ReplaceAll(tc.mac, ":", "-"), "ipa-api-url=" + agentAPI + " ",
 				"ironwork-node=" + uuid, "ironwork-boot-mode=" + tc.bootMode, "initrd=ramdisk"} {
 				if !strings.Contains(line, want) {
 					t.Errorf("kernel command line lacks %q: %s", want, line)
@@ -229,31 +244,9 @@ func TestNetworkBootQEMU(t *testing.T) {
 // startBootServer starts the whole server on SQLite with its log going to logs.
 func startBootServer(t *testing.T, logs *syncBuffer, mutate func(*server.Config)) *server.Server {
 	t.Helper()
-	cfg := server.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.Hostname = "boot-conductor"
-	cfg.LogLevel = "debug"
-	mutate(&cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.Start(ctx, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		cancel()
-		t.Fatalf("start server: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("server did not stop within 15 s")
-		}
-		srv.Close()
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return startServerLog(t, "sqlite://"+filepath.Join(t.TempDir(), "ironwork.db"), log, func(c *server.Config) {
+		c.Hostname, c.LogLevel = "boot-conductor", "debug"
+		mutate(c)
 	})
-	return srv
 }

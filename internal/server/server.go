@@ -36,6 +36,10 @@ type Server struct {
 	ipmiSessions *ipmi.Sessions
 	// boot runs the network boot services; nil without a provisioning interface.
 	boot *bootServices
+	// agentLn serves the agent's endpoints on the provisioning network when the API does
+	// not listen where agents can reach it; nil otherwise.
+	agentLn  net.Listener
+	agentSrv *http.Server
 }
 
 // NewLogger returns the logger the configuration asks for, writing to w.
@@ -89,6 +93,18 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		}
 	}()
 
+	if cfg.Role != "conductor" {
+		// The API's listener opens first: with port 0 its real port is what nodes' agents are
+		// told to call.
+		if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
+		if host, port, _ := net.SplitHostPort(cfg.Listen); port == "0" {
+			_, port, _ = net.SplitHostPort(s.ln.Addr().String())
+			cfg.Listen = net.JoinHostPort(host, port)
+			s.cfg.Listen = cfg.Listen
+		}
+	}
 	if cfg.Role != "api" {
 		if s.rpcLn, err = net.Listen("tcp", cfg.RPCListen); err != nil {
 			return nil, fmt.Errorf("listen for JSON-RPC on %s: %w", cfg.RPCListen, err)
@@ -147,10 +163,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 			}
 		}
 		opts.Ring, opts.Conductor = s.router.Ring(), s.router
-		if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		api := httpapi.New(opts)
+		s.https = append([]*http.Server{newHTTPServer(api, log)}, s.https...)
+		if err = s.listenForAgents(ctx, api); err != nil {
+			return nil, err
 		}
-		s.https = append([]*http.Server{newHTTPServer(httpapi.New(opts), log)}, s.https...)
 	}
 	return s, nil
 }
@@ -210,6 +227,9 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}()
 	}
+	if s.agentSrv != nil {
+		go func() { errc <- s.agentSrv.Serve(s.agentLn) }()
+	}
 	var serveErr error
 	select {
 	case err := <-errc:
@@ -223,6 +243,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var errs []error
+	if s.agentSrv != nil {
+		if err := s.agentSrv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
 	for _, h := range s.https {
 		if err := h.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
@@ -245,6 +270,9 @@ func (s *Server) Close() error {
 	}
 	if s.ln != nil {
 		s.ln.Close()
+	}
+	if s.agentLn != nil {
+		s.agentLn.Close()
 	}
 	if s.rpcLn != nil {
 		s.rpcLn.Close()

@@ -72,6 +72,10 @@ func (s *Store) PutLease(ctx context.Context, l DHCPLease) error {
 		}
 		if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO dhcp_leases (mac, ip, hostname, expires_at, updated_at) VALUES (?, ?, ?, ?, ?)"),
 			mac, l.IP, l.Hostname, l.Expires.UTC().UnixMicro(), s.nowUTC().UnixMicro()); err != nil {
+			if _, dup := uniqueViolation(err); dup {
+				// Another server took the address between our read and our write.
+				return fmt.Errorf("record DHCP lease of %s: %w: %s", mac, ErrAddressInUse, l.IP)
+			}
 			return fmt.Errorf("record DHCP lease of %s: %w", mac, err)
 		}
 		return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,10 @@ import (
 
 	"github.com/ironwork/ironwork/api"
 )
+
+// errUnreachable marks a call that did not reach the agent (refused, timed out): worth trying
+// again at the next heartbeat, unlike an answer that says the command failed.
+var errUnreachable = errors.New("agent unreachable")
 
 // agentClient speaks the deploy agent's command API (ironic-python-agent's), at the callback
 // URL the agent heartbeats with, carrying the node's agent token.
@@ -42,7 +47,12 @@ func (a agentClient) do(ctx context.Context, method, base, path, token string, q
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := a.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("agent at %s: %w", base, err)
+		// The URL carries the agent token: keep it out of errors, which end up in last_error.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("agent at %s: %s %s: %w: %w", base, method, path, errUnreachable, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))

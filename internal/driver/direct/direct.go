@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -96,9 +97,17 @@ func (d *Interface) Validate(_ context.Context, t *conductor.Task) error {
 	} else if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
 		return fmt.Errorf("instance_info.image_source must be an http or https URL the agent can download, not %q", s)
 	}
-	if c, _ := ii["image_checksum"].(string); c == "" {
-		if h, _ := ii["image_os_hash_value"].(string); h == "" {
-			missing = append(missing, "image_checksum (or image_os_hash_algo and image_os_hash_value)")
+	algo, _ := ii["image_os_hash_algo"].(string)
+	value, _ := ii["image_os_hash_value"].(string)
+	if (algo == "") != (value == "") {
+		return errors.New("instance_info.image_os_hash_algo and image_os_hash_value go together: give both or neither")
+	}
+	if c, _ := ii["image_checksum"].(string); c == "" && value == "" {
+		missing = append(missing, "image_checksum (or image_os_hash_algo and image_os_hash_value)")
+	}
+	for _, k := range []string{"kernel", "ramdisk"} {
+		if v, _ := ii[k].(string); v != "" {
+			return fmt.Errorf("instance_info.%s is set, but only whole-disk images are supported: partition images are not", k)
 		}
 	}
 	if len(missing) > 0 {
@@ -181,9 +190,13 @@ func (d *Interface) RunStep(ctx context.Context, t *conductor.Task, step conduct
 		}
 		return d.start(ctx, t, "standby.prepare_image", params)
 	case "erase_devices_metadata", "erase_devices":
+		// The agent keeps the node it is sent (IPA replaces its cached one): send what it reads,
+		// root device hints among it, as Ironic does.
+		n := t.Node
 		return d.start(ctx, t, "clean.execute_clean_step", map[string]any{
-			"step": map[string]any{"interface": "deploy", "step": step.Name, "priority": step.Priority, "args": step.Args},
-			"node": map[string]any{"uuid": t.Node.UUID}, "ports": []any{}})
+			"step":  map[string]any{"interface": "deploy", "step": step.Name, "priority": step.Priority, "args": step.Args},
+			"node":  map[string]any{"uuid": n.UUID, "properties": n.Properties, "instance_info": withoutSecrets(n.InstanceInfo)},
+			"ports": []any{}})
 	case "prepare_instance_boot":
 		b, err := boot(t)
 		if err != nil {
@@ -245,6 +258,12 @@ func (d *Interface) Heartbeat(ctx context.Context, t *conductor.Task, hb conduct
 	name, _ := w["name"].(string)
 	id, _ := w["id"].(string)
 	res, err := d.agent.status(ctx, hb.CallbackURL, hb.AgentToken, id)
+	if errors.Is(err, errUnreachable) {
+		// A lost connection is not a failed command: the next heartbeat asks again, and the
+		// callback timeout ends the wait if the agent is gone for good.
+		t.Log.Warn("could not read the agent's command status; trying at the next heartbeat", "command", name, "error", err)
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("agent command %s: %w", name, err)
 	}
@@ -285,9 +304,12 @@ func (d *Interface) powerOffThroughAgent(ctx context.Context, t *conductor.Task)
 func imageParams(n *ironwork.Node) (map[string]any, error) {
 	ii := n.InstanceInfo
 	str := func(k string) string { s, _ := ii[k].(string); return s }
+	src := str("image_source")
+	// IPA names its temporary file after the id: a URL's last element, as Ironic sends.
+	id := path.Base(strings.SplitN(src, "?", 2)[0])
 	info := map[string]any{
-		"id": str("image_source"), "urls": []string{str("image_source")}, "image_type": "whole-disk",
-		"disk_format": str("image_disk_format"), "node_uuid": n.UUID,
+		"id": id, "urls": []string{src}, "image_type": "whole-disk", "disk_format": str("image_disk_format"),
+		"container_format": "bare", "stream_raw_images": true, "node_uuid": n.UUID,
 	}
 	if c := str("image_checksum"); c != "" {
 		info["checksum"] = c
@@ -307,4 +329,17 @@ func imageParams(n *ironwork.Node) (map[string]any, error) {
 		return nil, fmt.Errorf("a config drive given as an object is built by the conductor, which this version does not do yet: give it as a gzipped, base64-encoded ISO 9660 image")
 	}
 	return params, nil
+}
+
+// withoutSecrets drops the instance_info keys the agent has no business seeing.
+func withoutSecrets(o ironwork.JSONObject) ironwork.JSONObject {
+	out := ironwork.JSONObject{}
+	for k, v := range o {
+		switch k {
+		case "configdrive", "rescue_password":
+			continue
+		}
+		out[k] = v
+	}
+	return out
 }

@@ -64,6 +64,10 @@ type Config struct {
 	KernelParams string
 	// DefaultBootMode is used when nothing about a node says bios or uefi.
 	DefaultBootMode string
+	// FileDirs are the only directories a node's kernel and ramdisk may come from as local
+	// files (paths or file:// URLs), as Ironic's [conductor]file_url_allowed_paths: boot files
+	// are served to the whole provisioning network without authentication.
+	FileDirs []string
 }
 
 // Interface is one of the boot interfaces.
@@ -109,6 +113,14 @@ func (b *Interface) Validate(_ context.Context, t *conductor.Task) error {
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("some parameters were missing in node's driver_info: %s", strings.Join(missing, ", "))
+	}
+	if p, _ := t.Node.DriverInfo["kernel_append_params"].(string); !printable(p) {
+		return errors.New("driver_info.kernel_append_params must be one line of printable characters")
+	}
+	rk, _ := t.Node.DriverInfo["rescue_kernel"].(string)
+	rr, _ := t.Node.DriverInfo["rescue_ramdisk"].(string)
+	if (rk == "") != (rr == "") {
+		return errors.New("driver_info.rescue_kernel and rescue_ramdisk go together: give both or neither")
 	}
 	mode := BootMode(t.Node, b.cfg.DefaultBootMode)
 	if mode != BIOS && mode != UEFI {
@@ -196,11 +208,19 @@ func (b *Interface) PrepareRamdisk(ctx context.Context, t *conductor.Task) error
 		if src == "" {
 			return fmt.Errorf("node %s has no %s in driver_info", n.UUID, key)
 		}
-		if err := b.images.Link(ctx, imageURL(src), "", filepath.Join(dir, file)); err != nil {
+		u, err := b.sourceURL(src)
+		if err != nil {
+			return fmt.Errorf("prepare %s of node %s: %w", key, n.UUID, err)
+		}
+		if err := b.images.Link(ctx, u, "", filepath.Join(dir, file)); err != nil {
 			return fmt.Errorf("prepare %s of node %s: %w", key, n.UUID, err)
 		}
 	}
 	params, _ := n.DriverInfo["kernel_append_params"].(string)
+	if !printable(params) {
+		// A line break would add commands to the node's iPXE script.
+		return fmt.Errorf("driver_info.kernel_append_params of node %s must be one line of printable characters", n.UUID)
+	}
 	rec := record{Mode: "ramdisk", BootMode: BootMode(n, b.cfg.DefaultBootMode), Iface: b.name, Params: params}
 	if err := t.Save(ctx, func(n *ironwork.Node) {
 		if n.DriverInternalInfo == nil {
@@ -217,12 +237,28 @@ func (b *Interface) PrepareRamdisk(ctx context.Context, t *conductor.Task) error
 	return b.setBootDevice(ctx, t, dev, persistent(n, false))
 }
 
-// imageURL turns a plain path into a file URL; Ironic's Glance image IDs are not supported.
-func imageURL(s string) string {
-	if strings.HasPrefix(s, "/") {
-		return "file://" + s
+// sourceURL turns a kernel or ramdisk source into a URL: http(s) URLs as they are, local
+// files (paths, file:// URLs) only inside FileDirs. Ironic's Glance image IDs are not
+// supported.
+func (b *Interface) sourceURL(s string) (string, error) {
+	p, isFile := strings.CutPrefix(s, "file://")
+	if !isFile && !strings.HasPrefix(s, "/") {
+		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+			return s, nil
+		}
+		return "", fmt.Errorf("%q is neither an http(s) URL nor an absolute path", s)
 	}
-	return s
+	real, err := filepath.EvalSymlinks(filepath.Clean(p))
+	if err != nil {
+		return "", fmt.Errorf("boot file %s: %w", p, err)
+	}
+	for _, d := range b.cfg.FileDirs {
+		if rd, err := filepath.EvalSymlinks(filepath.Clean(d)); err == nil && (real == rd || strings.HasPrefix(real, rd+string(filepath.Separator))) {
+			return "file://" + real, nil
+		}
+	}
+	return "", fmt.Errorf("boot file %s is outside the directories local boot files may come from (file_url_allowed_paths: %s)",
+		p, strings.Join(b.cfg.FileDirs, ", "))
 }
 
 // persistent applies driver_info's force_persistent_boot_device (Always, Never, Default).
@@ -282,4 +318,14 @@ func (b *Interface) PrepareInstance(ctx context.Context, t *conductor.Task) erro
 // CleanUpInstance implements conductor.Boot.
 func (b *Interface) CleanUpInstance(ctx context.Context, t *conductor.Task) error {
 	return t.Save(ctx, func(n *ironwork.Node) { delete(n.DriverInternalInfo, bootKey) })
+}
+
+// printable reports whether s is one line of printable ASCII, safe on an iPXE command line.
+func printable(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e {
+			return false
+		}
+	}
+	return true
 }

@@ -46,7 +46,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	cfg := pxe.Config{Root: filepath.Join(dir, "boot"), HTTPURL: "http://10.0.0.1:8080", TFTPServer: "10.0.0.1",
-		APIURL: "http://10.0.0.1:6385", KernelParams: "console=ttyS0", DefaultBootMode: pxe.UEFI}
+		APIURL: "http://10.0.0.1:6385", KernelParams: "console=ttyS0", DefaultBootMode: pxe.UEFI, FileDirs: []string{dir}}
 	reg := conductor.Registry{}
 	fake.Register(reg)
 	for _, name := range []string{pxe.IPXE, pxe.PXE, pxe.HTTP} {
@@ -212,5 +212,16 @@ func TestValidateAndPrepareErrors(t *testing.T) {
 	}
 	if target, _ := f.res.Lookup(ctx, "52:54:00:00:00:04"); target.NetBoot {
 		t.Error("a failed prepare left the node network-booting")
+	}
+	// A local file outside the allowed directories is refused: boot files are served to
+	// anyone on the provisioning network.
+	outside := f.node(t, "n5", pxe.IPXE, nil, ironwork.JSONObject{"deploy_kernel": "/etc/passwd", "deploy_ramdisk": "file:///etc/hostname"},
+		"52:54:00:00:00:05")
+	err = f.with(t, outside.UUID, func(b conductor.Boot, tk *conductor.Task) error { return b.PrepareRamdisk(ctx, tk) })
+	if err == nil || !strings.Contains(err.Error(), "outside the directories") {
+		t.Errorf("prepare with /etc/passwd as kernel: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(pxe.NodeDir(f.cfg.Root, outside.UUID), "kernel")); err == nil {
+		t.Error("a file from outside the allowed directories landed in the boot root")
 	}
 }
