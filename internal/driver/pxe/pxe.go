@@ -203,7 +203,8 @@ func (b *Interface) PrepareRamdisk(ctx context.Context, t *conductor.Task) error
 		}
 	}
 	dir := NodeDir(b.cfg.Root, n.UUID)
-	for key, file := range map[string]string{kernelKey: kernelFile, ramdiskKey: ramdiskFile} {
+	for _, kf := range [][2]string{{kernelKey, kernelFile}, {ramdiskKey, ramdiskFile}} {
+		key, file := kf[0], kf[1]
 		src, _ := n.DriverInfo[key].(string)
 		if src == "" {
 			return fmt.Errorf("node %s has no %s in driver_info", n.UUID, key)
