@@ -48,6 +48,9 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request) error {
 	if ver >= vPortgroups {
 		out = append(out, kv{"portgroups", res("portgroups")})
 	}
+	if ver >= 22 {
+		out = append(out, kv{"lookup", res("lookup")}, kv{"heartbeat", res("heartbeat")})
+	}
 	if ver >= vConductors {
 		out = append(out, kv{"conductors", res("conductors")})
 	}
