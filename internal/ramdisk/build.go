@@ -361,7 +361,7 @@ func writeInitramfs(ctx context.Context, out, version string, agentBin []byte, t
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	zw, err := gzip.NewWriterLevel(tmp, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(tmp, gzip.DefaultCompression)
 	if err != nil {
 		return err
 	}
