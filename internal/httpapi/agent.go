@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net"
 	"net/http"
+	"path"
 	"strings"
 
 	"github.com/ironwork/ironwork"
@@ -113,4 +114,18 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// AgentEndpoints serves only what a deploy agent calls (version discovery, lookup,
+// heartbeat), for a listener on the provisioning network; everything else is refused in
+// Ironic's error format.
+func (s *Server) AgentEndpoints() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := path.Clean("/" + r.URL.Path)
+		if p == "/" || p == "/v1" || p == "/v1/lookup" || strings.HasPrefix(p, "/v1/heartbeat/") {
+			s.ServeHTTP(w, r)
+			return
+		}
+		s.writeError(w, r, ironwork.Errorf(ironwork.EFORBIDDEN, "Only the deploy agent's endpoints are served on the provisioning network."))
+	})
 }

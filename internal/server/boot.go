@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -395,7 +394,7 @@ func (b *bootServices) close() {
 // provisioning address at the API's port, when the boot services run here, no agent API URL
 // is configured, and the API itself does not listen where agents reach it (the default:
 // loopback). Nothing else of the API is served there.
-func (s *Server) listenForAgents(ctx context.Context, apiHandler http.Handler) error {
+func (s *Server) listenForAgents(ctx context.Context, agent http.Handler) error {
 	if s.boot == nil || s.cfg.AgentAPIURL != "" {
 		return nil
 	}
@@ -411,21 +410,7 @@ func (s *Server) listenForAgents(ctx context.Context, apiHandler http.Handler) e
 		return fmt.Errorf("listen for deploy agents: %w (or set agent_api_url to an API address they reach)", err)
 	}
 	s.agentLn = ln
-	s.agentSrv = newHTTPServer(agentOnly(apiHandler), s.log)
+	s.agentSrv = newHTTPServer(agent, s.log)
 	s.log.Info("deploy agents reach the API on the provisioning network", "address", ln.Addr().String())
 	return nil
-}
-
-// agentOnly passes the agent's endpoints and refuses the rest of the API.
-func agentOnly(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := path.Clean("/" + r.URL.Path)
-		if p == "/" || p == "/v1" || p == "/v1/lookup" || strings.HasPrefix(p, "/v1/heartbeat/") {
-			h.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusForbidden)
-		fmt.Fprint(w, `{"error_message": "{\"faultstring\": \"Only the deploy agent's endpoints are served on the provisioning network.\", \"faultcode\": \"Client\", \"debuginfo\": null}"}`)
-	})
 }

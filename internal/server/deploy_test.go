@@ -77,9 +77,13 @@ func startAgent(t *testing.T, bin, apiURL, disk string) *agentProc {
 }
 
 func (p *agentProc) stop() {
-	if p.cmd.ProcessState == nil {
-		_ = p.cmd.Process.Kill()
+	select {
+	case err := <-p.done: // already ended
+		p.done <- err
+		return
+	default:
 	}
+	_ = p.cmd.Process.Kill()
 	select {
 	case err := <-p.done:
 		p.done <- err

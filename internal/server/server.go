@@ -165,7 +165,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		opts.Ring, opts.Conductor = s.router.Ring(), s.router
 		api := httpapi.New(opts)
 		s.https = append([]*http.Server{newHTTPServer(api, log)}, s.https...)
-		if err = s.listenForAgents(ctx, api); err != nil {
+		if err = s.listenForAgents(ctx, api.AgentEndpoints()); err != nil {
 			return nil, err
 		}
 	}

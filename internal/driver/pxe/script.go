@@ -18,14 +18,12 @@ type Nodes interface {
 // Target is what a MAC address should network-boot now.
 type Target struct {
 	Known   bool   // a port of an enrolled node has the address
-	PXE     bool   // the port is pxe_enabled
-	NetBoot bool   // its node is meant to network-boot now
+	NetBoot bool   // the port is pxe_enabled and its node is meant to network-boot now
 	Node    string // the node's UUID
 	// StaticIP is the address the port must get in full DHCP mode, from the port's
 	// extra.ip_address; empty when it has none.
 	StaticIP string
 	record   record
-	node     *ironwork.Node
 }
 
 // Resolver answers the boot services' questions about a MAC address.
@@ -51,7 +49,7 @@ func (r *Resolver) Lookup(ctx context.Context, mac string) (Target, error) {
 	if err != nil {
 		return Target{}, fmt.Errorf("look up node of port %s: %w", mac, err)
 	}
-	t := Target{Known: true, PXE: p.PXEEnabled, Node: n.UUID, node: n}
+	t := Target{Known: true, Node: n.UUID}
 	if ip, _ := p.Extra["ip_address"].(string); net.ParseIP(ip) != nil {
 		t.StaticIP = ip
 	}
