@@ -187,6 +187,7 @@ type Allocation struct {
 	CandidateNodes    []string
 	Owner             string
 	Extra             JSONObject
+	Capabilities      map[string]string // Ironwork extension: required node capabilities
 	ConductorAffinity int64
 	CreatedAt         time.Time
 	UpdatedAt         *time.Time

@@ -405,6 +405,11 @@ func (c *Conductor) tearDown(ctx context.Context, t *Task) {
 			return
 		}
 	}
+	// As in Ironic, a torn-down node loses its allocation.
+	if err := c.store.DeleteNodeAllocation(ctx, t.Node.ID); err != nil {
+		c.fail(ctx, t, err)
+		return
+	}
 	if err := t.Save(ctx, func(n *ironwork.Node) {
 		n.InstanceInfo, n.InstanceUUID, n.InstanceName = ironwork.JSONObject{}, "", ""
 		n.DeployStep = ironwork.JSONObject{}

@@ -54,6 +54,9 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request) error {
 	if ver >= vConductors {
 		out = append(out, kv{"conductors", res("conductors")})
 	}
+	if ver >= vAllocations {
+		out = append(out, kv{"allocations", res("allocations")})
+	}
 	if ver >= vShards {
 		out = append(out, kv{"shards", res("shards")})
 	}

@@ -25,6 +25,8 @@ type Conductor interface {
 	SetSecureBoot(ctx context.Context, ident string, on bool) error
 	SetTargetRAID(ctx context.Context, ident string, cfg ironwork.JSONObject) error
 	AgentHeartbeat(ctx context.Context, ident string, hb conductor.Heartbeat) error
+	CreateAllocation(ctx context.Context, a *ironwork.Allocation, backfillNode string) (*ironwork.Allocation, error)
+	DeleteAllocation(ctx context.Context, ident string) error
 }
 
 // verbSince is the microversion that introduced each provision verb.

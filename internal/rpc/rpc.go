@@ -33,6 +33,7 @@ type params struct {
 	Mode      string                      `json:"mode,omitempty"`
 	Config    ironwork.JSONObject         `json:"config,omitempty"`
 	Heartbeat *conductor.Heartbeat        `json:"heartbeat,omitempty"`
+	Alloc     *ironwork.Allocation        `json:"allocation,omitempty"`
 }
 
 type request struct {
@@ -120,6 +121,13 @@ func dispatch(ctx context.Context, c *conductor.Conductor, req request) (any, er
 		return nil, c.SetSecureBoot(ctx, p.Node, p.On)
 	case "set_target_raid":
 		return nil, c.SetTargetRAID(ctx, p.Node, p.Config)
+	case "create_allocation":
+		if p.Alloc == nil {
+			return nil, ironwork.Errorf(ironwork.EINVALID, "create_allocation needs an allocation")
+		}
+		return c.CreateAllocation(ctx, p.Alloc, p.Node)
+	case "delete_allocation":
+		return nil, c.DeleteAllocation(ctx, p.Reason)
 	case "agent_heartbeat":
 		if p.Heartbeat == nil {
 			return nil, ironwork.Errorf(ironwork.EINVALID, "agent_heartbeat needs a heartbeat")
@@ -195,9 +203,44 @@ func (r *Router) route(ctx context.Context, ident string) (*conductor.Conductor,
 	return nil, url, nil
 }
 
+// anyConductor returns the local conductor, or the URL of some live remote one, for work that
+// belongs to no node yet (a new allocation).
+func (r *Router) anyConductor(ctx context.Context) (*conductor.Conductor, string, error) {
+	if r.local != nil {
+		return r.local, "", nil
+	}
+	pick := func() string {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		for _, u := range r.urls {
+			if u != "" {
+				return u
+			}
+		}
+		return ""
+	}
+	url := pick()
+	if url == "" {
+		if err := r.Refresh(ctx, 0); err == nil {
+			url = pick()
+		}
+	}
+	if url == "" {
+		return nil, "", ironwork.Errorf(ironwork.EUNAVAILABLE, "No conductor is alive to process the allocation.")
+	}
+	return nil, url, nil
+}
+
 // call runs method on the node's conductor and decodes the result into out.
 func (r *Router) call(ctx context.Context, p params, method string, localFn func(c *conductor.Conductor) (any, error), out any) error {
-	c, url, err := r.route(ctx, p.Node)
+	var c *conductor.Conductor
+	var url string
+	var err error
+	if p.Node == "" {
+		c, url, err = r.anyConductor(ctx)
+	} else {
+		c, url, err = r.route(ctx, p.Node)
+	}
 	if err != nil {
 		return err
 	}
@@ -313,6 +356,25 @@ func (r *Router) SetTargetRAID(ctx context.Context, ident string, cfg ironwork.J
 func (r *Router) AgentHeartbeat(ctx context.Context, ident string, hb conductor.Heartbeat) error {
 	return r.call(ctx, params{Node: ident, Heartbeat: &hb}, "agent_heartbeat",
 		func(c *conductor.Conductor) (any, error) { return nil, c.AgentHeartbeat(ctx, ident, hb) }, nil)
+}
+
+// CreateAllocation implements httpapi.Conductor: a backfill goes to the node's conductor, a new
+// allocation to the local conductor or any live one.
+func (r *Router) CreateAllocation(ctx context.Context, a *ironwork.Allocation, backfillNode string) (*ironwork.Allocation, error) {
+	var out ironwork.Allocation
+	err := r.call(ctx, params{Node: backfillNode, Alloc: a}, "create_allocation",
+		func(c *conductor.Conductor) (any, error) { return c.CreateAllocation(ctx, a, backfillNode) }, &out)
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteAllocation implements httpapi.Conductor. The store's transaction decides, so any
+// conductor may do it.
+func (r *Router) DeleteAllocation(ctx context.Context, ident string) error {
+	return r.call(ctx, params{Reason: ident}, "delete_allocation",
+		func(c *conductor.Conductor) (any, error) { return nil, c.DeleteAllocation(ctx, ident) }, nil)
 }
 
 // Ring is the ring the router routes by.

@@ -377,7 +377,7 @@ func (s *Store) DeleteNode(ctx context.Context, ident string, check func(n *iron
 		for _, q := range []string{
 			"DELETE FROM ports WHERE node_id = ?",
 			"DELETE FROM portgroups WHERE node_id = ?",
-			"UPDATE allocations SET node_id = NULL WHERE node_id = ?",
+			"DELETE FROM allocations WHERE node_id = ?",
 			"DELETE FROM nodes WHERE id = ?",
 		} {
 			if _, err := tx.ExecContext(ctx, s.rebind(q), n.ID); err != nil {
