@@ -300,3 +300,33 @@ func runRace(t *testing.T, apis []*server.Server, srv *server.Server, nodes []*i
 		}
 	}
 }
+
+// TestAllocationsSplitRoles races allocations through two API-only servers whose calls go over
+// JSON-RPC to two conductors sharing one PostgreSQL database.
+func TestAllocationsSplitRoles(t *testing.T) {
+	dsn := sqlstoretest.PostgresDSN(t)
+	role := func(role, host string) func(*server.Config) {
+		return func(c *server.Config) { c.Role, c.Hostname = role, host }
+	}
+	startServer(t, dsn, role("conductor", "alloc-c1"))
+	startServer(t, dsn, role("conductor", "alloc-c2"))
+	a1 := startServer(t, dsn, role("api", "alloc-a1"))
+	a2 := startServer(t, dsn, role("api", "alloc-a2"))
+	nodes := addAvailableNodes(t, a1, "split", 50, "baremetal", []string{"CUSTOM_RACE"}, nil)
+	runRace(t, []*server.Server{a1, a2}, a1, nodes, 100)
+	var hosts []string
+	rows, err := a1.Store().DB().Query("SELECT DISTINCT c.hostname FROM allocations a JOIN conductors c ON c.id = a.conductor_affinity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h string
+		rows.Scan(&h)
+		hosts = append(hosts, h)
+	}
+	t.Logf("allocations processed by conductors %v", hosts)
+	if len(hosts) == 0 {
+		t.Fatal("no allocation records the conductor that processed it")
+	}
+}
