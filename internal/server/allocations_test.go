@@ -191,6 +191,20 @@ func TestAllocationsGophercloud(t *testing.T) {
 			_, err = allocations.Get(ctx, c, a.UUID).Extract()
 			wantStatus(t, err, http.StatusNotFound)
 
+			// Deleting a node deletes its allocation.
+			last, _ := allocations.Create(ctx, c, allocations.CreateOpts{ResourceClass: "gpu", CandidateNodes: []string{"plain-0"}}).Extract()
+			if f := waitAllocation(t, srv, last.UUID); f.State != "active" {
+				t.Fatalf("allocation of plain-0: %+v", f)
+			}
+			if _, err := srv.Store().UpdateNode(ctx, "plain-0", func(n *ironwork.Node) error { n.Maintenance = true; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if st, body := rawCall(t, "DELETE", srv.URL()+"/v1/nodes/plain-0", "1.60", ""); st != http.StatusNoContent {
+				t.Fatalf("delete node: %d %s", st, body)
+			}
+			_, err = allocations.Get(ctx, c, last.UUID).Extract()
+			wantStatus(t, err, http.StatusNotFound)
+
 			// Backfill an active node deployed without an allocation.
 			active := addAvailableNodes(t, srv, "deployed", 1, "gpu", nil, nil)[0]
 			inst := "8a1d2f6e-64c4-4cb6-9d7e-3b7c3b5b0f11"
