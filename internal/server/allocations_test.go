@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/allocations"
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/server"
@@ -343,4 +344,41 @@ func TestAllocationsSplitRoles(t *testing.T) {
 	if len(hosts) == 0 {
 		t.Fatal("no allocation records the conductor that processed it")
 	}
+}
+
+// TestAllocationTearDown deploys an allocated node and undeploys it: the allocation goes away
+// with the instance, as in Ironic, and the node can be allocated again.
+func TestAllocationTearDown(t *testing.T) {
+	srv := startServer(t, "sqlite://"+t.TempDir()+"/ironwork.db")
+	c := gopherClient(t, srv, "1.87")
+	ctx := context.Background()
+	n, err := nodes.Create(ctx, c, nodes.CreateOpts{Name: "alloc-life", Driver: "fake-hardware", ResourceClass: "baremetal"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	provision(t, c, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetManage})
+	waitFor(t, c, n.UUID, 5*time.Second, inState("manageable"))
+	provision(t, c, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetProvide})
+	waitFor(t, c, n.UUID, 10*time.Second, inState("available"))
+	a, err := allocations.Create(ctx, c, allocations.CreateOpts{ResourceClass: "baremetal"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitAllocation(t, srv, a.UUID); got.State != "active" || got.NodeUUID != n.UUID {
+		t.Fatalf("allocation: %+v", got)
+	}
+	provision(t, c, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetActive})
+	active := waitFor(t, c, n.UUID, 30*time.Second, inState("active"))
+	if active.InstanceUUID != a.UUID || active.AllocationUUID != a.UUID {
+		t.Fatalf("deployed node lost its allocation: instance %q allocation %v", active.InstanceUUID, active.AllocationUUID)
+	}
+	err = allocations.Delete(ctx, c, a.UUID).ExtractErr()
+	wantStatus(t, err, http.StatusConflict)
+	provision(t, c, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetDeleted})
+	back := waitFor(t, c, n.UUID, 30*time.Second, inState("available"))
+	if back.InstanceUUID != "" || back.AllocationUUID != "" {
+		t.Fatalf("undeployed node keeps instance %q allocation %v", back.InstanceUUID, back.AllocationUUID)
+	}
+	_, err = allocations.Get(ctx, c, a.UUID).Extract()
+	wantStatus(t, err, http.StatusNotFound)
 }
