@@ -382,3 +382,38 @@ func TestAllocationTearDown(t *testing.T) {
 	_, err = allocations.Get(ctx, c, a.UUID).Extract()
 	wantStatus(t, err, http.StatusNotFound)
 }
+
+// BenchmarkAllocations measures allocations per second through the HTTP API on SQLite: each
+// iteration creates one allocation against a fleet with a free node for every iteration, 16 at a
+// time, and waits for all to finish.
+func BenchmarkAllocations(b *testing.B) {
+	srv := startServer(b, "sqlite://"+b.TempDir()+"/ironwork.db")
+	addAvailableNodes(b, srv, "bench", b.N, "baremetal", []string{"CUSTOM_BENCH"}, nil)
+	b.ResetTimer()
+	uuids := make([]string, b.N)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range b.N {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			st, body := rawCall(b, "POST", srv.URL()+"/v1/allocations", "1.60", `{"resource_class":"baremetal","traits":["CUSTOM_BENCH"]}`)
+			if st != http.StatusCreated {
+				b.Errorf("create: %d %s", st, body)
+				return
+			}
+			var a struct{ UUID string }
+			json.Unmarshal([]byte(body), &a)
+			uuids[i] = a.UUID
+		}()
+	}
+	wg.Wait()
+	for _, u := range uuids {
+		if u != "" {
+			if a := waitAllocation(b, srv, u); a.State != "active" {
+				b.Fatalf("allocation %s: %s %s", u, a.State, a.LastError)
+			}
+		}
+	}
+}

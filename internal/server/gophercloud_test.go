@@ -27,13 +27,13 @@ import (
 
 // startServer boots the whole server on a free loopback port with the given database and
 // stops it when the test ends.
-func startServer(t *testing.T, dsn string, mutate ...func(*server.Config)) *server.Server {
+func startServer(t testing.TB, dsn string, mutate ...func(*server.Config)) *server.Server {
 	t.Helper()
 	return startServerLog(t, dsn, slog.New(slog.NewTextHandler(io.Discard, nil)), mutate...)
 }
 
 // startServerLog is startServer with the server's log going to log.
-func startServerLog(t *testing.T, dsn string, log *slog.Logger, mutate ...func(*server.Config)) *server.Server {
+func startServerLog(t testing.TB, dsn string, log *slog.Logger, mutate ...func(*server.Config)) *server.Server {
 	t.Helper()
 	cfg := server.Default()
 	cfg.Listen = "127.0.0.1:0"
