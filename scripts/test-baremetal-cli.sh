@@ -389,7 +389,7 @@ lane_duplicate() {
 lane_provision() {
     LANE=provision
     export P=cli-prov-node
-    run node create --driver fake-hardware --name "$P" -f json
+    run node create --driver fake-hardware --name "$P" --resource-class cli-alloc -f json
     check "provision lane: node created in enroll" 'd["provision_state"]=="enroll"'
 
     run node manage "$P" --wait 30
@@ -399,6 +399,13 @@ lane_provision() {
     run node provide "$P" --wait 30
     run node show "$P" -f json
     check "node provide --wait: cleaned to available" 'd["provision_state"]=="available" and d["clean_step"]=={}'
+
+    run allocation create --resource-class cli-alloc --name cli-alloc-1 --wait 30 -f json
+    check "allocation create --wait: active on the provisioned node" 'd["state"]=="active" and d["node_uuid"] is not None'
+    run allocation list -f json
+    check "allocation list: contains the allocation" 'any("cli-alloc-1" in x.values() for x in d)'
+    run allocation delete cli-alloc-1
+    check_rc0 "allocation delete"
 
     run node validate "$P" -f json
     check "node validate: every interface passes" 'all(x["Result"] for x in d) and len(d)>=10'
