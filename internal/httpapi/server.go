@@ -106,6 +106,7 @@ func (s *Server) routes() {
 	s.chassisRoutes()
 	s.driverRoutes()
 	s.agentRoutes()
+	s.vifRoutes()
 
 	s.handle("/", s.notFound)
 }

@@ -25,6 +25,9 @@ type Conductor interface {
 	SetSecureBoot(ctx context.Context, ident string, on bool) error
 	SetTargetRAID(ctx context.Context, ident string, cfg ironwork.JSONObject) error
 	AgentHeartbeat(ctx context.Context, ident string, hb conductor.Heartbeat) error
+	AttachVIF(ctx context.Context, ident string, vif conductor.VIF) error
+	DetachVIF(ctx context.Context, ident, id string) error
+	ListVIFs(ctx context.Context, ident string) ([]conductor.VIF, error)
 }
 
 // verbSince is the microversion that introduced each provision verb.

@@ -180,8 +180,8 @@ func (Interface) Rescue(context.Context, *conductor.Task) (bool, error) { return
 // Unrescue implements conductor.Rescuer.
 func (Interface) Unrescue(context.Context, *conductor.Task) error { return nil }
 
-// Noop implements the generic interfaces (flat and noop networks, no-* interfaces) that need
-// no work until their real implementations land.
+// Noop implements the generic no-* interfaces that need no work until their real
+// implementations land. The flat and noop network interfaces live in package network.
 type Noop struct{}
 
 // Register adds the fake implementations to a registry: "fake" for every kind, and no-op
@@ -193,7 +193,7 @@ func Register(r conductor.Registry) {
 	for kind, names := range map[ironwork.InterfaceKind][]string{
 		ironwork.BIOSInterface: {"no-bios"}, ironwork.ConsoleInterface: {"no-console"},
 		ironwork.FirmwareInterface: {"no-firmware"}, ironwork.InspectInterface: {"no-inspect"},
-		ironwork.NetworkInterface: {"noop", "flat"}, ironwork.RAIDInterface: {"no-raid"},
+		ironwork.RAIDInterface:   {"no-raid"},
 		ironwork.RescueInterface: {"no-rescue"}, ironwork.StorageInterface: {"noop"},
 		ironwork.VendorInterface: {"no-vendor"}, ironwork.ManagementInterface: {"noop"},
 	} {
