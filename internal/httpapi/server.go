@@ -107,6 +107,7 @@ func (s *Server) routes() {
 	s.driverRoutes()
 	s.agentRoutes()
 	s.vifRoutes()
+	s.deployTemplateRoutes()
 
 	s.handle("/", s.notFound)
 }

@@ -145,15 +145,26 @@ func (Interface) Steps(kind conductor.StepKind) []conductor.Step {
 			{Name: "erase_devices", Priority: 0, Abortable: true},
 		}
 	case conductor.DeploySteps:
-		return []conductor.Step{{Name: "deploy", Priority: 100}}
+		// fake_record is disabled unless a deploy template or the request enables it.
+		return []conductor.Step{{Name: "deploy", Priority: 100}, {Name: "fake_record", Priority: 0}}
 	case conductor.ServiceSteps:
 		return []conductor.Step{{Name: "noop", Priority: 0}}
 	}
 	return nil
 }
 
-// RunStep implements conductor.StepRunner.
-func (Interface) RunStep(_ context.Context, t *conductor.Task, step conductor.Step) (bool, error) {
+// RunStep implements conductor.StepRunner. The fake_record step appends its interface and
+// arguments to driver_internal_info.fake_record, so tests can see which steps ran.
+func (Interface) RunStep(ctx context.Context, t *conductor.Task, step conductor.Step) (bool, error) {
+	if step.Name == "fake_record" {
+		return false, t.Save(ctx, func(n *ironwork.Node) {
+			if n.DriverInternalInfo == nil {
+				n.DriverInternalInfo = ironwork.JSONObject{}
+			}
+			rec, _ := n.DriverInternalInfo["fake_record"].([]any)
+			n.DriverInternalInfo["fake_record"] = append(rec, map[string]any{"interface": string(step.Interface), "args": step.Args})
+		})
+	}
 	if flag(t, "fake_clean_fail") && (step.Name == "erase_devices_metadata" || step.Name == "erase_devices") {
 		return false, errors.New("fake clean step failed (fake_clean_fail is set)")
 	}
