@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -120,4 +121,30 @@ func (s *Server) detachVIF(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// vifKeys are the internal_info keys through which a port is bound to a VIF, in the order
+// Ironic's get_current_vif reads them.
+var vifKeys = []string{"cleaning_vif_port_id", "provisioning_vif_port_id", "rescuing_vif_port_id",
+	"inspection_vif_port_id", "servicing_vif_port_id", "tenant_vif_port_id"}
+
+// portWithoutVIF returns the check that refuses to delete a port bound to a VIF, as Ironic's
+// conductor does unless the node is in maintenance or its network interface is noop (which
+// reports no VIF).
+func (s *Server) portWithoutVIF(ctx context.Context, nodeUUID string) func(*ironwork.Port) error {
+	return func(p *ironwork.Port) error {
+		n, err := s.store.GetNode(ctx, nodeUUID)
+		if err != nil {
+			return err
+		}
+		if n.Maintenance || n.Interfaces[ironwork.NetworkInterface] == "noop" {
+			return nil
+		}
+		for _, k := range vifKeys {
+			if vif, ok := p.InternalInfo[k].(string); ok && vif != "" {
+				return ironwork.Errorf(ironwork.ECONFLICT, "Cannot delete the port %s as it is bound to VIF %s for use.", p.UUID, vif)
+			}
+		}
+		return nil
+	}
 }

@@ -208,6 +208,13 @@ func TestVIFsFlatAndNoop(t *testing.T) {
 				_, err := nodes.ListVirtualInterfaces(ctx, old, node.UUID).Extract()
 				wantStatus(t, err, http.StatusNotFound)
 			})
+			t.Run("port with a VIF is not deleted", func(t *testing.T) {
+				err := ports.Delete(ctx, c, pxe.UUID).ExtractErr()
+				want := "Cannot delete the port " + pxe.UUID + " as it is bound to VIF vif-b for use."
+				if got := faultOf(t, err, 409); got != want {
+					t.Fatalf("fault = %q, want %q", got, want)
+				}
+			})
 			t.Run("node locked", func(t *testing.T) {
 				n, err := store.ReserveNode(ctx, node.UUID, "someone-else")
 				if err != nil {
