@@ -193,17 +193,6 @@ type Allocation struct {
 	UpdatedAt         *time.Time
 }
 
-// DeployTemplate maps a trait to deploy steps.
-type DeployTemplate struct {
-	ID        int64
-	UUID      string
-	Name      string
-	Steps     []JSONObject
-	Extra     JSONObject
-	CreatedAt time.Time
-	UpdatedAt *time.Time
-}
-
 var (
 	uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)
 	macRE  = regexp.MustCompile(`^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$`)

@@ -81,7 +81,11 @@ func (c *Conductor) Provision(ctx context.Context, ident string, req ProvisionRe
 		if err := c.validateFor(ctx, t, ironwork.PowerInterface, ironwork.DeployInterface, ironwork.BootInterface); err != nil {
 			return err
 		}
-		steps, err := c.deploySteps(t, req.DeploySteps)
+		traits, err := instanceTraits(n)
+		if err != nil {
+			return ironwork.Errorf(ironwork.EINVALID, "Failed to validate deploy or power info for node %s: %s", n.UUID, err.Error())
+		}
+		steps, failure, err := c.deploySteps(ctx, t, req.DeploySteps, traits)
 		if err != nil {
 			return err
 		}
@@ -95,7 +99,13 @@ func (c *Conductor) Provision(ctx context.Context, ident string, req ProvisionRe
 				return err
 			}
 		}
-		work = func(ctx context.Context, t *Task) { c.runSteps(ctx, t, DeploySteps, steps) }
+		work = func(ctx context.Context, t *Task) {
+			if failure != nil {
+				c.fail(ctx, t, failure)
+				return
+			}
+			c.runSteps(ctx, t, DeploySteps, steps)
+		}
 	case ironwork.EventDelete:
 		work = c.tearDown
 	case ironwork.EventInspect:
@@ -222,30 +232,23 @@ func (c *Conductor) startClean(ctx context.Context, t *Task, manual []Step) {
 	c.runSteps(ctx, t, CleanSteps, steps)
 }
 
-// deploySteps merges the driver's automatic deploy steps with the requested ones: a requested
-// step replaces the driver's step of the same name.
-func (c *Conductor) deploySteps(t *Task, requested []any) ([]Step, error) {
-	steps := automaticSteps(t.Driver, DeploySteps)
-	if len(requested) == 0 {
-		return steps, nil
+// deploySteps merges the driver's automatic deploy steps with the requested ones and those of
+// the deploy templates the instance traits name, as Ironic: requested steps override template
+// steps, both override the driver's step of the same interface and name, and priority 0
+// disables a step. failure is the error the deploy must fail with (a template step the driver
+// does not offer); err refuses the request.
+func (c *Conductor) deploySteps(ctx context.Context, t *Task, requested []any, traits []string) (steps []Step, failure, err error) {
+	var user []Step
+	if len(requested) > 0 {
+		if user, err = manualSteps(t.Driver, DeploySteps, requested); err != nil {
+			return nil, nil, err
+		}
 	}
-	user, err := manualSteps(t.Driver, DeploySteps, requested)
+	tpl, failure, err := c.templateSteps(ctx, t, traits)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	for _, u := range user {
-		replaced := false
-		for i, s := range steps {
-			if s.Interface == u.Interface && s.Name == u.Name {
-				steps[i], replaced = u, true
-			}
-		}
-		if !replaced {
-			steps = append(steps, u)
-		}
-	}
-	sortSteps(steps)
-	return steps, nil
+	return mergeDeploySteps(automaticSteps(t.Driver, DeploySteps), user, tpl), failure, nil
 }
 
 // stepField returns the node field that shows the current step of a kind.

@@ -118,14 +118,19 @@ func TestFullModeRealClients(t *testing.T) {
 		macC       = mustMAC("52:54:00:aa:00:03")
 		macStatic  = mustMAC("52:54:00:aa:00:50")
 		macNoBoot  = mustMAC("52:54:00:aa:00:60")
+		macTenant  = mustMAC("52:54:00:aa:00:70")
+		macTenantS = mustMAC("52:54:00:aa:00:71")
 		macUnknown = mustMAC("52:54:00:ff:ff:ff")
 	)
 	nodes := mapNodes{
-		macA.String():       {Known: true, NetBoot: true, Node: "node-a"},
-		macB.String():       {Known: true, NetBoot: true, Node: "node-b"},
-		macC.String():       {Known: true, NetBoot: true, Node: "node-c"},
-		macStatic.String():  {Known: true, NetBoot: true, Node: "node-s", StaticIP: tn.ip(50)},
-		macNoBoot.String():  {Known: true, NetBoot: false, Node: "node-n"},
+		macA.String():      {Known: true, NetBoot: true, Node: "node-a"},
+		macB.String():      {Known: true, NetBoot: true, Node: "node-b"},
+		macC.String():      {Known: true, NetBoot: true, Node: "node-c"},
+		macStatic.String(): {Known: true, NetBoot: true, Node: "node-s", StaticIP: tn.ip(50)},
+		macNoBoot.String(): {Known: true, NetBoot: false, Node: "node-n"},
+		// Deployed instances on their tenant VIFs: no network-boot record, an address only.
+		macTenant.String():  {Known: true, NetBoot: false, Node: "node-t", TenantVIF: "vif-t"},
+		macTenantS.String(): {Known: true, NetBoot: false, Node: "node-u", TenantVIF: "vif-u", StaticIP: tn.ip(60)},
 		"52:54:00:aa:00:04": {Known: true},
 	}
 	boot := "http://" + tn.ip(1).String() + ":8080"
@@ -175,6 +180,10 @@ func TestFullModeRealClients(t *testing.T) {
 		{"static", macStatic, pxeBIOS, want{tn.ip(50).String(), "undionly.kpxe"}},
 		{"known-not-netboot", macNoBoot, pxeEFI, want{tn.ip(102).String(), ""}},
 		{"not-pxe", macC, nil, want{tn.ip(103).String(), ""}},
+		{"tenant-vif", macTenant, nil, want{tn.ip(104).String(), ""}},
+		{"tenant-vif-sticky", macTenant, nil, want{tn.ip(104).String(), ""}},
+		{"tenant-vif-pxe-rom", macTenant, pxeEFI, want{tn.ip(104).String(), ""}},
+		{"tenant-vif-static", macTenantS, nil, want{tn.ip(60).String(), ""}},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -243,8 +252,8 @@ send vendor-class-identifier "PXEClient:Arch:00000:UNDI:002001";
 		if err != nil {
 			t.Fatal(err)
 		}
-		if env["ip"] != tn.ip(104).String() {
-			t.Errorf("new MAC after restart got %q, want %v (the first address no MAC holds)", env["ip"], tn.ip(104))
+		if env["ip"] != tn.ip(105).String() {
+			t.Errorf("new MAC after restart got %q, want %v (the first address no MAC holds)", env["ip"], tn.ip(105))
 		}
 	})
 	stop()
@@ -258,7 +267,7 @@ send vendor-class-identifier "PXEClient:Arch:00000:UNDI:002001";
 		if err != nil {
 			t.Fatal(err)
 		}
-		check(t, env, want{tn.ip(105).String(), boot + "/boot/unknown.ipxe"})
+		check(t, env, want{tn.ip(106).String(), boot + "/boot/unknown.ipxe"})
 	})
 	ls, _ := leases.Leases(context.Background())
 	for _, l := range ls {

@@ -156,7 +156,7 @@ func (s *Server) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client) (*dh
 	if err := s.commit(ctx, l, now); err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "lease", keyMAC, mac.String(), keyIP, ip.String(), keyNode, c.Node, keyNetBoot, s.wantsBoot(c))
+	s.log.InfoContext(ctx, "lease", keyMAC, mac.String(), keyIP, ip.String(), keyNode, c.Node, keyNetBoot, s.wantsBoot(c), keyVIF, c.TenantVIF)
 	return s.leaseReply(req, dhcpv4.MessageTypeAck, ip, c), nil
 }
 

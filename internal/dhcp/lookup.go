@@ -26,6 +26,10 @@ type Client struct {
 	// StaticIP, if set, is the port's fixed address: always given to this
 	// MAC (full mode) and never to another one.
 	StaticIP net.IP
+	// TenantVIF is the VIF attached to the port (or its portgroup), if any: a
+	// deployed instance DHCPs on it and gets its address, sticky per MAC or
+	// StaticIP, with no boot file unless NetBoot says so.
+	TenantVIF string
 }
 
 // StaticOwners is an optional interface of Nodes: when Nodes implements it,

@@ -26,6 +26,7 @@ const (
 	keyType    = "msg_type"
 	keyKnown   = "known"
 	keyNetBoot = "netboot"
+	keyVIF     = "vif"
 	keyArch    = "arch"
 	keyFile    = "boot_file"
 	keyPeer    = "peer"

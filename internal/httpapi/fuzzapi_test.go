@@ -18,9 +18,13 @@ func FuzzAPIRequests(f *testing.F) {
 	f.Add("PUT", "/v1/nodes/n/traits", "", []byte(`{"traits":["CUSTOM_A"]}`))
 	f.Add("GET", "/v1/nodes", "limit=2&sort_key=name&marker=x&fields=uuid", []byte(nil))
 	f.Add("GET", "/v1/ports/detail", "node=n&address=zz", []byte(nil))
+	f.Add("POST", "/v1/deploy_templates", "", []byte(`{"name":"CUSTOM_A","steps":[{"interface":"deploy","step":"x","args":{},"priority":"1"}]}`))
+	f.Add("PATCH", "/v1/deploy_templates/CUSTOM_A", "", []byte(`[{"op":"replace","path":"/steps/0/priority","value":-1}]`))
+	f.Add("GET", "/v1/deploy_templates", "limit=1&sort_key=steps&fields=name", []byte(nil))
 	ts, _ := newAPI(f)
 	paths := map[string]bool{"/v1/nodes": true, "/v1/nodes/n": true, "/v1/ports": true, "/v1/portgroups": true,
-		"/v1/chassis": true, "/v1/nodes/n/traits": true, "/v1/ports/detail": true, "/v1/nodes/detail": true}
+		"/v1/chassis": true, "/v1/nodes/n/traits": true, "/v1/ports/detail": true, "/v1/nodes/detail": true,
+		"/v1/deploy_templates": true, "/v1/deploy_templates/CUSTOM_A": true}
 	methods := map[string]bool{"GET": true, "POST": true, "PATCH": true, "PUT": true, "DELETE": true}
 	f.Fuzz(func(t *testing.T, method, path, query string, body []byte) {
 		if !methods[method] || !paths[path] {

@@ -345,7 +345,9 @@ func TestNodeTraitsStatesAndDelete(t *testing.T) {
 	if st.body["provision_state"] != "enroll" || st.body["boot_mode"] != nil {
 		t.Fatalf("states: %s", st.raw)
 	}
-	mustStatus(t, call(t, ts, "GET", "/v1/nodes/t1/vifs", "1.96", nil), 200)
+	// VIFs are the network interface's to list, as in Ironic: without a conductor, 503.
+	mustStatus(t, call(t, ts, "GET", "/v1/nodes/t1/vifs", "1.96", nil), 503)
+	mustStatus(t, call(t, ts, "GET", "/v1/nodes/t1/vifs", "1.27", nil), 404)
 
 	// A node a conductor holds, or one that is deployed, cannot be deleted.
 	ctx := context.Background()

@@ -23,7 +23,6 @@ func (s *Server) nodeRoutes() {
 	s.handle("PUT /v1/nodes/{ident}/traits/{trait}", s.addTrait)
 	s.handle("DELETE /v1/nodes/{ident}/traits", s.deleteTraits)
 	s.handle("DELETE /v1/nodes/{ident}/traits/{trait}", s.deleteTrait)
-	s.handle("GET /v1/nodes/{ident}/vifs", s.listVIFs)
 	s.handle("GET /v1/nodes/{ident}/ports", s.nodePorts(false))
 	s.handle("GET /v1/nodes/{ident}/ports/detail", s.nodePorts(true))
 	s.handle("GET /v1/nodes/{ident}/portgroups", s.nodePortgroups(false))
@@ -586,35 +585,4 @@ func (s *Server) nodeStates(w http.ResponseWriter, r *http.Request) error {
 		out = append(out, kv{"boot_mode", optStr(n.BootMode)}, kv{"secure_boot", optBool(n.SecureBoot)})
 	}
 	return s.writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) listVIFs(w http.ResponseWriter, r *http.Request) error {
-	if versionOf(r.Context()) < vVIFs {
-		return ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
-	}
-	n, err := s.loadNode(r.Context(), r.PathValue("ident"))
-	if err != nil {
-		return err
-	}
-	ports, err := s.store.PortsOfNode(r.Context(), n.ID)
-	if err != nil {
-		return err
-	}
-	groups, err := s.store.ListPortgroups(r.Context(), sqlstore.PortgroupFilter{NodeUUID: n.UUID}, sqlstore.Page{})
-	if err != nil {
-		return err
-	}
-	vifs := []object{}
-	add := func(info ironwork.JSONObject) {
-		if id, ok := info["tenant_vif_port_id"].(string); ok && id != "" {
-			vifs = append(vifs, object{{"id", id}})
-		}
-	}
-	for _, g := range groups {
-		add(g.InternalInfo)
-	}
-	for _, p := range ports {
-		add(p.InternalInfo)
-	}
-	return s.writeJSON(w, http.StatusOK, object{{"vifs", vifs}})
 }

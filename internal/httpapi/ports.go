@@ -274,7 +274,7 @@ func (s *Server) deletePort(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkNodeFree(ctx, cur.NodeUUID); err != nil {
 		return err
 	}
-	if err := s.store.DeletePort(ctx, ident, nil); err != nil {
+	if err := s.store.DeletePort(ctx, ident, s.portWithoutVIF(ctx, cur.NodeUUID)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -107,6 +107,8 @@ func (s *Server) routes() {
 	s.driverRoutes()
 	s.agentRoutes()
 	s.allocationRoutes()
+	s.vifRoutes()
+	s.deployTemplateRoutes()
 
 	s.handle("/", s.notFound)
 }

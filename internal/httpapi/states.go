@@ -27,6 +27,9 @@ type Conductor interface {
 	AgentHeartbeat(ctx context.Context, ident string, hb conductor.Heartbeat) error
 	CreateAllocation(ctx context.Context, a *ironwork.Allocation, backfillNode string) (*ironwork.Allocation, error)
 	DeleteAllocation(ctx context.Context, ident string) error
+	AttachVIF(ctx context.Context, ident string, vif conductor.VIF) error
+	DetachVIF(ctx context.Context, ident, id string) error
+	ListVIFs(ctx context.Context, ident string) ([]conductor.VIF, error)
 }
 
 // verbSince is the microversion that introduced each provision verb.

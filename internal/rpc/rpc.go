@@ -34,6 +34,7 @@ type params struct {
 	Config    ironwork.JSONObject         `json:"config,omitempty"`
 	Heartbeat *conductor.Heartbeat        `json:"heartbeat,omitempty"`
 	Alloc     *ironwork.Allocation        `json:"allocation,omitempty"`
+	VIF       *conductor.VIF              `json:"vif,omitempty"`
 }
 
 type request struct {
@@ -133,6 +134,16 @@ func dispatch(ctx context.Context, c *conductor.Conductor, req request) (any, er
 			return nil, ironwork.Errorf(ironwork.EINVALID, "agent_heartbeat needs a heartbeat")
 		}
 		return nil, c.AgentHeartbeat(ctx, p.Node, *p.Heartbeat)
+	case "vif_attach", "vif_detach":
+		if p.VIF == nil {
+			return nil, ironwork.Errorf(ironwork.EINVALID, "%s needs a VIF", req.Method)
+		}
+		if req.Method == "vif_detach" {
+			return nil, c.DetachVIF(ctx, p.Node, p.VIF.ID)
+		}
+		return nil, c.AttachVIF(ctx, p.Node, *p.VIF)
+	case "vif_list":
+		return c.ListVIFs(ctx, p.Node)
 	}
 	return nil, ironwork.Errorf(ironwork.EINVALID, "unknown method %q", req.Method)
 }
@@ -375,6 +386,26 @@ func (r *Router) CreateAllocation(ctx context.Context, a *ironwork.Allocation, b
 func (r *Router) DeleteAllocation(ctx context.Context, ident string) error {
 	return r.call(ctx, params{Reason: ident}, "delete_allocation",
 		func(c *conductor.Conductor) (any, error) { return nil, c.DeleteAllocation(ctx, ident) }, nil)
+}
+
+// AttachVIF implements httpapi.Conductor.
+func (r *Router) AttachVIF(ctx context.Context, ident string, vif conductor.VIF) error {
+	return r.call(ctx, params{Node: ident, VIF: &vif}, "vif_attach",
+		func(c *conductor.Conductor) (any, error) { return nil, c.AttachVIF(ctx, ident, vif) }, nil)
+}
+
+// DetachVIF implements httpapi.Conductor.
+func (r *Router) DetachVIF(ctx context.Context, ident, id string) error {
+	return r.call(ctx, params{Node: ident, VIF: &conductor.VIF{ID: id}}, "vif_detach",
+		func(c *conductor.Conductor) (any, error) { return nil, c.DetachVIF(ctx, ident, id) }, nil)
+}
+
+// ListVIFs implements httpapi.Conductor.
+func (r *Router) ListVIFs(ctx context.Context, ident string) ([]conductor.VIF, error) {
+	var out []conductor.VIF
+	err := r.call(ctx, params{Node: ident}, "vif_list",
+		func(c *conductor.Conductor) (any, error) { return c.ListVIFs(ctx, ident) }, &out)
+	return out, err
 }
 
 // Ring is the ring the router routes by.

@@ -13,6 +13,7 @@ import (
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/driver/fake"
+	"github.com/ironwork/ironwork/internal/driver/network"
 	"github.com/ironwork/ironwork/internal/rpc"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
@@ -31,6 +32,7 @@ func newConductor(t testing.TB) (*httptest.Server, *sqlstore.Store, *conductor.C
 	}
 	reg := conductor.Registry{}
 	fake.Register(reg)
+	network.Register(reg)
 	cfg := conductor.Defaults()
 	cfg.Hostname = "rpc-c"
 	c := conductor.New(cfg, store, ironwork.DefaultDriverConfig(), reg, nil)
@@ -74,6 +76,24 @@ func TestRouterCallsARemoteConductor(t *testing.T) {
 	if ironwork.ErrorCode(err) != ironwork.EINVALID {
 		t.Fatalf("a refused verb over RPC: %v (code %q), want EINVALID", err, ironwork.ErrorCode(err))
 	}
+	if err := store.CreatePort(ctx, &ironwork.Port{Address: "52:54:00:00:09:01", NodeUUID: n.UUID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AttachVIF(ctx, n.UUID, conductor.VIF{ID: "vif-rpc"}); err != nil {
+		t.Fatalf("attach over RPC: %v", err)
+	}
+	if err := r.AttachVIF(ctx, n.UUID, conductor.VIF{ID: "vif-rpc"}); ironwork.ErrorCode(err) != ironwork.ECONFLICT {
+		t.Fatalf("attach twice over RPC: %v, want ECONFLICT", err)
+	}
+	if vifs, err := r.ListVIFs(ctx, n.UUID); err != nil || len(vifs) != 1 || vifs[0].ID != "vif-rpc" {
+		t.Fatalf("list over RPC: %v %v", vifs, err)
+	}
+	if err := r.DetachVIF(ctx, n.UUID, "vif-rpc"); err != nil {
+		t.Fatalf("detach over RPC: %v", err)
+	}
+	if err := r.DetachVIF(ctx, n.UUID, "vif-rpc"); ironwork.ErrorCode(err) != ironwork.EINVALID {
+		t.Fatalf("detach unknown over RPC: %v, want EINVALID", err)
+	}
 	if _, err := store.ReserveNode(ctx, n.UUID, "elsewhere"); err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +113,8 @@ func FuzzRPCRequest(f *testing.F) {
 		`{"jsonrpc":"2.0","method":"provision","params":{"node":"n","provision":{"Target":"manage"}},"id":1}`,
 		`{"jsonrpc":"2.0","method":"set_power","params":{"node":"n","power":"power on","timeout_s":-1},"id":2}`,
 		`{"jsonrpc":"2.0","method":"set_boot_device","params":{"node":"n"},"id":3}`,
+		`{"jsonrpc":"2.0","method":"vif_attach","params":{"node":"n","vif":{"id":"v","port_uuid":"x"}},"id":4}`,
+		`{"jsonrpc":"2.0","method":"vif_detach","params":{"node":"n"},"id":5}`,
 		`{"method":"nope"}`, `[]`, `{`, `null`,
 	} {
 		f.Add([]byte(s))

@@ -331,7 +331,7 @@ func (d dhcpNodes) Lookup(ctx context.Context, mac net.HardwareAddr) (dhcp.Clien
 	if err != nil {
 		return dhcp.Client{}, err
 	}
-	c := dhcp.Client{Known: t.Known, NetBoot: t.NetBoot, Node: t.Node}
+	c := dhcp.Client{Known: t.Known, NetBoot: t.NetBoot, Node: t.Node, TenantVIF: t.TenantVIF}
 	if t.StaticIP != "" {
 		c.StaticIP = net.ParseIP(t.StaticIP).To4()
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/ironwork/ironwork/internal/driver/direct"
 	"github.com/ironwork/ironwork/internal/driver/fake"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
+	"github.com/ironwork/ironwork/internal/driver/network"
 	"github.com/ironwork/ironwork/internal/driver/redfish"
 	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/rpc"
@@ -115,6 +116,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		}
 		registry := conductor.Registry{}
 		fake.Register(registry)
+		network.Register(registry)
 		s.ipmiSessions = ipmi.NewSessions()
 		rf, ipmitool := redfish.Interface{}, ipmi.Interface{Sessions: s.ipmiSessions}
 		registry.Add(ironwork.PowerInterface, "redfish", rf)

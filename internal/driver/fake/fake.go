@@ -145,15 +145,26 @@ func (Interface) Steps(kind conductor.StepKind) []conductor.Step {
 			{Name: "erase_devices", Priority: 0, Abortable: true},
 		}
 	case conductor.DeploySteps:
-		return []conductor.Step{{Name: "deploy", Priority: 100}}
+		// fake_record is disabled unless a deploy template or the request enables it.
+		return []conductor.Step{{Name: "deploy", Priority: 100}, {Name: "fake_record", Priority: 0}}
 	case conductor.ServiceSteps:
 		return []conductor.Step{{Name: "noop", Priority: 0}}
 	}
 	return nil
 }
 
-// RunStep implements conductor.StepRunner.
-func (Interface) RunStep(_ context.Context, t *conductor.Task, step conductor.Step) (bool, error) {
+// RunStep implements conductor.StepRunner. The fake_record step appends its interface and
+// arguments to driver_internal_info.fake_record, so tests can see which steps ran.
+func (Interface) RunStep(ctx context.Context, t *conductor.Task, step conductor.Step) (bool, error) {
+	if step.Name == "fake_record" {
+		return false, t.Save(ctx, func(n *ironwork.Node) {
+			if n.DriverInternalInfo == nil {
+				n.DriverInternalInfo = ironwork.JSONObject{}
+			}
+			rec, _ := n.DriverInternalInfo["fake_record"].([]any)
+			n.DriverInternalInfo["fake_record"] = append(rec, map[string]any{"interface": string(step.Interface), "args": step.Args})
+		})
+	}
 	if flag(t, "fake_clean_fail") && (step.Name == "erase_devices_metadata" || step.Name == "erase_devices") {
 		return false, errors.New("fake clean step failed (fake_clean_fail is set)")
 	}
@@ -180,8 +191,8 @@ func (Interface) Rescue(context.Context, *conductor.Task) (bool, error) { return
 // Unrescue implements conductor.Rescuer.
 func (Interface) Unrescue(context.Context, *conductor.Task) error { return nil }
 
-// Noop implements the generic interfaces (flat and noop networks, no-* interfaces) that need
-// no work until their real implementations land.
+// Noop implements the generic no-* interfaces that need no work until their real
+// implementations land. The flat and noop network interfaces live in package network.
 type Noop struct{}
 
 // Register adds the fake implementations to a registry: "fake" for every kind, and no-op
@@ -193,7 +204,7 @@ func Register(r conductor.Registry) {
 	for kind, names := range map[ironwork.InterfaceKind][]string{
 		ironwork.BIOSInterface: {"no-bios"}, ironwork.ConsoleInterface: {"no-console"},
 		ironwork.FirmwareInterface: {"no-firmware"}, ironwork.InspectInterface: {"no-inspect"},
-		ironwork.NetworkInterface: {"noop", "flat"}, ironwork.RAIDInterface: {"no-raid"},
+		ironwork.RAIDInterface:   {"no-raid"},
 		ironwork.RescueInterface: {"no-rescue"}, ironwork.StorageInterface: {"noop"},
 		ironwork.VendorInterface: {"no-vendor"}, ironwork.ManagementInterface: {"noop"},
 	} {

@@ -225,3 +225,32 @@ func TestValidateAndPrepareErrors(t *testing.T) {
 		t.Error("a file from outside the allowed directories landed in the boot root")
 	}
 }
+
+// A deployed node's ports answer with their tenant VIF, their own or their portgroup's, and
+// do not network-boot.
+func TestLookupTenantVIF(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	n := f.node(t, "tenant", "ipxe", nil, nil, "52:54:00:00:07:01")
+	g := &ironwork.Portgroup{NodeUUID: n.UUID, Name: "bond0", Address: "52:54:00:00:07:10",
+		InternalInfo: ironwork.JSONObject{"tenant_vif_port_id": "vif-bond"}}
+	if err := f.store.CreatePortgroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.CreatePort(ctx, &ironwork.Port{Address: "52:54:00:00:07:11", NodeUUID: n.UUID, PortgroupUUID: g.UUID,
+		Extra: ironwork.JSONObject{"ip_address": "10.0.0.77"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ mac, vif, ip string }{
+		{"52:54:00:00:07:01", "", ""},
+		{"52:54:00:00:07:11", "vif-bond", "10.0.0.77"},
+	} {
+		got, err := f.res.Lookup(ctx, tc.mac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Known || got.NetBoot || got.TenantVIF != tc.vif || got.StaticIP != tc.ip {
+			t.Errorf("%s: %+v, want known, no network boot, VIF %q, static %q", tc.mac, got, tc.vif, tc.ip)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 type Nodes interface {
 	PortByAddress(ctx context.Context, mac string) (*ironwork.Port, error)
 	GetNodeByID(ctx context.Context, id int64) (*ironwork.Node, error)
+	GetPortgroup(ctx context.Context, ident string) (*ironwork.Portgroup, error)
 }
 
 // Target is what a MAC address should network-boot now.
@@ -23,7 +24,10 @@ type Target struct {
 	// StaticIP is the address the port must get in full DHCP mode, from the port's
 	// extra.ip_address; empty when it has none.
 	StaticIP string
-	record   record
+	// TenantVIF is the VIF attached to the port or to its portgroup (internal_info
+	// tenant_vif_port_id): the instance's network identity after deploy.
+	TenantVIF string
+	record    record
 }
 
 // Resolver answers the boot services' questions about a MAC address.
@@ -52,6 +56,14 @@ func (r *Resolver) Lookup(ctx context.Context, mac string) (Target, error) {
 	t := Target{Known: true, Node: n.UUID}
 	if ip, _ := p.Extra["ip_address"].(string); net.ParseIP(ip) != nil {
 		t.StaticIP = ip
+	}
+	t.TenantVIF, _ = p.InternalInfo["tenant_vif_port_id"].(string)
+	if t.TenantVIF == "" && p.PortgroupUUID != "" {
+		g, err := r.Nodes.GetPortgroup(ctx, p.PortgroupUUID)
+		if err != nil {
+			return Target{}, fmt.Errorf("look up portgroup of port %s: %w", mac, err)
+		}
+		t.TenantVIF, _ = g.InternalInfo["tenant_vif_port_id"].(string)
 	}
 	t.record, t.NetBoot = recordOf(n)
 	t.NetBoot = t.NetBoot && p.PXEEnabled
