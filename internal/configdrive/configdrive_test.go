@@ -156,3 +156,12 @@ func FuzzBuild(f *testing.F) {
 		}
 	})
 }
+
+func TestISORefusesCollidingNames(t *testing.T) {
+	if _, err := configdrive.ISO("x", []configdrive.File{{Path: "a-b"}, {Path: "a_b"}}); err == nil {
+		t.Error("two files with one ISO 9660 name were accepted")
+	}
+	if _, err := configdrive.ISO("x", []configdrive.File{{Path: "../x"}}); err == nil {
+		t.Error("a path out of the root was accepted")
+	}
+}

@@ -78,6 +78,22 @@ func ISO(label string, files []File) ([]byte, error) {
 		slices.SortFunc(d.dirs, func(a, b *dir) int { return strings.Compare(dirID(a.name), dirID(b.name)) })
 		order = append(order, d.dirs...)
 	}
+	for _, d := range order {
+		seen := map[string]bool{}
+		for _, c := range d.dirs {
+			seen[dirID(c.name)] = true
+		}
+		for _, f := range d.files {
+			if id := fileID(f.name); seen[id] || seen[strings.TrimSuffix(id, ".;1")] {
+				return nil, fmt.Errorf("iso: %q has the same ISO 9660 name as another entry", f.name)
+			} else {
+				seen[id] = true
+			}
+		}
+		if len(seen) != len(d.dirs)+len(d.files) {
+			return nil, fmt.Errorf("iso: two directories in %q have the same ISO 9660 name", d.name)
+		}
+	}
 	pathTable := func(big bool) []byte {
 		var b []byte
 		for _, d := range order {
