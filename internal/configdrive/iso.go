@@ -84,11 +84,11 @@ func ISO(label string, files []File) ([]byte, error) {
 			seen[dirID(c.name)] = true
 		}
 		for _, f := range d.files {
-			if id := fileID(f.name); seen[id] || seen[strings.TrimSuffix(id, ".;1")] {
+			id := fileID(f.name)
+			if seen[id] || seen[strings.TrimSuffix(id, ".;1")] {
 				return nil, fmt.Errorf("iso: %q has the same ISO 9660 name as another entry", f.name)
-			} else {
-				seen[id] = true
 			}
+			seen[id] = true
 		}
 		if len(seen) != len(d.dirs)+len(d.files) {
 			return nil, fmt.Errorf("iso: two directories in %q have the same ISO 9660 name", d.name)
