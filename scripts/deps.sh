@@ -5,7 +5,7 @@
 # IPMI and Redfish clients), QEMU with iPXE and OVMF (virtual machines that network-boot), and the
 # real DHCP, TFTP and router-advertisement peers of the boot services (busybox udhcpc, ISC
 # dhclient, dnsmasq, tftp-hpa, atftp, ndisc6), and the disk tools the agent's tests check its
-# work with (qemu-img, sgdisk, sfdisk, xorriso, zstd, xz).
+# work with (qemu-img, sgdisk, sfdisk, xorriso, isoinfo from genisoimage, blkid, zstd, xz).
 # Idempotent; needs root for apt-get.
 set -euo pipefail
 need=()
@@ -41,6 +41,8 @@ rdisc6 ndisc6
 sgdisk gdisk
 /usr/sbin/sfdisk fdisk
 xorriso xorriso
+isoinfo genisoimage
+/usr/sbin/blkid util-linux
 zstd zstd
 xz xz-utils
 LIST

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/configdrive"
 )
 
 // ProvisionRequest is a PUT /states/provision request.
@@ -88,6 +89,15 @@ func (c *Conductor) Provision(ctx context.Context, ident string, req ProvisionRe
 		steps, failure, err := c.deploySteps(ctx, t, req.DeploySteps, traits)
 		if err != nil {
 			return err
+		}
+		if m, ok := req.ConfigDrive.(map[string]any); ok {
+			// As Ironic: the dict form is built into an image when the deploy starts, and
+			// only the gzipped, base64-encoded image is stored.
+			cd, err := configdrive.BuildEncoded(m, n.UUID, n.Name)
+			if err != nil {
+				return ironwork.Errorf(ironwork.EINVALID, "Invalid configdrive format: %v", err)
+			}
+			req.ConfigDrive = cd
 		}
 		if req.ConfigDrive != nil {
 			if err := t.Save(ctx, func(n *ironwork.Node) {

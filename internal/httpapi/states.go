@@ -4,10 +4,12 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/configdrive"
 )
 
 // Conductor is what the API asks of the conductor that manages a node: every change of
@@ -110,9 +112,6 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 		case "target":
 			req.Target, _ = v.(string)
 		case "configdrive":
-			if _, isMap := v.(map[string]any); isMap && ver < 56 {
-				return tooNew(56)
-			}
 			req.ConfigDrive = v
 		case "clean_steps", "deploy_steps", "service_steps":
 			since := map[string]int{"clean_steps": 15, "deploy_steps": 69, "service_steps": 87}[k]
@@ -162,8 +161,8 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 	if req.CleanSteps != nil && req.Target != "clean" {
 		return invalid("\"clean_steps\" is only valid when setting target provision state to clean")
 	}
-	if req.ConfigDrive != nil && !slices.Contains([]string{"active", "deploy", "rebuild"}, req.Target) {
-		return invalid("Adding a config drive is only supported when setting provision state to active, deploy or rebuild")
+	if err := checkConfigDrive(req.Target, req.ConfigDrive, ver); err != nil {
+		return err
 	}
 	uuid, err := s.nodeIdent(r)
 	if err != nil {
@@ -479,4 +478,46 @@ func (s *Server) historyEvent(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	return ironwork.Errorf(ironwork.ENOTFOUND, "Node history record %s could not be found.", r.PathValue("event"))
+}
+
+// b64Alphabet is what a base64 config drive may hold, with the white space base64 values
+// commonly carry.
+const b64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n\r\t "
+
+// checkConfigDrive refuses a config drive as Ironic does: only with target active (or
+// deploy, its alias), and rebuild from 1.35; the object form only from 1.56, its
+// vendor_data only from 1.59; a string must be a URL or base64.
+func checkConfigDrive(target string, cd any, ver int) error {
+	if cd == nil || cd == "" {
+		return nil
+	}
+	if m, ok := cd.(map[string]any); ok && len(m) == 0 {
+		return nil
+	}
+	allowed := []string{"active"}
+	if ver >= 35 {
+		allowed = append(allowed, "rebuild")
+	}
+	if !slices.Contains(allowed, target) && target != "deploy" {
+		return invalid("Adding a config drive is only supported when setting provision state to %s", strings.Join(allowed, ", "))
+	}
+	switch v := cd.(type) {
+	case map[string]any:
+		if _, err := configdrive.Parse(v); err != nil {
+			return invalid("Invalid configdrive format: %v", err)
+		}
+		if ver < 56 {
+			return invalid("Providing a JSON object for configdrive is only supported starting with API version 1.56")
+		}
+		if _, ok := v["vendor_data"]; ok && ver < 59 {
+			return invalid("Providing vendor_data in configdrive is only supported starting with API version 1.59")
+		}
+	case string:
+		if !strings.Contains(v, "://") && strings.Trim(v, b64Alphabet) != "" {
+			return invalid("Invalid configdrive format: it is neither a JSON, nor a URL, nor a base64 string")
+		}
+	default:
+		return invalid("Invalid configdrive format: %v is not of type 'object', 'string', 'null'", v)
+	}
+	return nil
 }

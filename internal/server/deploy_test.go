@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -146,6 +147,17 @@ func qemuImage(t *testing.T, dir string) (raw, qcow2 []byte) {
 	if err := os.WriteFile(rawPath, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// An MBR with one partition, so that the agent can add the config drive after it.
+	if sf, err := exec.LookPath("sfdisk"); err == nil {
+		cmd := exec.Command(sf, "-q", rawPath)
+		cmd.Stdin = strings.NewReader("label: dos\nstart=2048, size=12288, type=83\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("sfdisk: %v: %s", err, out)
+		}
+		if data, err = os.ReadFile(rawPath); err != nil {
+			t.Fatal(err)
+		}
+	}
 	qcowPath := filepath.Join(dir, "src.qcow2")
 	if out, err := exec.Command(qi, "convert", "-f", "raw", "-O", "qcow2", rawPath, qcowPath).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img convert: %v: %s", err, out)
@@ -174,6 +186,10 @@ func TestDirectDeployWithTheAgent(t *testing.T) {
 
 	disk := filepath.Join(dir, "disk.img")
 	if err := os.WriteFile(disk, bytes.Repeat([]byte{0xAA}, 16<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Room for the config drive's partition (at least 64 MiB) after the image: sparse.
+	if err := os.Truncate(disk, 96<<20); err != nil {
 		t.Fatal(err)
 	}
 	srv := startServer(t, "sqlite://"+filepath.Join(dir, "db"), func(c *server.Config) {
@@ -207,8 +223,14 @@ func TestDirectDeployWithTheAgent(t *testing.T) {
 		t.Fatal("cleaning left the disk's first MiB as it was")
 	}
 
+	// Deploy with a config drive in the dict form: the conductor builds the ISO, the agent
+	// writes it to a config-2 partition after the image.
 	start = time.Now()
-	provisionVerb(t, c, uuid, "active")
+	cd := map[string]any{"meta_data": map[string]any{"hostname": "direct-1.example"}, "network_data": map[string]any{"links": []any{}},
+		"user_data": "#cloud-config\nhostname: direct-1\n"}
+	if err := c.Do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": "active", "configdrive": cd}, nil); err != nil {
+		t.Fatal(err)
+	}
 	waitState(t, c, uuid, "wait call-back", 10*time.Second)
 	startAgent(t, agent, srv.URL(), disk)
 	n := waitState(t, c, uuid, "active", 90*time.Second)
@@ -217,9 +239,15 @@ func TestDirectDeployWithTheAgent(t *testing.T) {
 		t.Errorf("deployed node is %v", n["power_state"])
 	}
 	b, _ = os.ReadFile(disk)
-	if !bytes.Equal(b[:len(raw)], raw) {
+	// (The first sector's partition table gained the config drive's entry.)
+	if !bytes.Equal(b[:446], raw[:446]) || !bytes.Equal(b[512:len(raw)], raw[512:]) {
 		t.Fatal("the disk does not hold the image (compared with the raw source of the qcow2)")
 	}
+	checkConfigDrivePartition(t, disk, map[string]string{
+		"openstack/latest/meta_data.json":    `{"hostname":"direct-1.example","name":"direct-1","uuid":"` + uuid + `"}`,
+		"openstack/latest/network_data.json": `{"links":[]}`,
+		"openstack/latest/user_data":         "#cloud-config\nhostname: direct-1\n",
+	})
 	if dii, _ := n["driver_internal_info"].(map[string]any); dii["agent_url"] != nil || dii["agent_secret_token"] != nil {
 		t.Errorf("the agent's URL or token outlived the deploy: %v", dii)
 	}
@@ -252,4 +280,57 @@ func TestDirectDeployWithTheAgent(t *testing.T) {
 	if !bytes.Equal(b[:1<<20], make([]byte, 1<<20)) {
 		t.Error("a failed write left a bootable first MiB")
 	}
+}
+
+// checkConfigDrivePartition finds the partition named config-2 on the disk file with sfdisk,
+// and reads the files given back from it with xorriso.
+func checkConfigDrivePartition(t *testing.T, disk string, want map[string]string) {
+	t.Helper()
+	sf, err := exec.LookPath("sfdisk")
+	x, err2 := exec.LookPath("xorriso")
+	if err != nil || err2 != nil {
+		t.Log("sfdisk or xorriso missing: config drive not checked")
+		return
+	}
+	out, err := exec.Command(sf, "--json", disk).Output()
+	if err != nil {
+		t.Fatalf("sfdisk --json: %v", err)
+	}
+	var table struct {
+		PartitionTable struct {
+			SectorSize int64 `json:"sectorsize"`
+			Partitions []struct {
+				Start, Size int64
+				Name        string
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &table); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(disk)
+	ss := max(table.PartitionTable.SectorSize, 512)
+	parts := table.PartitionTable.Partitions
+	for i, p := range parts {
+		// GPT names it; on MBR it is the last partition, labelled by its ISO.
+		if p.Name != "config-2" && (p.Name != "" || i != len(parts)-1) {
+			continue
+		}
+		iso := filepath.Join(t.TempDir(), "cd.iso")
+		if err := os.WriteFile(iso, b[p.Start*ss:(p.Start+p.Size)*ss], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "x")
+		if out, err := exec.Command(x, "-osirrox", "on", "-indev", iso, "-extract", "/", dir).CombinedOutput(); err != nil {
+			t.Fatalf("xorriso on the config-2 partition: %v: %s", err, out)
+		}
+		for name, w := range want {
+			got, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil || string(got) != w {
+				t.Errorf("config drive %s: %q (%v), want %q", name, got, err, w)
+			}
+		}
+		return
+	}
+	t.Fatalf("no config-2 partition on the disk: %s", out)
 }

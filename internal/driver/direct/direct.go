@@ -20,6 +20,7 @@ import (
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/configdrive"
 )
 
 // waitKey records in driver_internal_info the agent command a node waits for.
@@ -325,8 +326,15 @@ func imageParams(n *ironwork.Node) (map[string]any, error) {
 	case nil:
 	case string:
 		params["configdrive"] = cd
+	case map[string]any:
+		// Set through instance_info rather than the provision call: build it here.
+		s, err := configdrive.BuildEncoded(cd, n.UUID, n.Name)
+		if err != nil {
+			return nil, err
+		}
+		params["configdrive"] = s
 	default:
-		return nil, fmt.Errorf("a config drive given as an object is built by the conductor, which this version does not do yet: give it as a gzipped, base64-encoded ISO 9660 image")
+		return nil, fmt.Errorf("configdrive must be a gzipped, base64-encoded ISO 9660 image, a URL or an object")
 	}
 	return params, nil
 }
