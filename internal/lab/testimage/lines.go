@@ -110,6 +110,9 @@ func ParseConfigDriveLine(line string) (ConfigDriveReport, error) {
 		if !ok || k != want[n] {
 			return ConfigDriveReport{}, fmt.Errorf("%s line: field %d is %q, want %s=", ConfigDriveMarker, n+1, f, want[n])
 		}
+		if v == "" && (k == "hostname" || k == "uuid") {
+			return ConfigDriveReport{}, fmt.Errorf("%s line: empty %s (Line prints \"-\")", ConfigDriveMarker, k)
+		}
 		switch k {
 		case "hostname":
 			r.Hostname = v
