@@ -5,7 +5,8 @@
 # IPMI and Redfish clients), QEMU with iPXE and OVMF (virtual machines that network-boot), and the
 # real DHCP, TFTP and router-advertisement peers of the boot services (busybox udhcpc, ISC
 # dhclient, dnsmasq, tftp-hpa, atftp, ndisc6), and the disk tools the agent's tests check its
-# work with (qemu-img, sgdisk, sfdisk, xorriso, zstd, xz).
+# work with (qemu-img, sgdisk, sfdisk, xorriso, zstd, xz), and what the lab test image is built
+# with (grub-common, grub-pc-bin, grub-efi-amd64-bin: files only, the host boot is untouched; mtools).
 # Idempotent; needs root for apt-get.
 set -euo pipefail
 need=()
@@ -43,6 +44,10 @@ sgdisk gdisk
 xorriso xorriso
 zstd zstd
 xz xz-utils
+grub-mkimage grub-common
+/usr/lib/grub/i386-pc/boot.img grub-pc-bin
+/usr/lib/grub/x86_64-efi/linux.mod grub-efi-amd64-bin
+mformat mtools
 LIST
 [ ${#need[@]} -eq 0 ] && exit 0
 [ "$(id -u)" = 0 ] || { echo "deps.sh: missing ${need[*]}; run as root or install them" >&2; exit 1; }
