@@ -85,7 +85,9 @@ func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir string, st
 	if err := lab.Check(opts.KernelDir); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(dir, "ramdisk", "ironwork-deploy.initramfs")); err != nil {
+	_, noRamdisk := os.Stat(filepath.Join(dir, "ramdisk", "ironwork-deploy.initramfs"))
+	_, noLab := lab.Load(dir) // a lab there is taken down first, ramdisk and all
+	if noRamdisk != nil || noLab == nil {
 		agent, cleanup, err := buildAgent(ctx, stderr)
 		if err != nil {
 			return nil, err
@@ -107,7 +109,7 @@ func labStatus(ctx context.Context, dir string, stdout, stderr io.Writer) int {
 // labDemo brings the lab up (unless it is) and cycles every node with live progress.
 func labDemo(ctx context.Context, dir string, nodes int, bmc, kernelDir string, stdout, stderr io.Writer) int {
 	st, err := lab.Load(dir)
-	if err != nil {
+	if err != nil || !st.Ready() {
 		if st, err = labUp(ctx, dir, nodes, bmc, kernelDir, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "ironwork lab demo:", err)
 			return 1

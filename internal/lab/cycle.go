@@ -133,7 +133,7 @@ func cycleNode(ctx context.Context, st *State, name string, opts CycleOptions) R
 	phase("deploy", "active", nil, "active", nil)
 	if !opts.NoMarker && r.Err == nil {
 		start := time.Now()
-		line, err := WaitSerial(ctx, n.Serial, serialFrom, testimage.Marker, opts.Timeout)
+		line, err := WaitSerial(ctx, n.Serial, serialFrom, testimage.Marker, min(opts.Timeout, 3*time.Minute))
 		if err != nil {
 			r.Err = fmt.Errorf("instance boot: %w", err)
 			return r

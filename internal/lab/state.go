@@ -92,3 +92,21 @@ func (s *State) Node(name string) (Node, bool) {
 	}
 	return Node{}, false
 }
+
+// Ready reports whether Up finished: every process runs and every node is enrolled.
+func (s *State) Ready() bool {
+	if len(s.Nodes) == 0 || len(s.Procs) == 0 {
+		return false
+	}
+	for _, p := range s.Procs {
+		if p.PID == 0 || !alive(p.PID) {
+			return false
+		}
+	}
+	for _, n := range s.Nodes {
+		if n.UUID == "" {
+			return false
+		}
+	}
+	return true
+}

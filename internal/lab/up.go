@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -217,8 +218,11 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		return st, err
 	}
 	logf("building the test OS image")
+	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o755); err != nil {
+		return st, err
+	}
 	sum, err := testimage.Build(ctx, imgPath, testimage.Options{KernelDir: opts.KernelDir, WorkDir: filepath.Join(dir, "work"),
-		Size: opts.ImageSize, Log: opts.Log})
+		Size: opts.ImageSize, Log: slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return st, fmt.Errorf("build the test image: %w", err)
 	}
