@@ -36,6 +36,12 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	verb := args[0]
+	if verb == "qemu" && len(args) > 2 { // hidden: a UEFI machine's QEMU, started by its BMC
+		if err := lab.ExecQEMU(args[1], args[2:]); err != nil {
+			fmt.Fprintln(stderr, "ironwork lab qemu:", err)
+		}
+		return 1
+	}
 	fs := flag.NewFlagSet("ironwork lab "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, labUsage); fs.PrintDefaults() }

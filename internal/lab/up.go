@@ -261,7 +261,7 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		}
 		cmd := spec.Command
 		if cmd == nil {
-			if cmd, err = qemuCommand(st, n, opts.Memory); err != nil {
+			if cmd, err = qemuCommand(st, n, opts.Memory, opts.Ironwork); err != nil {
 				return st, err
 			}
 		}
@@ -370,25 +370,22 @@ func (s *State) Client() *api.Client {
 }
 
 // qemuCommand is the machine's QEMU command line, run inside the namespace, without -boot.
-func qemuCommand(st *State, n Node, mem int) ([]string, error) {
+func qemuCommand(st *State, n Node, mem int, self string) ([]string, error) {
 	nic := "virtio-net-pci,netdev=n0,mac=" + n.MAC
 	args := []string{"ip", "netns", "exec", st.Netns, "qemu-system-x86_64", "-accel", "tcg", "-m", strconv.Itoa(mem),
 		"-smp", "1", "-display", "none", "-nodefaults", "-no-reboot", "-name", n.Name,
 		"-chardev", "file,id=serial0,append=on,path=" + n.Serial, "-serial", "chardev:serial0",
 		"-netdev", "tap,id=n0,ifname=" + n.Tap + ",script=no,downscript=no",
-		"-drive", "file=" + n.Disk + ",if=virtio,format=raw", "-device", "virtio-rng-pci"}
+		"-device", "virtio-rng-pci", "-drive", "file=" + n.Disk + ",if=virtio,format=raw"}
 	if n.Firmware == "uefi" {
-		nic += ",romfile=" // OVMF's own PXE, which loads snponly.efi over TFTP
+		// OVMF's own PXE (no iPXE ROM), which loads snponly.efi over TFTP; the disk by
+		// bootindex, which 'ironwork lab qemu' sets from the BMC's boot device.
+		nic += ",romfile="
 		vars := filepath.Join(st.Dir, n.Name+".vars.fd")
-		b, err := os.ReadFile(OVMFVars)
-		if err != nil {
-			return nil, fmt.Errorf("OVMF variables: %w", err)
-		}
-		if err := os.WriteFile(vars, b, 0o644); err != nil {
-			return nil, err
-		}
+		args[len(args)-1] = "file=" + n.Disk + ",if=none,id=disk0,format=raw"
 		args = append(args, "-machine", "q35", "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+		args = append([]string{args[0], args[1], args[2], args[3], self, "lab", "qemu", vars}, args[4:]...)
 	}
 	return append(args, "-device", nic), nil
 }
