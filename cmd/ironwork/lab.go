@@ -36,6 +36,13 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	verb := args[0]
+	if verb == "chassis-control" && len(args) > 2 { // hidden: ipmi_sim's chassis_control hook
+		if err := lab.ChassisControl(args[1], args[2], args[3:], stdout); err != nil {
+			fmt.Fprintln(stdout, err) // ipmi_sim reads the hook's output
+			return 1
+		}
+		return 0
+	}
 	if verb == "qemu" && len(args) > 2 { // hidden: a UEFI machine's QEMU, started by its BMC
 		if err := lab.ExecQEMU(args[1], args[2:]); err != nil {
 			fmt.Fprintln(stderr, "ironwork lab qemu:", err)

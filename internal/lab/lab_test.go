@@ -236,3 +236,55 @@ func tailLines(b []byte, n int) string {
 	}
 	return strings.Join(ls, "\n")
 }
+
+// TestLabIPMISim deploys a node whose BMC is OpenIPMI's ipmi_sim (not ours), driving QEMU
+// through its chassis_control hook, with cipher suite 3.
+func TestLabIPMISim(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and taps")
+	}
+	if _, err := exec.LookPath("ipmi_sim"); err != nil {
+		t.Skip("ipmi_sim is not installed (Debian package openipmi; scripts/deps.sh)")
+	}
+	kernel := lab.FindKernel()
+	if err := lab.Check(kernel); err != nil {
+		t.Skip(err)
+	}
+	bin := t.TempDir()
+	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
+	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	dir := filepath.Join(t.TempDir(), "lab")
+	ns := fmt.Sprintf("iwlabs-%d", os.Getpid()%10000)
+	var logs bytes.Buffer
+	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: filepath.Join(bin, "ironwork"),
+		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, Log: &logs, Nodes: lab.DefaultNodes(1, "ipmi_sim")})
+	t.Cleanup(func() {
+		if err := lab.Down(dir, nil); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+		if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), ns) {
+			t.Errorf("network namespace %s is left after down", ns)
+		}
+	})
+	if err != nil {
+		t.Fatalf("lab up: %v\n%s", err, logs.String())
+	}
+	defer func() {
+		if t.Failed() {
+			for _, f := range []string{"serve.log", "node-1.chassis.log", "ipmi_sim-node-1.log", "node-1.serial.log"} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 30))
+			}
+		}
+	}()
+	res := lab.Cycle(context.Background(), st, []string{"node-1"}, lab.CycleOptions{Timeout: 4 * time.Minute, SkipUndeploy: true})
+	for _, p := range res[0].Phases {
+		t.Logf("ipmi_sim node: %-30s %6.1f s", p.Name, p.Duration.Seconds())
+	}
+	if res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	if !strings.Contains(res[0].BootedLine, "firmware=bios") {
+		t.Errorf("the instance reported %q", res[0].BootedLine)
+	}
+}

@@ -244,6 +244,7 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	var vcfg bytes.Buffer
 	fmt.Fprintf(&vcfg, "username = %q\npassword = %q\nredfish_listen = \"127.0.0.1:%d\"\n", BMCUser, BMCPassword, redfishPort)
 	var simNodes []int
+	simCmds := map[int][]string{}
 	for i, spec := range opts.Nodes {
 		n := Node{Name: spec.Name, Firmware: spec.Firmware, Power: spec.Power, BMC: spec.BMC,
 			MAC: fmt.Sprintf("52:54:00:1a:%02x:%02x", len(opts.Nodes), i+1), Tap: fmt.Sprintf("tap%d", i),
@@ -268,6 +269,7 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		switch {
 		case spec.BMC == "ipmi_sim":
 			simNodes = append(simNodes, i)
+			simCmds[i] = cmd
 			continue
 		case spec.Power == "ipmi":
 			port, err := freePort("udp")
@@ -294,7 +296,7 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		}
 	}
 	for _, i := range simNodes {
-		if err := startIPMISim(st, i, opts); err != nil {
+		if err := startIPMISim(st, i, simCmds[i], opts); err != nil {
 			return st, err
 		}
 	}
