@@ -59,8 +59,8 @@ func TestLabEndToEnd(t *testing.T) {
 		Nodes: []lab.NodeSpec{
 			{Name: "a-bios-ipmi", Firmware: "bios", Power: "ipmi"},
 			{Name: "b-uefi-redfish", Firmware: "uefi", Power: "redfish"},
-			{Name: "c-bad-password", Firmware: "bios", Power: "ipmi", BMCPassword: "not-the-password", Command: []string{"sleep", "600"}},
-			{Name: "d-no-callback", Firmware: "bios", Power: "redfish", Command: []string{"sleep", "600"}},
+			{Name: "c-bad-password", Firmware: "bios", Power: "ipmi", BMCPassword: "not-the-password", Command: []string{"sh", "-c", "exec sleep 600", "vm"}},
+			{Name: "d-no-callback", Firmware: "bios", Power: "redfish", Command: []string{"sh", "-c", "exec sleep 600", "vm"}},
 		}}
 	start := time.Now()
 	st, err := lab.Up(context.Background(), opts)

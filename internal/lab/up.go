@@ -44,7 +44,8 @@ type NodeSpec struct {
 	// BMCPassword is the password enrolled in the node's driver_info (default BMCPassword);
 	// another one makes the node fail validation, as a mistyped password does.
 	BMCPassword string
-	// Command replaces the QEMU command line (a machine that boots nothing useful).
+	// Command replaces the QEMU command line (a machine that boots nothing useful); the BMC
+	// appends "-boot ..." to it.
 	Command []string
 }
 
