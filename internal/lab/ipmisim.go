@@ -51,7 +51,7 @@ set_working_mc 0x20
     allowed_auths_admin none md2 md5 straight
     guid a123456789abcdefa123456789abcdef
   endlan
-  chassis_control "%s lab chassis-control %s %s"
+  chassis_control "%s lab chassis-control %s %s 0x20"
   user 2 true  "%s" "%s" admin 10 none md2 md5 straight
 `, n.Name, port, opts.Ironwork, st.Dir, n.Name, BMCUser, BMCPassword)
 	emu := "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\nmc_enable 0x20\n"
