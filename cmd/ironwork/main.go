@@ -17,6 +17,7 @@ Usage:
   ironwork serve [flags]                    run the server (see 'ironwork serve --help')
   ironwork vbmc --config FILE               virtual IPMI and Redfish BMCs for QEMU machines
   ironwork ramdisk build --kernel-dir DIR --output DIR   build the deploy ramdisk
+  ironwork lab up|status|down|demo          a QEMU lab on this machine (demo: deploy two nodes)
   ironwork node|port|portgroup|chassis VERB  manage records: list, show, create, set, unset, delete
   ironwork driver list|show|properties      hardware types and their interfaces
   ironwork conductor list|show              registered conductors
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runVBMC(ctx, args[1:], stdout, stderr)
 	case "ramdisk":
 		return runRamdisk(ctx, args[1:], stdout, stderr)
+	case "lab":
+		return runLab(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "ironwork", version)
 		return 0

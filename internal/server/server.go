@@ -19,6 +19,7 @@ import (
 	"github.com/ironwork/ironwork/internal/driver/network"
 	"github.com/ironwork/ironwork/internal/driver/redfish"
 	"github.com/ironwork/ironwork/internal/httpapi"
+	"github.com/ironwork/ironwork/internal/netns"
 	"github.com/ironwork/ironwork/internal/rpc"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
@@ -123,7 +124,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		registry.Add(ironwork.ManagementInterface, "redfish", rf)
 		registry.Add(ironwork.PowerInterface, "ipmitool", ipmitool)
 		registry.Add(ironwork.ManagementInterface, "ipmitool", ipmitool)
-		registry.Add(ironwork.DeployInterface, "direct", direct.New(direct.Config{SoftPowerOffTimeout: cfg.AgentPowerOffTimeout.Duration}, log))
+		dcfg := direct.Config{SoftPowerOffTimeout: cfg.AgentPowerOffTimeout.Duration}
+		if cfg.ProvisioningNetns != "" {
+			// Agents' callback URLs are addresses on the provisioning network, which exists
+			// only inside its namespace: dial them from there. No idle connections: a node that
+			// reboots into a new agent keeps its address, and a POST on the old agent's
+			// connection is reset (and not retried, as POSTs are not).
+			dcfg.HTTP = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+				DialContext: netns.Dialer(cfg.ProvisioningNetns), DisableKeepAlives: true}}
+		}
+		registry.Add(ironwork.DeployInterface, "direct", direct.New(dcfg, log))
 		if s.boot, err = registerBoot(ctx, cfg, store, registry, log); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ironwork/ironwork/internal/lab"
+)
+
+const labUsage = `Usage: ironwork lab up|status|down|demo [flags]
+
+A bare-metal lab on this machine (root): a provisioning network in a network namespace,
+ironwork serve with DHCP/TFTP/HTTP boot on it, virtual BMCs and QEMU machines enrolled as
+nodes. 'demo' brings it up and deploys both nodes. Needs scripts/deps.sh and scripts/kernel.sh.
+`
+
+func defaultLabDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/tmp/ironwork-lab"
+	}
+	return filepath.Join(os.TempDir(), "ironwork-lab")
+}
+
+// runLab is 'ironwork lab'.
+func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, labUsage)
+		return 2
+	}
+	verb := args[0]
+	if verb == "chassis-control" && len(args) > 2 { // hidden: ipmi_sim's chassis_control hook
+		if err := lab.ChassisControl(args[1], args[2], args[3:], stdout); err != nil {
+			fmt.Fprintln(stdout, err) // ipmi_sim reads the hook's output
+			return 1
+		}
+		return 0
+	}
+	if verb == "qemu" && len(args) > 2 { // hidden: a UEFI machine's QEMU, started by its BMC
+		if err := lab.ExecQEMU(args[1], args[2:]); err != nil {
+			fmt.Fprintln(stderr, "ironwork lab qemu:", err)
+		}
+		return 1
+	}
+	fs := flag.NewFlagSet("ironwork lab "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, labUsage); fs.PrintDefaults() }
+	dir := fs.String("dir", defaultLabDir(), "lab directory (state, logs, disks, server data)")
+	nodes := fs.Int("nodes", 2, "number of machines (odd: SeaBIOS over IPMI, even: OVMF over Redfish)")
+	bmc := fs.String("bmc", "vbmc", "vbmc (ironwork vbmc: IPMI and Redfish) or ipmi_sim (OpenIPMI, IPMI only)")
+	kernelDir := fs.String("kernel-dir", "", "kernel for the deploy ramdisk (default: what scripts/kernel.sh unpacked)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	switch verb {
+	case "up":
+		if _, err := labUp(ctx, *dir, *nodes, *bmc, *kernelDir, stdout, stderr); err != nil {
+			fmt.Fprintln(stderr, "ironwork lab up:", err)
+			fmt.Fprintf(stderr, "what was made is recorded: 'ironwork lab down --dir %s' removes it\n", *dir)
+			return 1
+		}
+		return labStatus(ctx, *dir, stdout, stderr)
+	case "status":
+		return labStatus(ctx, *dir, stdout, stderr)
+	case "down":
+		if err := lab.Down(*dir, stdout); err != nil {
+			fmt.Fprintln(stderr, "ironwork lab down:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "lab is down")
+		return 0
+	case "demo":
+		return labDemo(ctx, *dir, *nodes, *bmc, *kernelDir, stdout, stderr)
+	}
+	fmt.Fprint(stderr, labUsage)
+	return 2
+}
+
+func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir string, stdout, stderr io.Writer) (*lab.State, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	opts := lab.Options{Dir: dir, Nodes: lab.DefaultNodes(nodes, bmc), Ironwork: self, KernelDir: kernelDir, Log: stdout}
+	if opts.KernelDir == "" {
+		opts.KernelDir = lab.FindKernel()
+	}
+	if err := lab.Check(opts.KernelDir); err != nil {
+		return nil, err
+	}
+	_, noRamdisk := os.Stat(filepath.Join(dir, "ramdisk", "ironwork-deploy.initramfs"))
+	_, noLab := lab.Load(dir) // a lab there is taken down first, ramdisk and all
+	if noRamdisk != nil || noLab == nil {
+		agent, cleanup, err := buildAgent(ctx, stderr)
+		if err != nil {
+			return nil, err
+		}
+		defer cleanup()
+		opts.Agent = agent
+	}
+	return lab.Up(ctx, opts)
+}
+
+func labStatus(ctx context.Context, dir string, stdout, stderr io.Writer) int {
+	if err := lab.PrintStatus(ctx, dir, stdout); err != nil {
+		fmt.Fprintln(stderr, "ironwork lab status:", err)
+		return 1
+	}
+	return 0
+}
+
+// labDemo brings the lab up (unless it is) and cycles every node with live progress.
+func labDemo(ctx context.Context, dir string, nodes int, bmc, kernelDir string, stdout, stderr io.Writer) int {
+	st, err := lab.Load(dir)
+	if err != nil || !st.Ready() {
+		if st, err = labUp(ctx, dir, nodes, bmc, kernelDir, stdout, stderr); err != nil {
+			fmt.Fprintln(stderr, "ironwork lab demo:", err)
+			return 1
+		}
+	}
+	var names []string
+	for _, n := range st.Nodes {
+		names = append(names, n.Name)
+	}
+	fmt.Fprintf(stdout, "\ndeploying %s at once: manage -> provide (cleaning) -> deploy -> active -> undeploy (cleaning)\n", strings.Join(names, ", "))
+	start := time.Now()
+	var mu sync.Mutex
+	res := lab.Cycle(ctx, st, names, lab.CycleOptions{OnProgress: func(p lab.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		line := fmt.Sprintf("%6.1fs  %-8s %-16s", time.Since(start).Seconds(), p.Node, p.State)
+		if p.Step != "" {
+			line += " step " + p.Step
+		}
+		if p.BytesDone > 0 {
+			line += fmt.Sprintf("  %.1f MiB", float64(p.BytesDone)/(1<<20))
+			if p.BytesTotal > 0 {
+				line += fmt.Sprintf(" of %.1f MiB", float64(p.BytesTotal)/(1<<20))
+			}
+		}
+		if p.Note != "" {
+			line += "  " + p.Note
+		}
+		fmt.Fprintln(stdout, line)
+	}})
+	fmt.Fprintf(stdout, "\nsummary (%.1f s in all):\n", time.Since(start).Seconds())
+	code := 0
+	for _, r := range res {
+		fmt.Fprintf(stdout, "  %s\n", r.Node)
+		for _, p := range r.Phases {
+			fmt.Fprintf(stdout, "    %-30s %6.1f s\n", p.Name, p.Duration.Seconds())
+		}
+		if r.BootedLine != "" {
+			fmt.Fprintf(stdout, "    booted: %s\n", r.BootedLine)
+		}
+		if r.Err != nil {
+			fmt.Fprintf(stdout, "    FAILED: %v\n", r.Err)
+			code = 1
+		}
+	}
+	fmt.Fprintf(stdout, "\nThe lab stays up: 'ironwork lab status --dir %s', 'ironwork lab down --dir %s'.\n", dir, dir)
+	return code
+}

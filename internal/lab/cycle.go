@@ -1,0 +1,246 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/lab/testimage"
+)
+
+// Progress is one observation of a node while Cycle drives it.
+type Progress struct {
+	Node       string
+	State      string // provision state
+	Step       string // current clean or deploy step, "" when none
+	BytesDone  int64  // of the agent's running command (image write, erase)
+	BytesTotal int64
+	Note       string // a line worth showing: a phase's end, the instance's marker line
+}
+
+// Phase is one measured part of a node's cycle.
+type Phase struct {
+	Name     string
+	Duration time.Duration
+}
+
+// Result is one node's cycle.
+type Result struct {
+	Node       string
+	Phases     []Phase
+	BootedLine string // the instance's marker line from the serial console
+	Err        error
+}
+
+// CycleOptions of Cycle.
+type CycleOptions struct {
+	// Timeout bounds each phase (default 6m).
+	Timeout time.Duration
+	// OnProgress is called with every change seen (from several goroutines, one per node).
+	OnProgress func(Progress)
+	// SkipUndeploy stops at active (after the instance's marker line).
+	SkipUndeploy bool
+	// NoMarker does not wait for the instance's marker line on the serial console.
+	NoMarker bool
+}
+
+// Cycle drives the named nodes at once: manage, provide (automated cleaning), deploy the
+// lab's image, wait for the instance's marker on the serial console, undeploy (cleaning) back
+// to available. Each node's phases are timed.
+func Cycle(ctx context.Context, st *State, names []string, opts CycleOptions) []Result {
+	if opts.Timeout == 0 {
+		opts.Timeout = 6 * time.Minute
+	}
+	if opts.OnProgress == nil {
+		opts.OnProgress = func(Progress) {}
+	}
+	res := make([]Result, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i] = cycleNode(ctx, st, name, opts)
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+func cycleNode(ctx context.Context, st *State, name string, opts CycleOptions) Result {
+	r := Result{Node: name}
+	n, ok := st.Node(name)
+	if !ok {
+		r.Err = fmt.Errorf("no lab node %s", name)
+		return r
+	}
+	c := st.Client()
+	phase := func(label, verb string, body map[string]any, want string, extra func() error) bool {
+		if r.Err != nil {
+			return false
+		}
+		start := time.Now()
+		if verb != "" {
+			if err := ProvisionVerb(ctx, c, n.UUID, verb, body); err != nil {
+				r.Err = fmt.Errorf("%s: %w", label, err)
+				return false
+			}
+		}
+		if _, err := WaitState(ctx, c, n.UUID, want, opts.Timeout, func(p Progress) { p.Node = name; opts.OnProgress(p) }); err != nil {
+			r.Err = fmt.Errorf("%s: %w", label, err)
+			return false
+		}
+		if extra != nil {
+			if err := extra(); err != nil {
+				r.Err = fmt.Errorf("%s: %w", label, err)
+				return false
+			}
+		}
+		d := time.Since(start)
+		r.Phases = append(r.Phases, Phase{label, d})
+		opts.OnProgress(Progress{Node: name, State: want, Note: fmt.Sprintf("%s done in %.1f s", label, d.Seconds())})
+		return true
+	}
+	var node map[string]any
+	_ = c.Do(ctx, http.MethodGet, "/v1/nodes/"+n.UUID, nil, &node)
+	switch node["provision_state"] {
+	case "active", "deploy failed": // left by an earlier run
+		phase("undeploy (cleaning)", "deleted", nil, "available", nil)
+	case "clean failed":
+		phase("manage", "manage", nil, "manageable", nil)
+		phase("provide (cleaning)", "provide", nil, "available", nil)
+	case "enroll":
+		phase("manage", "manage", nil, "manageable", nil)
+		phase("provide (cleaning)", "provide", nil, "available", nil)
+	case "manageable":
+		phase("provide (cleaning)", "provide", nil, "available", nil)
+	}
+	if r.Err != nil {
+		return r
+	}
+	if err := c.Do(ctx, http.MethodPatch, "/v1/nodes/"+n.UUID, []map[string]any{{"op": "add", "path": "/instance_info",
+		"value": map[string]any{"image_source": st.Image, "image_checksum": "sha256:" + st.ImageSH, "image_disk_format": "raw"}}}, nil); err != nil {
+		r.Err = fmt.Errorf("set instance_info: %w", err)
+		return r
+	}
+	serialFrom := fileSize(n.Serial)
+	phase("deploy", "active", nil, "active", nil)
+	if !opts.NoMarker && r.Err == nil {
+		start := time.Now()
+		line, err := WaitSerial(ctx, n.Serial, serialFrom, testimage.Marker, min(opts.Timeout, 3*time.Minute))
+		if err != nil {
+			r.Err = fmt.Errorf("instance boot: %w", err)
+			return r
+		}
+		r.BootedLine = line
+		r.Phases = append(r.Phases, Phase{"instance boot (after active)", time.Since(start)})
+		opts.OnProgress(Progress{Node: name, State: "active", Note: "serial: " + line})
+	}
+	if !opts.SkipUndeploy {
+		phase("undeploy (cleaning)", "deleted", nil, "available", nil)
+	}
+	return r
+}
+
+// ProvisionVerb requests a provision state change, retrying while the node is locked.
+func ProvisionVerb(ctx context.Context, c *api.Client, uuid, target string, extra map[string]any) error {
+	body := map[string]any{"target": target}
+	for k, v := range extra {
+		body[k] = v
+	}
+	for i := 0; ; i++ {
+		err := c.Do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", body, nil)
+		if err == nil || !api.IsStatus(err, http.StatusConflict) || i >= 100 {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// WaitState polls a node until its provision state is want and returns the node; a failed
+// state (when want is not one) or the time limit ends it with an error naming last_error.
+func WaitState(ctx context.Context, c *api.Client, uuid, want string, within time.Duration, progress func(Progress)) (map[string]any, error) {
+	deadline := time.Now().Add(within)
+	var last Progress
+	for {
+		var n map[string]any
+		if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+uuid, nil, &n); err != nil {
+			return nil, err
+		}
+		p := nodeProgress(n)
+		if progress != nil && p != last {
+			progress(p)
+			last = p
+		}
+		if p.State == want {
+			return n, nil
+		}
+		if strings.HasSuffix(p.State, "failed") && !strings.HasSuffix(want, "failed") {
+			return n, fmt.Errorf("node went to %q instead of %q: %v", p.State, want, n["last_error"])
+		}
+		if time.Now().After(deadline) {
+			return n, fmt.Errorf("node in %q, not %q, after %s (last_error: %v)", p.State, want, within, n["last_error"])
+		}
+		select {
+		case <-ctx.Done():
+			return n, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// nodeProgress reads the provision state, step and the agent's progress from a node.
+func nodeProgress(n map[string]any) Progress {
+	p := Progress{}
+	p.State, _ = n["provision_state"].(string)
+	for _, k := range []string{"deploy_step", "clean_step"} {
+		if s, _ := n[k].(map[string]any); len(s) > 0 {
+			p.Step = fmt.Sprintf("%v.%v", s["interface"], s["step"])
+		}
+	}
+	if dii, _ := n["driver_internal_info"].(map[string]any); dii != nil {
+		if pr, _ := dii["ironwork_agent_progress"].(map[string]any); pr != nil {
+			done, _ := pr["bytes_done"].(float64)
+			total, _ := pr["bytes_total"].(float64)
+			p.BytesDone, p.BytesTotal = int64(done), int64(total)
+		}
+	}
+	return p
+}
+
+// WaitSerial waits for a line holding marker in the serial log after offset, and returns it.
+func WaitSerial(ctx context.Context, path string, offset int64, marker string, within time.Duration) (string, error) {
+	deadline := time.Now().Add(within)
+	for {
+		b, _ := os.ReadFile(path)
+		if int64(len(b)) > offset {
+			b = b[offset:]
+			if i := bytes.Index(b, []byte(marker)); i >= 0 {
+				line, _, _ := strings.Cut(string(b[i:]), "\n")
+				return strings.TrimSpace(line), nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no %q on the serial console (%s) within %s", marker, path, within)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}

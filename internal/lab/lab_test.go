@@ -1,0 +1,295 @@
+package lab_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ironwork/ironwork/internal/lab"
+)
+
+func goBuild(t *testing.T, out, pkg string) {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is needed to build " + pkg)
+	}
+	cmd := exec.Command(goBin, "build", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v: %s", pkg, err, b)
+	}
+}
+
+// powerOns counts the BMC's power-on calls for a machine in the vbmc log.
+func powerOns(t *testing.T, st *lab.State, name string) int {
+	b, _ := os.ReadFile(filepath.Join(st.Dir, "vbmc.log"))
+	return bytes.Count(b, []byte(`msg="powered on" vm=`+name+" "))
+}
+
+// TestLabEndToEnd runs the lab's whole flow on QEMU (TCG): node A (SeaBIOS + iPXE, IPMI) and
+// node B (OVMF, Redfish), both through Ironwork's vbmc, are cleaned, deployed with the test
+// image, seen booting it from disk, undeployed and cleaned again, at once. Beside them: a
+// node with a wrong BMC password fails verification, a machine that boots nothing fails
+// cleaning at the callback timeout, and a wrong image checksum fails a deploy.
+func TestLabEndToEnd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and taps")
+	}
+	kernel := lab.FindKernel()
+	if err := lab.Check(kernel); err != nil {
+		t.Skip(err)
+	}
+	bin := t.TempDir()
+	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
+	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	dir := filepath.Join(t.TempDir(), "lab")
+	ns := fmt.Sprintf("iwlabt-%d", os.Getpid()%10000)
+	var logs bytes.Buffer
+	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.214.0", Ironwork: filepath.Join(bin, "ironwork"),
+		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 90 * time.Second, Log: &logs,
+		Nodes: []lab.NodeSpec{
+			{Name: "a-bios-ipmi", Firmware: "bios", Power: "ipmi"},
+			{Name: "b-uefi-redfish", Firmware: "uefi", Power: "redfish"},
+			{Name: "c-bad-password", Firmware: "bios", Power: "ipmi", BMCPassword: "not-the-password", Command: []string{"sh", "-c", "exec sleep 600", "vm"}},
+			{Name: "d-no-callback", Firmware: "bios", Power: "redfish", Command: []string{"sh", "-c", "exec sleep 600", "vm"}},
+		}}
+	start := time.Now()
+	st, err := lab.Up(context.Background(), opts)
+	t.Cleanup(func() {
+		if err := lab.Down(dir, nil); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+		if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), ns) {
+			t.Errorf("network namespace %s is left after down: %s", ns, out)
+		}
+		if st != nil {
+			for _, p := range st.Procs {
+				if _, err := os.Stat(fmt.Sprintf("/proc/%d", p.PID)); err == nil {
+					if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID)); !strings.Contains(string(b), ") Z") {
+						t.Errorf("%s (pid %d) still runs after down", p.Name, p.PID)
+					}
+				}
+			}
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("lab directory %s is left after down", dir)
+		}
+	})
+	if err != nil {
+		t.Fatalf("lab up: %v\n%s", err, logs.String())
+	}
+	t.Logf("lab up (ramdisk, image, namespace, server, BMCs, enrolment): %.1f s", time.Since(start).Seconds())
+	defer func() {
+		if t.Failed() {
+			for _, f := range []string{"serve.log", "vbmc.log", "a-bios-ipmi.serial.log", "b-uefi-redfish.serial.log"} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 40))
+			}
+		}
+	}()
+	ctx := context.Background()
+	c := st.Client()
+	nodes := map[string]lab.Node{}
+	for _, n := range st.Nodes {
+		nodes[n.Name] = n
+	}
+
+	var wg sync.WaitGroup
+	// A wrong BMC password: verification fails back to enroll, naming the authentication.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n := nodes["c-bad-password"]
+		var v map[string]any
+		if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+n.UUID+"/validate", nil, &v); err != nil {
+			t.Errorf("validate: %v", err)
+			return
+		}
+		if err := lab.ProvisionVerb(ctx, c, n.UUID, "manage", nil); err != nil {
+			t.Errorf("manage: %v", err)
+			return
+		}
+		node, err := lab.WaitState(ctx, c, n.UUID, "enroll", 60*time.Second, nil)
+		if err != nil {
+			t.Errorf("a wrong password: %v", err)
+			return
+		}
+		le := fmt.Sprint(node["last_error"])
+		if !strings.Contains(strings.ToLower(le), "auth") && !strings.Contains(strings.ToLower(le), "password") {
+			t.Errorf("last_error does not name the authentication failure: %s", le)
+		}
+		if strings.Contains(le, "not-the-password") {
+			t.Errorf("last_error shows the password: %s", le)
+		}
+		t.Logf("wrong BMC password: validate power=%v; manage -> enroll: %s", v["power"], le)
+	}()
+	// A machine that boots nothing: cleaning fails at the callback timeout.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n := nodes["d-no-callback"]
+		begin := time.Now()
+		if err := lab.ProvisionVerb(ctx, c, n.UUID, "manage", nil); err != nil {
+			t.Errorf("manage: %v", err)
+			return
+		}
+		if _, err := lab.WaitState(ctx, c, n.UUID, "manageable", 60*time.Second, nil); err != nil {
+			t.Errorf("manage: %v", err)
+			return
+		}
+		if err := lab.ProvisionVerb(ctx, c, n.UUID, "provide", nil); err != nil {
+			t.Errorf("provide: %v", err)
+			return
+		}
+		node, err := lab.WaitState(ctx, c, n.UUID, "clean failed", 4*time.Minute, nil)
+		if err != nil {
+			t.Errorf("no callback: %v", err)
+			return
+		}
+		le := fmt.Sprint(node["last_error"])
+		if !strings.Contains(strings.ToLower(le), "timeout") && !strings.Contains(strings.ToLower(le), "timed out") {
+			t.Errorf("last_error does not give the callback timeout: %s", le)
+		}
+		t.Logf("no callback: clean failed after %.1f s: %s", time.Since(begin).Seconds(), le)
+	}()
+
+	// The main flow, A and B at once.
+	var mu sync.Mutex
+	onsAt := map[string]int{}
+	res := lab.Cycle(ctx, st, []string{"a-bios-ipmi", "b-uefi-redfish"}, lab.CycleOptions{Timeout: 5 * time.Minute,
+		OnProgress: func(p lab.Progress) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case strings.HasPrefix(p.Note, "provide (cleaning) done"):
+				onsAt[p.Node+"/provided"] = powerOns(t, st, p.Node)
+			case strings.HasPrefix(p.Note, "deploy done"):
+				onsAt[p.Node+"/active"] = powerOns(t, st, p.Node)
+			}
+		}})
+	for _, r := range res {
+		for _, p := range r.Phases {
+			t.Logf("%s: %-30s %6.1f s", r.Node, p.Name, p.Duration.Seconds())
+		}
+		if r.Err != nil {
+			t.Errorf("%s: %v", r.Node, r.Err)
+			continue
+		}
+		fw := nodes[r.Node].Firmware
+		if !strings.Contains(r.BootedLine, "firmware="+fw) {
+			t.Errorf("%s: the instance reported %q, want firmware=%s", r.Node, r.BootedLine, fw)
+		}
+		if d := onsAt[r.Node+"/active"] - onsAt[r.Node+"/provided"]; d != 2 {
+			t.Errorf("%s: %d power-ons from available to active, want 2 (ramdisk, instance)", r.Node, d)
+		}
+		f, err := os.Open(nodes[r.Node].Disk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := make([]byte, 1<<20)
+		_, err = f.ReadAt(head, 0)
+		f.Close()
+		if err != nil || !bytes.Equal(head, make([]byte, 1<<20)) {
+			t.Errorf("%s: cleaning after undeploy left the disk's first MiB (partition table) as it was (%v)", r.Node, err)
+		}
+	}
+
+	// A wrong checksum on A: deploy failed with the reason.
+	if !t.Failed() {
+		n := nodes["a-bios-ipmi"]
+		bad := strings.Repeat("0", 64)
+		if err := c.Do(ctx, http.MethodPatch, "/v1/nodes/"+n.UUID, []map[string]any{{"op": "add", "path": "/instance_info",
+			"value": map[string]any{"image_source": st.Image, "image_checksum": "sha256:" + bad}}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		begin := time.Now()
+		if err := lab.ProvisionVerb(ctx, c, n.UUID, "active", nil); err != nil {
+			t.Fatal(err)
+		}
+		node, err := lab.WaitState(ctx, c, n.UUID, "deploy failed", 4*time.Minute, nil)
+		if err != nil {
+			t.Fatalf("wrong checksum: %v", err)
+		}
+		if le := fmt.Sprint(node["last_error"]); !strings.Contains(le, "checksum") || !strings.Contains(le, bad) {
+			t.Errorf("last_error does not give the checksum mismatch: %s", le)
+		} else {
+			t.Logf("wrong checksum: deploy failed after %.1f s: %s", time.Since(begin).Seconds(), le)
+		}
+	}
+	wg.Wait()
+	t.Logf("whole test: %.1f s", time.Since(start).Seconds())
+}
+
+func tailLines(b []byte, n int) string {
+	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
+}
+
+// TestLabIPMISim deploys a node whose BMC is OpenIPMI's ipmi_sim (not ours), driving QEMU
+// through its chassis_control hook, with cipher suite 3.
+func TestLabIPMISim(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and taps")
+	}
+	if _, err := exec.LookPath("ipmi_sim"); err != nil {
+		t.Skip("ipmi_sim is not installed (Debian package openipmi; scripts/deps.sh)")
+	}
+	if os.Getenv("IRONWORK_TEST_IPMI_SIM") == "" {
+		// Not yet working: ipmi_sim answers Get Chassis Status with 0xff and never runs the
+		// chassis_control hook (see docs/lab.md, Gaps).
+		t.Skip("the ipmi_sim lab BMC is unfinished: set IRONWORK_TEST_IPMI_SIM=1 to run it")
+	}
+	kernel := lab.FindKernel()
+	if err := lab.Check(kernel); err != nil {
+		t.Skip(err)
+	}
+	bin := t.TempDir()
+	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
+	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	dir := filepath.Join(t.TempDir(), "lab")
+	ns := fmt.Sprintf("iwlabs-%d", os.Getpid()%10000)
+	var logs bytes.Buffer
+	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: filepath.Join(bin, "ironwork"),
+		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, Log: &logs, Nodes: lab.DefaultNodes(1, "ipmi_sim")})
+	t.Cleanup(func() {
+		if err := lab.Down(dir, nil); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+		if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), ns) {
+			t.Errorf("network namespace %s is left after down", ns)
+		}
+	})
+	if err != nil {
+		t.Fatalf("lab up: %v\n%s", err, logs.String())
+	}
+	defer func() {
+		if t.Failed() {
+			for _, f := range []string{"serve.log", "node-1.chassis.log", "ipmi_sim-node-1.log", "node-1.serial.log"} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 30))
+			}
+		}
+	}()
+	res := lab.Cycle(context.Background(), st, []string{"node-1"}, lab.CycleOptions{Timeout: 4 * time.Minute, SkipUndeploy: true})
+	for _, p := range res[0].Phases {
+		t.Logf("ipmi_sim node: %-30s %6.1f s", p.Name, p.Duration.Seconds())
+	}
+	if res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	if !strings.Contains(res[0].BootedLine, "firmware=bios") {
+		t.Errorf("the instance reported %q", res[0].BootedLine)
+	}
+}

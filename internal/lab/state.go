@@ -1,0 +1,112 @@
+package lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// StateFile is the name of the state file in a lab directory.
+const StateFile = "lab.json"
+
+// Proc is a background process the lab started.
+type Proc struct {
+	Name string `json:"name"`
+	PID  int    `json:"pid"`
+	Log  string `json:"log"`
+}
+
+// Node is one virtual machine and its node in the server.
+type Node struct {
+	Name     string `json:"name"`
+	UUID     string `json:"uuid,omitempty"`
+	Firmware string `json:"firmware"` // bios or uefi
+	Power    string `json:"power"`    // ipmi or redfish (driver)
+	BMC      string `json:"bmc"`      // vbmc, ipmi_sim or none
+	MAC      string `json:"mac"`
+	Tap      string `json:"tap"`
+	Disk     string `json:"disk"`
+	Serial   string `json:"serial"`
+	// BMCAddress is host:port of the IPMI BMC or the Redfish service's URL.
+	BMCAddress string `json:"bmc_address"`
+}
+
+// State is what a lab made, saved in the lab directory before each resource is created.
+type State struct {
+	Dir     string   `json:"dir"`
+	Netns   string   `json:"netns"`
+	Bridge  string   `json:"bridge"`
+	Subnet  string   `json:"subnet"` // first three octets, e.g. 10.213.0
+	APIURL  string   `json:"api_url"`
+	Procs   []Proc   `json:"procs"`
+	Nodes   []Node   `json:"nodes"`
+	Files   []string `json:"files"` // made outside Dir (none so far; Dir itself is removed)
+	Image   string   `json:"image_url"`
+	ImageSH string   `json:"image_sha256"`
+
+	mu sync.Mutex
+}
+
+// Load reads the state of the lab in dir; a lab that was never started has none.
+func Load(dir string) (*State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no lab in %s (no %s): run 'ironwork lab up'", dir, StateFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read lab state: %w", err)
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("lab state %s: %w", filepath.Join(dir, StateFile), err)
+	}
+	return &s, nil
+}
+
+// update changes the state and writes it out (atomically) before the caller acts on it.
+func (s *State) update(fn func(*State)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn(s)
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(s.Dir, StateFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write lab state: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(s.Dir, StateFile))
+}
+
+// Node returns the node called name.
+func (s *State) Node(name string) (Node, bool) {
+	for _, n := range s.Nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// Ready reports whether Up finished: every process runs and every node is enrolled.
+func (s *State) Ready() bool {
+	if len(s.Nodes) == 0 || len(s.Procs) == 0 {
+		return false
+	}
+	for _, p := range s.Procs {
+		if p.PID == 0 || !alive(p.PID) {
+			return false
+		}
+	}
+	for _, n := range s.Nodes {
+		if n.UUID == "" {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,45 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// PrintStatus writes what runs in the lab in dir and the state of its nodes.
+func PrintStatus(ctx context.Context, dir string, w io.Writer) error {
+	st, err := Load(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "lab %s: network namespace %s, bridge %s %s.1/24\n", st.Dir, st.Netns, st.Bridge, st.Subnet)
+	for _, p := range st.Procs {
+		state := "stopped"
+		if p.PID > 0 && alive(p.PID) {
+			state = "running"
+		}
+		fmt.Fprintf(w, "  %-8s pid %-7d %-8s log %s\n", p.Name, p.PID, state, p.Log)
+	}
+	fmt.Fprintf(w, "API: %s\n", st.APIURL)
+	c := st.Client()
+	for _, n := range st.Nodes {
+		var node map[string]any
+		if n.UUID == "" {
+			fmt.Fprintf(w, "  %-10s not enrolled\n", n.Name)
+			continue
+		}
+		if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+n.UUID, nil, &node); err != nil {
+			fmt.Fprintf(w, "  %-10s %s: %v\n", n.Name, n.UUID, err)
+			continue
+		}
+		fmt.Fprintf(w, "  %-10s %s  %-5s %-8s %-16v %-10v serial %s\n", n.Name, n.UUID, n.Firmware, n.Power,
+			node["provision_state"], node["power_state"], n.Serial)
+		if le, _ := node["last_error"].(string); le != "" {
+			fmt.Fprintf(w, "             last_error: %s\n", le)
+		}
+	}
+	fmt.Fprintf(w, "\nThe baremetal CLI (python3-ironicclient):\n  export OS_AUTH_TYPE=none OS_ENDPOINT=%s\n  baremetal node list\n", st.APIURL)
+	fmt.Fprintf(w, "or: ironwork --url %s node list\n", st.APIURL)
+	return nil
+}

@@ -1,0 +1,493 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/lab/testimage"
+	"github.com/ironwork/ironwork/internal/ramdisk"
+)
+
+// Files the lab uses from Debian packages.
+const (
+	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	IPXEDir  = "/usr/lib/ipxe"
+)
+
+// BMC credentials of every lab node.
+const (
+	BMCUser     = "admin"
+	BMCPassword = "password"
+)
+
+// NodeSpec describes one lab machine.
+type NodeSpec struct {
+	Name     string
+	Firmware string // bios (SeaBIOS + iPXE) or uefi (OVMF, q35)
+	Power    string // ipmi or redfish: the node's driver
+	BMC      string // vbmc (default) or ipmi_sim (IPMI only)
+	// BMCPassword is the password enrolled in the node's driver_info (default BMCPassword);
+	// another one makes the node fail validation, as a mistyped password does.
+	BMCPassword string
+	// Command replaces the QEMU command line (a machine that boots nothing useful); the BMC
+	// appends "-boot ..." to it.
+	Command []string
+}
+
+// Options of Up.
+type Options struct {
+	Dir      string     // lab directory: state, logs, disks, the server's data
+	Nodes    []NodeSpec // default: DefaultNodes(2, "vbmc")
+	Netns    string     // namespace name, also the prefix of what Down looks for (default "iwlab")
+	Subnet   string     // first three octets of the provisioning /24 (default "10.213.0")
+	Ironwork string     // the ironwork binary to run serve and vbmc with
+	// Agent is the ironwork-agent binary; it is needed only when Dir holds no ramdisk yet.
+	Agent     string
+	KernelDir string // what scripts/kernel.sh prints (default: the newest under /var/cache/ironwork/kernel)
+	// CallbackTimeout fails nodes whose agent does not call back (default 5m).
+	CallbackTimeout time.Duration
+	ImageSize       int64     // size of the test OS image (default testimage's)
+	Memory          int       // MiB per VM (default 768)
+	Log             io.Writer // progress lines, may be nil
+}
+
+// DefaultNodes returns n nodes alternating SeaBIOS over IPMI and OVMF over Redfish; with
+// bmc "ipmi_sim" every node is IPMI through OpenIPMI's simulator.
+func DefaultNodes(n int, bmc string) []NodeSpec {
+	var out []NodeSpec
+	for i := 1; i <= n; i++ {
+		s := NodeSpec{Name: fmt.Sprintf("node-%d", i), Firmware: "bios", Power: "ipmi", BMC: "vbmc"}
+		if i%2 == 0 {
+			s.Firmware, s.Power = "uefi", "redfish"
+		}
+		if bmc == "ipmi_sim" {
+			s.Power, s.BMC = "ipmi", "ipmi_sim"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Check reports what the lab needs and this machine lacks, with the command that installs it.
+func Check(kernelDir string) error {
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root (network namespaces and taps): run as root")
+	}
+	for _, tool := range []string{"ip", "qemu-system-x86_64"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool+": run scripts/deps.sh (Debian packages iproute2 qemu-system-x86)")
+		}
+	}
+	for _, f := range []string{IPXEDir + "/undionly.kpxe", IPXEDir + "/snponly.efi", IPXEDir + "/qemu/efi-virtio.rom", OVMFCode, OVMFVars} {
+		if _, err := os.Stat(f); err != nil {
+			missing = append(missing, f+": run scripts/deps.sh (Debian packages ipxe ipxe-qemu ovmf)")
+		}
+	}
+	if kernelDir == "" {
+		missing = append(missing, "a Linux kernel for the deploy ramdisk: run scripts/kernel.sh")
+	} else if _, err := os.Stat(filepath.Join(kernelDir, "vmlinuz")); err != nil {
+		missing = append(missing, kernelDir+"/vmlinuz: run scripts/kernel.sh")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("the lab cannot start on this machine:\n  %s", strings.Join(missing, "\n  "))
+}
+
+// FindKernel returns the newest kernel directory scripts/kernel.sh unpacked, or "".
+func FindKernel() string {
+	if k := os.Getenv("IRONWORK_TEST_KERNEL"); k != "" {
+		return filepath.Dir(k)
+	}
+	ks, _ := filepath.Glob("/var/cache/ironwork/kernel/*/vmlinuz")
+	if len(ks) == 0 {
+		return ""
+	}
+	return filepath.Dir(ks[len(ks)-1])
+}
+
+func (o *Options) defaults() {
+	if o.Netns == "" {
+		o.Netns = "iwlab"
+	}
+	if o.Subnet == "" {
+		o.Subnet = "10.213.0"
+	}
+	if o.Nodes == nil {
+		o.Nodes = DefaultNodes(2, "vbmc")
+	}
+	if o.KernelDir == "" {
+		o.KernelDir = FindKernel()
+	}
+	if o.CallbackTimeout == 0 {
+		o.CallbackTimeout = 5 * time.Minute
+	}
+	if o.Memory == 0 {
+		o.Memory = 768
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	for i := range o.Nodes {
+		if o.Nodes[i].BMC == "" {
+			o.Nodes[i].BMC = "vbmc"
+		}
+		if o.Nodes[i].BMCPassword == "" {
+			o.Nodes[i].BMCPassword = BMCPassword
+		}
+	}
+}
+
+// Up starts a lab in opts.Dir and returns its state. A lab already recorded there is taken
+// down first. On an error what was made stays recorded: Down removes it.
+func Up(ctx context.Context, opts Options) (*State, error) {
+	opts.defaults()
+	if err := Check(opts.KernelDir); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create lab directory: %w", err)
+	}
+	if _, err := Load(dir); err == nil {
+		if err := Down(dir, opts.Log); err != nil {
+			return nil, fmt.Errorf("take down the lab recorded in %s: %w", dir, err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	st := &State{Dir: dir, Netns: opts.Netns, Bridge: "br0", Subnet: opts.Subnet}
+	logf := func(format string, args ...any) { fmt.Fprintf(opts.Log, format+"\n", args...) }
+
+	// The provisioning network: one namespace, a bridge, a tap per machine.
+	if err := st.update(func(*State) {}); err != nil {
+		return st, err
+	}
+	logf("network namespace %s: bridge %s %s.1/24, %d taps", st.Netns, st.Bridge, st.Subnet, len(opts.Nodes))
+	_ = exec.Command("ip", "netns", "del", st.Netns).Run() // left by a lab whose state is gone
+	if err := ipCmd("netns", "add", st.Netns); err != nil {
+		return st, err
+	}
+	for _, args := range [][]string{
+		{"link", "set", "lo", "up"},
+		{"link", "add", st.Bridge, "type", "bridge"},
+		{"link", "set", st.Bridge, "type", "bridge", "forward_delay", "0"},
+		{"addr", "add", st.Subnet + ".1/24", "dev", st.Bridge},
+		{"addr", "add", "fd" + strings.ReplaceAll(st.Subnet, ".", ":") + "::1/64", "dev", st.Bridge, "nodad"},
+		{"link", "set", st.Bridge, "up"},
+	} {
+		if err := ipCmd(append([]string{"-n", st.Netns}, args...)...); err != nil {
+			return st, err
+		}
+	}
+
+	// The deploy ramdisk and the image to deploy.
+	rd := filepath.Join(dir, "ramdisk")
+	kernel, initrd := filepath.Join(rd, "ironwork-deploy.kernel"), filepath.Join(rd, "ironwork-deploy.initramfs")
+	if !exists(kernel) || !exists(initrd) {
+		if opts.Agent == "" {
+			return st, errors.New("the lab has no deploy ramdisk yet and no ironwork-agent binary to build it with")
+		}
+		logf("building the deploy ramdisk from %s", opts.KernelDir)
+		if _, err := ramdisk.Build(ctx, ramdisk.BuildConfig{KernelDir: opts.KernelDir, Agent: opts.Agent, Output: rd}); err != nil {
+			return st, fmt.Errorf("build the deploy ramdisk: %w", err)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	imgPath := filepath.Join(data, "boot", "lab", "image.raw")
+	if err := os.MkdirAll(filepath.Dir(imgPath), 0o755); err != nil {
+		return st, err
+	}
+	logf("building the test OS image")
+	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o755); err != nil {
+		return st, err
+	}
+	sum, err := testimage.Build(ctx, imgPath, testimage.Options{KernelDir: opts.KernelDir, WorkDir: filepath.Join(dir, "work"),
+		Size: opts.ImageSize, Log: slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return st, fmt.Errorf("build the test image: %w", err)
+	}
+	if err := st.update(func(s *State) {
+		s.Image, s.ImageSH = "http://"+st.Subnet+".1:8080/lab/image.raw", sum
+	}); err != nil {
+		return st, err
+	}
+
+	// Machines: taps, disks, the BMCs' configuration.
+	apiPort, err := freePort("tcp")
+	if err != nil {
+		return st, err
+	}
+	redfishPort, err := freePort("tcp")
+	if err != nil {
+		return st, err
+	}
+	var vcfg bytes.Buffer
+	fmt.Fprintf(&vcfg, "username = %q\npassword = %q\nredfish_listen = \"127.0.0.1:%d\"\n", BMCUser, BMCPassword, redfishPort)
+	var simNodes []int
+	simCmds := map[int][]string{}
+	for i, spec := range opts.Nodes {
+		n := Node{Name: spec.Name, Firmware: spec.Firmware, Power: spec.Power, BMC: spec.BMC,
+			MAC: fmt.Sprintf("52:54:00:1a:%02x:%02x", len(opts.Nodes), i+1), Tap: fmt.Sprintf("tap%d", i),
+			Disk: filepath.Join(dir, spec.Name+".disk"), Serial: filepath.Join(dir, spec.Name+".serial.log")}
+		if err := st.update(func(s *State) { s.Nodes = append(s.Nodes, n) }); err != nil {
+			return st, err
+		}
+		for _, args := range [][]string{{"tuntap", "add", n.Tap, "mode", "tap"}, {"link", "set", n.Tap, "master", st.Bridge}, {"link", "set", n.Tap, "up"}} {
+			if err := ipCmd(append([]string{"-n", st.Netns}, args...)...); err != nil {
+				return st, err
+			}
+		}
+		if err := sparseFile(n.Disk, 8<<30); err != nil { // sparse; the agent, as IPA, wants 4 GiB or more
+			return st, err
+		}
+		cmd := spec.Command
+		if cmd == nil {
+			if cmd, err = qemuCommand(st, n, opts.Memory, opts.Ironwork); err != nil {
+				return st, err
+			}
+		}
+		switch {
+		case spec.BMC == "ipmi_sim":
+			simNodes = append(simNodes, i)
+			simCmds[i] = cmd
+			continue
+		case spec.Power == "ipmi":
+			port, err := freePort("udp")
+			if err != nil {
+				return st, err
+			}
+			n.BMCAddress = fmt.Sprintf("127.0.0.1:%d", port)
+			fmt.Fprintf(&vcfg, "\n[[machine]]\nname = %q\nipmi_listen = %q\ncommand = %s\n", n.Name, n.BMCAddress, tomlList(cmd))
+		default:
+			n.BMCAddress = fmt.Sprintf("http://127.0.0.1:%d", redfishPort)
+			fmt.Fprintf(&vcfg, "\n[[machine]]\nname = %q\ncommand = %s\n", n.Name, tomlList(cmd))
+		}
+		if err := st.update(func(s *State) { s.Nodes[i] = n }); err != nil {
+			return st, err
+		}
+	}
+	if len(simNodes) < len(opts.Nodes) {
+		cfgPath := filepath.Join(dir, "vbmc.toml")
+		if err := os.WriteFile(cfgPath, vcfg.Bytes(), 0o644); err != nil {
+			return st, err
+		}
+		if err := startProc(st, "vbmc", opts.Ironwork, "vbmc", "--config", cfgPath, "--log-level", "debug"); err != nil {
+			return st, err
+		}
+	}
+	for _, i := range simNodes {
+		if err := startIPMISim(st, i, simCmds[i], opts); err != nil {
+			return st, err
+		}
+	}
+
+	// The server.
+	scfg := fmt.Sprintf(`listen = "127.0.0.1:%d"
+data_dir = %q
+hostname = "lab"
+log_level = "debug"
+provisioning_interface = %q
+provisioning_netns = %q
+dhcp_mode = "full"
+dhcp_range = "%s.100,%s.199"
+callback_timeout = %q
+timeout_check_interval = "2s"
+power_sync_interval = "30s"
+agent_power_off_timeout = "30s"
+default_boot_mode = "uefi"
+file_url_allowed_paths = [%q]
+`, apiPort, data, st.Bridge, st.Netns, st.Subnet, st.Subnet, opts.CallbackTimeout.String(), rd)
+	cfgPath := filepath.Join(dir, "ironwork.toml")
+	if err := os.WriteFile(cfgPath, []byte(scfg), 0o644); err != nil {
+		return st, err
+	}
+	if err := st.update(func(s *State) { s.APIURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort) }); err != nil {
+		return st, err
+	}
+	if err := startProc(st, "serve", opts.Ironwork, "serve", "--config", cfgPath); err != nil {
+		return st, err
+	}
+	c := st.Client()
+	if err := waitAPI(ctx, c, st, 30*time.Second); err != nil {
+		return st, err
+	}
+
+	// Enrol the nodes.
+	for i, n := range st.Nodes {
+		spec := opts.Nodes[i]
+		di := map[string]any{"deploy_kernel": kernel, "deploy_ramdisk": initrd}
+		if n.Power == "ipmi" {
+			host, port, _ := net.SplitHostPort(n.BMCAddress)
+			di["ipmi_address"], di["ipmi_port"] = host, port
+			di["ipmi_username"], di["ipmi_password"] = BMCUser, spec.BMCPassword
+			if n.BMC == "ipmi_sim" {
+				di["ipmi_cipher_suite"] = "3" // ipmi_sim lacks suite 17 and Get Channel Cipher Suites
+			}
+		} else {
+			di["redfish_address"], di["redfish_system_id"] = n.BMCAddress, "/redfish/v1/Systems/"+n.Name
+			di["redfish_username"], di["redfish_password"] = BMCUser, spec.BMCPassword
+		}
+		var node map[string]any
+		if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": n.Name, "driver": n.Power,
+			"boot_interface": "ipxe", "deploy_interface": "direct", "driver_info": di,
+			"properties": map[string]any{"capabilities": "boot_mode:" + n.Firmware}}, &node); err != nil {
+			return st, fmt.Errorf("enrol %s: %w", n.Name, err)
+		}
+		uuid, _ := node["uuid"].(string)
+		if err := st.update(func(s *State) { s.Nodes[i].UUID = uuid }); err != nil {
+			return st, err
+		}
+		if err := c.Do(ctx, http.MethodPost, "/v1/ports", map[string]any{"node_uuid": uuid, "address": n.MAC, "pxe_enabled": true}, nil); err != nil {
+			return st, fmt.Errorf("enrol the port of %s: %w", n.Name, err)
+		}
+		logf("node %s (%s): %s firmware, %s via %s at %s, MAC %s", n.Name, uuid, n.Firmware, n.Power, n.BMC, n.BMCAddress, n.MAC)
+	}
+	logf("API: %s", st.APIURL)
+	return st, nil
+}
+
+// Client returns an API client for the lab's server.
+func (s *State) Client() *api.Client {
+	return &api.Client{BaseURL: s.APIURL, Version: "1.87", HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// qemuCommand is the machine's QEMU command line, run inside the namespace, without -boot.
+func qemuCommand(st *State, n Node, mem int, self string) ([]string, error) {
+	nic := "virtio-net-pci,netdev=n0,mac=" + n.MAC
+	args := []string{"ip", "netns", "exec", st.Netns, "qemu-system-x86_64", "-accel", "tcg", "-m", strconv.Itoa(mem),
+		"-smp", "1", "-display", "none", "-nodefaults", "-no-reboot", "-name", n.Name,
+		"-chardev", "file,id=serial0,append=on,path=" + n.Serial, "-serial", "chardev:serial0",
+		"-netdev", "tap,id=n0,ifname=" + n.Tap + ",script=no,downscript=no",
+		"-device", "virtio-rng-pci", "-drive", "file=" + n.Disk + ",if=virtio,format=raw"}
+	if n.Firmware == "uefi" {
+		// OVMF's own PXE (no iPXE ROM), which loads snponly.efi over TFTP; the disk by
+		// bootindex, which 'ironwork lab qemu' sets from the BMC's boot device.
+		nic += ",romfile="
+		vars := filepath.Join(st.Dir, n.Name+".vars.fd")
+		args[len(args)-1] = "file=" + n.Disk + ",if=none,id=disk0,format=raw"
+		args = append(args, "-machine", "q35", "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
+			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+		args = append([]string{args[0], args[1], args[2], args[3], self, "lab", "qemu", vars}, args[4:]...)
+	}
+	return append(args, "-device", nic), nil
+}
+
+// startProc starts a background process in its own session, logging to <dir>/<name>.log,
+// recorded in the state before it starts and with its pid after.
+func startProc(st *State, name, bin string, args ...string) error {
+	logPath := filepath.Join(st.Dir, name+".log")
+	if err := st.update(func(s *State) { s.Procs = append(s.Procs, Proc{Name: name, Log: logPath}) }); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Dir = st.Dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	go cmd.Wait() // reaps it when this process outlives it (tests); otherwise init does
+	return st.update(func(s *State) {
+		for i := range s.Procs {
+			if s.Procs[i].Name == name && s.Procs[i].PID == 0 {
+				s.Procs[i].PID = cmd.Process.Pid
+			}
+		}
+	})
+}
+
+func waitAPI(ctx context.Context, c *api.Client, st *State, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		err := c.Do(ctx, http.MethodGet, "/v1/nodes", nil, nil)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			b, _ := os.ReadFile(filepath.Join(st.Dir, "serve.log"))
+			return fmt.Errorf("the server did not answer at %s within %s: %v\n%s", st.APIURL, within, err, tail(b, 20))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func tail(b []byte, lines int) string {
+	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(ls) > lines {
+		ls = ls[len(ls)-lines:]
+	}
+	return strings.Join(ls, "\n")
+}
+
+func ipCmd(args ...string) error {
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func sparseFile(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(network string) (int, error) {
+	if network == "udp" {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		defer pc.Close()
+		return pc.LocalAddr().(*net.UDPAddr).Port, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func tomlList(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = strconv.Quote(a)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
