@@ -17,6 +17,8 @@ Usage:
   ironwork serve [flags]                    run the server (see 'ironwork serve --help')
   ironwork vbmc --config FILE               virtual IPMI and Redfish BMCs for QEMU machines
   ironwork ramdisk build --kernel-dir DIR --output DIR   build the deploy ramdisk
+  ironwork deploy --resource-class C --image URL --hostname H [flags]   allocate a node and deploy it
+  ironwork undeploy NODE                    take a deployed node back to available
   ironwork node|port|portgroup|chassis VERB  manage records: list, show, create, set, unset, delete
   ironwork driver list|show|properties      hardware types and their interfaces
   ironwork conductor list|show              registered conductors
@@ -52,6 +54,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runVBMC(ctx, args[1:], stdout, stderr)
 	case "ramdisk":
 		return runRamdisk(ctx, args[1:], stdout, stderr)
+	case "deploy":
+		return runDeploy(ctx, args[1:], stdout, stderr)
+	case "undeploy":
+		return runUndeploy(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "ironwork", version)
 		return 0
