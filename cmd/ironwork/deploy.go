@@ -133,6 +133,9 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if *output != "table" && *output != "json" {
 		return fail(2, "output format %q is not table or json", *output)
 	}
+	if err := req.Validate(); err != nil {
+		return fail(2, "%v", err)
+	}
 	if *wait > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *wait)

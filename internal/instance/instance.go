@@ -143,7 +143,7 @@ type Watch func(Status)
 // leaves the node as it is (deploy failed), for inspection, and returns an error with its
 // last_error.
 func Deploy(ctx context.Context, c Client, req Request, watch Watch) (Instance, error) {
-	if err := req.validate(); err != nil {
+	if err := req.Validate(); err != nil {
 		return Instance{}, err
 	}
 	start := time.Now()
@@ -245,7 +245,8 @@ func Undeploy(ctx context.Context, c Client, node string, poll time.Duration, wa
 	return nil
 }
 
-func (r Request) validate() error {
+// Validate checks the request before anything is asked of the API.
+func (r Request) Validate() error {
 	var missing []string
 	if r.ResourceClass == "" {
 		missing = append(missing, "a resource class")

@@ -46,7 +46,7 @@ func TestParseNetwork(t *testing.T) {
 func TestRequestValidation(t *testing.T) {
 	ok := Request{ResourceClass: "baremetal", Image: "http://10.0.0.1/img.raw", Hostname: "db-1.example.org",
 		SSHKeys: []string{"ssh-ed25519 AAAAC3Nza me@host"}}
-	if err := ok.validate(); err != nil {
+	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid request refused: %v", err)
 	}
 	cases := map[string]func(*Request){
@@ -60,7 +60,7 @@ func TestRequestValidation(t *testing.T) {
 	for want, mutate := range cases {
 		r := ok
 		mutate(&r)
-		if err := r.validate(); err == nil || !strings.Contains(err.Error(), want) {
+		if err := r.Validate(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v", want, err)
 		}
 	}
