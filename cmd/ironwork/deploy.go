@@ -79,7 +79,7 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	userData := fs.String("user-data", "", "file handed to the instance as its user data (cloud-init)")
 	fs.Var(&nets, "network", "a VIF and its configuration: dhcp, or vif=ID,ip=ADDR/PREFIX,gateway=ADDR,dns=ADDR (repeatable; default one VIF on DHCP)")
 	fs.StringVar(&req.Owner, "owner", "", "owner of the allocation")
-	wait := fs.Duration("wait", 30*time.Minute, "how long to wait for the node to become active (0: do not wait past the start)")
+	wait := fs.Duration("wait", 30*time.Minute, "how long to wait for the node to become active (0: no limit)")
 	output := fs.String("o", "table", "table or json")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
