@@ -18,6 +18,8 @@ Usage:
   ironwork vbmc --config FILE               virtual IPMI and Redfish BMCs for QEMU machines
   ironwork ramdisk build --kernel-dir DIR --output DIR   build the deploy ramdisk
   ironwork lab up|status|down|demo          a QEMU lab on this machine (demo: deploy two nodes)
+  ironwork deploy --resource-class C --image URL --hostname H [flags]   allocate a node and deploy it
+  ironwork undeploy NODE                    take a deployed node back to available
   ironwork node|port|portgroup|chassis VERB  manage records: list, show, create, set, unset, delete
   ironwork driver list|show|properties      hardware types and their interfaces
   ironwork conductor list|show              registered conductors
@@ -55,6 +57,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runRamdisk(ctx, args[1:], stdout, stderr)
 	case "lab":
 		return runLab(ctx, args[1:], stdout, stderr)
+	case "deploy":
+		return runDeploy(ctx, args[1:], stdout, stderr)
+	case "undeploy":
+		return runUndeploy(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "ironwork", version)
 		return 0
