@@ -92,8 +92,8 @@ func TestDeployCommand(t *testing.T) {
 	if ii["image_source"] != "http://192.0.2.1/disk.raw" || ii["image_os_hash_algo"] != "sha256" {
 		t.Errorf("instance_info: %v", ii)
 	}
-	if _, leaked := ii["configdrive"]; leaked {
-		t.Errorf("the config drive shows in instance_info")
+	if cd, ok := ii["configdrive"]; ok && cd != "******" {
+		t.Errorf("the config drive shows in instance_info: %v", cd)
 	}
 	if n["allocation_uuid"] != inst.Allocation || n["instance_uuid"] == nil {
 		t.Errorf("node allocation %v / instance %v, want allocation %s", n["allocation_uuid"], n["instance_uuid"], inst.Allocation)
