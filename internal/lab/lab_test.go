@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironwork/ironwork/internal/instance"
 	"github.com/ironwork/ironwork/internal/lab"
+	"github.com/ironwork/ironwork/internal/lab/testimage"
 )
 
 func goBuild(t *testing.T, out, pkg string) {
@@ -201,6 +203,47 @@ func TestLabEndToEnd(t *testing.T) {
 		if err != nil || !bytes.Equal(head, make([]byte, 1<<20)) {
 			t.Errorf("%s: cleaning after undeploy left the disk's first MiB (partition table) as it was (%v)", r.Node, err)
 		}
+	}
+
+	// ironwork deploy on B: allocation, VIF, config drive built by the conductor; the instance
+	// reads its hostname and key back from the config-2 partition.
+	if !t.Failed() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := nodes["b-uefi-redfish"]
+			begin := time.Now()
+			var serialFrom int64
+			if fi, err := os.Stat(n.Serial); err == nil {
+				serialFrom = fi.Size()
+			}
+			key := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILabKeyForTheEndToEndTest lab@ironwork"
+			inst, err := instance.Deploy(ctx, c, instance.Request{ResourceClass: lab.ResourceClass,
+				Capabilities: map[string]string{"boot_mode": "uefi"}, Hostname: "lab-web-1", Image: st.Image,
+				Checksum: "sha256:" + st.ImageSH, SSHKeys: []string{key}, UserData: []byte("#cloud-config\n")}, nil)
+			if err != nil {
+				t.Errorf("ironwork deploy: %v", err)
+				return
+			}
+			if inst.Node != n.UUID || len(inst.NICs) != 1 || inst.NICs[0].MAC != n.MAC {
+				t.Errorf("ironwork deploy picked %+v, want node %s with its port %s", inst, n.UUID, n.MAC)
+			}
+			line, err := lab.WaitSerial(ctx, n.Serial, serialFrom, testimage.ConfigDriveMarker, 3*time.Minute)
+			if err != nil {
+				t.Errorf("ironwork deploy: %v", err)
+				return
+			}
+			rep, err := testimage.ParseConfigDriveLine(line)
+			if err != nil || !rep.Found || rep.Hostname != "lab-web-1" || rep.UUID != n.UUID ||
+				strings.Join(rep.Keys, ",") != "lab@ironwork" || rep.UserDataBytes != int64(len("#cloud-config\n")) || !rep.NetworkData {
+				t.Errorf("config drive seen by the instance: %q (%+v, %v)", line, rep, err)
+			}
+			t.Logf("ironwork deploy: active and config drive read by the instance after %.1f s: %s", time.Since(begin).Seconds(), line)
+			if err := instance.Undeploy(ctx, c, n.UUID, time.Second, nil); err != nil {
+				t.Errorf("ironwork undeploy: %v", err)
+			}
+			t.Logf("ironwork deploy + undeploy: %.1f s", time.Since(begin).Seconds())
+		}()
 	}
 
 	// A wrong checksum on A: deploy failed with the reason.

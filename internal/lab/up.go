@@ -350,8 +350,8 @@ file_url_allowed_paths = [%q]
 		}
 		var node map[string]any
 		if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": n.Name, "driver": n.Power,
-			"boot_interface": "ipxe", "deploy_interface": "direct", "driver_info": di,
-			"properties": map[string]any{"capabilities": "boot_mode:" + n.Firmware}}, &node); err != nil {
+			"boot_interface": "ipxe", "deploy_interface": "direct", "driver_info": di, "resource_class": ResourceClass,
+			"properties": map[string]any{"capabilities": "boot_mode:" + n.Firmware, "cpu_arch": "x86_64"}}, &node); err != nil {
 			return st, fmt.Errorf("enrol %s: %w", n.Name, err)
 		}
 		uuid, _ := node["uuid"].(string)
@@ -366,6 +366,9 @@ file_url_allowed_paths = [%q]
 	logf("API: %s", st.APIURL)
 	return st, nil
 }
+
+// ResourceClass is the resource class of the lab's nodes, for allocations and ironwork deploy.
+const ResourceClass = "lab"
 
 // Client returns an API client for the lab's server.
 func (s *State) Client() *api.Client {
