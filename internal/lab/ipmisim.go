@@ -15,8 +15,9 @@ import (
 )
 
 // startIPMISim runs OpenIPMI's ipmi_sim as node i's BMC on a loopback UDP port. Its
-// chassis_control hook is 'ironwork lab chassis-control DIR NAME', which starts and stops
-// the node's QEMU (ChassisControl). ipmi_sim lacks cipher suite 17 and "Get Channel Cipher
+// chassis_control hook is 'ironwork lab chassis-control DIR NAME 0x20', which starts and
+// stops the node's QEMU (ChassisControl); ipmi_sim passes no device of its own, so the
+// configured line carries it. ipmi_sim lacks cipher suite 17 and "Get Channel Cipher
 // Suites": the node is enrolled with ipmi_cipher_suite 3.
 func startIPMISim(st *State, i int, cmd []string, opts Options) error {
 	bin, err := exec.LookPath("ipmi_sim")
@@ -68,9 +69,9 @@ set_working_mc 0x20
 }
 
 // ChassisControl is ipmi_sim's chassis_control hook for node name of the lab in dir
-// ('ironwork lab chassis-control DIR NAME get power boot | set power 0|1 | set reset 1 |
-// set boot pxe|default|none'). It prints what get asks for, as "parm:value" lines, and
-// appends each call to DIR/NAME.chassis.log.
+// ('ironwork lab chassis-control DIR NAME DEVICE get power boot | DEVICE set power 0|1 |
+// DEVICE set reset 1 | DEVICE set boot pxe|default|none'; args start at DEVICE). It prints
+// what get asks for, as "parm:value" lines, and appends each call to DIR/NAME.chassis.log.
 func ChassisControl(dir, name string, args []string, w io.Writer) error {
 	base := filepath.Join(dir, name)
 	if f, err := os.OpenFile(base+".chassis.log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
