@@ -113,6 +113,9 @@ func ParseConfigDriveLine(line string) (ConfigDriveReport, error) {
 		if v == "" && (k == "hostname" || k == "uuid") {
 			return ConfigDriveReport{}, fmt.Errorf("%s line: empty %s (Line prints \"-\")", ConfigDriveMarker, k)
 		}
+		if clean(v, false) != v {
+			return ConfigDriveReport{}, fmt.Errorf("%s line: %s %q holds a character Line never prints", ConfigDriveMarker, k, v)
+		}
 		switch k {
 		case "hostname":
 			r.Hostname = v
