@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
 )
 
 // Nodes finds the port with a MAC address and its node.
@@ -57,13 +58,13 @@ func (r *Resolver) Lookup(ctx context.Context, mac string) (Target, error) {
 	if ip, _ := p.Extra["ip_address"].(string); net.ParseIP(ip) != nil {
 		t.StaticIP = ip
 	}
-	t.TenantVIF, _ = p.InternalInfo["tenant_vif_port_id"].(string)
+	t.TenantVIF, _ = p.InternalInfo[conductor.TenantVIFKey].(string)
 	if t.TenantVIF == "" && p.PortgroupUUID != "" {
 		g, err := r.Nodes.GetPortgroup(ctx, p.PortgroupUUID)
 		if err != nil {
 			return Target{}, fmt.Errorf("look up portgroup of port %s: %w", mac, err)
 		}
-		t.TenantVIF, _ = g.InternalInfo["tenant_vif_port_id"].(string)
+		t.TenantVIF, _ = g.InternalInfo[conductor.TenantVIFKey].(string)
 	}
 	t.record, t.NetBoot = recordOf(n)
 	t.NetBoot = t.NetBoot && p.PXEEnabled
