@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -89,6 +90,9 @@ func readDisk(dir, name string) (Disk, error) {
 	sectors, err := readSysInt(filepath.Join(dir, "size"))
 	if err != nil {
 		return d, err
+	}
+	if sectors < 0 || sectors > math.MaxInt64/512 {
+		return d, fmt.Errorf("read %s: %d sectors is not a disk size", filepath.Join(dir, "size"), sectors)
 	}
 	d.Size = sectors * 512 // sysfs size is always in 512-byte units
 	rot, _ := readSysInt(filepath.Join(dir, "queue", "rotational"))

@@ -3,6 +3,7 @@ package agent
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -209,8 +210,9 @@ func readMemory(root string) InventoryMemory {
 		for sc.Scan() {
 			fields := strings.Fields(sc.Text())
 			if len(fields) >= 2 && fields[0] == "MemTotal:" {
-				kb, _ := strconv.ParseInt(fields[1], 10, 64)
-				mem.Total = kb * 1024
+				if kb, err := strconv.ParseInt(fields[1], 10, 64); err == nil && kb > 0 && kb <= math.MaxInt64/1024 {
+					mem.Total = kb * 1024
+				}
 			}
 		}
 		f.Close()
@@ -219,7 +221,7 @@ func readMemory(root string) InventoryMemory {
 	// kernel's MemTotal lacks what firmware and the kernel itself reserve.
 	dir := filepath.Join(root, "sys/devices/system/memory")
 	if raw := readSysString(filepath.Join(dir, "block_size_bytes")); raw != "" {
-		if bs, err := strconv.ParseInt(raw, 16, 64); err == nil {
+		if bs, err := strconv.ParseInt(raw, 16, 64); err == nil && bs > 0 {
 			blocks, _ := filepath.Glob(filepath.Join(dir, "memory*"))
 			var online int64
 			for _, b := range blocks {
@@ -227,11 +229,16 @@ func readMemory(root string) InventoryMemory {
 					online++
 				}
 			}
-			mem.PhysicalMB = online * bs >> 20
+			if online <= math.MaxInt64/bs {
+				mem.PhysicalMB = online * bs >> 20
+			}
 		}
 	}
 	if mem.PhysicalMB == 0 && mem.Total > 0 {
-		mem.PhysicalMB = (mem.Total + 1<<20 - 1) >> 20
+		mem.PhysicalMB = mem.Total >> 20 // rounded up below, without overflowing near the maximum
+		if mem.Total&(1<<20-1) != 0 {
+			mem.PhysicalMB++
+		}
 	}
 	return mem
 }
