@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,6 +21,12 @@ const (
 	AgentHeartbeatKey = "agent_last_heartbeat"
 	AgentProgressKey  = "ironwork_agent_progress"
 )
+
+// ErrAgentUnreachable marks an agent call that got no answer after all its attempts. A
+// HeartbeatHandler returns it (wrapped) to say "ask again at the next heartbeat": the node
+// keeps waiting, no failure is recorded, and the heartbeat does not count as progress, so the
+// callback timeout still ends the wait of an agent that heartbeats but cannot be reached.
+var ErrAgentUnreachable = errors.New("agent unreachable")
 
 // lookupStates are the states in which a node's agent may look itself up and heartbeat, as
 // Ironic allows.
@@ -142,6 +149,10 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, ident string, hb Heartbe
 // and says whether the node's steps go on.
 func (c *Conductor) onHeartbeat(ctx context.Context, t *Task, h HeartbeatHandler, hb Heartbeat) {
 	resume, err := h.Heartbeat(ctx, t, hb)
+	if errors.Is(err, ErrAgentUnreachable) {
+		t.Log.Warn("the agent did not answer; trying again at its next heartbeat", "error", err)
+		return
+	}
 	if err != nil {
 		kind := StepKind(fmt.Sprint(t.Node.DriverInternalInfo[stepKindKey]))
 		c.failSteps(ctx, t, kind, fmt.Errorf("%s", errText(err)))
