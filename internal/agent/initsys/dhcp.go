@@ -99,20 +99,27 @@ func (d *dhcpClient) obtain(ctx context.Context) (*nclient4.Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
-	return d.request(ctx, offer, d.c.RemoteAddr(), requestMessage(offer))
+	return d.request(ctx, d.c, offer, d.c.RemoteAddr(), requestMessage(offer))
 }
 
-// extend renews (to the server of lease, unicast) or rebinds (broadcast) the lease.
-func (d *dhcpClient) extend(ctx context.Context, lease *nclient4.Lease, rebind bool) (*nclient4.Lease, error) {
-	dest := d.c.RemoteAddr()
-	if !rebind {
-		dest = &net.UDPAddr{IP: lease.ACK.ServerIdentifier(), Port: nclient4.ServerPort}
+// extend renews the lease (RENEWING: unicast from the leased address to the server that gave
+// it, through the kernel's UDP stack) or rebinds it (REBINDING: broadcast to any server).
+func (d *dhcpClient) extend(ctx context.Context, nic string, lease *nclient4.Lease, rebind bool) (*nclient4.Lease, error) {
+	req := extendMessage(d.xids.next(), lease.ACK)
+	if rebind {
+		return d.request(ctx, d.c, lease.Offer, d.c.RemoteAddr(), req)
 	}
-	return d.request(ctx, lease.Offer, dest, extendMessage(d.xids.next(), lease.ACK))
+	u, err := nclient4.New(nic, nclient4.WithHWAddr(d.mac), nclient4.WithTimeout(4*time.Second), nclient4.WithRetry(3),
+		nclient4.WithUnicast(&net.UDPAddr{IP: lease.ACK.YourIPAddr, Port: nclient4.ClientPort}))
+	if err != nil {
+		return nil, fmt.Errorf("renew: %w", err)
+	}
+	defer u.Close()
+	return d.request(ctx, u, lease.Offer, &net.UDPAddr{IP: lease.ACK.ServerIdentifier(), Port: nclient4.ServerPort}, req)
 }
 
-func (d *dhcpClient) request(ctx context.Context, offer *dhcpv4.DHCPv4, dest *net.UDPAddr, req *dhcpv4.DHCPv4) (*nclient4.Lease, error) {
-	resp, err := d.c.SendAndRead(ctx, dest, req, nclient4.IsMessageType(dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak))
+func (d *dhcpClient) request(ctx context.Context, c *nclient4.Client, offer *dhcpv4.DHCPv4, dest *net.UDPAddr, req *dhcpv4.DHCPv4) (*nclient4.Lease, error) {
+	resp, err := c.SendAndRead(ctx, dest, req, nclient4.IsMessageType(dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak))
 	if err != nil {
 		return nil, fmt.Errorf("request: %w", err)
 	}

@@ -66,7 +66,7 @@ func (k *leaseKeeper) start(ctx context.Context) (Lease, error) {
 		k.closeClient()
 		return Lease{}, err
 	}
-	k.log.Info("dhcp lease", logKeyAddr, out.Addr.String(), "server", out.Server, "took", time.Since(began).Round(time.Millisecond))
+	k.log.Info("dhcp lease", logKeyAddr, out.Addr.String(), "server", out.Server, "took", time.Since(began).Round(time.Millisecond).String())
 	return out, nil
 }
 
@@ -111,7 +111,7 @@ func (k *leaseKeeper) keep(ctx context.Context) {
 		phase, at := schedule(time.Now(), k.lease.CreationTime, timesOf(k.lease.ACK), k.cfg.MinRetry)
 		switch phase {
 		case phaseRenewing, phaseRebinding:
-			l, err := k.client.extend(ctx, k.lease, phase == phaseRebinding)
+			l, err := k.client.extend(ctx, k.nic.Name, k.lease, phase == phaseRebinding)
 			if err == nil {
 				if _, err = k.bind(l); err == nil {
 					k.log.Info("dhcp lease extended", "phase", phase.String(), logKeyAddr, k.addr.String())
