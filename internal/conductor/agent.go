@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
@@ -73,14 +74,9 @@ func ForgetAgent(n *ironwork.Node) {
 	}
 }
 
-// Heartbeat is what an agent reports in POST /v1/heartbeat/{node}.
-type Heartbeat struct {
-	CallbackURL  string         `json:"callback_url"`
-	AgentToken   string         `json:"agent_token"`
-	AgentVersion string         `json:"agent_version"`
-	AgentStatus  string         `json:"agent_status"`
-	Progress     map[string]any `json:"progress,omitempty"`
-}
+// Heartbeat is what an agent reports in POST /v1/heartbeat/{node}: the API's wire type, as
+// the conductor needs nothing else.
+type Heartbeat = api.HeartbeatRequest
 
 // HeartbeatHandler is a deploy interface that acts on its agent's heartbeats while the node
 // waits: resume means the node's steps go on now.
