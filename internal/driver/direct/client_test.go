@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/conductor"
 )
@@ -264,5 +265,52 @@ func TestCallErrorBodies(t *testing.T) {
 		if got := api.ErrorMessage([]byte(body)); got != want {
 			t.Errorf("ErrorMessage(%s) = %q, want %q", body, got, want)
 		}
+	}
+}
+
+// TestHeartbeatWithAnUnreachableAgent: at a heartbeat, an agent that does not answer leaves
+// the node waiting (an error wrapping ErrAgentUnreachable, which the conductor neither
+// records nor counts as progress); an agent that answers with a failed command fails the
+// step with the agent's reason.
+func TestHeartbeatWithAnUnreachableAgent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := "http://" + ln.Addr().String()
+	ln.Close()
+	cfg := testConfig()
+	d := New(cfg, nil)
+	task := func(wait map[string]any) *conductor.Task {
+		return &conductor.Task{Node: &ironwork.Node{UUID: "u1", DriverInternalInfo: ironwork.JSONObject{waitKey: wait}},
+			Log: slog.New(slog.DiscardHandler)}
+	}
+	hb := conductor.Heartbeat{CallbackURL: gone, AgentToken: testToken}
+	for name, wait := range map[string]map[string]any{
+		"status read":    {"name": "standby.prepare_image", "id": "c1"},
+		"unsent command": {"name": "standby.prepare_image", "step": "write_image", "priority": 80.0},
+	} {
+		resume, err := d.Heartbeat(context.Background(), task(wait), hb)
+		if resume || !errors.Is(err, conductor.ErrAgentUnreachable) || !strings.Contains(err.Error(), gone) {
+			t.Errorf("%s: resume %v, error %v: want to keep waiting on ErrAgentUnreachable naming %s", name, resume, err, gone)
+		}
+	}
+	p := startPeer(t, "127.0.0.1:0", func(_ int64, w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"commands": [{"id": "c1", "command_name": "standby.prepare_image", "command_status": "FAILED",
+			"command_error": {"type": "ImageChecksumError", "details": "image checksum mismatch"}}]}`)
+	})
+	hb.CallbackURL = p.url()
+	for name, wait := range map[string]map[string]any{
+		"status read": {"name": "standby.prepare_image", "id": "c1"},
+		// The command reached the agent before the answer was lost: it is adopted, not resent.
+		"unsent command": {"name": "standby.prepare_image", "step": "write_image", "priority": 80.0},
+	} {
+		_, err := d.Heartbeat(context.Background(), task(wait), hb)
+		if err == nil || errors.Is(err, conductor.ErrAgentUnreachable) || !strings.Contains(err.Error(), "image checksum mismatch") {
+			t.Errorf("%s: error %v: want the agent's reason", name, err)
+		}
+	}
+	if got := p.requests.Load(); got != 2 {
+		t.Errorf("the agent saw %d requests, want 2 status reads and no command sent", got)
 	}
 }
