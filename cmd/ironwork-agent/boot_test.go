@@ -192,8 +192,8 @@ func TestBootRamdisk(t *testing.T) {
 	case err := <-qemuDone:
 		qemuDone <- err
 		t.Fatalf("QEMU ended before a heartbeat: %v", err)
-	case <-time.After(150 * time.Second):
-		t.Fatal("no heartbeat from the VM within 150 s")
+	case <-time.After(300 * time.Second): // TCG on 2 shared cores: a bound, not a measure
+		t.Fatal("no heartbeat from the VM within 300 s")
 	}
 	t.Logf("no RNG: first heartbeat %s after QEMU started", time.Since(booted).Round(time.Second))
 	mu.Lock()
