@@ -138,14 +138,13 @@ func (k *leaseKeeper) keep(ctx context.Context) {
 			continue
 		}
 		var due <-chan time.Time
+		var timer *time.Timer
 		if !at.IsZero() {
-			t := time.NewTimer(time.Until(at))
-			defer t.Stop()
-			due = t.C
+			timer = time.NewTimer(time.Until(at))
+			due = timer.C
 		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-due:
 		case <-poll.C:
 			up := linkRunning(k.nic.Name)
@@ -157,6 +156,12 @@ func (k *leaseKeeper) keep(ctx context.Context) {
 				k.reacquire(ctx, "link flap")
 			}
 			wasUp = up
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return
 		}
 	}
 }
