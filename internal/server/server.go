@@ -124,7 +124,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		registry.Add(ironwork.ManagementInterface, "redfish", rf)
 		registry.Add(ironwork.PowerInterface, "ipmitool", ipmitool)
 		registry.Add(ironwork.ManagementInterface, "ipmitool", ipmitool)
-		dcfg := direct.Config{SoftPowerOffTimeout: cfg.AgentPowerOffTimeout.Duration}
+		dcfg := direct.Config{SoftPowerOffTimeout: cfg.AgentPowerOffTimeout.Duration,
+			CommandTimeout: cfg.AgentCommandTimeout.Duration, MaxCommandAttempts: cfg.AgentMaxCommandAttempts}
 		if cfg.ProvisioningNetns != "" {
 			// Agents' callback URLs are addresses on the provisioning network, which exists
 			// only inside its namespace: dial them from there.
