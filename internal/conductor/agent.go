@@ -21,6 +21,9 @@ const (
 	AgentVersionKey   = "agent_version"
 	AgentHeartbeatKey = "agent_last_heartbeat"
 	AgentProgressKey  = "ironwork_agent_progress"
+	// agentUnreachableKey holds why the agent did not answer at its last heartbeat, for the
+	// callback timeout's reason; an answer removes it.
+	agentUnreachableKey = "ironwork_agent_unreachable"
 )
 
 // ErrAgentUnreachable marks an agent call that got no answer after all its attempts. A
@@ -69,7 +72,7 @@ func IssueAgentToken(ctx context.Context, store *sqlstore.Store, ident string) (
 // ForgetAgent removes what a node knows of its agent (token, URL): the next ramdisk boot
 // looks up anew. Boot interfaces' callers use it when the ramdisk is (re)booted or removed.
 func ForgetAgent(n *ironwork.Node) {
-	for _, k := range []string{AgentTokenKey, AgentURLKey, AgentVersionKey, AgentHeartbeatKey, AgentProgressKey} {
+	for _, k := range []string{AgentTokenKey, AgentURLKey, AgentVersionKey, AgentHeartbeatKey, AgentProgressKey, agentUnreachableKey} {
 		delete(n.DriverInternalInfo, k)
 	}
 }
@@ -147,6 +150,9 @@ func (c *Conductor) onHeartbeat(ctx context.Context, t *Task, h HeartbeatHandler
 	resume, err := h.Heartbeat(ctx, t, hb)
 	if errors.Is(err, ErrAgentUnreachable) {
 		t.Log.Warn("the agent did not answer; trying again at its next heartbeat", "error", err)
+		if err := t.Save(ctx, func(n *ironwork.Node) { n.DriverInternalInfo[agentUnreachableKey] = errText(err) }); err != nil {
+			t.Log.Warn("record the unreachable agent", "error", err)
+		}
 		return
 	}
 	if err != nil {
@@ -157,10 +163,18 @@ func (c *Conductor) onHeartbeat(ctx context.Context, t *Task, h HeartbeatHandler
 	if !resume {
 		// A live agent at work keeps the node from its callback timeout; a dead one does not.
 		now := time.Now().UTC()
-		if err := t.Save(ctx, func(n *ironwork.Node) { n.ProvisionUpdatedAt = &now }); err != nil {
+		if err := t.Save(ctx, func(n *ironwork.Node) {
+			n.ProvisionUpdatedAt = &now
+			delete(n.DriverInternalInfo, agentUnreachableKey)
+		}); err != nil {
 			t.Log.Warn("record agent progress", "error", err)
 		}
 		return
+	}
+	if _, ok := t.Node.DriverInternalInfo[agentUnreachableKey]; ok {
+		if err := t.Save(ctx, func(n *ironwork.Node) { delete(n.DriverInternalInfo, agentUnreachableKey) }); err != nil {
+			t.Log.Warn("forget the unreachable agent", "error", err)
+		}
 	}
 	if err := c.transition(ctx, t, ironwork.EventResume, "", ""); err != nil {
 		t.Log.Error("resume after the agent's heartbeat", "error", err)
