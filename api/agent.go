@@ -21,9 +21,11 @@ type LookupConfig struct {
 	AgentTokenRequired bool   `json:"agent_token_required"`
 }
 
-// HeartbeatRequest is the body of POST /v1/heartbeat/{node}.
+// HeartbeatRequest is the body of POST /v1/heartbeat/{node}: what the agent sends, what the
+// API decodes, and what the conductor acts on (conductor.Heartbeat is this type).
 type HeartbeatRequest struct {
 	CallbackURL        string `json:"callback_url"`
+	AgentVerifyCA      string `json:"agent_verify_ca,omitempty"`
 	AgentToken         string `json:"agent_token,omitempty"`
 	AgentVersion       string `json:"agent_version,omitempty"`
 	AgentStatus        string `json:"agent_status,omitempty"` // start, idle, busy, error

@@ -4,12 +4,11 @@
 package api
 
 import (
-	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,6 +16,9 @@ import (
 
 // DefaultVersion is the microversion the client asks for.
 const DefaultVersion = "1.96"
+
+// VersionHeader carries the API microversion of a request.
+const VersionHeader = "X-OpenStack-Ironic-API-Version"
 
 // Client talks to one Ironic-compatible endpoint.
 type Client struct {
@@ -47,53 +49,17 @@ func IsStatus(err error, status int) bool {
 // Do sends a request with a JSON body (when body is not nil) and decodes a JSON answer into out
 // (when out is not nil).
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	u := strings.TrimRight(c.BaseURL, "/") + path
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
 	v := c.Version
 	if v == "" {
 		v = DefaultVersion
 	}
-	req.Header.Set("X-OpenStack-Ironic-API-Version", v)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	h := http.Header{VersionHeader: {v}}
 	if c.Username != "" {
-		req.SetBasicAuth(c.Username, c.Password)
+		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c.Username+":"+c.Password)))
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
-	}
-	if resp.StatusCode >= 400 {
-		return &Error{Status: resp.StatusCode, Message: ErrorMessage(data)}
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-		}
-	}
-	return nil
+	return Call(ctx, c.HTTP, Request{
+		Method: method, URL: strings.TrimRight(c.BaseURL, "/") + path, Header: h, Body: body, Limit: 256 << 20,
+	}, out, nil)
 }
 
 // ErrorMessage extracts the message from an Ironic error body: {"error_message": "<JSON with
@@ -110,6 +76,21 @@ func ErrorMessage(body []byte) string {
 	}
 	if outer.Error.Message != "" {
 		return outer.Error.Message
+	}
+	if len(outer.ErrorMessage) == 0 {
+		// The agent's (IPA's) error body: {"type", "code", "message", "details"}.
+		var ipa struct {
+			Message string `json:"message"`
+			Details string `json:"details"`
+		}
+		if json.Unmarshal(body, &ipa) == nil {
+			for _, s := range []string{ipa.Details, ipa.Message} {
+				if s != "" {
+					return s
+				}
+			}
+		}
+		return strings.TrimSpace(string(body))
 	}
 	var s string
 	if json.Unmarshal(outer.ErrorMessage, &s) != nil {

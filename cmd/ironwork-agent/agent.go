@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -165,42 +162,17 @@ func newAPIClient(cfg Config) *apiClient {
 	}
 }
 
+// do calls the API with the agent's microversion. The status is that of an error answer
+// (0 for success or no answer).
 func (c *apiClient) do(ctx context.Context, method, path string, body any, out any) (int, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, err
-		}
-		rd = bytes.NewReader(b)
+	err := api.Call(ctx, c.http, api.Request{
+		Method: method, URL: c.base + path, Header: http.Header{api.VersionHeader: {apiVersion}}, Body: body, Limit: 4 << 20,
+	}, out, nil)
+	var answer *api.Error
+	if errors.As(err, &answer) {
+		return answer.Status, err
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("X-OpenStack-Ironic-API-Version", apiVersion)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return resp.StatusCode, fmt.Errorf("read answer: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, fmt.Errorf("HTTP %s: %s", resp.Status, strings.TrimSpace(string(raw)))
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("decode answer: %w", err)
-		}
-	}
-	return resp.StatusCode, nil
+	return 0, err
 }
 
 // lookup asks the API which node has these MACs.

@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
@@ -19,7 +21,16 @@ const (
 	AgentVersionKey   = "agent_version"
 	AgentHeartbeatKey = "agent_last_heartbeat"
 	AgentProgressKey  = "ironwork_agent_progress"
+	// agentUnreachableKey holds why the agent did not answer at its last heartbeat, for the
+	// callback timeout's reason; an answer removes it.
+	agentUnreachableKey = "ironwork_agent_unreachable"
 )
+
+// ErrAgentUnreachable marks an agent call that got no answer after all its attempts. A
+// HeartbeatHandler returns it (wrapped) to say "ask again at the next heartbeat": the node
+// keeps waiting, no failure is recorded, and the heartbeat does not count as progress, so the
+// callback timeout still ends the wait of an agent that heartbeats but cannot be reached.
+var ErrAgentUnreachable = errors.New("agent unreachable")
 
 // lookupStates are the states in which a node's agent may look itself up and heartbeat, as
 // Ironic allows.
@@ -61,19 +72,14 @@ func IssueAgentToken(ctx context.Context, store *sqlstore.Store, ident string) (
 // ForgetAgent removes what a node knows of its agent (token, URL): the next ramdisk boot
 // looks up anew. Boot interfaces' callers use it when the ramdisk is (re)booted or removed.
 func ForgetAgent(n *ironwork.Node) {
-	for _, k := range []string{AgentTokenKey, AgentURLKey, AgentVersionKey, AgentHeartbeatKey, AgentProgressKey} {
+	for _, k := range []string{AgentTokenKey, AgentURLKey, AgentVersionKey, AgentHeartbeatKey, AgentProgressKey, agentUnreachableKey} {
 		delete(n.DriverInternalInfo, k)
 	}
 }
 
-// Heartbeat is what an agent reports in POST /v1/heartbeat/{node}.
-type Heartbeat struct {
-	CallbackURL  string         `json:"callback_url"`
-	AgentToken   string         `json:"agent_token"`
-	AgentVersion string         `json:"agent_version"`
-	AgentStatus  string         `json:"agent_status"`
-	Progress     map[string]any `json:"progress,omitempty"`
-}
+// Heartbeat is what an agent reports in POST /v1/heartbeat/{node}: the API's wire type, as
+// the conductor needs nothing else.
+type Heartbeat = api.HeartbeatRequest
 
 // HeartbeatHandler is a deploy interface that acts on its agent's heartbeats while the node
 // waits: resume means the node's steps go on now.
@@ -142,6 +148,13 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, ident string, hb Heartbe
 // and says whether the node's steps go on.
 func (c *Conductor) onHeartbeat(ctx context.Context, t *Task, h HeartbeatHandler, hb Heartbeat) {
 	resume, err := h.Heartbeat(ctx, t, hb)
+	if errors.Is(err, ErrAgentUnreachable) {
+		t.Log.Warn("the agent did not answer; trying again at its next heartbeat", "error", err)
+		if err := t.Save(ctx, func(n *ironwork.Node) { n.DriverInternalInfo[agentUnreachableKey] = errText(err) }); err != nil {
+			t.Log.Warn("record the unreachable agent", "error", err)
+		}
+		return
+	}
 	if err != nil {
 		kind := StepKind(fmt.Sprint(t.Node.DriverInternalInfo[stepKindKey]))
 		c.failSteps(ctx, t, kind, fmt.Errorf("%s", errText(err)))
@@ -150,10 +163,18 @@ func (c *Conductor) onHeartbeat(ctx context.Context, t *Task, h HeartbeatHandler
 	if !resume {
 		// A live agent at work keeps the node from its callback timeout; a dead one does not.
 		now := time.Now().UTC()
-		if err := t.Save(ctx, func(n *ironwork.Node) { n.ProvisionUpdatedAt = &now }); err != nil {
+		if err := t.Save(ctx, func(n *ironwork.Node) {
+			n.ProvisionUpdatedAt = &now
+			delete(n.DriverInternalInfo, agentUnreachableKey)
+		}); err != nil {
 			t.Log.Warn("record agent progress", "error", err)
 		}
 		return
+	}
+	if _, ok := t.Node.DriverInternalInfo[agentUnreachableKey]; ok {
+		if err := t.Save(ctx, func(n *ironwork.Node) { delete(n.DriverInternalInfo, agentUnreachableKey) }); err != nil {
+			t.Log.Warn("forget the unreachable agent", "error", err)
+		}
 	}
 	if err := c.transition(ctx, t, ironwork.EventResume, "", ""); err != nil {
 		t.Log.Error("resume after the agent's heartbeat", "error", err)

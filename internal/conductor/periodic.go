@@ -330,6 +330,9 @@ func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 			if t.Node.ProvisionState == st {
 				reason := fmt.Sprintf("Timeout reached while waiting for callback for node %s in state \"%s\" (timeout %s).",
 					n.UUID, st, c.cfg.CallbackTimeout)
+				if why, _ := t.Node.DriverInternalInfo[agentUnreachableKey].(string); why != "" {
+					reason += " The agent did not answer at its last heartbeat: " + why
+				}
 				_ = t.Save(ctx, func(n *ironwork.Node) {
 					n.CleanStep, n.DeployStep, n.ServiceStep = ironwork.JSONObject{}, ironwork.JSONObject{}, ironwork.JSONObject{}
 					delete(n.DriverInternalInfo, remainingKey)

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"path"
@@ -83,28 +85,21 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var hb conductor.Heartbeat
-	for k, v := range body {
-		str, isStr := v.(string)
+	for k := range body {
 		switch k {
-		case "callback_url":
-			hb.CallbackURL = str
-		case "agent_token":
-			hb.AgentToken = str
-		case "agent_version":
-			hb.AgentVersion = str
-		case "agent_status":
-			hb.AgentStatus = str
-		case "agent_verify_ca", "agent_status_message":
-			isStr = true
-		case "ironwork_progress":
-			hb.Progress, isStr = v.(map[string]any)
+		case "callback_url", "agent_token", "agent_version", "agent_status", "agent_status_message",
+			"agent_verify_ca", "ironwork_progress":
 		default:
 			return invalid("Unknown argument: %q", k)
 		}
-		if !isStr && v != nil {
-			return invalid("Invalid value for %s: %v", k, v)
+	}
+	var hb api.HeartbeatRequest
+	if err := remarshal(body, &hb); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return invalid("Invalid value for %s: %s", te.Field, te.Value)
 		}
+		return invalid("Invalid heartbeat: %s", err)
 	}
 	if !strings.HasPrefix(hb.CallbackURL, "http://") && !strings.HasPrefix(hb.CallbackURL, "https://") {
 		return invalid("callback_url must be an http or https URL, not %q", hb.CallbackURL)
@@ -114,6 +109,15 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// remarshal decodes body, already checked for unknown keys, into the wire type v.
+func remarshal(body map[string]any, v any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
 }
 
 // AgentEndpoints serves only what a deploy agent calls (version discovery, lookup,

@@ -103,6 +103,11 @@ type Config struct {
 	// AgentPowerOffTimeout is how long a deploy waits for the agent to power the node off
 	// before the BMC does (default 2m).
 	AgentPowerOffTimeout Duration `toml:"agent_power_off_timeout"`
+	// AgentCommandTimeout bounds one call to a deploy agent (Ironic's [agent]command_timeout;
+	// default 60s) and AgentMaxCommandAttempts is how often a call that got no answer is made
+	// (Ironic's [agent]max_command_attempts; default 3).
+	AgentCommandTimeout     Duration `toml:"agent_command_timeout"`
+	AgentMaxCommandAttempts int      `toml:"agent_max_command_attempts"`
 	// FileURLAllowedPaths are the directories deploy kernels and ramdisks may come from as
 	// local files (default <data_dir>/ramdisk and /var/cache/ironwork).
 	FileURLAllowedPaths []string `toml:"file_url_allowed_paths"`
@@ -213,6 +218,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err))
+	}
+	if c.AgentCommandTimeout.Duration < 0 || c.AgentMaxCommandAttempts < 0 {
+		errs = append(errs, fmt.Errorf("agent_command_timeout and agent_max_command_attempts must not be negative (0 means the default)"))
 	}
 	switch c.Role {
 	case "both", "api", "conductor":

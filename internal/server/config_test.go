@@ -26,6 +26,7 @@ func TestBootConfigValidation(t *testing.T) {
 		{"bad efi file", func(c *server.Config) { c.EFIBootFile = "grub.efi" }, "efi_boot_file", ""},
 		{"bad boot mode", func(c *server.Config) { c.DefaultBootMode = "legacy" }, "default_boot_mode", ""},
 		{"bad tftp listen", func(c *server.Config) { c.TFTPListen = "69" }, "tftp_listen", ""},
+		{"negative agent attempts", func(c *server.Config) { c.AgentMaxCommandAttempts = -1 }, "agent_max_command_attempts", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := server.Default()

@@ -124,14 +124,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		registry.Add(ironwork.ManagementInterface, "redfish", rf)
 		registry.Add(ironwork.PowerInterface, "ipmitool", ipmitool)
 		registry.Add(ironwork.ManagementInterface, "ipmitool", ipmitool)
-		dcfg := direct.Config{SoftPowerOffTimeout: cfg.AgentPowerOffTimeout.Duration}
+		dcfg := direct.Config{SoftPowerOffTimeout: cfg.AgentPowerOffTimeout.Duration,
+			CommandTimeout: cfg.AgentCommandTimeout.Duration, MaxCommandAttempts: cfg.AgentMaxCommandAttempts}
 		if cfg.ProvisioningNetns != "" {
 			// Agents' callback URLs are addresses on the provisioning network, which exists
-			// only inside its namespace: dial them from there. No idle connections: a node that
-			// reboots into a new agent keeps its address, and a POST on the old agent's
-			// connection is reset (and not retried, as POSTs are not).
-			dcfg.HTTP = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
-				DialContext: netns.Dialer(cfg.ProvisioningNetns), DisableKeepAlives: true}}
+			// only inside its namespace: dial them from there.
+			dcfg.Dial = netns.Dialer(cfg.ProvisioningNetns)
 		}
 		registry.Add(ironwork.DeployInterface, "direct", direct.New(dcfg, log))
 		if s.boot, err = registerBoot(ctx, cfg, store, registry, log); err != nil {

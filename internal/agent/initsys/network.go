@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/insomniacslk/dhcp/netboot"
 )
 
@@ -27,12 +26,21 @@ type Lease struct {
 type NetworkConfig struct {
 	NICWait  time.Duration // how long to wait for the first NIC to appear (drivers probing)
 	LinkWait time.Duration // per NIC: how long to wait for the link to come up
-	DHCPWait time.Duration // per NIC: how long to try DHCP
+	DHCPWait time.Duration // per NIC: how long to try DHCP for the first lease
+	// ResolvConf is where the DNS servers of the default route's lease are written; empty
+	// writes nothing.
+	ResolvConf string
+	// LinkPoll is how often the link state is read, to see a flap (down, then up) and ask for
+	// a new lease after it.
+	LinkPoll time.Duration
+	// MinRetry is the least pause between renew (rebind) attempts: RFC 2131's 60 s.
+	MinRetry time.Duration
 }
 
 // DefaultNetworkConfig returns the bounds used in the ramdisk.
 func DefaultNetworkConfig() NetworkConfig {
-	return NetworkConfig{NICWait: 30 * time.Second, LinkWait: 15 * time.Second, DHCPWait: 60 * time.Second}
+	return NetworkConfig{NICWait: 30 * time.Second, LinkWait: 15 * time.Second, DHCPWait: 60 * time.Second,
+		ResolvConf: "/etc/resolv.conf", LinkPoll: time.Second, MinRetry: 60 * time.Second}
 }
 
 // physicalNICs are the non-loopback interfaces with an Ethernet MAC, sorted by name.
@@ -84,7 +92,9 @@ func WaitForNICs(ctx context.Context, wait time.Duration) ([]net.Interface, erro
 // ConfigureNetwork brings the loopback and every NIC up and runs DHCPv4 on all NICs in
 // parallel (one goroutine per NIC, each bounded by cfg), configuring address, netmask and the
 // first default route offered. It returns the leases obtained, sorted by NIC name; it fails
-// only when no NIC got one.
+// only when no NIC got one. Each NIC then keeps its lease until ctx ends: it renews at T1,
+// rebinds at T2, starts again from DISCOVER when the lease expires or the link comes back
+// after going down.
 func ConfigureNetwork(ctx context.Context, log *slog.Logger, cfg NetworkConfig) ([]Lease, error) {
 	if _, err := netboot.IfUp("lo", 2*time.Second); err != nil {
 		log.Warn("loopback not up", logKeyNIC, "lo", logKeyError, err)
@@ -97,38 +107,30 @@ func ConfigureNetwork(ctx context.Context, log *slog.Logger, cfg NetworkConfig) 
 		log.Info("network interface", logKeyNIC, nic.Name, "mac", nic.HardwareAddr.String())
 	}
 	var (
-		mu       sync.Mutex
-		leases   []Lease
-		errs     []error
-		hasRoute bool
-		wg       sync.WaitGroup
+		mu     sync.Mutex
+		leases []Lease
+		errs   []error
+		wg     sync.WaitGroup
+		routes = &routeOwner{}
 	)
 	for _, nic := range nics {
 		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			l, err := dhcpNIC(ctx, log, nic, cfg, func(nc *netboot.NetConf) error {
-				mu.Lock()
-				defer mu.Unlock()
-				if hasRoute {
-					nc.Routers = nil
-				}
-				if err := netboot.ConfigureInterface(nic.Name, nc); err != nil {
-					return err
-				}
-				if len(nc.Routers) > 0 {
-					hasRoute = true
-				}
-				return nil
-			})
+			k := &leaseKeeper{nic: nic, cfg: cfg, log: log.With(logKeyNIC, nic.Name), routes: routes,
+				xids: newXIDSource(nic.HardwareAddr, time.Now())}
+			l, err := k.start(ctx)
 			mu.Lock()
-			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", nic.Name, err))
 				log.Warn("no DHCP lease", logKeyNIC, nic.Name, logKeyError, err)
-				return
+			} else {
+				leases = append(leases, l)
 			}
-			leases = append(leases, l)
+			mu.Unlock()
+			wg.Done()
+			if err == nil {
+				k.keep(ctx)
+			}
 		}()
 	}
 	wg.Wait()
@@ -137,46 +139,4 @@ func ConfigureNetwork(ctx context.Context, log *slog.Logger, cfg NetworkConfig) 
 		return nil, fmt.Errorf("configure network: no NIC got a DHCP lease: %w", errors.Join(errs...))
 	}
 	return leases, nil
-}
-
-func dhcpNIC(ctx context.Context, log *slog.Logger, nic net.Interface, cfg NetworkConfig, apply func(*netboot.NetConf) error) (Lease, error) {
-	log.Info("bringing link up", logKeyNIC, nic.Name)
-	if _, err := netboot.IfUp(nic.Name, cfg.LinkWait); err != nil {
-		return Lease{}, fmt.Errorf("link up: %w", err)
-	}
-	log.Info("link up, sending DHCP discover", logKeyNIC, nic.Name)
-	ctx, cancel := context.WithTimeout(ctx, cfg.DHCPWait)
-	defer cancel()
-	client, err := nclient4.New(nic.Name, nclient4.WithTimeout(4*time.Second), nclient4.WithRetry(3))
-	if err != nil {
-		return Lease{}, fmt.Errorf("dhcp client: %w", err)
-	}
-	defer client.Close()
-	var lease *nclient4.Lease
-	for lease == nil {
-		lease, err = client.Request(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return Lease{}, fmt.Errorf("dhcp: no lease within %s: %w", cfg.DHCPWait, err)
-			}
-			log.Info("no DHCP answer yet", logKeyNIC, nic.Name, logKeyError, err)
-			lease = nil
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-		}
-	}
-	nc, err := netboot.GetNetConfFromPacketv4(lease.ACK)
-	if err != nil {
-		return Lease{}, fmt.Errorf("dhcp answer: %w", err)
-	}
-	if err := apply(nc); err != nil {
-		return Lease{}, fmt.Errorf("configure: %w", err)
-	}
-	l := Lease{NIC: nic.Name, MAC: nic.HardwareAddr.String(), Addr: nc.Addresses[0].IPNet, Server: lease.ACK.ServerIdentifier()}
-	if len(nc.Routers) > 0 {
-		l.Router = nc.Routers[0]
-	}
-	return l, nil
 }

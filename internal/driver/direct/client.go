@@ -1,30 +1,71 @@
 package direct
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/conductor"
 )
 
-// errUnreachable marks a call that did not reach the agent (refused, timed out): worth trying
-// again at the next heartbeat, unlike an answer that says the command failed.
-var errUnreachable = errors.New("agent unreachable")
+// errNoCommand: the agent answered but has no record of the command a node waits for (it
+// restarted, or it is another agent).
+var errNoCommand = errors.New("the agent has no such command")
 
 // agentClient speaks the deploy agent's command API (ironic-python-agent's), at the callback
 // URL the agent heartbeats with, carrying the node's agent token.
+//
+// It keeps no connection open between calls: an agent's address outlives the agent (a node
+// that reboots from cleaning into the deploy ramdisk comes back on the same address and
+// port), and a request written on a kept-alive connection to the previous agent is reset.
+// Agent calls are a few per step, so a new TCP connection each time costs nothing that
+// matters (docs/decisions.md).
 type agentClient struct {
-	http *http.Client
+	http     *http.Client
+	attempts int
+	pause    time.Duration
+	timeout  time.Duration
+	log      *slog.Logger
 }
 
-func (a agentClient) do(ctx context.Context, method, base, path, token string, q url.Values, body any, out any) error {
+func newAgentClient(cfg Config, log *slog.Logger) agentClient {
+	dial := cfg.Dial
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: cfg.ConnectTimeout}).DialContext
+	} else {
+		inner := dial
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+			defer cancel()
+			return inner(ctx, network, addr)
+		}
+	}
+	tr := &http.Transport{
+		DialContext:           dial,
+		DisableKeepAlives:     true,
+		ResponseHeaderTimeout: cfg.CommandTimeout,
+	}
+	return agentClient{
+		http:     &http.Client{Transport: tr},
+		attempts: cfg.MaxCommandAttempts,
+		pause:    cfg.CommandRetryInterval,
+		timeout:  cfg.CommandTimeout,
+		log:      log,
+	}
+}
+
+// do makes one call to the agent at base, trying again (up to attempts in all) when the agent
+// did not answer and trying again cannot run a command twice: any GET, a POST only when it
+// was never written out. An error that is no answer wraps conductor.ErrAgentUnreachable and
+// names the agent's URL, never the token.
+func (a agentClient) do(ctx context.Context, method, base, path, token string, q url.Values, body, out any) error {
 	if q == nil {
 		q = url.Values{}
 	}
@@ -32,62 +73,33 @@ func (a agentClient) do(ctx context.Context, method, base, path, token string, q
 		q.Set("agent_token", token)
 	}
 	u := strings.TrimRight(base, "/") + path + "?" + q.Encode()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
+	attempts := max(a.attempts, 1)
+	var err error
+	for i := 1; i <= attempts; i++ {
+		var sent api.Sent
+		actx, cancel := context.WithTimeout(ctx, a.timeout)
+		err = api.Call(actx, a.http, api.Request{Method: method, URL: u, Body: body}, out, &sent)
+		cancel()
+		if err == nil {
+			return nil
 		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := a.http.Do(req)
-	if err != nil {
-		// The URL carries the agent token: keep it out of errors, which end up in last_error.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
+		var answer *api.Error
+		if errors.As(err, &answer) {
+			return fmt.Errorf("agent at %s answered %s %s with HTTP %d: %s", base, method, path, answer.Status, answer.Message)
 		}
-		return fmt.Errorf("agent at %s: %s %s: %w: %w", base, method, path, errUnreachable, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("agent at %s: read answer: %w", base, err)
-	}
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("agent at %s answered %s: %s", base, resp.Status, agentErrorText(b))
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("agent at %s: decode answer: %w", base, err)
+		if !errors.Is(err, api.ErrNoAnswer) {
+			return fmt.Errorf("agent at %s: %w", base, err)
+		}
+		if ctx.Err() != nil || i == attempts || (method != http.MethodGet && sent.Written) {
+			break
+		}
+		a.log.Warn("agent did not answer, trying again", "url", base, "attempt", i, "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(a.pause):
 		}
 	}
-	return nil
-}
-
-// agentErrorText is the message of an agent's error body, or the body itself.
-func agentErrorText(b []byte) string {
-	var e struct {
-		Message     string `json:"message"`
-		Description string `json:"description"`
-		Details     string `json:"details"`
-	}
-	if json.Unmarshal(b, &e) == nil {
-		for _, s := range []string{e.Details, e.Description, e.Message} {
-			if s != "" {
-				return s
-			}
-		}
-	}
-	if len(b) > 300 {
-		b = b[:300]
-	}
-	return strings.TrimSpace(string(b))
+	return fmt.Errorf("agent at %s: %w: %w", base, conductor.ErrAgentUnreachable, err)
 }
 
 // run starts a command; with wait it returns the command's end.
@@ -104,18 +116,27 @@ func (a agentClient) run(ctx context.Context, base, token, name string, params m
 	return res, nil
 }
 
-// status returns the agent's record of command id.
-func (a agentClient) status(ctx context.Context, base, token, id string) (api.CommandResult, error) {
+// commands returns the agent's record of its commands, oldest first.
+func (a agentClient) commands(ctx context.Context, base, token string) ([]api.CommandResult, error) {
 	var list api.CommandList
 	if err := a.do(ctx, http.MethodGet, base, "/v1/commands/", token, nil, nil, &list); err != nil {
-		return api.CommandResult{}, fmt.Errorf("read command status: %w", err)
+		return nil, fmt.Errorf("read command status: %w", err)
 	}
-	for _, c := range list.Commands {
+	return list.Commands, nil
+}
+
+// status returns the agent's record of command id.
+func (a agentClient) status(ctx context.Context, base, token, id string) (api.CommandResult, error) {
+	list, err := a.commands(ctx, base, token)
+	if err != nil {
+		return api.CommandResult{}, err
+	}
+	for _, c := range list {
 		if c.ID == id {
 			return c, nil
 		}
 	}
-	return api.CommandResult{}, fmt.Errorf("the agent has no command %s: it may have restarted", id)
+	return api.CommandResult{}, fmt.Errorf("command %s: %w: it may have restarted", id, errNoCommand)
 }
 
 // commandError is the text of a failed command.

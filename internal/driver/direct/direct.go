@@ -12,7 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
+	"net"
 	"path"
 	"strings"
 	"time"
@@ -34,8 +34,41 @@ type Config struct {
 	// EraseDevicesPriority is the priority of the erase_devices clean step; 0 (the default)
 	// leaves it to manual cleaning, because zeroing whole disks takes hours.
 	EraseDevicesPriority int
-	// HTTP is the client for the agent's API; nil means one with a 60 s timeout.
-	HTTP *http.Client
+	// Dial opens connections to agents (the provisioning network's namespace, say); nil
+	// means a plain dialer. The interface owns its HTTP transport: no connection is kept
+	// between calls, so none outlives the agent it was opened to.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ConnectTimeout bounds a connection to an agent; 0 means 10 s.
+	ConnectTimeout time.Duration
+	// CommandTimeout bounds one call to an agent, from connect to the answer's end
+	// (Ironic's [agent]command_timeout); 0 means 60 s.
+	CommandTimeout time.Duration
+	// MaxCommandAttempts is how many times a call that got no answer is made (Ironic's
+	// [agent]max_command_attempts); 0 means 3.
+	MaxCommandAttempts int
+	// CommandRetryInterval is the pause between those attempts; 0 means 2 s. (Ironic tries
+	// again at once; a pause lets an agent that is restarting bind its port.)
+	CommandRetryInterval time.Duration
+}
+
+// withDefaults fills the zero fields.
+func (c Config) withDefaults() Config {
+	if c.SoftPowerOffTimeout <= 0 {
+		c.SoftPowerOffTimeout = 2 * time.Minute
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.CommandTimeout <= 0 {
+		c.CommandTimeout = 60 * time.Second
+	}
+	if c.MaxCommandAttempts <= 0 {
+		c.MaxCommandAttempts = 3
+	}
+	if c.CommandRetryInterval <= 0 {
+		c.CommandRetryInterval = 2 * time.Second
+	}
+	return c
 }
 
 // Interface is the direct deploy interface.
@@ -55,16 +88,11 @@ var (
 
 // New returns the direct deploy interface.
 func New(cfg Config, log *slog.Logger) *Interface {
-	if cfg.SoftPowerOffTimeout <= 0 {
-		cfg.SoftPowerOffTimeout = 2 * time.Minute
-	}
-	if cfg.HTTP == nil {
-		cfg.HTTP = &http.Client{Timeout: 60 * time.Second}
-	}
+	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Interface{cfg: cfg, agent: agentClient{http: cfg.HTTP}, log: log}
+	return &Interface{cfg: cfg, agent: newAgentClient(cfg, log), log: log}
 }
 
 // Steps implements conductor.StepProvider, with Ironic's priorities for the deploy steps.
@@ -184,20 +212,8 @@ func (d *Interface) RunStep(ctx context.Context, t *conductor.Task, step conduct
 	switch step.Name {
 	case "boot_agent":
 		return d.bootAgent(ctx, t)
-	case "write_image":
-		params, err := imageParams(t.Node)
-		if err != nil {
-			return false, err
-		}
-		return d.start(ctx, t, "standby.prepare_image", params)
-	case "erase_devices_metadata", "erase_devices":
-		// The agent keeps the node it is sent (IPA replaces its cached one): send what it reads,
-		// root device hints among it, as Ironic does.
-		n := t.Node
-		return d.start(ctx, t, "clean.execute_clean_step", map[string]any{
-			"step":  map[string]any{"interface": "deploy", "step": step.Name, "priority": step.Priority, "args": step.Args},
-			"node":  map[string]any{"uuid": n.UUID, "properties": n.Properties, "instance_info": withoutSecrets(n.InstanceInfo)},
-			"ports": []any{}})
+	case "write_image", "erase_devices_metadata", "erase_devices":
+		return d.start(ctx, t, step)
 	case "prepare_instance_boot":
 		b, err := boot(t)
 		if err != nil {
@@ -227,22 +243,58 @@ func (d *Interface) RunStep(ctx context.Context, t *conductor.Task, step conduct
 	return false, fmt.Errorf("the direct deploy interface has no step %q", step.Name)
 }
 
-// start sends an asynchronous command to the agent and waits for its end.
-func (d *Interface) start(ctx context.Context, t *conductor.Task, name string, params map[string]any) (bool, error) {
+// command is the agent command that runs step, and its parameters.
+func command(t *conductor.Task, step conductor.Step) (string, map[string]any, error) {
+	switch step.Name {
+	case "write_image":
+		params, err := imageParams(t.Node)
+		return "standby.prepare_image", params, err
+	case "erase_devices_metadata", "erase_devices":
+		// The agent keeps the node it is sent (IPA replaces its cached one): send what it reads,
+		// root device hints among it, as Ironic does.
+		n := t.Node
+		return "clean.execute_clean_step", map[string]any{
+			"step":  map[string]any{"interface": "deploy", "step": step.Name, "priority": step.Priority, "args": step.Args},
+			"node":  map[string]any{"uuid": n.UUID, "properties": n.Properties, "instance_info": withoutSecrets(n.InstanceInfo)},
+			"ports": []any{}}, nil
+	}
+	return "", nil, fmt.Errorf("the direct deploy interface has no agent command for step %q", step.Name)
+}
+
+// start sends the asynchronous command of step to the agent and waits for its end. An agent
+// that does not answer is asked again at its next heartbeat: the step waits (and the
+// callback timeout ends the wait if the agent is gone for good).
+func (d *Interface) start(ctx context.Context, t *conductor.Task, step conductor.Step) (bool, error) {
+	name, params, err := command(t, step)
+	if err != nil {
+		return false, err
+	}
 	url, token, err := agentOf(t)
 	if err != nil {
 		return false, err
 	}
 	res, err := d.agent.run(ctx, url, token, name, params, false)
+	if errors.Is(err, conductor.ErrAgentUnreachable) {
+		t.Log.Warn("the agent did not answer; sending the command at its next heartbeat", "command", name, "error", err)
+		return true, t.Save(ctx, func(n *ironwork.Node) {
+			n.DriverInternalInfo[waitKey] = map[string]any{"name": name, "step": step.Name, "priority": step.Priority, "args": step.Args}
+		})
+	}
 	if err != nil {
 		return false, err
 	}
+	return d.started(ctx, t, name, res)
+}
+
+// started records the command the node now waits for, or ends the step when the command
+// ended already.
+func (d *Interface) started(ctx context.Context, t *conductor.Task, name string, res api.CommandResult) (bool, error) {
 	if res.CommandStatus == api.CommandFailed {
 		return false, fmt.Errorf("agent command %s failed: %s", name, commandError(res))
 	}
 	t.Log.Info("agent command started", "command", name, "id", res.ID)
 	if res.CommandStatus == api.CommandSucceeded {
-		return false, nil
+		return false, t.Save(ctx, func(n *ironwork.Node) { delete(n.DriverInternalInfo, waitKey) })
 	}
 	return true, t.Save(ctx, func(n *ironwork.Node) {
 		n.DriverInternalInfo[waitKey] = map[string]any{"name": name, "id": res.ID}
@@ -250,7 +302,9 @@ func (d *Interface) start(ctx context.Context, t *conductor.Task, name string, p
 }
 
 // Heartbeat implements conductor.HeartbeatHandler: the node goes on when its agent has just
-// booted, or when the command it waits for has ended.
+// booted, or when the command it waits for has ended. A command the agent did not take
+// (it did not answer) is sent now. An agent that does not answer is no failure: the error
+// wraps conductor.ErrAgentUnreachable and the next heartbeat asks again.
 func (d *Interface) Heartbeat(ctx context.Context, t *conductor.Task, hb conductor.Heartbeat) (bool, error) {
 	w, _ := t.Node.DriverInternalInfo[waitKey].(map[string]any)
 	if w == nil {
@@ -258,13 +312,10 @@ func (d *Interface) Heartbeat(ctx context.Context, t *conductor.Task, hb conduct
 	}
 	name, _ := w["name"].(string)
 	id, _ := w["id"].(string)
-	res, err := d.agent.status(ctx, hb.CallbackURL, hb.AgentToken, id)
-	if errors.Is(err, errUnreachable) {
-		// A lost connection is not a failed command: the next heartbeat asks again, and the
-		// callback timeout ends the wait if the agent is gone for good.
-		t.Log.Warn("could not read the agent's command status; trying at the next heartbeat", "command", name, "error", err)
-		return false, nil
+	if id == "" {
+		return d.resend(ctx, t, hb, name, w)
 	}
+	res, err := d.agent.status(ctx, hb.CallbackURL, hb.AgentToken, id)
 	if err != nil {
 		return false, fmt.Errorf("agent command %s: %w", name, err)
 	}
@@ -276,6 +327,43 @@ func (d *Interface) Heartbeat(ctx context.Context, t *conductor.Task, hb conduct
 	}
 	t.Log.Info("agent command finished", "command", name, "id", id)
 	return true, t.Save(ctx, func(n *ironwork.Node) { delete(n.DriverInternalInfo, waitKey) })
+}
+
+// resend sends the command an unanswered start could not: unless the agent already runs
+// (or ran) a command of that name, whose answer was what got lost.
+func (d *Interface) resend(ctx context.Context, t *conductor.Task, hb conductor.Heartbeat, name string, w map[string]any) (bool, error) {
+	list, err := d.agent.commands(ctx, hb.CallbackURL, hb.AgentToken)
+	if err != nil {
+		return false, fmt.Errorf("agent command %s: %w", name, err)
+	}
+	for i := len(list) - 1; i >= 0; i-- {
+		if list[i].CommandName == name {
+			t.Log.Info("the agent took the command after all", "command", name, "id", list[i].ID)
+			return d.startedAtHeartbeat(ctx, t, name, list[i])
+		}
+	}
+	step := conductor.Step{Name: fmt.Sprint(w["step"])}
+	if p, ok := w["priority"].(float64); ok {
+		step.Priority = int(p)
+	} else if p, ok := w["priority"].(int); ok {
+		step.Priority = p
+	}
+	step.Args, _ = w["args"].(map[string]any)
+	_, params, err := command(t, step)
+	if err != nil {
+		return false, err
+	}
+	res, err := d.agent.run(ctx, hb.CallbackURL, hb.AgentToken, name, params, false)
+	if err != nil {
+		return false, fmt.Errorf("agent command %s: %w", name, err)
+	}
+	return d.startedAtHeartbeat(ctx, t, name, res)
+}
+
+// startedAtHeartbeat is started for a heartbeat's answer: true means the step is done.
+func (d *Interface) startedAtHeartbeat(ctx context.Context, t *conductor.Task, name string, res api.CommandResult) (bool, error) {
+	waiting, err := d.started(ctx, t, name, res)
+	return !waiting && err == nil, err
 }
 
 // powerOffThroughAgent asks the agent to power the node off from inside (so the OS flushes

@@ -1,0 +1,174 @@
+package initsys
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// leaseHelperEnv makes the test binary the agent's network code inside a namespace: it runs
+// ConfigureNetwork and logs, as JSON on stdout, until it is killed or a minute passes.
+const leaseHelperEnv = "IRONWORK_TEST_LEASE_HELPER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(leaseHelperEnv) != "" {
+		leaseHelper()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func leaseHelper() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	cfg := NetworkConfig{NICWait: 5 * time.Second, LinkWait: 5 * time.Second, DHCPWait: 20 * time.Second,
+		LinkPoll: 100 * time.Millisecond, MinRetry: time.Second}
+	if _, err := ConfigureNetwork(ctx, log, cfg); err != nil {
+		log.Error("configure network", logKeyError, err)
+		os.Exit(1)
+	}
+	<-ctx.Done()
+}
+
+var nsSeq atomic.Int32 // test-only: unique namespace names within this process
+
+func cmdOut(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func netns(t *testing.T, role string) string {
+	t.Helper()
+	name := fmt.Sprintf("iwlease-%d-%d-%s", os.Getpid(), nsSeq.Add(1), role)
+	cmdOut(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	cmdOut(t, "ip", "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+// logLine is one line of the helper's JSON log.
+type logLine struct {
+	Msg   string `json:"msg"`
+	Addr  string `json:"addr"`
+	Phase string `json:"phase"`
+	After string `json:"after"`
+	Took  string `json:"took"`
+	Error string `json:"error"`
+}
+
+// TestLeaseKeptAcrossRenewAndLinkFlap: in a namespace of its own, the agent's network code
+// gets a lease from dnsmasq over a veth pair, renews it at T1 (2 s here), and gets a new
+// lease after its link goes down and up.
+func TestLeaseKeptAcrossRenewAndLinkFlap(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make network namespaces")
+	}
+	for _, b := range []string{"ip", "dnsmasq"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("needs %s", b)
+		}
+	}
+	srv, cli := netns(t, "srv"), netns(t, "cli")
+	cmdOut(t, "ip", "link", "add", "lks0", "netns", srv, "type", "veth", "peer", "name", "lkc0", "netns", cli)
+	cmdOut(t, "ip", "-n", srv, "addr", "add", "10.79.0.1/24", "dev", "lks0")
+	cmdOut(t, "ip", "-n", srv, "link", "set", "lks0", "up")
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dnsmasq := exec.CommandContext(ctx, "ip", "netns", "exec", srv, "dnsmasq", "--no-daemon", "--conf-file=/dev/null",
+		"--port=0", "--interface=lks0", "--bind-interfaces", "--dhcp-range=10.79.0.50,10.79.0.60,255.255.255.0,2m",
+		"--dhcp-option=58,2", "--dhcp-option=59,3", "--dhcp-leasefile="+filepath.Join(dir, "leases"),
+		"--pid-file="+filepath.Join(dir, "pid"), "--no-ping", "--log-dhcp", "--log-facility=-")
+	dnsmasq.Stdout, dnsmasq.Stderr = io.Discard, io.Discard
+	if err := dnsmasq.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { dnsmasq.Process.Kill(); dnsmasq.Wait() }()
+
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := exec.CommandContext(ctx, "ip", "netns", "exec", cli, self, "-test.run=^$")
+	helper.Env = append(os.Environ(), leaseHelperEnv+"=1")
+	helper.Stderr = os.Stderr
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { helper.Process.Kill(); helper.Wait() }()
+	lines := make(chan logLine, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var l logLine
+			if json.Unmarshal(sc.Bytes(), &l) == nil {
+				lines <- l
+			}
+		}
+	}()
+	// await reads the helper's log until want matches; every line is logged.
+	await := func(what string, want func(logLine) bool) logLine {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("the helper ended before %s", what)
+				}
+				t.Logf("%6.2fs %s addr=%s phase=%s after=%s took=%s %s", time.Since(began).Seconds(), l.Msg, l.Addr, l.Phase, l.After, l.Took, l.Error)
+				if l.Msg == "configure network" {
+					t.Fatalf("the helper failed: %s", l.Error)
+				}
+				if want(l) {
+					return l
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %s within the test's bound", what)
+			}
+		}
+	}
+	first := await("first lease", func(l logLine) bool { return l.Msg == "dhcp lease" && l.After == "" })
+	if !strings.HasPrefix(first.Addr, "10.79.0.") {
+		t.Fatalf("lease address %q is not from the server's range", first.Addr)
+	}
+	if got := cmdOut(t, "ip", "-n", cli, "-4", "-o", "addr", "show", "dev", "lkc0"); !strings.Contains(got, first.Addr) {
+		t.Fatalf("the NIC does not carry %s:\n%s", first.Addr, got)
+	}
+	t.Logf("first lease %s after %s", first.Addr, first.Took)
+	renewed := await("renewal", func(l logLine) bool { return l.Msg == "dhcp lease extended" })
+	if renewed.Phase != "renewing" || renewed.Addr != first.Addr {
+		t.Fatalf("extended in phase %q with %s; want renewing with %s", renewed.Phase, renewed.Addr, first.Addr)
+	}
+	flapAt := time.Now()
+	cmdOut(t, "ip", "-n", srv, "link", "set", "lks0", "down") // the switch port goes down
+	await("link down", func(l logLine) bool { return l.Msg == "link down" })
+	cmdOut(t, "ip", "-n", srv, "link", "set", "lks0", "up")
+	again := await("lease after the flap", func(l logLine) bool { return l.Msg == "dhcp lease" && l.After == "link flap" })
+	t.Logf("new lease %s %s after the link went down", again.Addr, time.Since(flapAt).Round(time.Millisecond))
+	if got := cmdOut(t, "ip", "-n", cli, "-4", "-o", "addr", "show", "dev", "lkc0"); !strings.Contains(got, again.Addr) {
+		t.Fatalf("the NIC does not carry %s after the flap:\n%s", again.Addr, got)
+	}
+}
