@@ -51,12 +51,10 @@ const faultCallbackTimeout = 20 * time.Second
 // shows; the image is 8 MiB.
 const diskSize = 96 << 20
 
-func newFaultRig(t *testing.T) *faultRig {
+func newFaultRig(t *testing.T, agent string, image []byte) *faultRig {
 	t.Helper()
 	dir := t.TempDir()
-	r := &faultRig{mac: hostMAC(t), halfSent: make(chan struct{}, 4)}
-	r.image, _ = qemuImage(t, dir)
-	r.agent = buildAgent(t, dir)
+	r := &faultRig{mac: hostMAC(t), halfSent: make(chan struct{}, 4), agent: agent, image: image}
 	r.images = httptest.NewServer(http.HandlerFunc(r.serveImage))
 	t.Cleanup(r.images.Close)
 
@@ -188,13 +186,33 @@ func lastError(t *testing.T, n map[string]any) string {
 	return le
 }
 
-// TestFaultImageServerDies is fault 4 of docs/reliability.md: the image server stops
+// TestFaultAgent runs the faults of docs/reliability.md that involve the deploy agent, in
+// parallel, each with a server and node of its own, sharing one build of the agent.
+func TestFaultAgent(t *testing.T) {
+	dir := t.TempDir()
+	hostMAC(t)
+	image, _ := qemuImage(t, dir)
+	agent := buildAgent(t, dir)
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, r *faultRig)
+	}{
+		{"ImageServerDies", faultImageServerDies},
+		{"ResetDuringImageWrite", faultResetDuringImageWrite},
+		{"RestartInWaitState", faultAgentRestartInWaitState},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t, newFaultRig(t, agent, image))
+		})
+	}
+}
+
+// faultImageServerDies is fault 4 of docs/reliability.md: the image server stops
 // half-way through the download (connection cut, listener closed). The deploy must fail with
 // a reason that says the download was cut, the disk's first and last MiB must be zeroed, and
 // the next deploy (server back) must succeed.
-func TestFaultImageServerDies(t *testing.T) {
-	t.Parallel()
-	r := newFaultRig(t)
+func faultImageServerDies(t *testing.T, r *faultRig) {
 	r.mode.Store(serveDie)
 	start := time.Now()
 	provisionVerb(t, r.c, r.node, "active")
@@ -221,16 +239,14 @@ func TestFaultImageServerDies(t *testing.T) {
 	t.Logf("next deploy: active in %.1f s", r.deployAgain(t).Seconds())
 }
 
-// TestFaultResetDuringImageWrite is fault 1 of docs/reliability.md on the real agent without
+// faultResetDuringImageWrite is fault 1 of docs/reliability.md on the real agent without
 // QEMU: the machine "resets" while the agent writes the image (the agent process is killed
 // with SIGKILL half-way through the download, losing its memory as a reset would), and the
 // ramdisk boots again (a new agent process on the same disk). The new agent is refused the
 // token of the old boot, so the deploy must fail at the callback timeout with that reason; the
 // disk's first MiB must not hold a partition table (it is zeroed before anything is written
 // and the image's own first MiB goes last); and the next deploy must succeed.
-func TestFaultResetDuringImageWrite(t *testing.T) {
-	t.Parallel()
-	r := newFaultRig(t)
+func faultResetDuringImageWrite(t *testing.T, r *faultRig) {
 	r.mode.Store(serveHang)
 	provisionVerb(t, r.c, r.node, "active")
 	waitState(t, r.c, r.node, "wait call-back", 10*time.Second)
@@ -265,15 +281,13 @@ func TestFaultResetDuringImageWrite(t *testing.T) {
 	t.Logf("next deploy: active in %.1f s", r.deployAgain(t).Seconds())
 }
 
-// TestFaultAgentRestartInWaitState is fault 5 of docs/reliability.md: the agent restarts (a
+// faultAgentRestartInWaitState is fault 5 of docs/reliability.md: the agent restarts (a
 // new process in the same boot) while the node waits for it. The first agent looked up and
 // got the node's token (played here by the test, through the same API call); the restarted
 // agent (the real one) looks up again, is refused the token that was already handed out and
 // stops; the node fails at the callback timeout with the reason; and the old token is
 // refused once the node leaves the agent states and again after the next deploy begins.
-func TestFaultAgentRestartInWaitState(t *testing.T) {
-	t.Parallel()
-	r := newFaultRig(t)
+func faultAgentRestartInWaitState(t *testing.T, r *faultRig) {
 	r.mode.Store(serveWhole)
 	provisionVerb(t, r.c, r.node, "active")
 	waitState(t, r.c, r.node, "wait call-back", 10*time.Second)

@@ -88,6 +88,7 @@ func TestFaultServeKilledMidDeploy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping the process restart test")
 	}
+	t.Parallel()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "ironwork")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ironwork").CombinedOutput(); err != nil {
@@ -98,7 +99,9 @@ func TestFaultServeKilledMidDeploy(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	const callbackTimeout = 10 * time.Second
+	// Long enough that the waiting nodes are still waiting when the test, on a loaded machine,
+	// has set up all 24 nodes and kills the server.
+	const callbackTimeout = 30 * time.Second
 	config := fmt.Sprintf("hostname = \"fault-conductor\"\nlisten = %q\ncallback_timeout = %q\ntimeout_check_interval = \"1s\"\n"+
 		"power_sync_interval = \"1h\"\nautomated_clean = false\n", addr, callbackTimeout)
 	first := startServe(t, bin, data, config)
