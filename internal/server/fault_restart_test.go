@@ -181,7 +181,7 @@ func TestFaultServeKilledMidDeploy(t *testing.T) {
 
 	wantAfter := map[string]string{"deploying": "deploy failed", "waiting": "deploy failed", "active": "active"}
 	final := waitAllNodes(t, c, time.Until(deadline), func(u, st string) bool { return st == wantAfter[group[u]] })
-	t.Logf("every interrupted deploy failed %.1f s after the SIGKILL (callback timeout %s)", time.Since(killed).Seconds(), callbackTimeout)
+	t.Logf("outcome: every interrupted deploy failed %.1f s after the SIGKILL (callback timeout %s)", time.Since(killed).Seconds(), callbackTimeout)
 
 	wantReason := map[string]string{
 		"deploying": "stopped while the node was in state \"deploying\"",
