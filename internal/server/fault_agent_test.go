@@ -252,6 +252,14 @@ func faultResetDuringImageWrite(t *testing.T, r *faultRig) {
 	waitState(t, r.c, r.node, "wait call-back", 10*time.Second)
 	a := startAgent(t, r.agent, r.srv.URL(), r.disk)
 	r.waitHalf(t)
+	// Reset once the agent is writing: image bytes past the first MiB are on the disk.
+	deadline := time.Now().Add(60 * time.Second)
+	for probe := r.image[1<<20 : 1<<20+4096]; !bytes.Equal(readDisk(t, r.disk, 1<<20, 4096), probe); {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent wrote nothing past the first MiB within 60 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	a.stop() // SIGKILL: the reset
 	reset := time.Now()
 	assertHeadZeroed(t, r.disk) // zeroed before the first byte of the image was written
