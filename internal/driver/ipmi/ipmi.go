@@ -8,6 +8,7 @@ package ipmi
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -26,9 +27,15 @@ import (
 
 // Interface implements the ipmitool power and management interfaces.
 type Interface struct {
-	// CommandTimeout bounds one IPMI request, retried Retries times (defaults 3 s and 2).
+	// CommandTimeout bounds one attempt of an IPMI request (default 3 s); a request on an
+	// open session that gets no answer is sent Retries more times (default 2).
 	CommandTimeout time.Duration
 	Retries        int
+	// RetryTimeout is how long a request to a BMC that does not answer is retried, as
+	// Ironic's [ipmi]command_retry_timeout (default 60 s): a BMC that is silent for 30 s
+	// (rebooting, a lost link) delays the operation instead of failing it. An answer that
+	// is an error (a wrong password, an unsupported cipher suite) fails at once.
+	RetryTimeout time.Duration
 	// PollInterval is how often the chassis status is re-read after an action (default 1 s).
 	PollInterval time.Duration
 	// Sessions, when set (see NewSessions), keeps RMCP+ sessions open between operations on
@@ -174,82 +181,98 @@ func (d Interface) pollInterval() time.Duration {
 	return time.Second
 }
 
-// do runs fn with an RMCP+ session to the node's BMC: a cached one when the interface has a
-// session cache (with one retry on a fresh session if the cached one fails, as BMCs drop idle
-// sessions), or a new one closed afterwards.
-func (d Interface) do(ctx context.Context, t *conductor.Task, fn func(c *client.Client) error) error {
-	if d.Sessions == nil {
-		c, done, err := d.session(ctx, t)
-		if err != nil {
-			return err
-		}
-		defer done()
-		return fn(c)
-	}
-	inf, err := parseInfo(t.Node)
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%s|%s|%v|%d", inf.address, inf.port, inf.username, inf.password, inf.suites, inf.priv)))
-	ss := d.Sessions.entry(string(sum[:]))
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	reused := ss.c != nil
-	if !reused {
-		c, _, err := d.session(ctx, t)
-		if err != nil {
-			return err
-		}
-		ss.c = c
-	}
-	err = fn(ss.c)
-	if err != nil && reused && ctx.Err() == nil {
-		closeClient(ss.c)
-		ss.c = nil
-		c, _, serr := d.session(ctx, t)
-		if serr != nil {
-			return serr
-		}
-		ss.c = c
-		err = fn(c)
-	}
-	if err != nil {
-		closeClient(ss.c)
-		ss.c = nil
-		return err
-	}
-	ss.lastUsed = time.Now()
-	return nil
-}
+// retryPause is the pause between two attempts of an operation whose session stopped
+// answering.
+const retryPause = time.Second
 
-// session opens an RMCP+ session with the node's BMC; the caller calls done to close it.
-func (d Interface) session(ctx context.Context, t *conductor.Task) (*client.Client, func(), error) {
-	inf, err := parseInfo(t.Node)
-	if err != nil {
-		return nil, nil, err
-	}
-	timeout, retries := d.CommandTimeout, d.Retries
+// limits returns the timeout of one attempt of a request, how many times a request on an
+// open session is resent, and how long a BMC that does not answer is retried.
+func (d Interface) limits() (timeout time.Duration, retries int, budget time.Duration) {
+	timeout, retries, budget = d.CommandTimeout, d.Retries, d.RetryTimeout
 	if timeout <= 0 {
 		timeout = 3 * time.Second
 	}
 	if retries <= 0 {
 		retries = 2
 	}
+	if budget <= 0 {
+		budget = 60 * time.Second
+	}
+	return timeout, retries, budget
+}
+
+// answered says whether err is the BMC's answer (a completion code) rather than silence or
+// a broken session: such an operation is not tried again.
+func answered(err error) bool {
+	var re *types.ResponseError
+	return errors.As(err, &re)
+}
+
+// do runs fn with an RMCP+ session to the node's BMC: a cached one when the interface has a
+// session cache, or a new one closed afterwards. When fn fails without an answer from the
+// BMC (a dropped session, a BMC that went silent), the session is dropped and fn runs again
+// on a new one, until RetryTimeout has passed since the start; opening a session retries a
+// silent BMC for what remains of RetryTimeout, and fails at once on an answer that refuses
+// it (wrong credentials or cipher suite).
+func (d Interface) do(ctx context.Context, t *conductor.Task, fn func(c *client.Client) error) error {
+	inf, err := parseInfo(t.Node)
+	if err != nil {
+		return err
+	}
+	_, _, budget := d.limits()
+	deadline := time.Now().Add(budget)
+	ss := &session{}
+	if d.Sessions != nil {
+		sum := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%s|%s|%v|%d", inf.address, inf.port, inf.username, inf.password, inf.suites, inf.priv)))
+		ss = d.Sessions.entry(string(sum[:]))
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for {
+		if ss.c == nil {
+			c, err := d.session(ctx, inf, time.Until(deadline))
+			if err != nil {
+				return err
+			}
+			ss.c = c
+		}
+		err := fn(ss.c)
+		if err == nil {
+			ss.lastUsed = time.Now()
+			if d.Sessions == nil {
+				closeClient(ss.c)
+			}
+			return nil
+		}
+		closeClient(ss.c)
+		ss.c = nil
+		if answered(err) || ctx.Err() != nil || time.Until(deadline) < retryPause {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(retryPause):
+		}
+	}
+}
+
+// session opens an RMCP+ session with the BMC, resending unanswered requests for up to
+// budget.
+func (d Interface) session(ctx context.Context, inf info, budget time.Duration) (*client.Client, error) {
+	timeout, retries, _ := d.limits()
 	c, err := client.NewClient(inf.address, inf.port, inf.username, inf.password)
 	if err != nil {
-		return nil, nil, fmt.Errorf("IPMI client for %s: %w", inf.address, err)
+		return nil, fmt.Errorf("IPMI client for %s: %w", inf.address, err)
 	}
-	c.WithInterface(client.InterfaceLanplus).WithCipherSuiteID(inf.suites...).WithTimeout(timeout).WithRetry(retries).
-		WithMaxPrivilegeLevel(inf.priv)
+	c.WithInterface(client.InterfaceLanplus).WithCipherSuiteID(inf.suites...).WithTimeout(timeout).
+		WithRetry(max(int(budget/timeout)-1, retries)).WithMaxPrivilegeLevel(inf.priv)
 	if err := c.Connect(ctx); err != nil {
-		return nil, nil, fmt.Errorf("IPMI session with %s:%d as %q (check ipmi_address, ipmi_port, ipmi_username, ipmi_password and ipmi_cipher_suite): %w",
+		return nil, fmt.Errorf("IPMI session with %s:%d as %q (check ipmi_address, ipmi_port, ipmi_username, ipmi_password and ipmi_cipher_suite): %w",
 			inf.address, inf.port, inf.username, err)
 	}
-	return c, func() {
-		cctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		c.Close(cctx)
-	}, nil
+	c.WithRetry(retries) // on the open session: a silent BMC makes do open a new one
+	return c, nil
 }
 
 // Validate implements conductor.Validator: driver_info is complete and well formed.
@@ -388,11 +411,16 @@ func (d Interface) SetBootDevice(ctx context.Context, t *conductor.Task, dev con
 // own (SOL holds its session for as long as it runs). Typing "~X" at the start of a line, as in
 // ipmitool, ends it too.
 func (d Interface) AttachConsole(ctx context.Context, t *conductor.Task, in io.Reader, out io.Writer) error {
-	c, done, err := d.session(ctx, t)
+	inf, err := parseInfo(t.Node)
 	if err != nil {
 		return err
 	}
-	defer done()
+	_, _, budget := d.limits()
+	c, err := d.session(ctx, inf, budget)
+	if err != nil {
+		return err
+	}
+	defer closeClient(c)
 	quiet := func(uint8, io.Reader, io.Writer, *transport.ActivatePayloadResponse) {}
 	if err := c.SOLActivate(ctx, in, out, &client.SOLActivateOptions{OnActivated: quiet, OnDeactivated: quiet,
 		PollInterval: 50 * time.Millisecond}); err != nil && ctx.Err() == nil {

@@ -137,7 +137,7 @@ func TestDroppedPackets(t *testing.T) {
 	sim := bmctest.NewIPMISim(t)
 	relay := bmctest.NewLossyUDP(t, sim.Port)
 	relay.SetDrop(2) // the first two requests vanish
-	d := Interface{PollInterval: 50 * time.Millisecond, CommandTimeout: 300 * time.Millisecond, Retries: 3}
+	d := Interface{PollInterval: 50 * time.Millisecond, CommandTimeout: 300 * time.Millisecond, Retries: 3, RetryTimeout: 1500 * time.Millisecond}
 	info := ironwork.JSONObject{"ipmi_address": "127.0.0.1", "ipmi_port": fmt.Sprint(relay.Port),
 		"ipmi_username": sim.User, "ipmi_password": sim.Password, "ipmi_cipher_suite": "3"}
 	start := time.Now()
@@ -155,4 +155,57 @@ func TestDroppedPackets(t *testing.T) {
 		t.Fatalf("a BMC that answers nothing: %v after %s", err, took)
 	}
 	t.Logf("silent BMC: failed in %s: %v", took.Round(time.Millisecond), err)
+}
+
+// TestSilentBMCRetried puts ipmi_sim behind a relay that drops everything for a while: with
+// the default retries (as many as fit in RetryTimeout, Ironic's command_retry_timeout) a
+// request sent during the silence is answered once the BMC is back, and a BMC silent for
+// longer than RetryTimeout fails the request with an error naming it. The production default
+// (60 s) with a 30 s silence runs in internal/server's TestFaultBMCSilentDuringPowerOn.
+func TestSilentBMCRetried(t *testing.T) {
+	sim := bmctest.NewIPMISim(t)
+	relay := bmctest.NewLossyUDP(t, sim.Port)
+	d := Interface{PollInterval: 50 * time.Millisecond, CommandTimeout: 500 * time.Millisecond, RetryTimeout: 6 * time.Second}
+	info := ironwork.JSONObject{"ipmi_address": "127.0.0.1", "ipmi_port": fmt.Sprint(relay.Port),
+		"ipmi_username": sim.User, "ipmi_password": sim.Password, "ipmi_cipher_suite": "3"}
+	const silence = 3 * time.Second
+	relay.SetDropAll(true)
+	timer := time.AfterFunc(silence, func() { relay.SetDropAll(false) })
+	defer timer.Stop()
+	start := time.Now()
+	st, err := d.PowerState(context.Background(), task(info))
+	took := time.Since(start)
+	if err != nil || st != ironwork.PowerOff {
+		t.Fatalf("a BMC silent for %s, then back: %q %v after %s", silence, st, err, took)
+	}
+	t.Logf("BMC silent for %s: answered after %s (%d datagrams dropped)", silence, took.Round(time.Millisecond), relay.Dropped())
+
+	// An open session that goes silent (the BMC may forget it meanwhile) is replaced by a
+	// new one once the BMC answers again.
+	cached := d
+	cached.Sessions = NewSessions()
+	defer cached.Sessions.Close()
+	if _, err := cached.PowerState(context.Background(), task(info)); err != nil {
+		t.Fatal(err)
+	}
+	relay.SetDropAll(true)
+	timer = time.AfterFunc(silence, func() { relay.SetDropAll(false) })
+	defer timer.Stop()
+	start = time.Now()
+	st, err = cached.PowerState(context.Background(), task(info))
+	took = time.Since(start)
+	if err != nil || st != ironwork.PowerOff {
+		t.Fatalf("an open session silent for %s, then back: %q %v after %s", silence, st, err, took)
+	}
+	t.Logf("open session silent for %s: answered after %s", silence, took.Round(time.Millisecond))
+
+	timer.Stop()
+	relay.SetDropAll(true)
+	start = time.Now()
+	_, err = d.PowerState(context.Background(), task(info))
+	took = time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d", relay.Port)) {
+		t.Fatalf("a BMC silent for good: %v after %s; want an error naming the BMC", err, took)
+	}
+	t.Logf("BMC silent for good: failed after %s (retry timeout %s): %v", took.Round(time.Millisecond), d.RetryTimeout, err)
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -30,8 +31,49 @@ import (
 type Interface struct {
 	// PollInterval is how often the power state is re-read after an action (default 1 s).
 	PollInterval time.Duration
-	// RequestTimeout bounds one HTTP request to the BMC (default 30 s).
+	// RequestTimeout bounds one HTTP request to the BMC, its connection attempts included
+	// (default 30 s).
 	RequestTimeout time.Duration
+	// ConnectionAttempts is how many times a request is tried when no connection to the BMC
+	// can be made (default 5), ConnectionRetryInterval the pause between two tries (default
+	// 4 s): Ironic's [redfish]connection_attempts and connection_retry_interval. A BMC whose
+	// web server restarts is waited for; a request that reached the BMC is never sent twice.
+	ConnectionAttempts      int
+	ConnectionRetryInterval time.Duration
+}
+
+// retryDial is an http.RoundTripper that tries a request again when no connection could be
+// made (the request never left this host, so even a POST is safe to send again).
+type retryDial struct {
+	next     http.RoundTripper
+	attempts int
+	interval time.Duration
+}
+
+func (r retryDial) RoundTrip(req *http.Request) (*http.Response, error) {
+	for i := 1; ; i++ {
+		resp, err := r.next.RoundTrip(req)
+		var op *net.OpError
+		if err == nil || i >= r.attempts || !errors.As(err, &op) || op.Op != "dial" {
+			return resp, err
+		}
+		if req.Body != nil && req.Body != http.NoBody {
+			if req.GetBody == nil {
+				return nil, err
+			}
+			body, gerr := req.GetBody()
+			if gerr != nil {
+				return nil, err
+			}
+			req = req.Clone(req.Context())
+			req.Body = body
+		}
+		select {
+		case <-req.Context().Done():
+			return nil, err
+		case <-time.After(r.interval):
+		}
+	}
 }
 
 var (
@@ -122,7 +164,14 @@ func (d Interface) httpClient(inf info) (*http.Client, error) {
 		}
 		tr.TLSClientConfig.RootCAs = pool
 	}
-	return &http.Client{Timeout: timeout, Transport: tr}, nil
+	attempts, interval := d.ConnectionAttempts, d.ConnectionRetryInterval
+	if attempts <= 0 {
+		attempts = 5
+	}
+	if interval <= 0 {
+		interval = 4 * time.Second
+	}
+	return &http.Client{Timeout: timeout, Transport: retryDial{next: tr, attempts: attempts, interval: interval}}, nil
 }
 
 // system connects to the node's BMC and returns its ComputerSystem; the caller calls done.

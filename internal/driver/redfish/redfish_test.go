@@ -3,8 +3,10 @@ package redfish
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -182,4 +184,94 @@ func TestAsynchronousResetTasks(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ended in Exception: the reset failed in the BMC") {
 		t.Fatalf("a failing task: %v", err)
 	}
+}
+
+// switchableFront is a TCP relay on a fixed loopback port in front of a BMC that can stop
+// listening (connections refused, as while a BMC's web server restarts) and start again.
+type switchableFront struct {
+	t      *testing.T
+	addr   string
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+}
+
+func newSwitchableFront(t *testing.T, target string) *switchableFront {
+	f := &switchableFront{t: t, target: target}
+	f.up()
+	f.addr = f.ln.Addr().String()
+	t.Cleanup(f.down)
+	return f
+}
+
+func (f *switchableFront) up() {
+	addr := f.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.ln = ln
+	f.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, err := net.Dial("tcp", f.target)
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				go io.Copy(b, c)
+				io.Copy(c, b)
+			}()
+		}
+	}()
+}
+
+func (f *switchableFront) down() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ln != nil {
+		f.ln.Close()
+		f.ln = nil
+	}
+}
+
+// TestBMCRefusesConnections: a BMC that refuses connections for a while (its web server
+// restarting) is tried again ConnectionAttempts times, ConnectionRetryInterval apart, and
+// answers once back; one that stays away fails the request with an error naming it.
+func TestBMCRefusesConnections(t *testing.T) {
+	bmc, info := newBMC(t)
+	front := newSwitchableFront(t, strings.TrimPrefix(bmc.URL, "http://"))
+	info["redfish_address"] = "http://" + front.addr
+	d := Interface{PollInterval: 50 * time.Millisecond, ConnectionAttempts: 5, ConnectionRetryInterval: time.Second}
+	ctx := context.Background()
+	if _, err := d.PowerState(ctx, task(info)); err != nil {
+		t.Fatal(err)
+	}
+	front.down()
+	const away = 2 * time.Second
+	timer := time.AfterFunc(away, front.up)
+	defer timer.Stop()
+	start := time.Now()
+	if _, err := d.PowerState(ctx, task(info)); err != nil {
+		t.Fatalf("a BMC away for %s, then back: %v after %s", away, err, time.Since(start))
+	}
+	t.Logf("BMC refusing connections for %s: answered after %s", away, time.Since(start).Round(time.Millisecond))
+
+	front.down()
+	start = time.Now()
+	_, err := d.PowerState(ctx, task(info))
+	if err == nil || !strings.Contains(err.Error(), front.addr) {
+		t.Fatalf("a BMC that stays away: %v; want an error naming %s", err, front.addr)
+	}
+	t.Logf("BMC away for good: failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
 }
