@@ -38,7 +38,8 @@ func addAvailableNodes(t testing.TB, srv *server.Server, prefix string, n int, r
 // waitAllocation polls an allocation until it leaves the allocating state.
 func waitAllocation(t testing.TB, srv *server.Server, ident string) *ironwork.Allocation {
 	t.Helper()
-	for range 2000 {
+	// Bounded at a minute: 100 racing allocations on a loaded 2-core machine took over 10 s.
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
 		a, err := srv.Store().GetAllocation(context.Background(), ident)
 		if err != nil {
 			t.Fatal(err)
