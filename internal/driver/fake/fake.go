@@ -195,11 +195,14 @@ func (Interface) Unrescue(context.Context, *conductor.Task) error { return nil }
 // implementations land. The flat and noop network interfaces live in package network.
 type Noop struct{}
 
-// Register adds the fake implementations to a registry: "fake" for every kind, and no-op
-// stand-ins for the generic interfaces that have no work to do.
+// Register adds the fake implementations to a registry: "fake" for every kind but network
+// (fake-hardware uses the real flat and noop ones, as Ironic's), and no-op stand-ins for the
+// generic interfaces that have no work to do.
 func Register(r conductor.Registry) {
 	for _, k := range ironwork.InterfaceKinds {
-		r.Add(k, "fake", Interface{})
+		if k != ironwork.NetworkInterface {
+			r.Add(k, "fake", Interface{})
+		}
 	}
 	for kind, names := range map[ironwork.InterfaceKind][]string{
 		ironwork.BIOSInterface: {"no-bios"}, ironwork.ConsoleInterface: {"no-console"},
