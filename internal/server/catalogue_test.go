@@ -86,6 +86,13 @@ func TestEveryHardwareTypeValidatesWithDefaults(t *testing.T) {
 							n.BootInterface, n.DeployInterface, name, r.Reason)
 					}
 				}
+				// A "no-" interface says the driver does not support it, as Ironic's validate.
+				for iface, r := range map[string]nodes.DriverValidation{n.BIOSInterface: v.BIOS, n.ConsoleInterface: v.Console,
+					n.InspectInterface: v.Inspect, n.RAIDInterface: v.RAID, n.RescueInterface: v.Rescue, n.FirmwareInterface: v.Firmware} {
+					if strings.HasPrefix(iface, "no-") && (r.Result || !strings.Contains(r.Reason, "Driver "+hw.Name+" does not support")) {
+						t.Errorf("%s: %s validates as %v (%q), want unsupported", hw.Name, iface, r.Result, r.Reason)
+					}
+				}
 				// Every interface the node got is one the driver document offers as enabled,
 				// and the defaults are what the node got.
 				var doc map[string]any
