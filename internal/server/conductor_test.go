@@ -44,8 +44,9 @@ func inState(s string) func(*nodes.Node) bool {
 }
 
 // retryLocked retries a request while the node is locked. A node at rest is free (the worker
-// frees the lock in the write that shows the state; TestStableStateMeansUnlocked), but a wait
-// state for a callback is not stable, and Ironic's clients retry on 409 too.
+// frees the lock in the write that shows the state; TestStableStateMeansUnlocked), but other
+// work (power sync, an agent's heartbeat) may hold it a moment, and Ironic's clients retry on
+// 409 too.
 func retryLocked(fn func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := fn()
