@@ -8,40 +8,32 @@ import (
 
 // HardwareType describes a family of hardware and the interface implementations it supports,
 // in order of preference: the first enabled one is a node's default.
+//
+// The catalogue names only implementations this build has: a name here that no driver
+// registers would be offered by the API, chosen as a default and then fail every operation.
+// internal/server's tests check both directions (every name listed is registered, every
+// registered one is listed); an interface still to come joins the catalogue when its
+// implementation does.
 type HardwareType struct {
 	Name      string
 	Supported map[InterfaceKind][]string
-	// Properties documents the driver_info keys the hardware type reads.
-	Properties map[string]string
-}
-
-// deployProperties are the driver_info keys of every hardware type that boots a ramdisk.
-func deployProperties(extra map[string]string) map[string]string {
-	p := map[string]string{
-		"deploy_kernel":                "URL or path of the deploy kernel. Required for deployment and cleaning.",
-		"deploy_ramdisk":               "URL or path of the deploy ramdisk. Required for deployment and cleaning.",
-		"force_persistent_boot_device": "Whether the boot device is set persistently (Always, Never or Default). Optional.",
-	}
-	for k, v := range extra {
-		p[k] = v
-	}
-	return p
 }
 
 // generic lists what every real hardware type supports in addition to its own interfaces.
+// Where Ironic has a "no-" implementation for a kind a hardware type cannot do, so do we.
 func generic() map[InterfaceKind][]string {
 	return map[InterfaceKind][]string{
 		BIOSInterface:       {"no-bios"},
 		BootInterface:       {"ipxe", "pxe", "http"},
 		ConsoleInterface:    {"no-console"},
-		DeployInterface:     {"direct", "ramdisk"},
+		DeployInterface:     {"direct"},
 		FirmwareInterface:   {"no-firmware"},
-		InspectInterface:    {"no-inspect", "agent"},
+		InspectInterface:    {"no-inspect"},
 		ManagementInterface: {},
 		NetworkInterface:    {"flat", "noop"},
 		PowerInterface:      {},
-		RAIDInterface:       {"no-raid", "agent"},
-		RescueInterface:     {"no-rescue", "agent"},
+		RAIDInterface:       {"no-raid"},
+		RescueInterface:     {"no-rescue"},
 		StorageInterface:    {"noop"},
 		VendorInterface:     {"no-vendor"},
 	}
@@ -62,35 +54,61 @@ func HardwareTypes() []HardwareType {
 			DeployInterface: {"fake"}, FirmwareInterface: {"fake"}, InspectInterface: {"fake"},
 			ManagementInterface: {"fake"}, PowerInterface: {"fake"}, RAIDInterface: {"fake"},
 			RescueInterface: {"fake"}, StorageInterface: {"fake"}, VendorInterface: {"fake"},
-		}), Properties: deployProperties(nil)},
+		})},
 		{Name: "ipmi", Supported: withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"ipmitool", "noop"}, PowerInterface: {"ipmitool"},
-			ConsoleInterface: {"ipmitool-socat"}, VendorInterface: {"ipmitool"},
-		}), Properties: deployProperties(map[string]string{
+		})},
+		{Name: "manual-management", Supported: withFirst(generic(), map[InterfaceKind][]string{
+			ManagementInterface: {"noop"}, PowerInterface: {"fake"},
+		})},
+		{Name: "redfish", Supported: withFirst(generic(), map[InterfaceKind][]string{
+			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"},
+		})},
+	}
+}
+
+// InterfaceProperties documents the driver_info keys an interface implementation reads, as
+// Ironic's get_properties: key to description, each saying whether it is required.
+func InterfaceProperties(kind InterfaceKind, impl string) map[string]string {
+	switch {
+	case (kind == PowerInterface || kind == ManagementInterface) && impl == "ipmitool":
+		return map[string]string{
 			"ipmi_address":      "IP address or hostname of the BMC. Required.",
 			"ipmi_port":         "UDP port of the BMC's IPMI service. Optional, default 623.",
 			"ipmi_username":     "User name on the BMC. Optional.",
 			"ipmi_password":     "Password of the BMC user. Optional.",
 			"ipmi_cipher_suite": "IPMI 2.0 cipher suite: 3 or 17. Optional, default 17 with a fallback to 3.",
-			"ipmi_priv_level":   "Privilege level: ADMINISTRATOR (default), OPERATOR or USER. Optional.",
-			"ipmi_bridging":     "Bridging type: single, dual or no (default). Optional.",
-		})},
-		{Name: "manual-management", Supported: withFirst(generic(), map[InterfaceKind][]string{
-			ManagementInterface: {"noop"}, PowerInterface: {"fake"},
-		}), Properties: deployProperties(nil)},
-		{Name: "redfish", Supported: withFirst(generic(), map[InterfaceKind][]string{
-			BIOSInterface: {"redfish"}, BootInterface: {"redfish-virtual-media", "redfish-https"},
-			FirmwareInterface: {"redfish"}, InspectInterface: {"redfish"},
-			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"}, RAIDInterface: {"redfish"},
-			VendorInterface: {"redfish"},
-		}), Properties: deployProperties(map[string]string{
+			"ipmi_priv_level":   "Privilege level: ADMINISTRATOR (default), CALLBACK, OPERATOR or USER. Optional.",
+			"ipmi_bridging":     "Bridging type: only \"no\" (the default) is supported. Optional.",
+		}
+	case (kind == PowerInterface || kind == ManagementInterface) && impl == "redfish":
+		return map[string]string{
 			"redfish_address":   "URL of the Redfish service, e.g. https://10.0.0.5. Required.",
 			"redfish_system_id": "Path of the ComputerSystem resource, e.g. /redfish/v1/Systems/1. Optional if the BMC has one system.",
 			"redfish_username":  "User name on the BMC. Optional.",
 			"redfish_password":  "Password of the BMC user. Optional.",
 			"redfish_verify_ca": "true, false or the path of a CA bundle to verify the BMC's certificate. Optional, default true.",
-		})},
+		}
+	case kind == PowerInterface && impl == "fake":
+		return map[string]string{"fake_power_fail": "true makes every power call fail. Optional, for tests."}
+	case kind == BootInterface && (impl == "ipxe" || impl == "pxe" || impl == "http"):
+		return map[string]string{
+			"deploy_kernel":                "URL or path of the deploy kernel. Required for deployment and cleaning.",
+			"deploy_ramdisk":               "URL or path of the deploy ramdisk. Required for deployment and cleaning.",
+			"rescue_kernel":                "URL or path of the rescue kernel. Optional, with rescue_ramdisk; rescue uses the deploy ramdisk without them.",
+			"rescue_ramdisk":               "URL or path of the rescue ramdisk. Optional, with rescue_kernel.",
+			"kernel_append_params":         "Extra kernel command line of the ramdisk, one line. Optional.",
+			"force_persistent_boot_device": "Whether the boot device is set persistently (Always, Never or Default). Optional.",
+		}
+	case kind == DeployInterface && impl == "fake":
+		return map[string]string{
+			"fake_deploy_fail":  "true makes the deploy step fail. Optional, for tests.",
+			"fake_deploy_wait":  "true makes the deploy step wait for a callback. Optional, for tests.",
+			"fake_deploy_delay": "Seconds the deploy step takes. Optional, for tests.",
+			"fake_clean_fail":   "true makes the erase clean steps fail. Optional, for tests.",
+		}
 	}
+	return nil
 }
 
 // DriverConfig says which hardware types and interface implementations are enabled, and which
@@ -121,6 +139,22 @@ func DefaultDriverConfig() DriverConfig {
 	// As Ironic's default_storage_interface: no remote volumes unless a node asks for them.
 	c.Defaults[StorageInterface] = "noop"
 	return c
+}
+
+// Properties are the driver_info keys a node of hw reads with its default interfaces, as
+// Ironic's driver properties.
+func (c DriverConfig) Properties(hw HardwareType) map[string]string {
+	out := map[string]string{}
+	for _, kind := range InterfaceKinds {
+		impl, err := c.DefaultFor(hw, kind)
+		if err != nil {
+			continue
+		}
+		for k, v := range InterfaceProperties(kind, impl) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // HardwareType returns an enabled hardware type by name.

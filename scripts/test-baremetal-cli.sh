@@ -357,6 +357,15 @@ lane_readonly() {
     check "driver property list fake-hardware" \
         'isinstance(d, list) and all(set(x)=={"Property","Description"} for x in d)'
 
+    # The catalogue offers only what this build implements (docs/conductor.md).
+    run driver show redfish -f json
+    check "driver show redfish: implemented defaults only" \
+        'd["default_boot_interface"]=="ipxe" and d["default_inspect_interface"]=="no-inspect" and d["default_vendor_interface"]=="no-vendor" and "redfish-virtual-media" not in d["enabled_boot_interfaces"]'
+
+    run driver property list redfish -f json
+    check "driver property list redfish: its BMC and boot keys" \
+        '{"redfish_address","deploy_kernel","deploy_ramdisk"} <= {x["Property"] for x in d} and not any(x["Property"].startswith("ipmi_") for x in d)'
+
     run conductor list -f json
     check "conductor list: at least one alive conductor" \
         'len(d)>=1 and all(set(x)>={"Hostname","Conductor Group","Alive"} for x in d) and any(x["Alive"] is True for x in d)'

@@ -173,10 +173,22 @@ type Task struct {
 	Driver *Driver
 	c      *Conductor
 	Log    *slog.Logger
+
+	// background is set while the task's work runs in a worker; released once the write that
+	// moved the node to a resting state also freed its lock (see transitionWith).
+	background bool
+	released   bool
 }
+
+// errReleased refuses a write by a task whose lock was already freed: the node may belong to
+// another operation by now.
+var errReleased = errors.New("the task's node lock was already released")
 
 // Save applies fn to the task's node and stores the result.
 func (t *Task) Save(ctx context.Context, fn func(n *ironwork.Node)) error {
+	if t.released {
+		return fmt.Errorf("save node %s: %w", t.Node.UUID, errReleased)
+	}
 	n, err := t.c.store.UpdateNode(ctx, t.Node.UUID, func(n *ironwork.Node) error {
 		fn(n)
 		return nil
@@ -276,14 +288,23 @@ func (c *Conductor) transitionWith(ctx context.Context, t *Task, ev ironwork.Eve
 		target = ironwork.TargetOf(to)
 	}
 	now := time.Now().UTC()
+	// Background work that brings the node to rest frees its lock in the same write: a client
+	// that sees the new state can act on the node at once, as in Ironic (no 409 "locked").
+	free := t.background && !working(to)
 	if err := t.Save(ctx, func(n *ironwork.Node) {
 		if also != nil {
 			also(n)
 		}
 		n.ProvisionState, n.TargetProvisionState, n.ProvisionUpdatedAt = to, target, &now
 		n.LastError = lastError
+		if free && n.Reservation == c.cfg.Hostname {
+			n.Reservation = ""
+		}
 	}); err != nil {
 		return err
+	}
+	if free {
+		t.released = true
 	}
 	severity, level := "INFO", slog.LevelInfo
 	if lastError != "" {
@@ -301,6 +322,18 @@ func (c *Conductor) transitionWith(ctx context.Context, t *Task, ev ironwork.Eve
 	return nil
 }
 
+// working reports whether s is a state in which a conductor works on the node and holds its
+// lock; in every other state (stable, failed, waiting for a callback, held) the node rests, and
+// whatever comes next takes the lock anew.
+func working(s ironwork.ProvisionState) bool {
+	switch s {
+	case ironwork.Verifying, ironwork.Deploying, ironwork.Cleaning, ironwork.Deleting, ironwork.Inspecting,
+		ironwork.Adopting, ironwork.Rescuing, ironwork.Unrescuing, ironwork.Servicing:
+		return true
+	}
+	return false
+}
+
 // fail moves a task's node to the failed state of its current state with a reason.
 func (c *Conductor) fail(ctx context.Context, t *Task, reason error) {
 	msg := ironwork.ErrorMessage(reason)
@@ -316,9 +349,14 @@ func (c *Conductor) fail(ctx context.Context, t *Task, reason error) {
 // releases the node's lock and the slot when done. The work uses the conductor's context, not
 // the request's, so it outlives the request that started it.
 func (c *Conductor) background(t *Task, done func(), work func(ctx context.Context, t *Task)) {
+	t.background = true
 	go func() {
 		defer done()
-		defer c.release(t.Node)
+		defer func() {
+			if !t.released { // else freed by the write that showed the node at rest
+				c.release(t.Node)
+			}
+		}()
 		defer func() {
 			if p := recover(); p != nil {
 				t.Log.Error("panic in background work", "panic", p)

@@ -2,6 +2,7 @@ package conductor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -239,6 +240,10 @@ func (c *Conductor) SetMaintenance(ctx context.Context, ident string, on bool, r
 	return err
 }
 
+// ErrUnsupported is what the Validate of a "no-" interface (no-bios, no-console, ...) returns:
+// node validate then reports, as Ironic, that the driver does not support that interface.
+var ErrUnsupported = errors.New("the interface is not supported by this node's driver")
+
 // ValidationResult is the outcome of validating one interface.
 type ValidationResult struct {
 	Result *bool  `json:"result"`
@@ -259,7 +264,9 @@ func (c *Conductor) Validate(ctx context.Context, ident string) (map[ironwork.In
 		case nil:
 			out[k] = ValidationResult{Result: &no, Reason: fmt.Sprintf("the %s interface %q is not available on conductor %s", k, t.Node.Interfaces[k], c.cfg.Hostname)}
 		case Validator:
-			if err := v.Validate(ctx, t); err != nil {
+			if err := v.Validate(ctx, t); errors.Is(err, ErrUnsupported) {
+				out[k] = ValidationResult{Result: &no, Reason: fmt.Sprintf("Driver %s does not support %s (disabled or not implemented).", t.Node.Driver, k)}
+			} else if err != nil {
 				out[k] = ValidationResult{Result: &no, Reason: errText(err)}
 			} else {
 				out[k] = ValidationResult{Result: &yes}

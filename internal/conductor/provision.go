@@ -3,6 +3,7 @@ package conductor
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ironwork/ironwork"
@@ -59,7 +60,9 @@ func (c *Conductor) Provision(ctx context.Context, ident string, req ProvisionRe
 	// Events that only change state run here, under the request's lock.
 	switch {
 	case ev == ironwork.EventAbort:
-		return c.abort(ctx, t)
+		var err error
+		handedOff, err = c.abort(ctx, t)
+		return err
 	case ev == ironwork.EventManage && n.ProvisionState != ironwork.Enroll:
 		return c.transition(ctx, t, ev, "", "")
 	}
@@ -395,19 +398,52 @@ func (c *Conductor) unhold(ctx context.Context, t *Task) {
 	c.continueSteps(ctx, t)
 }
 
-// abort stops the work of a node that waits or holds.
-func (c *Conductor) abort(ctx context.Context, t *Task) error {
-	reason := fmt.Sprintf("Operation aborted by request while the node was in state \"%s\".", t.Node.ProvisionState)
-	if t.Node.ProvisionState == ironwork.ServiceFailed {
+// abort stops the work of a node that waits or holds. As in Ironic, a node that was booted
+// into a ramdisk (to deploy, clean, inspect or rescue) is powered off and no longer
+// network-boots it, and its agent is forgotten: a worker does that while the node keeps its
+// wait state and lock, then shows the failed state with the reason (and any clean-up failure).
+// handedOff says the worker owns the node's lock now.
+func (c *Conductor) abort(ctx context.Context, t *Task) (handedOff bool, err error) {
+	from := t.Node.ProvisionState
+	reason := fmt.Sprintf("Operation aborted by request while the node was in state \"%s\".", from)
+	if from == ironwork.ServiceFailed {
 		reason = ""
 	}
 	if err := t.Save(ctx, func(n *ironwork.Node) {
 		n.CleanStep, n.DeployStep, n.ServiceStep = ironwork.JSONObject{}, ironwork.JSONObject{}, ironwork.JSONObject{}
 		delete(n.DriverInternalInfo, remainingKey)
 	}); err != nil {
-		return err
+		return false, err
 	}
-	return c.transition(ctx, t, ironwork.EventAbort, reason, "")
+	switch from {
+	case ironwork.DeployWait, ironwork.DeployHold, ironwork.CleanWait, ironwork.CleanHold, ironwork.InspectWait, ironwork.RescueWait:
+	default:
+		return false, c.transition(ctx, t, ironwork.EventAbort, reason, "")
+	}
+	done, err := c.acquireWorker()
+	if err != nil {
+		return false, err
+	}
+	c.background(t, done, func(ctx context.Context, t *Task) {
+		var problems []string
+		if err := c.doPower(ctx, t, ironwork.PowerOff, c.cfg.PowerActionTimeout); err != nil {
+			problems = append(problems, "power off: "+errText(err))
+		}
+		if b, ok := t.Driver.Impl(ironwork.BootInterface).(Boot); ok {
+			if err := b.CleanUpRamdisk(ctx, t); err != nil {
+				problems = append(problems, "remove the ramdisk boot: "+errText(err))
+			}
+		}
+		msg := reason
+		if len(problems) > 0 {
+			msg += " Cleaning up after the abort failed: " + strings.Join(problems, "; ")
+			t.Log.Warn("clean up after abort", "state", from, "error", strings.Join(problems, "; "))
+		}
+		if err := c.transitionWith(ctx, t, ironwork.EventAbort, msg, "", ForgetAgent); err != nil {
+			t.Log.Error("abort", "state", from, "error", err)
+		}
+	})
+	return true, nil
 }
 
 // tearDown undeploys a node, then cleans it.

@@ -172,11 +172,7 @@ func (s *Server) driverProperties(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	props := hw.Properties
-	if props == nil {
-		props = map[string]string{}
-	}
-	return s.writeJSON(w, http.StatusOK, props)
+	return s.writeJSON(w, http.StatusOK, s.drivers.Properties(hw))
 }
 
 func (s *Server) renderConductor(r *http.Request, c *ironwork.Conductor, detail bool) object {

@@ -43,8 +43,10 @@ func inState(s string) func(*nodes.Node) bool {
 	return func(n *nodes.Node) bool { return n.ProvisionState == s }
 }
 
-// retryLocked retries a request while the node is locked: a conductor's worker releases the
-// lock just after the node reaches its new state, as in Ironic, whose clients retry on 409.
+// retryLocked retries a request while the node is locked. A node at rest is free (the worker
+// frees the lock in the write that shows the state; TestStableStateMeansUnlocked), but other
+// work (power sync, an agent's heartbeat) may hold it a moment, and Ironic's clients retry on
+// 409 too.
 func retryLocked(fn func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := fn()

@@ -13,13 +13,8 @@ import (
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
-	"github.com/ironwork/ironwork/internal/driver/direct"
-	"github.com/ironwork/ironwork/internal/driver/fake"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
-	"github.com/ironwork/ironwork/internal/driver/network"
-	"github.com/ironwork/ironwork/internal/driver/redfish"
 	"github.com/ironwork/ironwork/internal/httpapi"
-	"github.com/ironwork/ironwork/internal/netns"
 	"github.com/ironwork/ironwork/internal/rpc"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
@@ -116,23 +111,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 			rpcURL = "http://" + s.rpcLn.Addr().String()
 		}
 		registry := conductor.Registry{}
-		fake.Register(registry)
-		network.Register(registry)
 		s.ipmiSessions = ipmi.NewSessions()
-		rf, ipmitool := redfish.Interface{}, ipmi.Interface{Sessions: s.ipmiSessions}
-		registry.Add(ironwork.PowerInterface, "redfish", rf)
-		registry.Add(ironwork.ManagementInterface, "redfish", rf)
-		registry.Add(ironwork.PowerInterface, "ipmitool", ipmitool)
-		registry.Add(ironwork.ManagementInterface, "ipmitool", ipmitool)
-		dcfg := direct.Config{SoftPowerOffTimeout: cfg.AgentPowerOffTimeout.Duration,
-			CommandTimeout: cfg.AgentCommandTimeout.Duration, MaxCommandAttempts: cfg.AgentMaxCommandAttempts}
-		if cfg.ProvisioningNetns != "" {
-			// Agents' callback URLs are addresses on the provisioning network, which exists
-			// only inside its namespace: dial them from there.
-			dcfg.Dial = netns.Dialer(cfg.ProvisioningNetns)
-		}
-		registry.Add(ironwork.DeployInterface, "direct", direct.New(dcfg, log))
+		registerDrivers(cfg, registry, s.ipmiSessions, log)
 		if s.boot, err = registerBoot(ctx, cfg, store, registry, log); err != nil {
+			return nil, err
+		}
+		if err = checkCatalogue(registry); err != nil {
 			return nil, err
 		}
 		ccfg := conductor.Defaults()

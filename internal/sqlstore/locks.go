@@ -2,31 +2,43 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
 	"github.com/ironwork/ironwork"
 )
 
-// ReserveNode takes the exclusive lock of a node for host: a conditional UPDATE of its
-// reservation that succeeds only when nobody holds it. It returns the node as reserved, or an
-// ELOCKED error naming the holder.
+// ReserveNode takes the exclusive lock of a node for host, or returns an ELOCKED error naming
+// the holder. The node is read (locked FOR UPDATE on PostgreSQL; SQLite's writes are
+// serialized) and reserved in one transaction, so the holder named is the one that holds the
+// lock at that moment, never one that let go between a refused UPDATE and a later read.
 func (s *Store) ReserveNode(ctx context.Context, ident, host string) (*ironwork.Node, error) {
-	cond, arg := nodeIdentCond(ident)
-	cond = cond[len("n."):]
-	res, err := s.exec(ctx, "UPDATE nodes SET reservation = ? WHERE "+cond+" AND reservation IS NULL", host, arg)
-	if err != nil {
-		return nil, fmt.Errorf("reserve node %s: %w", ident, err)
-	}
-	n, err := s.GetNode(ctx, ident)
+	var out *ironwork.Node
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		n, err := s.getNode(ctx, tx, ident, true)
+		if err != nil {
+			return err
+		}
+		if n.Reservation != "" {
+			return ironwork.Errorf(ironwork.ELOCKED, "Node %s is locked by host %s, please retry after the current operation is completed.",
+				n.UUID, n.Reservation)
+		}
+		res, err := s.execIn(ctx, tx, "UPDATE nodes SET reservation = ? WHERE id = ? AND reservation IS NULL", host, n.ID)
+		if err != nil {
+			return fmt.Errorf("reserve node %s: %w", ident, err)
+		}
+		if rows, _ := res.RowsAffected(); rows != 1 {
+			return fmt.Errorf("reserve node %s: the row changed under its lock", ident)
+		}
+		n.Reservation = host
+		out = n
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if rows, _ := res.RowsAffected(); rows == 0 || n.Reservation != host {
-		return nil, ironwork.Errorf(ironwork.ELOCKED, "Node %s is locked by host %s, please retry after the current operation is completed.",
-			n.UUID, n.Reservation)
-	}
-	return n, nil
+	return out, nil
 }
 
 // ReleaseNode frees a node's lock if host holds it; it never frees another holder's lock.

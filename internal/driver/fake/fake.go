@@ -191,25 +191,36 @@ func (Interface) Rescue(context.Context, *conductor.Task) (bool, error) { return
 // Unrescue implements conductor.Rescuer.
 func (Interface) Unrescue(context.Context, *conductor.Task) error { return nil }
 
-// Noop implements the generic no-* interfaces that need no work until their real
-// implementations land. The flat and noop network interfaces live in package network.
+// Noop implements the noop storage and management interfaces, which need no work. The flat
+// and noop network interfaces live in package network.
 type Noop struct{}
 
-// Register adds the fake implementations to a registry: "fake" for every kind, and no-op
-// stand-ins for the generic interfaces that have no work to do.
+// Unsupported implements Ironic's "no-" interfaces (no-bios, no-console, ...): the hardware
+// type cannot do that, and node validate says so.
+type Unsupported struct{}
+
+var _ conductor.Validator = Unsupported{}
+
+// Validate implements conductor.Validator: always conductor.ErrUnsupported.
+func (Unsupported) Validate(context.Context, *conductor.Task) error { return conductor.ErrUnsupported }
+
+// Register adds the fake implementations to a registry: "fake" for every kind but network
+// (fake-hardware uses the real flat and noop ones, as Ironic's), and no-op stand-ins for the
+// generic interfaces that have no work to do.
 func Register(r conductor.Registry) {
 	for _, k := range ironwork.InterfaceKinds {
-		r.Add(k, "fake", Interface{})
-	}
-	for kind, names := range map[ironwork.InterfaceKind][]string{
-		ironwork.BIOSInterface: {"no-bios"}, ironwork.ConsoleInterface: {"no-console"},
-		ironwork.FirmwareInterface: {"no-firmware"}, ironwork.InspectInterface: {"no-inspect"},
-		ironwork.RAIDInterface:   {"no-raid"},
-		ironwork.RescueInterface: {"no-rescue"}, ironwork.StorageInterface: {"noop"},
-		ironwork.VendorInterface: {"no-vendor"}, ironwork.ManagementInterface: {"noop"},
-	} {
-		for _, n := range names {
-			r.Add(kind, n, Noop{})
+		if k != ironwork.NetworkInterface {
+			r.Add(k, "fake", Interface{})
 		}
 	}
+	for kind, name := range map[ironwork.InterfaceKind]string{
+		ironwork.BIOSInterface: "no-bios", ironwork.ConsoleInterface: "no-console",
+		ironwork.FirmwareInterface: "no-firmware", ironwork.InspectInterface: "no-inspect",
+		ironwork.RAIDInterface: "no-raid", ironwork.RescueInterface: "no-rescue",
+		ironwork.VendorInterface: "no-vendor",
+	} {
+		r.Add(kind, name, Unsupported{})
+	}
+	r.Add(ironwork.StorageInterface, "noop", Noop{})
+	r.Add(ironwork.ManagementInterface, "noop", Noop{})
 }
