@@ -131,7 +131,7 @@ func scanNode(sc interface{ Scan(...any) error }) (*ironwork.Node, error) {
 	dest := append([]any{&n.ID}, columnRefs(nodeColumns(), n)...)
 	dest = append(dest, nullStr[string]{&n.ChassisUUID}, nullStr[string]{&n.AllocationUUID})
 	if err := sc.Scan(dest...); err != nil {
-		return nil, err
+		return n, err
 	}
 	if n.Interfaces == nil {
 		n.Interfaces = map[ironwork.InterfaceKind]string{}
@@ -200,6 +200,9 @@ func (s *Store) getNode(ctx context.Context, q queryer, ident string, forUpdate 
 		query += " FOR UPDATE OF n"
 	}
 	n, err := scanNode(s.queryRow(ctx, q, query, arg))
+	if err != nil {
+		n = nil
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("Node", ident)
 	}
@@ -484,6 +487,10 @@ func (s *Store) ListNodes(ctx context.Context, f NodeFilter, p Page) ([]*ironwor
 	var out []*ironwork.Node
 	for rows.Next() {
 		n, err := scanNode(rows)
+		if errors.Is(err, ErrUndecodable) {
+			s.log.ErrorContext(ctx, "skip undecodable node", "node", n.UUID, "error", err)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("scan node: %w", err)
 		}
