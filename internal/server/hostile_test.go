@@ -285,7 +285,9 @@ func runHostile(t *testing.T, h *hostileRun, srv *server.Server) {
 	for _, v := range []string{"1.999", "0.1", "2.1", "latest\x00", "1.", "1.1.1", "x", strings.Repeat("9", 100), "1.-1"} {
 		h.do("GET", "/v1/nodes", "", "X-OpenStack-Ironic-API-Version", strings.ReplaceAll(v, "\x00", ""))
 	}
-	h.do("GET", "/v1/nodes", "", "X-Big", strings.Repeat("h", 2<<20))
+	if status, _ := h.do("GET", "/v1/nodes", "", "X-Big", strings.Repeat("h", 2<<20)); status != 431 {
+		h.bad = append(h.bad, fmt.Sprintf("a 2 MiB header: status %d, want 431", status))
+	}
 	h.do("POST", "/v1/nodes", `{"driver":"fake-hardware","extra":{"x":"`+strings.Repeat("y", 2<<20)+`"}}`)
 	h.do("POST", "/v1/nodes", strings.Repeat("[", 100000))
 	h.do("POST", "/v1/nodes", `{"driver":"fake-hardware"} {"driver":"fake-hardware"}`)
