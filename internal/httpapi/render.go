@@ -94,44 +94,12 @@ func obj(o ironwork.JSONObject) ironwork.JSONObject {
 	return o
 }
 
-// secretWords are the fragments of key names whose values are never shown, as oslo's
-// mask_dict_password decides.
-var secretWords = []string{"password", "passwd", "pswd", "adminpass", "admin_pass", "auth_token", "new_pass",
-	"secret", "token", "configdrive", "chappassword", "encrypted_key", "private_key", "fernetkey", "sslkey",
-	"passphrase", "snmp_auth_key", "snmp_priv_key"}
-
 // Masked is the placeholder shown instead of a secret.
-const Masked = "******"
+const Masked = ironwork.Masked
 
-// isSecretKey reports whether a key name holds a secret.
-func isSecretKey(k string) bool {
-	k = strings.ToLower(k)
-	for _, w := range secretWords {
-		if strings.Contains(k, w) {
-			return true
-		}
-	}
-	return false
-}
-
-// maskSecrets returns a copy of o with the values of secret keys replaced, recursing into
-// nested objects.
-func maskSecrets(o ironwork.JSONObject) ironwork.JSONObject {
-	out := make(ironwork.JSONObject, len(o))
-	for k, v := range o {
-		switch {
-		case isSecretKey(k):
-			out[k] = Masked
-		default:
-			if m, ok := v.(map[string]any); ok {
-				out[k] = maskSecrets(m)
-			} else {
-				out[k] = v
-			}
-		}
-	}
-	return out
-}
+// maskSecrets returns a copy of o with its secrets hidden by Ironic's rules (ironwork.MaskSecrets:
+// secret members, secrets inside strings, nested objects and lists, passwords in URLs).
+func maskSecrets(o ironwork.JSONObject) ironwork.JSONObject { return ironwork.MaskSecrets(o) }
 
 // decodeBody decodes a JSON request body into a generic object, with Ironic's errors for a
 // missing, malformed or oversized body. The body passes the central checks of input.go: valid

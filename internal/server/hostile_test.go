@@ -159,6 +159,10 @@ func runHostile(t *testing.T, h *hostileRun, srv *server.Server) {
 	h.want(400, "GET", "/v1/nodes?"+strings.Repeat("x=1&", 10001)+"x=1", "")
 	h.want(400, "GET", "/v1/nodes?"+strings.Repeat("x=1&", 9998)+"x=1", "")
 	h.want(400, "PUT", "/v1/nodes/"+node+"/states/provision", `{"target":"manage","disable_ramdisk":"x"}`)
+	h.want(400, "PUT", "/v1/nodes/"+node+"/states/provision", `{"target":5}`)
+	h.want(400, "PUT", "/v1/nodes/"+node+"/states/provision", `{"target":"clean","clean_steps":[1]}`)
+	h.want(400, "PUT", "/v1/nodes/"+node+"/states/provision", `{"target":"rescue","rescue_password":["S3cr3t"]}`)
+	h.want(400, "PUT", "/v1/nodes/"+node+"/states/power", `{"target":["power on"]}`)
 	h.want(404, "GET", "/v1/nodes/../chassis", "")
 	h.want(404, "GET", "/v1//nodes", "")
 
