@@ -314,3 +314,42 @@ func runHostile(t *testing.T, h *hostileRun, srv *server.Server) {
 		h.want(204, "DELETE", "/v1/nodes/"+n, "")
 	}
 }
+
+// TestUndecodableNodeIsolated writes what no API request can (a node row whose extra is not
+// JSON, and one holding a number beyond float64, as older versions stored) and checks that
+// the lists and the periodic power sync still work for every other node.
+func TestUndecodableNodeIsolated(t *testing.T) {
+	for _, target := range sqlstoretest.Targets() {
+		t.Run(target.Name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, target.DSN(t))
+			h := &hostileRun{t: t, base: srv.URL(), counts: map[int]int{}}
+			broken := uuidOf(t, h.want(201, "POST", "/v1/nodes", `{"driver":"fake-hardware","name":"broken"}`))
+			huge := uuidOf(t, h.want(201, "POST", "/v1/nodes", `{"driver":"fake-hardware","name":"huge"}`))
+			fine := uuidOf(t, h.want(201, "POST", "/v1/nodes", `{"driver":"fake-hardware","name":"fine"}`))
+			db := srv.Store().DB()
+			ctx := t.Context()
+			if _, err := db.ExecContext(ctx, "UPDATE nodes SET extra = '{broken' WHERE uuid = '"+broken+"'"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, `UPDATE nodes SET extra = '{"n":1e400}' WHERE uuid = '`+huge+"'"); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Conductor().SyncPowerStates(ctx); err != nil {
+				t.Errorf("power sync with an undecodable node: %v", err)
+			}
+			body := h.want(200, "GET", "/v1/nodes/detail", "")
+			if !strings.Contains(body, fine) || !strings.Contains(body, huge) || strings.Contains(body, broken) {
+				t.Errorf("list shows the wrong nodes: %s", truncated(body))
+			}
+			if b := h.want(200, "GET", "/v1/nodes/"+huge, ""); !strings.Contains(b, `"n":1e400`) {
+				t.Errorf("the huge number is not shown as stored: %s", truncated(b))
+			}
+			h.want(200, "PATCH", "/v1/nodes/"+huge, `[{"op":"remove","path":"/extra/n"}]`)
+			h.want(204, "DELETE", "/v1/nodes/"+huge, "")
+			for _, b := range h.bad {
+				t.Error(b)
+			}
+		})
+	}
+}
