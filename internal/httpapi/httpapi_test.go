@@ -34,7 +34,10 @@ func newAPI(t testing.TB, mutate ...func(*httpapi.Options)) (*httptest.Server, *
 	for _, m := range mutate {
 		m(&opts)
 	}
-	ts := httptest.NewServer(httpapi.New(opts))
+	// Served as in production: net/http's own error answers get Ironic's body.
+	ts := httptest.NewUnstartedServer(httpapi.New(opts))
+	ts.Listener = httpapi.ErrorListener(ts.Listener)
+	ts.Start()
 	t.Cleanup(ts.Close)
 	return ts, store
 }
