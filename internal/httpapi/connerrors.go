@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -50,6 +51,24 @@ func (c *errorConn) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// CloseWrite half-closes the connection when the wrapped one can, as net/http does after an
+// oversize header so that the client reads the answer before the connection goes away.
+func (c *errorConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// ReadFrom keeps the wrapped connection's fast path (sendfile) for response bodies; net/http's
+// own error answers never take it.
+func (c *errorConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
 
 // parsePlainError recognises an answer net/http wrote without a handler and returns its status
