@@ -227,9 +227,10 @@ func runHostile(t *testing.T, h *hostileRun, srv *server.Server) {
 	}
 	for res, paths := range patches {
 		for _, p := range paths {
-			for _, v := range hostileValues {
-				for _, op := range []string{"add", "replace"} {
-					h.do("PATCH", res, fmt.Sprintf(`[{"op":%q,"path":%q,"value":%s}]`, op, p, v))
+			for i, v := range hostileValues {
+				h.do("PATCH", res, fmt.Sprintf(`[{"op":"add","path":%q,"value":%s}]`, p, v))
+				if i < 8 { // replace goes through the same checks; the first values suffice
+					h.do("PATCH", res, fmt.Sprintf(`[{"op":"replace","path":%q,"value":%s}]`, p, v))
 				}
 			}
 			h.do("PATCH", res, fmt.Sprintf(`[{"op":"remove","path":%q}]`, p))
