@@ -200,9 +200,6 @@ func (s *Store) getNode(ctx context.Context, q queryer, ident string, forUpdate 
 		query += " FOR UPDATE OF n"
 	}
 	n, err := scanNode(s.queryRow(ctx, q, query, arg))
-	if err != nil {
-		n = nil
-	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("Node", ident)
 	}
