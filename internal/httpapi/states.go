@@ -115,12 +115,7 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 				return invalid("Invalid target: %s is not a string.", pyRepr(v))
 			}
 			req.Target = t
-		case "configdrive":
-			switch v.(type) {
-			case nil, string, map[string]any:
-			default:
-				return invalid("Invalid configdrive: %s is not a string, an object or null.", pyRepr(v))
-			}
+		case "configdrive": // its type is checked by checkConfigDrive
 			req.ConfigDrive = v
 		case "clean_steps", "deploy_steps", "service_steps":
 			since := map[string]int{"clean_steps": 15, "deploy_steps": 69, "service_steps": 87}[k]
