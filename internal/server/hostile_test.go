@@ -1,10 +1,12 @@
 package server_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +46,22 @@ type hostileRun struct {
 	bad    []string
 	counts map[int]int
 	nodes  []string // nodes created by accepted requests
+	slow   []timed  // the slowest requests, slowest first
+}
+
+// timed is one request and how long its answer took.
+type timed struct {
+	d   time.Duration
+	req string
+}
+
+// record keeps the five slowest requests.
+func (h *hostileRun) record(d time.Duration, req string) {
+	h.slow = append(h.slow, timed{d, req})
+	slices.SortFunc(h.slow, func(a, b timed) int { return cmp.Compare(b.d, a.d) })
+	if len(h.slow) > 5 {
+		h.slow = h.slow[:5]
+	}
 }
 
 // do sends one request at the newest microversion and returns the status and body.
@@ -58,12 +76,14 @@ func (h *hostileRun) do(method, path, body string, header ...string) (int, strin
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
+	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatalf("%s %s: %v", method, truncated(path), err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	h.record(time.Since(start), method+" "+truncated(path)+" "+truncated(body))
 	h.n++
 	h.counts[resp.StatusCode]++
 	if resp.StatusCode >= 500 {
@@ -130,6 +150,9 @@ func TestHostileRequests(t *testing.T) {
 			h := &hostileRun{t: t, base: srv.URL(), counts: map[int]int{}}
 			runHostile(t, h, srv)
 			t.Logf("%s: %d hostile requests in %v, statuses %v", target.Name, h.n, time.Since(start).Round(time.Millisecond), h.counts)
+			for _, s := range h.slow {
+				t.Logf("slow: %v %s", s.d.Round(time.Millisecond), s.req)
+			}
 			for _, b := range h.bad {
 				t.Error(b)
 			}
