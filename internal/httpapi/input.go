@@ -99,10 +99,59 @@ func decodeChecked(raw []byte) (any, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, invalid("Invalid JSON in request body: unexpected data after the document.")
 	}
+	if hasLoneSurrogate(raw) {
+		return nil, invalid("Invalid request body: a \\u escape names half of a UTF-16 surrogate pair.")
+	}
 	if err := checkJSON("", v, 0); err != nil {
 		return nil, err
 	}
 	return v, nil
+}
+
+// hasLoneSurrogate reports whether a valid JSON text has a \u escape of a UTF-16 surrogate that
+// is not part of a pair. encoding/json silently turns those into U+FFFD; we refuse them as we
+// refuse invalid UTF-8. Backslashes occur only inside strings in valid JSON, so no string
+// tracking is needed.
+func hasLoneSurrogate(raw []byte) bool {
+	if !bytes.Contains(raw, []byte(`\u`)) {
+		return false
+	}
+	for i := 0; i+1 < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if raw[i+1] != 'u' {
+			i++ // an escaped character, possibly a backslash
+			continue
+		}
+		r, ok := hex4(raw[i+2:])
+		if !ok {
+			return false // not valid JSON; the decoder has refused it already
+		}
+		i += 5
+		switch {
+		case r >= 0xdc00 && r <= 0xdfff:
+			return true
+		case r >= 0xd800 && r <= 0xdbff:
+			if i+6 >= len(raw) || raw[i+1] != '\\' || raw[i+2] != 'u' {
+				return true
+			}
+			lo, ok := hex4(raw[i+3:])
+			if !ok || lo < 0xdc00 || lo > 0xdfff {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[:4]), 16, 32)
+	return rune(n), err == nil
 }
 
 // checkJSON walks a decoded document: every string (member names included) must be storable

@@ -16,6 +16,9 @@ func TestInputRefusedCentrally(t *testing.T) {
 		{"huge negative number in a list", "POST", "/v1/nodes", `{"driver":"fake-hardware","properties":{"l":[1,-1e999]}}`, "/properties/l/1"},
 		{"NUL in description", "POST", "/v1/nodes", `{"driver":"fake-hardware","description":"a\u0000b"}`, "/description: it contains a NUL character"},
 		{"NUL in a member name", "POST", "/v1/chassis", `{"extra":{"a\u0000":1}}`, "NUL character"},
+		{"lone high surrogate", "POST", "/v1/chassis", `{"description":"\ud800"}`, "UTF-16 surrogate"},
+		{"lone low surrogate", "POST", "/v1/chassis", `{"extra":{"k":"a\udc00b"}}`, "UTF-16 surrogate"},
+		{"reversed pair", "POST", "/v1/chassis", `{"description":"\udc00\ud800"}`, "UTF-16 surrogate"},
 		{"invalid UTF-8", "POST", "/v1/chassis", "{\"description\":\"\xff\"}", "not valid UTF-8"},
 		{"deep nesting", "POST", "/v1/chassis", `{"extra":{"a":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}}`, "nested more than 64 levels"},
 		{"huge number in a patch", "PATCH", "/v1/nodes/n1", `[{"op":"add","path":"/extra/n","value":1e400}]`, "out of range"},
@@ -77,5 +80,16 @@ func TestMaskingInStringsListsAndURLs(t *testing.T) {
 	mustStatus(t, r, 200)
 	if strings.Contains(r.raw, "S3cr3t") {
 		t.Errorf("PATCH answer shows a secret: %s", r.raw)
+	}
+}
+
+// TestSurrogatePairsAccepted checks that a proper surrogate pair, and an escaped backslash
+// followed by "ud800", are text the API keeps.
+func TestSurrogatePairsAccepted(t *testing.T) {
+	ts, _ := newAPI(t)
+	r := call(t, ts, "POST", "/v1/chassis", "1.96", `{"description":"\ud83d\ude00 \\ud800"}`)
+	mustStatus(t, r, 201)
+	if got := r.body["description"]; got != "\U0001F600 \\ud800" {
+		t.Errorf("description = %q", got)
 	}
 }
