@@ -195,7 +195,8 @@ func (c *Conductor) myNodes(ctx context.Context, f sqlstore.NodeFilter) ([]*iron
 				out = append(out, n)
 			}
 		}
-		if len(page) < 1000 {
+		// A short page is not the end: the store skips rows it cannot decode.
+		if len(page) == 0 {
 			return out, nil
 		}
 		marker = page[len(page)-1].UUID

@@ -43,10 +43,23 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errMethodNotAllowed) {
 		status, msg = http.StatusMethodNotAllowed, "The method specified is not allowed for this resource."
 	}
+	if status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	body := errorBody(status, msg)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="Baremetal API"`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// errorBody is Ironic's error body for status with message msg.
+func errorBody(status int, msg string) []byte {
 	fault := "Client"
 	if status >= 500 {
 		fault = "Server"
-		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
 	inner, _ := json.Marshal(struct {
 		FaultCode   string  `json:"faultcode"`
@@ -54,12 +67,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		DebugInfo   *string `json:"debuginfo"`
 	}{fault, msg, nil})
 	body, _ := json.Marshal(map[string]string{"error_message": string(inner)})
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="Baremetal API"`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(body)
+	return body
 }
 
 func invalid(format string, args ...any) error {

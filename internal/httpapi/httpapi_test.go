@@ -34,7 +34,10 @@ func newAPI(t testing.TB, mutate ...func(*httpapi.Options)) (*httptest.Server, *
 	for _, m := range mutate {
 		m(&opts)
 	}
-	ts := httptest.NewServer(httpapi.New(opts))
+	// Served as in production: net/http's own error answers get Ironic's body.
+	ts := httptest.NewUnstartedServer(httpapi.New(opts))
+	ts.Listener = httpapi.ErrorListener(ts.Listener)
+	ts.Start()
 	t.Cleanup(ts.Close)
 	return ts, store
 }
@@ -225,7 +228,7 @@ func TestErrorsUseIronicFormat(t *testing.T) {
 		{"unknown driver", "POST", "/v1/nodes", map[string]any{"driver": "nope"}, 400, "No valid host was found"},
 		{"unsupported interface", "POST", "/v1/nodes", map[string]any{"driver": "ipmi", "power_interface": "fake"}, 400, "Could not find a suitable power interface"},
 		{"malformed JSON", "POST", "/v1/nodes", `{"driver": `, 400, "Invalid JSON"},
-		{"JSON array body", "POST", "/v1/nodes", `[1,2]`, 400, "Invalid request body"},
+		{"JSON array body", "POST", "/v1/nodes", `[1,2]`, 400, "is not of type 'object'"},
 		{"reserved name", "POST", "/v1/nodes", map[string]any{"driver": "fake-hardware", "name": "detail"}, 400, "reserved"},
 		{"bad uuid", "POST", "/v1/nodes", map[string]any{"driver": "fake-hardware", "uuid": "xyz"}, 400, "Expected UUID for uuid: xyz"},
 		{"negative memory", "POST", "/v1/nodes", map[string]any{"driver": "fake-hardware", "properties": map[string]any{"memory_mb": -1}}, 400, "memory_mb"},

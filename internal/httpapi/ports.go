@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -285,9 +284,12 @@ var datapathRE = regexp.MustCompile(`^(0x)?[0-9a-fA-F]{16}$`)
 
 // readPatch reads a JSON PATCH request body.
 func readPatch(r *http.Request) ([]patchOp, error) {
-	raw, err := io.ReadAll(r.Body)
+	raw, err := readBody(r)
 	if err != nil {
-		return nil, ironwork.Errorf(ironwork.ETOOLARGE, "Request body is too large.")
+		return nil, err
+	}
+	if _, err := decodeChecked(raw); err != nil {
+		return nil, err
 	}
 	return decodePatch(raw)
 }

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -95,78 +94,30 @@ func obj(o ironwork.JSONObject) ironwork.JSONObject {
 	return o
 }
 
-// secretWords are the fragments of key names whose values are never shown, as oslo's
-// mask_dict_password decides.
-var secretWords = []string{"password", "passwd", "pswd", "adminpass", "admin_pass", "auth_token", "new_pass",
-	"secret", "token", "configdrive", "chappassword", "encrypted_key", "private_key", "fernetkey", "sslkey",
-	"passphrase", "snmp_auth_key", "snmp_priv_key"}
-
 // Masked is the placeholder shown instead of a secret.
-const Masked = "******"
+const Masked = ironwork.Masked
 
-// isSecretKey reports whether a key name holds a secret.
-func isSecretKey(k string) bool {
-	k = strings.ToLower(k)
-	for _, w := range secretWords {
-		if strings.Contains(k, w) {
-			return true
-		}
-	}
-	return false
-}
-
-// maskSecrets returns a copy of o with the values of secret keys replaced, recursing into
-// nested objects.
-func maskSecrets(o ironwork.JSONObject) ironwork.JSONObject {
-	out := make(ironwork.JSONObject, len(o))
-	for k, v := range o {
-		switch {
-		case isSecretKey(k):
-			out[k] = Masked
-		default:
-			if m, ok := v.(map[string]any); ok {
-				out[k] = maskSecrets(m)
-			} else {
-				out[k] = v
-			}
-		}
-	}
-	return out
-}
+// maskSecrets returns a copy of o with its secrets hidden by Ironic's rules (ironwork.MaskSecrets:
+// secret members, secrets inside strings, nested objects and lists, passwords in URLs).
+func maskSecrets(o ironwork.JSONObject) ironwork.JSONObject { return ironwork.MaskSecrets(o) }
 
 // decodeBody decodes a JSON request body into a generic object, with Ironic's errors for a
-// missing, malformed or oversized body.
+// missing, malformed or oversized body. The body passes the central checks of input.go: valid
+// UTF-8, no NUL character, numbers within range, bounded nesting.
 func decodeBody(r *http.Request, kind string) (map[string]any, error) {
-	var body map[string]any
-	if err := decodeJSON(r, &body); err != nil {
+	raw, err := readBody(r)
+	if err != nil {
 		return nil, err
 	}
-	if body == nil {
-		return nil, invalid("Schema error for %s: None is not of type 'object'", kind)
+	v, err := decodeChecked(raw)
+	if err != nil {
+		return nil, err
+	}
+	body, ok := v.(map[string]any)
+	if !ok {
+		return nil, invalid("Schema error for %s: %s is not of type 'object'", kind, pyRepr(v))
 	}
 	return body, nil
-}
-
-func decodeJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		if strings.Contains(err.Error(), "http: request body too large") {
-			return ironwork.Errorf(ironwork.ETOOLARGE, "Request body is too large.")
-		}
-		if err.Error() == "EOF" {
-			return invalid("The request body is empty: a JSON document is required.")
-		}
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return invalid("Invalid request body: %s is of the wrong type (%s).", te.Field, te.Value)
-		}
-		return invalid("Invalid JSON in request body: %s.", err.Error())
-	}
-	if dec.More() {
-		return invalid("Invalid JSON in request body: unexpected data after the document.")
-	}
-	return nil
 }
 
 // jsonType names the JSON type of a decoded value as Python's jsonschema would.

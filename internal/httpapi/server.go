@@ -177,6 +177,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := checkRequestTarget(r); err != nil {
+		s.writeError(sw, r, err)
+		return
+	}
 	if r.ContentLength > s.opts.MaxBodyBytes {
 		s.writeError(sw, r, ironwork.Errorf(ironwork.ETOOLARGE, "Request body is larger than %d bytes.", s.opts.MaxBodyBytes))
 		return

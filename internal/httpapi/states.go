@@ -110,17 +110,29 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 	for k, v := range body {
 		switch k {
 		case "target":
-			req.Target, _ = v.(string)
-		case "configdrive":
+			t, ok := v.(string)
+			if !ok && v != nil {
+				return invalid("Invalid target: %s is not a string.", pyRepr(v))
+			}
+			req.Target = t
+		case "configdrive": // its type is checked by checkConfigDrive
 			req.ConfigDrive = v
 		case "clean_steps", "deploy_steps", "service_steps":
 			since := map[string]int{"clean_steps": 15, "deploy_steps": 69, "service_steps": 87}[k]
 			if ver < since {
 				return tooNew(since)
 			}
+			if v == nil {
+				continue
+			}
 			list, ok := v.([]any)
 			if !ok {
 				return invalid("%s must be a list of steps", k)
+			}
+			for _, st := range list {
+				if _, ok := st.(map[string]any); !ok {
+					return invalid("Invalid %s: the step %s is not an object.", k, pyRepr(st))
+				}
 			}
 			steps := normalizeJSON(map[string]any{"s": list})["s"].([]any)
 			switch k {
@@ -135,12 +147,23 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 			if ver < 38 {
 				return tooNew(38)
 			}
-			req.RescuePassword, _ = v.(string)
+			p, ok := v.(string)
+			if !ok && v != nil {
+				return invalid("Invalid rescue_password: it is not a string.")
+			}
+			req.RescuePassword = p
 		case "disable_ramdisk":
 			if ver < 70 {
 				return tooNew(70)
 			}
-			req.DisableRamdisk, _ = v.(bool)
+			if v == nil {
+				continue
+			}
+			b, err := asBool("body", v)
+			if err != nil {
+				return invalid("Invalid disable_ramdisk: %s is not a boolean.", pyRepr(v))
+			}
+			req.DisableRamdisk = b
 		default:
 			return schemaError("body", "Additional properties are not allowed ('%s' was unexpected)", k)
 		}
@@ -180,7 +203,10 @@ func (s *Server) power(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	target, _ := body["target"].(string)
+	target, ok := body["target"].(string)
+	if !ok && body["target"] != nil {
+		return invalid("Invalid target: %s is not a string.", pyRepr(body["target"]))
+	}
 	var timeout time.Duration
 	for k, v := range body {
 		switch k {

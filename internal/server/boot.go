@@ -18,6 +18,7 @@ import (
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/dhcp"
 	"github.com/ironwork/ironwork/internal/driver/pxe"
+	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/httpboot"
 	"github.com/ironwork/ironwork/internal/image"
 	"github.com/ironwork/ironwork/internal/netns"
@@ -409,7 +410,7 @@ func (s *Server) listenForAgents(ctx context.Context, agent http.Handler) error 
 	if err != nil {
 		return fmt.Errorf("listen for deploy agents: %w (or set agent_api_url to an API address they reach)", err)
 	}
-	s.agentLn = ln
+	s.agentLn = httpapi.ErrorListener(ln)
 	s.agentSrv = newHTTPServer(agent, s.log)
 	s.log.Info("deploy agents reach the API on the provisioning network", "address", ln.Addr().String())
 	return nil

@@ -101,6 +101,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 			cfg.Listen = net.JoinHostPort(host, port)
 			s.cfg.Listen = cfg.Listen
 		}
+		// Answers net/http gives before any handler runs (an oversize header) get Ironic's body.
+		s.ln = httpapi.ErrorListener(s.ln)
 	}
 	if cfg.Role != "api" {
 		if s.rpcLn, err = net.Listen("tcp", cfg.RPCListen); err != nil {

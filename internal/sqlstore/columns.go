@@ -1,9 +1,12 @@
 package sqlstore
 
 import (
+	"bytes"
 	"database/sql/driver"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -27,15 +30,68 @@ func (c jsonCol[T]) Value() (driver.Value, error) {
 func (c jsonCol[T]) Scan(src any) error {
 	var zero T
 	*c.p = zero
+	var b []byte
 	switch v := src.(type) {
 	case nil:
 		return nil
 	case string:
-		return json.Unmarshal([]byte(v), c.p)
+		b = []byte(v)
 	case []byte:
-		return json.Unmarshal(v, c.p)
+		b = v
+	default:
+		return fmt.Errorf("scan JSON column from %T", src)
 	}
-	return fmt.Errorf("scan JSON column from %T", src)
+	if err := decodeColumn(b, c.p); err != nil {
+		*c.p = zero
+		return fmt.Errorf("%w: %w", ErrUndecodable, err)
+	}
+	return nil
+}
+
+// ErrUndecodable marks a stored value that cannot be decoded (written by an older version or
+// by hand). Lists skip such rows and log them rather than failing for every row.
+var ErrUndecodable = errors.New("stored value cannot be decoded")
+
+// decodeColumn decodes a JSON column into p. A free-form object holding a number that does not
+// fit a float64 (the API refuses them, but older versions stored them) decodes with that number
+// kept exactly as a json.Number, so that one value cannot make its whole row unreadable.
+func decodeColumn[T any](b []byte, p *T) error {
+	err := json.Unmarshal(b, p)
+	if err == nil {
+		return nil
+	}
+	m, ok := any(p).(*map[string]any)
+	if !ok {
+		return err
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var out map[string]any
+	if d.Decode(&out) != nil {
+		return err
+	}
+	*m = floatNumbers(out).(map[string]any)
+	return nil
+}
+
+// floatNumbers turns the json.Numbers of a decoded document into float64 where they fit, as
+// json.Unmarshal would have, and keeps the others as they are.
+func floatNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if f, err := strconv.ParseFloat(string(x), 64); err == nil {
+			return f
+		}
+	case map[string]any:
+		for k, m := range x {
+			x[k] = floatNumbers(m)
+		}
+	case []any:
+		for i, m := range x {
+			x[i] = floatNumbers(m)
+		}
+	}
+	return v
 }
 
 // nullStr maps "" to NULL and back.

@@ -97,6 +97,10 @@ func (e *entity[T]) list(ctx context.Context, s *Store, w where, p Page) ([]*T, 
 	var out []*T
 	for rows.Next() {
 		v, err := e.scan(rows)
+		if errors.Is(err, ErrUndecodable) {
+			s.log.ErrorContext(ctx, "skip undecodable row", "table", e.table, "uuid", *e.uuid(v), "error", err)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("scan %s: %w", strings.ToLower(e.kind), err)
 		}

@@ -131,7 +131,7 @@ func scanNode(sc interface{ Scan(...any) error }) (*ironwork.Node, error) {
 	dest := append([]any{&n.ID}, columnRefs(nodeColumns(), n)...)
 	dest = append(dest, nullStr[string]{&n.ChassisUUID}, nullStr[string]{&n.AllocationUUID})
 	if err := sc.Scan(dest...); err != nil {
-		return nil, err
+		return n, err
 	}
 	if n.Interfaces == nil {
 		n.Interfaces = map[ironwork.InterfaceKind]string{}
@@ -484,6 +484,10 @@ func (s *Store) ListNodes(ctx context.Context, f NodeFilter, p Page) ([]*ironwor
 	var out []*ironwork.Node
 	for rows.Next() {
 		n, err := scanNode(rows)
+		if errors.Is(err, ErrUndecodable) {
+			s.log.ErrorContext(ctx, "skip undecodable node", "node", n.UUID, "error", err)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("scan node: %w", err)
 		}
