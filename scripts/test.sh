@@ -50,7 +50,7 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 go vet ./... || failed+=(vet)
 
 step "go test -race"
-go test -race -count=1 ./... || failed+=(go-test)
+go test -race -count=1 -timeout 30m ./... || failed+=(go-test)
 
 if [ "$FUZZTIME" != 0 ]; then
   step "fuzz ($FUZZTIME per target)"
