@@ -134,6 +134,8 @@ func dispatch(ctx context.Context, c *conductor.Conductor, req request) (any, er
 			return nil, ironwork.Errorf(ironwork.EINVALID, "agent_heartbeat needs a heartbeat")
 		}
 		return nil, c.AgentHeartbeat(ctx, p.Node, *p.Heartbeat)
+	case "agent_lookup":
+		return c.LookupAgent(ctx, p.Node)
 	case "vif_attach", "vif_detach":
 		if p.VIF == nil {
 			return nil, ironwork.Errorf(ironwork.EINVALID, "%s needs a VIF", req.Method)
@@ -367,6 +369,14 @@ func (r *Router) SetTargetRAID(ctx context.Context, ident string, cfg ironwork.J
 func (r *Router) AgentHeartbeat(ctx context.Context, ident string, hb conductor.Heartbeat) error {
 	return r.call(ctx, params{Node: ident, Heartbeat: &hb}, "agent_heartbeat",
 		func(c *conductor.Conductor) (any, error) { return nil, c.AgentHeartbeat(ctx, ident, hb) }, nil)
+}
+
+// LookupAgent implements httpapi.Conductor.
+func (r *Router) LookupAgent(ctx context.Context, ident string) (conductor.AgentLookup, error) {
+	var out conductor.AgentLookup
+	err := r.call(ctx, params{Node: ident}, "agent_lookup",
+		func(c *conductor.Conductor) (any, error) { return c.LookupAgent(ctx, ident) }, &out)
+	return out, err
 }
 
 // CreateAllocation implements httpapi.Conductor: a backfill goes to the node's conductor, a new
