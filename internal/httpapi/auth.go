@@ -27,8 +27,8 @@ type BasicAuth struct {
 	dummy []byte
 	// compare is bcrypt.CompareHashAndPassword; tests count its calls.
 	compare func(hash, password []byte) error
-	mu    sync.Mutex
-	ok    map[string]bool // SHA-256 of "user\x00password" pairs already verified, to spare bcrypt's cost
+	mu      sync.Mutex
+	ok      map[string]bool // SHA-256 of "user\x00password" pairs already verified, to spare bcrypt's cost
 }
 
 var _ Authenticator = (*BasicAuth)(nil)

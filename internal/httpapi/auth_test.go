@@ -36,7 +36,6 @@ func newBasicAuth(t testing.TB, cost int) (*BasicAuth, *[][]byte) {
 	return a, &compared
 }
 
-
 // TestUnknownUserCostsABcryptComparison checks that an unknown user's password goes through
 // one bcrypt comparison against a hash of the same cost as the file's, as a known user's
 // wrong password does, and is refused.

@@ -295,6 +295,10 @@ func (r *Router) call(ctx context.Context, p params, method string, localFn func
 
 // Provision implements httpapi.Conductor.
 func (r *Router) Provision(ctx context.Context, ident string, req conductor.ProvisionRequest) error {
+	// Only the hash of a rescue password goes to the conductor, local or remote.
+	if err := req.HashRescuePassword(); err != nil {
+		return err
+	}
 	return r.call(ctx, params{Node: ident, Provision: &req}, "provision",
 		func(c *conductor.Conductor) (any, error) { return nil, c.Provision(ctx, ident, req) }, nil)
 }
