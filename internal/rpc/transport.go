@@ -58,8 +58,13 @@ type Sealer struct {
 	aead cipher.AEAD
 	now  func() time.Time
 
-	mu   sync.Mutex
-	seen map[string]time.Time // nonces of requests accepted within the window, and when they expire
+	// Nonces of accepted requests, in two generations swapped every 2*replayWindow: a nonce
+	// is remembered for at least 2*replayWindow, longer than its request stays acceptable,
+	// and checking or recording one costs the same however many there are.
+	mu      sync.Mutex
+	seen    map[string]struct{}
+	older   map[string]struct{}
+	rotated time.Time
 }
 
 // NewSealer derives the sealing key from secret, which must be at least 16 bytes.
@@ -75,7 +80,7 @@ func NewSealer(secret []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("make rpc cipher: %w", err)
 	}
-	return &Sealer{aead: aead, now: time.Now, seen: map[string]time.Time{}}, nil
+	return &Sealer{aead: aead, now: time.Now, seen: map[string]struct{}{}, older: map[string]struct{}{}}, nil
 }
 
 // LoadSecretFile reads a shared secret from a file (surrounding white space ignored).
@@ -130,17 +135,15 @@ func (s *Sealer) openRequest(body []byte, path string) (plain, nonce []byte, err
 	// Only requests that opened are remembered, so forgeries cannot fill the cache.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, dup := s.seen[string(e.Nonce)]; dup {
+	key := string(e.Nonce)
+	_, dup := s.seen[key]
+	if _, old := s.older[key]; dup || old {
 		return nil, nil, fmt.Errorf("%w: a replay of an earlier request", ErrUnauthenticated)
 	}
-	if len(s.seen) >= 1024 {
-		for k, exp := range s.seen {
-			if now.After(exp) {
-				delete(s.seen, k)
-			}
-		}
+	if now.Sub(s.rotated) > 2*replayWindow {
+		s.older, s.seen, s.rotated = s.seen, map[string]struct{}{}, now
 	}
-	s.seen[string(e.Nonce)] = at.Add(2 * replayWindow)
+	s.seen[key] = struct{}{}
 	return plain, e.Nonce, nil
 }
 

@@ -49,3 +49,23 @@ func TestSealerRefusesStaleAndForeignRequests(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkSealOpen reports what sealing and opening a 400-byte request costs, with the
+// replay memory growing as it does under load (its cost must not grow with it).
+func BenchmarkSealOpen(b *testing.B) {
+	s, err := NewSealer([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := make([]byte, 400)
+	for b.Loop() {
+		ts := s.now().Unix()
+		env, _, err := s.seal(body, requestAD("/rpc", ts), ts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := s.openRequest(env, "/rpc"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
