@@ -96,11 +96,21 @@ func (c *Conductor) LookupAgent(ctx context.Context, ident string) (AgentLookup,
 		InstanceInfo: n.InstanceInfo, DriverInternalInfo: dii, Token: token}, nil
 }
 
+// agentRuns says whether a node in state st still runs the agent of its current boot: the
+// lookup states and the hold states between them (a held node's agent waits to go on).
+func agentRuns(st ironwork.ProvisionState) bool {
+	switch st {
+	case ironwork.CleanHold, ironwork.DeployHold, ironwork.ServiceHold:
+		return true
+	}
+	return lookupStates[st]
+}
+
 // forgetTokenOnLeaving clears the agent's token when a transition takes a node out of the
 // states in which an agent runs: the token belonged to that boot of that agent, and is
 // refused (403) from then on.
 func forgetTokenOnLeaving(n *ironwork.Node, from, to ironwork.ProvisionState) {
-	if lookupStates[from] && !lookupStates[to] {
+	if agentRuns(from) && !agentRuns(to) {
 		delete(n.DriverInternalInfo, AgentTokenKey)
 	}
 }
