@@ -3,12 +3,15 @@ package rpc_test
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -176,4 +179,56 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+// TestSealedRPCOverTLS reaches a conductor serving https, its certificate verified against the
+// CA file the router is given; a router that does not trust that CA cannot call it.
+func TestSealedRPCOverTLS(t *testing.T) {
+	ctx := context.Background()
+	_, store, c := newConductor(t)
+	sealer, err := rpc.NewSealer([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	ts := httptest.NewTLSServer(sealer.Handler(rpc.Handler(c, log), log))
+	t.Cleanup(ts.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "rpc-c", Drivers: []string{"fake-hardware"}, RPCURL: ts.URL}); err != nil {
+		t.Fatal(err)
+	}
+	n := &ironwork.Node{Name: "tls-node", Driver: "fake-hardware", ProvisionState: ironwork.Enroll}
+	if err := ironwork.DefaultDriverConfig().ResolveInterfaces(n); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateNode(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		files rpc.TLSFiles
+		ok    bool
+	}{
+		{"trusted CA", rpc.TLSFiles{CA: caFile}, true},
+		{"system roots", rpc.TLSFiles{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clientTLS, err := tc.files.ClientConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := rpc.NewRouter(nil, store, conductor.NewRing(), "api-only", log)
+			r.Secure(sealer, clientTLS)
+			if err := r.Refresh(ctx, 60e9); err != nil {
+				t.Fatal(err)
+			}
+			_, err = r.Validate(ctx, n.UUID)
+			if (err == nil) != tc.ok {
+				t.Fatalf("validate over https: %v, want success %v", err, tc.ok)
+			}
+		})
+	}
 }
