@@ -23,8 +23,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	configFile := fs.String("config", "", "TOML configuration file")
 	role := fs.String("role", cfg.Role, "both (API and conductor), api (routes work to conductors over JSON-RPC) or conductor")
 	listen := fs.String("listen", cfg.Listen, "API address host:port")
-	rpcListen := fs.String("rpc-listen", cfg.RPCListen, "conductor JSON-RPC address host:port (port 0: any free port)")
-	rpcURL := fs.String("rpc-url", "", "URL other servers reach this conductor's JSON-RPC at (default http://<rpc-listen>)")
+	rpcListen := fs.String("rpc-listen", cfg.RPCListen, "conductor JSON-RPC address host:port (port 0: any free port; default 127.0.0.1:0 for --role conductor, none for --role both)")
+	rpcURL := fs.String("rpc-url", "", "URL other servers reach this conductor's JSON-RPC at (default http(s)://<rpc-listen>)")
+	rpcSecret := fs.String("rpc-secret-file", "", "file with the secret all processes share to authenticate and seal JSON-RPC (default: one generated once and kept in the database)")
+	rpcCert := fs.String("rpc-tls-cert-file", "", "certificate (PEM) the conductor serves JSON-RPC over TLS with")
+	rpcKey := fs.String("rpc-tls-key-file", "", "private key (PEM) of --rpc-tls-cert-file")
+	rpcCA := fs.String("rpc-tls-ca-file", "", "CA (PEM) callers verify conductors' JSON-RPC certificates with (default: the system's roots)")
 	dataDir := fs.String("data-dir", cfg.DataDir, "directory for the embedded database and files")
 	database := fs.String("database", "", "database: postgres://user:pass@host/db, or an SQLite file (default <data-dir>/ironwork.db)")
 	auth := fs.String("auth-strategy", "", "noauth or http_basic (default: noauth on loopback, http_basic when --http-basic-auth-file is set)")
@@ -86,6 +90,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			cfg.RPCListen = *rpcListen
 		case "rpc-url":
 			cfg.RPCURL = *rpcURL
+		case "rpc-secret-file":
+			cfg.RPCSecretFile = *rpcSecret
+		case "rpc-tls-cert-file":
+			cfg.RPCTLSCertFile = *rpcCert
+		case "rpc-tls-key-file":
+			cfg.RPCTLSKeyFile = *rpcKey
+		case "rpc-tls-ca-file":
+			cfg.RPCTLSCAFile = *rpcCA
 		case "data-dir":
 			cfg.DataDir = *dataDir
 		case "database":

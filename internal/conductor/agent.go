@@ -11,7 +11,6 @@ import (
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/api"
-	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
 // driver_internal_info keys of the deploy agent, named as Ironic names them where it has them.
@@ -43,16 +42,39 @@ var lookupStates = map[ironwork.ProvisionState]bool{
 // AgentMayLookUp says whether a node in state st has an agent that may look itself up.
 func AgentMayLookUp(st ironwork.ProvisionState) bool { return lookupStates[st] }
 
-// IssueAgentToken gives a node's agent its secret token: a new one the first time after the
-// node's agent boots, "******" once it was handed out (the agent keeps the one it got).
-func IssueAgentToken(ctx context.Context, store *sqlstore.Store, ident string) (string, *ironwork.Node, error) {
+// maskedToken is what lookup answers in place of a token already handed out, as Ironic does.
+const maskedToken = "******"
+
+// AgentLookup is what a node's agent learns when it looks itself up: the node's fields it
+// needs, and its token the first time it asks in a boot ("******" afterwards). The token in
+// DriverInternalInfo is always masked.
+type AgentLookup struct {
+	UUID               string                  `json:"uuid"`
+	Name               string                  `json:"name"`
+	ProvisionState     ironwork.ProvisionState `json:"provision_state"`
+	Properties         ironwork.JSONObject     `json:"properties"`
+	InstanceInfo       ironwork.JSONObject     `json:"instance_info"`
+	DriverInternalInfo ironwork.JSONObject     `json:"driver_internal_info"`
+	Token              string                  `json:"token"`
+}
+
+// LookupAgent hands a node's agent its secret token: a new one the first time the agent of
+// this boot asks, "******" to every later lookup (the agent keeps the one it got; an agent
+// that restarted within the same boot cannot get it again, and its node times out and fails
+// as in Ironic). Tokens are cleared when the node leaves the states in which an agent runs,
+// so the next boot's agent gets a new one. A node in any other state is not found, as in
+// Ironic. The state check and the token are written in one transaction.
+func (c *Conductor) LookupAgent(ctx context.Context, ident string) (AgentLookup, error) {
 	var token string
-	n, err := store.UpdateNode(ctx, ident, func(n *ironwork.Node) error {
+	n, err := c.store.UpdateNode(ctx, ident, func(n *ironwork.Node) error {
+		if !lookupStates[n.ProvisionState] {
+			return ironwork.Errorf(ironwork.ENOTFOUND, "Node could not be found.")
+		}
 		if n.DriverInternalInfo == nil {
 			n.DriverInternalInfo = ironwork.JSONObject{}
 		}
 		if existing, _ := n.DriverInternalInfo[AgentTokenKey].(string); existing != "" {
-			token = "******"
+			token = maskedToken
 			return nil
 		}
 		b := make([]byte, 32)
@@ -63,10 +85,45 @@ func IssueAgentToken(ctx context.Context, store *sqlstore.Store, ident string) (
 		n.DriverInternalInfo[AgentTokenKey] = token
 		return nil
 	})
-	if err != nil {
-		return "", nil, err
+	if ironwork.ErrorCode(err) == ironwork.ENOTFOUND {
+		return AgentLookup{}, ironwork.Errorf(ironwork.ENOTFOUND, "Node could not be found.")
 	}
-	return token, n, nil
+	if err != nil {
+		return AgentLookup{}, err
+	}
+	dii := ironwork.JSONObject{}
+	for k, v := range n.DriverInternalInfo {
+		dii[k] = v
+	}
+	if _, ok := dii[AgentTokenKey]; ok {
+		dii[AgentTokenKey] = maskedToken
+	}
+	if token != maskedToken {
+		c.log.Info("agent token issued", "node", n.UUID, "state", n.ProvisionState)
+	} else {
+		c.log.Warn("agent looked up again in the same boot: its token is not handed out twice", "node", n.UUID, "state", n.ProvisionState)
+	}
+	return AgentLookup{UUID: n.UUID, Name: n.Name, ProvisionState: n.ProvisionState, Properties: n.Properties,
+		InstanceInfo: n.InstanceInfo, DriverInternalInfo: dii, Token: token}, nil
+}
+
+// agentRuns says whether a node in state st still runs the agent of its current boot: the
+// lookup states and the hold states between them (a held node's agent waits to go on).
+func agentRuns(st ironwork.ProvisionState) bool {
+	switch st {
+	case ironwork.CleanHold, ironwork.DeployHold, ironwork.ServiceHold:
+		return true
+	}
+	return lookupStates[st]
+}
+
+// forgetTokenOnLeaving clears the agent's token when a transition takes a node out of the
+// states in which an agent runs: the token belonged to that boot of that agent, and is
+// refused (403) from then on.
+func forgetTokenOnLeaving(n *ironwork.Node, from, to ironwork.ProvisionState) {
+	if agentRuns(from) && !agentRuns(to) {
+		delete(n.DriverInternalInfo, AgentTokenKey)
+	}
 }
 
 // ForgetAgent removes what a node knows of its agent (token, URL): the next ramdisk boot
@@ -95,7 +152,7 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, ident string, hb Heartbe
 	// heartbeat, so an agent that lost its node cannot write its URL back.
 	n, err := c.store.UpdateNode(ctx, ident, func(n *ironwork.Node) error {
 		if !tokenMatches(n, hb.AgentToken) {
-			return ironwork.Errorf(ironwork.EFORBIDDEN, "Invalid or missing agent token received for node %s.", n.UUID)
+			return ironwork.Errorf(ironwork.EFORBIDDEN, "Invalid or missing agent token received.")
 		}
 		if !lookupStates[n.ProvisionState] {
 			return ironwork.Errorf(ironwork.ECONFLICT, "Node %s is in state %s, in which its agent does not heartbeat.", n.UUID, n.ProvisionState)

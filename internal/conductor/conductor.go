@@ -295,6 +295,7 @@ func (c *Conductor) transitionWith(ctx context.Context, t *Task, ev ironwork.Eve
 		if also != nil {
 			also(n)
 		}
+		forgetTokenOnLeaving(n, n.ProvisionState, to)
 		n.ProvisionState, n.TargetProvisionState, n.ProvisionUpdatedAt = to, target, &now
 		n.LastError = lastError
 		if free && n.Reservation == c.cfg.Hostname {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/configdrive"
+	"github.com/ironwork/ironwork/internal/shacrypt"
 )
 
 // ProvisionRequest is a PUT /states/provision request.
@@ -18,7 +19,28 @@ type ProvisionRequest struct {
 	DeploySteps    []any
 	ServiceSteps   []any
 	RescuePassword string
-	DisableRamdisk bool
+	// RescuePasswordHash is the SHA-512-crypt hash of the rescue password; callers that hash
+	// the password themselves (the RPC router) send it instead of RescuePassword, so the
+	// password never travels.
+	RescuePasswordHash string
+	DisableRamdisk     bool
+}
+
+// RescuePasswordHashKey is the instance_info key of the rescue password's SHA-512-crypt hash,
+// as Ironic names it. The password itself is never stored.
+const RescuePasswordHashKey = "hashed_rescue_password"
+
+// HashRescuePassword moves a rescue password of req into RescuePasswordHash.
+func (req *ProvisionRequest) HashRescuePassword() error {
+	if req.RescuePassword == "" {
+		return nil
+	}
+	h, err := shacrypt.Generate(req.RescuePassword)
+	if err != nil {
+		return fmt.Errorf("hash rescue password: %w", err)
+	}
+	req.RescuePassword, req.RescuePasswordHash = "", h
+	return nil
 }
 
 // internal info keys for the steps still to run.
@@ -126,14 +148,18 @@ func (c *Conductor) Provision(ctx context.Context, ident string, req ProvisionRe
 	case ironwork.EventAdopt:
 		work = c.adopt
 	case ironwork.EventRescue:
-		if req.RescuePassword == "" {
+		if err := req.HashRescuePassword(); err != nil {
+			return err
+		}
+		if !strings.HasPrefix(req.RescuePasswordHash, "$6$") {
 			return ironwork.Errorf(ironwork.EINVALID, "A non-empty \"rescue_password\" is required when setting target provision state to rescue.")
 		}
 		if err := t.Save(ctx, func(n *ironwork.Node) {
 			if n.InstanceInfo == nil {
 				n.InstanceInfo = ironwork.JSONObject{}
 			}
-			n.InstanceInfo["rescue_password"] = req.RescuePassword
+			delete(n.InstanceInfo, "rescue_password")
+			n.InstanceInfo[RescuePasswordHashKey] = req.RescuePasswordHash
 		}); err != nil {
 			return err
 		}
@@ -535,6 +561,9 @@ func (c *Conductor) unrescue(ctx context.Context, t *Task) {
 			return
 		}
 	}
-	_ = t.Save(ctx, func(n *ironwork.Node) { delete(n.InstanceInfo, "rescue_password") })
+	_ = t.Save(ctx, func(n *ironwork.Node) {
+		delete(n.InstanceInfo, "rescue_password")
+		delete(n.InstanceInfo, RescuePasswordHashKey)
+	})
 	c.transitionOrLog(ctx, t, ironwork.EventDone, "")
 }

@@ -45,8 +45,11 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) error {
 	if len(macs) == 0 && uuid == "" {
 		return invalid("One of addresses or node_uuid must be provided.")
 	}
+	c, err := s.cond()
+	if err != nil {
+		return err
+	}
 	var n *ironwork.Node
-	var err error
 	if uuid != "" {
 		n, err = s.store.GetNode(r.Context(), uuid)
 	} else {
@@ -56,15 +59,17 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) error {
 		// As Ironic: a node that exists but may not be looked up now is not found either.
 		return ironwork.Errorf(ironwork.ENOTFOUND, "Node could not be found.")
 	}
-	token, n, err := conductor.IssueAgentToken(r.Context(), s.store, n.UUID)
+	// The node's conductor decides and records the token, in the same transaction as its
+	// check of the node's state.
+	l, err := c.LookupAgent(r.Context(), n.UUID)
 	if err != nil {
 		return err
 	}
-	s.log.Info("agent looked up", "node", n.UUID, "addresses", strings.Join(macs, ","), "state", n.ProvisionState)
+	s.log.Info("agent looked up", "node", l.UUID, "addresses", strings.Join(macs, ","), "state", l.ProvisionState)
 	return s.writeJSON(w, http.StatusOK, api.LookupResponse{
-		Node: map[string]any{"uuid": n.UUID, "name": optStr(n.Name), "properties": maskSecrets(obj(n.Properties)),
-			"instance_info": maskSecrets(obj(n.InstanceInfo)), "driver_internal_info": maskSecrets(obj(n.DriverInternalInfo))},
-		Config: api.LookupConfig{HeartbeatTimeout: agentHeartbeatTimeout, AgentToken: token, AgentTokenRequired: true},
+		Node: map[string]any{"uuid": l.UUID, "name": optStr(l.Name), "properties": maskSecrets(obj(l.Properties)),
+			"instance_info": maskSecrets(obj(l.InstanceInfo)), "driver_internal_info": maskSecrets(obj(l.DriverInternalInfo))},
+		Config: api.LookupConfig{HeartbeatTimeout: agentHeartbeatTimeout, AgentToken: l.Token, AgentTokenRequired: true},
 	})
 }
 

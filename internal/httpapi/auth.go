@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -19,8 +20,15 @@ import (
 // Ironic's http_basic auth strategy does.
 type BasicAuth struct {
 	users map[string][]byte
-	mu    sync.Mutex
-	ok    map[string]bool // SHA-256 of "user\x00password" pairs already verified, to spare bcrypt's cost
+	// dummy is a bcrypt hash of a random password at the highest cost of the file's hashes:
+	// an unknown user's password is compared against it, so that an unknown user costs the
+	// same work as a known user with a wrong password and user names cannot be told apart by
+	// the time of the answer.
+	dummy []byte
+	// compare is bcrypt.CompareHashAndPassword; tests count its calls.
+	compare func(hash, password []byte) error
+	mu      sync.Mutex
+	ok      map[string]bool // SHA-256 of "user\x00password" pairs already verified, to spare bcrypt's cost
 }
 
 var _ Authenticator = (*BasicAuth)(nil)
@@ -32,7 +40,7 @@ func LoadBasicAuth(path string) (*BasicAuth, error) {
 		return nil, fmt.Errorf("read auth user file: %w", err)
 	}
 	defer f.Close()
-	a := &BasicAuth{users: map[string][]byte{}, ok: map[string]bool{}}
+	a := &BasicAuth{users: map[string][]byte{}, ok: map[string]bool{}, compare: bcrypt.CompareHashAndPassword}
 	sc := bufio.NewScanner(f)
 	for line := 1; sc.Scan(); line++ {
 		t := strings.TrimSpace(sc.Text())
@@ -55,6 +63,21 @@ func LoadBasicAuth(path string) (*BasicAuth, error) {
 	}
 	if len(a.users) == 0 {
 		return nil, fmt.Errorf("auth user file %s has no users", path)
+	}
+	cost := bcrypt.MinCost
+	for user, hash := range a.users {
+		c, err := bcrypt.Cost(hash)
+		if err != nil {
+			return nil, fmt.Errorf("auth user file %s, user %s: %w", path, user, err)
+		}
+		cost = max(cost, c)
+	}
+	pw := make([]byte, 32)
+	if _, err := rand.Read(pw); err != nil {
+		return nil, fmt.Errorf("make dummy password: %w", err)
+	}
+	if a.dummy, err = bcrypt.GenerateFromPassword([]byte(base64.RawStdEncoding.EncodeToString(pw)), cost); err != nil {
+		return nil, fmt.Errorf("make dummy bcrypt hash: %w", err)
 	}
 	return a, nil
 }
@@ -86,7 +109,10 @@ func (a *BasicAuth) Authenticate(r *http.Request) (string, error) {
 		return user, nil
 	}
 	hash, known := a.users[user]
-	if !known || bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
+	if !known {
+		hash = a.dummy // the same work as for a known user, and never a match
+	}
+	if err := a.compare(hash, []byte(pass)); err != nil || !known {
 		return "", ironwork.Errorf(ironwork.EUNAUTHORIZED, "Incorrect username or password")
 	}
 	a.mu.Lock()

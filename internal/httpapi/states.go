@@ -27,6 +27,7 @@ type Conductor interface {
 	SetSecureBoot(ctx context.Context, ident string, on bool) error
 	SetTargetRAID(ctx context.Context, ident string, cfg ironwork.JSONObject) error
 	AgentHeartbeat(ctx context.Context, ident string, hb conductor.Heartbeat) error
+	LookupAgent(ctx context.Context, ident string) (conductor.AgentLookup, error)
 	CreateAllocation(ctx context.Context, a *ironwork.Allocation, backfillNode string) (*ironwork.Allocation, error)
 	DeleteAllocation(ctx context.Context, ident string) error
 	AttachVIF(ctx context.Context, ident string, vif conductor.VIF) error

@@ -134,6 +134,8 @@ func dispatch(ctx context.Context, c *conductor.Conductor, req request) (any, er
 			return nil, ironwork.Errorf(ironwork.EINVALID, "agent_heartbeat needs a heartbeat")
 		}
 		return nil, c.AgentHeartbeat(ctx, p.Node, *p.Heartbeat)
+	case "agent_lookup":
+		return c.LookupAgent(ctx, p.Node)
 	case "vif_attach", "vif_detach":
 		if p.VIF == nil {
 			return nil, ironwork.Errorf(ironwork.EINVALID, "%s needs a VIF", req.Method)
@@ -293,6 +295,10 @@ func (r *Router) call(ctx context.Context, p params, method string, localFn func
 
 // Provision implements httpapi.Conductor.
 func (r *Router) Provision(ctx context.Context, ident string, req conductor.ProvisionRequest) error {
+	// Only the hash of a rescue password goes to the conductor, local or remote.
+	if err := req.HashRescuePassword(); err != nil {
+		return err
+	}
 	return r.call(ctx, params{Node: ident, Provision: &req}, "provision",
 		func(c *conductor.Conductor) (any, error) { return nil, c.Provision(ctx, ident, req) }, nil)
 }
@@ -367,6 +373,14 @@ func (r *Router) SetTargetRAID(ctx context.Context, ident string, cfg ironwork.J
 func (r *Router) AgentHeartbeat(ctx context.Context, ident string, hb conductor.Heartbeat) error {
 	return r.call(ctx, params{Node: ident, Heartbeat: &hb}, "agent_heartbeat",
 		func(c *conductor.Conductor) (any, error) { return nil, c.AgentHeartbeat(ctx, ident, hb) }, nil)
+}
+
+// LookupAgent implements httpapi.Conductor.
+func (r *Router) LookupAgent(ctx context.Context, ident string) (conductor.AgentLookup, error) {
+	var out conductor.AgentLookup
+	err := r.call(ctx, params{Node: ident}, "agent_lookup",
+		func(c *conductor.Conductor) (any, error) { return c.LookupAgent(ctx, ident) }, &out)
+	return out, err
 }
 
 // CreateAllocation implements httpapi.Conductor: a backfill goes to the node's conductor, a new

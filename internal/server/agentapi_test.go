@@ -91,3 +91,69 @@ func jsonText(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
 }
+
+// TestAgentTokenBoundToOneBoot checks that a token dies with the boot of the agent it was
+// handed to: after an abort and after a new deployment the old token is refused with 403,
+// and the next boot's agent gets a new token from its first lookup.
+func TestAgentTokenBoundToOneBoot(t *testing.T) {
+	for _, target := range sqlstoretest.Targets() {
+		t.Run(target.Name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, target.DSN(t))
+			c := &api.Client{BaseURL: srv.URL(), Version: "1.87"}
+			ctx := context.Background()
+			var node map[string]any
+			if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": "token-1", "driver": "fake-hardware",
+				"driver_info": map[string]any{"fake_deploy_wait": true}}, &node); err != nil {
+				t.Fatal(err)
+			}
+			uuid := node["uuid"].(string)
+			lookup := func() (string, error) {
+				var lr api.LookupResponse
+				err := c.Do(ctx, http.MethodGet, "/v1/lookup?node_uuid="+uuid, nil, &lr)
+				return lr.Config.AgentToken, err
+			}
+			hb := func(token string) error {
+				return c.Do(ctx, http.MethodPost, "/v1/heartbeat/"+uuid, map[string]any{"callback_url": "http://127.0.0.1:9999", "agent_token": token}, nil)
+			}
+			for _, verb := range []string{"manage", "provide", "active"} {
+				provisionVerb(t, c, uuid, verb)
+				waitState(t, c, uuid, map[string]string{"manage": "manageable", "provide": "available", "active": "wait call-back"}[verb], 10*time.Second)
+			}
+			first, err := lookup()
+			if err != nil || len(first) < 32 {
+				t.Fatalf("first lookup: %q %v", first, err)
+			}
+			if err := hb(first); err != nil {
+				t.Fatalf("heartbeat with the boot's token: %v", err)
+			}
+			if again, err := lookup(); err != nil || again != "******" {
+				t.Fatalf("second lookup in the same boot: %q %v, want ******", again, err)
+			}
+
+			provisionVerb(t, c, uuid, "abort")
+			waitState(t, c, uuid, "deploy failed", 10*time.Second)
+			if err := hb(first); !api.IsStatus(err, http.StatusForbidden) {
+				t.Fatalf("heartbeat with the token of an aborted deployment: %v, want 403", err)
+			}
+			if _, err := lookup(); !api.IsStatus(err, http.StatusNotFound) {
+				t.Fatalf("lookup of a failed deployment: %v, want 404", err)
+			}
+
+			provisionVerb(t, c, uuid, "deleted")
+			waitState(t, c, uuid, "available", 20*time.Second)
+			provisionVerb(t, c, uuid, "active")
+			waitState(t, c, uuid, "wait call-back", 10*time.Second)
+			if err := hb(first); !api.IsStatus(err, http.StatusForbidden) {
+				t.Fatalf("heartbeat of the next deployment with the previous one's token: %v, want 403", err)
+			}
+			second, err := lookup()
+			if err != nil || len(second) < 32 || second == first {
+				t.Fatalf("lookup of the next deployment's agent: %q %v, want a new token", second, err)
+			}
+			if err := hb(second); err != nil {
+				t.Fatalf("heartbeat with the new token: %v", err)
+			}
+		})
+	}
+}

@@ -26,9 +26,20 @@ type Config struct {
 	// Listen is the API's address (Ironic's port by default).
 	Listen string `toml:"listen"`
 	// RPCListen is where the conductor answers JSON-RPC from API-only servers; port 0 picks a
-	// free port. RPCURL is the address other servers use; empty means http://<RPCListen>.
+	// free port. Empty means 127.0.0.1:0 for role conductor and no RPC port at all for role
+	// both (its API calls its own conductor directly). RPCURL is the address other servers
+	// use; empty means http(s)://<RPCListen>.
 	RPCListen string `toml:"rpc_listen"`
 	RPCURL    string `toml:"rpc_url"`
+	// RPCSecretFile holds the secret every process of the deployment shares to authenticate
+	// and seal JSON-RPC; empty means a secret generated once and kept in the database.
+	RPCSecretFile string `toml:"rpc_secret_file"`
+	// RPCTLSCertFile and RPCTLSKeyFile make the conductor serve JSON-RPC over TLS;
+	// RPCTLSCAFile is the authority callers verify conductors' certificates with (the
+	// system's roots when empty).
+	RPCTLSCertFile string `toml:"rpc_tls_cert_file"`
+	RPCTLSKeyFile  string `toml:"rpc_tls_key_file"`
+	RPCTLSCAFile   string `toml:"rpc_tls_ca_file"`
 	// DataDir holds the embedded database and, later, images and boot files.
 	DataDir string `toml:"data_dir"`
 	// Database is a PostgreSQL URL (postgres://...) or an SQLite path; empty means
@@ -141,7 +152,6 @@ func Default() Config {
 	return Config{
 		Role:                 "both",
 		Listen:               "127.0.0.1:6385",
-		RPCListen:            "127.0.0.1:0",
 		DataDir:              defaultDataDir(),
 		HeartbeatInterval:    Duration{10 * time.Second},
 		HeartbeatTimeout:     Duration{60 * time.Second},
@@ -227,14 +237,16 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("role: %q is not both, api or conductor", c.Role))
 	}
-	if c.Role != "api" {
-		host, _, err := net.SplitHostPort(c.RPCListen)
-		if err != nil {
+	if c.Role == "conductor" && c.RPCListen == "" {
+		c.RPCListen = "127.0.0.1:0"
+	}
+	if c.Role != "api" && c.RPCListen != "" {
+		if _, _, err := net.SplitHostPort(c.RPCListen); err != nil {
 			errs = append(errs, fmt.Errorf("rpc_listen: %q is not host:port: %w", c.RPCListen, err))
-		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) && !c.AllowInsecureNoauth {
-			errs = append(errs, fmt.Errorf("rpc_listen %s is not a loopback address and JSON-RPC has no authentication yet: "+
-				"keep it on loopback, or set --allow-insecure-noauth on a trusted network", c.RPCListen))
 		}
+	}
+	if (c.RPCTLSCertFile == "") != (c.RPCTLSKeyFile == "") {
+		errs = append(errs, errors.New("rpc_tls_cert_file and rpc_tls_key_file: set both or neither"))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir: must not be empty"))

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -104,13 +105,27 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		// Answers net/http gives before any handler runs (an oversize header) get Ironic's body.
 		s.ln = httpapi.ErrorListener(s.ln)
 	}
+	sealer, err := rpcSealer(ctx, cfg, store)
+	if err != nil {
+		return nil, err
+	}
+	tlsFiles := rpc.TLSFiles{Cert: cfg.RPCTLSCertFile, Key: cfg.RPCTLSKeyFile, CA: cfg.RPCTLSCAFile}
 	if cfg.Role != "api" {
-		if s.rpcLn, err = net.Listen("tcp", cfg.RPCListen); err != nil {
-			return nil, fmt.Errorf("listen for JSON-RPC on %s: %w", cfg.RPCListen, err)
-		}
-		rpcURL := cfg.RPCURL
-		if rpcURL == "" {
-			rpcURL = "http://" + s.rpcLn.Addr().String()
+		// A process that is both API and conductor opens no JSON-RPC port unless asked to:
+		// its API calls its own conductor directly.
+		rpcURL := ""
+		if cfg.RPCListen != "" {
+			if s.rpcLn, err = listenRPC(cfg.RPCListen, tlsFiles); err != nil {
+				return nil, err
+			}
+			rpcURL = cfg.RPCURL
+			if rpcURL == "" {
+				scheme := "http://"
+				if tlsFiles.Cert != "" {
+					scheme = "https://"
+				}
+				rpcURL = scheme + s.rpcLn.Addr().String()
+			}
 		}
 		registry := conductor.Registry{}
 		s.ipmiSessions = ipmi.NewSessions()
@@ -140,7 +155,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		if err = s.cond.Start(ctx); err != nil {
 			return nil, fmt.Errorf("start conductor: %w", err)
 		}
-		s.https = append(s.https, newHTTPServer(rpc.Handler(s.cond, log), log))
+		if s.rpcLn != nil {
+			s.https = append(s.https, newHTTPServer(sealer.Handler(rpc.Handler(s.cond, log), log), log))
+		}
 	}
 	if cfg.Role != "conductor" {
 		opts := httpapi.Options{Store: store, Drivers: drivers, Logger: log, PublicURL: cfg.PublicURL,
@@ -158,6 +175,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 				return nil, err
 			}
 		}
+		clientTLS, err := tlsFiles.ClientConfig()
+		if err != nil {
+			return nil, err
+		}
+		s.router.Secure(sealer, clientTLS)
 		opts.Ring, opts.Conductor = s.router.Ring(), s.router
 		api := httpapi.New(opts)
 		s.https = append([]*http.Server{newHTTPServer(api, log)}, s.https...)
@@ -166,6 +188,46 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		}
 	}
 	return s, nil
+}
+
+// rpcSealer returns what seals the conductors' JSON-RPC: the secret of rpc_secret_file, or
+// the one every process of the deployment finds in the shared database.
+func rpcSealer(ctx context.Context, cfg Config, store *sqlstore.Store) (*rpc.Sealer, error) {
+	var secret []byte
+	var err error
+	if cfg.RPCSecretFile != "" {
+		secret, err = rpc.LoadSecretFile(cfg.RPCSecretFile)
+	} else {
+		secret, err = store.SharedSecret(ctx, "json-rpc")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rpc.NewSealer(secret)
+}
+
+// listenRPC opens the conductor's JSON-RPC listener, with TLS when a certificate is set.
+func listenRPC(addr string, files rpc.TLSFiles) (net.Listener, error) {
+	tlsCfg, err := files.ServerConfig()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for JSON-RPC on %s: %w", addr, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	return ln, nil
+}
+
+// RPCAddr is the address the conductor's JSON-RPC listens on ("" when it opened none).
+func (s *Server) RPCAddr() string {
+	if s.rpcLn == nil {
+		return ""
+	}
+	return s.rpcLn.Addr().String()
 }
 
 // Addr is the address the API listens on ("" for a conductor-only process).

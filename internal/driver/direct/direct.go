@@ -432,7 +432,7 @@ func withoutSecrets(o ironwork.JSONObject) ironwork.JSONObject {
 	out := ironwork.JSONObject{}
 	for k, v := range o {
 		switch k {
-		case "configdrive", "rescue_password":
+		case "configdrive", "rescue_password", conductor.RescuePasswordHashKey:
 			continue
 		}
 		out[k] = v
