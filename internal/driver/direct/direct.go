@@ -59,7 +59,10 @@ func New(cfg Config, log *slog.Logger) *Interface {
 		cfg.SoftPowerOffTimeout = 2 * time.Minute
 	}
 	if cfg.HTTP == nil {
-		cfg.HTTP = &http.Client{Timeout: 60 * time.Second}
+		// No idle connections: a node that reboots into a new agent keeps its address, and a
+		// request on the previous agent's connection is reset. (Minimal stop-gap; the agent
+		// client's own rework replaces it.)
+		cfg.HTTP = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
