@@ -409,6 +409,23 @@ func TestLabProductionLayout(t *testing.T) {
 			}
 		}
 	}
+	// The CPUs are what the nodes claim: Linux seeds its CRNG from RDRAND at once ("random:
+	// crng init done" at time 0) when the CPU has it, and later, if ever, without it.
+	for _, n := range st.Nodes {
+		b, _ := os.ReadFile(n.Serial)
+		var first string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "crng init done") {
+				first = strings.TrimSpace(l)
+				break
+			}
+		}
+		t.Logf("%s (-cpu %s, rng %s): first CRNG line on the serial console: %q", n.Name, n.CPU, n.RNG, first)
+		atZero := strings.Contains(first, "[    0.000000]")
+		if (n.Name == "rdrand") != atZero {
+			t.Errorf("%s: CRNG line %q: want it at time 0 exactly when the CPU has RDRAND", n.Name, first)
+		}
+	}
 	// The image server, not the conductor's boot service, served the ramdisk and the image.
 	served, _ := os.ReadFile(filepath.Join(dir, "images.log"))
 	for _, f := range []string{"/ironwork-deploy.kernel", "/ironwork-deploy.initramfs", "/image.raw"} {
