@@ -378,14 +378,22 @@ func TestLabProductionLayout(t *testing.T) {
 		for _, p := range r.Phases {
 			t.Logf("%-6s: %-30s %6.1f s", r.Node, p.Name, p.Duration.Seconds())
 		}
+		n, _ := st.Node(r.Node)
 		if r.Err != nil {
-			t.Errorf("%s: %v", r.Node, r.Err)
+			// The agent's own reason, when it gave up (a ramdisk that found no DHCP lease).
+			b, _ := os.ReadFile(n.Serial)
+			var fatal string
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.Contains(l, "ironwork-agent: FATAL") {
+					fatal = strings.TrimSpace(l)
+				}
+			}
+			t.Errorf("%s: %v; the agent's last fatal error on the serial console: %q", r.Node, r.Err, fatal)
 			continue
 		}
 		if !strings.Contains(r.BootedLine, "firmware=bios") {
 			t.Errorf("%s: the instance reported %q", r.Node, r.BootedLine)
 		}
-		n, _ := st.Node(r.Node)
 		f, err := os.Open(n.Disk)
 		if err != nil {
 			t.Fatal(err)
