@@ -215,13 +215,13 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		{"addr", "add", "fd" + strings.ReplaceAll(st.Subnet, ".", ":") + "::1/64", "dev", st.Bridge, "nodad"},
 		{"link", "set", st.Bridge, "up"},
 	} {
-		if prod && args[0] == "link" && args[len(args)-1] == "up" && args[2] == st.Bridge {
-			// The image server's own address, another host on the provisioning network.
-			if err := ipCmd("-n", st.Netns, "addr", "add", imageServerAddr(st)+"/24", "dev", st.Bridge); err != nil {
-				return st, err
-			}
-		}
 		if err := ipCmd(append([]string{"-n", st.Netns}, args...)...); err != nil {
+			return st, err
+		}
+	}
+	if prod {
+		// The image server's own address: another host on the provisioning network.
+		if err := ipCmd("-n", st.Netns, "addr", "add", imageServerAddr(st)+"/24", "dev", st.Bridge); err != nil {
 			return st, err
 		}
 	}
