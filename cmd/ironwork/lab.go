@@ -56,6 +56,8 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	nodes := fs.Int("nodes", 2, "number of machines (odd: SeaBIOS over IPMI, even: OVMF over Redfish)")
 	bmc := fs.String("bmc", "vbmc", "vbmc (ironwork vbmc: IPMI and Redfish) or ipmi_sim (OpenIPMI, IPMI only)")
 	kernelDir := fs.String("kernel-dir", "", "kernel for the deploy ramdisk (default: what scripts/kernel.sh unpacked)")
+	layout := fs.String("layout", lab.LayoutLab, "lab (serve outside the namespace, provisioning_netns) or production "+
+		"(serve, BMCs and an HTTP image server inside it, Ironic-standard enrolment; use with --bmc ipmi_sim)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -64,7 +66,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch verb {
 	case "up":
-		if _, err := labUp(ctx, *dir, *nodes, *bmc, *kernelDir, stdout, stderr); err != nil {
+		if _, err := labUp(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "ironwork lab up:", err)
 			fmt.Fprintf(stderr, "what was made is recorded: 'ironwork lab down --dir %s' removes it\n", *dir)
 			return 1
@@ -80,18 +82,18 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "lab is down")
 		return 0
 	case "demo":
-		return labDemo(ctx, *dir, *nodes, *bmc, *kernelDir, stdout, stderr)
+		return labDemo(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, stdout, stderr)
 	}
 	fmt.Fprint(stderr, labUsage)
 	return 2
 }
 
-func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir string, stdout, stderr io.Writer) (*lab.State, error) {
+func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, stdout, stderr io.Writer) (*lab.State, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	opts := lab.Options{Dir: dir, Nodes: lab.DefaultNodes(nodes, bmc), Ironwork: self, KernelDir: kernelDir, Log: stdout}
+	opts := lab.Options{Dir: dir, Nodes: lab.DefaultNodes(nodes, bmc), Ironwork: self, KernelDir: kernelDir, Log: stdout, Layout: layout}
 	if opts.KernelDir == "" {
 		opts.KernelDir = lab.FindKernel()
 	}
@@ -120,10 +122,10 @@ func labStatus(ctx context.Context, dir string, stdout, stderr io.Writer) int {
 }
 
 // labDemo brings the lab up (unless it is) and cycles every node with live progress.
-func labDemo(ctx context.Context, dir string, nodes int, bmc, kernelDir string, stdout, stderr io.Writer) int {
+func labDemo(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, stdout, stderr io.Writer) int {
 	st, err := lab.Load(dir)
 	if err != nil || !st.Ready() {
-		if st, err = labUp(ctx, dir, nodes, bmc, kernelDir, stdout, stderr); err != nil {
+		if st, err = labUp(ctx, dir, nodes, bmc, kernelDir, layout, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "ironwork lab demo:", err)
 			return 1
 		}

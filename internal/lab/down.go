@@ -74,7 +74,8 @@ func ours(pid int) bool {
 		return false
 	}
 	cmd := string(b)
-	return strings.Contains(cmd, "ironwork") || strings.Contains(cmd, "ipmi_sim") || strings.Contains(cmd, "qemu")
+	return strings.Contains(cmd, "ironwork") || strings.Contains(cmd, "ipmi_sim") || strings.Contains(cmd, "qemu") ||
+		strings.Contains(cmd, "busybox")
 }
 
 // alive reports whether pid runs (and is not a zombie).

@@ -65,7 +65,8 @@ set_working_mc 0x20
 	if err := os.MkdirAll(base+".ipmi_sim", 0o755); err != nil {
 		return err
 	}
-	return startProc(st, "ipmi_sim-"+n.Name, bin, "-c", base+".lan.conf", "-f", base+".cmd.emu", "-s", base+".ipmi_sim", "-n")
+	bin, args := st.inLayout(bin, "-c", base+".lan.conf", "-f", base+".cmd.emu", "-s", base+".ipmi_sim", "-n")
+	return startProc(st, "ipmi_sim-"+n.Name, bin, args...)
 }
 
 // ChassisControl is ipmi_sim's chassis_control hook for node name of the lab in dir

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -280,16 +281,23 @@ func tailLines(b []byte, n int) string {
 	return strings.Join(ls, "\n")
 }
 
-// TestLabIPMISim deploys a node whose BMC is OpenIPMI's ipmi_sim (not ours), driving QEMU
-// through its chassis_control hook, with cipher suite 3: manage, provide (cleaning) and
-// deploy to active, the instance seen booting from disk. It runs whenever ipmi_sim is
-// installed; it leaves out undeploy, which TestLabEndToEnd covers, to stay cheap.
-func TestLabIPMISim(t *testing.T) {
+// TestLabProductionLayout runs the lab as a real conductor host runs: `ironwork serve`
+// inside the provisioning namespace with no namespace setting and its default API address,
+// OpenIPMI's ipmi_sim as the BMCs (cipher suite 3), the deploy kernel, ramdisk and image
+// served over HTTP by a separate server (busybox httpd), nodes enrolled with Ironic's
+// standard fields only. Two machines: one whose CPU has RDRAND, one with no RNG at all
+// (no virtio-rng, qemu64 without RDRAND). Each goes manage, provide (cleaning), deploy
+// straight after cleaning, boots the deployed disk, undeploy (cleaning), available. It
+// replaces TestLabIPMISim (same ground, plus undeploy).
+func TestLabProductionLayout(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and taps")
 	}
 	if _, err := exec.LookPath("ipmi_sim"); err != nil {
 		t.Skip("ipmi_sim is not installed (Debian package openipmi; scripts/deps.sh)")
+	}
+	if _, err := exec.LookPath("busybox"); err != nil {
+		t.Skip("busybox is not installed (its httpd is the image server; Debian package busybox, scripts/deps.sh)")
 	}
 	kernel := lab.FindKernel()
 	if err := lab.Check(kernel); err != nil {
@@ -299,10 +307,15 @@ func TestLabIPMISim(t *testing.T) {
 	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
 	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
 	dir := filepath.Join(t.TempDir(), "lab")
-	ns := fmt.Sprintf("iwlabs-%d", os.Getpid()%10000)
+	ns := fmt.Sprintf("iwlabp-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
+	nodes := []lab.NodeSpec{
+		{Name: "rdrand", Firmware: "bios", Power: "ipmi", BMC: "ipmi_sim", RNG: "none", CPU: "max"},
+		{Name: "no-rng", Firmware: "bios", Power: "ipmi", BMC: "ipmi_sim", RNG: "none", CPU: "qemu64,-rdrand"},
+	}
+	start := time.Now()
 	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, Log: &logs, Nodes: lab.DefaultNodes(1, "ipmi_sim")})
+		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, Log: &logs, Nodes: nodes, Layout: lab.LayoutProduction})
 	t.Cleanup(func() {
 		if err := lab.Down(dir, nil); err != nil {
 			t.Errorf("lab down: %v", err)
@@ -314,34 +327,119 @@ func TestLabIPMISim(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lab up: %v\n%s", err, logs.String())
 	}
+	t.Logf("lab up (ramdisk, image, namespace, image server, ipmi_sim, server, enrolment): %.1f s", time.Since(start).Seconds())
 	defer func() {
 		if t.Failed() {
-			for _, f := range []string{"serve.log", "node-1.chassis.log", "ipmi_sim-node-1.log", "node-1.serial.log"} {
+			files := []string{"serve.log", "images.log"}
+			for _, n := range nodes {
+				files = append(files, n.Name+".chassis.log", "ipmi_sim-"+n.Name+".log", n.Name+".serial.log")
+			}
+			for _, f := range files {
 				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 30))
+				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 40))
 			}
 		}
 	}()
-	res := lab.Cycle(context.Background(), st, []string{"node-1"}, lab.CycleOptions{Timeout: 4 * time.Minute, SkipUndeploy: true})
-	for _, p := range res[0].Phases {
-		t.Logf("ipmi_sim node: %-30s %6.1f s", p.Name, p.Duration.Seconds())
+
+	// The layout is what it claims: serve runs in the namespace, with no namespace setting.
+	if cfg, err := os.ReadFile(filepath.Join(dir, "ironwork.toml")); err != nil || bytes.Contains(cfg, []byte("provisioning_netns")) || bytes.Contains(cfg, []byte("listen")) {
+		t.Errorf("the server's configuration sets a namespace or an address (%v):\n%s", err, cfg)
 	}
-	if res[0].Err != nil {
-		t.Fatal(res[0].Err)
-	}
-	if !strings.Contains(res[0].BootedLine, "firmware=bios") {
-		t.Errorf("the instance reported %q", res[0].BootedLine)
-	}
-	// ipmi_sim, not something else, drove the machine: its hook was asked for the power
-	// state and told to power on and to boot from the network, with its device argument.
-	calls, err := os.ReadFile(filepath.Join(dir, "node-1.chassis.log"))
+	want, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
-		t.Fatalf("the chassis_control hook left no log: %v", err)
+		t.Fatal(err)
 	}
-	for _, want := range []string{" 0x20 get power", " 0x20 set power 1", " 0x20 set boot pxe"} {
-		if !bytes.Contains(calls, []byte(want+"\n")) {
-			t.Errorf("ipmi_sim never called its hook with %q:\n%s", strings.TrimSpace(want), calls)
+	var nsIno string
+	if fi, err := os.Stat("/run/netns/" + ns); err == nil {
+		nsIno = fmt.Sprintf("net:[%d]", fi.Sys().(*syscall.Stat_t).Ino)
+	}
+	for _, p := range st.Procs {
+		got, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", p.PID))
+		if err != nil || got == want || got != nsIno {
+			t.Errorf("%s (pid %d) runs in network namespace %s (%v), want %s (%s), not this test's %s", p.Name, p.PID, got, err, nsIno, ns, want)
 		}
 	}
-	t.Logf("ipmi_sim ran its chassis_control hook %d times", bytes.Count(calls, []byte("\n")))
+	ctx := context.Background()
+	c := st.Client()
+	for _, n := range st.Nodes {
+		var node map[string]any
+		if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+n.UUID, nil, &node); err != nil {
+			t.Fatal(err)
+		}
+		di, _ := node["driver_info"].(map[string]any)
+		if k, _ := di["deploy_kernel"].(string); !strings.HasPrefix(k, "http://") || node["boot_interface"] != "ipxe" || node["deploy_interface"] != "direct" {
+			t.Errorf("%s: deploy_kernel %q, boot_interface %v, deploy_interface %v: want an HTTP URL and the ipmi defaults ipxe and direct",
+				n.Name, k, node["boot_interface"], node["deploy_interface"])
+		}
+	}
+
+	res := lab.Cycle(ctx, st, []string{"rdrand", "no-rng"}, lab.CycleOptions{Timeout: 4 * time.Minute})
+	for _, r := range res {
+		for _, p := range r.Phases {
+			t.Logf("%-6s: %-30s %6.1f s", r.Node, p.Name, p.Duration.Seconds())
+		}
+		n, _ := st.Node(r.Node)
+		if r.Err != nil {
+			// The agent's own reason, when it gave up (a ramdisk that found no DHCP lease).
+			b, _ := os.ReadFile(n.Serial)
+			var fatal string
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.Contains(l, "ironwork-agent: FATAL") {
+					fatal = strings.TrimSpace(l)
+				}
+			}
+			t.Errorf("%s: %v; the agent's last fatal error on the serial console: %q", r.Node, r.Err, fatal)
+			continue
+		}
+		if !strings.Contains(r.BootedLine, "firmware=bios") {
+			t.Errorf("%s: the instance reported %q", r.Node, r.BootedLine)
+		}
+		f, err := os.Open(n.Disk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := make([]byte, 1<<20)
+		_, err = f.ReadAt(head, 0)
+		f.Close()
+		if err != nil || !bytes.Equal(head, make([]byte, 1<<20)) {
+			t.Errorf("%s: cleaning after undeploy left the disk's first MiB as it was (%v)", r.Node, err)
+		}
+		// ipmi_sim, not something else, drove the machine: its hook was asked for the power
+		// state and told to power on and to boot from the network, with its device argument.
+		calls, err := os.ReadFile(filepath.Join(dir, r.Node+".chassis.log"))
+		if err != nil {
+			t.Errorf("%s: the chassis_control hook left no log: %v", r.Node, err)
+			continue
+		}
+		for _, want := range []string{" 0x20 get power", " 0x20 set power 1", " 0x20 set boot pxe"} {
+			if !bytes.Contains(calls, []byte(want+"\n")) {
+				t.Errorf("%s: ipmi_sim never called its hook with %q", r.Node, strings.TrimSpace(want))
+			}
+		}
+	}
+	// The CPUs are what the nodes claim: Linux seeds its CRNG from RDRAND at once ("random:
+	// crng init done" at time 0) when the CPU has it, and later, if ever, without it.
+	for _, n := range st.Nodes {
+		b, _ := os.ReadFile(n.Serial)
+		var first string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "crng init done") {
+				first = strings.TrimSpace(l)
+				break
+			}
+		}
+		t.Logf("%s (-cpu %s, rng %s): first CRNG line on the serial console: %q", n.Name, n.CPU, n.RNG, first)
+		atZero := strings.Contains(first, "[    0.000000]")
+		if (n.Name == "rdrand") != atZero {
+			t.Errorf("%s: CRNG line %q: want it at time 0 exactly when the CPU has RDRAND", n.Name, first)
+		}
+	}
+	// The image server, not the conductor's boot service, served the ramdisk and the image.
+	served, _ := os.ReadFile(filepath.Join(dir, "images.log"))
+	for _, f := range []string{"/ironwork-deploy.kernel", "/ironwork-deploy.initramfs", "/image.raw"} {
+		if !bytes.Contains(served, []byte(f)) {
+			t.Errorf("the image server's log shows no request for %s", f)
+		}
+	}
+	t.Logf("whole test: %.1f s", time.Since(start).Seconds())
 }

@@ -31,16 +31,21 @@ type Node struct {
 	Tap      string `json:"tap"`
 	Disk     string `json:"disk"`
 	Serial   string `json:"serial"`
+	RNG      string `json:"rng,omitempty"` // virtio or none
+	CPU      string `json:"cpu,omitempty"` // QEMU's -cpu, "" for its default
 	// BMCAddress is host:port of the IPMI BMC or the Redfish service's URL.
 	BMCAddress string `json:"bmc_address"`
 }
 
 // State is what a lab made, saved in the lab directory before each resource is created.
 type State struct {
-	Dir     string   `json:"dir"`
-	Netns   string   `json:"netns"`
-	Bridge  string   `json:"bridge"`
-	Subnet  string   `json:"subnet"` // first three octets, e.g. 10.213.0
+	Dir    string `json:"dir"`
+	Netns  string `json:"netns"`
+	Bridge string `json:"bridge"`
+	Subnet string `json:"subnet"` // first three octets, e.g. 10.213.0
+	// Layout is "lab" (or empty: labs made before layouts) or "production"; in the
+	// production layout APIURL is an address inside Netns.
+	Layout  string   `json:"layout,omitempty"`
 	APIURL  string   `json:"api_url"`
 	Procs   []Proc   `json:"procs"`
 	Nodes   []Node   `json:"nodes"`

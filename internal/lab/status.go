@@ -21,7 +21,14 @@ func PrintStatus(ctx context.Context, dir string, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "  %-8s pid %-7d %-8s log %s\n", p.Name, p.PID, state, p.Log)
 	}
-	fmt.Fprintf(w, "API: %s\n", st.APIURL)
+	inNS := ""
+	if st.Layout == LayoutProduction {
+		inNS = "ip netns exec " + st.Netns + " "
+		fmt.Fprintf(w, "layout: production (serve, BMCs and the image server inside %s)\n", st.Netns)
+		fmt.Fprintf(w, "API: %s inside network namespace %s\n", st.APIURL, st.Netns)
+	} else {
+		fmt.Fprintf(w, "API: %s\n", st.APIURL)
+	}
 	c := st.Client()
 	for _, n := range st.Nodes {
 		var node map[string]any
@@ -39,7 +46,7 @@ func PrintStatus(ctx context.Context, dir string, w io.Writer) error {
 			fmt.Fprintf(w, "             last_error: %s\n", le)
 		}
 	}
-	fmt.Fprintf(w, "\nThe baremetal CLI (python3-ironicclient):\n  export OS_AUTH_TYPE=none OS_ENDPOINT=%s\n  baremetal node list\n", st.APIURL)
-	fmt.Fprintf(w, "or: ironwork --url %s node list\n", st.APIURL)
+	fmt.Fprintf(w, "\nThe baremetal CLI (python3-ironicclient):\n  export OS_AUTH_TYPE=none OS_ENDPOINT=%s\n  %sbaremetal node list\n", st.APIURL, inNS)
+	fmt.Fprintf(w, "or: %sironwork --url %s node list\n", inNS, st.APIURL)
 	return nil
 }

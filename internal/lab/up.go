@@ -19,6 +19,7 @@ import (
 
 	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/lab/testimage"
+	"github.com/ironwork/ironwork/internal/netns"
 	"github.com/ironwork/ironwork/internal/ramdisk"
 )
 
@@ -47,6 +48,12 @@ type NodeSpec struct {
 	// Command replaces the QEMU command line (a machine that boots nothing useful); the BMC
 	// appends "-boot ..." to it.
 	Command []string
+	// RNG is the machine's hardware random number generator: "virtio" (virtio-rng-pci, the
+	// default) or "none".
+	RNG string
+	// CPU is QEMU's -cpu model ("" leaves QEMU's default, qemu64, which has no RDRAND;
+	// "max" has RDRAND under TCG; "qemu64,-rdrand" says the absence explicitly).
+	CPU string
 }
 
 // Options of Up.
@@ -64,6 +71,10 @@ type Options struct {
 	ImageSize       int64     // size of the test OS image (default testimage's)
 	Memory          int       // MiB per VM (default 768)
 	Log             io.Writer // progress lines, may be nil
+	// Layout is LayoutLab (the default: serve outside the namespace with provisioning_netns)
+	// or LayoutProduction (serve, BMCs and an image server inside the namespace; see
+	// production.go).
+	Layout string
 }
 
 // DefaultNodes returns n nodes alternating SeaBIOS over IPMI and OVMF over Redfish; with
@@ -123,6 +134,9 @@ func FindKernel() string {
 }
 
 func (o *Options) defaults() {
+	if o.Layout == "" {
+		o.Layout = LayoutLab
+	}
 	if o.Netns == "" {
 		o.Netns = "iwlab"
 	}
@@ -151,14 +165,18 @@ func (o *Options) defaults() {
 		if o.Nodes[i].BMCPassword == "" {
 			o.Nodes[i].BMCPassword = BMCPassword
 		}
+		if o.Nodes[i].RNG == "" {
+			o.Nodes[i].RNG = "virtio"
+		}
 	}
 }
 
 // Up starts a lab in opts.Dir and returns its state. A lab already recorded there is taken
 // down first. On an error what was made stays recorded: Down removes it.
 func Up(ctx context.Context, opts Options) (*State, error) {
+	callbackTimeout := opts.CallbackTimeout // the production layout keeps the server's default unless one is given
 	opts.defaults()
-	if err := Check(opts.KernelDir); err != nil {
+	if err := opts.check(); err != nil {
 		return nil, err
 	}
 	dir, err := filepath.Abs(opts.Dir)
@@ -176,7 +194,8 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 			return nil, err
 		}
 	}
-	st := &State{Dir: dir, Netns: opts.Netns, Bridge: "br0", Subnet: opts.Subnet}
+	st := &State{Dir: dir, Netns: opts.Netns, Bridge: "br0", Subnet: opts.Subnet, Layout: opts.Layout}
+	prod := opts.Layout == LayoutProduction
 	logf := func(format string, args ...any) { fmt.Fprintf(opts.Log, format+"\n", args...) }
 
 	// The provisioning network: one namespace, a bridge, a tap per machine.
@@ -200,6 +219,12 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 			return st, err
 		}
 	}
+	if prod {
+		// The image server's own address: another host on the provisioning network.
+		if err := ipCmd("-n", st.Netns, "addr", "add", imageServerAddr(st)+"/24", "dev", st.Bridge); err != nil {
+			return st, err
+		}
+	}
 
 	// The deploy ramdisk and the image to deploy.
 	rd := filepath.Join(dir, "ramdisk")
@@ -215,6 +240,9 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	}
 	data := filepath.Join(dir, "data")
 	imgPath := filepath.Join(data, "boot", "lab", "image.raw")
+	if prod {
+		imgPath = filepath.Join(dir, "images", "image.raw")
+	}
 	if err := os.MkdirAll(filepath.Dir(imgPath), 0o755); err != nil {
 		return st, err
 	}
@@ -232,6 +260,14 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	}); err != nil {
 		return st, err
 	}
+	if prod {
+		if err := st.update(func(s *State) { s.Image = imageURL(st, "image.raw") }); err != nil {
+			return st, err
+		}
+		if err := startImageServer(ctx, st, kernel, initrd); err != nil {
+			return st, err
+		}
+	}
 
 	// Machines: taps, disks, the BMCs' configuration.
 	apiPort, err := freePort("tcp")
@@ -247,7 +283,7 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	var simNodes []int
 	simCmds := map[int][]string{}
 	for i, spec := range opts.Nodes {
-		n := Node{Name: spec.Name, Firmware: spec.Firmware, Power: spec.Power, BMC: spec.BMC,
+		n := Node{Name: spec.Name, Firmware: spec.Firmware, Power: spec.Power, BMC: spec.BMC, RNG: spec.RNG, CPU: spec.CPU,
 			MAC: fmt.Sprintf("52:54:00:1a:%02x:%02x", len(opts.Nodes), i+1), Tap: fmt.Sprintf("tap%d", i),
 			Disk: filepath.Join(dir, spec.Name+".disk"), Serial: filepath.Join(dir, spec.Name+".serial.log")}
 		if err := st.update(func(s *State) { s.Nodes = append(s.Nodes, n) }); err != nil {
@@ -263,7 +299,7 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		}
 		cmd := spec.Command
 		if cmd == nil {
-			if cmd, err = qemuCommand(st, n, opts.Memory, opts.Ironwork); err != nil {
+			if cmd, err = qemuCommand(st, n, spec, opts.Memory, opts.Ironwork); err != nil {
 				return st, err
 			}
 		}
@@ -292,7 +328,8 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		if err := os.WriteFile(cfgPath, vcfg.Bytes(), 0o644); err != nil {
 			return st, err
 		}
-		if err := startProc(st, "vbmc", opts.Ironwork, "vbmc", "--config", cfgPath, "--log-level", "debug"); err != nil {
+		bin, args := st.inLayout(opts.Ironwork, "vbmc", "--config", cfgPath, "--log-level", "debug")
+		if err := startProc(st, "vbmc", bin, args...); err != nil {
 			return st, err
 		}
 	}
@@ -303,6 +340,16 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	}
 
 	// The server.
+	if prod {
+		if err := startProductionServer(ctx, st, opts.Ironwork, callbackTimeout); err != nil {
+			return st, err
+		}
+		if err := enrolProduction(ctx, st, opts, kernel, initrd); err != nil {
+			return st, err
+		}
+		logf("API: %s inside network namespace %s", st.APIURL, st.Netns)
+		return st, nil
+	}
 	scfg := fmt.Sprintf(`listen = "127.0.0.1:%d"
 data_dir = %q
 hostname = "lab"
@@ -370,19 +417,34 @@ file_url_allowed_paths = [%q]
 // ResourceClass is the resource class of the lab's nodes, for allocations and ironwork deploy.
 const ResourceClass = "lab"
 
-// Client returns an API client for the lab's server.
+// Client returns an API client for the lab's server; in the production layout its
+// connections are made inside the lab's namespace, where the server listens.
 func (s *State) Client() *api.Client {
-	return &api.Client{BaseURL: s.APIURL, Version: "1.87", HTTP: &http.Client{Timeout: 30 * time.Second}}
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if s.Layout == LayoutProduction {
+		hc.Transport = &http.Transport{DialContext: netns.Dialer(s.Netns)}
+	}
+	return &api.Client{BaseURL: s.APIURL, Version: "1.87", HTTP: hc}
 }
 
 // qemuCommand is the machine's QEMU command line, run inside the namespace, without -boot.
-func qemuCommand(st *State, n Node, mem int, self string) ([]string, error) {
+func qemuCommand(st *State, n Node, spec NodeSpec, mem int, self string) ([]string, error) {
 	nic := "virtio-net-pci,netdev=n0,mac=" + n.MAC
 	args := []string{"ip", "netns", "exec", st.Netns, "qemu-system-x86_64", "-accel", "tcg", "-m", strconv.Itoa(mem),
 		"-smp", "1", "-display", "none", "-nodefaults", "-no-reboot", "-name", n.Name,
 		"-chardev", "file,id=serial0,append=on,path=" + n.Serial, "-serial", "chardev:serial0",
-		"-netdev", "tap,id=n0,ifname=" + n.Tap + ",script=no,downscript=no",
-		"-device", "virtio-rng-pci", "-drive", "file=" + n.Disk + ",if=virtio,format=raw"}
+		"-netdev", "tap,id=n0,ifname=" + n.Tap + ",script=no,downscript=no"}
+	if spec.CPU != "" {
+		args = append(args, "-cpu", spec.CPU)
+	}
+	switch spec.RNG {
+	case "virtio", "":
+		args = append(args, "-device", "virtio-rng-pci")
+	case "none":
+	default:
+		return nil, fmt.Errorf("node %s: rng %q is neither virtio nor none", n.Name, spec.RNG)
+	}
+	args = append(args, "-drive", "file="+n.Disk+",if=virtio,format=raw")
 	if n.Firmware == "uefi" {
 		// OVMF's own PXE (no iPXE ROM), which loads snponly.efi over TFTP; the disk by
 		// bootindex, which 'ironwork lab qemu' sets from the BMC's boot device.
