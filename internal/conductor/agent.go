@@ -84,7 +84,8 @@ type HeartbeatHandler interface {
 // AgentHeartbeat records a heartbeat of a node's agent and, when the node waits for its
 // agent and no other work holds it, lets the deploy interface decide in a worker whether the
 // node goes on. It returns at once: the agent's request never waits for the agent.
-func (c *Conductor) AgentHeartbeat(ctx context.Context, ident string, hb Heartbeat) error {
+func (c *Conductor) AgentHeartbeat(ctx context.Context, req HeartbeatRequest) error {
+	ident, hb := req.Node, req.Heartbeat
 	// The token and the state are checked in the same transaction that records the
 	// heartbeat, so an agent that lost its node cannot write its URL back.
 	n, err := c.store.UpdateNode(ctx, ident, func(n *ironwork.Node) error {

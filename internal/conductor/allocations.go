@@ -22,7 +22,11 @@ const (
 // CreateAllocation stores a new allocation and finds it a node. With backfillNode (a node UUID)
 // the allocation records a node that is already deployed and the call returns when that is
 // done; otherwise the allocation is returned in state allocating and a worker picks a node.
-func (c *Conductor) CreateAllocation(ctx context.Context, a *ironwork.Allocation, backfillNode string) (*ironwork.Allocation, error) {
+func (c *Conductor) CreateAllocation(ctx context.Context, req CreateAllocationRequest) (*ironwork.Allocation, error) {
+	a, backfillNode := req.Allocation, req.BackfillNode
+	if a == nil {
+		return nil, ironwork.Errorf(ironwork.EINVALID, "create_allocation needs an allocation")
+	}
 	a.State, a.NodeID, a.NodeUUID, a.ConductorAffinity = AllocationAllocating, 0, "", c.id
 	if backfillNode != "" {
 		if err := c.store.CreateAllocation(ctx, a); err != nil {
@@ -161,8 +165,8 @@ func (c *Conductor) backfill(ctx context.Context, a *ironwork.Allocation, nodeUU
 
 // DeleteAllocation removes an allocation and frees its node, refused as Ironic refuses it while
 // the node is active or in a transition that forbids updates (unless in maintenance).
-func (c *Conductor) DeleteAllocation(ctx context.Context, ident string) error {
-	return c.store.DeleteAllocation(ctx, ident, func(a *ironwork.Allocation, n *ironwork.Node) error {
+func (c *Conductor) DeleteAllocation(ctx context.Context, req DeleteAllocationRequest) error {
+	return c.store.DeleteAllocation(ctx, req.Allocation, func(a *ironwork.Allocation, n *ironwork.Node) error {
 		if n == nil || n.Maintenance {
 			return nil
 		}

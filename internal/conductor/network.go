@@ -45,8 +45,9 @@ func (c *Conductor) network(t *Task) (Network, error) {
 }
 
 // AttachVIF attaches a VIF to a node under the node's lock.
-func (c *Conductor) AttachVIF(ctx context.Context, ident string, vif VIF) error {
-	t, err := c.lock(ctx, ident)
+func (c *Conductor) AttachVIF(ctx context.Context, req AttachVIFRequest) error {
+	vif := req.VIF
+	t, err := c.lock(ctx, req.Node)
 	if err != nil {
 		return err
 	}
@@ -64,8 +65,9 @@ func (c *Conductor) AttachVIF(ctx context.Context, ident string, vif VIF) error 
 }
 
 // DetachVIF detaches a VIF from a node under the node's lock.
-func (c *Conductor) DetachVIF(ctx context.Context, ident, id string) error {
-	t, err := c.lock(ctx, ident)
+func (c *Conductor) DetachVIF(ctx context.Context, req DetachVIFRequest) error {
+	id := req.VIF
+	t, err := c.lock(ctx, req.Node)
 	if err != nil {
 		return err
 	}
@@ -83,8 +85,8 @@ func (c *Conductor) DetachVIF(ctx context.Context, ident, id string) error {
 }
 
 // ListVIFs lists the VIFs attached to a node; it takes no lock, as Ironic's shared task.
-func (c *Conductor) ListVIFs(ctx context.Context, ident string) ([]VIF, error) {
-	t, err := c.shared(ctx, ident)
+func (c *Conductor) ListVIFs(ctx context.Context, req NodeRef) ([]VIF, error) {
+	t, err := c.shared(ctx, req.Node)
 	if err != nil {
 		return nil, err
 	}

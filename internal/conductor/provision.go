@@ -11,13 +11,14 @@ import (
 
 // ProvisionRequest is a PUT /states/provision request.
 type ProvisionRequest struct {
-	Target         string
-	ConfigDrive    any
-	CleanSteps     []any
-	DeploySteps    []any
-	ServiceSteps   []any
-	RescuePassword string
-	DisableRamdisk bool
+	NodeRef
+	Target         string `json:"target"`
+	ConfigDrive    any    `json:"configdrive,omitempty"`
+	CleanSteps     []any  `json:"clean_steps,omitempty"`
+	DeploySteps    []any  `json:"deploy_steps,omitempty"`
+	ServiceSteps   []any  `json:"service_steps,omitempty"`
+	RescuePassword string `json:"rescue_password,omitempty"`
+	DisableRamdisk bool   `json:"disable_ramdisk,omitempty"`
 }
 
 // internal info keys for the steps still to run.
@@ -29,12 +30,12 @@ const (
 
 // Provision starts a provision action on a node. Work that takes time runs in the background
 // under the node's lock; the call returns once the node is in the first state of the action.
-func (c *Conductor) Provision(ctx context.Context, ident string, req ProvisionRequest) error {
+func (c *Conductor) Provision(ctx context.Context, req ProvisionRequest) error {
 	ev, ok := ironwork.Verbs[req.Target]
 	if !ok {
 		return ironwork.Errorf(ironwork.EINVALID, "Invalid provision state target %q.", req.Target)
 	}
-	t, err := c.lock(ctx, ident)
+	t, err := c.lock(ctx, req.Node)
 	if err != nil {
 		return err
 	}

@@ -109,7 +109,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	if !strings.HasPrefix(hb.CallbackURL, "http://") && !strings.HasPrefix(hb.CallbackURL, "https://") {
 		return invalid("callback_url must be an http or https URL, not %q", hb.CallbackURL)
 	}
-	if err := c.AgentHeartbeat(r.Context(), n.UUID, hb); err != nil {
+	if err := conductor.Do(r.Context(), c, conductor.OpAgentHeartbeat, conductor.HeartbeatRequest{NodeRef: conductor.NodeRef{Node: n.UUID}, Heartbeat: hb}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
@@ -251,7 +252,7 @@ func (s *Server) createAllocation(w http.ResponseWriter, r *http.Request) error 
 	if node != nil {
 		backfill = node.UUID
 	}
-	out, err := c.CreateAllocation(ctx, a, backfill)
+	out, err := conductor.Call(ctx, c, conductor.OpCreateAllocation, conductor.CreateAllocationRequest{Allocation: a, BackfillNode: backfill})
 	if err != nil {
 		return err
 	}
@@ -303,7 +304,7 @@ func (s *Server) deleteAllocation(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if err := c.DeleteAllocation(r.Context(), a.UUID); err != nil {
+	if err := conductor.Do(r.Context(), c, conductor.OpDeleteAllocation, conductor.DeleteAllocationRequest{Allocation: a.UUID}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -349,7 +350,7 @@ func (s *Server) deleteNodeAllocation(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	if err := c.DeleteAllocation(r.Context(), a.UUID); err != nil {
+	if err := conductor.Do(r.Context(), c, conductor.OpDeleteAllocation, conductor.DeleteAllocationRequest{Allocation: a.UUID}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,27 +11,10 @@ import (
 	"github.com/ironwork/ironwork/internal/configdrive"
 )
 
-// Conductor is what the API asks of the conductor that manages a node: every change of
-// provision or power state and every operation that talks to hardware goes through it.
-type Conductor interface {
-	Provision(ctx context.Context, ident string, req conductor.ProvisionRequest) error
-	SetPower(ctx context.Context, ident string, target ironwork.PowerState, timeout time.Duration) error
-	SetMaintenance(ctx context.Context, ident string, on bool, reason string) error
-	Validate(ctx context.Context, ident string) (map[ironwork.InterfaceKind]conductor.ValidationResult, error)
-	BootDevice(ctx context.Context, ident string) (conductor.BootDevice, error)
-	SupportedBootDevices(ctx context.Context, ident string) ([]string, error)
-	SetBootDevice(ctx context.Context, ident string, dev conductor.BootDevice) error
-	InjectNMI(ctx context.Context, ident string) error
-	SetBootMode(ctx context.Context, ident, mode string) error
-	SetSecureBoot(ctx context.Context, ident string, on bool) error
-	SetTargetRAID(ctx context.Context, ident string, cfg ironwork.JSONObject) error
-	AgentHeartbeat(ctx context.Context, ident string, hb conductor.Heartbeat) error
-	CreateAllocation(ctx context.Context, a *ironwork.Allocation, backfillNode string) (*ironwork.Allocation, error)
-	DeleteAllocation(ctx context.Context, ident string) error
-	AttachVIF(ctx context.Context, ident string, vif conductor.VIF) error
-	DetachVIF(ctx context.Context, ident, id string) error
-	ListVIFs(ctx context.Context, ident string) ([]conductor.VIF, error)
-}
+// Conductor routes the API's conductor operations to the conductor that manages a node: every
+// change of provision or power state and every operation that talks to hardware goes through
+// it, as conductor.Call(ctx, c, conductor.OpX, req). rpc.Router implements it.
+type Conductor = conductor.Caller
 
 // verbSince is the microversion that introduced each provision verb.
 var verbSince = map[string]int{
@@ -168,7 +150,8 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := c.Provision(r.Context(), uuid, req); err != nil {
+	req.Node = uuid
+	if err := conductor.Do(r.Context(), c, conductor.OpProvision, req); err != nil {
 		return err
 	}
 	return accepted(w, r, s, uuid)
@@ -215,7 +198,8 @@ func (s *Server) power(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := c.SetPower(r.Context(), uuid, ironwork.PowerState(target), timeout); err != nil {
+	req := conductor.SetPowerRequest{NodeRef: conductor.NodeRef{Node: uuid}, Target: ironwork.PowerState(target), Timeout: timeout}
+	if err := conductor.Do(r.Context(), c, conductor.OpSetPower, req); err != nil {
 		return err
 	}
 	return accepted(w, r, s, uuid)
@@ -250,7 +234,8 @@ func (s *Server) maintenance(on bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := c.SetMaintenance(r.Context(), uuid, on, reason); err != nil {
+		req := conductor.SetMaintenanceRequest{NodeRef: conductor.NodeRef{Node: uuid}, On: on, Reason: reason}
+		if err := conductor.Do(r.Context(), c, conductor.OpSetMaintenance, req); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusAccepted)
@@ -263,7 +248,7 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.Validate(r.Context(), uuid)
+	res, err := conductor.Call(r.Context(), c, conductor.OpValidate, conductor.NodeRef{Node: uuid})
 	if err != nil {
 		return err
 	}
@@ -288,7 +273,7 @@ func (s *Server) getBootDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d, err := c.BootDevice(r.Context(), uuid)
+	d, err := conductor.Call(r.Context(), c, conductor.OpBootDevice, conductor.NodeRef{Node: uuid})
 	if err != nil {
 		return err
 	}
@@ -300,7 +285,7 @@ func (s *Server) supportedBootDevices(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	ds, err := c.SupportedBootDevices(r.Context(), uuid)
+	ds, err := conductor.Call(r.Context(), c, conductor.OpSupportedBootDevices, conductor.NodeRef{Node: uuid})
 	if err != nil {
 		return err
 	}
@@ -334,7 +319,7 @@ func (s *Server) setBootDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := c.SetBootDevice(r.Context(), uuid, dev); err != nil {
+	if err := conductor.Do(r.Context(), c, conductor.OpSetBootDevice, conductor.SetBootDeviceRequest{NodeRef: conductor.NodeRef{Node: uuid}, Device: dev}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -349,7 +334,7 @@ func (s *Server) injectNMI(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := c.InjectNMI(r.Context(), uuid); err != nil {
+	if err := conductor.Do(r.Context(), c, conductor.OpInjectNMI, conductor.NodeRef{Node: uuid}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -383,7 +368,7 @@ func (s *Server) bootMode(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	mode, _ := target.(string)
-	if err := c.SetBootMode(r.Context(), uuid, mode); err != nil {
+	if err := conductor.Do(r.Context(), c, conductor.OpSetBootMode, conductor.SetBootModeRequest{NodeRef: conductor.NodeRef{Node: uuid}, Mode: mode}); err != nil {
 		return err
 	}
 	return accepted(w, r, s, uuid)
@@ -402,7 +387,7 @@ func (s *Server) secureBoot(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return invalid("Invalid secure boot target %v: use true or false.", target)
 	}
-	if err := c.SetSecureBoot(r.Context(), uuid, on); err != nil {
+	if err := conductor.Do(r.Context(), c, conductor.OpSetSecureBoot, conductor.SetSecureBootRequest{NodeRef: conductor.NodeRef{Node: uuid}, On: on}); err != nil {
 		return err
 	}
 	return accepted(w, r, s, uuid)
@@ -420,7 +405,8 @@ func (s *Server) raid(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := c.SetTargetRAID(r.Context(), uuid, normalizeJSON(body)); err != nil {
+	req := conductor.SetTargetRAIDRequest{NodeRef: conductor.NodeRef{Node: uuid}, Config: normalizeJSON(body)}
+	if err := conductor.Do(r.Context(), c, conductor.OpSetTargetRAID, req); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
