@@ -16,13 +16,6 @@ import (
 // it, as conductor.Call(ctx, c, conductor.OpX, req). rpc.Router implements it.
 type Conductor = conductor.Caller
 
-// verbSince is the microversion that introduced each provision verb.
-var verbSince = map[string]int{
-	"active": 1, "deleted": 1, "rebuild": 1, "manage": 4, "provide": 4, "inspect": 6, "abort": 13,
-	"clean": 15, "adopt": 17, "rescue": 38, "unrescue": 38, "deploy": 73, "undeploy": 73, "unhold": 85,
-	"service": 87,
-}
-
 func (s *Server) stateRoutes() {
 	s.handle("PUT /v1/nodes/{ident}/states/provision", s.provision)
 	s.handle("PUT /v1/nodes/{ident}/states/power", s.power)
@@ -89,72 +82,91 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req conductor.ProvisionRequest
+	given := map[string]bool{}
 	for k, v := range body {
-		switch k {
-		case "target":
+		if k == "target" {
 			req.Target, _ = v.(string)
-		case "configdrive":
-			req.ConfigDrive = v
-		case "clean_steps", "deploy_steps", "service_steps":
-			since := map[string]int{"clean_steps": 15, "deploy_steps": 69, "service_steps": 87}[k]
-			if ver < since {
-				return tooNew(since)
-			}
-			list, ok := v.([]any)
-			if !ok {
-				return invalid("%s must be a list of steps", k)
-			}
-			steps := normalizeJSON(map[string]any{"s": list})["s"].([]any)
-			switch k {
-			case "clean_steps":
-				req.CleanSteps = steps
-			case "deploy_steps":
-				req.DeploySteps = steps
-			default:
-				req.ServiceSteps = steps
-			}
-		case "rescue_password":
-			if ver < 38 {
-				return tooNew(38)
-			}
-			req.RescuePassword, _ = v.(string)
-		case "disable_ramdisk":
-			if ver < 70 {
-				return tooNew(70)
-			}
-			req.DisableRamdisk, _ = v.(bool)
-		default:
+			continue
+		}
+		f, ok := provisionField(k)
+		if !ok {
 			return schemaError("body", "Additional properties are not allowed ('%s' was unexpected)", k)
 		}
+		if ver < f.Since {
+			return tooNew(f.Since)
+		}
+		if err := setProvisionField(&req, k, v); err != nil {
+			return err
+		}
+		given[k] = true
 	}
-	since, ok := verbSince[req.Target]
+	verb, ok := ironwork.LookupVerb(req.Target)
 	if !ok {
 		return invalid("\"%s\" is not a valid provision state target.", req.Target)
 	}
-	if since > ver {
-		return notAcceptable("The requested action \"%s\" is not available in API version 1.%d (needs 1.%d).", req.Target, ver, since)
+	if verb.Since > ver {
+		return notAcceptable("The requested action \"%s\" is not available in API version 1.%d (needs 1.%d).", req.Target, ver, verb.Since)
 	}
-	if req.Target == "clean" && len(req.CleanSteps) == 0 {
-		return invalid("\"clean_steps\" is required when setting target provision state to clean")
+	if p := provisionSteps(&req, verb.Required); verb.Required != "" && (p == nil || len(*p) == 0) {
+		return invalid("\"%s\" is required when setting target provision state to %s", verb.Required, verb.Name)
 	}
-	if req.Target == "service" && len(req.ServiceSteps) == 0 {
-		return invalid("\"service_steps\" is required when setting target provision state to service")
-	}
-	if req.CleanSteps != nil && req.Target != "clean" {
-		return invalid("\"clean_steps\" is only valid when setting target provision state to clean")
+	for _, f := range ironwork.ProvisionFields() {
+		if f.Exclusive && given[f.Name] && !verb.Uses(f.Name) {
+			return invalid("\"%s\" is only valid when setting target provision state to %s", f.Name, strings.Join(ironwork.VerbsUsing(f.Name), ", "))
+		}
 	}
 	if err := checkConfigDrive(req.Target, req.ConfigDrive, ver); err != nil {
 		return err
 	}
-	uuid, err := s.nodeIdent(r)
-	if err != nil {
+	if req.Node, err = s.nodeIdent(r); err != nil {
 		return err
 	}
-	req.Node = uuid
 	if err := conductor.Do(r.Context(), c, conductor.OpProvision, req); err != nil {
 		return err
 	}
-	return accepted(w, r, s, uuid)
+	return accepted(w, r, s, req.Node)
+}
+
+// provisionField returns the provision body field called name.
+func provisionField(name string) (ironwork.ProvisionField, bool) {
+	for _, f := range ironwork.ProvisionFields() {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return ironwork.ProvisionField{}, false
+}
+
+// provisionSteps returns the list of steps a provision request holds in a steps field.
+func provisionSteps(req *conductor.ProvisionRequest, field string) *[]any {
+	switch field {
+	case "clean_steps":
+		return &req.CleanSteps
+	case "deploy_steps":
+		return &req.DeploySteps
+	case "service_steps":
+		return &req.ServiceSteps
+	}
+	return nil
+}
+
+// setProvisionField decodes a provision body field into the request.
+func setProvisionField(req *conductor.ProvisionRequest, k string, v any) error {
+	switch k {
+	case "configdrive":
+		req.ConfigDrive = v
+	case "rescue_password":
+		req.RescuePassword, _ = v.(string)
+	case "disable_ramdisk":
+		req.DisableRamdisk, _ = v.(bool)
+	default:
+		list, ok := v.([]any)
+		if !ok {
+			return invalid("%s must be a list of steps", k)
+		}
+		*provisionSteps(req, k) = normalizeJSON(map[string]any{"s": list})["s"].([]any)
+	}
+	return nil
 }
 
 func (s *Server) power(w http.ResponseWriter, r *http.Request) error {
