@@ -34,7 +34,8 @@ func (c *Conductor) CreateAllocation(ctx context.Context, req CreateAllocationRe
 		}
 		out, err := c.backfill(ctx, a, backfillNode)
 		if err != nil {
-			c.allocationFailed(a, err)
+			// The record outlives the request: a client that gave up still finds why.
+			c.allocationFailed(context.WithoutCancel(ctx), a, err)
 			return nil, err
 		}
 		return out, nil
@@ -50,18 +51,20 @@ func (c *Conductor) CreateAllocation(ctx context.Context, req CreateAllocationRe
 	created := *a
 	go func() {
 		defer done()
-		c.allocate(c.ctx, &created)
+		ctx, cancel := c.lifetime()
+		defer cancel()
+		c.allocate(ctx, &created)
 	}()
 	return a, nil
 }
 
 // allocationFailed records why an allocation found no node.
-func (c *Conductor) allocationFailed(a *ironwork.Allocation, reason error) {
+func (c *Conductor) allocationFailed(ctx context.Context, a *ironwork.Allocation, reason error) {
 	msg := ironwork.ErrorMessage(reason)
 	if ironwork.ErrorCode(reason) == ironwork.EINTERNAL {
 		msg = "Unexpected exception during allocation: " + reason.Error()
 	}
-	_, err := c.store.UpdateAllocation(c.ctx, a.UUID, func(x *ironwork.Allocation) error {
+	_, err := c.store.UpdateAllocation(ctx, a.UUID, func(x *ironwork.Allocation) error {
 		x.State, x.LastError = AllocationError, msg
 		return nil
 	})
@@ -80,25 +83,25 @@ func allocationError(a *ironwork.Allocation, format string, args ...any) error {
 func (c *Conductor) allocate(ctx context.Context, a *ironwork.Allocation) {
 	nodes, err := c.store.AllocationCandidates(ctx, a.ResourceClass, a.CandidateNodes, a.Owner)
 	if err != nil {
-		c.allocationFailed(a, err)
+		c.allocationFailed(ctx, a, err)
 		return
 	}
 	if len(nodes) == 0 {
 		if len(a.CandidateNodes) > 0 {
-			c.allocationFailed(a, allocationError(a, "none of the requested nodes are available and match the resource class %s", a.ResourceClass))
+			c.allocationFailed(ctx, a, allocationError(a, "none of the requested nodes are available and match the resource class %s", a.ResourceClass))
 		} else {
-			c.allocationFailed(a, allocationError(a, "no available nodes match the resource class %s", a.ResourceClass))
+			c.allocationFailed(ctx, a, allocationError(a, "no available nodes match the resource class %s", a.ResourceClass))
 		}
 		return
 	}
 	nodes = slices.DeleteFunc(nodes, func(n *ironwork.Node) bool { return !hasTraits(n, a.Traits) })
 	if len(nodes) == 0 {
-		c.allocationFailed(a, allocationError(a, "no suitable nodes have the requested traits %s", strings.Join(a.Traits, ", ")))
+		c.allocationFailed(ctx, a, allocationError(a, "no suitable nodes have the requested traits %s", strings.Join(a.Traits, ", ")))
 		return
 	}
 	nodes = slices.DeleteFunc(nodes, func(n *ironwork.Node) bool { return !hasCapabilities(n, a.Capabilities) })
 	if len(nodes) == 0 {
-		c.allocationFailed(a, allocationError(a, "no suitable nodes have the requested capabilities %s", capabilityString(a.Capabilities)))
+		c.allocationFailed(ctx, a, allocationError(a, "no suitable nodes have the requested capabilities %s", capabilityString(a.Capabilities)))
 		return
 	}
 	rand.Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
@@ -116,14 +119,14 @@ func (c *Conductor) allocate(ctx context.Context, a *ironwork.Allocation) {
 			if ironwork.ErrorCode(err) == ironwork.ENOTFOUND {
 				return // the allocation was deleted meanwhile
 			}
-			c.allocationFailed(a, err)
+			c.allocationFailed(ctx, a, err)
 			return
 		}
 		c.log.Info("node reserved for allocation", "allocation", a.UUID, "node", n.UUID)
 		*a = *got
 		return
 	}
-	c.allocationFailed(a, allocationError(a, "all nodes were filtered out during reservation"))
+	c.allocationFailed(ctx, a, allocationError(a, "all nodes were filtered out during reservation"))
 }
 
 // backfill records an allocation for a node that was deployed without one.

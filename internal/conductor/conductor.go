@@ -139,8 +139,8 @@ type Conductor struct {
 	log      *slog.Logger
 	ring     *Ring
 
-	ctx    context.Context // ends when the conductor stops: background work stops with it
-	cancel context.CancelFunc
+	stopping chan struct{} // closed by Stop: background work and periodic tasks end with it
+	stopOnce sync.Once
 	wg     sync.WaitGroup // background work on nodes
 	loops  sync.WaitGroup // periodic tasks
 	sem    chan struct{}
@@ -156,9 +156,8 @@ func New(cfg Config, store *sqlstore.Store, drivers ironwork.DriverConfig, regis
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	return &Conductor{cfg: cfg, store: store, drivers: drivers, registry: registry, log: log.With("conductor", cfg.Hostname),
-		ring: NewRing(), ctx: ctx, cancel: cancel, sem: make(chan struct{}, cfg.Workers)}
+		ring: NewRing(), stopping: make(chan struct{}), sem: make(chan struct{}, cfg.Workers)}
 }
 
 // Hostname is the conductor's name.
@@ -319,19 +318,35 @@ func (c *Conductor) background(t *Task, done func(), work func(ctx context.Conte
 	go func() {
 		defer done()
 		defer c.release(t.Node)
+		ctx, cancel := c.lifetime()
+		defer cancel()
 		defer func() {
 			if p := recover(); p != nil {
 				t.Log.Error("panic in background work", "panic", p)
-				c.fail(c.ctx, t, fmt.Errorf("internal error: %v", p))
+				c.fail(ctx, t, fmt.Errorf("internal error: %v", p))
 			}
 		}()
-		work(c.ctx, t)
+		work(ctx, t)
 	}()
+}
+
+// lifetime returns a context for work that outlives the request that started it: it ends when
+// the conductor stops, or when cancel is called (which the work must do when it ends).
+func (c *Conductor) lifetime() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-c.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // Stop cancels background work and the periodic tasks, and waits for them.
 func (c *Conductor) Stop() {
-	c.cancel()
+	c.stopOnce.Do(func() { close(c.stopping) })
 	c.wg.Wait()
 	c.loops.Wait()
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -151,10 +152,11 @@ func decodeJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
-		if strings.Contains(err.Error(), "http: request body too large") {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
 			return ironwork.Errorf(ironwork.ETOOLARGE, "Request body is too large.")
 		}
-		if err.Error() == "EOF" {
+		if errors.Is(err, io.EOF) {
 			return invalid("The request body is empty: a JSON document is required.")
 		}
 		var te *json.UnmarshalTypeError
