@@ -12,15 +12,6 @@ import (
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
-// driver_internal_info keys of the deploy agent, named as Ironic names them where it has them.
-const (
-	AgentTokenKey     = "agent_secret_token"
-	AgentURLKey       = "agent_url"
-	AgentVersionKey   = "agent_version"
-	AgentHeartbeatKey = "agent_last_heartbeat"
-	AgentProgressKey  = "ironwork_agent_progress"
-)
-
 // lookupStates are the states in which a node's agent may look itself up and heartbeat, as
 // Ironic allows.
 var lookupStates = map[ironwork.ProvisionState]bool{
@@ -37,10 +28,7 @@ func AgentMayLookUp(st ironwork.ProvisionState) bool { return lookupStates[st] }
 func IssueAgentToken(ctx context.Context, store *sqlstore.Store, ident string) (string, *ironwork.Node, error) {
 	var token string
 	n, err := store.UpdateNode(ctx, ident, func(n *ironwork.Node) error {
-		if n.DriverInternalInfo == nil {
-			n.DriverInternalInfo = ironwork.JSONObject{}
-		}
-		if existing, _ := n.DriverInternalInfo[AgentTokenKey].(string); existing != "" {
+		if LoadAgent(n).Token != "" {
 			token = "******"
 			return nil
 		}
@@ -49,21 +37,13 @@ func IssueAgentToken(ctx context.Context, store *sqlstore.Store, ident string) (
 			return fmt.Errorf("make agent token: %w", err)
 		}
 		token = base64.RawURLEncoding.EncodeToString(b)
-		n.DriverInternalInfo[AgentTokenKey] = token
+		setAgentToken(n, token)
 		return nil
 	})
 	if err != nil {
 		return "", nil, err
 	}
 	return token, n, nil
-}
-
-// ForgetAgent removes what a node knows of its agent (token, URL): the next ramdisk boot
-// looks up anew. Boot interfaces' callers use it when the ramdisk is (re)booted or removed.
-func ForgetAgent(n *ironwork.Node) {
-	for _, k := range []string{AgentTokenKey, AgentURLKey, AgentVersionKey, AgentHeartbeatKey, AgentProgressKey} {
-		delete(n.DriverInternalInfo, k)
-	}
 }
 
 // Heartbeat is what an agent reports in POST /v1/heartbeat/{node}.
@@ -95,14 +75,7 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, req HeartbeatRequest) er
 		if !lookupStates[n.ProvisionState] {
 			return ironwork.Errorf(ironwork.ECONFLICT, "Node %s is in state %s, in which its agent does not heartbeat.", n.UUID, n.ProvisionState)
 		}
-		n.DriverInternalInfo[AgentURLKey] = hb.CallbackURL
-		n.DriverInternalInfo[AgentVersionKey] = hb.AgentVersion
-		n.DriverInternalInfo[AgentHeartbeatKey] = time.Now().UTC().Format(time.RFC3339)
-		if hb.Progress != nil {
-			n.DriverInternalInfo[AgentProgressKey] = hb.Progress
-		} else {
-			delete(n.DriverInternalInfo, AgentProgressKey)
-		}
+		recordHeartbeat(n, hb, time.Now())
 		return nil
 	})
 	if err != nil {
@@ -144,8 +117,7 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, req HeartbeatRequest) er
 func (c *Conductor) onHeartbeat(ctx context.Context, t *Task, h HeartbeatHandler, hb Heartbeat) {
 	resume, err := h.Heartbeat(ctx, t, hb)
 	if err != nil {
-		kind := StepKind(fmt.Sprint(t.Node.DriverInternalInfo[stepKindKey]))
-		c.failSteps(ctx, t, kind, fmt.Errorf("%s", errText(err)))
+		c.failSteps(ctx, t, loadSteps(t.Node).Kind, fmt.Errorf("%s", errText(err)))
 		return
 	}
 	if !resume {
@@ -164,7 +136,7 @@ func (c *Conductor) onHeartbeat(ctx context.Context, t *Task, h HeartbeatHandler
 }
 
 func tokenMatches(n *ironwork.Node, got string) bool {
-	want, _ := n.DriverInternalInfo[AgentTokenKey].(string)
+	want := LoadAgent(n).Token
 	return want != "" && subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
 }
 

@@ -141,9 +141,9 @@ type Conductor struct {
 
 	stopping chan struct{} // closed by Stop: background work and periodic tasks end with it
 	stopOnce sync.Once
-	wg     sync.WaitGroup // background work on nodes
-	loops  sync.WaitGroup // periodic tasks
-	sem    chan struct{}
+	wg       sync.WaitGroup // background work on nodes
+	loops    sync.WaitGroup // periodic tasks
+	sem      chan struct{}
 
 	id              int64 // this conductor's row in the conductors table, set by Start
 	deploys, cleans atomic.Int64

@@ -334,7 +334,7 @@ func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 					n.UUID, st, c.cfg.CallbackTimeout)
 				_ = t.Save(ctx, func(n *ironwork.Node) {
 					n.CleanStep, n.DeployStep, n.ServiceStep = ironwork.JSONObject{}, ironwork.JSONObject{}, ironwork.JSONObject{}
-					delete(n.DriverInternalInfo, remainingKey)
+					dropRemainingSteps(n)
 				})
 				c.fail(ctx, t, ironwork.Errorf(ironwork.EINVALID, "%s", reason))
 			}

@@ -21,13 +21,6 @@ type ProvisionRequest struct {
 	DisableRamdisk bool   `json:"disable_ramdisk,omitempty"`
 }
 
-// internal info keys for the steps still to run.
-const (
-	remainingKey = "ironwork_remaining_steps"
-	stepKindKey  = "ironwork_step_kind"
-	manualKey    = "ironwork_manual_clean"
-)
-
 // Provision starts a provision action on a node. Work that takes time runs in the background
 // under the node's lock; the call returns once the node is in the first state of the action.
 func (c *Conductor) Provision(ctx context.Context, req ProvisionRequest) error {
@@ -281,12 +274,7 @@ func (c *Conductor) startClean(ctx context.Context, t *Task, manual []Step) {
 		}
 		steps = automaticSteps(t.Driver, CleanSteps)
 	}
-	if err := t.Save(ctx, func(n *ironwork.Node) {
-		if n.DriverInternalInfo == nil {
-			n.DriverInternalInfo = ironwork.JSONObject{}
-		}
-		n.DriverInternalInfo[manualKey] = manual != nil
-	}); err != nil {
+	if err := t.Save(ctx, func(n *ironwork.Node) { setManualClean(n, manual != nil) }); err != nil {
 		c.fail(ctx, t, err)
 		return
 	}
@@ -329,11 +317,7 @@ func (c *Conductor) runSteps(ctx context.Context, t *Task, kind StepKind, steps 
 	for i, step := range steps {
 		if err := t.Save(ctx, func(n *ironwork.Node) {
 			*stepField(n, kind) = step.Object()
-			if n.DriverInternalInfo == nil {
-				n.DriverInternalInfo = ironwork.JSONObject{}
-			}
-			n.DriverInternalInfo[remainingKey] = stepsToInfo(steps[i+1:])
-			n.DriverInternalInfo[stepKindKey] = string(kind)
+			setRemainingSteps(n, kind, steps[i+1:])
 		}); err != nil {
 			c.fail(ctx, t, err)
 			return
@@ -353,16 +337,13 @@ func (c *Conductor) runSteps(ctx context.Context, t *Task, kind StepKind, steps 
 			return
 		}
 	}
-	manual, _ := t.Node.DriverInternalInfo[manualKey].(bool)
 	ev := ironwork.EventDone
-	if kind == CleanSteps && manual {
+	if kind == CleanSteps && loadSteps(t.Node).Manual {
 		ev = ironwork.EventManage
 	}
 	if err := c.transitionWith(ctx, t, ev, "", "", func(n *ironwork.Node) {
 		*stepField(n, kind) = ironwork.JSONObject{}
-		delete(n.DriverInternalInfo, remainingKey)
-		delete(n.DriverInternalInfo, stepKindKey)
-		delete(n.DriverInternalInfo, manualKey)
+		clearSteps(n)
 		if kind == DeploySteps {
 			n.ConductorAffinity = c.id
 		}
@@ -382,7 +363,7 @@ func errText(err error) string {
 func (c *Conductor) failSteps(ctx context.Context, t *Task, kind StepKind, err error) {
 	_ = t.Save(ctx, func(n *ironwork.Node) {
 		*stepField(n, kind) = ironwork.JSONObject{}
-		delete(n.DriverInternalInfo, remainingKey)
+		dropRemainingSteps(n)
 	})
 	c.fail(ctx, t, err)
 }
@@ -431,9 +412,8 @@ func (c *Conductor) Resume(ctx context.Context, ident string) error {
 
 // continueSteps runs the remaining steps saved in a node's internal info.
 func (c *Conductor) continueSteps(ctx context.Context, t *Task) {
-	kind := StepKind(fmt.Sprint(t.Node.DriverInternalInfo[stepKindKey]))
-	steps := stepsFromInfo(t.Node.DriverInternalInfo, remainingKey)
-	c.runSteps(ctx, t, kind, steps)
+	s := loadSteps(t.Node)
+	c.runSteps(ctx, t, s.Kind, s.Remaining)
 }
 
 // unhold moves a held node back to its wait state and continues its steps.
@@ -454,7 +434,7 @@ func (c *Conductor) abort(ctx context.Context, t *Task) error {
 	}
 	if err := t.Save(ctx, func(n *ironwork.Node) {
 		n.CleanStep, n.DeployStep, n.ServiceStep = ironwork.JSONObject{}, ironwork.JSONObject{}, ironwork.JSONObject{}
-		delete(n.DriverInternalInfo, remainingKey)
+		dropRemainingSteps(n)
 	}); err != nil {
 		return err
 	}

@@ -23,8 +23,33 @@ import (
 	"github.com/ironwork/ironwork/internal/configdrive"
 )
 
-// waitKey records in driver_internal_info the agent command a node waits for.
+// waitKey is the driver_internal_info key of the agent command a node waits for; only
+// waitingFor, setWaitingFor and clearWaitingFor read and write it.
 const waitKey = "ironwork_agent_command"
+
+// agentCommand is the agent command a node waits for.
+type agentCommand struct{ Name, ID string }
+
+// waitingFor returns the agent command a node waits for, if any.
+func waitingFor(n *ironwork.Node) (agentCommand, bool) {
+	w, ok := n.DriverInternalInfo[waitKey].(map[string]any)
+	if !ok {
+		return agentCommand{}, false
+	}
+	var c agentCommand
+	c.Name, _ = w["name"].(string)
+	c.ID, _ = w["id"].(string)
+	return c, true
+}
+
+func setWaitingFor(n *ironwork.Node, c agentCommand) {
+	if n.DriverInternalInfo == nil {
+		n.DriverInternalInfo = ironwork.JSONObject{}
+	}
+	n.DriverInternalInfo[waitKey] = map[string]any{"name": c.Name, "id": c.ID}
+}
+
+func clearWaitingFor(n *ironwork.Node) { delete(n.DriverInternalInfo, waitKey) }
 
 // Config tunes the interface.
 type Config struct {
@@ -133,7 +158,7 @@ func (d *Interface) bootAgent(ctx context.Context, t *conductor.Task) (bool, err
 	}
 	if err := t.Save(ctx, func(n *ironwork.Node) {
 		conductor.ForgetAgent(n)
-		delete(n.DriverInternalInfo, waitKey)
+		clearWaitingFor(n)
 	}); err != nil {
 		return false, err
 	}
@@ -171,8 +196,8 @@ func (d *Interface) TearDown(ctx context.Context, t *conductor.Task) error {
 
 // agentOf returns the URL and token of the node's running agent.
 func agentOf(t *conductor.Task) (url, token string, err error) {
-	url, _ = t.Node.DriverInternalInfo[conductor.AgentURLKey].(string)
-	token, _ = t.Node.DriverInternalInfo[conductor.AgentTokenKey].(string)
+	a := conductor.LoadAgent(t.Node)
+	url, token = a.URL, a.Token
 	if url == "" {
 		return "", "", fmt.Errorf("no deploy agent is running on node %s (a manual clean with agent steps needs the deploy.boot_agent step first)", t.Node.UUID)
 	}
@@ -245,19 +270,18 @@ func (d *Interface) start(ctx context.Context, t *conductor.Task, name string, p
 		return false, nil
 	}
 	return true, t.Save(ctx, func(n *ironwork.Node) {
-		n.DriverInternalInfo[waitKey] = map[string]any{"name": name, "id": res.ID}
+		setWaitingFor(n, agentCommand{Name: name, ID: res.ID})
 	})
 }
 
 // Heartbeat implements conductor.HeartbeatHandler: the node goes on when its agent has just
 // booted, or when the command it waits for has ended.
 func (d *Interface) Heartbeat(ctx context.Context, t *conductor.Task, hb conductor.Heartbeat) (bool, error) {
-	w, _ := t.Node.DriverInternalInfo[waitKey].(map[string]any)
-	if w == nil {
+	w, ok := waitingFor(t.Node)
+	if !ok {
 		return true, nil // the agent is up: the next step can use it
 	}
-	name, _ := w["name"].(string)
-	id, _ := w["id"].(string)
+	name, id := w.Name, w.ID
 	res, err := d.agent.status(ctx, hb.CallbackURL, hb.AgentToken, id)
 	if errors.Is(err, errUnreachable) {
 		// A lost connection is not a failed command: the next heartbeat asks again, and the
@@ -275,7 +299,7 @@ func (d *Interface) Heartbeat(ctx context.Context, t *conductor.Task, hb conduct
 		return false, fmt.Errorf("agent command %s failed: %s", name, commandError(res))
 	}
 	t.Log.Info("agent command finished", "command", name, "id", id)
-	return true, t.Save(ctx, func(n *ironwork.Node) { delete(n.DriverInternalInfo, waitKey) })
+	return true, t.Save(ctx, func(n *ironwork.Node) { clearWaitingFor(n) })
 }
 
 // powerOffThroughAgent asks the agent to power the node off from inside (so the OS flushes
