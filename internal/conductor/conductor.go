@@ -63,38 +63,23 @@ func Defaults() Config {
 
 func (c *Config) fill() {
 	d := Defaults()
-	if c.Workers <= 0 {
-		c.Workers = d.Workers
-	}
-	if c.MaxConcurrentDeploy <= 0 {
-		c.MaxConcurrentDeploy = d.MaxConcurrentDeploy
-	}
-	if c.MaxConcurrentClean <= 0 {
-		c.MaxConcurrentClean = d.MaxConcurrentClean
-	}
-	if c.PowerActionTimeout <= 0 {
-		c.PowerActionTimeout = d.PowerActionTimeout
-	}
-	if c.PowerSyncInterval <= 0 {
-		c.PowerSyncInterval = d.PowerSyncInterval
-	}
-	if c.PowerSyncWorkers <= 0 {
-		c.PowerSyncWorkers = d.PowerSyncWorkers
-	}
-	if c.PowerSyncMaxRetries <= 0 {
-		c.PowerSyncMaxRetries = d.PowerSyncMaxRetries
-	}
-	if c.CallbackTimeout <= 0 {
-		c.CallbackTimeout = d.CallbackTimeout
-	}
-	if c.TimeoutCheckInterval <= 0 {
-		c.TimeoutCheckInterval = d.TimeoutCheckInterval
-	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = d.HeartbeatInterval
-	}
-	if c.HeartbeatTimeout <= 0 {
-		c.HeartbeatTimeout = d.HeartbeatTimeout
+	orDefault(&c.Workers, d.Workers)
+	orDefault(&c.MaxConcurrentDeploy, d.MaxConcurrentDeploy)
+	orDefault(&c.MaxConcurrentClean, d.MaxConcurrentClean)
+	orDefault(&c.PowerActionTimeout, d.PowerActionTimeout)
+	orDefault(&c.PowerSyncInterval, d.PowerSyncInterval)
+	orDefault(&c.PowerSyncWorkers, d.PowerSyncWorkers)
+	orDefault(&c.PowerSyncMaxRetries, d.PowerSyncMaxRetries)
+	orDefault(&c.CallbackTimeout, d.CallbackTimeout)
+	orDefault(&c.TimeoutCheckInterval, d.TimeoutCheckInterval)
+	orDefault(&c.HeartbeatInterval, d.HeartbeatInterval)
+	orDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+}
+
+// orDefault sets v to def unless it is positive.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 

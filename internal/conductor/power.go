@@ -167,13 +167,7 @@ func (c *Conductor) SetBootDevice(ctx context.Context, req SetBootDeviceRequest)
 
 // InjectNMI sends an NMI to a node.
 func (c *Conductor) InjectNMI(ctx context.Context, req NodeRef) error {
-	return c.withLock(ctx, req.Node, func(t *Task) error {
-		n, ok := t.Driver.Impl(ironwork.ManagementInterface).(NMIInjector)
-		if !ok {
-			return notSupported(t, ironwork.ManagementInterface)
-		}
-		return n.InjectNMI(ctx, t)
-	})
+	return withManagement(ctx, c, req.Node, func(t *Task, n NMIInjector) error { return n.InjectNMI(ctx, t) })
 }
 
 // SetBootMode switches a node between bios and uefi.
@@ -182,11 +176,7 @@ func (c *Conductor) SetBootMode(ctx context.Context, req SetBootModeRequest) err
 	if mode != "bios" && mode != "uefi" {
 		return ironwork.Errorf(ironwork.EINVALID, "Invalid boot mode %q: use bios or uefi.", mode)
 	}
-	return c.withLock(ctx, req.Node, func(t *Task) error {
-		s, ok := t.Driver.Impl(ironwork.ManagementInterface).(BootModeSetter)
-		if !ok {
-			return notSupported(t, ironwork.ManagementInterface)
-		}
+	return withManagement(ctx, c, req.Node, func(t *Task, s BootModeSetter) error {
 		if err := s.SetBootMode(ctx, t, mode); err != nil {
 			return err
 		}
@@ -197,15 +187,23 @@ func (c *Conductor) SetBootMode(ctx context.Context, req SetBootModeRequest) err
 // SetSecureBoot turns a node's secure boot on or off.
 func (c *Conductor) SetSecureBoot(ctx context.Context, req SetSecureBootRequest) error {
 	on := req.On
-	return c.withLock(ctx, req.Node, func(t *Task) error {
-		s, ok := t.Driver.Impl(ironwork.ManagementInterface).(SecureBootSetter)
-		if !ok {
-			return notSupported(t, ironwork.ManagementInterface)
-		}
+	return withManagement(ctx, c, req.Node, func(t *Task, s SecureBootSetter) error {
 		if err := s.SetSecureBoot(ctx, t, on); err != nil {
 			return err
 		}
 		return t.Save(ctx, func(n *ironwork.Node) { n.SecureBoot = &on })
+	})
+}
+
+// withManagement runs fn, under a node's lock, with the optional ability A of its management
+// interface; a node whose interface lacks it is refused.
+func withManagement[A any](ctx context.Context, c *Conductor, ident string, fn func(t *Task, a A) error) error {
+	return c.withLock(ctx, ident, func(t *Task) error {
+		a, ok := t.Driver.Impl(ironwork.ManagementInterface).(A)
+		if !ok {
+			return notSupported(t, ironwork.ManagementInterface)
+		}
+		return fn(t, a)
 	})
 }
 

@@ -473,16 +473,11 @@ func (c *Conductor) inspect(ctx context.Context, t *Task) {
 	_ = t.Save(ctx, func(n *ironwork.Node) { n.InspectionStartedAt, n.InspectionFinishedAt = &now, nil })
 	in, ok := t.Driver.Impl(ironwork.InspectInterface).(Inspector)
 	if !ok {
-		c.fail(ctx, t, ironwork.Errorf(ironwork.EINVALID, "the inspect interface %q cannot inspect", t.Node.Interfaces[ironwork.InspectInterface]))
+		c.fail(ctx, t, cannot(t, ironwork.InspectInterface, "inspect"))
 		return
 	}
 	wait, err := in.Inspect(ctx, t)
-	if err != nil {
-		c.fail(ctx, t, fmt.Errorf("Failed to inspect node %s: %s", t.Node.UUID, errText(err)))
-		return
-	}
-	if wait {
-		c.transitionOrLog(ctx, t, ironwork.EventWait, "")
+	if !c.settle(ctx, t, wait, err, "Failed to inspect") {
 		return
 	}
 	end := time.Now().UTC()
@@ -507,19 +502,32 @@ func (c *Conductor) adopt(ctx context.Context, t *Task) {
 func (c *Conductor) rescue(ctx context.Context, t *Task) {
 	r, ok := t.Driver.Impl(ironwork.RescueInterface).(Rescuer)
 	if !ok {
-		c.fail(ctx, t, ironwork.Errorf(ironwork.EINVALID, "the rescue interface %q cannot rescue", t.Node.Interfaces[ironwork.RescueInterface]))
+		c.fail(ctx, t, cannot(t, ironwork.RescueInterface, "rescue"))
 		return
 	}
 	wait, err := r.Rescue(ctx, t)
+	if c.settle(ctx, t, wait, err, "Failed to rescue") {
+		c.transitionOrLog(ctx, t, ironwork.EventDone, "")
+	}
+}
+
+// settle moves a node on after work that may wait for a callback: it fails the node with
+// err ("<failure> node X: <err>"), or parks it in the wait state; done reports neither.
+func (c *Conductor) settle(ctx context.Context, t *Task, wait bool, err error, failure string) (done bool) {
 	if err != nil {
-		c.fail(ctx, t, fmt.Errorf("Failed to rescue node %s: %s", t.Node.UUID, errText(err)))
-		return
+		c.fail(ctx, t, fmt.Errorf("%s node %s: %s", failure, t.Node.UUID, errText(err)))
+		return false
 	}
 	if wait {
 		c.transitionOrLog(ctx, t, ironwork.EventWait, "")
-		return
+		return false
 	}
-	c.transitionOrLog(ctx, t, ironwork.EventDone, "")
+	return true
+}
+
+// cannot is the error for a node whose interface of kind lacks an ability.
+func cannot(t *Task, kind ironwork.InterfaceKind, verb string) error {
+	return ironwork.Errorf(ironwork.EINVALID, "the %s interface %q cannot %s", kind, t.Node.Interfaces[kind], verb)
 }
 
 func (c *Conductor) unrescue(ctx context.Context, t *Task) {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -26,8 +27,8 @@ func (s *Server) stateRoutes() {
 	s.handle("PUT /v1/nodes/{ident}/management/boot_device", s.setBootDevice)
 	s.handle("GET /v1/nodes/{ident}/management/boot_device/supported", s.supportedBootDevices)
 	s.handle("PUT /v1/nodes/{ident}/management/inject_nmi", s.injectNMI)
-	s.handle("PUT /v1/nodes/{ident}/states/boot_mode", s.bootMode)
-	s.handle("PUT /v1/nodes/{ident}/states/secure_boot", s.secureBoot)
+	s.handle("PUT /v1/nodes/{ident}/states/boot_mode", s.targetAction(setBootMode))
+	s.handle("PUT /v1/nodes/{ident}/states/secure_boot", s.targetAction(setSecureBoot))
 	s.handle("PUT /v1/nodes/{ident}/states/raid", s.raid)
 	s.handle("GET /v1/nodes/{ident}/history", s.history)
 	s.handle("GET /v1/nodes/{ident}/history/{event}", s.historyEvent)
@@ -370,39 +371,36 @@ func (s *Server) targetBody(r *http.Request, since int) (any, string, error) {
 	return body["target"], uuid, err
 }
 
-func (s *Server) bootMode(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.cond()
-	if err != nil {
-		return err
+// targetAction serves a PUT of {"target": ...} (from 1.76): run checks the target and runs the
+// operation on the node's conductor.
+func (s *Server) targetAction(run func(ctx context.Context, c Conductor, ref conductor.NodeRef, target any) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c, err := s.cond()
+		if err != nil {
+			return err
+		}
+		target, uuid, err := s.targetBody(r, 76)
+		if err != nil {
+			return err
+		}
+		if err := run(r.Context(), c, conductor.NodeRef{Node: uuid}, target); err != nil {
+			return err
+		}
+		return accepted(w, r, s, uuid)
 	}
-	target, uuid, err := s.targetBody(r, 76)
-	if err != nil {
-		return err
-	}
-	mode, _ := target.(string)
-	if err := conductor.Do(r.Context(), c, conductor.OpSetBootMode, conductor.SetBootModeRequest{NodeRef: conductor.NodeRef{Node: uuid}, Mode: mode}); err != nil {
-		return err
-	}
-	return accepted(w, r, s, uuid)
 }
 
-func (s *Server) secureBoot(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.cond()
-	if err != nil {
-		return err
-	}
-	target, uuid, err := s.targetBody(r, 76)
-	if err != nil {
-		return err
-	}
+func setBootMode(ctx context.Context, c Conductor, ref conductor.NodeRef, target any) error {
+	mode, _ := target.(string)
+	return conductor.Do(ctx, c, conductor.OpSetBootMode, conductor.SetBootModeRequest{NodeRef: ref, Mode: mode})
+}
+
+func setSecureBoot(ctx context.Context, c Conductor, ref conductor.NodeRef, target any) error {
 	on, ok := target.(bool)
 	if !ok {
 		return invalid("Invalid secure boot target %v: use true or false.", target)
 	}
-	if err := conductor.Do(r.Context(), c, conductor.OpSetSecureBoot, conductor.SetSecureBootRequest{NodeRef: conductor.NodeRef{Node: uuid}, On: on}); err != nil {
-		return err
-	}
-	return accepted(w, r, s, uuid)
+	return conductor.Do(ctx, c, conductor.OpSetSecureBoot, conductor.SetSecureBootRequest{NodeRef: ref, On: on})
 }
 
 func (s *Server) raid(w http.ResponseWriter, r *http.Request) error {
