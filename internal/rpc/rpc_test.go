@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ironwork/ironwork"
@@ -143,4 +144,51 @@ func FuzzRPCRequest(f *testing.F) {
 			t.Fatalf("answer to %q is not JSON-RPC: %v %+v", body, err, out)
 		}
 	})
+}
+
+// TestEveryOperationIsServed checks that the conductor's JSON-RPC endpoint serves every
+// declared operation by its name, that names are unique, and that an unknown name is refused.
+func TestEveryOperationIsServed(t *testing.T) {
+	ts, _, _ := newConductor(t)
+	post := func(method string) (kind ironwork.Code, msg string) {
+		t.Helper()
+		body := `{"jsonrpc":"2.0","method":"` + method + `","params":{"node":"no-such-node"},"id":1}`
+		resp, err := http.Post(ts.URL+"/rpc", "application/json", bytes.NewReader([]byte(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Error *struct {
+				Message string `json:"message"`
+				Data    struct {
+					Kind ironwork.Code `json:"kind"`
+				} `json:"data"`
+			} `json:"error"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		if out.Error == nil {
+			return "", ""
+		}
+		return out.Error.Data.Kind, out.Error.Message
+	}
+	seen := map[string]bool{}
+	for _, op := range conductor.Operations() {
+		name := op.Method()
+		if seen[name] {
+			t.Errorf("operation %q is declared twice", name)
+		}
+		seen[name] = true
+		if _, msg := post(name); strings.HasPrefix(msg, "unknown method") {
+			t.Errorf("operation %q is not served: %s", name, msg)
+		}
+	}
+	if len(seen) < 17 {
+		t.Errorf("%d operations, want at least the 17 the API uses", len(seen))
+	}
+	if kind, msg := post("no_such_operation"); kind != ironwork.EINVALID || !strings.HasPrefix(msg, "unknown method") {
+		t.Errorf("an unknown method: %s %q, want EINVALID unknown method", kind, msg)
+	}
 }
