@@ -28,14 +28,6 @@ const (
 	EventHold     Event = "hold"
 )
 
-// Verbs maps the targets accepted by PUT /v1/nodes/{node}/states/provision to events.
-var Verbs = map[string]Event{
-	"active": EventDeploy, "deploy": EventDeploy, "deleted": EventDelete, "undeploy": EventDelete,
-	"manage": EventManage, "provide": EventProvide, "inspect": EventInspect, "abort": EventAbort,
-	"clean": EventClean, "adopt": EventAdopt, "rescue": EventRescue, "unrescue": EventUnrescue,
-	"unhold": EventUnhold, "service": EventService, "rebuild": EventRebuild,
-}
-
 // Transition is one edge of the provision state machine.
 type Transition struct {
 	From  ProvisionState

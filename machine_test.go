@@ -110,7 +110,8 @@ func TestEveryRefusedTransition(t *testing.T) {
 			t.Errorf("wait state %s cannot fail on a timeout", wait)
 		}
 	}
-	for verb, ev := range ironwork.Verbs {
+	for _, v := range ironwork.ProvisionVerbs() {
+		verb, ev := v.Name, v.Event
 		found := false
 		for _, tr := range ironwork.Transitions {
 			found = found || tr.Event == ev

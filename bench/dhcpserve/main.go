@@ -95,7 +95,7 @@ func main() {
 	if *leaseFile != "" {
 		f, err := os.OpenFile(*leaseFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
-			log.Error("open lease file", "err", err)
+			log.Error("open lease file", "error", err)
 			os.Exit(1)
 		}
 		defer f.Close()
@@ -108,14 +108,14 @@ func main() {
 	}
 	s, err := dhcp.New(cfg, everyone{}, leases, log)
 	if err != nil {
-		log.Error("new server", "err", err)
+		log.Error("new server", "error", err)
 		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintln(os.Stderr, "dhcpserve: serving on", *iface)
 	if err := s.Serve(ctx); err != nil {
-		log.Error("serve", "err", err)
+		log.Error("serve", "error", err)
 		os.Exit(1)
 	}
 }

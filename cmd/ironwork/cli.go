@@ -138,20 +138,20 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ironwork: output format %q is not table or json\n", out)
 		return 2
 	}
-	cmd := command{ctx: ctx, c: c, res: res, name: args[0], a: a, out: out, stdout: stdout}
+	cmd := command{c: c, res: res, name: args[0], a: a, out: out, stdout: stdout}
 	switch verb {
 	case "list":
-		err = cmd.list()
+		err = cmd.list(ctx)
 	case "show":
-		err = cmd.show()
+		err = cmd.show(ctx)
 	case "create":
-		err = cmd.create()
+		err = cmd.create(ctx)
 	case "set", "unset":
-		err = cmd.patch(verb == "unset")
+		err = cmd.patch(ctx, verb == "unset")
 	case "delete":
-		err = cmd.delete()
+		err = cmd.delete(ctx)
 	case "properties":
-		err = cmd.properties()
+		err = cmd.properties(ctx)
 	default:
 		fmt.Fprintf(stderr, "ironwork %s: unknown verb %q\n", args[0], verb)
 		return 2
@@ -173,7 +173,6 @@ func firstEnv(names ...string) string {
 }
 
 type command struct {
-	ctx    context.Context
 	c      *api.Client
 	res    resource
 	name   string
@@ -189,7 +188,7 @@ func (c command) one() (string, error) {
 	return url.PathEscape(c.a.pos[0]), nil
 }
 
-func (c command) list() error {
+func (c command) list(ctx context.Context) error {
 	q := url.Values{}
 	for name, vals := range c.a.flags {
 		switch name {
@@ -203,12 +202,12 @@ func (c command) list() error {
 	}
 	if c.res.readOnly && c.res.key == "drivers" {
 		var body map[string][]map[string]any
-		if err := c.c.Do(c.ctx, http.MethodGet, c.res.path, nil, &body); err != nil {
+		if err := c.c.Do(ctx, http.MethodGet, c.res.path, nil, &body); err != nil {
 			return err
 		}
 		return c.printList(body[c.res.key], c.res.columns)
 	}
-	items, err := c.c.List(c.ctx, c.res.path, c.res.key, q)
+	items, err := c.c.List(ctx, c.res.path, c.res.key, q)
 	if err != nil {
 		return err
 	}
@@ -219,25 +218,25 @@ func (c command) list() error {
 	return c.printList(items, cols)
 }
 
-func (c command) show() error {
+func (c command) show(ctx context.Context) error {
 	id, err := c.one()
 	if err != nil {
 		return err
 	}
 	var obj map[string]any
-	if err := c.c.Do(c.ctx, http.MethodGet, c.res.path+"/"+id, nil, &obj); err != nil {
+	if err := c.c.Do(ctx, http.MethodGet, c.res.path+"/"+id, nil, &obj); err != nil {
 		return err
 	}
 	return c.printObject(obj)
 }
 
-func (c command) properties() error {
+func (c command) properties(ctx context.Context) error {
 	id, err := c.one()
 	if err != nil {
 		return err
 	}
 	var obj map[string]any
-	if err := c.c.Do(c.ctx, http.MethodGet, c.res.path+"/"+id+"/properties", nil, &obj); err != nil {
+	if err := c.c.Do(ctx, http.MethodGet, c.res.path+"/"+id+"/properties", nil, &obj); err != nil {
 		return err
 	}
 	return c.printObject(obj)
@@ -253,7 +252,7 @@ func (c command) fieldValue(f, v string) any {
 	return v
 }
 
-func (c command) create() error {
+func (c command) create(ctx context.Context) error {
 	if c.res.readOnly {
 		return fmt.Errorf("%s records are read-only", c.name)
 	}
@@ -271,7 +270,7 @@ func (c command) create() error {
 			name = "node-uuid"
 			if !looksLikeUUID(vals[0]) {
 				var n map[string]any
-				if err := c.c.Do(c.ctx, http.MethodGet, "/v1/nodes/"+url.PathEscape(vals[0]), nil, &n); err != nil {
+				if err := c.c.Do(ctx, http.MethodGet, "/v1/nodes/"+url.PathEscape(vals[0]), nil, &n); err != nil {
 					return err
 				}
 				vals = []string{fmt.Sprint(n["uuid"])}
@@ -299,13 +298,13 @@ func (c command) create() error {
 		body[f] = c.fieldValue(f, vals[len(vals)-1])
 	}
 	var obj map[string]any
-	if err := c.c.Do(c.ctx, http.MethodPost, c.res.path, body, &obj); err != nil {
+	if err := c.c.Do(ctx, http.MethodPost, c.res.path, body, &obj); err != nil {
 		return err
 	}
 	return c.printObject(obj)
 }
 
-func (c command) patch(unset bool) error {
+func (c command) patch(ctx context.Context, unset bool) error {
 	if c.res.readOnly {
 		return fmt.Errorf("%s records are read-only", c.name)
 	}
@@ -348,13 +347,13 @@ func (c command) patch(unset bool) error {
 		return fmt.Errorf("nothing to change: give at least one flag")
 	}
 	var obj map[string]any
-	if err := c.c.Do(c.ctx, http.MethodPatch, c.res.path+"/"+id, ops, &obj); err != nil {
+	if err := c.c.Do(ctx, http.MethodPatch, c.res.path+"/"+id, ops, &obj); err != nil {
 		return err
 	}
 	return c.printObject(obj)
 }
 
-func (c command) delete() error {
+func (c command) delete(ctx context.Context) error {
 	if c.res.readOnly {
 		return fmt.Errorf("%s records are read-only", c.name)
 	}
@@ -363,7 +362,7 @@ func (c command) delete() error {
 	}
 	var failed []string
 	for _, id := range c.a.pos {
-		if err := c.c.Do(c.ctx, http.MethodDelete, c.res.path+"/"+url.PathEscape(id), nil, nil); err != nil {
+		if err := c.c.Do(ctx, http.MethodDelete, c.res.path+"/"+url.PathEscape(id), nil, nil); err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", id, err))
 			continue
 		}

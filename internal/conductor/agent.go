@@ -13,18 +13,6 @@ import (
 	"github.com/ironwork/ironwork/api"
 )
 
-// driver_internal_info keys of the deploy agent, named as Ironic names them where it has them.
-const (
-	AgentTokenKey     = "agent_secret_token"
-	AgentURLKey       = "agent_url"
-	AgentVersionKey   = "agent_version"
-	AgentHeartbeatKey = "agent_last_heartbeat"
-	AgentProgressKey  = "ironwork_agent_progress"
-	// agentUnreachableKey holds why the agent did not answer at its last heartbeat, for the
-	// callback timeout's reason; an answer removes it.
-	agentUnreachableKey = "ironwork_agent_unreachable"
-)
-
 // ErrAgentUnreachable marks an agent call that got no answer after all its attempts. A
 // HeartbeatHandler returns it (wrapped) to say "ask again at the next heartbeat": the node
 // keeps waiting, no failure is recorded, and the heartbeat does not count as progress, so the
@@ -64,16 +52,14 @@ type AgentLookup struct {
 // as in Ironic). Tokens are cleared when the node leaves the states in which an agent runs,
 // so the next boot's agent gets a new one. A node in any other state is not found, as in
 // Ironic. The state check and the token are written in one transaction.
-func (c *Conductor) LookupAgent(ctx context.Context, ident string) (AgentLookup, error) {
+func (c *Conductor) LookupAgent(ctx context.Context, req NodeRef) (AgentLookup, error) {
+	ident := req.Node
 	var token string
 	n, err := c.store.UpdateNode(ctx, ident, func(n *ironwork.Node) error {
 		if !lookupStates[n.ProvisionState] {
 			return ironwork.Errorf(ironwork.ENOTFOUND, "Node could not be found.")
 		}
-		if n.DriverInternalInfo == nil {
-			n.DriverInternalInfo = ironwork.JSONObject{}
-		}
-		if existing, _ := n.DriverInternalInfo[AgentTokenKey].(string); existing != "" {
+		if LoadAgent(n).Token != "" {
 			token = maskedToken
 			return nil
 		}
@@ -82,7 +68,7 @@ func (c *Conductor) LookupAgent(ctx context.Context, ident string) (AgentLookup,
 			return fmt.Errorf("make agent token: %w", err)
 		}
 		token = base64.RawURLEncoding.EncodeToString(b)
-		n.DriverInternalInfo[AgentTokenKey] = token
+		setAgentToken(n, token)
 		return nil
 	})
 	if ironwork.ErrorCode(err) == ironwork.ENOTFOUND {
@@ -95,8 +81,8 @@ func (c *Conductor) LookupAgent(ctx context.Context, ident string) (AgentLookup,
 	for k, v := range n.DriverInternalInfo {
 		dii[k] = v
 	}
-	if _, ok := dii[AgentTokenKey]; ok {
-		dii[AgentTokenKey] = maskedToken
+	if _, ok := dii[agentTokenKey]; ok {
+		dii[agentTokenKey] = maskedToken
 	}
 	if token != maskedToken {
 		c.log.Info("agent token issued", "node", n.UUID, "state", n.ProvisionState)
@@ -122,15 +108,7 @@ func agentRuns(st ironwork.ProvisionState) bool {
 // refused (403) from then on.
 func forgetTokenOnLeaving(n *ironwork.Node, from, to ironwork.ProvisionState) {
 	if agentRuns(from) && !agentRuns(to) {
-		delete(n.DriverInternalInfo, AgentTokenKey)
-	}
-}
-
-// ForgetAgent removes what a node knows of its agent (token, URL): the next ramdisk boot
-// looks up anew. Boot interfaces' callers use it when the ramdisk is (re)booted or removed.
-func ForgetAgent(n *ironwork.Node) {
-	for _, k := range []string{AgentTokenKey, AgentURLKey, AgentVersionKey, AgentHeartbeatKey, AgentProgressKey, agentUnreachableKey} {
-		delete(n.DriverInternalInfo, k)
+		delete(n.DriverInternalInfo, agentTokenKey)
 	}
 }
 
@@ -147,7 +125,8 @@ type HeartbeatHandler interface {
 // AgentHeartbeat records a heartbeat of a node's agent and, when the node waits for its
 // agent and no other work holds it, lets the deploy interface decide in a worker whether the
 // node goes on. It returns at once: the agent's request never waits for the agent.
-func (c *Conductor) AgentHeartbeat(ctx context.Context, ident string, hb Heartbeat) error {
+func (c *Conductor) AgentHeartbeat(ctx context.Context, req HeartbeatRequest) error {
+	ident, hb := req.Node, req.Heartbeat
 	// The token and the state are checked in the same transaction that records the
 	// heartbeat, so an agent that lost its node cannot write its URL back.
 	n, err := c.store.UpdateNode(ctx, ident, func(n *ironwork.Node) error {
@@ -157,14 +136,7 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, ident string, hb Heartbe
 		if !lookupStates[n.ProvisionState] {
 			return ironwork.Errorf(ironwork.ECONFLICT, "Node %s is in state %s, in which its agent does not heartbeat.", n.UUID, n.ProvisionState)
 		}
-		n.DriverInternalInfo[AgentURLKey] = hb.CallbackURL
-		n.DriverInternalInfo[AgentVersionKey] = hb.AgentVersion
-		n.DriverInternalInfo[AgentHeartbeatKey] = time.Now().UTC().Format(time.RFC3339)
-		if hb.Progress != nil {
-			n.DriverInternalInfo[AgentProgressKey] = hb.Progress
-		} else {
-			delete(n.DriverInternalInfo, AgentProgressKey)
-		}
+		recordHeartbeat(n, hb, time.Now())
 		return nil
 	})
 	if err != nil {
@@ -213,8 +185,7 @@ func (c *Conductor) onHeartbeat(ctx context.Context, t *Task, h HeartbeatHandler
 		return
 	}
 	if err != nil {
-		kind := StepKind(fmt.Sprint(t.Node.DriverInternalInfo[stepKindKey]))
-		c.failSteps(ctx, t, kind, fmt.Errorf("%s", errText(err)))
+		c.failSteps(ctx, t, loadSteps(t.Node).Kind, fmt.Errorf("%s", errText(err)))
 		return
 	}
 	if !resume {
@@ -241,7 +212,7 @@ func (c *Conductor) onHeartbeat(ctx context.Context, t *Task, h HeartbeatHandler
 }
 
 func tokenMatches(n *ironwork.Node, got string) bool {
-	want, _ := n.DriverInternalInfo[AgentTokenKey].(string)
+	want := LoadAgent(n).Token
 	return want != "" && subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
 }
 

@@ -31,9 +31,9 @@ func TestTokenKeptOnlyWhileTheAgentRuns(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s has no %s event", tc.from, tc.ev)
 		}
-		n := &ironwork.Node{ProvisionState: tc.from, DriverInternalInfo: ironwork.JSONObject{AgentTokenKey: "t"}}
+		n := &ironwork.Node{ProvisionState: tc.from, DriverInternalInfo: ironwork.JSONObject{agentTokenKey: "t"}}
 		forgetTokenOnLeaving(n, tc.from, to)
-		if _, kept := n.DriverInternalInfo[AgentTokenKey]; kept != tc.keep {
+		if _, kept := n.DriverInternalInfo[agentTokenKey]; kept != tc.keep {
 			t.Errorf("%s -(%s)-> %s: token kept %v, want %v", tc.from, tc.ev, to, kept, tc.keep)
 		}
 	}

@@ -22,7 +22,11 @@ const (
 // CreateAllocation stores a new allocation and finds it a node. With backfillNode (a node UUID)
 // the allocation records a node that is already deployed and the call returns when that is
 // done; otherwise the allocation is returned in state allocating and a worker picks a node.
-func (c *Conductor) CreateAllocation(ctx context.Context, a *ironwork.Allocation, backfillNode string) (*ironwork.Allocation, error) {
+func (c *Conductor) CreateAllocation(ctx context.Context, req CreateAllocationRequest) (*ironwork.Allocation, error) {
+	a, backfillNode := req.Allocation, req.BackfillNode
+	if a == nil {
+		return nil, ironwork.Errorf(ironwork.EINVALID, "create_allocation needs an allocation")
+	}
 	a.State, a.NodeID, a.NodeUUID, a.ConductorAffinity = AllocationAllocating, 0, "", c.id
 	if backfillNode != "" {
 		if err := c.store.CreateAllocation(ctx, a); err != nil {
@@ -30,7 +34,8 @@ func (c *Conductor) CreateAllocation(ctx context.Context, a *ironwork.Allocation
 		}
 		out, err := c.backfill(ctx, a, backfillNode)
 		if err != nil {
-			c.allocationFailed(a, err)
+			// The record outlives the request: a client that gave up still finds why.
+			c.allocationFailed(context.WithoutCancel(ctx), a, err)
 			return nil, err
 		}
 		return out, nil
@@ -46,18 +51,20 @@ func (c *Conductor) CreateAllocation(ctx context.Context, a *ironwork.Allocation
 	created := *a
 	go func() {
 		defer done()
-		c.allocate(c.ctx, &created)
+		ctx, cancel := c.lifetime()
+		defer cancel()
+		c.allocate(ctx, &created)
 	}()
 	return a, nil
 }
 
 // allocationFailed records why an allocation found no node.
-func (c *Conductor) allocationFailed(a *ironwork.Allocation, reason error) {
+func (c *Conductor) allocationFailed(ctx context.Context, a *ironwork.Allocation, reason error) {
 	msg := ironwork.ErrorMessage(reason)
 	if ironwork.ErrorCode(reason) == ironwork.EINTERNAL {
 		msg = "Unexpected exception during allocation: " + reason.Error()
 	}
-	_, err := c.store.UpdateAllocation(c.ctx, a.UUID, func(x *ironwork.Allocation) error {
+	_, err := c.store.UpdateAllocation(ctx, a.UUID, func(x *ironwork.Allocation) error {
 		x.State, x.LastError = AllocationError, msg
 		return nil
 	})
@@ -76,25 +83,25 @@ func allocationError(a *ironwork.Allocation, format string, args ...any) error {
 func (c *Conductor) allocate(ctx context.Context, a *ironwork.Allocation) {
 	nodes, err := c.store.AllocationCandidates(ctx, a.ResourceClass, a.CandidateNodes, a.Owner)
 	if err != nil {
-		c.allocationFailed(a, err)
+		c.allocationFailed(ctx, a, err)
 		return
 	}
 	if len(nodes) == 0 {
 		if len(a.CandidateNodes) > 0 {
-			c.allocationFailed(a, allocationError(a, "none of the requested nodes are available and match the resource class %s", a.ResourceClass))
+			c.allocationFailed(ctx, a, allocationError(a, "none of the requested nodes are available and match the resource class %s", a.ResourceClass))
 		} else {
-			c.allocationFailed(a, allocationError(a, "no available nodes match the resource class %s", a.ResourceClass))
+			c.allocationFailed(ctx, a, allocationError(a, "no available nodes match the resource class %s", a.ResourceClass))
 		}
 		return
 	}
 	nodes = slices.DeleteFunc(nodes, func(n *ironwork.Node) bool { return !hasTraits(n, a.Traits) })
 	if len(nodes) == 0 {
-		c.allocationFailed(a, allocationError(a, "no suitable nodes have the requested traits %s", strings.Join(a.Traits, ", ")))
+		c.allocationFailed(ctx, a, allocationError(a, "no suitable nodes have the requested traits %s", strings.Join(a.Traits, ", ")))
 		return
 	}
 	nodes = slices.DeleteFunc(nodes, func(n *ironwork.Node) bool { return !hasCapabilities(n, a.Capabilities) })
 	if len(nodes) == 0 {
-		c.allocationFailed(a, allocationError(a, "no suitable nodes have the requested capabilities %s", capabilityString(a.Capabilities)))
+		c.allocationFailed(ctx, a, allocationError(a, "no suitable nodes have the requested capabilities %s", capabilityString(a.Capabilities)))
 		return
 	}
 	rand.Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
@@ -112,14 +119,14 @@ func (c *Conductor) allocate(ctx context.Context, a *ironwork.Allocation) {
 			if ironwork.ErrorCode(err) == ironwork.ENOTFOUND {
 				return // the allocation was deleted meanwhile
 			}
-			c.allocationFailed(a, err)
+			c.allocationFailed(ctx, a, err)
 			return
 		}
 		c.log.Info("node reserved for allocation", "allocation", a.UUID, "node", n.UUID)
 		*a = *got
 		return
 	}
-	c.allocationFailed(a, allocationError(a, "all nodes were filtered out during reservation"))
+	c.allocationFailed(ctx, a, allocationError(a, "all nodes were filtered out during reservation"))
 }
 
 // backfill records an allocation for a node that was deployed without one.
@@ -161,8 +168,8 @@ func (c *Conductor) backfill(ctx context.Context, a *ironwork.Allocation, nodeUU
 
 // DeleteAllocation removes an allocation and frees its node, refused as Ironic refuses it while
 // the node is active or in a transition that forbids updates (unless in maintenance).
-func (c *Conductor) DeleteAllocation(ctx context.Context, ident string) error {
-	return c.store.DeleteAllocation(ctx, ident, func(a *ironwork.Allocation, n *ironwork.Node) error {
+func (c *Conductor) DeleteAllocation(ctx context.Context, req DeleteAllocationRequest) error {
+	return c.store.DeleteAllocation(ctx, req.Allocation, func(a *ironwork.Allocation, n *ironwork.Node) error {
 		if n == nil || n.Maintenance {
 			return nil
 		}

@@ -120,7 +120,7 @@ func BenchmarkDeploy(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		if err := c.Provision(ctx, n.UUID, conductor.ProvisionRequest{Target: "active"}); err != nil {
+		if err := c.Provision(ctx, conductor.ProvisionRequest{NodeRef: conductor.NodeRef{Node: n.UUID}, Target: "active"}); err != nil {
 			b.Fatal(err)
 		}
 		c.Wait()

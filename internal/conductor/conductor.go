@@ -63,38 +63,23 @@ func Defaults() Config {
 
 func (c *Config) fill() {
 	d := Defaults()
-	if c.Workers <= 0 {
-		c.Workers = d.Workers
-	}
-	if c.MaxConcurrentDeploy <= 0 {
-		c.MaxConcurrentDeploy = d.MaxConcurrentDeploy
-	}
-	if c.MaxConcurrentClean <= 0 {
-		c.MaxConcurrentClean = d.MaxConcurrentClean
-	}
-	if c.PowerActionTimeout <= 0 {
-		c.PowerActionTimeout = d.PowerActionTimeout
-	}
-	if c.PowerSyncInterval <= 0 {
-		c.PowerSyncInterval = d.PowerSyncInterval
-	}
-	if c.PowerSyncWorkers <= 0 {
-		c.PowerSyncWorkers = d.PowerSyncWorkers
-	}
-	if c.PowerSyncMaxRetries <= 0 {
-		c.PowerSyncMaxRetries = d.PowerSyncMaxRetries
-	}
-	if c.CallbackTimeout <= 0 {
-		c.CallbackTimeout = d.CallbackTimeout
-	}
-	if c.TimeoutCheckInterval <= 0 {
-		c.TimeoutCheckInterval = d.TimeoutCheckInterval
-	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = d.HeartbeatInterval
-	}
-	if c.HeartbeatTimeout <= 0 {
-		c.HeartbeatTimeout = d.HeartbeatTimeout
+	orDefault(&c.Workers, d.Workers)
+	orDefault(&c.MaxConcurrentDeploy, d.MaxConcurrentDeploy)
+	orDefault(&c.MaxConcurrentClean, d.MaxConcurrentClean)
+	orDefault(&c.PowerActionTimeout, d.PowerActionTimeout)
+	orDefault(&c.PowerSyncInterval, d.PowerSyncInterval)
+	orDefault(&c.PowerSyncWorkers, d.PowerSyncWorkers)
+	orDefault(&c.PowerSyncMaxRetries, d.PowerSyncMaxRetries)
+	orDefault(&c.CallbackTimeout, d.CallbackTimeout)
+	orDefault(&c.TimeoutCheckInterval, d.TimeoutCheckInterval)
+	orDefault(&c.HeartbeatInterval, d.HeartbeatInterval)
+	orDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+}
+
+// orDefault sets v to def unless it is positive.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 
@@ -139,11 +124,11 @@ type Conductor struct {
 	log      *slog.Logger
 	ring     *Ring
 
-	ctx    context.Context // ends when the conductor stops: background work stops with it
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // background work on nodes
-	loops  sync.WaitGroup // periodic tasks
-	sem    chan struct{}
+	stopping chan struct{} // closed by Stop: background work and periodic tasks end with it
+	stopOnce sync.Once
+	wg       sync.WaitGroup // background work on nodes
+	loops    sync.WaitGroup // periodic tasks
+	sem      chan struct{}
 
 	id              int64 // this conductor's row in the conductors table, set by Start
 	deploys, cleans atomic.Int64
@@ -156,9 +141,8 @@ func New(cfg Config, store *sqlstore.Store, drivers ironwork.DriverConfig, regis
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	return &Conductor{cfg: cfg, store: store, drivers: drivers, registry: registry, log: log.With("conductor", cfg.Hostname),
-		ring: NewRing(), ctx: ctx, cancel: cancel, sem: make(chan struct{}, cfg.Workers)}
+		ring: NewRing(), stopping: make(chan struct{}), sem: make(chan struct{}, cfg.Workers)}
 }
 
 // Hostname is the conductor's name.
@@ -358,19 +342,35 @@ func (c *Conductor) background(t *Task, done func(), work func(ctx context.Conte
 				c.release(t.Node)
 			}
 		}()
+		ctx, cancel := c.lifetime()
+		defer cancel()
 		defer func() {
 			if p := recover(); p != nil {
 				t.Log.Error("panic in background work", "panic", p)
-				c.fail(c.ctx, t, fmt.Errorf("internal error: %v", p))
+				c.fail(ctx, t, fmt.Errorf("internal error: %v", p))
 			}
 		}()
-		work(c.ctx, t)
+		work(ctx, t)
 	}()
+}
+
+// lifetime returns a context for work that outlives the request that started it: it ends when
+// the conductor stops, or when cancel is called (which the work must do when it ends).
+func (c *Conductor) lifetime() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-c.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // Stop cancels background work and the periodic tasks, and waits for them.
 func (c *Conductor) Stop() {
-	c.cancel()
+	c.stopOnce.Do(func() { close(c.stopping) })
 	c.wg.Wait()
 	c.loops.Wait()
 }

@@ -45,46 +45,43 @@ func (c *Conductor) network(t *Task) (Network, error) {
 }
 
 // AttachVIF attaches a VIF to a node under the node's lock.
-func (c *Conductor) AttachVIF(ctx context.Context, ident string, vif VIF) error {
-	t, err := c.lock(ctx, ident)
-	if err != nil {
-		return err
-	}
-	defer c.release(t.Node)
-	nw, err := c.network(t)
-	if err != nil {
-		return err
-	}
-	if err := nw.AttachVIF(ctx, t, vif); err != nil {
-		c.vifHistory(ctx, t, fmt.Sprintf("Failed to attach VIF %s to node %s. Error: %s", vif.ID, t.Node.UUID, errText(err)))
-		return err
-	}
-	t.Log.Info("VIF attached", "vif", vif.ID)
-	return nil
+func (c *Conductor) AttachVIF(ctx context.Context, req AttachVIFRequest) error {
+	return c.withNetwork(ctx, req.Node, func(t *Task, nw Network) error {
+		if err := nw.AttachVIF(ctx, t, req.VIF); err != nil {
+			c.vifHistory(ctx, t, fmt.Sprintf("Failed to attach VIF %s to node %s. Error: %s", req.VIF.ID, t.Node.UUID, errText(err)))
+			return err
+		}
+		t.Log.Info("VIF attached", "vif", req.VIF.ID)
+		return nil
+	})
 }
 
 // DetachVIF detaches a VIF from a node under the node's lock.
-func (c *Conductor) DetachVIF(ctx context.Context, ident, id string) error {
-	t, err := c.lock(ctx, ident)
-	if err != nil {
-		return err
-	}
-	defer c.release(t.Node)
-	nw, err := c.network(t)
-	if err != nil {
-		return err
-	}
-	if err := nw.DetachVIF(ctx, t, id); err != nil {
-		c.vifHistory(ctx, t, fmt.Sprintf("Failed to detach VIF %s from node %s, Error: %s", id, t.Node.UUID, errText(err)))
-		return err
-	}
-	t.Log.Info("VIF detached", "vif", id)
-	return nil
+func (c *Conductor) DetachVIF(ctx context.Context, req DetachVIFRequest) error {
+	return c.withNetwork(ctx, req.Node, func(t *Task, nw Network) error {
+		if err := nw.DetachVIF(ctx, t, req.VIF); err != nil {
+			c.vifHistory(ctx, t, fmt.Sprintf("Failed to detach VIF %s from node %s, Error: %s", req.VIF, t.Node.UUID, errText(err)))
+			return err
+		}
+		t.Log.Info("VIF detached", "vif", req.VIF)
+		return nil
+	})
+}
+
+// withNetwork runs fn with a node's network interface, under the node's lock.
+func (c *Conductor) withNetwork(ctx context.Context, ident string, fn func(t *Task, nw Network) error) error {
+	return c.withLock(ctx, ident, func(t *Task) error {
+		nw, err := c.network(t)
+		if err != nil {
+			return err
+		}
+		return fn(t, nw)
+	})
 }
 
 // ListVIFs lists the VIFs attached to a node; it takes no lock, as Ironic's shared task.
-func (c *Conductor) ListVIFs(ctx context.Context, ident string) ([]VIF, error) {
-	t, err := c.shared(ctx, ident)
+func (c *Conductor) ListVIFs(ctx context.Context, req NodeRef) ([]VIF, error) {
+	t, err := c.shared(ctx, req.Node)
 	if err != nil {
 		return nil, err
 	}

@@ -51,14 +51,16 @@ func (c *Conductor) every(interval time.Duration, name string, fn func(ctx conte
 	c.loops.Add(1)
 	go func() {
 		defer c.loops.Done()
+		ctx, cancel := c.lifetime()
+		defer cancel()
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
 			select {
-			case <-c.ctx.Done():
+			case <-ctx.Done():
 				return
 			case <-tick.C:
-				if err := fn(c.ctx); err != nil && !isContextErr(err) {
+				if err := fn(ctx); err != nil && !isContextErr(err) {
 					c.log.Warn("periodic task failed", "task", name, "error", err)
 				}
 			}
@@ -336,7 +338,7 @@ func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 				}
 				_ = t.Save(ctx, func(n *ironwork.Node) {
 					n.CleanStep, n.DeployStep, n.ServiceStep = ironwork.JSONObject{}, ironwork.JSONObject{}, ironwork.JSONObject{}
-					delete(n.DriverInternalInfo, remainingKey)
+					dropRemainingSteps(n)
 				})
 				c.fail(ctx, t, ironwork.Errorf(ironwork.EINVALID, "%s", reason))
 			}

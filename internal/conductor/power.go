@@ -16,7 +16,8 @@ var powerTargets = []ironwork.PowerState{ironwork.PowerOn, ironwork.PowerOff, ir
 
 // SetPower starts a power change of a node in the background: it records the target, then the
 // worker drives the BMC and records the outcome.
-func (c *Conductor) SetPower(ctx context.Context, ident string, target ironwork.PowerState, timeout time.Duration) error {
+func (c *Conductor) SetPower(ctx context.Context, req SetPowerRequest) error {
+	ident, target, timeout := req.Node, req.Target, req.Timeout
 	if !slices.Contains(powerTargets, target) {
 		return ironwork.Errorf(ironwork.EINVALID, "Invalid power state target %q.", target)
 	}
@@ -121,8 +122,8 @@ func (c *Conductor) doPower(ctx context.Context, t *Task, target ironwork.PowerS
 }
 
 // BootDevice returns a node's boot device.
-func (c *Conductor) BootDevice(ctx context.Context, ident string) (BootDevice, error) {
-	t, err := c.shared(ctx, ident)
+func (c *Conductor) BootDevice(ctx context.Context, req NodeRef) (BootDevice, error) {
+	t, err := c.shared(ctx, req.Node)
 	if err != nil {
 		return BootDevice{}, err
 	}
@@ -134,8 +135,8 @@ func (c *Conductor) BootDevice(ctx context.Context, ident string) (BootDevice, e
 }
 
 // SupportedBootDevices lists the boot devices a node can use.
-func (c *Conductor) SupportedBootDevices(ctx context.Context, ident string) ([]string, error) {
-	t, err := c.shared(ctx, ident)
+func (c *Conductor) SupportedBootDevices(ctx context.Context, req NodeRef) ([]string, error) {
+	t, err := c.shared(ctx, req.Node)
 	if err != nil {
 		return nil, err
 	}
@@ -147,8 +148,9 @@ func (c *Conductor) SupportedBootDevices(ctx context.Context, ident string) ([]s
 }
 
 // SetBootDevice sets a node's boot device, under its lock.
-func (c *Conductor) SetBootDevice(ctx context.Context, ident string, dev BootDevice) error {
-	return c.withLock(ctx, ident, func(t *Task) error {
+func (c *Conductor) SetBootDevice(ctx context.Context, req SetBootDeviceRequest) error {
+	dev := req.Device
+	return c.withLock(ctx, req.Node, func(t *Task) error {
 		m, ok := t.Driver.Management()
 		if !ok {
 			return notSupported(t, ironwork.ManagementInterface)
@@ -165,26 +167,17 @@ func (c *Conductor) SetBootDevice(ctx context.Context, ident string, dev BootDev
 }
 
 // InjectNMI sends an NMI to a node.
-func (c *Conductor) InjectNMI(ctx context.Context, ident string) error {
-	return c.withLock(ctx, ident, func(t *Task) error {
-		n, ok := t.Driver.Impl(ironwork.ManagementInterface).(NMIInjector)
-		if !ok {
-			return notSupported(t, ironwork.ManagementInterface)
-		}
-		return n.InjectNMI(ctx, t)
-	})
+func (c *Conductor) InjectNMI(ctx context.Context, req NodeRef) error {
+	return withManagement(ctx, c, req.Node, func(t *Task, n NMIInjector) error { return n.InjectNMI(ctx, t) })
 }
 
 // SetBootMode switches a node between bios and uefi.
-func (c *Conductor) SetBootMode(ctx context.Context, ident, mode string) error {
+func (c *Conductor) SetBootMode(ctx context.Context, req SetBootModeRequest) error {
+	mode := req.Mode
 	if mode != "bios" && mode != "uefi" {
 		return ironwork.Errorf(ironwork.EINVALID, "Invalid boot mode %q: use bios or uefi.", mode)
 	}
-	return c.withLock(ctx, ident, func(t *Task) error {
-		s, ok := t.Driver.Impl(ironwork.ManagementInterface).(BootModeSetter)
-		if !ok {
-			return notSupported(t, ironwork.ManagementInterface)
-		}
+	return withManagement(ctx, c, req.Node, func(t *Task, s BootModeSetter) error {
 		if err := s.SetBootMode(ctx, t, mode); err != nil {
 			return err
 		}
@@ -193,12 +186,9 @@ func (c *Conductor) SetBootMode(ctx context.Context, ident, mode string) error {
 }
 
 // SetSecureBoot turns a node's secure boot on or off.
-func (c *Conductor) SetSecureBoot(ctx context.Context, ident string, on bool) error {
-	return c.withLock(ctx, ident, func(t *Task) error {
-		s, ok := t.Driver.Impl(ironwork.ManagementInterface).(SecureBootSetter)
-		if !ok {
-			return notSupported(t, ironwork.ManagementInterface)
-		}
+func (c *Conductor) SetSecureBoot(ctx context.Context, req SetSecureBootRequest) error {
+	on := req.On
+	return withManagement(ctx, c, req.Node, func(t *Task, s SecureBootSetter) error {
 		if err := s.SetSecureBoot(ctx, t, on); err != nil {
 			return err
 		}
@@ -206,8 +196,21 @@ func (c *Conductor) SetSecureBoot(ctx context.Context, ident string, on bool) er
 	})
 }
 
+// withManagement runs fn, under a node's lock, with the optional ability A of its management
+// interface; a node whose interface lacks it is refused.
+func withManagement[A any](ctx context.Context, c *Conductor, ident string, fn func(t *Task, a A) error) error {
+	return c.withLock(ctx, ident, func(t *Task) error {
+		a, ok := t.Driver.Impl(ironwork.ManagementInterface).(A)
+		if !ok {
+			return notSupported(t, ironwork.ManagementInterface)
+		}
+		return fn(t, a)
+	})
+}
+
 // SetTargetRAID records the RAID configuration the next cleaning applies.
-func (c *Conductor) SetTargetRAID(ctx context.Context, ident string, cfg ironwork.JSONObject) error {
+func (c *Conductor) SetTargetRAID(ctx context.Context, req SetTargetRAIDRequest) error {
+	cfg := req.Config
 	disks, ok := cfg["logical_disks"].([]any)
 	if !ok {
 		return ironwork.Errorf(ironwork.EINVALID, "RAID configuration must have a list of logical_disks.")
@@ -218,17 +221,17 @@ func (c *Conductor) SetTargetRAID(ctx context.Context, ident string, cfg ironwor
 			return ironwork.Errorf(ironwork.EINVALID, "logical disk %d needs size_gb and raid_level.", i)
 		}
 	}
-	return c.withLock(ctx, ident, func(t *Task) error {
+	return c.withLock(ctx, req.Node, func(t *Task) error {
 		return t.Save(ctx, func(n *ironwork.Node) { n.TargetRAIDConfig = cfg })
 	})
 }
 
 // SetMaintenance puts a node into maintenance with a reason, or takes it out.
-func (c *Conductor) SetMaintenance(ctx context.Context, ident string, on bool, reason string) error {
-	n, err := c.store.UpdateNode(ctx, ident, func(n *ironwork.Node) error {
-		n.Maintenance = on
-		if on {
-			n.MaintenanceReason = reason
+func (c *Conductor) SetMaintenance(ctx context.Context, req SetMaintenanceRequest) error {
+	n, err := c.store.UpdateNode(ctx, req.Node, func(n *ironwork.Node) error {
+		n.Maintenance = req.On
+		if req.On {
+			n.MaintenanceReason = req.Reason
 		} else {
 			n.MaintenanceReason, n.Fault = "", ""
 		}
@@ -251,8 +254,8 @@ type ValidationResult struct {
 }
 
 // Validate checks every interface of a node.
-func (c *Conductor) Validate(ctx context.Context, ident string) (map[ironwork.InterfaceKind]ValidationResult, error) {
-	t, err := c.shared(ctx, ident)
+func (c *Conductor) Validate(ctx context.Context, req NodeRef) (map[ironwork.InterfaceKind]ValidationResult, error) {
+	t, err := c.shared(ctx, req.Node)
 	if err != nil {
 		return nil, err
 	}

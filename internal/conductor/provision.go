@@ -13,17 +13,18 @@ import (
 
 // ProvisionRequest is a PUT /states/provision request.
 type ProvisionRequest struct {
-	Target         string
-	ConfigDrive    any
-	CleanSteps     []any
-	DeploySteps    []any
-	ServiceSteps   []any
-	RescuePassword string
+	NodeRef
+	Target         string `json:"target"`
+	ConfigDrive    any    `json:"configdrive,omitempty"`
+	CleanSteps     []any  `json:"clean_steps,omitempty"`
+	DeploySteps    []any  `json:"deploy_steps,omitempty"`
+	ServiceSteps   []any  `json:"service_steps,omitempty"`
+	RescuePassword string `json:"rescue_password,omitempty"`
 	// RescuePasswordHash is the SHA-512-crypt hash of the rescue password; callers that hash
 	// the password themselves (the RPC router) send it instead of RescuePassword, so the
 	// password never travels.
-	RescuePasswordHash string
-	DisableRamdisk     bool
+	RescuePasswordHash string `json:"rescue_password_hash,omitempty"`
+	DisableRamdisk     bool   `json:"disable_ramdisk,omitempty"`
 }
 
 // RescuePasswordHashKey is the instance_info key of the rescue password's SHA-512-crypt hash,
@@ -43,21 +44,15 @@ func (req *ProvisionRequest) HashRescuePassword() error {
 	return nil
 }
 
-// internal info keys for the steps still to run.
-const (
-	remainingKey = "ironwork_remaining_steps"
-	stepKindKey  = "ironwork_step_kind"
-	manualKey    = "ironwork_manual_clean"
-)
-
 // Provision starts a provision action on a node. Work that takes time runs in the background
 // under the node's lock; the call returns once the node is in the first state of the action.
-func (c *Conductor) Provision(ctx context.Context, ident string, req ProvisionRequest) error {
-	ev, ok := ironwork.Verbs[req.Target]
+func (c *Conductor) Provision(ctx context.Context, req ProvisionRequest) error {
+	verb, ok := ironwork.LookupVerb(req.Target)
 	if !ok {
 		return ironwork.Errorf(ironwork.EINVALID, "Invalid provision state target %q.", req.Target)
 	}
-	t, err := c.lock(ctx, ident)
+	ev := verb.Event
+	t, err := c.lock(ctx, req.Node)
 	if err != nil {
 		return err
 	}
@@ -67,16 +62,8 @@ func (c *Conductor) Provision(ctx context.Context, ident string, req ProvisionRe
 			c.release(t.Node)
 		}
 	}()
-	n := t.Node
-	if _, ok := ironwork.NextState(n.ProvisionState, ev); !ok {
-		return ironwork.Errorf(ironwork.EINVALID, "The requested action \"%s\" can not be performed on node \"%s\" while it is in state \"%s\".",
-			req.Target, n.UUID, n.ProvisionState)
-	}
-	if n.Protected && (ev == ironwork.EventDelete || ev == ironwork.EventRebuild) {
-		return ironwork.Errorf(ironwork.EFORBIDDEN, "Node %s is protected and cannot be undeployed, rebuilt or deleted", n.UUID)
-	}
-	if n.Maintenance && ev != ironwork.EventManage && ev != ironwork.EventAbort && ev != ironwork.EventDelete {
-		return ironwork.Errorf(ironwork.EINVALID, "Node %s is in maintenance mode: take it out of maintenance before \"%s\".", n.UUID, req.Target)
+	if err := provisionAllowed(t.Node, ev, req.Target); err != nil {
+		return err
 	}
 
 	// Events that only change state run here, under the request's lock.
@@ -85,118 +72,178 @@ func (c *Conductor) Provision(ctx context.Context, ident string, req ProvisionRe
 		var err error
 		handedOff, err = c.abort(ctx, t)
 		return err
-	case ev == ironwork.EventManage && n.ProvisionState != ironwork.Enroll:
+	case ev == ironwork.EventManage && t.Node.ProvisionState != ironwork.Enroll:
 		return c.transition(ctx, t, ev, "", "")
 	}
 
-	var work func(ctx context.Context, t *Task)
-	target := ironwork.ProvisionState("")
-	switch ev {
-	case ironwork.EventManage:
-		work = c.verify
-	case ironwork.EventProvide:
-		work = func(ctx context.Context, t *Task) { c.startClean(ctx, t, nil) }
-	case ironwork.EventClean:
-		steps, err := manualSteps(t.Driver, CleanSteps, req.CleanSteps)
-		if err != nil {
-			return err
-		}
-		target = ironwork.Manageable
-		work = func(ctx context.Context, t *Task) { c.startClean(ctx, t, steps) }
-	case ironwork.EventDeploy, ironwork.EventRebuild:
-		if err := c.validateFor(ctx, t, ironwork.PowerInterface, ironwork.DeployInterface, ironwork.BootInterface); err != nil {
-			return err
-		}
-		traits, err := instanceTraits(n)
-		if err != nil {
-			return ironwork.Errorf(ironwork.EINVALID, "Failed to validate deploy or power info for node %s: %s", n.UUID, err.Error())
-		}
-		steps, failure, err := c.deploySteps(ctx, t, req.DeploySteps, traits)
-		if err != nil {
-			return err
-		}
-		if m, ok := req.ConfigDrive.(map[string]any); ok {
-			// As Ironic: the dict form is built into an image when the deploy starts, and
-			// only the gzipped, base64-encoded image is stored.
-			cd, err := configdrive.BuildEncoded(m, n.UUID, n.Name)
-			if err != nil {
-				return ironwork.Errorf(ironwork.EINVALID, "Invalid configdrive format: %v", err)
-			}
-			req.ConfigDrive = cd
-		}
-		if req.ConfigDrive != nil {
-			if err := t.Save(ctx, func(n *ironwork.Node) {
-				if n.InstanceInfo == nil {
-					n.InstanceInfo = ironwork.JSONObject{}
-				}
-				n.InstanceInfo["configdrive"] = req.ConfigDrive
-			}); err != nil {
-				return err
-			}
-		}
-		work = func(ctx context.Context, t *Task) {
-			if failure != nil {
-				c.fail(ctx, t, failure)
-				return
-			}
-			c.runSteps(ctx, t, DeploySteps, steps)
-		}
-	case ironwork.EventDelete:
-		work = c.tearDown
-	case ironwork.EventInspect:
-		work = c.inspect
-	case ironwork.EventAdopt:
-		work = c.adopt
-	case ironwork.EventRescue:
-		if err := req.HashRescuePassword(); err != nil {
-			return err
-		}
-		if !strings.HasPrefix(req.RescuePasswordHash, "$6$") {
-			return ironwork.Errorf(ironwork.EINVALID, "A non-empty \"rescue_password\" is required when setting target provision state to rescue.")
-		}
-		if err := t.Save(ctx, func(n *ironwork.Node) {
-			if n.InstanceInfo == nil {
-				n.InstanceInfo = ironwork.JSONObject{}
-			}
-			delete(n.InstanceInfo, "rescue_password")
-			n.InstanceInfo[RescuePasswordHashKey] = req.RescuePasswordHash
-		}); err != nil {
-			return err
-		}
-		work = c.rescue
-	case ironwork.EventUnrescue:
-		work = c.unrescue
-	case ironwork.EventService:
-		steps, err := manualSteps(t.Driver, ServiceSteps, req.ServiceSteps)
-		if err != nil {
-			return err
-		}
-		work = func(ctx context.Context, t *Task) { c.runSteps(ctx, t, ServiceSteps, steps) }
-	case ironwork.EventUnhold:
-		work = c.unhold
-	default:
+	start, ok := c.starters()[ev]
+	if !ok {
 		return ironwork.Errorf(ironwork.EINVALID, "The requested action \"%s\" is not supported.", req.Target)
 	}
+	work, target, err := start(ctx, t, req)
+	if err != nil {
+		return err
+	}
+	release, err := c.admit(ev)
+	if err != nil {
+		return err
+	}
+	if err := c.transition(ctx, t, ev, "", target); err != nil {
+		release()
+		return err
+	}
+	handedOff = true
+	c.background(t, release, work)
+	return nil
+}
 
+// provisionAllowed refuses an event the node's state, protection or maintenance forbids.
+func provisionAllowed(n *ironwork.Node, ev ironwork.Event, verb string) error {
+	if _, ok := ironwork.NextState(n.ProvisionState, ev); !ok {
+		return ironwork.Errorf(ironwork.EINVALID, "The requested action \"%s\" can not be performed on node \"%s\" while it is in state \"%s\".",
+			verb, n.UUID, n.ProvisionState)
+	}
+	if n.Protected && (ev == ironwork.EventDelete || ev == ironwork.EventRebuild) {
+		return ironwork.Errorf(ironwork.EFORBIDDEN, "Node %s is protected and cannot be undeployed, rebuilt or deleted", n.UUID)
+	}
+	if n.Maintenance && ev != ironwork.EventManage && ev != ironwork.EventAbort && ev != ironwork.EventDelete {
+		return ironwork.Errorf(ironwork.EINVALID, "Node %s is in maintenance mode: take it out of maintenance before \"%s\".", n.UUID, verb)
+	}
+	return nil
+}
+
+// work is what a provision action does in the background, under the node's lock.
+type work func(ctx context.Context, t *Task)
+
+// starter checks a provision request under the node's lock and prepares its work; target, when
+// not empty, overrides the machine's target state of the first transition.
+type starter func(ctx context.Context, t *Task, req ProvisionRequest) (w work, target ironwork.ProvisionState, err error)
+
+// starters maps each event of a provision verb (ironwork.ProvisionVerbs) that starts
+// background work to its starter.
+func (c *Conductor) starters() map[ironwork.Event]starter {
+	return map[ironwork.Event]starter{
+		ironwork.EventManage:   only(c.verify),
+		ironwork.EventProvide:  only(func(ctx context.Context, t *Task) { c.startClean(ctx, t, nil) }),
+		ironwork.EventClean:    c.startManualClean,
+		ironwork.EventDeploy:   c.startDeploy,
+		ironwork.EventRebuild:  c.startDeploy,
+		ironwork.EventDelete:   only(c.tearDown),
+		ironwork.EventInspect:  only(c.inspect),
+		ironwork.EventAdopt:    only(c.adopt),
+		ironwork.EventRescue:   c.startRescue,
+		ironwork.EventUnrescue: only(c.unrescue),
+		ironwork.EventService:  c.startService,
+		ironwork.EventUnhold:   only(c.unhold),
+	}
+}
+
+// only is the starter of work that needs no checks.
+func only(w work) starter {
+	return func(context.Context, *Task, ProvisionRequest) (work, ironwork.ProvisionState, error) {
+		return w, "", nil
+	}
+}
+
+func (c *Conductor) startManualClean(_ context.Context, t *Task, req ProvisionRequest) (work, ironwork.ProvisionState, error) {
+	steps, err := manualSteps(t.Driver, CleanSteps, req.CleanSteps)
+	if err != nil {
+		return nil, "", err
+	}
+	return func(ctx context.Context, t *Task) { c.startClean(ctx, t, steps) }, ironwork.Manageable, nil
+}
+
+func (c *Conductor) startService(_ context.Context, t *Task, req ProvisionRequest) (work, ironwork.ProvisionState, error) {
+	steps, err := manualSteps(t.Driver, ServiceSteps, req.ServiceSteps)
+	if err != nil {
+		return nil, "", err
+	}
+	return func(ctx context.Context, t *Task) { c.runSteps(ctx, t, ServiceSteps, steps) }, "", nil
+}
+
+// startDeploy validates a deploy or rebuild, merges its steps and stores its config drive.
+func (c *Conductor) startDeploy(ctx context.Context, t *Task, req ProvisionRequest) (work, ironwork.ProvisionState, error) {
+	n := t.Node
+	if err := c.validateFor(ctx, t, ironwork.PowerInterface, ironwork.DeployInterface, ironwork.BootInterface); err != nil {
+		return nil, "", err
+	}
+	traits, err := instanceTraits(n)
+	if err != nil {
+		return nil, "", ironwork.Errorf(ironwork.EINVALID, "Failed to validate deploy or power info for node %s: %s", n.UUID, err.Error())
+	}
+	steps, failure, err := c.deploySteps(ctx, t, req.DeploySteps, traits)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := c.saveConfigDrive(ctx, t, req.ConfigDrive); err != nil {
+		return nil, "", err
+	}
+	return func(ctx context.Context, t *Task) {
+		if failure != nil {
+			c.fail(ctx, t, failure)
+			return
+		}
+		c.runSteps(ctx, t, DeploySteps, steps)
+	}, "", nil
+}
+
+// saveConfigDrive stores a deploy's config drive in instance_info. As Ironic, the object form
+// is built into an image when the deploy starts, and only the gzipped, base64-encoded image is
+// stored.
+func (c *Conductor) saveConfigDrive(ctx context.Context, t *Task, cd any) error {
+	if m, ok := cd.(map[string]any); ok {
+		built, err := configdrive.BuildEncoded(m, t.Node.UUID, t.Node.Name)
+		if err != nil {
+			return ironwork.Errorf(ironwork.EINVALID, "Invalid configdrive format: %v", err)
+		}
+		cd = built
+	}
+	if cd == nil {
+		return nil
+	}
+	return t.Save(ctx, func(n *ironwork.Node) { setInstanceInfo(n, "configdrive", cd) })
+}
+
+// startRescue stores the hash of the rescue password the rescue ramdisk sets; the password
+// itself is never stored.
+func (c *Conductor) startRescue(ctx context.Context, t *Task, req ProvisionRequest) (work, ironwork.ProvisionState, error) {
+	if err := req.HashRescuePassword(); err != nil {
+		return nil, "", err
+	}
+	if !strings.HasPrefix(req.RescuePasswordHash, "$6$") {
+		return nil, "", ironwork.Errorf(ironwork.EINVALID, "A non-empty \"rescue_password\" is required when setting target provision state to rescue.")
+	}
+	if err := t.Save(ctx, func(n *ironwork.Node) {
+		delete(n.InstanceInfo, "rescue_password")
+		setInstanceInfo(n, RescuePasswordHashKey, req.RescuePasswordHash)
+	}); err != nil {
+		return nil, "", err
+	}
+	return c.rescue, "", nil
+}
+
+func setInstanceInfo(n *ironwork.Node, key string, v any) {
+	if n.InstanceInfo == nil {
+		n.InstanceInfo = ironwork.JSONObject{}
+	}
+	n.InstanceInfo[key] = v
+}
+
+// admit takes a worker, and a deploy or clean slot for those events, before any state
+// changes; release gives them back.
+func (c *Conductor) admit(ev ironwork.Event) (release func(), err error) {
 	counter := map[ironwork.Event]*atomicCounter{ironwork.EventDeploy: {&c.deploys, c.cfg.MaxConcurrentDeploy},
 		ironwork.EventRebuild: {&c.deploys, c.cfg.MaxConcurrentDeploy}, ironwork.EventProvide: {&c.cleans, c.cfg.MaxConcurrentClean},
 		ironwork.EventClean: {&c.cleans, c.cfg.MaxConcurrentClean}}[ev]
-	if counter != nil && !counter.take() {
-		return ironwork.Errorf(ironwork.EUNAVAILABLE, "The number of concurrent %s operations on this conductor has reached its limit (%d); retry later.", ev, counter.limit)
+	if !counter.take() {
+		return nil, ironwork.Errorf(ironwork.EUNAVAILABLE, "The number of concurrent %s operations on this conductor has reached its limit (%d); retry later.", ev, counter.limit)
 	}
 	done, err := c.acquireWorker()
 	if err != nil {
 		counter.give()
-		return err
+		return nil, err
 	}
-	if err := c.transition(ctx, t, ev, "", target); err != nil {
-		done()
-		counter.give()
-		return err
-	}
-	handedOff = true
-	c.background(t, func() { counter.give(); done() }, work)
-	return nil
+	return func() { counter.give(); done() }, nil
 }
 
 // validateFor runs the Validate of the given interfaces of a task's driver.
@@ -259,12 +306,7 @@ func (c *Conductor) startClean(ctx context.Context, t *Task, manual []Step) {
 		}
 		steps = automaticSteps(t.Driver, CleanSteps)
 	}
-	if err := t.Save(ctx, func(n *ironwork.Node) {
-		if n.DriverInternalInfo == nil {
-			n.DriverInternalInfo = ironwork.JSONObject{}
-		}
-		n.DriverInternalInfo[manualKey] = manual != nil
-	}); err != nil {
+	if err := t.Save(ctx, func(n *ironwork.Node) { setManualClean(n, manual != nil) }); err != nil {
 		c.fail(ctx, t, err)
 		return
 	}
@@ -307,11 +349,7 @@ func (c *Conductor) runSteps(ctx context.Context, t *Task, kind StepKind, steps 
 	for i, step := range steps {
 		if err := t.Save(ctx, func(n *ironwork.Node) {
 			*stepField(n, kind) = step.Object()
-			if n.DriverInternalInfo == nil {
-				n.DriverInternalInfo = ironwork.JSONObject{}
-			}
-			n.DriverInternalInfo[remainingKey] = stepsToInfo(steps[i+1:])
-			n.DriverInternalInfo[stepKindKey] = string(kind)
+			setRemainingSteps(n, kind, steps[i+1:])
 		}); err != nil {
 			c.fail(ctx, t, err)
 			return
@@ -331,16 +369,13 @@ func (c *Conductor) runSteps(ctx context.Context, t *Task, kind StepKind, steps 
 			return
 		}
 	}
-	manual, _ := t.Node.DriverInternalInfo[manualKey].(bool)
 	ev := ironwork.EventDone
-	if kind == CleanSteps && manual {
+	if kind == CleanSteps && loadSteps(t.Node).Manual {
 		ev = ironwork.EventManage
 	}
 	if err := c.transitionWith(ctx, t, ev, "", "", func(n *ironwork.Node) {
 		*stepField(n, kind) = ironwork.JSONObject{}
-		delete(n.DriverInternalInfo, remainingKey)
-		delete(n.DriverInternalInfo, stepKindKey)
-		delete(n.DriverInternalInfo, manualKey)
+		clearSteps(n)
 		if kind == DeploySteps {
 			n.ConductorAffinity = c.id
 		}
@@ -360,7 +395,7 @@ func errText(err error) string {
 func (c *Conductor) failSteps(ctx context.Context, t *Task, kind StepKind, err error) {
 	_ = t.Save(ctx, func(n *ironwork.Node) {
 		*stepField(n, kind) = ironwork.JSONObject{}
-		delete(n.DriverInternalInfo, remainingKey)
+		dropRemainingSteps(n)
 	})
 	c.fail(ctx, t, err)
 }
@@ -409,9 +444,8 @@ func (c *Conductor) Resume(ctx context.Context, ident string) error {
 
 // continueSteps runs the remaining steps saved in a node's internal info.
 func (c *Conductor) continueSteps(ctx context.Context, t *Task) {
-	kind := StepKind(fmt.Sprint(t.Node.DriverInternalInfo[stepKindKey]))
-	steps := stepsFromInfo(t.Node.DriverInternalInfo, remainingKey)
-	c.runSteps(ctx, t, kind, steps)
+	s := loadSteps(t.Node)
+	c.runSteps(ctx, t, s.Kind, s.Remaining)
 }
 
 // unhold moves a held node back to its wait state and continues its steps.
@@ -437,7 +471,7 @@ func (c *Conductor) abort(ctx context.Context, t *Task) (handedOff bool, err err
 	}
 	if err := t.Save(ctx, func(n *ironwork.Node) {
 		n.CleanStep, n.DeployStep, n.ServiceStep = ironwork.JSONObject{}, ironwork.JSONObject{}, ironwork.JSONObject{}
-		delete(n.DriverInternalInfo, remainingKey)
+		dropRemainingSteps(n)
 	}); err != nil {
 		return false, err
 	}
@@ -504,16 +538,11 @@ func (c *Conductor) inspect(ctx context.Context, t *Task) {
 	_ = t.Save(ctx, func(n *ironwork.Node) { n.InspectionStartedAt, n.InspectionFinishedAt = &now, nil })
 	in, ok := t.Driver.Impl(ironwork.InspectInterface).(Inspector)
 	if !ok {
-		c.fail(ctx, t, ironwork.Errorf(ironwork.EINVALID, "the inspect interface %q cannot inspect", t.Node.Interfaces[ironwork.InspectInterface]))
+		c.fail(ctx, t, cannot(t, ironwork.InspectInterface, "inspect"))
 		return
 	}
 	wait, err := in.Inspect(ctx, t)
-	if err != nil {
-		c.fail(ctx, t, fmt.Errorf("Failed to inspect node %s: %s", t.Node.UUID, errText(err)))
-		return
-	}
-	if wait {
-		c.transitionOrLog(ctx, t, ironwork.EventWait, "")
+	if !c.settle(ctx, t, wait, err, "Failed to inspect") {
 		return
 	}
 	end := time.Now().UTC()
@@ -538,19 +567,32 @@ func (c *Conductor) adopt(ctx context.Context, t *Task) {
 func (c *Conductor) rescue(ctx context.Context, t *Task) {
 	r, ok := t.Driver.Impl(ironwork.RescueInterface).(Rescuer)
 	if !ok {
-		c.fail(ctx, t, ironwork.Errorf(ironwork.EINVALID, "the rescue interface %q cannot rescue", t.Node.Interfaces[ironwork.RescueInterface]))
+		c.fail(ctx, t, cannot(t, ironwork.RescueInterface, "rescue"))
 		return
 	}
 	wait, err := r.Rescue(ctx, t)
+	if c.settle(ctx, t, wait, err, "Failed to rescue") {
+		c.transitionOrLog(ctx, t, ironwork.EventDone, "")
+	}
+}
+
+// settle moves a node on after work that may wait for a callback: it fails the node with
+// err ("<failure> node X: <err>"), or parks it in the wait state; done reports neither.
+func (c *Conductor) settle(ctx context.Context, t *Task, wait bool, err error, failure string) (done bool) {
 	if err != nil {
-		c.fail(ctx, t, fmt.Errorf("Failed to rescue node %s: %s", t.Node.UUID, errText(err)))
-		return
+		c.fail(ctx, t, fmt.Errorf("%s node %s: %s", failure, t.Node.UUID, errText(err)))
+		return false
 	}
 	if wait {
 		c.transitionOrLog(ctx, t, ironwork.EventWait, "")
-		return
+		return false
 	}
-	c.transitionOrLog(ctx, t, ironwork.EventDone, "")
+	return true
+}
+
+// cannot is the error for a node whose interface of kind lacks an ability.
+func cannot(t *Task, kind ironwork.InterfaceKind, verb string) error {
+	return ironwork.Errorf(ironwork.EINVALID, "the %s interface %q cannot %s", kind, t.Node.Interfaces[kind], verb)
 }
 
 func (c *Conductor) unrescue(ctx context.Context, t *Task) {

@@ -136,9 +136,9 @@ func manualSteps(d *Driver, kind StepKind, requested []any) ([]Step, error) {
 	return out, nil
 }
 
-// stepsFromInfo reads the remaining steps stored in driver_internal_info.
-func stepsFromInfo(info ironwork.JSONObject, key string) []Step {
-	raw, _ := info[key].([]any)
+// stepsFromInfo reads steps stored in driver_internal_info by stepsToInfo.
+func stepsFromInfo(v any) []Step {
+	raw, _ := v.([]any)
 	var out []Step
 	for _, r := range raw {
 		m, _ := r.(map[string]any)

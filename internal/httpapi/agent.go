@@ -61,7 +61,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The node's conductor decides and records the token, in the same transaction as its
 	// check of the node's state.
-	l, err := c.LookupAgent(r.Context(), n.UUID)
+	l, err := conductor.Call(r.Context(), c, conductor.OpLookupAgent, conductor.NodeRef{Node: n.UUID})
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	if !strings.HasPrefix(hb.CallbackURL, "http://") && !strings.HasPrefix(hb.CallbackURL, "https://") {
 		return invalid("callback_url must be an http or https URL, not %q", hb.CallbackURL)
 	}
-	if err := c.AgentHeartbeat(r.Context(), n.UUID, hb); err != nil {
+	if err := conductor.Do(r.Context(), c, conductor.OpAgentHeartbeat, conductor.HeartbeatRequest{NodeRef: conductor.NodeRef{Node: n.UUID}, Heartbeat: hb}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
@@ -139,9 +140,9 @@ func (s *Server) allocationRoutes() {
 	s.handle("POST /v1/allocations", s.createAllocation)
 	s.handle("GET /v1/allocations/{ident}", s.getAllocation)
 	s.handle("PATCH /v1/allocations/{ident}", s.patchAllocation)
-	s.handle("DELETE /v1/allocations/{ident}", s.deleteAllocation)
+	s.handle("DELETE /v1/allocations/{ident}", s.deleteAllocation(s.allocationInPath))
 	s.handle("GET /v1/nodes/{ident}/allocation", s.nodeAllocation)
-	s.handle("DELETE /v1/nodes/{ident}/allocation", s.deleteNodeAllocation)
+	s.handle("DELETE /v1/nodes/{ident}/allocation", s.deleteAllocation(s.allocationOfNode))
 }
 
 func (s *Server) listAllocations(w http.ResponseWriter, r *http.Request) error {
@@ -251,7 +252,7 @@ func (s *Server) createAllocation(w http.ResponseWriter, r *http.Request) error 
 	if node != nil {
 		backfill = node.UUID
 	}
-	out, err := c.CreateAllocation(ctx, a, backfill)
+	out, err := conductor.Call(ctx, c, conductor.OpCreateAllocation, conductor.CreateAllocationRequest{Allocation: a, BackfillNode: backfill})
 	if err != nil {
 		return err
 	}
@@ -291,23 +292,30 @@ func (s *Server) patchAllocation(w http.ResponseWriter, r *http.Request) error {
 	return s.writeJSON(w, http.StatusOK, s.renderAllocation(r, a, nil))
 }
 
-func (s *Server) deleteAllocation(w http.ResponseWriter, r *http.Request) error {
-	if err := allocationsAllowed(r); err != nil {
-		return err
+// deleteAllocation serves the deletion of the allocation find names in the request.
+func (s *Server) deleteAllocation(find func(r *http.Request) (*ironwork.Allocation, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := allocationsAllowed(r); err != nil {
+			return err
+		}
+		c, err := s.cond()
+		if err != nil {
+			return err
+		}
+		a, err := find(r)
+		if err != nil {
+			return err
+		}
+		if err := conductor.Do(r.Context(), c, conductor.OpDeleteAllocation, conductor.DeleteAllocationRequest{Allocation: a.UUID}); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
-	c, err := s.cond()
-	if err != nil {
-		return err
-	}
-	a, err := s.store.GetAllocation(r.Context(), r.PathValue("ident"))
-	if err != nil {
-		return err
-	}
-	if err := c.DeleteAllocation(r.Context(), a.UUID); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+}
+
+func (s *Server) allocationInPath(r *http.Request) (*ironwork.Allocation, error) {
+	return s.store.GetAllocation(r.Context(), r.PathValue("ident"))
 }
 
 // allocationOfNode returns the allocation of the node in the path.
@@ -335,23 +343,4 @@ func (s *Server) nodeAllocation(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return s.writeJSON(w, http.StatusOK, s.renderAllocation(r, a, fields))
-}
-
-func (s *Server) deleteNodeAllocation(w http.ResponseWriter, r *http.Request) error {
-	if err := allocationsAllowed(r); err != nil {
-		return err
-	}
-	c, err := s.cond()
-	if err != nil {
-		return err
-	}
-	a, err := s.allocationOfNode(r)
-	if err != nil {
-		return err
-	}
-	if err := c.DeleteAllocation(r.Context(), a.UUID); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
 }

@@ -52,21 +52,7 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 	case ironwork.JSONObject:
 		return appendMap(b, x)
 	case map[string]string:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			b = appendString(b, x[k])
-		}
-		return append(b, '}'), nil
+		return appendMap(b, x)
 	case []object:
 		return appendSlice(b, x)
 	case []any:
@@ -108,7 +94,7 @@ func appendSlice[T any](b []byte, xs []T) ([]byte, error) {
 	return append(b, ']'), nil
 }
 
-func appendMap(b []byte, m map[string]any) ([]byte, error) {
+func appendMap[V any](b []byte, m map[string]V) ([]byte, error) {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -4,29 +4,38 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
 // allocConductor creates allocations straight in the store, so that allocation bodies reach
 // the store without a running conductor; the fuzz targets call nothing else of it.
-type allocConductor struct {
-	httpapi.Conductor
-	store *sqlstore.Store
+type allocConductor struct{ store *sqlstore.Store }
+
+func (c allocConductor) Route(context.Context, string) (*conductor.Conductor, conductor.Remote, error) {
+	return nil, c, nil
 }
 
-func (c allocConductor) CreateAllocation(ctx context.Context, a *ironwork.Allocation, _ string) (*ironwork.Allocation, error) {
+func (c allocConductor) Call(ctx context.Context, method string, req, resp any) error {
+	r, ok := req.(conductor.CreateAllocationRequest)
+	if method != conductor.OpCreateAllocation.Name || !ok {
+		return fmt.Errorf("allocConductor: %s is not an allocation create", method)
+	}
+	a := r.Allocation
 	a.State = "allocating"
 	if err := c.store.CreateAllocation(ctx, a); err != nil {
-		return nil, err
+		return err
 	}
-	return a, nil
+	*resp.(**ironwork.Allocation) = a
+	return nil
 }
 
 // fuzzResources are the resources whose create bodies and list queries are fuzzed, with the

@@ -12,35 +12,10 @@ import (
 	"github.com/ironwork/ironwork/internal/configdrive"
 )
 
-// Conductor is what the API asks of the conductor that manages a node: every change of
-// provision or power state and every operation that talks to hardware goes through it.
-type Conductor interface {
-	Provision(ctx context.Context, ident string, req conductor.ProvisionRequest) error
-	SetPower(ctx context.Context, ident string, target ironwork.PowerState, timeout time.Duration) error
-	SetMaintenance(ctx context.Context, ident string, on bool, reason string) error
-	Validate(ctx context.Context, ident string) (map[ironwork.InterfaceKind]conductor.ValidationResult, error)
-	BootDevice(ctx context.Context, ident string) (conductor.BootDevice, error)
-	SupportedBootDevices(ctx context.Context, ident string) ([]string, error)
-	SetBootDevice(ctx context.Context, ident string, dev conductor.BootDevice) error
-	InjectNMI(ctx context.Context, ident string) error
-	SetBootMode(ctx context.Context, ident, mode string) error
-	SetSecureBoot(ctx context.Context, ident string, on bool) error
-	SetTargetRAID(ctx context.Context, ident string, cfg ironwork.JSONObject) error
-	AgentHeartbeat(ctx context.Context, ident string, hb conductor.Heartbeat) error
-	LookupAgent(ctx context.Context, ident string) (conductor.AgentLookup, error)
-	CreateAllocation(ctx context.Context, a *ironwork.Allocation, backfillNode string) (*ironwork.Allocation, error)
-	DeleteAllocation(ctx context.Context, ident string) error
-	AttachVIF(ctx context.Context, ident string, vif conductor.VIF) error
-	DetachVIF(ctx context.Context, ident, id string) error
-	ListVIFs(ctx context.Context, ident string) ([]conductor.VIF, error)
-}
-
-// verbSince is the microversion that introduced each provision verb.
-var verbSince = map[string]int{
-	"active": 1, "deleted": 1, "rebuild": 1, "manage": 4, "provide": 4, "inspect": 6, "abort": 13,
-	"clean": 15, "adopt": 17, "rescue": 38, "unrescue": 38, "deploy": 73, "undeploy": 73, "unhold": 85,
-	"service": 87,
-}
+// Conductor routes the API's conductor operations to the conductor that manages a node: every
+// change of provision or power state and every operation that talks to hardware goes through
+// it, as conductor.Call(ctx, c, conductor.OpX, req). rpc.Router implements it.
+type Conductor = conductor.Caller
 
 func (s *Server) stateRoutes() {
 	s.handle("PUT /v1/nodes/{ident}/states/provision", s.provision)
@@ -52,8 +27,8 @@ func (s *Server) stateRoutes() {
 	s.handle("PUT /v1/nodes/{ident}/management/boot_device", s.setBootDevice)
 	s.handle("GET /v1/nodes/{ident}/management/boot_device/supported", s.supportedBootDevices)
 	s.handle("PUT /v1/nodes/{ident}/management/inject_nmi", s.injectNMI)
-	s.handle("PUT /v1/nodes/{ident}/states/boot_mode", s.bootMode)
-	s.handle("PUT /v1/nodes/{ident}/states/secure_boot", s.secureBoot)
+	s.handle("PUT /v1/nodes/{ident}/states/boot_mode", s.targetAction(setBootMode))
+	s.handle("PUT /v1/nodes/{ident}/states/secure_boot", s.targetAction(setSecureBoot))
 	s.handle("PUT /v1/nodes/{ident}/states/raid", s.raid)
 	s.handle("GET /v1/nodes/{ident}/history", s.history)
 	s.handle("GET /v1/nodes/{ident}/history/{event}", s.historyEvent)
@@ -108,94 +83,118 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req conductor.ProvisionRequest
+	given := map[string]bool{}
 	for k, v := range body {
-		switch k {
-		case "target":
+		if k == "target" {
 			t, ok := v.(string)
 			if !ok && v != nil {
 				return invalid("Invalid target: %s is not a string.", pyRepr(v))
 			}
 			req.Target = t
-		case "configdrive": // its type is checked by checkConfigDrive
-			req.ConfigDrive = v
-		case "clean_steps", "deploy_steps", "service_steps":
-			since := map[string]int{"clean_steps": 15, "deploy_steps": 69, "service_steps": 87}[k]
-			if ver < since {
-				return tooNew(since)
-			}
-			if v == nil {
-				continue
-			}
-			list, ok := v.([]any)
-			if !ok {
-				return invalid("%s must be a list of steps", k)
-			}
-			for _, st := range list {
-				if _, ok := st.(map[string]any); !ok {
-					return invalid("Invalid %s: the step %s is not an object.", k, pyRepr(st))
-				}
-			}
-			steps := normalizeJSON(map[string]any{"s": list})["s"].([]any)
-			switch k {
-			case "clean_steps":
-				req.CleanSteps = steps
-			case "deploy_steps":
-				req.DeploySteps = steps
-			default:
-				req.ServiceSteps = steps
-			}
-		case "rescue_password":
-			if ver < 38 {
-				return tooNew(38)
-			}
-			p, ok := v.(string)
-			if !ok && v != nil {
-				return invalid("Invalid rescue_password: it is not a string.")
-			}
-			req.RescuePassword = p
-		case "disable_ramdisk":
-			if ver < 70 {
-				return tooNew(70)
-			}
-			if v == nil {
-				continue
-			}
-			b, err := asBool("body", v)
-			if err != nil {
-				return invalid("Invalid disable_ramdisk: %s is not a boolean.", pyRepr(v))
-			}
-			req.DisableRamdisk = b
-		default:
+			continue
+		}
+		f, ok := provisionField(k)
+		if !ok {
 			return schemaError("body", "Additional properties are not allowed ('%s' was unexpected)", k)
 		}
+		if ver < f.Since {
+			return tooNew(f.Since)
+		}
+		if err := setProvisionField(&req, k, v); err != nil {
+			return err
+		}
+		given[k] = true
 	}
-	since, ok := verbSince[req.Target]
+	verb, ok := ironwork.LookupVerb(req.Target)
 	if !ok {
 		return invalid("\"%s\" is not a valid provision state target.", req.Target)
 	}
-	if since > ver {
-		return notAcceptable("The requested action \"%s\" is not available in API version 1.%d (needs 1.%d).", req.Target, ver, since)
+	if verb.Since > ver {
+		return notAcceptable("The requested action \"%s\" is not available in API version 1.%d (needs 1.%d).", req.Target, ver, verb.Since)
 	}
-	if req.Target == "clean" && len(req.CleanSteps) == 0 {
-		return invalid("\"clean_steps\" is required when setting target provision state to clean")
+	if p := provisionSteps(&req, verb.Required); verb.Required != "" && (p == nil || len(*p) == 0) {
+		return invalid("\"%s\" is required when setting target provision state to %s", verb.Required, verb.Name)
 	}
-	if req.Target == "service" && len(req.ServiceSteps) == 0 {
-		return invalid("\"service_steps\" is required when setting target provision state to service")
-	}
-	if req.CleanSteps != nil && req.Target != "clean" {
-		return invalid("\"clean_steps\" is only valid when setting target provision state to clean")
+	for _, f := range ironwork.ProvisionFields() {
+		if f.Exclusive && given[f.Name] && !verb.Uses(f.Name) {
+			return invalid("\"%s\" is only valid when setting target provision state to %s", f.Name, strings.Join(ironwork.VerbsUsing(f.Name), ", "))
+		}
 	}
 	if err := checkConfigDrive(req.Target, req.ConfigDrive, ver); err != nil {
 		return err
 	}
-	uuid, err := s.nodeIdent(r)
-	if err != nil {
+	if req.Node, err = s.nodeIdent(r); err != nil {
 		return err
 	}
-	if err := c.Provision(r.Context(), uuid, req); err != nil {
+	// Only the hash of a rescue password leaves the API, to a local or a remote conductor.
+	if err := req.HashRescuePassword(); err != nil {
 		return err
 	}
-	return accepted(w, r, s, uuid)
+	if err := conductor.Do(r.Context(), c, conductor.OpProvision, req); err != nil {
+		return err
+	}
+	return accepted(w, r, s, req.Node)
+}
+
+// provisionField returns the provision body field called name.
+func provisionField(name string) (ironwork.ProvisionField, bool) {
+	for _, f := range ironwork.ProvisionFields() {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return ironwork.ProvisionField{}, false
+}
+
+// provisionSteps returns the list of steps a provision request holds in a steps field.
+func provisionSteps(req *conductor.ProvisionRequest, field string) *[]any {
+	switch field {
+	case "clean_steps":
+		return &req.CleanSteps
+	case "deploy_steps":
+		return &req.DeploySteps
+	case "service_steps":
+		return &req.ServiceSteps
+	}
+	return nil
+}
+
+// setProvisionField decodes a provision body field into the request.
+func setProvisionField(req *conductor.ProvisionRequest, k string, v any) error {
+	switch k {
+	case "configdrive": // its type is checked by checkConfigDrive
+		req.ConfigDrive = v
+	case "rescue_password":
+		p, ok := v.(string)
+		if !ok && v != nil {
+			return invalid("Invalid rescue_password: it is not a string.")
+		}
+		req.RescuePassword = p
+	case "disable_ramdisk":
+		if v == nil {
+			return nil
+		}
+		b, err := asBool("body", v)
+		if err != nil {
+			return invalid("Invalid disable_ramdisk: %s is not a boolean.", pyRepr(v))
+		}
+		req.DisableRamdisk = b
+	default:
+		if v == nil {
+			return nil
+		}
+		list, ok := v.([]any)
+		if !ok {
+			return invalid("%s must be a list of steps", k)
+		}
+		for _, st := range list {
+			if _, ok := st.(map[string]any); !ok {
+				return invalid("Invalid %s: the step %s is not an object.", k, pyRepr(st))
+			}
+		}
+		*provisionSteps(req, k) = normalizeJSON(map[string]any{"s": list})["s"].([]any)
+	}
+	return nil
 }
 
 func (s *Server) power(w http.ResponseWriter, r *http.Request) error {
@@ -242,7 +241,8 @@ func (s *Server) power(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := c.SetPower(r.Context(), uuid, ironwork.PowerState(target), timeout); err != nil {
+	req := conductor.SetPowerRequest{NodeRef: conductor.NodeRef{Node: uuid}, Target: ironwork.PowerState(target), Timeout: timeout}
+	if err := conductor.Do(r.Context(), c, conductor.OpSetPower, req); err != nil {
 		return err
 	}
 	return accepted(w, r, s, uuid)
@@ -277,7 +277,8 @@ func (s *Server) maintenance(on bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := c.SetMaintenance(r.Context(), uuid, on, reason); err != nil {
+		req := conductor.SetMaintenanceRequest{NodeRef: conductor.NodeRef{Node: uuid}, On: on, Reason: reason}
+		if err := conductor.Do(r.Context(), c, conductor.OpSetMaintenance, req); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusAccepted)
@@ -290,7 +291,7 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.Validate(r.Context(), uuid)
+	res, err := conductor.Call(r.Context(), c, conductor.OpValidate, conductor.NodeRef{Node: uuid})
 	if err != nil {
 		return err
 	}
@@ -315,7 +316,7 @@ func (s *Server) getBootDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d, err := c.BootDevice(r.Context(), uuid)
+	d, err := conductor.Call(r.Context(), c, conductor.OpBootDevice, conductor.NodeRef{Node: uuid})
 	if err != nil {
 		return err
 	}
@@ -327,7 +328,7 @@ func (s *Server) supportedBootDevices(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	ds, err := c.SupportedBootDevices(r.Context(), uuid)
+	ds, err := conductor.Call(r.Context(), c, conductor.OpSupportedBootDevices, conductor.NodeRef{Node: uuid})
 	if err != nil {
 		return err
 	}
@@ -361,7 +362,7 @@ func (s *Server) setBootDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := c.SetBootDevice(r.Context(), uuid, dev); err != nil {
+	if err := conductor.Do(r.Context(), c, conductor.OpSetBootDevice, conductor.SetBootDeviceRequest{NodeRef: conductor.NodeRef{Node: uuid}, Device: dev}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -376,7 +377,7 @@ func (s *Server) injectNMI(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := c.InjectNMI(r.Context(), uuid); err != nil {
+	if err := conductor.Do(r.Context(), c, conductor.OpInjectNMI, conductor.NodeRef{Node: uuid}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -400,39 +401,36 @@ func (s *Server) targetBody(r *http.Request, since int) (any, string, error) {
 	return body["target"], uuid, err
 }
 
-func (s *Server) bootMode(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.cond()
-	if err != nil {
-		return err
+// targetAction serves a PUT of {"target": ...} (from 1.76): run checks the target and runs the
+// operation on the node's conductor.
+func (s *Server) targetAction(run func(ctx context.Context, c Conductor, ref conductor.NodeRef, target any) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c, err := s.cond()
+		if err != nil {
+			return err
+		}
+		target, uuid, err := s.targetBody(r, 76)
+		if err != nil {
+			return err
+		}
+		if err := run(r.Context(), c, conductor.NodeRef{Node: uuid}, target); err != nil {
+			return err
+		}
+		return accepted(w, r, s, uuid)
 	}
-	target, uuid, err := s.targetBody(r, 76)
-	if err != nil {
-		return err
-	}
-	mode, _ := target.(string)
-	if err := c.SetBootMode(r.Context(), uuid, mode); err != nil {
-		return err
-	}
-	return accepted(w, r, s, uuid)
 }
 
-func (s *Server) secureBoot(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.cond()
-	if err != nil {
-		return err
-	}
-	target, uuid, err := s.targetBody(r, 76)
-	if err != nil {
-		return err
-	}
+func setBootMode(ctx context.Context, c Conductor, ref conductor.NodeRef, target any) error {
+	mode, _ := target.(string)
+	return conductor.Do(ctx, c, conductor.OpSetBootMode, conductor.SetBootModeRequest{NodeRef: ref, Mode: mode})
+}
+
+func setSecureBoot(ctx context.Context, c Conductor, ref conductor.NodeRef, target any) error {
 	on, ok := target.(bool)
 	if !ok {
 		return invalid("Invalid secure boot target %v: use true or false.", target)
 	}
-	if err := c.SetSecureBoot(r.Context(), uuid, on); err != nil {
-		return err
-	}
-	return accepted(w, r, s, uuid)
+	return conductor.Do(ctx, c, conductor.OpSetSecureBoot, conductor.SetSecureBootRequest{NodeRef: ref, On: on})
 }
 
 func (s *Server) raid(w http.ResponseWriter, r *http.Request) error {
@@ -447,7 +445,8 @@ func (s *Server) raid(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := c.SetTargetRAID(r.Context(), uuid, normalizeJSON(body)); err != nil {
+	req := conductor.SetTargetRAIDRequest{NodeRef: conductor.NodeRef{Node: uuid}, Config: normalizeJSON(body)}
+	if err := conductor.Do(r.Context(), c, conductor.OpSetTargetRAID, req); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

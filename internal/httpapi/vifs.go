@@ -47,7 +47,7 @@ func (s *Server) listVIFs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	vifs, err := c.ListVIFs(r.Context(), uuid)
+	vifs, err := conductor.Call(r.Context(), c, conductor.OpListVIFs, conductor.NodeRef{Node: uuid})
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func (s *Server) attachVIF(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := c.AttachVIF(r.Context(), uuid, vif); err != nil {
+	if err := conductor.Do(r.Context(), c, conductor.OpAttachVIF, conductor.AttachVIFRequest{NodeRef: conductor.NodeRef{Node: uuid}, VIF: vif}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -116,7 +116,7 @@ func (s *Server) detachVIF(w http.ResponseWriter, r *http.Request) error {
 	if err := uuidOrName("vif_id", id); err != nil {
 		return err
 	}
-	if err := c.DetachVIF(r.Context(), uuid, id); err != nil {
+	if err := conductor.Do(r.Context(), c, conductor.OpDetachVIF, conductor.DetachVIFRequest{NodeRef: conductor.NodeRef{Node: uuid}, VIF: id}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

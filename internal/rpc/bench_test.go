@@ -51,7 +51,7 @@ func BenchmarkRPCCall(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, err := r.Validate(ctx, n.UUID); err != nil {
+					if _, err := conductor.Call(ctx, r, conductor.OpValidate, conductor.NodeRef{Node: n.UUID}); err != nil {
 						b.Error(err)
 						return
 					}

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,27 +22,11 @@ import (
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
-// params are the arguments of every method; each uses the fields it needs.
-type params struct {
-	Node      string                      `json:"node"`
-	Provision *conductor.ProvisionRequest `json:"provision,omitempty"`
-	Power     ironwork.PowerState         `json:"power,omitempty"`
-	TimeoutS  float64                     `json:"timeout_s,omitempty"`
-	On        bool                        `json:"on,omitempty"`
-	Reason    string                      `json:"reason,omitempty"`
-	Device    *conductor.BootDevice       `json:"device,omitempty"`
-	Mode      string                      `json:"mode,omitempty"`
-	Config    ironwork.JSONObject         `json:"config,omitempty"`
-	Heartbeat *conductor.Heartbeat        `json:"heartbeat,omitempty"`
-	Alloc     *ironwork.Allocation        `json:"allocation,omitempty"`
-	VIF       *conductor.VIF              `json:"vif,omitempty"`
-}
-
 type request struct {
-	JSONRPC string `json:"jsonrpc"`
-	Method  string `json:"method"`
-	Params  params `json:"params"`
-	ID      int64  `json:"id"`
+	JSONRPC string          `json:"jsonrpc"`
+	Method  string          `json:"method"`
+	Params  json.RawMessage `json:"params"`
+	ID      int64           `json:"id"`
 }
 
 type rpcError struct {
@@ -59,8 +44,12 @@ type response struct {
 	ID      int64           `json:"id"`
 }
 
-// Handler serves the conductor's methods at POST /rpc.
+// Handler serves the conductor's operations (conductor.Operations) at POST /rpc.
 func Handler(c *conductor.Conductor, log *slog.Logger) http.Handler {
+	ops := map[string]conductor.Operation{}
+	for _, op := range conductor.Operations() {
+		ops[op.Method()] = op
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /rpc", func(w http.ResponseWriter, r *http.Request) {
 		var req request
@@ -68,13 +57,13 @@ func Handler(c *conductor.Conductor, log *slog.Logger) http.Handler {
 			writeResponse(w, response{Error: &rpcError{Code: -32700, Message: "parse error: " + err.Error()}})
 			return
 		}
-		result, err := dispatch(r.Context(), c, req)
 		resp := response{ID: req.ID}
+		result, key, err := invoke(r.Context(), c, ops, req)
 		if err != nil {
 			e := &rpcError{Code: -32000, Message: ironwork.ErrorMessage(err)}
 			e.Data.Kind = ironwork.ErrorCode(err)
 			if e.Data.Kind == ironwork.EINTERNAL {
-				log.Error("rpc call failed", "method", req.Method, "node", req.Params.Node, "error", err)
+				log.Error("rpc call failed", "method", req.Method, "node", key, "error", err)
 			}
 			resp.Error = e
 		} else {
@@ -91,67 +80,22 @@ func writeResponse(w http.ResponseWriter, resp response) {
 	json.NewEncoder(w).Encode(resp)
 }
 
-func dispatch(ctx context.Context, c *conductor.Conductor, req request) (any, error) {
-	p := req.Params
-	switch req.Method {
-	case "provision":
-		if p.Provision == nil {
-			return nil, ironwork.Errorf(ironwork.EINVALID, "provision needs its request")
-		}
-		return nil, c.Provision(ctx, p.Node, *p.Provision)
-	case "set_power":
-		return nil, c.SetPower(ctx, p.Node, p.Power, time.Duration(p.TimeoutS*float64(time.Second)))
-	case "set_maintenance":
-		return nil, c.SetMaintenance(ctx, p.Node, p.On, p.Reason)
-	case "validate":
-		return c.Validate(ctx, p.Node)
-	case "boot_device":
-		return c.BootDevice(ctx, p.Node)
-	case "supported_boot_devices":
-		return c.SupportedBootDevices(ctx, p.Node)
-	case "set_boot_device":
-		if p.Device == nil {
-			return nil, ironwork.Errorf(ironwork.EINVALID, "set_boot_device needs a device")
-		}
-		return nil, c.SetBootDevice(ctx, p.Node, *p.Device)
-	case "inject_nmi":
-		return nil, c.InjectNMI(ctx, p.Node)
-	case "set_boot_mode":
-		return nil, c.SetBootMode(ctx, p.Node, p.Mode)
-	case "set_secure_boot":
-		return nil, c.SetSecureBoot(ctx, p.Node, p.On)
-	case "set_target_raid":
-		return nil, c.SetTargetRAID(ctx, p.Node, p.Config)
-	case "create_allocation":
-		if p.Alloc == nil {
-			return nil, ironwork.Errorf(ironwork.EINVALID, "create_allocation needs an allocation")
-		}
-		return c.CreateAllocation(ctx, p.Alloc, p.Node)
-	case "delete_allocation":
-		return nil, c.DeleteAllocation(ctx, p.Reason)
-	case "agent_heartbeat":
-		if p.Heartbeat == nil {
-			return nil, ironwork.Errorf(ironwork.EINVALID, "agent_heartbeat needs a heartbeat")
-		}
-		return nil, c.AgentHeartbeat(ctx, p.Node, *p.Heartbeat)
-	case "agent_lookup":
-		return c.LookupAgent(ctx, p.Node)
-	case "vif_attach", "vif_detach":
-		if p.VIF == nil {
-			return nil, ironwork.Errorf(ironwork.EINVALID, "%s needs a VIF", req.Method)
-		}
-		if req.Method == "vif_detach" {
-			return nil, c.DetachVIF(ctx, p.Node, p.VIF.ID)
-		}
-		return nil, c.AttachVIF(ctx, p.Node, *p.VIF)
-	case "vif_list":
-		return c.ListVIFs(ctx, p.Node)
+// invoke decodes a request's params into its operation's request type and runs it.
+func invoke(ctx context.Context, c *conductor.Conductor, ops map[string]conductor.Operation, req request) (any, string, error) {
+	op, ok := ops[req.Method]
+	if !ok {
+		return nil, "", ironwork.Errorf(ironwork.EINVALID, "unknown method %q", req.Method)
 	}
-	return nil, ironwork.Errorf(ironwork.EINVALID, "unknown method %q", req.Method)
+	return op.Invoke(ctx, c, func(v any) error {
+		if len(req.Params) == 0 {
+			return errors.New("no params")
+		}
+		return json.Unmarshal(req.Params, v)
+	})
 }
 
 // Router sends each node's calls to the conductor the hash ring names: the local one directly,
-// others over JSON-RPC.
+// others over JSON-RPC. It is the conductor.Caller of the API: conductor.Call(ctx, router, op, req).
 type Router struct {
 	local *conductor.Conductor // nil on an API-only server
 	store *sqlstore.Store
@@ -184,101 +128,96 @@ func (r *Router) Refresh(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
-// route returns the local conductor, or the URL of the node's remote conductor.
-func (r *Router) route(ctx context.Context, ident string) (*conductor.Conductor, string, error) {
-	n, err := r.store.GetNode(ctx, ident)
+// Route implements conductor.Caller: the local conductor, or the remote owner of the node
+// named by key; an empty key (work that belongs to no node yet) goes to any conductor.
+func (r *Router) Route(ctx context.Context, key string) (*conductor.Conductor, conductor.Remote, error) {
+	if key == "" {
+		return r.anyConductor(ctx)
+	}
+	n, err := r.store.GetNode(ctx, key)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	owner := r.ring.ConductorFor(n)
 	if owner == "" {
-		return nil, "", ironwork.Errorf(ironwork.EUNAVAILABLE, "No conductor is alive for conductor group \"%s\" of node %s.", n.ConductorGroup, n.UUID)
+		return nil, nil, ironwork.Errorf(ironwork.EUNAVAILABLE, "No conductor is alive for conductor group \"%s\" of node %s.", n.ConductorGroup, n.UUID)
 	}
 	if r.local != nil && owner == r.self {
-		return r.local, "", nil
+		return r.local, nil, nil
 	}
-	r.mu.RLock()
-	url := r.urls[owner]
-	r.mu.RUnlock()
-	if url == "" {
-		if err := r.Refresh(ctx, 0); err == nil {
-			r.mu.RLock()
-			url = r.urls[owner]
-			r.mu.RUnlock()
-		}
-	}
+	url := r.lookup(ctx, func(urls map[string]string) string { return urls[owner] })
 	if url == "" {
 		if r.local != nil {
-			return r.local, "", nil // the owner takes no calls: do the work here, under the node lock
+			return r.local, nil, nil // the owner takes no calls: do the work here, under the node lock
 		}
-		return nil, "", ironwork.Errorf(ironwork.EUNAVAILABLE, "Conductor %s has no RPC address.", owner)
+		return nil, nil, ironwork.Errorf(ironwork.EUNAVAILABLE, "Conductor %s has no RPC address.", owner)
 	}
-	return nil, url, nil
+	return nil, r.remote(url), nil
 }
 
-// anyConductor returns the local conductor, or the URL of some live remote one, for work that
-// belongs to no node yet (a new allocation).
-func (r *Router) anyConductor(ctx context.Context) (*conductor.Conductor, string, error) {
+// anyConductor returns the local conductor, or some live remote one.
+func (r *Router) anyConductor(ctx context.Context) (*conductor.Conductor, conductor.Remote, error) {
 	if r.local != nil {
-		return r.local, "", nil
+		return r.local, nil, nil
 	}
-	pick := func() string {
-		r.mu.RLock()
-		defer r.mu.RUnlock()
-		for _, u := range r.urls {
+	url := r.lookup(ctx, func(urls map[string]string) string {
+		for _, u := range urls {
 			if u != "" {
 				return u
 			}
 		}
 		return ""
-	}
-	url := pick()
+	})
 	if url == "" {
-		if err := r.Refresh(ctx, 0); err == nil {
-			url = pick()
-		}
+		return nil, nil, ironwork.Errorf(ironwork.EUNAVAILABLE, "No conductor is alive to process the allocation.")
 	}
-	if url == "" {
-		return nil, "", ironwork.Errorf(ironwork.EUNAVAILABLE, "No conductor is alive to process the allocation.")
-	}
-	return nil, url, nil
+	return nil, r.remote(url), nil
 }
 
-// call runs method on the node's conductor and decodes the result into out.
-func (r *Router) call(ctx context.Context, p params, method string, localFn func(c *conductor.Conductor) (any, error), out any) error {
-	var c *conductor.Conductor
-	var url string
-	var err error
-	if p.Node == "" {
-		c, url, err = r.anyConductor(ctx)
-	} else {
-		c, url, err = r.route(ctx, p.Node)
-	}
-	if err != nil {
-		return err
-	}
-	if c != nil {
-		res, err := localFn(c)
-		if err != nil || out == nil {
-			return err
+// lookup picks an address from the known ones, refreshing them once when it finds none.
+func (r *Router) lookup(ctx context.Context, pick func(urls map[string]string) string) string {
+	r.mu.RLock()
+	url := pick(r.urls)
+	r.mu.RUnlock()
+	if url == "" {
+		if err := r.Refresh(ctx, 0); err == nil {
+			r.mu.RLock()
+			url = pick(r.urls)
+			r.mu.RUnlock()
 		}
-		b, _ := json.Marshal(res)
-		return json.Unmarshal(b, out)
 	}
-	body, _ := json.Marshal(request{JSONRPC: "2.0", Method: method, Params: p, ID: r.seq.Add(1)})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/rpc", bytes.NewReader(body))
+	return url
+}
+
+// remote is a conductor reached over JSON-RPC at url.
+type remote struct {
+	r   *Router
+	url string
+}
+
+func (r *Router) remote(url string) remote { return remote{r: r, url: url} }
+
+// Call implements conductor.Remote: it posts the request and decodes the result into resp.
+// Error kinds (ironwork.Code) cross the trip.
+func (rc remote) Call(ctx context.Context, method string, params, resp any) error {
+	p, err := json.Marshal(params)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode %s params: %w", method, err)
+	}
+	body, _ := json.Marshal(request{JSONRPC: "2.0", Method: method, Params: p, ID: rc.r.seq.Add(1)})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rc.url+"/rpc", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("build %s call: %w", method, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.http.Do(req)
+	hr, err := rc.r.http.Do(req)
 	if err != nil {
-		return ironwork.Errorf(ironwork.EUNAVAILABLE, "Conductor at %s did not answer: %v", url, err)
+		return ironwork.Errorf(ironwork.EUNAVAILABLE, "Conductor at %s did not answer: %v", rc.url, err)
 	}
-	defer resp.Body.Close()
+	defer hr.Body.Close()
 	var rr response
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&rr); err != nil {
-		return fmt.Errorf("decode rpc answer from %s: %w", url, err)
+	if err := json.NewDecoder(io.LimitReader(hr.Body, 64<<20)).Decode(&rr); err != nil {
+		return fmt.Errorf("decode rpc answer from %s: %w", rc.url, err)
 	}
 	if rr.Error != nil {
 		kind := rr.Error.Data.Kind
@@ -287,140 +226,13 @@ func (r *Router) call(ctx context.Context, p params, method string, localFn func
 		}
 		return &ironwork.Error{Code: kind, Message: rr.Error.Message}
 	}
-	if out != nil && len(rr.Result) > 0 {
-		return json.Unmarshal(rr.Result, out)
+	if resp != nil && len(rr.Result) > 0 {
+		return json.Unmarshal(rr.Result, resp)
 	}
 	return nil
 }
 
-// Provision implements httpapi.Conductor.
-func (r *Router) Provision(ctx context.Context, ident string, req conductor.ProvisionRequest) error {
-	// Only the hash of a rescue password goes to the conductor, local or remote.
-	if err := req.HashRescuePassword(); err != nil {
-		return err
-	}
-	return r.call(ctx, params{Node: ident, Provision: &req}, "provision",
-		func(c *conductor.Conductor) (any, error) { return nil, c.Provision(ctx, ident, req) }, nil)
-}
-
-// SetPower implements httpapi.Conductor.
-func (r *Router) SetPower(ctx context.Context, ident string, target ironwork.PowerState, timeout time.Duration) error {
-	return r.call(ctx, params{Node: ident, Power: target, TimeoutS: timeout.Seconds()}, "set_power",
-		func(c *conductor.Conductor) (any, error) { return nil, c.SetPower(ctx, ident, target, timeout) }, nil)
-}
-
-// SetMaintenance implements httpapi.Conductor.
-func (r *Router) SetMaintenance(ctx context.Context, ident string, on bool, reason string) error {
-	return r.call(ctx, params{Node: ident, On: on, Reason: reason}, "set_maintenance",
-		func(c *conductor.Conductor) (any, error) { return nil, c.SetMaintenance(ctx, ident, on, reason) }, nil)
-}
-
-// Validate implements httpapi.Conductor.
-func (r *Router) Validate(ctx context.Context, ident string) (map[ironwork.InterfaceKind]conductor.ValidationResult, error) {
-	var out map[ironwork.InterfaceKind]conductor.ValidationResult
-	err := r.call(ctx, params{Node: ident}, "validate",
-		func(c *conductor.Conductor) (any, error) { return c.Validate(ctx, ident) }, &out)
-	return out, err
-}
-
-// BootDevice implements httpapi.Conductor.
-func (r *Router) BootDevice(ctx context.Context, ident string) (conductor.BootDevice, error) {
-	var out conductor.BootDevice
-	err := r.call(ctx, params{Node: ident}, "boot_device",
-		func(c *conductor.Conductor) (any, error) { return c.BootDevice(ctx, ident) }, &out)
-	return out, err
-}
-
-// SupportedBootDevices implements httpapi.Conductor.
-func (r *Router) SupportedBootDevices(ctx context.Context, ident string) ([]string, error) {
-	var out []string
-	err := r.call(ctx, params{Node: ident}, "supported_boot_devices",
-		func(c *conductor.Conductor) (any, error) { return c.SupportedBootDevices(ctx, ident) }, &out)
-	return out, err
-}
-
-// SetBootDevice implements httpapi.Conductor.
-func (r *Router) SetBootDevice(ctx context.Context, ident string, dev conductor.BootDevice) error {
-	return r.call(ctx, params{Node: ident, Device: &dev}, "set_boot_device",
-		func(c *conductor.Conductor) (any, error) { return nil, c.SetBootDevice(ctx, ident, dev) }, nil)
-}
-
-// InjectNMI implements httpapi.Conductor.
-func (r *Router) InjectNMI(ctx context.Context, ident string) error {
-	return r.call(ctx, params{Node: ident}, "inject_nmi",
-		func(c *conductor.Conductor) (any, error) { return nil, c.InjectNMI(ctx, ident) }, nil)
-}
-
-// SetBootMode implements httpapi.Conductor.
-func (r *Router) SetBootMode(ctx context.Context, ident, mode string) error {
-	return r.call(ctx, params{Node: ident, Mode: mode}, "set_boot_mode",
-		func(c *conductor.Conductor) (any, error) { return nil, c.SetBootMode(ctx, ident, mode) }, nil)
-}
-
-// SetSecureBoot implements httpapi.Conductor.
-func (r *Router) SetSecureBoot(ctx context.Context, ident string, on bool) error {
-	return r.call(ctx, params{Node: ident, On: on}, "set_secure_boot",
-		func(c *conductor.Conductor) (any, error) { return nil, c.SetSecureBoot(ctx, ident, on) }, nil)
-}
-
-// SetTargetRAID implements httpapi.Conductor.
-func (r *Router) SetTargetRAID(ctx context.Context, ident string, cfg ironwork.JSONObject) error {
-	return r.call(ctx, params{Node: ident, Config: cfg}, "set_target_raid",
-		func(c *conductor.Conductor) (any, error) { return nil, c.SetTargetRAID(ctx, ident, cfg) }, nil)
-}
-
-// AgentHeartbeat implements httpapi.Conductor.
-func (r *Router) AgentHeartbeat(ctx context.Context, ident string, hb conductor.Heartbeat) error {
-	return r.call(ctx, params{Node: ident, Heartbeat: &hb}, "agent_heartbeat",
-		func(c *conductor.Conductor) (any, error) { return nil, c.AgentHeartbeat(ctx, ident, hb) }, nil)
-}
-
-// LookupAgent implements httpapi.Conductor.
-func (r *Router) LookupAgent(ctx context.Context, ident string) (conductor.AgentLookup, error) {
-	var out conductor.AgentLookup
-	err := r.call(ctx, params{Node: ident}, "agent_lookup",
-		func(c *conductor.Conductor) (any, error) { return c.LookupAgent(ctx, ident) }, &out)
-	return out, err
-}
-
-// CreateAllocation implements httpapi.Conductor: a backfill goes to the node's conductor, a new
-// allocation to the local conductor or any live one.
-func (r *Router) CreateAllocation(ctx context.Context, a *ironwork.Allocation, backfillNode string) (*ironwork.Allocation, error) {
-	var out ironwork.Allocation
-	err := r.call(ctx, params{Node: backfillNode, Alloc: a}, "create_allocation",
-		func(c *conductor.Conductor) (any, error) { return c.CreateAllocation(ctx, a, backfillNode) }, &out)
-	if err != nil {
-		return nil, err
-	}
-	return &out, nil
-}
-
-// DeleteAllocation implements httpapi.Conductor. The store's transaction decides, so any
-// conductor may do it.
-func (r *Router) DeleteAllocation(ctx context.Context, ident string) error {
-	return r.call(ctx, params{Reason: ident}, "delete_allocation",
-		func(c *conductor.Conductor) (any, error) { return nil, c.DeleteAllocation(ctx, ident) }, nil)
-}
-
-// AttachVIF implements httpapi.Conductor.
-func (r *Router) AttachVIF(ctx context.Context, ident string, vif conductor.VIF) error {
-	return r.call(ctx, params{Node: ident, VIF: &vif}, "vif_attach",
-		func(c *conductor.Conductor) (any, error) { return nil, c.AttachVIF(ctx, ident, vif) }, nil)
-}
-
-// DetachVIF implements httpapi.Conductor.
-func (r *Router) DetachVIF(ctx context.Context, ident, id string) error {
-	return r.call(ctx, params{Node: ident, VIF: &conductor.VIF{ID: id}}, "vif_detach",
-		func(c *conductor.Conductor) (any, error) { return nil, c.DetachVIF(ctx, ident, id) }, nil)
-}
-
-// ListVIFs implements httpapi.Conductor.
-func (r *Router) ListVIFs(ctx context.Context, ident string) ([]conductor.VIF, error) {
-	var out []conductor.VIF
-	err := r.call(ctx, params{Node: ident}, "vif_list",
-		func(c *conductor.Conductor) (any, error) { return c.ListVIFs(ctx, ident) }, &out)
-	return out, err
-}
+var _ conductor.Caller = (*Router)(nil)
 
 // Ring is the ring the router routes by.
 func (r *Router) Ring() *conductor.Ring { return r.ring }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ironwork/ironwork"
@@ -64,7 +65,8 @@ func TestRouterCallsARemoteConductor(t *testing.T) {
 	if err := r.Refresh(ctx, 60e9); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Provision(ctx, n.UUID, conductor.ProvisionRequest{Target: "manage"}); err != nil {
+	ref := conductor.NodeRef{Node: n.UUID}
+	if err := conductor.Do(ctx, r, conductor.OpProvision, conductor.ProvisionRequest{NodeRef: ref, Target: "manage"}); err != nil {
 		t.Fatal(err)
 	}
 	c.Wait()
@@ -72,35 +74,35 @@ func TestRouterCallsARemoteConductor(t *testing.T) {
 	if got.ProvisionState != ironwork.Manageable {
 		t.Fatalf("after manage over RPC: %s (%s)", got.ProvisionState, got.LastError)
 	}
-	err := r.Provision(ctx, n.UUID, conductor.ProvisionRequest{Target: "rescue"})
+	err := conductor.Do(ctx, r, conductor.OpProvision, conductor.ProvisionRequest{NodeRef: ref, Target: "rescue"})
 	if ironwork.ErrorCode(err) != ironwork.EINVALID {
 		t.Fatalf("a refused verb over RPC: %v (code %q), want EINVALID", err, ironwork.ErrorCode(err))
 	}
 	if err := store.CreatePort(ctx, &ironwork.Port{Address: "52:54:00:00:09:01", NodeUUID: n.UUID}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.AttachVIF(ctx, n.UUID, conductor.VIF{ID: "vif-rpc"}); err != nil {
+	if err := conductor.Do(ctx, r, conductor.OpAttachVIF, conductor.AttachVIFRequest{NodeRef: ref, VIF: conductor.VIF{ID: "vif-rpc"}}); err != nil {
 		t.Fatalf("attach over RPC: %v", err)
 	}
-	if err := r.AttachVIF(ctx, n.UUID, conductor.VIF{ID: "vif-rpc"}); ironwork.ErrorCode(err) != ironwork.ECONFLICT {
+	if err := conductor.Do(ctx, r, conductor.OpAttachVIF, conductor.AttachVIFRequest{NodeRef: ref, VIF: conductor.VIF{ID: "vif-rpc"}}); ironwork.ErrorCode(err) != ironwork.ECONFLICT {
 		t.Fatalf("attach twice over RPC: %v, want ECONFLICT", err)
 	}
-	if vifs, err := r.ListVIFs(ctx, n.UUID); err != nil || len(vifs) != 1 || vifs[0].ID != "vif-rpc" {
+	if vifs, err := conductor.Call(ctx, r, conductor.OpListVIFs, ref); err != nil || len(vifs) != 1 || vifs[0].ID != "vif-rpc" {
 		t.Fatalf("list over RPC: %v %v", vifs, err)
 	}
-	if err := r.DetachVIF(ctx, n.UUID, "vif-rpc"); err != nil {
+	if err := conductor.Do(ctx, r, conductor.OpDetachVIF, conductor.DetachVIFRequest{NodeRef: ref, VIF: "vif-rpc"}); err != nil {
 		t.Fatalf("detach over RPC: %v", err)
 	}
-	if err := r.DetachVIF(ctx, n.UUID, "vif-rpc"); ironwork.ErrorCode(err) != ironwork.EINVALID {
+	if err := conductor.Do(ctx, r, conductor.OpDetachVIF, conductor.DetachVIFRequest{NodeRef: ref, VIF: "vif-rpc"}); ironwork.ErrorCode(err) != ironwork.EINVALID {
 		t.Fatalf("detach unknown over RPC: %v, want EINVALID", err)
 	}
 	if _, err := store.ReserveNode(ctx, n.UUID, "elsewhere"); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.SetPower(ctx, n.UUID, ironwork.PowerOn, 0); ironwork.ErrorCode(err) != ironwork.ELOCKED {
+	if err := conductor.Do(ctx, r, conductor.OpSetPower, conductor.SetPowerRequest{NodeRef: ref, Target: ironwork.PowerOn}); ironwork.ErrorCode(err) != ironwork.ELOCKED {
 		t.Fatalf("a locked node over RPC: %v, want ELOCKED", err)
 	}
-	v, err := r.Validate(ctx, n.UUID)
+	v, err := conductor.Call(ctx, r, conductor.OpValidate, ref)
 	if err != nil || v[ironwork.PowerInterface].Result == nil || !*v[ironwork.PowerInterface].Result {
 		t.Fatalf("validate over RPC: %v %v", v, err)
 	}
@@ -110,11 +112,13 @@ func TestRouterCallsARemoteConductor(t *testing.T) {
 // well-formed JSON-RPC response, never a crash or a 5xx.
 func FuzzRPCRequest(f *testing.F) {
 	for _, s := range []string{
-		`{"jsonrpc":"2.0","method":"provision","params":{"node":"n","provision":{"Target":"manage"}},"id":1}`,
-		`{"jsonrpc":"2.0","method":"set_power","params":{"node":"n","power":"power on","timeout_s":-1},"id":2}`,
+		`{"jsonrpc":"2.0","method":"provision","params":{"node":"n","target":"manage"},"id":1}`,
+		`{"jsonrpc":"2.0","method":"set_power","params":{"node":"n","target":"power on","timeout":-1},"id":2}`,
 		`{"jsonrpc":"2.0","method":"set_boot_device","params":{"node":"n"},"id":3}`,
 		`{"jsonrpc":"2.0","method":"vif_attach","params":{"node":"n","vif":{"id":"v","port_uuid":"x"}},"id":4}`,
 		`{"jsonrpc":"2.0","method":"vif_detach","params":{"node":"n"},"id":5}`,
+		`{"jsonrpc":"2.0","method":"create_allocation","params":{},"id":6}`,
+		`{"jsonrpc":"2.0","method":"delete_allocation","id":7}`,
 		`{"method":"nope"}`, `[]`, `{`, `null`,
 	} {
 		f.Add([]byte(s))
@@ -140,4 +144,51 @@ func FuzzRPCRequest(f *testing.F) {
 			t.Fatalf("answer to %q is not JSON-RPC: %v %+v", body, err, out)
 		}
 	})
+}
+
+// TestEveryOperationIsServed checks that the conductor's JSON-RPC endpoint serves every
+// declared operation by its name, that names are unique, and that an unknown name is refused.
+func TestEveryOperationIsServed(t *testing.T) {
+	ts, _, _ := newConductor(t)
+	post := func(method string) (kind ironwork.Code, msg string) {
+		t.Helper()
+		body := `{"jsonrpc":"2.0","method":"` + method + `","params":{"node":"no-such-node"},"id":1}`
+		resp, err := http.Post(ts.URL+"/rpc", "application/json", bytes.NewReader([]byte(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Error *struct {
+				Message string `json:"message"`
+				Data    struct {
+					Kind ironwork.Code `json:"kind"`
+				} `json:"data"`
+			} `json:"error"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		if out.Error == nil {
+			return "", ""
+		}
+		return out.Error.Data.Kind, out.Error.Message
+	}
+	seen := map[string]bool{}
+	for _, op := range conductor.Operations() {
+		name := op.Method()
+		if seen[name] {
+			t.Errorf("operation %q is declared twice", name)
+		}
+		seen[name] = true
+		if _, msg := post(name); strings.HasPrefix(msg, "unknown method") {
+			t.Errorf("operation %q is not served: %s", name, msg)
+		}
+	}
+	if len(seen) < 17 {
+		t.Errorf("%d operations, want at least the 17 the API uses", len(seen))
+	}
+	if kind, msg := post("no_such_operation"); kind != ironwork.EINVALID || !strings.HasPrefix(msg, "unknown method") {
+		t.Errorf("an unknown method: %s %q, want EINVALID unknown method", kind, msg)
+	}
 }

@@ -106,14 +106,14 @@ func TestSealedRPC(t *testing.T) {
 		return got.Maintenance
 	}
 
-	if err := good.SetMaintenance(ctx, n.UUID, true, "sealed"); err != nil {
+	if err := conductor.Do(ctx, good, conductor.OpSetMaintenance, conductor.SetMaintenanceRequest{NodeRef: conductor.NodeRef{Node: n.UUID}, On: true, Reason: "sealed"}); err != nil {
 		t.Fatalf("a sealed call: %v", err)
 	}
 	replay := tap.last()
 	if !maintenance() {
 		t.Fatal("the sealed call did not set maintenance")
 	}
-	if err := good.SetMaintenance(ctx, n.UUID, false, ""); err != nil || maintenance() {
+	if err := conductor.Do(ctx, good, conductor.OpSetMaintenance, conductor.SetMaintenanceRequest{NodeRef: conductor.NodeRef{Node: n.UUID}, On: false, Reason: ""}); err != nil || maintenance() {
 		t.Fatalf("a sealed call to end maintenance: %v", err)
 	}
 
@@ -128,11 +128,11 @@ func TestSealedRPC(t *testing.T) {
 		t.Fatalf("an unsealed request: status %d, maintenance %v; want 401 and no change", resp.StatusCode, maintenance())
 	}
 	// The same through a router without the secret, and through one with another secret.
-	if err := router(nil).SetMaintenance(ctx, n.UUID, true, "x"); err == nil || maintenance() {
+	if err := conductor.Do(ctx, router(nil), conductor.OpSetMaintenance, conductor.SetMaintenanceRequest{NodeRef: conductor.NodeRef{Node: n.UUID}, On: true, Reason: "x"}); err == nil || maintenance() {
 		t.Fatalf("a router without the secret: %v, maintenance %v", err, maintenance())
 	}
 	other, _ := rpc.NewSealer([]byte("another secret of 32 bytes......"))
-	if err := router(other).SetMaintenance(ctx, n.UUID, true, "x"); err == nil || maintenance() {
+	if err := conductor.Do(ctx, router(other), conductor.OpSetMaintenance, conductor.SetMaintenanceRequest{NodeRef: conductor.NodeRef{Node: n.UUID}, On: true, Reason: "x"}); err == nil || maintenance() {
 		t.Fatalf("a router with another secret: %v, maintenance %v", err, maintenance())
 	}
 	// The sealed request that set maintenance, replayed from the wire.
@@ -157,8 +157,8 @@ func TestSealedRPC(t *testing.T) {
 	tap.bodies = nil // forget the unsealed requests this test sent itself
 	tap.mu.Unlock()
 	const password, configDrive = "Rescue-Pa55word-on-the-wire", "CONFIGDRIVE-user-data-on-the-wire"
-	_ = good.Provision(ctx, n.UUID, conductor.ProvisionRequest{Target: "rescue", RescuePassword: password})
-	_ = good.Provision(ctx, n.UUID, conductor.ProvisionRequest{Target: "active", ConfigDrive: map[string]any{"user_data": configDrive}})
+	_ = conductor.Do(ctx, good, conductor.OpProvision, conductor.ProvisionRequest{NodeRef: conductor.NodeRef{Node: n.UUID}, Target: "rescue", RescuePassword: password})
+	_ = conductor.Do(ctx, good, conductor.OpProvision, conductor.ProvisionRequest{NodeRef: conductor.NodeRef{Node: n.UUID}, Target: "active", ConfigDrive: map[string]any{"user_data": configDrive}})
 	wire := tap.all()
 	if len(wire) < 100 {
 		t.Fatalf("the tap saw %d bytes", len(wire))
@@ -225,7 +225,7 @@ func TestSealedRPCOverTLS(t *testing.T) {
 			if err := r.Refresh(ctx, 60e9); err != nil {
 				t.Fatal(err)
 			}
-			_, err = r.Validate(ctx, n.UUID)
+			_, err = conductor.Call(ctx, r, conductor.OpValidate, conductor.NodeRef{Node: n.UUID})
 			if (err == nil) != tc.ok {
 				t.Fatalf("validate over https: %v, want success %v", err, tc.ok)
 			}

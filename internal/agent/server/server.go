@@ -111,12 +111,12 @@ type record struct {
 
 // Server is the command API. It is an http.Handler; Serve runs it on a listener.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	started time.Time
-	ctx     context.Context // commands run under it; cancelled by Close
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	cfg       Config
+	log       *slog.Logger
+	started   time.Time
+	closing   chan struct{} // closed by Close: running commands are cancelled
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 
 	mu       sync.Mutex
 	results  []*record
@@ -133,13 +133,12 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, log: log, started: time.Now(), ctx: ctx, cancel: cancel}
+	return &Server{cfg: cfg, log: log, started: time.Now(), closing: make(chan struct{})}
 }
 
 // Close cancels running commands and waits for them to end.
 func (s *Server) Close() {
-	s.cancel()
+	s.closeOnce.Do(func() { close(s.closing) })
 	s.wg.Wait()
 }
 
@@ -372,7 +371,17 @@ func (s *Server) run(rec *record, req api.AgentCommand, cmd Command) {
 	start := time.Now()
 	log := s.log.With(logKeyCommand, req.Name, logKeyID, rec.res.ID)
 	log.Info("command started")
-	result, err := s.call(cmd, req.Params, rec.res.CommandName)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The command outlives the request that started it and ends when the server closes.
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	result, err := s.call(ctx, cmd, req.Params, rec.res.CommandName)
 	var raw json.RawMessage
 	if err == nil {
 		if str, ok := result.(string); ok {
@@ -406,13 +415,13 @@ func (s *Server) run(rec *record, req api.AgentCommand, cmd Command) {
 
 // call runs a command, turning a panic into an error: a bug in one command must not take
 // the agent (PID 1) down.
-func (s *Server) call(cmd Command, params map[string]any, name string) (result any, err error) {
+func (s *Server) call(ctx context.Context, cmd Command, params map[string]any, name string) (result any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%s: internal error: %v", name, p)
 		}
 	}()
-	return cmd.Run(s.ctx, params, func(p api.Progress) {
+	return cmd.Run(ctx, params, func(p api.Progress) {
 		if p.Command == "" {
 			p.Command = name
 		}

@@ -23,8 +23,51 @@ import (
 	"github.com/ironwork/ironwork/internal/configdrive"
 )
 
-// waitKey records in driver_internal_info the agent command a node waits for.
+// waitKey is the driver_internal_info key of the agent command a node waits for; only
+// waitingFor, setWaitingFor and clearWaitingFor read and write it.
 const waitKey = "ironwork_agent_command"
+
+// agentCommand is the agent command a node waits for. ID is empty while the command is still
+// to be sent (the agent did not answer); Step then says what to send at the next heartbeat.
+type agentCommand struct {
+	Name, ID string
+	Step     conductor.Step
+}
+
+// waitingFor returns the agent command a node waits for, if any.
+func waitingFor(n *ironwork.Node) (agentCommand, bool) {
+	w, ok := n.DriverInternalInfo[waitKey].(map[string]any)
+	if !ok {
+		return agentCommand{}, false
+	}
+	var c agentCommand
+	c.Name, _ = w["name"].(string)
+	c.ID, _ = w["id"].(string)
+	c.Step.Name, _ = w["step"].(string)
+	switch p := w["priority"].(type) { // a number read back from the store, or one just set
+	case float64:
+		c.Step.Priority = int(p)
+	case int:
+		c.Step.Priority = p
+	}
+	c.Step.Args, _ = w["args"].(map[string]any)
+	return c, true
+}
+
+func setWaitingFor(n *ironwork.Node, c agentCommand) {
+	if n.DriverInternalInfo == nil {
+		n.DriverInternalInfo = ironwork.JSONObject{}
+	}
+	w := map[string]any{"name": c.Name}
+	if c.ID != "" {
+		w["id"] = c.ID
+	} else {
+		w["step"], w["priority"], w["args"] = c.Step.Name, c.Step.Priority, c.Step.Args
+	}
+	n.DriverInternalInfo[waitKey] = w
+}
+
+func clearWaitingFor(n *ironwork.Node) { delete(n.DriverInternalInfo, waitKey) }
 
 // Config tunes the interface.
 type Config struct {
@@ -161,7 +204,7 @@ func (d *Interface) bootAgent(ctx context.Context, t *conductor.Task) (bool, err
 	}
 	if err := t.Save(ctx, func(n *ironwork.Node) {
 		conductor.ForgetAgent(n)
-		delete(n.DriverInternalInfo, waitKey)
+		clearWaitingFor(n)
 	}); err != nil {
 		return false, err
 	}
@@ -199,8 +242,8 @@ func (d *Interface) TearDown(ctx context.Context, t *conductor.Task) error {
 
 // agentOf returns the URL and token of the node's running agent.
 func agentOf(t *conductor.Task) (url, token string, err error) {
-	url, _ = t.Node.DriverInternalInfo[conductor.AgentURLKey].(string)
-	token, _ = t.Node.DriverInternalInfo[conductor.AgentTokenKey].(string)
+	a := conductor.LoadAgent(t.Node)
+	url, token = a.URL, a.Token
 	if url == "" {
 		return "", "", fmt.Errorf("no deploy agent is running on node %s (a manual clean with agent steps needs the deploy.boot_agent step first)", t.Node.UUID)
 	}
@@ -276,9 +319,7 @@ func (d *Interface) start(ctx context.Context, t *conductor.Task, step conductor
 	res, err := d.agent.run(ctx, url, token, name, params, false)
 	if errors.Is(err, conductor.ErrAgentUnreachable) {
 		t.Log.Warn("the agent did not answer; sending the command at its next heartbeat", "command", name, "error", err)
-		return true, t.Save(ctx, func(n *ironwork.Node) {
-			n.DriverInternalInfo[waitKey] = map[string]any{"name": name, "step": step.Name, "priority": step.Priority, "args": step.Args}
-		})
+		return true, t.Save(ctx, func(n *ironwork.Node) { setWaitingFor(n, agentCommand{Name: name, Step: step}) })
 	}
 	if err != nil {
 		return false, err
@@ -294,10 +335,10 @@ func (d *Interface) started(ctx context.Context, t *conductor.Task, name string,
 	}
 	t.Log.Info("agent command started", "command", name, "id", res.ID)
 	if res.CommandStatus == api.CommandSucceeded {
-		return false, t.Save(ctx, func(n *ironwork.Node) { delete(n.DriverInternalInfo, waitKey) })
+		return false, t.Save(ctx, func(n *ironwork.Node) { clearWaitingFor(n) })
 	}
 	return true, t.Save(ctx, func(n *ironwork.Node) {
-		n.DriverInternalInfo[waitKey] = map[string]any{"name": name, "id": res.ID}
+		setWaitingFor(n, agentCommand{Name: name, ID: res.ID})
 	})
 }
 
@@ -306,14 +347,13 @@ func (d *Interface) started(ctx context.Context, t *conductor.Task, name string,
 // (it did not answer) is sent now. An agent that does not answer is no failure: the error
 // wraps conductor.ErrAgentUnreachable and the next heartbeat asks again.
 func (d *Interface) Heartbeat(ctx context.Context, t *conductor.Task, hb conductor.Heartbeat) (bool, error) {
-	w, _ := t.Node.DriverInternalInfo[waitKey].(map[string]any)
-	if w == nil {
+	w, ok := waitingFor(t.Node)
+	if !ok {
 		return true, nil // the agent is up: the next step can use it
 	}
-	name, _ := w["name"].(string)
-	id, _ := w["id"].(string)
+	name, id := w.Name, w.ID
 	if id == "" {
-		return d.resend(ctx, t, hb, name, w)
+		return d.resend(ctx, t, hb, w)
 	}
 	res, err := d.agent.status(ctx, hb.CallbackURL, hb.AgentToken, id)
 	if err != nil {
@@ -326,12 +366,13 @@ func (d *Interface) Heartbeat(ctx context.Context, t *conductor.Task, hb conduct
 		return false, fmt.Errorf("agent command %s failed: %s", name, commandError(res))
 	}
 	t.Log.Info("agent command finished", "command", name, "id", id)
-	return true, t.Save(ctx, func(n *ironwork.Node) { delete(n.DriverInternalInfo, waitKey) })
+	return true, t.Save(ctx, func(n *ironwork.Node) { clearWaitingFor(n) })
 }
 
 // resend sends the command an unanswered start could not: unless the agent already runs
 // (or ran) a command of that name, whose answer was what got lost.
-func (d *Interface) resend(ctx context.Context, t *conductor.Task, hb conductor.Heartbeat, name string, w map[string]any) (bool, error) {
+func (d *Interface) resend(ctx context.Context, t *conductor.Task, hb conductor.Heartbeat, w agentCommand) (bool, error) {
+	name := w.Name
 	list, err := d.agent.commands(ctx, hb.CallbackURL, hb.AgentToken)
 	if err != nil {
 		return false, fmt.Errorf("agent command %s: %w", name, err)
@@ -342,14 +383,7 @@ func (d *Interface) resend(ctx context.Context, t *conductor.Task, hb conductor.
 			return d.startedAtHeartbeat(ctx, t, name, list[i])
 		}
 	}
-	step := conductor.Step{Name: fmt.Sprint(w["step"])}
-	if p, ok := w["priority"].(float64); ok {
-		step.Priority = int(p)
-	} else if p, ok := w["priority"].(int); ok {
-		step.Priority = p
-	}
-	step.Args, _ = w["args"].(map[string]any)
-	_, params, err := command(t, step)
+	_, params, err := command(t, w.Step)
 	if err != nil {
 		return false, err
 	}

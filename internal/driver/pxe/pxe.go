@@ -174,9 +174,16 @@ type record struct {
 	Params   string // the ramdisk's kernel parameters from the node, if any
 }
 
-func (r record) object() ironwork.JSONObject {
-	return ironwork.JSONObject{"mode": r.Mode, "boot_mode": r.BootMode, "interface": r.Iface, "kernel_params": r.Params}
+// save records what a node boots.
+func (r record) save(n *ironwork.Node) {
+	if n.DriverInternalInfo == nil {
+		n.DriverInternalInfo = ironwork.JSONObject{}
+	}
+	n.DriverInternalInfo[bootKey] = ironwork.JSONObject{"mode": r.Mode, "boot_mode": r.BootMode, "interface": r.Iface, "kernel_params": r.Params}
 }
+
+// clearRecord records that a node is not meant to network-boot.
+func clearRecord(n *ironwork.Node) { delete(n.DriverInternalInfo, bootKey) }
 
 // recordOf reads what a node boots; ok is false when it is not meant to network-boot.
 func recordOf(n *ironwork.Node) (r record, ok bool) {
@@ -223,12 +230,7 @@ func (b *Interface) PrepareRamdisk(ctx context.Context, t *conductor.Task) error
 		return fmt.Errorf("driver_info.kernel_append_params of node %s must be one line of printable characters", n.UUID)
 	}
 	rec := record{Mode: "ramdisk", BootMode: BootMode(n, b.cfg.DefaultBootMode), Iface: b.name, Params: params}
-	if err := t.Save(ctx, func(n *ironwork.Node) {
-		if n.DriverInternalInfo == nil {
-			n.DriverInternalInfo = ironwork.JSONObject{}
-		}
-		n.DriverInternalInfo[bootKey] = rec.object()
-	}); err != nil {
+	if err := t.Save(ctx, rec.save); err != nil {
 		return err
 	}
 	dev := conductor.BootPXE
@@ -295,7 +297,7 @@ func (b *Interface) CleanUpRamdisk(ctx context.Context, t *conductor.Task) error
 	if err := os.RemoveAll(NodeDir(b.cfg.Root, t.Node.UUID)); err != nil {
 		return fmt.Errorf("remove boot files of node %s: %w", t.Node.UUID, err)
 	}
-	return t.Save(ctx, func(n *ironwork.Node) { delete(n.DriverInternalInfo, bootKey) })
+	return t.Save(ctx, clearRecord)
 }
 
 // PrepareInstance implements conductor.Boot: the instance boots from the local disk, and a
@@ -305,12 +307,7 @@ func (b *Interface) PrepareInstance(ctx context.Context, t *conductor.Task) erro
 		return fmt.Errorf("remove boot files of node %s: %w", t.Node.UUID, err)
 	}
 	rec := record{Mode: "local", BootMode: BootMode(t.Node, b.cfg.DefaultBootMode), Iface: b.name}
-	if err := t.Save(ctx, func(n *ironwork.Node) {
-		if n.DriverInternalInfo == nil {
-			n.DriverInternalInfo = ironwork.JSONObject{}
-		}
-		n.DriverInternalInfo[bootKey] = rec.object()
-	}); err != nil {
+	if err := t.Save(ctx, rec.save); err != nil {
 		return err
 	}
 	return b.setBootDevice(ctx, t, conductor.BootDisk, true)
@@ -318,7 +315,7 @@ func (b *Interface) PrepareInstance(ctx context.Context, t *conductor.Task) erro
 
 // CleanUpInstance implements conductor.Boot.
 func (b *Interface) CleanUpInstance(ctx context.Context, t *conductor.Task) error {
-	return t.Save(ctx, func(n *ironwork.Node) { delete(n.DriverInternalInfo, bootKey) })
+	return t.Save(ctx, clearRecord)
 }
 
 // printable reports whether s is one line of printable ASCII, safe on an iPXE command line.
