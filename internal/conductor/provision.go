@@ -8,41 +8,7 @@ import (
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/configdrive"
-	"github.com/ironwork/ironwork/internal/shacrypt"
 )
-
-// ProvisionRequest is a PUT /states/provision request.
-type ProvisionRequest struct {
-	NodeRef
-	Target         string `json:"target"`
-	ConfigDrive    any    `json:"configdrive,omitempty"`
-	CleanSteps     []any  `json:"clean_steps,omitempty"`
-	DeploySteps    []any  `json:"deploy_steps,omitempty"`
-	ServiceSteps   []any  `json:"service_steps,omitempty"`
-	RescuePassword string `json:"rescue_password,omitempty"`
-	// RescuePasswordHash is the SHA-512-crypt hash of the rescue password; callers that hash
-	// the password themselves (the RPC router) send it instead of RescuePassword, so the
-	// password never travels.
-	RescuePasswordHash string `json:"rescue_password_hash,omitempty"`
-	DisableRamdisk     bool   `json:"disable_ramdisk,omitempty"`
-}
-
-// RescuePasswordHashKey is the instance_info key of the rescue password's SHA-512-crypt hash,
-// as Ironic names it. The password itself is never stored.
-const RescuePasswordHashKey = "hashed_rescue_password"
-
-// HashRescuePassword moves a rescue password of req into RescuePasswordHash.
-func (req *ProvisionRequest) HashRescuePassword() error {
-	if req.RescuePassword == "" {
-		return nil
-	}
-	h, err := shacrypt.Generate(req.RescuePassword)
-	if err != nil {
-		return fmt.Errorf("hash rescue password: %w", err)
-	}
-	req.RescuePassword, req.RescuePasswordHash = "", h
-	return nil
-}
 
 // Provision starts a provision action on a node. Work that takes time runs in the background
 // under the node's lock; the call returns once the node is in the first state of the action.
@@ -190,18 +156,19 @@ func (c *Conductor) startDeploy(ctx context.Context, t *Task, req ProvisionReque
 // saveConfigDrive stores a deploy's config drive in instance_info. As Ironic, the object form
 // is built into an image when the deploy starts, and only the gzipped, base64-encoded image is
 // stored.
-func (c *Conductor) saveConfigDrive(ctx context.Context, t *Task, cd any) error {
-	if m, ok := cd.(map[string]any); ok {
-		built, err := configdrive.BuildEncoded(m, t.Node.UUID, t.Node.Name)
-		if err != nil {
-			return ironwork.Errorf(ironwork.EINVALID, "Invalid configdrive format: %v", err)
-		}
-		cd = built
-	}
+func (c *Conductor) saveConfigDrive(ctx context.Context, t *Task, cd *ConfigDrive) error {
 	if cd == nil {
 		return nil
 	}
-	return t.Save(ctx, func(n *ironwork.Node) { setInstanceInfo(n, "configdrive", cd) })
+	encoded := cd.Encoded
+	if cd.Dict != nil {
+		built, err := configdrive.BuildEncoded(cd.Dict, t.Node.UUID, t.Node.Name)
+		if err != nil {
+			return ironwork.Errorf(ironwork.EINVALID, "Invalid configdrive format: %v", err)
+		}
+		encoded = built
+	}
+	return t.Save(ctx, func(n *ironwork.Node) { setInstanceInfo(n, "configdrive", encoded) })
 }
 
 // startRescue stores the hash of the rescue password the rescue ramdisk sets; the password
@@ -318,7 +285,7 @@ func (c *Conductor) startClean(ctx context.Context, t *Task, manual []Step) {
 // steps, both override the driver's step of the same interface and name, and priority 0
 // disables a step. failure is the error the deploy must fail with (a template step the driver
 // does not offer); err refuses the request.
-func (c *Conductor) deploySteps(ctx context.Context, t *Task, requested []any, traits []string) (steps []Step, failure, err error) {
+func (c *Conductor) deploySteps(ctx context.Context, t *Task, requested []StepRequest, traits []string) (steps []Step, failure, err error) {
 	var user []Step
 	if len(requested) > 0 {
 		if user, err = manualSteps(t.Driver, DeploySteps, requested); err != nil {

@@ -90,31 +90,20 @@ var reservedSteps = map[string]bool{"hold": true, "wait": true, "power_on": true
 
 // manualSteps checks requested steps ({"interface", "step", "args"}) against what the node's
 // interfaces offer, and returns them in the order given.
-func manualSteps(d *Driver, kind StepKind, requested []any) ([]Step, error) {
+func manualSteps(d *Driver, kind StepKind, requested []StepRequest) ([]Step, error) {
 	if len(requested) == 0 {
 		return nil, ironwork.Errorf(ironwork.EINVALID, "No %s steps were given.", kind)
 	}
 	offered := offeredSteps(d, kind)
 	var out []Step
 	for i, r := range requested {
-		m, ok := r.(map[string]any)
-		if !ok {
-			return nil, ironwork.Errorf(ironwork.EINVALID, "%s step %d is not an object", kind, i)
-		}
-		iface, _ := m["interface"].(string)
-		name, _ := m["step"].(string)
+		iface, name := r.Interface, r.Step
 		if iface == "" || name == "" {
 			return nil, ironwork.Errorf(ironwork.EINVALID, "%s step %d needs 'interface' and 'step'", kind, i)
 		}
-		for k := range m {
-			if k != "interface" && k != "step" && k != "args" && k != "priority" {
-				return nil, ironwork.Errorf(ironwork.EINVALID, "%s step %d has an unknown key %q", kind, i, k)
-			}
-		}
-		args, _ := m["args"].(map[string]any)
-		step := Step{Interface: ironwork.InterfaceKind(iface), Name: name, Args: args}
-		if p, ok := m["priority"].(float64); ok {
-			step.Priority = int(p)
+		step := Step{Interface: ironwork.InterfaceKind(iface), Name: name, Args: r.Args}
+		if r.Priority != nil {
+			step.Priority = *r.Priority
 		}
 		found := reservedSteps[name]
 		for _, o := range offered {

@@ -83,6 +83,7 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req conductor.ProvisionRequest
+	var configDrive any
 	given := map[string]bool{}
 	for k, v := range body {
 		if k == "target" {
@@ -100,7 +101,9 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 		if ver < f.Since {
 			return tooNew(f.Since)
 		}
-		if err := setProvisionField(&req, k, v); err != nil {
+		if k == "configdrive" { // its type is checked by checkConfigDrive
+			configDrive = v
+		} else if err := setProvisionField(&req, k, v); err != nil {
 			return err
 		}
 		given[k] = true
@@ -120,7 +123,7 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 			return invalid("\"%s\" is only valid when setting target provision state to %s", f.Name, strings.Join(ironwork.VerbsUsing(f.Name), ", "))
 		}
 	}
-	if err := checkConfigDrive(req.Target, req.ConfigDrive, ver); err != nil {
+	if req.ConfigDrive, err = checkConfigDrive(req.Target, configDrive, ver); err != nil {
 		return err
 	}
 	if req.Node, err = s.nodeIdent(r); err != nil {
@@ -147,7 +150,7 @@ func provisionField(name string) (ironwork.ProvisionField, bool) {
 }
 
 // provisionSteps returns the list of steps a provision request holds in a steps field.
-func provisionSteps(req *conductor.ProvisionRequest, field string) *[]any {
+func provisionSteps(req *conductor.ProvisionRequest, field string) *[]conductor.StepRequest {
 	switch field {
 	case "clean_steps":
 		return &req.CleanSteps
@@ -162,8 +165,6 @@ func provisionSteps(req *conductor.ProvisionRequest, field string) *[]any {
 // setProvisionField decodes a provision body field into the request.
 func setProvisionField(req *conductor.ProvisionRequest, k string, v any) error {
 	switch k {
-	case "configdrive": // its type is checked by checkConfigDrive
-		req.ConfigDrive = v
 	case "rescue_password":
 		p, ok := v.(string)
 		if !ok && v != nil {
@@ -192,9 +193,38 @@ func setProvisionField(req *conductor.ProvisionRequest, k string, v any) error {
 				return invalid("Invalid %s: the step %s is not an object.", k, pyRepr(st))
 			}
 		}
-		*provisionSteps(req, k) = normalizeJSON(map[string]any{"s": list})["s"].([]any)
+		steps, err := stepRequests(strings.TrimSuffix(k, "_steps"), normalizeJSON(map[string]any{"s": list})["s"].([]any))
+		if err != nil {
+			return err
+		}
+		*provisionSteps(req, k) = steps
 	}
 	return nil
+}
+
+// stepRequests reads the steps of a provision body's steps field (kind: clean, deploy or
+// service). A key other than interface, step, args and priority is refused; an interface or
+// step that is not a string is left empty, args that are not an object and a priority that is
+// not a number are ignored, for the conductor to judge.
+func stepRequests(kind string, list []any) ([]conductor.StepRequest, error) {
+	out := make([]conductor.StepRequest, len(list))
+	for i, st := range list {
+		m := st.(map[string]any)
+		for k := range m {
+			if k != "interface" && k != "step" && k != "args" && k != "priority" {
+				return nil, invalid("%s step %d has an unknown key %q", kind, i, k)
+			}
+		}
+		r := &out[i]
+		r.Interface, _ = m["interface"].(string)
+		r.Step, _ = m["step"].(string)
+		r.Args, _ = m["args"].(map[string]any)
+		if p, ok := m["priority"].(float64); ok {
+			n := int(p)
+			r.Priority = &n
+		}
+	}
+	return out, nil
 }
 
 func (s *Server) power(w http.ResponseWriter, r *http.Request) error {
@@ -513,37 +543,43 @@ const b64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 // checkConfigDrive refuses a config drive as Ironic does: only with target active (or
 // deploy, its alias), and rebuild from 1.35; the object form only from 1.56, its
 // vendor_data only from 1.59; a string must be a URL or base64.
-func checkConfigDrive(target string, cd any, ver int) error {
-	if cd == nil || cd == "" {
-		return nil
-	}
-	if m, ok := cd.(map[string]any); ok && len(m) == 0 {
-		return nil
+func checkConfigDrive(target string, cd any, ver int) (*conductor.ConfigDrive, error) {
+	switch v := cd.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		if v == "" {
+			return &conductor.ConfigDrive{}, nil
+		}
+	case map[string]any:
+		if len(v) == 0 {
+			return &conductor.ConfigDrive{Dict: v}, nil
+		}
 	}
 	allowed := []string{"active"}
 	if ver >= 35 {
 		allowed = append(allowed, "rebuild")
 	}
 	if !slices.Contains(allowed, target) && target != "deploy" {
-		return invalid("Adding a config drive is only supported when setting provision state to %s", strings.Join(allowed, ", "))
+		return nil, invalid("Adding a config drive is only supported when setting provision state to %s", strings.Join(allowed, ", "))
 	}
 	switch v := cd.(type) {
 	case map[string]any:
 		if _, err := configdrive.Parse(v); err != nil {
-			return invalid("Invalid configdrive format: %v", err)
+			return nil, invalid("Invalid configdrive format: %v", err)
 		}
 		if ver < 56 {
-			return invalid("Providing a JSON object for configdrive is only supported starting with API version 1.56")
+			return nil, invalid("Providing a JSON object for configdrive is only supported starting with API version 1.56")
 		}
 		if _, ok := v["vendor_data"]; ok && ver < 59 {
-			return invalid("Providing vendor_data in configdrive is only supported starting with API version 1.59")
+			return nil, invalid("Providing vendor_data in configdrive is only supported starting with API version 1.59")
 		}
+		return &conductor.ConfigDrive{Dict: v}, nil
 	case string:
 		if !strings.Contains(v, "://") && strings.Trim(v, b64Alphabet) != "" {
-			return invalid("Invalid configdrive format: it is neither a JSON, nor a URL, nor a base64 string")
+			return nil, invalid("Invalid configdrive format: it is neither a JSON, nor a URL, nor a base64 string")
 		}
-	default:
-		return invalid("Invalid configdrive format: %v is not of type 'object', 'string', 'null'", v)
+		return &conductor.ConfigDrive{Encoded: v}, nil
 	}
-	return nil
+	return nil, invalid("Invalid configdrive format: %v is not of type 'object', 'string', 'null'", cd)
 }

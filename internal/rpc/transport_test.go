@@ -158,7 +158,7 @@ func TestSealedRPC(t *testing.T) {
 	tap.mu.Unlock()
 	const password, configDrive = "Rescue-Pa55word-on-the-wire", "CONFIGDRIVE-user-data-on-the-wire"
 	_ = conductor.Do(ctx, good, conductor.OpProvision, conductor.ProvisionRequest{NodeRef: conductor.NodeRef{Node: n.UUID}, Target: "rescue", RescuePassword: password})
-	_ = conductor.Do(ctx, good, conductor.OpProvision, conductor.ProvisionRequest{NodeRef: conductor.NodeRef{Node: n.UUID}, Target: "active", ConfigDrive: map[string]any{"user_data": configDrive}})
+	_ = conductor.Do(ctx, good, conductor.OpProvision, conductor.ProvisionRequest{NodeRef: conductor.NodeRef{Node: n.UUID}, Target: "active", ConfigDrive: &conductor.ConfigDrive{Dict: map[string]any{"user_data": configDrive}}})
 	wire := tap.all()
 	if len(wire) < 100 {
 		t.Fatalf("the tap saw %d bytes", len(wire))
