@@ -44,31 +44,32 @@ func rssKiB() int {
 	return 0
 }
 
-// BenchmarkSyncPowerStates measures one power-sync pass of a conductor over 10,000 nodes with
-// the fake power interface (no BMC latency): the conductor's own cost per node.
-func BenchmarkSyncPowerStates(b *testing.B) {
-	ctx := context.Background()
+// benchStore opens a SQLite store in the benchmark's temporary directory, closed at cleanup.
+func benchStore(ctx context.Context, b *testing.B) *sqlstore.Store {
 	store, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "bench.db"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
-	drivers := ironwork.DefaultDriverConfig()
-	const nodes = 10000
-	for i := range nodes {
-		n := &ironwork.Node{Name: fmt.Sprintf("sync-%05d", i), Driver: "fake-hardware", ProvisionState: ironwork.Available,
-			PowerState: ironwork.PowerOff}
-		if err := drivers.ResolveInterfaces(n); err != nil {
-			b.Fatal(err)
-		}
-		if err := store.CreateNode(ctx, n); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "bench", Drivers: []string{"fake-hardware"}}); err != nil {
+	b.Cleanup(func() { store.Close() })
+	return store
+}
+
+// createBenchNode resolves a node's interfaces and stores it.
+func createBenchNode(ctx context.Context, b *testing.B, store *sqlstore.Store, drivers ironwork.DriverConfig, n *ironwork.Node) {
+	if err := drivers.ResolveInterfaces(n); err != nil {
 		b.Fatal(err)
 	}
-	reg := conductor.Registry{}
+	if err := store.CreateNode(ctx, n); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// startBenchConductor registers conductor "bench" serving hardware type kind and starts it
+// with the fake interfaces and those of reg; it stops at cleanup.
+func startBenchConductor(ctx context.Context, b *testing.B, store *sqlstore.Store, drivers ironwork.DriverConfig, kind string, reg conductor.Registry) *conductor.Conductor {
+	if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "bench", Drivers: []string{kind}}); err != nil {
+		b.Fatal(err)
+	}
 	fake.Register(reg)
 	cfg := conductor.Defaults()
 	cfg.Hostname = "bench"
@@ -76,7 +77,22 @@ func BenchmarkSyncPowerStates(b *testing.B) {
 	if err := c.Start(ctx); err != nil {
 		b.Fatal(err)
 	}
-	defer c.Stop()
+	b.Cleanup(c.Stop)
+	return c
+}
+
+// BenchmarkSyncPowerStates measures one power-sync pass of a conductor over 10,000 nodes with
+// the fake power interface (no BMC latency): the conductor's own cost per node.
+func BenchmarkSyncPowerStates(b *testing.B) {
+	ctx := context.Background()
+	store := benchStore(ctx, b)
+	drivers := ironwork.DefaultDriverConfig()
+	const nodes = 10000
+	for i := range nodes {
+		createBenchNode(ctx, b, store, drivers, &ironwork.Node{Name: fmt.Sprintf("sync-%05d", i), Driver: "fake-hardware",
+			ProvisionState: ironwork.Available, PowerState: ironwork.PowerOff})
+	}
+	c := startBenchConductor(ctx, b, store, drivers, "fake-hardware", conductor.Registry{})
 	b.ResetTimer()
 	for b.Loop() {
 		if err := c.SyncPowerStates(ctx); err != nil {
@@ -91,34 +107,14 @@ func BenchmarkSyncPowerStates(b *testing.B) {
 // conductor (requests, transitions, steps and history; no HTTP).
 func BenchmarkDeploy(b *testing.B) {
 	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "bench.db"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "bench", Drivers: []string{"fake-hardware"}}); err != nil {
-		b.Fatal(err)
-	}
+	store := benchStore(ctx, b)
 	drivers := ironwork.DefaultDriverConfig()
-	reg := conductor.Registry{}
-	fake.Register(reg)
-	cfg := conductor.Defaults()
-	cfg.Hostname = "bench"
-	c := conductor.New(cfg, store, drivers, reg, nil)
-	if err := c.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer c.Stop()
+	c := startBenchConductor(ctx, b, store, drivers, "fake-hardware", conductor.Registry{})
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
 		n := &ironwork.Node{Name: fmt.Sprintf("dep-%07d", i), Driver: "fake-hardware", ProvisionState: ironwork.Available}
-		if err := drivers.ResolveInterfaces(n); err != nil {
-			b.Fatal(err)
-		}
-		if err := store.CreateNode(ctx, n); err != nil {
-			b.Fatal(err)
-		}
+		createBenchNode(ctx, b, store, drivers, n)
 		b.StartTimer()
 		if err := c.Provision(ctx, conductor.ProvisionRequest{NodeRef: conductor.NodeRef{Node: n.UUID}, Target: "active"}); err != nil {
 			b.Fatal(err)
@@ -159,13 +155,9 @@ func benchSyncBMC(b *testing.B, nodes int, kind string) {
 	}
 	vctx, cancel := context.WithCancel(ctx)
 	go v.Serve(vctx)
-	defer func() { cancel(); v.Close() }()
+	b.Cleanup(func() { cancel(); v.Close() })
 
-	store, err := sqlstore.Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "bench.db"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
+	store := benchStore(ctx, b)
 	drivers := ironwork.DefaultDriverConfig()
 	for i := range nodes {
 		name := fmt.Sprintf("m%05d", i)
@@ -180,31 +172,16 @@ func benchSyncBMC(b *testing.B, nodes int, kind string) {
 			n.DriverInfo = ironwork.JSONObject{"ipmi_address": host, "ipmi_port": port, "ipmi_username": "admin",
 				"ipmi_password": "password", "ipmi_cipher_suite": "3"}
 		}
-		if err := drivers.ResolveInterfaces(n); err != nil {
-			b.Fatal(err)
-		}
-		if err := store.CreateNode(ctx, n); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "bench", Drivers: []string{kind}}); err != nil {
-		b.Fatal(err)
+		createBenchNode(ctx, b, store, drivers, n)
 	}
 	reg := conductor.Registry{}
-	fake.Register(reg)
 	reg.Add(ironwork.PowerInterface, "redfish", redfish.Interface{})
 	reg.Add(ironwork.ManagementInterface, "redfish", redfish.Interface{})
 	sessions := ipmi.NewSessions()
-	defer sessions.Close()
+	b.Cleanup(sessions.Close)
 	reg.Add(ironwork.PowerInterface, "ipmitool", ipmi.Interface{Sessions: sessions})
 	reg.Add(ironwork.ManagementInterface, "ipmitool", ipmi.Interface{Sessions: sessions})
-	ccfg := conductor.Defaults()
-	ccfg.Hostname = "bench"
-	c := conductor.New(ccfg, store, drivers, reg, nil)
-	if err := c.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer c.Stop()
+	c := startBenchConductor(ctx, b, store, drivers, kind, reg)
 	b.ResetTimer()
 	cpu0 := cpuTime()
 	for b.Loop() {

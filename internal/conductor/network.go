@@ -3,6 +3,7 @@ package conductor
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -124,30 +125,27 @@ func (t *Task) Portgroups(ctx context.Context) ([]*ironwork.Portgroup, error) {
 
 // SavePort applies fn to one port of the task's node and stores it.
 func (t *Task) SavePort(ctx context.Context, uuid string, fn func(p *ironwork.Port)) error {
-	_, err := t.c.store.UpdatePort(ctx, uuid, func(p *ironwork.Port) error {
-		if p.NodeID != t.Node.ID {
-			return ironwork.Errorf(ironwork.EINVALID, "Port %s does not belong to node %s.", uuid, t.Node.UUID)
-		}
-		fn(p)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("save port %s: %w", uuid, err)
-	}
-	return nil
+	return saveOfNode(ctx, t, "port", uuid, t.c.store.UpdatePort, func(p *ironwork.Port) int64 { return p.NodeID }, fn)
 }
 
 // SavePortgroup applies fn to one portgroup of the task's node and stores it.
 func (t *Task) SavePortgroup(ctx context.Context, uuid string, fn func(g *ironwork.Portgroup)) error {
-	_, err := t.c.store.UpdatePortgroup(ctx, uuid, func(g *ironwork.Portgroup) error {
-		if g.NodeID != t.Node.ID {
-			return ironwork.Errorf(ironwork.EINVALID, "Portgroup %s does not belong to node %s.", uuid, t.Node.UUID)
+	return saveOfNode(ctx, t, "portgroup", uuid, t.c.store.UpdatePortgroup, func(g *ironwork.Portgroup) int64 { return g.NodeID }, fn)
+}
+
+// saveOfNode applies fn to the object (of kind port or portgroup) that update finds by uuid,
+// refusing one that belongs to another node than the task's.
+func saveOfNode[T any](ctx context.Context, t *Task, kind, uuid string, update func(context.Context, string, func(*T) error) (*T, error),
+	nodeID func(*T) int64, fn func(*T)) error {
+	_, err := update(ctx, uuid, func(v *T) error {
+		if nodeID(v) != t.Node.ID {
+			return ironwork.Errorf(ironwork.EINVALID, "%s%s %s does not belong to node %s.", strings.ToUpper(kind[:1]), kind[1:], uuid, t.Node.UUID)
 		}
-		fn(g)
+		fn(v)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("save portgroup %s: %w", uuid, err)
+		return fmt.Errorf("save %s %s: %w", kind, uuid, err)
 	}
 	return nil
 }

@@ -136,11 +136,8 @@ func allocationsAllowed(r *http.Request) error {
 }
 
 func (s *Server) allocationRoutes() {
-	s.handle("GET /v1/allocations", s.listAllocations)
-	s.handle("POST /v1/allocations", s.createAllocation)
-	s.handle("GET /v1/allocations/{ident}", s.getAllocation)
-	s.handle("PATCH /v1/allocations/{ident}", s.patchAllocation)
-	s.handle("DELETE /v1/allocations/{ident}", s.deleteAllocation(s.allocationInPath))
+	s.resource("/v1/allocations", resource{list: s.listAllocations, create: s.createAllocation,
+		get: s.getAllocation, patch: s.patchAllocation, del: s.deleteAllocation(s.allocationInPath)})
 	s.handle("GET /v1/nodes/{ident}/allocation", s.nodeAllocation)
 	s.handle("DELETE /v1/nodes/{ident}/allocation", s.deleteAllocation(s.allocationOfNode))
 }

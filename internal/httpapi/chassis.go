@@ -44,12 +44,8 @@ func (s *Server) chassisRoutes() {
 			})
 		}
 	}
-	s.handle("GET /v1/chassis", list(false))
-	s.handle("GET /v1/chassis/detail", list(true))
-	s.handle("POST /v1/chassis", s.createChassis)
-	s.handle("GET /v1/chassis/{ident}", s.getChassis)
-	s.handle("PATCH /v1/chassis/{ident}", s.patchChassis)
-	s.handle("DELETE /v1/chassis/{ident}", s.deleteChassis)
+	s.resource("/v1/chassis", resource{list: list(false), detail: list(true), create: s.createChassis,
+		get: s.getChassis, patch: s.patchChassis, del: s.deleteChassis})
 	nodes := func(detail bool) handlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) error {
 			c, err := s.chassisByUUID(r)

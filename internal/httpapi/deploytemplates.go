@@ -80,11 +80,8 @@ func (s *Server) deployTemplateSpec() listSpec[ironwork.DeployTemplate] {
 }
 
 func (s *Server) deployTemplateRoutes() {
-	s.handle("GET /v1/deploy_templates", s.listDeployTemplates)
-	s.handle("POST /v1/deploy_templates", s.createDeployTemplate)
-	s.handle("GET /v1/deploy_templates/{ident}", s.getDeployTemplate)
-	s.handle("PATCH /v1/deploy_templates/{ident}", s.patchDeployTemplate)
-	s.handle("DELETE /v1/deploy_templates/{ident}", s.deleteDeployTemplate)
+	s.resource("/v1/deploy_templates", resource{list: s.listDeployTemplates, create: s.createDeployTemplate,
+		get: s.getDeployTemplate, patch: s.patchDeployTemplate, del: s.deleteDeployTemplate})
 }
 
 // deployTemplatesAllowed answers below 1.55 as Ironic: 404 to reads, 405 to writes.

@@ -131,35 +131,30 @@ func strField[T any](kind, name string, since int, a access, p func(*T) *string,
 func boolField[T any](kind, name string, since int, a access, p func(*T) *bool) field[T] {
 	return field[T]{name: name, since: since, access: a,
 		get: func(v *T) any { return *p(v) },
-		set: func(v *T, val any) error {
-			if val == nil {
-				*p(v) = false
-				return nil
-			}
-			b, err := asBool(kind, val)
-			if err != nil {
-				return err
-			}
-			*p(v) = b
-			return nil
-		}}
+		set: setBool(kind, func(v *T, b *bool) { *p(v) = b != nil && *b })}
 }
 
 func optBoolField[T any](kind, name string, since int, a access, p func(*T) **bool) field[T] {
 	return field[T]{name: name, since: since, access: a,
 		get: func(v *T) any { return optBool(*p(v)) },
-		set: func(v *T, val any) error {
-			if val == nil {
-				*p(v) = nil
-				return nil
-			}
-			b, err := asBool(kind, val)
-			if err != nil {
-				return err
-			}
-			*p(v) = &b
+		set: setBool(kind, func(v *T, b *bool) { *p(v) = b })}
+}
+
+// setBool is the setter of a boolean field: null stores nil, anything else must read as a
+// boolean (asBool).
+func setBool[T any](kind string, store func(v *T, b *bool)) func(*T, any) error {
+	return func(v *T, val any) error {
+		if val == nil {
+			store(v, nil)
 			return nil
-		}}
+		}
+		b, err := asBool(kind, val)
+		if err != nil {
+			return err
+		}
+		store(v, &b)
+		return nil
+	}
 }
 
 func objField[T any](kind, name string, since int, a access, p func(*T) *ironwork.JSONObject, mask bool) field[T] {

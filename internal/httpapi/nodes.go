@@ -10,23 +10,35 @@ import (
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
+// nodeRoutes registers /v1/nodes and the routes under a node (states, traits, management,
+// history, its ports and portgroups); VIFs and allocations register their own.
 func (s *Server) nodeRoutes() {
-	s.handle("GET /v1/nodes", s.listNodes(false))
-	s.handle("GET /v1/nodes/detail", s.listNodes(true))
-	s.handle("POST /v1/nodes", s.createNode)
-	s.handle("GET /v1/nodes/{ident}", s.getNode)
-	s.handle("PATCH /v1/nodes/{ident}", s.patchNode)
-	s.handle("DELETE /v1/nodes/{ident}", s.deleteNode)
+	s.resource("/v1/nodes", resource{list: s.listNodes(false), detail: s.listNodes(true), create: s.createNode,
+		get: s.getNode, patch: s.patchNode, del: s.deleteNode})
 	s.handle("GET /v1/nodes/{ident}/states", s.nodeStates)
 	s.handle("GET /v1/nodes/{ident}/traits", s.getTraits)
 	s.handle("PUT /v1/nodes/{ident}/traits", s.setTraits)
 	s.handle("PUT /v1/nodes/{ident}/traits/{trait}", s.addTrait)
 	s.handle("DELETE /v1/nodes/{ident}/traits", s.deleteTraits)
 	s.handle("DELETE /v1/nodes/{ident}/traits/{trait}", s.deleteTrait)
+	s.handle("PUT /v1/nodes/{ident}/states/provision", s.provision)
+	s.handle("PUT /v1/nodes/{ident}/states/power", s.power)
+	s.handle("GET /v1/nodes/{ident}/validate", s.validate)
+	s.handle("GET /v1/nodes/{ident}/management/boot_device", s.getBootDevice)
+	s.handle("PUT /v1/nodes/{ident}/management/boot_device", s.setBootDevice)
+	s.handle("GET /v1/nodes/{ident}/management/boot_device/supported", s.supportedBootDevices)
+	s.handle("PUT /v1/nodes/{ident}/management/inject_nmi", s.injectNMI)
+	s.handle("PUT /v1/nodes/{ident}/states/raid", s.raid)
+	s.handle("GET /v1/nodes/{ident}/history", s.history)
+	s.handle("GET /v1/nodes/{ident}/history/{event}", s.historyEvent)
 	s.handle("GET /v1/nodes/{ident}/ports", s.nodePorts(false))
 	s.handle("GET /v1/nodes/{ident}/ports/detail", s.nodePorts(true))
 	s.handle("GET /v1/nodes/{ident}/portgroups", s.nodePortgroups(false))
 	s.handle("GET /v1/nodes/{ident}/portgroups/detail", s.nodePortgroups(true))
+	s.handle("PUT /v1/nodes/{ident}/maintenance", s.maintenance(true))
+	s.handle("DELETE /v1/nodes/{ident}/maintenance", s.maintenance(false))
+	s.handle("PUT /v1/nodes/{ident}/states/boot_mode", s.targetAction(setBootMode))
+	s.handle("PUT /v1/nodes/{ident}/states/secure_boot", s.targetAction(setSecureBoot))
 }
 
 // renderNode shows a node at version ver, restricted to fields when it is not nil.

@@ -78,12 +78,8 @@ func portgroupsAllowed(r *http.Request, since int) error {
 }
 
 func (s *Server) portgroupRoutes() {
-	s.handle("GET /v1/portgroups", s.listPortgroups(false, false))
-	s.handle("GET /v1/portgroups/detail", s.listPortgroups(true, false))
-	s.handle("POST /v1/portgroups", s.createPortgroup)
-	s.handle("GET /v1/portgroups/{ident}", s.getPortgroup)
-	s.handle("PATCH /v1/portgroups/{ident}", s.patchPortgroup)
-	s.handle("DELETE /v1/portgroups/{ident}", s.deletePortgroup)
+	s.resource("/v1/portgroups", resource{list: s.listPortgroups(false, false), detail: s.listPortgroups(true, false),
+		create: s.createPortgroup, get: s.getPortgroup, patch: s.patchPortgroup, del: s.deletePortgroup})
 	s.handle("GET /v1/portgroups/{ident}/ports", s.portgroupPorts(false))
 	s.handle("GET /v1/portgroups/{ident}/ports/detail", s.portgroupPorts(true))
 }

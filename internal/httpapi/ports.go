@@ -69,12 +69,8 @@ func (s *Server) renderPort(r *http.Request, p *ironwork.Port, fields []string) 
 }
 
 func (s *Server) portRoutes() {
-	s.handle("GET /v1/ports", s.listPorts(false, nil))
-	s.handle("GET /v1/ports/detail", s.listPorts(true, nil))
-	s.handle("POST /v1/ports", s.createPort)
-	s.handle("GET /v1/ports/{ident}", s.getPort)
-	s.handle("PATCH /v1/ports/{ident}", s.patchPort)
-	s.handle("DELETE /v1/ports/{ident}", s.deletePort)
+	s.resource("/v1/ports", resource{list: s.listPorts(false, nil), detail: s.listPorts(true, nil), create: s.createPort,
+		get: s.getPort, patch: s.patchPort, del: s.deletePort})
 }
 
 // listPorts serves a port list; parent, when set, restricts it (node or portgroup sub-lists).

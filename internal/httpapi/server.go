@@ -94,13 +94,28 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 	})
 }
 
+// resource is the handlers of a collection's usual routes; detail may be nil.
+type resource struct{ list, detail, create, get, patch, del handlerFunc }
+
+// resource registers a collection's usual routes at path: its list (and detail list), create,
+// and the get, patch and delete of one member, {ident}.
+func (s *Server) resource(path string, r resource) {
+	s.handle("GET "+path, r.list)
+	if r.detail != nil {
+		s.handle("GET "+path+"/detail", r.detail)
+	}
+	s.handle("POST "+path, r.create)
+	s.handle("GET "+path+"/{ident}", r.get)
+	s.handle("PATCH "+path+"/{ident}", r.patch)
+	s.handle("DELETE "+path+"/{ident}", r.del)
+}
+
 func (s *Server) routes() {
 	s.handle("GET /{$}", s.root)
 	s.handle("GET /v1", s.v1)
 	s.handle("GET /v1/{$}", s.v1)
 	s.handle("GET /v1/shards", s.shards)
 	s.nodeRoutes()
-	s.stateRoutes()
 	s.portRoutes()
 	s.portgroupRoutes()
 	s.chassisRoutes()

@@ -17,23 +17,6 @@ import (
 // it, as conductor.Call(ctx, c, conductor.OpX, req). rpc.Router implements it.
 type Conductor = conductor.Caller
 
-func (s *Server) stateRoutes() {
-	s.handle("PUT /v1/nodes/{ident}/states/provision", s.provision)
-	s.handle("PUT /v1/nodes/{ident}/states/power", s.power)
-	s.handle("PUT /v1/nodes/{ident}/maintenance", s.maintenance(true))
-	s.handle("DELETE /v1/nodes/{ident}/maintenance", s.maintenance(false))
-	s.handle("GET /v1/nodes/{ident}/validate", s.validate)
-	s.handle("GET /v1/nodes/{ident}/management/boot_device", s.getBootDevice)
-	s.handle("PUT /v1/nodes/{ident}/management/boot_device", s.setBootDevice)
-	s.handle("GET /v1/nodes/{ident}/management/boot_device/supported", s.supportedBootDevices)
-	s.handle("PUT /v1/nodes/{ident}/management/inject_nmi", s.injectNMI)
-	s.handle("PUT /v1/nodes/{ident}/states/boot_mode", s.targetAction(setBootMode))
-	s.handle("PUT /v1/nodes/{ident}/states/secure_boot", s.targetAction(setSecureBoot))
-	s.handle("PUT /v1/nodes/{ident}/states/raid", s.raid)
-	s.handle("GET /v1/nodes/{ident}/history", s.history)
-	s.handle("GET /v1/nodes/{ident}/history/{event}", s.historyEvent)
-}
-
 func (s *Server) cond() (Conductor, error) {
 	if s.opts.Conductor == nil {
 		return nil, ironwork.Errorf(ironwork.EUNAVAILABLE, "No conductor is available to do this.")

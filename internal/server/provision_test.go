@@ -42,6 +42,9 @@ func TestProvisionBodyChecks(t *testing.T) {
 		{"1.87", map[string]any{"target": "service"}, 400, `"service_steps" is required when setting target provision state to service`},
 		{"1.87", map[string]any{"target": "manage", "clean_steps": step}, 400, `"clean_steps" is only valid when setting target provision state to clean`},
 		{"1.87", map[string]any{"target": "clean", "clean_steps": "erase"}, 400, "clean_steps must be a list of steps"},
+		{"1.87", map[string]any{"target": "clean", "clean_steps": []any{"erase"}}, 400, "Invalid clean_steps: the step 'erase' is not an object."},
+		{"1.87", map[string]any{"target": "clean", "clean_steps": []any{map[string]any{"interface": "deploy", "step": "erase_devices", "wings": 2}}},
+			400, `clean step 0 has an unknown key "wings"`},
 		{"1.87", map[string]any{"target": "manage", "wings": 2}, 400, "Additional properties are not allowed ('wings' was unexpected)"},
 	} {
 		v := &api.Client{BaseURL: srv.URL(), Version: tc.version}
