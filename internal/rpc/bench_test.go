@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/rpc"
 )
@@ -30,16 +29,7 @@ func BenchmarkRPCCall(b *testing.B) {
 				b.Cleanup(s.Close)
 				url = s.URL
 			}
-			if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "rpc-c", Drivers: []string{"fake-hardware"}, RPCURL: url}); err != nil {
-				b.Fatal(err)
-			}
-			n := &ironwork.Node{Name: "bench-node", Driver: "fake-hardware", ProvisionState: ironwork.Enroll}
-			if err := ironwork.DefaultDriverConfig().ResolveInterfaces(n); err != nil {
-				b.Fatal(err)
-			}
-			if err := store.CreateNode(ctx, n); err != nil {
-				b.Fatal(err)
-			}
+			n := remoteNode(ctx, b, store, url, "bench-node")
 			r := rpc.NewRouter(nil, store, conductor.NewRing(), "api-only", slog.New(slog.DiscardHandler))
 			if sealed {
 				r.Secure(sealer, nil)

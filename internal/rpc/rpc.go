@@ -54,7 +54,7 @@ func Handler(c *conductor.Conductor, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /rpc", func(w http.ResponseWriter, r *http.Request) {
 		var req request
 		if err := json.NewDecoder(io.LimitReader(r.Body, 4<<20)).Decode(&req); err != nil {
-			writeResponse(w, response{Error: &rpcError{Code: -32700, Message: "parse error: " + err.Error()}})
+			writeResponse(w, http.StatusOK, response{Error: &rpcError{Code: -32700, Message: "parse error: " + err.Error()}})
 			return
 		}
 		resp := response{ID: req.ID}
@@ -69,14 +69,16 @@ func Handler(c *conductor.Conductor, log *slog.Logger) http.Handler {
 		} else {
 			resp.Result, _ = json.Marshal(result)
 		}
-		writeResponse(w, resp)
+		writeResponse(w, http.StatusOK, resp)
 	})
 	return mux
 }
 
-func writeResponse(w http.ResponseWriter, resp response) {
+// writeResponse answers a JSON-RPC response with an HTTP status.
+func writeResponse(w http.ResponseWriter, status int, resp response) {
 	resp.JSONRPC = "2.0"
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(resp)
 }
 

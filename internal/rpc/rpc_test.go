@@ -46,21 +46,29 @@ func newConductor(t testing.TB) (*httptest.Server, *sqlstore.Store, *conductor.C
 	return ts, store, c
 }
 
+// remoteNode registers conductor rpc-c, serving fake-hardware at url, and creates an enrolled
+// fake-hardware node called name.
+func remoteNode(ctx context.Context, tb testing.TB, store *sqlstore.Store, url, name string) *ironwork.Node {
+	tb.Helper()
+	if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "rpc-c", Drivers: []string{"fake-hardware"}, RPCURL: url}); err != nil {
+		tb.Fatal(err)
+	}
+	n := &ironwork.Node{Name: name, Driver: "fake-hardware", ProvisionState: ironwork.Enroll}
+	if err := ironwork.DefaultDriverConfig().ResolveInterfaces(n); err != nil {
+		tb.Fatal(err)
+	}
+	if err := store.CreateNode(ctx, n); err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
 // TestRouterCallsARemoteConductor checks that an API-only router reaches the node's conductor
 // over JSON-RPC and that error kinds survive the trip.
 func TestRouterCallsARemoteConductor(t *testing.T) {
 	ts, store, c := newConductor(t)
 	ctx := context.Background()
-	if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "rpc-c", Drivers: []string{"fake-hardware"}, RPCURL: ts.URL}); err != nil {
-		t.Fatal(err)
-	}
-	n := &ironwork.Node{Name: "rpc-node", Driver: "fake-hardware", ProvisionState: ironwork.Enroll}
-	if err := ironwork.DefaultDriverConfig().ResolveInterfaces(n); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.CreateNode(ctx, n); err != nil {
-		t.Fatal(err)
-	}
+	n := remoteNode(ctx, t, store, ts.URL, "rpc-node")
 	r := rpc.NewRouter(nil, store, conductor.NewRing(), "api-only", slog.New(slog.DiscardHandler))
 	if err := r.Refresh(ctx, 60e9); err != nil {
 		t.Fatal(err)

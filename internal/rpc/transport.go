@@ -171,10 +171,8 @@ func (s *Sealer) Handler(next http.Handler, log *slog.Logger) http.Handler {
 		}
 		if err != nil {
 			log.Warn("rpc request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "error", err)
-			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("WWW-Authenticate", `Sealed realm="ironwork-rpc"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			json.NewEncoder(w).Encode(response{JSONRPC: "2.0", Error: &rpcError{Code: -32001, Message: "Authentication required"}})
+			writeResponse(w, http.StatusUnauthorized, response{Error: &rpcError{Code: -32001, Message: "Authentication required"}})
 			return
 		}
 		r2 := r.Clone(r.Context())

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/rpc"
 )
@@ -77,16 +76,7 @@ func TestSealedRPC(t *testing.T) {
 	t.Cleanup(conductorSrv.Close)
 	tap := &wireTap{}
 	proxy := tap.serve(t, conductorSrv.URL)
-	if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "rpc-c", Drivers: []string{"fake-hardware"}, RPCURL: proxy.URL}); err != nil {
-		t.Fatal(err)
-	}
-	n := &ironwork.Node{Name: "sealed-node", Driver: "fake-hardware", ProvisionState: ironwork.Enroll}
-	if err := ironwork.DefaultDriverConfig().ResolveInterfaces(n); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.CreateNode(ctx, n); err != nil {
-		t.Fatal(err)
-	}
+	n := remoteNode(ctx, t, store, proxy.URL, "sealed-node")
 	router := func(s *rpc.Sealer) *rpc.Router {
 		r := rpc.NewRouter(nil, store, conductor.NewRing(), "api-only", slog.New(slog.DiscardHandler))
 		if s != nil {
@@ -197,16 +187,7 @@ func TestSealedRPCOverTLS(t *testing.T) {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "rpc-c", Drivers: []string{"fake-hardware"}, RPCURL: ts.URL}); err != nil {
-		t.Fatal(err)
-	}
-	n := &ironwork.Node{Name: "tls-node", Driver: "fake-hardware", ProvisionState: ironwork.Enroll}
-	if err := ironwork.DefaultDriverConfig().ResolveInterfaces(n); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.CreateNode(ctx, n); err != nil {
-		t.Fatal(err)
-	}
+	n := remoteNode(ctx, t, store, ts.URL, "tls-node")
 	for _, tc := range []struct {
 		name  string
 		files rpc.TLSFiles
