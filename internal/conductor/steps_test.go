@@ -330,11 +330,11 @@ func TestServiceSteps(t *testing.T) {
 	}
 }
 
-func TestStepOfInterfaceThatCannotRunSteps(t *testing.T) {
+func TestWaitStepThenAbort(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	// The fake console interface offers no steps; the noop storage one cannot run any. A
-	// clean step naming a reserved step on such an interface fails the clean cleanly.
+	// The conductor's own "wait" step is allowed on any interface, even one that runs no
+	// steps (noop storage); abort then fails the clean and clears its steps.
 	e.rec.offer(ironwork.DeployInterface, conductor.CleanSteps, conductor.Step{Name: "erase_devices", Priority: 10})
 	n := e.node(t, func(n *ironwork.Node) {
 		n.ProvisionState = ironwork.Manageable
