@@ -284,7 +284,9 @@ func TestSynchronousOperationsReleaseLocks(t *testing.T) {
 		{"network.DetachVIF(vif-1)", func(t *testing.T, node string) error { return detachVIF(t, e.c, node, "vif-1") }},
 		{"network.Validate", func(t *testing.T, node string) error { return attachVIF(t, e.c, node, conductor.VIF{ID: "vif-2"}) }},
 		{"power.TakeOver", func(t *testing.T, node string) error {
-			return withNode(t, e.c, node, func(*conductor.Task) error { return ironwork.Errorf(ironwork.EINVALID, "injected power.TakeOver failure") })
+			return withNode(t, e.c, node, func(*conductor.Task) error {
+				return ironwork.Errorf(ironwork.EINVALID, "injected power.TakeOver failure")
+			})
 		}},
 	} {
 		t.Run(tc.fail, func(t *testing.T) {

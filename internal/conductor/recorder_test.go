@@ -67,7 +67,9 @@ func (r *recorder) offer(iface ironwork.InterfaceKind, kind conductor.StepKind, 
 }
 
 // failOn makes the call named key fail.
-func (r *recorder) failOn(key string) { r.set(func(r *recorder) { r.fail[key] = fmt.Errorf("injected %s failure", key) }) }
+func (r *recorder) failOn(key string) {
+	r.set(func(r *recorder) { r.fail[key] = fmt.Errorf("injected %s failure", key) })
+}
 
 // Calls returns the calls recorded so far whose name has one of prefixes (all when none).
 func (r *recorder) Calls(prefixes ...string) []string {
@@ -216,10 +218,18 @@ func (f *recIface) TearDown(context.Context, *conductor.Task) error {
 	return nil
 }
 
-func (f *recIface) PrepareRamdisk(context.Context, *conductor.Task) error  { return f.call("PrepareRamdisk") }
-func (f *recIface) CleanUpRamdisk(context.Context, *conductor.Task) error  { return f.call("CleanUpRamdisk") }
-func (f *recIface) PrepareInstance(context.Context, *conductor.Task) error { return f.call("PrepareInstance") }
-func (f *recIface) CleanUpInstance(context.Context, *conductor.Task) error { return f.call("CleanUpInstance") }
+func (f *recIface) PrepareRamdisk(context.Context, *conductor.Task) error {
+	return f.call("PrepareRamdisk")
+}
+func (f *recIface) CleanUpRamdisk(context.Context, *conductor.Task) error {
+	return f.call("CleanUpRamdisk")
+}
+func (f *recIface) PrepareInstance(context.Context, *conductor.Task) error {
+	return f.call("PrepareInstance")
+}
+func (f *recIface) CleanUpInstance(context.Context, *conductor.Task) error {
+	return f.call("CleanUpInstance")
+}
 
 func (f *recIface) Steps(kind conductor.StepKind) []conductor.Step {
 	f.r.mu.Lock()
