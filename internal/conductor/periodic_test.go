@@ -361,4 +361,3 @@ func TestPeriodicTasksRun(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
-
