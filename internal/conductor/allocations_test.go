@@ -124,7 +124,7 @@ func TestBackfillAllocation(t *testing.T) {
 		{name: "other resource class", node: func(n *ironwork.Node) { n.ProvisionState = ironwork.Active }, alloc: ironwork.Allocation{ResourceClass: "silver"},
 			wantCode: ironwork.EINVALID, wantError: "does not match the requested resource class silver"},
 		{name: "missing traits and capabilities", node: func(n *ironwork.Node) { n.ProvisionState = ironwork.Active },
-			alloc: ironwork.Allocation{Traits: []string{"CUSTOM_X"}, Capabilities: map[string]string{"disk": "ssd"}, CandidateNodes: []string{"f0f0f0f0-0000-4000-8000-000000000000"}},
+			alloc:    ironwork.Allocation{Traits: []string{"CUSTOM_X"}, Capabilities: map[string]string{"disk": "ssd"}, CandidateNodes: []string{"f0f0f0f0-0000-4000-8000-000000000000"}},
 			wantCode: ironwork.EINVALID, wantError: "CUSTOM_X"},
 		{name: "node of another instance", node: func(n *ironwork.Node) {
 			n.ProvisionState, n.InstanceUUID = ironwork.Active, "0d8c3b9e-2f64-4c5f-a2a4-7d8b1e3f6a90"

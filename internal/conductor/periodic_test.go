@@ -361,3 +361,36 @@ func TestPeriodicTasksRun(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestRestartAfterStopMidWork stops a conductor while a clean step runs (its worker gives up
+// and releases the lock, leaving the node in "cleaning") and starts it again: the restarted
+// conductor fails the node instead of leaving it stuck where no verb applies.
+func TestRestartAfterStopMidWork(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	e := newEnvOn(t, store, "c1", nil)
+	offerSteps(e)
+	gate, entered := make(chan struct{}), make(chan string, 1)
+	e.rec.set(func(r *recorder) { r.gate, r.entered = gate, entered })
+	n := e.node(t, func(n *ironwork.Node) { n.ProvisionState = ironwork.Manageable })
+	ok(t, provision(t, e.c, n.UUID, "provide"))
+	<-entered
+	e.c.Stop()
+	stopped := e.get(t, n.UUID)
+	if stopped.ProvisionState != ironwork.Cleaning || stopped.Reservation != "" {
+		t.Fatalf("after stop: state %q lock %q, want cleaning and unlocked", stopped.ProvisionState, stopped.Reservation)
+	}
+	// Another conductor's node in a working state, locked by it, is left alone.
+	busy := e.node(t, func(n *ironwork.Node) { n.ProvisionState = ironwork.Deploying })
+	locked, err := store.ReserveNode(context.Background(), busy.UUID, "c2")
+	ok(t, err)
+	e2 := newEnvOn(t, store, "c1", nil)
+	got := e2.settled(t, n.UUID, ironwork.CleanFailed)
+	if !strings.Contains(got.LastError, "stopped while the node was in state \"cleaning\"") {
+		t.Errorf("last_error %q does not say the conductor stopped", got.LastError)
+	}
+	if got := e2.get(t, busy.UUID); got.ProvisionState != ironwork.Deploying || got.Reservation != "c2" {
+		t.Errorf("a node locked by a live conductor was touched: state %q lock %q", got.ProvisionState, got.Reservation)
+	}
+	ok(t, store.ReleaseNode(context.Background(), locked.ID, "c2"))
+}
