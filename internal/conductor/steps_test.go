@@ -2,6 +2,7 @@ package conductor_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -347,5 +348,48 @@ func TestWaitStepThenAbort(t *testing.T) {
 	got := e.settled(t, n.UUID, ironwork.CleanFailed)
 	if len(got.CleanStep) != 0 || got.LastError == "" {
 		t.Errorf("aborted clean: clean_step %v, last_error %q", got.CleanStep, got.LastError)
+	}
+}
+
+func TestHoldThenUnholdOrAbort(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name             string
+		from             ironwork.ProvisionState
+		target           string
+		more             func(steps ...any) func(*conductor.ProvisionRequest)
+		hold             ironwork.ProvisionState
+		done, aborted    ironwork.ProvisionState
+		afterHold, iface string
+	}{
+		{"clean", ironwork.Manageable, "clean", withCleanSteps, ironwork.CleanHold, ironwork.Manageable, ironwork.CleanFailed, "erase_devices", "deploy"},
+		{"service", ironwork.Active, "service", withServiceSteps, ironwork.ServiceHold, ironwork.Active, ironwork.ServiceFailed, "flash", "management"},
+	} {
+		for _, unhold := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s unhold=%t", tc.name, unhold), func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t)
+				e.rec.offer(ironwork.DeployInterface, conductor.CleanSteps, conductor.Step{Name: "erase_devices", Priority: 10})
+				e.rec.offer(ironwork.ManagementInterface, conductor.ServiceSteps, conductor.Step{Name: "flash", Priority: 0})
+				n := e.node(t, func(n *ironwork.Node) { n.ProvisionState = tc.from })
+				ok(t, provision(t, e.c, n.UUID, tc.target, tc.more(stepMap(tc.iface, "hold", -1, nil), stepMap(tc.iface, tc.afterHold, -1, nil))))
+				e.settled(t, n.UUID, tc.hold)
+				want := tc.aborted
+				if unhold {
+					ok(t, provision(t, e.c, n.UUID, "unhold"))
+					want = tc.done
+				} else {
+					ok(t, provision(t, e.c, n.UUID, "abort"))
+				}
+				got := e.settled(t, n.UUID, want)
+				ran := len(stepCalls(e.rec)) > 0
+				if ran != unhold {
+					t.Errorf("step after the hold ran: %t, want %t", ran, unhold)
+				}
+				if len(got.CleanStep)+len(got.ServiceStep) != 0 {
+					t.Errorf("step fields kept: %v %v", got.CleanStep, got.ServiceStep)
+				}
+			})
+		}
 	}
 }
