@@ -40,6 +40,9 @@ func (c *Conductor) Start(ctx context.Context) error {
 		c.log.Warn("cleared stale node locks of this conductor", "nodes", len(ids))
 	}
 	c.recoverOrphans(ctx, ids)
+	if err := c.recoverUnlocked(ctx); err != nil {
+		return err
+	}
 	c.every(c.cfg.HeartbeatInterval, "heartbeat", c.heartbeat)
 	c.every(c.cfg.PowerSyncInterval, "power sync", c.SyncPowerStates)
 	c.every(c.cfg.TimeoutCheckInterval, "callback timeouts", c.CheckTimeouts)
@@ -162,6 +165,26 @@ func (c *Conductor) TakeOverDead(ctx context.Context) error {
 	return nil
 }
 
+// recoverUnlocked fails the nodes the ring gives this conductor that rest unlocked in a working
+// state: their worker ended without finishing (the conductor stopped mid-work and released its
+// locks), and nothing else would ever move them on, as Ironic's start-up fails them.
+func (c *Conductor) recoverUnlocked(ctx context.Context) error {
+	var ids []int64
+	for _, st := range workingStates {
+		nodes, err := c.myNodes(ctx, sqlstore.NodeFilter{ProvisionState: string(st)})
+		if err != nil {
+			return err
+		}
+		for _, n := range nodes {
+			if n.Reservation == "" {
+				ids = append(ids, n.ID)
+			}
+		}
+	}
+	c.recoverOrphans(ctx, ids)
+	return nil
+}
+
 // recoverOrphans fails the nodes among ids that were left in a working state.
 func (c *Conductor) recoverOrphans(ctx context.Context, ids []int64) {
 	for _, id := range ids {
@@ -171,6 +194,10 @@ func (c *Conductor) recoverOrphans(ctx context.Context, ids []int64) {
 		}
 		t, err := c.lock(ctx, n.UUID)
 		if err != nil {
+			continue
+		}
+		if !slices.Contains(workingStates, t.Node.ProvisionState) { // moved on meanwhile
+			c.release(t.Node)
 			continue
 		}
 		reason := fmt.Sprintf("The conductor working on node %s stopped while the node was in state \"%s\".", n.UUID, n.ProvisionState)

@@ -223,7 +223,7 @@ func (c *Conductor) validateFor(ctx context.Context, t *Task, kinds ...ironwork.
 		}
 		if v, ok := impl.(Validator); ok {
 			if err := v.Validate(ctx, t); err != nil {
-				return ironwork.Errorf(ironwork.EINVALID, "Failed to validate %s interface of node %s: %s", k, t.Node.UUID, ironwork.ErrorMessage(err))
+				return ironwork.Errorf(ironwork.EINVALID, "Failed to validate %s interface of node %s: %s", k, t.Node.UUID, errText(err))
 			}
 		}
 	}
