@@ -30,15 +30,15 @@ func provision(t *testing.T, c *conductor.Conductor, node, target string, more .
 	return c.Provision(context.Background(), req)
 }
 
-func withCleanSteps(steps ...any) func(r *conductor.ProvisionRequest) {
+func withCleanSteps(steps ...conductor.StepRequest) func(r *conductor.ProvisionRequest) {
 	return func(r *conductor.ProvisionRequest) { r.CleanSteps = steps }
 }
 
-func withDeploySteps(steps ...any) func(r *conductor.ProvisionRequest) {
+func withDeploySteps(steps ...conductor.StepRequest) func(r *conductor.ProvisionRequest) {
 	return func(r *conductor.ProvisionRequest) { r.DeploySteps = steps }
 }
 
-func withServiceSteps(steps ...any) func(r *conductor.ProvisionRequest) {
+func withServiceSteps(steps ...conductor.StepRequest) func(r *conductor.ProvisionRequest) {
 	return func(r *conductor.ProvisionRequest) { r.ServiceSteps = steps }
 }
 
@@ -46,7 +46,7 @@ func withRescuePassword(p string) func(r *conductor.ProvisionRequest) {
 	return func(r *conductor.ProvisionRequest) { r.RescuePassword = p }
 }
 
-func withConfigDrive(cd any) func(r *conductor.ProvisionRequest) {
+func withConfigDrive(cd *conductor.ConfigDrive) func(r *conductor.ProvisionRequest) {
 	return func(r *conductor.ProvisionRequest) { r.ConfigDrive = cd }
 }
 

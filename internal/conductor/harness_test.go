@@ -179,14 +179,11 @@ func ok(t *testing.T, err error) {
 	}
 }
 
-// stepMap builds a requested step as the API decodes it.
-func stepMap(iface, name string, priority float64, args map[string]any) map[string]any {
-	m := map[string]any{"interface": iface, "step": name}
+// stepMap builds a requested step as the API passes it on; a negative priority is none.
+func stepMap(iface, name string, priority int, args map[string]any) conductor.StepRequest {
+	r := conductor.StepRequest{Interface: iface, Step: name, Args: args}
 	if priority >= 0 {
-		m["priority"] = priority
+		r.Priority = &priority
 	}
-	if args != nil {
-		m["args"] = args
-	}
-	return m
+	return r
 }

@@ -148,7 +148,7 @@ func TestProvisionRefused(t *testing.T) {
 		{name: "rescue without a password", node: func(n *ironwork.Node) { n.ProvisionState = ironwork.Active }, target: "rescue", want: ironwork.EINVALID},
 		{name: "deploy interface invalid", node: func(n *ironwork.Node) { n.Interfaces[ironwork.BootInterface] = "no-such-boot" }, target: "active", want: ironwork.EINVALID},
 		{name: "driver not served here", node: func(n *ironwork.Node) { n.Driver = "no-such-hardware" }, target: "active", want: ironwork.EINVALID},
-		{name: "config drive that cannot be built", target: "active", more: []func(*conductor.ProvisionRequest){withConfigDrive(map[string]any{"meta_data": "not an object"})}, want: ironwork.EINVALID},
+		{name: "config drive that cannot be built", target: "active", more: []func(*conductor.ProvisionRequest){withConfigDrive(&conductor.ConfigDrive{Dict: map[string]any{"meta_data": "not an object"}})}, want: ironwork.EINVALID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := e.node(t, tc.node)
@@ -209,10 +209,10 @@ func TestConfigDriveStored(t *testing.T) {
 	offerSteps(e)
 	for _, tc := range []struct {
 		name string
-		cd   any
+		cd   *conductor.ConfigDrive
 	}{
-		{"string", "H4sIAAAAAAAA"},
-		{"object", map[string]any{"meta_data": map[string]any{"hostname": "web-1"}, "user_data": "#!/bin/sh\n"}},
+		{"string", &conductor.ConfigDrive{Encoded: "H4sIAAAAAAAA"}},
+		{"object", &conductor.ConfigDrive{Dict: map[string]any{"meta_data": map[string]any{"hostname": "web-1"}, "user_data": "#!/bin/sh\n"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := e.node(t, nil)
@@ -222,8 +222,8 @@ func TestConfigDriveStored(t *testing.T) {
 			if !isStr || s == "" {
 				t.Fatalf("instance_info.configdrive is %T %v, want an encoded image", got.InstanceInfo["configdrive"], got.InstanceInfo["configdrive"])
 			}
-			if str, given := tc.cd.(string); given && s != str {
-				t.Errorf("config drive %q stored as %q", str, s)
+			if tc.cd.Dict == nil && s != tc.cd.Encoded {
+				t.Errorf("config drive %q stored as %q", tc.cd.Encoded, s)
 			}
 		})
 	}

@@ -110,15 +110,13 @@ func TestManualStepsRefused(t *testing.T) {
 	e.rec.offer(ironwork.DeployInterface, conductor.CleanSteps, conductor.Step{Name: "erase_devices", Priority: 10})
 	for _, tc := range []struct {
 		name  string
-		steps []any
+		steps []conductor.StepRequest
 	}{
 		{"none", nil},
-		{"unknown step", []any{stepMap("deploy", "format_everything", -1, nil)}},
-		{"step of another interface", []any{stepMap("raid", "erase_devices", -1, nil)}},
-		{"not an object", []any{"erase_devices"}},
-		{"no interface", []any{map[string]any{"step": "erase_devices"}}},
-		{"no step", []any{map[string]any{"interface": "deploy"}}},
-		{"unknown key", []any{map[string]any{"interface": "deploy", "step": "erase_devices", "when": "now"}}},
+		{"unknown step", []conductor.StepRequest{stepMap("deploy", "format_everything", -1, nil)}},
+		{"step of another interface", []conductor.StepRequest{stepMap("raid", "erase_devices", -1, nil)}},
+		{"no interface", []conductor.StepRequest{{Step: "erase_devices"}}},
+		{"no step", []conductor.StepRequest{{Interface: "deploy"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := e.node(t, func(n *ironwork.Node) { n.ProvisionState = ironwork.Manageable })
@@ -158,7 +156,7 @@ func TestDeployStepMerging(t *testing.T) {
 		name      string
 		templates map[string][]ironwork.DeployTemplateStep
 		traits    []any
-		requested []any
+		requested []conductor.StepRequest
 		want      []string
 	}{
 		{name: "driver steps only", want: []string{"deploy.Deploy", "deploy.RunStep(write_image)"}},
@@ -177,12 +175,12 @@ func TestDeployStepMerging(t *testing.T) {
 				{Interface: ironwork.BIOSInterface, Step: "apply", Priority: 150, Args: ironwork.JSONObject{"mode": "fast"}},
 			}},
 			traits:    []any{"CUSTOM_BIOS"},
-			requested: []any{stepMap("bios", "apply", 90, map[string]any{"mode": "safe"})},
+			requested: []conductor.StepRequest{stepMap("bios", "apply", 90, map[string]any{"mode": "safe"})},
 			want:      []string{"deploy.Deploy", "bios.RunStep(apply map[mode:safe])", "deploy.RunStep(write_image)"},
 		},
 		{
 			name:      "requested priority 0 disables a driver step",
-			requested: []any{stepMap("deploy", "write_image", 0, nil), stepMap("management", "tweak", 120, nil)},
+			requested: []conductor.StepRequest{stepMap("deploy", "write_image", 0, nil), stepMap("management", "tweak", 120, nil)},
 			want:      []string{"management.RunStep(tweak)", "deploy.Deploy"},
 		},
 		{
@@ -357,7 +355,7 @@ func TestHoldThenUnholdOrAbort(t *testing.T) {
 		name             string
 		from             ironwork.ProvisionState
 		target           string
-		more             func(steps ...any) func(*conductor.ProvisionRequest)
+		more             func(steps ...conductor.StepRequest) func(*conductor.ProvisionRequest)
 		hold             ironwork.ProvisionState
 		done, aborted    ironwork.ProvisionState
 		afterHold, iface string
