@@ -167,15 +167,7 @@ func (s *Server) getAllocation(w http.ResponseWriter, r *http.Request) error {
 	if err := allocationsAllowed(r); err != nil {
 		return err
 	}
-	fields, err := parseFields(allocationFields(), r.URL.Query().Get("fields"), versionOf(r.Context()))
-	if err != nil {
-		return err
-	}
-	a, err := s.store.GetAllocation(r.Context(), r.PathValue("ident"))
-	if err != nil {
-		return err
-	}
-	return s.writeJSON(w, http.StatusOK, s.renderAllocation(r, a, fields))
+	return serveOne(s, w, r, allocationFields(), byIdent(s.store.GetAllocation), s.renderAllocation)
 }
 
 func (s *Server) createAllocation(w http.ResponseWriter, r *http.Request) error {
@@ -331,13 +323,5 @@ func (s *Server) nodeAllocation(w http.ResponseWriter, r *http.Request) error {
 	if err := allocationsAllowed(r); err != nil {
 		return err
 	}
-	fields, err := parseFields(allocationFields(), r.URL.Query().Get("fields"), versionOf(r.Context()))
-	if err != nil {
-		return err
-	}
-	a, err := s.allocationOfNode(r)
-	if err != nil {
-		return err
-	}
-	return s.writeJSON(w, http.StatusOK, s.renderAllocation(r, a, fields))
+	return serveOne(s, w, r, allocationFields(), s.allocationOfNode, s.renderAllocation)
 }

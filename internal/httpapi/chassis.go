@@ -68,15 +68,7 @@ func (s *Server) chassisByUUID(r *http.Request) (*ironwork.Chassis, error) {
 }
 
 func (s *Server) getChassis(w http.ResponseWriter, r *http.Request) error {
-	fields, err := parseFields(chassisFields(), r.URL.Query().Get("fields"), versionOf(r.Context()))
-	if err != nil {
-		return err
-	}
-	c, err := s.chassisByUUID(r)
-	if err != nil {
-		return err
-	}
-	return s.writeJSON(w, http.StatusOK, s.renderChassis(r, c, fields))
+	return serveOne(s, w, r, chassisFields(), s.chassisByUUID, s.renderChassis)
 }
 
 func (s *Server) createChassis(w http.ResponseWriter, r *http.Request) error {

@@ -117,19 +117,14 @@ func (s *Server) getDeployTemplate(w http.ResponseWriter, r *http.Request) error
 	if err := deployTemplatesAllowed(r); err != nil {
 		return err
 	}
-	fields, err := parseFields(deployTemplateFields(), r.URL.Query().Get("fields"), versionOf(r.Context()))
-	if err != nil {
-		return err
+	load := func(r *http.Request) (*ironwork.DeployTemplate, error) {
+		id, err := templateIdent(r)
+		if err != nil {
+			return nil, err
+		}
+		return s.store.GetDeployTemplate(r.Context(), id)
 	}
-	id, err := templateIdent(r)
-	if err != nil {
-		return err
-	}
-	d, err := s.store.GetDeployTemplate(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	return s.writeJSON(w, http.StatusOK, s.renderDeployTemplate(r, d, fields))
+	return serveOne(s, w, r, deployTemplateFields(), load, s.renderDeployTemplate)
 }
 
 // templateFromDoc validates a template document (a create body, or a patched template) the

@@ -14,13 +14,6 @@ import (
 	"github.com/ironwork/ironwork/internal/httpapi"
 )
 
-// localConductor routes every operation to one conductor in this process.
-type localConductor struct{ c *conductor.Conductor }
-
-func (l localConductor) Route(context.Context, string) (*conductor.Conductor, conductor.Remote, error) {
-	return l.c, nil, nil
-}
-
 // FuzzAgentEndpoints sends arbitrary lookups and heartbeats, the API's public endpoints that
 // anyone on the provisioning network reaches, to a real API and conductor with one node waiting
 // for its agent: no request may give a 5xx, a heartbeat without the node's token is never
@@ -59,24 +52,8 @@ func FuzzAgentEndpoints(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, lookupQuery, ident string, heartbeat []byte) {
-		do := func(method, target string, body []byte) int {
-			req, err := http.NewRequest(method, target, bytes.NewReader(body))
-			if err != nil {
-				return 0
-			}
-			req.Header.Set("X-OpenStack-Ironic-API-Version", "1.96")
-			resp, err := ts.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode >= 500 {
-				t.Fatalf("%s %s %q: status %d", method, target, body, resp.StatusCode)
-			}
-			return resp.StatusCode
-		}
-		do("GET", ts.URL+"/v1/lookup?"+lookupQuery, nil)
-		status := do("POST", ts.URL+"/v1/heartbeat/"+url.PathEscape(ident), heartbeat)
+		fuzzSend(t, ts, "GET", ts.URL+"/v1/lookup?"+lookupQuery, nil)
+		status, _ := fuzzSend(t, ts, "POST", ts.URL+"/v1/heartbeat/"+url.PathEscape(ident), heartbeat)
 		got, err := store.GetNode(ctx, n.UUID)
 		if err != nil {
 			t.Fatalf("node unreadable after the requests: %v", err)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
@@ -40,6 +41,13 @@ func newAPI(t testing.TB, mutate ...func(*httpapi.Options)) (*httptest.Server, *
 	ts.Start()
 	t.Cleanup(ts.Close)
 	return ts, store
+}
+
+// localConductor routes every operation to one conductor in this process.
+type localConductor struct{ c *conductor.Conductor }
+
+func (l localConductor) Route(context.Context, string) (*conductor.Conductor, conductor.Remote, error) {
+	return l.c, nil, nil
 }
 
 type response struct {

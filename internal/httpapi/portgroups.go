@@ -146,15 +146,7 @@ func (s *Server) getPortgroup(w http.ResponseWriter, r *http.Request) error {
 	if err := portgroupsAllowed(r, vPortgroups); err != nil {
 		return err
 	}
-	fields, err := parseFields(portgroupFields(), r.URL.Query().Get("fields"), versionOf(r.Context()))
-	if err != nil {
-		return err
-	}
-	g, err := s.store.GetPortgroup(r.Context(), r.PathValue("ident"))
-	if err != nil {
-		return err
-	}
-	return s.writeJSON(w, http.StatusOK, s.renderPortgroup(r, g, fields))
+	return serveOne(s, w, r, portgroupFields(), byIdent(s.store.GetPortgroup), s.renderPortgroup)
 }
 
 func (s *Server) createPortgroup(w http.ResponseWriter, r *http.Request) error {

@@ -127,15 +127,7 @@ func (s *Server) nodePorts(detailPath bool) handlerFunc {
 }
 
 func (s *Server) getPort(w http.ResponseWriter, r *http.Request) error {
-	fields, err := parseFields(portFields(), r.URL.Query().Get("fields"), versionOf(r.Context()))
-	if err != nil {
-		return err
-	}
-	p, err := s.store.GetPort(r.Context(), r.PathValue("ident"))
-	if err != nil {
-		return err
-	}
-	return s.writeJSON(w, http.StatusOK, s.renderPort(r, p, fields))
+	return serveOne(s, w, r, portFields(), byIdent(s.store.GetPort), s.renderPort)
 }
 
 func (s *Server) createPort(w http.ResponseWriter, r *http.Request) error {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -19,6 +20,25 @@ type listSpec[T any] struct {
 	render      func(r *http.Request, v *T, fields []string) object
 	// filters lists the query parameters the list accepts, with their minimum version.
 	filters map[string]int
+}
+
+// serveOne answers a GET of one T: ?fields= checked against table, then load, then render.
+func serveOne[T any](s *Server, w http.ResponseWriter, r *http.Request, table fieldTable[T],
+	load func(r *http.Request) (*T, error), render func(r *http.Request, v *T, fields []string) object) error {
+	fields, err := parseFields(table, r.URL.Query().Get("fields"), versionOf(r.Context()))
+	if err != nil {
+		return err
+	}
+	v, err := load(r)
+	if err != nil {
+		return err
+	}
+	return s.writeJSON(w, http.StatusOK, render(r, v, fields))
+}
+
+// byIdent loads what the path's {ident} names with a store getter.
+func byIdent[T any](get func(ctx context.Context, ident string) (*T, error)) func(r *http.Request) (*T, error) {
+	return func(r *http.Request) (*T, error) { return get(r.Context(), r.PathValue("ident")) }
 }
 
 // serveList handles a list request for spec; fetch reads one page with the parsed parameters.
