@@ -176,11 +176,7 @@ func (s *Server) createAllocation(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	ver := versionOf(ctx)
-	c, err := s.cond()
-	if err != nil {
-		return err
-	}
-	body, err := decodeBody(r, "allocation")
+	c, body, err := s.condBody(r, "allocation")
 	if err != nil {
 		return err
 	}

@@ -34,13 +34,39 @@ func (s *Server) condNode(r *http.Request) (Conductor, string, error) {
 	return c, uuid, err
 }
 
-// condBody returns the conductor and the decoded JSON body of a request that needs both.
-func (s *Server) condBody(r *http.Request) (Conductor, map[string]any, error) {
+// callNode runs an operation that takes only the path's node, on the node's conductor.
+func callNode[Resp any](s *Server, r *http.Request, op conductor.Op[conductor.NodeRef, Resp]) (Resp, error) {
+	c, uuid, err := s.condNode(r)
+	if err != nil {
+		var none Resp
+		return none, err
+	}
+	return conductor.Call(r.Context(), c, op, conductor.NodeRef{Node: uuid})
+}
+
+// doOnNode runs an action on the path's node, with the request build makes of its NodeRef,
+// and answers 204.
+func doOnNode[Req conductor.Request](s *Server, w http.ResponseWriter, r *http.Request, c Conductor,
+	op conductor.Op[Req, conductor.None], build func(conductor.NodeRef) Req) error {
+	uuid, err := s.nodeIdent(r)
+	if err != nil {
+		return err
+	}
+	if err := conductor.Do(r.Context(), c, op, build(conductor.NodeRef{Node: uuid})); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// condBody returns the conductor and the decoded JSON body (kind names it in errors) of a
+// request that needs both.
+func (s *Server) condBody(r *http.Request, kind string) (Conductor, map[string]any, error) {
 	c, err := s.cond()
 	if err != nil {
 		return nil, nil, err
 	}
-	body, err := decodeBody(r, "body")
+	body, err := decodeBody(r, kind)
 	return c, body, err
 }
 
@@ -61,7 +87,7 @@ func accepted(w http.ResponseWriter, r *http.Request, s *Server, uuid string) er
 
 func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 	ver := versionOf(r.Context())
-	c, body, err := s.condBody(r)
+	c, body, err := s.condBody(r, "body")
 	if err != nil {
 		return err
 	}
@@ -212,7 +238,7 @@ func stepRequests(kind string, list []any) ([]conductor.StepRequest, error) {
 
 func (s *Server) power(w http.ResponseWriter, r *http.Request) error {
 	ver := versionOf(r.Context())
-	c, body, err := s.condBody(r)
+	c, body, err := s.condBody(r, "body")
 	if err != nil {
 		return err
 	}
@@ -300,11 +326,7 @@ func (s *Server) maintenance(on bool) handlerFunc {
 }
 
 func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
-	c, uuid, err := s.condNode(r)
-	if err != nil {
-		return err
-	}
-	res, err := conductor.Call(r.Context(), c, conductor.OpValidate, conductor.NodeRef{Node: uuid})
+	res, err := callNode(s, r, conductor.OpValidate)
 	if err != nil {
 		return err
 	}
@@ -325,11 +347,7 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getBootDevice(w http.ResponseWriter, r *http.Request) error {
-	c, uuid, err := s.condNode(r)
-	if err != nil {
-		return err
-	}
-	d, err := conductor.Call(r.Context(), c, conductor.OpBootDevice, conductor.NodeRef{Node: uuid})
+	d, err := callNode(s, r, conductor.OpBootDevice)
 	if err != nil {
 		return err
 	}
@@ -337,11 +355,7 @@ func (s *Server) getBootDevice(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) supportedBootDevices(w http.ResponseWriter, r *http.Request) error {
-	c, uuid, err := s.condNode(r)
-	if err != nil {
-		return err
-	}
-	ds, err := conductor.Call(r.Context(), c, conductor.OpSupportedBootDevices, conductor.NodeRef{Node: uuid})
+	ds, err := callNode(s, r, conductor.OpSupportedBootDevices)
 	if err != nil {
 		return err
 	}
@@ -349,7 +363,7 @@ func (s *Server) supportedBootDevices(w http.ResponseWriter, r *http.Request) er
 }
 
 func (s *Server) setBootDevice(w http.ResponseWriter, r *http.Request) error {
-	c, body, err := s.condBody(r)
+	c, body, err := s.condBody(r, "body")
 	if err != nil {
 		return err
 	}
@@ -371,26 +385,16 @@ func (s *Server) setBootDevice(w http.ResponseWriter, r *http.Request) error {
 	if dev.Device == "" {
 		return invalid("Missing mandatory parameter: boot_device")
 	}
-	uuid, err := s.nodeIdent(r)
-	if err != nil {
-		return err
-	}
-	if err := conductor.Do(r.Context(), c, conductor.OpSetBootDevice, conductor.SetBootDeviceRequest{NodeRef: conductor.NodeRef{Node: uuid}, Device: dev}); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return doOnNode(s, w, r, c, conductor.OpSetBootDevice, func(ref conductor.NodeRef) conductor.SetBootDeviceRequest {
+		return conductor.SetBootDeviceRequest{NodeRef: ref, Device: dev}
+	})
 }
 
 func (s *Server) injectNMI(w http.ResponseWriter, r *http.Request) error {
 	if versionOf(r.Context()) < 29 {
 		return ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
 	}
-	c, uuid, err := s.condNode(r)
-	if err != nil {
-		return err
-	}
-	if err := conductor.Do(r.Context(), c, conductor.OpInjectNMI, conductor.NodeRef{Node: uuid}); err != nil {
+	if _, err := callNode(s, r, conductor.OpInjectNMI); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -450,7 +454,7 @@ func (s *Server) raid(w http.ResponseWriter, r *http.Request) error {
 	if versionOf(r.Context()) < 12 {
 		return ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
 	}
-	c, body, err := s.condBody(r)
+	c, body, err := s.condBody(r, "body")
 	if err != nil {
 		return err
 	}

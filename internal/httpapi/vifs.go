@@ -43,11 +43,7 @@ func (s *Server) listVIFs(w http.ResponseWriter, r *http.Request) error {
 	if err := vifsAllowed(r); err != nil {
 		return err
 	}
-	c, uuid, err := s.condNode(r)
-	if err != nil {
-		return err
-	}
-	vifs, err := conductor.Call(r.Context(), c, conductor.OpListVIFs, conductor.NodeRef{Node: uuid})
+	vifs, err := callNode(s, r, conductor.OpListVIFs)
 	if err != nil {
 		return err
 	}
@@ -62,11 +58,7 @@ func (s *Server) attachVIF(w http.ResponseWriter, r *http.Request) error {
 	if err := vifsAllowed(r); err != nil {
 		return err
 	}
-	c, err := s.cond()
-	if err != nil {
-		return err
-	}
-	body, err := decodeBody(r, "vif")
+	c, body, err := s.condBody(r, "vif")
 	if err != nil {
 		return err
 	}
@@ -93,15 +85,9 @@ func (s *Server) attachVIF(w http.ResponseWriter, r *http.Request) error {
 	} else if hasGroup {
 		vif.PortgroupUUID = fmt.Sprint(body["portgroup_uuid"])
 	}
-	uuid, err := s.nodeIdent(r)
-	if err != nil {
-		return err
-	}
-	if err := conductor.Do(r.Context(), c, conductor.OpAttachVIF, conductor.AttachVIFRequest{NodeRef: conductor.NodeRef{Node: uuid}, VIF: vif}); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return doOnNode(s, w, r, c, conductor.OpAttachVIF, func(ref conductor.NodeRef) conductor.AttachVIFRequest {
+		return conductor.AttachVIFRequest{NodeRef: ref, VIF: vif}
+	})
 }
 
 func (s *Server) detachVIF(w http.ResponseWriter, r *http.Request) error {
