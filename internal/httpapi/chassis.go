@@ -111,9 +111,5 @@ func (s *Server) deleteChassis(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteChassis(r.Context(), cur.UUID); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.store.DeleteChassis(r.Context(), cur.UUID))
 }

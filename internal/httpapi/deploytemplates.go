@@ -362,9 +362,5 @@ func (s *Server) deleteDeployTemplate(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteDeployTemplate(r.Context(), id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.store.DeleteDeployTemplate(r.Context(), id))
 }

@@ -216,9 +216,5 @@ func (s *Server) deletePortgroup(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkNodeFree(r.Context(), cur.NodeUUID); err != nil {
 		return err
 	}
-	if err := s.store.DeletePortgroup(r.Context(), cur.UUID); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.store.DeletePortgroup(r.Context(), cur.UUID))
 }

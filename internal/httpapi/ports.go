@@ -261,11 +261,7 @@ func (s *Server) deletePort(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkNodeFree(ctx, cur.NodeUUID); err != nil {
 		return err
 	}
-	if err := s.store.DeletePort(ctx, ident, s.portWithoutVIF(ctx, cur.NodeUUID)); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.store.DeletePort(ctx, ident, s.portWithoutVIF(ctx, cur.NodeUUID)))
 }
 
 var datapathRE = regexp.MustCompile(`^(0x)?[0-9a-fA-F]{16}$`)

@@ -52,11 +52,7 @@ func doOnNode[Req conductor.Request](s *Server, w http.ResponseWriter, r *http.R
 	if err != nil {
 		return err
 	}
-	if err := conductor.Do(r.Context(), c, op, build(conductor.NodeRef{Node: uuid})); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, conductor.Do(r.Context(), c, op, build(conductor.NodeRef{Node: uuid})))
 }
 
 // condBody returns the conductor and the decoded JSON body (kind names it in errors) of a
@@ -77,6 +73,14 @@ func (s *Server) nodeIdent(r *http.Request) (string, error) {
 		return "", err
 	}
 	return n.UUID, nil
+}
+
+// noContent answers 204 when err is nil, and returns err.
+func noContent(w http.ResponseWriter, err error) error {
+	if err == nil {
+		w.WriteHeader(http.StatusNoContent)
+	}
+	return err
 }
 
 func accepted(w http.ResponseWriter, r *http.Request, s *Server, uuid string) error {
@@ -394,11 +398,8 @@ func (s *Server) injectNMI(w http.ResponseWriter, r *http.Request) error {
 	if versionOf(r.Context()) < 29 {
 		return ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
 	}
-	if _, err := callNode(s, r, conductor.OpInjectNMI); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	_, err := callNode(s, r, conductor.OpInjectNMI)
+	return noContent(w, err)
 }
 
 func (s *Server) targetBody(r *http.Request, since int) (any, string, error) {
@@ -463,11 +464,7 @@ func (s *Server) raid(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	req := conductor.SetTargetRAIDRequest{NodeRef: conductor.NodeRef{Node: uuid}, Config: normalizeJSON(body)}
-	if err := conductor.Do(r.Context(), c, conductor.OpSetTargetRAID, req); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, conductor.Do(r.Context(), c, conductor.OpSetTargetRAID, req))
 }
 
 func (s *Server) renderEvent(r *http.Request, n *ironwork.Node, e *ironwork.NodeHistoryEvent, detail bool) object {

@@ -96,14 +96,10 @@ func (s *Server) setTraits(w http.ResponseWriter, r *http.Request) error {
 	if _, ok := body["traits"]; !ok {
 		return invalid("A single node trait may be added via PUT /v1/nodes/<node identifier>/traits/<trait> with no body, or all node traits may be replaced via PUT /v1/nodes/<node identifier>/traits with the list of traits specified in the request body.")
 	}
-	if err := s.changeTraits(r, func(n *ironwork.Node) error {
+	return noContent(w, s.changeTraits(r, func(n *ironwork.Node) error {
 		n.Traits = append([]string{}, traits...)
 		return nil
-	}); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	}))
 }
 
 func (s *Server) addTrait(w http.ResponseWriter, r *http.Request) error {
@@ -134,11 +130,7 @@ func (s *Server) deleteTraits(w http.ResponseWriter, r *http.Request) error {
 	if err := s.traitsAllowed(r); err != nil {
 		return err
 	}
-	if err := s.changeTraits(r, func(n *ironwork.Node) error { n.Traits = []string{}; return nil }); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.changeTraits(r, func(n *ironwork.Node) error { n.Traits = []string{}; return nil }))
 }
 
 func (s *Server) deleteTrait(w http.ResponseWriter, r *http.Request) error {
@@ -146,16 +138,12 @@ func (s *Server) deleteTrait(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	t := r.PathValue("trait")
-	if err := s.changeTraits(r, func(n *ironwork.Node) error {
+	return noContent(w, s.changeTraits(r, func(n *ironwork.Node) error {
 		i := slices.Index(n.Traits, t)
 		if i < 0 {
 			return ironwork.Errorf(ironwork.ENOTFOUND, "Node %s doesn't have a trait '%s'", n.UUID, t)
 		}
 		n.Traits = slices.Delete(n.Traits, i, i+1)
 		return nil
-	}); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	}))
 }

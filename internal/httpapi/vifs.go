@@ -102,11 +102,7 @@ func (s *Server) detachVIF(w http.ResponseWriter, r *http.Request) error {
 	if err := uuidOrName("vif_id", id); err != nil {
 		return err
 	}
-	if err := conductor.Do(r.Context(), c, conductor.OpDetachVIF, conductor.DetachVIFRequest{NodeRef: conductor.NodeRef{Node: uuid}, VIF: id}); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, conductor.Do(r.Context(), c, conductor.OpDetachVIF, conductor.DetachVIFRequest{NodeRef: conductor.NodeRef{Node: uuid}, VIF: id}))
 }
 
 // vifKeys are the internal_info keys through which a port is bound to a VIF, in the order
