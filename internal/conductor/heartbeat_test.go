@@ -27,118 +27,114 @@ type waitCase struct {
 
 var waitCases = []waitCase{
 	{name: "clean wait", wait: ironwork.CleanWait, resumed: ironwork.Available, failed: ironwork.CleanFailed, nextStep: "deploy.RunStep(verify)",
-		setup: func(t *testing.T, e *env) *ironwork.Node {
-			e.rec.offer(ironwork.DeployInterface, conductor.CleanSteps,
-				conductor.Step{Name: "erase_devices", Priority: 20}, conductor.Step{Name: "verify", Priority: 10})
-			e.rec.set(func(r *recorder) { r.waitStep["erase_devices"] = true })
-			n := e.node(t, func(n *ironwork.Node) { n.ProvisionState = ironwork.Manageable })
-			ok(t, provision(t, e.c, n.UUID, "provide"))
-			return n
-		}},
+		setup: waitSetup(ironwork.DeployInterface, conductor.CleanSteps,
+			[]conductor.Step{{Name: "erase_devices", Priority: 20}, {Name: "verify", Priority: 10}},
+			func(r *recorder) { r.waitStep["erase_devices"] = true },
+			func(n *ironwork.Node) { n.ProvisionState = ironwork.Manageable }, "provide")},
 	{name: "deploy wait (wait call-back)", wait: ironwork.DeployWait, resumed: ironwork.Active, failed: ironwork.DeployFailed, nextStep: "deploy.RunStep(write_image)",
-		setup: func(t *testing.T, e *env) *ironwork.Node {
-			e.rec.offer(ironwork.DeployInterface, conductor.DeploySteps,
-				conductor.Step{Name: "deploy", Priority: 100}, conductor.Step{Name: "write_image", Priority: 80})
-			e.rec.set(func(r *recorder) { r.deployWait = true })
-			n := e.node(t, nil)
-			ok(t, provision(t, e.c, n.UUID, "active"))
-			return n
-		}},
+		setup: waitSetup(ironwork.DeployInterface, conductor.DeploySteps,
+			[]conductor.Step{{Name: "deploy", Priority: 100}, {Name: "write_image", Priority: 80}},
+			func(r *recorder) { r.deployWait = true },
+			nil, "active")},
 	{name: "service wait", wait: ironwork.ServiceWait, resumed: ironwork.Active, failed: ironwork.ServiceFailed, nextStep: "management.RunStep(flash)",
-		setup: func(t *testing.T, e *env) *ironwork.Node {
-			e.rec.offer(ironwork.ManagementInterface, conductor.ServiceSteps,
-				conductor.Step{Name: "stage", Priority: 0}, conductor.Step{Name: "flash", Priority: 0})
-			e.rec.set(func(r *recorder) { r.waitStep["stage"] = true })
-			n := e.node(t, func(n *ironwork.Node) { n.ProvisionState = ironwork.Active })
-			ok(t, provision(t, e.c, n.UUID, "service", withServiceSteps(stepMap("management", "stage", -1, nil), stepMap("management", "flash", -1, nil))))
-			return n
-		}},
+		setup: waitSetup(ironwork.ManagementInterface, conductor.ServiceSteps,
+			[]conductor.Step{{Name: "stage", Priority: 0}, {Name: "flash", Priority: 0}},
+			func(r *recorder) { r.waitStep["stage"] = true },
+			func(n *ironwork.Node) { n.ProvisionState = ironwork.Active }, "service",
+			withServiceSteps(stepMap("management", "stage", -1, nil), stepMap("management", "flash", -1, nil)))},
+}
+
+// waitSetup returns a waitCase setup: the recorder offers steps of kind on iface and is
+// changed by rec, then a node made with node is moved towards target.
+func waitSetup(iface ironwork.InterfaceKind, kind conductor.StepKind, steps []conductor.Step, rec func(*recorder),
+	node func(*ironwork.Node), target string, more ...func(*conductor.ProvisionRequest)) func(*testing.T, *env) *ironwork.Node {
+	return func(t *testing.T, e *env) *ironwork.Node {
+		e.rec.offer(iface, kind, steps...)
+		e.rec.set(rec)
+		n := e.node(t, node)
+		ok(t, provision(t, e.c, n.UUID, target, more...))
+		return n
+	}
+}
+
+// forEachWait runs body in a parallel subtest for every wait case, with the node set up,
+// settled in its wait state and holding a freshly issued agent token.
+func forEachWait(t *testing.T, body func(t *testing.T, tc waitCase, e *env, n *ironwork.Node, tok string)) {
+	t.Helper()
+	for _, tc := range waitCases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			n := tc.setup(t, e)
+			e.settled(t, n.UUID, tc.wait)
+			body(t, tc, e, n, issueToken(t, e.c, n.UUID))
+		})
+	}
 }
 
 func TestHeartbeatResumesSteps(t *testing.T) {
 	t.Parallel()
-	for _, tc := range waitCases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t)
-			n := tc.setup(t, e)
-			e.settled(t, n.UUID, tc.wait)
-			tok := issueToken(t, e.c, n.UUID)
-			if strings.Contains(strings.Join(stepCalls(e.rec), " "), tc.nextStep) {
-				t.Fatalf("%s ran before the agent reported back", tc.nextStep)
-			}
-			ok(t, heartbeat(t, e.c, n.UUID, conductor.Heartbeat{CallbackURL: "http://127.0.0.1:9999", AgentToken: tok, AgentVersion: "1.0"}))
-			got := e.settled(t, n.UUID, tc.resumed)
-			if !strings.Contains(strings.Join(stepCalls(e.rec), " "), tc.nextStep) {
-				t.Errorf("steps after the heartbeat %v do not include %s", stepCalls(e.rec), tc.nextStep)
-			}
-			if got.LastError != "" {
-				t.Errorf("last_error %q after a successful resume", got.LastError)
-			}
-		})
-	}
+	forEachWait(t, func(t *testing.T, tc waitCase, e *env, n *ironwork.Node, tok string) {
+		if strings.Contains(strings.Join(stepCalls(e.rec), " "), tc.nextStep) {
+			t.Fatalf("%s ran before the agent reported back", tc.nextStep)
+		}
+		ok(t, heartbeat(t, e.c, n.UUID, conductor.Heartbeat{CallbackURL: "http://127.0.0.1:9999", AgentToken: tok, AgentVersion: "1.0"}))
+		got := e.settled(t, n.UUID, tc.resumed)
+		if !strings.Contains(strings.Join(stepCalls(e.rec), " "), tc.nextStep) {
+			t.Errorf("steps after the heartbeat %v do not include %s", stepCalls(e.rec), tc.nextStep)
+		}
+		if got.LastError != "" {
+			t.Errorf("last_error %q after a successful resume", got.LastError)
+		}
+	})
 }
 
 func TestHeartbeatAgentStepFails(t *testing.T) {
 	t.Parallel()
-	for _, tc := range waitCases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t)
-			n := tc.setup(t, e)
-			e.settled(t, n.UUID, tc.wait)
-			tok := issueToken(t, e.c, n.UUID)
-			e.rec.set(func(r *recorder) {
-				r.hb = func(conductor.Heartbeat) (bool, error) { return false, errors.New("agent: disk sda is read-only") }
-			})
-			ok(t, heartbeat(t, e.c, n.UUID, conductor.Heartbeat{CallbackURL: "http://127.0.0.1:9999", AgentToken: tok}))
-			got := e.settled(t, n.UUID, tc.failed)
-			if !strings.Contains(got.LastError, "disk sda is read-only") {
-				t.Errorf("last_error %q does not carry the agent's error", got.LastError)
-			}
-			if strings.Contains(strings.Join(stepCalls(e.rec), " "), tc.nextStep) {
-				t.Errorf("%s ran after the agent's step failed", tc.nextStep)
-			}
-			if len(got.CleanStep)+len(got.DeployStep)+len(got.ServiceStep) != 0 {
-				t.Errorf("step fields not cleared after the failure: %v %v %v", got.CleanStep, got.DeployStep, got.ServiceStep)
-			}
+	forEachWait(t, func(t *testing.T, tc waitCase, e *env, n *ironwork.Node, tok string) {
+		e.rec.set(func(r *recorder) {
+			r.hb = func(conductor.Heartbeat) (bool, error) { return false, errors.New("agent: disk sda is read-only") }
 		})
-	}
+		ok(t, heartbeat(t, e.c, n.UUID, conductor.Heartbeat{CallbackURL: "http://127.0.0.1:9999", AgentToken: tok}))
+		got := e.settled(t, n.UUID, tc.failed)
+		if !strings.Contains(got.LastError, "disk sda is read-only") {
+			t.Errorf("last_error %q does not carry the agent's error", got.LastError)
+		}
+		if strings.Contains(strings.Join(stepCalls(e.rec), " "), tc.nextStep) {
+			t.Errorf("%s ran after the agent's step failed", tc.nextStep)
+		}
+		if len(got.CleanStep)+len(got.DeployStep)+len(got.ServiceStep) != 0 {
+			t.Errorf("step fields not cleared after the failure: %v %v %v", got.CleanStep, got.DeployStep, got.ServiceStep)
+		}
+	})
 }
 
 func TestHeartbeatAgentStillBusy(t *testing.T) {
 	t.Parallel()
-	for _, tc := range waitCases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t)
-			n := tc.setup(t, e)
-			e.settled(t, n.UUID, tc.wait)
-			tok := issueToken(t, e.c, n.UUID)
-			old := time.Now().Add(-time.Hour).UTC()
-			e.update(t, n.UUID, func(n *ironwork.Node) { n.ProvisionUpdatedAt = &old })
-			e.rec.set(func(r *recorder) { r.hb = func(conductor.Heartbeat) (bool, error) { return false, nil } })
-			progress := &api.Progress{Command: "standby.prepare_image", BytesDone: 40, BytesTotal: 100, BytesPerSecond: 2.5}
-			ok(t, heartbeat(t, e.c, n.UUID, conductor.Heartbeat{CallbackURL: "http://127.0.0.1:9999", AgentToken: tok, AgentVersion: "9.1", Progress: progress}))
-			got := e.settled(t, n.UUID, tc.wait)
-			if got.ProvisionUpdatedAt == nil || !got.ProvisionUpdatedAt.After(old) {
-				t.Errorf("a live agent's heartbeat did not push provision_updated_at (%v) past %v", got.ProvisionUpdatedAt, old)
-			}
-			info := got.DriverInternalInfo
-			if info["agent_url"] != "http://127.0.0.1:9999" || info["agent_version"] != "9.1" || info["agent_last_heartbeat"] == nil {
-				t.Errorf("agent fields after a heartbeat: %v", info)
-			}
-			want := map[string]any{"command": "standby.prepare_image", "bytes_done": 40.0, "bytes_total": 100.0, "bytes_per_second": 2.5}
-			if diff := cmp.Diff(want, info["ironwork_agent_progress"]); diff != "" {
-				t.Errorf("agent progress (-want +got):\n%s", diff)
-			}
-			// A heartbeat without progress removes the old progress.
-			ok(t, heartbeat(t, e.c, n.UUID, conductor.Heartbeat{CallbackURL: "http://127.0.0.1:9999", AgentToken: tok}))
-			if got := e.settled(t, n.UUID, tc.wait); got.DriverInternalInfo["ironwork_agent_progress"] != nil {
-				t.Errorf("progress kept after a heartbeat without it: %v", got.DriverInternalInfo["ironwork_agent_progress"])
-			}
-		})
-	}
+	forEachWait(t, func(t *testing.T, tc waitCase, e *env, n *ironwork.Node, tok string) {
+		old := time.Now().Add(-time.Hour).UTC()
+		e.update(t, n.UUID, func(n *ironwork.Node) { n.ProvisionUpdatedAt = &old })
+		e.rec.set(func(r *recorder) { r.hb = func(conductor.Heartbeat) (bool, error) { return false, nil } })
+		progress := &api.Progress{Command: "standby.prepare_image", BytesDone: 40, BytesTotal: 100, BytesPerSecond: 2.5}
+		ok(t, heartbeat(t, e.c, n.UUID, conductor.Heartbeat{CallbackURL: "http://127.0.0.1:9999", AgentToken: tok, AgentVersion: "9.1", Progress: progress}))
+		got := e.settled(t, n.UUID, tc.wait)
+		if got.ProvisionUpdatedAt == nil || !got.ProvisionUpdatedAt.After(old) {
+			t.Errorf("a live agent's heartbeat did not push provision_updated_at (%v) past %v", got.ProvisionUpdatedAt, old)
+		}
+		info := got.DriverInternalInfo
+		if info["agent_url"] != "http://127.0.0.1:9999" || info["agent_version"] != "9.1" || info["agent_last_heartbeat"] == nil {
+			t.Errorf("agent fields after a heartbeat: %v", info)
+		}
+		want := map[string]any{"command": "standby.prepare_image", "bytes_done": 40.0, "bytes_total": 100.0, "bytes_per_second": 2.5}
+		if diff := cmp.Diff(want, info["ironwork_agent_progress"]); diff != "" {
+			t.Errorf("agent progress (-want +got):\n%s", diff)
+		}
+		// A heartbeat without progress removes the old progress.
+		ok(t, heartbeat(t, e.c, n.UUID, conductor.Heartbeat{CallbackURL: "http://127.0.0.1:9999", AgentToken: tok}))
+		if got := e.settled(t, n.UUID, tc.wait); got.DriverInternalInfo["ironwork_agent_progress"] != nil {
+			t.Errorf("progress kept after a heartbeat without it: %v", got.DriverInternalInfo["ironwork_agent_progress"])
+		}
+	})
 }
 
 func TestHeartbeatRefused(t *testing.T) {
