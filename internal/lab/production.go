@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -137,18 +136,7 @@ func enrolProduction(ctx context.Context, st *State, opts Options, kernel, initr
 	c := st.Client()
 	for i, n := range st.Nodes {
 		spec := opts.Nodes[i]
-		di := map[string]any{"deploy_kernel": imageURL(st, filepath.Base(kernel)), "deploy_ramdisk": imageURL(st, filepath.Base(initrd))}
-		if n.Power == "ipmi" {
-			host, port, _ := net.SplitHostPort(n.BMCAddress)
-			di["ipmi_address"], di["ipmi_port"] = host, port
-			di["ipmi_username"], di["ipmi_password"] = BMCUser, spec.BMCPassword
-			if n.BMC == "ipmi_sim" {
-				di["ipmi_cipher_suite"] = "3" // ipmi_sim lacks suite 17 and Get Channel Cipher Suites
-			}
-		} else {
-			di["redfish_address"], di["redfish_system_id"] = n.BMCAddress, "/redfish/v1/Systems/"+n.Name
-			di["redfish_username"], di["redfish_password"] = BMCUser, spec.BMCPassword
-		}
+		di := bmcDriverInfo(n, spec.BMCPassword, imageURL(st, filepath.Base(kernel)), imageURL(st, filepath.Base(initrd)))
 		var node map[string]any
 		if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": n.Name, "driver": n.Power,
 			"driver_info": di, "resource_class": ResourceClass,

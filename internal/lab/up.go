@@ -383,18 +383,7 @@ file_url_allowed_paths = [%q]
 	// Enrol the nodes.
 	for i, n := range st.Nodes {
 		spec := opts.Nodes[i]
-		di := map[string]any{"deploy_kernel": kernel, "deploy_ramdisk": initrd}
-		if n.Power == "ipmi" {
-			host, port, _ := net.SplitHostPort(n.BMCAddress)
-			di["ipmi_address"], di["ipmi_port"] = host, port
-			di["ipmi_username"], di["ipmi_password"] = BMCUser, spec.BMCPassword
-			if n.BMC == "ipmi_sim" {
-				di["ipmi_cipher_suite"] = "3" // ipmi_sim lacks suite 17 and Get Channel Cipher Suites
-			}
-		} else {
-			di["redfish_address"], di["redfish_system_id"] = n.BMCAddress, "/redfish/v1/Systems/"+n.Name
-			di["redfish_username"], di["redfish_password"] = BMCUser, spec.BMCPassword
-		}
+		di := bmcDriverInfo(n, spec.BMCPassword, kernel, initrd)
 		var node map[string]any
 		if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": n.Name, "driver": n.Power,
 			"boot_interface": "ipxe", "deploy_interface": "direct", "driver_info": di, "resource_class": ResourceClass,
@@ -555,4 +544,22 @@ func tomlList(args []string) string {
 		q[i] = strconv.Quote(a)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// bmcDriverInfo is a lab node's driver_info, in Ironic's field names: its deploy kernel and
+// ramdisk, and how to reach its BMC (IPMI or Redfish).
+func bmcDriverInfo(n Node, password, kernel, initrd string) map[string]any {
+	di := map[string]any{"deploy_kernel": kernel, "deploy_ramdisk": initrd}
+	if n.Power == "ipmi" {
+		host, port, _ := net.SplitHostPort(n.BMCAddress)
+		di["ipmi_address"], di["ipmi_port"] = host, port
+		di["ipmi_username"], di["ipmi_password"] = BMCUser, password
+		if n.BMC == "ipmi_sim" {
+			di["ipmi_cipher_suite"] = "3" // ipmi_sim lacks suite 17 and Get Channel Cipher Suites
+		}
+		return di
+	}
+	di["redfish_address"], di["redfish_system_id"] = n.BMCAddress, "/redfish/v1/Systems/"+n.Name
+	di["redfish_username"], di["redfish_password"] = BMCUser, password
+	return di
 }
