@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/server"
 	"github.com/ironwork/ironwork/internal/sqlstore/sqlstoretest"
 )
 
@@ -19,15 +20,8 @@ func TestAgentLookupAndHeartbeat(t *testing.T) {
 	for _, target := range sqlstoretest.Targets() {
 		t.Run(target.Name, func(t *testing.T) {
 			t.Parallel()
-			srv := startServer(t, target.DSN(t))
-			c := &api.Client{BaseURL: srv.URL(), Version: "1.87"}
+			_, c, uuid := fakeNodeServer(t, target.DSN(t), "agent-1", map[string]any{"fake_deploy_wait": true})
 			ctx := context.Background()
-			var node map[string]any
-			if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": "agent-1", "driver": "fake-hardware",
-				"driver_info": map[string]any{"fake_deploy_wait": true}}, &node); err != nil {
-				t.Fatal(err)
-			}
-			uuid := node["uuid"].(string)
 			if err := c.Do(ctx, http.MethodPost, "/v1/ports", map[string]any{"node_uuid": uuid, "address": "52:54:00:12:34:56"}, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -99,15 +93,8 @@ func TestAgentTokenBoundToOneBoot(t *testing.T) {
 	for _, target := range sqlstoretest.Targets() {
 		t.Run(target.Name, func(t *testing.T) {
 			t.Parallel()
-			srv := startServer(t, target.DSN(t))
-			c := &api.Client{BaseURL: srv.URL(), Version: "1.87"}
+			_, c, uuid := fakeNodeServer(t, target.DSN(t), "token-1", map[string]any{"fake_deploy_wait": true})
 			ctx := context.Background()
-			var node map[string]any
-			if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": "token-1", "driver": "fake-hardware",
-				"driver_info": map[string]any{"fake_deploy_wait": true}}, &node); err != nil {
-				t.Fatal(err)
-			}
-			uuid := node["uuid"].(string)
 			lookup := func() (string, error) {
 				var lr api.LookupResponse
 				err := c.Do(ctx, http.MethodGet, "/v1/lookup?node_uuid="+uuid, nil, &lr)
@@ -156,4 +143,21 @@ func TestAgentTokenBoundToOneBoot(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeNodeServer starts a whole server on dsn and enrols one fake-hardware node with
+// driverInfo, returning the server, a client at microversion 1.87 and the node's UUID.
+func fakeNodeServer(t *testing.T, dsn, name string, driverInfo map[string]any) (*server.Server, *api.Client, string) {
+	t.Helper()
+	srv := startServer(t, dsn)
+	c := &api.Client{BaseURL: srv.URL(), Version: "1.87"}
+	body := map[string]any{"name": name, "driver": "fake-hardware"}
+	if driverInfo != nil {
+		body["driver_info"] = driverInfo
+	}
+	var node map[string]any
+	if err := c.Do(context.Background(), http.MethodPost, "/v1/nodes", body, &node); err != nil {
+		t.Fatal(err)
+	}
+	return srv, c, node["uuid"].(string)
 }

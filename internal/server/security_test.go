@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/server"
 	"github.com/ironwork/ironwork/internal/shacrypt"
@@ -54,14 +53,8 @@ func TestRescuePasswordStoredOnlyAsHash(t *testing.T) {
 	for _, target := range sqlstoretest.Targets() {
 		t.Run(target.Name, func(t *testing.T) {
 			t.Parallel()
-			srv := startServer(t, target.DSN(t))
-			c := &api.Client{BaseURL: srv.URL(), Version: "1.87"}
+			srv, c, uuid := fakeNodeServer(t, target.DSN(t), "rescue-1", nil)
 			ctx := context.Background()
-			var node map[string]any
-			if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": "rescue-1", "driver": "fake-hardware"}, &node); err != nil {
-				t.Fatal(err)
-			}
-			uuid := node["uuid"].(string)
 			for _, verb := range []string{"manage", "provide", "active"} {
 				provisionVerb(t, c, uuid, verb)
 				waitState(t, c, uuid, map[string]string{"manage": "manageable", "provide": "available", "active": "active"}[verb], 20*time.Second)
