@@ -54,13 +54,7 @@ go test -race -count=1 -timeout 30m ./... || failed+=(go-test)
 
 if [ "$FUZZTIME" != 0 ]; then
   step "fuzz ($FUZZTIME per target)"
-  for pkg in $(go list ./...); do
-    dir=$(go list -f '{{.Dir}}' "$pkg")
-    for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
-      echo "--- $target ($pkg)"
-      go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tail -n 3 || failed+=("$target")
-    done
-  done
+  FUZZTIME=$FUZZTIME scripts/fuzz.sh || failed+=(fuzz)
 fi
 
 step "real baremetal CLI against Ironwork"
