@@ -28,7 +28,7 @@ func generic() map[InterfaceKind][]string {
 		ConsoleInterface:    {"no-console"},
 		DeployInterface:     {"direct"},
 		FirmwareInterface:   {"no-firmware"},
-		InspectInterface:    {"no-inspect"},
+		InspectInterface:    {"agent", "no-inspect"},
 		ManagementInterface: {},
 		NetworkInterface:    {"flat", "noop"},
 		PowerInterface:      {},

@@ -49,6 +49,8 @@ type Config struct {
 	// HeartbeatInterval and HeartbeatTimeout govern conductor liveness.
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration
+	// Inspection tunes in-band inspection and discovery.
+	Inspection InspectionConfig
 }
 
 // Defaults returns Ironic's defaults.
@@ -74,6 +76,7 @@ func (c *Config) fill() {
 	orDefault(&c.TimeoutCheckInterval, d.TimeoutCheckInterval)
 	orDefault(&c.HeartbeatInterval, d.HeartbeatInterval)
 	orDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+	c.Inspection.fill()
 }
 
 // orDefault sets v to def unless it is positive.
@@ -133,6 +136,7 @@ type Conductor struct {
 	id              int64 // this conductor's row in the conductors table, set by Start
 	deploys, cleans atomic.Int64
 	syncFailures    sync.Map // node id -> failed power syncs in a row
+	discovering     sync.Mutex // one discovery at a time, so a machine is enrolled once
 }
 
 // New returns a conductor; Start begins its periodic work.

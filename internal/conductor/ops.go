@@ -184,6 +184,8 @@ var (
 	OpAttachVIF            = Action("vif_attach", (*Conductor).AttachVIF)
 	OpDetachVIF            = Action("vif_detach", (*Conductor).DetachVIF)
 	OpListVIFs             = Op[NodeRef, []VIF]{Name: "vif_list", Run: (*Conductor).ListVIFs}
+	OpContinueInspection   = Op[ContinueInspectionRequest, InspectionResult]{Name: "continue_inspection", Run: (*Conductor).ContinueInspection}
+	OpDiscover             = Op[DiscoverRequest, InspectionResult]{Name: "discover", Run: (*Conductor).Discover}
 )
 
 // Operations lists every operation a conductor serves to other processes.
@@ -192,5 +194,6 @@ func Operations() []Operation {
 		OpProvision, OpSetPower, OpSetMaintenance, OpValidate, OpBootDevice, OpSupportedBootDevices,
 		OpSetBootDevice, OpInjectNMI, OpSetBootMode, OpSetSecureBoot, OpSetTargetRAID,
 		OpAgentHeartbeat, OpLookupAgent, OpCreateAllocation, OpDeleteAllocation, OpAttachVIF, OpDetachVIF, OpListVIFs,
+		OpContinueInspection, OpDiscover,
 	}
 }

@@ -341,10 +341,15 @@ func orNone(s ironwork.PowerState) string {
 	return string(s)
 }
 
-// CheckTimeouts fails this conductor's nodes that waited longer than the callback timeout.
+// CheckTimeouts fails this conductor's nodes that waited longer than the callback timeout (the
+// inspect wait timeout in "inspect wait").
 func (c *Conductor) CheckTimeouts(ctx context.Context) error {
-	cutoff := time.Now().Add(-c.cfg.CallbackTimeout)
 	for _, st := range waitStates {
+		timeout := c.cfg.CallbackTimeout
+		if st == ironwork.InspectWait {
+			timeout = c.cfg.Inspection.WaitTimeout
+		}
+		cutoff := time.Now().Add(-timeout)
 		nodes, err := c.myNodes(ctx, sqlstore.NodeFilter{ProvisionState: string(st)})
 		if err != nil {
 			return err
@@ -357,9 +362,12 @@ func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 			if err != nil {
 				continue
 			}
-			if t.Node.ProvisionState == st {
+			if t.Node.ProvisionState == ironwork.InspectWait && st == ironwork.InspectWait {
+				// As Ironic: the node is powered off and no longer boots the ramdisk.
+				c.failInspection(ctx, t, ironwork.Errorf(ironwork.EINVALID, "%s", inspectTimeoutReason(timeout)))
+			} else if t.Node.ProvisionState == st {
 				reason := fmt.Sprintf("Timeout reached while waiting for callback for node %s in state \"%s\" (timeout %s).",
-					n.UUID, st, c.cfg.CallbackTimeout)
+					n.UUID, st, timeout)
 				if why, _ := t.Node.DriverInternalInfo[agentUnreachableKey].(string); why != "" {
 					reason += " The agent did not answer at its last heartbeat: " + why
 				}

@@ -12,6 +12,7 @@ import (
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/driver/direct"
 	"github.com/ironwork/ironwork/internal/driver/fake"
+	"github.com/ironwork/ironwork/internal/driver/inspect"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
 	"github.com/ironwork/ironwork/internal/driver/network"
 	"github.com/ironwork/ironwork/internal/driver/redfish"
@@ -36,6 +37,7 @@ func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Ses
 		dcfg.Dial = netns.Dialer(cfg.ProvisioningNetns)
 	}
 	registry.Add(ironwork.DeployInterface, "direct", direct.New(dcfg, log))
+	registry.Add(ironwork.InspectInterface, "agent", inspect.Agent{})
 }
 
 // ErrCatalogueDrift is returned when the driver catalogue and the registered implementations

@@ -361,8 +361,8 @@ func (s *Store) UpdateNode(ctx context.Context, ident string, fn func(n *ironwor
 	return out, err
 }
 
-// DeleteNode deletes the node with the given UUID or name, with its ports, portgroups, traits
-// and history, after check (if not nil) has allowed it in the same transaction.
+// DeleteNode deletes the node with the given UUID or name, with its ports, portgroups, traits,
+// history and inventory, after check (if not nil) has allowed it in the same transaction.
 func (s *Store) DeleteNode(ctx context.Context, ident string, check func(n *ironwork.Node) error) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		n, err := s.getNode(ctx, tx, ident, true)
@@ -378,6 +378,7 @@ func (s *Store) DeleteNode(ctx context.Context, ident string, check func(n *iron
 			"DELETE FROM ports WHERE node_id = ?",
 			"DELETE FROM portgroups WHERE node_id = ?",
 			"DELETE FROM allocations WHERE node_id = ?",
+			"DELETE FROM node_inventory WHERE node_id = ?",
 			"DELETE FROM nodes WHERE id = ?",
 		} {
 			if _, err := tx.ExecContext(ctx, s.rebind(q), n.ID); err != nil {

@@ -200,7 +200,7 @@ func recordOf(n *ironwork.Node) (r record, ok bool) {
 func NodeDir(root, uuid string) string { return filepath.Join(root, "nodes", uuid) }
 
 // PrepareRamdisk implements conductor.Boot: the node's next network boot loads the deploy
-// ramdisk (the rescue ramdisk while rescuing).
+// ramdisk (the rescue ramdisk while rescuing; with the inspection callback while inspecting).
 func (b *Interface) PrepareRamdisk(ctx context.Context, t *conductor.Task) error {
 	n := t.Node
 	kernelKey, ramdiskKey := "deploy_kernel", "deploy_ramdisk"
@@ -229,6 +229,13 @@ func (b *Interface) PrepareRamdisk(ctx context.Context, t *conductor.Task) error
 		// A line break would add commands to the node's iPXE script.
 		return fmt.Errorf("driver_info.kernel_append_params of node %s must be one line of printable characters", n.UUID)
 	}
+	if n.ProvisionState == ironwork.Inspecting || n.ProvisionState == ironwork.InspectWait {
+		// The agent posts its inventory there (IPA's parameter), then goes on as usual.
+		if b.cfg.APIURL == "" {
+			return fmt.Errorf("node %s cannot be inspected: this conductor has no API URL for the agent's inspection callback", n.UUID)
+		}
+		params = strings.TrimSpace(InspectionCallbackParam(b.cfg.APIURL) + " " + params)
+	}
 	rec := record{Mode: "ramdisk", BootMode: BootMode(n, b.cfg.DefaultBootMode), Iface: b.name, Params: params}
 	if err := t.Save(ctx, rec.save); err != nil {
 		return err
@@ -238,6 +245,12 @@ func (b *Interface) PrepareRamdisk(ctx context.Context, t *conductor.Task) error
 		dev = conductor.BootUEFIHTTP
 	}
 	return b.setBootDevice(ctx, t, dev, persistent(n, false))
+}
+
+// InspectionCallbackParam is the kernel parameter that tells the agent where to post its
+// inventory: the API's /v1/continue_inspection.
+func InspectionCallbackParam(apiURL string) string {
+	return "ipa-inspection-callback-url=" + strings.TrimRight(apiURL, "/") + "/v1/continue_inspection"
 }
 
 // sourceURL turns a kernel or ramdisk source into a URL: http(s) URLs as they are, local
