@@ -126,12 +126,12 @@ func remarshal(body map[string]any, v any) error {
 }
 
 // AgentEndpoints serves only what a deploy agent calls (version discovery, lookup,
-// heartbeat), for a listener on the provisioning network; everything else is refused in
+// heartbeat, continue_inspection), for a listener on the provisioning network; everything else is refused in
 // Ironic's error format.
 func (s *Server) AgentEndpoints() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := path.Clean("/" + r.URL.Path)
-		if p == "/" || p == "/v1" || p == "/v1/lookup" || strings.HasPrefix(p, "/v1/heartbeat/") {
+		if p == "/" || p == "/v1" || p == "/v1/lookup" || p == "/v1/continue_inspection" || strings.HasPrefix(p, "/v1/heartbeat/") {
 			s.ServeHTTP(w, r)
 			return
 		}

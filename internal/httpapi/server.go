@@ -121,6 +121,7 @@ func (s *Server) routes() {
 	s.chassisRoutes()
 	s.driverRoutes()
 	s.agentRoutes()
+	s.inspectionRoutes()
 	s.allocationRoutes()
 	s.vifRoutes()
 	s.deployTemplateRoutes()
