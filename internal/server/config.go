@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
 )
 
 // Config is the configuration of `ironwork serve`. Zero values mean the defaults.
@@ -125,6 +126,43 @@ type Config struct {
 	// ImageCacheSize (MiB) and ImageCacheTTL bound the conductor's image cache.
 	ImageCacheSize int64    `toml:"image_cache_size"`
 	ImageCacheTTL  Duration `toml:"image_cache_ttl"`
+
+	// Inspection tunes in-band inspection (Ironic's [inspector] options).
+	Inspection InspectionConfig `toml:"inspection"`
+	// Discovery enrols machines nobody enrolled that boot the ramdisk (Ironic's [auto_discovery]).
+	Discovery DiscoveryConfig `toml:"discovery"`
+}
+
+// InspectionConfig is the [inspection] section.
+type InspectionConfig struct {
+	// AddPorts is pxe (default), active, all or disabled: which interfaces get ports.
+	AddPorts string `toml:"add_ports"`
+	// KeepPorts is all (default), present or added: which existing ports stay.
+	KeepPorts string `toml:"keep_ports"`
+	// InspectWaitTimeout fails a node that waits longer for its inventory (default 30m).
+	InspectWaitTimeout Duration `toml:"inspect_wait_timeout"`
+}
+
+// DiscoveryConfig is the [discovery] section.
+type DiscoveryConfig struct {
+	Enabled bool `toml:"enabled"`
+	// DefaultDriver is the hardware type of discovered nodes (default ipmi); the inventory's BMC
+	// address goes into its address key (ipmi_address, redfish_address).
+	DefaultDriver string `toml:"default_driver"`
+	// DefaultDriverInfo is copied into each discovered node's driver_info (credentials).
+	DefaultDriverInfo map[string]any `toml:"default_driver_info"`
+	// DeployKernel and DeployRamdisk are what unknown machines boot to be discovered (URLs, or
+	// paths under file_url_allowed_paths).
+	DeployKernel  string `toml:"deploy_kernel"`
+	DeployRamdisk string `toml:"deploy_ramdisk"`
+}
+
+// conductorInspection is the conductor's inspection configuration.
+func (c Config) conductorInspection() conductor.InspectionConfig {
+	return conductor.InspectionConfig{AddPorts: c.Inspection.AddPorts, KeepPorts: c.Inspection.KeepPorts,
+		WaitTimeout: c.Inspection.InspectWaitTimeout.Duration,
+		Discovery: conductor.DiscoveryConfig{Enabled: c.Discovery.Enabled, Driver: c.Discovery.DefaultDriver,
+			DriverInfo: c.Discovery.DefaultDriverInfo}}
 }
 
 // DriversConfig selects hardware types and interface implementations.
@@ -288,6 +326,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateBoot()...)
+	errs = append(errs, c.validateInspection()...)
 	return errors.Join(errs...)
 }
 
@@ -402,4 +441,31 @@ func ParseRange(s string) (first, last net.IP, err error) {
 		return nil, nil, fmt.Errorf("%q: the first address comes after the last", s)
 	}
 	return first, last, nil
+}
+
+// validateInspection checks the inspection and discovery sections.
+func (c Config) validateInspection() []error {
+	var errs []error
+	if err := c.conductorInspection().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("inspection: %w", err))
+	}
+	if c.Inspection.InspectWaitTimeout.Duration < 0 {
+		errs = append(errs, errors.New("inspection.inspect_wait_timeout must not be negative (0 means 30m)"))
+	}
+	if !c.Discovery.Enabled {
+		return errs
+	}
+	driver := c.Discovery.DefaultDriver
+	if driver == "" {
+		driver = "ipmi"
+	}
+	if dc, err := c.DriverConfig(); err == nil {
+		if _, ok := dc.HardwareType(driver); !ok {
+			errs = append(errs, fmt.Errorf("discovery.default_driver: hardware type %q is not enabled", driver))
+		}
+	}
+	if (c.Discovery.DeployKernel == "") != (c.Discovery.DeployRamdisk == "") {
+		errs = append(errs, errors.New("discovery.deploy_kernel and discovery.deploy_ramdisk: set both or neither"))
+	}
+	return errs
 }

@@ -141,6 +141,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		ccfg.HeartbeatInterval, ccfg.HeartbeatTimeout = cfg.HeartbeatInterval.Duration, cfg.HeartbeatTimeout.Duration
 		ccfg.PowerSyncInterval, ccfg.CallbackTimeout = cfg.PowerSyncInterval.Duration, cfg.CallbackTimeout.Duration
 		ccfg.TimeoutCheckInterval = cfg.TimeoutCheckInterval.Duration
+		ccfg.Inspection = cfg.conductorInspection()
 		if cfg.AutomatedClean != nil {
 			ccfg.AutomatedClean = *cfg.AutomatedClean
 		}
