@@ -12,7 +12,9 @@ import (
 	"github.com/ironwork/ironwork/internal/conductor"
 )
 
-func shortCallback(c *conductor.Config) { c.CallbackTimeout = time.Minute }
+func shortCallback(c *conductor.Config) {
+	c.CallbackTimeout, c.Inspection.WaitTimeout = time.Minute, time.Minute
+}
 
 func TestCallbackTimeouts(t *testing.T) {
 	t.Parallel()
@@ -55,7 +57,12 @@ func TestCallbackTimeouts(t *testing.T) {
 			// Late and free: failed, steps cleared, unlocked.
 			ok(t, checkTimeouts(t, e.c))
 			got := e.settled(t, n.UUID, tc.failed)
-			if !strings.Contains(got.LastError, "Timeout reached while waiting for callback") || !strings.Contains(got.LastError, string(tc.wait)) {
+			if tc.wait == ironwork.InspectWait {
+				// Ironic's own words for inspection; the node is powered off too.
+				if !strings.Contains(got.LastError, "Timeout reached while inspecting the node") || got.PowerState != ironwork.PowerOff {
+					t.Errorf("inspection timeout: last_error %q, power %q", got.LastError, got.PowerState)
+				}
+			} else if !strings.Contains(got.LastError, "Timeout reached while waiting for callback") || !strings.Contains(got.LastError, string(tc.wait)) {
 				t.Errorf("last_error %q does not say which wait timed out", got.LastError)
 			}
 			if len(got.CleanStep)+len(got.DeployStep)+len(got.ServiceStep) != 0 {
@@ -345,7 +352,7 @@ func TestPeriodicTasksRun(t *testing.T) {
 		// Both nodes share the recorder's one "hardware": the late node's record agrees with
 		// it, so that syncing it once it failed does not power the hardware off.
 		late = e.node(t, func(n *ironwork.Node) {
-			n.ProvisionState, n.ProvisionUpdatedAt, n.PowerState = ironwork.InspectWait, &old, ironwork.PowerOn
+			n.ProvisionState, n.ProvisionUpdatedAt, n.PowerState = ironwork.CleanWait, &old, ironwork.PowerOn
 		})
 		drift = e.node(t, func(n *ironwork.Node) { n.PowerState = "" })
 		e.rec.set(func(r *recorder) { r.power = ironwork.PowerOn })
@@ -355,7 +362,7 @@ func TestPeriodicTasksRun(t *testing.T) {
 	deadline, hasDeadline := t.Deadline()
 	for i := 0; ; i++ {
 		l, d := e.get(t, late.UUID), e.get(t, drift.UUID)
-		if l.ProvisionState == ironwork.InspectFailed && d.PowerState == ironwork.PowerOn {
+		if l.ProvisionState == ironwork.CleanFailed && d.PowerState == ironwork.PowerOn {
 			t.Logf("periodic tasks did their work after %d polls", i)
 			return
 		}
