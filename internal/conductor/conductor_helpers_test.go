@@ -179,3 +179,17 @@ func refreshRing(t *testing.T, c *conductor.Conductor, store *sqlstore.Store) {
 		t.Fatalf("refresh ring: %v", err)
 	}
 }
+
+func continueInspection(t *testing.T, c *conductor.Conductor, node string, inventory, plugin string) (conductor.InspectionResult, error) {
+	t.Helper()
+	req := conductor.ContinueInspectionRequest{NodeRef: ref(node), Inventory: []byte(inventory)}
+	if plugin != "" {
+		req.PluginData = []byte(plugin)
+	}
+	return c.ContinueInspection(context.Background(), req)
+}
+
+func discover(t *testing.T, c *conductor.Conductor, inventory string) (conductor.InspectionResult, error) {
+	t.Helper()
+	return c.Discover(context.Background(), conductor.DiscoverRequest{Inventory: []byte(inventory)})
+}
