@@ -135,7 +135,7 @@ type Conductor struct {
 
 	id              int64 // this conductor's row in the conductors table, set by Start
 	deploys, cleans atomic.Int64
-	syncFailures    sync.Map // node id -> failed power syncs in a row
+	syncFailures    sync.Map   // node id -> failed power syncs in a row
 	discovering     sync.Mutex // one discovery at a time, so a machine is enrolled once
 }
 
