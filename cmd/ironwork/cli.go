@@ -110,7 +110,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	verb := args[1]
-	bools := map[string]bool{"detail": true, "unset-all": true}
+	bools := map[string]bool{"detail": true, "unset-all": true, "wait": verb == "inspect"}
 	unsetting := verb == "unset"
 	for f, isBool := range res.scalars {
 		if isBool || unsetting {
@@ -152,6 +152,14 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmd.delete(ctx)
 	case "properties":
 		err = cmd.properties(ctx)
+	case "inspect":
+		if err = cmd.nodeOnly(verb); err == nil {
+			err = cmd.inspect(ctx)
+		}
+	case "inventory":
+		if err = cmd.nodeOnly(verb); err == nil {
+			err = cmd.inventory(ctx)
+		}
 	default:
 		fmt.Fprintf(stderr, "ironwork %s: unknown verb %q\n", args[0], verb)
 		return 2

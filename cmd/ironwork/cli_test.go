@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/server"
 )
 
@@ -105,5 +108,85 @@ func TestServeRefusesUnauthenticatedNonLoopback(t *testing.T) {
 	code = run(context.Background(), []string{"serve", "--help"}, &out, &errb)
 	if code != 0 || !strings.Contains(errb.String(), "-database") || !strings.Contains(errb.String(), "-http-basic-auth-file") {
 		t.Fatalf("serve --help: %d %q", code, errb.String())
+	}
+}
+
+// TestCLIInspect runs "node inspect" (with --wait on a fake-hardware node, without on an
+// agent-inspected one, whose inventory the test posts as the agent would) and "node inventory".
+func TestCLIInspect(t *testing.T) {
+	url := startServer(t)
+	ctx := context.Background()
+	c := &api.Client{BaseURL: url}
+	manage := func(name string) {
+		t.Helper()
+		if err := c.Do(ctx, http.MethodPut, "/v1/nodes/"+name+"/states/provision", map[string]any{"target": "manage"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 200; i++ {
+			var n map[string]any
+			if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+name, nil, &n); err != nil {
+				t.Fatal(err)
+			}
+			if n["provision_state"] == "manageable" && n["target_provision_state"] == nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("node %s did not become manageable", name)
+	}
+	if code, _, errs := cli(t, url, "node", "create", "--driver", "fake-hardware", "--name", "insp-fake"); code != 0 {
+		t.Fatalf("create: %s", errs)
+	}
+	manage("insp-fake")
+	code, out, errs := cli(t, url, "node", "inspect", "insp-fake", "--wait", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"provision_state": "manageable"`) || !strings.Contains(out, `"cpus": 4`) {
+		t.Fatalf("inspect --wait: %d\n%s\n%s", code, out, errs)
+	}
+	if code, _, errs := cli(t, url, "node", "inventory", "insp-fake"); code != 1 || !strings.Contains(errs, "could not be found") {
+		t.Fatalf("inventory of a node inspected without one: %d %s", code, errs)
+	}
+
+	if code, _, errs := cli(t, url, "node", "create", "--driver", "fake-hardware", "--name", "insp-agent",
+		"--inspect-interface", "agent", "--boot-interface", "fake", "--driver-info", "ipmi_address=192.0.2.5"); code != 0 {
+		t.Fatalf("create: %s", errs)
+	}
+	manage("insp-agent")
+	if code, out, errs := cli(t, url, "node", "inspect", "insp-agent"); code != 0 || !strings.Contains(out, "started") {
+		t.Fatalf("inspect: %d %s %s", code, out, errs)
+	}
+	inv := `{"inventory": {"interfaces": [{"name": "eth0", "mac_address": "52:54:00:cc:00:01"}], "bmc_address": "192.0.2.5",
+		"cpu": {"count": 8, "architecture": "aarch64"}, "memory": {"physical_mb": 4096}, "disks": [], "boot": {"current_boot_mode": "uefi"}}}`
+	var posted map[string]any
+	for i := 0; ; i++ {
+		err := c.Do(ctx, http.MethodPost, "/v1/continue_inspection", json.RawMessage(inv), &posted)
+		if err == nil {
+			break
+		}
+		if i > 200 {
+			t.Fatalf("continue_inspection: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // until the node waits in "inspect wait"
+	}
+	for i := 0; ; i++ {
+		code, out, _ := cli(t, url, "node", "inventory", "insp-agent")
+		if code == 0 {
+			var got struct {
+				Inventory struct {
+					CPU map[string]any `json:"cpu"`
+				} `json:"inventory"`
+				PluginData map[string]any `json:"plugin_data"`
+			}
+			if err := json.Unmarshal([]byte(out), &got); err != nil || got.Inventory.CPU["architecture"] != "aarch64" || got.PluginData == nil {
+				t.Fatalf("inventory output: %v\n%s", err, out)
+			}
+			break
+		}
+		if i > 200 {
+			t.Fatalf("no inventory: %s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, _, errs := cli(t, url, "port", "inspect", "x"); code != 1 || !strings.Contains(errs, "applies to nodes") {
+		t.Fatalf("port inspect: %d %s", code, errs)
 	}
 }

@@ -21,6 +21,8 @@ Usage:
   ironwork deploy --resource-class C --image URL --hostname H [flags]   allocate a node and deploy it
   ironwork undeploy NODE                    take a deployed node back to available
   ironwork node|port|portgroup|chassis VERB  manage records: list, show, create, set, unset, delete
+  ironwork node inspect NODE [--wait] [--timeout 30m]   inspect a manageable node's hardware
+  ironwork node inventory NODE              the inventory and plugin data of its last inspection
   ironwork driver list|show|properties      hardware types and their interfaces
   ironwork conductor list|show              registered conductors
   ironwork version                          print the version
