@@ -360,7 +360,7 @@ lane_readonly() {
     # The catalogue offers only what this build implements (docs/conductor.md).
     run driver show redfish -f json
     check "driver show redfish: implemented defaults only" \
-        'd["default_boot_interface"]=="ipxe" and d["default_inspect_interface"]=="no-inspect" and d["default_vendor_interface"]=="no-vendor" and "redfish-virtual-media" not in d["enabled_boot_interfaces"]'
+        'd["default_boot_interface"]=="ipxe" and d["default_inspect_interface"]=="agent" and d["default_vendor_interface"]=="no-vendor" and "redfish-virtual-media" not in d["enabled_boot_interfaces"]'
 
     run driver property list redfish -f json
     check "driver property list redfish: its BMC and boot keys" \
@@ -450,8 +450,75 @@ lane_provision() {
     echo "# lane $LANE done (${SECONDS}s)"
 }
 
+# --- lane: inspection (agent inspect interface; the test posts the agent's inventory) ---
+lane_inspect() {
+    LANE=inspect
+    export I=cli-inspect-node IF=cli-inspect-fake
+    run node create --driver fake-hardware --name "$IF" -f json
+    run node manage "$IF" --wait 30
+    run node inspect "$IF" --wait 30
+    run node show "$IF" -f json
+    check "node inspect --wait (fake): manageable with properties" \
+        'd["provision_state"]=="manageable" and d["properties"].get("cpus")==4 and d["inspection_finished_at"]'
+
+    run node create --driver fake-hardware --name "$I" --inspect-interface agent --boot-interface fake \
+        --driver-info ipmi_address=192.0.2.44 -f json
+    check "inspect lane: node created with the agent inspect interface" 'd["inspect_interface"]=="agent"'
+    run node manage "$I" --wait 30
+    run node inspect "$I"
+    run node show "$I" -f json
+    check "node inspect (agent): waits for the inventory" 'd["provision_state"]=="inspect wait"'
+
+    # What ironwork-agent / IPA posts to ipa-inspection-callback-url.
+    local inv='{"inventory": {"interfaces": [{"name": "eth0", "mac_address": "52:54:00:c1:00:01", "ipv4_address": "10.1.0.5", "has_carrier": true, "lldp": []},
+      {"name": "eth1", "mac_address": "52:54:00:c1:00:02", "ipv4_address": null, "has_carrier": false, "lldp": []}],
+      "cpu": {"model_name": "QEMU", "count": 2, "architecture": "x86_64", "flags": []},
+      "disks": [{"name": "/dev/vda", "size": 10737418240, "rotational": true}, {"name": "/dev/vdb", "size": 21474836480, "rotational": true}],
+      "memory": {"total": 1500000000, "physical_mb": 1536}, "bmc_address": "192.0.2.44",
+      "boot": {"current_boot_mode": "uefi", "pxe_interface": "52:54:00:c1:00:01"}}, "root_disk": {"name": "/dev/vda"}}'
+    local code
+    code=$(curl -s --noproxy '*' -o "$T/$LANE.out" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+        -H 'X-OpenStack-Ironic-API-Version: 1.84' --data "$inv" "$OS_ENDPOINT/v1/continue_inspection")
+    RC=0; [ "$code" = 202 ] || RC=1
+    check "POST /v1/continue_inspection: 202 with the node's uuid" 'len(d["uuid"])==36'
+
+    for _ in $(seq 1 50); do
+        run node show "$I" -f json
+        [ "$(jget 'd["provision_state"]')" = manageable ] && break
+        sleep 0.2
+    done
+    check "inspected node: manageable with the inventory's properties" \
+        'd["provision_state"]=="manageable" and d["properties"]=={"cpus":2,"cpu_arch":"x86_64","memory_mb":1536,"local_gb":9,"capabilities":"boot_mode:uefi"}'
+    run port list --node "$I" --fields address pxe_enabled -f json
+    check "inspected node: a port for the NIC it booted from (add_ports pxe)" \
+        '[(x["Address"], x["PXE boot enabled"]) for x in d]==[("52:54:00:c1:00:01", True)]'
+
+    code=$(curl -s --noproxy '*' -o "$T/$LANE.out" -w '%{http_code}' -H 'X-OpenStack-Ironic-API-Version: 1.81' \
+        "$OS_ENDPOINT/v1/nodes/$I/inventory")
+    RC=0; [ "$code" = 200 ] || RC=1
+    check "GET /v1/nodes/{node}/inventory: inventory and plugin data" \
+        'd["inventory"]["cpu"]["count"]==2 and d["plugin_data"]=={"root_disk":{"name":"/dev/vda"}}'
+
+    run node deploy "$I"
+    run node inspect "$I"
+    check_rc0 "node inspect again from manageable"
+    run node abort "$I"
+    for _ in $(seq 1 50); do
+        run node show "$I" -f json
+        [ "$(jget 'd["provision_state"]')" = "inspect failed" ] && break
+        sleep 0.2
+    done
+    check "node abort in inspect wait: inspect failed, powered off" \
+        'd["provision_state"]=="inspect failed" and d["power_state"]=="power off" and "aborted" in d["last_error"]'
+
+    run node delete "$I"
+    run node delete "$IF"
+    check_rc0 "inspect lane: nodes deleted"
+    echo "# lane $LANE done (${SECONDS}s)"
+}
+
 # --- run the lanes in parallel, print their results in a fixed order -----------
-LANES=(nodes ports pg_chassis readonly duplicate provision)
+LANES=(nodes ports pg_chassis readonly duplicate provision inspect)
 for l in "${LANES[@]}"; do
     ( set +e; "lane_$l" ) >"$T/lane-$l.log" 2>&1 &
     LANE_PIDS+=($!)

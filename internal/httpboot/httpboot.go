@@ -77,6 +77,16 @@ func (s *Server) script(w http.ResponseWriter, r *http.Request, body string) {
 }
 
 func (s *Server) nodeScript(w http.ResponseWriter, r *http.Request, macText string) {
+	if macText == "unknown" {
+		// What DHCP hands a machine it does not know when discovery is on.
+		body, err := s.scripts.Script(r.Context(), macText)
+		if err != nil {
+			http.Error(w, "no script for unknown machines", http.StatusNotFound)
+			return
+		}
+		s.script(w, r, body)
+		return
+	}
 	mac, err := net.ParseMAC(strings.ReplaceAll(macText, "-", ":"))
 	if err != nil || len(mac) != 6 {
 		s.log.Debug("bad MAC in script request", "path", r.URL.Path, "client", r.RemoteAddr)

@@ -159,6 +159,7 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 		return nil, fmt.Errorf("image cache: %w", err)
 	}
 	pcfg := bootConfig(cfg, addr)
+	pcfg.Discovery = cfg.Discovery.Enabled && cfg.Discovery.DeployKernel != ""
 	for _, name := range []string{pxe.IPXE, pxe.PXE, pxe.HTTP} {
 		b, err := pxe.New(name, pcfg, imageLinker{cache}, log)
 		if err != nil {
@@ -175,6 +176,11 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 	}()
 	if err := bs.installIPXE(); err != nil {
 		return nil, err
+	}
+	if pcfg.Discovery {
+		if err := bs.installDiscovery(ctx, pcfg); err != nil {
+			return nil, err
+		}
 	}
 	if bs.httpSrv, err = httpboot.New(pcfg.Root, bs.resolver, log); err != nil {
 		return nil, err
@@ -198,7 +204,8 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 	}
 	if cfg.DHCPMode == "full" || cfg.DHCPMode == "proxy" {
 		dcfg := dhcp.Config{Mode: dhcp.Mode(cfg.DHCPMode), Interface: cfg.ProvisioningInterface, ServerIP: addr,
-			HTTPBootURL: pcfg.HTTPURL, EFIBootFile: cfg.EFIBootFile, LeaseTime: cfg.DHCPLeaseTime.Duration}
+			HTTPBootURL: pcfg.HTTPURL, EFIBootFile: cfg.EFIBootFile, LeaseTime: cfg.DHCPLeaseTime.Duration,
+			Discovery: pcfg.Discovery}
 		if cfg.DHCPMode == "full" {
 			dcfg.RangeStart, dcfg.RangeEnd, _ = ParseRange(cfg.DHCPRange)
 			dcfg.Router = net.ParseIP(cfg.DHCPRouter).To4()
@@ -222,6 +229,22 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 		}
 	}
 	return bs, nil
+}
+
+// installDiscovery links the discovery kernel and ramdisk into the boot root, where the
+// discovery script of unknown machines loads them.
+func (b *bootServices) installDiscovery(ctx context.Context, pcfg pxe.Config) error {
+	dir := filepath.Join(pcfg.Root, pxe.DiscoveryDir)
+	for _, f := range [][2]string{{b.cfg.Discovery.DeployKernel, "kernel"}, {b.cfg.Discovery.DeployRamdisk, "ramdisk"}} {
+		src := f[0]
+		if strings.HasPrefix(src, "/") {
+			src = "file://" + src
+		}
+		if err := b.cache.Link(ctx, image.Source{URL: src}, filepath.Join(dir, f[1])); err != nil {
+			return fmt.Errorf("discovery %s: %w", f[1], err)
+		}
+	}
+	return nil
 }
 
 // installIPXE puts the iPXE binaries and the chain script into the boot root.

@@ -64,6 +64,9 @@ type Config struct {
 	KernelParams string
 	// DefaultBootMode is used when nothing about a node says bios or uefi.
 	DefaultBootMode string
+	// Discovery serves machines nobody enrolled the discovery ramdisk (Root/discovery/kernel
+	// and ramdisk), which posts its inventory to the inspection callback.
+	Discovery bool
 	// FileDirs are the only directories a node's kernel and ramdisk may come from as local
 	// files (paths or file:// URLs), as Ironic's [conductor]file_url_allowed_paths: boot files
 	// are served to the whole provisioning network without authentication.

@@ -75,6 +75,9 @@ func (r *Resolver) Lookup(ctx context.Context, mac string) (Target, error) {
 // whose node should not network-boot now, gets a script that leaves iPXE, so the firmware
 // goes on to its next boot device.
 func (r *Resolver) Script(ctx context.Context, mac string) (string, error) {
+	if mac == UnknownMAC && r.Cfg.Discovery {
+		return r.discoveryScript(), nil
+	}
 	t, err := r.Lookup(ctx, mac)
 	if err != nil {
 		return "", err
@@ -85,6 +88,8 @@ func (r *Resolver) Script(ctx context.Context, mac string) (string, error) {
 	var b strings.Builder
 	b.WriteString("#!ipxe\n")
 	switch {
+	case !t.Known && r.Cfg.Discovery:
+		return r.discoveryScript(), nil
 	case !t.Known:
 		fmt.Fprintf(&b, "echo Ironwork: no node has a port with MAC %s; booting the next device\nexit 1\n", mac)
 	case !t.NetBoot:
@@ -143,4 +148,36 @@ func localScript(b *strings.Builder, t Target) {
 // DHCP (proxy mode, other DHCP servers): it asks for the script of the booting NIC's MAC.
 func (r *Resolver) ChainScript() string {
 	return fmt.Sprintf("#!ipxe\nchain %s/boot/${netX/mac}.ipxe || exit 1\n", strings.TrimRight(r.Cfg.HTTPURL, "/"))
+}
+
+// UnknownMAC is what the script of a machine is asked for by when the DHCP server did not
+// know it (/boot/unknown.ipxe): with discovery on, it gets the discovery script.
+const UnknownMAC = "unknown"
+
+// DiscoveryDir is the directory under the boot root of the discovery kernel and ramdisk.
+const DiscoveryDir = "discovery"
+
+// discoveryScript boots a machine nobody enrolled into the discovery ramdisk: the agent
+// inspects it and posts its inventory, and discovery enrols it. The booting NIC and boot mode
+// come from iPXE's own variables, as the machine is known by nothing else yet.
+func (r *Resolver) discoveryScript() string {
+	var b strings.Builder
+	dir := strings.TrimRight(r.Cfg.HTTPURL, "/") + "/" + DiscoveryDir + "/"
+	b.WriteString("#!ipxe\n")
+	b.WriteString("echo Ironwork: unknown machine ${netX/mac}: booting the discovery ramdisk\n")
+	b.WriteString("set bootmode bios\niseq ${platform} efi && set bootmode uefi ||\n")
+	params := []string{"initrd=" + ramdiskFile, "BOOTIF=01-${netX/mac:hexhyp}", "ipa-api-url=" + r.Cfg.APIURL,
+		InspectionCallbackParam(r.Cfg.APIURL), "ironwork-boot-mode=${bootmode}"}
+	if r.Cfg.KernelParams != "" {
+		params = append(params, r.Cfg.KernelParams)
+	}
+	for try := 1; try <= loadTries; try++ {
+		if try > 1 {
+			fmt.Fprintf(&b, "echo Ironwork: loading the ramdisk failed, try %d of %d in 2 seconds\nsleep 2\n", try, loadTries)
+		}
+		fmt.Fprintf(&b, "kernel --name %s %s%s %s && initrd --name %s %s%s && boot ||\n",
+			kernelFile, dir, kernelFile, strings.Join(params, " "), ramdiskFile, dir, ramdiskFile)
+	}
+	b.WriteString("echo Ironwork: could not load the discovery ramdisk; booting the next device\nexit 1\n")
+	return b.String()
 }
