@@ -118,20 +118,15 @@ func (c *Conductor) enrolDiscovered(ctx context.Context, n *ironwork.Node, inv I
 			return fmt.Errorf("create port %s: %w", x.mac, err)
 		}
 	}
-	if c.cfg.Inspection.Rules == nil {
-		return nil
-	}
-	var rulesErr error
-	if _, err := c.store.UpdateNode(ctx, n.UUID, func(n *ironwork.Node) error {
-		rulesErr = c.cfg.Inspection.Rules.Apply(ctx, InspectionPhaseMain, n, inventoryObject(rawInv), plugin)
-		return nil
-	}); err != nil {
+	ruled, err := c.applyRules(ctx, n.UUID, rawInv, plugin)
+	if err != nil || ruled == nil {
 		return err
 	}
-	if rulesErr != nil {
-		return fmt.Errorf("inspection rules: %w", rulesErr)
-	}
-	return nil
+	_, err = c.store.UpdateNode(ctx, n.UUID, func(n *ironwork.Node) error {
+		ruled(n)
+		return nil
+	})
+	return err
 }
 
 func alreadyEnrolled(n *ironwork.Node) error {

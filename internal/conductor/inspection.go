@@ -172,26 +172,53 @@ func (c *Conductor) processInventory(ctx context.Context, t *Task, inv Inventory
 	if err := c.syncPorts(ctx, t.Node, inv, plugin); err != nil {
 		return err
 	}
-	var rulesErr error
-	err = t.Save(ctx, func(n *ironwork.Node) {
+	if err := t.Save(ctx, func(n *ironwork.Node) {
 		if n.Properties == nil {
 			n.Properties = ironwork.JSONObject{}
 		}
 		for k, v := range props {
 			n.Properties[k] = v
 		}
-		if c.cfg.Inspection.Rules != nil {
-			rulesErr = c.cfg.Inspection.Rules.Apply(ctx, InspectionPhaseMain, n, inventoryObject(rawInv), plugin)
-		}
-	})
-	if rulesErr != nil {
-		return fmt.Errorf("inspection rules: %w", rulesErr)
+	}); err != nil {
+		return err
 	}
+	ruled, err := c.applyRules(ctx, t.Node.UUID, rawInv, plugin)
 	if err != nil {
 		return err
 	}
+	if ruled != nil {
+		if err := t.Save(ctx, ruled); err != nil {
+			return err
+		}
+	}
 	t.Log.Info("inventory processed", "cpus", props["cpus"], "memory_mb", props["memory_mb"], "local_gb", props["local_gb"])
 	return nil
+}
+
+// applyRules runs the inspection rules on a copy of a node, outside any transaction (the
+// rules may read the store), and returns the change to save: the node as the rules left it,
+// with its identity, lock and states as they are. Nil when no rules are configured.
+func (c *Conductor) applyRules(ctx context.Context, uuid string, rawInv json.RawMessage, plugin map[string]any) (func(n *ironwork.Node), error) {
+	if c.cfg.Inspection.Rules == nil {
+		return nil, nil
+	}
+	cp, err := c.store.GetNode(ctx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	if cp.Properties == nil {
+		cp.Properties = ironwork.JSONObject{}
+	}
+	if err := c.cfg.Inspection.Rules.Apply(ctx, InspectionPhaseMain, cp, inventoryObject(rawInv), plugin); err != nil {
+		return nil, fmt.Errorf("inspection rules: %w", err)
+	}
+	return func(n *ironwork.Node) {
+		keep := *n
+		*n = *cp
+		n.ID, n.UUID, n.Reservation, n.CreatedAt = keep.ID, keep.UUID, keep.Reservation, keep.CreatedAt
+		n.ProvisionState, n.TargetProvisionState, n.ProvisionUpdatedAt = keep.ProvisionState, keep.TargetProvisionState, keep.ProvisionUpdatedAt
+		n.PowerState, n.TargetPowerState, n.DriverInternalInfo = keep.PowerState, keep.TargetPowerState, keep.DriverInternalInfo
+	}, nil
 }
 
 // inventoryObject decodes an inventory already parsed once into a generic object for rules.

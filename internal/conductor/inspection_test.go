@@ -336,6 +336,27 @@ func TestDiscovery(t *testing.T) {
 			t.Errorf("%d nodes after discovering one machine three times", len(nodes))
 		}
 	})
+	t.Run("rules", func(t *testing.T) {
+		t.Parallel()
+		rules := &recordingRules{}
+		e := newEnv(t, on, func(c *conductor.Config) { c.Inspection.Rules = rules })
+		res, err := discover(t, e.c, ipaInventory)
+		ok(t, err)
+		if n := e.get(t, res.UUID); n.Properties["rules"] != "main" || n.ProvisionState != ironwork.Enroll || rules.phases() != "main" {
+			t.Errorf("rules on a discovered node: properties %v, state %q, phases %q", n.Properties, n.ProvisionState, rules.phases())
+		}
+		rules.fail = errors.New("refused by a rule")
+		other := strings.ReplaceAll(strings.ReplaceAll(ipaInventory, "52:54:00:12:34", "52:54:00:12:99"), "192.0.2.10", "192.0.2.11")
+		_, err = discover(t, e.c, other)
+		if err == nil || !strings.Contains(err.Error(), "refused by a rule") {
+			t.Fatalf("discovery refused by a rule: %v", err)
+		}
+		nodes, err := e.store.ListNodes(context.Background(), sqlstore.NodeFilter{}, sqlstore.Page{})
+		ok(t, err)
+		if len(nodes) != 1 {
+			t.Errorf("%d nodes: a discovery a rule refused left its node behind", len(nodes))
+		}
+	})
 	t.Run("concurrent", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, on)
