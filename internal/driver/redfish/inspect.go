@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/stmcginnis/gofish/schemas"
@@ -14,7 +15,7 @@ import (
 )
 
 // Out-of-band inspection, as Ironic's redfish inspect interface does it: the System's
-// Processors, MemorySummary (or its Memory), SimpleStorage and Storage, EthernetInterfaces
+// Processors, Memory (or MemorySummary), SimpleStorage and Storage, EthernetInterfaces
 // and boot mode, read from the BMC with the node untouched.
 
 var _ conductor.HardwareInspector = Interface{}
@@ -105,13 +106,10 @@ func inspectCPUs(sys *schemas.ComputerSystem, res *conductor.InspectResult) erro
 	return nil
 }
 
-// inspectMemory takes MemorySummary.TotalSystemMemoryGiB (Ironic's source), else the sum of
-// the present memory modules.
+// inspectMemory sums the present memory modules (exact to the MiB), else takes
+// MemorySummary.TotalSystemMemoryGiB (Ironic's source, which its client truncates to whole
+// GiB: a 1.5 GiB machine reads as 1024 MiB there).
 func inspectMemory(sys *schemas.ComputerSystem, res *conductor.InspectResult) error {
-	if g := sys.MemorySummary.TotalSystemMemoryGiB; g != nil && *g > 0 && *g < math.MaxInt64/1024 {
-		res.MemoryMB = int64(math.Round(*g * 1024))
-		return nil
-	}
 	mods, err := sys.Memory()
 	if err != nil {
 		return fmt.Errorf("read the memory of Redfish system %s: %w", sys.ID, err)
@@ -120,6 +118,9 @@ func inspectMemory(sys *schemas.ComputerSystem, res *conductor.InspectResult) er
 		if present(m.Status) && m.CapacityMiB != nil && *m.CapacityMiB > 0 {
 			res.MemoryMB += int64(*m.CapacityMiB)
 		}
+	}
+	if g := sys.MemorySummary.TotalSystemMemoryGiB; res.MemoryMB == 0 && g != nil && *g > 0 && *g < math.MaxInt64/1024 {
+		res.MemoryMB = int64(math.Round(*g * 1024))
 	}
 	return nil
 }
@@ -212,5 +213,6 @@ func inspectMACs(sys *schemas.ComputerSystem) ([]string, error) {
 			macs = append(macs, mac)
 		}
 	}
+	slices.Sort(macs) // the collection's members are read concurrently
 	return macs, nil
 }

@@ -31,21 +31,20 @@ func TestInspectHardwareDMTFMockup(t *testing.T) {
 	}
 }
 
-// TestInspectHardwareFallbacksAndFailures: without MemorySummary the present DIMMs are
-// summed; a BMC that reports no processors fails the inspection naming what is missing;
+// TestInspectHardwareFallbacksAndFailures: without memory modules MemorySummary counts; a BMC that reports no processors fails the inspection naming what is missing;
 // a system that cannot be read is an error, not a partial result.
 func TestInspectHardwareFallbacksAndFailures(t *testing.T) {
 	bmc, info := newBMC(t)
 	sys := bmc.Resource(system)
-	delete(sys, "MemorySummary")
+	delete(sys, "Memory")
 	sys["Boot"].(map[string]any)["BootSourceOverrideMode"] = "Legacy"
 	bmc.SetResource(system, sys)
 	res, err := Interface{}.InspectHardware(context.Background(), task(info))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.MemoryMB != 3*32768 || res.BootMode != "bios" {
-		t.Errorf("memory %d MiB (want the three present DIMMs), boot mode %q", res.MemoryMB, res.BootMode)
+	if res.MemoryMB != 96*1024 || res.BootMode != "bios" {
+		t.Errorf("memory %d MiB (want MemorySummary's 96 GiB), boot mode %q", res.MemoryMB, res.BootMode)
 	}
 
 	delete(sys, "Processors")
