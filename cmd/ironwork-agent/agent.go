@@ -61,6 +61,8 @@ func runAgent(ctx context.Context, cfg Config, env agentEnv) error {
 			return powerOffAfterInspection(cfg, env)
 		case cfg.APIURL == "":
 			return fmt.Errorf("inspection failed and there is no API to look the node up in: %w", err)
+		case err != nil:
+			env.log.Error("inspection failed; going on with the lookup", logKeyError, err)
 		}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
