@@ -169,6 +169,7 @@ func TestInspectionInQEMU(t *testing.T) {
 		} `json:"root_disk"`
 		BootInterface string         `json:"boot_interface"`
 		LLDPRaw       map[string]any `json:"lldp_raw"`
+		Error         *string        `json:"error"`
 	}
 	if err := json.Unmarshal(b, &data); err != nil {
 		t.Fatalf("%v: %s", err, b)
@@ -201,6 +202,9 @@ func TestInspectionInQEMU(t *testing.T) {
 	}
 	if data.RootDisk.Name != "/dev/vdb" || len(data.LLDPRaw) != 2 || inv.SystemVendor.Manufacturer != "QEMU" {
 		t.Errorf("root_disk %q (want the smallest ≥ 4 GiB, vdb), lldp_raw %v, manufacturer %q", data.RootDisk.Name, data.LLDPRaw, inv.SystemVendor.Manufacturer)
+	}
+	if data.Error != nil {
+		t.Errorf("the agent reported an error (e.g. LLDP sockets): %s", *data.Error)
 	}
 	if t.Failed() {
 		logSerial()
