@@ -24,7 +24,10 @@ import (
 // ipa-inspection-callback-url, pointing at an HTTP server of this test on the host's loopback
 // (each NIC is on its own QEMU user network, whose DHCP answers and whose 10.0.2.2 is the
 // host). The agent must post an inventory with exactly that hardware, then power the machine
-// off, which ends QEMU. It needs no root. Each phase's time is logged.
+// off, which ends QEMU. With OpenIPMI's ipmi_sim installed, the machine also has a BMC (QEMU's
+// ipmi-bmc-extern on a KCS interface, ipmi_sim behind it, its LAN address set to 10.11.12.13
+// with ipmitool) and bmc_address must be that address, read through the guest's /dev/ipmi0.
+// It needs no root. Each phase's time is logged.
 func TestInspectionInQEMU(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM")
@@ -39,7 +42,13 @@ func TestInspectionInQEMU(t *testing.T) {
 	start := time.Now()
 	dir := t.TempDir()
 	goBuild(t, filepath.Join(dir, "ironwork-agent"), "../../cmd/ironwork-agent")
-	rd, err := ramdisk.Build(context.Background(), ramdisk.BuildConfig{KernelDir: kernel, Agent: filepath.Join(dir, "ironwork-agent"), Output: filepath.Join(dir, "ramdisk")})
+	bmcArgs, bmcAddr := startVMBMC(t, dir)
+	modules := ramdisk.DefaultModules()
+	if bmcArgs != nil {
+		modules = append(modules, "ipmi_si", "ipmi_devintf")
+	}
+	rd, err := ramdisk.Build(context.Background(), ramdisk.BuildConfig{KernelDir: kernel, Agent: filepath.Join(dir, "ironwork-agent"),
+		Output: filepath.Join(dir, "ramdisk"), Modules: modules})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +101,7 @@ func TestInspectionInQEMU(t *testing.T) {
 		"-kernel", rd.KernelPath, "-initrd", rd.InitramfsPath,
 		"-append", fmt.Sprintf("console=ttyS0 panic=-1 BOOTIF=01-%s ipa-inspection-callback-url=http://10.0.2.2:%d/v1/continue_inspection ipa-lldp-timeout=2",
 			strings.ReplaceAll(macs[0], ":", "-"), port)}
+	args = append(args, bmcArgs...)
 	for i, d := range disks {
 		args = append(args, "-drive", "file="+d+",if=virtio,format=raw")
 		args = append(args, "-netdev", fmt.Sprintf("user,id=n%d", i), "-device", fmt.Sprintf("virtio-net-pci,netdev=n%d,mac=%s,romfile=", i, macs[i]))
@@ -163,6 +173,7 @@ func TestInspectionInQEMU(t *testing.T) {
 			SystemVendor struct {
 				Manufacturer string `json:"manufacturer"`
 			} `json:"system_vendor"`
+			BMCAddress *string `json:"bmc_address"`
 		} `json:"inventory"`
 		RootDisk struct {
 			Name string `json:"name"`
@@ -203,10 +214,93 @@ func TestInspectionInQEMU(t *testing.T) {
 	if data.RootDisk.Name != "/dev/vdb" || len(data.LLDPRaw) != 2 || inv.SystemVendor.Manufacturer != "QEMU" {
 		t.Errorf("root_disk %q (want the smallest ≥ 4 GiB, vdb), lldp_raw %v, manufacturer %q", data.RootDisk.Name, data.LLDPRaw, inv.SystemVendor.Manufacturer)
 	}
+	switch {
+	case bmcAddr == "" && inv.BMCAddress != nil:
+		t.Errorf("bmc_address %q on a machine without a BMC", *inv.BMCAddress)
+	case bmcAddr != "" && (inv.BMCAddress == nil || *inv.BMCAddress != bmcAddr):
+		t.Errorf("bmc_address %v, want %s (read through /dev/ipmi0 from ipmi_sim)", inv.BMCAddress, bmcAddr)
+	case bmcAddr != "":
+		t.Logf("bmc_address %s read through the guest's /dev/ipmi0", *inv.BMCAddress)
+	}
 	if data.Error != nil {
 		t.Errorf("the agent reported an error (e.g. LLDP sockets): %s", *data.Error)
 	}
 	if t.Failed() {
 		logSerial()
 	}
+}
+
+// startVMBMC runs OpenIPMI's ipmi_sim as a BMC the VM reaches through QEMU's ipmi-bmc-extern
+// (a KCS system interface), with LAN channel 1 on loopback where ipmitool sets its IPv4
+// address. It returns QEMU's arguments and that address, or nothing when ipmi_sim or ipmitool
+// is missing (the test then checks bmc_address is null).
+func startVMBMC(t *testing.T, dir string) ([]string, string) {
+	for _, tool := range []string{"ipmi_sim", "ipmitool"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Logf("%s not installed (Debian: openipmi ipmitool): the VM gets no BMC", tool)
+			return nil, ""
+		}
+	}
+	free := func(network string) int {
+		if network == "udp" {
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			return pc.LocalAddr().(*net.UDPAddr).Port
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	lanPort, vmPort := free("udp"), free("tcp")
+	conf := fmt.Sprintf(`name "vmbmc"
+set_working_mc 0x20
+  startlan 1
+    addr 127.0.0.1 %d
+    priv_limit admin
+    allowed_auths_callback none md2 md5 straight
+    allowed_auths_user none md2 md5 straight
+    allowed_auths_operator none md2 md5 straight
+    allowed_auths_admin none md2 md5 straight
+    guid a123456789abcdefa123456789abcdef
+  endlan
+  serial kcs 127.0.0.1 %d codec VM
+  user 2 true  "admin" "password" admin 10 none md2 md5 straight
+`, lanPort, vmPort)
+	emu := "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n"
+	bdir := filepath.Join(dir, "bmc")
+	if err := os.MkdirAll(filepath.Join(bdir, "state"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(bdir, "lan.conf"), []byte(conf), 0o644)
+	os.WriteFile(filepath.Join(bdir, "cmd.emu"), []byte(emu), 0o644)
+	logf, err := os.Create(filepath.Join(bdir, "ipmi_sim.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := exec.Command("ipmi_sim", "-c", filepath.Join(bdir, "lan.conf"), "-f", filepath.Join(bdir, "cmd.emu"), "-s", filepath.Join(bdir, "state"), "-n")
+	sim.Stdout, sim.Stderr = logf, logf
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Process.Kill(); sim.Wait(); logf.Close() })
+	const addr = "10.11.12.13"
+	ipmitool := []string{"-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", fmt.Sprint(lanPort), "-U", "admin", "-P", "password"}
+	var out []byte
+	for range 50 { // ≤ 10 s for ipmi_sim to listen
+		if out, err = exec.Command("ipmitool", append(ipmitool, "lan", "set", "1", "ipaddr", addr)...).CombinedOutput(); err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("set the BMC's LAN address: %v: %s", err, out)
+	}
+	return []string{"-chardev", fmt.Sprintf("socket,id=ipmi0,host=127.0.0.1,port=%d,reconnect=10", vmPort),
+		"-device", "ipmi-bmc-extern,chardev=ipmi0,id=bmc0", "-device", "isa-ipmi-kcs,bmc=bmc0"}, addr
 }
