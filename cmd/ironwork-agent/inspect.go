@@ -87,7 +87,7 @@ func collectInspectionData(ctx context.Context, cfg Config, log *slog.Logger) (i
 		inv.AddLLDP(heard)
 		data.LLDPRaw = map[string][]agent.LLDPTLV{}
 		for _, n := range inv.Interfaces {
-			data.LLDPRaw[n.Name] = n.LLDP
+			data.LLDPRaw[n.Name] = append([]agent.LLDPTLV{}, heard[n.Name]...)
 		}
 		data.Configuration.Collectors = append(data.Configuration.Collectors, "lldp")
 		log.Info("LLDP collected", "interfaces", len(inv.Interfaces), "heard", len(heard), "seconds", time.Since(lstart).Seconds())

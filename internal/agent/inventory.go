@@ -30,17 +30,20 @@ type Inventory struct {
 
 // InventoryInterface is one NIC.
 type InventoryInterface struct {
-	Name        string    `json:"name"`
-	MACAddress  string    `json:"mac_address"`
-	IPv4Address *string   `json:"ipv4_address"`
-	IPv6Address *string   `json:"ipv6_address"`
-	HasCarrier  bool      `json:"has_carrier"`
-	LLDP        []LLDPTLV `json:"lldp"`    // nil (null) when not collected
-	Vendor      *string   `json:"vendor"`  // PCI vendor ID, "0x8086"
-	Product     *string   `json:"product"` // PCI device ID
-	ClientID    *string   `json:"client_id"`
-	BIOSDevName *string   `json:"biosdevname"`
-	SpeedMbps   *int64    `json:"speed_mbps"`
+	Name        string  `json:"name"`
+	MACAddress  string  `json:"mac_address"`
+	IPv4Address *string `json:"ipv4_address"`
+	IPv6Address *string `json:"ipv6_address"`
+	HasCarrier  bool    `json:"has_carrier"`
+	// LLDP is IPA's list of [type, "hex value"] pairs (LLDPTLV.Pair), nil (null) when not
+	// listened for. Kept untyped so that an inventory from any agent reads, whatever its
+	// entries; the conductor skips entries it cannot use.
+	LLDP        []any   `json:"lldp"`
+	Vendor      *string `json:"vendor"`  // PCI vendor ID, "0x8086"
+	Product     *string `json:"product"` // PCI device ID
+	ClientID    *string `json:"client_id"`
+	BIOSDevName *string `json:"biosdevname"`
+	SpeedMbps   *int64  `json:"speed_mbps"`
 }
 
 // InventoryCPU describes the processors.
@@ -164,11 +167,11 @@ func CollectInventory(opts InventoryOptions) (Inventory, error) {
 // nothing get an empty list (listened, nothing heard), as IPA reports them.
 func (inv *Inventory) AddLLDP(heard map[string][]LLDPTLV) {
 	for i := range inv.Interfaces {
-		tlvs := heard[inv.Interfaces[i].Name]
-		if tlvs == nil {
-			tlvs = []LLDPTLV{}
+		pairs := []any{}
+		for _, tlv := range heard[inv.Interfaces[i].Name] {
+			pairs = append(pairs, tlv.Pair())
 		}
-		inv.Interfaces[i].LLDP = tlvs
+		inv.Interfaces[i].LLDP = pairs
 	}
 }
 

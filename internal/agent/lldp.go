@@ -34,10 +34,11 @@ type LLDPTLV struct {
 	Value []byte
 }
 
+// Pair is IPA's form of the TLV: [type, "hex of the value"].
+func (t LLDPTLV) Pair() []any { return []any{t.Type, hex.EncodeToString(t.Value)} }
+
 // MarshalJSON writes IPA's form: [type, "hex"].
-func (t LLDPTLV) MarshalJSON() ([]byte, error) {
-	return json.Marshal([]any{t.Type, hex.EncodeToString(t.Value)})
-}
+func (t LLDPTLV) MarshalJSON() ([]byte, error) { return json.Marshal(t.Pair()) }
 
 // UnmarshalJSON reads IPA's form back.
 func (t *LLDPTLV) UnmarshalJSON(b []byte) error {
