@@ -93,7 +93,7 @@ func ParseRule(doc map[string]any, builtIn bool) (*ironwork.InspectionRule, erro
 	}
 	r.Description, _ = doc["description"].(string)
 	r.Sensitive, _ = doc["sensitive"].(bool)
-	if u, ok := doc["uuid"].(string); ok {
+	if u, ok := doc["uuid"].(string); ok && u != "" {
 		if !builtIn && !ironwork.IsUUID(u) {
 			return nil, invalid("Expected UUID for uuid: %s", u)
 		}
@@ -387,7 +387,7 @@ func DecodeDocument(b []byte) (map[string]any, error) {
 // Document is a rule as the document a JSON PATCH applies to and ParseRule reads back.
 func Document(r *ironwork.InspectionRule) map[string]any {
 	doc := map[string]any{
-		"uuid": r.UUID, "priority": json.Number(fmt.Sprint(r.Priority)), "phase": r.Phase,
+		"uuid": nullStr(r.UUID), "priority": json.Number(fmt.Sprint(r.Priority)), "phase": r.Phase,
 		"sensitive": r.Sensitive, "description": nullStr(r.Description),
 		"conditions": OpsDocument(r.Conditions, true), "actions": OpsDocument(r.Actions, false),
 	}
