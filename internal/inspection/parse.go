@@ -105,7 +105,7 @@ func ParseRule(doc map[string]any, builtIn bool) (*ironwork.InspectionRule, erro
 
 	conds, _ := doc["conditions"].([]any)
 	for _, c := range conds {
-		op := opOf(c.(map[string]any))
+		op := opOf(c.(map[string]any), true)
 		name, _, err := parseInverted(op.Op)
 		if err != nil {
 			errs = append(errs, err.Error())
@@ -120,7 +120,7 @@ func ParseRule(doc map[string]any, builtIn bool) (*ironwork.InspectionRule, erro
 		r.Conditions = append(r.Conditions, op)
 	}
 	for _, a := range doc["actions"].([]any) {
-		op := opOf(a.(map[string]any))
+		op := opOf(a.(map[string]any), false)
 		if why, ok := unsupportedActions[op.Op]; ok {
 			errs = append(errs, fmt.Sprintf("Unsupported action operator: %s (%s)", op.Op, why))
 			continue
@@ -149,12 +149,17 @@ func canonicalUUID(u string) string {
 
 // opOf keeps the members of a condition or action that Ironic shows: op, args, loop and, for
 // a condition with a loop, multiple (default "any").
-func opOf(m map[string]any) ironwork.RuleOp {
+func opOf(m map[string]any, condition bool) ironwork.RuleOp {
 	op := ironwork.RuleOp{Args: m["args"]}
 	op.Op, _ = m["op"].(string)
 	if truthy(m["loop"]) {
 		op.Loop = m["loop"]
-		op.Multiple, _ = m["multiple"].(string)
+		if condition {
+			op.Multiple, _ = m["multiple"].(string)
+			if op.Multiple == "" {
+				op.Multiple = "any"
+			}
+		}
 	}
 	return op
 }
