@@ -124,6 +124,7 @@ func (s *Server) routes() {
 	s.allocationRoutes()
 	s.vifRoutes()
 	s.deployTemplateRoutes()
+	s.inspectionRuleRoutes()
 
 	s.handle("/", s.notFound)
 }
