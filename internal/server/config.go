@@ -125,6 +125,8 @@ type Config struct {
 	// ImageCacheSize (MiB) and ImageCacheTTL bound the conductor's image cache.
 	ImageCacheSize int64    `toml:"image_cache_size"`
 	ImageCacheTTL  Duration `toml:"image_cache_ttl"`
+	// InspectionRules configures the inspection rules engine (built-in rules, masking).
+	InspectionRules InspectionRulesConfig `toml:"inspection_rules"`
 }
 
 // DriversConfig selects hardware types and interface implementations.
@@ -288,6 +290,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateBoot()...)
+	if err := c.InspectionRules.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

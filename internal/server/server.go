@@ -16,6 +16,7 @@ import (
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
 	"github.com/ironwork/ironwork/internal/httpapi"
+	"github.com/ironwork/ironwork/internal/inspection"
 	"github.com/ironwork/ironwork/internal/rpc"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
@@ -38,6 +39,8 @@ type Server struct {
 	// not listen where agents can reach it; nil otherwise.
 	agentLn  net.Listener
 	agentSrv *http.Server
+	// rules runs the inspection rules on every inventory the conductor stores.
+	rules *inspection.Hook
 }
 
 // NewLogger returns the logger the configuration asks for, writing to w.
@@ -90,6 +93,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 			started.Close()
 		}
 	}()
+
+	if s.rules, err = startInspectionRules(ctx, cfg.InspectionRules, store, log); err != nil {
+		return nil, err
+	}
 
 	if cfg.Role != "conductor" {
 		// The API's listener opens first: with port 0 its real port is what nodes' agents are
@@ -323,6 +330,9 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // Close releases the listeners and the database.
 func (s *Server) Close() error {
+	if s.rules != nil {
+		s.rules.Wait()
+	}
 	if s.boot != nil {
 		s.boot.close()
 	}
