@@ -81,7 +81,7 @@ func TestBuiltInInspectionRules(t *testing.T) {
 
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 			for name, mutate := range map[string]func(*server.Config){
-				"broken file": func(c *server.Config) { write("- actions: [{op: nope, args: {}}]"); withRules(c) },
+				"broken file":  func(c *server.Config) { write("- actions: [{op: nope, args: {}}]"); withRules(c) },
 				"missing file": func(c *server.Config) { c.InspectionRules.BuiltInRules = filepath.Join(dir, "none.yaml") },
 				"mask":         func(c *server.Config) { c.InspectionRules.MaskSecrets = "sometimes" },
 			} {
