@@ -21,6 +21,7 @@ Usage:
   ironwork deploy --resource-class C --image URL --hostname H [flags]   allocate a node and deploy it
   ironwork undeploy NODE                    take a deployed node back to available
   ironwork node|port|portgroup|chassis VERB  manage records: list, show, create, set, unset, delete
+  ironwork inspection-rule VERB             inspection rules: --conditions/--actions JSON (or @FILE), --priority
   ironwork driver list|show|properties      hardware types and their interfaces
   ironwork conductor list|show              registered conductors
   ironwork version                          print the version
