@@ -60,7 +60,11 @@ func (e *Engine) action(ctx context.Context, log *slog.Logger, st *state, r *iro
 		}
 		lv := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warning": slog.LevelWarn,
 			"error": slog.LevelError, "critical": slog.LevelError}[level]
-		log.Log(ctx, lv, pyStr(args["msg"], false), "rule", r.UUID, "node", st.node.UUID)
+		msg := pyStr(args["msg"], false)
+		if r.Sensitive {
+			msg = "(the message of a sensitive rule is not logged)"
+		}
+		log.Log(ctx, lv, msg, "rule", r.UUID, "node", st.node.UUID)
 		return nil
 	case "set-attribute", "extend-attribute", "del-attribute":
 		if err := pathArg(args); err != nil {

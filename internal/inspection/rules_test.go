@@ -51,6 +51,7 @@ func TestLaterRulesSeeEarlierChanges(t *testing.T) {
 func TestSensitiveRule(t *testing.T) {
 	r := rule(t, `{"sensitive": true, "actions": [
 		{"op": "set-attribute", "args": {"path": "/driver_info/ipmi_password", "value": "s3cret-{inventory[hostname]}"}},
+		{"op": "log", "args": {"msg": "password s3cret-{inventory[hostname]}", "level": "error"}},
 		{"op": "set-attribute", "args": {"path": "/driver_info/ipmi_password/x", "value": "s3cret-again"}}]}`)
 	res, logs := run(t, r)
 	if res.Failure == "" || strings.Contains(res.Failure, "s3cret") || strings.Contains(logs, "s3cret") {

@@ -205,7 +205,7 @@ func pyQuote(s string) string {
 		i += size
 		switch {
 		case r == utf8.RuneError && size == 1:
-			b.WriteString(`\udcxx`)
+			b.WriteString(`\ufffd`)
 		case r == rune(q) || r == '\\':
 			b.WriteByte('\\')
 			b.WriteRune(r)
