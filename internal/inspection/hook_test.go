@@ -11,6 +11,13 @@ import (
 	"github.com/ironwork/ironwork/internal/sqlstore/sqlstoretest"
 )
 
+// conductorHook is the conductor's InspectionRules interface, as the inspect flow declares it.
+type conductorHook interface {
+	Apply(ctx context.Context, phase string, n *ironwork.Node, inventory, pluginData map[string]any) error
+}
+
+var _ conductorHook = (*inspection.Hook)(nil)
+
 // TestHookInsideNodeSave runs stored rules the way the conductor does, inside the
 // transaction that saves the node, on SQLite and PostgreSQL: node and plugin data change in
 // place, the changed port is saved once the transaction ends, and a fail action fails.
