@@ -94,7 +94,7 @@ func ParseRule(doc map[string]any, builtIn bool) (*ironwork.InspectionRule, erro
 	r.Description, _ = doc["description"].(string)
 	r.Sensitive, _ = doc["sensitive"].(bool)
 	if u, ok := doc["uuid"].(string); ok && u != "" {
-		if !builtIn && !ironwork.IsUUID(u) {
+		if !builtIn && !ironwork.IsUUID(u) || len(u) > 255 {
 			return nil, invalid("Expected UUID for uuid: %s", u)
 		}
 		r.UUID = u
