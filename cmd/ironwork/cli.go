@@ -24,6 +24,7 @@ type resource struct {
 	positional string            // field set from the argument of create, if any
 	scalars    map[string]bool   // settable fields; true means boolean
 	dicts      map[string]string // flag name -> dict field
+	jsonFields map[string]bool   // settable fields whose flag value is a JSON document
 	readOnly   bool
 }
 
@@ -48,6 +49,9 @@ var resources = map[string]resource{
 		dicts: map[string]string{"extra": "extra", "property": "properties"}},
 	"chassis": {path: "/v1/chassis", key: "chassis", columns: []string{"uuid", "description"},
 		scalars: map[string]bool{"description": false, "uuid": false}, dicts: map[string]string{"extra": "extra"}},
+	"inspection-rule": {path: "/v1/inspection_rules", key: "inspection_rules", columns: []string{"uuid", "priority", "phase", "description"},
+		scalars:    map[string]bool{"description": false, "phase": false, "sensitive": true, "uuid": false},
+		jsonFields: map[string]bool{"conditions": true, "actions": true, "priority": true}},
 	"driver":    {path: "/v1/drivers", key: "drivers", columns: []string{"name", "hosts"}, readOnly: true},
 	"conductor": {path: "/v1/conductors", key: "conductors", columns: []string{"hostname", "conductor_group", "alive"}, readOnly: true},
 }
@@ -117,6 +121,11 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			bools[strings.ReplaceAll(f, "_", "-")] = true
 		}
 	}
+	for f := range res.jsonFields {
+		if unsetting {
+			bools[strings.ReplaceAll(f, "_", "-")] = true
+		}
+	}
 	a, err := parseCLI(args[2:], bools)
 	if err != nil {
 		fmt.Fprintf(stderr, "ironwork %s %s: %v\n", args[0], verb, err)
@@ -169,6 +178,24 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// jsonValue decodes the JSON document of a flag, or @FILE's contents.
+func jsonValue(flag, v string) (any, error) {
+	if file, ok := strings.CutPrefix(v, "@"); ok {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", flag, err)
+		}
+		v = string(b)
+	}
+	d := json.NewDecoder(strings.NewReader(v))
+	d.UseNumber()
+	var out any
+	if err := d.Decode(&out); err != nil {
+		return nil, fmt.Errorf("--%s takes a JSON document: %w", flag, err)
+	}
+	return out, nil
 }
 
 func firstEnv(names ...string) string {
@@ -300,6 +327,14 @@ func (c command) create(ctx context.Context) error {
 			continue
 		}
 		f := strings.ReplaceAll(name, "-", "_")
+		if c.res.jsonFields[f] {
+			v, err := jsonValue(name, vals[len(vals)-1])
+			if err != nil {
+				return err
+			}
+			body[f] = v
+			continue
+		}
 		if _, ok := c.res.scalars[f]; !ok {
 			return fmt.Errorf("unknown flag --%s", name)
 		}
@@ -342,7 +377,15 @@ func (c command) patch(ctx context.Context, unset bool) error {
 			continue
 		}
 		f := strings.ReplaceAll(name, "-", "_")
-		if _, ok := c.res.scalars[f]; !ok {
+		if c.res.jsonFields[f] && !unset {
+			v, err := jsonValue(name, vals[len(vals)-1])
+			if err != nil {
+				return err
+			}
+			ops = append(ops, api.PatchOp{Op: "add", Path: "/" + f, Value: v})
+			continue
+		}
+		if _, ok := c.res.scalars[f]; !ok && !c.res.jsonFields[f] {
 			return fmt.Errorf("unknown flag --%s", name)
 		}
 		if unset {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -188,5 +189,41 @@ func TestCLIInspect(t *testing.T) {
 	}
 	if code, _, errs := cli(t, url, "port", "inspect", "x"); code != 1 || !strings.Contains(errs, "applies to nodes") {
 		t.Fatalf("port inspect: %d %s", code, errs)
+	}
+}
+
+// TestInspectionRuleCLI creates, lists, changes and deletes an inspection rule with the CLI.
+func TestInspectionRuleCLI(t *testing.T) {
+	url := startServer(t)
+	actions := filepath.Join(t.TempDir(), "actions.json")
+	if err := os.WriteFile(actions, []byte(`[{"op": "set-attribute", "args": {"path": "/properties/cpus", "value": "{inventory[cpu][count]}"}}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := cli(t, url, "inspection-rule", "create", "--description", "cpus", "--priority", "20", "--actions", "@"+actions,
+		"--conditions", `[{"op": "!is-empty", "args": {"value": "{inventory[cpu][count]}"}}]`, "-o", "json")
+	if code != 0 {
+		t.Fatalf("create: %d %s", code, errs)
+	}
+	var rule map[string]any
+	if err := json.Unmarshal([]byte(out), &rule); err != nil || rule["priority"] != float64(20) {
+		t.Fatalf("create output: %v %s", err, out)
+	}
+	id := rule["uuid"].(string)
+	if code, out, _ := cli(t, url, "inspection-rule", "list"); code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "PRIORITY") {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	if code, out, errs := cli(t, url, "inspection-rule", "set", id, "--priority", "30", "--sensitive", "-o", "json"); code != 0 ||
+		!strings.Contains(out, `"priority": 30`) || !strings.Contains(out, `"actions": null`) {
+		t.Fatalf("set: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := cli(t, url, "inspection-rule", "create", "--actions", `[{"op": "reboot", "args": {}}]`); code != 1 ||
+		!strings.Contains(errs, "'reboot' is not one of") {
+		t.Fatalf("a bad rule: %d %s", code, errs)
+	}
+	if code, _, errs := cli(t, url, "inspection-rule", "create", "--actions", `[`); code != 1 || !strings.Contains(errs, "JSON document") {
+		t.Fatalf("bad JSON: %d %s", code, errs)
+	}
+	if code, out, _ := cli(t, url, "inspection-rule", "delete", id); code != 0 || !strings.Contains(out, "Deleted") {
+		t.Fatalf("delete: %d %s", code, out)
 	}
 }

@@ -23,6 +23,7 @@ Usage:
   ironwork node|port|portgroup|chassis VERB  manage records: list, show, create, set, unset, delete
   ironwork node inspect NODE [--wait] [--timeout 30m]   inspect a manageable node's hardware
   ironwork node inventory NODE              the inventory and plugin data of its last inspection
+  ironwork inspection-rule VERB             inspection rules: --conditions/--actions JSON (or @FILE), --priority
   ironwork driver list|show|properties      hardware types and their interfaces
   ironwork conductor list|show              registered conductors
   ironwork version                          print the version

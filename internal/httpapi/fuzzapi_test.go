@@ -17,10 +17,14 @@ func FuzzAPIRequests(f *testing.F) {
 	f.Add("POST", "/v1/deploy_templates", "", []byte(`{"name":"CUSTOM_A","steps":[{"interface":"deploy","step":"x","args":{},"priority":"1"}]}`))
 	f.Add("PATCH", "/v1/deploy_templates/CUSTOM_A", "", []byte(`[{"op":"replace","path":"/steps/0/priority","value":-1}]`))
 	f.Add("GET", "/v1/deploy_templates", "limit=1&sort_key=steps&fields=name", []byte(nil))
+	f.Add("POST", "/v1/inspection_rules", "", []byte(`{"uuid":"0e4d2a42-9a3c-4a39-a1b4-5d3a5a4b6c7d","conditions":[{"op":"!eq","args":{"values":["{inventory[cpu][count]}","{item}"]},"loop":[1,2],"multiple":"all"}],"actions":[{"op":"set-attribute","args":["/properties/cpus","{inventory[cpu][count]}"]}]}`))
+	f.Add("PATCH", "/v1/inspection_rules/0e4d2a42-9a3c-4a39-a1b4-5d3a5a4b6c7d", "", []byte(`[{"op":"add","path":"/actions/-","value":{"op":"fail","args":{"msg":"x"}}}]`))
+	f.Add("GET", "/v1/inspection_rules", "detail=true&sort_key=priority&phase=main", []byte(nil))
 	ts, _ := newAPI(f)
 	paths := map[string]bool{"/v1/nodes": true, "/v1/nodes/n": true, "/v1/ports": true, "/v1/portgroups": true,
 		"/v1/chassis": true, "/v1/nodes/n/traits": true, "/v1/ports/detail": true, "/v1/nodes/detail": true,
-		"/v1/deploy_templates": true, "/v1/deploy_templates/CUSTOM_A": true}
+		"/v1/deploy_templates": true, "/v1/deploy_templates/CUSTOM_A": true,
+		"/v1/inspection_rules": true, "/v1/inspection_rules/0e4d2a42-9a3c-4a39-a1b4-5d3a5a4b6c7d": true}
 	methods := map[string]bool{"GET": true, "POST": true, "PATCH": true, "PUT": true, "DELETE": true}
 	f.Fuzz(func(t *testing.T, method, path, query string, body []byte) {
 		if !methods[method] || !paths[path] {

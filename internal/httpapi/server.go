@@ -125,6 +125,7 @@ func (s *Server) routes() {
 	s.allocationRoutes()
 	s.vifRoutes()
 	s.deployTemplateRoutes()
+	s.inspectionRuleRoutes()
 
 	s.handle("/", s.notFound)
 }

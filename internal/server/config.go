@@ -127,6 +127,9 @@ type Config struct {
 	ImageCacheSize int64    `toml:"image_cache_size"`
 	ImageCacheTTL  Duration `toml:"image_cache_ttl"`
 
+	// InspectionRules configures the inspection rules engine (built-in rules, masking).
+	InspectionRules InspectionRulesConfig `toml:"inspection_rules"`
+
 	// Inspection tunes in-band inspection (Ironic's [inspector] options).
 	Inspection InspectionConfig `toml:"inspection"`
 	// Discovery enrols machines nobody enrolled that boot the ramdisk (Ironic's [auto_discovery]).
@@ -327,6 +330,9 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateBoot()...)
 	errs = append(errs, c.validateInspection()...)
+	if err := c.InspectionRules.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

@@ -168,6 +168,7 @@ func runHostile(t *testing.T, h *hostileRun, srv *server.Server) {
 	alloc := uuidOf(t, h.want(201, "POST", "/v1/allocations", `{"resource_class":"none-such","name":"a0"}`))
 	tmpl := uuidOf(t, h.want(201, "POST", "/v1/deploy_templates",
 		`{"name":"CUSTOM_T0","steps":[{"interface":"deploy","step":"s","args":{},"priority":10}]}`))
+	rule := uuidOf(t, h.want(201, "POST", "/v1/inspection_rules", `{"actions":[{"op":"log","args":{"msg":"x"}}]}`))
 
 	// The cases the issue names, with the exact answer they must get.
 	h.want(400, "POST", "/v1/nodes", `{"driver":"fake-hardware","extra":{"n":1e400}}`)
@@ -216,6 +217,9 @@ func runHostile(t *testing.T, h *hostileRun, srv *server.Server) {
 		{"/v1/deploy_templates", func() map[string]string {
 			return map[string]string{"name": fmt.Sprintf(`"CUSTOM_T%d"`, seq), "steps": `[{"interface":"deploy","step":"s","args":{},"priority":10}]`}
 		}, []string{"name", "steps", "extra"}},
+		{"/v1/inspection_rules", func() map[string]string {
+			return map[string]string{"actions": `[{"op":"log","args":{"msg":"x"}}]`}
+		}, []string{"description", "priority", "phase", "sensitive", "uuid", "conditions", "actions", "scope"}},
 	}
 	for _, c := range creates {
 		for _, f := range c.fields {
@@ -235,6 +239,11 @@ func runHostile(t *testing.T, h *hostileRun, srv *server.Server) {
 			step := map[string]string{"interface": `"deploy"`, "step": `"s"`, "args": `{}`, "priority": `10`}
 			h.do("POST", "/v1/deploy_templates", fmt.Sprintf(`{"name":"CUSTOM_S%d_%s","steps":[%s]}`, seq, k, with(step, k, v)))
 		}
+		for _, k := range []string{"op", "args", "loop", "multiple"} {
+			cond := map[string]string{"op": `"eq"`, "args": `{"values":["{inventory[cpu][count]}",2]}`}
+			act := map[string]string{"op": `"set-attribute"`, "args": `{"path":"/extra/x","value":"{inventory}"}`}
+			h.do("POST", "/v1/inspection_rules", fmt.Sprintf(`{"conditions":[%s],"actions":[%s]}`, with(cond, k, v), with(act, k, v)))
+		}
 		h.do("POST", "/v1/allocations", fmt.Sprintf(`{"resource_class":"x","traits":[%s]}`, v))
 		h.do("POST", "/v1/allocations", fmt.Sprintf(`{"resource_class":"x","candidate_nodes":[%s]}`, v))
 	}
@@ -247,6 +256,7 @@ func runHostile(t *testing.T, h *hostileRun, srv *server.Server) {
 		"/v1/chassis/" + chassis:       {"/extra/x", "/description"},
 		"/v1/allocations/" + alloc:     {"/extra/x", "/name", "/owner"},
 		"/v1/deploy_templates/" + tmpl: {"/extra/x", "/name", "/steps/0/priority", "/steps/0/args", "/steps"},
+		"/v1/inspection_rules/" + rule: {"/description", "/priority", "/phase", "/actions/0/args", "/actions", "/conditions", "/sensitive"},
 	}
 	for res, paths := range patches {
 		for _, p := range paths {
@@ -286,7 +296,7 @@ func runHostile(t *testing.T, h *hostileRun, srv *server.Server) {
 	h.do("DELETE", "/v1/nodes/"+node+"/maintenance", "")
 
 	// Bad identifiers on every resource and method.
-	for _, res := range []string{"nodes", "ports", "portgroups", "chassis", "allocations", "deploy_templates", "conductors", "drivers"} {
+	for _, res := range []string{"nodes", "ports", "portgroups", "chassis", "allocations", "deploy_templates", "inspection_rules", "conductors", "drivers"} {
 		for _, id := range hostileIdents {
 			for _, m := range []string{"GET", "PATCH", "DELETE"} {
 				h.do(m, "/v1/"+res+"/"+id, `[{"op":"add","path":"/extra/x","value":1}]`)
@@ -303,7 +313,7 @@ func runHostile(t *testing.T, h *hostileRun, srv *server.Server) {
 
 	// Bad filters on every list.
 	for _, l := range []string{"nodes", "nodes/detail", "ports", "ports/detail", "portgroups", "portgroups/detail", "chassis",
-		"chassis/detail", "allocations", "deploy_templates", "conductors", "drivers", "nodes/" + node + "/ports"} {
+		"chassis/detail", "allocations", "deploy_templates", "inspection_rules", "conductors", "drivers", "nodes/" + node + "/ports"} {
 		for _, q := range hostileQueries {
 			h.do("GET", "/v1/"+l+"?"+q, "")
 		}
@@ -325,7 +335,7 @@ func runHostile(t *testing.T, h *hostileRun, srv *server.Server) {
 
 	// Afterwards every list is readable, with detail.
 	for _, l := range []string{"nodes", "nodes/detail", "ports", "ports/detail", "portgroups", "portgroups/detail",
-		"chassis", "chassis/detail", "allocations", "deploy_templates?detail=true", "nodes/" + node + "/ports/detail"} {
+		"chassis", "chassis/detail", "allocations", "deploy_templates?detail=true", "inspection_rules?detail=true", "nodes/" + node + "/ports/detail"} {
 		h.want(200, "GET", "/v1/"+l, "")
 	}
 	// Every node created on the way is readable, patchable and deletable.

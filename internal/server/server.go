@@ -16,6 +16,7 @@ import (
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
 	"github.com/ironwork/ironwork/internal/httpapi"
+	"github.com/ironwork/ironwork/internal/inspection"
 	"github.com/ironwork/ironwork/internal/rpc"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
@@ -38,6 +39,8 @@ type Server struct {
 	// not listen where agents can reach it; nil otherwise.
 	agentLn  net.Listener
 	agentSrv *http.Server
+	// rules runs the inspection rules on every inventory the conductor stores.
+	rules *inspection.Hook
 }
 
 // NewLogger returns the logger the configuration asks for, writing to w.
@@ -91,6 +94,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		}
 	}()
 
+	if s.rules, err = startInspectionRules(ctx, cfg.InspectionRules, store, log); err != nil {
+		return nil, err
+	}
+
 	if cfg.Role != "conductor" {
 		// The API's listener opens first: with port 0 its real port is what nodes' agents are
 		// told to call.
@@ -142,6 +149,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		ccfg.PowerSyncInterval, ccfg.CallbackTimeout = cfg.PowerSyncInterval.Duration, cfg.CallbackTimeout.Duration
 		ccfg.TimeoutCheckInterval = cfg.TimeoutCheckInterval.Duration
 		ccfg.Inspection = cfg.conductorInspection()
+		ccfg.Inspection.Rules = s.rules
 		if cfg.AutomatedClean != nil {
 			ccfg.AutomatedClean = *cfg.AutomatedClean
 		}
@@ -324,6 +332,9 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // Close releases the listeners and the database.
 func (s *Server) Close() error {
+	if s.rules != nil {
+		s.rules.Wait()
+	}
 	if s.boot != nil {
 		s.boot.close()
 	}
