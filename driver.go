@@ -46,6 +46,13 @@ func withFirst(base map[InterfaceKind][]string, first map[InterfaceKind][]string
 	return base
 }
 
+// withAgentRescue adds the agent rescue interface after no-rescue: as in Ironic, a node
+// rescues through its ramdisk only when it (or the configured default) asks for "agent".
+func withAgentRescue(m map[InterfaceKind][]string) map[InterfaceKind][]string {
+	m[RescueInterface] = append(m[RescueInterface], "agent")
+	return m
+}
+
 // HardwareTypes returns the catalogue of hardware types Ironwork knows, sorted by name.
 func HardwareTypes() []HardwareType {
 	return []HardwareType{
@@ -55,15 +62,15 @@ func HardwareTypes() []HardwareType {
 			ManagementInterface: {"fake"}, PowerInterface: {"fake"}, RAIDInterface: {"fake"},
 			RescueInterface: {"fake"}, StorageInterface: {"fake"}, VendorInterface: {"fake"},
 		})},
-		{Name: "ipmi", Supported: withFirst(generic(), map[InterfaceKind][]string{
+		{Name: "ipmi", Supported: withAgentRescue(withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"ipmitool", "noop"}, PowerInterface: {"ipmitool"},
-		})},
+		}))},
 		{Name: "manual-management", Supported: withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"noop"}, PowerInterface: {"fake"},
 		})},
-		{Name: "redfish", Supported: withFirst(generic(), map[InterfaceKind][]string{
+		{Name: "redfish", Supported: withAgentRescue(withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"},
-		})},
+		}))},
 	}
 }
 

@@ -343,8 +343,12 @@ func orNone(s ironwork.PowerState) string {
 
 // CheckTimeouts fails this conductor's nodes that waited longer than the callback timeout.
 func (c *Conductor) CheckTimeouts(ctx context.Context) error {
-	cutoff := time.Now().Add(-c.cfg.CallbackTimeout)
 	for _, st := range waitStates {
+		timeout := c.cfg.CallbackTimeout
+		if st == ironwork.RescueWait {
+			timeout = c.cfg.RescueCallbackTimeout
+		}
+		cutoff := time.Now().Add(-timeout)
 		nodes, err := c.myNodes(ctx, sqlstore.NodeFilter{ProvisionState: string(st)})
 		if err != nil {
 			return err
@@ -357,7 +361,9 @@ func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 			if err != nil {
 				continue
 			}
-			if t.Node.ProvisionState == st {
+			if t.Node.ProvisionState == st && st == ironwork.RescueWait {
+				c.failRescue(ctx, t, fmt.Sprintf("%s %s (timeout %s).", rescueTimeoutReason, n.UUID, timeout))
+			} else if t.Node.ProvisionState == st {
 				reason := fmt.Sprintf("Timeout reached while waiting for callback for node %s in state \"%s\" (timeout %s).",
 					n.UUID, st, c.cfg.CallbackTimeout)
 				if why, _ := t.Node.DriverInternalInfo[agentUnreachableKey].(string); why != "" {

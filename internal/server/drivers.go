@@ -36,6 +36,7 @@ func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Ses
 		dcfg.Dial = netns.Dialer(cfg.ProvisioningNetns)
 	}
 	registry.Add(ironwork.DeployInterface, "direct", direct.New(dcfg, log))
+	registry.Add(ironwork.RescueInterface, "agent", direct.NewRescue(dcfg, log))
 }
 
 // ErrCatalogueDrift is returned when the driver catalogue and the registered implementations
