@@ -243,6 +243,9 @@ func runInit() {
 		console.Printf("powering off")
 		return initsys.PowerOff()
 	}})
+	if errors.Is(err, errRescued) {
+		runRescue(console, log) // never returns
+	}
 	if err == nil {
 		err = errors.New("agent stopped")
 	}
@@ -266,7 +269,12 @@ func run(ctx context.Context, args []string, console *initsys.Console, stderr io
 	}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(stderr, logs), &slog.HandlerOptions{Level: level}))
 	env := agentEnv{log: log, console: console, logs: logs, powerOff: initsys.PowerOff}
-	if err := runAgent(ctx, cfg, env); err != nil {
+	err = runAgent(ctx, cfg, env)
+	if errors.Is(err, errRescued) {
+		fmt.Fprintln(stderr, "ironwork-agent: rescued: the rescue user is set up; exiting (not PID 1, no logins to start)")
+		return 0
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "ironwork-agent:", err)
 		return 1
 	}

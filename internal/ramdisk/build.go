@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,7 +26,19 @@ import (
 const (
 	KernelName    = "ironwork-deploy.kernel"
 	InitramfsName = "ironwork-deploy.initramfs"
+	// The rescue ramdisk's (BuildConfig.Rescue).
+	RescueKernelName    = "ironwork-rescue.kernel"
+	RescueInitramfsName = "ironwork-rescue.initramfs"
 )
+
+// DefaultBusybox is where Debian's busybox-static puts its static binary.
+const DefaultBusybox = "/bin/busybox"
+
+// RescueModules are the modules a rescue ramdisk adds to the deploy ramdisk's, so that the
+// instance's filesystems can be mounted: ext4, XFS, FAT (an ESP) and FAT's code pages.
+func RescueModules() []string {
+	return []string{"ext4", "xfs", "vfat", "nls_cp437", "nls_iso8859_1", "nls_utf8"}
+}
 
 // DefaultModules are the drivers a deploy ramdisk needs on common servers and in QEMU:
 // virtio, Intel and Mellanox NICs, AHCI, NVMe and SCSI disks, and virtio_rng (a VM without
@@ -42,6 +55,13 @@ type BuildConfig struct {
 	Agent     string   // the ironwork-agent binary, becomes /init
 	Output    string   // directory for ironwork-deploy.kernel and ironwork-deploy.initramfs
 	Modules   []string // module names; nil means DefaultModules
+	// Rescue builds the rescue ramdisk instead: the same agent plus a shell environment,
+	// a statically linked busybox (Busybox, default DefaultBusybox: Debian's
+	// busybox-static) as /bin/busybox and /bin/sh, and RescueModules; the files are named
+	// RescueKernelName and RescueInitramfsName. The agent makes the applets' links and
+	// starts a getty after rescue.finalize_rescue.
+	Rescue  bool
+	Busybox string
 }
 
 // BuildResult describes a built ramdisk.
@@ -77,6 +97,21 @@ func Build(ctx context.Context, cfg BuildConfig) (BuildResult, error) {
 	if !bytes.HasPrefix(agentBin, []byte("\x7fELF")) {
 		return BuildResult{}, fmt.Errorf("agent %s is not an ELF executable", cfg.Agent)
 	}
+	kernelName, initrdName := KernelName, InitramfsName
+	extra := &extraFiles{}
+	if cfg.Rescue {
+		kernelName, initrdName = RescueKernelName, RescueInitramfsName
+		if cfg.Busybox == "" {
+			cfg.Busybox = DefaultBusybox
+		}
+		bb, err := readStatic(cfg.Busybox)
+		if err != nil {
+			return BuildResult{}, err
+		}
+		extra.files = map[string][]byte{"bin/busybox": bb}
+		extra.links = map[string]string{"bin/sh": "busybox"}
+		cfg.Modules = append(slices.Clone(cfg.Modules), RescueModules()...)
+	}
 	version, modDir, err := findModuleDir(cfg.KernelDir)
 	if err != nil {
 		return BuildResult{}, err
@@ -93,12 +128,12 @@ func Build(ctx context.Context, cfg BuildConfig) (BuildResult, error) {
 	if err := os.MkdirAll(cfg.Output, 0o755); err != nil {
 		return BuildResult{}, fmt.Errorf("create output: %w", err)
 	}
-	res.KernelPath = filepath.Join(cfg.Output, KernelName)
+	res.KernelPath = filepath.Join(cfg.Output, kernelName)
 	if res.KernelSize, err = copyFile(filepath.Join(cfg.KernelDir, "vmlinuz"), res.KernelPath); err != nil {
 		return BuildResult{}, err
 	}
-	res.InitramfsPath = filepath.Join(cfg.Output, InitramfsName)
-	if err := writeInitramfs(ctx, res.InitramfsPath, version, agentBin, tree, sel, &res); err != nil {
+	res.InitramfsPath = filepath.Join(cfg.Output, initrdName)
+	if err := writeInitramfs(ctx, res.InitramfsPath, version, agentBin, extra, tree, sel, &res); err != nil {
 		return BuildResult{}, err
 	}
 	return res, nil
@@ -354,7 +389,32 @@ func modulesDep(sel initsys.ModuleDeps, order []string) []byte {
 // rootDirs are created empty in the ramdisk (mount points and scratch space).
 func rootDirs() []string { return []string{"dev", "etc", "proc", "run", "sys", "tmp", "var/log"} }
 
-func writeInitramfs(ctx context.Context, out, version string, agentBin []byte, tree *moduleTree, sel initsys.ModuleDeps, res *BuildResult) error {
+// extraFiles are executables (mode 0755) and symlinks a ramdisk carries besides /init.
+type extraFiles struct {
+	files map[string][]byte
+	links map[string]string // name -> target
+}
+
+// readStatic reads a statically linked ELF executable: the ramdisk has no dynamic loader.
+func readStatic(p string) ([]byte, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read busybox (Debian package busybox-static): %w", err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("busybox %s is not an ELF executable: %w", p, err)
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return nil, fmt.Errorf("busybox %s is dynamically linked: the rescue ramdisk needs a static one (Debian package busybox-static)", p)
+		}
+	}
+	return b, nil
+}
+
+func writeInitramfs(ctx context.Context, out, version string, agentBin []byte, extra *extraFiles, tree *moduleTree, sel initsys.ModuleDeps, res *BuildResult) error {
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".initramfs-*")
 	if err != nil {
 		return fmt.Errorf("write initramfs: %w", err)
@@ -374,6 +434,16 @@ func writeInitramfs(ctx context.Context, out, version string, agentBin []byte, t
 	}
 	if err := c.File("init", 0o755, agentBin); err != nil {
 		return err
+	}
+	for _, name := range sortedKeys(extra.files) {
+		if err := c.File(name, 0o755, extra.files[name]); err != nil {
+			return err
+		}
+	}
+	for _, name := range sortedKeys(extra.links) {
+		if err := c.Symlink(name, extra.links[name]); err != nil {
+			return err
+		}
 	}
 	order, err := sel.LoadOrder()
 	if err != nil {
@@ -462,6 +532,15 @@ func writeDeviceNodes(w io.Writer) error {
 		return fmt.Errorf("write device nodes: %w", err)
 	}
 	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 type countingWriter struct {
