@@ -71,6 +71,10 @@ type Options struct {
 	ImageSize       int64     // size of the test OS image (default testimage's)
 	Memory          int       // MiB per VM (default 768)
 	Log             io.Writer // progress lines, may be nil
+	// Rescue builds the rescue ramdisk as well (ramdisk.BuildConfig.Rescue: Debian's
+	// busybox-static is needed) and enrols the nodes with rescue_interface "agent" and
+	// driver_info rescue_kernel and rescue_ramdisk. Lab layout only.
+	Rescue bool
 	// Layout is LayoutLab (the default: serve outside the namespace with provisioning_netns)
 	// or LayoutProduction (serve, BMCs and an image server inside the namespace; see
 	// production.go).
@@ -238,6 +242,19 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 			return st, fmt.Errorf("build the deploy ramdisk: %w", err)
 		}
 	}
+	rescueKernel, rescueInitrd := filepath.Join(rd, ramdisk.RescueKernelName), filepath.Join(rd, ramdisk.RescueInitramfsName)
+	if opts.Rescue && (!exists(rescueKernel) || !exists(rescueInitrd)) {
+		if prod {
+			return st, errors.New("the rescue ramdisk is offered in the lab layout only")
+		}
+		if opts.Agent == "" {
+			return st, errors.New("the lab has no rescue ramdisk yet and no ironwork-agent binary to build it with")
+		}
+		logf("building the rescue ramdisk from %s", opts.KernelDir)
+		if _, err := ramdisk.Build(ctx, ramdisk.BuildConfig{KernelDir: opts.KernelDir, Agent: opts.Agent, Output: rd, Rescue: true}); err != nil {
+			return st, fmt.Errorf("build the rescue ramdisk: %w", err)
+		}
+	}
 	data := filepath.Join(dir, "data")
 	imgPath := filepath.Join(data, "boot", "lab", "image.raw")
 	if prod {
@@ -285,7 +302,8 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	for i, spec := range opts.Nodes {
 		n := Node{Name: spec.Name, Firmware: spec.Firmware, Power: spec.Power, BMC: spec.BMC, RNG: spec.RNG, CPU: spec.CPU,
 			MAC: fmt.Sprintf("52:54:00:1a:%02x:%02x", len(opts.Nodes), i+1), Tap: fmt.Sprintf("tap%d", i),
-			Disk: filepath.Join(dir, spec.Name+".disk"), Serial: filepath.Join(dir, spec.Name+".serial.log")}
+			Disk: filepath.Join(dir, spec.Name+".disk"), Serial: filepath.Join(dir, spec.Name+".serial.log"),
+			SerialSocket: filepath.Join(dir, spec.Name+".serial.sock")}
 		if err := st.update(func(s *State) { s.Nodes = append(s.Nodes, n) }); err != nil {
 			return st, err
 		}
@@ -384,10 +402,15 @@ file_url_allowed_paths = [%q]
 	for i, n := range st.Nodes {
 		spec := opts.Nodes[i]
 		di := bmcDriverInfo(n, spec.BMCPassword, kernel, initrd)
-		var node map[string]any
-		if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": n.Name, "driver": n.Power,
+		body := map[string]any{"name": n.Name, "driver": n.Power,
 			"boot_interface": "ipxe", "deploy_interface": "direct", "driver_info": di, "resource_class": ResourceClass,
-			"properties": map[string]any{"capabilities": "boot_mode:" + n.Firmware, "cpu_arch": "x86_64"}}, &node); err != nil {
+			"properties": map[string]any{"capabilities": "boot_mode:" + n.Firmware, "cpu_arch": "x86_64"}}
+		if opts.Rescue {
+			di["rescue_kernel"], di["rescue_ramdisk"] = rescueKernel, rescueInitrd
+			body["rescue_interface"] = "agent"
+		}
+		var node map[string]any
+		if err := c.Do(ctx, http.MethodPost, "/v1/nodes", body, &node); err != nil {
 			return st, fmt.Errorf("enrol %s: %w", n.Name, err)
 		}
 		uuid, _ := node["uuid"].(string)
@@ -421,7 +444,7 @@ func qemuCommand(st *State, n Node, spec NodeSpec, mem int, self string) ([]stri
 	nic := "virtio-net-pci,netdev=n0,mac=" + n.MAC
 	args := []string{"ip", "netns", "exec", st.Netns, "qemu-system-x86_64", "-accel", "tcg", "-m", strconv.Itoa(mem),
 		"-smp", "1", "-display", "none", "-nodefaults", "-no-reboot", "-name", n.Name,
-		"-chardev", "file,id=serial0,append=on,path=" + n.Serial, "-serial", "chardev:serial0",
+		"-chardev", serialChardev(n), "-serial", "chardev:serial0",
 		"-netdev", "tap,id=n0,ifname=" + n.Tap + ",script=no,downscript=no"}
 	if spec.CPU != "" {
 		args = append(args, "-cpu", spec.CPU)
@@ -445,6 +468,16 @@ func qemuCommand(st *State, n Node, spec NodeSpec, mem int, self string) ([]stri
 		args = append([]string{args[0], args[1], args[2], args[3], self, "lab", "qemu", vars}, args[4:]...)
 	}
 	return append(args, "-device", nic), nil
+}
+
+// serialChardev is the machine's serial port: a unix socket a program may connect to (to log
+// in on the console), whose output is also appended to the serial log. A node recorded
+// before the socket existed keeps the plain log file.
+func serialChardev(n Node) string {
+	if n.SerialSocket == "" {
+		return "file,id=serial0,append=on,path=" + n.Serial
+	}
+	return "socket,id=serial0,path=" + n.SerialSocket + ",server=on,wait=off,logfile=" + n.Serial + ",logappend=on"
 }
 
 // startProc starts a background process in its own session, logging to <dir>/<name>.log,
