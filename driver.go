@@ -33,9 +33,11 @@ func generic() map[InterfaceKind][]string {
 		NetworkInterface:    {"flat", "noop"},
 		PowerInterface:      {},
 		RAIDInterface:       {"no-raid"},
-		RescueInterface:     {"no-rescue"},
-		StorageInterface:    {"noop"},
-		VendorInterface:     {"no-vendor"},
+		// As in Ironic, "agent" (through the ramdisk) only when a node or the configured
+		// default asks for it.
+		RescueInterface:  {"no-rescue", "agent"},
+		StorageInterface: {"noop"},
+		VendorInterface:  {"no-vendor"},
 	}
 }
 
@@ -44,13 +46,6 @@ func withFirst(base map[InterfaceKind][]string, first map[InterfaceKind][]string
 		base[k] = append(slices.Clone(v), base[k]...)
 	}
 	return base
-}
-
-// withAgentRescue adds the agent rescue interface after no-rescue: as in Ironic, a node
-// rescues through its ramdisk only when it (or the configured default) asks for "agent".
-func withAgentRescue(m map[InterfaceKind][]string) map[InterfaceKind][]string {
-	m[RescueInterface] = append(m[RescueInterface], "agent")
-	return m
 }
 
 // HardwareTypes returns the catalogue of hardware types Ironwork knows, sorted by name.
@@ -62,15 +57,15 @@ func HardwareTypes() []HardwareType {
 			ManagementInterface: {"fake"}, PowerInterface: {"fake"}, RAIDInterface: {"fake"},
 			RescueInterface: {"fake"}, StorageInterface: {"fake"}, VendorInterface: {"fake"},
 		})},
-		{Name: "ipmi", Supported: withAgentRescue(withFirst(generic(), map[InterfaceKind][]string{
+		{Name: "ipmi", Supported: withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"ipmitool", "noop"}, PowerInterface: {"ipmitool"},
-		}))},
+		})},
 		{Name: "manual-management", Supported: withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"noop"}, PowerInterface: {"fake"},
 		})},
-		{Name: "redfish", Supported: withAgentRescue(withFirst(generic(), map[InterfaceKind][]string{
+		{Name: "redfish", Supported: withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"},
-		}))},
+		})},
 	}
 }
 

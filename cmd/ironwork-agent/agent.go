@@ -94,6 +94,7 @@ func runAgent(ctx context.Context, cfg Config, env agentEnv) error {
 		SysRoot:    cfg.SysRoot,
 		Node:       lr.Node,
 		BootMAC:    cfg.BootMAC,
+		RescueRoot: cfg.RescueRoot,
 		HTTPClient: client.imageClient,
 		Logger:     env.log,
 		Logs:       env.logs,

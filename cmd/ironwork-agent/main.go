@@ -51,6 +51,7 @@ type Config struct {
 	Debug         bool          // ipa-debug
 	AgentToken    string        // ipa-agent-token: a token known before lookup
 	FatalDelay    time.Duration // PID 1: how long a fatal error stays on screen before reboot
+	RescueRoot    string        // where rescue.finalize_rescue writes etc/passwd and etc/shadow ("/" as PID 1)
 }
 
 // DefaultConfig returns the defaults (IPA's port 9999, five minutes of lookup).
@@ -157,6 +158,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.BoolVar(&fl.NoPowerOff, "no-poweroff", false, "standby.power_off exits the process (status 0) instead of powering off")
 	fs.StringVar(&fl.NodeUUID, "node", "", "node UUID for the lookup (kernel: ironwork-node)")
 	fs.BoolVar(&fl.Debug, "debug", false, "debug logging (kernel: ipa-debug)")
+	fs.StringVar(&fl.RescueRoot, "rescue-root", "", "directory whose etc/passwd and etc/shadow rescue.finalize_rescue writes (PID 1: /; otherwise the command fails without it)")
 	fs.BoolVar(&fl.Insecure, "insecure", false, "do not verify the API's TLS certificate (kernel: ipa-insecure)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -184,6 +186,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		"node":           func() { cfg.NodeUUID = fl.NodeUUID },
 		"debug":          func() { cfg.Debug = fl.Debug },
 		"insecure":       func() { cfg.Insecure = fl.Insecure },
+		"rescue-root":    func() { cfg.RescueRoot = fl.RescueRoot },
 	} {
 		if set[name] {
 			apply()
@@ -234,6 +237,7 @@ func runInit() {
 	if err != nil {
 		initsys.Fatal(console, err, cfg.FatalDelay)
 	}
+	cfg.RescueRoot = "/"
 	level := slog.LevelInfo
 	if cfg.Debug {
 		level = slog.LevelDebug

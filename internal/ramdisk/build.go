@@ -37,7 +37,7 @@ const DefaultBusybox = "/bin/busybox"
 // RescueModules are the modules a rescue ramdisk adds to the deploy ramdisk's, so that the
 // instance's filesystems can be mounted: ext4, XFS, FAT (an ESP) and FAT's code pages.
 func RescueModules() []string {
-	return []string{"ext4", "xfs", "vfat", "nls_cp437", "nls_iso8859_1", "nls_utf8"}
+	return []string{"ext4", "xfs", "vfat", "nls_cp437", "nls_ascii", "nls_iso8859_1", "nls_utf8"}
 }
 
 // DefaultModules are the drivers a deploy ramdisk needs on common servers and in QEMU:

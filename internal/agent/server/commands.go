@@ -49,8 +49,9 @@ type Machine struct {
 	// should stop its API and heartbeats shortly after (so the conductor reads the result
 	// first) and hand the node to the rescue environment. Nil: nothing more happens.
 	Rescued func()
-	// RescueRoot is where the rescue user's /etc/passwd and /etc/shadow are written ("/" on
-	// a node; tests use a directory).
+	// RescueRoot is where the rescue user's /etc/passwd and /etc/shadow are written: "/" in
+	// a ramdisk, a directory in tests. Empty: rescue.finalize_rescue fails (an agent run on
+	// a workstation must not add a user to it).
 	RescueRoot string
 
 	mu         sync.Mutex

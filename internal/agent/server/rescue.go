@@ -24,7 +24,10 @@ func (m *Machine) finalizeRescue(_ context.Context, p map[string]any, _ Progress
 	if err != nil {
 		return nil, err
 	}
-	if err := WriteRescueUser(m.rescueRoot(), hash); err != nil {
+	if m.RescueRoot == "" {
+		return nil, errors.New("this agent does not run in a ramdisk (no rescue root): it cannot set up a rescue user")
+	}
+	if err := WriteRescueUser(m.RescueRoot, hash); err != nil {
 		return nil, err
 	}
 	m.log().Info("rescue user set up; the agent stops its API", "user", RescueUser)
@@ -32,13 +35,6 @@ func (m *Machine) finalizeRescue(_ context.Context, p map[string]any, _ Progress
 		m.Rescued()
 	}
 	return nil, nil
-}
-
-func (m *Machine) rescueRoot() string {
-	if m.RescueRoot == "" {
-		return "/"
-	}
-	return m.RescueRoot
 }
 
 // validateRescue checks finalize_rescue's parameters before it starts.
