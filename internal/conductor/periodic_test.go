@@ -12,7 +12,7 @@ import (
 	"github.com/ironwork/ironwork/internal/conductor"
 )
 
-func shortCallback(c *conductor.Config) { c.CallbackTimeout = time.Minute }
+func shortCallback(c *conductor.Config) { c.CallbackTimeout, c.RescueCallbackTimeout = time.Minute, time.Minute }
 
 func TestCallbackTimeouts(t *testing.T) {
 	t.Parallel()
@@ -55,7 +55,16 @@ func TestCallbackTimeouts(t *testing.T) {
 			// Late and free: failed, steps cleared, unlocked.
 			ok(t, checkTimeouts(t, e.c))
 			got := e.settled(t, n.UUID, tc.failed)
-			if !strings.Contains(got.LastError, "Timeout reached while waiting for callback") || !strings.Contains(got.LastError, string(tc.wait)) {
+			if tc.wait == ironwork.RescueWait {
+				// Ironic's own words for the rescue callback timeout, and its rescuing error
+				// handler: powered off, the password's hash forgotten.
+				if !strings.Contains(got.LastError, "Timeout reached while waiting for rescue ramdisk callback for node "+n.UUID) {
+					t.Errorf("last_error %q is not the rescue callback timeout", got.LastError)
+				}
+				if _, ok := got.InstanceInfo[conductor.RescuePasswordHashKey]; ok || e.rec.hardwarePower() != ironwork.PowerOff {
+					t.Errorf("after the rescue timeout: instance_info %v, hardware power %s", got.InstanceInfo, e.rec.hardwarePower())
+				}
+			} else if !strings.Contains(got.LastError, "Timeout reached while waiting for callback") || !strings.Contains(got.LastError, string(tc.wait)) {
 				t.Errorf("last_error %q does not say which wait timed out", got.LastError)
 			}
 			if len(got.CleanStep)+len(got.DeployStep)+len(got.ServiceStep) != 0 {
