@@ -34,6 +34,7 @@ func runRescue(console *initsys.Console, log *slog.Logger) {
 	if err := runWait(busybox, "--install", "-s"); err != nil {
 		log.Warn("rescue: install the busybox links", logKeyError, err)
 	}
+	startSSH(console, log)
 	console.Printf("rescue: log in as %q on %s", "rescue", tty)
 	for {
 		started := time.Now()
@@ -98,4 +99,28 @@ func reapAll() {
 	if _, err := syscall.Wait4(-1, &ws, 0, nil); err != nil {
 		time.Sleep(time.Minute)
 	}
+}
+
+// dropbear is the SSH server of a rescue ramdisk built with it.
+const dropbear = "/usr/sbin/dropbear"
+
+// startSSH starts dropbear on port 22 when the ramdisk has it: password logins for the
+// rescue user (its shell must be listed in /etc/shells), host keys made at the first
+// connection. It forks into the background; PID 1 reaps it.
+func startSSH(console *initsys.Console, log *slog.Logger) {
+	if _, err := os.Stat(dropbear); err != nil {
+		console.Printf("rescue: no SSH in this ramdisk (built without dropbear)")
+		return
+	}
+	if err := os.WriteFile("/etc/shells", []byte("/bin/sh\n"), 0o644); err != nil {
+		log.Warn("rescue: write /etc/shells", logKeyError, err)
+	}
+	if err := os.MkdirAll("/etc/dropbear", 0o700); err != nil {
+		log.Warn("rescue: create /etc/dropbear", logKeyError, err)
+	}
+	if err := runWait(dropbear, "-R", "-p", "22"); err != nil {
+		console.Printf("rescue: start dropbear: %v", err)
+		return
+	}
+	console.Printf("rescue: SSH (dropbear) on port 22")
 }

@@ -12,7 +12,9 @@ import (
 	"github.com/ironwork/ironwork/internal/conductor"
 )
 
-func shortCallback(c *conductor.Config) { c.CallbackTimeout, c.RescueCallbackTimeout = time.Minute, time.Minute }
+func shortCallback(c *conductor.Config) {
+	c.CallbackTimeout, c.RescueCallbackTimeout = time.Minute, time.Minute
+}
 
 func TestCallbackTimeouts(t *testing.T) {
 	t.Parallel()

@@ -251,7 +251,8 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 			return st, errors.New("the lab has no rescue ramdisk yet and no ironwork-agent binary to build it with")
 		}
 		logf("building the rescue ramdisk from %s", opts.KernelDir)
-		if _, err := ramdisk.Build(ctx, ramdisk.BuildConfig{KernelDir: opts.KernelDir, Agent: opts.Agent, Output: rd, Rescue: true}); err != nil {
+		if _, err := ramdisk.Build(ctx, ramdisk.BuildConfig{KernelDir: opts.KernelDir, Agent: opts.Agent, Output: rd, Rescue: true,
+			Dropbear: dropbearIfInstalled()}); err != nil {
 			return st, fmt.Errorf("build the rescue ramdisk: %w", err)
 		}
 	}
@@ -468,6 +469,14 @@ func qemuCommand(st *State, n Node, spec NodeSpec, mem int, self string) ([]stri
 		args = append([]string{args[0], args[1], args[2], args[3], self, "lab", "qemu", vars}, args[4:]...)
 	}
 	return append(args, "-device", nic), nil
+}
+
+// dropbearIfInstalled is Debian's dropbear, for SSH into the rescue ramdisk, or "" (no SSH).
+func dropbearIfInstalled() string {
+	if exists(ramdisk.DefaultDropbear) {
+		return ramdisk.DefaultDropbear
+	}
+	return ""
 }
 
 // serialChardev is the machine's serial port: a unix socket a program may connect to (to log

@@ -34,6 +34,9 @@ const (
 // DefaultBusybox is where Debian's busybox-static puts its static binary.
 const DefaultBusybox = "/bin/busybox"
 
+// DefaultDropbear is where Debian's dropbear-bin puts its SSH server.
+const DefaultDropbear = "/usr/sbin/dropbear"
+
 // RescueModules are the modules a rescue ramdisk adds to the deploy ramdisk's, so that the
 // instance's filesystems can be mounted: ext4, XFS, FAT (an ESP) and FAT's code pages.
 func RescueModules() []string {
@@ -62,6 +65,10 @@ type BuildConfig struct {
 	// starts a getty after rescue.finalize_rescue.
 	Rescue  bool
 	Busybox string
+	// Dropbear, with Rescue, adds SSH: that dropbear server (Debian's dropbear-bin,
+	// /usr/sbin/dropbear) as /usr/sbin/dropbear, with the shared libraries it needs and their
+	// loader. Empty: no SSH.
+	Dropbear string
 }
 
 // BuildResult describes a built ramdisk.
@@ -110,6 +117,11 @@ func Build(ctx context.Context, cfg BuildConfig) (BuildResult, error) {
 		}
 		extra.files = map[string][]byte{"bin/busybox": bb}
 		extra.links = map[string]string{"bin/sh": "busybox"}
+		if cfg.Dropbear != "" {
+			if err := addDynamic(extra, cfg.Dropbear, "usr/sbin/dropbear"); err != nil {
+				return BuildResult{}, fmt.Errorf("add dropbear (Debian package dropbear-bin): %w", err)
+			}
+		}
 		cfg.Modules = append(slices.Clone(cfg.Modules), RescueModules()...)
 	}
 	version, modDir, err := findModuleDir(cfg.KernelDir)
@@ -412,6 +424,80 @@ func readStatic(p string) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// libDirs are where a dynamically linked program's libraries are looked for on the build
+// host, and (the first) where they go in the ramdisk: Debian's multiarch directory, which its
+// loader searches without a cache.
+var libDirs = []string{"lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib"}
+
+// addDynamic adds the executable at src as name, with every shared library it needs
+// (recursively, by DT_NEEDED) under lib/x86_64-linux-gnu and its loader (PT_INTERP) at the
+// same path as on the build host.
+func addDynamic(extra *extraFiles, src, name string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	extra.files[name] = b
+	queue := []string{src}
+	seen := map[string]bool{}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		f, err := elf.Open(p)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		libs, err := f.ImportedLibraries()
+		var interp string
+		for _, prog := range f.Progs {
+			if prog.Type == elf.PT_INTERP {
+				raw, _ := io.ReadAll(prog.Open())
+				interp = strings.TrimRight(string(raw), "\x00")
+			}
+		}
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("read the libraries %s needs: %w", p, err)
+		}
+		if interp != "" && !seen[interp] {
+			seen[interp] = true
+			data, err := os.ReadFile(interp) // follows the links to the real file
+			if err != nil {
+				return fmt.Errorf("read the loader: %w", err)
+			}
+			extra.files[strings.TrimPrefix(interp, "/")] = data
+		}
+		for _, lib := range libs {
+			if seen[lib] {
+				continue
+			}
+			seen[lib] = true
+			found := ""
+			for _, d := range libDirs {
+				if c := filepath.Join("/", d, lib); exists(c) {
+					found = c
+					break
+				}
+			}
+			if found == "" {
+				return fmt.Errorf("%s needs %s, which is in none of %v", p, lib, libDirs)
+			}
+			data, err := os.ReadFile(found)
+			if err != nil {
+				return err
+			}
+			extra.files[path.Join(libDirs[0], lib)] = data
+			queue = append(queue, found)
+		}
+	}
+	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func writeInitramfs(ctx context.Context, out, version string, agentBin []byte, extra *extraFiles, tree *moduleTree, sel initsys.ModuleDeps, res *BuildResult) error {
