@@ -8,7 +8,8 @@
 # work with (qemu-img, sgdisk, sfdisk, xorriso, isoinfo from genisoimage, blkid, zstd, xz), and
 # what the lab test image is built with (grub-common, grub-pc-bin, grub-efi-amd64-bin: files
 # only, the host boot is untouched; mtools). busybox comes as busybox-static (it replaces Debian's
-# dynamically linked busybox and has the same applets): the rescue ramdisk carries it as its shell.
+# dynamically linked busybox and has the same applets): the rescue ramdisk carries it as its shell,
+# and dropbear-bin (the server only, no service) for SSH into it.
 # Idempotent; needs root for apt-get.
 set -euo pipefail
 need=()
@@ -35,6 +36,7 @@ qemu-img qemu-utils
 /usr/share/OVMF/OVMF_CODE_4M.fd ovmf
 cpio cpio
 /usr/share/doc/busybox-static busybox-static
+/usr/sbin/dropbear dropbear-bin
 /usr/sbin/dhclient isc-dhcp-client
 /usr/sbin/dnsmasq dnsmasq-base
 tftp tftp-hpa
