@@ -23,7 +23,8 @@ import (
 	"github.com/ironwork/ironwork/internal/netns"
 )
 
-// TestLabRescue deploys the test image on a QEMU machine behind Ironwork's vbmc (IPMI),
+// TestLabRescue deploys the test image on two QEMU machines behind Ironwork's vbmc (SeaBIOS
+// over IPMI, OVMF over Redfish) and then, for each in turn,
 // rescues it with the agent rescue interface and a password, logs in as the rescue user over
 // the machine's serial console (a wrong password first, which is refused), mounts the
 // instance's disk and lists it, logs out, unrescues, and sees the instance boot again from a
@@ -48,7 +49,7 @@ func TestLabRescue(t *testing.T) {
 	start := time.Now()
 	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.216.0", Ironwork: filepath.Join(bin, "ironwork"),
 		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 4 * time.Minute, Log: &logs, Rescue: true,
-		Nodes: []lab.NodeSpec{{Name: "r-bios-ipmi", Firmware: "bios", Power: "ipmi"}}})
+		Nodes: []lab.NodeSpec{{Name: "r-bios-ipmi", Firmware: "bios", Power: "ipmi"}, {Name: "r-uefi-redfish", Firmware: "uefi", Power: "redfish"}}})
 	t.Cleanup(func() {
 		if err := lab.Down(dir, nil); err != nil {
 			t.Errorf("lab down: %v", err)
@@ -66,10 +67,9 @@ func TestLabRescue(t *testing.T) {
 			t.Logf("%s: %.1f MiB", f, float64(fi.Size())/(1<<20))
 		}
 	}
-	n := st.Nodes[0]
 	defer func() {
 		if t.Failed() {
-			for _, f := range []string{"serve.log", "vbmc.log", n.Name + ".serial.log"} {
+			for _, f := range []string{"serve.log", "vbmc.log", st.Nodes[0].Name + ".serial.log", st.Nodes[1].Name + ".serial.log"} {
 				b, _ := os.ReadFile(filepath.Join(dir, f))
 				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 60))
 			}
@@ -77,19 +77,38 @@ func TestLabRescue(t *testing.T) {
 	}()
 	ctx := context.Background()
 	c := st.Client()
-	phase := func(name string, begin time.Time) { t.Logf("%-40s %6.1f s", name, time.Since(begin).Seconds()) }
 
-	// Deploy (no cleaning: this test is about rescue).
-	if err := c.Do(ctx, http.MethodPatch, "/v1/nodes/"+n.UUID, []map[string]any{{"op": "replace", "path": "/automated_clean", "value": false}}, nil); err != nil {
-		t.Fatal(err)
+	// Deploy both at once (no cleaning: this test is about rescue).
+	var names []string
+	for _, n := range st.Nodes {
+		names = append(names, n.Name)
+		if err := c.Do(ctx, http.MethodPatch, "/v1/nodes/"+n.UUID, []map[string]any{{"op": "replace", "path": "/automated_clean", "value": false}}, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
-	res := lab.Cycle(ctx, st, []string{n.Name}, lab.CycleOptions{Timeout: 5 * time.Minute, SkipUndeploy: true})
-	for _, p := range res[0].Phases {
-		t.Logf("%-40s %6.1f s", p.Name, p.Duration.Seconds())
+	res := lab.Cycle(ctx, st, names, lab.CycleOptions{Timeout: 6 * time.Minute, SkipUndeploy: true})
+	for _, r := range res {
+		for _, p := range r.Phases {
+			t.Logf("%s: %-40s %6.1f s", r.Node, p.Name, p.Duration.Seconds())
+		}
+		if r.Err != nil {
+			t.Fatalf("deploy %s: %v", r.Node, r.Err)
+		}
 	}
-	if res[0].Err != nil {
-		t.Fatalf("deploy: %v", res[0].Err)
+	// Then rescue each in turn.
+	for _, n := range st.Nodes {
+		t.Run(n.Name, func(t *testing.T) { rescueAndBack(t, st, n) })
 	}
+	t.Logf("whole test: %.1f s", time.Since(start).Seconds())
+}
+
+// rescueAndBack rescues a deployed lab node, logs in on its serial console and over SSH,
+// unrescues it and checks the instance boots again from its unchanged disk.
+func rescueAndBack(t *testing.T, st *lab.State, n lab.Node) {
+	ctx := context.Background()
+	c := st.Client()
+	dir, ns := st.Dir, st.Netns
+	phase := func(name string, begin time.Time) { t.Logf("%-40s %6.1f s", name, time.Since(begin).Seconds()) }
 	before := diskDigest(t, n.Disk)
 
 	// Rescue. The password has a space in it, which Ironic allows.
@@ -193,7 +212,6 @@ func TestLabRescue(t *testing.T) {
 	if after := diskDigest(t, n.Disk); after != before {
 		t.Errorf("the instance's disk changed during the rescue: %s before, %s after", before, after)
 	}
-	t.Logf("whole test: %.1f s", time.Since(start).Seconds())
 }
 
 // sshRun runs cmd as the rescue user over SSH with a password, from inside the lab's namespace.
