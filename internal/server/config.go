@@ -153,27 +153,28 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // Default returns the configuration with every default filled in.
 func Default() Config {
 	return Config{
-		Role:                  "both",
-		Listen:                "127.0.0.1:6385",
-		DataDir:               defaultDataDir(),
-		HeartbeatInterval:     Duration{10 * time.Second},
-		HeartbeatTimeout:      Duration{60 * time.Second},
-		PowerSyncInterval:     Duration{60 * time.Second},
-		CallbackTimeout:       Duration{30 * time.Minute},
+		Role:                 "both",
+		Listen:               "127.0.0.1:6385",
+		DataDir:              defaultDataDir(),
+		HeartbeatInterval:    Duration{10 * time.Second},
+		HeartbeatTimeout:     Duration{60 * time.Second},
+		PowerSyncInterval:    Duration{60 * time.Second},
+		CallbackTimeout:      Duration{30 * time.Minute},
+		TimeoutCheckInterval: Duration{60 * time.Second},
+		LogLevel:             "info",
+		LogFormat:            "text",
+		DHCPLeaseTime:        Duration{time.Hour},
+		HTTPBootListen:       ":8080",
+		TFTPListen:           ":69",
+		IPXEDir:              "/usr/lib/ipxe",
+		EFIBootFile:          "snponly.efi",
+		KernelAppendParams:   "console=tty0 console=ttyS0,115200n8",
+		DefaultBootMode:      "uefi",
+		ImageCacheSize:       20480,
+		AgentPowerOffTimeout: Duration{2 * time.Minute},
+		ImageCacheTTL:        Duration{7 * 24 * time.Hour},
+
 		RescueCallbackTimeout: Duration{30 * time.Minute},
-		TimeoutCheckInterval:  Duration{60 * time.Second},
-		LogLevel:              "info",
-		LogFormat:             "text",
-		DHCPLeaseTime:         Duration{time.Hour},
-		HTTPBootListen:        ":8080",
-		TFTPListen:            ":69",
-		IPXEDir:               "/usr/lib/ipxe",
-		EFIBootFile:           "snponly.efi",
-		KernelAppendParams:    "console=tty0 console=ttyS0,115200n8",
-		DefaultBootMode:       "uefi",
-		ImageCacheSize:        20480,
-		AgentPowerOffTimeout:  Duration{2 * time.Minute},
-		ImageCacheTTL:         Duration{7 * 24 * time.Hour},
 	}
 }
 
@@ -272,8 +273,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("refusing to serve without authentication on %s, which is not a loopback address: "+
 			"set --http-basic-auth-file, or --allow-insecure-noauth if the network is trusted", c.Listen))
 	}
-	if c.PowerSyncInterval.Duration <= 0 || c.CallbackTimeout.Duration <= 0 || c.RescueCallbackTimeout.Duration <= 0 || c.TimeoutCheckInterval.Duration <= 0 {
-		errs = append(errs, errors.New("power_sync_interval, callback_timeout, rescue_callback_timeout and timeout_check_interval must be positive"))
+	if c.PowerSyncInterval.Duration <= 0 || c.CallbackTimeout.Duration <= 0 || c.TimeoutCheckInterval.Duration <= 0 {
+		errs = append(errs, errors.New("power_sync_interval, callback_timeout and timeout_check_interval must be positive"))
+	}
+	if c.RescueCallbackTimeout.Duration <= 0 {
+		errs = append(errs, errors.New("rescue_callback_timeout must be positive"))
 	}
 	if c.HeartbeatInterval.Duration <= 0 || c.HeartbeatTimeout.Duration <= c.HeartbeatInterval.Duration {
 		errs = append(errs, errors.New("heartbeat_timeout must be longer than a positive heartbeat_interval"))
