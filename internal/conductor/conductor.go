@@ -60,8 +60,9 @@ func Defaults() Config {
 		Workers: 300, MaxConcurrentDeploy: 250, MaxConcurrentClean: 50, AutomatedClean: true,
 		PowerActionTimeout: 60 * time.Second, PowerSyncInterval: 60 * time.Second, PowerSyncWorkers: 8,
 		PowerSyncMaxRetries: 3, ForcePowerStateDuringSync: true, CallbackTimeout: 30 * time.Minute,
+		TimeoutCheckInterval: 60 * time.Second, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 60 * time.Second,
+
 		RescueCallbackTimeout: 30 * time.Minute,
-		TimeoutCheckInterval:  60 * time.Second, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 60 * time.Second,
 	}
 }
 
