@@ -89,3 +89,35 @@ func TestFinalizeRescueRefuses(t *testing.T) {
 		t.Errorf("no rescue root: %+v", r)
 	}
 }
+
+// FuzzRescueHash: whatever finalize_rescue is sent, an accepted hash is one /etc/shadow field
+// (no ':', no line break), and writing it leaves exactly one rescue line in each file.
+func FuzzRescueHash(f *testing.F) {
+	f.Add("$6$salt$hash", true)
+	f.Add("plain password", false)
+	f.Add("$6$x$y\nroot::0:0:::::", true)
+	f.Add("$6$a:b", true)
+	f.Add(" ", false)
+	root := f.TempDir()
+	f.Fuzz(func(t *testing.T, pw string, hashed bool) {
+		h, err := rescueHash(map[string]any{"rescue_password": pw, "hashed": hashed})
+		if err != nil {
+			return
+		}
+		if strings.ContainsAny(h, ":\n\r\x00") || h == "" {
+			t.Fatalf("accepted %q (hashed %v) as %q", pw, hashed, h)
+		}
+		if !hashed && !shacrypt.Verify(h, pw) {
+			t.Fatalf("the hash of %q does not verify", pw)
+		}
+		if err := WriteRescueUser(root, h); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"passwd", "shadow"} {
+			b := mustRead(t, filepath.Join(root, "etc", name))
+			if n := strings.Count("\n"+string(b), "\nrescue:"); n != 1 {
+				t.Fatalf("etc/%s has %d rescue lines:\n%s", name, n, b)
+			}
+		}
+	})
+}
