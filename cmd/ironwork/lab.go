@@ -20,6 +20,8 @@ const labUsage = `Usage: ironwork lab up|status|down|demo [flags]
 A bare-metal lab on this machine (root): a provisioning network in a network namespace,
 ironwork serve with DHCP/TFTP/HTTP boot on it, virtual BMCs and QEMU machines enrolled as
 nodes. 'demo' brings it up and deploys both nodes. Needs scripts/deps.sh and scripts/kernel.sh.
+With --rescue (lab layout) the nodes can also be rescued: the rescue ramdisk is built and the
+nodes are enrolled with rescue_interface agent (docs/rescue.md); log in on DIR/NODE.serial.sock.
 `
 
 func defaultLabDir() string {
@@ -58,6 +60,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	kernelDir := fs.String("kernel-dir", "", "kernel for the deploy ramdisk (default: what scripts/kernel.sh unpacked)")
 	layout := fs.String("layout", lab.LayoutLab, "lab (serve outside the namespace, provisioning_netns) or production "+
 		"(serve, BMCs and an HTTP image server inside it, Ironic-standard enrolment; use with --bmc ipmi_sim)")
+	rescue := fs.Bool("rescue", false, "also build the rescue ramdisk and enrol the nodes with the agent rescue interface (lab layout)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -66,7 +69,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch verb {
 	case "up":
-		if _, err := labUp(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, stdout, stderr); err != nil {
+		if _, err := labUp(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, *rescue, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "ironwork lab up:", err)
 			fmt.Fprintf(stderr, "what was made is recorded: 'ironwork lab down --dir %s' removes it\n", *dir)
 			return 1
@@ -82,18 +85,19 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "lab is down")
 		return 0
 	case "demo":
-		return labDemo(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, stdout, stderr)
+		return labDemo(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, *rescue, stdout, stderr)
 	}
 	fmt.Fprint(stderr, labUsage)
 	return 2
 }
 
-func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, stdout, stderr io.Writer) (*lab.State, error) {
+func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, rescue bool, stdout, stderr io.Writer) (*lab.State, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	opts := lab.Options{Dir: dir, Nodes: lab.DefaultNodes(nodes, bmc), Ironwork: self, KernelDir: kernelDir, Log: stdout, Layout: layout}
+	opts := lab.Options{Dir: dir, Nodes: lab.DefaultNodes(nodes, bmc), Ironwork: self, KernelDir: kernelDir, Log: stdout, Layout: layout,
+		Rescue: rescue}
 	if opts.KernelDir == "" {
 		opts.KernelDir = lab.FindKernel()
 	}
@@ -101,6 +105,9 @@ func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout st
 		return nil, err
 	}
 	_, noRamdisk := os.Stat(filepath.Join(dir, "ramdisk", "ironwork-deploy.initramfs"))
+	if _, err := os.Stat(filepath.Join(dir, "ramdisk", "ironwork-rescue.initramfs")); rescue && err != nil {
+		noRamdisk = err
+	}
 	_, noLab := lab.Load(dir) // a lab there is taken down first, ramdisk and all
 	if noRamdisk != nil || noLab == nil {
 		agent, cleanup, err := buildAgent(ctx, stderr)
@@ -122,10 +129,10 @@ func labStatus(ctx context.Context, dir string, stdout, stderr io.Writer) int {
 }
 
 // labDemo brings the lab up (unless it is) and cycles every node with live progress.
-func labDemo(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, stdout, stderr io.Writer) int {
+func labDemo(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, rescue bool, stdout, stderr io.Writer) int {
 	st, err := lab.Load(dir)
 	if err != nil || !st.Ready() {
-		if st, err = labUp(ctx, dir, nodes, bmc, kernelDir, layout, stdout, stderr); err != nil {
+		if st, err = labUp(ctx, dir, nodes, bmc, kernelDir, layout, rescue, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "ironwork lab demo:", err)
 			return 1
 		}
