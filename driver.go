@@ -33,9 +33,11 @@ func generic() map[InterfaceKind][]string {
 		NetworkInterface:    {"flat", "noop"},
 		PowerInterface:      {},
 		RAIDInterface:       {"no-raid"},
-		RescueInterface:     {"no-rescue"},
-		StorageInterface:    {"noop"},
-		VendorInterface:     {"no-vendor"},
+		// As in Ironic, "agent" (through the ramdisk) only when a node or the configured
+		// default asks for it.
+		RescueInterface:  {"no-rescue", "agent"},
+		StorageInterface: {"noop"},
+		VendorInterface:  {"no-vendor"},
 	}
 }
 

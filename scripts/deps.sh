@@ -7,7 +7,9 @@
 # dhclient, dnsmasq, tftp-hpa, atftp, ndisc6), and the disk tools the agent's tests check its
 # work with (qemu-img, sgdisk, sfdisk, xorriso, isoinfo from genisoimage, blkid, zstd, xz), and
 # what the lab test image is built with (grub-common, grub-pc-bin, grub-efi-amd64-bin: files
-# only, the host boot is untouched; mtools).
+# only, the host boot is untouched; mtools). busybox comes as busybox-static (it replaces Debian's
+# dynamically linked busybox and has the same applets): the rescue ramdisk carries it as its shell,
+# and dropbear-bin (the server only, no service) for SSH into it.
 # Idempotent; needs root for apt-get.
 set -euo pipefail
 need=()
@@ -33,7 +35,8 @@ qemu-img qemu-utils
 /usr/lib/ipxe/qemu/efi-virtio.rom ipxe-qemu
 /usr/share/OVMF/OVMF_CODE_4M.fd ovmf
 cpio cpio
-busybox busybox
+/usr/share/doc/busybox-static busybox-static
+/usr/sbin/dropbear dropbear-bin
 /usr/sbin/dhclient isc-dhcp-client
 /usr/sbin/dnsmasq dnsmasq-base
 tftp tftp-hpa

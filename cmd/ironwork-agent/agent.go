@@ -38,6 +38,10 @@ const hiddenToken = "******"
 // errPoweredOff ends runAgent when standby.power_off ran with --no-poweroff.
 var errPoweredOff = errors.New("powered off")
 
+// errRescued ends runAgent after rescue.finalize_rescue: the agent's API and heartbeats stop
+// and the node belongs to the rescue environment (runInit starts its logins).
+var errRescued = errors.New("rescued")
+
 // agentEnv is what runAgent needs from its caller.
 type agentEnv struct {
 	log      *slog.Logger
@@ -108,6 +112,7 @@ func runAgent(ctx context.Context, cfg Config, env agentEnv) error {
 		SysRoot:    cfg.SysRoot,
 		Node:       lr.Node,
 		BootMAC:    cfg.BootMAC,
+		RescueRoot: cfg.RescueRoot,
 		HTTPClient: client.imageClient,
 		Logger:     env.log,
 		Logs:       env.logs,
@@ -124,6 +129,13 @@ func runAgent(ctx context.Context, cfg Config, env agentEnv) error {
 				}
 			}()
 		},
+	}
+	machine.Rescued = func() {
+		go func() {
+			time.Sleep(time.Second) // let the conductor read the result first
+			env.console.Printf("rescue: the agent stops its API and heartbeats")
+			cancel(errRescued)
+		}()
 	}
 	srv := server.New(server.Config{
 		Token:    token,
@@ -145,6 +157,9 @@ func runAgent(ctx context.Context, cfg Config, env agentEnv) error {
 	cancel(nil)
 	if err := <-serveErr; err != nil {
 		return err
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, errRescued) {
+		return errRescued
 	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, errPoweredOff) && !errors.Is(cause, context.Canceled) {
 		return cause

@@ -57,6 +57,7 @@ type Config struct {
 	InspectionURL string
 	CollectLLDP   bool          // ipa-collect-lldp: listen for LLDP while inspecting (default on)
 	LLDPTimeout   time.Duration // ipa-lldp-timeout: how long to listen on all NICs at once
+	RescueRoot    string        // where rescue.finalize_rescue writes etc/passwd and etc/shadow ("/" as PID 1)
 }
 
 // DefaultConfig returns the defaults (IPA's port 9999, five minutes of lookup).
@@ -189,6 +190,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.BoolVar(&fl.NoPowerOff, "no-poweroff", false, "standby.power_off exits the process (status 0) instead of powering off")
 	fs.StringVar(&fl.NodeUUID, "node", "", "node UUID for the lookup (kernel: ironwork-node)")
 	fs.BoolVar(&fl.Debug, "debug", false, "debug logging (kernel: ipa-debug)")
+	fs.StringVar(&fl.RescueRoot, "rescue-root", "", "directory whose etc/passwd and etc/shadow rescue.finalize_rescue writes (PID 1: /; otherwise the command fails without it)")
 	fs.BoolVar(&fl.Insecure, "insecure", false, "do not verify the API's TLS certificate (kernel: ipa-insecure)")
 	fs.StringVar(&fl.InspectionURL, "inspection-callback-url", "", "inspect first: post the inventory to this URL (kernel: ipa-inspection-callback-url)")
 	fs.DurationVar(&fl.LLDPTimeout, "lldp-timeout", cfg.LLDPTimeout, "while inspecting, listen this long for LLDP (kernel: ipa-lldp-timeout, seconds)")
@@ -220,6 +222,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		"insecure":                func() { cfg.Insecure = fl.Insecure },
 		"inspection-callback-url": func() { cfg.InspectionURL = fl.InspectionURL },
 		"lldp-timeout":            func() { cfg.LLDPTimeout = fl.LLDPTimeout },
+		"rescue-root":             func() { cfg.RescueRoot = fl.RescueRoot },
 	} {
 		if set[name] {
 			apply()
@@ -270,6 +273,7 @@ func runInit() {
 	if err != nil {
 		initsys.Fatal(console, err, cfg.FatalDelay)
 	}
+	cfg.RescueRoot = "/"
 	level := slog.LevelInfo
 	if cfg.Debug {
 		level = slog.LevelDebug
@@ -279,6 +283,9 @@ func runInit() {
 		console.Printf("powering off")
 		return initsys.PowerOff()
 	}})
+	if errors.Is(err, errRescued) {
+		runRescue(console, log) // never returns
+	}
 	if err == nil {
 		err = errors.New("agent stopped")
 	}
@@ -302,7 +309,12 @@ func run(ctx context.Context, args []string, console *initsys.Console, stderr io
 	}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(stderr, logs), &slog.HandlerOptions{Level: level}))
 	env := agentEnv{log: log, console: console, logs: logs, powerOff: initsys.PowerOff}
-	if err := runAgent(ctx, cfg, env); err != nil {
+	err = runAgent(ctx, cfg, env)
+	if errors.Is(err, errRescued) {
+		fmt.Fprintln(stderr, "ironwork-agent: rescued: the rescue user is set up; exiting (not PID 1, no logins to start)")
+		return 0
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "ironwork-agent:", err)
 		return 1
 	}

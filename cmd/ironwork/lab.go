@@ -22,6 +22,8 @@ ironwork serve with DHCP/TFTP/HTTP boot on it, virtual BMCs and QEMU machines en
 nodes. 'demo' brings it up and deploys both nodes. Needs scripts/deps.sh and scripts/kernel.sh.
 'up' takes the machines' shape (--cpus, --memory, --disks, --nics) and --discover, which
 starts them unenrolled, booting from the network, for the server's discovery.
+With --rescue (lab layout) the nodes can also be rescued: the rescue ramdisk is built and the
+nodes are enrolled with rescue_interface agent (docs/rescue.md); log in on DIR/NODE.serial.sock.
 `
 
 func defaultLabDir() string {
@@ -66,6 +68,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	disks := fs.String("disks", "8G", "up: disk sizes per machine, comma-separated (the first one is booted)")
 	fs.IntVar(&mf.shape.NICs, "nics", 1, "up: NICs per machine on the provisioning network (the first one boots)")
 	fs.BoolVar(&mf.discover, "discover", false, "up: do not enrol the machines; power them on to boot from the network (discovery)")
+	fs.BoolVar(&mf.rescue, "rescue", false, "also build the rescue ramdisk and enrol the nodes with the agent rescue interface (lab layout)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -95,16 +98,17 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "lab is down")
 		return 0
 	case "demo":
-		return labDemo(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, stdout, stderr)
+		return labDemo(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, mf.rescue, stdout, stderr)
 	}
 	fmt.Fprint(stderr, labUsage)
 	return 2
 }
 
-// machineFlags are 'lab up's machine shape and discovery flags.
+// machineFlags are 'lab up's machine shape, discovery and rescue flags.
 type machineFlags struct {
 	shape    lab.Shape
 	discover bool
+	rescue   bool
 }
 
 func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, mf machineFlags, stdout, stderr io.Writer) (*lab.State, error) {
@@ -112,7 +116,8 @@ func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout st
 	if err != nil {
 		return nil, err
 	}
-	opts := lab.Options{Dir: dir, Nodes: lab.DefaultNodes(nodes, bmc), Ironwork: self, KernelDir: kernelDir, Log: stdout, Layout: layout}
+	opts := lab.Options{Dir: dir, Nodes: lab.DefaultNodes(nodes, bmc), Ironwork: self, KernelDir: kernelDir, Log: stdout, Layout: layout,
+		Rescue: mf.rescue}
 	for i := range opts.Nodes {
 		opts.Nodes[i].Shape, opts.Nodes[i].Discover = mf.shape, mf.discover
 	}
@@ -123,6 +128,9 @@ func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout st
 		return nil, err
 	}
 	_, noRamdisk := os.Stat(filepath.Join(dir, "ramdisk", "ironwork-deploy.initramfs"))
+	if _, err := os.Stat(filepath.Join(dir, "ramdisk", "ironwork-rescue.initramfs")); mf.rescue && err != nil {
+		noRamdisk = err
+	}
 	_, noLab := lab.Load(dir) // a lab there is taken down first, ramdisk and all
 	if noRamdisk != nil || noLab == nil {
 		agent, cleanup, err := buildAgent(ctx, stderr)
@@ -144,10 +152,10 @@ func labStatus(ctx context.Context, dir string, stdout, stderr io.Writer) int {
 }
 
 // labDemo brings the lab up (unless it is) and cycles every node with live progress.
-func labDemo(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, stdout, stderr io.Writer) int {
+func labDemo(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, rescue bool, stdout, stderr io.Writer) int {
 	st, err := lab.Load(dir)
 	if err != nil || !st.Ready() {
-		if st, err = labUp(ctx, dir, nodes, bmc, kernelDir, layout, machineFlags{}, stdout, stderr); err != nil {
+		if st, err = labUp(ctx, dir, nodes, bmc, kernelDir, layout, machineFlags{rescue: rescue}, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "ironwork lab demo:", err)
 			return 1
 		}

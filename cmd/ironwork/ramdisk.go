@@ -15,12 +15,19 @@ import (
 	"github.com/ironwork/ironwork/internal/ramdisk"
 )
 
-const ramdiskUsage = `Usage: ironwork ramdisk build --kernel-dir DIR --output DIR [--agent PATH] [--modules LIST]
+const ramdiskUsage = `Usage: ironwork ramdisk build --kernel-dir DIR --output DIR [--agent PATH] [--modules LIST] [--rescue [--busybox PATH]]
 
 Builds the deploy ramdisk: OUTPUT/ironwork-deploy.kernel (the kernel's vmlinuz) and
 OUTPUT/ironwork-deploy.initramfs (gzip'd cpio: /init = ironwork-agent, the listed kernel
 modules and their dependencies). DIR is what scripts/kernel.sh prints. Without --agent the
 agent is built with 'go build' (CGO_ENABLED=0) from this source tree.
+
+With --rescue it builds the rescue ramdisk instead, OUTPUT/ironwork-rescue.kernel and
+OUTPUT/ironwork-rescue.initramfs: the same agent plus a static busybox (Debian's
+busybox-static) as a shell environment, dropbear for SSH (Debian's dropbear-bin, when
+installed) and the filesystem modules (ext4, xfs, vfat) to mount an instance's disk; after a
+rescue the rescue user logs in on the serial console or over SSH. Give the node driver_info
+rescue_kernel and rescue_ramdisk (docs/rescue.md).
 `
 
 // runRamdisk is 'ironwork ramdisk build'.
@@ -35,6 +42,9 @@ func runRamdisk(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	kernelDir := fs.String("kernel-dir", "", "kernel directory: vmlinuz and lib/modules/<version>/ (scripts/kernel.sh prints it)")
 	agentPath := fs.String("agent", "", "ironwork-agent binary (default: go build ./cmd/ironwork-agent)")
 	output := fs.String("output", "", "output directory")
+	rescue := fs.Bool("rescue", false, "build the rescue ramdisk (a busybox shell environment for the rescue user)")
+	busybox := fs.String("busybox", ramdisk.DefaultBusybox, "with --rescue: a statically linked busybox (Debian package busybox-static)")
+	dropbear := fs.String("dropbear", ramdisk.DefaultDropbear, "with --rescue: the dropbear SSH server to add, with its libraries (Debian package dropbear-bin); \"\" for no SSH")
 	modules := fs.String("modules", strings.Join(ramdisk.DefaultModules(), ","), "kernel modules to include, comma-separated (their dependencies come too)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -64,7 +74,19 @@ func runRamdisk(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if names == nil {
 		names = []string{}
 	}
-	res, err := ramdisk.Build(ctx, ramdisk.BuildConfig{KernelDir: *kernelDir, Agent: *agentPath, Output: *output, Modules: names})
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	if *rescue && *dropbear != "" && !explicit["dropbear"] {
+		if _, err := os.Stat(*dropbear); err != nil {
+			fmt.Fprintf(stderr, "ironwork ramdisk build: no SSH in the rescue ramdisk: %s is missing (Debian package dropbear-bin)\n", *dropbear)
+			*dropbear = ""
+		}
+	}
+	if !*rescue {
+		*dropbear = ""
+	}
+	res, err := ramdisk.Build(ctx, ramdisk.BuildConfig{KernelDir: *kernelDir, Agent: *agentPath, Output: *output, Modules: names,
+		Rescue: *rescue, Busybox: *busybox, Dropbear: *dropbear})
 	if err != nil {
 		fmt.Fprintln(stderr, "ironwork ramdisk build:", err)
 		return 1

@@ -144,6 +144,8 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, req HeartbeatRequest) er
 	}
 	// Rescue and inspection have their own interfaces; only steps wait on the deploy one.
 	switch n.ProvisionState {
+	case ironwork.RescueWait:
+		return c.rescueHeartbeat(ctx, n, hb)
 	case ironwork.DeployWait, ironwork.CleanWait, ironwork.ServiceWait:
 	default:
 		return nil // the conductor is at work on the node; it reads the agent fields itself

@@ -44,6 +44,9 @@ type Config struct {
 	ForcePowerStateDuringSync bool
 	// CallbackTimeout fails nodes waiting for an agent or inspection callback for longer.
 	CallbackTimeout time.Duration
+	// RescueCallbackTimeout fails nodes in rescue wait whose rescue ramdisk did not call back
+	// for longer (Ironic's [conductor]rescue_callback_timeout).
+	RescueCallbackTimeout time.Duration
 	// TimeoutCheckInterval is how often wait states are checked for timeouts.
 	TimeoutCheckInterval time.Duration
 	// HeartbeatInterval and HeartbeatTimeout govern conductor liveness.
@@ -60,6 +63,8 @@ func Defaults() Config {
 		PowerActionTimeout: 60 * time.Second, PowerSyncInterval: 60 * time.Second, PowerSyncWorkers: 8,
 		PowerSyncMaxRetries: 3, ForcePowerStateDuringSync: true, CallbackTimeout: 30 * time.Minute,
 		TimeoutCheckInterval: 60 * time.Second, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 60 * time.Second,
+
+		RescueCallbackTimeout: 30 * time.Minute,
 	}
 }
 
@@ -73,6 +78,7 @@ func (c *Config) fill() {
 	orDefault(&c.PowerSyncWorkers, d.PowerSyncWorkers)
 	orDefault(&c.PowerSyncMaxRetries, d.PowerSyncMaxRetries)
 	orDefault(&c.CallbackTimeout, d.CallbackTimeout)
+	orDefault(&c.RescueCallbackTimeout, d.RescueCallbackTimeout)
 	orDefault(&c.TimeoutCheckInterval, d.TimeoutCheckInterval)
 	orDefault(&c.HeartbeatInterval, d.HeartbeatInterval)
 	orDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)

@@ -346,8 +346,11 @@ func orNone(s ironwork.PowerState) string {
 func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 	for _, st := range waitStates {
 		timeout := c.cfg.CallbackTimeout
-		if st == ironwork.InspectWait {
+		switch st {
+		case ironwork.InspectWait:
 			timeout = c.cfg.Inspection.WaitTimeout
+		case ironwork.RescueWait:
+			timeout = c.cfg.RescueCallbackTimeout
 		}
 		cutoff := time.Now().Add(-timeout)
 		nodes, err := c.myNodes(ctx, sqlstore.NodeFilter{ProvisionState: string(st)})
@@ -365,6 +368,8 @@ func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 			if t.Node.ProvisionState == ironwork.InspectWait && st == ironwork.InspectWait {
 				// As Ironic: the node is powered off and no longer boots the ramdisk.
 				c.failInspection(ctx, t, ironwork.Errorf(ironwork.EINVALID, "%s", inspectTimeoutReason(timeout)))
+			} else if t.Node.ProvisionState == st && st == ironwork.RescueWait {
+				c.failRescue(ctx, t, fmt.Sprintf("%s %s (timeout %s).", rescueTimeoutReason, n.UUID, timeout))
 			} else if t.Node.ProvisionState == st {
 				reason := fmt.Sprintf("Timeout reached while waiting for callback for node %s in state \"%s\" (timeout %s).",
 					n.UUID, st, timeout)

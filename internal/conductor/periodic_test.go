@@ -13,7 +13,7 @@ import (
 )
 
 func shortCallback(c *conductor.Config) {
-	c.CallbackTimeout, c.Inspection.WaitTimeout = time.Minute, time.Minute
+	c.CallbackTimeout, c.Inspection.WaitTimeout, c.RescueCallbackTimeout = time.Minute, time.Minute, time.Minute
 }
 
 func TestCallbackTimeouts(t *testing.T) {
@@ -61,6 +61,15 @@ func TestCallbackTimeouts(t *testing.T) {
 				// Ironic's own words for inspection; the node is powered off too.
 				if !strings.Contains(got.LastError, "Timeout reached while inspecting the node") || got.PowerState != ironwork.PowerOff {
 					t.Errorf("inspection timeout: last_error %q, power %q", got.LastError, got.PowerState)
+				}
+			} else if tc.wait == ironwork.RescueWait {
+				// Ironic's own words for the rescue callback timeout, and its rescuing error
+				// handler: powered off, the password's hash forgotten.
+				if !strings.Contains(got.LastError, "Timeout reached while waiting for rescue ramdisk callback for node "+n.UUID) {
+					t.Errorf("last_error %q is not the rescue callback timeout", got.LastError)
+				}
+				if _, ok := got.InstanceInfo[conductor.RescuePasswordHashKey]; ok || e.rec.hardwarePower() != ironwork.PowerOff {
+					t.Errorf("after the rescue timeout: instance_info %v, hardware power %s", got.InstanceInfo, e.rec.hardwarePower())
 				}
 			} else if !strings.Contains(got.LastError, "Timeout reached while waiting for callback") || !strings.Contains(got.LastError, string(tc.wait)) {
 				t.Errorf("last_error %q does not say which wait timed out", got.LastError)

@@ -180,6 +180,9 @@ func (c *Conductor) startRescue(ctx context.Context, t *Task, req ProvisionReque
 	if !strings.HasPrefix(req.RescuePasswordHash, "$6$") {
 		return nil, "", ironwork.Errorf(ironwork.EINVALID, "A non-empty \"rescue_password\" is required when setting target provision state to rescue.")
 	}
+	if err := c.checkRescuable(ctx, t); err != nil {
+		return nil, "", err
+	}
 	if err := t.Save(ctx, func(n *ironwork.Node) {
 		delete(n.InstanceInfo, "rescue_password")
 		setInstanceInfo(n, RescuePasswordHashKey, req.RescuePasswordHash)
@@ -451,6 +454,10 @@ func (c *Conductor) abort(ctx context.Context, t *Task) (handedOff bool, err err
 	if err != nil {
 		return false, err
 	}
+	if from == ironwork.RescueWait {
+		c.background(t, done, c.abortRescue)
+		return true, nil
+	}
 	c.background(t, done, func(ctx context.Context, t *Task) {
 		var problems []string
 		if err := c.doPower(ctx, t, ironwork.PowerOff, c.cfg.PowerActionTimeout); err != nil {
@@ -538,7 +545,11 @@ func (c *Conductor) rescue(ctx context.Context, t *Task) {
 		return
 	}
 	wait, err := r.Rescue(ctx, t)
-	if c.settle(ctx, t, wait, err, "Failed to rescue") {
+	if err != nil {
+		c.failRescue(ctx, t, fmt.Sprintf("Failed to rescue node %s: %s", t.Node.UUID, errText(err)))
+		return
+	}
+	if c.settle(ctx, t, wait, nil, "Failed to rescue") {
 		c.transitionOrLog(ctx, t, ironwork.EventDone, "")
 	}
 }
@@ -570,9 +581,10 @@ func (c *Conductor) unrescue(ctx context.Context, t *Task) {
 			return
 		}
 	}
-	_ = t.Save(ctx, func(n *ironwork.Node) {
-		delete(n.InstanceInfo, "rescue_password")
-		delete(n.InstanceInfo, RescuePasswordHashKey)
-	})
-	c.transitionOrLog(ctx, t, ironwork.EventDone, "")
+	if err := c.transitionWith(ctx, t, ironwork.EventDone, "", "", func(n *ironwork.Node) {
+		forgetRescuePassword(n)
+		ForgetAgent(n)
+	}); err != nil {
+		t.Log.Error("finish the unrescue", "error", err)
+	}
 }

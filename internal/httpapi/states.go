@@ -142,6 +142,11 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 	if req.Node, err = s.nodeIdent(r); err != nil {
 		return err
 	}
+	// As Ironic: a rescue needs a password that is not only white space (white space within
+	// one is allowed).
+	if verb.Event == ironwork.EventRescue && strings.TrimSpace(req.RescuePassword) == "" {
+		return invalid("A non-empty \"rescue_password\" is required when setting target provision state to %s", verb.Name)
+	}
 	// Only the hash of a rescue password leaves the API, to a local or a remote conductor.
 	if err := req.HashRescuePassword(); err != nil {
 		return err

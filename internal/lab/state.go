@@ -31,8 +31,12 @@ type Node struct {
 	Tap      string `json:"tap"`
 	Disk     string `json:"disk"`
 	Serial   string `json:"serial"`
-	RNG      string `json:"rng,omitempty"` // virtio or none
-	CPU      string `json:"cpu,omitempty"` // QEMU's -cpu, "" for its default
+	// SerialSocket is the machine's serial port as a unix socket (QEMU listens; what it
+	// prints also goes to Serial): a program connects to type on the console, as a person
+	// logging in would.
+	SerialSocket string `json:"serial_socket,omitempty"`
+	RNG          string `json:"rng,omitempty"` // virtio or none
+	CPU          string `json:"cpu,omitempty"` // QEMU's -cpu, "" for its default
 	// BMCAddress is host:port of the IPMI BMC or the Redfish service's URL.
 	BMCAddress string `json:"bmc_address"`
 	// The machine's shape: MAC, Tap and Disk above are the first of MACs, Taps and Disks.

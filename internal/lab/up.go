@@ -108,6 +108,10 @@ type Options struct {
 	ImageSize       int64     // size of the test OS image (default testimage's)
 	Memory          int       // MiB per VM (default 768)
 	Log             io.Writer // progress lines, may be nil
+	// Rescue builds the rescue ramdisk as well (ramdisk.BuildConfig.Rescue: Debian's
+	// busybox-static is needed) and enrols the nodes with rescue_interface "agent" and
+	// driver_info rescue_kernel and rescue_ramdisk. Lab layout only.
+	Rescue bool
 	// Layout is LayoutLab (the default: serve outside the namespace with provisioning_netns)
 	// or LayoutProduction (serve, BMCs and an image server inside the namespace; see
 	// production.go).
@@ -288,6 +292,20 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 			return st, fmt.Errorf("build the deploy ramdisk: %w", err)
 		}
 	}
+	rescueKernel, rescueInitrd := filepath.Join(rd, ramdisk.RescueKernelName), filepath.Join(rd, ramdisk.RescueInitramfsName)
+	if opts.Rescue && (!exists(rescueKernel) || !exists(rescueInitrd)) {
+		if prod {
+			return st, errors.New("the rescue ramdisk is offered in the lab layout only")
+		}
+		if opts.Agent == "" {
+			return st, errors.New("the lab has no rescue ramdisk yet and no ironwork-agent binary to build it with")
+		}
+		logf("building the rescue ramdisk from %s", opts.KernelDir)
+		if _, err := ramdisk.Build(ctx, ramdisk.BuildConfig{KernelDir: opts.KernelDir, Agent: opts.Agent, Output: rd, Rescue: true,
+			Dropbear: dropbearIfInstalled()}); err != nil {
+			return st, fmt.Errorf("build the rescue ramdisk: %w", err)
+		}
+	}
 	data := filepath.Join(dir, "data")
 	imgPath := filepath.Join(data, "boot", "lab", "image.raw")
 	if prod {
@@ -336,7 +354,8 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		n := Node{Name: spec.Name, Firmware: spec.Firmware, Power: spec.Power, BMC: spec.BMC, RNG: spec.RNG, CPU: spec.CPU,
 			MAC: fmt.Sprintf("52:54:00:1a:%02x:%02x", len(opts.Nodes), i+1), Tap: fmt.Sprintf("tap%d", i),
 			Disk: filepath.Join(dir, spec.Name+".disk"), Serial: filepath.Join(dir, spec.Name+".serial.log"),
-			CPUs: spec.CPUs, MemoryMB: spec.MemoryMB, Discover: spec.Discover}
+			CPUs: spec.CPUs, MemoryMB: spec.MemoryMB, Discover: spec.Discover,
+			SerialSocket: filepath.Join(dir, spec.Name+".serial.sock")}
 		for k := range spec.NICs {
 			mac, tap := n.MAC, n.Tap
 			if k > 0 { // more NICs: the same scheme with the NIC's number in the third octet
@@ -460,10 +479,15 @@ file_url_allowed_paths = [%q]
 			continue
 		}
 		di := bmcDriverInfo(n, spec.BMCPassword, kernel, initrd)
-		var node map[string]any
-		if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": n.Name, "driver": n.Power,
+		body := map[string]any{"name": n.Name, "driver": n.Power,
 			"boot_interface": "ipxe", "deploy_interface": "direct", "driver_info": di, "resource_class": ResourceClass,
-			"properties": map[string]any{"capabilities": "boot_mode:" + n.Firmware, "cpu_arch": "x86_64"}}, &node); err != nil {
+			"properties": map[string]any{"capabilities": "boot_mode:" + n.Firmware, "cpu_arch": "x86_64"}}
+		if opts.Rescue {
+			di["rescue_kernel"], di["rescue_ramdisk"] = rescueKernel, rescueInitrd
+			body["rescue_interface"] = "agent"
+		}
+		var node map[string]any
+		if err := c.Do(ctx, http.MethodPost, "/v1/nodes", body, &node); err != nil {
 			return st, fmt.Errorf("enrol %s: %w", n.Name, err)
 		}
 		uuid, _ := node["uuid"].(string)
@@ -504,7 +528,7 @@ func qemuCommand(st *State, n Node, spec NodeSpec, self string) ([]string, error
 	spec.CPUs, spec.MemoryMB = max(spec.CPUs, 1), cmp.Or(max(spec.MemoryMB, 0), 768)
 	args := []string{"ip", "netns", "exec", st.Netns, "qemu-system-x86_64", "-accel", "tcg", "-m", strconv.Itoa(spec.MemoryMB),
 		"-smp", strconv.Itoa(spec.CPUs), "-display", "none", "-nodefaults", "-no-reboot", "-name", n.Name,
-		"-chardev", "file,id=serial0,append=on,path=" + n.Serial, "-serial", "chardev:serial0"}
+		"-chardev", serialChardev(n), "-serial", "chardev:serial0"}
 	for k, tap := range n.Taps {
 		args = append(args, "-netdev", fmt.Sprintf("tap,id=n%d,ifname=%s,script=no,downscript=no", k, tap))
 	}
@@ -542,6 +566,24 @@ func qemuCommand(st *State, n Node, spec NodeSpec, self string) ([]string, error
 		args = append(args, "-device", nic)
 	}
 	return args, nil
+}
+
+// dropbearIfInstalled is Debian's dropbear, for SSH into the rescue ramdisk, or "" (no SSH).
+func dropbearIfInstalled() string {
+	if exists(ramdisk.DefaultDropbear) {
+		return ramdisk.DefaultDropbear
+	}
+	return ""
+}
+
+// serialChardev is the machine's serial port: a unix socket a program may connect to (to log
+// in on the console), whose output is also appended to the serial log. A node recorded
+// before the socket existed keeps the plain log file.
+func serialChardev(n Node) string {
+	if n.SerialSocket == "" {
+		return "file,id=serial0,append=on,path=" + n.Serial
+	}
+	return "socket,id=serial0,path=" + n.SerialSocket + ",server=on,wait=off,logfile=" + n.Serial + ",logappend=on"
 }
 
 // startProc starts a background process in its own session, logging to <dir>/<name>.log,

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,7 +26,22 @@ import (
 const (
 	KernelName    = "ironwork-deploy.kernel"
 	InitramfsName = "ironwork-deploy.initramfs"
+	// The rescue ramdisk's (BuildConfig.Rescue).
+	RescueKernelName    = "ironwork-rescue.kernel"
+	RescueInitramfsName = "ironwork-rescue.initramfs"
 )
+
+// DefaultBusybox is where Debian's busybox-static puts its static binary.
+const DefaultBusybox = "/bin/busybox"
+
+// DefaultDropbear is where Debian's dropbear-bin puts its SSH server.
+const DefaultDropbear = "/usr/sbin/dropbear"
+
+// RescueModules are the modules a rescue ramdisk adds to the deploy ramdisk's, so that the
+// instance's filesystems can be mounted: ext4, XFS, FAT (an ESP) and FAT's code pages.
+func RescueModules() []string {
+	return []string{"ext4", "xfs", "vfat", "nls_cp437", "nls_ascii", "nls_iso8859_1", "nls_utf8"}
+}
 
 // DefaultModules are the drivers a deploy ramdisk needs on common servers and in QEMU:
 // virtio, Intel and Mellanox NICs, AHCI, NVMe and SCSI disks, and virtio_rng (a VM without
@@ -42,6 +58,17 @@ type BuildConfig struct {
 	Agent     string   // the ironwork-agent binary, becomes /init
 	Output    string   // directory for ironwork-deploy.kernel and ironwork-deploy.initramfs
 	Modules   []string // module names; nil means DefaultModules
+	// Rescue builds the rescue ramdisk instead: the same agent plus a shell environment,
+	// a statically linked busybox (Busybox, default DefaultBusybox: Debian's
+	// busybox-static) as /bin/busybox and /bin/sh, and RescueModules; the files are named
+	// RescueKernelName and RescueInitramfsName. The agent makes the applets' links and
+	// starts a getty after rescue.finalize_rescue.
+	Rescue  bool
+	Busybox string
+	// Dropbear, with Rescue, adds SSH: that dropbear server (Debian's dropbear-bin,
+	// /usr/sbin/dropbear) as /usr/sbin/dropbear, with the shared libraries it needs and their
+	// loader. Empty: no SSH.
+	Dropbear string
 }
 
 // BuildResult describes a built ramdisk.
@@ -77,6 +104,26 @@ func Build(ctx context.Context, cfg BuildConfig) (BuildResult, error) {
 	if !bytes.HasPrefix(agentBin, []byte("\x7fELF")) {
 		return BuildResult{}, fmt.Errorf("agent %s is not an ELF executable", cfg.Agent)
 	}
+	kernelName, initrdName := KernelName, InitramfsName
+	extra := &extraFiles{}
+	if cfg.Rescue {
+		kernelName, initrdName = RescueKernelName, RescueInitramfsName
+		if cfg.Busybox == "" {
+			cfg.Busybox = DefaultBusybox
+		}
+		bb, err := readStatic(cfg.Busybox)
+		if err != nil {
+			return BuildResult{}, err
+		}
+		extra.files = map[string][]byte{"bin/busybox": bb}
+		extra.links = map[string]string{"bin/sh": "busybox"}
+		if cfg.Dropbear != "" {
+			if err := addDynamic(extra, cfg.Dropbear, "usr/sbin/dropbear"); err != nil {
+				return BuildResult{}, fmt.Errorf("add dropbear (Debian package dropbear-bin): %w", err)
+			}
+		}
+		cfg.Modules = append(slices.Clone(cfg.Modules), RescueModules()...)
+	}
 	version, modDir, err := findModuleDir(cfg.KernelDir)
 	if err != nil {
 		return BuildResult{}, err
@@ -93,12 +140,12 @@ func Build(ctx context.Context, cfg BuildConfig) (BuildResult, error) {
 	if err := os.MkdirAll(cfg.Output, 0o755); err != nil {
 		return BuildResult{}, fmt.Errorf("create output: %w", err)
 	}
-	res.KernelPath = filepath.Join(cfg.Output, KernelName)
+	res.KernelPath = filepath.Join(cfg.Output, kernelName)
 	if res.KernelSize, err = copyFile(filepath.Join(cfg.KernelDir, "vmlinuz"), res.KernelPath); err != nil {
 		return BuildResult{}, err
 	}
-	res.InitramfsPath = filepath.Join(cfg.Output, InitramfsName)
-	if err := writeInitramfs(ctx, res.InitramfsPath, version, agentBin, tree, sel, &res); err != nil {
+	res.InitramfsPath = filepath.Join(cfg.Output, initrdName)
+	if err := writeInitramfs(ctx, res.InitramfsPath, version, agentBin, extra, tree, sel, &res); err != nil {
 		return BuildResult{}, err
 	}
 	return res, nil
@@ -354,7 +401,106 @@ func modulesDep(sel initsys.ModuleDeps, order []string) []byte {
 // rootDirs are created empty in the ramdisk (mount points and scratch space).
 func rootDirs() []string { return []string{"dev", "etc", "proc", "run", "sys", "tmp", "var/log"} }
 
-func writeInitramfs(ctx context.Context, out, version string, agentBin []byte, tree *moduleTree, sel initsys.ModuleDeps, res *BuildResult) error {
+// extraFiles are executables (mode 0755) and symlinks a ramdisk carries besides /init.
+type extraFiles struct {
+	files map[string][]byte
+	links map[string]string // name -> target
+}
+
+// readStatic reads a statically linked ELF executable: the ramdisk has no dynamic loader.
+func readStatic(p string) ([]byte, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read busybox (Debian package busybox-static): %w", err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("busybox %s is not an ELF executable: %w", p, err)
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return nil, fmt.Errorf("busybox %s is dynamically linked: the rescue ramdisk needs a static one (Debian package busybox-static)", p)
+		}
+	}
+	return b, nil
+}
+
+// libDirs are where a dynamically linked program's libraries are looked for on the build
+// host, and (the first) where they go in the ramdisk: Debian's multiarch directory, which its
+// loader searches without a cache.
+var libDirs = []string{"lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib"}
+
+// addDynamic adds the executable at src as name, with every shared library it needs
+// (recursively, by DT_NEEDED) under lib/x86_64-linux-gnu and its loader (PT_INTERP) at the
+// same path as on the build host.
+func addDynamic(extra *extraFiles, src, name string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	extra.files[name] = b
+	queue := []string{src}
+	seen := map[string]bool{}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		f, err := elf.Open(p)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		libs, err := f.ImportedLibraries()
+		var interp string
+		for _, prog := range f.Progs {
+			if prog.Type == elf.PT_INTERP {
+				raw, _ := io.ReadAll(prog.Open())
+				interp = strings.TrimRight(string(raw), "\x00")
+			}
+		}
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("read the libraries %s needs: %w", p, err)
+		}
+		if interp != "" && !seen[interp] {
+			seen[interp] = true
+			data, err := os.ReadFile(interp) // follows the links to the real file
+			if err != nil {
+				return fmt.Errorf("read the loader: %w", err)
+			}
+			extra.files[strings.TrimPrefix(interp, "/")] = data
+		}
+		for _, lib := range libs {
+			if seen[lib] {
+				continue
+			}
+			seen[lib] = true
+			found := ""
+			for _, d := range libDirs {
+				if c := filepath.Join("/", d, lib); exists(c) {
+					found = c
+					break
+				}
+			}
+			if found == "" {
+				return fmt.Errorf("%s needs %s, which is in none of %v", p, lib, libDirs)
+			}
+			data, err := os.ReadFile(found)
+			if err != nil {
+				return err
+			}
+			extra.files[path.Join(libDirs[0], lib)] = data
+			queue = append(queue, found)
+		}
+	}
+	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func writeInitramfs(ctx context.Context, out, version string, agentBin []byte, extra *extraFiles, tree *moduleTree, sel initsys.ModuleDeps, res *BuildResult) error {
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".initramfs-*")
 	if err != nil {
 		return fmt.Errorf("write initramfs: %w", err)
@@ -374,6 +520,16 @@ func writeInitramfs(ctx context.Context, out, version string, agentBin []byte, t
 	}
 	if err := c.File("init", 0o755, agentBin); err != nil {
 		return err
+	}
+	for _, name := range sortedKeys(extra.files) {
+		if err := c.File(name, 0o755, extra.files[name]); err != nil {
+			return err
+		}
+	}
+	for _, name := range sortedKeys(extra.links) {
+		if err := c.Symlink(name, extra.links[name]); err != nil {
+			return err
+		}
 	}
 	order, err := sel.LoadOrder()
 	if err != nil {
@@ -462,6 +618,15 @@ func writeDeviceNodes(w io.Writer) error {
 		return fmt.Errorf("write device nodes: %w", err)
 	}
 	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 type countingWriter struct {

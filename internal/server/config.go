@@ -67,6 +67,9 @@ type Config struct {
 	PowerSyncInterval Duration `toml:"power_sync_interval"`
 	// CallbackTimeout fails nodes that wait longer for an agent or inspection callback.
 	CallbackTimeout Duration `toml:"callback_timeout"`
+	// RescueCallbackTimeout fails nodes whose rescue ramdisk does not call back in time
+	// (Ironic's [conductor]rescue_callback_timeout, 30 minutes).
+	RescueCallbackTimeout Duration `toml:"rescue_callback_timeout"`
 	// TimeoutCheckInterval is how often waiting nodes are checked against CallbackTimeout.
 	TimeoutCheckInterval Duration `toml:"timeout_check_interval"`
 	// AutomatedClean runs the clean steps when nodes are provided or undeployed (default true).
@@ -211,6 +214,8 @@ func Default() Config {
 		ImageCacheSize:       20480,
 		AgentPowerOffTimeout: Duration{2 * time.Minute},
 		ImageCacheTTL:        Duration{7 * 24 * time.Hour},
+
+		RescueCallbackTimeout: Duration{30 * time.Minute},
 	}
 }
 
@@ -311,6 +316,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PowerSyncInterval.Duration <= 0 || c.CallbackTimeout.Duration <= 0 || c.TimeoutCheckInterval.Duration <= 0 {
 		errs = append(errs, errors.New("power_sync_interval, callback_timeout and timeout_check_interval must be positive"))
+	}
+	if c.RescueCallbackTimeout.Duration <= 0 {
+		errs = append(errs, errors.New("rescue_callback_timeout must be positive"))
 	}
 	if c.HeartbeatInterval.Duration <= 0 || c.HeartbeatTimeout.Duration <= c.HeartbeatInterval.Duration {
 		errs = append(errs, errors.New("heartbeat_timeout must be longer than a positive heartbeat_interval"))

@@ -57,12 +57,13 @@ type agentProc struct {
 	done chan error
 }
 
-func startAgent(t *testing.T, bin, apiURL, disk string) *agentProc {
+func startAgent(t *testing.T, bin, apiURL, disk string, extra ...string) *agentProc {
 	t.Helper()
 	port := strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
 	p := &agentProc{out: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, "--api-url", apiURL, "--listen", "127.0.0.1:"+port,
-		"--advertise-url", "http://127.0.0.1:"+port, "--root-device", disk, "--no-poweroff", "--lookup-timeout", "60s")
+	args := []string{"--api-url", apiURL, "--listen", "127.0.0.1:" + port,
+		"--advertise-url", "http://127.0.0.1:" + port, "--root-device", disk, "--no-poweroff", "--lookup-timeout", "60s"}
+	p.cmd = exec.Command(bin, append(args, extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

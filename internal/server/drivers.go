@@ -38,6 +38,7 @@ func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Ses
 	}
 	registry.Add(ironwork.DeployInterface, "direct", direct.New(dcfg, log))
 	registry.Add(ironwork.InspectInterface, "agent", inspect.Agent{})
+	registry.Add(ironwork.RescueInterface, "agent", direct.NewRescue(dcfg, log))
 }
 
 // ErrCatalogueDrift is returned when the driver catalogue and the registered implementations

@@ -147,7 +147,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		ccfg.Hostname, ccfg.Group = cfg.Hostname, cfg.ConductorGroup
 		ccfg.HeartbeatInterval, ccfg.HeartbeatTimeout = cfg.HeartbeatInterval.Duration, cfg.HeartbeatTimeout.Duration
 		ccfg.PowerSyncInterval, ccfg.CallbackTimeout = cfg.PowerSyncInterval.Duration, cfg.CallbackTimeout.Duration
-		ccfg.TimeoutCheckInterval = cfg.TimeoutCheckInterval.Duration
+		ccfg.TimeoutCheckInterval, ccfg.RescueCallbackTimeout = cfg.TimeoutCheckInterval.Duration, cfg.RescueCallbackTimeout.Duration
 		ccfg.Inspection = cfg.conductorInspection()
 		ccfg.Inspection.Rules = s.rules
 		if cfg.AutomatedClean != nil {

@@ -45,6 +45,14 @@ type Machine struct {
 	// its result is recorded; it should act after a short delay so the conductor can read
 	// the result. Nil: the command fails.
 	PowerOff func()
+	// Rescued is called by rescue.finalize_rescue after it set up the rescue user: the agent
+	// should stop its API and heartbeats shortly after (so the conductor reads the result
+	// first) and hand the node to the rescue environment. Nil: nothing more happens.
+	Rescued func()
+	// RescueRoot is where the rescue user's /etc/passwd and /etc/shadow are written: "/" in
+	// a ramdisk, a directory in tests. Empty: rescue.finalize_rescue fails (an agent run on
+	// a workstation must not add a user to it).
+	RescueRoot string
 
 	mu         sync.Mutex
 	partitions map[string]any // get_partition_uuids, from the last image written
@@ -84,6 +92,7 @@ func (m *Machine) Commands() map[string]Command {
 		"log.collect_system_logs":     {Run: m.collectSystemLogs, Sync: true},
 		"poll.get_hardware_info":      {Run: m.getHardwareInfo, Sync: true},
 		"system.get_inventory":        {Run: m.getHardwareInfo, Sync: true},
+		"rescue.finalize_rescue":      {Run: m.finalizeRescue, Sync: true, Validate: validateRescue},
 	}
 }
 

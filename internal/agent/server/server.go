@@ -445,6 +445,10 @@ func commandError(err error) *api.CommandError {
 func redact(params map[string]any) map[string]any {
 	out := make(map[string]any, len(params))
 	for k, v := range params {
+		if k == "rescue_password" {
+			out[k] = "******" // a hash, and with hashed false the password itself
+			continue
+		}
 		switch x := v.(type) {
 		case string:
 			if len(x) > 1024 {
