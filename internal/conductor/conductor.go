@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/console"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
@@ -49,6 +50,8 @@ type Config struct {
 	// HeartbeatInterval and HeartbeatTimeout govern conductor liveness.
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration
+	// Console configures the serial consoles the conductor serves.
+	Console ConsoleConfig
 }
 
 // Defaults returns Ironic's defaults.
@@ -74,6 +77,12 @@ func (c *Config) fill() {
 	orDefault(&c.TimeoutCheckInterval, d.TimeoutCheckInterval)
 	orDefault(&c.HeartbeatInterval, d.HeartbeatInterval)
 	orDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+	if c.Console.Address == "" {
+		c.Console.Address = "127.0.0.1"
+	}
+	if c.Console.Ports == (console.PortRange{}) {
+		c.Console.Ports = console.DefaultPortRange
+	}
 }
 
 // orDefault sets v to def unless it is positive.
@@ -133,6 +142,7 @@ type Conductor struct {
 	id              int64 // this conductor's row in the conductors table, set by Start
 	deploys, cleans atomic.Int64
 	syncFailures    sync.Map // node id -> failed power syncs in a row
+	consoles        consoles // the serial consoles this conductor serves
 }
 
 // New returns a conductor; Start begins its periodic work.
@@ -373,6 +383,7 @@ func (c *Conductor) Stop() {
 	c.stopOnce.Do(func() { close(c.stopping) })
 	c.wg.Wait()
 	c.loops.Wait()
+	c.stopConsoles()
 }
 
 // Wait blocks until no background work runs (for tests and graceful shutdown).

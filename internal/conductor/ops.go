@@ -184,6 +184,9 @@ var (
 	OpAttachVIF            = Action("vif_attach", (*Conductor).AttachVIF)
 	OpDetachVIF            = Action("vif_detach", (*Conductor).DetachVIF)
 	OpListVIFs             = Op[NodeRef, []VIF]{Name: "vif_list", Run: (*Conductor).ListVIFs}
+	OpSetConsoleMode       = Action("set_console_mode", (*Conductor).SetConsoleMode)
+	OpConsoleInfo          = Op[NodeRef, ConsoleInfo]{Name: "console_info", Run: (*Conductor).ConsoleInfo}
+	OpStopConsole          = Action("stop_console", (*Conductor).StopConsole)
 )
 
 // Operations lists every operation a conductor serves to other processes.
@@ -192,5 +195,6 @@ func Operations() []Operation {
 		OpProvision, OpSetPower, OpSetMaintenance, OpValidate, OpBootDevice, OpSupportedBootDevices,
 		OpSetBootDevice, OpInjectNMI, OpSetBootMode, OpSetSecureBoot, OpSetTargetRAID,
 		OpAgentHeartbeat, OpLookupAgent, OpCreateAllocation, OpDeleteAllocation, OpAttachVIF, OpDetachVIF, OpListVIFs,
+		OpSetConsoleMode, OpConsoleInfo, OpStopConsole,
 	}
 }
