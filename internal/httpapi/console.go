@@ -75,6 +75,11 @@ func (s *Server) setConsole(w http.ResponseWriter, r *http.Request) error {
 // messages and writes every message it receives (text or binary) to the node. The console must
 // be enabled; the API's authentication applies.
 func (s *Server) consoleWebsocket(w http.ResponseWriter, r *http.Request) error {
+	// Browsers cannot send the microversion header with a websocket: without one, the node may
+	// be named as at the newest version (by name as well as UUID).
+	if r.Header.Get("X-OpenStack-Ironic-API-Version") == "" && r.Header.Get("OpenStack-API-Version") == "" {
+		r = r.WithContext(context.WithValue(r.Context(), versionKey{}, MaxMinor))
+	}
 	info, err := callNode(s, r, conductor.OpConsoleInfo)
 	if err != nil {
 		return err
