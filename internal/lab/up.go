@@ -314,7 +314,8 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 				return st, err
 			}
 			n.BMCAddress = fmt.Sprintf("127.0.0.1:%d", port)
-			fmt.Fprintf(&vcfg, "\n[[machine]]\nname = %q\nipmi_listen = %q\ncommand = %s\n", n.Name, n.BMCAddress, tomlList(cmd))
+			fmt.Fprintf(&vcfg, "\n[[machine]]\nname = %q\nipmi_listen = %q\nserial_socket = %q\ncommand = %s\n", n.Name, n.BMCAddress,
+				serialSocket(st, n), tomlList(cmd))
 		default:
 			n.BMCAddress = fmt.Sprintf("http://127.0.0.1:%d", redfishPort)
 			fmt.Fprintf(&vcfg, "\n[[machine]]\nname = %q\ncommand = %s\n", n.Name, tomlList(cmd))
@@ -364,7 +365,8 @@ power_sync_interval = "30s"
 agent_power_off_timeout = "30s"
 default_boot_mode = "uefi"
 file_url_allowed_paths = [%q]
-`, apiPort, data, st.Bridge, st.Netns, st.Subnet, st.Subnet, opts.CallbackTimeout.String(), rd)
+console_log_dir = %q
+`, apiPort, data, st.Bridge, st.Netns, st.Subnet, st.Subnet, opts.CallbackTimeout.String(), rd, filepath.Join(dir, "consoles"))
 	cfgPath := filepath.Join(dir, "ironwork.toml")
 	if err := os.WriteFile(cfgPath, []byte(scfg), 0o644); err != nil {
 		return st, err
@@ -385,9 +387,13 @@ file_url_allowed_paths = [%q]
 		spec := opts.Nodes[i]
 		di := bmcDriverInfo(n, spec.BMCPassword, kernel, initrd)
 		var node map[string]any
-		if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": n.Name, "driver": n.Power,
+		body := map[string]any{"name": n.Name, "driver": n.Power,
 			"boot_interface": "ipxe", "deploy_interface": "direct", "driver_info": di, "resource_class": ResourceClass,
-			"properties": map[string]any{"capabilities": "boot_mode:" + n.Firmware, "cpu_arch": "x86_64"}}, &node); err != nil {
+			"properties": map[string]any{"capabilities": "boot_mode:" + n.Firmware, "cpu_arch": "x86_64"}}
+		if n.Power == "ipmi" && n.BMC == "vbmc" {
+			body["console_interface"] = "ipmitool-socat" // the vbmc serves SOL from the machine's serial socket
+		}
+		if err := c.Do(ctx, http.MethodPost, "/v1/nodes", body, &node); err != nil {
 			return st, fmt.Errorf("enrol %s: %w", n.Name, err)
 		}
 		uuid, _ := node["uuid"].(string)
@@ -421,7 +427,9 @@ func qemuCommand(st *State, n Node, spec NodeSpec, mem int, self string) ([]stri
 	nic := "virtio-net-pci,netdev=n0,mac=" + n.MAC
 	args := []string{"ip", "netns", "exec", st.Netns, "qemu-system-x86_64", "-accel", "tcg", "-m", strconv.Itoa(mem),
 		"-smp", "1", "-display", "none", "-nodefaults", "-no-reboot", "-name", n.Name,
-		"-chardev", "file,id=serial0,append=on,path=" + n.Serial, "-serial", "chardev:serial0",
+		// The serial line is a socket the vbmc's Serial-over-LAN attaches to, logged to a file.
+		"-chardev", "socket,id=serial0,server=on,wait=off,path=" + serialSocket(st, n) + ",logfile=" + n.Serial + ",logappend=on",
+		"-serial", "chardev:serial0",
 		"-netdev", "tap,id=n0,ifname=" + n.Tap + ",script=no,downscript=no"}
 	if spec.CPU != "" {
 		args = append(args, "-cpu", spec.CPU)
@@ -445,6 +453,11 @@ func qemuCommand(st *State, n Node, spec NodeSpec, mem int, self string) ([]stri
 		args = append([]string{args[0], args[1], args[2], args[3], self, "lab", "qemu", vars}, args[4:]...)
 	}
 	return append(args, "-device", nic), nil
+}
+
+// serialSocket is the unix socket QEMU serves a machine's serial line on.
+func serialSocket(st *State, n Node) string {
+	return filepath.Join(st.Dir, n.Name+".serial.sock")
 }
 
 // startProc starts a background process in its own session, logging to <dir>/<name>.log,
