@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 
 	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/server"
@@ -396,4 +397,53 @@ func TestConsoleRestoredAfterRestartAndStoppedOnDelete(t *testing.T) {
 		cn.Close()
 		t.Fatal("the console of a deleted node still accepts connections")
 	}
+}
+
+// TestConsoleAcrossPowerUndeployAndDeploy follows Ironic: a power off keeps the console; an
+// undeploy stops it but keeps console_enabled (the next user must not see it), and the end of
+// the next deployment serves it again.
+func TestConsoleAcrossPowerUndeployAndDeploy(t *testing.T) {
+	srv := startServer(t, sqlstoretest.Targets()[0].DSN(t), consoleConfig(""))
+	gc := gopherClient(t, srv, "1.87")
+	c := &api.Client{BaseURL: srv.URL(), Version: "1.87"}
+	ctx := context.Background()
+	n, err := nodes.Create(ctx, gc, nodes.CreateOpts{Name: "life-console", Driver: "fake-hardware"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	provision(t, gc, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetManage})
+	waitFor(t, gc, n.UUID, 10*time.Second, inState("manageable"))
+	provision(t, gc, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetProvide})
+	waitFor(t, gc, n.UUID, 10*time.Second, inState("available"))
+	provision(t, gc, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetActive})
+	waitFor(t, gc, n.UUID, 30*time.Second, inState("active"))
+
+	st := setConsole(t, c, n.UUID, true)
+	conn, r := attach(t, st.Info.URL, "before power off\r")
+	if err := retryLocked(func() error {
+		return nodes.ChangePowerState(ctx, gc, n.UUID, nodes.PowerStateOpts{Target: nodes.PowerOff}).ExtractErr()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, gc, n.UUID, 10*time.Second, func(n *nodes.Node) bool { return n.PowerState == "power off" && n.TargetPowerState == "" })
+	conn.Write([]byte("after power off\r"))
+	expect(t, conn, r, "after power off\r")
+	if got := getConsole(t, c, n.UUID); !got.Enabled || got.Info == nil || got.Info.URL != st.Info.URL {
+		t.Fatalf("console after power off: %+v", got)
+	}
+
+	provision(t, gc, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetDeleted})
+	closedWithin(t, conn, r)
+	waitFor(t, gc, n.UUID, 30*time.Second, inState("available"))
+	if got := getConsole(t, c, n.UUID); !got.Enabled || got.Info != nil {
+		t.Fatalf("console after undeploy: %+v, want enabled and not served", got)
+	}
+	provision(t, gc, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetActive})
+	waitFor(t, gc, n.UUID, 30*time.Second, inState("active"))
+	got := getConsole(t, c, n.UUID)
+	if !got.Enabled || got.Info == nil {
+		t.Fatalf("console after the next deploy: %+v", got)
+	}
+	conn, _ = attach(t, got.Info.URL, "after deploy\r")
+	conn.Close()
 }
