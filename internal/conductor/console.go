@@ -289,7 +289,13 @@ func (c *Conductor) startConsole(ctx context.Context, t *Task) error {
 		err := console.Serve(sctx, console.Config{Name: node, Listener: ln, Attach: attach, LogFile: logFile,
 			Log: log.With("console", url), RetryMax: cfg.RetryMax})
 		if err != nil {
-			log.Error("console stopped", "error", err)
+			// Forget it, so that the next sync serves the console again.
+			log.Error("console stopped; the next console sync starts it again", "error", err)
+			c.consoles.mu.Lock()
+			if c.consoles.served[node] == s {
+				delete(c.consoles.served, node)
+			}
+			c.consoles.mu.Unlock()
 		}
 	}()
 	if err := t.Save(ctx, func(n *ironwork.Node) { setConsoleURL(n, url) }); err != nil {
