@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -259,6 +260,13 @@ func (c *Conductor) startConsole(ctx context.Context, t *Task) error {
 	logFile := ""
 	if cfg.LogDir != "" {
 		logFile = filepath.Join(cfg.LogDir, t.Node.UUID+".log")
+		// Fail the enable, not the served console, when the log cannot be written.
+		f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("open the console log: %w", err)
+		}
+		f.Close()
 	}
 	node, log := t.Node.UUID, t.Log
 	attach := func(ctx context.Context, in io.Reader, out io.Writer) error {
