@@ -48,6 +48,14 @@ func withFirst(base map[InterfaceKind][]string, first map[InterfaceKind][]string
 	return base
 }
 
+// withConsole offers a console interface after "no-console", which stays the default as in
+// Ironic (whose enabled_console_interfaces is only no-console unless configured): a console
+// listens on a port, so a node gets one only when asked for by console_interface.
+func withConsole(base map[InterfaceKind][]string, names ...string) map[InterfaceKind][]string {
+	base[ConsoleInterface] = append(base[ConsoleInterface], names...)
+	return base
+}
+
 // HardwareTypes returns the catalogue of hardware types Ironwork knows, sorted by name.
 func HardwareTypes() []HardwareType {
 	return []HardwareType{
@@ -57,9 +65,9 @@ func HardwareTypes() []HardwareType {
 			ManagementInterface: {"fake"}, PowerInterface: {"fake"}, RAIDInterface: {"fake"},
 			RescueInterface: {"fake"}, StorageInterface: {"fake"}, VendorInterface: {"fake"},
 		})},
-		{Name: "ipmi", Supported: withFirst(generic(), map[InterfaceKind][]string{
+		{Name: "ipmi", Supported: withConsole(withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"ipmitool", "noop"}, PowerInterface: {"ipmitool"},
-		})},
+		}), "ipmitool-socat")},
 		{Name: "manual-management", Supported: withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"noop"}, PowerInterface: {"fake"},
 		})},
@@ -83,6 +91,10 @@ func InterfaceProperties(kind InterfaceKind, impl string) map[string]string {
 			"ipmi_priv_level":   "Privilege level: ADMINISTRATOR (default), CALLBACK, OPERATOR or USER. Optional.",
 			"ipmi_bridging":     "Bridging type: only \"no\" (the default) is supported. Optional.",
 		}
+	case kind == ConsoleInterface && impl == "ipmitool-socat":
+		props := InterfaceProperties(PowerInterface, "ipmitool")
+		props["ipmi_terminal_port"] = "TCP port the conductor serves the node's console on. Optional: by default a free port of the conductor's console port range."
+		return props
 	case (kind == PowerInterface || kind == ManagementInterface) && impl == "redfish":
 		return map[string]string{
 			"redfish_address":   "URL of the Redfish service, e.g. https://10.0.0.5. Required.",

@@ -516,9 +516,38 @@ lane_inspect() {
     echo "# lane $LANE done (${SECONDS}s)"
 }
 
+# --- lane: console ---
+lane_console() {
+    LANE=console
+    export CN=cli-console-node
+    run node create --driver fake-hardware --name "$CN" -f json
+    check "console lane: fake-hardware node with the fake console" 'd["console_interface"]=="fake" and d["console_enabled"] is False'
+    run node console enable "$CN"
+    check_rc0 "node console enable"
+    for _ in $(seq 1 50); do
+        run node console show "$CN" -f json
+        if [ "$RC" -eq 0 ] && pyeval 'd["console_enabled"] is True' >/dev/null; then break; fi
+        sleep 0.2
+    done
+    check "node console show: enabled with a socat tcp:// URL" \
+        'd["console_enabled"] is True and d["console_info"]["type"]=="socat" and d["console_info"]["url"].startswith("tcp://")'
+    run node console disable "$CN"
+    check_rc0 "node console disable"
+    for _ in $(seq 1 50); do
+        run node console show "$CN" -f json
+        if [ "$RC" -eq 0 ] && pyeval 'd["console_enabled"] is False' >/dev/null; then break; fi
+        sleep 0.2
+    done
+    check "node console show after disable: disabled, no info" 'd["console_enabled"] is False and d["console_info"] is None'
+    run node create --driver ipmi --name cli-console-ipmi -f json
+    run node console enable cli-console-ipmi
+    check_err "node console enable on no-console fails with Ironic's message" "does not support console" "HTTP 400"
+    echo "# lane $LANE done (${SECONDS}s)"
+}
+
 # --- run the lanes in parallel, print their results in a fixed order -----------
 # LANES="inspect" scripts/test-baremetal-cli.sh runs only the lanes named.
-read -r -a LANES <<<"${LANES:-nodes ports pg_chassis readonly duplicate provision inspect}"
+read -r -a LANES <<<"${LANES:-nodes ports pg_chassis readonly duplicate provision inspect console}"
 for l in "${LANES[@]}"; do
     ( set +e; "lane_$l" ) >"$T/lane-$l.log" 2>&1 &
     LANE_PIDS+=($!)

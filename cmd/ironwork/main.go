@@ -20,6 +20,7 @@ Usage:
   ironwork lab up|status|down|demo          a QEMU lab on this machine (demo: deploy two nodes)
   ironwork deploy --resource-class C --image URL --hostname H [flags]   allocate a node and deploy it
   ironwork undeploy NODE                    take a deployed node back to available
+  ironwork console NODE                     attach this terminal to the node's serial console (~. leaves)
   ironwork node|port|portgroup|chassis VERB  manage records: list, show, create, set, unset, delete
   ironwork node inspect NODE [--wait] [--timeout 30m]   inspect a manageable node's hardware
   ironwork node inventory NODE              the inventory and plugin data of its last inspection
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runDeploy(ctx, args[1:], stdout, stderr)
 	case "undeploy":
 		return runUndeploy(ctx, args[1:], stdout, stderr)
+	case "console":
+		return runConsole(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "ironwork", version)
 		return 0

@@ -39,7 +39,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	group := fs.String("conductor-group", "", "conductor group this conductor serves")
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error")
 	logFormat := fs.String("log-format", cfg.LogFormat, "text or json")
-	// Network boot settings: string flags named as their config keys, '-' for '_'.
+	// Network boot and console settings: string flags named as their config keys, '-' for '_'.
 	bootFlags := []struct {
 		name, usage string
 		dst         *string
@@ -58,6 +58,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		{"agent-api-url", "API URL deploy agents use (default http://<provisioning address>:<API port>)", &cfg.AgentAPIURL},
 		{"kernel-append-params", "added to every deploy ramdisk's kernel command line", &cfg.KernelAppendParams},
 		{"default-boot-mode", "bios or uefi, for nodes that do not say", &cfg.DefaultBootMode},
+		// Serial consoles, as Ironic's [console] socat_address and port_range.
+		{"console-address", "IP address the conductor serves serial consoles on, named in their tcp:// URLs (default 127.0.0.1)", &cfg.ConsoleAddress},
+		{"console-port-range", "START:STOP: TCP ports serial consoles are served on (default 10000:20000)", &cfg.ConsolePortRange},
+		{"console-log-dir", "directory for one <node uuid>.log per node with its console output (default: none)", &cfg.ConsoleLogDir},
 	}
 	bootVals := map[string]*string{}
 	for _, f := range bootFlags {

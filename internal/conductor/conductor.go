@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/console"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
@@ -54,6 +55,8 @@ type Config struct {
 	HeartbeatTimeout  time.Duration
 	// Inspection tunes in-band inspection and discovery.
 	Inspection InspectionConfig
+	// Console configures the serial consoles the conductor serves.
+	Console ConsoleConfig
 }
 
 // Defaults returns Ironic's defaults.
@@ -83,6 +86,12 @@ func (c *Config) fill() {
 	orDefault(&c.HeartbeatInterval, d.HeartbeatInterval)
 	orDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
 	c.Inspection.fill()
+	if c.Console.Address == "" {
+		c.Console.Address = "127.0.0.1"
+	}
+	if c.Console.Ports == (console.PortRange{}) {
+		c.Console.Ports = console.DefaultPortRange
+	}
 }
 
 // orDefault sets v to def unless it is positive.
@@ -143,6 +152,7 @@ type Conductor struct {
 	deploys, cleans atomic.Int64
 	syncFailures    sync.Map   // node id -> failed power syncs in a row
 	discovering     sync.Mutex // one discovery at a time, so a machine is enrolled once
+	consoles        consoles   // the serial consoles this conductor serves
 }
 
 // New returns a conductor; Start begins its periodic work.
@@ -383,6 +393,7 @@ func (c *Conductor) Stop() {
 	c.stopOnce.Do(func() { close(c.stopping) })
 	c.wg.Wait()
 	c.loops.Wait()
+	c.stopConsoles()
 }
 
 // Wait blocks until no background work runs (for tests and graceful shutdown).

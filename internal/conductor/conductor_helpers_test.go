@@ -193,3 +193,23 @@ func discover(t *testing.T, c *conductor.Conductor, inventory string) (conductor
 	t.Helper()
 	return c.Discover(context.Background(), conductor.DiscoverRequest{Inventory: []byte(inventory)})
 }
+
+func setConsole(t *testing.T, c *conductor.Conductor, node string, on bool) error {
+	t.Helper()
+	return c.SetConsoleMode(context.Background(), conductor.SetConsoleRequest{NodeRef: ref(node), Enabled: on})
+}
+
+func consoleInfo(t *testing.T, c *conductor.Conductor, node string) (conductor.ConsoleInfo, error) {
+	t.Helper()
+	return c.ConsoleInfo(context.Background(), ref(node))
+}
+
+func stopConsole(t *testing.T, c *conductor.Conductor, node string) error {
+	t.Helper()
+	return c.StopConsole(context.Background(), ref(node))
+}
+
+func syncConsoles(t *testing.T, c *conductor.Conductor) error {
+	t.Helper()
+	return c.SyncConsoles(context.Background())
+}

@@ -186,6 +186,9 @@ var (
 	OpListVIFs             = Op[NodeRef, []VIF]{Name: "vif_list", Run: (*Conductor).ListVIFs}
 	OpContinueInspection   = Op[ContinueInspectionRequest, InspectionResult]{Name: "continue_inspection", Run: (*Conductor).ContinueInspection}
 	OpDiscover             = Op[DiscoverRequest, InspectionResult]{Name: "discover", Run: (*Conductor).Discover}
+	OpSetConsoleMode       = Action("set_console_mode", (*Conductor).SetConsoleMode)
+	OpConsoleInfo          = Op[NodeRef, ConsoleInfo]{Name: "console_info", Run: (*Conductor).ConsoleInfo}
+	OpStopConsole          = Action("stop_console", (*Conductor).StopConsole)
 )
 
 // Operations lists every operation a conductor serves to other processes.
@@ -194,6 +197,6 @@ func Operations() []Operation {
 		OpProvision, OpSetPower, OpSetMaintenance, OpValidate, OpBootDevice, OpSupportedBootDevices,
 		OpSetBootDevice, OpInjectNMI, OpSetBootMode, OpSetSecureBoot, OpSetTargetRAID,
 		OpAgentHeartbeat, OpLookupAgent, OpCreateAllocation, OpDeleteAllocation, OpAttachVIF, OpDetachVIF, OpListVIFs,
-		OpContinueInspection, OpDiscover,
+		OpContinueInspection, OpDiscover, OpSetConsoleMode, OpConsoleInfo, OpStopConsole,
 	}
 }

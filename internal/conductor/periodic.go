@@ -43,7 +43,11 @@ func (c *Conductor) Start(ctx context.Context) error {
 	if err := c.recoverUnlocked(ctx); err != nil {
 		return err
 	}
+	if err := c.SyncConsoles(ctx); err != nil {
+		c.log.Warn("restore consoles", "error", err)
+	}
 	c.every(c.cfg.HeartbeatInterval, "heartbeat", c.heartbeat)
+	c.every(c.cfg.HeartbeatInterval, "consoles", c.SyncConsoles)
 	c.every(c.cfg.PowerSyncInterval, "power sync", c.SyncPowerStates)
 	c.every(c.cfg.TimeoutCheckInterval, "callback timeouts", c.CheckTimeouts)
 	return nil

@@ -343,6 +343,9 @@ func (c *Conductor) runSteps(ctx context.Context, t *Task, kind StepKind, steps 
 	if kind == CleanSteps && loadSteps(t.Node).Manual {
 		ev = ironwork.EventManage
 	}
+	if kind == DeploySteps {
+		c.restoreConsoleAfterDeploy(ctx, t)
+	}
 	if err := c.transitionWith(ctx, t, ev, "", "", func(n *ironwork.Node) {
 		*stepField(n, kind) = ironwork.JSONObject{}
 		clearSteps(n)
@@ -482,6 +485,7 @@ func (c *Conductor) abort(ctx context.Context, t *Task) (handedOff bool, err err
 
 // tearDown undeploys a node, then cleans it.
 func (c *Conductor) tearDown(ctx context.Context, t *Task) {
+	c.hideConsole(ctx, t)
 	if d, ok := t.Driver.Impl(ironwork.DeployInterface).(Deploy); ok {
 		if err := d.TearDown(ctx, t); err != nil {
 			c.fail(ctx, t, fmt.Errorf("Failed to tear down node %s: %s", t.Node.UUID, errText(err)))

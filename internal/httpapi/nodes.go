@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
@@ -551,26 +552,38 @@ func (s *Server) deleteNode(w http.ResponseWriter, r *http.Request) error {
 	if err := checkNodeIdent(r.Context(), ident); err != nil {
 		return err
 	}
-	err := s.store.DeleteNode(r.Context(), ident, func(n *ironwork.Node) error {
-		if n.Reservation != "" {
-			return lockedError(n)
+	// A node whose console is served loses it first, as Ironic's destroy_node stops it; the
+	// checks run before, so that a refused delete leaves the console alone.
+	if n, err := s.store.GetNode(r.Context(), ident); err == nil && n.ConsoleEnabled && deleteRefusal(n) == nil {
+		if c, err := s.cond(); err == nil {
+			if err := conductor.Do(r.Context(), c, conductor.OpStopConsole, conductor.NodeRef{Node: n.UUID}); err != nil {
+				s.log.Warn("stop the console of a node being deleted", "node", n.UUID, "error", err)
+			}
 		}
-		if !n.Maintenance && n.InstanceUUID != "" {
-			return ironwork.Errorf(ironwork.ECONFLICT, "Node %s is associated with instance %s.", n.UUID, n.InstanceUUID)
-		}
-		if n.Protected {
-			return ironwork.Errorf(ironwork.EFORBIDDEN, "Node %s is protected and cannot be undeployed, rebuilt or deleted", n.UUID)
-		}
-		if !ironwork.CanDelete(n.ProvisionState, n.Maintenance) {
-			return ironwork.Errorf(ironwork.ECONFLICT, "Can not delete node \"%s\" while it is in provision state \"%s\". Valid provision states to perform deletion are: \"('manageable', 'enroll', 'adopt failed', 'available')\", or set the node into maintenance mode",
-				n.UUID, n.ProvisionState)
-		}
-		return nil
-	})
+	}
+	err := s.store.DeleteNode(r.Context(), ident, deleteRefusal)
 	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deleteRefusal says why a node cannot be deleted, or nil.
+func deleteRefusal(n *ironwork.Node) error {
+	if n.Reservation != "" {
+		return lockedError(n)
+	}
+	if !n.Maintenance && n.InstanceUUID != "" {
+		return ironwork.Errorf(ironwork.ECONFLICT, "Node %s is associated with instance %s.", n.UUID, n.InstanceUUID)
+	}
+	if n.Protected {
+		return ironwork.Errorf(ironwork.EFORBIDDEN, "Node %s is protected and cannot be undeployed, rebuilt or deleted", n.UUID)
+	}
+	if !ironwork.CanDelete(n.ProvisionState, n.Maintenance) {
+		return ironwork.Errorf(ironwork.ECONFLICT, "Can not delete node \"%s\" while it is in provision state \"%s\". Valid provision states to perform deletion are: \"('manageable', 'enroll', 'adopt failed', 'available')\", or set the node into maintenance mode",
+			n.UUID, n.ProvisionState)
+	}
 	return nil
 }
 

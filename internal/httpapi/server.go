@@ -126,6 +126,7 @@ func (s *Server) routes() {
 	s.vifRoutes()
 	s.deployTemplateRoutes()
 	s.inspectionRuleRoutes()
+	s.consoleRoutes()
 
 	s.handle("/", s.notFound)
 }
@@ -219,6 +220,9 @@ func (w *statusWriter) WriteHeader(code int) {
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap gives http.ResponseController (and websocket upgrades) the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	w.wrote = true

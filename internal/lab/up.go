@@ -402,7 +402,8 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 				return st, err
 			}
 			n.BMCAddress = fmt.Sprintf("127.0.0.1:%d", port)
-			fmt.Fprintf(&vcfg, "\n[[machine]]\nname = %q\nipmi_listen = %q\ncommand = %s\n", n.Name, n.BMCAddress, tomlList(cmd))
+			fmt.Fprintf(&vcfg, "\n[[machine]]\nname = %q\nipmi_listen = %q\nserial_socket = %q\ncommand = %s\n", n.Name, n.BMCAddress,
+				serialSocket(st, n), tomlList(cmd))
 		default:
 			n.BMCAddress = fmt.Sprintf("http://127.0.0.1:%d", redfishPort)
 			fmt.Fprintf(&vcfg, "\n[[machine]]\nname = %q\ncommand = %s\n", n.Name, tomlList(cmd))
@@ -452,7 +453,8 @@ power_sync_interval = "30s"
 agent_power_off_timeout = "30s"
 default_boot_mode = "uefi"
 file_url_allowed_paths = [%q]
-`, apiPort, data, st.Bridge, st.Netns, st.Subnet, st.Subnet, opts.CallbackTimeout.String(), rd)
+console_log_dir = %q
+`, apiPort, data, st.Bridge, st.Netns, st.Subnet, st.Subnet, opts.CallbackTimeout.String(), rd, filepath.Join(dir, "consoles"))
 	cfgPath := filepath.Join(dir, "ironwork.toml")
 	if err := os.WriteFile(cfgPath, []byte(scfg), 0o644); err != nil {
 		return st, err
@@ -486,6 +488,9 @@ file_url_allowed_paths = [%q]
 			di["rescue_kernel"], di["rescue_ramdisk"] = rescueKernel, rescueInitrd
 			body["rescue_interface"] = "agent"
 		}
+		if n.Power == "ipmi" && n.BMC == "vbmc" {
+			body["console_interface"] = "ipmitool-socat" // the vbmc serves SOL from the machine's serial socket
+		}
 		var node map[string]any
 		if err := c.Do(ctx, http.MethodPost, "/v1/nodes", body, &node); err != nil {
 			return st, fmt.Errorf("enrol %s: %w", n.Name, err)
@@ -518,12 +523,17 @@ func (s *State) Client() *api.Client {
 
 // qemuCommand is the machine's QEMU command line, run inside the namespace, without -boot:
 // its shape's vCPUs, memory, disks (the first one booted) and NICs (the first one booted).
+// The serial line is a unix socket (serialSocket) the vbmc's Serial-over-LAN and the rescue
+// test attach to, logged to the serial log.
 func qemuCommand(st *State, n Node, spec NodeSpec, self string) ([]string, error) {
 	if len(n.Taps) == 0 || len(n.MACs) != len(n.Taps) {
 		n.Taps, n.MACs = []string{n.Tap}, []string{n.MAC}
 	}
 	if len(n.Disks) == 0 {
 		n.Disks = []string{n.Disk}
+	}
+	if n.SerialSocket == "" {
+		n.SerialSocket = serialSocket(st, n)
 	}
 	spec.CPUs, spec.MemoryMB = max(spec.CPUs, 1), cmp.Or(max(spec.MemoryMB, 0), 768)
 	args := []string{"ip", "netns", "exec", st.Netns, "qemu-system-x86_64", "-accel", "tcg", "-m", strconv.Itoa(spec.MemoryMB),
@@ -577,13 +587,18 @@ func dropbearIfInstalled() string {
 }
 
 // serialChardev is the machine's serial port: a unix socket a program may connect to (to log
-// in on the console), whose output is also appended to the serial log. A node recorded
-// before the socket existed keeps the plain log file.
+// in on the console, or the vbmc's Serial-over-LAN), whose output is also appended to the
+// serial log.
 func serialChardev(n Node) string {
-	if n.SerialSocket == "" {
-		return "file,id=serial0,append=on,path=" + n.Serial
-	}
 	return "socket,id=serial0,path=" + n.SerialSocket + ",server=on,wait=off,logfile=" + n.Serial + ",logappend=on"
+}
+
+// serialSocket is the unix socket QEMU serves a machine's serial line on.
+func serialSocket(st *State, n Node) string {
+	if n.SerialSocket != "" {
+		return n.SerialSocket
+	}
+	return filepath.Join(st.Dir, n.Name+".serial.sock")
 }
 
 // startProc starts a background process in its own session, logging to <dir>/<name>.log,

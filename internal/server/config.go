@@ -15,6 +15,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/ironwork/ironwork/internal/console"
+
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 )
@@ -81,6 +83,14 @@ type Config struct {
 	LogFormat string `toml:"log_format"`
 	// Drivers selects the enabled hardware types and interfaces.
 	Drivers DriversConfig `toml:"drivers"`
+
+	// Serial consoles (Ironic's [console]). ConsoleAddress is where the conductor serves
+	// consoles and what their tcp:// URLs name (default 127.0.0.1; Ironic's socat_address);
+	// ConsolePortRange is START:STOP (default 10000:20000); ConsoleLogDir, when set, gets a
+	// <node uuid>.log per node with everything its console printed.
+	ConsoleAddress   string `toml:"console_address"`
+	ConsolePortRange string `toml:"console_port_range"`
+	ConsoleLogDir    string `toml:"console_log_dir"`
 
 	// Network boot. The boot services (DHCP, TFTP, HTTP boot, router advertisements) run when
 	// ProvisioningInterface is set; nodes network-boot from its first IPv4 address.
@@ -296,6 +306,14 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir: must not be empty"))
+	}
+	if c.ConsolePortRange != "" {
+		if _, err := console.ParsePortRange(c.ConsolePortRange); err != nil {
+			errs = append(errs, fmt.Errorf("console_port_range: %w", err))
+		}
+	}
+	if c.ConsoleAddress != "" && net.ParseIP(c.ConsoleAddress) == nil {
+		errs = append(errs, fmt.Errorf("console_address: %q is not an IP address", c.ConsoleAddress))
 	}
 	switch c.AuthStrategy {
 	case "":

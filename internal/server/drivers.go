@@ -29,6 +29,9 @@ func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Ses
 	registry.Add(ironwork.ManagementInterface, "redfish", rf)
 	registry.Add(ironwork.PowerInterface, "ipmitool", ipmitool)
 	registry.Add(ironwork.ManagementInterface, "ipmitool", ipmitool)
+	// Ironic's name for its IPMI serial console offered as a raw TCP URL; ours is the native
+	// Serial-over-LAN client of the ipmitool interfaces, served by the conductor.
+	registry.Add(ironwork.ConsoleInterface, "ipmitool-socat", ipmitool)
 	dcfg := direct.Config{SoftPowerOffTimeout: cfg.AgentPowerOffTimeout.Duration,
 		CommandTimeout: cfg.AgentCommandTimeout.Duration, MaxCommandAttempts: cfg.AgentMaxCommandAttempts}
 	if cfg.ProvisioningNetns != "" {

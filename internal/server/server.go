@@ -14,6 +14,7 @@ import (
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/console"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
 	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/inspection"
@@ -150,6 +151,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		ccfg.TimeoutCheckInterval, ccfg.RescueCallbackTimeout = cfg.TimeoutCheckInterval.Duration, cfg.RescueCallbackTimeout.Duration
 		ccfg.Inspection = cfg.conductorInspection()
 		ccfg.Inspection.Rules = s.rules
+		ccfg.Console.Address, ccfg.Console.LogDir = cfg.ConsoleAddress, cfg.ConsoleLogDir
+		if cfg.ConsolePortRange != "" {
+			ccfg.Console.Ports, _ = console.ParsePortRange(cfg.ConsolePortRange) // checked by Validate
+		}
+		if cfg.ConsoleLogDir != "" {
+			if err := os.MkdirAll(cfg.ConsoleLogDir, 0o700); err != nil {
+				return nil, fmt.Errorf("create the console log directory: %w", err)
+			}
+		}
 		if cfg.AutomatedClean != nil {
 			ccfg.AutomatedClean = *cfg.AutomatedClean
 		}

@@ -8,6 +8,8 @@ package fake
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/ironwork/ironwork"
@@ -18,17 +20,18 @@ import (
 type Interface struct{}
 
 var (
-	_ conductor.Power        = Interface{}
-	_ conductor.Management   = Interface{}
-	_ conductor.Deploy       = Interface{}
-	_ conductor.Boot         = Interface{}
-	_ conductor.StepProvider = Interface{}
-	_ conductor.StepRunner   = Interface{}
-	_ conductor.Inspector    = Interface{}
-	_ conductor.Rescuer      = Interface{}
-	_ conductor.Rebooter     = Interface{}
-	_ conductor.SoftPower    = Interface{}
-	_ conductor.Validator    = Interface{}
+	_ conductor.Power         = Interface{}
+	_ conductor.Management    = Interface{}
+	_ conductor.Deploy        = Interface{}
+	_ conductor.Boot          = Interface{}
+	_ conductor.StepProvider  = Interface{}
+	_ conductor.StepRunner    = Interface{}
+	_ conductor.Inspector     = Interface{}
+	_ conductor.Rescuer       = Interface{}
+	_ conductor.Rebooter      = Interface{}
+	_ conductor.SoftPower     = Interface{}
+	_ conductor.Validator     = Interface{}
+	_ conductor.SerialConsole = Interface{}
 )
 
 func flag(t *conductor.Task, key string) bool {
@@ -190,6 +193,26 @@ func (Interface) Rescue(context.Context, *conductor.Task) (bool, error) { return
 
 // Unrescue implements conductor.Rescuer.
 func (Interface) Unrescue(context.Context, *conductor.Task) error { return nil }
+
+// AttachConsole implements conductor.SerialConsole with a serial line that needs no hardware:
+// it prints a banner naming the node, then echoes what is typed, until ctx ends or in does.
+func (Interface) AttachConsole(ctx context.Context, t *conductor.Task, in io.Reader, out io.Writer) error {
+	if _, err := fmt.Fprintf(out, "fake serial console of node %s\r\n", t.Node.UUID); err != nil {
+		return err
+	}
+	buf := make([]byte, 256)
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			if _, werr := out.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err != nil {
+			return ctx.Err()
+		}
+	}
+}
 
 // Noop implements the noop storage and management interfaces, which need no work. The flat
 // and noop network interfaces live in package network.

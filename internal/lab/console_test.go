@@ -1,0 +1,136 @@
+package lab_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ironwork/ironwork/internal/lab"
+)
+
+// TestLabConsole enables the serial console of a QEMU node whose BMC is Ironwork's vbmc,
+// connects to the console URL, and reads the deploy ramdisk's kernel booting over IPMI
+// Serial-over-LAN while cleaning boots it; then disables the console and sees the
+// connection closed.
+func TestLabConsole(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and taps")
+	}
+	kernel := lab.FindKernel()
+	if err := lab.Check(kernel); err != nil {
+		t.Skip(err)
+	}
+	bin := t.TempDir()
+	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
+	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	dir := filepath.Join(t.TempDir(), "lab")
+	ns := fmt.Sprintf("iwlabc-%d", os.Getpid()%10000)
+	var logs bytes.Buffer
+	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: filepath.Join(bin, "ironwork"),
+		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 5 * time.Minute, Log: &logs,
+		Nodes: []lab.NodeSpec{{Name: "console-ipmi", Firmware: "bios", Power: "ipmi"}}}
+	start := time.Now()
+	st, err := lab.Up(context.Background(), opts)
+	t.Cleanup(func() {
+		if err := lab.Down(dir, nil); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+		if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), ns) {
+			t.Errorf("network namespace %s is left after down: %s", ns, out)
+		}
+	})
+	if err != nil {
+		t.Fatalf("lab up: %v\n%s", err, logs.String())
+	}
+	t.Logf("lab up: %.1f s", time.Since(start).Seconds())
+	defer func() {
+		if t.Failed() {
+			for _, f := range []string{"serve.log", "vbmc.log", "console-ipmi.serial.log"} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 40))
+			}
+		}
+	}()
+	ctx := context.Background()
+	c := st.Client()
+	n := st.Nodes[0]
+
+	if err := c.Do(ctx, http.MethodPut, "/v1/nodes/"+n.UUID+"/states/console", map[string]any{"enabled": true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var url string
+	deadline := time.Now().Add(30 * time.Second)
+	for url == "" {
+		var cs struct {
+			Enabled bool `json:"console_enabled"`
+			Info    *struct {
+				URL string `json:"url"`
+			} `json:"console_info"`
+		}
+		if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+n.UUID+"/states/console", nil, &cs); err != nil {
+			t.Fatal(err)
+		}
+		if cs.Enabled && cs.Info != nil {
+			url = cs.Info.URL
+		} else if time.Now().After(deadline) {
+			t.Fatalf("console not enabled within 30 s: %+v", cs)
+		} else {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Logf("console enabled at %s", url)
+
+	// Verify, then provide: automated cleaning powers the machine on and network-boots the
+	// deploy ramdisk, whose kernel prints to ttyS0.
+	if err := lab.ProvisionVerb(ctx, c, n.UUID, "manage", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lab.WaitState(ctx, c, n.UUID, "manageable", 2*time.Minute, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.ProvisionVerb(ctx, c, n.UUID, "provide", nil); err != nil {
+		t.Fatal(err)
+	}
+	bootStart := time.Now()
+	r := bufio.NewReader(conn)
+	conn.SetReadDeadline(time.Now().Add(4 * time.Minute))
+	var seen strings.Builder
+	for _, want := range []string{"Linux version", "ironwork-agent"} {
+		for !strings.Contains(seen.String(), want) {
+			line, err := r.ReadString('\n')
+			seen.WriteString(line)
+			if err != nil {
+				t.Fatalf("console: no %q within 4 min of provide: %v; read %d bytes, last: %q", want, err, seen.Len(), tailLines([]byte(seen.String()), 10))
+			}
+		}
+		t.Logf("console: %q after %.1f s", want, time.Since(bootStart).Seconds())
+	}
+	if err := c.Do(ctx, http.MethodPut, "/v1/nodes/"+n.UUID+"/states/console", map[string]any{"enabled": false}, nil); err != nil {
+		t.Fatal(err)
+	}
+	closeStart := time.Now()
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		t.Fatalf("the console connection was not closed within 30 s of disable: %v", err)
+	}
+	t.Logf("console connection closed %.2f s after disable", time.Since(closeStart).Seconds())
+	b, _ := os.ReadFile(filepath.Join(dir, "consoles", n.UUID+".log"))
+	if !bytes.Contains(b, []byte("Linux version")) {
+		t.Errorf("the console log file lacks the kernel's boot messages (%d bytes)", len(b))
+	}
+}
