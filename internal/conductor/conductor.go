@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/sqlstore"
@@ -49,6 +48,13 @@ type Config struct {
 	// HeartbeatInterval and HeartbeatTimeout govern conductor liveness.
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration
+	// SendSensorData reads the hardware sensors of this conductor's nodes every
+	// SensorDataInterval (Ironic's [conductor]send_sensor_data and
+	// send_sensor_data_interval; off by default, 600 s).
+	SendSensorData     bool
+	SensorDataInterval time.Duration
+	// Metrics receives the conductor's measurements; nil measures nothing.
+	Metrics Metrics
 }
 
 // Defaults returns Ironic's defaults.
@@ -58,6 +64,7 @@ func Defaults() Config {
 		PowerActionTimeout: 60 * time.Second, PowerSyncInterval: 60 * time.Second, PowerSyncWorkers: 8,
 		PowerSyncMaxRetries: 3, ForcePowerStateDuringSync: true, CallbackTimeout: 30 * time.Minute,
 		TimeoutCheckInterval: 60 * time.Second, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 60 * time.Second,
+		SensorDataInterval: 600 * time.Second,
 	}
 }
 
@@ -74,6 +81,10 @@ func (c *Config) fill() {
 	orDefault(&c.TimeoutCheckInterval, d.TimeoutCheckInterval)
 	orDefault(&c.HeartbeatInterval, d.HeartbeatInterval)
 	orDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+	orDefault(&c.SensorDataInterval, d.SensorDataInterval)
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
+	}
 }
 
 // orDefault sets v to def unless it is positive.
@@ -133,6 +144,11 @@ type Conductor struct {
 	id              int64 // this conductor's row in the conductors table, set by Start
 	deploys, cleans atomic.Int64
 	syncFailures    sync.Map // node id -> failed power syncs in a row
+	metrics         Metrics
+	timings         timings
+	// lastSync is when the last complete power sync began (Unix nanoseconds; 0: none yet).
+	lastSync atomic.Int64
+	started  time.Time
 }
 
 // New returns a conductor; Start begins its periodic work.
@@ -142,7 +158,8 @@ func New(cfg Config, store *sqlstore.Store, drivers ironwork.DriverConfig, regis
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Conductor{cfg: cfg, store: store, drivers: drivers, registry: registry, log: log.With("conductor", cfg.Hostname),
-		ring: NewRing(), stopping: make(chan struct{}), sem: make(chan struct{}, cfg.Workers)}
+		ring: NewRing(), stopping: make(chan struct{}), sem: make(chan struct{}, cfg.Workers), metrics: cfg.Metrics,
+		timings: timings{phases: map[string]phaseStart{}, steps: map[string]stepStart{}}, started: time.Now()}
 }
 
 // Hostname is the conductor's name.
@@ -162,6 +179,8 @@ type Task struct {
 	// moved the node to a resting state also freed its lock (see transitionWith).
 	background bool
 	released   bool
+	// req is who caused the work (an API request), for its logs and history.
+	req Requester
 }
 
 // errReleased refuses a write by a task whose lock was already freed: the node may belong to
@@ -213,7 +232,7 @@ func (c *Conductor) lock(ctx context.Context, ident string) (*Task, error) {
 		c.release(n)
 		return nil, err
 	}
-	return &Task{Node: n, Driver: d, c: c, Log: c.log.With("node", n.UUID)}, nil
+	return c.newTask(ctx, n, d), nil
 }
 
 // shared returns a task for reading a node without locking it.
@@ -226,7 +245,7 @@ func (c *Conductor) shared(ctx context.Context, ident string) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Task{Node: n, Driver: d, c: c, Log: c.log.With("node", n.UUID)}, nil
+	return c.newTask(ctx, n, d), nil
 }
 
 // release frees a node's lock, with a context of its own so that it happens even when the
@@ -299,10 +318,10 @@ func (c *Conductor) transitionWith(ctx context.Context, t *Task, ev ironwork.Eve
 	if lastError != "" {
 		event += ": " + lastError
 	}
-	if err := c.store.AddNodeHistory(ctx, &ironwork.NodeHistoryEvent{UUID: uuid.NewString(), NodeID: t.Node.ID,
-		Conductor: c.cfg.Hostname, EventType: "provisioning", Severity: severity, Event: event}); err != nil {
+	if err := c.store.AddNodeHistory(ctx, t.historyEvent("provisioning", severity, event)); err != nil {
 		t.Log.Warn("record node history", "error", err)
 	}
+	c.observeTransition(t.Node.UUID, from, to, ev, now)
 	t.Log.Log(ctx, level, "provision state changed", "from", from, "to", to, "event", ev, "target", target, "error", lastError)
 	return nil
 }

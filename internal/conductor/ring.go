@@ -2,6 +2,8 @@ package conductor
 
 import (
 	"crypto/md5"
+	"maps"
+	"math"
 	"encoding/binary"
 	"slices"
 	"sort"
@@ -78,4 +80,36 @@ func (r *Ring) Owner(group, key string) string {
 		i = 0
 	}
 	return g.owner[g.points[i]]
+}
+
+// Share is the fraction (0 to 1) of the group's hash space, and so of its nodes on average,
+// that host owns.
+func (r *Ring) Share(group, host string) float64 {
+	r.mu.RLock()
+	g := r.groups[group]
+	r.mu.RUnlock()
+	if g == nil || len(g.points) == 0 {
+		return 0
+	}
+	// Each point owns the keys from the previous point (exclusive) up to itself; the first
+	// point also owns the keys past the last one.
+	var owned float64
+	for i, p := range g.points {
+		if g.owner[p] != host {
+			continue
+		}
+		if i == 0 {
+			owned += float64(p) + math.Exp2(64) - float64(g.points[len(g.points)-1])
+		} else {
+			owned += float64(p - g.points[i-1])
+		}
+	}
+	return owned / math.Exp2(64)
+}
+
+// Groups returns the conductor groups the ring knows.
+func (r *Ring) Groups() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Sorted(maps.Keys(r.groups))
 }

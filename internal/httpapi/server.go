@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
@@ -49,6 +50,17 @@ type Options struct {
 	ConductorTimeout time.Duration
 	// MaxLimit is the largest page size (default 1000, as Ironic's [api]max_limit).
 	MaxLimit int
+	// Metrics records every request; nil records nothing.
+	Metrics Metrics
+	// MetricsHandler, when set, serves GET /metrics behind the API's authentication.
+	MetricsHandler http.Handler
+}
+
+// Metrics records the API's requests: the method, the route template that matched ("GET
+// /v1/nodes/{ident}" gives "/v1/nodes/{ident}"; "unmatched" when none did), the status and
+// how long the answer took.
+type Metrics interface {
+	APIRequest(method, route string, status int, d time.Duration)
 }
 
 // Server is the API's HTTP handler.
@@ -115,6 +127,9 @@ func (s *Server) routes() {
 	s.handle("GET /v1", s.v1)
 	s.handle("GET /v1/{$}", s.v1)
 	s.handle("GET /v1/shards", s.shards)
+	if s.opts.MetricsHandler != nil {
+		s.mux.Handle("GET /metrics", s.opts.MetricsHandler)
+	}
 	s.nodeRoutes()
 	s.portRoutes()
 	s.portgroupRoutes()
@@ -161,6 +176,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("OpenStack-Request-Id", reqID)
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	// routed is the request the mux saw (it records the matched pattern there); until then,
+	// the request itself, whose route is looked up.
+	routed := r
+	r = r.WithContext(conductor.WithRequester(r.Context(), conductor.Requester{RequestID: reqID}))
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -171,8 +190,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				s.writeError(sw, r, errors.New("panic"))
 			}
 		}
+		d := time.Since(start)
 		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
-			"duration", time.Since(start), "request_id", reqID)
+			"duration", d, "request_id", reqID)
+		if s.opts.Metrics != nil {
+			s.opts.Metrics.APIRequest(r.Method, s.route(routed), sw.status, d)
+		}
 	}()
 	if len(r.URL.Path) > 1 && strings.HasSuffix(r.URL.Path, "/") && r.URL.Path != "/v1/" {
 		r.URL.Path = strings.TrimRight(r.URL.Path, "/")
@@ -187,10 +210,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("X-OpenStack-Ironic-API-Version", versionString(minor))
 	if s.opts.Auth != nil && !publicRoute(strings.TrimSuffix(r.URL.Path, "/")) {
-		if _, err := s.opts.Auth.Authenticate(r); err != nil {
+		user, err := s.opts.Auth.Authenticate(r)
+		if err != nil {
 			s.writeError(sw, r, err)
 			return
 		}
+		r = r.WithContext(conductor.WithRequester(r.Context(), conductor.Requester{RequestID: reqID, User: user}))
 	}
 	if err := checkRequestTarget(r); err != nil {
 		s.writeError(sw, r, err)
@@ -202,7 +227,35 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(sw, r.Body, s.opts.MaxBodyBytes)
 	r = r.WithContext(context.WithValue(r.Context(), versionKey{}, minor))
+	routed = r
 	s.mux.ServeHTTP(sw, r)
+}
+
+// route is the route template of a request for metrics: the pattern the mux matched (or
+// would match, for a request refused before routing) without its method.
+func (s *Server) route(r *http.Request) string {
+	pattern := r.Pattern
+	if pattern == "" {
+		_, pattern = s.mux.Handler(r)
+	}
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		pattern = path
+	}
+	switch pattern {
+	case "", "/":
+		return "unmatched"
+	case "/{$}":
+		return "/"
+	}
+	return pattern
+}
+
+// logFor is the API's logger for a request: its lines carry the request id.
+func (s *Server) logFor(r *http.Request) *slog.Logger {
+	if id := conductor.RequesterOf(r.Context()).RequestID; id != "" {
+		return s.log.With("request_id", id)
+	}
+	return s.log
 }
 
 type statusWriter struct {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -31,6 +32,9 @@ type Server struct {
 	root    *os.Root
 	scripts Scripts
 	log     *slog.Logger
+	// OnRequest, when set before Serve, is called after each answer with its HTTP status.
+	// It must be safe for concurrent use and quick.
+	OnRequest func(status int)
 }
 
 // New serves the files below dir and the scripts of scripts.
@@ -123,7 +127,15 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request, name string) {
 
 // Serve answers on ln until ctx ends.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+	var h http.Handler = s
+	if s.OnRequest != nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sw := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+			s.ServeHTTP(sw, r)
+			s.OnRequest(sw.status)
+		})
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -138,4 +150,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		hs.Close()
 	}
 	return nil
+}
+
+// statusRecorder remembers the status of an answer.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the sendfile path of the underlying writer for large files.
+func (w *statusRecorder) ReadFrom(r io.Reader) (int64, error) {
+	w.wrote = true
+	return io.Copy(w.ResponseWriter, r)
 }

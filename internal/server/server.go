@@ -12,10 +12,13 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
 	"github.com/ironwork/ironwork/internal/httpapi"
+	"github.com/ironwork/ironwork/internal/metrics"
 	"github.com/ironwork/ironwork/internal/rpc"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
@@ -38,6 +41,11 @@ type Server struct {
 	// not listen where agents can reach it; nil otherwise.
 	agentLn  net.Listener
 	agentSrv *http.Server
+	// metrics are this process's Prometheus instruments; metricsLn and metricsSrv serve them
+	// on metrics_listen (nil when they are served on the API's address).
+	metrics    *metrics.Metrics
+	metricsLn  net.Listener
+	metricsSrv *http.Server
 }
 
 // NewLogger returns the logger the configuration asks for, writing to w.
@@ -83,7 +91,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 	if err != nil {
 		return nil, err
 	}
-	s = &Server{cfg: cfg, log: log, store: store}
+	s = &Server{cfg: cfg, log: log, store: store, metrics: metrics.New(prometheus.NewRegistry())}
 	started := s // the named result is nil on the error returns below
 	defer func() {
 		if err != nil {
@@ -130,7 +138,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		registry := conductor.Registry{}
 		s.ipmiSessions = ipmi.NewSessions()
 		registerDrivers(cfg, registry, s.ipmiSessions, log)
-		if s.boot, err = registerBoot(ctx, cfg, store, registry, log); err != nil {
+		if s.boot, err = registerBoot(ctx, cfg, store, registry, s.metrics, log); err != nil {
 			return nil, err
 		}
 		if err = checkCatalogue(registry); err != nil {
@@ -141,6 +149,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		ccfg.HeartbeatInterval, ccfg.HeartbeatTimeout = cfg.HeartbeatInterval.Duration, cfg.HeartbeatTimeout.Duration
 		ccfg.PowerSyncInterval, ccfg.CallbackTimeout = cfg.PowerSyncInterval.Duration, cfg.CallbackTimeout.Duration
 		ccfg.TimeoutCheckInterval = cfg.TimeoutCheckInterval.Duration
+		ccfg.SendSensorData, ccfg.SensorDataInterval = cfg.SendSensorData, cfg.SendSensorDataInterval.Duration
+		ccfg.Metrics = s.metrics
 		if cfg.AutomatedClean != nil {
 			ccfg.AutomatedClean = *cfg.AutomatedClean
 		}
@@ -159,13 +169,20 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 			s.https = append(s.https, newHTTPServer(sealer.Handler(rpc.Handler(s.cond, log), log), log))
 		}
 	}
+	var auth httpapi.Authenticator
+	if cfg.AuthStrategy == "http_basic" {
+		if auth, err = httpapi.LoadBasicAuth(cfg.HTTPBasicAuthFile); err != nil {
+			return nil, err
+		}
+	}
+	if err = s.serveMetrics(auth); err != nil {
+		return nil, err
+	}
 	if cfg.Role != "conductor" {
 		opts := httpapi.Options{Store: store, Drivers: drivers, Logger: log, PublicURL: cfg.PublicURL,
-			ConductorTimeout: cfg.HeartbeatTimeout.Duration}
-		if cfg.AuthStrategy == "http_basic" {
-			if opts.Auth, err = httpapi.LoadBasicAuth(cfg.HTTPBasicAuthFile); err != nil {
-				return nil, err
-			}
+			ConductorTimeout: cfg.HeartbeatTimeout.Duration, Auth: auth, Metrics: s.metrics}
+		if cfg.MetricsListen == "" {
+			opts.MetricsHandler = s.metrics.Handler(log)
 		}
 		if s.cond != nil {
 			s.router = rpc.NewRouter(s.cond, store, s.cond.Ring(), cfg.Hostname, log)
@@ -288,6 +305,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.agentSrv != nil {
 		go func() { errc <- s.agentSrv.Serve(s.agentLn) }()
 	}
+	if s.metricsSrv != nil {
+		go func() { errc <- s.metricsSrv.Serve(s.metricsLn) }()
+	}
 	var serveErr error
 	select {
 	case err := <-errc:
@@ -301,8 +321,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var errs []error
-	if s.agentSrv != nil {
-		if err := s.agentSrv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	for _, h := range []*http.Server{s.agentSrv, s.metricsSrv} {
+		if h == nil {
+			continue
+		}
+		if err := h.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
 	}
@@ -332,8 +355,41 @@ func (s *Server) Close() error {
 	if s.agentLn != nil {
 		s.agentLn.Close()
 	}
+	if s.metricsLn != nil {
+		s.metricsLn.Close()
+	}
 	if s.rpcLn != nil {
 		s.rpcLn.Close()
 	}
 	return s.store.Close()
+}
+
+// serveMetrics registers the fleet collector and, with metrics_listen, opens the metrics'
+// own listener (served with auth, as the API is). The collector reads the store at scrape.
+func (s *Server) serveMetrics(auth httpapi.Authenticator) error {
+	fo := metrics.FleetOptions{Store: s.store, HeartbeatTimeout: s.cfg.HeartbeatTimeout.Duration}
+	if s.cond != nil {
+		fo.Conductor, fo.Group, fo.Ring = s.cond, s.cfg.ConductorGroup, s.cond.Ring()
+	}
+	s.metrics.WatchFleet(fo)
+	if s.cfg.MetricsListen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.MetricsListen)
+	if err != nil {
+		return fmt.Errorf("listen for metrics on %s: %w", s.cfg.MetricsListen, err)
+	}
+	s.metricsLn = ln
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", httpapi.RequireAuth(auth, s.metrics.Handler(s.log)))
+	s.metricsSrv = newHTTPServer(mux, s.log)
+	return nil
+}
+
+// MetricsAddr is the address of metrics_listen ("" when the metrics are on the API's).
+func (s *Server) MetricsAddr() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return s.metricsLn.Addr().String()
 }
