@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )

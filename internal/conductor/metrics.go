@@ -29,7 +29,7 @@ type Metrics interface {
 type noMetrics struct{}
 
 func (noMetrics) Transition(ironwork.ProvisionState, ironwork.ProvisionState, ironwork.Event) {}
-func (noMetrics) StepDone(StepKind, ironwork.InterfaceKind, string, string, time.Duration)   {}
+func (noMetrics) StepDone(StepKind, ironwork.InterfaceKind, string, string, time.Duration)    {}
 func (noMetrics) PhaseDone(string, string, time.Duration)                                     {}
 func (noMetrics) BMCError(string, string)                                                     {}
 func (noMetrics) SensorsRead(map[string][]Sensor)                                             {}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )

@@ -2,9 +2,9 @@ package conductor
 
 import (
 	"crypto/md5"
+	"encoding/binary"
 	"maps"
 	"math"
-	"encoding/binary"
 	"slices"
 	"sort"
 	"strconv"
