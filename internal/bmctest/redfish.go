@@ -19,10 +19,14 @@ import (
 )
 
 // MockupDir returns the directory of DMTF's public-rackmount1 mockup in ../shared next to the
-// repository, or skips the test with a clear message when it is absent (a user's clone).
+// repository (or at $IRONWORK_TEST_REDFISH_MOCKUP, for a worktree elsewhere), or skips the
+// test with a clear message when it is absent (a user's clone).
 func MockupDir(t testing.TB, fromPkg string) string {
 	t.Helper()
 	dir := filepath.Join(fromPkg, "shared", "redfish-mockups", "public-rackmount1")
+	if env := os.Getenv("IRONWORK_TEST_REDFISH_MOCKUP"); env != "" {
+		dir = env
+	}
 	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
 		t.Skipf("DMTF Redfish mockup not found at %s (it lives in ../shared next to the repository, which only CI and the developers have)", dir)
 	}
