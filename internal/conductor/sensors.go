@@ -3,7 +3,6 @@ package conductor
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/sqlstore"
@@ -87,6 +86,6 @@ func (c *Conductor) CollectSensors(ctx context.Context) error {
 	}
 	wg.Wait()
 	c.metrics.SensorsRead(readings)
-	c.log.Debug("sensors collected", "nodes", len(readings), "at", time.Now().UTC())
+	c.log.Debug("sensors collected", "nodes", len(readings))
 	return ctx.Err()
 }

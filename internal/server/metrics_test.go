@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/ironwork/ironwork/internal/bmctest"
 	"github.com/ironwork/ironwork/internal/server"
 	"github.com/ironwork/ironwork/internal/sqlstore/sqlstoretest"
 )
@@ -392,5 +394,65 @@ func TestMetricsListen(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /metrics on the API with metrics_listen: %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestSensorMetricsFromOpenIPMI turns send_sensor_data on and reads the sensors of ipmi_sim
+// (with sensors in its SDR repository) through the conductor's periodic task into /metrics; a
+// node whose BMC refuses its password is counted as a BMC error.
+func TestSensorMetricsFromOpenIPMI(t *testing.T) {
+	sim := bmctest.NewIPMISimWithSensors(t)
+	srv := startServer(t, "sqlite://"+filepath.Join(t.TempDir(), "ironwork.db"), func(c *server.Config) {
+		c.SendSensorData, c.SendSensorDataInterval = true, server.Duration{Duration: 100 * time.Millisecond}
+	})
+	c := apiClient{t: t, base: srv.URL()}
+	create := func(name, password string) string {
+		code, _, n := c.do("POST", "/v1/nodes", map[string]any{"name": name, "driver": "ipmi", "driver_info": map[string]any{
+			"ipmi_address": "127.0.0.1", "ipmi_port": sim.Port, "ipmi_username": sim.User,
+			"ipmi_password": password, "ipmi_cipher_suite": "3"}})
+		if code != http.StatusCreated {
+			t.Fatalf("create %s: %d %v", name, code, n)
+		}
+		return n["uuid"].(string)
+	}
+	good := create("sensors-1", sim.Password)
+	create("sensors-bad-password", "wrong")
+
+	// The task runs every 100 ms; wait (bounded) for a scrape that has the readings.
+	var fams map[string]*dto.MetricFamily
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		fams = scrape(t, srv.URL()+"/metrics", "", "")
+		if findSample(fams, "ironwork_sensor_reading", map[string]string{"node": good}) != nil &&
+			findSample(fams, "ironwork_bmc_errors_total", map[string]string{"driver": "ipmi", "call": "sensors"}) != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no sensor readings and BMC error in /metrics within 20 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, s := range bmctest.SimSensors {
+		m := findSample(fams, "ironwork_sensor_reading", map[string]string{"node": good, "sensor": s.Name})
+		if s.Disabled {
+			if m != nil {
+				t.Errorf("disabled sensor %s exported", s.Name)
+			}
+			continue
+		}
+		if m == nil {
+			t.Errorf("sensor %s not exported", s.Name)
+			continue
+		}
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["type"] != s.TypeName || labels["unit"] != s.UnitName || math.Abs(value(m)-s.Value) > 1e-6 {
+			t.Errorf("sensor %s: %v = %v, want type %s unit %s value %v", s.Name, labels, value(m), s.TypeName, s.UnitName, s.Value)
+		}
+	}
+	if n := sumBy(fams, "ironwork_sensor_reading", nil); len(fams["ironwork_sensor_reading"].GetMetric()) != 4 {
+		t.Errorf("%d sensor series (sum %v), want 4: only the good node's", len(fams["ironwork_sensor_reading"].GetMetric()), n)
 	}
 }
