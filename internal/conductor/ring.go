@@ -92,19 +92,23 @@ func (r *Ring) Share(group, host string) float64 {
 		return 0
 	}
 	// Each point owns the keys from the previous point (exclusive) up to itself; the first
-	// point also owns the keys past the last one.
-	var owned float64
+	// point also owns the keys past the last one. Spans are summed exactly in uint64 (the
+	// wrap-around span of the first point is its uint64 difference with the last), which
+	// cannot hold the whole space: a host that owns every point has all of it.
+	var owned uint64
+	all := true
 	for i, p := range g.points {
 		if g.owner[p] != host {
+			all = false
 			continue
 		}
-		if i == 0 {
-			owned += float64(p) + math.Exp2(64) - float64(g.points[len(g.points)-1])
-		} else {
-			owned += float64(p - g.points[i-1])
-		}
+		prev := g.points[(i+len(g.points)-1)%len(g.points)]
+		owned += p - prev
 	}
-	return owned / math.Exp2(64)
+	if all {
+		return 1
+	}
+	return float64(owned) / math.Exp2(64)
 }
 
 // Groups returns the conductor groups the ring knows.

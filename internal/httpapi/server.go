@@ -6,14 +6,14 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
@@ -276,12 +276,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-func newRequestID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	hx := hex.EncodeToString(b[:])
-	return "req-" + hx[0:8] + "-" + hx[8:12] + "-" + hx[12:16] + "-" + hx[16:20] + "-" + hx[20:]
-}
+// newRequestID is a request id as Ironic makes them: "req-" and a random (version 4) UUID.
+func newRequestID() string { return "req-" + uuid.NewString() }
 
 // baseURL returns the public base URL for links, without a trailing slash.
 func (s *Server) baseURL(r *http.Request) string {
