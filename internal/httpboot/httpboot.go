@@ -57,6 +57,11 @@ func (s *Server) Close() error { return s.root.Close() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.OnRequest != nil {
+		sw := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() { s.OnRequest(sw.status) }()
+		w = sw
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -127,15 +132,7 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request, name string) {
 
 // Serve answers on ln until ctx ends.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	var h http.Handler = s
-	if s.OnRequest != nil {
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			sw := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-			s.ServeHTTP(sw, r)
-			s.OnRequest(sw.status)
-		})
-	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
