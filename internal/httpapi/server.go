@@ -56,7 +56,8 @@ type Options struct {
 	MetricsHandler http.Handler
 }
 
-// Metrics records the API's requests: the method, the route template that matched ("GET
+// Metrics records the API's requests: the method ("other" for a non-standard one), the route
+// template that matched ("GET
 // /v1/nodes/{ident}" gives "/v1/nodes/{ident}"; "unmatched" when none did), the status and
 // how long the answer took.
 type Metrics interface {
@@ -194,7 +195,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
 			"duration", d, "request_id", reqID)
 		if s.opts.Metrics != nil {
-			s.opts.Metrics.APIRequest(r.Method, s.route(routed), sw.status, d)
+			s.opts.Metrics.APIRequest(metricMethod(r.Method), s.route(routed), sw.status, d)
 		}
 	}()
 	if len(r.URL.Path) > 1 && strings.HasSuffix(r.URL.Path, "/") && r.URL.Path != "/v1/" {
@@ -248,6 +249,17 @@ func (s *Server) route(r *http.Request) string {
 		return "/"
 	}
 	return pattern
+}
+
+// metricMethod is a request's method as a metric label: the methods HTTP defines, and "other"
+// for anything a client made up (which would otherwise make one series per invention).
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
+		http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // logFor is the API's logger for a request: its lines carry the request id.

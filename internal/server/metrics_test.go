@@ -222,6 +222,10 @@ func TestMetricsAfterRealActions(t *testing.T) {
 			})
 			c := apiClient{t: t, base: srv.URL(), user: "operator", pass: "s3cret"}
 
+			// A made-up method is counted as "other", not as a series of its own.
+			if code, _, _ := c.do("BREW", "/v1/nodes", nil); code != http.StatusMethodNotAllowed {
+				t.Fatalf("BREW /v1/nodes: %d, want 405", code)
+			}
 			// Without credentials the metrics are refused, as the API is.
 			resp, err := http.Get(srv.URL() + "/metrics")
 			if err != nil {
@@ -316,6 +320,7 @@ func TestMetricsAfterRealActions(t *testing.T) {
 				{"POST", "/v1/nodes", "201", 4},
 				{"PUT", "/v1/nodes/{ident}/states/provision", "202", float64(provisions)},
 				{"GET", "/metrics", "401", 1},
+				{"other", "unmatched", "405", 1},
 			} {
 				m := sample(t, fams, "ironwork_api_requests_total", map[string]string{"method": r.method, "route": r.route, "code": r.code})
 				if value(m) != r.want {
