@@ -269,7 +269,7 @@ func (s *Server) Conductor() *conductor.Conductor { return s.cond }
 func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("ironwork serving", "role", s.cfg.Role, "api", s.Addr(), "database", s.store.Dialect(),
 		"auth", s.cfg.AuthStrategy, "conductor", s.cfg.Hostname)
-	errc := make(chan error, len(s.https))
+	errc := make(chan error, len(s.https)+2) // and the agent and metrics servers
 	for _, h := range s.https {
 		ln := s.rpcLn
 		if s.ln != nil && h == s.https[0] {
