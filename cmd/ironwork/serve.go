@@ -39,6 +39,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	group := fs.String("conductor-group", "", "conductor group this conductor serves")
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error")
 	logFormat := fs.String("log-format", cfg.LogFormat, "text or json")
+	metricsListen := fs.String("metrics-listen", "", "serve the Prometheus metrics on this host:port of their own (default: /metrics on the API's address)")
+	sendSensors := fs.Bool("send-sensor-data", false, "read the nodes' hardware sensors (IPMI, Redfish) periodically and export them as metrics")
+	sensorInterval := fs.Duration("send-sensor-data-interval", cfg.SendSensorDataInterval.Duration, "how often --send-sensor-data reads the sensors")
 	// Network boot and console settings: string flags named as their config keys, '-' for '_'.
 	bootFlags := []struct {
 		name, usage string
@@ -122,6 +125,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			cfg.LogLevel = *logLevel
 		case "log-format":
 			cfg.LogFormat = *logFormat
+		case "metrics-listen":
+			cfg.MetricsListen = *metricsListen
+		case "send-sensor-data":
+			cfg.SendSensorData = *sendSensors
+		case "send-sensor-data-interval":
+			cfg.SendSensorDataInterval.Duration = *sensorInterval
 		}
 		for _, b := range bootFlags {
 			if b.name == f.Name {

@@ -50,6 +50,12 @@ type IPMISim struct {
 // NewIPMISim starts ipmi_sim and stops it when the test ends.
 func NewIPMISim(t testing.TB) *IPMISim {
 	t.Helper()
+	return newIPMISim(t, "")
+}
+
+// newIPMISim starts ipmi_sim with extra emulator commands run before the BMC is enabled.
+func newIPMISim(t testing.TB, extraEmu string) *IPMISim {
+	t.Helper()
 	bin := requireTool(t, "ipmi_sim", "openipmi")
 	s := &IPMISim{Port: freeUDPPort(t), User: "admin", Password: "password", dir: t.TempDir()}
 	hook := filepath.Join(s.dir, "chassis.sh")
@@ -93,7 +99,7 @@ set_working_mc 0x20
   user 1 true  ""      "test" user  10 none md2 md5 straight
   user 2 true  "%s" "%s" admin 10 none md2 md5 straight
 `, s.Port, hook, s.User, s.Password)
-	emu := "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\nmc_enable 0x20\n"
+	emu := "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\n" + extraEmu + "mc_enable 0x20\n"
 	for name, body := range map[string]string{"chassis.sh": script, "lan.conf": lan, "cmd.emu": emu} {
 		if err := os.WriteFile(filepath.Join(s.dir, name), []byte(body), 0o755); err != nil {
 			t.Fatal(err)

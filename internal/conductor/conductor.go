@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/console"
 	"github.com/ironwork/ironwork/internal/sqlstore"
@@ -57,6 +55,13 @@ type Config struct {
 	Inspection InspectionConfig
 	// Console configures the serial consoles the conductor serves.
 	Console ConsoleConfig
+	// SendSensorData reads the hardware sensors of this conductor's nodes every
+	// SensorDataInterval (Ironic's [conductor]send_sensor_data and
+	// send_sensor_data_interval; off by default, 600 s).
+	SendSensorData     bool
+	SensorDataInterval time.Duration
+	// Metrics receives the conductor's measurements; nil measures nothing.
+	Metrics Metrics
 }
 
 // Defaults returns Ironic's defaults.
@@ -68,6 +73,7 @@ func Defaults() Config {
 		TimeoutCheckInterval: 60 * time.Second, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 60 * time.Second,
 
 		RescueCallbackTimeout: 30 * time.Minute,
+		SensorDataInterval:    600 * time.Second,
 	}
 }
 
@@ -91,6 +97,10 @@ func (c *Config) fill() {
 	}
 	if c.Console.Ports == (console.PortRange{}) {
 		c.Console.Ports = console.DefaultPortRange
+	}
+	orDefault(&c.SensorDataInterval, d.SensorDataInterval)
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
 	}
 }
 
@@ -153,6 +163,11 @@ type Conductor struct {
 	syncFailures    sync.Map   // node id -> failed power syncs in a row
 	discovering     sync.Mutex // one discovery at a time, so a machine is enrolled once
 	consoles        consoles   // the serial consoles this conductor serves
+	metrics         Metrics
+	timings         timings
+	// lastSync is when the last complete power sync began (Unix nanoseconds; 0: none yet).
+	lastSync atomic.Int64
+	started  time.Time
 }
 
 // New returns a conductor; Start begins its periodic work.
@@ -162,7 +177,8 @@ func New(cfg Config, store *sqlstore.Store, drivers ironwork.DriverConfig, regis
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Conductor{cfg: cfg, store: store, drivers: drivers, registry: registry, log: log.With("conductor", cfg.Hostname),
-		ring: NewRing(), stopping: make(chan struct{}), sem: make(chan struct{}, cfg.Workers)}
+		ring: NewRing(), stopping: make(chan struct{}), sem: make(chan struct{}, cfg.Workers), metrics: cfg.Metrics,
+		timings: timings{phases: map[string]phaseStart{}, steps: map[string]stepStart{}}, started: time.Now()}
 }
 
 // Hostname is the conductor's name.
@@ -182,6 +198,8 @@ type Task struct {
 	// moved the node to a resting state also freed its lock (see transitionWith).
 	background bool
 	released   bool
+	// req is who caused the work (an API request), for its logs and history.
+	req Requester
 }
 
 // errReleased refuses a write by a task whose lock was already freed: the node may belong to
@@ -233,7 +251,7 @@ func (c *Conductor) lock(ctx context.Context, ident string) (*Task, error) {
 		c.release(n)
 		return nil, err
 	}
-	return &Task{Node: n, Driver: d, c: c, Log: c.log.With("node", n.UUID)}, nil
+	return c.newTask(ctx, n, d), nil
 }
 
 // shared returns a task for reading a node without locking it.
@@ -246,7 +264,7 @@ func (c *Conductor) shared(ctx context.Context, ident string) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Task{Node: n, Driver: d, c: c, Log: c.log.With("node", n.UUID)}, nil
+	return c.newTask(ctx, n, d), nil
 }
 
 // release frees a node's lock, with a context of its own so that it happens even when the
@@ -319,10 +337,10 @@ func (c *Conductor) transitionWith(ctx context.Context, t *Task, ev ironwork.Eve
 	if lastError != "" {
 		event += ": " + lastError
 	}
-	if err := c.store.AddNodeHistory(ctx, &ironwork.NodeHistoryEvent{UUID: uuid.NewString(), NodeID: t.Node.ID,
-		Conductor: c.cfg.Hostname, EventType: "provisioning", Severity: severity, Event: event}); err != nil {
+	if err := c.store.AddNodeHistory(ctx, t.historyEvent("provisioning", severity, event)); err != nil {
 		t.Log.Warn("record node history", "error", err)
 	}
+	c.observeTransition(t.Node.UUID, from, to, ev, now)
 	t.Log.Log(ctx, level, "provision state changed", "from", from, "to", to, "event", ev, "target", target, "error", lastError)
 	return nil
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
@@ -99,8 +97,7 @@ func (c *Conductor) ListVIFs(ctx context.Context, req NodeRef) ([]VIF, error) {
 
 // vifHistory records a failed VIF operation in the node's history, as Ironic does.
 func (c *Conductor) vifHistory(ctx context.Context, t *Task, event string) {
-	if err := c.store.AddNodeHistory(ctx, &ironwork.NodeHistoryEvent{UUID: uuid.NewString(), NodeID: t.Node.ID,
-		Conductor: c.cfg.Hostname, EventType: string(t.Node.ProvisionState), Severity: "ERROR", Event: event}); err != nil {
+	if err := c.store.AddNodeHistory(ctx, t.historyEvent(string(t.Node.ProvisionState), "ERROR", event)); err != nil {
 		t.Log.Warn("record node history", "error", err)
 	}
 }

@@ -50,6 +50,9 @@ func (c *Conductor) Start(ctx context.Context) error {
 	c.every(c.cfg.HeartbeatInterval, "consoles", c.SyncConsoles)
 	c.every(c.cfg.PowerSyncInterval, "power sync", c.SyncPowerStates)
 	c.every(c.cfg.TimeoutCheckInterval, "callback timeouts", c.CheckTimeouts)
+	if c.cfg.SendSensorData {
+		c.every(c.cfg.SensorDataInterval, "sensor data", c.CollectSensors)
+	}
 	return nil
 }
 
@@ -241,6 +244,7 @@ func (c *Conductor) myNodes(ctx context.Context, f sqlstore.NodeFilter) ([]*iron
 // skipped; nodes whose BMC keeps failing go into maintenance with fault "power failure", and
 // nodes with that fault whose BMC answers again come out of it.
 func (c *Conductor) SyncPowerStates(ctx context.Context) error {
+	began := time.Now()
 	nodes, err := c.myNodes(ctx, sqlstore.NodeFilter{})
 	if err != nil {
 		return err
@@ -268,7 +272,20 @@ func (c *Conductor) SyncPowerStates(ctx context.Context) error {
 	}
 	close(jobs)
 	wg.Wait()
+	if ctx.Err() == nil {
+		c.lastSync.Store(began.UnixNano())
+	}
 	return ctx.Err()
+}
+
+// PowerSyncLag is the age of the oldest power sync of this conductor's nodes: the time since
+// the last complete sync began (or since the conductor started, before its first). Every node
+// the sync covers was compared with its hardware at most this long ago.
+func (c *Conductor) PowerSyncLag(now time.Time) time.Duration {
+	if ns := c.lastSync.Load(); ns != 0 {
+		return now.Sub(time.Unix(0, ns))
+	}
+	return now.Sub(c.started)
 }
 
 func (c *Conductor) syncOne(ctx context.Context, n *ironwork.Node) {
@@ -276,12 +293,15 @@ func (c *Conductor) syncOne(ctx context.Context, n *ironwork.Node) {
 	if err != nil {
 		return
 	}
-	t := &Task{Node: n, Driver: d, c: c, Log: c.log.With("node", n.UUID)}
+	t := c.newTask(ctx, n, d)
 	p, ok := d.Power()
 	if !ok {
 		return
 	}
 	st, err := p.PowerState(ctx, t)
+	if err != nil {
+		c.metrics.BMCError(n.Driver, "power_state")
+	}
 	if n.Maintenance { // fault "power failure": recover once the BMC answers
 		if err == nil {
 			c.syncFailures.Delete(n.ID)

@@ -97,6 +97,7 @@ func (c *Conductor) doPower(ctx context.Context, t *Task, target ironwork.PowerS
 		final = ironwork.PowerOff
 	}
 	if err != nil {
+		c.metrics.BMCError(t.Node.Driver, "set_power_state")
 		// Record what the hardware says now, if it says anything.
 		if st, rerr := p.PowerState(ctx, t); rerr == nil {
 			final = st

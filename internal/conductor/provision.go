@@ -325,7 +325,16 @@ func (c *Conductor) runSteps(ctx context.Context, t *Task, kind StepKind, steps 
 			return
 		}
 		t.Log.Info("running step", "kind", kind, "interface", step.Interface, "step", step.Name, "priority", step.Priority)
+		start := time.Now()
 		wait, err := c.runStep(ctx, t, step)
+		switch {
+		case err != nil:
+			c.metrics.StepDone(kind, step.Interface, step.Name, "failure", time.Since(start))
+		case wait:
+			c.stepWaits(t.Node.UUID, kind, step, start)
+		default:
+			c.metrics.StepDone(kind, step.Interface, step.Name, "success", time.Since(start))
+		}
 		if err != nil {
 			c.failSteps(ctx, t, kind, fmt.Errorf("%s step %s.%s failed on node %s: %s", kind, step.Interface, step.Name, t.Node.UUID, errText(err)))
 			return
@@ -417,6 +426,7 @@ func (c *Conductor) Resume(ctx context.Context, ident string) error {
 
 // continueSteps runs the remaining steps saved in a node's internal info.
 func (c *Conductor) continueSteps(ctx context.Context, t *Task) {
+	c.stepResumed(t.Node.UUID, time.Now())
 	s := loadSteps(t.Node)
 	c.runSteps(ctx, t, s.Kind, s.Remaining)
 }

@@ -3,6 +3,8 @@ package conductor
 import (
 	"crypto/md5"
 	"encoding/binary"
+	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -78,4 +80,40 @@ func (r *Ring) Owner(group, key string) string {
 		i = 0
 	}
 	return g.owner[g.points[i]]
+}
+
+// Share is the fraction (0 to 1) of the group's hash space, and so of its nodes on average,
+// that host owns.
+func (r *Ring) Share(group, host string) float64 {
+	r.mu.RLock()
+	g := r.groups[group]
+	r.mu.RUnlock()
+	if g == nil || len(g.points) == 0 {
+		return 0
+	}
+	// Each point owns the keys from the previous point (exclusive) up to itself; the first
+	// point also owns the keys past the last one. Spans are summed exactly in uint64 (the
+	// wrap-around span of the first point is its uint64 difference with the last), which
+	// cannot hold the whole space: a host that owns every point has all of it.
+	var owned uint64
+	all := true
+	for i, p := range g.points {
+		if g.owner[p] != host {
+			all = false
+			continue
+		}
+		prev := g.points[(i+len(g.points)-1)%len(g.points)]
+		owned += p - prev
+	}
+	if all {
+		return 1
+	}
+	return float64(owned) / math.Exp2(64)
+}
+
+// Groups returns the conductor groups the ring knows.
+func (r *Ring) Groups() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Sorted(maps.Keys(r.groups))
 }

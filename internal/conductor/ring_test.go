@@ -49,3 +49,39 @@ func TestRingSpreadsNodesAndMovesFewWhenAConductorLeaves(t *testing.T) {
 		t.Errorf("%d nodes of surviving conductors moved; consistent hashing moves only the departed one's", moved)
 	}
 }
+
+// TestRingShareMatchesTheNodesEachConductorGets checks Share against the fraction of 20,000
+// node UUIDs the ring maps to each conductor: the shares sum to 1 and each is close to what
+// the nodes show.
+func TestRingShareMatchesTheNodesEachConductorGets(t *testing.T) {
+	r := NewRing()
+	hosts := []string{"c1", "c2", "c3"}
+	r.Set(map[string][]string{"": hosts, "solo": {"s1"}})
+	const n = 20000
+	count := map[string]int{}
+	for i := range n {
+		count[r.ConductorFor(&ironwork.Node{UUID: fmt.Sprintf("%08x-node", i*7919)})]++
+	}
+	sum := 0.0
+	for _, h := range hosts {
+		share := r.Share("", h)
+		sum += share
+		seen := float64(count[h]) / n
+		t.Logf("%s: share %.4f, nodes %.4f", h, share, seen)
+		if math.Abs(share-seen) > 0.03 {
+			t.Errorf("%s: Share %.4f but %.4f of the nodes", h, share, seen)
+		}
+	}
+	if math.Abs(sum-1) > 1e-9 {
+		t.Errorf("shares sum to %v, want 1", sum)
+	}
+	if got := r.Share("solo", "s1"); got != 1 {
+		t.Errorf("the only conductor of a group has share %v, want 1", got)
+	}
+	if got := r.Share("", "nobody"); got != 0 {
+		t.Errorf("a stranger has share %v", got)
+	}
+	if got := r.Share("nowhere", "c1"); got != 0 {
+		t.Errorf("share in an empty group: %v", got)
+	}
+}

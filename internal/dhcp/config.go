@@ -78,6 +78,10 @@ type Config struct {
 	Relayed bool
 	// Workers bounds the packets handled at once; default 4.
 	Workers int
+	// OnRequest, when set, is called once per request read from the network and decoded,
+	// with its message type ("DISCOVER", "REQUEST", ...) and whether a reply was sent. It runs
+	// on the worker that handled it: it must be safe for concurrent use and quick.
+	OnRequest func(msgType string, answered bool)
 }
 
 // Validate reports what is wrong with c before any default is applied.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -140,6 +141,13 @@ func TestFullModeRealClients(t *testing.T) {
 		Router: tn.ip(1), DNS: []net.IP{tn.ip(1)}, LeaseTime: 10 * time.Minute,
 		HTTPBootURL: boot,
 	}
+	var hookMu sync.Mutex
+	requests := map[string]int{} // "DISCOVER true": answered DISCOVERs
+	cfg.OnRequest = func(msgType string, answered bool) {
+		hookMu.Lock()
+		requests[fmt.Sprintf("%s %v", msgType, answered)]++
+		hookMu.Unlock()
+	}
 	leases := NewMemoryLeases()
 	_, stop := startServer(t, tn.serverNS, cfg, nodes, leases)
 
@@ -239,6 +247,14 @@ send vendor-class-identifier "PXEClient:Arch:00000:UNDI:002001";
 	// A new server on the same lease store: MAC A asks first and still gets
 	// .101, not the lowest free address; a new MAC gets the next free one.
 	stop()
+	// The hook saw the clients' requests: answered DISCOVERs and REQUESTs, and the unknown
+	// MAC's DISCOVERs unanswered.
+	hookMu.Lock()
+	if requests["DISCOVER true"] < len(steps) || requests["REQUEST true"] < len(steps) || requests["DISCOVER false"] < 1 {
+		t.Errorf("OnRequest saw %v", requests)
+	}
+	t.Logf("OnRequest: %v", requests)
+	hookMu.Unlock()
 	_, stop = startServer(t, tn.serverNS, cfg, nodes, leases)
 	t.Run("restart-keeps-address", func(t *testing.T) {
 		setMAC(t, tn.clientNS, tn.clientIf, macA)

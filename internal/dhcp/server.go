@@ -248,6 +248,10 @@ func (s *Server) serveOne(ctx context.Context, p packet) {
 		s.log.DebugContext(ctx, "dropping bad packet", keyPeer, p.peer.String(), keyErr, err)
 		return
 	}
+	answered := false
+	if s.cfg.OnRequest != nil {
+		defer func() { s.cfg.OnRequest(req.MessageType().String(), answered) }()
+	}
 	reply, err := s.Handle(ctx, req, p.port)
 	if err != nil {
 		s.log.ErrorContext(ctx, "handle request", keyMAC, req.ClientHWAddr.String(), keyErr, err)
@@ -259,7 +263,9 @@ func (s *Server) serveOne(ctx context.Context, p packet) {
 	dst := s.destination(req, reply, p)
 	if err := p.l.write(reply.ToBytes(), dst); err != nil {
 		s.log.WarnContext(ctx, "send reply", keyMAC, req.ClientHWAddr.String(), keyPeer, dst.String(), keyErr, err)
+		return
 	}
+	answered = true
 }
 
 // destination is where reply goes (RFC 2131 4.1): to the relay, to the

@@ -65,7 +65,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("agent looked up", "node", l.UUID, "addresses", strings.Join(macs, ","), "state", l.ProvisionState)
+	s.logFor(r).Info("agent looked up", "node", l.UUID, "addresses", strings.Join(macs, ","), "state", l.ProvisionState)
 	return s.writeJSON(w, http.StatusOK, api.LookupResponse{
 		Node: map[string]any{"uuid": l.UUID, "name": optStr(l.Name), "properties": maskSecrets(obj(l.Properties)),
 			"instance_info": maskSecrets(obj(l.InstanceInfo)), "driver_internal_info": maskSecrets(obj(l.DriverInternalInfo))},

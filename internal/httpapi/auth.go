@@ -123,3 +123,24 @@ func (a *BasicAuth) Authenticate(r *http.Request) (string, error) {
 	a.mu.Unlock()
 	return user, nil
 }
+
+// RequireAuth serves h to requests that auth accepts and answers the others as the API does
+// (401 in Ironic's error format); a nil auth lets every request through.
+func RequireAuth(auth Authenticator, h http.Handler) http.Handler {
+	if auth == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := auth.Authenticate(r); err != nil {
+			status := statusOf(ironwork.ErrorCode(err))
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Basic realm="Baremetal API"`)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			w.Write(errorBody(status, ironwork.ErrorMessage(err)))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

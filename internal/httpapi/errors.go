@@ -44,7 +44,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, msg = http.StatusMethodNotAllowed, "The method specified is not allowed for this resource."
 	}
 	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		s.logFor(r).ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
 	body := errorBody(status, msg)
 	if status == http.StatusUnauthorized {

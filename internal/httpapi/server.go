@@ -6,8 +6,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -15,7 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
@@ -49,6 +50,18 @@ type Options struct {
 	ConductorTimeout time.Duration
 	// MaxLimit is the largest page size (default 1000, as Ironic's [api]max_limit).
 	MaxLimit int
+	// Metrics records every request; nil records nothing.
+	Metrics Metrics
+	// MetricsHandler, when set, serves GET /metrics behind the API's authentication.
+	MetricsHandler http.Handler
+}
+
+// Metrics records the API's requests: the method ("other" for a non-standard one), the route
+// template that matched ("GET
+// /v1/nodes/{ident}" gives "/v1/nodes/{ident}"; "unmatched" when none did), the status and
+// how long the answer took.
+type Metrics interface {
+	APIRequest(method, route string, status int, d time.Duration)
 }
 
 // Server is the API's HTTP handler.
@@ -115,6 +128,9 @@ func (s *Server) routes() {
 	s.handle("GET /v1", s.v1)
 	s.handle("GET /v1/{$}", s.v1)
 	s.handle("GET /v1/shards", s.shards)
+	if s.opts.MetricsHandler != nil {
+		s.mux.Handle("GET /metrics", s.opts.MetricsHandler)
+	}
 	s.nodeRoutes()
 	s.portRoutes()
 	s.portgroupRoutes()
@@ -164,6 +180,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("OpenStack-Request-Id", reqID)
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	// routed is the request the mux saw (it records the matched pattern there); until then,
+	// the request itself, whose route is looked up.
+	routed := r
+	r = r.WithContext(conductor.WithRequester(r.Context(), conductor.Requester{RequestID: reqID}))
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -174,8 +194,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				s.writeError(sw, r, errors.New("panic"))
 			}
 		}
+		d := time.Since(start)
 		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
-			"duration", time.Since(start), "request_id", reqID)
+			"duration", d, "request_id", reqID)
+		if s.opts.Metrics != nil {
+			s.opts.Metrics.APIRequest(metricMethod(r.Method), s.route(routed), sw.status, d)
+		}
 	}()
 	if len(r.URL.Path) > 1 && strings.HasSuffix(r.URL.Path, "/") && r.URL.Path != "/v1/" {
 		r.URL.Path = strings.TrimRight(r.URL.Path, "/")
@@ -190,10 +214,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("X-OpenStack-Ironic-API-Version", versionString(minor))
 	if s.opts.Auth != nil && !publicRoute(strings.TrimSuffix(r.URL.Path, "/")) {
-		if _, err := s.opts.Auth.Authenticate(r); err != nil {
+		user, err := s.opts.Auth.Authenticate(r)
+		if err != nil {
 			s.writeError(sw, r, err)
 			return
 		}
+		r = r.WithContext(conductor.WithRequester(r.Context(), conductor.Requester{RequestID: reqID, User: user}))
 	}
 	if err := checkRequestTarget(r); err != nil {
 		s.writeError(sw, r, err)
@@ -205,7 +231,46 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(sw, r.Body, s.opts.MaxBodyBytes)
 	r = r.WithContext(context.WithValue(r.Context(), versionKey{}, minor))
+	routed = r
 	s.mux.ServeHTTP(sw, r)
+}
+
+// route is the route template of a request for metrics: the pattern the mux matched (or
+// would match, for a request refused before routing) without its method.
+func (s *Server) route(r *http.Request) string {
+	pattern := r.Pattern
+	if pattern == "" {
+		_, pattern = s.mux.Handler(r)
+	}
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		pattern = path
+	}
+	switch pattern {
+	case "", "/":
+		return "unmatched"
+	case "/{$}":
+		return "/"
+	}
+	return pattern
+}
+
+// metricMethod is a request's method as a metric label: the methods HTTP defines, and "other"
+// for anything a client made up (which would otherwise make one series per invention).
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
+		http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// logFor is the API's logger for a request: its lines carry the request id.
+func (s *Server) logFor(r *http.Request) *slog.Logger {
+	if id := conductor.RequesterOf(r.Context()).RequestID; id != "" {
+		return s.log.With("request_id", id)
+	}
+	return s.log
 }
 
 type statusWriter struct {
@@ -229,12 +294,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-func newRequestID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	hx := hex.EncodeToString(b[:])
-	return "req-" + hx[0:8] + "-" + hx[8:12] + "-" + hx[12:16] + "-" + hx[16:20] + "-" + hx[20:]
-}
+// newRequestID is a request id as Ironic makes them: "req-" and a random (version 4) UUID.
+func newRequestID() string { return "req-" + uuid.NewString() }
 
 // baseURL returns the public base URL for links, without a trailing slash.
 func (s *Server) baseURL(r *http.Request) string {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -31,6 +32,9 @@ type Server struct {
 	root    *os.Root
 	scripts Scripts
 	log     *slog.Logger
+	// OnRequest, when set before Serve, is called after each answer with its HTTP status.
+	// It must be safe for concurrent use and quick.
+	OnRequest func(status int)
 }
 
 // New serves the files below dir and the scripts of scripts.
@@ -53,6 +57,11 @@ func (s *Server) Close() error { return s.root.Close() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.OnRequest != nil {
+		sw := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() { s.OnRequest(sw.status) }()
+		w = sw
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -148,4 +157,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		hs.Close()
 	}
 	return nil
+}
+
+// statusRecorder remembers the status of an answer.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the sendfile path of the underlying writer for large files.
+func (w *statusRecorder) ReadFrom(r io.Reader) (int64, error) {
+	w.wrote = true
+	return io.Copy(w.ResponseWriter, r)
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ironwork/ironwork/internal/httpboot"
@@ -136,5 +137,41 @@ func TestScripts(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 500 {
 		t.Errorf("script that cannot be rendered: %d", resp.StatusCode)
+	}
+}
+
+// TestOnRequestSeesEveryStatus counts the answers of real requests by status, as the server
+// reports them to its hook.
+func TestOnRequestSeesEveryStatus(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "snponly.efi"), []byte("EFI"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := httpboot.New(root, scripts{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	var mu sync.Mutex
+	seen := map[int]int{}
+	srv.OnRequest = func(status int) { mu.Lock(); seen[status]++; mu.Unlock() }
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	for _, path := range []string{"/snponly.efi", "/snponly.efi", "/missing", "/boot.ipxe"} {
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	resp, err := http.Post(ts.URL+"/snponly.efi", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if seen[200] != 3 || seen[404] != 1 || seen[405] != 1 || len(seen) != 3 {
+		t.Errorf("statuses seen: %v, want 3 x 200, 1 x 404, 1 x 405", seen)
 	}
 }

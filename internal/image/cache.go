@@ -74,6 +74,11 @@ type Config struct {
 	// query removed), the bytes written and the total (-1 if unknown). It
 	// runs on the downloading goroutine and must not block.
 	OnProgress func(url string, done, total int64)
+	// OnLookup, if set, is called once per Fetch or Link that found its master, with hit
+	// true when a valid master was used without a download. OnDownloaded, if set, is called
+	// with the size of each completed download. Both must be safe for concurrent use and quick.
+	OnLookup     func(hit bool)
+	OnDownloaded func(bytes int64)
 }
 
 // Validate reports a configuration that cannot work.
@@ -272,9 +277,17 @@ func (c *Cache) Fetch(ctx context.Context, src Source) (string, error) {
 
 func (c *Cache) fetch(ctx context.Context, s source) (string, error) {
 	if p, ok := c.hit(s); ok {
+		c.lookedUp(true)
 		return p, nil
 	}
 	return c.join(ctx, s)
+}
+
+// lookedUp reports a look-up to OnLookup.
+func (c *Cache) lookedUp(hit bool) {
+	if c.cfg.OnLookup != nil {
+		c.cfg.OnLookup(hit)
+	}
 }
 
 // hit is the fast path: a master that needs no revalidation.
@@ -382,9 +395,11 @@ func (c *Cache) refresh(ctx context.Context, s source) (string, error) {
 		}
 		if fresh {
 			if err := c.touch(p, nil); err == nil {
+				c.lookedUp(true)
 				return p, nil
 			}
 		}
 	}
+	c.lookedUp(false)
 	return c.download(ctx, s)
 }

@@ -671,3 +671,49 @@ func statT(t *testing.T, p string) *syscall.Stat_t {
 	}
 	return fi.Sys().(*syscall.Stat_t)
 }
+
+// TestLookupAndDownloadHooks: the first Fetch of an image is a miss that downloads its bytes,
+// later ones hit; a source without a fixed digest that must be revalidated and is unchanged
+// hits too, without a download.
+func TestLookupAndDownloadHooks(t *testing.T) {
+	srv := newImageServer(t)
+	img := randomBytes(200<<10, 7)
+	mod := time.Now().Add(-time.Hour)
+	url := srv.put("/images/hooks.img", img, mod)
+	srv.put("/images/SUMS", []byte(sha256Hex(img)+"  hooks.img\n"), mod)
+	var mu sync.Mutex
+	var hits, misses int
+	var bytes int64
+	clock := newFakeClock()
+	c, _ := newTestCache(t, Config{Now: clock.Now,
+		OnLookup: func(hit bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			if hit {
+				hits++
+			} else {
+				misses++
+			}
+		},
+		OnDownloaded: func(n int64) { mu.Lock(); bytes += n; mu.Unlock() }})
+	ctx := context.Background()
+	fixed := Source{URL: url, Checksum: "sha256:" + sha256Hex(img)}
+	for range 3 {
+		if _, err := c.Fetch(ctx, fixed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byFile := Source{URL: url, Checksum: srv.URL + "/images/SUMS"}
+	if _, err := c.Fetch(ctx, byFile); err != nil { // same digest, other key: downloads once more
+		t.Fatal(err)
+	}
+	clock.Advance(DefaultRevalidateAfter + time.Minute)
+	if _, err := c.Fetch(ctx, byFile); err != nil { // revalidated, unchanged
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hits != 3 || misses != 2 || bytes != 2*int64(len(img)) {
+		t.Errorf("hits %d, misses %d, downloaded %d bytes; want 3, 2, %d", hits, misses, bytes, 2*len(img))
+	}
+}

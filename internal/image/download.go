@@ -381,6 +381,9 @@ func (c *Cache) download(ctx context.Context, s source) (string, error) {
 	if c.cfg.OnProgress != nil {
 		c.cfg.OnProgress(s.safe, n, n)
 	}
+	if c.cfg.OnDownloaded != nil {
+		c.cfg.OnDownloaded(n)
+	}
 	el := time.Since(start)
 	c.log.Info("image downloaded", keyURL, s.safe, keyPath, p, keyBytes, n, keyDigest, m.Digest,
 		keyElapsed, el.Round(time.Millisecond), keyMBps, float64(n)/1e6/max(el.Seconds(), 1e-9))

@@ -27,6 +27,9 @@ type request struct {
 	Method  string          `json:"method"`
 	Params  json.RawMessage `json:"params"`
 	ID      int64           `json:"id"`
+	// Requester is the API request that caused the call (its id and user), an Ironwork
+	// extension of the envelope: the remote conductor's logs and history name it too.
+	Requester *conductor.Requester `json:"requester,omitempty"`
 }
 
 type rpcError struct {
@@ -58,12 +61,16 @@ func Handler(c *conductor.Conductor, log *slog.Logger) http.Handler {
 			return
 		}
 		resp := response{ID: req.ID}
-		result, key, err := invoke(r.Context(), c, ops, req)
+		ctx := r.Context()
+		if req.Requester != nil {
+			ctx = conductor.WithRequester(ctx, *req.Requester)
+		}
+		result, key, err := invoke(ctx, c, ops, req)
 		if err != nil {
 			e := &rpcError{Code: -32000, Message: ironwork.ErrorMessage(err)}
 			e.Data.Kind = ironwork.ErrorCode(err)
 			if e.Data.Kind == ironwork.EINTERNAL {
-				log.Error("rpc call failed", "method", req.Method, "node", key, "error", err)
+				log.Error("rpc call failed", "method", req.Method, "node", key, "request_id", conductor.RequesterOf(ctx).RequestID, "error", err)
 			}
 			resp.Error = e
 		} else {
@@ -206,7 +213,11 @@ func (rc remote) Call(ctx context.Context, method string, params, resp any) erro
 	if err != nil {
 		return fmt.Errorf("encode %s params: %w", method, err)
 	}
-	body, _ := json.Marshal(request{JSONRPC: "2.0", Method: method, Params: p, ID: rc.r.seq.Add(1)})
+	env := request{JSONRPC: "2.0", Method: method, Params: p, ID: rc.r.seq.Add(1)}
+	if who := conductor.RequesterOf(ctx); who != (conductor.Requester{}) {
+		env.Requester = &who
+	}
+	body, _ := json.Marshal(env)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rc.url+"/rpc", bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("build %s call: %w", method, err)

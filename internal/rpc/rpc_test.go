@@ -74,7 +74,9 @@ func TestRouterCallsARemoteConductor(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := conductor.NodeRef{Node: n.UUID}
-	if err := conductor.Do(ctx, r, conductor.OpProvision, conductor.ProvisionRequest{NodeRef: ref, Target: "manage"}); err != nil {
+	// The API request's id and user cross the trip: the remote conductor's history names them.
+	who := conductor.Requester{RequestID: "req-3f0c3d5e-8a58-4c8e-9a43-2b1d8f0c0d11", User: "rpc-user"}
+	if err := conductor.Do(conductor.WithRequester(ctx, who), r, conductor.OpProvision, conductor.ProvisionRequest{NodeRef: ref, Target: "manage"}); err != nil {
 		t.Fatal(err)
 	}
 	c.Wait()
@@ -82,7 +84,16 @@ func TestRouterCallsARemoteConductor(t *testing.T) {
 	if got.ProvisionState != ironwork.Manageable {
 		t.Fatalf("after manage over RPC: %s (%s)", got.ProvisionState, got.LastError)
 	}
-	err := conductor.Do(ctx, r, conductor.OpProvision, conductor.ProvisionRequest{NodeRef: ref, Target: "rescue"})
+	hist, err := store.NodeHistory(ctx, n.ID)
+	if err != nil || len(hist) == 0 {
+		t.Fatalf("history: %v, %d entries", err, len(hist))
+	}
+	for _, e := range hist {
+		if e.User != who.User || !strings.HasSuffix(e.Event, "(request "+who.RequestID+")") {
+			t.Errorf("history entry %q by %q: want the request id and user of the call", e.Event, e.User)
+		}
+	}
+	err = conductor.Do(ctx, r, conductor.OpProvision, conductor.ProvisionRequest{NodeRef: ref, Target: "rescue"})
 	if ironwork.ErrorCode(err) != ironwork.EINVALID {
 		t.Fatalf("a refused verb over RPC: %v (code %q), want EINVALID", err, ironwork.ErrorCode(err))
 	}

@@ -139,9 +139,19 @@ func (n notConfigured) CleanUpRamdisk(context.Context, *conductor.Task) error  {
 func (n notConfigured) PrepareInstance(context.Context, *conductor.Task) error { return n.err() }
 func (n notConfigured) CleanUpInstance(context.Context, *conductor.Task) error { return nil }
 
+// bootMetrics counts what the boot services and the image cache do; the services themselves
+// know only their hooks (functions in their configs).
+type bootMetrics interface {
+	DHCPRequest(msgType string, answered bool)
+	TFTPTransfer(ok bool, bytes int64)
+	HTTPBootRequest(status int)
+	ImageLookup(hit bool)
+	ImageDownloaded(bytes int64)
+}
+
 // registerBoot adds the network boot interfaces to registry and returns the boot services
 // to run (nil when no provisioning interface is set).
-func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, registry conductor.Registry, log *slog.Logger) (bs *bootServices, err error) {
+func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, registry conductor.Registry, m bootMetrics, log *slog.Logger) (bs *bootServices, err error) {
 	if cfg.ProvisioningInterface == "" {
 		for _, name := range []string{pxe.IPXE, pxe.PXE, pxe.HTTP} {
 			registry.Add(ironwork.BootInterface, name, notConfigured{})
@@ -154,7 +164,7 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 	}
 	log = log.With("service", "boot")
 	cache, err := image.New(image.Config{Dir: imageDir(cfg), MaxSize: cfg.ImageCacheSize << 20, MaxAge: cfg.ImageCacheTTL.Duration,
-		AllowUnverified: true}, log)
+		AllowUnverified: true, OnLookup: m.ImageLookup, OnDownloaded: m.ImageDownloaded}, log)
 	if err != nil {
 		return nil, fmt.Errorf("image cache: %w", err)
 	}
@@ -185,11 +195,12 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 	if bs.httpSrv, err = httpboot.New(pcfg.Root, bs.resolver, log); err != nil {
 		return nil, err
 	}
+	bs.httpSrv.OnRequest = m.HTTPBootRequest
 	if bs.httpLn, err = netns.Listen(ctx, cfg.ProvisioningNetns, "tcp", onAddr(cfg.HTTPBootListen, addr)); err != nil {
 		return nil, fmt.Errorf("HTTP boot server: %w", err)
 	}
 	ns := cfg.ProvisioningNetns
-	tcfg := tftp.Config{Dial: func(laddr, raddr *net.UDPAddr) (c *net.UDPConn, err error) {
+	tcfg := tftp.Config{OnTransfer: func(info tftp.TransferInfo) { m.TFTPTransfer(info.Err == nil, info.Bytes) }, Dial: func(laddr, raddr *net.UDPAddr) (c *net.UDPConn, err error) {
 		err = netns.Do(ns, func() error {
 			c, err = net.DialUDP("udp", laddr, raddr)
 			return err
@@ -205,7 +216,7 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 	if cfg.DHCPMode == "full" || cfg.DHCPMode == "proxy" {
 		dcfg := dhcp.Config{Mode: dhcp.Mode(cfg.DHCPMode), Interface: cfg.ProvisioningInterface, ServerIP: addr,
 			HTTPBootURL: pcfg.HTTPURL, EFIBootFile: cfg.EFIBootFile, LeaseTime: cfg.DHCPLeaseTime.Duration,
-			Discovery: pcfg.Discovery}
+			Discovery: pcfg.Discovery, OnRequest: m.DHCPRequest}
 		if cfg.DHCPMode == "full" {
 			dcfg.RangeStart, dcfg.RangeEnd, _ = ParseRange(cfg.DHCPRange)
 			dcfg.Router = net.ParseIP(cfg.DHCPRouter).To4()

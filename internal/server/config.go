@@ -81,6 +81,15 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
+	// MetricsListen serves the Prometheus metrics (/metrics) on an address of their own, with
+	// the API's authentication; empty serves them on the API's address (and not at all for
+	// role conductor).
+	MetricsListen string `toml:"metrics_listen"`
+	// SendSensorData has the conductor read its nodes' hardware sensors every
+	// SendSensorDataInterval and export them as metrics (Ironic's [conductor] options of the
+	// same names; off by default, every 600 s).
+	SendSensorData         bool     `toml:"send_sensor_data"`
+	SendSensorDataInterval Duration `toml:"send_sensor_data_interval"`
 	// Drivers selects the enabled hardware types and interfaces.
 	Drivers DriversConfig `toml:"drivers"`
 
@@ -204,28 +213,28 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // Default returns the configuration with every default filled in.
 func Default() Config {
 	return Config{
-		Role:                 "both",
-		Listen:               "127.0.0.1:6385",
-		DataDir:              defaultDataDir(),
-		HeartbeatInterval:    Duration{10 * time.Second},
-		HeartbeatTimeout:     Duration{60 * time.Second},
-		PowerSyncInterval:    Duration{60 * time.Second},
-		CallbackTimeout:      Duration{30 * time.Minute},
-		TimeoutCheckInterval: Duration{60 * time.Second},
-		LogLevel:             "info",
-		LogFormat:            "text",
-		DHCPLeaseTime:        Duration{time.Hour},
-		HTTPBootListen:       ":8080",
-		TFTPListen:           ":69",
-		IPXEDir:              "/usr/lib/ipxe",
-		EFIBootFile:          "snponly.efi",
-		KernelAppendParams:   "console=tty0 console=ttyS0,115200n8",
-		DefaultBootMode:      "uefi",
-		ImageCacheSize:       20480,
-		AgentPowerOffTimeout: Duration{2 * time.Minute},
-		ImageCacheTTL:        Duration{7 * 24 * time.Hour},
-
-		RescueCallbackTimeout: Duration{30 * time.Minute},
+		Role:                   "both",
+		Listen:                 "127.0.0.1:6385",
+		DataDir:                defaultDataDir(),
+		HeartbeatInterval:      Duration{10 * time.Second},
+		HeartbeatTimeout:       Duration{60 * time.Second},
+		PowerSyncInterval:      Duration{60 * time.Second},
+		CallbackTimeout:        Duration{30 * time.Minute},
+		TimeoutCheckInterval:   Duration{60 * time.Second},
+		LogLevel:               "info",
+		LogFormat:              "text",
+		SendSensorDataInterval: Duration{600 * time.Second},
+		DHCPLeaseTime:          Duration{time.Hour},
+		HTTPBootListen:         ":8080",
+		TFTPListen:             ":69",
+		IPXEDir:                "/usr/lib/ipxe",
+		EFIBootFile:            "snponly.efi",
+		KernelAppendParams:     "console=tty0 console=ttyS0,115200n8",
+		DefaultBootMode:        "uefi",
+		ImageCacheSize:         20480,
+		AgentPowerOffTimeout:   Duration{2 * time.Minute},
+		ImageCacheTTL:          Duration{7 * 24 * time.Hour},
+		RescueCallbackTimeout:  Duration{30 * time.Minute},
 	}
 }
 
@@ -267,8 +276,11 @@ func (c Config) DatabaseURL() string {
 }
 
 // Loopback reports whether the listen address is a loopback address.
-func (c Config) Loopback() bool {
-	host, _, err := net.SplitHostPort(c.Listen)
+func (c Config) Loopback() bool { return loopback(c.Listen) }
+
+// loopback reports whether a host:port address is on the loopback interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false
 	}
@@ -350,6 +362,17 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("log_format: %q is not text or json", c.LogFormat))
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("metrics_listen: %q is not host:port: %w", c.MetricsListen, err))
+		} else if c.AuthStrategy == "noauth" && !loopback(c.MetricsListen) && !c.AllowInsecureNoauth {
+			errs = append(errs, fmt.Errorf("refusing to serve metrics without authentication on %s, which is not a loopback address: "+
+				"set --http-basic-auth-file, or --allow-insecure-noauth if the network is trusted", c.MetricsListen))
+		}
+	}
+	if c.SendSensorData && c.SendSensorDataInterval.Duration <= 0 {
+		errs = append(errs, errors.New("send_sensor_data_interval must be positive"))
 	}
 	if _, err := c.DriverConfig(); err != nil {
 		errs = append(errs, err)

@@ -27,6 +27,13 @@ func TestBootConfigValidation(t *testing.T) {
 		{"bad boot mode", func(c *server.Config) { c.DefaultBootMode = "legacy" }, "default_boot_mode", ""},
 		{"bad tftp listen", func(c *server.Config) { c.TFTPListen = "69" }, "tftp_listen", ""},
 		{"negative agent attempts", func(c *server.Config) { c.AgentMaxCommandAttempts = -1 }, "agent_max_command_attempts", ""},
+		{"metrics on loopback", func(c *server.Config) { c.MetricsListen = "127.0.0.1:9608" }, "", ""},
+		{"bad metrics listen", func(c *server.Config) { c.MetricsListen = "9608" }, "metrics_listen", ""},
+		{"metrics exposed without auth", func(c *server.Config) { c.MetricsListen = "0.0.0.0:9608" }, "refusing to serve metrics without authentication", ""},
+		{"metrics exposed, noauth allowed", func(c *server.Config) { c.MetricsListen, c.AllowInsecureNoauth = "0.0.0.0:9608", true }, "", ""},
+		{"sensor interval", func(c *server.Config) {
+			c.SendSensorData, c.SendSensorDataInterval = true, server.Duration{}
+		}, "send_sensor_data_interval", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := server.Default()

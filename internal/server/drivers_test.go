@@ -7,9 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
+	"github.com/ironwork/ironwork/internal/metrics"
 )
 
 // buildRegistry registers what Start registers, with network boot not configured (the boot
@@ -22,7 +25,7 @@ func buildRegistry(t *testing.T) conductor.Registry {
 	log := slog.New(slog.DiscardHandler)
 	cfg := Default()
 	registerDrivers(cfg, reg, sessions, log)
-	bs, err := registerBoot(context.Background(), cfg, nil, reg, log)
+	bs, err := registerBoot(context.Background(), cfg, nil, reg, metrics.New(prometheus.NewRegistry()), log)
 	if err != nil || bs != nil {
 		t.Fatalf("registerBoot without a provisioning interface = %v, %v", bs, err)
 	}

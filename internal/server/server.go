@@ -12,12 +12,15 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/console"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
 	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/inspection"
+	"github.com/ironwork/ironwork/internal/metrics"
 	"github.com/ironwork/ironwork/internal/rpc"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
@@ -42,6 +45,11 @@ type Server struct {
 	agentSrv *http.Server
 	// rules runs the inspection rules on every inventory the conductor stores.
 	rules *inspection.Hook
+	// metrics are this process's Prometheus instruments; metricsLn and metricsSrv serve them
+	// on metrics_listen (nil when they are served on the API's address).
+	metrics    *metrics.Metrics
+	metricsLn  net.Listener
+	metricsSrv *http.Server
 }
 
 // NewLogger returns the logger the configuration asks for, writing to w.
@@ -87,7 +95,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 	if err != nil {
 		return nil, err
 	}
-	s = &Server{cfg: cfg, log: log, store: store}
+	s = &Server{cfg: cfg, log: log, store: store, metrics: metrics.New(prometheus.NewRegistry())}
 	started := s // the named result is nil on the error returns below
 	defer func() {
 		if err != nil {
@@ -138,7 +146,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		registry := conductor.Registry{}
 		s.ipmiSessions = ipmi.NewSessions()
 		registerDrivers(cfg, registry, s.ipmiSessions, log)
-		if s.boot, err = registerBoot(ctx, cfg, store, registry, log); err != nil {
+		if s.boot, err = registerBoot(ctx, cfg, store, registry, s.metrics, log); err != nil {
 			return nil, err
 		}
 		if err = checkCatalogue(registry); err != nil {
@@ -160,6 +168,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 				return nil, fmt.Errorf("create the console log directory: %w", err)
 			}
 		}
+		ccfg.SendSensorData, ccfg.SensorDataInterval = cfg.SendSensorData, cfg.SendSensorDataInterval.Duration
+		ccfg.Metrics = s.metrics
 		if cfg.AutomatedClean != nil {
 			ccfg.AutomatedClean = *cfg.AutomatedClean
 		}
@@ -178,13 +188,20 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 			s.https = append(s.https, newHTTPServer(sealer.Handler(rpc.Handler(s.cond, log), log), log))
 		}
 	}
+	var auth httpapi.Authenticator
+	if cfg.AuthStrategy == "http_basic" {
+		if auth, err = httpapi.LoadBasicAuth(cfg.HTTPBasicAuthFile); err != nil {
+			return nil, err
+		}
+	}
+	if err = s.serveMetrics(auth); err != nil {
+		return nil, err
+	}
 	if cfg.Role != "conductor" {
 		opts := httpapi.Options{Store: store, Drivers: drivers, Logger: log, PublicURL: cfg.PublicURL,
-			ConductorTimeout: cfg.HeartbeatTimeout.Duration}
-		if cfg.AuthStrategy == "http_basic" {
-			if opts.Auth, err = httpapi.LoadBasicAuth(cfg.HTTPBasicAuthFile); err != nil {
-				return nil, err
-			}
+			ConductorTimeout: cfg.HeartbeatTimeout.Duration, Auth: auth, Metrics: s.metrics}
+		if cfg.MetricsListen == "" {
+			opts.MetricsHandler = s.metrics.Handler(log)
 		}
 		if s.cond != nil {
 			s.router = rpc.NewRouter(s.cond, store, s.cond.Ring(), cfg.Hostname, log)
@@ -271,7 +288,7 @@ func (s *Server) Conductor() *conductor.Conductor { return s.cond }
 func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("ironwork serving", "role", s.cfg.Role, "api", s.Addr(), "database", s.store.Dialect(),
 		"auth", s.cfg.AuthStrategy, "conductor", s.cfg.Hostname)
-	errc := make(chan error, len(s.https))
+	errc := make(chan error, len(s.https)+2) // and the agent and metrics servers
 	for _, h := range s.https {
 		ln := s.rpcLn
 		if s.ln != nil && h == s.https[0] {
@@ -307,6 +324,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.agentSrv != nil {
 		go func() { errc <- s.agentSrv.Serve(s.agentLn) }()
 	}
+	if s.metricsSrv != nil {
+		go func() { errc <- s.metricsSrv.Serve(s.metricsLn) }()
+	}
 	var serveErr error
 	select {
 	case err := <-errc:
@@ -320,8 +340,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var errs []error
-	if s.agentSrv != nil {
-		if err := s.agentSrv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	for _, h := range []*http.Server{s.agentSrv, s.metricsSrv} {
+		if h == nil {
+			continue
+		}
+		if err := h.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
 	}
@@ -354,8 +377,41 @@ func (s *Server) Close() error {
 	if s.agentLn != nil {
 		s.agentLn.Close()
 	}
+	if s.metricsLn != nil {
+		s.metricsLn.Close()
+	}
 	if s.rpcLn != nil {
 		s.rpcLn.Close()
 	}
 	return s.store.Close()
+}
+
+// serveMetrics registers the fleet collector and, with metrics_listen, opens the metrics'
+// own listener (served with auth, as the API is). The collector reads the store at scrape.
+func (s *Server) serveMetrics(auth httpapi.Authenticator) error {
+	fo := metrics.FleetOptions{Store: s.store, HeartbeatTimeout: s.cfg.HeartbeatTimeout.Duration}
+	if s.cond != nil {
+		fo.Conductor, fo.Group, fo.Ring = s.cond, s.cfg.ConductorGroup, s.cond.Ring()
+	}
+	s.metrics.WatchFleet(fo)
+	if s.cfg.MetricsListen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.MetricsListen)
+	if err != nil {
+		return fmt.Errorf("listen for metrics on %s: %w", s.cfg.MetricsListen, err)
+	}
+	s.metricsLn = ln
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", httpapi.RequireAuth(auth, s.metrics.Handler(s.log)))
+	s.metricsSrv = newHTTPServer(mux, s.log)
+	return nil
+}
+
+// MetricsAddr is the address of metrics_listen ("" when the metrics are on the API's).
+func (s *Server) MetricsAddr() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return s.metricsLn.Addr().String()
 }

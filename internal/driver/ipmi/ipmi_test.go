@@ -3,6 +3,7 @@ package ipmi
 import (
 	"context"
 	"fmt"
+	"math"
 	"os/exec"
 	"strings"
 	"testing"
@@ -208,4 +209,45 @@ func TestSilentBMCRetried(t *testing.T) {
 		t.Fatalf("a BMC silent for good: %v after %s; want an error naming the BMC", err, took)
 	}
 	t.Logf("BMC silent for good: failed after %s (retry timeout %s): %v", took.Round(time.Millisecond), d.RetryTimeout, err)
+}
+
+// TestSensorsFromOpenIPMISimulator reads the SDR repository and sensor readings of ipmi_sim
+// (OpenIPMI's BMC simulator) with four threshold sensors and one whose scanning is off, and checks them against what the
+// simulator was told and against ipmitool's own reading.
+func TestSensorsFromOpenIPMISimulator(t *testing.T) {
+	sim := bmctest.NewIPMISimWithSensors(t)
+	d := Interface{PollInterval: 50 * time.Millisecond, CommandTimeout: time.Second}
+	info := ironwork.JSONObject{"ipmi_address": "127.0.0.1", "ipmi_port": fmt.Sprint(sim.Port),
+		"ipmi_username": sim.User, "ipmi_password": sim.Password, "ipmi_cipher_suite": "3"}
+	start := time.Now()
+	got, err := d.Sensors(context.Background(), task(info))
+	if err != nil {
+		t.Fatalf("sensors: %v", err)
+	}
+	t.Logf("read %d sensors in %s", len(got), time.Since(start))
+	want := map[string]bmctest.SimSensor{}
+	for _, s := range bmctest.SimSensors {
+		if !s.Disabled {
+			want[s.Name] = s
+		}
+	}
+	for _, s := range got {
+		w, ok := want[s.Name]
+		if !ok {
+			t.Errorf("unexpected sensor %+v", s)
+			continue
+		}
+		delete(want, s.Name)
+		if s.Type != w.TypeName || s.Unit != w.UnitName || math.Abs(s.Value-w.Value) > 1e-6 {
+			t.Errorf("sensor %s = %+v, want type %s unit %s value %v", s.Name, s, w.TypeName, w.UnitName, w.Value)
+		}
+	}
+	for name := range want {
+		t.Errorf("sensor %s not read", name)
+	}
+	// ipmitool reads the same repository.
+	out := ipmitool(t, sim.Port, "sdr", "list", "full")
+	if !strings.Contains(out, "CPU Temp") || !strings.Contains(out, "45 degrees C") {
+		t.Errorf("ipmitool sdr list:\n%s", out)
+	}
 }

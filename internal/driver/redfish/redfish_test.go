@@ -275,3 +275,66 @@ func TestBMCRefusesConnections(t *testing.T) {
 	}
 	t.Logf("BMC away for good: failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
 }
+
+// TestSensorsFromTheDMTFMockup reads the mockup chassis's Thermal and Power resources, then,
+// with those links removed (as on services that only have the newer model), its Sensors
+// collection. Disabled and absent sensors are left out.
+func TestSensorsFromTheDMTFMockup(t *testing.T) {
+	bmc, info := newBMC(t)
+	d := Interface{}
+	ctx := context.Background()
+	byName := func(ss []conductor.Sensor) map[string]conductor.Sensor {
+		m := map[string]conductor.Sensor{}
+		for _, s := range ss {
+			m[s.Name] = s
+		}
+		return m
+	}
+	got, err := d.Sensors(ctx, task(info))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []conductor.Sensor{
+		{Name: "CPU1 Temp", Type: "Temperature", Unit: "celsius", Value: 41},
+		{Name: "Chassis Intake Temp", Type: "Temperature", Unit: "celsius", Value: 25},
+		{Name: "BaseBoard System Fan", Type: "Fan", Unit: "rpm", Value: 2100},
+		{Name: "BaseBoard System Fan Backup", Type: "Fan", Unit: "rpm", Value: 2050},
+		{Name: "System Input Power", Type: "Power", Unit: "watts", Value: 344},
+		{Name: "VRM1 Voltage", Type: "Voltage", Unit: "volts", Value: 12},
+		{Name: "VRM2 Voltage", Type: "Voltage", Unit: "volts", Value: 5},
+	}
+	if len(got) != len(want) {
+		t.Errorf("Thermal and Power: %d sensors, want %d: %+v", len(got), len(want), got)
+	}
+	have := byName(got)
+	for _, w := range want {
+		if have[w.Name] != w {
+			t.Errorf("sensor %q = %+v, want %+v", w.Name, have[w.Name], w)
+		}
+	}
+
+	const chassis = "/redfish/v1/Chassis/1U"
+	doc := bmc.Resource(chassis)
+	delete(doc, "Thermal")
+	delete(doc, "Power")
+	bmc.SetResource(chassis, doc)
+	got, err = d.Sensors(ctx, task(info))
+	if err != nil {
+		t.Fatal(err)
+	}
+	have = byName(got)
+	for _, w := range []conductor.Sensor{
+		{Name: "CPU #1 Temperature", Type: "Temperature", Unit: "celsius", Value: 37},
+		{Name: "Power Supply #1 Input Power", Type: "Power", Unit: "watts", Value: 374},
+		{Name: "Power Supply #1 12V Output Voltage", Type: "Voltage", Unit: "volts", Value: 12.08},
+		{Name: "Chassis Fan #1", Type: "Percent", Unit: "percent", Value: 45},
+	} {
+		if have[w.Name] != w {
+			t.Errorf("Sensors collection: %q = %+v, want %+v", w.Name, have[w.Name], w)
+		}
+	}
+	if _, ok := have["Power Supply #2 Input Power"]; ok {
+		t.Error("an absent power supply's sensor was read")
+	}
+	t.Logf("Sensors collection: %d readings", len(got))
+}
