@@ -49,6 +49,8 @@ type Options struct {
 	ConductorTimeout time.Duration
 	// MaxLimit is the largest page size (default 1000, as Ironic's [api]max_limit).
 	MaxLimit int
+	// Events streams node changes at EventsPath; nil answers 503 there.
+	Events EventSource
 }
 
 // Server is the API's HTTP handler.
@@ -124,6 +126,7 @@ func (s *Server) routes() {
 	s.allocationRoutes()
 	s.vifRoutes()
 	s.deployTemplateRoutes()
+	s.eventRoutes()
 
 	s.handle("/", s.notFound)
 }
@@ -217,6 +220,9 @@ func (w *statusWriter) WriteHeader(code int) {
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (flushes, deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	w.wrote = true

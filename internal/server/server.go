@@ -10,14 +10,17 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
+	"github.com/ironwork/ironwork/internal/events"
 	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/rpc"
 	"github.com/ironwork/ironwork/internal/sqlstore"
+	"github.com/ironwork/ironwork/internal/webui"
 )
 
 // Server is a running Ironwork process: the API, a conductor, or both.
@@ -38,6 +41,9 @@ type Server struct {
 	// not listen where agents can reach it; nil otherwise.
 	agentLn  net.Listener
 	agentSrv *http.Server
+	// watcher feeds the events stream with the changes other processes make; nil for role
+	// conductor.
+	watcher *events.Watcher
 }
 
 // NewLogger returns the logger the configuration asks for, writing to w.
@@ -181,8 +187,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		}
 		s.router.Secure(sealer, clientTLS)
 		opts.Ring, opts.Conductor = s.router.Ring(), s.router
+		hub := events.NewHub(log)
+		store.ObserveNodes(hub.Observe)
+		s.watcher = events.NewWatcher(hub, store, events.WatchConfig{Interval: cfg.EventsPollInterval.Duration})
+		opts.Events = hub
 		api := httpapi.New(opts)
-		s.https = append([]*http.Server{newHTTPServer(api, log)}, s.https...)
+		ui, err := webui.New(webui.Options{API: api, Auth: opts.Auth, Logger: log, EventsPath: httpapi.EventsPath})
+		if err != nil {
+			return nil, err
+		}
+		s.https = append([]*http.Server{newHTTPServer(withConsole(api, ui), log)}, s.https...)
 		if err = s.listenForAgents(ctx, api.AgentEndpoints()); err != nil {
 			return nil, err
 		}
@@ -288,6 +302,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.agentSrv != nil {
 		go func() { errc <- s.agentSrv.Serve(s.agentLn) }()
 	}
+	watchDone := make(chan struct{})
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if s.watcher != nil {
+		go func() { defer close(watchDone); s.watcher.Run(watchCtx) }()
+	} else {
+		close(watchDone)
+	}
 	var serveErr error
 	select {
 	case err := <-errc:
@@ -295,6 +317,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	stopBoot()
+	stopWatch()
+	<-watchDone
 	if err := <-bootDone; err != nil {
 		serveErr = errors.Join(serveErr, fmt.Errorf("boot services: %w", err))
 	}
@@ -336,4 +360,18 @@ func (s *Server) Close() error {
 		s.rpcLn.Close()
 	}
 	return s.store.Close()
+}
+
+// withConsole serves the web console under /ui/ and the API everywhere else.
+func withConsole(api, ui http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, webui.Prefix):
+			ui.ServeHTTP(w, r)
+		case r.URL.Path == "/ui" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			http.Redirect(w, r, webui.Prefix, http.StatusMovedPermanently)
+		default:
+			api.ServeHTTP(w, r)
+		}
+	})
 }
