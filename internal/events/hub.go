@@ -119,6 +119,9 @@ type Hub struct {
 	seq  uint64
 	last map[string]NodeState // by node UUID
 	subs map[*Subscription]struct{}
+	// closed ends every stream when the server shuts down.
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 // NewHub returns a Hub with no subscribers that knows no node yet: the first sight of each
@@ -127,7 +130,8 @@ func NewHub(log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Hub{log: log, last: map[string]NodeState{}, subs: map[*Subscription]struct{}{}}
+	return &Hub{log: log, last: map[string]NodeState{}, subs: map[*Subscription]struct{}{},
+		closed: make(chan struct{})}
 }
 
 // Subscription is one subscriber's feed.
@@ -144,6 +148,9 @@ func (s *Subscription) C() <-chan Event { return s.c }
 // Dropped is closed when the subscriber fell behind by a full buffer and was dropped: no more
 // events come, and the subscriber should reconnect and read the nodes anew.
 func (s *Subscription) Dropped() <-chan struct{} { return s.dropped }
+
+// Closed is closed when the hub shuts down: the subscriber should end.
+func (s *Subscription) Closed() <-chan struct{} { return s.hub.closed }
 
 // Close ends the subscription.
 func (s *Subscription) Close() {
@@ -163,6 +170,9 @@ func (h *Hub) Subscribe(buffer int) *Subscription {
 	h.mu.Unlock()
 	return s
 }
+
+// Close tells every subscriber to end (Subscription.Closed), as the server shuts down.
+func (h *Hub) Close() { h.closeOnce.Do(func() { close(h.closed) }) }
 
 // Subscribers is the number of current subscribers.
 func (h *Hub) Subscribers() int {

@@ -75,6 +75,8 @@ func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-r.Context().Done():
 			return nil
+		case <-sub.Closed():
+			return nil // the server shuts down
 		case <-sub.Dropped():
 			fmt.Fprint(w, "event: dropped\ndata: {\"reason\": \"the reader fell behind\"}\n\n")
 			rc.Flush()

@@ -41,9 +41,10 @@ type Server struct {
 	// not listen where agents can reach it; nil otherwise.
 	agentLn  net.Listener
 	agentSrv *http.Server
-	// watcher feeds the events stream with the changes other processes make; nil for role
-	// conductor.
+	// watcher feeds the events stream with the changes other processes make, and hub is the
+	// stream's; nil for role conductor.
 	watcher *events.Watcher
+	hub     *events.Hub
 }
 
 // NewLogger returns the logger the configuration asks for, writing to w.
@@ -188,6 +189,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		s.router.Secure(sealer, clientTLS)
 		opts.Ring, opts.Conductor = s.router.Ring(), s.router
 		hub := events.NewHub(log)
+		s.hub = hub
 		store.ObserveNodes(hub.Observe)
 		s.watcher = events.NewWatcher(hub, store, events.WatchConfig{Interval: cfg.EventsPollInterval.Duration})
 		opts.Events = hub
@@ -329,6 +331,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		if err := s.agentSrv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if s.hub != nil {
+		s.hub.Close() // event streams end, or Shutdown would wait for their readers
 	}
 	for _, h := range s.https {
 		if err := h.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
