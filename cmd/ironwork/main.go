@@ -21,6 +21,9 @@ Usage:
   ironwork deploy --resource-class C --image URL --hostname H [flags]   allocate a node and deploy it
   ironwork undeploy NODE                    take a deployed node back to available
   ironwork node|port|portgroup|chassis VERB  manage records: list, show, create, set, unset, delete
+  ironwork node list --watch                the node list, drawn again at every change (events stream)
+  ironwork node manage|provide|deploy|undeploy|inspect|rebuild|adopt|abort NODE [--wait] [--timeout 30m]
+                                            move a node; --wait follows it live to rest (deploy: [--image URL --checksum SUM])
   ironwork driver list|show|properties      hardware types and their interfaces
   ironwork conductor list|show              registered conductors
   ironwork version                          print the version
