@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/api"
 )
 
@@ -216,6 +217,19 @@ func TestBrowserFleetAndDeploy(t *testing.T) {
 	}
 	if done, err := chromedp.Run(step, chromedp.Text(chromedp.ID("action-done"))); err != nil || !strings.Contains(done, "deploy requested") {
 		t.Errorf("the page does not confirm the request: %q %v", done, err)
+	}
+	// The agent's progress, as a heartbeat records it, shows live with its bar.
+	if _, err := srv.Store().UpdateNode(bg, uuids[0], func(n *ironwork.Node) error {
+		n.DriverInternalInfo["ironwork_agent_progress"] = map[string]any{"command": "standby.prepare_image",
+			"bytes_done": float64(1 << 20), "bytes_total": float64(4 << 20), "bytes_per_second": float64(1 << 20)}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(step, chromedp.Poll[bool](
+		`document.querySelector(".summary [data-field=progress]").textContent === "1.0 MiB written of 4.0 MiB" && document.getElementById("progress-bar").value === 25`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Errorf("the node page does not show the agent's progress: %v", err)
 	}
 	screenshot(t, step, dir, "node-active")
 	var n map[string]any
