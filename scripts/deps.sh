@@ -7,9 +7,10 @@
 # dhclient, dnsmasq, tftp-hpa, atftp, ndisc6), and the disk tools the agent's tests check its
 # work with (qemu-img, sgdisk, sfdisk, xorriso, isoinfo from genisoimage, blkid, zstd, xz), and
 # what the lab test image is built with (grub-common, grub-pc-bin, grub-efi-amd64-bin: files
-# only, the host boot is untouched; mtools). busybox comes as busybox-static (it replaces Debian's
-# dynamically linked busybox and has the same applets): the rescue ramdisk carries it as its shell,
-# and dropbear-bin (the server only, no service) for SSH into it.
+# only, the host boot is untouched; mtools), and chromium (headless, for the web console's
+# browser tests). busybox comes as busybox-static (it replaces Debian's dynamically linked busybox
+# and has the same applets): the rescue ramdisk carries it as its shell, and dropbear-bin (the
+# server only, no service) for SSH into it.
 # Idempotent; needs root for apt-get.
 set -euo pipefail
 need=()
@@ -54,6 +55,7 @@ grub-mkimage grub-common
 /usr/lib/grub/i386-pc/boot.img grub-pc-bin
 /usr/lib/grub/x86_64-efi/linux.mod grub-efi-amd64-bin
 mformat mtools
+chromium chromium
 LIST
 [ ${#need[@]} -eq 0 ] && exit 0
 [ "$(id -u)" = 0 ] || { echo "deps.sh: missing ${need[*]}; run as root or install them" >&2; exit 1; }

@@ -114,7 +114,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	verb := args[1]
-	bools := map[string]bool{"detail": true, "unset-all": true, "wait": verb == "inspect"}
+	bools := map[string]bool{"detail": true, "unset-all": true, "watch": true, "wait": true}
 	unsetting := verb == "unset"
 	for f, isBool := range res.scalars {
 		if isBool || unsetting {
@@ -148,6 +148,23 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd := command{c: c, res: res, name: args[0], a: a, out: out, stdout: stdout}
+	if args[0] == "node" {
+		_, provisioning := provisionVerbs[verb]
+		watching := verb == "list" && a.get("watch", "") == "true"
+		if provisioning || watching {
+			if watching {
+				delete(cmd.a.flags, "watch")
+				err = cmd.watchList(ctx, cmd.listQuery(), stderr)
+			} else {
+				err = cmd.provision(ctx, verb, stderr)
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "ironwork %s %s: %v\n", args[0], verb, err)
+				return 1
+			}
+			return 0
+		}
+	}
 	switch verb {
 	case "list":
 		err = cmd.list(ctx)
@@ -162,9 +179,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "properties":
 		err = cmd.properties(ctx)
 	case "inspect":
-		if err = cmd.nodeOnly(verb); err == nil {
-			err = cmd.inspect(ctx)
-		}
+		err = cmd.nodeOnly(verb) // "node inspect" is a provision verb (watch.go)
 	case "inventory":
 		if err = cmd.nodeOnly(verb); err == nil {
 			err = cmd.inventory(ctx)
@@ -223,7 +238,8 @@ func (c command) one() (string, error) {
 	return url.PathEscape(c.a.pos[0]), nil
 }
 
-func (c command) list(ctx context.Context) error {
+// listQuery is the list's query from the flags.
+func (c command) listQuery() url.Values {
 	q := url.Values{}
 	for name, vals := range c.a.flags {
 		switch name {
@@ -235,6 +251,11 @@ func (c command) list(ctx context.Context) error {
 			q.Set(strings.ReplaceAll(name, "-", "_"), vals[len(vals)-1])
 		}
 	}
+	return q
+}
+
+func (c command) list(ctx context.Context) error {
+	q := c.listQuery()
 	if c.res.readOnly && c.res.key == "drivers" {
 		var body map[string][]map[string]any
 		if err := c.c.Do(ctx, http.MethodGet, c.res.path, nil, &body); err != nil {

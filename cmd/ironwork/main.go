@@ -22,7 +22,9 @@ Usage:
   ironwork undeploy NODE                    take a deployed node back to available
   ironwork console NODE                     attach this terminal to the node's serial console (~. leaves)
   ironwork node|port|portgroup|chassis VERB  manage records: list, show, create, set, unset, delete
-  ironwork node inspect NODE [--wait] [--timeout 30m]   inspect a manageable node's hardware
+  ironwork node list --watch                the node list, drawn again at every change (events stream)
+  ironwork node manage|provide|deploy|undeploy|inspect|rebuild|adopt|abort NODE [--wait] [--timeout 30m]
+                                            move a node; --wait follows it live to rest (deploy: [--image URL --checksum SUM])
   ironwork node inventory NODE              the inventory and plugin data of its last inspection
   ironwork inspection-rule VERB             inspection rules: --conditions/--actions JSON (or @FILE), --priority
   ironwork driver list|show|properties      hardware types and their interfaces

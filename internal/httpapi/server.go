@@ -54,6 +54,8 @@ type Options struct {
 	Metrics Metrics
 	// MetricsHandler, when set, serves GET /metrics behind the API's authentication.
 	MetricsHandler http.Handler
+	// Events streams node changes at EventsPath; nil answers 503 there.
+	Events EventSource
 }
 
 // Metrics records the API's requests: the method ("other" for a non-standard one), the route
@@ -143,6 +145,7 @@ func (s *Server) routes() {
 	s.deployTemplateRoutes()
 	s.inspectionRuleRoutes()
 	s.consoleRoutes()
+	s.eventRoutes()
 
 	s.handle("/", s.notFound)
 }
@@ -286,7 +289,7 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
-// Unwrap gives http.ResponseController (and websocket upgrades) the connection's writer.
+// Unwrap gives http.ResponseController (flushes, deadlines, websocket upgrades) the connection.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) Write(b []byte) (int, error) {

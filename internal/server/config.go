@@ -74,6 +74,9 @@ type Config struct {
 	RescueCallbackTimeout Duration `toml:"rescue_callback_timeout"`
 	// TimeoutCheckInterval is how often waiting nodes are checked against CallbackTimeout.
 	TimeoutCheckInterval Duration `toml:"timeout_check_interval"`
+	// EventsPollInterval is how often the API looks in the database for node changes made by
+	// other processes, for the events stream (its own changes are streamed at once).
+	EventsPollInterval Duration `toml:"events_poll_interval"`
 	// AutomatedClean runs the clean steps when nodes are provided or undeployed (default true).
 	AutomatedClean *bool `toml:"automated_clean"`
 	// Workers bounds the conductor's background work (default 300).
@@ -221,6 +224,7 @@ func Default() Config {
 		PowerSyncInterval:      Duration{60 * time.Second},
 		CallbackTimeout:        Duration{30 * time.Minute},
 		TimeoutCheckInterval:   Duration{60 * time.Second},
+		EventsPollInterval:     Duration{time.Second},
 		LogLevel:               "info",
 		LogFormat:              "text",
 		SendSensorDataInterval: Duration{600 * time.Second},
@@ -349,6 +353,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RescueCallbackTimeout.Duration <= 0 {
 		errs = append(errs, errors.New("rescue_callback_timeout must be positive"))
+	}
+	if c.EventsPollInterval.Duration <= 0 {
+		errs = append(errs, errors.New("events_poll_interval must be positive"))
 	}
 	if c.HeartbeatInterval.Duration <= 0 || c.HeartbeatTimeout.Duration <= c.HeartbeatInterval.Duration {
 		errs = append(errs, errors.New("heartbeat_timeout must be longer than a positive heartbeat_interval"))

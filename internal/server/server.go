@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,11 +19,13 @@ import (
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/console"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
+	"github.com/ironwork/ironwork/internal/events"
 	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/inspection"
 	"github.com/ironwork/ironwork/internal/metrics"
 	"github.com/ironwork/ironwork/internal/rpc"
 	"github.com/ironwork/ironwork/internal/sqlstore"
+	"github.com/ironwork/ironwork/internal/webui"
 )
 
 // Server is a running Ironwork process: the API, a conductor, or both.
@@ -50,6 +53,10 @@ type Server struct {
 	metrics    *metrics.Metrics
 	metricsLn  net.Listener
 	metricsSrv *http.Server
+	// watcher feeds the events stream with the changes other processes make, and hub is the
+	// stream's; nil for role conductor.
+	watcher *events.Watcher
+	hub     *events.Hub
 }
 
 // NewLogger returns the logger the configuration asks for, writing to w.
@@ -217,8 +224,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		}
 		s.router.Secure(sealer, clientTLS)
 		opts.Ring, opts.Conductor = s.router.Ring(), s.router
+		hub := events.NewHub(log)
+		s.hub = hub
+		store.ObserveNodes(hub.Observe)
+		s.watcher = events.NewWatcher(hub, store, events.WatchConfig{Interval: cfg.EventsPollInterval.Duration})
+		opts.Events = hub
 		api := httpapi.New(opts)
-		s.https = append([]*http.Server{newHTTPServer(api, log)}, s.https...)
+		ui, err := webui.New(webui.Options{API: api, Auth: opts.Auth, Logger: log, EventsPath: httpapi.EventsPath})
+		if err != nil {
+			return nil, err
+		}
+		s.https = append([]*http.Server{newHTTPServer(withConsole(api, ui), log)}, s.https...)
 		if err = s.listenForAgents(ctx, api.AgentEndpoints()); err != nil {
 			return nil, err
 		}
@@ -327,6 +343,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.metricsSrv != nil {
 		go func() { errc <- s.metricsSrv.Serve(s.metricsLn) }()
 	}
+	watchDone := make(chan struct{})
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if s.watcher != nil {
+		go func() { defer close(watchDone); s.watcher.Run(watchCtx) }()
+	} else {
+		close(watchDone)
+	}
 	var serveErr error
 	select {
 	case err := <-errc:
@@ -334,6 +358,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	stopBoot()
+	stopWatch()
+	<-watchDone
 	if err := <-bootDone; err != nil {
 		serveErr = errors.Join(serveErr, fmt.Errorf("boot services: %w", err))
 	}
@@ -347,6 +373,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		if err := h.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if s.hub != nil {
+		s.hub.Close() // event streams end, or Shutdown would wait for their readers
 	}
 	for _, h := range s.https {
 		if err := h.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -414,4 +443,18 @@ func (s *Server) MetricsAddr() string {
 		return ""
 	}
 	return s.metricsLn.Addr().String()
+}
+
+// withConsole serves the web console under /ui/ and the API everywhere else.
+func withConsole(api, ui http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, webui.Prefix):
+			ui.ServeHTTP(w, r)
+		case r.URL.Path == "/ui" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			http.Redirect(w, r, webui.Prefix, http.StatusMovedPermanently)
+		default:
+			api.ServeHTTP(w, r)
+		}
+	})
 }

@@ -293,7 +293,7 @@ func (s *Store) CreateNode(ctx context.Context, n *ironwork.Node) error {
 	if n.Interfaces == nil {
 		n.Interfaces = map[ironwork.InterfaceKind]string{}
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		args, err := s.nodeArgs(ctx, tx, n)
 		if err != nil {
 			return err
@@ -303,6 +303,10 @@ func (s *Store) CreateNode(ctx context.Context, n *ironwork.Node) error {
 		}
 		return s.writeTraits(ctx, tx, n.ID, nil, n.Traits)
 	})
+	if err == nil {
+		s.notifyNode(n)
+	}
+	return err
 }
 
 func (s *Store) writeTraits(ctx context.Context, tx *sql.Tx, nodeID int64, old, new []string) error {
@@ -358,6 +362,9 @@ func (s *Store) UpdateNode(ctx context.Context, ident string, fn func(n *ironwor
 		out = n
 		return nil
 	})
+	if err == nil {
+		s.notifyNode(out)
+	}
 	return out, err
 }
 

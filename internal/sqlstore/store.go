@@ -54,6 +54,8 @@ type Store struct {
 	// than running it.
 	stmts  sync.Map
 	nstmts atomic.Int64
+	// observers are told of the nodes this process writes (changes.go).
+	observers nodeObservers
 }
 
 // maxStatements bounds the statement cache; queries past it run unprepared.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/ironwork/ironwork"
@@ -107,9 +108,14 @@ func (Interface) SetBootMode(context.Context, *conductor.Task, string) error { r
 func (Interface) SetSecureBoot(context.Context, *conductor.Task, bool) error { return nil }
 
 // Deploy implements conductor.Deploy. driver_info fake_deploy_delay (seconds) makes it take
-// that long, to hold a node in "deploying".
+// that long, to hold a node in "deploying"; a number, or a string of one as the CLIs send.
 func (Interface) Deploy(ctx context.Context, t *conductor.Task) (bool, error) {
-	if d, ok := t.Node.DriverInfo["fake_deploy_delay"].(float64); ok && d > 0 {
+	d, ok := t.Node.DriverInfo["fake_deploy_delay"].(float64)
+	if s, isString := t.Node.DriverInfo["fake_deploy_delay"].(string); isString {
+		v, err := strconv.ParseFloat(s, 64)
+		d, ok = v, err == nil
+	}
+	if ok && d > 0 {
 		select {
 		case <-time.After(time.Duration(d * float64(time.Second))):
 		case <-ctx.Done():
