@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/agent/initsys"
 	"github.com/ironwork/ironwork/internal/agent/server"
@@ -42,11 +44,27 @@ type agentEnv struct {
 	console  *initsys.Console
 	logs     *server.LogBuffer
 	powerOff func() error
+	retry    inspectionRetry // how the inspection post is retried (zero: IPA's)
 }
 
 // runAgent looks the node up, serves the command API and heartbeats until ctx is cancelled
 // or standby.power_off ran. It returns nil on those ends.
 func runAgent(ctx context.Context, cfg Config, env agentEnv) error {
+	if cfg.InspectionURL != "" {
+		retry := env.retry
+		if retry.Attempts == 0 {
+			retry = defaultInspectionRetry
+		}
+		outcome, err := inspect(ctx, &cfg, env, retry)
+		switch {
+		case outcome == afterInspectionPowerOff:
+			return powerOffAfterInspection(cfg, env)
+		case cfg.APIURL == "":
+			return fmt.Errorf("inspection failed and there is no API to look the node up in: %w", err)
+		case err != nil:
+			env.log.Error("inspection failed; going on with the lookup", logKeyError, err)
+		}
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	client := newAPIClient(cfg)
@@ -130,6 +148,20 @@ func runAgent(ctx context.Context, cfg Config, env agentEnv) error {
 	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, errPoweredOff) && !errors.Is(cause, context.Canceled) {
 		return cause
+	}
+	return nil
+}
+
+// powerOffAfterInspection ends an inspection the conductor needs nothing else from.
+func powerOffAfterInspection(cfg Config, env agentEnv) error {
+	if cfg.NoPowerOff {
+		env.console.Printf("inspection done; --no-poweroff: exiting")
+		return nil
+	}
+	env.console.Printf("inspection done: powering off")
+	unix.Sync()
+	if err := env.powerOff(); err != nil {
+		return fmt.Errorf("power off after inspection: %w", err)
 	}
 	return nil
 }

@@ -48,6 +48,11 @@ func TestParseConfig(t *testing.T) {
 		{name: "advertise host", args: []string{"--cmdline", write("ipa-api-url=https://a:1,https://b:2 ipa-advertise-host=10.0.0.9 ipa-agent-token=T")}, want: func(c *Config) {
 			c.APIURL, c.AdvertiseHost, c.AgentToken = "https://a:1", "10.0.0.9", "T"
 		}},
+		{name: "inspection only", args: []string{"--cmdline", write("ipa-inspection-callback-url=http://10.98.0.1:6385/v1/continue_inspection ipa-collect-lldp=0 ipa-lldp-timeout=2.5")}, want: func(c *Config) {
+			c.InspectionURL, c.CollectLLDP, c.LLDPTimeout = "http://10.98.0.1:6385/v1/continue_inspection", false, 2500*time.Millisecond
+		}},
+		{name: "bad inspection URL", args: []string{"--cmdline", write("ipa-inspection-callback-url=10.0.0.1/x")}, wantErr: "inspection callback URL"},
+		{name: "bad LLDP timeout", args: []string{"--cmdline", write("ipa-api-url=http://a ipa-lldp-timeout=0")}, wantErr: "ipa-lldp-timeout"},
 		{name: "no API URL", args: []string{"--cmdline", write("console=ttyS0")}, wantErr: "no Ironic API URL"},
 		{name: "bad port", args: []string{"--cmdline", write("ipa-api-url=http://a ipa-listen-port=x")}, wantErr: "not a port"},
 		{name: "bad timeout", args: []string{"--cmdline", write("ipa-api-url=http://a ipa-lookup-timeout=-1")}, wantErr: "positive"},

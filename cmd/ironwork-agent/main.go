@@ -1,12 +1,14 @@
 // Command ironwork-agent is Ironwork's deploy agent: a static binary that runs as /init of the
 // deploy ramdisk on a bare-metal node, in the role ironic-python-agent plays for Ironic. As
 // PID 1 it mounts the kernel filesystems, loads the ramdisk's kernel modules, configures the
-// NICs with DHCP; then it looks its node up in the Ironic API, serves IPA's command API on
+// NICs with DHCP; then, when asked to, it inspects the machine and posts its inventory; it
+// looks its node up in the Ironic API, serves IPA's command API on
 // port 9999 and heartbeats until the conductor powers the node off.
 //
 // Settings come from the kernel command line (IPA's parameter names: ipa-api-url, BOOTIF,
 // ipa-lookup-timeout, ipa-insecure, ipa-debug, ipa-listen-port, ipa-advertise-host,
-// ipa-agent-token, plus ironwork-node) and, for tests and running outside a ramdisk, flags,
+// ipa-agent-token, ipa-inspection-callback-url, ipa-collect-lldp, ipa-lldp-timeout, plus
+// ironwork-node) and, for tests and running outside a ramdisk, flags,
 // which win. See docs/agent.md.
 package main
 
@@ -51,6 +53,10 @@ type Config struct {
 	Debug         bool          // ipa-debug
 	AgentToken    string        // ipa-agent-token: a token known before lookup
 	FatalDelay    time.Duration // PID 1: how long a fatal error stays on screen before reboot
+	// InspectionURL (ipa-inspection-callback-url): inspect first, posting the inventory there.
+	InspectionURL string
+	CollectLLDP   bool          // ipa-collect-lldp: listen for LLDP while inspecting (default on)
+	LLDPTimeout   time.Duration // ipa-lldp-timeout: how long to listen on all NICs at once
 }
 
 // DefaultConfig returns the defaults (IPA's port 9999, five minutes of lookup).
@@ -61,17 +67,30 @@ func DefaultConfig() Config {
 		CmdlineFile:   "/proc/cmdline",
 		LookupTimeout: 300 * time.Second,
 		FatalDelay:    60 * time.Second,
+		CollectLLDP:   true,
+		LLDPTimeout:   5 * time.Second,
 	}
 }
 
 // Validate checks the settings.
 func (c Config) Validate() error {
-	if c.APIURL == "" {
+	if c.APIURL == "" && c.InspectionURL == "" {
 		return errors.New("no Ironic API URL: give ipa-api-url= on the kernel command line or --api-url")
 	}
-	u, err := url.Parse(c.APIURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("API URL %q must be http(s)://host[:port]", c.APIURL)
+	if c.APIURL != "" {
+		u, err := url.Parse(c.APIURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("API URL %q must be http(s)://host[:port]", c.APIURL)
+		}
+	}
+	if c.InspectionURL != "" {
+		u, err := url.Parse(c.InspectionURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("inspection callback URL %q must be http(s)://host[:port]/path", c.InspectionURL)
+		}
+	}
+	if c.LLDPTimeout <= 0 {
+		return errors.New("LLDP timeout must be positive")
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen address %q: %w", c.Listen, err)
@@ -126,6 +145,19 @@ func (c *Config) applyCmdline(params map[string]string) error {
 	if v, ok := params["ironwork-node"]; ok {
 		c.NodeUUID = v
 	}
+	if v, ok := params["ipa-inspection-callback-url"]; ok {
+		c.InspectionURL = v
+	}
+	if v, ok := params["ipa-collect-lldp"]; ok {
+		c.CollectLLDP = parseBoolish(v)
+	}
+	if v, ok := params["ipa-lldp-timeout"]; ok {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || n <= 0 || n > 600 {
+			return fmt.Errorf("ipa-lldp-timeout=%q: not a number of seconds in (0, 600]", v)
+		}
+		c.LLDPTimeout = time.Duration(n * float64(time.Second))
+	}
 	if v, ok := params["BOOTIF"]; ok {
 		c.BootMAC = initsys.BootMAC(v)
 	}
@@ -158,6 +190,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&fl.NodeUUID, "node", "", "node UUID for the lookup (kernel: ironwork-node)")
 	fs.BoolVar(&fl.Debug, "debug", false, "debug logging (kernel: ipa-debug)")
 	fs.BoolVar(&fl.Insecure, "insecure", false, "do not verify the API's TLS certificate (kernel: ipa-insecure)")
+	fs.StringVar(&fl.InspectionURL, "inspection-callback-url", "", "inspect first: post the inventory to this URL (kernel: ipa-inspection-callback-url)")
+	fs.DurationVar(&fl.LLDPTimeout, "lldp-timeout", cfg.LLDPTimeout, "while inspecting, listen this long for LLDP (kernel: ipa-lldp-timeout, seconds)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -174,16 +208,18 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		return Config{}, fmt.Errorf("read kernel command line: %w", err)
 	}
 	for name, apply := range map[string]func(){
-		"api-url":        func() { cfg.APIURL = fl.APIURL },
-		"listen":         func() { cfg.Listen = fl.Listen },
-		"advertise-url":  func() { cfg.AdvertiseURL = fl.AdvertiseURL },
-		"root-device":    func() { cfg.RootDevice = fl.RootDevice },
-		"sysroot":        func() { cfg.SysRoot = fl.SysRoot },
-		"lookup-timeout": func() { cfg.LookupTimeout = fl.LookupTimeout },
-		"no-poweroff":    func() { cfg.NoPowerOff = fl.NoPowerOff },
-		"node":           func() { cfg.NodeUUID = fl.NodeUUID },
-		"debug":          func() { cfg.Debug = fl.Debug },
-		"insecure":       func() { cfg.Insecure = fl.Insecure },
+		"api-url":                 func() { cfg.APIURL = fl.APIURL },
+		"listen":                  func() { cfg.Listen = fl.Listen },
+		"advertise-url":           func() { cfg.AdvertiseURL = fl.AdvertiseURL },
+		"root-device":             func() { cfg.RootDevice = fl.RootDevice },
+		"sysroot":                 func() { cfg.SysRoot = fl.SysRoot },
+		"lookup-timeout":          func() { cfg.LookupTimeout = fl.LookupTimeout },
+		"no-poweroff":             func() { cfg.NoPowerOff = fl.NoPowerOff },
+		"node":                    func() { cfg.NodeUUID = fl.NodeUUID },
+		"debug":                   func() { cfg.Debug = fl.Debug },
+		"insecure":                func() { cfg.Insecure = fl.Insecure },
+		"inspection-callback-url": func() { cfg.InspectionURL = fl.InspectionURL },
+		"lldp-timeout":            func() { cfg.LLDPTimeout = fl.LLDPTimeout },
 	} {
 		if set[name] {
 			apply()

@@ -20,6 +20,8 @@ const labUsage = `Usage: ironwork lab up|status|down|demo [flags]
 A bare-metal lab on this machine (root): a provisioning network in a network namespace,
 ironwork serve with DHCP/TFTP/HTTP boot on it, virtual BMCs and QEMU machines enrolled as
 nodes. 'demo' brings it up and deploys both nodes. Needs scripts/deps.sh and scripts/kernel.sh.
+'up' takes the machines' shape (--cpus, --memory, --disks, --nics) and --discover, which
+starts them unenrolled, booting from the network, for the server's discovery.
 `
 
 func defaultLabDir() string {
@@ -58,15 +60,26 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	kernelDir := fs.String("kernel-dir", "", "kernel for the deploy ramdisk (default: what scripts/kernel.sh unpacked)")
 	layout := fs.String("layout", lab.LayoutLab, "lab (serve outside the namespace, provisioning_netns) or production "+
 		"(serve, BMCs and an HTTP image server inside it, Ironic-standard enrolment; use with --bmc ipmi_sim)")
+	var mf machineFlags
+	fs.IntVar(&mf.shape.CPUs, "cpus", 1, "up: vCPUs per machine")
+	fs.IntVar(&mf.shape.MemoryMB, "memory", 768, "up: MiB of memory per machine")
+	disks := fs.String("disks", "8G", "up: disk sizes per machine, comma-separated (the first one is booted)")
+	fs.IntVar(&mf.shape.NICs, "nics", 1, "up: NICs per machine on the provisioning network (the first one boots)")
+	fs.BoolVar(&mf.discover, "discover", false, "up: do not enrol the machines; power them on to boot from the network (discovery)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
+	var err error
+	if mf.shape.Disks, err = lab.ParseSizes(*disks); err != nil || mf.shape.CPUs < 1 || mf.shape.MemoryMB < 64 || mf.shape.NICs < 1 || mf.shape.NICs > 8 {
+		fmt.Fprintf(stderr, "ironwork lab %s: bad machine shape (--cpus ≥ 1, --memory ≥ 64, --nics 1..8, --disks sizes): %v\n", verb, err)
+		return 2
+	}
 	switch verb {
 	case "up":
-		if _, err := labUp(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, stdout, stderr); err != nil {
+		if _, err := labUp(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, mf, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "ironwork lab up:", err)
 			fmt.Fprintf(stderr, "what was made is recorded: 'ironwork lab down --dir %s' removes it\n", *dir)
 			return 1
@@ -88,12 +101,21 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, stdout, stderr io.Writer) (*lab.State, error) {
+// machineFlags are 'lab up's machine shape and discovery flags.
+type machineFlags struct {
+	shape    lab.Shape
+	discover bool
+}
+
+func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, mf machineFlags, stdout, stderr io.Writer) (*lab.State, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	opts := lab.Options{Dir: dir, Nodes: lab.DefaultNodes(nodes, bmc), Ironwork: self, KernelDir: kernelDir, Log: stdout, Layout: layout}
+	for i := range opts.Nodes {
+		opts.Nodes[i].Shape, opts.Nodes[i].Discover = mf.shape, mf.discover
+	}
 	if opts.KernelDir == "" {
 		opts.KernelDir = lab.FindKernel()
 	}
@@ -125,7 +147,7 @@ func labStatus(ctx context.Context, dir string, stdout, stderr io.Writer) int {
 func labDemo(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, stdout, stderr io.Writer) int {
 	st, err := lab.Load(dir)
 	if err != nil || !st.Ready() {
-		if st, err = labUp(ctx, dir, nodes, bmc, kernelDir, layout, stdout, stderr); err != nil {
+		if st, err = labUp(ctx, dir, nodes, bmc, kernelDir, layout, machineFlags{}, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "ironwork lab demo:", err)
 			return 1
 		}

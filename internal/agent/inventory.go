@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Inventory is the node's hardware as ironic-python-agent reports it (its "inventory"
@@ -34,6 +35,9 @@ type InventoryInterface struct {
 	IPv4Address *string `json:"ipv4_address"`
 	IPv6Address *string `json:"ipv6_address"`
 	HasCarrier  bool    `json:"has_carrier"`
+	// LLDP is IPA's list of [type, "hex value"] pairs (LLDPTLV.Pair), nil (null) when not
+	// listened for. Kept untyped so that an inventory from any agent reads, whatever its
+	// entries; the conductor skips entries it cannot use.
 	LLDP        []any   `json:"lldp"`
 	Vendor      *string `json:"vendor"`  // PCI vendor ID, "0x8086"
 	Product     *string `json:"product"` // PCI device ID
@@ -100,6 +104,15 @@ type InventoryOptions struct {
 	BootMAC string // from BOOTIF, if known
 }
 
+// Bounds of an inventory: a machine with more is reported in part (the first ones by name),
+// so that what the agent posts stays well under the API's body limit.
+const (
+	maxInventoryNICs  = 128
+	maxInventoryDisks = 256
+	maxCPUFlags       = 512
+	maxInventoryText  = 256 // bytes of one string read from the kernel or firmware
+)
+
 // CollectInventory reads the node's hardware from /proc/cpuinfo, /proc/meminfo,
 // /sys/devices/system/memory, /sys/class/net, /sys/block (ListDisks) and /sys/class/dmi/id
 // under opts.SysRoot. IP addresses come from the running system's interfaces when SysRoot is
@@ -126,6 +139,11 @@ func CollectInventory(opts InventoryOptions) (Inventory, error) {
 	if root == "/" {
 		inv.Hostname, _ = os.Hostname()
 	}
+	// No IPMI device (a VM, or no BMC) leaves bmc_address null; a device that does not
+	// answer is not worth failing an inventory for either.
+	if addr, err := readBMCAddress(root); err == nil && addr != "" {
+		inv.BMCAddress = &addr
+	}
 	disks, err := ListDisks(root)
 	if err != nil {
 		return Inventory{}, fmt.Errorf("collect inventory: %w", err)
@@ -141,7 +159,71 @@ func CollectInventory(opts InventoryOptions) (Inventory, error) {
 	if inv.Interfaces == nil {
 		inv.Interfaces = []InventoryInterface{}
 	}
+	inv.bound()
 	return inv, nil
+}
+
+// AddLLDP sets each interface's lldp from what ListenLLDP heard on it; interfaces that heard
+// nothing get an empty list (listened, nothing heard), as IPA reports them.
+func (inv *Inventory) AddLLDP(heard map[string][]LLDPTLV) {
+	for i := range inv.Interfaces {
+		pairs := []any{}
+		for _, tlv := range heard[inv.Interfaces[i].Name] {
+			pairs = append(pairs, tlv.Pair())
+		}
+		inv.Interfaces[i].LLDP = pairs
+	}
+}
+
+// InterfaceNames are the names of the inventory's NICs.
+func (inv *Inventory) InterfaceNames() []string {
+	names := make([]string, len(inv.Interfaces))
+	for i, n := range inv.Interfaces {
+		names[i] = n.Name
+	}
+	return names
+}
+
+// bound cuts lists and strings to the inventory's bounds.
+func (inv *Inventory) bound() {
+	if len(inv.Interfaces) > maxInventoryNICs {
+		inv.Interfaces = inv.Interfaces[:maxInventoryNICs]
+	}
+	if len(inv.Disks) > maxInventoryDisks {
+		inv.Disks = inv.Disks[:maxInventoryDisks]
+	}
+	if len(inv.CPU.Flags) > maxCPUFlags {
+		inv.CPU.Flags = inv.CPU.Flags[:maxCPUFlags]
+	}
+	for _, p := range []*string{&inv.CPU.ModelName, &inv.CPU.Frequency, &inv.SystemVendor.ProductName,
+		&inv.SystemVendor.SerialNumber, &inv.SystemVendor.Manufacturer, &inv.SystemVendor.Firmware.Vendor,
+		&inv.SystemVendor.Firmware.Version, &inv.SystemVendor.Firmware.BuildDate, &inv.Hostname} {
+		*p = clip(*p)
+	}
+	for i := range inv.CPU.Flags {
+		inv.CPU.Flags[i] = clip(inv.CPU.Flags[i])
+	}
+	for i := range inv.Disks {
+		d := &inv.Disks[i]
+		d.Model, d.Vendor = clip(d.Model), clip(d.Vendor)
+		for _, p := range []*string{d.WWN, d.Serial, d.WWNWithExtension, d.WWNVendorExtension, d.HCTL, d.ByPath} {
+			if p != nil {
+				*p = clip(*p)
+			}
+		}
+	}
+}
+
+// clip keeps at most maxInventoryText bytes of s, cut at a rune boundary.
+func clip(s string) string {
+	if len(s) <= maxInventoryText {
+		return s
+	}
+	cut := maxInventoryText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 func optional(s string) *string {

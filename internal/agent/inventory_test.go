@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -126,5 +127,44 @@ func TestCollectInventoryHost(t *testing.T) {
 		if !macs[n.MACAddress] {
 			t.Errorf("interface %s MAC %s unknown to net.Interfaces", n.Name, n.MACAddress)
 		}
+	}
+}
+
+// TestInventoryBounds: a machine reporting absurd amounts is cut to the inventory's bounds,
+// strings at a rune boundary.
+func TestInventoryBounds(t *testing.T) {
+	root := fakeSys(t)
+	long := strings.Repeat("é", 400)
+	var cpuinfo strings.Builder
+	fmt.Fprintf(&cpuinfo, "processor\t: 0\nmodel name\t: %s\nflags\t\t: %s\n", long, strings.Repeat("f ", 2000))
+	for rel, content := range map[string]string{"proc/cpuinfo": cpuinfo.String(), "sys/class/dmi/id/product_name": long} {
+		p := filepath.Join(root, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < maxInventoryNICs+5; i++ {
+		d := filepath.Join(root, fmt.Sprintf("sys/class/net/eth%03d", i))
+		os.MkdirAll(filepath.Join(d, "device"), 0o755)
+		os.WriteFile(filepath.Join(d, "address"), []byte(fmt.Sprintf("52:54:00:00:%02x:%02x\n", i/256, i%256)), 0o644)
+		os.WriteFile(filepath.Join(d, "type"), []byte("1\n"), 0o644)
+	}
+	inv, err := CollectInventory(InventoryOptions{SysRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Interfaces) != maxInventoryNICs || len(inv.CPU.Flags) != maxCPUFlags {
+		t.Errorf("%d interfaces, %d flags", len(inv.Interfaces), len(inv.CPU.Flags))
+	}
+	for _, s := range []string{inv.CPU.ModelName, inv.SystemVendor.ProductName} {
+		if len(s) > maxInventoryText || !utf8.ValidString(s) || !strings.HasPrefix(long, s) {
+			t.Errorf("%d bytes, valid %v", len(s), utf8.ValidString(s))
+		}
+	}
+	inv.AddLLDP(map[string][]LLDPTLV{"eth000": {{Type: 5, Value: []byte("sw")}}})
+	b, _ := json.Marshal(inv.Interfaces[:2])
+	if !strings.Contains(string(b), `"lldp":[[5,"7377"]]`) || !strings.Contains(string(b), `"lldp":[]`) {
+		t.Errorf("lldp in JSON: %s", b)
 	}
 }

@@ -19,10 +19,14 @@ import (
 )
 
 // MockupDir returns the directory of DMTF's public-rackmount1 mockup in ../shared next to the
-// repository, or skips the test with a clear message when it is absent (a user's clone).
+// repository (or under $IRONWORK_REDFISH_MOCKUPS, for a checkout elsewhere, such as a git
+// worktree), or skips the test with a clear message when it is absent (a user's clone).
 func MockupDir(t testing.TB, fromPkg string) string {
 	t.Helper()
 	dir := filepath.Join(fromPkg, "shared", "redfish-mockups", "public-rackmount1")
+	if env := os.Getenv("IRONWORK_REDFISH_MOCKUPS"); env != "" {
+		dir = filepath.Join(env, "public-rackmount1")
+	}
 	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
 		t.Skipf("DMTF Redfish mockup not found at %s (it lives in ../shared next to the repository, which only CI and the developers have)", dir)
 	}

@@ -122,6 +122,25 @@ type Inspector interface {
 	Inspect(ctx context.Context, t *Task) (wait bool, err error)
 }
 
+// HardwareInspector inspects a node out of band (Ironic's redfish inspect interface): it reads
+// the hardware from the BMC, with no boot, and returns what it found. The conductor applies
+// the result as it applies an agent's inventory: properties, the boot_mode capability, ports.
+type HardwareInspector interface {
+	InspectHardware(ctx context.Context, t *Task) (*InspectResult, error)
+}
+
+// InspectResult is what an out-of-band inspection found; zero values are "not reported".
+type InspectResult struct {
+	CPUs     int    // logical CPUs (properties.cpus)
+	CPUArch  string // properties.cpu_arch: x86_64, aarch64, ppc64le, ia64, mips64
+	MemoryMB int64  // properties.memory_mb
+	// LocalGB is properties.local_gb: the smallest disk of 4 GiB or more, in GiB, less one
+	// (0: no such disk, as Ironic reports a disk-less node).
+	LocalGB  int64
+	BootMode string   // "uefi" or "bios": the boot_mode capability
+	MACs     []string // lower-case MAC addresses of the enabled NICs: a port each
+}
+
 // Rescuer boots a rescue environment on an active node and back.
 type Rescuer interface {
 	Rescue(ctx context.Context, t *Task) (wait bool, err error)

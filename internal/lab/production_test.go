@@ -19,7 +19,7 @@ func TestQEMUCommandRandomSources(t *testing.T) {
 		{NodeSpec{RNG: "none", CPU: "max"}, "max", false},
 		{NodeSpec{RNG: "none", CPU: "qemu64,-rdrand"}, "qemu64,-rdrand", false},
 	} {
-		args, err := qemuCommand(st, n, tc.spec, 512, "/bin/ironwork")
+		args, err := qemuCommand(st, n, tc.spec, "/bin/ironwork")
 		if err != nil {
 			t.Fatalf("%+v: %v", tc.spec, err)
 		}
@@ -35,7 +35,7 @@ func TestQEMUCommandRandomSources(t *testing.T) {
 			t.Errorf("%+v: the NIC is not last: %s", tc.spec, strings.Join(args, " "))
 		}
 	}
-	if _, err := qemuCommand(st, n, NodeSpec{RNG: "hwrng"}, 512, "/bin/ironwork"); err == nil {
+	if _, err := qemuCommand(st, n, NodeSpec{RNG: "hwrng"}, "/bin/ironwork"); err == nil {
 		t.Error("an unknown rng was accepted")
 	}
 }

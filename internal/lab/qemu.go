@@ -14,6 +14,24 @@ import (
 // with fresh variables so that no stale boot entry wins. The disk is the drive "disk0". It
 // replaces this process with QEMU.
 func ExecQEMU(vars string, args []string) error {
+	out := uefiBootArgs(args)
+	b, err := os.ReadFile(OVMFVars)
+	if err != nil {
+		return fmt.Errorf("OVMF variables: %w", err)
+	}
+	if err := os.WriteFile(vars, b, 0o644); err != nil {
+		return err
+	}
+	bin, err := exec.LookPath(out[0])
+	if err != nil {
+		return err
+	}
+	return syscall.Exec(bin, out, os.Environ())
+}
+
+// uefiBootArgs turns "-boot ..." into bootindex properties: the first NIC and the disk
+// "disk0", the NIC first when the boot order has n.
+func uefiBootArgs(args []string) []string {
 	pxe := false
 	var out []string
 	for i := 0; i < len(args); i++ {
@@ -29,21 +47,10 @@ func ExecQEMU(vars string, args []string) error {
 		nicIndex, diskIndex = "1", "2"
 	}
 	for i, a := range out {
-		if strings.HasPrefix(a, "virtio-net-pci,") {
+		if strings.HasPrefix(a, "virtio-net-pci,") && !strings.Contains(a, "bootindex=") {
 			out[i] = a + ",bootindex=" + nicIndex
+			break // the first NIC boots; QEMU refuses a bootindex used twice
 		}
 	}
-	out = append(out, "-device", "virtio-blk-pci,drive=disk0,bootindex="+diskIndex)
-	b, err := os.ReadFile(OVMFVars)
-	if err != nil {
-		return fmt.Errorf("OVMF variables: %w", err)
-	}
-	if err := os.WriteFile(vars, b, 0o644); err != nil {
-		return err
-	}
-	bin, err := exec.LookPath(out[0])
-	if err != nil {
-		return err
-	}
-	return syscall.Exec(bin, out, os.Environ())
+	return append(out, "-device", "virtio-blk-pci,drive=disk0,bootindex="+diskIndex)
 }

@@ -35,6 +35,15 @@ type Node struct {
 	CPU      string `json:"cpu,omitempty"` // QEMU's -cpu, "" for its default
 	// BMCAddress is host:port of the IPMI BMC or the Redfish service's URL.
 	BMCAddress string `json:"bmc_address"`
+	// The machine's shape: MAC, Tap and Disk above are the first of MACs, Taps and Disks.
+	CPUs     int      `json:"cpus,omitempty"`
+	MemoryMB int      `json:"memory_mb,omitempty"`
+	MACs     []string `json:"macs,omitempty"`
+	Taps     []string `json:"taps,omitempty"`
+	Disks    []string `json:"disks,omitempty"`
+	// Discover: the machine is not enrolled (UUID empty); it boots from the network for
+	// discovery.
+	Discover bool `json:"discover,omitempty"`
 }
 
 // State is what a lab made, saved in the lab directory before each resource is created.

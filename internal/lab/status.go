@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 )
 
 // PrintStatus writes what runs in the lab in dir and the state of its nodes.
@@ -33,7 +34,11 @@ func PrintStatus(ctx context.Context, dir string, w io.Writer) error {
 	for _, n := range st.Nodes {
 		var node map[string]any
 		if n.UUID == "" {
-			fmt.Fprintf(w, "  %-10s not enrolled\n", n.Name)
+			what := "not enrolled"
+			if n.Discover {
+				what = "not enrolled: booted from the network for discovery"
+			}
+			fmt.Fprintf(w, "  %-10s %s (MACs %s, serial %s)\n", n.Name, what, strings.Join(n.MACs, ","), n.Serial)
 			continue
 		}
 		if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+n.UUID, nil, &node); err != nil {
@@ -42,6 +47,9 @@ func PrintStatus(ctx context.Context, dir string, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "  %-10s %s  %-5s %-8s %-16v %-10v serial %s\n", n.Name, n.UUID, n.Firmware, n.Power,
 			node["provision_state"], node["power_state"], n.Serial)
+		if n.CPUs > 0 {
+			fmt.Fprintf(w, "             %d vCPUs, %d MiB, %d disks, NICs %s\n", n.CPUs, n.MemoryMB, len(n.Disks), strings.Join(n.MACs, ","))
+		}
 		if le, _ := node["last_error"].(string); le != "" {
 			fmt.Fprintf(w, "             last_error: %s\n", le)
 		}

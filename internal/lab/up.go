@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,42 @@ type NodeSpec struct {
 	// CPU is QEMU's -cpu model ("" leaves QEMU's default, qemu64, which has no RDRAND;
 	// "max" has RDRAND under TCG; "qemu64,-rdrand" says the absence explicitly).
 	CPU string
+	Shape
+	// Discover leaves the machine out of the server: it is not enrolled, and Up powers it
+	// on to boot from the network, as a machine nobody enrolled does (discovery).
+	Discover bool
+}
+
+// Shape is a machine's hardware; zero fields take the defaults.
+type Shape struct {
+	CPUs     int     // vCPUs (default 1)
+	MemoryMB int     // MiB (default Options.Memory)
+	Disks    []int64 // disk sizes in bytes, sparse files, the first one booted (default one of 8 GiB)
+	NICs     int     // NICs on the provisioning network, the first one booted (default 1)
+}
+
+// DefaultDiskSize is a lab disk's size: the agent, as IPA, wants 4 GiB or more for a root disk.
+const DefaultDiskSize = 8 << 30
+
+// ParseSizes reads a comma-separated list of sizes: bytes, or with a suffix K, M, G or T
+// (binary units), e.g. "8G,4G".
+func ParseSizes(s string) ([]int64, error) {
+	var out []int64
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		mult := int64(1)
+		if n := len(f); n > 0 {
+			if i := strings.IndexByte("KMGT", f[n-1]&^0x20); i >= 0 {
+				mult, f = int64(1)<<(10*(i+1)), f[:n-1]
+			}
+		}
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || v <= 0 || v > (1<<50)/mult {
+			return nil, fmt.Errorf("disk size %q: want a positive size such as 8G", f)
+		}
+		out = append(out, v*mult)
+	}
+	return out, nil
 }
 
 // Options of Up.
@@ -168,6 +205,19 @@ func (o *Options) defaults() {
 		if o.Nodes[i].RNG == "" {
 			o.Nodes[i].RNG = "virtio"
 		}
+		sh := &o.Nodes[i].Shape
+		if sh.CPUs <= 0 {
+			sh.CPUs = 1
+		}
+		if sh.MemoryMB <= 0 {
+			sh.MemoryMB = o.Memory
+		}
+		if len(sh.Disks) == 0 {
+			sh.Disks = []int64{DefaultDiskSize}
+		}
+		if sh.NICs <= 0 {
+			sh.NICs = 1
+		}
 	}
 }
 
@@ -176,7 +226,7 @@ func (o *Options) defaults() {
 func Up(ctx context.Context, opts Options) (*State, error) {
 	callbackTimeout := opts.CallbackTimeout // the production layout keeps the server's default unless one is given
 	opts.defaults()
-	if err := opts.check(); err != nil {
+	if err := errors.Join(opts.check(), opts.checkDiscover()); err != nil {
 		return nil, err
 	}
 	dir, err := filepath.Abs(opts.Dir)
@@ -285,21 +335,40 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	for i, spec := range opts.Nodes {
 		n := Node{Name: spec.Name, Firmware: spec.Firmware, Power: spec.Power, BMC: spec.BMC, RNG: spec.RNG, CPU: spec.CPU,
 			MAC: fmt.Sprintf("52:54:00:1a:%02x:%02x", len(opts.Nodes), i+1), Tap: fmt.Sprintf("tap%d", i),
-			Disk: filepath.Join(dir, spec.Name+".disk"), Serial: filepath.Join(dir, spec.Name+".serial.log")}
+			Disk: filepath.Join(dir, spec.Name+".disk"), Serial: filepath.Join(dir, spec.Name+".serial.log"),
+			CPUs: spec.CPUs, MemoryMB: spec.MemoryMB, Discover: spec.Discover}
+		for k := range spec.NICs {
+			mac, tap := n.MAC, n.Tap
+			if k > 0 { // more NICs: the same scheme with the NIC's number in the third octet
+				mac, tap = fmt.Sprintf("52:54:%02x:1a:%02x:%02x", k, len(opts.Nodes), i+1), fmt.Sprintf("tap%dn%d", i, k)
+			}
+			n.MACs, n.Taps = append(n.MACs, mac), append(n.Taps, tap)
+		}
+		for k := range spec.Disks {
+			disk := n.Disk
+			if k > 0 {
+				disk = filepath.Join(dir, fmt.Sprintf("%s.disk%d", spec.Name, k))
+			}
+			n.Disks = append(n.Disks, disk)
+		}
 		if err := st.update(func(s *State) { s.Nodes = append(s.Nodes, n) }); err != nil {
 			return st, err
 		}
-		for _, args := range [][]string{{"tuntap", "add", n.Tap, "mode", "tap"}, {"link", "set", n.Tap, "master", st.Bridge}, {"link", "set", n.Tap, "up"}} {
-			if err := ipCmd(append([]string{"-n", st.Netns}, args...)...); err != nil {
+		for _, tap := range n.Taps {
+			for _, args := range [][]string{{"tuntap", "add", tap, "mode", "tap"}, {"link", "set", tap, "master", st.Bridge}, {"link", "set", tap, "up"}} {
+				if err := ipCmd(append([]string{"-n", st.Netns}, args...)...); err != nil {
+					return st, err
+				}
+			}
+		}
+		for k, disk := range n.Disks {
+			if err := sparseFile(disk, spec.Disks[k]); err != nil {
 				return st, err
 			}
 		}
-		if err := sparseFile(n.Disk, 8<<30); err != nil { // sparse; the agent, as IPA, wants 4 GiB or more
-			return st, err
-		}
 		cmd := spec.Command
 		if cmd == nil {
-			if cmd, err = qemuCommand(st, n, spec, opts.Memory, opts.Ironwork); err != nil {
+			if cmd, err = qemuCommand(st, n, spec, opts.Ironwork); err != nil {
 				return st, err
 			}
 		}
@@ -380,9 +449,16 @@ file_url_allowed_paths = [%q]
 		return st, err
 	}
 
-	// Enrol the nodes.
+	// Enrol the nodes; machines to be discovered are started instead.
 	for i, n := range st.Nodes {
 		spec := opts.Nodes[i]
+		if spec.Discover {
+			if err := startDiscovered(ctx, fmt.Sprintf("http://127.0.0.1:%d", redfishPort), n); err != nil {
+				return st, err
+			}
+			logf("machine %s: not enrolled, booting from the network (MACs %s, BMC %s)", n.Name, strings.Join(n.MACs, ","), n.BMCAddress)
+			continue
+		}
 		di := bmcDriverInfo(n, spec.BMCPassword, kernel, initrd)
 		var node map[string]any
 		if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": n.Name, "driver": n.Power,
@@ -416,13 +492,22 @@ func (s *State) Client() *api.Client {
 	return &api.Client{BaseURL: s.APIURL, Version: "1.87", HTTP: hc}
 }
 
-// qemuCommand is the machine's QEMU command line, run inside the namespace, without -boot.
-func qemuCommand(st *State, n Node, spec NodeSpec, mem int, self string) ([]string, error) {
-	nic := "virtio-net-pci,netdev=n0,mac=" + n.MAC
-	args := []string{"ip", "netns", "exec", st.Netns, "qemu-system-x86_64", "-accel", "tcg", "-m", strconv.Itoa(mem),
-		"-smp", "1", "-display", "none", "-nodefaults", "-no-reboot", "-name", n.Name,
-		"-chardev", "file,id=serial0,append=on,path=" + n.Serial, "-serial", "chardev:serial0",
-		"-netdev", "tap,id=n0,ifname=" + n.Tap + ",script=no,downscript=no"}
+// qemuCommand is the machine's QEMU command line, run inside the namespace, without -boot:
+// its shape's vCPUs, memory, disks (the first one booted) and NICs (the first one booted).
+func qemuCommand(st *State, n Node, spec NodeSpec, self string) ([]string, error) {
+	if len(n.Taps) == 0 || len(n.MACs) != len(n.Taps) {
+		n.Taps, n.MACs = []string{n.Tap}, []string{n.MAC}
+	}
+	if len(n.Disks) == 0 {
+		n.Disks = []string{n.Disk}
+	}
+	spec.CPUs, spec.MemoryMB = max(spec.CPUs, 1), cmp.Or(max(spec.MemoryMB, 0), 768)
+	args := []string{"ip", "netns", "exec", st.Netns, "qemu-system-x86_64", "-accel", "tcg", "-m", strconv.Itoa(spec.MemoryMB),
+		"-smp", strconv.Itoa(spec.CPUs), "-display", "none", "-nodefaults", "-no-reboot", "-name", n.Name,
+		"-chardev", "file,id=serial0,append=on,path=" + n.Serial, "-serial", "chardev:serial0"}
+	for k, tap := range n.Taps {
+		args = append(args, "-netdev", fmt.Sprintf("tap,id=n%d,ifname=%s,script=no,downscript=no", k, tap))
+	}
 	if spec.CPU != "" {
 		args = append(args, "-cpu", spec.CPU)
 	}
@@ -433,18 +518,30 @@ func qemuCommand(st *State, n Node, spec NodeSpec, mem int, self string) ([]stri
 	default:
 		return nil, fmt.Errorf("node %s: rng %q is neither virtio nor none", n.Name, spec.RNG)
 	}
-	args = append(args, "-drive", "file="+n.Disk+",if=virtio,format=raw")
+	boot := "file=" + n.Disks[0] + ",if=virtio,format=raw"
 	if n.Firmware == "uefi" {
 		// OVMF's own PXE (no iPXE ROM), which loads snponly.efi over TFTP; the disk by
 		// bootindex, which 'ironwork lab qemu' sets from the BMC's boot device.
-		nic += ",romfile="
+		boot = "file=" + n.Disks[0] + ",if=none,id=disk0,format=raw"
+	}
+	args = append(args, "-drive", boot)
+	for _, d := range n.Disks[1:] {
+		args = append(args, "-drive", "file="+d+",if=virtio,format=raw")
+	}
+	if n.Firmware == "uefi" {
 		vars := filepath.Join(st.Dir, n.Name+".vars.fd")
-		args[len(args)-1] = "file=" + n.Disk + ",if=none,id=disk0,format=raw"
 		args = append(args, "-machine", "q35", "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
 		args = append([]string{args[0], args[1], args[2], args[3], self, "lab", "qemu", vars}, args[4:]...)
 	}
-	return append(args, "-device", nic), nil
+	for k, mac := range n.MACs {
+		nic := fmt.Sprintf("virtio-net-pci,netdev=n%d,mac=%s", k, mac)
+		if n.Firmware == "uefi" || k > 0 {
+			nic += ",romfile=" // only the first NIC network-boots (BIOS: its iPXE ROM)
+		}
+		args = append(args, "-device", nic)
+	}
+	return args, nil
 }
 
 // startProc starts a background process in its own session, logging to <dir>/<name>.log,

@@ -202,17 +202,26 @@ func (v *VBMC) system(m *Machine) map[string]any {
 	if persistent {
 		enabled = "Continuous"
 	}
-	return map[string]any{
+	hw := HardwareFromCommand(m.Command)
+	mode := "Legacy"
+	if hw.UEFI {
+		mode = "UEFI"
+	}
+	doc := map[string]any{
 		"@odata.id": path, "@odata.type": "#ComputerSystem.v1_13_0.ComputerSystem", "Id": m.Name, "Name": m.Name,
 		"SystemType": "Virtual", "PowerState": power,
 		"Boot": map[string]any{"BootSourceOverrideTarget": bootToRedfish[dev], "BootSourceOverrideEnabled": enabled,
-			"BootSourceOverrideMode": "Legacy", "BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd"}},
+			"BootSourceOverrideMode": mode, "BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd"}},
 		"Links": map[string]any{"ManagedBy": []map[string]any{{"@odata.id": "/redfish/v1/Managers/" + m.Name}}},
 		"Actions": map[string]any{"#ComputerSystem.Reset": map[string]any{
 			"target":                            path + "/Actions/ComputerSystem.Reset",
 			"ResetType@Redfish.AllowableValues": []string{"On", "ForceOff", "GracefulShutdown", "ForceRestart", "GracefulRestart", "Nmi"},
 		}},
 	}
+	for k, v := range hardwareLinks(path, hw) {
+		doc[k] = v
+	}
+	return doc
 }
 
 // ServeHTTP implements the Redfish service.
@@ -249,6 +258,10 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(path, "/redfish/v1/Systems/")
 	if !ok {
 		redfishError(w, http.StatusNotFound, "no resource at "+path)
+		return
+	}
+	if name, sub, ok := strings.Cut(rest, "/"); ok && !strings.HasPrefix(sub, "Actions/") && v.machines[name] != nil {
+		v.serveHardware(w, r, v.machines[name], sub)
 		return
 	}
 	name, action, isAction := strings.Cut(rest, "/Actions/")

@@ -2,7 +2,9 @@
 // sushy-tools play for Ironic): it serves IPMI 2.0 (lanplus, one UDP port per machine) and a
 // Redfish service (one HTTP port for all machines) for QEMU virtual machines, and maps power and
 // boot-device requests onto starting and stopping the QEMU process with the matching boot
-// order. It owns the machines' processes; it knows nothing of Ironwork's nodes.
+// order. Its Redfish service also describes each machine's hardware (processors, memory,
+// disks, NICs, boot mode), read from its QEMU command line, for out-of-band inspection. It owns
+// the machines' processes; it knows nothing of Ironwork's nodes.
 package vbmc
 
 import (
