@@ -54,6 +54,12 @@ type NodeSpec struct {
 	// CPU is QEMU's -cpu model ("" leaves QEMU's default, qemu64, which has no RDRAND;
 	// "max" has RDRAND under TCG; "qemu64,-rdrand" says the absence explicitly).
 	CPU string
+	// Console gives an IPMI machine behind the vbmc a serial line on a unix socket that the
+	// vbmc serves Serial-over-LAN from (QEMU still logs it to the serial log file), and enrols
+	// its node with console_interface=ipmitool-socat. Off by default: TestLabEndToEnd's
+	// machines stalled in two runs with their serial line on a socket, for a reason not found
+	// yet (docs/console.md), while TestLabConsole passes with it.
+	Console bool
 }
 
 // Options of Up.
@@ -314,8 +320,11 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 				return st, err
 			}
 			n.BMCAddress = fmt.Sprintf("127.0.0.1:%d", port)
-			fmt.Fprintf(&vcfg, "\n[[machine]]\nname = %q\nipmi_listen = %q\nserial_socket = %q\ncommand = %s\n", n.Name, n.BMCAddress,
-				serialSocket(st, n), tomlList(cmd))
+			sol := ""
+			if spec.Console {
+				sol = fmt.Sprintf("serial_socket = %q\n", serialSocket(st, n))
+			}
+			fmt.Fprintf(&vcfg, "\n[[machine]]\nname = %q\nipmi_listen = %q\n%scommand = %s\n", n.Name, n.BMCAddress, sol, tomlList(cmd))
 		default:
 			n.BMCAddress = fmt.Sprintf("http://127.0.0.1:%d", redfishPort)
 			fmt.Fprintf(&vcfg, "\n[[machine]]\nname = %q\ncommand = %s\n", n.Name, tomlList(cmd))
@@ -390,7 +399,7 @@ console_log_dir = %q
 		body := map[string]any{"name": n.Name, "driver": n.Power,
 			"boot_interface": "ipxe", "deploy_interface": "direct", "driver_info": di, "resource_class": ResourceClass,
 			"properties": map[string]any{"capabilities": "boot_mode:" + n.Firmware, "cpu_arch": "x86_64"}}
-		if n.Power == "ipmi" && n.BMC == "vbmc" {
+		if spec.Console && n.Power == "ipmi" && n.BMC == "vbmc" {
 			body["console_interface"] = "ipmitool-socat" // the vbmc serves SOL from the machine's serial socket
 		}
 		if err := c.Do(ctx, http.MethodPost, "/v1/nodes", body, &node); err != nil {
@@ -427,10 +436,16 @@ func qemuCommand(st *State, n Node, spec NodeSpec, mem int, self string) ([]stri
 	nic := "virtio-net-pci,netdev=n0,mac=" + n.MAC
 	args := []string{"ip", "netns", "exec", st.Netns, "qemu-system-x86_64", "-accel", "tcg", "-m", strconv.Itoa(mem),
 		"-smp", "1", "-display", "none", "-nodefaults", "-no-reboot", "-name", n.Name,
-		// The serial line is a socket the vbmc's Serial-over-LAN attaches to, logged to a file.
-		"-chardev", "socket,id=serial0,server=on,wait=off,path=" + serialSocket(st, n) + ",logfile=" + n.Serial + ",logappend=on",
-		"-serial", "chardev:serial0",
+		"-chardev", "file,id=serial0,append=on,path=" + n.Serial, "-serial", "chardev:serial0",
 		"-netdev", "tap,id=n0,ifname=" + n.Tap + ",script=no,downscript=no"}
+	if spec.Console {
+		// The serial line is a socket the vbmc's Serial-over-LAN attaches to, logged to a file.
+		for i, a := range args {
+			if strings.HasPrefix(a, "file,id=serial0,") {
+				args[i] = "socket,id=serial0,server=on,wait=off,path=" + serialSocket(st, n) + ",logfile=" + n.Serial + ",logappend=on"
+			}
+		}
+	}
 	if spec.CPU != "" {
 		args = append(args, "-cpu", spec.CPU)
 	}
