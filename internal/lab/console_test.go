@@ -38,7 +38,7 @@ func TestLabConsole(t *testing.T) {
 	var logs bytes.Buffer
 	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: filepath.Join(bin, "ironwork"),
 		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 5 * time.Minute, Log: &logs,
-		Nodes: []lab.NodeSpec{{Name: "console-ipmi", Firmware: "bios", Power: "ipmi"}}}
+		Nodes: []lab.NodeSpec{{Name: "console-ipmi", Firmware: "bios", Power: "ipmi", Console: true}}}
 	start := time.Now()
 	st, err := lab.Up(context.Background(), opts)
 	t.Cleanup(func() {

@@ -59,6 +59,10 @@ type NodeSpec struct {
 	// Discover leaves the machine out of the server: it is not enrolled, and Up powers it
 	// on to boot from the network, as a machine nobody enrolled does (discovery).
 	Discover bool
+	// Console has the vbmc serve Serial-over-LAN from an IPMI machine's serial socket and enrols
+	// its node with console_interface=ipmitool-socat (docs/console.md). Every machine's serial
+	// line is on a socket (serialChardev); only these have the vbmc attached to it.
+	Console bool
 }
 
 // Shape is a machine's hardware; zero fields take the defaults.
@@ -402,8 +406,11 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 				return st, err
 			}
 			n.BMCAddress = fmt.Sprintf("127.0.0.1:%d", port)
-			fmt.Fprintf(&vcfg, "\n[[machine]]\nname = %q\nipmi_listen = %q\nserial_socket = %q\ncommand = %s\n", n.Name, n.BMCAddress,
-				serialSocket(st, n), tomlList(cmd))
+			sol := ""
+			if spec.Console {
+				sol = fmt.Sprintf("serial_socket = %q\n", serialSocket(st, n))
+			}
+			fmt.Fprintf(&vcfg, "\n[[machine]]\nname = %q\nipmi_listen = %q\n%scommand = %s\n", n.Name, n.BMCAddress, sol, tomlList(cmd))
 		default:
 			n.BMCAddress = fmt.Sprintf("http://127.0.0.1:%d", redfishPort)
 			fmt.Fprintf(&vcfg, "\n[[machine]]\nname = %q\ncommand = %s\n", n.Name, tomlList(cmd))
@@ -488,7 +495,7 @@ console_log_dir = %q
 			di["rescue_kernel"], di["rescue_ramdisk"] = rescueKernel, rescueInitrd
 			body["rescue_interface"] = "agent"
 		}
-		if n.Power == "ipmi" && n.BMC == "vbmc" {
+		if spec.Console && n.Power == "ipmi" && n.BMC == "vbmc" {
 			body["console_interface"] = "ipmitool-socat" // the vbmc serves SOL from the machine's serial socket
 		}
 		var node map[string]any
