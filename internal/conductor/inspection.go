@@ -1,6 +1,7 @@
 package conductor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -185,6 +186,12 @@ func (c *Conductor) processInventory(ctx context.Context, t *Task, inv Inventory
 	ruled, err := c.applyRules(ctx, t.Node.UUID, rawInv, plugin)
 	if err != nil {
 		return err
+	}
+	// Rules may change the plugin data (set-plugin-data and the like): store what they left.
+	if after, err := json.Marshal(plugin); err == nil && !bytes.Equal(after, pluginRaw) {
+		if err := c.store.PutNodeInventory(ctx, t.Node.ID, sqlstore.NodeInventory{Inventory: rawInv, PluginData: after}); err != nil {
+			return err
+		}
 	}
 	if ruled != nil {
 		if err := t.Save(ctx, ruled); err != nil {

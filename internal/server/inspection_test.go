@@ -163,3 +163,63 @@ func TestInspectionOfThisHost(t *testing.T) {
 		t.Errorf("capabilities %v", props["capabilities"])
 	}
 }
+
+// TestInspectionRulesOnInventory: a rule created through the API runs on the inventory the
+// agent posts; its changes to the node and to the plugin data are what the API shows after.
+func TestInspectionRulesOnInventory(t *testing.T) {
+	srv := startServer(t, sqlstoretest.Targets()[0].DSN(t))
+	c := &api.Client{BaseURL: srv.URL(), Version: "1.96"}
+	ctx := context.Background()
+	rule := map[string]any{"description": "two-CPU lab machines", "priority": 50,
+		"conditions": []any{map[string]any{"op": "eq", "args": map[string]any{"values": []any{"{inventory[cpu][count]}", "2"}}}},
+		"actions": []any{
+			map[string]any{"op": "add-trait", "args": map[string]any{"name": "CUSTOM_TWO_CPUS"}},
+			map[string]any{"op": "set-attribute", "args": map[string]any{"path": "/extra/rack", "value": "{inventory[system_vendor][product_name]}"}},
+			map[string]any{"op": "set-plugin-data", "args": map[string]any{"path": "ruled", "value": "yes"}},
+		}}
+	if err := c.Do(ctx, http.MethodPost, "/v1/inspection_rules", rule, nil); err != nil {
+		t.Fatalf("create rule: %v", err)
+	}
+	var node map[string]any
+	if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": "ruled", "driver": "fake-hardware",
+		"inspect_interface": "agent", "boot_interface": "fake"}, &node); err != nil {
+		t.Fatal(err)
+	}
+	uuid := node["uuid"].(string)
+	if err := c.Do(ctx, http.MethodPost, "/v1/ports", map[string]any{"node_uuid": uuid, "address": "52:54:00:1e:00:02"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	provisionVerb(t, c, uuid, "manage")
+	waitState(t, c, uuid, "manageable", 10*time.Second)
+	provisionVerb(t, c, uuid, "inspect")
+	waitState(t, c, uuid, "inspect wait", 10*time.Second)
+	inv := labInventory()
+	if err := c.Do(ctx, http.MethodPost, "/v1/continue_inspection", map[string]any{"inventory": inv}, nil); err != nil {
+		t.Fatalf("continue_inspection: %v", err)
+	}
+	n := waitState(t, c, uuid, "manageable", 10*time.Second)
+	var traits struct {
+		Traits []string `json:"traits"`
+	}
+	if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+uuid+"/traits", nil, &traits); err != nil {
+		t.Fatal(err)
+	}
+	if len(traits.Traits) != 1 || traits.Traits[0] != "CUSTOM_TWO_CPUS" {
+		t.Errorf("traits after the rule: %v", traits.Traits)
+	}
+	if extra, _ := n["extra"].(map[string]any); extra["rack"] != inv.SystemVendor.ProductName || inv.SystemVendor.ProductName == "" {
+		t.Errorf("extra after the rule: %v (product name %q)", n["extra"], inv.SystemVendor.ProductName)
+	}
+	if n["properties"].(map[string]any)["cpus"] != float64(2) {
+		t.Errorf("the rule's save lost the inspected properties: %v", n["properties"])
+	}
+	var stored struct {
+		PluginData map[string]any `json:"plugin_data"`
+	}
+	if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+uuid+"/inventory", nil, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored.PluginData["ruled"] != "yes" {
+		t.Errorf("plugin data after the rule: %v", stored.PluginData)
+	}
+}
