@@ -462,6 +462,12 @@ default_boot_mode = "uefi"
 file_url_allowed_paths = [%q]
 console_log_dir = %q
 `, apiPort, data, st.Bridge, st.Netns, st.Subnet, st.Subnet, opts.CallbackTimeout.String(), rd, filepath.Join(dir, "consoles"))
+	for _, n := range opts.Nodes {
+		if n.Discover { // machines nobody enrolled get the ramdisk and are enrolled from their inventory
+			scfg += fmt.Sprintf("\n[discovery]\nenabled = true\ndeploy_kernel = %q\ndeploy_ramdisk = %q\n", kernel, initrd)
+			break
+		}
+	}
 	cfgPath := filepath.Join(dir, "ironwork.toml")
 	if err := os.WriteFile(cfgPath, []byte(scfg), 0o644); err != nil {
 		return st, err
