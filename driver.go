@@ -56,6 +56,13 @@ func withConsole(base map[InterfaceKind][]string, names ...string) map[Interface
 	return base
 }
 
+// withInspect offers out-of-band inspect interfaces after "agent", which stays the default (the
+// interface Metal3 asks for, and one every BMC can serve).
+func withInspect(base map[InterfaceKind][]string, names ...string) map[InterfaceKind][]string {
+	base[InspectInterface] = append(base[InspectInterface][:1:1], append(names, base[InspectInterface][1:]...)...)
+	return base
+}
+
 // HardwareTypes returns the catalogue of hardware types Ironwork knows, sorted by name.
 func HardwareTypes() []HardwareType {
 	return []HardwareType{
@@ -71,9 +78,9 @@ func HardwareTypes() []HardwareType {
 		{Name: "manual-management", Supported: withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"noop"}, PowerInterface: {"fake"},
 		})},
-		{Name: "redfish", Supported: withFirst(generic(), map[InterfaceKind][]string{
+		{Name: "redfish", Supported: withInspect(withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"},
-		})},
+		}), "redfish")},
 	}
 }
 

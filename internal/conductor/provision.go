@@ -524,6 +524,10 @@ func (c *Conductor) tearDown(ctx context.Context, t *Task) {
 func (c *Conductor) inspect(ctx context.Context, t *Task) {
 	now := time.Now().UTC()
 	_ = t.Save(ctx, func(n *ironwork.Node) { n.InspectionStartedAt, n.InspectionFinishedAt = &now, nil })
+	if hw, ok := t.Driver.Impl(ironwork.InspectInterface).(HardwareInspector); ok {
+		c.inspectOutOfBand(ctx, t, hw)
+		return
+	}
 	in, ok := t.Driver.Impl(ironwork.InspectInterface).(Inspector)
 	if !ok {
 		c.fail(ctx, t, cannot(t, ironwork.InspectInterface, "inspect"))

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/agent"
+	"github.com/ironwork/ironwork/internal/bmctest"
 	"github.com/ironwork/ironwork/internal/server"
 	"github.com/ironwork/ironwork/internal/sqlstore/sqlstoretest"
 )
@@ -221,5 +223,49 @@ func TestInspectionRulesOnInventory(t *testing.T) {
 	}
 	if stored.PluginData["ruled"] != "yes" {
 		t.Errorf("plugin data after the rule: %v", stored.PluginData)
+	}
+}
+
+// TestRedfishInspectionAgainstTheDMTFMockup inspects a node out of band through the API: no
+// boot, the BMC's processors, memory, storage and NICs become properties and ports.
+func TestRedfishInspectionAgainstTheDMTFMockup(t *testing.T) {
+	bmc := bmctest.NewRedfish(t, bmctest.MockupDir(t, "../../.."))
+	srv := startServer(t, sqlstoretest.Targets()[0].DSN(t))
+	c := &api.Client{BaseURL: srv.URL(), Version: "1.96"}
+	ctx := context.Background()
+	var node map[string]any
+	if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": "rf-inspect", "driver": "redfish",
+		"inspect_interface": "redfish", "properties": map[string]any{"capabilities": "disk_label:gpt"},
+		"driver_info": map[string]any{"redfish_address": bmc.URL, "redfish_system_id": "/redfish/v1/Systems/437XR1138R2",
+			"redfish_username": bmc.User, "redfish_password": bmc.Password}}, &node); err != nil {
+		t.Fatal(err)
+	}
+	uuid := node["uuid"].(string)
+	if err := c.Do(ctx, http.MethodPost, "/v1/ports", map[string]any{"node_uuid": uuid, "address": "aa:bb:cc:dd:ee:00"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	provisionVerb(t, c, uuid, "manage")
+	waitState(t, c, uuid, "manageable", 20*time.Second)
+	provisionVerb(t, c, uuid, "inspect")
+	n := waitState(t, c, uuid, "manageable", 20*time.Second)
+	want := map[string]any{"cpus": float64(16), "cpu_arch": "x86_64", "memory_mb": float64(96 * 1024), "local_gb": float64(3724),
+		"capabilities": "boot_mode:uefi,disk_label:gpt"}
+	if d := cmp.Diff(want, n["properties"]); d != "" || n["inspection_finished_at"] == nil || n["last_error"] != nil {
+		t.Errorf("after redfish inspection (-want +got):\n%s\nfinished %v, last_error %v", d, n["inspection_finished_at"], n["last_error"])
+	}
+	ports, err := c.List(ctx, "/v1/ports?node="+uuid, "ports", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var macs []string
+	for _, p := range ports {
+		macs = append(macs, p["address"].(string))
+	}
+	slices.Sort(macs)
+	if d := cmp.Diff([]string{"12:44:6a:3b:04:11", "aa:bb:cc:dd:ee:00", "aa:bb:cc:dd:ee:fe"}, macs); d != "" {
+		t.Errorf("ports (-want +got):\n%s", d)
+	}
+	if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+uuid+"/inventory", nil, nil); !api.IsStatus(err, http.StatusNotFound) {
+		t.Errorf("out-of-band inspection stored an inventory: %v", err)
 	}
 }
