@@ -191,6 +191,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 var bootToRedfish = map[string]string{BootPXE: "Pxe", BootDisk: "Hdd", BootCD: "Cd"}
 
+// redfishToBoot maps the override targets the service accepts onto boot devices; UsbCd (a
+// virtual CD on USB) boots the same drive as Cd.
+var redfishToBoot = map[string]string{"Pxe": BootPXE, "Hdd": BootDisk, "Cd": BootCD, "UsbCd": BootCD}
+
 func (v *VBMC) system(m *Machine) map[string]any {
 	path := "/redfish/v1/Systems/" + m.Name
 	power := "Off"
@@ -206,7 +210,8 @@ func (v *VBMC) system(m *Machine) map[string]any {
 		"@odata.id": path, "@odata.type": "#ComputerSystem.v1_13_0.ComputerSystem", "Id": m.Name, "Name": m.Name,
 		"SystemType": "Virtual", "PowerState": power,
 		"Boot": map[string]any{"BootSourceOverrideTarget": bootToRedfish[dev], "BootSourceOverrideEnabled": enabled,
-			"BootSourceOverrideMode": "Legacy", "BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd"}},
+			"BootSourceOverrideMode": m.BootMode(), "BootSourceOverrideMode@Redfish.AllowableValues": []string{ModeLegacy, ModeUEFI},
+			"BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd", "UsbCd"}},
 		"Links": map[string]any{"ManagedBy": []map[string]any{{"@odata.id": "/redfish/v1/Managers/" + m.Name}}},
 		"Actions": map[string]any{"#ComputerSystem.Reset": map[string]any{
 			"target":                            path + "/Actions/ComputerSystem.Reset",
@@ -289,23 +294,36 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Boot *struct {
 				BootSourceOverrideTarget  string
 				BootSourceOverrideEnabled string
+				BootSourceOverrideMode    string
 			}
 		}
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil {
 			redfishError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
 			return
 		}
-		if body.Boot != nil && body.Boot.BootSourceOverrideTarget != "" {
-			dev := ""
-			for d, rf := range bootToRedfish {
-				if rf == body.Boot.BootSourceOverrideTarget {
-					dev = d
-				}
-			}
-			if dev == "" {
-				redfishError(w, http.StatusBadRequest, "unsupported BootSourceOverrideTarget "+body.Boot.BootSourceOverrideTarget)
+		if body.Boot == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		// Check everything before changing anything: a refused PATCH changes nothing.
+		dev := ""
+		if tgt := body.Boot.BootSourceOverrideTarget; tgt != "" {
+			if dev = redfishToBoot[tgt]; dev == "" {
+				redfishError(w, http.StatusBadRequest, "unsupported BootSourceOverrideTarget "+tgt)
 				return
 			}
+		}
+		if mode := body.Boot.BootSourceOverrideMode; mode != "" && mode != ModeLegacy && mode != ModeUEFI {
+			redfishError(w, http.StatusBadRequest, "unsupported BootSourceOverrideMode "+mode)
+			return
+		}
+		if mode := body.Boot.BootSourceOverrideMode; mode != "" {
+			if err := m.SetBootMode(mode); err != nil {
+				redfishError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+		}
+		if dev != "" {
 			if err := m.SetBoot(dev, body.Boot.BootSourceOverrideEnabled == "Continuous"); err != nil {
 				redfishError(w, http.StatusBadRequest, err.Error())
 				return

@@ -103,6 +103,23 @@ func TestIronworkDriversAgainstTheVBMC(t *testing.T) {
 			if err := d.m.SetBootDevice(ctx, tk, conductor.BootDevice{Device: conductor.BootPXE}); err != nil {
 				t.Fatal(err)
 			}
+			if _, redfish := d.p.(conductor.VirtualMedia); redfish {
+				// The boot mode reaches the BMC with every boot device change.
+				if got := v.Machine("vm1").BootMode(); got != ModeUEFI {
+					t.Fatalf("boot mode recorded after a PXE boot of a node with no mode (default uefi): %q", got)
+				}
+				bios := &conductor.Task{Node: &ironwork.Node{UUID: tk.Node.UUID, DriverInfo: d.info,
+					Properties: ironwork.JSONObject{"capabilities": "boot_mode:bios"}}}
+				if err := d.m.SetBootDevice(ctx, bios, conductor.BootDevice{Device: conductor.BootDisk, Persistent: true}); err != nil {
+					t.Fatal(err)
+				}
+				if got := v.Machine("vm1").BootMode(); got != ModeLegacy {
+					t.Fatalf("boot mode recorded for a bios node: %q", got)
+				}
+				if err := d.m.SetBootDevice(ctx, tk, conductor.BootDevice{Device: conductor.BootPXE}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if err := d.p.SetPowerState(ctx, tk, ironwork.PowerOn, 5*time.Second); err != nil {
 				t.Fatal(err)
 			}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,6 +42,7 @@ type Machine struct {
 	persistent bool
 	lastArgs   []string
 	media      string // image in the virtual CD drive, "" for none
+	bootMode   string // Redfish BootSourceOverrideMode: "Legacy" or "UEFI"
 	flags      *types.BootOptionParam_BootFlags
 	ack        *types.BootOptionParam_BootInfoAcknowledge
 }
@@ -50,8 +52,39 @@ func NewMachine(name string, command []string, log *slog.Logger) *Machine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Machine{Name: name, Command: command, log: log.With("vm", name), boot: BootDisk, persistent: true,
+	mode := "Legacy"
+	if strings.Contains(strings.Join(command, " "), "OVMF") {
+		mode = "UEFI"
+	}
+	return &Machine{Name: name, Command: command, log: log.With("vm", name), boot: BootDisk, persistent: true, bootMode: mode,
 		flags: &types.BootOptionParam_BootFlags{}, ack: &types.BootOptionParam_BootInfoAcknowledge{}}
+}
+
+// Boot modes as Redfish names them (BootSourceOverrideMode).
+const (
+	ModeLegacy = "Legacy"
+	ModeUEFI   = "UEFI"
+)
+
+// BootMode returns the boot mode last set through Redfish (at first: UEFI when the command
+// line names OVMF, Legacy otherwise).
+func (m *Machine) BootMode() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bootMode
+}
+
+// SetBootMode records the boot mode a client asked for. The firmware is the command line's:
+// a mode that does not match it is recorded and logged, as a BMC that cannot switch would.
+func (m *Machine) SetBootMode(mode string) error {
+	if mode != ModeLegacy && mode != ModeUEFI {
+		return fmt.Errorf("boot mode %q: use Legacy or UEFI", mode)
+	}
+	m.mu.Lock()
+	m.bootMode = mode
+	m.mu.Unlock()
+	m.log.Info("boot mode set", "mode", mode)
+	return nil
 }
 
 // On reports whether the machine's process runs.

@@ -132,39 +132,8 @@ func (b *Interface) Validate(_ context.Context, t *conductor.Task) error {
 	return nil
 }
 
-// BootMode is the mode a node boots in: instance_info's deploy_boot_mode, a boot_mode
-// capability (instance_info, then properties), the mode its BMC reported, then def.
-func BootMode(n *ironwork.Node, def string) string {
-	if m, _ := n.InstanceInfo["deploy_boot_mode"].(string); m != "" {
-		return strings.ToLower(m)
-	}
-	for _, src := range []ironwork.JSONObject{n.InstanceInfo, n.Properties} {
-		if m := capability(src["capabilities"], "boot_mode"); m != "" {
-			return strings.ToLower(m)
-		}
-	}
-	if n.BootMode != "" {
-		return strings.ToLower(n.BootMode)
-	}
-	return def
-}
-
-// capability reads key from Ironic's capabilities, a "k1:v1,k2:v2" string or an object.
-func capability(caps any, key string) string {
-	switch c := caps.(type) {
-	case string:
-		for _, kv := range strings.Split(c, ",") {
-			k, v, ok := strings.Cut(strings.TrimSpace(kv), ":")
-			if ok && k == key {
-				return v
-			}
-		}
-	case map[string]any:
-		v, _ := c[key].(string)
-		return v
-	}
-	return ""
-}
+// BootMode is the mode a node boots in (ironwork.ResolveBootMode).
+func BootMode(n *ironwork.Node, def string) string { return ironwork.ResolveBootMode(n, def) }
 
 // record is what a node boots, kept in driver_internal_info[bootKey].
 type record struct {
