@@ -2,6 +2,7 @@ package configdrive_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -218,7 +219,16 @@ func TestElToritoReadBack(t *testing.T) {
 				if b[1] == "UEFI" {
 					want = esp
 				}
-				if !bytes.Equal(img[lba*2048:lba*2048+len(want)], want) {
+				got := img[lba*2048 : lba*2048+len(want)]
+				if b[1] == "BIOS" {
+					// The boot information table: the PVD's and the image's addresses, its length.
+					pvd, at, n := binary.LittleEndian.Uint32(got[8:]), binary.LittleEndian.Uint32(got[12:]), binary.LittleEndian.Uint32(got[16:])
+					if pvd != 16 || int(at) != lba || int(n) != len(bios) {
+						t.Errorf("boot information table: PVD %d, image at %d, %d bytes; want 16, %d, %d", pvd, at, n, lba, len(bios))
+					}
+					got = append(append(append([]byte{}, got[:8]...), want[8:64]...), got[64:]...)
+				}
+				if !bytes.Equal(got, want) {
 					t.Errorf("the %s entry's LBA %d does not hold its boot image", b[1], lba)
 				}
 			}

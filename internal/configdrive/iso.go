@@ -151,6 +151,12 @@ func BootableISO(label string, files []File, boot ElTorito) ([]byte, error) {
 		if len(f.data) == 0 || len(f.data) > 0xFFFF*512 {
 			return nil, fmt.Errorf("iso: boot image %q has %d bytes: it must have 1 to %d", p, len(f.data), 0xFFFF*512)
 		}
+		if i == 0 {
+			if len(f.data) < 64 {
+				return nil, fmt.Errorf("iso: BIOS boot image %q has %d bytes: too small for a boot information table", p, len(f.data))
+			}
+			f.data = slices.Clone(f.data) // the boot information table is written into it
+		}
 		bootFiles[i] = f
 	}
 	bootable := bootFiles[0] != nil || bootFiles[1] != nil
@@ -184,6 +190,11 @@ func BootableISO(label string, files []File, boot ElTorito) ([]byte, error) {
 		}
 	}
 	total := next
+	if bootable {
+		// 300 KiB of zeros at the end, as mkisofs pads: BIOS readers (GRUB's biosdisk on
+		// SeaBIOS) read ahead in whole blocks and get garbage for a file that ends the image.
+		total += 150
+	}
 	img := make([]byte, total*sector)
 	pvd := img[16*sector:]
 	pvd[0] = 1
@@ -219,6 +230,9 @@ func BootableISO(label string, files []File, boot ElTorito) ([]byte, error) {
 		copy(br[7:], "EL TORITO SPECIFICATION")
 		binary.LittleEndian.PutUint32(br[71:], catalogue)
 		writeCatalogue(img[catalogue*sector:(catalogue+1)*sector], bootFiles[0], bootFiles[1])
+		if f := bootFiles[0]; f != nil {
+			bootInfoTable(f) // before the files are copied in below
+		}
 	}
 	term := img[termAt*sector:]
 	term[0] = 255
@@ -260,6 +274,28 @@ func findFile(root *dir, p string) *file {
 		return nil
 	}
 	return d.files[i]
+}
+
+// bootInfoTable writes the boot information table (mkisofs' -boot-info-table) into the BIOS
+// image (a copy of the caller's): the primary volume descriptor's and the image's own
+// addresses, its length and the sum of its 32-bit words from byte 64. GRUB's and ISOLINUX's
+// CD boot code read the rest of themselves with it.
+func bootInfoTable(f *file) {
+	at := f.data
+	var sum uint32
+	for i := 64; i+4 <= len(f.data); i += 4 {
+		sum += binary.LittleEndian.Uint32(f.data[i:])
+	}
+	if rest := len(f.data) % 4; rest != 0 && len(f.data) > 64 {
+		var last [4]byte
+		copy(last[:], f.data[len(f.data)-rest:])
+		sum += binary.LittleEndian.Uint32(last[:])
+	}
+	binary.LittleEndian.PutUint32(at[8:], 16)
+	binary.LittleEndian.PutUint32(at[12:], uint32(f.lba))
+	binary.LittleEndian.PutUint32(at[16:], uint32(len(f.data)))
+	binary.LittleEndian.PutUint32(at[20:], sum)
+	clear(at[24:64])
 }
 
 // writeCatalogue writes an El Torito boot catalogue: the validation entry, the default entry
