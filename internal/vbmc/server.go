@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -36,6 +37,9 @@ type Config struct {
 	Username      string          `toml:"username"`
 	Password      string          `toml:"password"`
 	RedfishListen string          `toml:"redfish_listen"` // host:port (TCP); empty: no Redfish
+	// MediaDir is where images inserted as virtual media are downloaded (default: a new
+	// directory under the system's temporary directory).
+	MediaDir string `toml:"media_dir"`
 	Machines      []MachineConfig `toml:"machine"`
 }
 
@@ -72,6 +76,8 @@ type VBMC struct {
 	ipmi     []*server.Server
 	redfish  *http.Server
 	redLn    net.Listener
+	mediaDir string
+	madeDir  bool // mediaDir was made by Start, and Close removes it
 	// IPMIAddrs and RedfishURL say where the services listen once started.
 	IPMIAddrs  map[string]string
 	RedfishURL string
@@ -85,7 +91,14 @@ func Start(cfg Config, log *slog.Logger) (*VBMC, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	v := &VBMC{cfg: cfg, log: log, machines: map[string]*Machine{}, IPMIAddrs: map[string]string{}}
+	v := &VBMC{cfg: cfg, log: log, machines: map[string]*Machine{}, IPMIAddrs: map[string]string{}, mediaDir: cfg.MediaDir}
+	if v.mediaDir == "" {
+		dir, err := os.MkdirTemp("", "ironwork-vbmc-media-")
+		if err != nil {
+			return nil, fmt.Errorf("make the virtual media directory: %w", err)
+		}
+		v.mediaDir, v.madeDir = dir, true
+	}
 	for _, mc := range cfg.Machines {
 		m := NewMachine(mc.Name, mc.Command, log)
 		v.machines[mc.Name] = m
@@ -166,6 +179,10 @@ func (v *VBMC) Close() error {
 	}
 	for _, m := range v.machines {
 		m.PowerOff()
+		m.SetMedia("", "")
+	}
+	if v.madeDir {
+		os.RemoveAll(v.mediaDir)
 	}
 	return nil
 }
@@ -366,19 +383,41 @@ func (v *VBMC) serveManager(w http.ResponseWriter, r *http.Request, rest string)
 				"#VirtualMedia.EjectMedia":  map[string]any{"target": cd + "/Actions/VirtualMedia.EjectMedia"},
 			}})
 	case sub == "VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia" && r.Method == http.MethodPost:
-		var body struct{ Image string }
+		var body struct {
+			Image          string
+			Inserted       *bool
+			TransferMethod string
+		}
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil || body.Image == "" {
 			redfishError(w, http.StatusBadRequest, "InsertMedia needs an Image")
+			return
+		}
+		if body.Inserted != nil && !*body.Inserted {
+			redfishError(w, http.StatusBadRequest, "Inserted=false is not supported: use EjectMedia")
+			return
+		}
+		if body.TransferMethod != "" && body.TransferMethod != "Stream" && body.TransferMethod != "Upload" {
+			redfishError(w, http.StatusBadRequest, "unsupported TransferMethod "+body.TransferMethod)
 			return
 		}
 		if m.Media() != "" {
 			redfishError(w, http.StatusConflict, "the drive holds an image: eject it first")
 			return
 		}
-		m.SetMedia(body.Image)
+		file, err := downloadMedia(r.Context(), body.Image, v.mediaDir, 10*time.Minute)
+		if err != nil {
+			v.log.Warn("virtual media refused", "vm", name, "image", body.Image, "error", err)
+			status := http.StatusBadGateway
+			if errors.Is(err, errMediaSource) || errors.Is(err, errBadMedia) {
+				status = http.StatusBadRequest
+			}
+			redfishError(w, status, err.Error())
+			return
+		}
+		m.SetMedia(body.Image, file)
 		w.WriteHeader(http.StatusNoContent)
 	case sub == "VirtualMedia/Cd/Actions/VirtualMedia.EjectMedia" && r.Method == http.MethodPost:
-		m.SetMedia("")
+		m.SetMedia("", "")
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		redfishError(w, http.StatusNotFound, "no resource at "+r.URL.Path)

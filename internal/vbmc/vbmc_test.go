@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"os/exec"
+	"regexp"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,9 +19,32 @@ import (
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/configdrive"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
 	"github.com/ironwork/ironwork/internal/driver/redfish"
 )
+
+// isoServer serves small ISO 9660 images named after their path on loopback, and one
+// file that is not an image.
+func isoServer(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/notaniso":
+			w.Write(bytes.Repeat([]byte("x"), 64<<10))
+		case strings.HasSuffix(r.URL.Path, ".iso") && r.URL.Path != "/missing.iso":
+			img, err := configdrive.ISO("TEST", []configdrive.File{{Path: "name", Data: []byte(r.URL.Path)}, {Path: "pad", Data: make([]byte, 40<<10)}})
+			if err != nil {
+				t.Error(err)
+			}
+			w.Write(img)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
 
 // startVBMC serves one machine whose "QEMU" is the given command.
 func startVBMC(t *testing.T, command []string) *VBMC {
@@ -136,7 +162,8 @@ func TestIronworkDriversAgainstTheVBMC(t *testing.T) {
 			if !ok {
 				return // IPMI has no virtual media
 			}
-			for _, image := range []string{"http://10.0.0.1/a.iso", "http://10.0.0.1/b.iso"} {
+			isos := isoServer(t)
+			for _, image := range []string{isos + "/a.iso", isos + "/b.iso"} {
 				if err := vm.InsertVirtualMedia(ctx, tk, image); err != nil {
 					t.Fatal(err)
 				}
@@ -147,11 +174,35 @@ func TestIronworkDriversAgainstTheVBMC(t *testing.T) {
 			if err := d.p.SetPowerState(ctx, tk, ironwork.PowerOn, 5*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			if args := strings.Join(v.Machine("vm1").LastArgs(), " "); !strings.Contains(args, "media=cdrom,readonly=on,file=http://10.0.0.1/b.iso") {
+			args := strings.Join(v.Machine("vm1").LastArgs(), " ")
+			file := regexp.MustCompile(`media=cdrom,readonly=on,format=raw,file=(\S+)`).FindStringSubmatch(args)
+			if file == nil {
 				t.Fatalf("QEMU arguments lack the CD: %s", args)
+			}
+			if b, err := os.ReadFile(file[1]); err != nil || !bytes.Contains(b, []byte("b.iso")) {
+				t.Fatalf("the CD QEMU gets is not the downloaded b.iso: %v", err)
 			}
 			if err := vm.EjectVirtualMedia(ctx, tk); err != nil || v.Machine("vm1").Media() != "" {
 				t.Fatalf("eject: %v, drive holds %q", err, v.Machine("vm1").Media())
+			}
+			if _, err := os.Stat(file[1]); !os.IsNotExist(err) {
+				t.Fatalf("the downloaded image outlives its ejection: %v", err)
+			}
+			// Refusals name the reason, and leave the drive empty.
+			for _, c := range []struct{ image, want string }{
+				{isos + "/missing.iso", "404"},
+				{isos + "/notaniso", "not an ISO 9660 image"},
+				{"http://192.0.2.1/x.iso", "only over http(s) from loopback or private"},
+				{"ftp://127.0.0.1/x.iso", "only over http(s)"},
+				{"http://127.0.0.1:1/x.iso", "connection refused"},
+			} {
+				err := vm.InsertVirtualMedia(ctx, tk, c.image)
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("insert %s: %v; want an error naming %q", c.image, err, c.want)
+				}
+				if got := v.Machine("vm1").Media(); got != "" {
+					t.Errorf("after the refused %s the drive holds %q", c.image, got)
+				}
 			}
 		})
 	}

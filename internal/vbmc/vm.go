@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -41,7 +42,8 @@ type Machine struct {
 	boot       string // device for the next start
 	persistent bool
 	lastArgs   []string
-	media      string // image in the virtual CD drive, "" for none
+	media      string // URL of the image in the virtual CD drive, "" for none
+	mediaFile  string // the downloaded image QEMU attaches
 	bootMode   string // Redfish BootSourceOverrideMode: "Legacy" or "UEFI"
 	flags      *types.BootOptionParam_BootFlags
 	ack        *types.BootOptionParam_BootInfoAcknowledge
@@ -134,20 +136,25 @@ func (m *Machine) SetBoot(dev string, persistent bool) error {
 	return nil
 }
 
-// Media returns the image in the virtual CD drive ("" when empty).
+// Media returns the URL of the image in the virtual CD drive ("" when empty).
 func (m *Machine) Media() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.media
 }
 
-// SetMedia inserts an image into the virtual CD drive ("" ejects it); QEMU sees it at the
-// next start.
-func (m *Machine) SetMedia(image string) {
+// SetMedia inserts an image into the virtual CD drive: its URL and the local file QEMU
+// attaches ("" for both ejects, and the file of the image before is removed). QEMU sees it
+// at the next start, which a Redfish boot from it always is (a reset restarts QEMU).
+func (m *Machine) SetMedia(image, file string) {
 	m.mu.Lock()
-	m.media = image
+	old := m.mediaFile
+	m.media, m.mediaFile = image, file
 	m.mu.Unlock()
-	m.log.Info("virtual media", "image", image)
+	if old != "" && old != file {
+		os.Remove(old)
+	}
+	m.log.Info("virtual media", "image", image, "file", file)
 }
 
 // PowerOn starts the QEMU process with the chosen boot order.
@@ -166,8 +173,8 @@ func (m *Machine) PowerOn() error {
 		bootArg = "once=" + order
 	}
 	args := append(append([]string{}, m.Command[1:]...), "-boot", bootArg)
-	if m.media != "" {
-		args = append(args, "-drive", "media=cdrom,readonly=on,file="+m.media)
+	if m.mediaFile != "" {
+		args = append(args, "-drive", "media=cdrom,readonly=on,format=raw,file="+m.mediaFile)
 	}
 	cmd := exec.Command(m.Command[0], args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

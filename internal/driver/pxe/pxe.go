@@ -209,10 +209,12 @@ func (b *Interface) PrepareRamdisk(ctx context.Context, t *conductor.Task) error
 	return b.setBootDevice(ctx, t, dev, persistent(n, false))
 }
 
-// sourceURL turns a kernel or ramdisk source into a URL: http(s) URLs as they are, local
-// files (paths, file:// URLs) only inside FileDirs. Ironic's Glance image IDs are not
-// supported.
-func (b *Interface) sourceURL(s string) (string, error) {
+// sourceURL turns a kernel or ramdisk source into a URL (SourceURL).
+func (b *Interface) sourceURL(s string) (string, error) { return SourceURL(s, b.cfg.FileDirs) }
+
+// SourceURL turns a kernel or ramdisk source into a URL: http(s) URLs as they are, local
+// files (paths, file:// URLs) only inside dirs. Ironic's Glance image IDs are not supported.
+func SourceURL(s string, dirs []string) (string, error) {
 	p, isFile := strings.CutPrefix(s, "file://")
 	if !isFile && !strings.HasPrefix(s, "/") {
 		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
@@ -224,14 +226,18 @@ func (b *Interface) sourceURL(s string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("boot file %s: %w", p, err)
 	}
-	for _, d := range b.cfg.FileDirs {
+	for _, d := range dirs {
 		if rd, err := filepath.EvalSymlinks(filepath.Clean(d)); err == nil && (real == rd || strings.HasPrefix(real, rd+string(filepath.Separator))) {
 			return "file://" + real, nil
 		}
 	}
 	return "", fmt.Errorf("boot file %s is outside the directories local boot files may come from (file_url_allowed_paths: %s)",
-		p, strings.Join(b.cfg.FileDirs, ", "))
+		p, strings.Join(dirs, ", "))
 }
+
+// Persistent applies driver_info's force_persistent_boot_device (Always, Never, Default) to
+// def, the boot interface's own choice.
+func Persistent(n *ironwork.Node, def bool) bool { return persistent(n, def) }
 
 // persistent applies driver_info's force_persistent_boot_device (Always, Never, Default).
 func persistent(n *ironwork.Node, def bool) bool {
