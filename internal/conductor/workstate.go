@@ -13,15 +13,15 @@ import (
 // file or package spells them. The names and values are visible in the API; those Ironic has
 // keep Ironic's names.
 const (
-	agentTokenKey     = "agent_secret_token"
+	agentTokenKey = "agent_secret_token"
 	// agentTokenPregeneratedKey marks a token made before the agent booted and handed to it
 	// on its boot media (virtual media), as Ironic's: lookups never return it, and a power
 	// off or reboot keeps it (the media still carries it).
 	agentTokenPregeneratedKey = "agent_secret_token_pregenerated"
-	agentURLKey       = "agent_url"
-	agentVersionKey   = "agent_version"
-	agentHeartbeatKey = "agent_last_heartbeat"
-	agentProgressKey  = "ironwork_agent_progress"
+	agentURLKey               = "agent_url"
+	agentVersionKey           = "agent_version"
+	agentHeartbeatKey         = "agent_last_heartbeat"
+	agentProgressKey          = "ironwork_agent_progress"
 	// agentUnreachableKey holds why the agent did not answer at its last heartbeat, for the
 	// callback timeout's reason; an answer removes it.
 	agentUnreachableKey = "ironwork_agent_unreachable"

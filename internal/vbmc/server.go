@@ -34,13 +34,13 @@ type MachineConfig struct {
 
 // Config is the virtual BMC's configuration.
 type Config struct {
-	Username      string          `toml:"username"`
-	Password      string          `toml:"password"`
-	RedfishListen string          `toml:"redfish_listen"` // host:port (TCP); empty: no Redfish
+	Username      string `toml:"username"`
+	Password      string `toml:"password"`
+	RedfishListen string `toml:"redfish_listen"` // host:port (TCP); empty: no Redfish
 	// MediaDir is where images inserted as virtual media are downloaded (default: a new
 	// directory under the system's temporary directory).
-	MediaDir string `toml:"media_dir"`
-	Machines      []MachineConfig `toml:"machine"`
+	MediaDir string          `toml:"media_dir"`
+	Machines []MachineConfig `toml:"machine"`
 }
 
 // Validate checks the configuration.

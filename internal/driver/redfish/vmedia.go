@@ -125,7 +125,9 @@ func params(n *ironwork.Node, extra string) ([]string, error) {
 	return out, nil
 }
 
-func (b *VirtualMediaBoot) nodeDir(uuid string) string { return filepath.Join(b.cfg.Root, "vmedia", uuid) }
+func (b *VirtualMediaBoot) nodeDir(uuid string) string {
+	return filepath.Join(b.cfg.Root, "vmedia", uuid)
+}
 
 func (b *VirtualMediaBoot) loadLoaders(ctx context.Context) (vmedia.Loaders, error) {
 	b.mu.Lock()
