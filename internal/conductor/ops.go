@@ -192,5 +192,6 @@ func Operations() []Operation {
 		OpProvision, OpSetPower, OpSetMaintenance, OpValidate, OpBootDevice, OpSupportedBootDevices,
 		OpSetBootDevice, OpInjectNMI, OpSetBootMode, OpSetSecureBoot, OpSetTargetRAID,
 		OpAgentHeartbeat, OpLookupAgent, OpCreateAllocation, OpDeleteAllocation, OpAttachVIF, OpDetachVIF, OpListVIFs,
+		OpAttachVirtualMedia, OpDetachVirtualMedia, OpVirtualMedia,
 	}
 }

@@ -123,6 +123,7 @@ func (s *Server) routes() {
 	s.agentRoutes()
 	s.allocationRoutes()
 	s.vifRoutes()
+	s.vmediaRoutes()
 	s.deployTemplateRoutes()
 
 	s.handle("/", s.notFound)

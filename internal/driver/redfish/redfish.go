@@ -524,3 +524,34 @@ func (d Interface) EjectVirtualMedia(ctx context.Context, t *conductor.Task) err
 	}
 	return nil
 }
+
+var _ conductor.VirtualMediaLister = Interface{}
+
+// ListVirtualMedia implements conductor.VirtualMediaLister: every virtual drive of the
+// system's managers.
+func (d Interface) ListVirtualMedia(ctx context.Context, t *conductor.Task) ([]conductor.VirtualMediaDevice, error) {
+	sys, done, err := d.system(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	managers, err := sys.ManagedBy()
+	if err != nil {
+		return nil, fmt.Errorf("read the managers of Redfish system %s: %w", sys.ODataID, err)
+	}
+	out := []conductor.VirtualMediaDevice{}
+	for _, m := range managers {
+		media, err := m.VirtualMedia()
+		if err != nil {
+			continue
+		}
+		for _, vm := range media {
+			dev := conductor.VirtualMediaDevice{MediaTypes: []string{}, Inserted: vm.Inserted != nil && *vm.Inserted, Image: vm.Image}
+			for _, mt := range vm.MediaTypes {
+				dev.MediaTypes = append(dev.MediaTypes, string(mt))
+			}
+			out = append(out, dev)
+		}
+	}
+	return out, nil
+}
