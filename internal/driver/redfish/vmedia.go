@@ -169,8 +169,14 @@ func (b *VirtualMediaBoot) PrepareRamdisk(ctx context.Context, t *conductor.Task
 			_ = t.Save(context.WithoutCancel(ctx), func(n *ironwork.Node) { delete(n.DriverInternalInfo, vmediaKey) })
 		}
 	}()
+	keys := []string{"deploy_kernel", "deploy_ramdisk"}
+	if n.ProvisionState == ironwork.Rescuing || n.ProvisionState == ironwork.RescueWait {
+		if s, _ := n.DriverInfo["rescue_kernel"].(string); s != "" {
+			keys = []string{"rescue_kernel", "rescue_ramdisk"}
+		}
+	}
 	var parts [2][]byte
-	for i, key := range []string{"deploy_kernel", "deploy_ramdisk"} {
+	for i, key := range keys {
 		src, _ := n.DriverInfo[key].(string)
 		if src == "" {
 			return fmt.Errorf("node %s has no %s in driver_info", n.UUID, key)
