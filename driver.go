@@ -102,6 +102,8 @@ func InterfaceProperties(kind InterfaceKind, impl string) map[string]string {
 		return map[string]string{
 			"deploy_kernel":                "URL or path of the deploy kernel. Required for deployment and cleaning.",
 			"deploy_ramdisk":               "URL or path of the deploy ramdisk. Required for deployment and cleaning.",
+			"rescue_kernel":                "URL or path of the rescue kernel. Optional, with rescue_ramdisk; rescue uses the deploy ramdisk without them.",
+			"rescue_ramdisk":               "URL or path of the rescue ramdisk. Optional, with rescue_kernel.",
 			"kernel_append_params":         "Extra kernel command line of the ramdisk: printable words with no quote or backslash. Optional.",
 			"force_persistent_boot_device": "Whether the boot device is set persistently (Always, Never or Default). Optional.",
 		}

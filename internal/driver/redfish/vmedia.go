@@ -101,6 +101,11 @@ func (b *VirtualMediaBoot) Validate(_ context.Context, t *conductor.Task) error 
 	if len(missing) > 0 {
 		return fmt.Errorf("some parameters were missing in node's driver_info: %s", strings.Join(missing, ", "))
 	}
+	rk, _ := t.Node.DriverInfo["rescue_kernel"].(string)
+	rr, _ := t.Node.DriverInfo["rescue_ramdisk"].(string)
+	if (rk == "") != (rr == "") {
+		return errors.New("driver_info.rescue_kernel and rescue_ramdisk go together: give both or neither")
+	}
 	if _, err := virtualMedia(t); err != nil {
 		return err
 	}
