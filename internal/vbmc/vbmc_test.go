@@ -239,6 +239,49 @@ print("power", v(sys.power_state))
 	}
 }
 
+// TestSushyVirtualMedia has sushy (Ironic's Redfish client) find the virtual CD through the
+// system's manager, insert an image, set the boot mode and a one-time Cd boot, and eject, as
+// Ironic's redfish-virtual-media boot interface does.
+func TestSushyVirtualMedia(t *testing.T) {
+	if err := exec.Command("/usr/bin/python3", "-c", "import sushy").Run(); err != nil {
+		t.Fatal("python3-sushy is not installed: scripts/deps.sh installs it")
+	}
+	v := startVBMC(t, []string{"sh", "-c", "exec sleep 300", "vm"})
+	isos := isoServer(t)
+	script := fmt.Sprintf(`
+import sushy
+s = sushy.Sushy(%q, username="admin", password="password")
+sys = s.get_system("/redfish/v1/Systems/vm1")
+v = lambda x: str(getattr(x, "value", x))
+for m in sys.managers:
+    for vm in m.virtual_media.get_members():
+        print("drive", vm.identity, sorted(v(t) for t in vm.media_types), vm.inserted)
+        vm.insert_media(%q, inserted=True, write_protected=True)
+        vm.refresh()
+        print("inserted", vm.inserted, vm.image)
+sys.set_system_boot_options(sushy.BOOT_SOURCE_TARGET_CD, enabled=sushy.BOOT_SOURCE_ENABLED_ONCE, mode=sushy.BOOT_SOURCE_MODE_UEFI)
+sys.refresh()
+print("boot", v(sys.boot.target), v(sys.boot.enabled), v(sys.boot.mode))
+for m in sys.managers:
+    for vm in m.virtual_media.get_members():
+        vm.eject_media()
+        vm.refresh()
+        print("ejected", vm.inserted)
+`, v.RedfishURL+"/redfish/v1", isos+"/deploy.iso")
+	out, err := exec.Command("/usr/bin/python3", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sushy: %v\n%s", err, out)
+	}
+	for _, want := range []string{"drive Cd ['CD', 'DVD'] False", "inserted True " + isos + "/deploy.iso", "boot Cd Once UEFI", "ejected False"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("sushy's output lacks %q:\n%s", want, out)
+		}
+	}
+	if m := v.Machine("vm1"); m.Media() != "" || m.BootMode() != ModeUEFI {
+		t.Errorf("after sushy: media %q, boot mode %s", m.Media(), m.BootMode())
+	}
+}
+
 // TestQEMUMachine powers a real QEMU virtual machine (TCG) on and off over IPMI.
 func TestQEMUMachine(t *testing.T) {
 	need(t, "qemu-system-x86_64", "qemu-system-x86")
