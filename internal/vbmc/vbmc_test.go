@@ -176,6 +176,9 @@ func TestIronworkDriversAgainstTheVBMC(t *testing.T) {
 			}
 			args := strings.Join(v.Machine("vm1").LastArgs(), " ")
 			file := regexp.MustCompile(`media=cdrom,readonly=on,format=raw,file=(\S+)`).FindStringSubmatch(args)
+			if !strings.Contains(args, "-device ide-cd,drive=vmedia-cd") {
+				t.Fatalf("QEMU arguments lack the CD device: %s", args)
+			}
 			if file == nil {
 				t.Fatalf("QEMU arguments lack the CD: %s", args)
 			}

@@ -174,7 +174,14 @@ func (m *Machine) PowerOn() error {
 	}
 	args := append(append([]string{}, m.Command[1:]...), "-boot", bootArg)
 	if m.mediaFile != "" {
-		args = append(args, "-drive", "media=cdrom,readonly=on,format=raw,file="+m.mediaFile)
+		args = append(args, "-drive", "if=none,id=vmedia-cd,media=cdrom,readonly=on,format=raw,file="+m.mediaFile)
+		// A boot from the CD gives it bootindex 0: OVMF ignores -boot, and its boot order
+		// (bootindex) is what both firmwares follow first.
+		dev := "ide-cd,drive=vmedia-cd"
+		if m.boot == BootCD {
+			dev += ",bootindex=0"
+		}
+		args = append(args, "-device", dev)
 	}
 	cmd := exec.Command(m.Command[0], args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
