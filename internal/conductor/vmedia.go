@@ -9,8 +9,9 @@ import (
 	"github.com/ironwork/ironwork"
 )
 
-// Virtual media device types, as Ironic's API names them (boot_devices.VMEDIA_DEVICES).
-var VirtualMediaDeviceTypes = []string{"disk", BootCDROM, "floppy"}
+// VirtualMediaDeviceTypes are the virtual media device types, as Ironic's API names them
+// (boot_devices.VMEDIA_DEVICES), in its order.
+func VirtualMediaDeviceTypes() []string { return []string{"disk", BootCDROM, "floppy"} }
 
 // VirtualMediaDevice is one virtual drive of a node's BMC as GET /v1/nodes/{node}/vmedia
 // shows it.
@@ -49,8 +50,8 @@ var (
 
 // supportedVirtualMedia checks a device type against what Ironwork's drivers attach: a CD.
 func supportedVirtualMedia(device string) error {
-	if !slices.Contains(VirtualMediaDeviceTypes, device) {
-		return ironwork.Errorf(ironwork.EINVALID, "Invalid device type %s (valid are %s)", device, strings.Join(VirtualMediaDeviceTypes, ", "))
+	if !slices.Contains(VirtualMediaDeviceTypes(), device) {
+		return ironwork.Errorf(ironwork.EINVALID, "Invalid device type %s (valid are %s)", device, strings.Join(VirtualMediaDeviceTypes(), ", "))
 	}
 	if device != BootCDROM {
 		return ironwork.Errorf(ironwork.EINVALID, "Virtual media device type %s is not supported: only cdrom is", device)
@@ -83,8 +84,8 @@ func (c *Conductor) AttachVirtualMedia(ctx context.Context, req AttachVirtualMed
 // DetachVirtualMedia ejects a node's virtual media.
 func (c *Conductor) DetachVirtualMedia(ctx context.Context, req DetachVirtualMediaRequest) error {
 	for _, d := range req.DeviceTypes {
-		if !slices.Contains(VirtualMediaDeviceTypes, d) {
-			return ironwork.Errorf(ironwork.EINVALID, "Invalid device type(s) %s (valid are %s)", d, strings.Join(VirtualMediaDeviceTypes, ", "))
+		if !slices.Contains(VirtualMediaDeviceTypes(), d) {
+			return ironwork.Errorf(ironwork.EINVALID, "Invalid device type(s) %s (valid are %s)", d, strings.Join(VirtualMediaDeviceTypes(), ", "))
 		}
 	}
 	if len(req.DeviceTypes) > 0 && !slices.Contains(req.DeviceTypes, BootCDROM) {

@@ -17,9 +17,6 @@ const (
 	vVmediaGet = 93
 )
 
-// vmediaURLSchemes are the image URL schemes Ironic accepts for virtual media.
-var vmediaURLSchemes = []string{"http", "https", "nfs", "cifs", "smb"}
-
 func (s *Server) vmediaRoutes() {
 	s.handle("GET /v1/nodes/{ident}/vmedia", s.listVmedia)
 	s.handle("POST /v1/nodes/{ident}/vmedia", s.attachVmedia)
@@ -96,7 +93,7 @@ func (s *Server) attachVmedia(w http.ResponseWriter, r *http.Request) error {
 			return schemaError("vmedia", "%s is a required property", pyRepr(k))
 		}
 	}
-	device, err := str("device_type", conductor.VirtualMediaDeviceTypes)
+	device, err := str("device_type", conductor.VirtualMediaDeviceTypes())
 	if err != nil {
 		return err
 	}
@@ -116,7 +113,8 @@ func (s *Server) attachVmedia(w http.ResponseWriter, r *http.Request) error {
 	if err == nil {
 		scheme = u.Scheme
 	}
-	if !slices.Contains(vmediaURLSchemes, scheme) {
+	// The image URL schemes Ironic accepts for virtual media.
+	if !slices.Contains([]string{"http", "https", "nfs", "cifs", "smb"}, scheme) {
 		return invalid("Unsupported or missing URL scheme: %s", scheme)
 	}
 	return doOnNode(s, w, r, c, conductor.OpAttachVirtualMedia, func(ref conductor.NodeRef) conductor.AttachVirtualMediaRequest {
@@ -138,12 +136,12 @@ func (s *Server) detachVmedia(w http.ResponseWriter, r *http.Request) error {
 	}
 	var bad []string
 	for _, t := range types {
-		if !slices.Contains(conductor.VirtualMediaDeviceTypes, t) {
+		if !slices.Contains(conductor.VirtualMediaDeviceTypes(), t) {
 			bad = append(bad, t)
 		}
 	}
 	if len(bad) > 0 {
-		return invalid("Invalid device type(s) %s (valid are %s)", strings.Join(bad, ", "), strings.Join(conductor.VirtualMediaDeviceTypes, ", "))
+		return invalid("Invalid device type(s) %s (valid are %s)", strings.Join(bad, ", "), strings.Join(conductor.VirtualMediaDeviceTypes(), ", "))
 	}
 	c, uuid, err := s.condNode(r)
 	if err != nil {
