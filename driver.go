@@ -63,6 +63,14 @@ func withInspect(base map[InterfaceKind][]string, names ...string) map[Interface
 	return base
 }
 
+// withLast offers implementations after the others of their kind (not the default).
+func withLast(base map[InterfaceKind][]string, last map[InterfaceKind][]string) map[InterfaceKind][]string {
+	for k, v := range last {
+		base[k] = append(base[k], v...)
+	}
+	return base
+}
+
 // HardwareTypes returns the catalogue of hardware types Ironwork knows, sorted by name.
 func HardwareTypes() []HardwareType {
 	return []HardwareType{
@@ -78,9 +86,9 @@ func HardwareTypes() []HardwareType {
 		{Name: "manual-management", Supported: withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"noop"}, PowerInterface: {"fake"},
 		})},
-		{Name: "redfish", Supported: withInspect(withFirst(generic(), map[InterfaceKind][]string{
+		{Name: "redfish", Supported: withInspect(withLast(withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"},
-		}), "redfish")},
+		}), map[InterfaceKind][]string{BootInterface: {"redfish-virtual-media"}}), "redfish")},
 	}
 }
 
@@ -112,6 +120,15 @@ func InterfaceProperties(kind InterfaceKind, impl string) map[string]string {
 		}
 	case kind == PowerInterface && impl == "fake":
 		return map[string]string{"fake_power_fail": "true makes every power call fail. Optional, for tests."}
+	case kind == BootInterface && impl == "redfish-virtual-media":
+		return map[string]string{
+			"deploy_kernel":                "URL or path of the deploy kernel. Required for deployment and cleaning.",
+			"deploy_ramdisk":               "URL or path of the deploy ramdisk. Required for deployment and cleaning.",
+			"rescue_kernel":                "URL or path of the rescue kernel. Optional, with rescue_ramdisk; rescue uses the deploy ramdisk without them.",
+			"rescue_ramdisk":               "URL or path of the rescue ramdisk. Optional, with rescue_kernel.",
+			"kernel_append_params":         "Extra kernel command line of the ramdisk: printable words with no quote or backslash. Optional.",
+			"force_persistent_boot_device": "Whether the boot device is set persistently (Always, Never or Default). Optional.",
+		}
 	case kind == BootInterface && (impl == "ipxe" || impl == "pxe" || impl == "http"):
 		return map[string]string{
 			"deploy_kernel":                "URL or path of the deploy kernel. Required for deployment and cleaning.",

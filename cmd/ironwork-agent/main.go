@@ -261,13 +261,21 @@ func runInit() {
 		}
 	}
 	ctx := context.Background()
-	console.Printf("network: DHCP on all NICs")
-	leases, err := initsys.ConfigureNetwork(ctx, log, initsys.DefaultNetworkConfig())
-	if err != nil {
+	static, err := initsys.StaticNetwork(ctx, log, initsys.DefaultNetworkConfig())
+	switch {
+	case err != nil:
 		initsys.Fatal(console, err, DefaultConfig().FatalDelay)
-	}
-	for _, l := range leases {
-		console.Printf("network: %s (%s) %s router %v server %v", l.NIC, l.MAC, l.Addr.String(), l.Router, l.Server)
+	case static != nil:
+		console.Printf("network: configured from network_data on %s: %s", static.Device, static.Summary)
+	default:
+		console.Printf("network: DHCP on all NICs")
+		leases, err := initsys.ConfigureNetwork(ctx, log, initsys.DefaultNetworkConfig())
+		if err != nil {
+			initsys.Fatal(console, err, DefaultConfig().FatalDelay)
+		}
+		for _, l := range leases {
+			console.Printf("network: %s (%s) %s router %v server %v", l.NIC, l.MAC, l.Addr.String(), l.Router, l.Server)
+		}
 	}
 	cfg, err := parseConfig(nil, console)
 	if err != nil {

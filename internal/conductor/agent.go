@@ -109,6 +109,7 @@ func agentRuns(st ironwork.ProvisionState) bool {
 func forgetTokenOnLeaving(n *ironwork.Node, from, to ironwork.ProvisionState) {
 	if agentRuns(from) && !agentRuns(to) {
 		delete(n.DriverInternalInfo, agentTokenKey)
+		delete(n.DriverInternalInfo, agentTokenPregeneratedKey)
 	}
 }
 

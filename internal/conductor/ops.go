@@ -198,5 +198,6 @@ func Operations() []Operation {
 		OpSetBootDevice, OpInjectNMI, OpSetBootMode, OpSetSecureBoot, OpSetTargetRAID,
 		OpAgentHeartbeat, OpLookupAgent, OpCreateAllocation, OpDeleteAllocation, OpAttachVIF, OpDetachVIF, OpListVIFs,
 		OpContinueInspection, OpDiscover, OpSetConsoleMode, OpConsoleInfo, OpStopConsole,
+		OpAttachVirtualMedia, OpDetachVirtualMedia, OpVirtualMedia,
 	}
 }

@@ -113,7 +113,7 @@ func (c *Conductor) doPower(ctx context.Context, t *Task, target ironwork.PowerS
 		// An agent does not outlive a power off or a reboot: the next one looks up anew and
 		// gets a new token, as in Ironic.
 		if final == ironwork.PowerOff || target == ironwork.Rebooting || target == ironwork.SoftRebooting {
-			ForgetAgent(n)
+			forgetAgentBoot(n)
 		}
 	}); err != nil {
 		return err

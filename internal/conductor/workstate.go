@@ -1,6 +1,8 @@
 package conductor
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"time"
 
@@ -11,11 +13,15 @@ import (
 // file or package spells them. The names and values are visible in the API; those Ironic has
 // keep Ironic's names.
 const (
-	agentTokenKey     = "agent_secret_token"
-	agentURLKey       = "agent_url"
-	agentVersionKey   = "agent_version"
-	agentHeartbeatKey = "agent_last_heartbeat"
-	agentProgressKey  = "ironwork_agent_progress"
+	agentTokenKey = "agent_secret_token"
+	// agentTokenPregeneratedKey marks a token made before the agent booted and handed to it
+	// on its boot media (virtual media), as Ironic's: lookups never return it, and a power
+	// off or reboot keeps it (the media still carries it).
+	agentTokenPregeneratedKey = "agent_secret_token_pregenerated"
+	agentURLKey               = "agent_url"
+	agentVersionKey           = "agent_version"
+	agentHeartbeatKey         = "agent_last_heartbeat"
+	agentProgressKey          = "ironwork_agent_progress"
 	// agentUnreachableKey holds why the agent did not answer at its last heartbeat, for the
 	// callback timeout's reason; an answer removes it.
 	agentUnreachableKey = "ironwork_agent_unreachable"
@@ -70,9 +76,33 @@ func recordHeartbeat(n *ironwork.Node, hb Heartbeat, at time.Time) {
 // ForgetAgent removes what a node knows of its agent (token, URL): the next ramdisk boot
 // looks up anew. Boot interfaces' callers use it when the ramdisk is (re)booted or removed.
 func ForgetAgent(n *ironwork.Node) {
-	for _, k := range []string{agentTokenKey, agentURLKey, agentVersionKey, agentHeartbeatKey, agentProgressKey, agentUnreachableKey} {
+	for _, k := range []string{agentTokenKey, agentTokenPregeneratedKey, agentURLKey, agentVersionKey, agentHeartbeatKey, agentProgressKey, agentUnreachableKey} {
 		delete(n.DriverInternalInfo, k)
 	}
+}
+
+// forgetAgentBoot is ForgetAgent for a power off or reboot: a pregenerated token stays, since
+// the boot media that carries it is still inserted.
+func forgetAgentBoot(n *ironwork.Node) {
+	token, pre := n.DriverInternalInfo[agentTokenKey], n.DriverInternalInfo[agentTokenPregeneratedKey] == true
+	ForgetAgent(n)
+	if pre {
+		info := internalInfo(n)
+		info[agentTokenKey], info[agentTokenPregeneratedKey] = token, true
+	}
+}
+
+// PregenerateAgentToken makes a node's agent token before the agent boots, for boot media
+// that carry it (ipa-agent-token): lookups then withhold it. The caller saves the node.
+func PregenerateAgentToken(n *ironwork.Node) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("make agent token: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(b)
+	info := internalInfo(n)
+	info[agentTokenKey], info[agentTokenPregeneratedKey] = token, true
+	return token, nil
 }
 
 // stepState is where a node is in its steps: the kind running, the steps still to run after

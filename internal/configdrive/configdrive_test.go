@@ -2,10 +2,13 @@ package configdrive_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -163,5 +166,75 @@ func TestISORefusesCollidingNames(t *testing.T) {
 	}
 	if _, err := configdrive.ISO("x", []configdrive.File{{Path: "../x"}}); err == nil {
 		t.Error("a path out of the root was accepted")
+	}
+}
+
+// TestElToritoReadBack builds bootable images and has xorriso (an independent reader) report
+// their boot catalogue: the platforms, the no-emulation entries, their load sizes and where
+// the images are; the files must still read back as given.
+func TestElToritoReadBack(t *testing.T) {
+	x, err := exec.LookPath("xorriso")
+	if err != nil {
+		t.Skip("xorriso is not installed (Debian package xorriso)")
+	}
+	bios := bytes.Repeat([]byte{0xB1}, 5000)
+	esp := bytes.Repeat([]byte{0xE5}, 1<<20)
+	files := []configdrive.File{{Path: "boot/bios.img", Data: bios}, {Path: "boot/efiboot.img", Data: esp}, {Path: "ironwork/kernel", Data: []byte("k")}}
+	cases := []struct {
+		name string
+		boot configdrive.ElTorito
+		want []string
+	}{
+		{"bios and uefi", configdrive.ElTorito{BIOS: "boot/bios.img", EFI: "boot/efiboot.img"}, []string{"El Torito boot img :   1  BIOS  y   none  0x0000  0x00      4", "El Torito boot img :   2  UEFI  y   none  0x0000  0x00   2048"}},
+		{"uefi only", configdrive.ElTorito{EFI: "boot/efiboot.img"}, []string{"El Torito boot img :   1  UEFI  y   none  0x0000  0x00   2048"}},
+		{"bios only", configdrive.ElTorito{BIOS: "boot/bios.img"}, []string{"El Torito boot img :   1  BIOS  y   none  0x0000  0x00      4"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			img, err := configdrive.BootableISO("VMEDIA_BOOT_ISO", files, c.boot)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(t.TempDir(), "boot.iso")
+			if err := os.WriteFile(p, img, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(x, "-indev", p, "-report_el_torito", "plain").CombinedOutput()
+			if err != nil {
+				t.Fatalf("xorriso: %v\n%s", err, out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("xorriso's report lacks %q:\n%s", w, out)
+				}
+			}
+			// The image each entry points at is the file's content.
+			blocks := regexp.MustCompile(`(?m)^El Torito boot img :\s+\d+\s+(\w+)\s+y\s+none\s+0x0000\s+0x00\s+\d+\s+(\d+)`).FindAllStringSubmatch(string(out), -1)
+			if len(blocks) == 0 {
+				t.Fatalf("no boot image LBA in xorriso's report:\n%s", out)
+			}
+			for _, b := range blocks {
+				lba, _ := strconv.Atoi(b[2])
+				want := bios
+				if b[1] == "UEFI" {
+					want = esp
+				}
+				got := img[lba*2048 : lba*2048+len(want)]
+				if b[1] == "BIOS" {
+					// The boot information table: the PVD's and the image's addresses, its length.
+					pvd, at, n := binary.LittleEndian.Uint32(got[8:]), binary.LittleEndian.Uint32(got[12:]), binary.LittleEndian.Uint32(got[16:])
+					if pvd != 16 || int(at) != lba || int(n) != len(bios) {
+						t.Errorf("boot information table: PVD %d, image at %d, %d bytes; want 16, %d, %d", pvd, at, n, lba, len(bios))
+					}
+					got = append(append(append([]byte{}, got[:8]...), want[8:64]...), got[64:]...)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("the %s entry's LBA %d does not hold its boot image", b[1], lba)
+				}
+			}
+		})
+	}
+	if _, err := configdrive.BootableISO("X", files, configdrive.ElTorito{BIOS: "boot/none.img"}); err == nil {
+		t.Error("a boot image that is not one of the files was accepted")
 	}
 }

@@ -44,7 +44,27 @@ type file struct {
 // ISO returns an ISO 9660 image with the volume label and files given, with Rock Ridge
 // names (so that Linux shows the names as given) and level 2 primary names. Directories
 // are made as the paths need them; the output depends only on the arguments.
-func ISO(label string, files []File) ([]byte, error) {
+func ISO(label string, files []File) ([]byte, error) { return BootableISO(label, files, ElTorito{}) }
+
+// ElTorito names the boot images of a bootable image: files of the image (paths as in
+// File.Path), either may be empty. BIOS is a no-emulation boot image the firmware loads at
+// 0x7C00 (GRUB's i386-pc-eltorito image: it needs no boot information table); EFI is an EFI
+// System Partition image (a FAT filesystem holding EFI/BOOT/BOOTX64.EFI), of at most
+// 32 MiB, the most an El Torito entry can give the size of.
+type ElTorito struct {
+	BIOS string
+	EFI  string
+}
+
+// El Torito platform IDs.
+const (
+	platformX86 = 0
+	platformEFI = 0xEF
+)
+
+// BootableISO is ISO with an El Torito boot catalogue for the boot images in boot (none:
+// a plain ISO 9660 image, as ISO returns).
+func BootableISO(label string, files []File, boot ElTorito) ([]byte, error) {
 	if len(label) == 0 || len(label) > 32 {
 		return nil, fmt.Errorf("iso: volume label %q: must be 1 to 32 bytes", label)
 	}
@@ -119,10 +139,36 @@ func ISO(label string, files []File) ([]byte, error) {
 		}
 		return b
 	}
+	var bootFiles [2]*file // BIOS, EFI
+	for i, p := range [...]string{boot.BIOS, boot.EFI} {
+		if p == "" {
+			continue
+		}
+		f := findFile(root, p)
+		if f == nil {
+			return nil, fmt.Errorf("iso: boot image %q is not one of the files", p)
+		}
+		if len(f.data) == 0 || len(f.data) > 0xFFFF*512 {
+			return nil, fmt.Errorf("iso: boot image %q has %d bytes: it must have 1 to %d", p, len(f.data), 0xFFFF*512)
+		}
+		if i == 0 {
+			if len(f.data) < 64 {
+				return nil, fmt.Errorf("iso: BIOS boot image %q has %d bytes: too small for a boot information table", p, len(f.data))
+			}
+			f.data = slices.Clone(f.data) // the boot information table is written into it
+		}
+		bootFiles[i] = f
+	}
+	bootable := bootFiles[0] != nil || bootFiles[1] != nil
 	ptSize := len(pathTable(false))
 	ptSectors := sectors(ptSize)
-	// Lay out: 16 system sectors, PVD, terminator, L and M path tables, directories, files.
-	next := 18 + 2*ptSectors
+	// Lay out: 16 system sectors, PVD, [boot record], terminator, [boot catalogue], L and M
+	// path tables, directories, files.
+	ptStart := 18
+	if bootable {
+		ptStart = 20
+	}
+	next := ptStart + 2*ptSectors
 	// Directory sizes do not depend on addresses, so a first pass with zeros sizes them.
 	for pass := 0; pass < 2; pass++ {
 		lba := next
@@ -144,6 +190,11 @@ func ISO(label string, files []File) ([]byte, error) {
 		}
 	}
 	total := next
+	if bootable {
+		// 300 KiB of zeros at the end, as mkisofs pads: BIOS readers (GRUB's biosdisk on
+		// SeaBIOS) read ahead in whole blocks and get garbage for a file that ends the image.
+		total += 150
+	}
 	img := make([]byte, total*sector)
 	pvd := img[16*sector:]
 	pvd[0] = 1
@@ -156,8 +207,8 @@ func ISO(label string, files []File) ([]byte, error) {
 	both16(pvd[124:], 1)
 	both16(pvd[128:], sector)
 	both32(pvd[132:], uint32(ptSize))
-	binary.LittleEndian.PutUint32(pvd[140:], 18)
-	binary.BigEndian.PutUint32(pvd[148:], uint32(18+ptSectors))
+	binary.LittleEndian.PutUint32(pvd[140:], uint32(ptStart))
+	binary.BigEndian.PutUint32(pvd[148:], uint32(ptStart+ptSectors))
 	copy(pvd[156:190], record(root, []byte{0}, nil, true))
 	for _, r := range [][2]int{{190, 318}, {318, 446}, {446, 574}, {574, 702}, {702, 739}, {739, 776}, {776, 813}} {
 		pad(pvd[r[0]:r[1]], "")
@@ -169,12 +220,26 @@ func ISO(label string, files []File) ([]byte, error) {
 	copy(pvd[847:], "0000000000000000")
 	copy(pvd[864:], "0000000000000000")
 	pvd[881] = 1
-	term := img[17*sector:]
+	termAt := 17
+	if bootable {
+		termAt = 18
+		const catalogue = 19
+		br := img[17*sector:]
+		copy(br[1:], "CD001")
+		br[6] = 1
+		copy(br[7:], "EL TORITO SPECIFICATION")
+		binary.LittleEndian.PutUint32(br[71:], catalogue)
+		writeCatalogue(img[catalogue*sector:(catalogue+1)*sector], bootFiles[0], bootFiles[1])
+		if f := bootFiles[0]; f != nil {
+			bootInfoTable(f) // before the files are copied in below
+		}
+	}
+	term := img[termAt*sector:]
 	term[0] = 255
 	copy(term[1:], "CD001")
 	term[6] = 1
-	copy(img[18*sector:], pathTable(false))
-	copy(img[(18+ptSectors)*sector:], pathTable(true))
+	copy(img[ptStart*sector:], pathTable(false))
+	copy(img[(ptStart+ptSectors)*sector:], pathTable(true))
 	for _, d := range order {
 		off := d.lba * sector
 		for _, r := range d.records {
@@ -192,6 +257,86 @@ func ISO(label string, files []File) ([]byte, error) {
 }
 
 func sectors(n int) int { return (n + sector - 1) / sector }
+
+// findFile finds the file at path p in the tree under root.
+func findFile(root *dir, p string) *file {
+	parts := strings.Split(path.Clean(p), "/")
+	d := root
+	for _, name := range parts[:len(parts)-1] {
+		i := slices.IndexFunc(d.dirs, func(c *dir) bool { return c.name == name })
+		if i < 0 {
+			return nil
+		}
+		d = d.dirs[i]
+	}
+	i := slices.IndexFunc(d.files, func(c *file) bool { return c.name == parts[len(parts)-1] })
+	if i < 0 {
+		return nil
+	}
+	return d.files[i]
+}
+
+// bootInfoTable writes the boot information table (mkisofs' -boot-info-table) into the BIOS
+// image (a copy of the caller's): the primary volume descriptor's and the image's own
+// addresses, its length and the sum of its 32-bit words from byte 64. GRUB's and ISOLINUX's
+// CD boot code read the rest of themselves with it.
+func bootInfoTable(f *file) {
+	at := f.data
+	var sum uint32
+	for i := 64; i+4 <= len(f.data); i += 4 {
+		sum += binary.LittleEndian.Uint32(f.data[i:])
+	}
+	if rest := len(f.data) % 4; rest != 0 && len(f.data) > 64 {
+		var last [4]byte
+		copy(last[:], f.data[len(f.data)-rest:])
+		sum += binary.LittleEndian.Uint32(last[:])
+	}
+	binary.LittleEndian.PutUint32(at[8:], 16)
+	binary.LittleEndian.PutUint32(at[12:], uint32(f.lba))
+	binary.LittleEndian.PutUint32(at[16:], uint32(len(f.data)))
+	binary.LittleEndian.PutUint32(at[20:], sum)
+	clear(at[24:64])
+}
+
+// writeCatalogue writes an El Torito boot catalogue: the validation entry, the default entry
+// (BIOS when there is a BIOS image), and a section for EFI. Entries load no-emulation images;
+// counts are of 512-byte virtual sectors.
+func writeCatalogue(cat []byte, bios, efi *file) {
+	platform := byte(platformX86)
+	first, rest := bios, efi
+	if bios == nil {
+		platform, first, rest = platformEFI, efi, nil
+	}
+	v := cat[0:32]
+	v[0] = 1
+	v[1] = platform
+	copy(v[4:28], "IRONWORK")
+	v[30], v[31] = 0x55, 0xAA
+	var sum uint16
+	for i := 0; i < 32; i += 2 {
+		sum += binary.LittleEndian.Uint16(v[i:])
+	}
+	binary.LittleEndian.PutUint16(v[28:], -sum)
+	entry := func(e []byte, f *file, count int) {
+		e[0] = 0x88 // bootable, no emulation
+		binary.LittleEndian.PutUint16(e[6:], uint16(count))
+		binary.LittleEndian.PutUint32(e[8:], uint32(f.lba))
+	}
+	// BIOS loads 4 virtual sectors (2 KiB) of a no-emulation image, which then reads the
+	// rest itself, as GRUB's and ISOLINUX's do; UEFI takes the whole partition image.
+	count := (len(first.data) + 511) / 512
+	if first == bios {
+		count = 4
+	}
+	entry(cat[32:64], first, count)
+	if rest != nil {
+		h := cat[64:96]
+		h[0] = 0x91 // the last section header
+		h[1] = platformEFI
+		binary.LittleEndian.PutUint16(h[2:], 1)
+		entry(cat[96:128], rest, (len(rest.data)+511)/512)
+	}
+}
 
 // packedSize is the size of a directory's records, none crossing a sector.
 func packedSize(recs [][]byte) int {

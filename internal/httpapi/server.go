@@ -142,6 +142,7 @@ func (s *Server) routes() {
 	s.inspectionRoutes()
 	s.allocationRoutes()
 	s.vifRoutes()
+	s.vmediaRoutes()
 	s.deployTemplateRoutes()
 	s.inspectionRuleRoutes()
 	s.consoleRoutes()

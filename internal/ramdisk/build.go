@@ -44,12 +44,15 @@ func RescueModules() []string {
 }
 
 // DefaultModules are the drivers a deploy ramdisk needs on common servers and in QEMU:
-// virtio, Intel and Mellanox NICs, AHCI, NVMe and SCSI disks, and virtio_rng (a VM without
+// virtio, Intel and Mellanox NICs, AHCI, NVMe and SCSI disks, CD drives, bonds and VLANs, and virtio_rng (a VM without
 // RDRAND otherwise waits minutes for the kernel CRNG, which DHCP transaction IDs need).
 // Their dependencies come too.
 func DefaultModules() []string {
 	return []string{"virtio_net", "virtio_blk", "virtio_scsi", "virtio_pci", "e1000", "e1000e",
-		"igb", "ixgbe", "i40e", "mlx5_core", "ahci", "nvme", "sd_mod", "virtio_rng"}
+		"igb", "ixgbe", "i40e", "mlx5_core", "ahci", "nvme", "sd_mod", "virtio_rng",
+		// Virtual media: the boot CD (SATA or IDE) the agent reads network_data from, and the
+		// bond and VLAN drivers network_data may ask for.
+		"sr_mod", "ata_piix", "bonding", "8021q"}
 }
 
 // BuildConfig says what goes into a deploy ramdisk.

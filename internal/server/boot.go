@@ -18,6 +18,7 @@ import (
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/dhcp"
 	"github.com/ironwork/ironwork/internal/driver/pxe"
+	"github.com/ironwork/ironwork/internal/driver/redfish"
 	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/httpboot"
 	"github.com/ironwork/ironwork/internal/image"
@@ -153,7 +154,7 @@ type bootMetrics interface {
 // to run (nil when no provisioning interface is set).
 func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, registry conductor.Registry, m bootMetrics, log *slog.Logger) (bs *bootServices, err error) {
 	if cfg.ProvisioningInterface == "" {
-		for _, name := range []string{pxe.IPXE, pxe.PXE, pxe.HTTP} {
+		for _, name := range []string{pxe.IPXE, pxe.PXE, pxe.HTTP, redfish.VirtualMediaName} {
 			registry.Add(ironwork.BootInterface, name, notConfigured{})
 		}
 		return nil, nil
@@ -177,6 +178,14 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 		}
 		registry.Add(ironwork.BootInterface, name, b)
 	}
+	// Virtual media: the BMC downloads the node's boot ISO from the HTTP boot server.
+	vm, err := redfish.NewVirtualMediaBoot(redfish.VirtualMediaConfig{Root: pcfg.Root, HTTPURL: pcfg.HTTPURL, APIURL: pcfg.APIURL,
+		KernelParams: pcfg.KernelParams, DefaultBootMode: pcfg.DefaultBootMode, FileDirs: pcfg.FileDirs,
+		LoaderDir: filepath.Join(cfg.DataDir, "vmedia-loaders")}, imageLinker{cache}, log)
+	if err != nil {
+		return nil, err
+	}
+	registry.Add(ironwork.BootInterface, redfish.VirtualMediaName, vm)
 	bs = &bootServices{cfg: cfg, log: log, addr: addr, resolver: &pxe.Resolver{Nodes: store, Cfg: pcfg}, cache: cache}
 	defer func() {
 		if err != nil {

@@ -24,7 +24,7 @@ import (
 func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Sessions, log *slog.Logger) {
 	fake.Register(registry)
 	network.Register(registry)
-	rf, ipmitool := redfish.Interface{}, ipmi.Interface{Sessions: sessions}
+	rf, ipmitool := redfish.Interface{DefaultBootMode: cfg.DefaultBootMode}, ipmi.Interface{Sessions: sessions}
 	registry.Add(ironwork.PowerInterface, "redfish", rf)
 	registry.Add(ironwork.ManagementInterface, "redfish", rf)
 	registry.Add(ironwork.InspectInterface, "redfish", rf)

@@ -1,6 +1,7 @@
 package vbmc
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -33,10 +35,13 @@ type MachineConfig struct {
 
 // Config is the virtual BMC's configuration.
 type Config struct {
-	Username      string          `toml:"username"`
-	Password      string          `toml:"password"`
-	RedfishListen string          `toml:"redfish_listen"` // host:port (TCP); empty: no Redfish
-	Machines      []MachineConfig `toml:"machine"`
+	Username      string `toml:"username"`
+	Password      string `toml:"password"`
+	RedfishListen string `toml:"redfish_listen"` // host:port (TCP); empty: no Redfish
+	// MediaDir is where images inserted as virtual media are downloaded (default: a new
+	// directory under the system's temporary directory).
+	MediaDir string          `toml:"media_dir"`
+	Machines []MachineConfig `toml:"machine"`
 }
 
 // Validate checks the configuration.
@@ -72,6 +77,8 @@ type VBMC struct {
 	ipmi     []*server.Server
 	redfish  *http.Server
 	redLn    net.Listener
+	mediaDir string
+	madeDir  bool // mediaDir was made by Start, and Close removes it
 	// IPMIAddrs and RedfishURL say where the services listen once started.
 	IPMIAddrs  map[string]string
 	RedfishURL string
@@ -85,7 +92,14 @@ func Start(cfg Config, log *slog.Logger) (*VBMC, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	v := &VBMC{cfg: cfg, log: log, machines: map[string]*Machine{}, IPMIAddrs: map[string]string{}}
+	v := &VBMC{cfg: cfg, log: log, machines: map[string]*Machine{}, IPMIAddrs: map[string]string{}, mediaDir: cfg.MediaDir}
+	if v.mediaDir == "" {
+		dir, err := os.MkdirTemp("", "ironwork-vbmc-media-")
+		if err != nil {
+			return nil, fmt.Errorf("make the virtual media directory: %w", err)
+		}
+		v.mediaDir, v.madeDir = dir, true
+	}
 	for _, mc := range cfg.Machines {
 		m := NewMachine(mc.Name, mc.Command, log)
 		v.machines[mc.Name] = m
@@ -166,6 +180,10 @@ func (v *VBMC) Close() error {
 	}
 	for _, m := range v.machines {
 		m.PowerOff()
+		m.SetMedia("", "")
+	}
+	if v.madeDir {
+		os.RemoveAll(v.mediaDir)
 	}
 	return nil
 }
@@ -191,6 +209,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 var bootToRedfish = map[string]string{BootPXE: "Pxe", BootDisk: "Hdd", BootCD: "Cd"}
 
+// redfishToBoot maps the override targets the service accepts onto boot devices; UsbCd (a
+// virtual CD on USB) boots the same drive as Cd.
+var redfishToBoot = map[string]string{"Pxe": BootPXE, "Hdd": BootDisk, "Cd": BootCD, "UsbCd": BootCD}
+
 func (v *VBMC) system(m *Machine) map[string]any {
 	path := "/redfish/v1/Systems/" + m.Name
 	power := "Off"
@@ -211,7 +233,8 @@ func (v *VBMC) system(m *Machine) map[string]any {
 		"@odata.id": path, "@odata.type": "#ComputerSystem.v1_13_0.ComputerSystem", "Id": m.Name, "Name": m.Name,
 		"SystemType": "Virtual", "PowerState": power,
 		"Boot": map[string]any{"BootSourceOverrideTarget": bootToRedfish[dev], "BootSourceOverrideEnabled": enabled,
-			"BootSourceOverrideMode": mode, "BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd"}},
+			"BootSourceOverrideMode": cmp.Or(m.BootMode(), mode), "BootSourceOverrideMode@Redfish.AllowableValues": []string{ModeLegacy, ModeUEFI},
+			"BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd", "UsbCd"}},
 		"Links": map[string]any{"ManagedBy": []map[string]any{{"@odata.id": "/redfish/v1/Managers/" + m.Name}}},
 		"Actions": map[string]any{"#ComputerSystem.Reset": map[string]any{
 			"target":                            path + "/Actions/ComputerSystem.Reset",
@@ -302,23 +325,36 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Boot *struct {
 				BootSourceOverrideTarget  string
 				BootSourceOverrideEnabled string
+				BootSourceOverrideMode    string
 			}
 		}
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil {
 			redfishError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
 			return
 		}
-		if body.Boot != nil && body.Boot.BootSourceOverrideTarget != "" {
-			dev := ""
-			for d, rf := range bootToRedfish {
-				if rf == body.Boot.BootSourceOverrideTarget {
-					dev = d
-				}
-			}
-			if dev == "" {
-				redfishError(w, http.StatusBadRequest, "unsupported BootSourceOverrideTarget "+body.Boot.BootSourceOverrideTarget)
+		if body.Boot == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		// Check everything before changing anything: a refused PATCH changes nothing.
+		dev := ""
+		if tgt := body.Boot.BootSourceOverrideTarget; tgt != "" {
+			if dev = redfishToBoot[tgt]; dev == "" {
+				redfishError(w, http.StatusBadRequest, "unsupported BootSourceOverrideTarget "+tgt)
 				return
 			}
+		}
+		if mode := body.Boot.BootSourceOverrideMode; mode != "" && mode != ModeLegacy && mode != ModeUEFI {
+			redfishError(w, http.StatusBadRequest, "unsupported BootSourceOverrideMode "+mode)
+			return
+		}
+		if mode := body.Boot.BootSourceOverrideMode; mode != "" {
+			if err := m.SetBootMode(mode); err != nil {
+				redfishError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+		}
+		if dev != "" {
 			if err := m.SetBoot(dev, body.Boot.BootSourceOverrideEnabled == "Continuous"); err != nil {
 				redfishError(w, http.StatusBadRequest, err.Error())
 				return
@@ -361,19 +397,41 @@ func (v *VBMC) serveManager(w http.ResponseWriter, r *http.Request, rest string)
 				"#VirtualMedia.EjectMedia":  map[string]any{"target": cd + "/Actions/VirtualMedia.EjectMedia"},
 			}})
 	case sub == "VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia" && r.Method == http.MethodPost:
-		var body struct{ Image string }
+		var body struct {
+			Image          string
+			Inserted       *bool
+			TransferMethod string
+		}
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil || body.Image == "" {
 			redfishError(w, http.StatusBadRequest, "InsertMedia needs an Image")
+			return
+		}
+		if body.Inserted != nil && !*body.Inserted {
+			redfishError(w, http.StatusBadRequest, "Inserted=false is not supported: use EjectMedia")
+			return
+		}
+		if body.TransferMethod != "" && body.TransferMethod != "Stream" && body.TransferMethod != "Upload" {
+			redfishError(w, http.StatusBadRequest, "unsupported TransferMethod "+body.TransferMethod)
 			return
 		}
 		if m.Media() != "" {
 			redfishError(w, http.StatusConflict, "the drive holds an image: eject it first")
 			return
 		}
-		m.SetMedia(body.Image)
+		file, err := downloadMedia(r.Context(), body.Image, v.mediaDir, 10*time.Minute)
+		if err != nil {
+			v.log.Warn("virtual media refused", "vm", name, "image", body.Image, "error", err)
+			status := http.StatusBadGateway
+			if errors.Is(err, errMediaSource) || errors.Is(err, errBadMedia) {
+				status = http.StatusBadRequest
+			}
+			redfishError(w, status, err.Error())
+			return
+		}
+		m.SetMedia(body.Image, file)
 		w.WriteHeader(http.StatusNoContent)
 	case sub == "VirtualMedia/Cd/Actions/VirtualMedia.EjectMedia" && r.Method == http.MethodPost:
-		m.SetMedia("")
+		m.SetMedia("", "")
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		redfishError(w, http.StatusNotFound, "no resource at "+r.URL.Path)

@@ -7,8 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -16,9 +19,32 @@ import (
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/configdrive"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
 	"github.com/ironwork/ironwork/internal/driver/redfish"
 )
+
+// isoServer serves small ISO 9660 images named after their path on loopback, and one
+// file that is not an image.
+func isoServer(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/notaniso":
+			w.Write(bytes.Repeat([]byte("x"), 64<<10))
+		case strings.HasSuffix(r.URL.Path, ".iso") && r.URL.Path != "/missing.iso":
+			img, err := configdrive.ISO("TEST", []configdrive.File{{Path: "name", Data: []byte(r.URL.Path)}, {Path: "pad", Data: make([]byte, 40<<10)}})
+			if err != nil {
+				t.Error(err)
+			}
+			w.Write(img)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
 
 // startVBMC serves one machine whose "QEMU" is the given command.
 func startVBMC(t *testing.T, command []string) *VBMC {
@@ -106,6 +132,23 @@ func TestIronworkDriversAgainstTheVBMC(t *testing.T) {
 			if err := d.m.SetBootDevice(ctx, tk, conductor.BootDevice{Device: conductor.BootPXE}); err != nil {
 				t.Fatal(err)
 			}
+			if _, redfish := d.p.(conductor.VirtualMedia); redfish {
+				// The boot mode reaches the BMC with every boot device change.
+				if got := v.Machine("vm1").BootMode(); got != ModeUEFI {
+					t.Fatalf("boot mode recorded after a PXE boot of a node with no mode (default uefi): %q", got)
+				}
+				bios := &conductor.Task{Node: &ironwork.Node{UUID: tk.Node.UUID, DriverInfo: d.info,
+					Properties: ironwork.JSONObject{"capabilities": "boot_mode:bios"}}}
+				if err := d.m.SetBootDevice(ctx, bios, conductor.BootDevice{Device: conductor.BootDisk, Persistent: true}); err != nil {
+					t.Fatal(err)
+				}
+				if got := v.Machine("vm1").BootMode(); got != ModeLegacy {
+					t.Fatalf("boot mode recorded for a bios node: %q", got)
+				}
+				if err := d.m.SetBootDevice(ctx, tk, conductor.BootDevice{Device: conductor.BootPXE}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if err := d.p.SetPowerState(ctx, tk, ironwork.PowerOn, 5*time.Second); err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +165,8 @@ func TestIronworkDriversAgainstTheVBMC(t *testing.T) {
 			if !ok {
 				return // IPMI has no virtual media
 			}
-			for _, image := range []string{"http://10.0.0.1/a.iso", "http://10.0.0.1/b.iso"} {
+			isos := isoServer(t)
+			for _, image := range []string{isos + "/a.iso", isos + "/b.iso"} {
 				if err := vm.InsertVirtualMedia(ctx, tk, image); err != nil {
 					t.Fatal(err)
 				}
@@ -133,11 +177,38 @@ func TestIronworkDriversAgainstTheVBMC(t *testing.T) {
 			if err := d.p.SetPowerState(ctx, tk, ironwork.PowerOn, 5*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			if args := strings.Join(v.Machine("vm1").LastArgs(), " "); !strings.Contains(args, "media=cdrom,readonly=on,file=http://10.0.0.1/b.iso") {
+			args := strings.Join(v.Machine("vm1").LastArgs(), " ")
+			file := regexp.MustCompile(`media=cdrom,readonly=on,format=raw,file=(\S+)`).FindStringSubmatch(args)
+			if !strings.Contains(args, "-device ide-cd,drive=vmedia-cd") {
+				t.Fatalf("QEMU arguments lack the CD device: %s", args)
+			}
+			if file == nil {
 				t.Fatalf("QEMU arguments lack the CD: %s", args)
+			}
+			if b, err := os.ReadFile(file[1]); err != nil || !bytes.Contains(b, []byte("b.iso")) {
+				t.Fatalf("the CD QEMU gets is not the downloaded b.iso: %v", err)
 			}
 			if err := vm.EjectVirtualMedia(ctx, tk); err != nil || v.Machine("vm1").Media() != "" {
 				t.Fatalf("eject: %v, drive holds %q", err, v.Machine("vm1").Media())
+			}
+			if _, err := os.Stat(file[1]); !os.IsNotExist(err) {
+				t.Fatalf("the downloaded image outlives its ejection: %v", err)
+			}
+			// Refusals name the reason, and leave the drive empty.
+			for _, c := range []struct{ image, want string }{
+				{isos + "/missing.iso", "404"},
+				{isos + "/notaniso", "not an ISO 9660 image"},
+				{"http://192.0.2.1/x.iso", "only over http(s) from loopback or private"},
+				{"ftp://127.0.0.1/x.iso", "only over http(s)"},
+				{"http://127.0.0.1:1/x.iso", "connection refused"},
+			} {
+				err := vm.InsertVirtualMedia(ctx, tk, c.image)
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("insert %s: %v; want an error naming %q", c.image, err, c.want)
+				}
+				if got := v.Machine("vm1").Media(); got != "" {
+					t.Errorf("after the refused %s the drive holds %q", c.image, got)
+				}
 			}
 		})
 	}
@@ -171,6 +242,49 @@ print("power", v(sys.power_state))
 	}
 	if !v.Machine("vm1").On() {
 		t.Fatal("the machine did not start")
+	}
+}
+
+// TestSushyVirtualMedia has sushy (Ironic's Redfish client) find the virtual CD through the
+// system's manager, insert an image, set the boot mode and a one-time Cd boot, and eject, as
+// Ironic's redfish-virtual-media boot interface does.
+func TestSushyVirtualMedia(t *testing.T) {
+	if err := exec.Command("/usr/bin/python3", "-c", "import sushy").Run(); err != nil {
+		t.Fatal("python3-sushy is not installed: scripts/deps.sh installs it")
+	}
+	v := startVBMC(t, []string{"sh", "-c", "exec sleep 300", "vm"})
+	isos := isoServer(t)
+	script := fmt.Sprintf(`
+import sushy
+s = sushy.Sushy(%q, username="admin", password="password")
+sys = s.get_system("/redfish/v1/Systems/vm1")
+v = lambda x: str(getattr(x, "value", x))
+for m in sys.managers:
+    for vm in m.virtual_media.get_members():
+        print("drive", vm.identity, sorted(v(t) for t in vm.media_types), vm.inserted)
+        vm.insert_media(%q, inserted=True, write_protected=True)
+        vm.refresh()
+        print("inserted", vm.inserted, vm.image)
+sys.set_system_boot_options(sushy.BOOT_SOURCE_TARGET_CD, enabled=sushy.BOOT_SOURCE_ENABLED_ONCE, mode=sushy.BOOT_SOURCE_MODE_UEFI)
+sys.refresh()
+print("boot", v(sys.boot.target), v(sys.boot.enabled), v(sys.boot.mode))
+for m in sys.managers:
+    for vm in m.virtual_media.get_members():
+        vm.eject_media()
+        vm.refresh()
+        print("ejected", vm.inserted)
+`, v.RedfishURL+"/redfish/v1", isos+"/deploy.iso")
+	out, err := exec.Command("/usr/bin/python3", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sushy: %v\n%s", err, out)
+	}
+	for _, want := range []string{"drive Cd ['CD', 'DVD'] False", "inserted True " + isos + "/deploy.iso", "boot Cd Once UEFI", "ejected False"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("sushy's output lacks %q:\n%s", want, out)
+		}
+	}
+	if m := v.Machine("vm1"); m.Media() != "" || m.BootMode() != ModeUEFI {
+		t.Errorf("after sushy: media %q, boot mode %s", m.Media(), m.BootMode())
 	}
 }
 

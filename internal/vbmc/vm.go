@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -42,7 +44,9 @@ type Machine struct {
 	boot       string // device for the next start
 	persistent bool
 	lastArgs   []string
-	media      string // image in the virtual CD drive, "" for none
+	media      string // URL of the image in the virtual CD drive, "" for none
+	mediaFile  string // the downloaded image QEMU attaches
+	bootMode   string // Redfish BootSourceOverrideMode: "Legacy" or "UEFI"
 	flags      *types.BootOptionParam_BootFlags
 	ack        *types.BootOptionParam_BootInfoAcknowledge
 }
@@ -52,8 +56,39 @@ func NewMachine(name string, command []string, log *slog.Logger) *Machine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Machine{Name: name, Command: command, log: log.With("vm", name), boot: BootDisk, persistent: true,
+	mode := "Legacy"
+	if strings.Contains(strings.Join(command, " "), "OVMF") {
+		mode = "UEFI"
+	}
+	return &Machine{Name: name, Command: command, log: log.With("vm", name), boot: BootDisk, persistent: true, bootMode: mode,
 		flags: &types.BootOptionParam_BootFlags{}, ack: &types.BootOptionParam_BootInfoAcknowledge{}}
+}
+
+// Boot modes as Redfish names them (BootSourceOverrideMode).
+const (
+	ModeLegacy = "Legacy"
+	ModeUEFI   = "UEFI"
+)
+
+// BootMode returns the boot mode last set through Redfish (at first: UEFI when the command
+// line names OVMF, Legacy otherwise).
+func (m *Machine) BootMode() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bootMode
+}
+
+// SetBootMode records the boot mode a client asked for. The firmware is the command line's:
+// a mode that does not match it is recorded and logged, as a BMC that cannot switch would.
+func (m *Machine) SetBootMode(mode string) error {
+	if mode != ModeLegacy && mode != ModeUEFI {
+		return fmt.Errorf("boot mode %q: use Legacy or UEFI", mode)
+	}
+	m.mu.Lock()
+	m.bootMode = mode
+	m.mu.Unlock()
+	m.log.Info("boot mode set", "mode", mode)
+	return nil
 }
 
 // On reports whether the machine's process runs.
@@ -103,20 +138,25 @@ func (m *Machine) SetBoot(dev string, persistent bool) error {
 	return nil
 }
 
-// Media returns the image in the virtual CD drive ("" when empty).
+// Media returns the URL of the image in the virtual CD drive ("" when empty).
 func (m *Machine) Media() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.media
 }
 
-// SetMedia inserts an image into the virtual CD drive ("" ejects it); QEMU sees it at the
-// next start.
-func (m *Machine) SetMedia(image string) {
+// SetMedia inserts an image into the virtual CD drive: its URL and the local file QEMU
+// attaches ("" for both ejects, and the file of the image before is removed). QEMU sees it
+// at the next start, which a Redfish boot from it always is (a reset restarts QEMU).
+func (m *Machine) SetMedia(image, file string) {
 	m.mu.Lock()
-	m.media = image
+	old := m.mediaFile
+	m.media, m.mediaFile = image, file
 	m.mu.Unlock()
-	m.log.Info("virtual media", "image", image)
+	if old != "" && old != file {
+		os.Remove(old)
+	}
+	m.log.Info("virtual media", "image", image, "file", file)
 }
 
 // PowerOn starts the QEMU process with the chosen boot order.
@@ -135,8 +175,15 @@ func (m *Machine) PowerOn() error {
 		bootArg = "once=" + order
 	}
 	args := append(append([]string{}, m.Command[1:]...), "-boot", bootArg)
-	if m.media != "" {
-		args = append(args, "-drive", "media=cdrom,readonly=on,file="+m.media)
+	if m.mediaFile != "" {
+		args = append(args, "-drive", "if=none,id=vmedia-cd,media=cdrom,readonly=on,format=raw,file="+m.mediaFile)
+		// A boot from the CD gives it bootindex 0: OVMF ignores -boot, and its boot order
+		// (bootindex) is what both firmwares follow first.
+		dev := "ide-cd,drive=vmedia-cd"
+		if m.boot == BootCD {
+			dev += ",bootindex=0"
+		}
+		args = append(args, "-device", dev)
 	}
 	cmd := exec.Command(m.Command[0], args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

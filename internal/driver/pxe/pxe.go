@@ -135,39 +135,8 @@ func (b *Interface) Validate(_ context.Context, t *conductor.Task) error {
 	return nil
 }
 
-// BootMode is the mode a node boots in: instance_info's deploy_boot_mode, a boot_mode
-// capability (instance_info, then properties), the mode its BMC reported, then def.
-func BootMode(n *ironwork.Node, def string) string {
-	if m, _ := n.InstanceInfo["deploy_boot_mode"].(string); m != "" {
-		return strings.ToLower(m)
-	}
-	for _, src := range []ironwork.JSONObject{n.InstanceInfo, n.Properties} {
-		if m := capability(src["capabilities"], "boot_mode"); m != "" {
-			return strings.ToLower(m)
-		}
-	}
-	if n.BootMode != "" {
-		return strings.ToLower(n.BootMode)
-	}
-	return def
-}
-
-// capability reads key from Ironic's capabilities, a "k1:v1,k2:v2" string or an object.
-func capability(caps any, key string) string {
-	switch c := caps.(type) {
-	case string:
-		for _, kv := range strings.Split(c, ",") {
-			k, v, ok := strings.Cut(strings.TrimSpace(kv), ":")
-			if ok && k == key {
-				return v
-			}
-		}
-	case map[string]any:
-		v, _ := c[key].(string)
-		return v
-	}
-	return ""
-}
+// BootMode is the mode a node boots in (ironwork.ResolveBootMode).
+func BootMode(n *ironwork.Node, def string) string { return ironwork.ResolveBootMode(n, def) }
 
 // record is what a node boots, kept in driver_internal_info[bootKey].
 type record struct {
@@ -256,10 +225,12 @@ func InspectionCallbackParam(apiURL string) string {
 	return "ipa-inspection-callback-url=" + strings.TrimRight(apiURL, "/") + "/v1/continue_inspection"
 }
 
-// sourceURL turns a kernel or ramdisk source into a URL: http(s) URLs as they are, local
-// files (paths, file:// URLs) only inside FileDirs. Ironic's Glance image IDs are not
-// supported.
-func (b *Interface) sourceURL(s string) (string, error) {
+// sourceURL turns a kernel or ramdisk source into a URL (SourceURL).
+func (b *Interface) sourceURL(s string) (string, error) { return SourceURL(s, b.cfg.FileDirs) }
+
+// SourceURL turns a kernel or ramdisk source into a URL: http(s) URLs as they are, local
+// files (paths, file:// URLs) only inside dirs. Ironic's Glance image IDs are not supported.
+func SourceURL(s string, dirs []string) (string, error) {
 	p, isFile := strings.CutPrefix(s, "file://")
 	if !isFile && !strings.HasPrefix(s, "/") {
 		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
@@ -271,14 +242,18 @@ func (b *Interface) sourceURL(s string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("boot file %s: %w", p, err)
 	}
-	for _, d := range b.cfg.FileDirs {
+	for _, d := range dirs {
 		if rd, err := filepath.EvalSymlinks(filepath.Clean(d)); err == nil && (real == rd || strings.HasPrefix(real, rd+string(filepath.Separator))) {
 			return "file://" + real, nil
 		}
 	}
 	return "", fmt.Errorf("boot file %s is outside the directories local boot files may come from (file_url_allowed_paths: %s)",
-		p, strings.Join(b.cfg.FileDirs, ", "))
+		p, strings.Join(dirs, ", "))
 }
+
+// Persistent applies driver_info's force_persistent_boot_device (Always, Never, Default) to
+// def, the boot interface's own choice.
+func Persistent(n *ironwork.Node, def bool) bool { return persistent(n, def) }
 
 // persistent applies driver_info's force_persistent_boot_device (Always, Never, Default).
 func persistent(n *ironwork.Node, def bool) bool {

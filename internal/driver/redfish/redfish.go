@@ -40,6 +40,10 @@ type Interface struct {
 	// web server restarts is waited for; a request that reached the BMC is never sent twice.
 	ConnectionAttempts      int
 	ConnectionRetryInterval time.Duration
+	// DefaultBootMode is the boot mode (bios or uefi) of a node that does not say, as
+	// Ironic's [deploy]default_boot_mode (default uefi). Every boot device change sends the
+	// node's boot mode as BootSourceOverrideMode.
+	DefaultBootMode string
 }
 
 // retryDial is an http.RoundTripper that tries a request again when no connection could be
@@ -384,18 +388,25 @@ func (d Interface) SetBootDevice(ctx context.Context, t *conductor.Task, dev con
 	if dev.Persistent {
 		enabled = schemas.ContinuousBootSourceOverrideEnabled
 	}
-	b := &schemas.Boot{BootSourceOverrideTarget: src, BootSourceOverrideEnabled: enabled}
-	if mode := t.Node.BootMode; mode != "" {
-		b.BootSourceOverrideMode = bootModeOf(mode)
-	}
+	mode := d.bootMode(t.Node)
+	b := &schemas.Boot{BootSourceOverrideTarget: src, BootSourceOverrideEnabled: enabled, BootSourceOverrideMode: bootModeOf(mode)}
 	if err := sys.SetBoot(b); err != nil {
-		return fmt.Errorf("set Redfish boot override to %s: %w", src, err)
+		return fmt.Errorf("set Redfish boot override to %s (%s): %w", src, b.BootSourceOverrideMode, err)
 	}
 	return nil
 }
 
+// bootMode is the mode the node is to boot in (ironwork.ResolveBootMode).
+func (d Interface) bootMode(n *ironwork.Node) string {
+	def := d.DefaultBootMode
+	if def == "" {
+		def = ironwork.BootModeUEFI
+	}
+	return ironwork.ResolveBootMode(n, def)
+}
+
 func bootModeOf(mode string) schemas.BootSourceOverrideMode {
-	if mode == "bios" {
+	if mode == ironwork.BootModeBIOS {
 		return schemas.LegacyBootSourceOverrideMode
 	}
 	return schemas.UEFIBootSourceOverrideMode
@@ -512,4 +523,35 @@ func (d Interface) EjectVirtualMedia(ctx context.Context, t *conductor.Task) err
 		return d.waitTask(ctx, sys, tmi, time.Minute)
 	}
 	return nil
+}
+
+var _ conductor.VirtualMediaLister = Interface{}
+
+// ListVirtualMedia implements conductor.VirtualMediaLister: every virtual drive of the
+// system's managers.
+func (d Interface) ListVirtualMedia(ctx context.Context, t *conductor.Task) ([]conductor.VirtualMediaDevice, error) {
+	sys, done, err := d.system(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	managers, err := sys.ManagedBy()
+	if err != nil {
+		return nil, fmt.Errorf("read the managers of Redfish system %s: %w", sys.ODataID, err)
+	}
+	out := []conductor.VirtualMediaDevice{}
+	for _, m := range managers {
+		media, err := m.VirtualMedia()
+		if err != nil {
+			continue
+		}
+		for _, vm := range media {
+			dev := conductor.VirtualMediaDevice{MediaTypes: []string{}, Inserted: vm.Inserted != nil && *vm.Inserted, Image: vm.Image}
+			for _, mt := range vm.MediaTypes {
+				dev.MediaTypes = append(dev.MediaTypes, string(mt))
+			}
+			out = append(out, dev)
+		}
+	}
+	return out, nil
 }

@@ -104,6 +104,44 @@ func TestPowerAndBootAgainstTheDMTFMockup(t *testing.T) {
 	}
 }
 
+// TestBootModeGoesWithEveryBootDevice: each boot device change carries the node's boot mode
+// as BootSourceOverrideMode, resolved as Ironic does (secure boot, instance_info, capabilities,
+// the BMC's last report, the conductor's default).
+func TestBootModeGoesWithEveryBootDevice(t *testing.T) {
+	bmc, info := newBMC(t)
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		d    Interface
+		node ironwork.Node
+		dev  string
+		want string
+	}{
+		{"default uefi", Interface{}, ironwork.Node{}, conductor.BootPXE, "UEFI"},
+		{"conductor default bios", Interface{DefaultBootMode: "bios"}, ironwork.Node{}, conductor.BootDisk, "Legacy"},
+		{"properties capability", Interface{}, ironwork.Node{Properties: ironwork.JSONObject{"capabilities": "cpu_arch:x86_64,boot_mode:bios"}}, conductor.BootCDROM, "Legacy"},
+		{"instance_info over properties", Interface{}, ironwork.Node{Properties: ironwork.JSONObject{"capabilities": "boot_mode:bios"},
+			InstanceInfo: ironwork.JSONObject{"deploy_boot_mode": "uefi"}}, conductor.BootUEFIHTTP, "UEFI"},
+		{"instance_info capabilities object", Interface{}, ironwork.Node{InstanceInfo: ironwork.JSONObject{"capabilities": map[string]any{"boot_mode": "bios"}}}, conductor.BootPXE, "Legacy"},
+		{"secure boot means uefi", Interface{DefaultBootMode: "bios"}, ironwork.Node{Properties: ironwork.JSONObject{"capabilities": "secure_boot:true,boot_mode:bios"}}, conductor.BootDisk, "UEFI"},
+		{"the BMC's last report", Interface{}, ironwork.Node{BootMode: "bios"}, conductor.BootPXE, "Legacy"},
+	}
+	wantTarget := map[string]string{conductor.BootPXE: "Pxe", conductor.BootDisk: "Hdd", conductor.BootCDROM: "Cd", conductor.BootUEFIHTTP: "UefiHttp"}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			n := c.node
+			n.UUID, n.DriverInfo = "1be26c0b-03f2-4d2e-ae87-c02d7f33c123", info
+			if err := c.d.SetBootDevice(ctx, &conductor.Task{Node: &n}, conductor.BootDevice{Device: c.dev}); err != nil {
+				t.Fatal(err)
+			}
+			boot := bmc.Resource(system)["Boot"].(map[string]any)
+			if boot["BootSourceOverrideMode"] != c.want || boot["BootSourceOverrideTarget"] != wantTarget[c.dev] || boot["BootSourceOverrideEnabled"] != "Once" {
+				t.Fatalf("the mockup's Boot after setting %s: %v; want mode %s", c.dev, boot, c.want)
+			}
+		})
+	}
+}
+
 func TestFailuresAreClearAndBounded(t *testing.T) {
 	bmc, info := newBMC(t)
 	d := Interface{PollInterval: 10 * time.Millisecond, RequestTimeout: 2 * time.Second}
