@@ -3,7 +3,10 @@ package lab_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -75,7 +78,14 @@ type metricWant struct {
 	want   float64
 }
 
-func (w metricWant) String() string { return fmt.Sprintf("%s%v", w.name, w.labels) }
+// String is the family and labels as PromQL writes them: name{k="v",...}.
+func (w metricWant) String() string {
+	var ls []string
+	for _, k := range slices.Sorted(maps.Keys(w.labels)) {
+		ls = append(ls, fmt.Sprintf("%s=%q", k, w.labels[k]))
+	}
+	return w.name + "{" + strings.Join(ls, ",") + "}"
+}
 
 // checkMetrics compares the sums; every one is logged, wrong ones fail the test.
 func checkMetrics(t *testing.T, fams map[string]*dto.MetricFamily, wants []metricWant) {
