@@ -24,6 +24,8 @@ nodes. 'demo' brings it up and deploys both nodes. Needs scripts/deps.sh and scr
 starts them unenrolled, booting from the network, for the server's discovery.
 With --rescue (lab layout) the nodes can also be rescued: the rescue ramdisk is built and the
 nodes are enrolled with rescue_interface agent (docs/rescue.md); log in on DIR/NODE.serial.sock.
+With --inspect (up and demo, lab layout) the nodes are enrolled with inspect_interface agent and
+no properties; the demo inspects them (manage -> inspect) before providing and deploying.
 `
 
 func defaultLabDir() string {
@@ -68,6 +70,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	disks := fs.String("disks", "8G", "up: disk sizes per machine, comma-separated (the first one is booted)")
 	fs.IntVar(&mf.shape.NICs, "nics", 1, "up: NICs per machine on the provisioning network (the first one boots)")
 	fs.BoolVar(&mf.discover, "discover", false, "up: do not enrol the machines; power them on to boot from the network (discovery)")
+	fs.BoolVar(&mf.inspect, "inspect", false, "enrol the nodes with inspect_interface agent and no properties; demo: inspect before provide (lab layout)")
 	fs.BoolVar(&mf.rescue, "rescue", false, "also build the rescue ramdisk and enrol the nodes with the agent rescue interface (lab layout)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -98,17 +101,18 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "lab is down")
 		return 0
 	case "demo":
-		return labDemo(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, mf.rescue, stdout, stderr)
+		return labDemo(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, machineFlags{rescue: mf.rescue, inspect: mf.inspect}, stdout, stderr)
 	}
 	fmt.Fprint(stderr, labUsage)
 	return 2
 }
 
-// machineFlags are 'lab up's machine shape, discovery and rescue flags.
+// machineFlags are 'lab up's machine shape, discovery, rescue and inspection flags.
 type machineFlags struct {
 	shape    lab.Shape
 	discover bool
 	rescue   bool
+	inspect  bool
 }
 
 func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, mf machineFlags, stdout, stderr io.Writer) (*lab.State, error) {
@@ -117,7 +121,7 @@ func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout st
 		return nil, err
 	}
 	opts := lab.Options{Dir: dir, Nodes: lab.DefaultNodes(nodes, bmc), Ironwork: self, KernelDir: kernelDir, Log: stdout, Layout: layout,
-		Rescue: mf.rescue}
+		Rescue: mf.rescue, Inspect: mf.inspect}
 	for i := range opts.Nodes {
 		opts.Nodes[i].Shape, opts.Nodes[i].Discover = mf.shape, mf.discover
 	}
@@ -152,10 +156,10 @@ func labStatus(ctx context.Context, dir string, stdout, stderr io.Writer) int {
 }
 
 // labDemo brings the lab up (unless it is) and cycles every node with live progress.
-func labDemo(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, rescue bool, stdout, stderr io.Writer) int {
+func labDemo(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, mf machineFlags, stdout, stderr io.Writer) int {
 	st, err := lab.Load(dir)
 	if err != nil || !st.Ready() {
-		if st, err = labUp(ctx, dir, nodes, bmc, kernelDir, layout, machineFlags{rescue: rescue}, stdout, stderr); err != nil {
+		if st, err = labUp(ctx, dir, nodes, bmc, kernelDir, layout, mf, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "ironwork lab demo:", err)
 			return 1
 		}
@@ -164,10 +168,14 @@ func labDemo(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout 
 	for _, n := range st.Nodes {
 		names = append(names, n.Name)
 	}
-	fmt.Fprintf(stdout, "\ndeploying %s at once: manage -> provide (cleaning) -> deploy -> active -> undeploy (cleaning)\n", strings.Join(names, ", "))
+	steps := "manage -> provide (cleaning) -> deploy -> active -> undeploy (cleaning)"
+	if mf.inspect {
+		steps = "manage -> inspect -> provide (cleaning) -> deploy -> active -> undeploy (cleaning)"
+	}
+	fmt.Fprintf(stdout, "\ndeploying %s at once: %s\n", strings.Join(names, ", "), steps)
 	start := time.Now()
 	var mu sync.Mutex
-	res := lab.Cycle(ctx, st, names, lab.CycleOptions{OnProgress: func(p lab.Progress) {
+	res := lab.Cycle(ctx, st, names, lab.CycleOptions{Inspect: mf.inspect, OnProgress: func(p lab.Progress) {
 		mu.Lock()
 		defer mu.Unlock()
 		line := fmt.Sprintf("%6.1fs  %-8s %-16s", time.Since(start).Seconds(), p.Node, p.State)
@@ -191,6 +199,9 @@ func labDemo(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout 
 		fmt.Fprintf(stdout, "  %s\n", r.Node)
 		for _, p := range r.Phases {
 			fmt.Fprintf(stdout, "    %-30s %6.1f s\n", p.Name, p.Duration.Seconds())
+		}
+		if r.Properties != nil {
+			fmt.Fprintf(stdout, "    inspected: %s\n", lab.FormatProperties(r.Properties))
 		}
 		if r.BootedLine != "" {
 			fmt.Fprintf(stdout, "    booted: %s\n", r.BootedLine)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +37,8 @@ type Result struct {
 	Node       string
 	Phases     []Phase
 	BootedLine string // the instance's marker line from the serial console
+	// Properties are the node's properties after inspection (CycleOptions.Inspect), else nil.
+	Properties map[string]any
 	Err        error
 }
 
@@ -48,9 +52,13 @@ type CycleOptions struct {
 	SkipUndeploy bool
 	// NoMarker does not wait for the instance's marker line on the serial console.
 	NoMarker bool
+	// Inspect inspects the node in band before providing it: manage, inspect (until
+	// manageable again), then provide. The node's inspect_interface is set to "agent".
+	Inspect bool
 }
 
-// Cycle drives the named nodes at once: manage, provide (automated cleaning), deploy the
+// Cycle drives the named nodes at once: manage, inspect (with CycleOptions.Inspect), provide
+// (automated cleaning), deploy the
 // lab's image, wait for the instance's marker on the serial console, undeploy (cleaning) back
 // to available. Each node's phases are timed.
 func Cycle(ctx context.Context, st *State, names []string, opts CycleOptions) []Result {
@@ -109,17 +117,42 @@ func cycleNode(ctx context.Context, st *State, name string, opts CycleOptions) R
 	}
 	var node map[string]any
 	_ = c.Do(ctx, http.MethodGet, "/v1/nodes/"+n.UUID, nil, &node)
-	switch node["provision_state"] {
+	state, _ := node["provision_state"].(string)
+	switch state {
 	case "active", "deploy failed": // left by an earlier run
 		phase("undeploy (cleaning)", "deleted", nil, "available", nil)
-	case "clean failed":
-		phase("manage", "manage", nil, "manageable", nil)
+		state = "available"
+	}
+	if opts.Inspect {
+		switch state {
+		case "enroll", "clean failed", "inspect failed", "available":
+			phase("manage", "manage", nil, "manageable", nil)
+		}
+		if r.Err == nil {
+			if err := c.Do(ctx, http.MethodPatch, "/v1/nodes/"+n.UUID, []map[string]any{
+				{"op": "add", "path": "/inspect_interface", "value": "agent"}}, nil); err != nil {
+				r.Err = fmt.Errorf("set inspect_interface: %w", err)
+				return r
+			}
+		}
+		phase("inspect", "inspect", nil, "manageable", func() error {
+			var got map[string]any
+			if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+n.UUID, nil, &got); err != nil {
+				return fmt.Errorf("read the inspected node: %w", err)
+			}
+			r.Properties, _ = got["properties"].(map[string]any)
+			opts.OnProgress(Progress{Node: name, State: "manageable", Note: "inspected: " + FormatProperties(r.Properties)})
+			return nil
+		})
 		phase("provide (cleaning)", "provide", nil, "available", nil)
-	case "enroll":
-		phase("manage", "manage", nil, "manageable", nil)
-		phase("provide (cleaning)", "provide", nil, "available", nil)
-	case "manageable":
-		phase("provide (cleaning)", "provide", nil, "available", nil)
+	} else {
+		switch state {
+		case "clean failed", "enroll":
+			phase("manage", "manage", nil, "manageable", nil)
+			phase("provide (cleaning)", "provide", nil, "available", nil)
+		case "manageable":
+			phase("provide (cleaning)", "provide", nil, "available", nil)
+		}
 	}
 	if r.Err != nil {
 		return r
@@ -146,6 +179,16 @@ func cycleNode(ctx context.Context, st *State, name string, opts CycleOptions) R
 		phase("undeploy (cleaning)", "deleted", nil, "available", nil)
 	}
 	return r
+}
+
+// FormatProperties prints a node's properties on one line, keys sorted.
+func FormatProperties(props map[string]any) string {
+	keys := slices.Sorted(maps.Keys(props))
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%v", k, props[k]))
+	}
+	return strings.Join(parts, " ")
 }
 
 // ProvisionVerb requests a provision state change, retrying while the node is locked.

@@ -20,7 +20,8 @@ import (
 // 8 and 4 GiB, two NICs, SeaBIOS, IPMI) in band, through the whole server: the conductor
 // boots the deploy ramdisk with ipa-inspection-callback-url, the agent posts its inventory to
 // continue_inspection and powers off, and the node returns to manageable with its
-// properties, inventory and ports exactly right. It skips when the server has no `agent`
+// properties, inventory and ports exactly right. The node is enrolled as `ironwork lab up
+// --inspect` does (lab.Options.Inspect: no properties, inspect_interface agent). It skips when the server has no `agent`
 // inspect interface (the server side lives on another branch until merged).
 func TestLabInspection(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -38,7 +39,7 @@ func TestLabInspection(t *testing.T) {
 	var logs bytes.Buffer
 	shape := lab.Shape{CPUs: 2, MemoryMB: 1536, Disks: []int64{8 << 30, 4 << 30}, NICs: 2}
 	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.216.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, Log: &logs,
+		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, Log: &logs, Inspect: true,
 		Nodes: []lab.NodeSpec{{Name: "a-inspect", Firmware: "bios", Power: "ipmi", Shape: shape}}}
 	start := time.Now()
 	st, err := lab.Up(context.Background(), opts)
@@ -72,11 +73,12 @@ func TestLabInspection(t *testing.T) {
 		t.Skipf("the server has no agent inspect interface (enabled: %v): the server side of inspection is not on this branch", ifs)
 	}
 	n := st.Nodes[0]
-	if err := c.Do(ctx, http.MethodPatch, "/v1/nodes/"+n.UUID, []map[string]any{
-		{"op": "add", "path": "/inspect_interface", "value": "agent"},
-		{"op": "remove", "path": "/properties/cpu_arch"},
-	}, nil); err != nil {
+	var enrolled map[string]any // lab.Options.Inspect: what `ironwork lab up --inspect` enrols
+	if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+n.UUID, nil, &enrolled); err != nil {
 		t.Fatal(err)
+	}
+	if p, _ := enrolled["properties"].(map[string]any); len(p) != 0 || enrolled["inspect_interface"] != "agent" {
+		t.Fatalf("enrolled with properties %v and inspect_interface %v: want none and agent", enrolled["properties"], enrolled["inspect_interface"])
 	}
 	phase := time.Now()
 	if err := lab.ProvisionVerb(ctx, c, n.UUID, "manage", nil); err != nil {

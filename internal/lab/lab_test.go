@@ -270,6 +270,33 @@ func TestLabEndToEnd(t *testing.T) {
 		}
 	}
 	wg.Wait()
+
+	// The server's metrics count what this test did (when all of it ran): A and B manage,
+	// provide, deploy and undeploy; B is deployed and undeployed again by ironwork deploy; A's
+	// deploy with a wrong checksum fails; C's verification fails back to enroll; D's cleaning
+	// fails. The counters are the conductor's, the nodes gauge is read from the database.
+	if !t.Failed() {
+		fams := scrapeLab(ctx, t, st)
+		tr, phase, nodes := "ironwork_provision_transitions_total", "ironwork_provision_duration_seconds", "ironwork_nodes"
+		checkMetrics(t, fams, []metricWant{
+			{tr, map[string]string{"from": "verifying", "to": "manageable"}, 3},
+			{tr, map[string]string{"from": "verifying", "to": "enroll"}, 1},
+			{tr, map[string]string{"to": "active"}, 3},
+			{tr, map[string]string{"to": "deploy failed"}, 1},
+			{tr, map[string]string{"to": "clean failed"}, 1},
+			{tr, map[string]string{"to": "available"}, 5},
+			{tr, map[string]string{"to": "deleting"}, 3},
+			{phase, map[string]string{"operation": "deploy", "result": "success"}, 3},
+			{phase, map[string]string{"operation": "deploy", "result": "failure"}, 1},
+			{phase, map[string]string{"operation": "clean", "result": "success"}, 5},
+			{phase, map[string]string{"operation": "clean", "result": "failure"}, 1},
+			{nodes, map[string]string{"provision_state": "available"}, 1},
+			{nodes, map[string]string{"provision_state": "deploy failed"}, 1},
+			{nodes, map[string]string{"provision_state": "enroll"}, 1},
+			{nodes, map[string]string{"provision_state": "clean failed"}, 1},
+			{nodes, nil, 4},
+		})
+	}
 	t.Logf("whole test: %.1f s", time.Since(start).Seconds())
 }
 

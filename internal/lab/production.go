@@ -50,6 +50,9 @@ func (o *Options) check() error {
 	if o.Layout != LayoutProduction {
 		return err
 	}
+	if o.Inspect {
+		err = errors.Join(err, errors.New("inspection at enrolment (Options.Inspect) is for the lab layout only"))
+	}
 	if out, e := exec.Command("busybox", "--list").Output(); e != nil || !strings.Contains("\n"+string(out), "\nhttpd\n") {
 		err = errors.Join(err, errors.New("the production layout's image server: busybox with httpd: run scripts/deps.sh (Debian package busybox)"))
 	}

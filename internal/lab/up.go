@@ -120,6 +120,10 @@ type Options struct {
 	// or LayoutProduction (serve, BMCs and an image server inside the namespace; see
 	// production.go).
 	Layout string
+	// Inspect enrols the nodes for in-band inspection: inspect_interface "agent" and no
+	// properties (cpu_arch, capabilities' boot_mode) written by the lab; inspection fills them
+	// (docs/inspection.md). The PXE port is still enrolled. Lab layout only.
+	Inspect bool
 }
 
 // DefaultNodes returns n nodes alternating SeaBIOS over IPMI and OVMF over Redfish; with
@@ -497,6 +501,10 @@ console_log_dir = %q
 		body := map[string]any{"name": n.Name, "driver": n.Power,
 			"boot_interface": "ipxe", "deploy_interface": "direct", "driver_info": di, "resource_class": ResourceClass,
 			"properties": map[string]any{"capabilities": "boot_mode:" + n.Firmware, "cpu_arch": "x86_64"}}
+		if opts.Inspect {
+			delete(body, "properties")
+			body["inspect_interface"] = "agent"
+		}
 		if opts.Rescue {
 			di["rescue_kernel"], di["rescue_ramdisk"] = rescueKernel, rescueInitrd
 			body["rescue_interface"] = "agent"
