@@ -20,7 +20,7 @@ type reading struct {
 var (
 	temperatures = []reading{{"Inlet Temp", 22, 24}, {"CPU1 Temp", 27, 48}, {"System Board Temp", 25, 36}}
 	fans         = []reading{{"Fan1", 0, 4200}, {"Fan2", 0, 4080}}
-	voltages     = []reading{{"12V", 0, 12.06}, {"5V", 0, 5.02}, {"3.3VSB", 3.31, 3.31}}
+	voltages     = []reading{{"12V", 0, 12.06}, {"5V", 0, 5.02}, {"3.3VSB", 3.32, 3.32}}
 	// powerDraw is what the machine takes from the wall, in watts (a standby BMC when off).
 	powerDraw = reading{"System Power Control", 9, 142}
 )

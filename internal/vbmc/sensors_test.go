@@ -3,10 +3,13 @@ package vbmc
 import (
 	"context"
 	"math"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/driver/ipmi"
 	"github.com/ironwork/ironwork/internal/driver/redfish"
 )
 
@@ -69,4 +72,57 @@ func TestRedfishSensorsFollowPower(t *testing.T) {
 	}
 	t.Logf("off: CPU %v °C, %v W; on: CPU %v °C, %v W", off["CPU1 Temp"].Value, off["System Power Control"].Value,
 		on["CPU1 Temp"].Value, on["System Power Control"].Value)
+}
+
+// TestIPMISensorsFollowPower reads the machine's sensors with Ironwork's own IPMI driver (SDR
+// and Get Sensor Reading through go-ipmi's client), off then on, and with ipmitool when it is
+// installed.
+func TestIPMISensorsFollowPower(t *testing.T) {
+	v := startVBMC(t, []string{"sh", "-c", "exec sleep 300", "vm"})
+	ctx := context.Background()
+	host, port, _ := strings.Cut(v.IPMIAddrs["vm1"], ":")
+	d := ipmi.Interface{}
+	tk := &conductor.Task{Node: &ironwork.Node{UUID: "n-ipmi-sensors", DriverInfo: ironwork.JSONObject{
+		"ipmi_address": host, "ipmi_port": port, "ipmi_username": "admin", "ipmi_password": "password"}}}
+	check := func(on bool) map[string]conductor.Sensor {
+		t.Helper()
+		got, err := d.Sensors(ctx, tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string]conductor.Sensor{}
+		for _, s := range got {
+			byName[s.Name] = s
+		}
+		sensors := ipmiSensors()
+		if len(got) != len(sensors) {
+			t.Errorf("%d sensors, want %d: %+v", len(got), len(sensors), got)
+		}
+		for _, s := range sensors {
+			g, ok := byName[s.name]
+			step := float64(s.m) * math.Pow10(int(s.rExp))
+			if !ok || math.Abs(g.Value-s.value(on)) > step/2+1e-9 {
+				t.Errorf("sensor %s (on %v) = %+v, want %v", s.name, on, g, s.value(on))
+			}
+		}
+		return byName
+	}
+	off := check(false)
+	if err := v.Machine("vm1").PowerOn(); err != nil {
+		t.Fatal(err)
+	}
+	on := check(true)
+	for _, k := range []string{"CPU1 Temp", "PS Input Power", "Fan1"} {
+		if on[k].Value <= off[k].Value {
+			t.Errorf("%s: %v on, %v off", k, on[k].Value, off[k].Value)
+		}
+	}
+	t.Logf("on: %+v %+v %+v", on["CPU1 Temp"], on["PS Input Power"], on["12V"])
+	if _, err := exec.LookPath("ipmitool"); err == nil {
+		out := ipmitool(t, v, "sdr", "list")
+		t.Logf("ipmitool sdr list:\n%s", out)
+		if !strings.Contains(out, "CPU1 Temp") || !strings.Contains(out, "48 degrees C") {
+			t.Errorf("ipmitool does not read CPU1 Temp at 48 degrees C")
+		}
+	}
 }

@@ -114,7 +114,13 @@ func Start(cfg Config, log *slog.Logger) (*VBMC, error) {
 		user.SetPassword([]byte(cfg.Password))
 		user.Enabled = true
 		user.ChannelAccess[1] = bmc.UserChannelAccess{MaxPrivilege: bmc.PrivilegeLevelAdministrator, Enabled: true}
-		v.ipmi = append(v.ipmi, server.NewServer(b, conn, server.WithCipherSuites([]types.CipherSuiteID{types.CipherSuiteID3, types.CipherSuiteID17})))
+		sensors := ipmiSensors()
+		if err := writeSDR(context.Background(), h.Storage().SDR(), sensors); err != nil {
+			v.Close()
+			return nil, fmt.Errorf("machine %s: %w", mc.Name, err)
+		}
+		v.ipmi = append(v.ipmi, server.NewServer(b, conn, server.WithCipherSuites([]types.CipherSuiteID{types.CipherSuiteID3, types.CipherSuiteID17}),
+			server.WithHandlerRegistry(ipmiSensorRegistry(m, sensors))))
 		v.IPMIAddrs[mc.Name] = conn.LocalAddr().String()
 	}
 	if cfg.RedfishListen != "" {
