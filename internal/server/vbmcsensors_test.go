@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,13 +13,14 @@ import (
 )
 
 // TestSensorMetricsFromVBMC runs the conductor's sensor task (send_sensor_data) on a redfish
-// node whose BMC is an in-process `ironwork vbmc` (its machine is a dummy command, no QEMU):
-// the machine's Thermal and Power readings appear in /metrics, parsed with expfmt, and the CPU
-// temperature and power draw rise after the node is powered on through the API.
+// node and an ipmi node of the same machine, whose BMC is an in-process `ironwork vbmc` (its
+// machine is a dummy command, no QEMU): the machine's Redfish Thermal and Power readings and
+// its IPMI SDR sensors appear in /metrics, parsed with expfmt, and the CPU temperature, fans
+// and power draw rise after the node is powered on through the API.
 func TestSensorMetricsFromVBMC(t *testing.T) {
 	const password = "Sensor-S3cret-pw"
 	v, err := vbmc.Start(vbmc.Config{Username: "admin", Password: password, RedfishListen: "127.0.0.1:0",
-		Machines: []vbmc.MachineConfig{{Name: "vm1", Command: []string{"sh", "-c", "exec sleep 300", "vm"}}}}, nil)
+		Machines: []vbmc.MachineConfig{{Name: "vm1", IPMIListen: "127.0.0.1:0", Command: []string{"sh", "-c", "exec sleep 300", "vm"}}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,13 +38,28 @@ func TestSensorMetricsFromVBMC(t *testing.T) {
 		t.Fatalf("create: %d %v", code, n)
 	}
 	uuid := n["uuid"].(string)
+	// The same machine through its IPMI BMC: SDR and Get Sensor Reading.
+	host, port, _ := strings.Cut(v.IPMIAddrs["vm1"], ":")
+	code, _, n = c.do("POST", "/v1/nodes", map[string]any{"name": "ipmi-sensors", "driver": "ipmi", "driver_info": map[string]any{
+		"ipmi_address": host, "ipmi_port": port, "ipmi_username": "admin", "ipmi_password": password}})
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, n)
+	}
+	ipmiNode := n["uuid"].(string)
 	// wait scrapes /metrics (the task runs every 100 ms) until the CPU temperature is want.
 	wait := func(want float64) map[string]float64 {
 		t.Helper()
 		start := time.Now()
 		for deadline := start.Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			fams := scrape(t, srv.URL()+"/metrics", "", "")
-			if m := findSample(fams, "ironwork_sensor_reading", map[string]string{"node": uuid, "sensor": "CPU1 Temp"}); m != nil && value(m) == want {
+			m := findSample(fams, "ironwork_sensor_reading", map[string]string{"node": uuid, "sensor": "CPU1 Temp"})
+			mi := findSample(fams, "ironwork_sensor_reading", map[string]string{"node": ipmiNode, "sensor": "CPU1 Temp"})
+			if m != nil && value(m) == want && mi != nil && value(mi) == want {
+				if p := findSample(fams, "ironwork_sensor_reading", map[string]string{"node": ipmiNode, "sensor": "PS Input Power", "type": "Power", "unit": "watts"}); p == nil {
+					t.Errorf("no PS Input Power of the IPMI node")
+				} else {
+					t.Logf("IPMI node: CPU1 Temp %v °C, PS Input Power %v W", value(mi), value(p))
+				}
 				got := map[string]float64{}
 				for _, m := range fams["ironwork_sensor_reading"].GetMetric() {
 					labels := map[string]string{}

@@ -47,7 +47,7 @@ func ipmiSensors() []ipmiSensor {
 		}
 		out = append(out, ipmiSensor{r, types.SensorTypeVoltage, types.SensorUnitType_Volts, m, -2})
 	}
-	out = append(out, ipmiSensor{reading{"PS Input Power", powerDraw.off, powerDraw.on}, types.SensorTypePowerSupply, types.SensorUnitType_Watts, 2, 0})
+	out = append(out, ipmiSensor{reading{"PS Input Power", powerDraw.off, powerDraw.on}, types.SensorTypePowerSupply, types.SensorUnitType_Watts, 1, 0})
 	return out
 }
 
