@@ -72,4 +72,3 @@ func enrolAs(t *testing.T, c *api.Client, name string) string {
 	}
 	return n["uuid"].(string)
 }
-
