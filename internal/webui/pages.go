@@ -122,7 +122,8 @@ func (h *Handler) fleet(w http.ResponseWriter, r *http.Request) {
 	statesJSON, _ := json.Marshal(states)
 	h.render(w, r, http.StatusOK, "fleet", map[string]any{
 		"Title": "Fleet", "Nodes": shown, "Total": len(nodes), "Counts": byState, "Query": q,
-		"Drivers": driverList, "States": template.JS(statesJSON), // json.Marshal escapes <, > and & "Filtered": len(shown) != len(nodes),
+		"Drivers": driverList, "Filtered": len(shown) != len(nodes),
+		"States": template.JS(statesJSON), // json.Marshal escapes <, > and &
 	})
 }
 
