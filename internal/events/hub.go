@@ -40,6 +40,7 @@ type NodeState struct {
 	PowerState           string         `json:"power_state,omitempty"`
 	TargetPowerState     string         `json:"target_power_state,omitempty"`
 	Maintenance          bool           `json:"maintenance"`
+	ConsoleEnabled       bool           `json:"console_enabled"`
 	MaintenanceReason    string         `json:"maintenance_reason,omitempty"`
 	Fault                string         `json:"fault,omitempty"`
 	LastError            string         `json:"last_error,omitempty"`
@@ -67,7 +68,7 @@ func StateOf(n *ironwork.Node) NodeState {
 	st := NodeState{
 		UUID: n.UUID, Name: n.Name, ProvisionState: string(n.ProvisionState),
 		TargetProvisionState: string(n.TargetProvisionState), PowerState: string(n.PowerState),
-		TargetPowerState: string(n.TargetPowerState), Maintenance: n.Maintenance,
+		TargetPowerState: string(n.TargetPowerState), Maintenance: n.Maintenance, ConsoleEnabled: n.ConsoleEnabled,
 		MaintenanceReason: n.MaintenanceReason, Fault: n.Fault, LastError: n.LastError,
 		DeployStep: maps.Clone(map[string]any(n.DeployStep)), CleanStep: maps.Clone(map[string]any(n.CleanStep)),
 	}

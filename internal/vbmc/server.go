@@ -128,7 +128,13 @@ func Start(cfg Config, log *slog.Logger) (*VBMC, error) {
 		user.SetPassword([]byte(cfg.Password))
 		user.Enabled = true
 		user.ChannelAccess[1] = bmc.UserChannelAccess{MaxPrivilege: bmc.PrivilegeLevelAdministrator, Enabled: true}
-		v.ipmi = append(v.ipmi, server.NewServer(b, conn, server.WithCipherSuites([]types.CipherSuiteID{types.CipherSuiteID3, types.CipherSuiteID17})))
+		sensors := ipmiSensors()
+		if err := writeSDR(context.Background(), h.Storage().SDR(), sensors); err != nil {
+			v.Close()
+			return nil, fmt.Errorf("machine %s: %w", mc.Name, err)
+		}
+		v.ipmi = append(v.ipmi, server.NewServer(b, conn, server.WithCipherSuites([]types.CipherSuiteID{types.CipherSuiteID3, types.CipherSuiteID17}),
+			server.WithHandlerRegistry(ipmiSensorRegistry(m, sensors))))
 		v.IPMIAddrs[mc.Name] = conn.LocalAddr().String()
 	}
 	if cfg.RedfishListen != "" {
@@ -189,7 +195,7 @@ func (v *VBMC) Close() error {
 }
 
 // Redfish: the service root, the systems collection and one ComputerSystem per machine, with
-// ComputerSystem.Reset and PATCH of Boot.
+// ComputerSystem.Reset and PATCH of Boot; one Chassis per machine with its sensors (sensors.go).
 
 func (v *VBMC) authorized(r *http.Request) bool {
 	u, p, ok := r.BasicAuth()
@@ -235,7 +241,8 @@ func (v *VBMC) system(m *Machine) map[string]any {
 		"Boot": map[string]any{"BootSourceOverrideTarget": bootToRedfish[dev], "BootSourceOverrideEnabled": enabled,
 			"BootSourceOverrideMode": cmp.Or(m.BootMode(), mode), "BootSourceOverrideMode@Redfish.AllowableValues": []string{ModeLegacy, ModeUEFI},
 			"BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd", "UsbCd"}},
-		"Links": map[string]any{"ManagedBy": []map[string]any{{"@odata.id": "/redfish/v1/Managers/" + m.Name}}},
+		"Links": map[string]any{"ManagedBy": []map[string]any{{"@odata.id": "/redfish/v1/Managers/" + m.Name}},
+			"Chassis": chassisLinks(m.Name)},
 		"Actions": map[string]any{"#ComputerSystem.Reset": map[string]any{
 			"target":                            path + "/Actions/ComputerSystem.Reset",
 			"ResetType@Redfish.AllowableValues": []string{"On", "ForceOff", "GracefulShutdown", "ForceRestart", "GracefulRestart", "Nmi"},
@@ -257,7 +264,8 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if path == "/redfish/v1" {
 		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": "/redfish/v1", "@odata.type": "#ServiceRoot.v1_5_0.ServiceRoot",
 			"Id": "RootService", "Name": "Ironwork virtual BMC", "RedfishVersion": "1.6.0",
-			"Systems": map[string]any{"@odata.id": "/redfish/v1/Systems"}})
+			"Systems": map[string]any{"@odata.id": "/redfish/v1/Systems"},
+			"Chassis": map[string]any{"@odata.id": "/redfish/v1/Chassis"}})
 		return
 	}
 	if !v.authorized(r) {
@@ -272,6 +280,10 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": path, "@odata.type": "#ComputerSystemCollection.ComputerSystemCollection",
 			"Name": "Computer System Collection", "Members@odata.count": len(members), "Members": members})
+		return
+	}
+	if rest, ok := strings.CutPrefix(path, "/redfish/v1/Chassis"); ok && (rest == "" || rest[0] == '/') {
+		v.serveChassis(w, r, rest)
 		return
 	}
 	if rest, ok := strings.CutPrefix(path, "/redfish/v1/Managers/"); ok {

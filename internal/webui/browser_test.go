@@ -2,6 +2,7 @@ package webui_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -239,4 +240,110 @@ func TestBrowserFleetAndDeploy(t *testing.T) {
 	if n["provision_state"] != "active" || n["instance_info"].(map[string]any)["image_source"] != "http://127.0.0.1:9/images/debian.raw" {
 		t.Errorf("the node is %v with instance_info %v", n["provision_state"], n["instance_info"])
 	}
+}
+
+// TestBrowserSerialConsole enables a fake-hardware node's console from its page (button,
+// confirmation), connects the page's terminal to the websocket, reads the fake console's
+// banner, types into the terminal and reads the echo; a node without a console says so.
+func TestBrowserSerialConsole(t *testing.T) {
+	ctx := newChromium(t)
+	dir := artifacts(t)
+	srv := start(t)
+	c := &api.Client{BaseURL: srv.URL()}
+	bg := context.Background()
+	uuid := enrol(t, c, "tty-1", map[string]any{"console_interface": "fake"})
+	enrol(t, c, "mute-1", map[string]any{"console_interface": "no-console"})
+	step, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+
+	if err := chromedp.Do(step, chromedp.Navigate(srv.URL()+"/ui/nodes/mute-1"), chromedp.WaitVisible(chromedp.CSS("#live.on"))); err != nil {
+		t.Fatalf("node page: %v", err)
+	}
+	none, err := chromedp.Run(step, chromedp.Text(chromedp.ID("console-none")))
+	if err != nil || !strings.Contains(none, "no serial console") || !strings.Contains(none, "no-console") {
+		t.Errorf("a node without a console shows %q (%v)", none, err)
+	}
+	if n, err := chromedp.Run(step, chromedp.Evaluate[int](`document.querySelectorAll("#console-term, #console-connect").length`)); err != nil || n != 0 {
+		t.Errorf("a node without a console has %d terminal elements (%v)", n, err)
+	}
+
+	if err := chromedp.Do(step, chromedp.Navigate(srv.URL()+"/ui/nodes/tty-1"), chromedp.WaitVisible(chromedp.CSS("#live.on"))); err != nil {
+		t.Fatalf("node page: %v", err)
+	}
+	if dis, err := chromedp.Run(step, chromedp.Evaluate[bool](`document.getElementById("console-connect").disabled`)); err != nil || !dis {
+		t.Errorf("Connect is enabled while the console is disabled (%v)", err)
+	}
+	if err := chromedp.Do(step,
+		chromedp.Click(chromedp.CSS(`button[data-action="console-on"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#confirm")),
+	); err != nil {
+		t.Fatalf("open the console dialog: %v", err)
+	}
+	start := time.Now()
+	if _, err := chromedp.RunResponse(step, chromedp.Click(chromedp.CSS("#confirm-yes"))); err != nil {
+		t.Fatalf("confirm: %v", err)
+	}
+	if err := chromedp.Do(step, chromedp.WaitVisible(chromedp.CSS("#live.on"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(step, chromedp.Poll[bool](`document.getElementById("console-enabled").textContent === "true" && !document.getElementById("console-connect").disabled`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("the page does not show the console enabled: %v", err)
+	}
+	t.Logf("console enabled from the page in %v", time.Since(start).Round(time.Millisecond))
+	banner := "fake serial console of node " + uuid
+	if err := chromedp.Do(step, chromedp.Click(chromedp.ID("console-connect"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(step, chromedp.Poll[bool](`document.getElementById("console-status").textContent.startsWith("connected")`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("the terminal did not connect: %v", err)
+	}
+	// The serial line was attached (and printed its banner) when the console was enabled; an
+	// empty line makes the fake console print it again, as a getty its prompt.
+	if err := chromedp.Do(step, chromedp.SendKeys(chromedp.ID("console-term"), "\r")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(step, chromedp.Poll[bool](`document.getElementById("console-term").textContent.includes(`+jsString(banner)+`)`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		text, _ := chromedp.Run(step, chromedp.Text(chromedp.ID("console-status")))
+		t.Fatalf("the terminal does not show the banner (status %q): %v", text, err)
+	}
+	typed := "hello from chromium"
+	if err := chromedp.Do(step, chromedp.Click(chromedp.ID("console-term")), chromedp.SendKeys(chromedp.ID("console-term"), typed)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(step, chromedp.Poll[bool](`document.getElementById("console-term").textContent.includes(`+jsString(banner+"\n"+typed)+`)`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		text, _ := chromedp.Run(step, chromedp.Text(chromedp.ID("console-term")))
+		t.Fatalf("the terminal does not show the echo of what was typed: %q: %v", text, err)
+	}
+	// Backspace goes down the line as DEL; the fake console echoes it and the terminal erases.
+	if err := chromedp.Do(step, chromedp.SendKeys(chromedp.ID("console-term"), "\b\b\b")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(step, chromedp.Poll[bool](`document.getElementById("console-term").textContent.endsWith(`+jsString(typed[:len(typed)-3])+`)`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		text, _ := chromedp.Run(step, chromedp.Text(chromedp.ID("console-term")))
+		t.Errorf("backspaces were not applied: %q: %v", text, err)
+	}
+	screenshot(t, step, dir, "node-console")
+	if err := chromedp.Do(step, chromedp.Click(chromedp.ID("console-disconnect"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(step, chromedp.Poll[bool](`document.getElementById("console-status").textContent.startsWith("disconnected") && !document.getElementById("console-connect").disabled`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Errorf("the page does not show the disconnection: %v", err)
+	}
+	// The console is free again: a client of the API can connect.
+	var st map[string]any
+	if err := c.Do(bg, http.MethodGet, "/v1/nodes/"+uuid+"/states/console", nil, &st); err != nil || st["console_enabled"] != true {
+		t.Errorf("GET states/console: %v %v", st, err)
+	}
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

@@ -122,7 +122,8 @@ func (h *Handler) fleet(w http.ResponseWriter, r *http.Request) {
 	statesJSON, _ := json.Marshal(states)
 	h.render(w, r, http.StatusOK, "fleet", map[string]any{
 		"Title": "Fleet", "Nodes": shown, "Total": len(nodes), "Counts": byState, "Query": q,
-		"Drivers": driverList, "States": template.JS(statesJSON), // json.Marshal escapes <, > and & "Filtered": len(shown) != len(nodes),
+		"Drivers": driverList, "Filtered": len(shown) != len(nodes),
+		"States": template.JS(statesJSON), // json.Marshal escapes <, > and &
 	})
 }
 
@@ -171,6 +172,7 @@ func (h *Handler) showNode(w http.ResponseWriter, r *http.Request, status int, a
 	h.render(w, r, status, "node", map[string]any{
 		"Title": name, "Node": n, "Fields": fields, "Ports": ports, "History": hist.History,
 		"Progress": progress, "ActionError": actionErr, "Done": done, "Actions": actions,
+		"ConsoleActions": consoleActions,
 	})
 }
 
@@ -188,6 +190,9 @@ var actions = []action{
 	{"power-on", "Power on", ""}, {"power-off", "Power off", ""}, {"reboot", "Reboot", ""},
 	{"maintenance-on", "Maintenance on", "reason"}, {"maintenance-off", "Maintenance off", ""},
 }
+
+// consoleActions are the buttons of the node page's serial console section.
+var consoleActions = []action{{"console-on", "Enable console", ""}, {"console-off", "Disable console", ""}}
 
 // action serves POST /ui/nodes/{ident}/actions: one confirmed action, then back to the node.
 func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
@@ -259,6 +264,8 @@ func (h *Handler) do(r *http.Request, base, act string) error {
 			body["reason"] = reason
 		}
 		return h.call(r, http.MethodPut, base+"/maintenance", body, nil)
+	case "console-on", "console-off":
+		return h.call(r, http.MethodPut, base+"/states/console", map[string]any{"enabled": act == "console-on"}, nil)
 	case "maintenance-off":
 		return h.call(r, http.MethodDelete, base+"/maintenance", nil, nil)
 	}

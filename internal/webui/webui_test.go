@@ -187,7 +187,7 @@ func TestNodePageMasksSecretsAndActionsNeedToken(t *testing.T) {
 	if strings.Contains(page, "hunter2") || !strings.Contains(page, "******") || !strings.Contains(page, "10.0.0.9") {
 		t.Error("the node page does not mask driver_info as the API does")
 	}
-	for _, want := range []string{"52:54:00:aa:bb:cc", `id="console" data-pending=`, `data-action="deploy"`} {
+	for _, want := range []string{"52:54:00:aa:bb:cc", `id="console-term"`, `data-action="console-on"`, `data-action="deploy"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the node page lacks %q", want)
 		}

@@ -202,16 +202,32 @@ func (Interface) Unrescue(context.Context, *conductor.Task) error { return nil }
 
 // AttachConsole implements conductor.SerialConsole with a serial line that needs no hardware:
 // it prints a banner naming the node, then echoes what is typed, until ctx ends or in does.
+// An empty line (Enter alone) prints the banner again, as a getty prints its prompt: a client
+// that connects after the line was attached sees who it talks to.
 func (Interface) AttachConsole(ctx context.Context, t *conductor.Task, in io.Reader, out io.Writer) error {
-	if _, err := fmt.Fprintf(out, "fake serial console of node %s\r\n", t.Node.UUID); err != nil {
+	banner := fmt.Sprintf("fake serial console of node %s\r\n", t.Node.UUID)
+	if _, err := io.WriteString(out, banner); err != nil {
 		return err
 	}
 	buf := make([]byte, 256)
+	empty := true // nothing typed on the current line
 	for {
 		n, err := in.Read(buf)
 		if n > 0 {
 			if _, werr := out.Write(buf[:n]); werr != nil {
 				return werr
+			}
+			for _, b := range buf[:n] {
+				if b != '\r' && b != '\n' {
+					empty = false
+					continue
+				}
+				if empty && b == '\r' {
+					if _, werr := io.WriteString(out, "\n"+banner); werr != nil {
+						return werr
+					}
+				}
+				empty = true
 			}
 		}
 		if err != nil {
