@@ -151,28 +151,44 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, req HeartbeatRequest) er
 	default:
 		return nil // the conductor is at work on the node; it reads the agent fields itself
 	}
+	return c.onAgentCall(ctx, n, hb, "heartbeat of a node in maintenance: its steps wait until maintenance ends",
+		func(t *Task) func(context.Context, *Task) {
+			h, ok := t.Driver.Impl(ironwork.DeployInterface).(HeartbeatHandler)
+			if !ok {
+				return nil
+			}
+			return func(ctx context.Context, t *Task) { c.onHeartbeat(ctx, t, h, hb) }
+		})
+}
+
+// onAgentCall runs the work an agent's heartbeat asks for in a worker, under the node's lock,
+// when the node is out of maintenance, still in the state the heartbeat found it in, and the
+// token matches. pick returns the work from the node's driver, or nil when its interface
+// cannot do it. A busy node or no free worker is not an error: the next heartbeat comes soon.
+func (c *Conductor) onAgentCall(ctx context.Context, n *ironwork.Node, hb Heartbeat, inMaintenance string,
+	pick func(t *Task) func(context.Context, *Task)) error {
 	if n.Maintenance {
-		c.log.Info("heartbeat of a node in maintenance: its steps wait until maintenance ends", "node", n.UUID)
+		c.log.Info(inMaintenance, "node", n.UUID)
 		return nil
 	}
 	t, err := c.lock(ctx, n.UUID)
 	if ironwork.ErrorCode(err) == ironwork.ELOCKED {
-		return nil // busy: the next heartbeat comes soon
+		return nil
 	}
 	if err != nil {
 		return err
 	}
-	h, ok := t.Driver.Impl(ironwork.DeployInterface).(HeartbeatHandler)
-	if !ok || t.Node.ProvisionState != n.ProvisionState || t.Node.Maintenance || !tokenMatches(t.Node, hb.AgentToken) {
+	work := pick(t)
+	if work == nil || t.Node.ProvisionState != n.ProvisionState || t.Node.Maintenance || !tokenMatches(t.Node, hb.AgentToken) {
 		c.release(t.Node)
 		return nil
 	}
 	done, err := c.acquireWorker()
 	if err != nil {
 		c.release(t.Node)
-		return nil // no worker free: the next heartbeat tries again
+		return nil
 	}
-	c.background(t, done, func(ctx context.Context, t *Task) { c.onHeartbeat(ctx, t, h, hb) })
+	c.background(t, done, work)
 	return nil
 }
 

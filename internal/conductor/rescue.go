@@ -48,29 +48,14 @@ func (c *Conductor) checkRescuable(ctx context.Context, t *Task) error {
 // rescueHeartbeat is AgentHeartbeat's part for a node in "rescue wait": when the node's
 // rescue interface finalizes rescues and nobody works on the node, a worker does it.
 func (c *Conductor) rescueHeartbeat(ctx context.Context, n *ironwork.Node, hb Heartbeat) error {
-	if n.Maintenance {
-		c.log.Info("heartbeat of a node in maintenance: its rescue waits until maintenance ends", "node", n.UUID)
-		return nil
-	}
-	t, err := c.lock(ctx, n.UUID)
-	if ironwork.ErrorCode(err) == ironwork.ELOCKED {
-		return nil // busy: the next heartbeat comes soon
-	}
-	if err != nil {
-		return err
-	}
-	f, ok := t.Driver.Impl(ironwork.RescueInterface).(RescueFinalizer)
-	if !ok || t.Node.ProvisionState != ironwork.RescueWait || t.Node.Maintenance || !tokenMatches(t.Node, hb.AgentToken) {
-		c.release(t.Node)
-		return nil
-	}
-	done, err := c.acquireWorker()
-	if err != nil {
-		c.release(t.Node)
-		return nil // no worker free: the next heartbeat tries again
-	}
-	c.background(t, done, func(ctx context.Context, t *Task) { c.finalizeRescue(ctx, t, f, hb) })
-	return nil
+	return c.onAgentCall(ctx, n, hb, "heartbeat of a node in maintenance: its rescue waits until maintenance ends",
+		func(t *Task) func(context.Context, *Task) {
+			f, ok := t.Driver.Impl(ironwork.RescueInterface).(RescueFinalizer)
+			if !ok {
+				return nil
+			}
+			return func(ctx context.Context, t *Task) { c.finalizeRescue(ctx, t, f, hb) }
+		})
 }
 
 // finalizeRescue ends a rescue whose ramdisk called back: "rescue wait" -> "rescuing" ->
