@@ -35,26 +35,10 @@ func runConsole(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	client := clientFlags(fs)
 	wait := fs.Duration("wait", time.Minute, "how long to wait for the console to be served")
 	noEnable := fs.Bool("no-enable", false, "fail instead of enabling a disabled console")
-	var pos []string
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	node, code := oneArgument(fs, args)
+	if code >= 0 {
+		return code
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return 2
-	}
-	node := pos[0]
 	url, err := consoleURL(ctx, client(), node, *wait, !*noEnable)
 	if err != nil {
 		fmt.Fprintf(stderr, "ironwork console: %v\n", err)

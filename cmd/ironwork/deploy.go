@@ -170,36 +170,20 @@ func runUndeploy(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.Usage = func() { fmt.Fprint(stderr, undeployUsage); fs.PrintDefaults() }
 	client := clientFlags(fs)
 	wait := fs.Duration("wait", 30*time.Minute, "how long to wait for the node to become available")
-	// Flags may follow the node, as in the other commands.
-	var pos []string
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return 2
+	node, code := oneArgument(fs, args)
+	if code >= 0 {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
 	p := newProgress(stderr)
-	err := instance.Undeploy(ctx, client(), pos[0], time.Second, p.show)
+	err := instance.Undeploy(ctx, client(), node, time.Second, p.show)
 	p.done()
 	if err != nil {
 		fmt.Fprintf(stderr, "ironwork undeploy: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "node %s is available\n", pos[0])
+	fmt.Fprintf(stdout, "node %s is available\n", node)
 	return 0
 }
 
@@ -253,4 +237,30 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// oneArgument parses a command's flags, which may come before or after its one positional
+// argument (a node), and returns that argument; code is the exit code to return at once (0
+// after -h, 2 on a usage error) or -1 to go on.
+func oneArgument(fs *flag.FlagSet, args []string) (arg string, code int) {
+	var pos []string
+	rest := args
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return "", 0
+			}
+			return "", 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return "", 2
+	}
+	return pos[0], -1
 }
