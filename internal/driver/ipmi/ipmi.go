@@ -53,8 +53,49 @@ type Sessions struct {
 
 type session struct {
 	mu       sync.Mutex // one operation at a time on a session
-	c        *client.Client
+	c        *bmcSession
 	lastUsed time.Time
+}
+
+// keepAlive is go-ipmi's keepalive period: an open client sends Get Session Info on this tick,
+// counted from the moment it connected, from a goroutine of its own.
+const keepAlive = time.Duration(client.DefaultKeepAliveIntervalSec) * time.Second
+
+// bmcSession is an open RMCP+ session, when it opened, and how long one request on it may
+// take with its retries.
+type bmcSession struct {
+	c      *client.Client
+	opened time.Time
+	busy   time.Duration
+}
+
+// closeDelay says how long to wait before closing a session opened sinceOpen ago so that the
+// close does not meet the client's own keepalive request, which fires every keepAlive and
+// lasts at most busy. go-ipmi v0.9.1 closes its UDP socket without waiting for a keepalive
+// request that has just started, whose goroutine then writes to a nil connection and takes
+// the whole process down (seen once in the lab, under load).
+func closeDelay(sinceOpen, busy time.Duration) time.Duration {
+	const margin = time.Second // a late ticker or a slow scheduler
+	if busy+2*margin >= keepAlive || sinceOpen < keepAlive-margin {
+		return 0
+	}
+	switch phase := sinceOpen % keepAlive; {
+	case phase < busy+margin:
+		return busy + margin - phase
+	case phase > keepAlive-margin:
+		return keepAlive - phase + busy + margin
+	}
+	return 0
+}
+
+// close ends the session with the BMC and closes its socket, at once when no keepalive can be
+// in flight, otherwise from a goroutine once it is over (the caller does not wait).
+func (b *bmcSession) close() {
+	if w := closeDelay(time.Since(b.opened), b.busy); w > 0 {
+		time.AfterFunc(w, func() { closeClient(b.c) })
+		return
+	}
+	closeClient(b.c)
 }
 
 // NewSessions returns an empty session cache whose sessions close after 30 s unused, well
@@ -70,7 +111,7 @@ func (s *Sessions) Close() {
 	for k, ss := range s.open {
 		ss.mu.Lock()
 		if ss.c != nil {
-			closeClient(ss.c)
+			ss.c.close()
 		}
 		ss.mu.Unlock()
 		delete(s.open, k)
@@ -91,7 +132,7 @@ func (s *Sessions) entry(key string) *session {
 	for k, ss := range s.open {
 		if k != key && ss.mu.TryLock() {
 			if ss.c != nil && now.Sub(ss.lastUsed) > s.MaxIdle {
-				closeClient(ss.c)
+				ss.c.close()
 				delete(s.open, k)
 			}
 			ss.mu.Unlock()
@@ -236,15 +277,15 @@ func (d Interface) do(ctx context.Context, t *conductor.Task, fn func(c *client.
 			}
 			ss.c = c
 		}
-		err := fn(ss.c)
+		err := fn(ss.c.c)
 		if err == nil {
 			ss.lastUsed = time.Now()
 			if d.Sessions == nil {
-				closeClient(ss.c)
+				ss.c.close()
 			}
 			return nil
 		}
-		closeClient(ss.c)
+		ss.c.close()
 		ss.c = nil
 		if answered(err) || ctx.Err() != nil || time.Until(deadline) < retryPause {
 			return err
@@ -259,7 +300,7 @@ func (d Interface) do(ctx context.Context, t *conductor.Task, fn func(c *client.
 
 // session opens an RMCP+ session with the BMC, resending unanswered requests for up to
 // budget.
-func (d Interface) session(ctx context.Context, inf info, budget time.Duration) (*client.Client, error) {
+func (d Interface) session(ctx context.Context, inf info, budget time.Duration) (*bmcSession, error) {
 	timeout, retries, _ := d.limits()
 	c, err := client.NewClient(inf.address, inf.port, inf.username, inf.password)
 	if err != nil {
@@ -272,7 +313,7 @@ func (d Interface) session(ctx context.Context, inf info, budget time.Duration) 
 			inf.address, inf.port, inf.username, err)
 	}
 	c.WithRetry(retries) // on the open session: a silent BMC makes do open a new one
-	return c, nil
+	return &bmcSession{c: c, opened: time.Now(), busy: time.Duration(retries+1) * timeout}, nil
 }
 
 // Validate implements conductor.Validator: driver_info is complete and well formed.
@@ -416,11 +457,12 @@ func (d Interface) AttachConsole(ctx context.Context, t *conductor.Task, in io.R
 		return err
 	}
 	_, _, budget := d.limits()
-	c, err := d.session(ctx, inf, budget)
+	bs, err := d.session(ctx, inf, budget)
 	if err != nil {
 		return err
 	}
-	defer closeClient(c)
+	defer bs.close()
+	c := bs.c
 	quiet := func(uint8, io.Reader, io.Writer, *transport.ActivatePayloadResponse) {}
 	if err := c.SOLActivate(ctx, in, out, &client.SOLActivateOptions{OnActivated: quiet, OnDeactivated: quiet,
 		PollInterval: 50 * time.Millisecond}); err != nil && ctx.Err() == nil {
