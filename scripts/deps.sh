@@ -4,7 +4,7 @@
 # openipmi, ipmitool, python3-pyghmi, python3-sushy and redfishtool (BMC simulators and independent
 # IPMI and Redfish clients), QEMU with iPXE and OVMF (virtual machines that network-boot), and the
 # real DHCP, TFTP and router-advertisement peers of the boot services (busybox udhcpc, ISC
-# dhclient, dnsmasq, tftp-hpa, atftp, ndisc6), and the disk tools the agent's tests check its
+# dhclient and dhcrelay, dnsmasq, tftp-hpa, atftp, ndisc6), and the disk tools the agent's tests check its
 # work with (qemu-img, sgdisk, sfdisk, xorriso, isoinfo from genisoimage, blkid, zstd, xz), and
 # what the lab test image is built with (grub-common, grub-pc-bin, grub-efi-amd64-bin: files
 # only, the host boot is untouched; mtools), and chromium (headless, for the web console's
@@ -40,6 +40,7 @@ cpio cpio
 /usr/sbin/dropbear dropbear-bin
 /usr/sbin/dhclient isc-dhcp-client
 /usr/sbin/dnsmasq dnsmasq-base
+/usr/sbin/dhcrelay isc-dhcp-relay
 tftp tftp-hpa
 atftp atftp
 rdisc6 ndisc6

@@ -26,37 +26,33 @@ func u32ToIP(v uint32) net.IP {
 	return ip
 }
 
-// inSubnet reports whether ip is a host address of the served subnet (not
+// inSubnet reports whether ip is a host address of the attached subnet (not
 // its network or broadcast address).
-func (s *Server) inSubnet(ip net.IP) bool {
-	ip4 := ip.To4()
-	if ip4 == nil {
-		return false
+func (s *Server) inSubnet(ip net.IP) bool { return s.attached.contains(ip) }
+
+// ours reports whether ip is a host address of a subnet the server serves.
+func (s *Server) ours(ip net.IP) bool {
+	if s.attached.contains(ip) {
+		return true
 	}
-	mask := binary.BigEndian.Uint32(s.cfg.Netmask)
-	v := ipToU32(ip4)
-	if v&mask != s.network {
-		return false
+	for _, p := range s.relayed {
+		if p.contains(ip) {
+			return true
+		}
 	}
-	host := v &^ mask
-	return mask == 0xffffffff || mask == 0xfffffffe || (host != 0 && host != ^mask)
+	return false
 }
 
-func (s *Server) inRange(ip net.IP) bool {
-	v := ipToU32(ip)
-	return ip.To4() != nil && v >= s.rangeStart && v <= s.rangeEnd
+// validStatic reports whether c's static address can be given out in p.
+func (s *Server) validStatic(p *pool, c Client) bool {
+	return c.StaticIP.To4() != nil && p.contains(c.StaticIP) && !c.StaticIP.Equal(s.cfg.ServerIP)
 }
 
-// validStatic reports whether c's static address can be given out.
-func (s *Server) validStatic(c Client) bool {
-	return c.StaticIP.To4() != nil && s.inSubnet(c.StaticIP) && !c.StaticIP.Equal(s.cfg.ServerIP)
-}
-
-// usable reports whether ip may be given to mac now: in range, not the
+// usable reports whether ip may be given to mac now: in p's range, not the
 // server's or router's, not declined, not another port's static address, and
 // not actively leased to another MAC. s.mu must be held.
-func (s *Server) usable(ctx context.Context, ip net.IP, mac net.HardwareAddr, now time.Time) (bool, error) {
-	if !s.inRange(ip) || !s.inSubnet(ip) || ip.Equal(s.cfg.ServerIP) || ip.Equal(s.cfg.Router) {
+func (s *Server) usable(ctx context.Context, p *pool, ip net.IP, mac net.HardwareAddr, now time.Time) (bool, error) {
+	if !p.inRange(ip) || !p.contains(ip) || ip.Equal(s.cfg.ServerIP) || ip.Equal(p.router) {
 		return false, nil
 	}
 	key := ipToU32(ip)
@@ -85,18 +81,18 @@ func (s *Server) usable(ctx context.Context, ip net.IP, mac net.HardwareAddr, no
 // pick chooses the address to offer mac: its static address, else the
 // address it had (even expired) if still usable, else the one it asks for,
 // else the next usable one after the allocation cursor. s.mu must be held.
-func (s *Server) pick(ctx context.Context, mac net.HardwareAddr, c Client, requested net.IP, now time.Time) (net.IP, error) {
+func (s *Server) pick(ctx context.Context, p *pool, mac net.HardwareAddr, c Client, requested net.IP, now time.Time) (net.IP, error) {
 	if c.StaticIP != nil {
-		if s.validStatic(c) {
+		if s.validStatic(p, c) {
 			return c.StaticIP.To4(), nil
 		}
-		s.log.WarnContext(ctx, "static address outside the served subnet; using the range",
-			keyMAC, mac.String(), keyIP, c.StaticIP.String())
+		s.log.WarnContext(ctx, "static address outside the client's subnet; using the range",
+			keyMAC, mac.String(), keyIP, c.StaticIP.String(), keySubnet, p.String())
 	}
 	if l, found, err := s.leases.Lease(ctx, mac); err != nil {
 		return nil, fmt.Errorf("look up lease: %w", err)
 	} else if found {
-		ok, err := s.usable(ctx, l.IP, mac, now)
+		ok, err := s.usable(ctx, p, l.IP, mac, now)
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +101,7 @@ func (s *Server) pick(ctx context.Context, mac net.HardwareAddr, c Client, reque
 		}
 	}
 	if requested.To4() != nil {
-		ok, err := s.usable(ctx, requested, mac, now)
+		ok, err := s.usable(ctx, p, requested, mac, now)
 		if err != nil {
 			return nil, err
 		}
@@ -113,21 +109,21 @@ func (s *Server) pick(ctx context.Context, mac net.HardwareAddr, c Client, reque
 			return requested.To4(), nil
 		}
 	}
-	size := s.rangeEnd - s.rangeStart + 1 // New keeps the range inside a subnet of /8 or smaller
+	size := p.rangeEnd - p.rangeStart + 1 // ranges lie inside subnets of /8 or smaller
 	for i := uint32(0); i < size; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		v := s.rangeStart + (s.cursor-s.rangeStart+i)%size
+		v := p.rangeStart + (p.cursor-p.rangeStart+i)%size
 		ip := u32ToIP(v)
-		ok, err := s.usable(ctx, ip, mac, now)
+		ok, err := s.usable(ctx, p, ip, mac, now)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			s.cursor = v + 1
-			if s.cursor > s.rangeEnd || s.cursor < s.rangeStart {
-				s.cursor = s.rangeStart
+			p.cursor = v + 1
+			if p.cursor > p.rangeEnd || p.cursor < p.rangeStart {
+				p.cursor = p.rangeStart
 			}
 			return ip, nil
 		}

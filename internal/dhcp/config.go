@@ -50,6 +50,7 @@ type Config struct {
 	Netmask              net.IPMask
 	Router               net.IP   // optional
 	DNS                  []net.IP // optional
+	MTU                  int      // option 26; 0 sends none
 	LeaseTime            time.Duration
 	// OfferHold is how long an offered address stays reserved for the
 	// MAC it was offered to before it is committed by a REQUEST.
@@ -73,9 +74,14 @@ type Config struct {
 	// mode, boot file and the discovery script) instead of ignoring them.
 	Discovery bool
 	// Relayed answers relayed requests (giaddr set) whose giaddr lies in
-	// the served subnet, replying to the relay. Off by default: only
+	// the attached subnet, replying to the relay. Off by default: only
 	// clients on the interface are answered. perfdhcp needs it.
 	Relayed bool
+	// Subnets are the networks behind DHCP relays (racks on their own
+	// subnets): a relayed request whose giaddr lies in one is served from
+	// it and answered through the relay. Requests relayed from any other
+	// subnet are dropped.
+	Subnets []Subnet
 	// Workers bounds the packets handled at once; default 4.
 	Workers int
 	// OnRequest, when set, is called once per request read from the network and decoded,
@@ -119,6 +125,10 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("range %v..%v: start is after end", s, e))
 		}
 	}
+	if c.MTU != 0 && (c.MTU < 68 || c.MTU > 65535) {
+		errs = append(errs, fmt.Errorf("MTU %d is outside 68..65535", c.MTU))
+	}
+	errs = append(errs, validateSubnets(c.Mode, c.Subnets, c.RangeStart, c.RangeEnd)...)
 	if c.LeaseTime < 0 || c.OfferHold < 0 || c.DeclineHold < 0 {
 		errs = append(errs, errors.New("lease time, offer hold and decline hold must not be negative"))
 	}

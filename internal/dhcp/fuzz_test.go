@@ -46,9 +46,16 @@ func FuzzHandle(f *testing.F) {
 	add(dhcpv4.MessageTypeRelease, dhcpv4.WithClientIP(net.IPv4(10, 0, 0, 2)))
 	add(dhcpv4.MessageTypeInform, dhcpv4.WithClientIP(net.IPv4(10, 0, 0, 9)), pxe)
 	add(dhcpv4.MessageTypeDiscover, dhcpv4.WithGatewayIP(net.IPv4(10, 0, 0, 250)), dhcpv4.WithGeneric(optIPXEEncap, []byte{176, 1, 1}))
+	// Relayed from a rack, with option 82 (circuit id, remote id), and a malformed option 82.
+	add(dhcpv4.MessageTypeDiscover, pxe, dhcpv4.WithGatewayIP(net.IPv4(10, 9, 0, 1)),
+		dhcpv4.WithGeneric(dhcpv4.OptionRelayAgentInformation, []byte{1, 4, 's', 'w', '1', '7', 2, 2, 0xab, 0xcd}))
+	add(dhcpv4.MessageTypeRequest, dhcpv4.WithGatewayIP(net.IPv4(10, 8, 3, 1)), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 8, 1, 7))),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(server)), dhcpv4.WithGeneric(dhcpv4.OptionRelayAgentInformation, []byte{1, 200, 0}))
+	add(dhcpv4.MessageTypeRequest, dhcpv4.WithClientIP(net.IPv4(10, 9, 0, 12)))
 	for _, s := range seeds {
 		f.Add(s.ToBytes(), uint8(0))
 		f.Add(s.ToBytes(), uint8(1))
+		f.Add(s.ToBytes(), uint8(16))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, sel uint8) {
 		req, err := dhcpv4.FromBytes(data)
@@ -62,7 +69,13 @@ func FuzzHandle(f *testing.F) {
 		if sel&2 != 0 {
 			port = PortPXE
 		}
-		s := unitServer(t, mode, bitNodes{}, func(c *Config) { c.Relayed = sel&4 != 0; c.Discovery = sel&8 != 0 })
+		s := unitServer(t, mode, bitNodes{}, func(c *Config) {
+			c.Relayed = sel&4 != 0
+			c.Discovery = sel&8 != 0
+			if sel&16 != 0 {
+				c.Subnets = fuzzSubnets()
+			}
+		})
 		// Twice: the second time the first one's lease is in the store.
 		for range 2 {
 			reply, err := s.Handle(context.Background(), req, port)
@@ -111,11 +124,28 @@ func checkReply(t *testing.T, s *Server, req, reply *dhcpv4.DHCPv4) {
 				break
 			}
 			c, _ := bitNodes{}.Lookup(context.Background(), req.ClientHWAddr)
-			if y.Equal(s.cfg.ServerIP) || !s.inSubnet(y) || (!s.inRange(y) && !y.Equal(c.StaticIP)) {
-				t.Fatalf("%v gives %v: server, outside subnet, or outside range and not static", mt, y)
+			p, err := s.poolFor(req)
+			if err != nil {
+				t.Fatalf("%v answered to a request from no served subnet (giaddr %v)", mt, req.GatewayIPAddr)
+			}
+			if y.Equal(s.cfg.ServerIP) || !p.contains(y) || (!p.inRange(y) && !y.Equal(c.StaticIP)) {
+				t.Fatalf("%v gives %v: server, outside the client's subnet %v, or outside its range and not static", mt, y, p)
+			}
+			if p.relayed && !back.GatewayIPAddr.Equal(req.GatewayIPAddr) && !req.GatewayIPAddr.IsUnspecified() {
+				t.Fatalf("relayed %v lost its giaddr: %v", mt, back.GatewayIPAddr)
 			}
 		default:
 			t.Fatalf("full-mode reply of type %v", mt)
 		}
+	}
+}
+
+// fuzzSubnets are two racks behind relays.
+func fuzzSubnets() []Subnet {
+	_, a, _ := net.ParseCIDR("10.9.0.0/24")
+	_, b, _ := net.ParseCIDR("10.8.0.0/16")
+	return []Subnet{
+		{Network: a, RangeStart: net.IPv4(10, 9, 0, 10), RangeEnd: net.IPv4(10, 9, 0, 20)},
+		{Network: b, RangeStart: net.IPv4(10, 8, 1, 1), RangeEnd: net.IPv4(10, 8, 1, 50), Router: net.IPv4(10, 8, 0, 1), MTU: 9000},
 	}
 }

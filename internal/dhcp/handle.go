@@ -28,11 +28,10 @@ func (s *Server) Handle(ctx context.Context, req *dhcpv4.DHCPv4, port int) (*dhc
 		return nil, nil
 	}
 	mac := req.ClientHWAddr
-	if gi := req.GatewayIPAddr; gi != nil && !gi.IsUnspecified() {
-		if !s.cfg.Relayed || !s.inSubnet(gi) {
-			s.log.DebugContext(ctx, "dropping relayed request", keyMAC, mac.String(), keyRelay, gi.String())
-			return nil, nil
-		}
+	p, err := s.poolFor(req)
+	if err != nil {
+		s.log.DebugContext(ctx, "dropping relayed request", keyMAC, mac.String(), keyRelay, req.GatewayIPAddr.String(), keyErr, err)
+		return nil, nil
 	}
 	mt := req.MessageType()
 	switch s.cfg.Mode {
@@ -40,7 +39,7 @@ func (s *Server) Handle(ctx context.Context, req *dhcpv4.DHCPv4, port int) (*dhc
 		if port != PortDHCP {
 			return nil, nil
 		}
-		return s.handleFull(ctx, req, mt)
+		return s.handleFull(ctx, req, mt, p)
 	case ModeProxy:
 		return s.handleProxy(ctx, req, mt, port)
 	}
@@ -55,7 +54,7 @@ func (s *Server) lookup(ctx context.Context, mac net.HardwareAddr) (Client, erro
 	return c, nil
 }
 
-func (s *Server) handleFull(ctx context.Context, req *dhcpv4.DHCPv4, mt dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
+func (s *Server) handleFull(ctx context.Context, req *dhcpv4.DHCPv4, mt dhcpv4.MessageType, p *pool) (*dhcpv4.DHCPv4, error) {
 	switch mt {
 	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeDecline,
 		dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeInform:
@@ -73,26 +72,26 @@ func (s *Server) handleFull(ctx context.Context, req *dhcpv4.DHCPv4, mt dhcpv4.M
 	}
 	switch mt {
 	case dhcpv4.MessageTypeDiscover:
-		return s.offer(ctx, req, c)
+		return s.offer(ctx, req, c, p)
 	case dhcpv4.MessageTypeRequest:
-		return s.request(ctx, req, c)
+		return s.request(ctx, req, c, p)
 	case dhcpv4.MessageTypeDecline:
-		return nil, s.decline(ctx, req)
+		return nil, s.decline(ctx, req, p)
 	case dhcpv4.MessageTypeRelease:
 		return nil, s.release(ctx, req)
 	default:
-		return s.inform(ctx, req, c)
+		return s.inform(ctx, req, c, p)
 	}
 }
 
-func (s *Server) offer(ctx context.Context, req *dhcpv4.DHCPv4, c Client) (*dhcpv4.DHCPv4, error) {
+func (s *Server) offer(ctx context.Context, req *dhcpv4.DHCPv4, c Client, p *pool) (*dhcpv4.DHCPv4, error) {
 	mac := req.ClientHWAddr
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ip, err := s.pick(ctx, mac, c, req.RequestedIPAddress(), now)
+	ip, err := s.pick(ctx, p, mac, c, req.RequestedIPAddress(), now)
 	if errors.Is(err, errNoAddress) {
-		s.log.WarnContext(ctx, "no address to offer", keyMAC, mac.String())
+		s.log.WarnContext(ctx, "no address to offer", keyMAC, mac.String(), keySubnet, p.String())
 		return nil, nil
 	}
 	if err != nil {
@@ -114,10 +113,10 @@ func (s *Server) offer(ctx context.Context, req *dhcpv4.DHCPv4, c Client) (*dhcp
 		return nil, err
 	}
 	s.log.DebugContext(ctx, "offer", keyMAC, mac.String(), keyIP, ip.String(), keyNode, c.Node)
-	return s.leaseReply(req, dhcpv4.MessageTypeOffer, ip, c), nil
+	return s.leaseReply(req, dhcpv4.MessageTypeOffer, ip, c, p), nil
 }
 
-func (s *Server) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client) (*dhcpv4.DHCPv4, error) {
+func (s *Server) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client, p *pool) (*dhcpv4.DHCPv4, error) {
 	mac := req.ClientHWAddr
 	if sid := req.ServerIdentifier(); sid != nil && !sid.Equal(s.cfg.ServerIP) {
 		s.log.DebugContext(ctx, "client chose another server", keyMAC, mac.String(), keyServer, sid.String())
@@ -134,11 +133,11 @@ func (s *Server) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client) (*dh
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ok bool
-	if s.validStatic(c) {
+	if s.validStatic(p, c) {
 		ok = ip.Equal(c.StaticIP)
 	} else {
 		var err error
-		if ok, err = s.usable(ctx, ip, mac, now); err != nil {
+		if ok, err = s.usable(ctx, p, ip, mac, now); err != nil {
 			return nil, err
 		}
 	}
@@ -152,18 +151,18 @@ func (s *Server) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client) (*dh
 	} else if found && hostname == "" {
 		hostname = old.Hostname
 	}
-	l := Lease{MAC: mac, IP: ip, Expires: now.Add(s.cfg.LeaseTime), Hostname: hostname}
+	l := Lease{MAC: mac, IP: ip, Expires: now.Add(p.leaseTime), Hostname: hostname}
 	if err := s.commit(ctx, l, now); err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "lease", keyMAC, mac.String(), keyIP, ip.String(), keyNode, c.Node, keyNetBoot, s.wantsBoot(c), keyVIF, c.TenantVIF)
-	return s.leaseReply(req, dhcpv4.MessageTypeAck, ip, c), nil
+	s.log.InfoContext(ctx, "lease", keyMAC, mac.String(), keyIP, ip.String(), keyNode, c.Node, keyNetBoot, s.wantsBoot(c), keyVIF, c.TenantVIF, keySubnet, p.String())
+	return s.leaseReply(req, dhcpv4.MessageTypeAck, ip, c, p), nil
 }
 
-func (s *Server) decline(ctx context.Context, req *dhcpv4.DHCPv4) error {
+func (s *Server) decline(ctx context.Context, req *dhcpv4.DHCPv4, p *pool) error {
 	mac := req.ClientHWAddr
 	ip := req.RequestedIPAddress().To4()
-	if sid := req.ServerIdentifier(); ip == nil || sid == nil || !sid.Equal(s.cfg.ServerIP) || !s.inRange(ip) {
+	if sid := req.ServerIdentifier(); ip == nil || sid == nil || !sid.Equal(s.cfg.ServerIP) || !p.inRange(ip) {
 		return nil
 	}
 	now := time.Now()
@@ -209,11 +208,11 @@ func (s *Server) release(ctx context.Context, req *dhcpv4.DHCPv4) error {
 	return nil
 }
 
-func (s *Server) inform(ctx context.Context, req *dhcpv4.DHCPv4, c Client) (*dhcpv4.DHCPv4, error) {
-	if req.ClientIPAddr == nil || !s.inSubnet(req.ClientIPAddr) {
+func (s *Server) inform(ctx context.Context, req *dhcpv4.DHCPv4, c Client, p *pool) (*dhcpv4.DHCPv4, error) {
+	if req.ClientIPAddr == nil || !p.contains(req.ClientIPAddr) {
 		return nil, nil
 	}
-	reply := s.leaseReply(req, dhcpv4.MessageTypeAck, nil, c)
+	reply := s.leaseReply(req, dhcpv4.MessageTypeAck, nil, c, p)
 	reply.Options.Del(dhcpv4.OptionIPAddressLeaseTime)
 	reply.Options.Del(dhcpv4.OptionRenewTimeValue)
 	reply.Options.Del(dhcpv4.OptionRebindingTimeValue)
@@ -288,21 +287,24 @@ func newReply(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType) *dhcpv4.DHCPv4 {
 	return reply
 }
 
-// leaseReply builds a full-mode OFFER or ACK of ip (nil for INFORM).
-func (s *Server) leaseReply(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType, ip net.IP, c Client) *dhcpv4.DHCPv4 {
+// leaseReply builds a full-mode OFFER or ACK of ip (nil for INFORM) in p.
+func (s *Server) leaseReply(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType, ip net.IP, c Client, p *pool) *dhcpv4.DHCPv4 {
 	reply := newReply(req, mt)
 	if ip != nil {
 		reply.YourIPAddr = ip
 	}
-	reply.UpdateOption(dhcpv4.OptSubnetMask(s.cfg.Netmask))
-	reply.UpdateOption(dhcpv4.OptIPAddressLeaseTime(s.cfg.LeaseTime))
-	reply.UpdateOption(dhcpv4.OptRenewTimeValue(s.cfg.LeaseTime / 2))
-	reply.UpdateOption(dhcpv4.OptRebindingTimeValue(s.cfg.LeaseTime * 7 / 8))
-	if s.cfg.Router != nil {
-		reply.UpdateOption(dhcpv4.OptRouter(s.cfg.Router))
+	reply.UpdateOption(dhcpv4.OptSubnetMask(p.netmask))
+	reply.UpdateOption(dhcpv4.OptIPAddressLeaseTime(p.leaseTime))
+	reply.UpdateOption(dhcpv4.OptRenewTimeValue(p.leaseTime / 2))
+	reply.UpdateOption(dhcpv4.OptRebindingTimeValue(p.leaseTime * 7 / 8))
+	if r := routerFor(p, req); r != nil {
+		reply.UpdateOption(dhcpv4.OptRouter(r))
 	}
-	if len(s.cfg.DNS) > 0 {
-		reply.UpdateOption(dhcpv4.OptDNS(s.cfg.DNS...))
+	if len(p.dns) > 0 {
+		reply.UpdateOption(dhcpv4.OptDNS(p.dns...))
+	}
+	if p.mtu > 0 {
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionInterfaceMTU, []byte{byte(p.mtu >> 8), byte(p.mtu)}))
 	}
 	s.addCommon(reply)
 	if s.wantsBoot(c) {

@@ -34,6 +34,7 @@ const (
 	keyMode    = "mode"
 	keyErr     = "err"
 	keyPrefix  = "prefix"
+	keySubnet  = "subnet"
 )
 
 // queuePerWorker bounds the packets waiting for a worker; more are dropped
@@ -47,12 +48,13 @@ type Server struct {
 	leases Leases
 	log    *slog.Logger
 
-	network, rangeStart, rangeEnd uint32
+	// attached is the subnet on the interface; relayed are those behind relays.
+	attached *pool
+	relayed  []*pool
 
 	// mu serialises address decisions (pick and commit) and guards the
-	// fields below.
+	// pools' cursors and the fields below.
 	mu       sync.Mutex
-	cursor   uint32
 	declined map[uint32]time.Time
 }
 
@@ -100,13 +102,21 @@ func New(cfg Config, nodes Nodes, leases Leases, log *slog.Logger) (*Server, err
 	}
 	mask := binary.BigEndian.Uint32(cfg.Netmask)
 	s.cfg = cfg
-	s.network = ipToU32(cfg.ServerIP) & mask
+	s.attached = &pool{network: ipToU32(cfg.ServerIP) & mask, mask: mask, netmask: cfg.Netmask,
+		router: cfg.Router.To4(), dns: cfg.DNS, mtu: cfg.MTU, leaseTime: cfg.LeaseTime}
 	if cfg.Mode == ModeFull {
-		s.rangeStart, s.rangeEnd = ipToU32(cfg.RangeStart), ipToU32(cfg.RangeEnd)
+		s.attached.rangeStart, s.attached.rangeEnd = ipToU32(cfg.RangeStart), ipToU32(cfg.RangeEnd)
 		if !s.inSubnet(cfg.RangeStart) || !s.inSubnet(cfg.RangeEnd) {
-			return nil, fmt.Errorf("dhcp: range %v..%v is not inside %v/%v", cfg.RangeStart, cfg.RangeEnd, u32ToIP(s.network), net.IP(cfg.Netmask))
+			return nil, fmt.Errorf("dhcp: range %v..%v is not inside %v/%v", cfg.RangeStart, cfg.RangeEnd, u32ToIP(s.attached.network), net.IP(cfg.Netmask))
 		}
-		s.cursor = s.rangeStart
+		s.attached.cursor = s.attached.rangeStart
+	}
+	for _, sn := range cfg.Subnets {
+		p := newRelayedPool(sn, cfg.LeaseTime)
+		if p.contains(cfg.ServerIP) || s.attached.contains(sn.Network.IP) {
+			return nil, fmt.Errorf("dhcp: relayed subnet %v is the interface's own subnet %v: serve it as the attached subnet", sn.Network, s.attached)
+		}
+		s.relayed = append(s.relayed, p)
 	}
 	return s, nil
 }
@@ -270,7 +280,7 @@ func (s *Server) serveOne(ctx context.Context, p packet) {
 
 // destination is where reply goes (RFC 2131 4.1): to the relay, to the
 // sender of a port-4011 request, unicast to a client that has its address
-// (ciaddr), else broadcast on the interface.
+// (ciaddr) in a subnet the server serves, else broadcast on the interface.
 func (s *Server) destination(req, reply *dhcpv4.DHCPv4, p packet) *net.UDPAddr {
 	if gi := req.GatewayIPAddr; gi != nil && !gi.IsUnspecified() {
 		return &net.UDPAddr{IP: gi, Port: dhcpv4.ServerPort}
@@ -278,7 +288,7 @@ func (s *Server) destination(req, reply *dhcpv4.DHCPv4, p packet) *net.UDPAddr {
 	if p.port == PortPXE && p.peer != nil && !p.peer.IP.IsUnspecified() {
 		return p.peer
 	}
-	if ci := req.ClientIPAddr; ci != nil && !ci.IsUnspecified() && s.inSubnet(ci) && reply.MessageType() != dhcpv4.MessageTypeNak {
+	if ci := req.ClientIPAddr; ci != nil && !ci.IsUnspecified() && s.ours(ci) && reply.MessageType() != dhcpv4.MessageTypeNak {
 		return &net.UDPAddr{IP: ci, Port: dhcpv4.ClientPort}
 	}
 	return &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}

@@ -226,7 +226,9 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 		dcfg := dhcp.Config{Mode: dhcp.Mode(cfg.DHCPMode), Interface: cfg.ProvisioningInterface, ServerIP: addr,
 			HTTPBootURL: pcfg.HTTPURL, EFIBootFile: cfg.EFIBootFile, LeaseTime: cfg.DHCPLeaseTime.Duration,
 			Discovery: pcfg.Discovery, OnRequest: m.DHCPRequest}
+		dcfg.Subnets, _ = cfg.dhcpSubnets() // checked by Validate
 		if cfg.DHCPMode == "full" {
+			dcfg.MTU = cfg.DHCPMTU
 			dcfg.RangeStart, dcfg.RangeEnd, _ = ParseRange(cfg.DHCPRange)
 			dcfg.Router = net.ParseIP(cfg.DHCPRouter).To4()
 			if d := net.ParseIP(cfg.DHCPDNS).To4(); d != nil {

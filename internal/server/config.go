@@ -19,6 +19,7 @@ import (
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/dhcp"
 )
 
 // Config is the configuration of `ironwork serve`. Zero values mean the defaults.
@@ -120,6 +121,11 @@ type Config struct {
 	DHCPDNS    string `toml:"dhcp_dns"`
 	// DHCPLeaseTime is how long full mode's leases last.
 	DHCPLeaseTime Duration `toml:"dhcp_lease_time"`
+	// DHCPMTU is option 26 of full mode's answers on the provisioning network (0: none).
+	DHCPMTU int `toml:"dhcp_mtu"`
+	// DHCPSubnets are the networks behind DHCP relays ([[dhcp_subnet]] tables): racks on
+	// subnets of their own whose switches relay DHCP to this server.
+	DHCPSubnets []DHCPSubnet `toml:"dhcp_subnet"`
 	// HTTPBootListen is the HTTP boot server's address; HTTPBootURL is how nodes reach it
 	// (default http://<provisioning address>:<port>).
 	HTTPBootListen string `toml:"http_boot_listen"`
@@ -211,6 +217,61 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	}
 	d.Duration = v
 	return nil
+}
+
+// DHCPSubnet is a network behind DHCP relays, as written in the config file.
+type DHCPSubnet struct {
+	// Network is a CIDR, e.g. 10.1.0.0/24; relays' giaddr in it select it.
+	Network string `toml:"network"`
+	// Range is FIRST,LAST: the addresses handed out there (full mode).
+	Range string `toml:"range"`
+	// Router defaults to the relay's own address; DNS is a comma-separated list.
+	Router    string   `toml:"router"`
+	DNS       string   `toml:"dns"`
+	MTU       int      `toml:"mtu"`
+	LeaseTime Duration `toml:"lease_time"`
+}
+
+// dhcpSubnets converts the [[dhcp_subnet]] tables, naming each malformed value.
+func (c *Config) dhcpSubnets() ([]dhcp.Subnet, []error) {
+	var out []dhcp.Subnet
+	var errs []error
+	for i, d := range c.DHCPSubnets {
+		name := fmt.Sprintf("dhcp_subnet %d (%s)", i+1, d.Network)
+		_, n, err := net.ParseCIDR(strings.TrimSpace(d.Network))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: network: want an IPv4 CIDR such as 10.1.0.0/24", name))
+			continue
+		}
+		sn := dhcp.Subnet{Network: n, MTU: d.MTU, LeaseTime: d.LeaseTime.Duration}
+		if d.Range != "" {
+			if sn.RangeStart, sn.RangeEnd, err = ParseRange(d.Range); err != nil {
+				errs = append(errs, fmt.Errorf("%s: range: %w", name, err))
+				continue
+			}
+		}
+		if d.Router != "" {
+			if sn.Router = net.ParseIP(strings.TrimSpace(d.Router)).To4(); sn.Router == nil {
+				errs = append(errs, fmt.Errorf("%s: router %q is not an IPv4 address", name, d.Router))
+			}
+		}
+		for _, v := range strings.Split(d.DNS, ",") {
+			if v = strings.TrimSpace(v); v == "" {
+				continue
+			}
+			ip := net.ParseIP(v).To4()
+			if ip == nil {
+				errs = append(errs, fmt.Errorf("%s: dns %q is not an IPv4 address", name, v))
+				continue
+			}
+			sn.DNS = append(sn.DNS, ip)
+		}
+		if d.LeaseTime.Duration != 0 && d.LeaseTime.Duration < time.Minute {
+			errs = append(errs, fmt.Errorf("%s: lease_time must be at least 1m", name))
+		}
+		out = append(out, sn)
+	}
+	return out, errs
 }
 
 // Default returns the configuration with every default filled in.
@@ -485,6 +546,23 @@ func (c *Config) validateBoot() []error {
 	}
 	if c.DHCPLeaseTime.Duration < time.Minute {
 		errs = append(errs, errors.New("dhcp_lease_time must be at least 1m"))
+	}
+	if c.DHCPMTU != 0 && (c.DHCPMTU < 68 || c.DHCPMTU > 65535) {
+		errs = append(errs, fmt.Errorf("dhcp_mtu: %d is outside 68..65535", c.DHCPMTU))
+	}
+	if subnets, serrs := c.dhcpSubnets(); len(serrs) > 0 {
+		errs = append(errs, serrs...)
+	} else if len(subnets) > 0 {
+		if c.DHCPMode == "" || c.DHCPMode == "off" {
+			errs = append(errs, errors.New("dhcp_subnet needs dhcp_mode full or proxy (and provisioning_interface)"))
+		}
+		var start, end net.IP
+		if c.DHCPMode == "full" {
+			start, end, _ = ParseRange(c.DHCPRange)
+		}
+		if err := dhcp.ValidateSubnets(dhcp.Mode(c.DHCPMode), subnets, start, end); err != nil {
+			errs = append(errs, fmt.Errorf("dhcp_subnet: %w", err))
+		}
 	}
 	if c.ImageCacheSize <= 0 || c.ImageCacheTTL.Duration <= 0 {
 		errs = append(errs, errors.New("image_cache_size and image_cache_ttl must be positive"))

@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ironwork/ironwork/internal/server"
 )
@@ -31,6 +34,36 @@ func TestBootConfigValidation(t *testing.T) {
 		{"bad metrics listen", func(c *server.Config) { c.MetricsListen = "9608" }, "metrics_listen", ""},
 		{"metrics exposed without auth", func(c *server.Config) { c.MetricsListen = "0.0.0.0:9608" }, "refusing to serve metrics without authentication", ""},
 		{"metrics exposed, noauth allowed", func(c *server.Config) { c.MetricsListen, c.AllowInsecureNoauth = "0.0.0.0:9608", true }, "", ""},
+		{"relayed racks", func(c *server.Config) {
+			c.ProvisioningInterface, c.DHCPRange, c.DHCPMTU = "eth1", "10.0.0.10,10.0.0.20", 9000
+			c.DHCPSubnets = []server.DHCPSubnet{{Network: "10.1.0.0/24", Range: "10.1.0.10,10.1.0.99", DNS: "10.0.0.1, 10.0.0.2", MTU: 1500},
+				{Network: "10.2.0.0/24", Range: "10.2.0.10,10.2.0.99", Router: "10.2.0.254"}}
+		}, "", "full"},
+		{"relayed racks overlap", func(c *server.Config) {
+			c.ProvisioningInterface, c.DHCPRange = "eth1", "10.0.0.10,10.0.0.20"
+			c.DHCPSubnets = []server.DHCPSubnet{{Network: "10.1.0.0/24", Range: "10.1.0.10,10.1.0.99"}, {Network: "10.1.0.0/16", Range: "10.1.1.1,10.1.1.9"}}
+		}, "overlap (networks)", ""},
+		{"relayed range outside its subnet", func(c *server.Config) {
+			c.ProvisioningInterface, c.DHCPRange = "eth1", "10.0.0.10,10.0.0.20"
+			c.DHCPSubnets = []server.DHCPSubnet{{Network: "10.1.0.0/24", Range: "10.1.0.10,10.1.1.99"}}
+		}, "not inside the subnet", ""},
+		{"relayed subnet without a range in full mode", func(c *server.Config) {
+			c.ProvisioningInterface, c.DHCPRange = "eth1", "10.0.0.10,10.0.0.20"
+			c.DHCPSubnets = []server.DHCPSubnet{{Network: "10.1.0.0/24"}}
+		}, "both ends must be IPv4", ""},
+		{"relayed subnet in proxy mode needs no range", func(c *server.Config) {
+			c.ProvisioningInterface, c.DHCPMode = "eth1", "proxy"
+			c.DHCPSubnets = []server.DHCPSubnet{{Network: "10.1.0.0/24"}}
+		}, "", "proxy"},
+		{"relayed subnet bad CIDR", func(c *server.Config) {
+			c.ProvisioningInterface, c.DHCPRange = "eth1", "10.0.0.10,10.0.0.20"
+			c.DHCPSubnets = []server.DHCPSubnet{{Network: "10.1.0.0"}}
+		}, "dhcp_subnet 1 (10.1.0.0): network", ""},
+		{"relayed subnet bad dns", func(c *server.Config) {
+			c.ProvisioningInterface, c.DHCPRange = "eth1", "10.0.0.10,10.0.0.20"
+			c.DHCPSubnets = []server.DHCPSubnet{{Network: "10.1.0.0/24", Range: "10.1.0.10,10.1.0.99", DNS: "dns.example"}}
+		}, "dns \"dns.example\"", ""},
+		{"bad mtu", func(c *server.Config) { c.DHCPMTU = 10 }, "dhcp_mtu", ""},
 		{"sensor interval", func(c *server.Config) {
 			c.SendSensorData, c.SendSensorDataInterval = true, server.Duration{}
 		}, "send_sensor_data_interval", ""},
@@ -64,5 +97,40 @@ func TestStartRefusesAMissingProvisioningInterface(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "provisioning interface") || !strings.Contains(err.Error(), "no-such-if0") {
 		t.Fatalf("error does not name the problem: %v", err)
+	}
+}
+
+// TestDHCPSubnetsFromTheConfigFile reads relayed racks as [[dhcp_subnet]] tables.
+func TestDHCPSubnetsFromTheConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ironwork.toml")
+	body := `provisioning_interface = "eth1"
+dhcp_range = "10.0.0.10,10.0.0.20"
+
+[[dhcp_subnet]]
+network = "10.1.0.0/24"
+range = "10.1.0.10,10.1.0.99"
+router = "10.1.0.254"
+dns = "10.0.0.1"
+mtu = 9000
+lease_time = "30m"
+
+[[dhcp_subnet]]
+network = "10.2.0.0/24"
+range = "10.2.0.10,10.2.0.99"
+`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := server.Default()
+	c.DataDir = dir
+	if err := c.LoadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.DHCPSubnets) != 2 || c.DHCPSubnets[0].MTU != 9000 || c.DHCPSubnets[0].LeaseTime.Duration != 30*time.Minute || c.DHCPSubnets[1].Network != "10.2.0.0/24" {
+		t.Fatalf("subnets read: %+v", c.DHCPSubnets)
 	}
 }
