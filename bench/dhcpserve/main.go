@@ -83,6 +83,7 @@ func main() {
 	leaseFile := flag.String("lease-file", "", "append leases to this file (default: memory only)")
 	fsync := flag.Bool("fsync", false, "fsync the lease file after every change")
 	relayed := flag.Bool("relayed", true, "answer relayed requests (perfdhcp sets giaddr)")
+	subnets := flag.Int("subnets", 0, "serve N racks behind relays too: 10.(80+k).0.0/16, k = 1..N, range 10.(80+k).1.0-10.(80+k).250.255")
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 
@@ -105,6 +106,13 @@ func main() {
 		Mode: dhcp.ModeFull, Interface: *iface,
 		RangeStart: net.ParseIP(*start), RangeEnd: net.ParseIP(*end),
 		HTTPBootURL: "http://127.0.0.1:8080", Workers: *workers, Relayed: *relayed,
+	}
+	for k := 1; k <= *subnets; k++ {
+		b := byte(80 + k)
+		cfg.Subnets = append(cfg.Subnets, dhcp.Subnet{
+			Network:    &net.IPNet{IP: net.IPv4(10, b, 0, 0).To4(), Mask: net.CIDRMask(16, 32)},
+			RangeStart: net.IPv4(10, b, 1, 0), RangeEnd: net.IPv4(10, b, 250, 255),
+		})
 	}
 	s, err := dhcp.New(cfg, everyone{}, leases, log)
 	if err != nil {
