@@ -81,13 +81,13 @@ func HardwareTypes() []HardwareType {
 			RescueInterface: {"fake"}, StorageInterface: {"fake"}, VendorInterface: {"fake"},
 		})},
 		{Name: "ipmi", Supported: withConsole(withFirst(generic(), map[InterfaceKind][]string{
-			ManagementInterface: {"ipmitool", "noop"}, PowerInterface: {"ipmitool"},
+			ManagementInterface: {"ipmitool", "noop"}, PowerInterface: {"ipmitool"}, VendorInterface: {"ipmitool"},
 		}), "ipmitool-socat")},
 		{Name: "manual-management", Supported: withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"noop"}, PowerInterface: {"fake"},
 		})},
 		{Name: "redfish", Supported: withInspect(withLast(withFirst(generic(), map[InterfaceKind][]string{
-			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"},
+			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"}, VendorInterface: {"redfish"},
 		}), map[InterfaceKind][]string{BootInterface: {"redfish-virtual-media"}}), "redfish")},
 	}
 }

@@ -199,5 +199,6 @@ func Operations() []Operation {
 		OpAgentHeartbeat, OpLookupAgent, OpCreateAllocation, OpDeleteAllocation, OpAttachVIF, OpDetachVIF, OpListVIFs,
 		OpContinueInspection, OpDiscover, OpSetConsoleMode, OpConsoleInfo, OpStopConsole,
 		OpAttachVirtualMedia, OpDetachVirtualMedia, OpVirtualMedia,
+		OpVendorPassthruMethods, OpVendorPassthru, OpSupportedIndicators, OpIndicatorState, OpSetIndicatorState,
 	}
 }

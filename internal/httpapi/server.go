@@ -147,6 +147,8 @@ func (s *Server) routes() {
 	s.inspectionRuleRoutes()
 	s.consoleRoutes()
 	s.eventRoutes()
+	s.passthruRoutes()
+	s.indicatorRoutes()
 
 	s.handle("/", s.notFound)
 }

@@ -37,8 +37,13 @@ func chassisLinks(name string) []map[string]any {
 	return []map[string]any{{"@odata.id": "/redfish/v1/Chassis/" + name}}
 }
 
-// serveChassis serves GET /redfish/v1/Chassis[/{machine}[/Thermal|/Power]].
+// serveChassis serves GET /redfish/v1/Chassis[/{machine}[/Thermal|/Power]], and PATCH of a
+// chassis' IndicatorLED (leds.go).
 func (v *VBMC) serveChassis(w http.ResponseWriter, r *http.Request, rest string) {
+	if name := strings.TrimPrefix(rest, "/"); r.Method == http.MethodPatch && v.machines[name] != nil {
+		v.patchChassis(w, r, v.machines[name])
+		return
+	}
 	if r.Method != http.MethodGet {
 		redfishError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
 		return
@@ -64,6 +69,7 @@ func (v *VBMC) serveChassis(w http.ResponseWriter, r *http.Request, rest string)
 		writeJSON(w, http.StatusOK, map[string]any{
 			"@odata.id": base, "@odata.type": "#Chassis.v1_10_0.Chassis", "Id": name, "Name": "Chassis of " + name,
 			"ChassisType": "RackMount", "PowerState": power, "Status": enabled,
+			"UUID": resourceUUID("chassis", name), "IndicatorLED": m.ChassisLED(),
 			"Thermal": map[string]any{"@odata.id": base + "/Thermal"},
 			"Power":   map[string]any{"@odata.id": base + "/Power"},
 			"Links": map[string]any{

@@ -78,7 +78,8 @@ type VBMC struct {
 	redfish  *http.Server
 	redLn    net.Listener
 	mediaDir string
-	madeDir  bool // mediaDir was made by Start, and Close removes it
+	events   eventService // the Redfish EventService's subscriptions (events.go)
+	madeDir  bool         // mediaDir was made by Start, and Close removes it
 	// IPMIAddrs and RedfishURL say where the services listen once started.
 	IPMIAddrs  map[string]string
 	RedfishURL string
@@ -134,7 +135,7 @@ func Start(cfg Config, log *slog.Logger) (*VBMC, error) {
 			return nil, fmt.Errorf("machine %s: %w", mc.Name, err)
 		}
 		v.ipmi = append(v.ipmi, server.NewServer(b, conn, server.WithCipherSuites([]types.CipherSuiteID{types.CipherSuiteID3, types.CipherSuiteID17}),
-			server.WithHandlerRegistry(ipmiSensorRegistry(m, sensors))))
+			server.WithHandlerRegistry(withIndicatorHandlers(ipmiSensorRegistry(m, sensors), m))))
 		v.IPMIAddrs[mc.Name] = conn.LocalAddr().String()
 	}
 	if cfg.RedfishListen != "" {
@@ -237,7 +238,7 @@ func (v *VBMC) system(m *Machine) map[string]any {
 	}
 	doc := map[string]any{
 		"@odata.id": path, "@odata.type": "#ComputerSystem.v1_13_0.ComputerSystem", "Id": m.Name, "Name": m.Name,
-		"SystemType": "Virtual", "PowerState": power,
+		"SystemType": "Virtual", "PowerState": power, "UUID": resourceUUID("system", m.Name), "IndicatorLED": m.SystemLED(),
 		"Boot": map[string]any{"BootSourceOverrideTarget": bootToRedfish[dev], "BootSourceOverrideEnabled": enabled,
 			"BootSourceOverrideMode": cmp.Or(m.BootMode(), mode), "BootSourceOverrideMode@Redfish.AllowableValues": []string{ModeLegacy, ModeUEFI},
 			"BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd", "UsbCd"}},
@@ -264,8 +265,9 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if path == "/redfish/v1" {
 		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": "/redfish/v1", "@odata.type": "#ServiceRoot.v1_5_0.ServiceRoot",
 			"Id": "RootService", "Name": "Ironwork virtual BMC", "RedfishVersion": "1.6.0",
-			"Systems": map[string]any{"@odata.id": "/redfish/v1/Systems"},
-			"Chassis": map[string]any{"@odata.id": "/redfish/v1/Chassis"}})
+			"Systems":      map[string]any{"@odata.id": "/redfish/v1/Systems"},
+			"Chassis":      map[string]any{"@odata.id": "/redfish/v1/Chassis"},
+			"EventService": map[string]any{"@odata.id": "/redfish/v1/EventService"}})
 		return
 	}
 	if !v.authorized(r) {
@@ -284,6 +286,10 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rest, ok := strings.CutPrefix(path, "/redfish/v1/Chassis"); ok && (rest == "" || rest[0] == '/') {
 		v.serveChassis(w, r, rest)
+		return
+	}
+	if rest, ok := strings.CutPrefix(path, "/redfish/v1/EventService"); ok && (rest == "" || rest[0] == '/') {
+		v.serveEvents(w, r, rest)
 		return
 	}
 	if rest, ok := strings.CutPrefix(path, "/redfish/v1/Managers/"); ok {
@@ -339,12 +345,20 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				BootSourceOverrideEnabled string
 				BootSourceOverrideMode    string
 			}
+			IndicatorLED string
 		}
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil {
 			redfishError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
 			return
 		}
+		if body.IndicatorLED != "" && !validLED(body.IndicatorLED) {
+			redfishError(w, http.StatusBadRequest, "IndicatorLED is one of Off, Lit, Blinking")
+			return
+		}
 		if body.Boot == nil {
+			if body.IndicatorLED != "" {
+				m.SetSystemLED(body.IndicatorLED)
+			}
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
@@ -371,6 +385,9 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				redfishError(w, http.StatusBadRequest, err.Error())
 				return
 			}
+		}
+		if body.IndicatorLED != "" {
+			m.SetSystemLED(body.IndicatorLED)
 		}
 		w.WriteHeader(http.StatusNoContent)
 	default:

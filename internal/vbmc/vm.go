@@ -49,6 +49,8 @@ type Machine struct {
 	bootMode   string // Redfish BootSourceOverrideMode: "Legacy" or "UEFI"
 	flags      *types.BootOptionParam_BootFlags
 	ack        *types.BootOptionParam_BootInfoAcknowledge
+
+	leds leds // indicator lights (leds.go)
 }
 
 // NewMachine returns a powered-off machine that boots from disk.
