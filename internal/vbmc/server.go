@@ -241,6 +241,7 @@ func (v *VBMC) system(m *Machine) map[string]any {
 		"Boot": map[string]any{"BootSourceOverrideTarget": bootToRedfish[dev], "BootSourceOverrideEnabled": enabled,
 			"BootSourceOverrideMode": cmp.Or(m.BootMode(), mode), "BootSourceOverrideMode@Redfish.AllowableValues": []string{ModeLegacy, ModeUEFI},
 			"BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd", "UsbCd"}},
+		"Bios": map[string]any{"@odata.id": path + "/Bios"},
 		"Links": map[string]any{"ManagedBy": []map[string]any{{"@odata.id": "/redfish/v1/Managers/" + m.Name}},
 			"Chassis": chassisLinks(m.Name)},
 		"Actions": map[string]any{"#ComputerSystem.Reset": map[string]any{
@@ -264,8 +265,9 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if path == "/redfish/v1" {
 		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": "/redfish/v1", "@odata.type": "#ServiceRoot.v1_5_0.ServiceRoot",
 			"Id": "RootService", "Name": "Ironwork virtual BMC", "RedfishVersion": "1.6.0",
-			"Systems": map[string]any{"@odata.id": "/redfish/v1/Systems"},
-			"Chassis": map[string]any{"@odata.id": "/redfish/v1/Chassis"}})
+			"Systems":    map[string]any{"@odata.id": "/redfish/v1/Systems"},
+			"Chassis":    map[string]any{"@odata.id": "/redfish/v1/Chassis"},
+			"Registries": map[string]any{"@odata.id": "/redfish/v1/Registries"}})
 		return
 	}
 	if !v.authorized(r) {
@@ -286,6 +288,10 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.serveChassis(w, r, rest)
 		return
 	}
+	if rest, ok := strings.CutPrefix(path, "/redfish/v1/Registries"); ok && (rest == "" || rest[0] == '/') {
+		v.serveRegistries(w, r, rest)
+		return
+	}
 	if rest, ok := strings.CutPrefix(path, "/redfish/v1/Managers/"); ok {
 		v.serveManager(w, r, rest)
 		return
@@ -293,6 +299,10 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(path, "/redfish/v1/Systems/")
 	if !ok {
 		redfishError(w, http.StatusNotFound, "no resource at "+path)
+		return
+	}
+	if name, sub, ok := strings.Cut(rest, "/"); ok && (sub == "Bios" || strings.HasPrefix(sub, "Bios/")) && v.machines[name] != nil {
+		v.serveBIOS(w, r, v.machines[name], sub)
 		return
 	}
 	if name, sub, ok := strings.Cut(rest, "/"); ok && !strings.HasPrefix(sub, "Actions/") && v.machines[name] != nil {

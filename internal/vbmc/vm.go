@@ -49,6 +49,7 @@ type Machine struct {
 	bootMode   string // Redfish BootSourceOverrideMode: "Legacy" or "UEFI"
 	flags      *types.BootOptionParam_BootFlags
 	ack        *types.BootOptionParam_BootInfoAcknowledge
+	bios       *biosState // bios.go: current and pending BIOS attributes
 }
 
 // NewMachine returns a powered-off machine that boots from disk.
@@ -61,7 +62,8 @@ func NewMachine(name string, command []string, log *slog.Logger) *Machine {
 		mode = "UEFI"
 	}
 	return &Machine{Name: name, Command: command, log: log.With("vm", name), boot: BootDisk, persistent: true, bootMode: mode,
-		flags: &types.BootOptionParam_BootFlags{}, ack: &types.BootOptionParam_BootInfoAcknowledge{}}
+		flags: &types.BootOptionParam_BootFlags{}, ack: &types.BootOptionParam_BootInfoAcknowledge{},
+		bios: newBIOS(name, mode == "UEFI")}
 }
 
 // Boot modes as Redfish names them (BootSourceOverrideMode).
@@ -184,6 +186,10 @@ func (m *Machine) PowerOn() error {
 			dev += ",bootindex=0"
 		}
 		args = append(args, "-device", dev)
+	}
+	// The BIOS applies its pending settings (bios.go) as the machine starts, as POST does.
+	if changed := m.bios.apply(); len(changed) > 0 {
+		m.log.Info("bios settings applied", "attributes", changed)
 	}
 	cmd := exec.Command(m.Command[0], args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
