@@ -88,6 +88,8 @@ func HardwareTypes() []HardwareType {
 		})},
 		{Name: "redfish", Supported: withInspect(withLast(withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"},
+			// Ironic's redfish hardware type prefers its redfish bios interface, enabled by default.
+			BIOSInterface: {"redfish"},
 		}), map[InterfaceKind][]string{BootInterface: {"redfish-virtual-media"}}), "redfish")},
 	}
 }

@@ -140,6 +140,7 @@ func (s *Server) routes() {
 	s.driverRoutes()
 	s.agentRoutes()
 	s.inspectionRoutes()
+	s.biosRoutes()
 	s.allocationRoutes()
 	s.vifRoutes()
 	s.vmediaRoutes()
