@@ -49,7 +49,8 @@ type Machine struct {
 	bootMode   string // Redfish BootSourceOverrideMode: "Legacy" or "UEFI"
 	flags      *types.BootOptionParam_BootFlags
 	ack        *types.BootOptionParam_BootInfoAcknowledge
-	bios       *biosState // bios.go: current and pending BIOS attributes
+	bios       *biosState        // bios.go: current and pending BIOS attributes
+	firmware   map[string]string // update.go: firmware versions by component, once updated
 }
 
 // NewMachine returns a powered-off machine that boots from disk.
