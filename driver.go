@@ -90,7 +90,10 @@ func HardwareTypes() []HardwareType {
 			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"},
 			// Ironic's redfish hardware type prefers its redfish bios interface, enabled by default.
 			BIOSInterface: {"redfish"},
-		}), map[InterfaceKind][]string{BootInterface: {"redfish-virtual-media"}}), "redfish")},
+		}), map[InterfaceKind][]string{BootInterface: {"redfish-virtual-media"},
+			// Offered after no-firmware, not the default: Ironic enables its redfish firmware
+			// interface only when configured (Metal3 names it per node).
+			FirmwareInterface: {"redfish"}}), "redfish")},
 	}
 }
 

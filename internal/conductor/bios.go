@@ -183,12 +183,16 @@ func (c *Conductor) cacheBIOS(ctx context.Context, t *Task) {
 }
 
 // checkSteps checks requested steps before any work starts: with disableRamdisk, no step may
-// need the deploy ramdisk; bios.apply_configuration's settings must fit the cached registry.
+// need the deploy ramdisk; bios.apply_configuration's settings must fit the cached registry,
+// firmware.update's must be well formed.
 func (c *Conductor) checkSteps(ctx context.Context, t *Task, kind StepKind, steps []Step, disableRamdisk bool) error {
 	for _, s := range steps {
 		if disableRamdisk && s.RequiresRamdisk {
 			return ironwork.Errorf(ironwork.EINVALID, "The %s step %s.%s needs the deploy ramdisk and cannot run with disable_ramdisk; only out-of-band steps can.",
 				kind, s.Interface, s.Name)
+		}
+		if err := checkFirmwareStep(s); err != nil {
+			return err
 		}
 		if s.Interface != ironwork.BIOSInterface || s.Name != StepApplyBIOS {
 			continue

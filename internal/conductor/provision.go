@@ -259,6 +259,7 @@ func (c *Conductor) verify(ctx context.Context, t *Task) {
 		return
 	}
 	c.cacheBIOS(ctx, t)
+	c.cacheFirmware(ctx, t)
 	c.transitionOrLog(ctx, t, ironwork.EventDone, "")
 }
 
@@ -291,6 +292,7 @@ func (c *Conductor) startClean(ctx context.Context, t *Task, manual []Step) {
 		return
 	}
 	c.cacheBIOS(ctx, t)
+	c.cacheFirmware(ctx, t)
 	c.runSteps(ctx, t, CleanSteps, steps)
 }
 
@@ -345,8 +347,11 @@ func (c *Conductor) runSteps(ctx context.Context, t *Task, kind StepKind, steps 
 			c.stepWaits(t.Node.UUID, kind, step, start)
 		default:
 			c.metrics.StepDone(kind, step.Interface, step.Name, "success", time.Since(start))
-			if step.Interface == ironwork.BIOSInterface {
+			switch step.Interface {
+			case ironwork.BIOSInterface:
 				c.cacheBIOS(ctx, t)
+			case ironwork.FirmwareInterface:
+				c.cacheFirmware(ctx, t)
 			}
 		}
 		if err != nil {

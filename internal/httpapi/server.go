@@ -141,6 +141,7 @@ func (s *Server) routes() {
 	s.agentRoutes()
 	s.inspectionRoutes()
 	s.biosRoutes()
+	s.firmwareRoutes()
 	s.allocationRoutes()
 	s.vifRoutes()
 	s.vmediaRoutes()

@@ -137,13 +137,13 @@ func (s *Store) GetBIOSSetting(ctx context.Context, nodeID int64, nodeUUID, name
 }
 
 // PutFirmwareComponents records the firmware components a node's firmware interface read. A
-// component seen before keeps its initial version and created_at; flashed names the
-// components an update step just flashed, whose last_version_flashed becomes their current
-// version. Components no longer reported are removed.
-func (s *Store) PutFirmwareComponents(ctx context.Context, nodeID int64, comps []ironwork.FirmwareComponent, flashed map[string]bool) error {
+// component seen before keeps its initial version and created_at; one whose version changed
+// gets it as last_version_flashed too (as Ironic's sync). Components no longer reported are
+// removed.
+func (s *Store) PutFirmwareComponents(ctx context.Context, nodeID int64, comps []ironwork.FirmwareComponent) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		old := map[string]ironwork.FirmwareComponent{}
-		rows, err := tx.QueryContext(ctx, s.rebind("SELECT component, initial_version, last_version_flashed, created_at FROM firmware_information WHERE node_id = ?"), nodeID)
+		rows, err := tx.QueryContext(ctx, s.rebind("SELECT component, initial_version, current_version, last_version_flashed, created_at FROM firmware_information WHERE node_id = ?"), nodeID)
 		if err != nil {
 			return fmt.Errorf("read firmware of node %d: %w", nodeID, err)
 		}
@@ -151,7 +151,7 @@ func (s *Store) PutFirmwareComponents(ctx context.Context, nodeID int64, comps [
 			var c ironwork.FirmwareComponent
 			var last sql.NullString
 			var at int64
-			if err := rows.Scan(&c.Component, &c.InitialVersion, &last, &at); err != nil {
+			if err := rows.Scan(&c.Component, &c.InitialVersion, &c.CurrentVersion, &last, &at); err != nil {
 				rows.Close()
 				return fmt.Errorf("read firmware of node %d: %w", nodeID, err)
 			}
@@ -173,10 +173,10 @@ func (s *Store) PutFirmwareComponents(ctx context.Context, nodeID int64, comps [
 			initial, last, created, updated := c.CurrentVersion, (*string)(nil), now, any(nil)
 			if o, ok := old[c.Component]; ok {
 				initial, last, created, updated = o.InitialVersion, o.LastVersionFlashed, o.CreatedAt.UnixMicro(), now
-			}
-			if flashed[c.Component] {
-				v := c.CurrentVersion
-				last = &v
+				if o.CurrentVersion != c.CurrentVersion {
+					v := c.CurrentVersion
+					last = &v
+				}
 			}
 			if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO firmware_information (node_id, component, initial_version, current_version, last_version_flashed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
 				nodeID, c.Component, initial, c.CurrentVersion, last, created, updated); err != nil {

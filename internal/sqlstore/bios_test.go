@@ -54,11 +54,10 @@ func TestBIOSSettingsAndFirmware(t *testing.T) {
 		_, err = s.GetBIOSSetting(ctx, n.ID, n.UUID, "Legacy")
 		wantCode(t, err, ironwork.ENOTFOUND)
 
-		if err := s.PutFirmwareComponents(ctx, n.ID, []ironwork.FirmwareComponent{{Component: "bios", CurrentVersion: "1.0"}, {Component: "bmc", CurrentVersion: "2.0"}}, nil); err != nil {
+		if err := s.PutFirmwareComponents(ctx, n.ID, []ironwork.FirmwareComponent{{Component: "bios", CurrentVersion: "1.0"}, {Component: "bmc", CurrentVersion: "2.0"}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.PutFirmwareComponents(ctx, n.ID, []ironwork.FirmwareComponent{{Component: "bios", CurrentVersion: "1.1"}, {Component: "bmc", CurrentVersion: "2.0"}},
-			map[string]bool{"bios": true}); err != nil {
+		if err := s.PutFirmwareComponents(ctx, n.ID, []ironwork.FirmwareComponent{{Component: "bios", CurrentVersion: "1.1"}, {Component: "bmc", CurrentVersion: "2.0"}}); err != nil {
 			t.Fatal(err)
 		}
 		fw, err := s.ListFirmwareComponents(ctx, n.ID)
