@@ -88,7 +88,12 @@ func HardwareTypes() []HardwareType {
 		})},
 		{Name: "redfish", Supported: withInspect(withLast(withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"}, VendorInterface: {"redfish"},
-		}), map[InterfaceKind][]string{BootInterface: {"redfish-virtual-media"}}), "redfish")},
+			// Ironic's redfish hardware type prefers its redfish bios interface, enabled by default.
+			BIOSInterface: {"redfish"},
+		}), map[InterfaceKind][]string{BootInterface: {"redfish-virtual-media"},
+			// Offered after no-firmware, not the default: Ironic enables its redfish firmware
+			// interface only when configured (Metal3 names it per node).
+			FirmwareInterface: {"redfish"}}), "redfish")},
 	}
 }
 

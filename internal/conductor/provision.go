@@ -111,17 +111,23 @@ func only(w work) starter {
 	}
 }
 
-func (c *Conductor) startManualClean(_ context.Context, t *Task, req ProvisionRequest) (work, ironwork.ProvisionState, error) {
+func (c *Conductor) startManualClean(ctx context.Context, t *Task, req ProvisionRequest) (work, ironwork.ProvisionState, error) {
 	steps, err := manualSteps(t.Driver, CleanSteps, req.CleanSteps)
 	if err != nil {
+		return nil, "", err
+	}
+	if err := c.checkSteps(ctx, t, CleanSteps, steps, req.DisableRamdisk); err != nil {
 		return nil, "", err
 	}
 	return func(ctx context.Context, t *Task) { c.startClean(ctx, t, steps) }, ironwork.Manageable, nil
 }
 
-func (c *Conductor) startService(_ context.Context, t *Task, req ProvisionRequest) (work, ironwork.ProvisionState, error) {
+func (c *Conductor) startService(ctx context.Context, t *Task, req ProvisionRequest) (work, ironwork.ProvisionState, error) {
 	steps, err := manualSteps(t.Driver, ServiceSteps, req.ServiceSteps)
 	if err != nil {
+		return nil, "", err
+	}
+	if err := c.checkSteps(ctx, t, ServiceSteps, steps, req.DisableRamdisk); err != nil {
 		return nil, "", err
 	}
 	return func(ctx context.Context, t *Task) { c.runSteps(ctx, t, ServiceSteps, steps) }, "", nil
@@ -139,6 +145,9 @@ func (c *Conductor) startDeploy(ctx context.Context, t *Task, req ProvisionReque
 	}
 	steps, failure, err := c.deploySteps(ctx, t, req.DeploySteps, traits)
 	if err != nil {
+		return nil, "", err
+	}
+	if err := c.checkSteps(ctx, t, DeploySteps, steps, false); err != nil {
 		return nil, "", err
 	}
 	if err := c.saveConfigDrive(ctx, t, req.ConfigDrive); err != nil {
@@ -249,6 +258,8 @@ func (c *Conductor) verify(ctx context.Context, t *Task) {
 		c.fail(ctx, t, err)
 		return
 	}
+	c.cacheBIOS(ctx, t)
+	c.cacheFirmware(ctx, t)
 	c.transitionOrLog(ctx, t, ironwork.EventDone, "")
 }
 
@@ -280,6 +291,8 @@ func (c *Conductor) startClean(ctx context.Context, t *Task, manual []Step) {
 		c.fail(ctx, t, err)
 		return
 	}
+	c.cacheBIOS(ctx, t)
+	c.cacheFirmware(ctx, t)
 	c.runSteps(ctx, t, CleanSteps, steps)
 }
 
@@ -334,6 +347,12 @@ func (c *Conductor) runSteps(ctx context.Context, t *Task, kind StepKind, steps 
 			c.stepWaits(t.Node.UUID, kind, step, start)
 		default:
 			c.metrics.StepDone(kind, step.Interface, step.Name, "success", time.Since(start))
+			switch step.Interface {
+			case ironwork.BIOSInterface:
+				c.cacheBIOS(ctx, t)
+			case ironwork.FirmwareInterface:
+				c.cacheFirmware(ctx, t)
+			}
 		}
 		if err != nil {
 			c.failSteps(ctx, t, kind, fmt.Errorf("%s step %s.%s failed on node %s: %s", kind, step.Interface, step.Name, t.Node.UUID, errText(err)))

@@ -140,6 +140,8 @@ func (s *Server) routes() {
 	s.driverRoutes()
 	s.agentRoutes()
 	s.inspectionRoutes()
+	s.biosRoutes()
+	s.firmwareRoutes()
 	s.allocationRoutes()
 	s.vifRoutes()
 	s.vmediaRoutes()

@@ -40,8 +40,10 @@ type Config struct {
 	RedfishListen string `toml:"redfish_listen"` // host:port (TCP); empty: no Redfish
 	// MediaDir is where images inserted as virtual media are downloaded (default: a new
 	// directory under the system's temporary directory).
-	MediaDir string          `toml:"media_dir"`
-	Machines []MachineConfig `toml:"machine"`
+	MediaDir string `toml:"media_dir"`
+	// UpdateSeconds is how long a firmware update task runs (default 3).
+	UpdateSeconds float64         `toml:"update_seconds"`
+	Machines      []MachineConfig `toml:"machine"`
 }
 
 // Validate checks the configuration.
@@ -80,6 +82,7 @@ type VBMC struct {
 	mediaDir string
 	events   eventService // the Redfish EventService's subscriptions (events.go)
 	madeDir  bool         // mediaDir was made by Start, and Close removes it
+	tasks    *taskService
 	// IPMIAddrs and RedfishURL say where the services listen once started.
 	IPMIAddrs  map[string]string
 	RedfishURL string
@@ -93,7 +96,8 @@ func Start(cfg Config, log *slog.Logger) (*VBMC, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	v := &VBMC{cfg: cfg, log: log, machines: map[string]*Machine{}, IPMIAddrs: map[string]string{}, mediaDir: cfg.MediaDir}
+	v := &VBMC{cfg: cfg, log: log, machines: map[string]*Machine{}, IPMIAddrs: map[string]string{}, mediaDir: cfg.MediaDir,
+		tasks: newTaskService()}
 	if v.mediaDir == "" {
 		dir, err := os.MkdirTemp("", "ironwork-vbmc-media-")
 		if err != nil {
@@ -185,6 +189,7 @@ func (v *VBMC) Close() error {
 	} else if v.redLn != nil {
 		v.redLn.Close()
 	}
+	v.tasks.close()
 	for _, m := range v.machines {
 		m.PowerOff()
 		m.SetMedia("", "")
@@ -242,6 +247,7 @@ func (v *VBMC) system(m *Machine) map[string]any {
 		"Boot": map[string]any{"BootSourceOverrideTarget": bootToRedfish[dev], "BootSourceOverrideEnabled": enabled,
 			"BootSourceOverrideMode": cmp.Or(m.BootMode(), mode), "BootSourceOverrideMode@Redfish.AllowableValues": []string{ModeLegacy, ModeUEFI},
 			"BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd", "UsbCd"}},
+		"Bios": map[string]any{"@odata.id": path + "/Bios"}, "BiosVersion": m.Firmware()["BIOS"],
 		"Links": map[string]any{"ManagedBy": []map[string]any{{"@odata.id": "/redfish/v1/Managers/" + m.Name}},
 			"Chassis": chassisLinks(m.Name)},
 		"Actions": map[string]any{"#ComputerSystem.Reset": map[string]any{
@@ -265,9 +271,12 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if path == "/redfish/v1" {
 		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": "/redfish/v1", "@odata.type": "#ServiceRoot.v1_5_0.ServiceRoot",
 			"Id": "RootService", "Name": "Ironwork virtual BMC", "RedfishVersion": "1.6.0",
-			"Systems":      map[string]any{"@odata.id": "/redfish/v1/Systems"},
-			"Chassis":      map[string]any{"@odata.id": "/redfish/v1/Chassis"},
-			"EventService": map[string]any{"@odata.id": "/redfish/v1/EventService"}})
+			"Systems":       map[string]any{"@odata.id": "/redfish/v1/Systems"},
+			"Chassis":       map[string]any{"@odata.id": "/redfish/v1/Chassis"},
+			"EventService":  map[string]any{"@odata.id": "/redfish/v1/EventService"},
+			"Registries":    map[string]any{"@odata.id": "/redfish/v1/Registries"},
+			"UpdateService": map[string]any{"@odata.id": "/redfish/v1/UpdateService"},
+			"TaskService":   map[string]any{"@odata.id": "/redfish/v1/TaskService"}})
 		return
 	}
 	if !v.authorized(r) {
@@ -292,6 +301,14 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.serveEvents(w, r, rest)
 		return
 	}
+	if rest, ok := strings.CutPrefix(path, "/redfish/v1"); ok && (strings.HasPrefix(rest, "/UpdateService") || strings.HasPrefix(rest, "/TaskService")) {
+		v.serveUpdate(w, r, rest)
+		return
+	}
+	if rest, ok := strings.CutPrefix(path, "/redfish/v1/Registries"); ok && (rest == "" || rest[0] == '/') {
+		v.serveRegistries(w, r, rest)
+		return
+	}
 	if rest, ok := strings.CutPrefix(path, "/redfish/v1/Managers/"); ok {
 		v.serveManager(w, r, rest)
 		return
@@ -299,6 +316,10 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(path, "/redfish/v1/Systems/")
 	if !ok {
 		redfishError(w, http.StatusNotFound, "no resource at "+path)
+		return
+	}
+	if name, sub, ok := strings.Cut(rest, "/"); ok && (sub == "Bios" || strings.HasPrefix(sub, "Bios/")) && v.machines[name] != nil {
+		v.serveBIOS(w, r, v.machines[name], sub)
 		return
 	}
 	if name, sub, ok := strings.Cut(rest, "/"); ok && !strings.HasPrefix(sub, "Actions/") && v.machines[name] != nil {
@@ -409,7 +430,7 @@ func (v *VBMC) serveManager(w http.ResponseWriter, r *http.Request, rest string)
 	switch {
 	case sub == "" && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": base, "@odata.type": "#Manager.v1_10_0.Manager", "Id": name,
-			"Name": "BMC of " + name, "ManagerType": "BMC", "VirtualMedia": map[string]any{"@odata.id": base + "/VirtualMedia"}})
+			"Name": "BMC of " + name, "ManagerType": "BMC", "FirmwareVersion": m.Firmware()["BMC"], "VirtualMedia": map[string]any{"@odata.id": base + "/VirtualMedia"}})
 	case sub == "VirtualMedia" && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": base + "/VirtualMedia", "Name": "Virtual Media",
 			"Members@odata.count": 1, "Members": []map[string]any{{"@odata.id": cd}}})

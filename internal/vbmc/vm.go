@@ -50,7 +50,9 @@ type Machine struct {
 	flags      *types.BootOptionParam_BootFlags
 	ack        *types.BootOptionParam_BootInfoAcknowledge
 
-	leds leds // indicator lights (leds.go)
+	leds     leds              // indicator lights (leds.go)
+	bios     *biosState        // bios.go: current and pending BIOS attributes
+	firmware map[string]string // update.go: firmware versions by component, once updated
 }
 
 // NewMachine returns a powered-off machine that boots from disk.
@@ -63,7 +65,8 @@ func NewMachine(name string, command []string, log *slog.Logger) *Machine {
 		mode = "UEFI"
 	}
 	return &Machine{Name: name, Command: command, log: log.With("vm", name), boot: BootDisk, persistent: true, bootMode: mode,
-		flags: &types.BootOptionParam_BootFlags{}, ack: &types.BootOptionParam_BootInfoAcknowledge{}}
+		flags: &types.BootOptionParam_BootFlags{}, ack: &types.BootOptionParam_BootInfoAcknowledge{},
+		bios: newBIOS(name, mode == "UEFI")}
 }
 
 // Boot modes as Redfish names them (BootSourceOverrideMode).
@@ -186,6 +189,10 @@ func (m *Machine) PowerOn() error {
 			dev += ",bootindex=0"
 		}
 		args = append(args, "-device", dev)
+	}
+	// The BIOS applies its pending settings (bios.go) as the machine starts, as POST does.
+	if changed := m.bios.apply(); len(changed) > 0 {
+		m.log.Info("bios settings applied", "attributes", changed)
 	}
 	cmd := exec.Command(m.Command[0], args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -151,7 +151,7 @@ func (d *Interface) Steps(kind conductor.StepKind) []conductor.Step {
 		}
 	case conductor.CleanSteps:
 		return []conductor.Step{
-			{Name: "boot_agent", Priority: 1000, Abortable: true},
+			{Name: "boot_agent", Priority: 1000, Abortable: true, RequiresRamdisk: true},
 			{Name: "erase_devices_metadata", Priority: 99, Abortable: true, RequiresRamdisk: true},
 			{Name: "erase_devices", Priority: d.cfg.EraseDevicesPriority, Abortable: true, RequiresRamdisk: true},
 			{Name: "tear_down_cleaning", Priority: 1},

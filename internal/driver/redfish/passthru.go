@@ -145,7 +145,7 @@ func (d Vendor) CallPassthru(ctx context.Context, t *conductor.Task, call conduc
 			return nil, err
 		}
 		defer es.done()
-		return getJSON(es.client, es.subscriptions)
+		return getObject(es.client, es.subscriptions)
 	case "get_subscription":
 		es, err := d.eventService(ctx, t)
 		if err != nil {
@@ -153,7 +153,7 @@ func (d Vendor) CallPassthru(ctx context.Context, t *conductor.Task, call conduc
 		}
 		defer es.done()
 		id := call.Args["id"].(string)
-		doc, err := getJSON(es.client, strings.TrimRight(es.subscriptions, "/")+"/"+id)
+		doc, err := getObject(es.client, strings.TrimRight(es.subscriptions, "/")+"/"+id)
 		if err != nil {
 			return nil, ironwork.Errorf(ironwork.EINVALID, "Redfish get_subscription failed for subscription %s on node %s. Error: %s", id, t.Node.UUID, err)
 		}
@@ -181,7 +181,7 @@ func (d Vendor) eventService(ctx context.Context, t *conductor.Task) (*eventServ
 		done()
 		return nil, ironwork.Errorf(ironwork.EINVALID, "The BMC of node %s offers no usable EventService: %s", t.Node.UUID, err)
 	}
-	root, err := getJSON(c, "/redfish/v1/")
+	root, err := getObject(c, "/redfish/v1/")
 	if err != nil {
 		return fail(err)
 	}
@@ -189,7 +189,7 @@ func (d Vendor) eventService(ctx context.Context, t *conductor.Task) (*eventServ
 	if path == "" {
 		return fail(fmt.Errorf("the service root links no EventService"))
 	}
-	doc, err := getJSON(c, path)
+	doc, err := getObject(c, path)
 	if err != nil {
 		return fail(err)
 	}
@@ -237,7 +237,7 @@ func (d Vendor) createSubscription(ctx context.Context, t *conductor.Task, args 
 	if loc := resp.Header.Get("Location"); loc != "" && doc["Id"] == nil {
 		// A BMC that answers with only a Location: read what it made.
 		if u, err := url.Parse(loc); err == nil {
-			if doc, err = getJSON(es.client, u.Path); err != nil {
+			if doc, err = getObject(es.client, u.Path); err != nil {
 				return fail(err)
 			}
 		}
@@ -315,8 +315,8 @@ func odataID(v any) string {
 	return s
 }
 
-// getJSON reads a Redfish resource as a JSON object.
-func getJSON(c schemas.Client, path string) (map[string]any, error) {
+// getObject reads a Redfish resource as a JSON object.
+func getObject(c schemas.Client, path string) (map[string]any, error) {
 	resp, err := c.Get(path)
 	if err != nil {
 		return nil, err
