@@ -28,6 +28,7 @@ func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Ses
 	registry.Add(ironwork.PowerInterface, "redfish", rf)
 	registry.Add(ironwork.ManagementInterface, "redfish", rf)
 	registry.Add(ironwork.InspectInterface, "redfish", rf)
+	registry.Add(ironwork.RAIDInterface, "redfish", redfish.RAID{Interface: rf})
 	registry.Add(ironwork.PowerInterface, "ipmitool", ipmitool)
 	registry.Add(ironwork.ManagementInterface, "ipmitool", ipmitool)
 	// Ironic's name for its IPMI serial console offered as a raw TCP URL; ours is the native
