@@ -8,7 +8,7 @@ import (
 func TestParseRAIDConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name, body, err string
-		want              int
+		want            int
 	}{
 		{name: "one mirror", body: `{"logical_disks": [{"size_gb": 10, "raid_level": "1", "is_root_volume": true}]}`, want: 1},
 		{name: "MAX and software", body: `{"logical_disks": [{"size_gb": "MAX", "raid_level": "0", "controller": "software", "physical_disks": [{"name": "/dev/vda"}, {"name": "/dev/vdb"}]}]}`, want: 1},

@@ -205,7 +205,11 @@ func TestRedfishRAIDAgainstTheVBMC(t *testing.T) {
 	settle("manageable")
 	volumes := func() []map[string]any {
 		t.Helper()
-		var coll struct{ Members []struct{ ID string `json:"@odata.id"` } }
+		var coll struct {
+			Members []struct {
+				ID string `json:"@odata.id"`
+			}
+		}
 		redfishGet(t, v.RedfishURL+"/redfish/v1/Systems/vm1/Storage/0/Volumes", password, &coll)
 		var out []map[string]any
 		for _, m := range coll.Members {
