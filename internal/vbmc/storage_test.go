@@ -2,7 +2,9 @@ package vbmc
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -80,5 +82,40 @@ func TestStorageVolumes(t *testing.T) {
 	}
 	if st, _, _ := do("POST", sys+"/Storage/0/Volumes", `{"RAIDType": "RAID0", `+drives("1")+`}`); st != 201 {
 		t.Errorf("a freed drive: %d, want 201", st)
+	}
+}
+
+// TestStorageVolumesWithSushy: Ironic's own Redfish client (sushy, as Ironic's redfish raid
+// interface uses it) reads the vbmc's drives, creates a RAID-1 volume, reads it back and
+// deletes it.
+func TestStorageVolumesWithSushy(t *testing.T) {
+	if err := exec.Command("/usr/bin/python3", "-c", "import sushy").Run(); err != nil {
+		t.Fatal("python3-sushy is not installed: scripts/deps.sh installs it")
+	}
+	cmd, _ := labShape(t, false)
+	v := startVBMC(t, cmd)
+	script := fmt.Sprintf(`
+import sushy
+s = sushy.Sushy(%q, username="admin", password="password")
+st = s.get_system("/redfish/v1/Systems/vm1").storage.get_members()[0]
+drives = st.drives
+print("drives", sorted(d.capacity_bytes for d in drives))
+vol = st.volumes.create({"RAIDType": "RAID1", "Name": "os", "CapacityBytes": 2 << 30,
+    "Links": {"Drives": [{"@odata.id": d.path} for d in drives]}})
+print("created", vol.name, vol.raid_type.value if hasattr(vol.raid_type, "value") else vol.raid_type, vol.capacity_bytes)
+st.volumes.refresh()
+print("count", len(st.volumes.get_members()))
+vol.delete()
+fresh = s.get_system("/redfish/v1/Systems/vm1").storage.get_members()[0]
+print("after delete", len(fresh.volumes.get_members()))
+`, v.RedfishURL+"/redfish/v1")
+	out, err := exec.Command("/usr/bin/python3", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sushy: %v\n%s", err, out)
+	}
+	for _, line := range []string{fmt.Sprintf("drives [%d, %d]", 4<<30, 8<<30), fmt.Sprintf("created os RAID1 %d", 2<<30), "count 1", "after delete 0"} {
+		if !strings.Contains(string(out), line) {
+			t.Errorf("sushy output lacks %q:\n%s", line, out)
+		}
 	}
 }
