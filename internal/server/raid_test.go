@@ -286,8 +286,15 @@ func TestRedfishRAIDAgainstTheVBMC(t *testing.T) {
 	}
 	settle("manageable")
 
-	clean("delete_configuration", "{}")
+	// Out of band: with disable_ramdisk (1.70) the step runs the same, never booting the node.
+	body := `{"target": "clean", "disable_ramdisk": true, "clean_steps": [{"interface": "raid", "step": "delete_configuration"}]}`
+	if st, n := call("PUT", "/v1/nodes/"+uuid+"/states/provision", body); st != 202 {
+		t.Fatalf("clean delete_configuration with disable_ramdisk: %d %v", st, n)
+	}
 	n = settle("manageable")
+	if v.Machine("vm1").On() {
+		t.Error("an out-of-band RAID clean powered the machine on")
+	}
 	if got := volumes(); len(got) != 0 {
 		t.Fatalf("volumes after delete_configuration: %v", got)
 	}
