@@ -56,6 +56,22 @@ func (RAID) Steps(kind conductor.StepKind) []conductor.Step {
 	return nil
 }
 
+// Validate implements conductor.Validator, as Ironic's RedfishRAID: driver_info, and the
+// node's target_raid_config when it has one.
+func (r RAID) Validate(ctx context.Context, t *conductor.Task) error {
+	if err := r.Interface.Validate(ctx, t); err != nil {
+		return err
+	}
+	if len(t.Node.TargetRAIDConfig) == 0 {
+		return nil
+	}
+	disks, err := ironwork.ParseRAIDConfig(t.Node.TargetRAIDConfig)
+	if err != nil {
+		return err
+	}
+	return r.ValidateRAIDConfig(ctx, t, disks)
+}
+
 // ValidateRAIDConfig implements conductor.RAIDConfigValidator: what a Redfish controller can
 // build (no software RAID, no JBOD or RAID 2, disk counts within the level's).
 func (RAID) ValidateRAIDConfig(_ context.Context, _ *conductor.Task, disks []ironwork.LogicalDisk) error {

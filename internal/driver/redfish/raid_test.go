@@ -99,6 +99,20 @@ func TestPlanVolumes(t *testing.T) {
 	}
 }
 
+func TestRAIDValidate(t *testing.T) {
+	tk := task(ironwork.JSONObject{"redfish_address": "http://127.0.0.1:1"})
+	if err := (RAID{}).Validate(context.Background(), tk); err != nil {
+		t.Fatalf("no target: %v", err)
+	}
+	tk.Node.TargetRAIDConfig = ironwork.JSONObject{"logical_disks": []any{map[string]any{"size_gb": 1.0, "raid_level": "1", "controller": "software"}}}
+	if err := (RAID{}).Validate(context.Background(), tk); err == nil || !strings.Contains(err.Error(), "use the agent raid interface") {
+		t.Fatalf("software target: %v", err)
+	}
+	if err := (RAID{}).Validate(context.Background(), task(ironwork.JSONObject{})); err == nil || !strings.Contains(err.Error(), "redfish_address") {
+		t.Fatalf("no address: %v", err)
+	}
+}
+
 // TestRAIDAgainstTheDMTFMockup: DMTF's public-rackmount1 system has SimpleStorage and no
 // Storage, so it has no volumes to build: create_configuration says so.
 func TestRAIDAgainstTheDMTFMockup(t *testing.T) {
