@@ -90,7 +90,7 @@ func HardwareTypes() []HardwareType {
 			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"}, VendorInterface: {"redfish"},
 			// Ironic's redfish hardware type prefers its redfish bios interface, enabled by default.
 			BIOSInterface: {"redfish"},
-		}), map[InterfaceKind][]string{BootInterface: {"redfish-virtual-media"},
+		}), map[InterfaceKind][]string{BootInterface: {"redfish-virtual-media"}, RAIDInterface: {"redfish"},
 			// Offered after no-firmware, not the default: Ironic enables its redfish firmware
 			// interface only when configured (Metal3 names it per node).
 			FirmwareInterface: {"redfish"}}), "redfish")},
@@ -115,7 +115,7 @@ func InterfaceProperties(kind InterfaceKind, impl string) map[string]string {
 		props := InterfaceProperties(PowerInterface, "ipmitool")
 		props["ipmi_terminal_port"] = "TCP port the conductor serves the node's console on. Optional: by default a free port of the conductor's console port range."
 		return props
-	case (kind == PowerInterface || kind == ManagementInterface) && impl == "redfish":
+	case (kind == PowerInterface || kind == ManagementInterface || kind == RAIDInterface) && impl == "redfish":
 		return map[string]string{
 			"redfish_address":   "URL of the Redfish service, e.g. https://10.0.0.5. Required.",
 			"redfish_system_id": "Path of the ComputerSystem resource, e.g. /redfish/v1/Systems/1. Optional if the BMC has one system.",

@@ -545,9 +545,40 @@ lane_console() {
     echo "# lane $LANE done (${SECONDS}s)"
 }
 
+# --- lane: RAID (target_raid_config schema, logical disk properties) -----------------
+lane_raid() {
+    LANE=raid
+    run driver raid property list ipmi -f json
+    check "driver raid property list: Ironic's logical disk properties" \
+        '{"raid_level","size_gb","is_root_volume","controller","physical_disks"} <= {x["Property"] for x in d} and all(set(x)=={"Property","Description"} for x in d)'
+
+    run node create --driver fake-hardware --name cli-raid -f json
+    check "raid lane: node created" 're.match(E["UUID_RE"], d["uuid"])'
+    run node set cli-raid --target-raid-config '{"logical_disks": [{"size_gb": 10, "raid_level": "1", "is_root_volume": true, "controller": "software"}]}'
+    check_rc0 "node set --target-raid-config with a RAID-1 root volume"
+    run node show cli-raid --fields target_raid_config -f json
+    check "node show: the target RAID config is stored" \
+        'd["target_raid_config"]["logical_disks"][0]["raid_level"]=="1" and d["target_raid_config"]["logical_disks"][0]["size_gb"]==10'
+    run node set cli-raid --target-raid-config '{"logical_disks": [{"size_gb": 10, "raid_level": "7"}]}'
+    check_err "node set --target-raid-config with an unknown level fails with the schema's error" "RAID config validation error" "is not one of" "HTTP 400"
+    run node set cli-raid --target-raid-config '{"logical_disks": [{"raid_level": "1"}]}'
+    check_err "node set --target-raid-config without size_gb fails" "'size_gb' is a required property" "HTTP 400"
+    run node show cli-raid --fields target_raid_config -f json
+    check "a refused config leaves the stored one" 'd["target_raid_config"]["logical_disks"][0]["raid_level"]=="1"'
+    run node unset cli-raid --target-raid-config
+    check_rc0 "node unset --target-raid-config"
+    run node show cli-raid --fields target_raid_config -f json
+    check "node unset cleared the target RAID config" 'd["target_raid_config"]=={}'
+
+    run node create --driver ipmi --name cli-raid-ipmi -f json
+    run node set cli-raid-ipmi --target-raid-config '{"logical_disks": [{"size_gb": 10, "raid_level": "1"}]}'
+    check_err "node set --target-raid-config on no-raid fails with Ironic's message" "does not support raid" "HTTP 400"
+    echo "# lane $LANE done (${SECONDS}s)"
+}
+
 # --- run the lanes in parallel, print their results in a fixed order -----------
 # LANES="inspect" scripts/test-baremetal-cli.sh runs only the lanes named.
-read -r -a LANES <<<"${LANES:-nodes ports pg_chassis readonly duplicate provision inspect console}"
+read -r -a LANES <<<"${LANES:-nodes ports pg_chassis readonly duplicate provision inspect console raid}"
 for l in "${LANES[@]}"; do
     ( set +e; "lane_$l" ) >"$T/lane-$l.log" 2>&1 &
     LANE_PIDS+=($!)

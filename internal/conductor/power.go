@@ -209,24 +209,6 @@ func withManagement[A any](ctx context.Context, c *Conductor, ident string, fn f
 	})
 }
 
-// SetTargetRAID records the RAID configuration the next cleaning applies.
-func (c *Conductor) SetTargetRAID(ctx context.Context, req SetTargetRAIDRequest) error {
-	cfg := req.Config
-	disks, ok := cfg["logical_disks"].([]any)
-	if !ok {
-		return ironwork.Errorf(ironwork.EINVALID, "RAID configuration must have a list of logical_disks.")
-	}
-	for i, d := range disks {
-		m, ok := d.(map[string]any)
-		if !ok || m["size_gb"] == nil || m["raid_level"] == nil {
-			return ironwork.Errorf(ironwork.EINVALID, "logical disk %d needs size_gb and raid_level.", i)
-		}
-	}
-	return c.withLock(ctx, req.Node, func(t *Task) error {
-		return t.Save(ctx, func(n *ironwork.Node) { n.TargetRAIDConfig = cfg })
-	})
-}
-
 // SetMaintenance puts a node into maintenance with a reason, or takes it out.
 func (c *Conductor) SetMaintenance(ctx context.Context, req SetMaintenanceRequest) error {
 	n, err := c.store.UpdateNode(ctx, req.Node, func(n *ironwork.Node) error {

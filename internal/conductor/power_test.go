@@ -239,7 +239,7 @@ func TestSetTargetRAID(t *testing.T) {
 		name string
 		cfg  ironwork.JSONObject
 	}{
-		{"no logical disks", ironwork.JSONObject{}},
+		{"no logical disks", ironwork.JSONObject{"disks": []any{}}},
 		{"disk not an object", ironwork.JSONObject{"logical_disks": []any{"1"}}},
 		{"disk without a level", ironwork.JSONObject{"logical_disks": []any{map[string]any{"size_gb": 10.0}}}},
 	} {
@@ -249,6 +249,11 @@ func TestSetTargetRAID(t *testing.T) {
 	ok(t, setTargetRAID(t, e.c, n.UUID, cfg))
 	if diff := cmp.Diff(cfg, e.settled(t, n.UUID, ironwork.Available).TargetRAIDConfig); diff != "" {
 		t.Errorf("target RAID config (-want +got):\n%s", diff)
+	}
+	// An empty configuration clears the target, as in Ironic.
+	ok(t, setTargetRAID(t, e.c, n.UUID, ironwork.JSONObject{}))
+	if got := e.settled(t, n.UUID, ironwork.Available).TargetRAIDConfig; len(got) != 0 {
+		t.Errorf("target RAID config after {} = %v", got)
 	}
 }
 

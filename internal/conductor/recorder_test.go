@@ -132,6 +132,10 @@ func (f *recIface) call(method string) error {
 
 func (f *recIface) Validate(context.Context, *conductor.Task) error { return f.call("Validate") }
 
+func (f *recIface) ValidateRAIDConfig(context.Context, *conductor.Task, []ironwork.LogicalDisk) error {
+	return f.call("ValidateRAIDConfig")
+}
+
 func (f *recIface) PowerState(context.Context, *conductor.Task) (ironwork.PowerState, error) {
 	if err := f.call("PowerState"); err != nil {
 		return "", err

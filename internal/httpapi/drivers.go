@@ -15,6 +15,7 @@ func (s *Server) driverRoutes() {
 	s.handle("GET /v1/drivers", s.listDrivers)
 	s.handle("GET /v1/drivers/{name}", s.getDriver)
 	s.handle("GET /v1/drivers/{name}/properties", s.driverProperties)
+	s.handle("GET /v1/drivers/{name}/raid/logical_disk_properties", s.raidLogicalDiskProperties)
 	s.handle("GET /v1/conductors", s.listConductors)
 	s.handle("GET /v1/conductors/{hostname}", s.getConductor)
 }

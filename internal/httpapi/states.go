@@ -456,22 +456,6 @@ func setSecureBoot(ctx context.Context, c Conductor, ref conductor.NodeRef, targ
 	return conductor.Do(ctx, c, conductor.OpSetSecureBoot, conductor.SetSecureBootRequest{NodeRef: ref, On: on})
 }
 
-func (s *Server) raid(w http.ResponseWriter, r *http.Request) error {
-	if versionOf(r.Context()) < 12 {
-		return ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
-	}
-	c, body, err := s.condBody(r, "body")
-	if err != nil {
-		return err
-	}
-	uuid, err := s.nodeIdent(r)
-	if err != nil {
-		return err
-	}
-	req := conductor.SetTargetRAIDRequest{NodeRef: conductor.NodeRef{Node: uuid}, Config: normalizeJSON(body)}
-	return noContent(w, conductor.Do(r.Context(), c, conductor.OpSetTargetRAID, req))
-}
-
 func (s *Server) renderEvent(r *http.Request, n *ironwork.Node, e *ironwork.NodeHistoryEvent, detail bool) object {
 	out := object{{"uuid", e.UUID}, {"created_at", isoTime(e.CreatedAt)}, {"severity", e.Severity}, {"event", e.Event}}
 	if detail {

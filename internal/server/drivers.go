@@ -32,6 +32,7 @@ func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Ses
 	registry.Add(ironwork.VendorInterface, "ipmitool", ipmi.Vendor{Interface: ipmitool})
 	registry.Add(ironwork.BIOSInterface, "redfish", redfish.BIOS{Interface: rf})
 	registry.Add(ironwork.FirmwareInterface, "redfish", redfish.Firmware{Interface: rf})
+	registry.Add(ironwork.RAIDInterface, "redfish", redfish.RAID{Interface: rf})
 	registry.Add(ironwork.PowerInterface, "ipmitool", ipmitool)
 	registry.Add(ironwork.ManagementInterface, "ipmitool", ipmitool)
 	// Ironic's name for its IPMI serial console offered as a raw TCP URL; ours is the native

@@ -83,6 +83,7 @@ type VBMC struct {
 	events   eventService // the Redfish EventService's subscriptions (events.go)
 	madeDir  bool         // mediaDir was made by Start, and Close removes it
 	tasks    *taskService
+	storage  storageVolumes
 	// IPMIAddrs and RedfishURL say where the services listen once started.
 	IPMIAddrs  map[string]string
 	RedfishURL string
@@ -323,6 +324,10 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if name, sub, ok := strings.Cut(rest, "/"); ok && !strings.HasPrefix(sub, "Actions/") && v.machines[name] != nil {
+		if sub == "Storage" || strings.HasPrefix(sub, "Storage/") {
+			v.serveStorage(w, r, v.machines[name], sub)
+			return
+		}
 		v.serveHardware(w, r, v.machines[name], sub)
 		return
 	}

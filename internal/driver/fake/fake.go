@@ -21,18 +21,19 @@ import (
 type Interface struct{}
 
 var (
-	_ conductor.Power         = Interface{}
-	_ conductor.Management    = Interface{}
-	_ conductor.Deploy        = Interface{}
-	_ conductor.Boot          = Interface{}
-	_ conductor.StepProvider  = Interface{}
-	_ conductor.StepRunner    = Interface{}
-	_ conductor.Inspector     = Interface{}
-	_ conductor.Rescuer       = Interface{}
-	_ conductor.Rebooter      = Interface{}
-	_ conductor.SoftPower     = Interface{}
-	_ conductor.Validator     = Interface{}
-	_ conductor.SerialConsole = Interface{}
+	_ conductor.Power               = Interface{}
+	_ conductor.Management          = Interface{}
+	_ conductor.Deploy              = Interface{}
+	_ conductor.Boot                = Interface{}
+	_ conductor.StepProvider        = Interface{}
+	_ conductor.StepRunner          = Interface{}
+	_ conductor.Inspector           = Interface{}
+	_ conductor.Rescuer             = Interface{}
+	_ conductor.Rebooter            = Interface{}
+	_ conductor.SoftPower           = Interface{}
+	_ conductor.Validator           = Interface{}
+	_ conductor.SerialConsole       = Interface{}
+	_ conductor.RAIDConfigValidator = Interface{}
 )
 
 func flag(t *conductor.Task, key string) bool {
@@ -239,6 +240,12 @@ func (Interface) AttachConsole(ctx context.Context, t *conductor.Task, in io.Rea
 // Noop implements the noop storage and management interfaces, which need no work. The flat
 // and noop network interfaces live in package network.
 type Noop struct{}
+
+// ValidateRAIDConfig implements conductor.RAIDConfigValidator: the fake raid interface takes
+// any configuration that passes Ironic's schema, as Ironic's fake one.
+func (Interface) ValidateRAIDConfig(context.Context, *conductor.Task, []ironwork.LogicalDisk) error {
+	return nil
+}
 
 // Unsupported implements Ironic's "no-" interfaces (no-bios, no-console, ...): the hardware
 // type cannot do that, and node validate says so.
