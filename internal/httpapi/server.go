@@ -147,6 +147,7 @@ func (s *Server) routes() {
 	s.inspectionRuleRoutes()
 	s.consoleRoutes()
 	s.eventRoutes()
+	s.volumeRoutes()
 
 	s.handle("/", s.notFound)
 }

@@ -386,6 +386,8 @@ func (s *Store) DeleteNode(ctx context.Context, ident string, check func(n *iron
 			"DELETE FROM portgroups WHERE node_id = ?",
 			"DELETE FROM allocations WHERE node_id = ?",
 			"DELETE FROM node_inventory WHERE node_id = ?",
+			"DELETE FROM volume_connectors WHERE node_id = ?",
+			"DELETE FROM volume_targets WHERE node_id = ?",
 			"DELETE FROM nodes WHERE id = ?",
 		} {
 			if _, err := tx.ExecContext(ctx, s.rebind(q), n.ID); err != nil {
