@@ -148,6 +148,7 @@ func (s *Server) routes() {
 	s.consoleRoutes()
 	s.eventRoutes()
 	s.volumeRoutes()
+	s.externalEventRoutes()
 
 	s.handle("/", s.notFound)
 }
