@@ -149,6 +149,7 @@ func (s *Server) routes() {
 	s.eventRoutes()
 	s.volumeRoutes()
 	s.externalEventRoutes()
+	s.childrenRoutes()
 
 	s.handle("/", s.notFound)
 }
