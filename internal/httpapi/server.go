@@ -150,6 +150,7 @@ func (s *Server) routes() {
 	s.volumeRoutes()
 	s.externalEventRoutes()
 	s.childrenRoutes()
+	s.runbookRoutes()
 
 	s.handle("/", s.notFound)
 }

@@ -97,6 +97,7 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 	}
 	var req conductor.ProvisionRequest
 	var configDrive any
+	runbook := ""
 	given := map[string]bool{}
 	for k, v := range body {
 		if k == "target" {
@@ -116,6 +117,12 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 		}
 		if k == "configdrive" { // its type is checked by checkConfigDrive
 			configDrive = v
+		} else if k == "runbook" {
+			if rb, ok := v.(string); ok {
+				runbook = rb
+			} else if v != nil {
+				return invalid("Invalid runbook: %s is not a string.", pyRepr(v))
+			}
 		} else if err := setProvisionField(&req, k, v); err != nil {
 			return err
 		}
@@ -127,6 +134,14 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 	}
 	if verb.Since > ver {
 		return notAcceptable("The requested action \"%s\" is not available in API version 1.%d (needs 1.%d).", req.Target, ver, verb.Since)
+	}
+	if given["disable_ramdisk"] && verb.Event == ironwork.EventService && ver < vServiceDisableRamdisk {
+		return notAcceptable("disable_ramdisk is not acceptable in this API version")
+	}
+	if runbook != "" && verb.Uses("runbook") {
+		if err := s.applyRunbook(r, runbook, verb, &req); err != nil {
+			return err
+		}
 	}
 	if p := provisionSteps(&req, verb.Required); verb.Required != "" && (p == nil || len(*p) == 0) {
 		return invalid("\"%s\" is required when setting target provision state to %s", verb.Required, verb.Name)

@@ -17,31 +17,32 @@ const (
 
 // Microversion feature gates used by more than one handler.
 const (
-	vFields           = 8
-	vProvisionFilter  = 9
-	vDriverFilter     = 16
-	vResourceClass    = 21
-	vPortgroups       = 23
-	vPortgroupSubs    = 24
-	vRemoveChassis    = 25
-	vPortgroupMode    = 26
-	vVIFs             = 28
-	vDynamicDrivers   = 30
-	vTraits           = 37
-	vFault            = 42
-	vDetail           = 43
-	vResetInterfaces  = 45
-	vConductorGroup   = 46
-	vConductors       = 49
-	vOwner            = 50
-	vDescription      = 51
-	vAllocations      = 52
-	vLessee           = 65
-	vDriverFields     = 77
-	vShards           = 82
-	vParentNode       = 83
-	vPortNodeIdent    = 94
-	vPortConductorGrp = 99
+	vFields                = 8
+	vProvisionFilter       = 9
+	vDriverFilter          = 16
+	vResourceClass         = 21
+	vPortgroups            = 23
+	vPortgroupSubs         = 24
+	vRemoveChassis         = 25
+	vPortgroupMode         = 26
+	vVIFs                  = 28
+	vDynamicDrivers        = 30
+	vTraits                = 37
+	vFault                 = 42
+	vDetail                = 43
+	vResetInterfaces       = 45
+	vConductorGroup        = 46
+	vConductors            = 49
+	vOwner                 = 50
+	vDescription           = 51
+	vAllocations           = 52
+	vLessee                = 65
+	vDriverFields          = 77
+	vShards                = 82
+	vParentNode            = 83
+	vPortNodeIdent         = 94
+	vPortConductorGrp      = 99
+	vServiceDisableRamdisk = 108
 )
 
 type versionKey struct{}
