@@ -404,7 +404,7 @@ func (s *Server) applyRunbook(r *http.Request, ident string, verb ironwork.Verb,
 		if !slices.ContainsFunc(b.Traits, func(t string) bool { return slices.Contains(n.Traits, t) }) {
 			sorted := slices.Sorted(slices.Values(b.Traits))
 			return invalid("This runbook has not been approved for use on this node %s. The node does not have any of the runbook's traits %s. Please ask an administrator to add a matching trait to your node.",
-				n.UUID, pyRepr(anyList(sorted)))
+				n.UUID, "['"+strings.Join(sorted, "', '")+"']")
 		}
 	} else if !slices.Contains(n.Traits, b.Name) {
 		return invalid("This runbook has not been approved for use on this node %s. Please ask an administrator to add it to your node traits.", n.UUID)
@@ -420,14 +420,6 @@ func (s *Server) applyRunbook(r *http.Request, ident string, verb ironwork.Verb,
 	}
 	req.DisableRamdisk = req.DisableRamdisk || b.DisableRamdisk
 	return nil
-}
-
-func anyList(s []string) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
 }
 
 // runbookTraitsAllowed gates the traits sub-resource (1.112) as Ironic: 404 before it.

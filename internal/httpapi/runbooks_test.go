@@ -6,6 +6,10 @@ import (
 	"testing"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/driver/fake"
+	"github.com/ironwork/ironwork/internal/driver/network"
+	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
@@ -15,7 +19,6 @@ import (
 func TestRunbooks(t *testing.T) {
 	forEachAPI(t, func(t *testing.T, ts *httptest.Server, store *sqlstore.Store) {
 		const v, v112 = "1.92", "1.112"
-		ctx := context.Background()
 		rb := map[string]any{"name": "CUSTOM_FIRMWARE", "disable_ramdisk": false, "extra": map[string]any{"a": 1},
 			"steps": []any{
 				map[string]any{"interface": "deploy", "step": "erase_devices_metadata", "args": map[string]any{}, "order": 2},
@@ -80,29 +83,49 @@ func TestRunbooks(t *testing.T) {
 			t.Fatalf("traits: %s", tr.raw)
 		}
 
-		// Using a runbook for a manual clean.
-		mustStatus(t, call(t, ts, "POST", "/v1/nodes", v, map[string]any{"driver": "fake-hardware", "name": "rb-node"}), 201)
-		if _, err := store.UpdateNode(ctx, "rb-node", func(n *ironwork.Node) error { n.ProvisionState = ironwork.Manageable; return nil }); err != nil {
-			t.Fatal(err)
-		}
-		clean := func(ver, runbook string, extra map[string]any) response {
-			body := map[string]any{"target": "clean", "runbook": runbook}
-			for k, v := range extra {
-				body[k] = v
-			}
-			return call(t, ts, "PUT", "/v1/nodes/rb-node/states/provision", ver, body)
-		}
-		mustStatus(t, clean("1.91", "CUSTOM_FIRMWARE", nil), 400)
-		wantFault(t, clean(v, "CUSTOM_FIRMWARE", nil), 400, "has not been approved for use on this node")
-		mustStatus(t, call(t, ts, "PUT", "/v1/nodes/rb-node/traits/CUSTOM_FIRMWARE", v, nil), 204)
-		wantFault(t, clean(v, "CUSTOM_FIRMWARE", map[string]any{"clean_steps": []any{map[string]any{"interface": "deploy", "step": "x"}}}), 400, "but not both")
-		wantFault(t, call(t, ts, "PUT", "/v1/nodes/rb-node/states/provision", v, map[string]any{"target": "provide", "runbook": "CUSTOM_FIRMWARE"}), 400, "is only valid when setting target provision state to clean, service")
-		wantFault(t, clean(v112, "CUSTOM_FIRMWARE", nil), 400, "has no traits configured")
-		wantFault(t, clean(v112, "bios-reset.v2", nil), 400, "does not have any of the runbook's traits ['CUSTOM_B', 'CUSTOM_C']")
-		mustStatus(t, clean(v, "nonexistent", nil), 404)
-		mustStatus(t, clean(v, "CUSTOM_FIRMWARE", nil), 202)
-
 		mustStatus(t, call(t, ts, "DELETE", "/v1/runbooks/bios-reset.v2", v, nil), 204)
 		mustStatus(t, call(t, ts, "GET", "/v1/runbooks/bios-reset.v2", v, nil), 404)
 	})
+}
+
+// TestRunbookClean starts a manual clean from a runbook, with the approval rules of 1.92
+// (the runbook's name is a node trait) and 1.112 (a runbook trait is).
+func TestRunbookClean(t *testing.T) {
+	ts, store := newAPI(t, func(o *httpapi.Options) {
+		reg := conductor.Registry{}
+		fake.Register(reg)
+		network.Register(reg)
+		cfg := conductor.Defaults()
+		cfg.Hostname = "c1"
+		o.Conductor = localConductor{conductor.New(cfg, o.Store, ironwork.DefaultDriverConfig(), reg, nil)}
+	})
+	const v, v112 = "1.92", "1.112"
+	ctx := context.Background()
+	steps := []any{map[string]any{"interface": "deploy", "step": "erase_devices_metadata", "args": map[string]any{}, "order": 2},
+		map[string]any{"interface": "management", "step": "clear_job_queue", "order": "1"}}
+	mustStatus(t, call(t, ts, "POST", "/v1/runbooks", v, map[string]any{"name": "CUSTOM_FIRMWARE", "steps": steps}), 201)
+	mustStatus(t, call(t, ts, "POST", "/v1/runbooks", v112, map[string]any{"name": "bios-reset.v2", "steps": steps}), 201)
+	mustStatus(t, call(t, ts, "PUT", "/v1/runbooks/bios-reset.v2/traits", v112, map[string]any{"traits": []any{"CUSTOM_B", "CUSTOM_C"}}), 204)
+	// Using a runbook for a manual clean.
+	mustStatus(t, call(t, ts, "POST", "/v1/nodes", v, map[string]any{"driver": "fake-hardware", "name": "rb-node"}), 201)
+	if _, err := store.UpdateNode(ctx, "rb-node", func(n *ironwork.Node) error { n.ProvisionState = ironwork.Manageable; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	clean := func(ver, runbook string, extra map[string]any) response {
+		body := map[string]any{"target": "clean", "runbook": runbook}
+		for k, v := range extra {
+			body[k] = v
+		}
+		return call(t, ts, "PUT", "/v1/nodes/rb-node/states/provision", ver, body)
+	}
+	mustStatus(t, clean("1.91", "CUSTOM_FIRMWARE", nil), 406)
+	wantFault(t, clean(v, "CUSTOM_FIRMWARE", nil), 400, "has not been approved for use on this node")
+	mustStatus(t, call(t, ts, "PUT", "/v1/nodes/rb-node/traits/CUSTOM_FIRMWARE", v, nil), 204)
+	wantFault(t, clean(v, "CUSTOM_FIRMWARE", map[string]any{"clean_steps": []any{map[string]any{"interface": "deploy", "step": "x"}}}), 400, "but not both")
+	wantFault(t, call(t, ts, "PUT", "/v1/nodes/rb-node/states/provision", v, map[string]any{"target": "provide", "runbook": "CUSTOM_FIRMWARE"}), 400, "is only valid when setting target provision state to clean, service")
+	wantFault(t, clean(v112, "CUSTOM_FIRMWARE", nil), 400, "has no traits configured")
+	wantFault(t, clean(v112, "bios-reset.v2", nil), 400, "does not have any of the runbook's traits ['CUSTOM_B', 'CUSTOM_C']")
+	mustStatus(t, clean(v, "nonexistent", nil), 404)
+	mustStatus(t, clean(v, "CUSTOM_FIRMWARE", nil), 202)
+
 }

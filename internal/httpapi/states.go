@@ -157,6 +157,17 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 	if req.Node, err = s.nodeIdent(r); err != nil {
 		return err
 	}
+	// As Ironic: aborting an inspection (1.41) or a deploy wait (1.110) is not acceptable in
+	// older versions.
+	if verb.Event == ironwork.EventAbort && ver < vDeployWaitAbort {
+		n, err := s.store.GetNode(r.Context(), req.Node)
+		if err != nil {
+			return err
+		}
+		if n.ProvisionState == ironwork.DeployWait || (n.ProvisionState == ironwork.InspectWait && ver < 41) {
+			return notAcceptable("Request not acceptable.")
+		}
+	}
 	// As Ironic: a rescue needs a password that is not only white space (white space within
 	// one is allowed).
 	if verb.Event == ironwork.EventRescue && strings.TrimSpace(req.RescuePassword) == "" {
@@ -491,6 +502,17 @@ func (s *Server) renderEvent(r *http.Request, n *ironwork.Node, e *ironwork.Node
 	out := object{{"uuid", e.UUID}, {"created_at", isoTime(e.CreatedAt)}, {"severity", e.Severity}, {"event", e.Event}}
 	if detail {
 		out = append(out, kv{"event_type", e.EventType}, kv{"conductor", optStr(e.Conductor)}, kv{"user", optStr(e.User)})
+		ver := versionOf(r.Context())
+		if ver >= vHistoryProject {
+			out = append(out, kv{"project", optStr(e.Project)})
+		}
+		if ver >= vHistoryStates {
+			var d any
+			if e.Duration != nil {
+				d = *e.Duration
+			}
+			out = append(out, kv{"state", optStr(e.State)}, kv{"target_provision_state", optStr(e.TargetProvisionState)}, kv{"duration_seconds", d})
+		}
 	}
 	return append(out, kv{"links", links(s.baseURL(r), "nodes/"+n.UUID+"/history/"+e.UUID)})
 }

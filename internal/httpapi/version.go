@@ -12,7 +12,7 @@ import (
 // The microversions this server speaks: 1.MinMinor to 1.MaxMinor.
 const (
 	MinMinor = 1
-	MaxMinor = 96
+	MaxMinor = 115 // PendingMax() of the version table (versions.go); a test keeps them equal
 )
 
 // Microversion feature gates used by more than one handler.
@@ -42,7 +42,16 @@ const (
 	vParentNode            = 83
 	vPortNodeIdent         = 94
 	vPortConductorGrp      = 99
+	vOVNVTEP               = 90
+	vInstanceName          = 104
+	vOVNVTEPRemoved        = 105
+	vPortgroupShard        = 106
 	vServiceDisableRamdisk = 108
+	vHealth                = 109
+	vDeployWaitAbort       = 110
+	vDynamicPortgroup      = 111
+	vHistoryProject        = 113
+	vHistoryStates         = 115
 )
 
 type versionKey struct{}

@@ -55,6 +55,7 @@ func nodeColumns() []column[ironwork.Node] {
 		{"instance_info", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.InstanceInfo} }},
 		{"instance_uuid", func(n *N) any { return nullStr[string]{&n.InstanceUUID} }},
 		{"instance_name", func(n *N) any { return nullStr[string]{&n.InstanceName} }},
+		{"health", func(n *N) any { return nullStr[string]{&n.Health} }},
 		{"properties", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.Properties} }},
 		{"power_state", func(n *N) any { return nullStr[ironwork.PowerState]{&n.PowerState} }},
 		{"target_power_state", func(n *N) any { return nullStr[ironwork.PowerState]{&n.TargetPowerState} }},
@@ -415,6 +416,7 @@ type NodeFilter struct {
 	DescriptionContains string
 	ChassisUUID         string
 	InstanceUUID        string
+	InstanceName        string
 	ParentNode          string
 	Shards              []string
 	ExcludeChildren     bool // only nodes without a parent_node
@@ -456,7 +458,7 @@ func (s *Store) ListNodes(ctx context.Context, f NodeFilter, p Page) ([]*ironwor
 	}
 	for col, v := range map[string]string{
 		"n.driver": f.Driver, "n.resource_class": f.ResourceClass, "n.fault": f.Fault,
-		"n.owner": f.Owner, "n.lessee": f.Lessee, "n.instance_uuid": strings.ToLower(f.InstanceUUID),
+		"n.owner": f.Owner, "n.lessee": f.Lessee, "n.instance_name": f.InstanceName, "n.instance_uuid": strings.ToLower(f.InstanceUUID),
 		"n.parent_node": f.ParentNode, "c.uuid": strings.ToLower(f.ChassisUUID),
 	} {
 		if v != "" {
