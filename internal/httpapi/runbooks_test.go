@@ -102,7 +102,7 @@ func TestRunbookClean(t *testing.T) {
 	const v, v112 = "1.92", "1.112"
 	ctx := context.Background()
 	steps := []any{map[string]any{"interface": "deploy", "step": "erase_devices_metadata", "args": map[string]any{}, "order": 2},
-		map[string]any{"interface": "management", "step": "clear_job_queue", "order": "1"}}
+		map[string]any{"interface": "management", "step": "erase_devices", "order": "1"}}
 	mustStatus(t, call(t, ts, "POST", "/v1/runbooks", v, map[string]any{"name": "CUSTOM_FIRMWARE", "steps": steps}), 201)
 	mustStatus(t, call(t, ts, "POST", "/v1/runbooks", v112, map[string]any{"name": "bios-reset.v2", "steps": steps}), 201)
 	mustStatus(t, call(t, ts, "PUT", "/v1/runbooks/bios-reset.v2/traits", v112, map[string]any{"traits": []any{"CUSTOM_B", "CUSTOM_C"}}), 204)
