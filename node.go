@@ -51,6 +51,7 @@ type Node struct {
 	InstanceInfo         JSONObject
 	InstanceUUID         string
 	InstanceName         string
+	Health               string // the BMC's view of the hardware's health (API 1.109); "" when unknown
 	ChassisUUID          string
 	Properties           JSONObject
 	PowerState           PowerState
@@ -115,8 +116,11 @@ type Port struct {
 	Description         string
 	Vendor              string
 	Category            string
-	CreatedAt           time.Time
-	UpdatedAt           *time.Time
+	// NotForDynamicPortgroup keeps the port out of portgroups built on demand: the API's
+	// available_for_dynamic_portgroup (1.111) inverted, so that the zero value is its default.
+	NotForDynamicPortgroup bool
+	CreatedAt              time.Time
+	UpdatedAt              *time.Time
 }
 
 // Portgroup is a bond of ports of one node.
@@ -132,6 +136,7 @@ type Portgroup struct {
 	StandalonePortsSupported bool
 	PhysicalNetwork          string
 	Category                 string
+	DynamicPortgroup         bool // built on demand rather than by an operator (API 1.111); read-only
 	Extra                    JSONObject
 	InternalInfo             JSONObject
 	CreatedAt                time.Time
@@ -170,7 +175,13 @@ type NodeHistoryEvent struct {
 	Severity  string
 	Event     string
 	User      string
-	CreatedAt time.Time
+	Project   string // the requester's project (API 1.113)
+	// The node's provision state and target when the event was recorded, and the seconds
+	// since its provision state last changed (API 1.115); Duration is nil when unknown.
+	State                ProvisionState
+	TargetProvisionState ProvisionState
+	Duration             *int
+	CreatedAt            time.Time
 }
 
 // Allocation is a request for a node matching a resource class and traits.

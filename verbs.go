@@ -41,12 +41,12 @@ func ProvisionVerbs() []Verb {
 		{Name: "provide", Event: EventProvide, Since: 4},
 		{Name: "inspect", Event: EventInspect, Since: 6},
 		{Name: "abort", Event: EventAbort, Since: 13},
-		{Name: "clean", Event: EventClean, Since: 15, Fields: []string{"clean_steps", "disable_ramdisk"}, Required: "clean_steps"},
+		{Name: "clean", Event: EventClean, Since: 15, Fields: []string{"clean_steps", "disable_ramdisk", "runbook"}, Required: "clean_steps"},
 		{Name: "adopt", Event: EventAdopt, Since: 17},
 		{Name: "rescue", Event: EventRescue, Since: 38, Fields: []string{"rescue_password"}},
 		{Name: "unrescue", Event: EventUnrescue, Since: 38},
 		{Name: "unhold", Event: EventUnhold, Since: 85},
-		{Name: "service", Event: EventService, Since: 87, Fields: []string{"service_steps", "disable_ramdisk"}, Required: "service_steps"},
+		{Name: "service", Event: EventService, Since: 87, Fields: []string{"service_steps", "disable_ramdisk", "runbook"}, Required: "service_steps"},
 	}
 }
 
@@ -69,6 +69,7 @@ func ProvisionFields() []ProvisionField {
 		{Name: "deploy_steps", Since: 69},
 		{Name: "disable_ramdisk", Since: 70},
 		{Name: "service_steps", Since: 87},
+		{Name: "runbook", Since: 92, Exclusive: true},
 	}
 }
 

@@ -2,6 +2,7 @@ package conductor
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -16,6 +17,7 @@ import (
 type Requester struct {
 	RequestID string `json:"request_id,omitempty"`
 	User      string `json:"user,omitempty"`
+	Project   string `json:"project,omitempty"`
 }
 
 type requesterKey struct{}
@@ -49,6 +51,12 @@ func (t *Task) historyEvent(eventType, severity, event string) *ironwork.NodeHis
 	if t.req.RequestID != "" {
 		event += " (request " + t.req.RequestID + ")"
 	}
-	return &ironwork.NodeHistoryEvent{UUID: uuid.NewString(), NodeID: t.Node.ID, Conductor: t.c.cfg.Hostname,
-		EventType: eventType, Severity: severity, Event: event, User: t.req.User}
+	e := &ironwork.NodeHistoryEvent{UUID: uuid.NewString(), NodeID: t.Node.ID, Conductor: t.c.cfg.Hostname,
+		EventType: eventType, Severity: severity, Event: event, User: t.req.User, Project: t.req.Project,
+		State: t.Node.ProvisionState, TargetProvisionState: t.Node.TargetProvisionState}
+	if at := t.Node.ProvisionUpdatedAt; at != nil {
+		d := int(time.Since(*at).Seconds())
+		e.Duration = &d
+	}
+	return e
 }

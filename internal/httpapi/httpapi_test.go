@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -112,6 +113,9 @@ func mustStatus(t *testing.T, r response, status int) {
 	}
 }
 
+// latest is the advertised maximum microversion, the one constant tests compare it with.
+var latest = "1." + strconv.Itoa(httpapi.MaxMinor)
+
 func TestMicroversions(t *testing.T) {
 	ts, _ := newAPI(t)
 	cases := []struct {
@@ -122,7 +126,7 @@ func TestMicroversions(t *testing.T) {
 		{"no header means the minimum", "", "", 200, "1.1"},
 		{"legacy header", "X-OpenStack-Ironic-API-Version", "1.31", 200, "1.31"},
 		{"standard header", "OpenStack-API-Version", "baremetal 1.50", 200, "1.50"},
-		{"latest", "X-OpenStack-Ironic-API-Version", "latest", 200, "1.96"},
+		{"latest", "X-OpenStack-Ironic-API-Version", "latest", 200, latest},
 		{"too new", "X-OpenStack-Ironic-API-Version", "1.500", 406, ""},
 		{"major 2", "X-OpenStack-Ironic-API-Version", "2.1", 406, ""},
 		{"garbage", "X-OpenStack-Ironic-API-Version", "one.two", 406, ""},
@@ -144,7 +148,7 @@ func TestMicroversions(t *testing.T) {
 			if got := resp.Header.Get("X-OpenStack-Ironic-API-Version"); got != c.used {
 				t.Errorf("version header %q, want %q", got, c.used)
 			}
-			if resp.Header.Get("X-OpenStack-Ironic-API-Minimum-Version") != "1.1" || resp.Header.Get("X-OpenStack-Ironic-API-Maximum-Version") != "1.96" {
+			if resp.Header.Get("X-OpenStack-Ironic-API-Minimum-Version") != "1.1" || resp.Header.Get("X-OpenStack-Ironic-API-Maximum-Version") != latest {
 				t.Errorf("min/max headers missing: %v", resp.Header)
 			}
 			if !strings.HasPrefix(resp.Header.Get("X-OpenStack-Request-Id"), "req-") {
@@ -154,7 +158,7 @@ func TestMicroversions(t *testing.T) {
 	}
 	root := call(t, ts, "GET", "/", "", nil)
 	v := root.body["default_version"].(map[string]any)
-	if v["version"] != "1.96" || v["min_version"] != "1.1" || v["id"] != "v1" {
+	if v["version"] != latest || v["min_version"] != "1.1" || v["id"] != "v1" {
 		t.Errorf("root document: %s", root.raw)
 	}
 	old := call(t, ts, "GET", "/v1/", "1.1", nil)
@@ -308,7 +312,7 @@ func TestNodePatch(t *testing.T) {
 		{"no value", []map[string]any{op("add", "/extra/a")}, 400, "'value' is a required member"},
 		{"bad name", []map[string]any{op("replace", "/name", "has space")}, 400, "Cannot change name to invalid name"},
 		{"remove driver", []map[string]any{op("remove", "/driver")}, 400, "'driver' is a required property"},
-		{"newer field", []map[string]any{op("add", "/instance_name", "x")}, 400, "Cannot patch"},
+		{"newer field", []map[string]any{op("add", "/instance_name", "x")}, 406, "minimal required API version should be 1.104"},
 		{"protected outside active", []map[string]any{op("replace", "/protected", true)}, 409, "can only be made protected"},
 		{"reason without retired", []map[string]any{op("add", "/retired_reason", "old")}, 400, "retired_reason field can only be set"},
 		{"interface of the wrong hardware type", []map[string]any{op("replace", "/power_interface", "ipmitool")}, 400, "Could not find a suitable power interface"},

@@ -97,6 +97,16 @@ func nodeFields() fieldTable[ironwork.Node] {
 		instanceInfoField(),
 		uuidField[N](k, "instance_uuid", 1, readWrite, func(n *N) *string { return &n.InstanceUUID }),
 		roField[N]("last_error", 1, func(n *N) any { return optStr(n.LastError) }),
+		roField[N]("health", vHealth, func(n *N) any { return optStr(n.Health) }),
+		{name: "instance_name", since: vInstanceName, access: readWrite, get: func(n *N) any { return optStr(n.InstanceName) },
+			set: func(n *N, v any) error {
+				s, err := asString(k, v, 255)
+				if err == nil && v != nil && s == "" {
+					err = schemaError(k, "'' should be non-empty")
+				}
+				n.InstanceName = s
+				return err
+			}},
 		strField[N](k, "lessee", 65, readWrite, func(n *N) *string { return &n.Lessee }, 255),
 		boolField[N](k, "maintenance", 1, readWrite, func(n *N) *bool { return &n.Maintenance }),
 		roField[N]("maintenance_reason", 1, func(n *N) any { return optStr(n.MaintenanceReason) }),

@@ -116,7 +116,7 @@ func nodeFilter(r *http.Request, keep map[string][]string) (sqlstore.NodeFilter,
 		"driver": vDriverFilter, "resource_class": vResourceClass, "fault": vFault,
 		"conductor_group": vConductorGroup, "conductor": vConductors, "owner": vOwner,
 		"lessee": vLessee, "shard": vShards, "sharded": vShards, "include_children": vParentNode,
-		"parent_node": vParentNode,
+		"parent_node": vParentNode, "instance_name": vInstanceName,
 	}
 	var unexpected []string
 	for k := range q {
@@ -178,6 +178,7 @@ func nodeFilter(r *http.Request, keep map[string][]string) (sqlstore.NodeFilter,
 	}
 	f.Driver, f.ResourceClass, f.Owner, f.Lessee = q.Get("driver"), q.Get("resource_class"), q.Get("owner"), q.Get("lessee")
 	f.Project, f.DescriptionContains, f.ParentNode = q.Get("project"), q.Get("description_contains"), q.Get("parent_node")
+	f.InstanceName = q.Get("instance_name")
 	if _, ok := q["conductor_group"]; ok {
 		g := q.Get("conductor_group")
 		f.ConductorGroup = &g
@@ -462,6 +463,12 @@ func (s *Server) checkNodeUpdate(old *ironwork.Node, oldIfaces map[ironwork.Inte
 	}
 	if has("chassis_uuid") && n.ChassisUUID == "" && ver < vRemoveChassis {
 		return notAcceptable("Request not acceptable.")
+	}
+	// As Ironic from 1.104: an instance_info display_name names the instance when nothing else does.
+	if has("instance_info") && n.InstanceName == "" {
+		if name, ok := n.InstanceInfo["display_name"].(string); ok && name != "" {
+			n.InstanceName = name
+		}
 	}
 	if has("properties") {
 		if err := checkProperties(n.Properties); err != nil {

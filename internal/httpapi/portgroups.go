@@ -46,6 +46,7 @@ func portgroupFields() fieldTable[ironwork.Portgroup] {
 		objField[G](k, "properties", vPortgroupMode, readWrite, func(g *G) *ironwork.JSONObject { return &g.Properties }, false),
 		strField[G](k, "physical_network", 102, readWrite, func(g *G) *string { return &g.PhysicalNetwork }, 64),
 		strField[G](k, "category", 103, readWrite, func(g *G) *string { return &g.Category }, 80),
+		roField[G]("dynamic_portgroup", vDynamicPortgroup, func(g *G) any { return g.DynamicPortgroup }),
 	}}
 }
 
@@ -65,7 +66,8 @@ func (s *Server) portgroupSpec() listSpec[ironwork.Portgroup] {
 		sortRefused: []string{"extra", "internal_info", "properties"},
 		uuid:        func(g *ironwork.Portgroup) string { return g.UUID },
 		render:      s.renderPortgroup,
-		filters:     map[string]int{"node": vPortgroups, "address": vPortgroups, "fields": vFields},
+		filters: map[string]int{"node": vPortgroups, "address": vPortgroups, "fields": vFields,
+			"conductor_group": vPortConductorGrp, "shard": vPortgroupShard},
 	}
 }
 
@@ -110,6 +112,7 @@ func (s *Server) listPortgroups(detailPath, ofNode bool) handlerFunc {
 				}
 				f.Address = mac
 			}
+			f.Shards, f.ConductorGroup = shardAndGroup(q)
 			return s.store.ListPortgroups(r.Context(), f, p.page)
 		})
 	}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -49,6 +50,10 @@ func portFields() fieldTable[ironwork.Port] {
 		strField[P](k, "description", 97, readWrite, func(p *P) *string { return &p.Description }, 255),
 		strField[P](k, "vendor", 100, readWrite, func(p *P) *string { return &p.Vendor }, 32),
 		strField[P](k, "category", 101, readWrite, func(p *P) *string { return &p.Category }, 80),
+		{name: "available_for_dynamic_portgroup", since: vDynamicPortgroup, access: readWrite,
+			get: func(p *P) any { return !p.NotForDynamicPortgroup },
+			// null (or a PATCH remove) restores the default, true.
+			set: setBool(k, func(p *P, b *bool) { p.NotForDynamicPortgroup = b != nil && !*b })},
 	}}
 }
 
@@ -59,7 +64,7 @@ func (s *Server) portSpec() listSpec[ironwork.Port] {
 		uuid:        func(p *ironwork.Port) string { return p.UUID },
 		render:      s.renderPort,
 		filters: map[string]int{"node": 1, "node_uuid": 1, "address": 1, "portgroup": vPortgroupSubs,
-			"shard": vShards, "fields": vFields},
+			"shard": vShards, "fields": vFields, "conductor_group": vPortConductorGrp},
 	}
 }
 
@@ -107,9 +112,7 @@ func (s *Server) listPorts(detailPath bool, parent func(r *http.Request, f *sqls
 				}
 				f.Address = mac
 			}
-			if v := q.Get("shard"); v != "" {
-				f.Shards = splitList(v)
-			}
+			f.Shards, f.ConductorGroup = shardAndGroup(q)
 			return s.store.ListPorts(r.Context(), f, p.page)
 		})
 	}
@@ -177,6 +180,14 @@ func (s *Server) createPort(w http.ResponseWriter, r *http.Request) error {
 
 // checkPort applies Ironic's cross-field rules for ports.
 func (s *Server) checkPort(ctx context.Context, p *ironwork.Port) error {
+	// OVN VTEP switch keys were accepted from 1.90 and refused again from 1.105, as Ironic.
+	if ver := versionOf(ctx); ver < vOVNVTEP || ver >= vOVNVTEPRemoved {
+		for _, key := range []string{"vtep-logical-switch", "vtep-physical-switch"} {
+			if _, ok := p.LocalLinkConnection[key]; ok {
+				return schemaError("local_link_connection", "Additional properties are not allowed ('%s' was unexpected)", key)
+			}
+		}
+	}
 	if p.IsSmartNIC {
 		if p.LocalLinkConnection["port_id"] == nil || p.LocalLinkConnection["hostname"] == nil {
 			return invalid("Smart NIC port must have port_id and hostname in local_link_connection")
@@ -276,6 +287,19 @@ func readPatch(r *http.Request) ([]patchOp, error) {
 		return nil, err
 	}
 	return decodePatch(raw)
+}
+
+// shardAndGroup reads the shard and conductor_group filters of port and portgroup lists.
+func shardAndGroup(q url.Values) ([]string, *string) {
+	var shards []string
+	if v := q.Get("shard"); v != "" {
+		shards = splitList(v)
+	}
+	if _, ok := q["conductor_group"]; !ok {
+		return shards, nil
+	}
+	g := q.Get("conductor_group")
+	return shards, &g
 }
 
 // splitList splits a comma-separated query value, lower-cased and de-duplicated.

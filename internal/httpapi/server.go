@@ -151,6 +151,10 @@ func (s *Server) routes() {
 	s.eventRoutes()
 	s.passthruRoutes()
 	s.indicatorRoutes()
+	s.volumeRoutes()
+	s.externalEventRoutes()
+	s.childrenRoutes()
+	s.runbookRoutes()
 
 	s.handle("/", s.notFound)
 }

@@ -97,6 +97,7 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 	}
 	var req conductor.ProvisionRequest
 	var configDrive any
+	runbook := ""
 	given := map[string]bool{}
 	for k, v := range body {
 		if k == "target" {
@@ -116,6 +117,12 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 		}
 		if k == "configdrive" { // its type is checked by checkConfigDrive
 			configDrive = v
+		} else if k == "runbook" {
+			if rb, ok := v.(string); ok {
+				runbook = rb
+			} else if v != nil {
+				return invalid("Invalid runbook: %s is not a string.", pyRepr(v))
+			}
 		} else if err := setProvisionField(&req, k, v); err != nil {
 			return err
 		}
@@ -127,6 +134,14 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 	}
 	if verb.Since > ver {
 		return notAcceptable("The requested action \"%s\" is not available in API version 1.%d (needs 1.%d).", req.Target, ver, verb.Since)
+	}
+	if given["disable_ramdisk"] && verb.Event == ironwork.EventService && ver < vServiceDisableRamdisk {
+		return notAcceptable("disable_ramdisk is not acceptable in this API version")
+	}
+	if runbook != "" && verb.Uses("runbook") {
+		if err := s.applyRunbook(r, runbook, verb, &req); err != nil {
+			return err
+		}
 	}
 	if p := provisionSteps(&req, verb.Required); verb.Required != "" && (p == nil || len(*p) == 0) {
 		return invalid("\"%s\" is required when setting target provision state to %s", verb.Required, verb.Name)
@@ -141,6 +156,17 @@ func (s *Server) provision(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.Node, err = s.nodeIdent(r); err != nil {
 		return err
+	}
+	// As Ironic: aborting an inspection (1.41) or a deploy wait (1.110) is not acceptable in
+	// older versions.
+	if verb.Event == ironwork.EventAbort && ver < vDeployWaitAbort {
+		n, err := s.store.GetNode(r.Context(), req.Node)
+		if err != nil {
+			return err
+		}
+		if n.ProvisionState == ironwork.DeployWait || (n.ProvisionState == ironwork.InspectWait && ver < 41) {
+			return notAcceptable("Request not acceptable.")
+		}
 	}
 	// As Ironic: a rescue needs a password that is not only white space (white space within
 	// one is allowed).
@@ -460,6 +486,17 @@ func (s *Server) renderEvent(r *http.Request, n *ironwork.Node, e *ironwork.Node
 	out := object{{"uuid", e.UUID}, {"created_at", isoTime(e.CreatedAt)}, {"severity", e.Severity}, {"event", e.Event}}
 	if detail {
 		out = append(out, kv{"event_type", e.EventType}, kv{"conductor", optStr(e.Conductor)}, kv{"user", optStr(e.User)})
+		ver := versionOf(r.Context())
+		if ver >= vHistoryProject {
+			out = append(out, kv{"project", optStr(e.Project)})
+		}
+		if ver >= vHistoryStates {
+			var d any
+			if e.Duration != nil {
+				d = *e.Duration
+			}
+			out = append(out, kv{"state", optStr(e.State)}, kv{"target_provision_state", optStr(e.TargetProvisionState)}, kv{"duration_seconds", d})
+		}
 	}
 	return append(out, kv{"links", links(s.baseURL(r), "nodes/"+n.UUID+"/history/"+e.UUID)})
 }

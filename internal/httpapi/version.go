@@ -12,36 +12,46 @@ import (
 // The microversions this server speaks: 1.MinMinor to 1.MaxMinor.
 const (
 	MinMinor = 1
-	MaxMinor = 96
+	MaxMinor = 115 // PendingMax() of the version table (versions.go); a test keeps them equal
 )
 
 // Microversion feature gates used by more than one handler.
 const (
-	vFields           = 8
-	vProvisionFilter  = 9
-	vDriverFilter     = 16
-	vResourceClass    = 21
-	vPortgroups       = 23
-	vPortgroupSubs    = 24
-	vRemoveChassis    = 25
-	vPortgroupMode    = 26
-	vVIFs             = 28
-	vDynamicDrivers   = 30
-	vTraits           = 37
-	vFault            = 42
-	vDetail           = 43
-	vResetInterfaces  = 45
-	vConductorGroup   = 46
-	vConductors       = 49
-	vOwner            = 50
-	vDescription      = 51
-	vAllocations      = 52
-	vLessee           = 65
-	vDriverFields     = 77
-	vShards           = 82
-	vParentNode       = 83
-	vPortNodeIdent    = 94
-	vPortConductorGrp = 99
+	vFields                = 8
+	vProvisionFilter       = 9
+	vDriverFilter          = 16
+	vResourceClass         = 21
+	vPortgroups            = 23
+	vPortgroupSubs         = 24
+	vRemoveChassis         = 25
+	vPortgroupMode         = 26
+	vVIFs                  = 28
+	vDynamicDrivers        = 30
+	vTraits                = 37
+	vFault                 = 42
+	vDetail                = 43
+	vResetInterfaces       = 45
+	vConductorGroup        = 46
+	vConductors            = 49
+	vOwner                 = 50
+	vDescription           = 51
+	vAllocations           = 52
+	vLessee                = 65
+	vDriverFields          = 77
+	vShards                = 82
+	vParentNode            = 83
+	vPortNodeIdent         = 94
+	vPortConductorGrp      = 99
+	vOVNVTEP               = 90
+	vInstanceName          = 104
+	vOVNVTEPRemoved        = 105
+	vPortgroupShard        = 106
+	vServiceDisableRamdisk = 108
+	vHealth                = 109
+	vDeployWaitAbort       = 110
+	vDynamicPortgroup      = 111
+	vHistoryProject        = 113
+	vHistoryStates         = 115
 )
 
 type versionKey struct{}

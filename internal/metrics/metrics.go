@@ -46,11 +46,14 @@ type Metrics struct {
 
 	imageLookups *prometheus.CounterVec
 	imageBytes   prometheus.Counter
+
+	externalEvents *prometheus.CounterVec
 }
 
 var (
-	_ httpapi.Metrics   = (*Metrics)(nil)
-	_ conductor.Metrics = (*Metrics)(nil)
+	_ httpapi.Metrics      = (*Metrics)(nil)
+	_ httpapi.EventCounter = (*Metrics)(nil)
+	_ conductor.Metrics    = (*Metrics)(nil)
 )
 
 // Buckets of the histograms, in seconds: API answers take milliseconds, steps seconds to an
@@ -95,9 +98,11 @@ func New(reg *prometheus.Registry) *Metrics {
 			Help: "Image cache look-ups, by result: hit (a valid master was used) or miss (downloaded)."}, []string{"result"}),
 		imageBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "image_cache_downloaded_bytes_total",
 			Help: "Bytes the image cache downloaded."}),
+		externalEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "external_events_total",
+			Help: "External events accepted by POST /v1/events (API 1.54), by event type and status."}, []string{"event", "status"}),
 	}
 	reg.MustRegister(m.apiRequests, m.apiDuration, m.transitions, m.steps, m.phases, m.bmcErrors, m.sensors,
-		m.dhcp, m.tftp, m.tftpBytes, m.httpBoot, m.imageLookups, m.imageBytes,
+		m.dhcp, m.tftp, m.tftpBytes, m.httpBoot, m.imageLookups, m.imageBytes, m.externalEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -115,6 +120,11 @@ func (m *Metrics) Handler(log *slog.Logger) http.Handler {
 func (m *Metrics) APIRequest(method, route string, status int, d time.Duration) {
 	m.apiRequests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.apiDuration.WithLabelValues(method, route).Observe(d.Seconds())
+}
+
+// ExternalEvent implements httpapi.EventCounter.
+func (m *Metrics) ExternalEvent(event, status string) {
+	m.externalEvents.WithLabelValues(event, status).Inc()
 }
 
 // Transition implements conductor.Metrics.

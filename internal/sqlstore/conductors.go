@@ -107,9 +107,15 @@ func (s *Store) AddNodeHistory(ctx context.Context, e *ironwork.NodeHistoryEvent
 	e.CreatedAt = s.nowUTC()
 	unlock := s.lockWrites()
 	defer unlock()
-	err := s.queryRow(ctx, s.db, `INSERT INTO node_history (uuid, node_id, conductor, event_type, severity, event, user_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.UUID, e.NodeID, nullStr[string]{&e.Conductor}, e.EventType, e.Severity, e.Event,
-		nullStr[string]{&e.User}, e.CreatedAt.UnixMicro()).Scan(&e.ID)
+	var duration any
+	if e.Duration != nil {
+		duration = int64(*e.Duration)
+	}
+	err := s.queryRow(ctx, s.db, `INSERT INTO node_history (uuid, node_id, conductor, event_type, severity, event, user_id,
+		project, state, target_provision_state, duration_seconds, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.UUID, e.NodeID, nullStr[string]{&e.Conductor}, e.EventType, e.Severity, e.Event,
+		nullStr[string]{&e.User}, nullStr[string]{&e.Project}, nullStr[ironwork.ProvisionState]{&e.State},
+		nullStr[ironwork.ProvisionState]{&e.TargetProvisionState}, duration, e.CreatedAt.UnixMicro()).Scan(&e.ID)
 	if err != nil {
 		return fmt.Errorf("add node history: %w", err)
 	}
@@ -118,7 +124,8 @@ func (s *Store) AddNodeHistory(ctx context.Context, e *ironwork.NodeHistoryEvent
 
 // NodeHistory returns a node's history, oldest first.
 func (s *Store) NodeHistory(ctx context.Context, nodeID int64) ([]*ironwork.NodeHistoryEvent, error) {
-	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT id, uuid, node_id, conductor, event_type, severity, event, user_id, created_at
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT id, uuid, node_id, conductor, event_type, severity, event, user_id,
+		project, state, target_provision_state, duration_seconds, created_at
 		FROM node_history WHERE node_id = ? ORDER BY created_at, id`), nodeID)
 	if err != nil {
 		return nil, fmt.Errorf("node history: %w", err)
@@ -127,9 +134,16 @@ func (s *Store) NodeHistory(ctx context.Context, nodeID int64) ([]*ironwork.Node
 	var out []*ironwork.NodeHistoryEvent
 	for rows.Next() {
 		e := &ironwork.NodeHistoryEvent{}
+		var duration sql.NullInt64
 		if err := rows.Scan(&e.ID, &e.UUID, &e.NodeID, nullStr[string]{&e.Conductor}, nullStr[string]{&e.EventType},
-			nullStr[string]{&e.Severity}, nullStr[string]{&e.Event}, nullStr[string]{&e.User}, timeCol{&e.CreatedAt}); err != nil {
+			nullStr[string]{&e.Severity}, nullStr[string]{&e.Event}, nullStr[string]{&e.User}, nullStr[string]{&e.Project},
+			nullStr[ironwork.ProvisionState]{&e.State}, nullStr[ironwork.ProvisionState]{&e.TargetProvisionState}, &duration,
+			timeCol{&e.CreatedAt}); err != nil {
 			return nil, fmt.Errorf("scan node history: %w", err)
+		}
+		if duration.Valid {
+			d := int(duration.Int64)
+			e.Duration = &d
 		}
 		out = append(out, e)
 	}

@@ -55,6 +55,7 @@ func nodeColumns() []column[ironwork.Node] {
 		{"instance_info", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.InstanceInfo} }},
 		{"instance_uuid", func(n *N) any { return nullStr[string]{&n.InstanceUUID} }},
 		{"instance_name", func(n *N) any { return nullStr[string]{&n.InstanceName} }},
+		{"health", func(n *N) any { return nullStr[string]{&n.Health} }},
 		{"properties", func(n *N) any { return jsonCol[ironwork.JSONObject]{&n.Properties} }},
 		{"power_state", func(n *N) any { return nullStr[ironwork.PowerState]{&n.PowerState} }},
 		{"target_power_state", func(n *N) any { return nullStr[ironwork.PowerState]{&n.TargetPowerState} }},
@@ -388,6 +389,8 @@ func (s *Store) DeleteNode(ctx context.Context, ident string, check func(n *iron
 			"DELETE FROM node_inventory WHERE node_id = ?",
 			"DELETE FROM bios_settings WHERE node_id = ?",
 			"DELETE FROM firmware_information WHERE node_id = ?",
+			"DELETE FROM volume_connectors WHERE node_id = ?",
+			"DELETE FROM volume_targets WHERE node_id = ?",
 			"DELETE FROM nodes WHERE id = ?",
 		} {
 			if _, err := tx.ExecContext(ctx, s.rebind(q), n.ID); err != nil {
@@ -415,6 +418,7 @@ type NodeFilter struct {
 	DescriptionContains string
 	ChassisUUID         string
 	InstanceUUID        string
+	InstanceName        string
 	ParentNode          string
 	Shards              []string
 	ExcludeChildren     bool // only nodes without a parent_node
@@ -456,7 +460,7 @@ func (s *Store) ListNodes(ctx context.Context, f NodeFilter, p Page) ([]*ironwor
 	}
 	for col, v := range map[string]string{
 		"n.driver": f.Driver, "n.resource_class": f.ResourceClass, "n.fault": f.Fault,
-		"n.owner": f.Owner, "n.lessee": f.Lessee, "n.instance_uuid": strings.ToLower(f.InstanceUUID),
+		"n.owner": f.Owner, "n.lessee": f.Lessee, "n.instance_name": f.InstanceName, "n.instance_uuid": strings.ToLower(f.InstanceUUID),
 		"n.parent_node": f.ParentNode, "c.uuid": strings.ToLower(f.ChassisUUID),
 	} {
 		if v != "" {

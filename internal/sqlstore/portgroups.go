@@ -20,6 +20,7 @@ func portgroupEntity() *entity[ironwork.Portgroup] {
 			{"standalone_ports_supported", func(g *G) any { return boolCol{&g.StandalonePortsSupported} }},
 			{"physical_network", func(g *G) any { return nullStr[string]{&g.PhysicalNetwork} }},
 			{"category", func(g *G) any { return nullStr[string]{&g.Category} }},
+			{"dynamic_portgroup", func(g *G) any { return boolCol{&g.DynamicPortgroup} }},
 			{"extra", func(g *G) any { return jsonCol[ironwork.JSONObject]{&g.Extra} }},
 			{"internal_info", func(g *G) any { return jsonCol[ironwork.JSONObject]{&g.InternalInfo} }},
 			{"created_at", func(g *G) any { return timeCol{&g.CreatedAt} }},

@@ -26,6 +26,7 @@ func portEntity() *entity[ironwork.Port] {
 			{"description", func(p *P) any { return nullStr[string]{&p.Description} }},
 			{"vendor", func(p *P) any { return nullStr[string]{&p.Vendor} }},
 			{"category", func(p *P) any { return nullStr[string]{&p.Category} }},
+			{"not_for_dynamic_portgroup", func(p *P) any { return boolCol{&p.NotForDynamicPortgroup} }},
 			{"created_at", func(p *P) any { return timeCol{&p.CreatedAt} }},
 			{"updated_at", func(p *P) any { return nullTime{&p.UpdatedAt} }},
 		},
