@@ -122,7 +122,7 @@ func (d *Interface) resolveImage(ctx context.Context, n *ironwork.Node) (instanc
 		arch, _ := n.Properties["cpu_arch"].(string)
 		a, err := d.cfg.OCI.Resolve(ctx, image.OCIRequest{Ref: ref, PullSecret: pullSecret(n), CPUArch: arch, PreferQcow2: img.local})
 		if err != nil {
-			return instanceImage{}, fmt.Errorf("resolve image %s: %w", src, err)
+			return instanceImage{}, fmt.Errorf("resolve image: %w", err)
 		}
 		// As Ironic: the registry's digest is the checksum; image_checksum is ignored.
 		img.url, img.checksum, img.auth = a.URL, a.Digest, a.Authorization
