@@ -15,6 +15,7 @@ import (
 	"github.com/ironwork/ironwork/internal/driver/inspect"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
 	"github.com/ironwork/ironwork/internal/driver/network"
+	"github.com/ironwork/ironwork/internal/driver/ramdisk"
 	"github.com/ironwork/ironwork/internal/driver/redfish"
 	"github.com/ironwork/ironwork/internal/image"
 	"github.com/ironwork/ironwork/internal/netns"
@@ -46,6 +47,7 @@ func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Ses
 		dcfg.Dial = netns.Dialer(cfg.ProvisioningNetns)
 	}
 	registry.Add(ironwork.DeployInterface, "direct", direct.New(dcfg, log))
+	registry.Add(ironwork.DeployInterface, ramdisk.Name, ramdisk.Interface{FileDirs: fileDirs(cfg)})
 	registry.Add(ironwork.InspectInterface, "agent", inspect.Agent{})
 	registry.Add(ironwork.RescueInterface, "agent", direct.NewRescue(dcfg, log))
 }
