@@ -145,3 +145,43 @@ func TestDirectDeployFromOCI(t *testing.T) {
 		a.stop()
 	}
 }
+
+// TestRamdiskDeploy: a node with the ramdisk deploy interface goes to active without an
+// agent once its instance boot is set up, refuses a deploy without kernel and ramdisk with
+// Ironic's error, and comes back to available on undeploy.
+func TestRamdiskDeploy(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, "sqlite://"+filepath.Join(dir, "db"))
+	c := &api.Client{BaseURL: srv.URL(), Version: "1.87"}
+	ctx := context.Background()
+	var node map[string]any
+	if err := c.Do(ctx, http.MethodPost, "/v1/nodes", map[string]any{"name": "live-1", "driver": "fake-hardware",
+		"deploy_interface": "ramdisk", "boot_interface": "fake"}, &node); err != nil {
+		t.Fatal(err)
+	}
+	uuid := node["uuid"].(string)
+	provisionVerb(t, c, uuid, "manage")
+	waitState(t, c, uuid, "manageable", 10*time.Second)
+	provisionVerb(t, c, uuid, "provide")
+	waitState(t, c, uuid, "available", 10*time.Second)
+	err := c.Do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": "active"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "instance_info.kernel and instance_info.ramdisk") {
+		t.Fatalf("deploy without kernel and ramdisk: %v", err)
+	}
+	if err := c.Do(ctx, http.MethodPatch, "/v1/nodes/"+uuid, []map[string]any{{"op": "add", "path": "/instance_info",
+		"value": map[string]any{"kernel": "http://images.example/live.vmlinuz", "ramdisk": "http://images.example/live.initrd"}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	provisionVerb(t, c, uuid, "active")
+	n := waitState(t, c, uuid, "active", 20*time.Second)
+	t.Logf("ramdisk deploy on fake hardware: %.2f s", time.Since(start).Seconds())
+	if n["power_state"] != "power on" {
+		t.Errorf("the deployed node is %v: %v", n["power_state"], n)
+	}
+	provisionVerb(t, c, uuid, "deleted")
+	n = waitState(t, c, uuid, "available", 20*time.Second)
+	if n["power_state"] != "power off" {
+		t.Errorf("the undeployed node is %v", n["power_state"])
+	}
+}

@@ -31,9 +31,19 @@ type Interface struct {
 }
 
 var (
-	_ conductor.Deploy    = Interface{}
-	_ conductor.Validator = Interface{}
+	_ conductor.Deploy       = Interface{}
+	_ conductor.Validator    = Interface{}
+	_ conductor.StepProvider = Interface{}
 )
+
+// Steps implements conductor.StepProvider: one deploy step, deploy (priority 100), and no
+// clean steps (nothing was written).
+func (Interface) Steps(kind conductor.StepKind) []conductor.Step {
+	if kind == conductor.DeploySteps {
+		return []conductor.Step{{Name: "deploy", Priority: 100}}
+	}
+	return nil
+}
 
 func boot(t *conductor.Task) (conductor.Boot, error) {
 	b, ok := t.Driver.Impl(ironwork.BootInterface).(conductor.Boot)
