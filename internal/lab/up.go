@@ -327,17 +327,20 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		return st, err
 	}
 	sum, err := testimage.Build(ctx, imgPath, testimage.Options{KernelDir: opts.KernelDir, WorkDir: filepath.Join(dir, "work"),
-		Size: opts.ImageSize, Log: slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		Size: opts.ImageSize, Log: slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		BootFilesDir: filepath.Dir(imgPath)})
 	if err != nil {
 		return st, fmt.Errorf("build the test image: %w", err)
 	}
 	if err := st.update(func(s *State) {
 		s.Image, s.ImageSH = "http://"+st.Subnet+".1:8080/lab/image.raw", sum
+		s.ImageKernel = "http://" + st.Subnet + ".1:8080/lab/" + testimage.BootKernelName
+		s.ImageRamdisk = "http://" + st.Subnet + ".1:8080/lab/" + testimage.BootInitramfsName
 	}); err != nil {
 		return st, err
 	}
 	if prod {
-		if err := st.update(func(s *State) { s.Image = imageURL(st, "image.raw") }); err != nil {
+		if err := st.update(func(s *State) { s.Image, s.ImageKernel, s.ImageRamdisk = imageURL(st, "image.raw"), "", "" }); err != nil {
 			return st, err
 		}
 		if err := startImageServer(ctx, st, kernel, initrd); err != nil {
