@@ -1,11 +1,11 @@
 package lab_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"

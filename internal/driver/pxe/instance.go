@@ -30,7 +30,9 @@ const bootISOFile = "boot.iso"
 func (b *Interface) CanBootRamdiskInstance() bool { return true }
 
 // ramdiskInstance reports whether the node's instance is booted from the network.
-func ramdiskInstance(n *ironwork.Node) bool { return n.Interfaces[ironwork.DeployInterface] == RamdiskDeploy }
+func ramdiskInstance(n *ironwork.Node) bool {
+	return n.Interfaces[ironwork.DeployInterface] == RamdiskDeploy
+}
 
 // ValidateRamdiskInstance checks a ramdisk deploy's instance_info: kernel and ramdisk (local
 // files only inside dirs), or boot_iso; ramdisk_kernel_arguments one printable line.
