@@ -334,8 +334,9 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	}
 	if err := st.update(func(s *State) {
 		s.Image, s.ImageSH = "http://"+st.Subnet+".1:8080/lab/image.raw", sum
-		s.ImageKernel = "http://" + st.Subnet + ".1:8080/lab/" + testimage.BootKernelName
-		s.ImageRamdisk = "http://" + st.Subnet + ".1:8080/lab/" + testimage.BootInitramfsName
+		// Local files the conductor links (file_url_allowed_paths has their directory).
+		s.ImageKernel = filepath.Join(filepath.Dir(imgPath), testimage.BootKernelName)
+		s.ImageRamdisk = filepath.Join(filepath.Dir(imgPath), testimage.BootInitramfsName)
 	}); err != nil {
 		return st, err
 	}
@@ -466,9 +467,9 @@ timeout_check_interval = "2s"
 power_sync_interval = "30s"
 agent_power_off_timeout = "30s"
 default_boot_mode = "uefi"
-file_url_allowed_paths = [%q]
+file_url_allowed_paths = [%q, %q]
 console_log_dir = %q
-`, apiPort, data, st.Bridge, st.Netns, st.Subnet, st.Subnet, opts.CallbackTimeout.String(), rd, filepath.Join(dir, "consoles"))
+`, apiPort, data, st.Bridge, st.Netns, st.Subnet, st.Subnet, opts.CallbackTimeout.String(), rd, filepath.Dir(imgPath), filepath.Join(dir, "consoles"))
 	for _, n := range opts.Nodes {
 		if n.Discover { // machines nobody enrolled get the ramdisk and are enrolled from their inventory
 			scfg += fmt.Sprintf("\n[discovery]\nenabled = true\ndeploy_kernel = %q\ndeploy_ramdisk = %q\n", kernel, initrd)
