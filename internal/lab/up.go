@@ -124,6 +124,9 @@ type Options struct {
 	// properties (cpu_arch, capabilities' boot_mode) written by the lab; inspection fills them
 	// (docs/inspection.md). The PXE port is still enrolled. Lab layout only.
 	Inspect bool
+	// ServerConfig is added to the server's configuration as top-level TOML lines
+	// (oci_plain_http_registries for a test registry, say). Lab layout only.
+	ServerConfig string
 }
 
 // DefaultNodes returns n nodes alternating SeaBIOS over IPMI and OVMF over Redfish; with
@@ -470,6 +473,9 @@ default_boot_mode = "uefi"
 file_url_allowed_paths = [%q, %q]
 console_log_dir = %q
 `, apiPort, data, st.Bridge, st.Netns, st.Subnet, st.Subnet, opts.CallbackTimeout.String(), rd, filepath.Dir(imgPath), filepath.Join(dir, "consoles"))
+	if opts.ServerConfig != "" {
+		scfg += strings.TrimSpace(opts.ServerConfig) + "\n"
+	}
 	for _, n := range opts.Nodes {
 		if n.Discover { // machines nobody enrolled get the ramdisk and are enrolled from their inventory
 			scfg += fmt.Sprintf("\n[discovery]\nenabled = true\ndeploy_kernel = %q\ndeploy_ramdisk = %q\n", kernel, initrd)
