@@ -26,7 +26,7 @@ func generic() map[InterfaceKind][]string {
 		BIOSInterface:       {"no-bios"},
 		BootInterface:       {"ipxe", "pxe", "http"},
 		ConsoleInterface:    {"no-console"},
-		DeployInterface:     {"direct"},
+		DeployInterface:     {"direct", "ramdisk"},
 		FirmwareInterface:   {"no-firmware"},
 		InspectInterface:    {"agent", "no-inspect"},
 		ManagementInterface: {},

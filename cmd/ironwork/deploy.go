@@ -71,7 +71,9 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Var(&traits, "trait", "trait the node must have; also selects deploy templates (repeatable)")
 	fs.Var(&caps, "capability", "capability KEY=VALUE the node must have, e.g. cpu_arch=x86_64, boot_mode=uefi (repeatable)")
 	fs.Var(&candidates, "candidate", "choose only among these nodes, by name or UUID (repeatable)")
-	fs.StringVar(&req.Image, "image", "", "whole-disk image URL: http(s):// or file:// on the conductor (required)")
+	fs.StringVar(&req.Image, "image", "", "whole-disk image: http(s)://, file:// on the conductor, or oci://REGISTRY/REPO:TAG (or @sha256:...) (required)")
+	pullSecret := fs.String("pull-secret-file", "", "file holding the registry credential of an oci:// image (docker config.json's auth value, or user:password)")
+	fs.StringVar(&req.DownloadSource, "image-download-source", "", "http (the agent downloads the image) or local (through the conductor's cache); default: the conductor's")
 	fs.StringVar(&req.Checksum, "checksum", "", "image checksum: hex digest (MD5, SHA-256 or SHA-512), ALGO:HEX, or a checksum file URL")
 	fs.StringVar(&req.DiskFormat, "image-format", "", "raw or qcow2 (default: detected)")
 	fs.Var(&keys, "ssh-key", "file with SSH public keys for the instance (repeatable)")
@@ -115,6 +117,13 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 				req.SSHKeys = append(req.SSHKeys, line)
 			}
 		}
+	}
+	if *pullSecret != "" {
+		b, err := os.ReadFile(*pullSecret)
+		if err != nil {
+			return fail(2, "read the pull secret: %v", err)
+		}
+		req.PullSecret = strings.TrimSpace(string(b))
 	}
 	if *userData != "" {
 		b, err := os.ReadFile(*userData)

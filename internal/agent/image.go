@@ -16,6 +16,10 @@ type ImageRequest struct {
 	// Checksum of the image as stored on the server: "sha256:HEX",
 	// "sha512:HEX", "md5:HEX" or bare hex (algorithm from the length).
 	Checksum string
+	// Authorization, when set, is the HTTP Authorization header of the image's requests
+	// (IPA's image_request_authorization, a registry's bearer token). Go's client drops it
+	// on a redirect to another host. A secret: never logged.
+	Authorization string
 	// AllowMD5 permits md5 checksums (Ironic's allow_md5_checksum).
 	AllowMD5 bool
 	// DiskFormat is "raw", "qcow2" or "" to detect from magic bytes. "raw"
@@ -99,7 +103,7 @@ func writeImage(ctx context.Context, req ImageRequest, path string, progress Pro
 			err = errors.Join(err, t.wipe())
 		}
 	}()
-	src, err := openSource(ctx, req.HTTPClient, req.URL)
+	src, err := openSource(ctx, req.HTTPClient, req.URL, req.Authorization)
 	if err != nil {
 		return res, err
 	}

@@ -17,6 +17,7 @@ import (
 type source struct {
 	client   *http.Client
 	url      string
+	auth     string // Authorization header value, or empty
 	safeURL  string // without the query string, for errors and logs
 	size     int64  // total bytes, -1 if the server did not say
 	rangeOK  bool   // the first GET was answered 206 to "Range: bytes=0-"
@@ -42,11 +43,11 @@ func redactURL(raw string) string {
 // tells us the server honours ranges without a second round trip, and sends
 // Accept-Encoding: identity so net/http does not transparently gunzip: the
 // checksum is over the bytes as stored on the server.
-func openSource(ctx context.Context, client *http.Client, rawURL string) (*source, error) {
+func openSource(ctx context.Context, client *http.Client, rawURL, auth string) (*source, error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
-	s := &source{client: client, url: rawURL, safeURL: redactURL(rawURL), size: -1}
+	s := &source{client: client, url: rawURL, auth: auth, safeURL: redactURL(rawURL), size: -1}
 	ctx, s.cancel = context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
@@ -55,6 +56,9 @@ func openSource(ctx context.Context, client *http.Client, rawURL string) (*sourc
 	}
 	req.Header.Set("Range", "bytes=0-")
 	req.Header.Set("Accept-Encoding", "identity")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		s.cancel()
@@ -116,6 +120,9 @@ func (s *source) getRange(ctx context.Context, off, n int64) (io.ReadCloser, err
 	}
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
 	req.Header.Set("Accept-Encoding", "identity")
+	if s.auth != "" {
+		req.Header.Set("Authorization", s.auth)
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("read image range %d+%d: %w", off, n, scrubURLError(err))

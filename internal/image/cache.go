@@ -124,6 +124,10 @@ type Source struct {
 	// (algorithm from its length), or the http(s):// or file:// URL of a
 	// checksum file. Empty only with Config.AllowUnverified.
 	Checksum string
+	// Authorization, when set, is sent as the HTTP Authorization header of the image's
+	// requests (an OCI registry's bearer token). It is a secret: it is not part of the
+	// master's key, and never logged or recorded.
+	Authorization string
 }
 
 // Cache is a directory of verified master images. It is safe for
@@ -177,6 +181,7 @@ func (c *Cache) Dir() string { return c.dir }
 // source is a validated Source.
 type source struct {
 	u    *url.URL
+	auth string // Source.Authorization
 	safe string // URL without userinfo or query, for logs and errors
 	spec checksumSpec
 	key  string // master file name
@@ -205,7 +210,7 @@ func (c *Cache) resolve(src Source) (source, error) {
 		}
 	}
 	sum := sha256.Sum256([]byte(u.String() + "\n" + strings.TrimSpace(src.Checksum)))
-	return source{u: u, safe: safe, spec: spec, key: hex.EncodeToString(sum[:])}, nil
+	return source{u: u, auth: src.Authorization, safe: safe, spec: spec, key: hex.EncodeToString(sum[:])}, nil
 }
 
 // parseSourceURL accepts http, https and file URLs and absolute paths.

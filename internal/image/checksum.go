@@ -25,6 +25,9 @@ const (
 // Config.AllowUnverified is false.
 var ErrNoChecksum = errors.New("image has no checksum and unverified images are not allowed")
 
+// ErrNoChecksumLine is returned when a checksum file has no line for the image.
+var ErrNoChecksumLine = errors.New("the checksum file has no line for the image")
+
 // digest is an expected checksum: an algorithm and its lower-case hex value.
 type digest struct {
 	algo string
@@ -117,9 +120,10 @@ const maxChecksumFile = 1 << 20
 // a checksum file. It understands the lines sha256sum, sha512sum and md5sum
 // write ("HEX  name", "HEX *name"), "name HEX", the BSD tagged form
 // ("SHA256 (name) = HEX") and a file that holds a single bare digest. Lines starting with '#'
-// are comments. Names are compared by their last path element. When no line
-// names the file but the file has exactly one entry, that entry is used (a
-// wrong guess fails verification, so it cannot pass a bad image).
+// are comments. Names are compared by their last path element. A file that
+// holds a single bare digest (no name) gives that digest, as in Ironic; a
+// file whose lines all name other files is an error (ErrNoChecksumLine), so
+// a deploy fails before any disk is written rather than at verification.
 func parseChecksumFile(text, name string) (digest, error) {
 	var entries []checksumEntry
 	sc := bufio.NewScanner(strings.NewReader(text))
@@ -144,10 +148,10 @@ func parseChecksumFile(text, name string) (digest, error) {
 			return e.d, nil
 		}
 	}
-	if len(entries) == 1 {
+	if len(entries) == 1 && entries[0].name == "" {
 		return entries[0].d, nil
 	}
-	return digest{}, fmt.Errorf("parse checksum file: no line for %q among %d entries", name, len(entries))
+	return digest{}, fmt.Errorf("parse checksum file: %w: no line for %q among %d entries", ErrNoChecksumLine, name, len(entries))
 }
 
 type checksumEntry struct {

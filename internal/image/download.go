@@ -205,7 +205,7 @@ func (c *Cache) expected(ctx context.Context, s source) (digest, error) {
 	if err != nil {
 		return digest{}, fmt.Errorf("checksum for %s: %w", s.safe, err)
 	}
-	body, _, err := c.open(ctx, cu)
+	body, _, err := c.open(ctx, cu, "")
 	if err != nil {
 		return digest{}, fmt.Errorf("checksum file for %s: %w", s.safe, err)
 	}
@@ -225,7 +225,7 @@ func (c *Cache) expected(ctx context.Context, s source) (digest, error) {
 }
 
 // open starts reading u (http GET or a local file).
-func (c *Cache) open(ctx context.Context, u *url.URL) (io.ReadCloser, origin, error) {
+func (c *Cache) open(ctx context.Context, u *url.URL, auth string) (io.ReadCloser, origin, error) {
 	safe := redact(u)
 	if u.Scheme == "file" {
 		f, err := os.Open(u.Path)
@@ -246,6 +246,9 @@ func (c *Cache) open(ctx context.Context, u *url.URL) (io.ReadCloser, origin, er
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, origin{}, fmt.Errorf("GET %s: %w", safe, err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
@@ -279,7 +282,7 @@ func (c *Cache) download(ctx context.Context, s source) (string, error) {
 		cancel(fmt.Errorf("%w: no data for %s", ErrStalled, c.cfg.StallTimeout))
 	})
 	defer stall.Stop()
-	body, org, err := c.open(ctx, s.u)
+	body, org, err := c.open(ctx, s.u, s.auth)
 	if err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, ErrStalled) {
 			return "", fmt.Errorf("download %s: %w", s.safe, cause)

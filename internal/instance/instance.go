@@ -40,9 +40,14 @@ type Request struct {
 	Candidates []string
 	// Hostname of the instance: the allocation's name and the config drive's hostname.
 	Hostname string
-	// Image is the whole-disk image URL; Checksum its checksum: a hex digest (MD5, SHA-256 or
-	// SHA-512 by length), "algo:hex", or the URL of a checksum file.
+	// Image is the whole-disk image URL (http, https, file, or an oci:// registry reference);
+	// Checksum its checksum: a hex digest (MD5, SHA-256 or SHA-512 by length), "algo:hex", or
+	// the URL of a checksum file (an oci:// image needs none: the registry's digest is used).
 	Image, Checksum string
+	// PullSecret is the registry credential of an oci:// image (instance_info's
+	// image_pull_secret); DownloadSource is image_download_source (http or local), empty for
+	// the conductor's default.
+	PullSecret, DownloadSource string
 	// DiskFormat is raw or qcow2; empty leaves it to the agent to detect.
 	DiskFormat string
 	// SSHKeys are public keys (one authorized_keys line each).
@@ -263,8 +268,11 @@ func (r Request) Validate() error {
 	if !validHostname(r.Hostname) {
 		return fmt.Errorf("hostname %q is not a valid host name (letters, digits, '-' and '.', labels of at most 63 characters)", r.Hostname)
 	}
-	if u, err := url.Parse(r.Image); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") {
-		return fmt.Errorf("image %q is not an http, https or file URL", r.Image)
+	if u, err := url.Parse(r.Image); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file" && u.Scheme != "oci") {
+		return fmt.Errorf("image %q is not an http, https, file or oci URL", r.Image)
+	}
+	if r.DownloadSource != "" && r.DownloadSource != "http" && r.DownloadSource != "local" {
+		return fmt.Errorf("image download source %q is not http or local", r.DownloadSource)
 	}
 	for _, k := range r.SSHKeys {
 		if f := strings.Fields(k); len(f) < 2 || !strings.HasPrefix(f[0], "ssh-") && !strings.HasPrefix(f[0], "ecdsa-") && !strings.HasPrefix(f[0], "sk-") {
@@ -374,6 +382,12 @@ func instanceInfo(req Request) []api.PatchOp {
 	info := map[string]any{"image_source": req.Image}
 	if req.DiskFormat != "" {
 		info["image_disk_format"] = req.DiskFormat
+	}
+	if req.PullSecret != "" {
+		info["image_pull_secret"] = req.PullSecret
+	}
+	if req.DownloadSource != "" {
+		info["image_download_source"] = req.DownloadSource
 	}
 	if cs := req.Checksum; cs != "" {
 		algo, hexsum, hasAlgo := strings.Cut(cs, ":")

@@ -54,6 +54,7 @@ func TestRequestValidation(t *testing.T) {
 		"an image URL":       func(r *Request) { r.Image = "" },
 		"not a valid host":   func(r *Request) { r.Hostname = "db_1" },
 		"is not an http":     func(r *Request) { r.Image = "ftp://x/y" },
+		"not http or local":  func(r *Request) { r.DownloadSource = "swift" },
 		"an SSH public key":  func(r *Request) { r.SSHKeys = []string{"hello"} },
 		"valid host name (l": func(r *Request) { r.Hostname = strings.Repeat("a", 64) },
 	}
@@ -131,5 +132,24 @@ func TestConfigDriveContent(t *testing.T) {
 	}
 	if got := netmask(netip.MustParsePrefix("fd00::1/64")); got != "ffff:ffff:ffff:ffff::" {
 		t.Errorf("IPv6 netmask: %s", got)
+	}
+}
+
+// TestInstanceInfoOCI: an oci:// image goes with its pull secret and download source and
+// needs no checksum.
+func TestInstanceInfoOCI(t *testing.T) {
+	r := Request{ResourceClass: "baremetal", Image: "oci://registry.example:5000/disks/debian:12", Hostname: "h1",
+		PullSecret: "dXNlcjpwYXNz", DownloadSource: "local"}
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{}
+	for _, op := range instanceInfo(r) {
+		got[op.Path] = op.Value
+	}
+	want := map[string]any{"/instance_info/image_source": r.Image, "/instance_info/image_pull_secret": "dXNlcjpwYXNz",
+		"/instance_info/image_download_source": "local"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("-want +got\n%s", diff)
 	}
 }

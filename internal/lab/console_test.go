@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork/internal/lab"
+	"github.com/ironwork/ironwork/internal/lab/testimage"
 )
 
 // TestLabConsole enables the serial console of a QEMU node whose BMC is Ironwork's vbmc,
@@ -133,4 +136,74 @@ func TestLabConsole(t *testing.T) {
 	if !bytes.Contains(b, []byte("Linux version")) {
 		t.Errorf("the console log file lacks the kernel's boot messages (%d bytes)", len(b))
 	}
+	labRamdiskDeploy(ctx, t, st, n)
+}
+
+// labRamdiskDeploy deploys the node with the ramdisk deploy interface: the test image's own
+// kernel and initramfs, booted over iPXE from the HTTP boot server with nothing written to
+// disk, print the image's booted line; undeploy brings the node back to available. (It
+// rides on TestLabConsole's machine, so it costs no lab of its own.)
+func labRamdiskDeploy(ctx context.Context, t *testing.T, st *lab.State, n lab.Node) {
+	c := st.Client()
+	if _, err := lab.WaitState(ctx, c, n.UUID, "available", 5*time.Minute, nil); err != nil {
+		t.Fatal(err)
+	}
+	disk := fileSum(t, n.Disk)
+	if err := c.Do(ctx, http.MethodPatch, "/v1/nodes/"+n.UUID, []map[string]any{
+		{"op": "replace", "path": "/deploy_interface", "value": "ramdisk"},
+		{"op": "add", "path": "/instance_info", "value": map[string]any{"kernel": st.ImageKernel, "ramdisk": st.ImageRamdisk,
+			"ramdisk_kernel_arguments": testimage.KernelCmdline}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var serialFrom int64
+	if fi, err := os.Stat(n.Serial); err == nil {
+		serialFrom = fi.Size()
+	}
+	begin := time.Now()
+	if err := lab.ProvisionVerb(ctx, c, n.UUID, "active", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lab.WaitState(ctx, c, n.UUID, "active", time.Minute, nil); err != nil {
+		t.Fatal(err)
+	}
+	active := time.Since(begin)
+	line, err := lab.WaitSerial(ctx, n.Serial, serialFrom, testimage.Marker, 4*time.Minute)
+	if err != nil {
+		t.Fatalf("ramdisk deploy: the instance did not boot: %v", err)
+	}
+	if fw, ok := testimage.ParseBootedLine(line); !ok || fw != n.Firmware {
+		t.Errorf("ramdisk instance reported %q, want firmware=%s", line, n.Firmware)
+	}
+	t.Logf("ramdisk deploy: active after %.1f s, instance booted from the network after %.1f s: %s",
+		active.Seconds(), time.Since(begin).Seconds(), line)
+	if after := fileSum(t, n.Disk); after != disk {
+		t.Error("the ramdisk deploy wrote to the disk")
+	}
+	begin = time.Now()
+	if err := lab.ProvisionVerb(ctx, c, n.UUID, "deleted", nil); err != nil {
+		t.Fatal(err)
+	}
+	node, err := lab.WaitState(ctx, c, n.UUID, "available", 5*time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if node["power_state"] != "power off" {
+		t.Errorf("undeployed ramdisk node is %v", node["power_state"])
+	}
+	t.Logf("ramdisk undeploy (with automated cleaning): %.1f s", time.Since(begin).Seconds())
+}
+
+// fileSum is the sha256 of a file, read in one pass.
+func fileSum(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

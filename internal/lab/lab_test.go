@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironwork/ironwork/internal/image/ocitest"
 	"github.com/ironwork/ironwork/internal/instance"
 	"github.com/ironwork/ironwork/internal/lab"
 	"github.com/ironwork/ironwork/internal/lab/testimage"
@@ -42,7 +44,9 @@ func powerOns(t *testing.T, st *lab.State, name string) int {
 // node B (OVMF, Redfish), both through Ironwork's vbmc, are cleaned, deployed with the test
 // image, seen booting it from disk, undeployed and cleaned again, at once. Beside them: a
 // node with a wrong BMC password fails verification, a machine that boots nothing fails
-// cleaning at the callback timeout, and a wrong image checksum fails a deploy.
+// cleaning at the callback timeout, and a wrong image checksum fails a deploy. Then B is
+// deployed again by ironwork deploy from an oci:// image in a registry on loopback with token
+// auth, through the conductor's cache (image_download_source local).
 func TestLabEndToEnd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and taps")
@@ -57,8 +61,20 @@ func TestLabEndToEnd(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "lab")
 	ns := fmt.Sprintf("iwlabt-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
+	// An OCI registry with token auth on loopback, for ironwork deploy's oci:// image: the
+	// conductor (outside the namespace) resolves it and caches the blob (download source
+	// local), and the agent downloads it from the conductor.
+	regLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := ocitest.New()
+	reg.User, reg.Password = "lab-robot", "lab-pull-secret"
+	reg.Start(regLn)
+	defer reg.Close()
 	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.214.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 90 * time.Second, Log: &logs,
+		ServerConfig: fmt.Sprintf("oci_plain_http_registries = [%q]", reg.Host()),
+		Agent:        filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 90 * time.Second, Log: &logs,
 		Nodes: []lab.NodeSpec{
 			{Name: "a-bios-ipmi", Firmware: "bios", Power: "ipmi"},
 			{Name: "b-uefi-redfish", Firmware: "uefi", Power: "redfish"},
@@ -207,8 +223,14 @@ func TestLabEndToEnd(t *testing.T) {
 	}
 
 	// ironwork deploy on B: allocation, VIF, config drive built by the conductor; the instance
-	// reads its hostname and key back from the config-2 partition.
+	// reads its hostname and key back from the config-2 partition. The image comes from the
+	// OCI registry (the lab's test image pushed as a raw disktype artifact).
 	if !t.Failed() {
+		img, err := os.ReadFile(filepath.Join(dir, "data", "boot", "lab", "image.raw"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg.Push("lab/testimage", "whole-disk", img, ocitest.Artifact{DiskType: "raw", Arch: "x86_64"})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -220,8 +242,8 @@ func TestLabEndToEnd(t *testing.T) {
 			}
 			key := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILabKeyForTheEndToEndTest lab@ironwork"
 			inst, err := instance.Deploy(ctx, c, instance.Request{ResourceClass: lab.ResourceClass,
-				Capabilities: map[string]string{"boot_mode": "uefi"}, Hostname: "lab-web-1", Image: st.Image,
-				Checksum: "sha256:" + st.ImageSH, SSHKeys: []string{key}, UserData: []byte("#cloud-config\n")}, nil)
+				Capabilities: map[string]string{"boot_mode": "uefi"}, Hostname: "lab-web-1", Image: "oci://" + reg.Host() + "/lab/testimage:whole-disk",
+				PullSecret: "lab-robot:lab-pull-secret", DownloadSource: "local", SSHKeys: []string{key}, UserData: []byte("#cloud-config\n")}, nil)
 			if err != nil {
 				t.Errorf("ironwork deploy: %v", err)
 				return
@@ -239,7 +261,11 @@ func TestLabEndToEnd(t *testing.T) {
 				strings.Join(rep.Keys, ",") != "lab@ironwork" || rep.UserDataBytes != int64(len("#cloud-config\n")) || !rep.NetworkData {
 				t.Errorf("config drive seen by the instance: %q (%+v, %v)", line, rep, err)
 			}
-			t.Logf("ironwork deploy: active and config drive read by the instance after %.1f s: %s", time.Since(begin).Seconds(), line)
+			t.Logf("ironwork deploy from oci:// (%d token requests, %d blob GETs): active and config drive read by the instance after %.1f s: %s",
+				reg.TokenRequests.Load(), reg.BlobGets.Load(), time.Since(begin).Seconds(), line)
+			if reg.BlobGets.Load() != 1 {
+				t.Errorf("the registry served the blob %d times, want once (into the conductor's cache)", reg.BlobGets.Load())
+			}
 			if err := instance.Undeploy(ctx, c, n.UUID, time.Second, nil); err != nil {
 				t.Errorf("ironwork undeploy: %v", err)
 			}

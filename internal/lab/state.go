@@ -65,6 +65,10 @@ type State struct {
 	Files   []string `json:"files"` // made outside Dir (none so far; Dir itself is removed)
 	Image   string   `json:"image_url"`
 	ImageSH string   `json:"image_sha256"`
+	// ImageKernel and ImageRamdisk are the test image's kernel and initramfs, files inside
+	// the server's file_url_allowed_paths (lab layout only): a ramdisk deploy's instance.
+	ImageKernel  string `json:"image_kernel_url,omitempty"`
+	ImageRamdisk string `json:"image_ramdisk_url,omitempty"`
 
 	mu sync.Mutex
 }

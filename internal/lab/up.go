@@ -124,6 +124,9 @@ type Options struct {
 	// properties (cpu_arch, capabilities' boot_mode) written by the lab; inspection fills them
 	// (docs/inspection.md). The PXE port is still enrolled. Lab layout only.
 	Inspect bool
+	// ServerConfig is added to the server's configuration as top-level TOML lines
+	// (oci_plain_http_registries for a test registry, say). Lab layout only.
+	ServerConfig string
 }
 
 // DefaultNodes returns n nodes alternating SeaBIOS over IPMI and OVMF over Redfish; with
@@ -327,17 +330,21 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		return st, err
 	}
 	sum, err := testimage.Build(ctx, imgPath, testimage.Options{KernelDir: opts.KernelDir, WorkDir: filepath.Join(dir, "work"),
-		Size: opts.ImageSize, Log: slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		Size: opts.ImageSize, Log: slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		BootFilesDir: filepath.Dir(imgPath)})
 	if err != nil {
 		return st, fmt.Errorf("build the test image: %w", err)
 	}
 	if err := st.update(func(s *State) {
 		s.Image, s.ImageSH = "http://"+st.Subnet+".1:8080/lab/image.raw", sum
+		// Local files the conductor links (file_url_allowed_paths has their directory).
+		s.ImageKernel = filepath.Join(filepath.Dir(imgPath), testimage.BootKernelName)
+		s.ImageRamdisk = filepath.Join(filepath.Dir(imgPath), testimage.BootInitramfsName)
 	}); err != nil {
 		return st, err
 	}
 	if prod {
-		if err := st.update(func(s *State) { s.Image = imageURL(st, "image.raw") }); err != nil {
+		if err := st.update(func(s *State) { s.Image, s.ImageKernel, s.ImageRamdisk = imageURL(st, "image.raw"), "", "" }); err != nil {
 			return st, err
 		}
 		if err := startImageServer(ctx, st, kernel, initrd); err != nil {
@@ -463,9 +470,12 @@ timeout_check_interval = "2s"
 power_sync_interval = "30s"
 agent_power_off_timeout = "30s"
 default_boot_mode = "uefi"
-file_url_allowed_paths = [%q]
+file_url_allowed_paths = [%q, %q]
 console_log_dir = %q
-`, apiPort, data, st.Bridge, st.Netns, st.Subnet, st.Subnet, opts.CallbackTimeout.String(), rd, filepath.Join(dir, "consoles"))
+`, apiPort, data, st.Bridge, st.Netns, st.Subnet, st.Subnet, opts.CallbackTimeout.String(), rd, filepath.Dir(imgPath), filepath.Join(dir, "consoles"))
+	if opts.ServerConfig != "" {
+		scfg += strings.TrimSpace(opts.ServerConfig) + "\n"
+	}
 	for _, n := range opts.Nodes {
 		if n.Discover { // machines nobody enrolled get the ramdisk and are enrolled from their inventory
 			scfg += fmt.Sprintf("\n[discovery]\nenabled = true\ndeploy_kernel = %q\ndeploy_ramdisk = %q\n", kernel, initrd)

@@ -41,6 +41,7 @@ type bootServices struct {
 	dhcpSrv  *dhcp.Server
 	ra       *dhcp.RouterAdvertiser
 	cache    *image.Cache
+	httpURL  string // the HTTP boot server's URL as nodes reach it
 }
 
 // bootRoot and imageDir are where boot files and the image cache live in the data dir.
@@ -100,10 +101,7 @@ func reachAddr(listen string, ip net.IP) string {
 // interface is set, and then the network boot interfaces fail validation with the reason.
 func bootConfig(cfg Config, addr net.IP) pxe.Config {
 	c := pxe.Config{Root: bootRoot(cfg), HTTPURL: cfg.HTTPBootURL, APIURL: cfg.AgentAPIURL,
-		KernelParams: cfg.KernelAppendParams, DefaultBootMode: cfg.DefaultBootMode, FileDirs: cfg.FileURLAllowedPaths}
-	if len(c.FileDirs) == 0 {
-		c.FileDirs = []string{filepath.Join(cfg.DataDir, "ramdisk"), "/var/cache/ironwork"}
-	}
+		KernelParams: cfg.KernelAppendParams, DefaultBootMode: cfg.DefaultBootMode, FileDirs: fileDirs(cfg)}
 	if addr == nil {
 		return c
 	}
@@ -119,6 +117,14 @@ func bootConfig(cfg Config, addr net.IP) pxe.Config {
 		c.TFTPServer = net.JoinHostPort(host, port)
 	}
 	return c
+}
+
+// fileDirs are the directories local boot files and images may come from.
+func fileDirs(cfg Config) []string {
+	if len(cfg.FileURLAllowedPaths) > 0 {
+		return cfg.FileURLAllowedPaths
+	}
+	return []string{filepath.Join(cfg.DataDir, "ramdisk"), "/var/cache/ironwork"}
 }
 
 // imageLinker adapts the image cache to the boot interfaces.
@@ -186,7 +192,7 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 		return nil, err
 	}
 	registry.Add(ironwork.BootInterface, redfish.VirtualMediaName, vm)
-	bs = &bootServices{cfg: cfg, log: log, addr: addr, resolver: &pxe.Resolver{Nodes: store, Cfg: pcfg}, cache: cache}
+	bs = &bootServices{cfg: cfg, log: log, addr: addr, resolver: &pxe.Resolver{Nodes: store, Cfg: pcfg}, cache: cache, httpURL: pcfg.HTTPURL}
 	defer func() {
 		if err != nil {
 			bs.close() // what opened before the failure

@@ -151,8 +151,17 @@ type Config struct {
 	// (Ironic's [agent]max_command_attempts; default 3).
 	AgentCommandTimeout     Duration `toml:"agent_command_timeout"`
 	AgentMaxCommandAttempts int      `toml:"agent_max_command_attempts"`
-	// FileURLAllowedPaths are the directories deploy kernels and ramdisks may come from as
-	// local files (default <data_dir>/ramdisk and /var/cache/ironwork).
+	// ImageDownloadSource is the default image_download_source of the direct deploy
+	// (Ironic's [agent]image_download_source): http (the default; the agent downloads the
+	// image itself) or local (the conductor caches it and serves it from its HTTP boot
+	// server). A node's instance_info or driver_info overrides it.
+	ImageDownloadSource string `toml:"image_download_source"`
+	// OCIPlainHTTPRegistries are OCI registries (host:port) spoken to over plain HTTP rather
+	// than HTTPS, as container tools' insecure registries: a registry on a lab network.
+	OCIPlainHTTPRegistries []string `toml:"oci_plain_http_registries"`
+	// FileURLAllowedPaths are the directories deploy kernels and ramdisks (and file:// instance
+	// images and checksum files) may come from as local files (default <data_dir>/ramdisk
+	// and /var/cache/ironwork).
 	FileURLAllowedPaths []string `toml:"file_url_allowed_paths"`
 	// ImageCacheSize (MiB) and ImageCacheTTL bound the conductor's image cache.
 	ImageCacheSize int64    `toml:"image_cache_size"`
@@ -361,6 +370,11 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err))
+	}
+	switch c.ImageDownloadSource {
+	case "", "http", "local":
+	default:
+		return fmt.Errorf("image_download_source %q is not one of http, local", c.ImageDownloadSource)
 	}
 	if c.AgentCommandTimeout.Duration < 0 || c.AgentMaxCommandAttempts < 0 {
 		errs = append(errs, fmt.Errorf("agent_command_timeout and agent_max_command_attempts must not be negative (0 means the default)"))

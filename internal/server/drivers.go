@@ -15,13 +15,17 @@ import (
 	"github.com/ironwork/ironwork/internal/driver/inspect"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
 	"github.com/ironwork/ironwork/internal/driver/network"
+	"github.com/ironwork/ironwork/internal/driver/ramdisk"
 	"github.com/ironwork/ironwork/internal/driver/redfish"
+	"github.com/ironwork/ironwork/internal/image"
 	"github.com/ironwork/ironwork/internal/netns"
 )
 
 // registerDrivers adds every interface implementation of this build to registry, except the
 // network boot interfaces, which registerBoot adds with the boot services they need.
-func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Sessions, log *slog.Logger) {
+// local serves images from the conductor for image_download_source local (nil without boot
+// services).
+func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Sessions, local direct.LocalImages, log *slog.Logger) {
 	fake.Register(registry)
 	network.Register(registry)
 	rf, ipmitool := redfish.Interface{DefaultBootMode: cfg.DefaultBootMode}, ipmi.Interface{Sessions: sessions}
@@ -39,13 +43,16 @@ func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Ses
 	// Serial-over-LAN client of the ipmitool interfaces, served by the conductor.
 	registry.Add(ironwork.ConsoleInterface, "ipmitool-socat", ipmitool)
 	dcfg := direct.Config{SoftPowerOffTimeout: cfg.AgentPowerOffTimeout.Duration,
-		CommandTimeout: cfg.AgentCommandTimeout.Duration, MaxCommandAttempts: cfg.AgentMaxCommandAttempts}
+		CommandTimeout: cfg.AgentCommandTimeout.Duration, MaxCommandAttempts: cfg.AgentMaxCommandAttempts,
+		ImageDownloadSource: cfg.ImageDownloadSource, LocalImages: local, FileDirs: fileDirs(cfg),
+		OCI: &image.OCIResolver{PlainHTTP: cfg.OCIPlainHTTPRegistries}}
 	if cfg.ProvisioningNetns != "" {
 		// Agents' callback URLs are addresses on the provisioning network, which exists
 		// only inside its namespace: dial them from there.
 		dcfg.Dial = netns.Dialer(cfg.ProvisioningNetns)
 	}
 	registry.Add(ironwork.DeployInterface, "direct", direct.New(dcfg, log))
+	registry.Add(ironwork.DeployInterface, ramdisk.Name, ramdisk.Interface{FileDirs: fileDirs(cfg)})
 	registry.Add(ironwork.InspectInterface, "agent", inspect.Agent{})
 	registry.Add(ironwork.RescueInterface, "agent", direct.NewRescue(dcfg, log))
 }

@@ -24,7 +24,7 @@ func buildRegistry(t *testing.T) conductor.Registry {
 	t.Cleanup(sessions.Close)
 	log := slog.New(slog.DiscardHandler)
 	cfg := Default()
-	registerDrivers(cfg, reg, sessions, log)
+	registerDrivers(cfg, reg, sessions, nil, log)
 	bs, err := registerBoot(context.Background(), cfg, nil, reg, metrics.New(prometheus.NewRegistry()), log)
 	if err != nil || bs != nil {
 		t.Fatalf("registerBoot without a provisioning interface = %v, %v", bs, err)

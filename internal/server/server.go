@@ -152,10 +152,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		}
 		registry := conductor.Registry{}
 		s.ipmiSessions = ipmi.NewSessions()
-		registerDrivers(cfg, registry, s.ipmiSessions, log)
 		if s.boot, err = registerBoot(ctx, cfg, store, registry, s.metrics, log); err != nil {
 			return nil, err
 		}
+		registerDrivers(cfg, registry, s.ipmiSessions, s.boot.localImages(), log)
 		if err = checkCatalogue(registry); err != nil {
 			return nil, err
 		}

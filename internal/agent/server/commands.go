@@ -104,6 +104,9 @@ type imageInfo struct {
 	DiskFormat string
 	ImageType  string
 	RootDevice map[string]any
+	// Authorization is IPA's image_request_authorization, decoded: the Authorization header
+	// of the image download (a registry's token).
+	Authorization string
 }
 
 func parseImageInfo(params map[string]any) (imageInfo, error) {
@@ -143,7 +146,24 @@ func parseImageInfo(params map[string]any) (imageInfo, error) {
 	if rd, ok := raw["root_device"].(map[string]any); ok {
 		info.RootDevice = rd
 	}
+	if a := str(raw["image_request_authorization"]); a != "" {
+		b, err := base64.StdEncoding.DecodeString(a)
+		if err != nil || !printableHeader(string(b)) {
+			return imageInfo{}, errors.New("image_info.image_request_authorization must be a base64-encoded header value")
+		}
+		info.Authorization = string(b)
+	}
 	return info, nil
+}
+
+// printableHeader reports whether s can be an HTTP header value: printable ASCII.
+func printableHeader(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func validateImageInfo(params map[string]any) error {
@@ -234,7 +254,7 @@ func (m *Machine) writeImage(ctx context.Context, info imageInfo, device string,
 	var errs []error
 	for _, u := range info.URLs {
 		res, err := agent.WriteImage(ctx, agent.ImageRequest{
-			URL: u, Checksum: info.Checksum, DiskFormat: info.DiskFormat,
+			URL: u, Checksum: info.Checksum, DiskFormat: info.DiskFormat, Authorization: info.Authorization,
 			HTTPClient: m.HTTPClient, Logger: m.log(),
 		}, device, func(r agent.ProgressReport) {
 			progress(api.Progress{BytesDone: r.Written, BytesTotal: r.Total, BytesPerSecond: r.BytesPerSecond})

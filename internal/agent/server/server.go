@@ -445,7 +445,7 @@ func commandError(err error) *api.CommandError {
 func redact(params map[string]any) map[string]any {
 	out := make(map[string]any, len(params))
 	for k, v := range params {
-		if k == "rescue_password" {
+		if k == "rescue_password" || k == "image_request_authorization" {
 			out[k] = "******" // a hash, and with hashed false the password itself
 			continue
 		}

@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path"
+	"net/http"
 	"strings"
 	"time"
 
@@ -21,6 +21,7 @@ import (
 	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/configdrive"
+	"github.com/ironwork/ironwork/internal/image"
 )
 
 // waitKey is the driver_internal_info key of the agent command a node waits for; only
@@ -92,6 +93,20 @@ type Config struct {
 	// CommandRetryInterval is the pause between those attempts; 0 means 2 s. (Ironic tries
 	// again at once; a pause lets an agent that is restarting bind its port.)
 	CommandRetryInterval time.Duration
+	// ImageDownloadSource is the default of image_download_source (Ironic's
+	// [agent]image_download_source): SourceHTTP (the default) or SourceLocal.
+	ImageDownloadSource string
+	// LocalImages serves images from the conductor (image_download_source local, file://
+	// images); nil: this conductor cannot, and such nodes fail validation.
+	LocalImages LocalImages
+	// FileDirs are the directories file:// images and checksum files may come from
+	// (Ironic's [conductor]file_url_allowed_paths).
+	FileDirs []string
+	// OCI resolves oci:// images; nil means a resolver speaking HTTPS with HTTPClient.
+	OCI *image.OCIResolver
+	// HTTPClient fetches checksum files and talks to registries; nil means a client with
+	// a 60 s response-header timeout that honours the proxy environment.
+	HTTPClient *http.Client
 }
 
 // withDefaults fills the zero fields.
@@ -110,6 +125,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CommandRetryInterval <= 0 {
 		c.CommandRetryInterval = 2 * time.Second
+	}
+	if c.ImageDownloadSource == "" {
+		c.ImageDownloadSource = SourceHTTP
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = defaultHTTPClient()
+	}
+	if c.OCI == nil {
+		c.OCI = &image.OCIResolver{HTTPClient: c.HTTPClient}
 	}
 	return c
 }
@@ -164,17 +188,18 @@ func (d *Interface) Steps(kind conductor.StepKind) []conductor.Step {
 func (d *Interface) Validate(_ context.Context, t *conductor.Task) error {
 	ii := t.Node.InstanceInfo
 	var missing []string
-	if s, _ := ii["image_source"].(string); s == "" {
+	s, _ := ii["image_source"].(string)
+	if s == "" {
 		missing = append(missing, "image_source")
-	} else if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
-		return fmt.Errorf("instance_info.image_source must be an http or https URL the agent can download, not %q", s)
+	} else if err := d.validateImageSource(t.Node, s); err != nil {
+		return err
 	}
 	algo, _ := ii["image_os_hash_algo"].(string)
 	value, _ := ii["image_os_hash_value"].(string)
 	if (algo == "") != (value == "") {
 		return errors.New("instance_info.image_os_hash_algo and image_os_hash_value go together: give both or neither")
 	}
-	if c, _ := ii["image_checksum"].(string); c == "" && value == "" {
+	if c, _ := ii["image_checksum"].(string); c == "" && value == "" && !image.IsOCI(s) {
 		missing = append(missing, "image_checksum (or image_os_hash_algo and image_os_hash_value)")
 	}
 	for _, k := range []string{"kernel", "ramdisk"} {
@@ -233,6 +258,9 @@ func (d *Interface) TearDown(ctx context.Context, t *conductor.Task) error {
 	if err := t.SetPower(ctx, ironwork.PowerOff); err != nil {
 		return err
 	}
+	if err := d.removeLocalImage(ctx, t.Node.UUID); err != nil {
+		return err
+	}
 	b, err := boot(t)
 	if err != nil {
 		return err
@@ -264,7 +292,10 @@ func (d *Interface) RunStep(ctx context.Context, t *conductor.Task, step conduct
 		}
 		return false, b.PrepareInstance(ctx, t)
 	case "tear_down_agent":
-		return false, d.powerOffThroughAgent(ctx, t)
+		if err := d.powerOffThroughAgent(ctx, t); err != nil {
+			return false, err
+		}
+		return false, d.removeLocalImage(ctx, t.Node.UUID)
 	case "boot_instance":
 		if err := t.SetPower(ctx, ironwork.PowerOn); err != nil {
 			return false, err
@@ -287,10 +318,14 @@ func (d *Interface) RunStep(ctx context.Context, t *conductor.Task, step conduct
 }
 
 // command is the agent command that runs step, and its parameters.
-func command(t *conductor.Task, step conductor.Step) (string, map[string]any, error) {
+func (d *Interface) command(ctx context.Context, t *conductor.Task, step conductor.Step) (string, map[string]any, error) {
 	switch step.Name {
 	case "write_image":
-		params, err := imageParams(t.Node)
+		img, err := d.resolveImage(ctx, t.Node)
+		if err != nil {
+			return "", nil, err
+		}
+		params, err := imageParams(t.Node, img)
 		return "standby.prepare_image", params, err
 	case "erase_devices_metadata", "erase_devices":
 		// The agent keeps the node it is sent (IPA replaces its cached one): send what it reads,
@@ -308,7 +343,7 @@ func command(t *conductor.Task, step conductor.Step) (string, map[string]any, er
 // that does not answer is asked again at its next heartbeat: the step waits (and the
 // callback timeout ends the wait if the agent is gone for good).
 func (d *Interface) start(ctx context.Context, t *conductor.Task, step conductor.Step) (bool, error) {
-	name, params, err := command(t, step)
+	name, params, err := d.command(ctx, t, step)
 	if err != nil {
 		return false, err
 	}
@@ -383,7 +418,7 @@ func (d *Interface) resend(ctx context.Context, t *conductor.Task, hb conductor.
 			return d.startedAtHeartbeat(ctx, t, name, list[i])
 		}
 	}
-	_, params, err := command(t, w.Step)
+	_, params, err := d.command(ctx, t, w.Step)
 	if err != nil {
 		return false, err
 	}
@@ -423,22 +458,24 @@ func (d *Interface) powerOffThroughAgent(ctx context.Context, t *conductor.Task)
 	return t.SetPower(ctx, ironwork.PowerOff)
 }
 
-// imageParams builds the agent's image_info and config drive from the node's instance_info.
-func imageParams(n *ironwork.Node) (map[string]any, error) {
+// imageParams builds the agent's image_info and config drive from the node's instance_info
+// and its resolved image.
+func imageParams(n *ironwork.Node, img instanceImage) (map[string]any, error) {
 	ii := n.InstanceInfo
-	str := func(k string) string { s, _ := ii[k].(string); return s }
-	src := str("image_source")
 	// IPA names its temporary file after the id: a URL's last element, as Ironic sends.
-	id := path.Base(strings.SplitN(src, "?", 2)[0])
 	info := map[string]any{
-		"id": id, "urls": []string{src}, "image_type": "whole-disk", "disk_format": str("image_disk_format"),
+		"id": img.id, "urls": []string{img.url}, "image_type": "whole-disk", "disk_format": img.diskFormat,
 		"container_format": "bare", "stream_raw_images": true, "node_uuid": n.UUID,
 	}
-	if c := str("image_checksum"); c != "" {
-		info["checksum"] = c
+	if algo, value, ok := strings.Cut(img.checksum, ":"); ok {
+		// Resolved: always algo:hex, given as IPA reads os_hash_* (checksum too, for agents
+		// that read only that).
+		info["os_hash_algo"], info["os_hash_value"], info["checksum"] = algo, value, img.checksum
+	} else {
+		info["checksum"] = img.checksum
 	}
-	if h := str("image_os_hash_value"); h != "" {
-		info["os_hash_algo"], info["os_hash_value"] = str("image_os_hash_algo"), h
+	if img.auth != "" {
+		info["image_request_authorization"] = authorizationParam(img.auth)
 	}
 	if hints, ok := n.Properties["root_device"].(map[string]any); ok {
 		info["root_device"] = hints
@@ -466,7 +503,7 @@ func withoutSecrets(o ironwork.JSONObject) ironwork.JSONObject {
 	out := ironwork.JSONObject{}
 	for k, v := range o {
 		switch k {
-		case "configdrive", "rescue_password", conductor.RescuePasswordHashKey:
+		case "configdrive", "rescue_password", conductor.RescuePasswordHashKey, "image_pull_secret":
 			continue
 		}
 		out[k] = v

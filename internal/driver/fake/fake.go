@@ -143,6 +143,9 @@ func (Interface) CleanUpRamdisk(context.Context, *conductor.Task) error { return
 // PrepareInstance implements conductor.Boot.
 func (Interface) PrepareInstance(context.Context, *conductor.Task) error { return nil }
 
+// CanBootRamdiskInstance lets the ramdisk deploy interface run on fake boot.
+func (Interface) CanBootRamdiskInstance() bool { return true }
+
 // CleanUpInstance implements conductor.Boot.
 func (Interface) CleanUpInstance(context.Context, *conductor.Task) error { return nil }
 

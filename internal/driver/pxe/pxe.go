@@ -292,8 +292,12 @@ func (b *Interface) CleanUpRamdisk(ctx context.Context, t *conductor.Task) error
 }
 
 // PrepareInstance implements conductor.Boot: the instance boots from the local disk, and a
-// node that network-boots anyway is told to boot its disk.
+// node that network-boots anyway is told to boot its disk. An instance of the ramdisk deploy
+// interface boots its kernel and ramdisk (or ISO) from the network instead.
 func (b *Interface) PrepareInstance(ctx context.Context, t *conductor.Task) error {
+	if ramdiskInstance(t.Node) {
+		return b.prepareRamdiskInstance(ctx, t)
+	}
 	if err := os.RemoveAll(NodeDir(b.cfg.Root, t.Node.UUID)); err != nil {
 		return fmt.Errorf("remove boot files of node %s: %w", t.Node.UUID, err)
 	}
@@ -304,8 +308,13 @@ func (b *Interface) PrepareInstance(ctx context.Context, t *conductor.Task) erro
 	return b.setBootDevice(ctx, t, conductor.BootDisk, true)
 }
 
-// CleanUpInstance implements conductor.Boot.
+// CleanUpInstance implements conductor.Boot (an instance ramdisk's files go too).
 func (b *Interface) CleanUpInstance(ctx context.Context, t *conductor.Task) error {
+	if rec, ok := recordOf(t.Node); ok && (rec.Mode == modeInstanceRamdisk || rec.Mode == modeInstanceISO) {
+		if err := os.RemoveAll(NodeDir(b.cfg.Root, t.Node.UUID)); err != nil {
+			return fmt.Errorf("remove boot files of node %s: %w", t.Node.UUID, err)
+		}
+	}
 	return t.Save(ctx, clearRecord)
 }
 

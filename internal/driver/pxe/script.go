@@ -96,6 +96,8 @@ func (r *Resolver) Script(ctx context.Context, mac string) (string, error) {
 		fmt.Fprintf(&b, "echo Ironwork: node %s is not meant to network-boot now; booting the next device\nexit 1\n", t.Node)
 	case t.record.Mode == "ramdisk":
 		r.ramdiskScript(&b, t, mac)
+	case t.record.Mode == modeInstanceRamdisk || t.record.Mode == modeInstanceISO:
+		r.instanceScript(&b, t, mac)
 	default:
 		localScript(&b, t)
 	}

@@ -28,7 +28,17 @@ type Options struct {
 	// Init is a prebuilt instanceinit binary; empty means 'go build' it from the ironwork
 	// source tree around the working directory.
 	Init string
+	// BootFilesDir, when set, also gets the image's kernel and initramfs as
+	// BootKernelName and BootInitramfsName: what the ramdisk deploy interface boots from the
+	// network (the initramfs's /init prints the same lines as the disk image).
+	BootFilesDir string
 }
+
+// Names of the kernel and initramfs written to Options.BootFilesDir.
+const (
+	BootKernelName    = "image.vmlinuz"
+	BootInitramfsName = "image.initrd"
+)
 
 // DefaultSize is the image size when Options.Size is 0.
 const DefaultSize = 32 << 20
@@ -125,6 +135,17 @@ func Build(ctx context.Context, out string, opts Options) (sha256hex string, err
 	sum, err := writeDisk(out, size, core, esp)
 	if err != nil {
 		return "", err
+	}
+	if opts.BootFilesDir != "" {
+		for src, name := range map[string]string{rd.KernelPath: BootKernelName, rd.InitramfsPath: BootInitramfsName} {
+			b, err := os.ReadFile(src)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(opts.BootFilesDir, name), b, 0o644)
+			}
+			if err != nil {
+				return "", fmt.Errorf("test image: boot files: %w", err)
+			}
+		}
 	}
 	log.Info("test image built", "path", out, "bytes", size, "kernel", rd.KernelVersion,
 		"initramfs_bytes", rd.InitramfsSize, "sha256", sum, "took", time.Since(start).Round(time.Millisecond))
