@@ -267,7 +267,7 @@ func writeSwapHeader(t *target, p PlannedPartition) error {
 	}
 	b := make([]byte, page)
 	le := binary.LittleEndian
-	le.PutUint32(b[1024:], 1)                             // version
+	le.PutUint32(b[1024:], 1)                            // version
 	le.PutUint32(b[1028:], uint32(p.Size/int64(page)-1)) // last page
 	u := uuid.New()
 	copy(b[1036:1052], u[:])
