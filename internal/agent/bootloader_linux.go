@@ -296,7 +296,8 @@ func installUEFI(ctx context.Context, req BootloaderRequest, pt PartitionTable, 
 	vars := req.EFIVars
 	if vars == "" {
 		vars = filepath.Join(req.SysRoot, "sys", "firmware", "efi", "efivars")
-		if exists(filepath.Dir(vars)) && !exists(efiVarPath(vars, "BootOrder")) {
+		// Only the real one: a test's SysRoot must never get the host's NVRAM.
+		if req.SysRoot == "/" && exists(filepath.Dir(vars)) && !exists(efiVarPath(vars, "BootOrder")) {
 			_ = unix.Mount("efivarfs", vars, "efivarfs", 0, "")
 		}
 	}
