@@ -31,8 +31,9 @@ type BootloaderRequest struct {
 	ESPUUID string
 	// SysRoot holds /dev, /proc and /sys, bound into the image for grub-install ("/").
 	SysRoot string
-	// EFIVars is efivarfs ("" = SysRoot/sys/firmware/efi/efivars, mounted when missing).
-	// When it is not there, only the removable-media path \EFI\BOOT\BOOTX64.EFI is set up.
+	// EFIVars is efivarfs, where the boot entry is written: SystemEFIVars in a ramdisk
+	// (mounted when it is not), a directory in tests. "" or a missing directory: only the
+	// removable-media path \EFI\BOOT\BOOTX64.EFI is set up.
 	EFIVars string
 	// WorkDir holds the temporary mount points ("" = os.TempDir()).
 	WorkDir string
@@ -40,6 +41,9 @@ type BootloaderRequest struct {
 	ToolDir string
 	Logger  *slog.Logger
 }
+
+// SystemEFIVars is where Linux mounts efivarfs.
+const SystemEFIVars = "/sys/firmware/efi/efivars"
 
 // BootloaderResult says what was installed.
 type BootloaderResult struct {

@@ -295,14 +295,17 @@ func installUEFI(ctx context.Context, req BootloaderRequest, pt PartitionTable, 
 	unix.Sync()
 	vars := req.EFIVars
 	if vars == "" {
-		vars = filepath.Join(req.SysRoot, "sys", "firmware", "efi", "efivars")
-		// Only the real one: a test's SysRoot must never get the host's NVRAM.
-		if req.SysRoot == "/" && exists(filepath.Dir(vars)) && !exists(efiVarPath(vars, "BootOrder")) {
-			_ = unix.Mount("efivarfs", vars, "efivarfs", 0, "")
+		log.Info("no efivarfs given: the firmware finds the removable-media path only")
+		return res, nil
+	}
+	if vars == SystemEFIVars && exists(filepath.Dir(vars)) && !exists(efiVarPath(vars, "BootOrder")) {
+		// The ramdisk mounts no efivarfs of its own accord.
+		if err := unix.Mount("efivarfs", vars, "efivarfs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			log.Warn("mount efivarfs", logKeyError, err)
 		}
 	}
 	if !exists(vars) {
-		log.Warn("no efivarfs: the firmware finds the removable-media path only", "efivars", vars)
+		log.Warn("no efivarfs (not booted in UEFI mode?): the firmware finds the removable-media path only", "efivars", vars)
 		return res, nil
 	}
 	o := LoadOption{Attributes: loadOptActive, Description: "ironwork", PartNumber: uint32(esp.Number),

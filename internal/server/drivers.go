@@ -33,7 +33,7 @@ func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Ses
 	// Ironic's name for its IPMI serial console offered as a raw TCP URL; ours is the native
 	// Serial-over-LAN client of the ipmitool interfaces, served by the conductor.
 	registry.Add(ironwork.ConsoleInterface, "ipmitool-socat", ipmitool)
-	dcfg := direct.Config{SoftPowerOffTimeout: cfg.AgentPowerOffTimeout.Duration,
+	dcfg := direct.Config{SoftPowerOffTimeout: cfg.AgentPowerOffTimeout.Duration, DefaultBootMode: cfg.DefaultBootMode,
 		CommandTimeout: cfg.AgentCommandTimeout.Duration, MaxCommandAttempts: cfg.AgentMaxCommandAttempts}
 	if cfg.ProvisioningNetns != "" {
 		// Agents' callback URLs are addresses on the provisioning network, which exists

@@ -56,6 +56,10 @@ type Machine struct {
 
 	// ToolDir is where mkfs and mtools are looked for before $PATH ("" = $PATH only).
 	ToolDir string
+	// EFIVars is efivarfs, where install_bootloader writes the UEFI boot entry:
+	// agent.SystemEFIVars in a ramdisk. Empty (an agent run on a workstation must not touch
+	// its NVRAM): only the removable-media path is set up.
+	EFIVars string
 
 	mu         sync.Mutex
 	partitions map[string]any // get_partition_uuids, from the last image written

@@ -272,7 +272,7 @@ func TestPreparePartitionImage(t *testing.T) {
 	os.MkdirAll(vars, 0o755)
 	images := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	defer images.Close()
-	ta := machineAgent(t, &Machine{RootDevice: target, SysRoot: sysRoot})
+	ta := machineAgent(t, &Machine{RootDevice: target, SysRoot: sysRoot, EFIVars: vars})
 	info := func(extra map[string]any) map[string]any {
 		ii := map[string]any{"id": "root.img", "urls": []string{images.URL + "/root.img"},
 			"checksum": hex.EncodeToString(sum[:]), "image_type": "partition", "root_mb": 0, "swap_mb": 8,

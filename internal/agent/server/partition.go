@@ -165,7 +165,7 @@ func (m *Machine) installBootloader(ctx context.Context, params map[string]any, 
 	}
 	res, err := agent.InstallBootloader(ctx, agent.BootloaderRequest{
 		Disk: disk, BootMode: mode, RootUUID: rootUUID, ESPUUID: str(params["efi_system_part_uuid"]),
-		SysRoot: m.sysRoot(), ToolDir: m.ToolDir, Logger: m.log(),
+		SysRoot: m.sysRoot(), ToolDir: m.ToolDir, EFIVars: m.EFIVars, Logger: m.log(),
 	})
 	if err != nil {
 		// ignore_bootloader_failure is not honoured: the failed install zeroed the disk's

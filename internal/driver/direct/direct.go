@@ -92,6 +92,9 @@ type Config struct {
 	// CommandRetryInterval is the pause between those attempts; 0 means 2 s. (Ironic tries
 	// again at once; a pause lets an agent that is restarting bind its port.)
 	CommandRetryInterval time.Duration
+	// DefaultBootMode is the boot mode of nodes that do not say (bios or uefi): a partition
+	// image's layout and boot loader depend on it.
+	DefaultBootMode string
 }
 
 // withDefaults fills the zero fields.
@@ -177,10 +180,8 @@ func (d *Interface) Validate(_ context.Context, t *conductor.Task) error {
 	if c, _ := ii["image_checksum"].(string); c == "" && value == "" {
 		missing = append(missing, "image_checksum (or image_os_hash_algo and image_os_hash_value)")
 	}
-	for _, k := range []string{"kernel", "ramdisk"} {
-		if v, _ := ii[k].(string); v != "" {
-			return fmt.Errorf("instance_info.%s is set, but only whole-disk images are supported: partition images are not", k)
-		}
+	if err := validatePartition(ii); err != nil {
+		return err
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("some parameters were missing in node's instance_info: %s", strings.Join(missing, ", "))
@@ -258,11 +259,7 @@ func (d *Interface) RunStep(ctx context.Context, t *conductor.Task, step conduct
 	case "write_image", "erase_devices_metadata", "erase_devices":
 		return d.start(ctx, t, step)
 	case "prepare_instance_boot":
-		b, err := boot(t)
-		if err != nil {
-			return false, err
-		}
-		return false, b.PrepareInstance(ctx, t)
+		return d.prepareInstanceBoot(ctx, t)
 	case "tear_down_agent":
 		return false, d.powerOffThroughAgent(ctx, t)
 	case "boot_instance":
@@ -287,11 +284,16 @@ func (d *Interface) RunStep(ctx context.Context, t *conductor.Task, step conduct
 }
 
 // command is the agent command that runs step, and its parameters.
-func command(t *conductor.Task, step conductor.Step) (string, map[string]any, error) {
+func (d *Interface) command(t *conductor.Task, step conductor.Step) (string, map[string]any, error) {
 	switch step.Name {
 	case "write_image":
 		params, err := imageParams(t.Node)
+		if err == nil && isPartitionImage(t.Node.InstanceInfo) {
+			partitionImageInfo(t.Node, params["image_info"].(map[string]any), d.cfg.DefaultBootMode)
+		}
 		return "standby.prepare_image", params, err
+	case "prepare_instance_boot":
+		return "image.install_bootloader", bootloaderParams(t.Node, d.cfg.DefaultBootMode), nil
 	case "erase_devices_metadata", "erase_devices":
 		// The agent keeps the node it is sent (IPA replaces its cached one): send what it reads,
 		// root device hints among it, as Ironic does.
@@ -308,7 +310,7 @@ func command(t *conductor.Task, step conductor.Step) (string, map[string]any, er
 // that does not answer is asked again at its next heartbeat: the step waits (and the
 // callback timeout ends the wait if the agent is gone for good).
 func (d *Interface) start(ctx context.Context, t *conductor.Task, step conductor.Step) (bool, error) {
-	name, params, err := command(t, step)
+	name, params, err := d.command(t, step)
 	if err != nil {
 		return false, err
 	}
@@ -383,7 +385,7 @@ func (d *Interface) resend(ctx context.Context, t *conductor.Task, hb conductor.
 			return d.startedAtHeartbeat(ctx, t, name, list[i])
 		}
 	}
-	_, params, err := command(t, w.Step)
+	_, params, err := d.command(t, w.Step)
 	if err != nil {
 		return false, err
 	}
