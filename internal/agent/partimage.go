@@ -324,7 +324,7 @@ func mkfsCommand(dir, fs, path string, p PlannedPartition, label string) (*exec.
 		if err != nil {
 			return nil, err
 		}
-		return exec.Command(bin, "-F", "32", "-n", label, "--offset", fmt.Sprint(p.Start/512), path, fmt.Sprint(p.Size/1024)), nil
+		return exec.Command(bin, "-I", "-F", "32", "-n", label, "--offset", fmt.Sprint(p.Start/512), path, fmt.Sprint(p.Size/1024)), nil
 	}
 	return nil, fmt.Errorf("%w: ephemeral_format %q is not supported (ext2, ext3, ext4, vfat)", ErrBadLayout, fs)
 }

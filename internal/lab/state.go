@@ -65,8 +65,19 @@ type State struct {
 	Files   []string `json:"files"` // made outside Dir (none so far; Dir itself is removed)
 	Image   string   `json:"image_url"`
 	ImageSH string   `json:"image_sha256"`
+	// Partition is the partition test image (Options.PartitionImage), else nil.
+	Partition *PartitionImage `json:"partition_image,omitempty"`
 
 	mu sync.Mutex
+}
+
+// PartitionImage is where the lab serves the partition test image: the root file system
+// image, its checksum, and the kernel and initramfs for instance_info's kernel and ramdisk.
+type PartitionImage struct {
+	Image   string `json:"image_url"`
+	SHA256  string `json:"image_sha256"`
+	Kernel  string `json:"kernel_url"`
+	Ramdisk string `json:"ramdisk_url"`
 }
 
 // Load reads the state of the lab in dir; a lab that was never started has none.
