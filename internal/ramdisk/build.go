@@ -54,8 +54,9 @@ func DefaultModules() []string {
 		// bond and VLAN drivers network_data may ask for.
 		"sr_mod", "ata_piix", "bonding", "8021q",
 		// Partition images: the agent mounts the written root (ext4, through a loop device
-		// when the kernel shows no partition node) and writes UEFI boot entries (efivarfs).
-		"ext4", "loop", "efivarfs"}
+		// when the kernel shows no partition node; crc32c_generic, which ext4 asks the crypto
+		// API for and mount fails with ENOENT without) and writes UEFI boot entries (efivarfs).
+		"ext4", "crc32c_generic", "loop", "efivarfs"}
 }
 
 // DefaultDiskTools are the programs a deploy ramdisk carries for partition images, with the
