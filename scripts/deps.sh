@@ -5,7 +5,8 @@
 # IPMI and Redfish clients), QEMU with iPXE and OVMF (virtual machines that network-boot), and the
 # real DHCP, TFTP and router-advertisement peers of the boot services (busybox udhcpc, ISC
 # dhclient and dhcrelay, dnsmasq, tftp-hpa, atftp, ndisc6), and the disk tools the agent's tests check its
-# work with (qemu-img, sgdisk, sfdisk, xorriso, isoinfo from genisoimage, blkid, zstd, xz), and
+# work with (qemu-img, sgdisk, sfdisk, xorriso, isoinfo from genisoimage, blkid, zstd, xz, mkfs.vfat
+# from dosfstools, which the deploy ramdisk also carries for ESPs), and
 # what the lab test image is built with (grub-common, grub-pc-bin, grub-efi-amd64-bin: files
 # only, the host boot is untouched; mtools), and chromium (headless, for the web console's
 # browser tests). busybox comes as busybox-static (it replaces Debian's dynamically linked busybox
@@ -48,6 +49,7 @@ rdisc6 ndisc6
 sgdisk gdisk
 /usr/sbin/sfdisk fdisk
 xorriso xorriso
+mkfs.vfat dosfstools
 isoinfo genisoimage
 /usr/sbin/blkid util-linux
 zstd zstd

@@ -113,6 +113,7 @@ func runAgent(ctx context.Context, cfg Config, env agentEnv) error {
 		Node:       lr.Node,
 		BootMAC:    cfg.BootMAC,
 		RescueRoot: cfg.RescueRoot,
+		EFIVars:    cfg.EFIVars,
 		HTTPClient: client.imageClient,
 		Logger:     env.log,
 		Logs:       env.logs,

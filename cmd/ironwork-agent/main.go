@@ -29,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ironwork/ironwork/internal/agent"
 	"github.com/ironwork/ironwork/internal/agent/initsys"
 	"github.com/ironwork/ironwork/internal/agent/server"
 )
@@ -58,6 +59,7 @@ type Config struct {
 	CollectLLDP   bool          // ipa-collect-lldp: listen for LLDP while inspecting (default on)
 	LLDPTimeout   time.Duration // ipa-lldp-timeout: how long to listen on all NICs at once
 	RescueRoot    string        // where rescue.finalize_rescue writes etc/passwd and etc/shadow ("/" as PID 1)
+	EFIVars       string        // efivarfs for UEFI boot entries (PID 1: agent.SystemEFIVars; otherwise none)
 }
 
 // DefaultConfig returns the defaults (IPA's port 9999, five minutes of lookup).
@@ -244,6 +246,11 @@ func main() {
 
 // runInit is the ramdisk's PID 1: it never returns normally and never exits.
 func runInit() {
+	// The kernel starts init without PATH; mkfs, mtools and the image's own grub-install
+	// (chrooted) are found through it.
+	if os.Getenv("PATH") == "" {
+		os.Setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+	}
 	mountErr := initsys.MountEarly()
 	console := initsys.OpenConsole(true)
 	console.Printf("ironwork-agent %s starting as init", version)
@@ -282,6 +289,7 @@ func runInit() {
 		initsys.Fatal(console, err, cfg.FatalDelay)
 	}
 	cfg.RescueRoot = "/"
+	cfg.EFIVars = agent.SystemEFIVars
 	level := slog.LevelInfo
 	if cfg.Debug {
 		level = slog.LevelDebug

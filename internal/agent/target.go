@@ -21,7 +21,9 @@ const (
 type target struct {
 	f        *os.File
 	path     string
-	size     int64
+	size     int64 // bytes the image may cover: the disk, or the root partition's window
+	base     int64 // where the image starts on the disk: 0, or the root partition's start
+	diskSize int64 // bytes of the whole disk
 	sector   int
 	block    bool
 	head     []byte
@@ -52,6 +54,7 @@ func openTarget(path string) (*target, error) {
 		f.Close()
 		return nil, fmt.Errorf("size of target %s: %w", path, err)
 	}
+	t.diskSize = t.size
 	if block {
 		if t.sector, err = sectorSize(f); err != nil {
 			f.Close()
@@ -63,6 +66,12 @@ func openTarget(path string) (*target, error) {
 
 func (t *target) close() error { return t.f.Close() }
 
+// window makes the image land in [base, base+size) of the disk: a partition image goes
+// into its root partition. The held-back first MiB is then the partition's first MiB.
+func (t *target) window(base, size int64) {
+	t.base, t.size = base, size
+}
+
 func (t *target) tooLarge(size int64, atLeast bool) error {
 	return &TooLargeError{ImageSize: size, AtLeast: atLeast, Target: t.path, TargetSize: t.size}
 }
@@ -71,10 +80,16 @@ func (t *target) tooLarge(size int64, atLeast bool) error {
 // that a crash or power loss mid-write leaves neither the old nor a half new
 // partition table behind.
 func (t *target) invalidate() error {
-	if err := t.writeZeros(0, min(headSize, t.size)); err != nil {
+	if err := t.writeZeros(0, min(headSize, t.diskSize)); err != nil {
 		return fmt.Errorf("invalidate %s: %w", t.path, err)
 	}
-	if err := t.writeZeros(max(0, t.size-tailSize), min(tailSize, t.size)); err != nil {
+	if t.base > 0 {
+		// A partition image: its partition's start too (an old file system there).
+		if err := t.writeZeros(t.base, min(headSize, t.size)); err != nil {
+			return fmt.Errorf("invalidate %s: %w", t.path, err)
+		}
+	}
+	if err := t.writeZeros(max(0, t.diskSize-tailSize), min(tailSize, t.diskSize)); err != nil {
 		return fmt.Errorf("invalidate %s: %w", t.path, err)
 	}
 	if err := t.f.Sync(); err != nil {
@@ -99,8 +114,8 @@ func (t *target) writeAt(p []byte, off int64) error {
 		off += int64(n)
 	}
 	if len(p) > 0 {
-		if _, err := t.f.WriteAt(p, off); err != nil {
-			return fmt.Errorf("write %s at %d: %w", t.path, off, err)
+		if _, err := t.f.WriteAt(p, t.base+off); err != nil {
+			return fmt.Errorf("write %s at %d: %w", t.path, t.base+off, err)
 		}
 	}
 	t.imageEnd = max(t.imageEnd, end)
@@ -130,6 +145,7 @@ func (t *target) zeroRange(off, n int64) error {
 		return nil
 	}
 	var err error
+	off += t.base
 	switch {
 	case off%int64(t.sector) != 0 || n%int64(t.sector) != 0:
 		err = errors.ErrUnsupported
@@ -144,7 +160,7 @@ func (t *target) zeroRange(off, n int64) error {
 	return nil
 }
 
-// writeZeros writes zero bytes to the device, bypassing the held-back head.
+// writeZeros writes zero bytes to the device at a disk offset, bypassing the held-back head.
 func (t *target) writeZeros(off, n int64) error {
 	if t.zeros == nil {
 		t.zeros = make([]byte, 1<<20)
@@ -167,7 +183,7 @@ func (t *target) commit() error {
 		return fmt.Errorf("sync %s: %w", t.path, err)
 	}
 	if n := min(int64(len(t.head)), t.imageEnd); n > 0 {
-		if _, err := t.f.WriteAt(t.head[:n], 0); err != nil {
+		if _, err := t.f.WriteAt(t.head[:n], t.base); err != nil {
 			return fmt.Errorf("write first MiB of %s: %w", t.path, err)
 		}
 	}
@@ -182,11 +198,14 @@ func (t *target) commit() error {
 // own backup GPT would be), then syncs.
 func (t *target) wipe() error {
 	var errs []error
-	errs = append(errs, t.writeZeros(0, min(headSize, t.size)))
-	errs = append(errs, t.writeZeros(max(0, t.size-tailSize), min(tailSize, t.size)))
+	errs = append(errs, t.writeZeros(0, min(headSize, t.diskSize)))
+	errs = append(errs, t.writeZeros(max(0, t.diskSize-tailSize), min(tailSize, t.diskSize)))
+	if t.base > 0 {
+		errs = append(errs, t.writeZeros(t.base, min(headSize, t.size)))
+	}
 	if t.imageEnd > headSize {
 		start := max(headSize, t.imageEnd-tailSize)
-		errs = append(errs, t.writeZeros(start, t.imageEnd-start))
+		errs = append(errs, t.writeZeros(t.base+start, t.imageEnd-start))
 	}
 	if err := t.f.Sync(); err != nil {
 		errs = append(errs, fmt.Errorf("sync %s: %w", t.path, err))

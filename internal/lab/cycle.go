@@ -39,7 +39,9 @@ type Result struct {
 	BootedLine string // the instance's marker line from the serial console
 	// Properties are the node's properties after inspection (CycleOptions.Inspect), else nil.
 	Properties map[string]any
-	Err        error
+	// ConfigDriveLine is the instance's config drive line (CycleOptions.ConfigDrive).
+	ConfigDriveLine string
+	Err             error
 }
 
 // CycleOptions of Cycle.
@@ -55,6 +57,12 @@ type CycleOptions struct {
 	// Inspect inspects the node in band before providing it: manage, inspect (until
 	// manageable again), then provide. The node's inspect_interface is set to "agent".
 	Inspect bool
+	// InstanceInfo, when set, gives the instance_info to deploy with (default: the lab's
+	// whole-disk image).
+	InstanceInfo func(n Node) map[string]any
+	// ConfigDrive, when set, is the deploy's configdrive (Ironic's dict form); the instance's
+	// config drive line is then awaited too (Result.ConfigDriveLine).
+	ConfigDrive map[string]any
 }
 
 // Cycle drives the named nodes at once: manage, inspect (with CycleOptions.Inspect), provide
@@ -157,13 +165,21 @@ func cycleNode(ctx context.Context, st *State, name string, opts CycleOptions) R
 	if r.Err != nil {
 		return r
 	}
+	ii := map[string]any{"image_source": st.Image, "image_checksum": "sha256:" + st.ImageSH, "image_disk_format": "raw"}
+	if opts.InstanceInfo != nil {
+		ii = opts.InstanceInfo(n)
+	}
 	if err := c.Do(ctx, http.MethodPatch, "/v1/nodes/"+n.UUID, []map[string]any{{"op": "add", "path": "/instance_info",
-		"value": map[string]any{"image_source": st.Image, "image_checksum": "sha256:" + st.ImageSH, "image_disk_format": "raw"}}}, nil); err != nil {
+		"value": ii}}, nil); err != nil {
 		r.Err = fmt.Errorf("set instance_info: %w", err)
 		return r
 	}
 	serialFrom := fileSize(n.Serial)
-	phase("deploy", "active", nil, "active", nil)
+	var deployBody map[string]any
+	if opts.ConfigDrive != nil {
+		deployBody = map[string]any{"configdrive": opts.ConfigDrive}
+	}
+	phase("deploy", "active", deployBody, "active", nil)
 	if !opts.NoMarker && r.Err == nil {
 		start := time.Now()
 		line, err := WaitSerial(ctx, n.Serial, serialFrom, testimage.Marker, min(opts.Timeout, 3*time.Minute))
@@ -174,6 +190,15 @@ func cycleNode(ctx context.Context, st *State, name string, opts CycleOptions) R
 		r.BootedLine = line
 		r.Phases = append(r.Phases, Phase{"instance boot (after active)", time.Since(start)})
 		opts.OnProgress(Progress{Node: name, State: "active", Note: "serial: " + line})
+		if opts.ConfigDrive != nil {
+			line, err := WaitSerial(ctx, n.Serial, serialFrom, testimage.ConfigDriveMarker, min(opts.Timeout, time.Minute))
+			if err != nil {
+				r.Err = fmt.Errorf("instance config drive: %w", err)
+				return r
+			}
+			r.ConfigDriveLine = line
+			opts.OnProgress(Progress{Node: name, State: "active", Note: "serial: " + line})
+		}
 	}
 	if !opts.SkipUndeploy {
 		phase("undeploy (cleaning)", "deleted", nil, "available", nil)

@@ -69,8 +69,19 @@ type State struct {
 	// the server's file_url_allowed_paths (lab layout only): a ramdisk deploy's instance.
 	ImageKernel  string `json:"image_kernel_url,omitempty"`
 	ImageRamdisk string `json:"image_ramdisk_url,omitempty"`
+	// Partition is the partition test image (Options.PartitionImage), else nil.
+	Partition *PartitionImage `json:"partition_image,omitempty"`
 
 	mu sync.Mutex
+}
+
+// PartitionImage is where the lab serves the partition test image: the root file system
+// image, its checksum, and the kernel and initramfs for instance_info's kernel and ramdisk.
+type PartitionImage struct {
+	Image   string `json:"image_url"`
+	SHA256  string `json:"image_sha256"`
+	Kernel  string `json:"kernel_url"`
+	Ramdisk string `json:"ramdisk_url"`
 }
 
 // Load reads the state of the lab in dir; a lab that was never started has none.

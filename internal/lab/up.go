@@ -127,6 +127,9 @@ type Options struct {
 	// ServerConfig is added to the server's configuration as top-level TOML lines
 	// (oci_plain_http_registries for a test registry, say). Lab layout only.
 	ServerConfig string
+	// PartitionImage builds the partition test image too (testimage.BuildPartition) and
+	// serves it beside the whole-disk one (State.Partition). Lab layout only.
+	PartitionImage bool
 }
 
 // DefaultNodes returns n nodes alternating SeaBIOS over IPMI and OVMF over Redfish; with
@@ -342,6 +345,23 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		s.ImageRamdisk = filepath.Join(filepath.Dir(imgPath), testimage.BootInitramfsName)
 	}); err != nil {
 		return st, err
+	}
+	if opts.PartitionImage {
+		if prod {
+			return st, errors.New("the partition test image is offered in the lab layout only")
+		}
+		logf("building the partition test image")
+		p, err := testimage.BuildPartition(ctx, filepath.Join(data, "boot", "lab", "part"), testimage.Options{KernelDir: opts.KernelDir,
+			WorkDir: filepath.Join(dir, "work"), Log: slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		if err != nil {
+			return st, fmt.Errorf("build the partition test image: %w", err)
+		}
+		base := "http://" + st.Subnet + ".1:8080/lab/part/"
+		if err := st.update(func(s *State) {
+			s.Partition = &PartitionImage{Image: base + "root.img", SHA256: p.SHA256, Kernel: base + "vmlinuz", Ramdisk: base + "initrd.img"}
+		}); err != nil {
+			return st, err
+		}
 	}
 	if prod {
 		if err := st.update(func(s *State) { s.Image, s.ImageKernel, s.ImageRamdisk = imageURL(st, "image.raw"), "", "" }); err != nil {

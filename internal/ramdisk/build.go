@@ -52,7 +52,20 @@ func DefaultModules() []string {
 		"igb", "ixgbe", "i40e", "mlx5_core", "ahci", "nvme", "sd_mod", "virtio_rng",
 		// Virtual media: the boot CD (SATA or IDE) the agent reads network_data from, and the
 		// bond and VLAN drivers network_data may ask for.
-		"sr_mod", "ata_piix", "bonding", "8021q"}
+		"sr_mod", "ata_piix", "bonding", "8021q",
+		// Partition images: the agent mounts the written root (ext4, through a loop device
+		// when the kernel shows no partition node; crc32c_generic, which ext4 asks the crypto
+		// API for and mount fails with ENOENT without) and writes UEFI boot entries (efivarfs).
+		"ext4", "crc32c_generic", "loop", "efivarfs"}
+}
+
+// DefaultDiskTools are the programs a deploy ramdisk carries for partition images, with the
+// shared libraries they need: mke2fs (e2fsprogs) for ext2/3/4 ephemeral partitions,
+// mkfs.fat (dosfstools) for the EFI system partition, mtools to copy the image's EFI
+// files onto it. Those missing on the build host are left out (BuildResult.MissingTools):
+// the agent then refuses the partition images that need them with a clear error.
+func DefaultDiskTools() []string {
+	return []string{"/usr/sbin/mke2fs", "/usr/sbin/mkfs.fat", "/usr/bin/mtools"}
 }
 
 // BuildConfig says what goes into a deploy ramdisk.
@@ -68,6 +81,9 @@ type BuildConfig struct {
 	// starts a getty after rescue.finalize_rescue.
 	Rescue  bool
 	Busybox string
+	// DiskTools are host programs copied in at the same path with their libraries; nil
+	// means DefaultDiskTools, empty none.
+	DiskTools []string
 	// Dropbear, with Rescue, adds SSH: that dropbear server (Debian's dropbear-bin,
 	// /usr/sbin/dropbear) as /usr/sbin/dropbear, with the shared libraries it needs and their
 	// loader. Empty: no SSH.
@@ -85,6 +101,8 @@ type BuildResult struct {
 	Modules       []string // module paths included (relative to lib/modules/<version>), load order
 	Builtin       []string // requested modules the kernel has built in
 	Missing       []string // requested modules this kernel has neither as file nor built in
+	Tools         []string // DiskTools included
+	MissingTools  []string // DiskTools not on the build host
 }
 
 // Build writes cfg.Output/ironwork-deploy.kernel (a copy of vmlinuz) and
@@ -108,7 +126,21 @@ func Build(ctx context.Context, cfg BuildConfig) (BuildResult, error) {
 		return BuildResult{}, fmt.Errorf("agent %s is not an ELF executable", cfg.Agent)
 	}
 	kernelName, initrdName := KernelName, InitramfsName
-	extra := &extraFiles{}
+	extra := &extraFiles{files: map[string][]byte{}}
+	if cfg.DiskTools == nil {
+		cfg.DiskTools = DefaultDiskTools()
+	}
+	var tools, missingTools []string
+	for _, tool := range cfg.DiskTools {
+		if !exists(tool) {
+			missingTools = append(missingTools, tool)
+			continue
+		}
+		if err := addDynamic(extra, tool, strings.TrimPrefix(tool, "/")); err != nil {
+			return BuildResult{}, fmt.Errorf("add %s: %w", tool, err)
+		}
+		tools = append(tools, tool)
+	}
 	if cfg.Rescue {
 		kernelName, initrdName = RescueKernelName, RescueInitramfsName
 		if cfg.Busybox == "" {
@@ -118,7 +150,7 @@ func Build(ctx context.Context, cfg BuildConfig) (BuildResult, error) {
 		if err != nil {
 			return BuildResult{}, err
 		}
-		extra.files = map[string][]byte{"bin/busybox": bb}
+		extra.files["bin/busybox"] = bb
 		extra.links = map[string]string{"bin/sh": "busybox"}
 		if cfg.Dropbear != "" {
 			if err := addDynamic(extra, cfg.Dropbear, "usr/sbin/dropbear"); err != nil {
@@ -131,7 +163,7 @@ func Build(ctx context.Context, cfg BuildConfig) (BuildResult, error) {
 	if err != nil {
 		return BuildResult{}, err
 	}
-	res := BuildResult{KernelVersion: version}
+	res := BuildResult{KernelVersion: version, Tools: tools, MissingTools: missingTools}
 	tree, err := readModuleTree(modDir)
 	if err != nil {
 		return BuildResult{}, err

@@ -42,7 +42,7 @@ func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Ses
 	// Ironic's name for its IPMI serial console offered as a raw TCP URL; ours is the native
 	// Serial-over-LAN client of the ipmitool interfaces, served by the conductor.
 	registry.Add(ironwork.ConsoleInterface, "ipmitool-socat", ipmitool)
-	dcfg := direct.Config{SoftPowerOffTimeout: cfg.AgentPowerOffTimeout.Duration,
+	dcfg := direct.Config{SoftPowerOffTimeout: cfg.AgentPowerOffTimeout.Duration, DefaultBootMode: cfg.DefaultBootMode,
 		CommandTimeout: cfg.AgentCommandTimeout.Duration, MaxCommandAttempts: cfg.AgentMaxCommandAttempts,
 		ImageDownloadSource: cfg.ImageDownloadSource, LocalImages: local, FileDirs: fileDirs(cfg),
 		OCI: &image.OCIResolver{PlainHTTP: cfg.OCIPlainHTTPRegistries}}

@@ -54,8 +54,17 @@ type Machine struct {
 	// a workstation must not add a user to it).
 	RescueRoot string
 
+	// ToolDir is where mkfs and mtools are looked for before $PATH ("" = $PATH only).
+	ToolDir string
+	// EFIVars is efivarfs, where install_bootloader writes the UEFI boot entry:
+	// agent.SystemEFIVars in a ramdisk. Empty (an agent run on a workstation must not touch
+	// its NVRAM): only the removable-media path is set up.
+	EFIVars string
+
 	mu         sync.Mutex
 	partitions map[string]any // get_partition_uuids, from the last image written
+	lastDisk   string         // the disk of the last partition image written, for install_bootloader
+	lastMode   string         // its boot mode
 }
 
 func (m *Machine) log() *slog.Logger {
@@ -107,6 +116,8 @@ type imageInfo struct {
 	// Authorization is IPA's image_request_authorization, decoded: the Authorization header
 	// of the image download (a registry's token).
 	Authorization string
+	// Layout is set for a partition image (image_type "partition").
+	Layout *agent.LayoutRequest
 }
 
 func parseImageInfo(params map[string]any) (imageInfo, error) {
@@ -140,8 +151,16 @@ func parseImageInfo(params map[string]any) (imageInfo, error) {
 	if info.Checksum == "" {
 		return imageInfo{}, errors.New("image_info needs checksum or os_hash_algo and os_hash_value")
 	}
-	if info.ImageType == "partition" {
-		return imageInfo{}, errors.New("partition images are not supported by ironwork-agent; use a whole-disk image")
+	switch info.ImageType {
+	case "", "whole-disk":
+	case "partition":
+		l, err := parseLayout(raw)
+		if err != nil {
+			return imageInfo{}, err
+		}
+		info.Layout = &l
+	default:
+		return imageInfo{}, fmt.Errorf("image_info.image_type %q is neither whole-disk nor partition", info.ImageType)
 	}
 	if rd, ok := raw["root_device"].(map[string]any); ok {
 		info.RootDevice = rd
@@ -218,6 +237,9 @@ func (m *Machine) prepareImage(ctx context.Context, params map[string]any, progr
 	device, err := m.chooseDevice(info.RootDevice)
 	if err != nil {
 		return nil, err
+	}
+	if info.Layout != nil {
+		return m.preparePartitionImage(ctx, info, device, iso, progress)
 	}
 	res, err := m.writeImage(ctx, info, device, progress)
 	if err != nil {
@@ -405,10 +427,6 @@ func (m *Machine) powerOff(_ context.Context, _ map[string]any, _ ProgressFunc) 
 	unix.Sync()
 	m.PowerOff()
 	return "powering off", nil
-}
-
-func (m *Machine) installBootloader(_ context.Context, _ map[string]any, _ ProgressFunc) (any, error) {
-	return "whole-disk image: its own boot loader is used, nothing to install", nil
 }
 
 func (m *Machine) getHardwareInfo(_ context.Context, _ map[string]any, _ ProgressFunc) (any, error) {

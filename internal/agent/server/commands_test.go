@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -250,3 +251,85 @@ func mustRead(t *testing.T, p string) []byte {
 	}
 	return b
 }
+
+func TestPreparePartitionImage(t *testing.T) {
+	needTools(t, "mkfs.ext4", "mkfs.vfat", "mtools", "sfdisk", "blkid")
+	if os.Geteuid() != 0 {
+		t.Skip("install_bootloader mounts the root partition: needs root")
+	}
+	dir := t.TempDir()
+	content := filepath.Join(dir, "content", "boot", "efi", "EFI", "debian")
+	os.MkdirAll(content, 0o755)
+	os.WriteFile(filepath.Join(content, "grubx64.efi"), []byte("GRUB"), 0o644)
+	img := filepath.Join(dir, "root.img")
+	sh(t, "mkfs.ext4", "-q", "-F", "-d", filepath.Join(dir, "content"), img, "16M")
+	sum := sha256.Sum256(mustRead(t, img))
+	target := filepath.Join(dir, "target")
+	os.WriteFile(target, nil, 0o644)
+	os.Truncate(target, 1<<30)
+	sysRoot := t.TempDir()
+	vars := filepath.Join(sysRoot, "sys", "firmware", "efi", "efivars")
+	os.MkdirAll(vars, 0o755)
+	images := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer images.Close()
+	ta := machineAgent(t, &Machine{RootDevice: target, SysRoot: sysRoot, EFIVars: vars})
+	info := func(extra map[string]any) map[string]any {
+		ii := map[string]any{"id": "root.img", "urls": []string{images.URL + "/root.img"},
+			"checksum": hex.EncodeToString(sum[:]), "image_type": "partition", "root_mb": 0, "swap_mb": 8,
+			"ephemeral_mb": 16, "ephemeral_format": "ext4", "deploy_boot_mode": "uefi"}
+		for k, v := range extra {
+			ii[k] = v
+		}
+		return map[string]any{"image_info": ii}
+	}
+	for _, bad := range []struct {
+		extra map[string]any
+		want  string
+	}{
+		{map[string]any{"root_mb": nil}, "image_info.root_mb is required for a partition image"},
+		{map[string]any{"disk_label": "sun"}, `is neither gpt nor msdos`},
+		{map[string]any{"root_mb": -1}, "is not a non-negative whole number of MiB"},
+		{map[string]any{"image_type": "lvm"}, `is neither whole-disk nor partition`},
+	} {
+		ii := info(bad.extra)
+		if v, ok := bad.extra["root_mb"]; ok && v == nil {
+			delete(ii["image_info"].(map[string]any), "root_mb")
+		}
+		body, _ := json.Marshal(api.AgentCommand{Name: "standby.prepare_image", Params: ii})
+		code, b := ta.post(t, testToken, "true", string(body))
+		if code != http.StatusBadRequest || !strings.Contains(string(b), bad.want) {
+			t.Errorf("%v: status %d %s, want 400 with %q", bad.extra, code, b, bad.want)
+		}
+	}
+	r := ta.run(t, "standby.prepare_image", info(nil))
+	if r.CommandStatus != api.CommandSucceeded {
+		t.Fatalf("prepare_image %+v", r.CommandError)
+	}
+	var res map[string]any
+	json.Unmarshal(r.CommandResult, &res)
+	pt, err := agent.PartitionUUIDs(target)
+	if err != nil || len(pt.Partitions) != 4 {
+		t.Fatalf("partitions %+v, %v", pt, err)
+	}
+	rootFS := strings.TrimSpace(sh(t, "blkid", "-p", "-O", itoa(pt.Partitions[3].Start), "-s", "UUID", "-o", "value", target))
+	espFS := strings.TrimSpace(sh(t, "blkid", "-p", "-O", itoa(pt.Partitions[0].Start), "-s", "UUID", "-o", "value", target))
+	if res["root uuid"] != rootFS || res["efi system partition uuid"] != espFS {
+		t.Fatalf("prepare_image result %s; blkid root %s ESP %s", r.CommandResult, rootFS, espFS)
+	}
+	r = ta.run(t, "standby.get_partition_uuids", nil)
+	var uu map[string]any
+	json.Unmarshal(r.CommandResult, &uu)
+	if uu["root uuid"] != rootFS || uu["efi system partition uuid"] != espFS || uu["partition_table_type"] != "gpt" {
+		t.Errorf("get_partition_uuids %s", r.CommandResult)
+	}
+	r = ta.run(t, "image.install_bootloader", map[string]any{"root_uuid": rootFS, "efi_system_part_uuid": espFS, "target_boot_mode": "uefi"})
+	if r.CommandStatus != api.CommandSucceeded || !strings.Contains(string(r.CommandResult), `"boot_entry":"Boot0000"`) ||
+		!strings.Contains(string(r.CommandResult), `EFI\\debian\\grubx64.efi`) {
+		t.Fatalf("install_bootloader %s %+v", r.CommandResult, r.CommandError)
+	}
+	if out := sh(t, "mtype", "-i", target+"@@"+itoa(pt.Partitions[0].Start), "::/EFI/BOOT/BOOTX64.EFI"); out != "GRUB" {
+		t.Errorf("BOOTX64.EFI holds %q", out)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

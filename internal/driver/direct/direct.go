@@ -107,6 +107,9 @@ type Config struct {
 	// HTTPClient fetches checksum files and talks to registries; nil means a client with
 	// a 60 s response-header timeout that honours the proxy environment.
 	HTTPClient *http.Client
+	// DefaultBootMode is the boot mode of nodes that do not say (bios or uefi): a partition
+	// image's layout and boot loader depend on it.
+	DefaultBootMode string
 }
 
 // withDefaults fills the zero fields.
@@ -202,10 +205,8 @@ func (d *Interface) Validate(_ context.Context, t *conductor.Task) error {
 	if c, _ := ii["image_checksum"].(string); c == "" && value == "" && !image.IsOCI(s) {
 		missing = append(missing, "image_checksum (or image_os_hash_algo and image_os_hash_value)")
 	}
-	for _, k := range []string{"kernel", "ramdisk"} {
-		if v, _ := ii[k].(string); v != "" {
-			return fmt.Errorf("instance_info.%s is set, but only whole-disk images are supported: partition images are not", k)
-		}
+	if err := validatePartition(ii); err != nil {
+		return err
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("some parameters were missing in node's instance_info: %s", strings.Join(missing, ", "))
@@ -286,11 +287,7 @@ func (d *Interface) RunStep(ctx context.Context, t *conductor.Task, step conduct
 	case "write_image", "erase_devices_metadata", "erase_devices":
 		return d.start(ctx, t, step)
 	case "prepare_instance_boot":
-		b, err := boot(t)
-		if err != nil {
-			return false, err
-		}
-		return false, b.PrepareInstance(ctx, t)
+		return d.prepareInstanceBoot(ctx, t)
 	case "tear_down_agent":
 		if err := d.powerOffThroughAgent(ctx, t); err != nil {
 			return false, err
@@ -326,7 +323,12 @@ func (d *Interface) command(ctx context.Context, t *conductor.Task, step conduct
 			return "", nil, err
 		}
 		params, err := imageParams(t.Node, img)
+		if err == nil && isPartitionImage(t.Node.InstanceInfo) {
+			partitionImageInfo(t.Node, params["image_info"].(map[string]any), d.cfg.DefaultBootMode)
+		}
 		return "standby.prepare_image", params, err
+	case "prepare_instance_boot":
+		return "image.install_bootloader", bootloaderParams(t.Node, d.cfg.DefaultBootMode), nil
 	case "erase_devices_metadata", "erase_devices":
 		// The agent keeps the node it is sent (IPA replaces its cached one): send what it reads,
 		// root device hints among it, as Ironic does.

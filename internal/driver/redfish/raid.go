@@ -167,7 +167,6 @@ type rfStorage struct {
 	Volumes                   []rfVolume
 }
 
-
 type odataRef struct {
 	ID string `json:"@odata.id"`
 }

@@ -101,7 +101,7 @@ func Build(ctx context.Context, out string, opts Options) (sha256hex string, err
 			return "", err
 		}
 	}
-	rd, err := ramdisk.Build(ctx, ramdisk.BuildConfig{KernelDir: opts.KernelDir, Agent: initBin, Output: filepath.Join(work, "ramdisk"), Modules: Modules()})
+	rd, err := ramdisk.Build(ctx, ramdisk.BuildConfig{KernelDir: opts.KernelDir, Agent: initBin, Output: filepath.Join(work, "ramdisk"), Modules: Modules(), DiskTools: []string{}})
 	if err != nil {
 		return "", fmt.Errorf("test image: %w", err)
 	}
