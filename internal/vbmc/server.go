@@ -40,8 +40,12 @@ type Config struct {
 	RedfishListen string `toml:"redfish_listen"` // host:port (TCP); empty: no Redfish
 	// MediaDir is where images inserted as virtual media are downloaded (default: a new
 	// directory under the system's temporary directory).
-	MediaDir string          `toml:"media_dir"`
-	Machines []MachineConfig `toml:"machine"`
+	MediaDir string `toml:"media_dir"`
+	// MediaNetns is the network namespace images are downloaded from (default: this
+	// process's): a BMC's own network, which reaches a lab's provisioning network when the
+	// BMC's Redfish service is on the host's loopback.
+	MediaNetns string          `toml:"media_netns"`
+	Machines   []MachineConfig `toml:"machine"`
 }
 
 // Validate checks the configuration.
@@ -430,7 +434,7 @@ func (v *VBMC) serveManager(w http.ResponseWriter, r *http.Request, rest string)
 			redfishError(w, http.StatusConflict, "the drive holds an image: eject it first")
 			return
 		}
-		file, err := downloadMedia(r.Context(), body.Image, v.mediaDir, 10*time.Minute)
+		file, err := downloadMedia(r.Context(), body.Image, v.mediaDir, v.cfg.MediaNetns, 10*time.Minute)
 		if err != nil {
 			v.log.Warn("virtual media refused", "vm", name, "image", body.Image, "error", err)
 			status := http.StatusBadGateway
