@@ -20,9 +20,11 @@ import (
 // TestLabVirtualMedia boots the deploy ramdisk from virtual media with no DHCP server on the
 // machines' network: a SeaBIOS and an OVMF machine, both Redfish through the vbmc, on the
 // media segment (a bridge the server's DHCP, TFTP and HTTP boot services are not on), with
-// redfish-virtual-media and a static address in network_data. At once: the SeaBIOS one is
-// inspected in band through the virtual CD, and both are provided (cleaning), deployed, seen
-// booting the instance from disk and undeployed (cleaning). Nothing stays inserted after.
+// redfish-virtual-media and a static address in network_data. At once: the SeaBIOS one goes
+// through the lab's cycle (manage, in-band inspection through the virtual CD, provide with
+// cleaning, deploy, the instance's boot from disk, undeploy with cleaning); the OVMF one
+// through the requests Metal3's baremetal-operator makes (metal3Flow). Nothing stays
+// inserted and no boot ISO stays on the HTTP boot server.
 func TestLabVirtualMedia(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and taps")
@@ -99,28 +101,32 @@ func TestLabVirtualMedia(t *testing.T) {
 		t.Fatalf("the server was configured on %s", lab.MediaBridge)
 	}
 
+	// At once: the SeaBIOS machine through the lab's cycle with in-band inspection first, the
+	// OVMF one through Metal3's requests.
 	var wg sync.WaitGroup
-	var res []lab.Result
-	var mu sync.Mutex
-	for _, run := range []struct {
-		name    string
-		inspect bool
-	}{{"a-bios-vmedia", true}, {"b-uefi-vmedia", false}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := lab.Cycle(ctx, st, []string{run.name}, lab.CycleOptions{Timeout: 8 * time.Minute, Inspect: run.inspect})
-			mu.Lock()
-			res = append(res, r...)
-			mu.Unlock()
-		}()
-	}
+	var cycle []lab.Result
+	var metal3Phases []lab.Phase
+	var metal3Err error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		cycle = lab.Cycle(ctx, st, []string{"a-bios-vmedia"}, lab.CycleOptions{Timeout: 8 * time.Minute, Inspect: true})
+	}()
+	go func() {
+		defer wg.Done()
+		metal3Phases, metal3Err = metal3Flow(ctx, t, st, "b-uefi-vmedia")
+	}()
 	wg.Wait()
-	t.Logf("both cycles: %.1f s", time.Since(start).Seconds())
-	vbmcLog, _ := os.ReadFile(filepath.Join(dir, "vbmc.log"))
-	for _, r := range res {
+	t.Logf("both flows: %.1f s", time.Since(start).Seconds())
+	for _, p := range metal3Phases {
+		t.Logf("b-uefi-vmedia (metal3): %-40s %6.1f s", p.Name, p.Duration.Seconds())
+	}
+	if metal3Err != nil {
+		t.Errorf("b-uefi-vmedia (metal3): %v", metal3Err)
+	}
+	for _, r := range cycle {
 		for _, p := range r.Phases {
-			t.Logf("%s: %-30s %6.1f s", r.Node, p.Name, p.Duration.Seconds())
+			t.Logf("%s: %-40s %6.1f s", r.Node, p.Name, p.Duration.Seconds())
 		}
 		if r.Err != nil {
 			t.Errorf("%s: %v", r.Node, r.Err)
@@ -130,36 +136,41 @@ func TestLabVirtualMedia(t *testing.T) {
 		if !strings.Contains(r.BootedLine, "firmware="+n.Firmware) {
 			t.Errorf("%s: the instance reported %q, want firmware=%s", r.Node, r.BootedLine, n.Firmware)
 		}
-		if r.Properties != nil {
-			t.Logf("%s: inspected %s", r.Node, lab.FormatProperties(r.Properties))
-			if caps := fmt.Sprint(r.Properties["capabilities"]); !strings.Contains(caps, "boot_mode:"+n.Firmware) {
-				t.Errorf("%s: inspected capabilities %q, want boot_mode:%s", r.Node, caps, n.Firmware)
-			}
+		t.Logf("%s: inspected %s", r.Node, lab.FormatProperties(r.Properties))
+		if caps := fmt.Sprint(r.Properties["capabilities"]); !strings.Contains(caps, "boot_mode:"+n.Firmware) {
+			t.Errorf("%s: inspected capabilities %q, want boot_mode:%s", r.Node, caps, n.Firmware)
 		}
+	}
+	vbmcLog, _ := os.ReadFile(filepath.Join(dir, "vbmc.log"))
+	for _, n := range st.Nodes {
 		// The agent configured its static address from the CD's network_data, no DHCP.
 		serial, _ := os.ReadFile(n.Serial)
 		if !bytes.Contains(serial, []byte("configured from network_data")) || !bytes.Contains(serial, []byte(n.Address)) {
-			t.Errorf("%s: the serial console does not show the static network from network_data (%s)", r.Node, n.Address)
+			t.Errorf("%s: the serial console does not show the static network from network_data (%s)", n.Name, n.Address)
 		}
-		// The BMC fetched the server's ISO, and the drive is empty again.
-		if !bytes.Contains(vbmcLog, []byte("vm="+r.Node)) || !bytes.Contains(vbmcLog, []byte("/vmedia/"+n.UUID+"/")) {
-			t.Errorf("%s: the vbmc log shows no ISO inserted from the server's /vmedia/%s/", r.Node, n.UUID)
+		// The BMC fetched the server's ISOs, and the drive is empty again.
+		inserted := 0
+		for _, l := range strings.Split(string(vbmcLog), "\n") {
+			if strings.Contains(l, `msg="virtual media"`) && strings.Contains(l, "vm="+n.Name+" ") && strings.Contains(l, "/vmedia/") {
+				inserted++
+			}
+		}
+		t.Logf("%s: %d boot ISOs inserted by the BMC", n.Name, inserted)
+		if inserted == 0 {
+			t.Errorf("%s: the vbmc log shows no ISO inserted from the server's /vmedia/", n.Name)
 		}
 		var cd struct {
 			Inserted bool
 			Image    *string
 		}
-		if err := redfishGet(ctx, n.BMCAddress+"/redfish/v1/Managers/"+r.Node+"/VirtualMedia/Cd", &cd); err != nil {
-			t.Errorf("%s: %v", r.Node, err)
+		if err := redfishGet(ctx, n.BMCAddress+"/redfish/v1/Managers/"+n.Name+"/VirtualMedia/Cd", &cd); err != nil {
+			t.Errorf("%s: %v", n.Name, err)
 		} else if cd.Inserted || (cd.Image != nil && *cd.Image != "") {
-			t.Errorf("%s: the virtual CD still holds %v after undeploy", r.Node, cd.Image)
-		}
-		if isos, _ := filepath.Glob(filepath.Join(dir, "data", "boot", "vmedia", n.UUID, "*.iso")); len(isos) > 0 {
-			t.Errorf("%s: boot ISOs left on the HTTP boot server: %v", r.Node, isos)
+			t.Errorf("%s: the virtual CD still holds %v at the end", n.Name, *cd.Image)
 		}
 	}
-	if len(res) != 2 {
-		t.Fatalf("%d results, want 2", len(res))
+	if isos, _ := filepath.Glob(filepath.Join(dir, "data", "boot", "vmedia", "*", "*.iso")); len(isos) > 0 {
+		t.Errorf("boot ISOs left on the HTTP boot server: %v", isos)
 	}
 }
 

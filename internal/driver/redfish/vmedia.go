@@ -236,13 +236,26 @@ func (b *VirtualMediaBoot) PrepareRamdisk(ctx context.Context, t *conductor.Task
 		b.eject(ctx, t, vm)
 		return fmt.Errorf("insert virtual media into the BMC of node %s: %w", n.UUID, err)
 	}
-	m, _ := t.Driver.Management()
-	if err := m.SetBootDevice(ctx, t, conductor.BootDevice{Device: conductor.BootCDROM, Persistent: pxe.Persistent(n, false)}); err != nil {
-		b.eject(ctx, t, vm)
-		return fmt.Errorf("set boot device of node %s to cdrom: %w", n.UUID, err)
+	device := conductor.BootCDROM
+	if d, ok := vm.(mediaBootDevice); ok {
+		if device, err = d.VirtualMediaBootDevice(ctx, t); err != nil {
+			b.eject(ctx, t, vm)
+			return fmt.Errorf("virtual media boot device of node %s: %w", n.UUID, err)
+		}
 	}
-	b.log.Info("virtual media inserted", "node", n.UUID, "boot_mode", mode, "bytes", len(iso))
+	m, _ := t.Driver.Management()
+	if err := m.SetBootDevice(ctx, t, conductor.BootDevice{Device: device, Persistent: pxe.Persistent(n, false)}); err != nil {
+		b.eject(ctx, t, vm)
+		return fmt.Errorf("set boot device of node %s to %s: %w", n.UUID, device, err)
+	}
+	b.log.Info("virtual media inserted", "node", n.UUID, "boot_mode", mode, "device", device, "bytes", len(iso))
 	return nil
+}
+
+// mediaBootDevice is a management interface that says which boot device boots the media it
+// inserts (a CD, or a USB stick on a BMC without one); without it the media is a CD.
+type mediaBootDevice interface {
+	VirtualMediaBootDevice(ctx context.Context, t *conductor.Task) (string, error)
 }
 
 func internalInfo(n *ironwork.Node) ironwork.JSONObject {
