@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironwork/ironwork/internal/lab/testimage"
 	"github.com/ironwork/ironwork/internal/ramdisk"
 )
 
@@ -27,14 +28,15 @@ const (
 )
 
 // TestRealIronicDrivesVirtualMedia enrols a vbmc Redfish machine (SeaBIOS QEMU, its NIC on
-// QEMU's user network, so 10.0.2.2 is the host's loopback) in the real OpenStack Ironic
-// (Debian's 21.4, started here on loopback as ../shared/tools/real-ironic.sh does) with
-// Ironic's own redfish-virtual-media boot interface and Ironwork's deploy ramdisk, and asks
-// Ironic to provide it (automated cleaning). Ironic must build its ISO (isolinux), have the
-// vbmc insert it (InsertMedia from Ironic's HTTP root), set a one-time Cd boot in Legacy mode
-// and power on; the machine must boot Ironic's ISO (the kernel's command line carries
-// Ironic's boot_method=vmedia) and Ironwork's agent must look itself up at Ironic. How far
-// cleaning then goes is logged (the agent speaks IPA's API; cleaning is not asserted).
+// QEMU's user network, so 10.0.2.2 is the host's loopback, and the agent's port forwarded from
+// the host's) in the real OpenStack Ironic (Debian's 21.4, started here on loopback as
+// ../shared/tools/real-ironic.sh does) with Ironic's own redfish-virtual-media boot interface
+// and Ironwork's deploy ramdisk. Ironic must build its ISO (isolinux), have the vbmc insert it
+// (InsertMedia from Ironic's HTTP root), set a one-time Cd boot in Legacy mode and power on;
+// the machine must boot Ironic's ISO (the kernel's command line carries Ironic's
+// boot_method=vmedia) and Ironwork's agent must look itself up at Ironic. Then, as far as it
+// goes: automated cleaning to available, a deploy of the lab's test image to active with the
+// instance booting from disk, and undeploy; the virtual CD must be empty after each.
 // Skips when Ironic, isolinux, QEMU or the test kernel are absent.
 func TestRealIronicDrivesVirtualMedia(t *testing.T) {
 	if testing.Short() {
@@ -73,7 +75,15 @@ func TestRealIronicDrivesVirtualMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("agent and ramdisk built in %.1f s", time.Since(begin).Seconds())
+	// The image to deploy: the lab's test OS, which prints a marker on the serial console.
+	imgDir := filepath.Join(dir, "images")
+	os.MkdirAll(filepath.Join(dir, "work"), 0o755)
+	imgSum, err := testimage.Build(context.Background(), filepath.Join(imgDir, "image.raw"),
+		testimage.Options{KernelDir: filepath.Dir(kernels[0]), WorkDir: filepath.Join(dir, "work")})
+	if err != nil {
+		t.Fatalf("build the test image: %v", err)
+	}
+	t.Logf("agent, ramdisk and test image built in %.1f s", time.Since(begin).Seconds())
 
 	// Ironic's HTTP root, served on loopback for the BMC (Ironic serves nothing itself).
 	ironicDir := filepath.Join(dir, "ironic")
@@ -90,12 +100,20 @@ func TestRealIronicDrivesVirtualMedia(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := http.FileServer(http.Dir(httpRoot))
+	mux := http.NewServeMux()
+	mux.Handle("/images/", http.StripPrefix("/images/", http.FileServer(http.Dir(imgDir))))
+	mux.Handle("/", files)
 	httpSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		servedMu.Lock()
 		fmt.Fprintf(&served, "%s %s\n", r.Method, r.URL.Path)
 		servedMu.Unlock()
-		files.ServeHTTP(w, r)
+		mux.ServeHTTP(w, r)
 	})}
+	servedLog := func() string {
+		servedMu.Lock()
+		defer servedMu.Unlock()
+		return strings.Join(strings.Fields(served.String()), " ")
+	}
 	go httpSrv.Serve(httpLn)
 	t.Cleanup(func() { httpSrv.Close() })
 
@@ -314,12 +332,56 @@ lock_path = %[1]s/locks
 			break
 		}
 	}
-	servedMu.Lock()
-	defer servedMu.Unlock()
 	t.Logf("after provide: %s in %.1f s (last_error %q, clean_step %v); the BMC served: %s", n.ProvisionState, time.Since(start).Seconds(),
-		n.LastError, n.CleanStep, strings.TrimSpace(served.String()))
-	if n.ProvisionState == "available" && m.Media() != "" {
+		n.LastError, n.CleanStep, servedLog())
+	if n.ProvisionState != "available" {
+		return
+	}
+	if m.Media() != "" {
 		t.Errorf("cleaning finished but the virtual CD still holds %s", m.Media())
+	}
+
+	// A whole deploy: the agent fetches the image through QEMU's user network from this
+	// test's HTTP server, Ironic reboots the machine into it; then undeploy (cleaning).
+	_, imgPort, _ := net.SplitHostPort(httpLn.Addr().String())
+	if err := c.do(ctx, http.MethodPatch, "/v1/nodes/"+node.UUID, []map[string]any{
+		{"op": "add", "path": "/instance_info/image_source", "value": "http://10.0.2.2:" + imgPort + "/images/image.raw"},
+		{"op": "add", "path": "/instance_info/image_checksum", "value": imgSum},
+		{"op": "add", "path": "/instance_info/image_os_hash_algo", "value": "sha256"},
+		{"op": "add", "path": "/instance_info/image_os_hash_value", "value": imgSum},
+		{"op": "add", "path": "/instance_info/image_disk_format", "value": "raw"},
+	}, nil); err != nil {
+		t.Fatalf("instance_info: %v", err)
+	}
+	start = time.Now()
+	serialFrom := int64(0)
+	if fi, err := os.Stat(serial); err == nil {
+		serialFrom = fi.Size()
+	}
+	if err := c.provision(ctx, node.UUID, "active", "active", 10*time.Minute); err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	t.Logf("Ironic deployed the node (active) in %.1f s", time.Since(start).Seconds())
+	if m.Media() != "" {
+		t.Errorf("active, but the virtual CD still holds %s", m.Media())
+	}
+	for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(2 * time.Second) {
+		b, _ := os.ReadFile(serial)
+		if int64(len(b)) > serialFrom && bytes.Contains(b[serialFrom:], []byte(testimage.Marker)) {
+			t.Logf("the instance booted from disk %.1f s after provide active", time.Since(start).Seconds())
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s on the serial console within 4 minutes of active", testimage.Marker)
+		}
+	}
+	start = time.Now()
+	if err := c.provision(ctx, node.UUID, "deleted", "available", 10*time.Minute); err != nil {
+		t.Fatalf("undeploy: %v", err)
+	}
+	t.Logf("Ironic undeployed and cleaned the node in %.1f s; the BMC served: %s", time.Since(start).Seconds(), servedLog())
+	if m.Media() != "" {
+		t.Errorf("available again, but the virtual CD still holds %s", m.Media())
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -118,10 +119,13 @@ func (b *VirtualMediaBoot) Validate(_ context.Context, t *conductor.Task) error 
 	return nil
 }
 
-// params are the split kernel_append_params of a node after extra (the conductor's).
+// params are the split kernel_append_params of a node after extra (the conductor's). Ironic's
+// "%default%" (the conductor's parameters, which Metal3 puts first) is dropped: they are
+// always there.
 func params(n *ironwork.Node, extra string) ([]string, error) {
 	p, _ := n.DriverInfo["kernel_append_params"].(string)
 	out := strings.Fields(extra + " " + p)
+	out = slices.DeleteFunc(out, func(w string) bool { return w == "%default%" })
 	for _, w := range out {
 		if strings.ContainsAny(w, `'"\`) || strings.ContainsFunc(w, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
 			return nil, fmt.Errorf("driver_info.kernel_append_params of node %s: %q: use printable words with no quote or backslash", n.UUID, w)

@@ -130,7 +130,7 @@ func TestVirtualMediaBootAgainstTheVBMC(t *testing.T) {
 	nd := ironwork.JSONObject{"links": []any{map[string]any{"id": "eth0", "type": "phy", "ethernet_mac_address": "52:54:00:00:00:01"}},
 		"networks": []any{map[string]any{"id": "n0", "link": "eth0", "type": "ipv4", "ip_address": "192.168.50.10", "netmask": "255.255.255.0"}}}
 	n := f.node(t, ironwork.JSONObject{"redfish_address": v.RedfishURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
-		"redfish_username": "admin", "redfish_password": "password", "kernel_append_params": "ipa-debug=1"},
+		"redfish_username": "admin", "redfish_password": "password", "kernel_append_params": "%default% ipa-debug=1"},
 		ironwork.JSONObject{"capabilities": "boot_mode:bios"}, nd)
 
 	start := time.Now()
@@ -174,6 +174,9 @@ func TestVirtualMediaBootAgainstTheVBMC(t *testing.T) {
 		if !strings.Contains(string(cfg), want) {
 			t.Errorf("grub.cfg lacks %s:\n%s", want, cfg)
 		}
+	}
+	if strings.Contains(string(cfg), "%default%") {
+		t.Errorf("grub.cfg has Ironic's %%default%% placeholder (the conductor's parameters are there already):\n%s", cfg)
 	}
 	if b, _ := os.ReadFile(filepath.Join(out, "ironwork/ramdisk")); string(b) != "RAMDISK" {
 		t.Errorf("ramdisk on the ISO: %q", b)
