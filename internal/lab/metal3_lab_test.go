@@ -201,22 +201,17 @@ func metal3Flow(ctx context.Context, t *testing.T, st *lab.State, name string) (
 	}
 	phase("instance boot (config drive read)")
 
-	// PowerOff, PowerOn: the instance boots from disk again.
+	// PowerOff, PowerOn (the instance's boot after it is not waited for: the first boot
+	// above showed the disk boot, and CI time is short).
 	for _, target := range []nodes.TargetPowerState{nodes.PowerOff, nodes.PowerOn} {
-		from := fileSizeOf(n.Serial)
 		if err := nodes.ChangePowerState(ctx, c, node.UUID, nodes.PowerStateOpts{Target: target}).ExtractErr(); err != nil {
 			return phases, fmt.Errorf("%s: %w", target, err)
 		}
 		if err := waitPower(ctx, c, node.UUID, string(target), 2*time.Minute); err != nil {
 			return phases, err
 		}
-		if target == nodes.PowerOn {
-			if _, err := lab.WaitSerial(ctx, n.Serial, from, testimage.Marker, 4*time.Minute); err != nil {
-				return phases, fmt.Errorf("instance boot after power on: %w", err)
-			}
-		}
 	}
-	phase("power off, power on, instance boot")
+	phase("power off, power on")
 
 	// Deprovision, then Delete (after clearing a stale instance_uuid, as Metal3 does).
 	if err := provision(ctx, c, node.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetDeleted}, "available", 8*time.Minute); err != nil {

@@ -99,15 +99,13 @@ func TestRealIronicDrivesVirtualMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, httpPort, _ := net.SplitHostPort(httpLn.Addr().String())
 	files := http.FileServer(http.Dir(httpRoot))
-	mux := http.NewServeMux()
-	mux.Handle("/images/", http.StripPrefix("/images/", http.FileServer(http.Dir(imgDir))))
-	mux.Handle("/", files)
 	httpSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		servedMu.Lock()
 		fmt.Fprintf(&served, "%s %s\n", r.Method, r.URL.Path)
 		servedMu.Unlock()
-		mux.ServeHTTP(w, r)
+		files.ServeHTTP(w, r)
 	})}
 	servedLog := func() string {
 		servedMu.Lock()
@@ -165,7 +163,7 @@ isolinux_bin = %[4]s
 ldlinux_c32 = %[5]s
 
 [conductor]
-file_url_allowed_paths = %[6]s
+file_url_allowed_paths = %[6]s,%[9]s
 
 [api]
 host_ip = 127.0.0.1
@@ -179,7 +177,8 @@ dhcp_provider = none
 
 [deploy]
 http_root = %[1]s/httpboot
-http_url = http://%[3]s
+http_url = http://10.0.2.2:%[8]s
+external_http_url = http://%[3]s
 iso_master_path = %[1]s/master_iso_images
 default_boot_mode = bios
 
@@ -201,7 +200,7 @@ certificates_path = %[1]s/certificates
 
 [oslo_concurrency]
 lock_path = %[1]s/locks
-`, ironicDir, port, httpLn.Addr().String(), isolinuxBin, ldlinuxC32, filepath.Join(dir, "ramdisk"), agentPort)
+`, ironicDir, port, httpLn.Addr().String(), isolinuxBin, ldlinuxC32, filepath.Join(dir, "ramdisk"), agentPort, httpPort, imgDir)
 	confPath := filepath.Join(ironicDir, "ironic.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -341,11 +340,11 @@ lock_path = %[1]s/locks
 		t.Errorf("cleaning finished but the virtual CD still holds %s", m.Media())
 	}
 
-	// A whole deploy: the agent fetches the image through QEMU's user network from this
-	// test's HTTP server, Ironic reboots the machine into it; then undeploy (cleaning).
-	_, imgPort, _ := net.SplitHostPort(httpLn.Addr().String())
+	// A whole deploy: Ironic caches the file:// image in its HTTP root (http_url, which the
+	// machine reaches at 10.0.2.2; the BMC gets external_http_url, the same server on
+	// loopback), the agent writes it, Ironic reboots the machine into it; then undeploy.
 	if err := c.do(ctx, http.MethodPatch, "/v1/nodes/"+node.UUID, []map[string]any{
-		{"op": "add", "path": "/instance_info/image_source", "value": "http://10.0.2.2:" + imgPort + "/images/image.raw"},
+		{"op": "add", "path": "/instance_info/image_source", "value": "file://" + filepath.Join(imgDir, "image.raw")},
 		{"op": "add", "path": "/instance_info/image_checksum", "value": imgSum},
 		{"op": "add", "path": "/instance_info/image_os_hash_algo", "value": "sha256"},
 		{"op": "add", "path": "/instance_info/image_os_hash_value", "value": imgSum},
