@@ -9,7 +9,8 @@
 # from dosfstools, which the deploy ramdisk also carries for ESPs), and
 # what the lab test image is built with (grub-common, grub-pc-bin, grub-efi-amd64-bin: files
 # only, the host boot is untouched; mtools), and chromium (headless, for the web console's
-# browser tests). busybox comes as busybox-static (it replaces Debian's dynamically linked busybox
+# browser tests), isolinux (the real Ironic builds its BIOS virtual media ISO with it in
+# TestRealIronicDrivesVirtualMedia). busybox comes as busybox-static (it replaces Debian's dynamically linked busybox
 # and has the same applets): the rescue ramdisk carries it as its shell, and dropbear-bin (the
 # server only, no service) for SSH into it.
 # Idempotent; needs root for apt-get.
@@ -58,6 +59,7 @@ grub-mkimage grub-common
 /usr/lib/grub/i386-pc/boot.img grub-pc-bin
 /usr/lib/grub/x86_64-efi/linux.mod grub-efi-amd64-bin
 mformat mtools
+/usr/lib/ISOLINUX/isolinux.bin isolinux
 chromium chromium
 LIST
 [ ${#need[@]} -eq 0 ] && exit 0

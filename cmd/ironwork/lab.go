@@ -26,6 +26,9 @@ With --rescue (lab layout) the nodes can also be rescued: the rescue ramdisk is 
 nodes are enrolled with rescue_interface agent (docs/rescue.md); log in on DIR/NODE.serial.sock.
 With --inspect (up and demo, lab layout) the nodes are enrolled with inspect_interface agent and
 no properties; the demo inspects them (manage -> inspect) before providing and deploying.
+With --boot vmedia (lab layout, --bmc vbmc) every machine is Redfish (odd SeaBIOS, even OVMF),
+enrolled with boot_interface redfish-virtual-media and a static address in network_data, on a
+second bridge no DHCP server serves: the BMC attaches the server's boot ISO as a virtual CD.
 `
 
 func defaultLabDir() string {
@@ -71,6 +74,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&mf.shape.NICs, "nics", 1, "up: NICs per machine on the provisioning network (the first one boots)")
 	fs.BoolVar(&mf.discover, "discover", false, "up: do not enrol the machines; power them on to boot from the network (discovery)")
 	fs.BoolVar(&mf.inspect, "inspect", false, "enrol the nodes with inspect_interface agent and no properties; demo: inspect before provide (lab layout)")
+	fs.StringVar(&mf.boot, "boot", lab.BootNetwork, "how the deploy ramdisk boots: pxe (DHCP, iPXE/PXE) or vmedia (Redfish virtual media, no DHCP; --bmc vbmc, lab layout)")
 	fs.BoolVar(&mf.rescue, "rescue", false, "also build the rescue ramdisk and enrol the nodes with the agent rescue interface (lab layout)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -101,7 +105,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "lab is down")
 		return 0
 	case "demo":
-		return labDemo(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, machineFlags{rescue: mf.rescue, inspect: mf.inspect}, stdout, stderr)
+		return labDemo(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, machineFlags{rescue: mf.rescue, inspect: mf.inspect, boot: mf.boot}, stdout, stderr)
 	}
 	fmt.Fprint(stderr, labUsage)
 	return 2
@@ -113,6 +117,7 @@ type machineFlags struct {
 	discover bool
 	rescue   bool
 	inspect  bool
+	boot     string // lab.BootNetwork or lab.BootVirtualMedia
 }
 
 func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, mf machineFlags, stdout, stderr io.Writer) (*lab.State, error) {
@@ -124,6 +129,12 @@ func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout st
 		Rescue: mf.rescue, Inspect: mf.inspect}
 	for i := range opts.Nodes {
 		opts.Nodes[i].Shape, opts.Nodes[i].Discover = mf.shape, mf.discover
+		if mf.boot == lab.BootVirtualMedia {
+			opts.Nodes[i].Power, opts.Nodes[i].Boot = "redfish", lab.BootVirtualMedia // only Redfish attaches virtual media
+		}
+		if mf.boot != lab.BootNetwork && mf.boot != lab.BootVirtualMedia {
+			return nil, fmt.Errorf("--boot %q is neither %s nor %s", mf.boot, lab.BootNetwork, lab.BootVirtualMedia)
+		}
 	}
 	if opts.KernelDir == "" {
 		opts.KernelDir = lab.FindKernel()

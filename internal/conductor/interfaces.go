@@ -41,6 +41,9 @@ const (
 	BootSafe  = "safe"
 	// BootUEFIHTTP is UEFI HTTP boot (Redfish's UefiHttp), as Ironic's "uefihttp".
 	BootUEFIHTTP = "uefihttp"
+	// BootUSB is a USB device (Redfish's Usb): a BMC's virtual USB stick. Internal to the
+	// boot interfaces: the API's boot device list does not offer it, as Ironic's does not.
+	BootUSB = "usb"
 )
 
 // Deploy writes an instance onto a node and removes it again.

@@ -233,6 +233,9 @@ func BootableISO(label string, files []File, boot ElTorito) ([]byte, error) {
 		if f := bootFiles[0]; f != nil {
 			bootInfoTable(f) // before the files are copied in below
 		}
+		if f := bootFiles[1]; f != nil {
+			efiPartition(img, f)
+		}
 	}
 	term := img[termAt*sector:]
 	term[0] = 255
@@ -257,6 +260,21 @@ func BootableISO(label string, files []File, boot ElTorito) ([]byte, error) {
 }
 
 func sectors(n int) int { return (n + sector - 1) / sector }
+
+// efiPartition writes an MBR in the system area (sector 0, unused by ISO 9660 and El Torito)
+// with one partition of type 0xEF (EFI System Partition) over the EFI boot image, so that UEFI
+// firmware also boots the image from a disk, such as a BMC's virtual USB stick, as it boots
+// an xorriso-made hybrid ISO. The partition is in 512-byte blocks; CHS fields say "use LBA".
+func efiPartition(img []byte, efi *file) {
+	e := img[446:462]
+	e[0] = 0x00                            // not active
+	copy(e[1:4], []byte{0xFE, 0xFF, 0xFF}) // CHS start: beyond CHS
+	e[4] = 0xEF
+	copy(e[5:8], []byte{0xFE, 0xFF, 0xFF}) // CHS end
+	binary.LittleEndian.PutUint32(e[8:], uint32(efi.lba*(sector/512)))
+	binary.LittleEndian.PutUint32(e[12:], uint32((len(efi.data)+511)/512))
+	img[510], img[511] = 0x55, 0xAA
+}
 
 // findFile finds the file at path p in the tree under root.
 func findFile(root *dir, p string) *file {

@@ -48,6 +48,10 @@ type Node struct {
 	// Discover: the machine is not enrolled (UUID empty); it boots from the network for
 	// discovery.
 	Discover bool `json:"discover,omitempty"`
+	// Boot is BootVirtualMedia for a machine on the media segment ("" or BootNetwork: it
+	// network-boots); Address is then its static address there, from its network_data.
+	Boot    string `json:"boot,omitempty"`
+	Address string `json:"address,omitempty"`
 }
 
 // State is what a lab made, saved in the lab directory before each resource is created.
@@ -58,13 +62,17 @@ type State struct {
 	Subnet string `json:"subnet"` // first three octets, e.g. 10.213.0
 	// Layout is "lab" (or empty: labs made before layouts) or "production"; in the
 	// production layout APIURL is an address inside Netns.
-	Layout  string   `json:"layout,omitempty"`
-	APIURL  string   `json:"api_url"`
-	Procs   []Proc   `json:"procs"`
-	Nodes   []Node   `json:"nodes"`
-	Files   []string `json:"files"` // made outside Dir (none so far; Dir itself is removed)
-	Image   string   `json:"image_url"`
-	ImageSH string   `json:"image_sha256"`
+	Layout string `json:"layout,omitempty"`
+	// MediaBridge and MediaSubnet are the segment of the virtual media machines (none
+	// when no machine boots from virtual media).
+	MediaBridge string   `json:"media_bridge,omitempty"`
+	MediaSubnet string   `json:"media_subnet,omitempty"`
+	APIURL      string   `json:"api_url"`
+	Procs       []Proc   `json:"procs"`
+	Nodes       []Node   `json:"nodes"`
+	Files       []string `json:"files"` // made outside Dir (none so far; Dir itself is removed)
+	Image       string   `json:"image_url"`
+	ImageSH     string   `json:"image_sha256"`
 	// ImageKernel and ImageRamdisk are the test image's kernel and initramfs, files inside
 	// the server's file_url_allowed_paths (lab layout only): a ramdisk deploy's instance.
 	ImageKernel  string `json:"image_kernel_url,omitempty"`

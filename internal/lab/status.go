@@ -15,6 +15,9 @@ func PrintStatus(ctx context.Context, dir string, w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(w, "lab %s: network namespace %s, bridge %s %s.1/24\n", st.Dir, st.Netns, st.Bridge, st.Subnet)
+	if st.MediaBridge != "" {
+		fmt.Fprintf(w, "virtual media segment: bridge %s %s.1/24, no DHCP server\n", st.MediaBridge, st.MediaSubnet)
+	}
 	for _, p := range st.Procs {
 		state := "stopped"
 		if p.PID > 0 && alive(p.PID) {
@@ -49,6 +52,9 @@ func PrintStatus(ctx context.Context, dir string, w io.Writer) error {
 			node["provision_state"], node["power_state"], n.Serial)
 		if n.CPUs > 0 {
 			fmt.Fprintf(w, "             %d vCPUs, %d MiB, %d disks, NICs %s\n", n.CPUs, n.MemoryMB, len(n.Disks), strings.Join(n.MACs, ","))
+		}
+		if n.Boot == BootVirtualMedia {
+			fmt.Fprintf(w, "             boots from virtual media, static address %s\n", n.Address)
 		}
 		if le, _ := node["last_error"].(string); le != "" {
 			fmt.Fprintf(w, "             last_error: %s\n", le)

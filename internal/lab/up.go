@@ -59,6 +59,9 @@ type NodeSpec struct {
 	// Discover leaves the machine out of the server: it is not enrolled, and Up powers it
 	// on to boot from the network, as a machine nobody enrolled does (discovery).
 	Discover bool
+	// Boot is how the deploy ramdisk boots: BootNetwork (default) or BootVirtualMedia (a
+	// redfish machine on the media segment, MediaBridge, which no DHCP server serves).
+	Boot string
 	// Console has the vbmc serve Serial-over-LAN from an IPMI machine's serial socket and enrols
 	// its node with console_interface=ipmitool-socat (docs/console.md). Every machine's serial
 	// line is on a socket (serialChardev); only these have the vbmc attached to it.
@@ -244,7 +247,7 @@ func (o *Options) defaults() {
 func Up(ctx context.Context, opts Options) (*State, error) {
 	callbackTimeout := opts.CallbackTimeout // the production layout keeps the server's default unless one is given
 	opts.defaults()
-	if err := errors.Join(opts.check(), opts.checkDiscover()); err != nil {
+	if err := errors.Join(opts.check(), opts.checkDiscover(), opts.checkVirtualMedia()); err != nil {
 		return nil, err
 	}
 	dir, err := filepath.Abs(opts.Dir)
@@ -286,6 +289,25 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		if err := ipCmd(append([]string{"-n", st.Netns}, args...)...); err != nil {
 			return st, err
 		}
+	}
+	mediaNet := ""
+	if opts.usesVirtualMedia() {
+		// The media segment: a second bridge with no DHCP server on it.
+		mediaNet, _ = mediaSubnet(st.Subnet) // checked by checkVirtualMedia
+		if err := st.update(func(s *State) { s.MediaBridge, s.MediaSubnet = MediaBridge, mediaNet }); err != nil {
+			return st, err
+		}
+		for _, args := range [][]string{
+			{"link", "add", MediaBridge, "type", "bridge"},
+			{"link", "set", MediaBridge, "type", "bridge", "forward_delay", "0"},
+			{"addr", "add", mediaNet + ".1/24", "dev", MediaBridge},
+			{"link", "set", MediaBridge, "up"},
+		} {
+			if err := ipCmd(append([]string{"-n", st.Netns}, args...)...); err != nil {
+				return st, err
+			}
+		}
+		logf("virtual media segment: bridge %s %s.1/24, no DHCP server", MediaBridge, mediaNet)
 	}
 	if prod {
 		// The image server's own address: another host on the provisioning network.
@@ -383,6 +405,11 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	}
 	var vcfg bytes.Buffer
 	fmt.Fprintf(&vcfg, "username = %q\npassword = %q\nredfish_listen = \"127.0.0.1:%d\"\n", BMCUser, BMCPassword, redfishPort)
+	if !prod {
+		// The BMCs fetch virtual media from the server's HTTP boot service, which listens on
+		// the provisioning network inside the namespace, as a real BMC's network reaches it.
+		fmt.Fprintf(&vcfg, "media_netns = %q\n", st.Netns)
+	}
 	var simNodes []int
 	simCmds := map[int][]string{}
 	for i, spec := range opts.Nodes {
@@ -390,7 +417,10 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 			MAC: fmt.Sprintf("52:54:00:1a:%02x:%02x", len(opts.Nodes), i+1), Tap: fmt.Sprintf("tap%d", i),
 			Disk: filepath.Join(dir, spec.Name+".disk"), Serial: filepath.Join(dir, spec.Name+".serial.log"),
 			CPUs: spec.CPUs, MemoryMB: spec.MemoryMB, Discover: spec.Discover,
-			SerialSocket: filepath.Join(dir, spec.Name+".serial.sock")}
+			SerialSocket: filepath.Join(dir, spec.Name+".serial.sock"), Boot: spec.Boot}
+		if spec.Boot == BootVirtualMedia {
+			n.Address = mediaAddress(mediaNet, i)
+		}
 		for k := range spec.NICs {
 			mac, tap := n.MAC, n.Tap
 			if k > 0 { // more NICs: the same scheme with the NIC's number in the third octet
@@ -408,8 +438,12 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		if err := st.update(func(s *State) { s.Nodes = append(s.Nodes, n) }); err != nil {
 			return st, err
 		}
+		bridge := st.Bridge
+		if n.Boot == BootVirtualMedia {
+			bridge = MediaBridge
+		}
 		for _, tap := range n.Taps {
-			for _, args := range [][]string{{"tuntap", "add", tap, "mode", "tap"}, {"link", "set", tap, "master", st.Bridge}, {"link", "set", tap, "up"}} {
+			for _, args := range [][]string{{"tuntap", "add", tap, "mode", "tap"}, {"link", "set", tap, "master", bridge}, {"link", "set", tap, "up"}} {
 				if err := ipCmd(append([]string{"-n", st.Netns}, args...)...); err != nil {
 					return st, err
 				}
@@ -539,6 +573,10 @@ console_log_dir = %q
 			di["rescue_kernel"], di["rescue_ramdisk"] = rescueKernel, rescueInitrd
 			body["rescue_interface"] = "agent"
 		}
+		if n.Boot == BootVirtualMedia {
+			body["boot_interface"] = VirtualMediaBootInterface
+			body["network_data"] = networkData(n, mediaNet)
+		}
 		if spec.Console && n.Power == "ipmi" && n.BMC == "vbmc" {
 			body["console_interface"] = "ipmitool-socat" // the vbmc serves SOL from the machine's serial socket
 		}
@@ -621,8 +659,8 @@ func qemuCommand(st *State, n Node, spec NodeSpec, self string) ([]string, error
 	}
 	for k, mac := range n.MACs {
 		nic := fmt.Sprintf("virtio-net-pci,netdev=n%d,mac=%s", k, mac)
-		if n.Firmware == "uefi" || k > 0 {
-			nic += ",romfile=" // only the first NIC network-boots (BIOS: its iPXE ROM)
+		if n.Firmware == "uefi" || k > 0 || n.Boot == BootVirtualMedia {
+			nic += ",romfile=" // only the first NIC network-boots (BIOS: its iPXE ROM); virtual media machines none
 		}
 		args = append(args, "-device", nic)
 	}

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ironwork/ironwork/internal/netns"
 )
 
 // MaxMediaSize bounds an image the virtual BMC downloads.
@@ -31,8 +33,9 @@ func mediaAllowed(ip net.IP) bool {
 }
 
 // downloadMedia fetches image into dir as a new file and returns its path. The dial checks
-// the address actually connected to, so a name that resolves elsewhere is refused too.
-func downloadMedia(ctx context.Context, image, dir string, timeout time.Duration) (string, error) {
+// the address actually connected to, so a name that resolves elsewhere is refused too. A
+// non-empty netns makes the connection inside that network namespace.
+func downloadMedia(ctx context.Context, image, dir, netnsName string, timeout time.Duration) (string, error) {
 	u, err := url.Parse(image)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", fmt.Errorf("image %q: %w", image, errMediaSource)
@@ -40,10 +43,18 @@ func downloadMedia(ctx context.Context, image, dir string, timeout time.Duration
 	if ip := net.ParseIP(u.Hostname()); ip != nil && !mediaAllowed(ip) {
 		return "", fmt.Errorf("image %q: %w", image, errMediaSource)
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	dial := (&net.Dialer{Timeout: 10 * time.Second}).DialContext
+	if netnsName != "" {
+		inNS := netns.Dialer(netnsName)
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return inNS(ctx, network, addr)
+		}
+	}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, addr)
+			c, err := dial(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,9 @@ import (
 
 // TestQEMUBootsInsertedMedia: the redfish driver inserts a boot ISO (served on loopback) into
 // a real QEMU machine's virtual CD, sets a one-time Cd boot and powers it on; the machine must
-// boot the ISO (GRUB's message on its serial console), under SeaBIOS and under OVMF.
+// boot the ISO (GRUB's message on its serial console), under SeaBIOS and under OVMF. A BMC
+// whose only drive is a USB stick ("uefi-usb"): the driver finds it by its MediaTypes, says
+// the media boots from usb, and OVMF boots the ISO as a disk through its EFI partition.
 func TestQEMUBootsInsertedMedia(t *testing.T) {
 	need(t, "qemu-system-x86_64", "qemu-system-x86")
 	kp := os.Getenv("IRONWORK_TEST_KERNEL")
@@ -45,14 +48,14 @@ func TestQEMUBootsInsertedMedia(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(iso) }))
 	t.Cleanup(srv.Close)
 
-	for _, fw := range []string{"bios", "uefi"} {
+	for _, fw := range []string{"bios", "uefi", "uefi-usb"} {
 		t.Run(fw, func(t *testing.T) {
 			dir := t.TempDir()
 			serial := filepath.Join(dir, "serial.log")
 			cmd := []string{"qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-nodefaults", "-display", "none", "-monitor", "none",
 				"-serial", "file:" + serial, "-no-reboot"}
 			mode := "bios"
-			if fw == "uefi" {
+			if fw != "bios" {
 				vars := filepath.Join(dir, "vars.fd")
 				b, err := os.ReadFile("/usr/share/OVMF/OVMF_VARS_4M.fd")
 				if err != nil {
@@ -64,6 +67,13 @@ func TestQEMUBootsInsertedMedia(t *testing.T) {
 				mode = "uefi"
 			}
 			v := startVBMC(t, cmd)
+			wantDev := conductor.BootCDROM
+			if fw == "uefi-usb" {
+				if err := v.Machine("vm1").SetDrives([]string{DriveUSB}); err != nil {
+					t.Fatal(err)
+				}
+				wantDev = conductor.BootUSB
+			}
 			d := redfish.Interface{PollInterval: 50 * time.Millisecond}
 			tk := &conductor.Task{Node: &ironwork.Node{UUID: "n-" + fw, Properties: ironwork.JSONObject{"capabilities": "boot_mode:" + mode},
 				DriverInfo: ironwork.JSONObject{"redfish_address": v.RedfishURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
@@ -72,7 +82,11 @@ func TestQEMUBootsInsertedMedia(t *testing.T) {
 			if err := d.InsertVirtualMedia(ctx, tk, srv.URL+"/boot.iso"); err != nil {
 				t.Fatal(err)
 			}
-			if err := d.SetBootDevice(ctx, tk, conductor.BootDevice{Device: conductor.BootCDROM}); err != nil {
+			dev, err := d.VirtualMediaBootDevice(ctx, tk)
+			if err != nil || dev != wantDev {
+				t.Fatalf("virtual media boot device: %q, %v; want %q", dev, err, wantDev)
+			}
+			if err := d.SetBootDevice(ctx, tk, conductor.BootDevice{Device: dev}); err != nil {
 				t.Fatal(err)
 			}
 			start := time.Now()
@@ -84,6 +98,10 @@ func TestQEMUBootsInsertedMedia(t *testing.T) {
 				b, _ := os.ReadFile(serial)
 				if bytes.Contains(b, []byte("Ironwork: booting the deploy ramdisk from virtual media")) {
 					t.Logf("%s: the inserted ISO's GRUB ran %s after power on", fw, time.Since(start).Round(time.Millisecond))
+					args := strings.Join(v.Machine("vm1").LastArgs(), " ")
+					if usb := strings.Contains(args, "usb-storage,") && !strings.Contains(args, "ide-cd"); usb != (fw == "uefi-usb") {
+						t.Errorf("%s: QEMU's drives are not the BMC's (USB stick only: %v): %s", fw, fw == "uefi-usb", args)
+					}
 					return
 				}
 				time.Sleep(500 * time.Millisecond)

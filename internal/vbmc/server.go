@@ -31,6 +31,9 @@ type MachineConfig struct {
 	// SerialSocket is the unix socket of the machine's serial line (QEMU's
 	// "-serial unix:PATH,server=on,wait=off"); IPMI Serial-over-LAN attaches to it.
 	SerialSocket string `toml:"serial_socket"`
+	// VirtualMedia are the virtual drives the BMC offers: "Cd" (a CD/DVD drive, the
+	// default) and "Usb" (a USB stick).
+	VirtualMedia []string `toml:"virtual_media"`
 }
 
 // Config is the virtual BMC's configuration.
@@ -42,8 +45,12 @@ type Config struct {
 	// directory under the system's temporary directory).
 	MediaDir string `toml:"media_dir"`
 	// UpdateSeconds is how long a firmware update task runs (default 3).
-	UpdateSeconds float64         `toml:"update_seconds"`
-	Machines      []MachineConfig `toml:"machine"`
+	UpdateSeconds float64 `toml:"update_seconds"`
+	// MediaNetns is the network namespace images are downloaded from (default: this
+	// process's): a BMC's own network, which reaches a lab's provisioning network when the
+	// BMC's Redfish service is on the host's loopback.
+	MediaNetns string          `toml:"media_netns"`
+	Machines   []MachineConfig `toml:"machine"`
 }
 
 // Validate checks the configuration.
@@ -108,6 +115,12 @@ func Start(cfg Config, log *slog.Logger) (*VBMC, error) {
 	}
 	for _, mc := range cfg.Machines {
 		m := NewMachine(mc.Name, mc.Command, log)
+		if mc.VirtualMedia != nil {
+			if err := m.SetDrives(mc.VirtualMedia); err != nil {
+				v.Close()
+				return nil, fmt.Errorf("machine %s: %w", mc.Name, err)
+			}
+		}
 		v.machines[mc.Name] = m
 		v.order = append(v.order, mc.Name)
 		if mc.IPMIListen == "" {
@@ -220,11 +233,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-var bootToRedfish = map[string]string{BootPXE: "Pxe", BootDisk: "Hdd", BootCD: "Cd"}
+var bootToRedfish = map[string]string{BootPXE: "Pxe", BootDisk: "Hdd", BootCD: "Cd", BootUSB: "Usb"}
 
 // redfishToBoot maps the override targets the service accepts onto boot devices; UsbCd (a
 // virtual CD on USB) boots the same drive as Cd.
-var redfishToBoot = map[string]string{"Pxe": BootPXE, "Hdd": BootDisk, "Cd": BootCD, "UsbCd": BootCD}
+var redfishToBoot = map[string]string{"Pxe": BootPXE, "Hdd": BootDisk, "Cd": BootCD, "UsbCd": BootCD, "Usb": BootUSB}
 
 func (v *VBMC) system(m *Machine) map[string]any {
 	path := "/redfish/v1/Systems/" + m.Name
@@ -247,7 +260,7 @@ func (v *VBMC) system(m *Machine) map[string]any {
 		"SystemType": "Virtual", "PowerState": power, "UUID": resourceUUID("system", m.Name), "IndicatorLED": m.SystemLED(),
 		"Boot": map[string]any{"BootSourceOverrideTarget": bootToRedfish[dev], "BootSourceOverrideEnabled": enabled,
 			"BootSourceOverrideMode": cmp.Or(m.BootMode(), mode), "BootSourceOverrideMode@Redfish.AllowableValues": []string{ModeLegacy, ModeUEFI},
-			"BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd", "UsbCd"}},
+			"BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd", "UsbCd", "Usb"}},
 		"Bios": map[string]any{"@odata.id": path + "/Bios"}, "BiosVersion": m.Firmware()["BIOS"],
 		"Links": map[string]any{"ManagedBy": []map[string]any{{"@odata.id": "/redfish/v1/Managers/" + m.Name}},
 			"Chassis": chassisLinks(m.Name)},
@@ -431,27 +444,47 @@ func (v *VBMC) serveManager(w http.ResponseWriter, r *http.Request, rest string)
 		return
 	}
 	base := "/redfish/v1/Managers/" + name
-	cd := base + "/VirtualMedia/Cd"
+	// VirtualMedia/{drive}[/Actions/VirtualMedia.{action}] for a drive the BMC offers.
+	drive, action := "", ""
+	if d, ok := strings.CutPrefix(sub, "VirtualMedia/"); ok {
+		d, act, _ := strings.Cut(d, "/")
+		if m.HasDrive(d) {
+			drive = d
+			action, _ = strings.CutPrefix(act, "Actions/VirtualMedia.")
+			if act != "" && action == act {
+				drive = "" // something under the drive that is not an action
+			}
+		}
+	}
+	dpath := base + "/VirtualMedia/" + drive
 	switch {
 	case sub == "" && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": base, "@odata.type": "#Manager.v1_10_0.Manager", "Id": name,
 			"Name": "BMC of " + name, "ManagerType": "BMC", "FirmwareVersion": m.Firmware()["BMC"], "VirtualMedia": map[string]any{"@odata.id": base + "/VirtualMedia"}})
 	case sub == "VirtualMedia" && r.Method == http.MethodGet:
+		members := []map[string]any{}
+		for _, d := range m.Drives() {
+			members = append(members, map[string]any{"@odata.id": base + "/VirtualMedia/" + d})
+		}
 		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": base + "/VirtualMedia", "Name": "Virtual Media",
-			"Members@odata.count": 1, "Members": []map[string]any{{"@odata.id": cd}}})
-	case sub == "VirtualMedia/Cd" && r.Method == http.MethodGet:
-		image := m.Media()
+			"Members@odata.count": len(members), "Members": members})
+	case drive != "" && action == "" && r.Method == http.MethodGet:
+		image := m.MediaIn(drive)
 		var img any
 		if image != "" {
 			img = image
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": cd, "@odata.type": "#VirtualMedia.v1_3_0.VirtualMedia", "Id": "Cd",
-			"Name": "Virtual CD", "MediaTypes": []string{"CD", "DVD"}, "Image": img, "Inserted": image != "", "WriteProtected": true,
+		label, types := "Virtual CD", []string{"CD", "DVD"}
+		if drive == DriveUSB {
+			label, types = "Virtual USB stick", []string{"USBStick"}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": dpath, "@odata.type": "#VirtualMedia.v1_3_0.VirtualMedia", "Id": drive,
+			"Name": label, "MediaTypes": types, "Image": img, "Inserted": image != "", "WriteProtected": true,
 			"Actions": map[string]any{
-				"#VirtualMedia.InsertMedia": map[string]any{"target": cd + "/Actions/VirtualMedia.InsertMedia"},
-				"#VirtualMedia.EjectMedia":  map[string]any{"target": cd + "/Actions/VirtualMedia.EjectMedia"},
+				"#VirtualMedia.InsertMedia": map[string]any{"target": dpath + "/Actions/VirtualMedia.InsertMedia"},
+				"#VirtualMedia.EjectMedia":  map[string]any{"target": dpath + "/Actions/VirtualMedia.EjectMedia"},
 			}})
-	case sub == "VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia" && r.Method == http.MethodPost:
+	case drive != "" && action == "InsertMedia" && r.Method == http.MethodPost:
 		var body struct {
 			Image          string
 			Inserted       *bool
@@ -469,11 +502,11 @@ func (v *VBMC) serveManager(w http.ResponseWriter, r *http.Request, rest string)
 			redfishError(w, http.StatusBadRequest, "unsupported TransferMethod "+body.TransferMethod)
 			return
 		}
-		if m.Media() != "" {
+		if m.MediaIn(drive) != "" {
 			redfishError(w, http.StatusConflict, "the drive holds an image: eject it first")
 			return
 		}
-		file, err := downloadMedia(r.Context(), body.Image, v.mediaDir, 10*time.Minute)
+		file, err := downloadMedia(r.Context(), body.Image, v.mediaDir, v.cfg.MediaNetns, 10*time.Minute)
 		if err != nil {
 			v.log.Warn("virtual media refused", "vm", name, "image", body.Image, "error", err)
 			status := http.StatusBadGateway
@@ -483,10 +516,10 @@ func (v *VBMC) serveManager(w http.ResponseWriter, r *http.Request, rest string)
 			redfishError(w, status, err.Error())
 			return
 		}
-		m.SetMedia(body.Image, file)
+		m.SetMediaIn(drive, body.Image, file)
 		w.WriteHeader(http.StatusNoContent)
-	case sub == "VirtualMedia/Cd/Actions/VirtualMedia.EjectMedia" && r.Method == http.MethodPost:
-		m.SetMedia("", "")
+	case drive != "" && action == "EjectMedia" && r.Method == http.MethodPost:
+		m.SetMediaIn(drive, "", "")
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		redfishError(w, http.StatusNotFound, "no resource at "+r.URL.Path)

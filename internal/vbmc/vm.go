@@ -29,7 +29,22 @@ const (
 	BootPXE  = "pxe"
 	BootDisk = "disk"
 	BootCD   = "cd"
+	// BootUSB boots the virtual USB stick (Redfish's Usb).
+	BootUSB = "usb"
 )
+
+// Virtual media drives a machine's BMC may offer (MachineConfig.VirtualMedia): their
+// Redfish ids.
+const (
+	DriveCD  = "Cd"  // a virtual CD/DVD: QEMU's IDE CD-ROM
+	DriveUSB = "Usb" // a virtual USB stick: QEMU's USB mass storage on an xHCI controller
+)
+
+// mediaSlot is what one virtual drive holds.
+type mediaSlot struct {
+	image string // URL of the inserted image, "" for none
+	file  string // the downloaded image QEMU attaches
+}
 
 // Machine is one virtual machine: a QEMU command line that the BMC starts and stops.
 type Machine struct {
@@ -44,9 +59,9 @@ type Machine struct {
 	boot       string // device for the next start
 	persistent bool
 	lastArgs   []string
-	media      string // URL of the image in the virtual CD drive, "" for none
-	mediaFile  string // the downloaded image QEMU attaches
-	bootMode   string // Redfish BootSourceOverrideMode: "Legacy" or "UEFI"
+	drives     []string             // the virtual drives the BMC offers (DriveCD, DriveUSB)
+	media      map[string]mediaSlot // by drive
+	bootMode   string               // Redfish BootSourceOverrideMode: "Legacy" or "UEFI"
 	flags      *types.BootOptionParam_BootFlags
 	ack        *types.BootOptionParam_BootInfoAcknowledge
 
@@ -65,8 +80,42 @@ func NewMachine(name string, command []string, log *slog.Logger) *Machine {
 		mode = "UEFI"
 	}
 	return &Machine{Name: name, Command: command, log: log.With("vm", name), boot: BootDisk, persistent: true, bootMode: mode,
+		drives: []string{DriveCD}, media: map[string]mediaSlot{},
 		flags: &types.BootOptionParam_BootFlags{}, ack: &types.BootOptionParam_BootInfoAcknowledge{},
 		bios: newBIOS(name, mode == "UEFI")}
+}
+
+// SetDrives chooses the virtual drives the BMC offers (default: a CD only).
+func (m *Machine) SetDrives(drives []string) error {
+	for _, d := range drives {
+		if d != DriveCD && d != DriveUSB {
+			return fmt.Errorf("virtual media drive %q: use %s or %s", d, DriveCD, DriveUSB)
+		}
+	}
+	if len(drives) == 0 {
+		return errors.New("no virtual media drive")
+	}
+	m.mu.Lock()
+	m.drives = append([]string{}, drives...)
+	m.mu.Unlock()
+	return nil
+}
+
+// Drives returns the virtual drives the BMC offers.
+func (m *Machine) Drives() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string{}, m.drives...)
+}
+
+// HasDrive says whether the BMC offers the drive.
+func (m *Machine) HasDrive(drive string) bool {
+	for _, d := range m.Drives() {
+		if d == drive {
+			return true
+		}
+	}
+	return false
 }
 
 // Boot modes as Redfish names them (BootSourceOverrideMode).
@@ -132,9 +181,9 @@ func (m *Machine) Boot() (string, bool) {
 // SetBoot chooses the device of the next start.
 func (m *Machine) SetBoot(dev string, persistent bool) error {
 	switch dev {
-	case BootPXE, BootDisk, BootCD:
+	case BootPXE, BootDisk, BootCD, BootUSB:
 	default:
-		return fmt.Errorf("boot device %q: use pxe, disk or cd", dev)
+		return fmt.Errorf("boot device %q: use pxe, disk, cd or usb", dev)
 	}
 	m.mu.Lock()
 	m.boot, m.persistent = dev, persistent
@@ -144,24 +193,30 @@ func (m *Machine) SetBoot(dev string, persistent bool) error {
 }
 
 // Media returns the URL of the image in the virtual CD drive ("" when empty).
-func (m *Machine) Media() string {
+func (m *Machine) Media() string { return m.MediaIn(DriveCD) }
+
+// MediaIn returns the URL of the image in a virtual drive ("" when empty).
+func (m *Machine) MediaIn(drive string) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.media
+	return m.media[drive].image
 }
 
 // SetMedia inserts an image into the virtual CD drive: its URL and the local file QEMU
 // attaches ("" for both ejects, and the file of the image before is removed). QEMU sees it
 // at the next start, which a Redfish boot from it always is (a reset restarts QEMU).
-func (m *Machine) SetMedia(image, file string) {
+func (m *Machine) SetMedia(image, file string) { m.SetMediaIn(DriveCD, image, file) }
+
+// SetMediaIn is SetMedia for any of the drives.
+func (m *Machine) SetMediaIn(drive, image, file string) {
 	m.mu.Lock()
-	old := m.mediaFile
-	m.media, m.mediaFile = image, file
+	old := m.media[drive].file
+	m.media[drive] = mediaSlot{image: image, file: file}
 	m.mu.Unlock()
 	if old != "" && old != file {
 		os.Remove(old)
 	}
-	m.log.Info("virtual media", "image", image, "file", file)
+	m.log.Info("virtual media", "drive", drive, "image", image, "file", file)
 }
 
 // PowerOn starts the QEMU process with the chosen boot order.
@@ -174,18 +229,29 @@ func (m *Machine) PowerOn() error {
 	if len(m.Command) == 0 {
 		return errors.New("the machine has no command")
 	}
-	order := map[string]string{BootPXE: "n", BootDisk: "c", BootCD: "d"}[m.boot]
+	order := map[string]string{BootPXE: "n", BootDisk: "c", BootCD: "d", BootUSB: "c"}[m.boot]
 	bootArg := "order=" + order
 	if !m.persistent {
 		bootArg = "once=" + order
 	}
 	args := append(append([]string{}, m.Command[1:]...), "-boot", bootArg)
-	if m.mediaFile != "" {
-		args = append(args, "-drive", "if=none,id=vmedia-cd,media=cdrom,readonly=on,format=raw,file="+m.mediaFile)
+	if f := m.media[DriveCD].file; f != "" {
+		args = append(args, "-drive", "if=none,id=vmedia-cd,media=cdrom,readonly=on,format=raw,file="+f)
 		// A boot from the CD gives it bootindex 0: OVMF ignores -boot, and its boot order
 		// (bootindex) is what both firmwares follow first.
 		dev := "ide-cd,drive=vmedia-cd"
 		if m.boot == BootCD {
+			dev += ",bootindex=0"
+		}
+		args = append(args, "-device", dev)
+	}
+	if f := m.media[DriveUSB].file; f != "" {
+		// A removable USB disk holding the image, as a BMC's virtual USB stick; it boots
+		// when the image is bootable as a disk (a hybrid ISO: its MBR's EFI partition).
+		args = append(args, "-device", "qemu-xhci,id=vmedia-xhci",
+			"-drive", "if=none,id=vmedia-usb,readonly=on,format=raw,file="+f)
+		dev := "usb-storage,bus=vmedia-xhci.0,drive=vmedia-usb,removable=on"
+		if m.boot == BootUSB {
 			dev += ",bootindex=0"
 		}
 		args = append(args, "-device", dev)

@@ -346,7 +346,7 @@ func (d Interface) InjectNMI(ctx context.Context, t *conductor.Task) error {
 var toRedfish = map[string]schemas.BootSource{
 	conductor.BootPXE: schemas.PxeBootSource, conductor.BootDisk: schemas.HddBootSource,
 	conductor.BootCDROM: schemas.CdBootSource, conductor.BootBIOS: schemas.BiosSetupBootSource,
-	conductor.BootUEFIHTTP: schemas.UefiHTTPBootSource,
+	conductor.BootUEFIHTTP: schemas.UefiHTTPBootSource, conductor.BootUSB: schemas.UsbBootSource,
 }
 
 // BootDevice implements conductor.Management.
@@ -445,12 +445,15 @@ func (d Interface) SetSecureBoot(ctx context.Context, t *conductor.Task, on bool
 	return nil
 }
 
-// cdrom finds the virtual CD or DVD drive of the managers of a system.
-func cdrom(sys *schemas.ComputerSystem) (*schemas.VirtualMedia, error) {
+// cdrom finds the virtual drive boot ISOs go into: the managers' CD or DVD drive, or, when
+// the BMC has none, its USB stick. It returns the drive and the boot device that boots it
+// (conductor.BootCDROM or conductor.BootUSB).
+func cdrom(sys *schemas.ComputerSystem) (*schemas.VirtualMedia, string, error) {
 	managers, err := sys.ManagedBy()
 	if err != nil {
-		return nil, fmt.Errorf("read the managers of Redfish system %s: %w", sys.ODataID, err)
+		return nil, "", fmt.Errorf("read the managers of Redfish system %s: %w", sys.ODataID, err)
 	}
+	var usb *schemas.VirtualMedia
 	for _, m := range managers {
 		media, err := m.VirtualMedia()
 		if err != nil {
@@ -458,13 +461,31 @@ func cdrom(sys *schemas.ComputerSystem) (*schemas.VirtualMedia, error) {
 		}
 		for _, vm := range media {
 			for _, mt := range vm.MediaTypes {
-				if mt == schemas.CDVirtualMediaType || mt == schemas.DVDVirtualMediaType {
-					return vm, nil
+				switch {
+				case mt == schemas.CDVirtualMediaType || mt == schemas.DVDVirtualMediaType:
+					return vm, conductor.BootCDROM, nil
+				case mt == schemas.USBStickVirtualMediaType && usb == nil:
+					usb = vm
 				}
 			}
 		}
 	}
-	return nil, ironwork.Errorf(ironwork.EINVALID, "the BMC of Redfish system %s offers no virtual CD or DVD drive", sys.ODataID)
+	if usb != nil {
+		return usb, conductor.BootUSB, nil
+	}
+	return nil, "", ironwork.Errorf(ironwork.EINVALID, "the BMC of Redfish system %s offers no virtual CD, DVD or USB stick drive", sys.ODataID)
+}
+
+// VirtualMediaBootDevice says which boot device boots what InsertVirtualMedia inserts:
+// conductor.BootCDROM, or conductor.BootUSB on a BMC whose only drive is a USB stick.
+func (d Interface) VirtualMediaBootDevice(ctx context.Context, t *conductor.Task) (string, error) {
+	sys, done, err := d.system(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	_, dev, err := cdrom(sys)
+	return dev, err
 }
 
 // InsertVirtualMedia implements conductor.VirtualMedia: a drive that holds another image is
@@ -475,7 +496,7 @@ func (d Interface) InsertVirtualMedia(ctx context.Context, t *conductor.Task, im
 		return err
 	}
 	defer done()
-	cd, err := cdrom(sys)
+	cd, _, err := cdrom(sys)
 	if err != nil {
 		return err
 	}
@@ -508,7 +529,7 @@ func (d Interface) EjectVirtualMedia(ctx context.Context, t *conductor.Task) err
 		return err
 	}
 	defer done()
-	cd, err := cdrom(sys)
+	cd, _, err := cdrom(sys)
 	if err != nil {
 		return err
 	}

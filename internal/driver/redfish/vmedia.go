@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -118,10 +119,13 @@ func (b *VirtualMediaBoot) Validate(_ context.Context, t *conductor.Task) error 
 	return nil
 }
 
-// params are the split kernel_append_params of a node after extra (the conductor's).
+// params are the split kernel_append_params of a node after extra (the conductor's). Ironic's
+// "%default%" (the conductor's parameters, which Metal3 puts first) is dropped: they are
+// always there.
 func params(n *ironwork.Node, extra string) ([]string, error) {
 	p, _ := n.DriverInfo["kernel_append_params"].(string)
 	out := strings.Fields(extra + " " + p)
+	out = slices.DeleteFunc(out, func(w string) bool { return w == "%default%" })
 	for _, w := range out {
 		if strings.ContainsAny(w, `'"\`) || strings.ContainsFunc(w, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
 			return nil, fmt.Errorf("driver_info.kernel_append_params of node %s: %q: use printable words with no quote or backslash", n.UUID, w)
@@ -236,13 +240,26 @@ func (b *VirtualMediaBoot) PrepareRamdisk(ctx context.Context, t *conductor.Task
 		b.eject(ctx, t, vm)
 		return fmt.Errorf("insert virtual media into the BMC of node %s: %w", n.UUID, err)
 	}
-	m, _ := t.Driver.Management()
-	if err := m.SetBootDevice(ctx, t, conductor.BootDevice{Device: conductor.BootCDROM, Persistent: pxe.Persistent(n, false)}); err != nil {
-		b.eject(ctx, t, vm)
-		return fmt.Errorf("set boot device of node %s to cdrom: %w", n.UUID, err)
+	device := conductor.BootCDROM
+	if d, ok := vm.(mediaBootDevice); ok {
+		if device, err = d.VirtualMediaBootDevice(ctx, t); err != nil {
+			b.eject(ctx, t, vm)
+			return fmt.Errorf("virtual media boot device of node %s: %w", n.UUID, err)
+		}
 	}
-	b.log.Info("virtual media inserted", "node", n.UUID, "boot_mode", mode, "bytes", len(iso))
+	m, _ := t.Driver.Management()
+	if err := m.SetBootDevice(ctx, t, conductor.BootDevice{Device: device, Persistent: pxe.Persistent(n, false)}); err != nil {
+		b.eject(ctx, t, vm)
+		return fmt.Errorf("set boot device of node %s to %s: %w", n.UUID, device, err)
+	}
+	b.log.Info("virtual media inserted", "node", n.UUID, "boot_mode", mode, "device", device, "bytes", len(iso))
 	return nil
+}
+
+// mediaBootDevice is a management interface that says which boot device boots the media it
+// inserts (a CD, or a USB stick on a BMC without one); without it the media is a CD.
+type mediaBootDevice interface {
+	VirtualMediaBootDevice(ctx context.Context, t *conductor.Task) (string, error)
 }
 
 func internalInfo(n *ironwork.Node) ironwork.JSONObject {

@@ -2,6 +2,7 @@ package redfish
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -129,7 +130,7 @@ func TestVirtualMediaBootAgainstTheVBMC(t *testing.T) {
 	nd := ironwork.JSONObject{"links": []any{map[string]any{"id": "eth0", "type": "phy", "ethernet_mac_address": "52:54:00:00:00:01"}},
 		"networks": []any{map[string]any{"id": "n0", "link": "eth0", "type": "ipv4", "ip_address": "192.168.50.10", "netmask": "255.255.255.0"}}}
 	n := f.node(t, ironwork.JSONObject{"redfish_address": v.RedfishURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
-		"redfish_username": "admin", "redfish_password": "password", "kernel_append_params": "ipa-debug=1"},
+		"redfish_username": "admin", "redfish_password": "password", "kernel_append_params": "%default% ipa-debug=1"},
 		ironwork.JSONObject{"capabilities": "boot_mode:bios"}, nd)
 
 	start := time.Now()
@@ -174,6 +175,9 @@ func TestVirtualMediaBootAgainstTheVBMC(t *testing.T) {
 			t.Errorf("grub.cfg lacks %s:\n%s", want, cfg)
 		}
 	}
+	if strings.Contains(string(cfg), "%default%") {
+		t.Errorf("grub.cfg has Ironic's %%default%% placeholder (the conductor's parameters are there already):\n%s", cfg)
+	}
 	if b, _ := os.ReadFile(filepath.Join(out, "ironwork/ramdisk")); string(b) != "RAMDISK" {
 		t.Errorf("ramdisk on the ISO: %q", b)
 	}
@@ -213,7 +217,7 @@ func TestVirtualMediaFailuresLeaveNothingInserted(t *testing.T) {
 		_, info := newBMC(t) // the DMTF mockup's manager has no VirtualMedia
 		n := f.node(t, info, nil, nil)
 		err := f.boot(t, n.UUID, func(b conductor.Boot, tk *conductor.Task) error { return b.PrepareRamdisk(ctx, tk) })
-		if err == nil || !strings.Contains(err.Error(), "offers no virtual CD or DVD drive") {
+		if err == nil || !strings.Contains(err.Error(), "offers no virtual CD, DVD or USB stick drive") {
 			t.Fatalf("prepare with a BMC without virtual media: %v", err)
 		}
 		if _, err := os.Stat(filepath.Join(f.root, "vmedia", n.UUID)); !os.IsNotExist(err) {
@@ -241,6 +245,59 @@ func TestVirtualMediaFailuresLeaveNothingInserted(t *testing.T) {
 		got, _ := f.store.GetNode(ctx, n.UUID)
 		if _, ok := got.DriverInternalInfo[vmediaKey]; ok {
 			t.Fatalf("record left: %v", got.DriverInternalInfo)
+		}
+	})
+}
+
+// TestVirtualMediaRefusedAndUSB: a BMC that refuses the image (the server hands it something
+// that is not an ISO) fails the step with the BMC's reason and nothing stays inserted; a BMC
+// whose only drive is a USB stick gets the ISO there and a one-time boot from Usb.
+func TestVirtualMediaRefusedAndUSB(t *testing.T) {
+	ctx := context.Background()
+	t.Run("refused", func(t *testing.T) {
+		f := newVMFixture(t)
+		v := startVBMC(t)
+		n := f.node(t, ironwork.JSONObject{"redfish_address": v.RedfishURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
+			"redfish_username": "admin", "redfish_password": "password"}, nil, nil)
+		// Whatever the BMC asks for, it gets 64 KiB of zeros: no ISO 9660 volume descriptor.
+		junk := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(make([]byte, 64<<10)) }))
+		t.Cleanup(junk.Close)
+		b, _ := NewVirtualMediaBoot(VirtualMediaConfig{Root: f.root, HTTPURL: junk.URL, APIURL: "http://10.0.0.1:6385",
+			FileDirs: []string{f.dir}, LoaderDir: filepath.Join(f.dir, "loaders")}, linker{mustCache(t, f.dir)}, nil)
+		err := f.cond.WithNode(ctx, n.UUID, func(tk *conductor.Task) error { return b.PrepareRamdisk(ctx, tk) })
+		if err == nil || !strings.Contains(err.Error(), "not an ISO 9660 image") {
+			t.Fatalf("prepare with an image the BMC refuses: %v", err)
+		}
+		if m := v.Machine("vm1").Media(); m != "" {
+			t.Fatalf("the drive holds %q after the refusal", m)
+		}
+		if _, err := os.Stat(filepath.Join(f.root, "vmedia", n.UUID)); !os.IsNotExist(err) {
+			t.Fatalf("ISO left: %v", err)
+		}
+	})
+	t.Run("usb stick only", func(t *testing.T) {
+		f := newVMFixture(t)
+		v := startVBMC(t)
+		m := v.Machine("vm1")
+		if err := m.SetDrives([]string{vbmc.DriveUSB}); err != nil {
+			t.Fatal(err)
+		}
+		n := f.node(t, ironwork.JSONObject{"redfish_address": v.RedfishURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
+			"redfish_username": "admin", "redfish_password": "password"}, ironwork.JSONObject{"capabilities": "boot_mode:uefi"}, nil)
+		if err := f.boot(t, n.UUID, func(b conductor.Boot, tk *conductor.Task) error { return b.PrepareRamdisk(ctx, tk) }); err != nil {
+			t.Fatal(err)
+		}
+		if img := m.MediaIn(vbmc.DriveUSB); !strings.Contains(img, "/vmedia/"+n.UUID+"/") || m.Media() != "" {
+			t.Fatalf("USB stick holds %q, CD %q", img, m.Media())
+		}
+		if dev, persistent := m.Boot(); dev != vbmc.BootUSB || persistent {
+			t.Fatalf("boot device after prepare: %s persistent=%v, want usb once", dev, persistent)
+		}
+		if err := f.boot(t, n.UUID, func(b conductor.Boot, tk *conductor.Task) error { return b.CleanUpRamdisk(ctx, tk) }); err != nil {
+			t.Fatal(err)
+		}
+		if img := m.MediaIn(vbmc.DriveUSB); img != "" {
+			t.Fatalf("USB stick holds %q after clean-up", img)
 		}
 	})
 }
