@@ -149,8 +149,11 @@ func (s *Server) listAllocations(w http.ResponseWriter, r *http.Request) error {
 	return serveList(s, w, r, s.allocationSpec(), false, func(p listParams) ([]*ironwork.Allocation, error) {
 		q := r.URL.Query()
 		f := sqlstore.AllocationFilter{ResourceClass: q.Get("resource_class"), State: q.Get("state"), Owner: q.Get("owner")}
+		if lp := listProject(r.Context()); lp != "" {
+			f.Owner = lp
+		}
 		if node := q.Get("node"); node != "" {
-			n, err := s.loadNode(r.Context(), node)
+			n, err := s.visibleNode(r.Context(), node)
 			if err != nil {
 				if ironwork.ErrorCode(err) == ironwork.ENOTFOUND {
 					return nil, invalid("%s", ironwork.ErrorMessage(err))

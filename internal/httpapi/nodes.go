@@ -57,6 +57,7 @@ func (s *Server) renderNode(r *http.Request, n *ironwork.Node, fields []string) 
 			}
 		}
 	}
+	out = s.redactNode(r.Context(), n, out)
 	base := s.baseURL(r)
 	out = append(out, kv{"links", links(base, "nodes/"+n.UUID)})
 	if ver >= vConductors && (fields == nil || slices.Contains(fields, "conductor")) {
@@ -252,6 +253,9 @@ func (s *Server) writeNodeList(w http.ResponseWriter, r *http.Request, detailPat
 	if restrict != nil {
 		restrict(&f)
 	}
+	if lp := listProject(r.Context()); lp != "" {
+		f.Project = lp
+	}
 	nodes, err := s.store.ListNodes(r.Context(), f, p.page)
 	if err != nil {
 		return err
@@ -433,6 +437,9 @@ func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) error {
 		}
 		if n.ProvisionState == ironwork.Inspecting && ver >= 39 {
 			return ironwork.Errorf(ironwork.ECONFLICT, "Cannot update node \"%s\" while it is in state \"inspecting\".", n.UUID)
+		}
+		if err := s.authorizeNodePatch(ctx, n, ops); err != nil {
+			return err
 		}
 		old := *n
 		oldIfaces := make(map[ironwork.InterfaceKind]string, len(n.Interfaces))
