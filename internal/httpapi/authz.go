@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 
@@ -35,13 +38,16 @@ var NoauthPrincipal = policy.Principal{UserName: "noauth", Roles: []string{"admi
 type objKind int
 
 const (
-	objNone       objKind = iota // a rule on the whole deployment (system-scoped in Ironic's defaults)
-	objNode                      // {ident} is a node: hidden (404) from projects that may not see it
-	objPort                      // {ident} is a port, checked through its node
-	objPortgroup                 // {ident} is a portgroup, checked through its node
-	objAllocation                // {ident} is an allocation, checked through its owner
-	objList                      // a list filtered to the caller's project when it may not list all
-	objPublic                    // no check (the agent's routes, the API's root)
+	objNone           objKind = iota // a rule on the whole deployment (system-scoped in Ironic's defaults)
+	objNode                          // {ident} is a node: hidden (404) from projects that may not see it
+	objPort                          // {ident} is a port, checked through its node
+	objPortgroup                     // {ident} is a portgroup, checked through its node
+	objAllocation                    // {ident} is an allocation, checked through its owner
+	objList                          // a list filtered to the caller's project when it may not list all
+	objPublic                        // no check (the agent's routes, the API's root)
+	objNodeCreate                    // node creation: also allowed to project admins for their own nodes
+	objNodeAllocation                // {ident} is a node, the rule is checked against its allocation's owner
+	objPortCreate                    // a port or portgroup creation, checked against the node of its body
 )
 
 // guard is the authorization of one route: the Ironic rule and what it applies to. For
@@ -62,7 +68,7 @@ var routeGuards = map[string]guard{
 
 	"GET /v1/nodes":                                          {"baremetal:node", objList},
 	"GET /v1/nodes/detail":                                   {"baremetal:node", objList},
-	"POST /v1/nodes":                                         {"baremetal:node:create", objNone},
+	"POST /v1/nodes":                                         {"baremetal:node:create", objNodeCreate},
 	"GET /v1/nodes/{ident}":                                  {"baremetal:node:get", objNode},
 	"PATCH /v1/nodes/{ident}":                                {"baremetal:node:get", objNode}, // field rules in patchNode
 	"DELETE /v1/nodes/{ident}":                               {"baremetal:node:delete", objNode},
@@ -100,18 +106,18 @@ var routeGuards = map[string]guard{
 	"GET /v1/nodes/{ident}/vmedia":                           {"baremetal:node:vmedia:get", objNode},
 	"POST /v1/nodes/{ident}/vmedia":                          {"baremetal:node:vmedia:attach", objNode},
 	"DELETE /v1/nodes/{ident}/vmedia":                        {"baremetal:node:vmedia:detach", objNode},
-	"GET /v1/nodes/{ident}/allocation":                       {"baremetal:allocation:get", objNode},
-	"DELETE /v1/nodes/{ident}/allocation":                    {"baremetal:allocation:delete", objNode},
+	"GET /v1/nodes/{ident}/allocation":                       {"baremetal:allocation:get", objNodeAllocation},
+	"DELETE /v1/nodes/{ident}/allocation":                    {"baremetal:allocation:delete", objNodeAllocation},
 
 	"GET /v1/ports":                           {"baremetal:port", objList},
 	"GET /v1/ports/detail":                    {"baremetal:port", objList},
-	"POST /v1/ports":                          {"baremetal:port:create", objNone},
+	"POST /v1/ports":                          {"baremetal:port:create", objPortCreate},
 	"GET /v1/ports/{ident}":                   {"baremetal:port:get", objPort},
 	"PATCH /v1/ports/{ident}":                 {"baremetal:port:update", objPort},
 	"DELETE /v1/ports/{ident}":                {"baremetal:port:delete", objPort},
 	"GET /v1/portgroups":                      {"baremetal:portgroup", objList},
 	"GET /v1/portgroups/detail":               {"baremetal:portgroup", objList},
-	"POST /v1/portgroups":                     {"baremetal:portgroup:create", objNone},
+	"POST /v1/portgroups":                     {"baremetal:portgroup:create", objPortCreate},
 	"GET /v1/portgroups/{ident}":              {"baremetal:portgroup:get", objPortgroup},
 	"PATCH /v1/portgroups/{ident}":            {"baremetal:portgroup:update", objPortgroup},
 	"DELETE /v1/portgroups/{ident}":           {"baremetal:portgroup:delete", objPortgroup},
@@ -158,6 +164,9 @@ var routeGuards = map[string]guard{
 // unless a policy file says otherwise.
 const unguardedRule = policy.UnlistedRoute
 
+// ownProjectKey carries the project a project administrator creates a node for.
+type ownProjectKey struct{}
+
 // listProjectKey carries the project a list is restricted to (the caller's, when it may not
 // list every project's objects).
 type listProjectKey struct{}
@@ -197,17 +206,52 @@ func (s *Server) authorize(pattern string, h handlerFunc) handlerFunc {
 			if !s.policy.Authorize(g.rule, p, policy.Target{}) {
 				return forbidden(g.rule)
 			}
+		case objNodeCreate:
+			// Ironic's project_admin_can_manage_own_nodes: a project administrator may
+			// create nodes, owned by its project.
+			own := !s.opts.ProjectAdminsCannotManageOwnNodes &&
+				s.policy.Authorize("baremetal:node:create:self_owned_node", p, policy.Target{})
+			if !own && !s.policy.Authorize(g.rule, p, policy.Target{}) {
+				return forbidden(g.rule)
+			}
+			if own && !p.System {
+				r = r.WithContext(context.WithValue(ctx, ownProjectKey{}, p.ProjectID))
+			}
 		case objNode:
 			ident := r.PathValue("ident")
 			n, err := s.loadNode(ctx, ident)
 			if err != nil {
 				return err
 			}
-			if err := s.authorizeNode(p, n, ident, g.rule); err != nil {
+			err = s.authorizeNode(p, n, ident, g.rule)
+			if g.rule == "baremetal:node:delete" && ironwork.ErrorCode(err) == ironwork.EFORBIDDEN &&
+				!s.opts.ProjectAdminsCannotManageOwnNodes {
+				err = s.authorizeNode(p, n, ident, "baremetal:node:delete:self_owned_node")
+			}
+			if err != nil {
 				return err
 			}
 		case objPort, objPortgroup:
 			if err := s.authorizePort(r, p, g); err != nil {
+				return err
+			}
+		case objNodeAllocation:
+			ident := r.PathValue("ident")
+			n, err := s.loadNode(ctx, ident)
+			if err != nil {
+				return err
+			}
+			if err := s.authorizeNode(p, n, ident, ""); err != nil {
+				return err
+			}
+			if n.AllocationUUID != "" {
+				if a, err := s.store.GetAllocation(ctx, n.AllocationUUID); err == nil &&
+					!s.policy.Authorize(g.rule, p, policy.Target{Allocation: true, AllocationOwner: a.Owner}) {
+					return forbidden(g.rule)
+				}
+			}
+		case objPortCreate:
+			if err := s.authorizePortCreate(r, p, g.rule); err != nil {
 				return err
 			}
 		case objAllocation:
@@ -300,6 +344,30 @@ func (s *Server) authorizePort(r *http.Request, p policy.Principal, g guard) err
 	}
 	if !s.policy.Authorize(g.rule, p, t) {
 		return forbidden(g.rule)
+	}
+	return nil
+}
+
+// authorizePortCreate checks a port's or portgroup's creation against the node its body names
+// (Ironic lets the node's owner administrators create them); refused, it is a 403 whether or
+// not the caller may see the node, as in Ironic. The body is read and put back for the handler, which reports its errors.
+func (s *Server) authorizePortCreate(r *http.Request, p policy.Principal, rule string) error {
+	data, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	if err != nil {
+		return nil // the handler reads the body again and reports the error
+	}
+	var body struct {
+		NodeUUID string `json:"node_uuid"`
+	}
+	var t policy.Target
+	if json.Unmarshal(data, &body) == nil && body.NodeUUID != "" {
+		if n, err := s.store.GetNode(r.Context(), body.NodeUUID); err == nil {
+			t = nodeTarget(n)
+		}
+	}
+	if !s.policy.Authorize(rule, p, t) {
+		return forbidden(rule)
 	}
 	return nil
 }

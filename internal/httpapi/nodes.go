@@ -312,6 +312,12 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) error {
 	if err := s.nodeTable.apply(n, body, ver, canCreate); err != nil {
 		return err
 	}
+	if own, ok := r.Context().Value(ownProjectKey{}).(string); ok {
+		if n.Owner != "" && n.Owner != own {
+			return invalid("Cannot create a node as a project scoped admin with an owner other than your own project.")
+		}
+		n.Owner = own
+	}
 	if n.Name != "" {
 		if ver < 5 {
 			return tooNew(5)
@@ -400,6 +406,17 @@ func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if p := PrincipalOf(ctx); !p.Unrestricted {
+		// The rules come before every other check, as in Ironic: a caller learns nothing
+		// about a node it may not change.
+		n, err := s.loadNode(ctx, ident)
+		if err != nil {
+			return err
+		}
+		if err := s.authorizeNodePatch(ctx, n, ops); err != nil {
+			return err
+		}
+	}
 	reset := false
 	if v, ok := r.URL.Query()["reset_interfaces"]; ok {
 		if ver < vResetInterfaces {
@@ -439,7 +456,7 @@ func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) error {
 			return ironwork.Errorf(ironwork.ECONFLICT, "Cannot update node \"%s\" while it is in state \"inspecting\".", n.UUID)
 		}
 		if err := s.authorizeNodePatch(ctx, n, ops); err != nil {
-			return err
+			return err // checked again in the transaction: owner or lessee may have changed
 		}
 		old := *n
 		oldIfaces := make(map[ironwork.InterfaceKind]string, len(n.Interfaces))

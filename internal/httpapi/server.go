@@ -42,6 +42,10 @@ type Options struct {
 	Auth Authenticator
 	// Policy decides what an authenticated caller may do; nil means Ironic's default rules.
 	Policy *policy.Enforcer
+	// ProjectAdminsCannotManageOwnNodes turns off Ironic's project_admin_can_manage_own_nodes
+	// (on by default): project administrators creating nodes owned by their project and
+	// deleting them.
+	ProjectAdminsCannotManageOwnNodes bool
 	// Ring names each node's conductor; nil leaves the conductor field null.
 	Ring Ring
 	// Conductor does the work on nodes; nil answers 503 to requests that need it.
