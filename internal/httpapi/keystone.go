@@ -274,6 +274,9 @@ func (k *Keystone) serviceToken(ctx context.Context, renew bool) (string, error)
 		return "", fmt.Errorf("get service token: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	// Asking for a token twice is harmless: marked idempotent (the header is not sent), the
+	// request is retried on a kept-alive connection the server closed meanwhile.
+	req.Header["Idempotency-Key"] = nil
 	resp, err := k.client.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("%w: get service token: %w", ErrKeystone, err)
