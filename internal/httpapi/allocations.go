@@ -192,11 +192,20 @@ func (s *Server) createAllocation(w http.ResponseWriter, r *http.Request) error 
 	if a.Name != "" && !validNodeName(a.Name, ver) {
 		return invalid("Cannot create allocation with invalid name '%s'", a.Name)
 	}
+	if err := s.allocationOwner(r.Context(), a); err != nil {
+		return err
+	}
 	var node *ironwork.Node
 	if hasNode && nodeIdent != nil {
 		ident, ok := nodeIdent.(string)
 		if !ok {
 			return schemaError("allocation", "%s is not of type 'string', 'null'", pyRepr(nodeIdent))
+		}
+		if n, err := s.loadNode(r.Context(), ident); err == nil {
+			p := PrincipalOf(r.Context())
+			if !s.policy.Authorize("baremetal:node:get", p, nodeTarget(n)) {
+				return invalid("Node %s could not be found.", ident)
+			}
 		}
 		if ident != "" {
 			if ver < vAllocationBackfill {

@@ -184,7 +184,12 @@ func RequireAuth(auth Authenticator, h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := auth.Authenticate(r); err != nil {
+		who, err := auth.Authenticate(r)
+		if err == nil && !who.System && !who.Unrestricted {
+			// Metrics cover every project's nodes: system-scoped callers only.
+			err = ironwork.Errorf(ironwork.EFORBIDDEN, "Access was denied to the following resource: metrics")
+		}
+		if err != nil {
 			status := statusOf(ironwork.ErrorCode(err))
 			if status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Basic realm="Baremetal API"`)

@@ -372,6 +372,25 @@ func (s *Server) authorizePortCreate(r *http.Request, p policy.Principal, rule s
 	return nil
 }
 
+// allocationOwner applies Ironic's rule for a project caller's new allocation: without an owner
+// it gets the caller's project; with another project's, it is refused unless the caller passes
+// baremetal:allocation:create_restricted.
+func (s *Server) allocationOwner(ctx context.Context, a *ironwork.Allocation) error {
+	p := PrincipalOf(ctx)
+	if p.Unrestricted || p.System {
+		return nil
+	}
+	if a.Owner == "" {
+		a.Owner = p.ProjectID
+		return nil
+	}
+	if a.Owner != p.ProjectID && !s.policy.Authorize("baremetal:allocation:create_restricted", p, policy.Target{}) {
+		return ironwork.Errorf(ironwork.EFORBIDDEN, "Cannot create allocation with an owner Project ID value %s not matching the requester Project ID %s. Policy baremetal:allocation:create_restricted is required for this capability.",
+			a.Owner, p.ProjectID)
+	}
+	return nil
+}
+
 // nodePatchRules are Ironic's rules for PATCH paths, by path prefix, in its order.
 var nodePatchRules = []struct{ prefix, rule string }{
 	{"/instance_info", "baremetal:node:update_instance_info"},

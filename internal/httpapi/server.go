@@ -144,7 +144,10 @@ func (s *Server) routes() {
 	s.handle("GET /v1/{$}", s.v1)
 	s.handle("GET /v1/shards", s.shards)
 	if s.opts.MetricsHandler != nil {
-		s.mux.Handle("GET /metrics", s.opts.MetricsHandler)
+		s.handle("GET /metrics", func(w http.ResponseWriter, r *http.Request) error {
+			s.opts.MetricsHandler.ServeHTTP(w, r)
+			return nil
+		})
 	}
 	s.nodeRoutes()
 	s.portRoutes()
