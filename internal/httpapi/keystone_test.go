@@ -89,7 +89,14 @@ enabled = false
 	manage("credential_setup", "--keystone-user", "root", "--keystone-group", "root")
 	manage("bootstrap", "--bootstrap-password", "admin-secret", "--bootstrap-admin-url", url,
 		"--bootstrap-public-url", url, "--bootstrap-region-id", "RegionOne")
-	cmd := exec.Command("uwsgi", "--plugin", "python3", "--http11-socket", addr, "--wsgi-file",
+	// In write-ahead-log mode a reader does not make a writer fail with "database is locked"
+	// (the mode is kept in the file).
+	wal := exec.Command("python3", "-c", "import sqlite3,sys; sqlite3.connect(sys.argv[1]).execute('PRAGMA journal_mode=WAL')",
+		filepath.Join(dir, "keystone.db"))
+	if out, err := wal.CombinedOutput(); err != nil {
+		t.Fatalf("keystone database in WAL mode: %v\n%s", err, out)
+	}
+	cmd := exec.Command("uwsgi", "--plugin", "python3", "--lazy-apps", "--http11-socket", addr, "--wsgi-file",
 		"/usr/bin/keystone-wsgi-public", "--processes", "1", "--threads", "1", "--master", "--die-on-term")
 	cmd.Env = append(os.Environ(), "OS_KEYSTONE_CONFIG_FILES="+conf)
 	logf, err := os.Create(filepath.Join(dir, "uwsgi.log"))
