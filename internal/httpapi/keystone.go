@@ -93,6 +93,10 @@ func NewKeystone(cfg KeystoneConfig, client *http.Client, log *slog.Logger) (*Ke
 	return &Keystone{cfg: cfg, client: client, log: log, now: time.Now, cache: map[[32]byte]cachedToken{}}, nil
 }
 
+// Challenge is the WWW-Authenticate value of a 401, as keystonemiddleware sends it: where to
+// get a token.
+func (k *Keystone) Challenge() string { return `Keystone uri="` + k.cfg.AuthURL + `"` }
+
 // Authenticate implements Authenticator.
 func (k *Keystone) Authenticate(r *http.Request) (policy.Principal, error) {
 	tok := r.Header.Get("X-Auth-Token")

@@ -361,6 +361,15 @@ func TestKeystoneProjects(t *testing.T) {
 				t.Errorf("token %.12q: %d %v, want 401", tok, st, out)
 			}
 		}
+		req, _ := http.NewRequest("GET", api+"/v1/nodes", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("WWW-Authenticate"); got != `Keystone uri="`+ks.url+`"` {
+			t.Errorf("WWW-Authenticate %q", got)
+		}
 	})
 	t.Run("cache", func(t *testing.T) {
 		before := counter.n.Load()
