@@ -480,6 +480,30 @@ func (s *Server) authorizeNodePatch(ctx context.Context, n *ironwork.Node, ops [
 	return nil
 }
 
+// checkOwnerChange applies Ironic's limits on changing a node's owner: in state active only
+// with baremetal:node:update_owner_provisioned, and never while an allocation with an owner
+// holds the node (both 409, as in Ironic).
+func (s *Server) checkOwnerChange(ctx context.Context, n *ironwork.Node, ops []patchOp) error {
+	changes := false
+	for _, op := range ops {
+		if op.Path == "/owner" && op.Op != "remove" {
+			changes = true
+		}
+	}
+	if !changes {
+		return nil
+	}
+	if n.ProvisionState == ironwork.Active && !s.policy.Authorize("baremetal:node:update_owner_provisioned", PrincipalOf(ctx), nodeTarget(n)) {
+		return ironwork.Errorf(ironwork.ECONFLICT, "Cannot update owner of node \"%s\" while it is in state \"active\".", n.UUID)
+	}
+	if n.AllocationUUID != "" {
+		if a, err := s.store.GetAllocation(ctx, n.AllocationUUID); err == nil && a.Owner != "" {
+			return ironwork.Errorf(ironwork.ECONFLICT, "Cannot update owner of node \"%s\" while it is allocated to an allocation with an  owner.", n.UUID)
+		}
+	}
+	return nil
+}
+
 // redactNode applies Ironic's node_sanitize to a rendered node for callers below
 // baremetal:node:get:filter_threshold: last_error, reservation, driver_internal_info and
 // driver_info are replaced by a note naming the rule that would show them.

@@ -458,6 +458,9 @@ func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) error {
 		if err := s.authorizeNodePatch(ctx, n, ops); err != nil {
 			return err // checked again in the transaction: owner or lessee may have changed
 		}
+		if err := s.checkOwnerChange(ctx, n, ops); err != nil {
+			return err
+		}
 		old := *n
 		oldIfaces := make(map[ironwork.InterfaceKind]string, len(n.Interfaces))
 		for k, v := range n.Interfaces {
