@@ -25,6 +25,9 @@ while read -r probe pkg; do
 done <<'LIST'
 /usr/lib/postgresql/*/bin/initdb postgresql
 /usr/bin/baremetal python3-ironicclient
+keystone-manage keystone
+uwsgi uwsgi-core
+/usr/lib/uwsgi/plugins/python3_plugin.so uwsgi-plugin-python3
 curl curl
 /usr/lib/python3/dist-packages/ironic/common/states.py python3-ironic
 ipmi_sim openipmi

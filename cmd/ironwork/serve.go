@@ -31,7 +31,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	rpcCA := fs.String("rpc-tls-ca-file", "", "CA (PEM) callers verify conductors' JSON-RPC certificates with (default: the system's roots)")
 	dataDir := fs.String("data-dir", cfg.DataDir, "directory for the embedded database and files")
 	database := fs.String("database", "", "database: postgres://user:pass@host/db, or an SQLite file (default <data-dir>/ironwork.db)")
-	auth := fs.String("auth-strategy", "", "noauth or http_basic (default: noauth on loopback, http_basic when --http-basic-auth-file is set)")
+	auth := fs.String("auth-strategy", "", "noauth, http_basic or keystone (default: noauth on loopback, http_basic when --http-basic-auth-file is set; keystone needs the config file's [keystone_authtoken])")
+	policyFile := fs.String("policy-file", "", "oslo.policy YAML file overriding Ironic's default RBAC rules by name")
 	authFile := fs.String("http-basic-auth-file", "", "htpasswd file with bcrypt entries (htpasswd -nbB user pass)")
 	insecure := fs.Bool("allow-insecure-noauth", false, "allow noauth on a non-loopback address")
 	publicURL := fs.String("public-url", "", "base URL of links in API answers (default: the request's host)")
@@ -113,6 +114,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			cfg.AuthStrategy = *auth
 		case "http-basic-auth-file":
 			cfg.HTTPBasicAuthFile = *authFile
+		case "policy-file":
+			cfg.PolicyFile = *policyFile
 		case "allow-insecure-noauth":
 			cfg.AllowInsecureNoauth = *insecure
 		case "public-url":

@@ -149,8 +149,11 @@ func (s *Server) listAllocations(w http.ResponseWriter, r *http.Request) error {
 	return serveList(s, w, r, s.allocationSpec(), false, func(p listParams) ([]*ironwork.Allocation, error) {
 		q := r.URL.Query()
 		f := sqlstore.AllocationFilter{ResourceClass: q.Get("resource_class"), State: q.Get("state"), Owner: q.Get("owner")}
+		if lp := listProject(r.Context()); lp != "" {
+			f.Owner = lp
+		}
 		if node := q.Get("node"); node != "" {
-			n, err := s.loadNode(r.Context(), node)
+			n, err := s.visibleNode(r.Context(), node)
 			if err != nil {
 				if ironwork.ErrorCode(err) == ironwork.ENOTFOUND {
 					return nil, invalid("%s", ironwork.ErrorMessage(err))
@@ -189,11 +192,20 @@ func (s *Server) createAllocation(w http.ResponseWriter, r *http.Request) error 
 	if a.Name != "" && !validNodeName(a.Name, ver) {
 		return invalid("Cannot create allocation with invalid name '%s'", a.Name)
 	}
+	if err := s.allocationOwner(r.Context(), a); err != nil {
+		return err
+	}
 	var node *ironwork.Node
 	if hasNode && nodeIdent != nil {
 		ident, ok := nodeIdent.(string)
 		if !ok {
 			return schemaError("allocation", "%s is not of type 'string', 'null'", pyRepr(nodeIdent))
+		}
+		if n, err := s.loadNode(r.Context(), ident); err == nil {
+			p := PrincipalOf(r.Context())
+			if !s.policy.Authorize("baremetal:node:get", p, nodeTarget(n)) {
+				return invalid("Node %s could not be found.", ident)
+			}
 		}
 		if ident != "" {
 			if ver < vAllocationBackfill {

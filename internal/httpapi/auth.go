@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,12 +15,20 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/policy"
 )
 
 // BasicAuth checks HTTP basic credentials against an htpasswd file of bcrypt hashes, as
-// Ironic's http_basic auth strategy does.
+// Ironic's http_basic auth strategy does. A line may go on with a project and roles:
+//
+//	user:hash                      a system administrator (what every line meant before)
+//	user:hash:project:role1,role2  a caller in project (its id) with those roles
+//	user:hash::reader              a system-scoped caller with those roles (no project)
+//
+// Roles imply others as Keystone's do (admin implies member, member implies reader).
 type BasicAuth struct {
 	users map[string][]byte
+	who   map[string]policy.Principal
 	// dummy is a bcrypt hash of a random password at the highest cost of the file's hashes:
 	// an unknown user's password is compared against it, so that an unknown user costs the
 	// same work as a known user with a wrong password and user names cannot be told apart by
@@ -40,22 +49,29 @@ func LoadBasicAuth(path string) (*BasicAuth, error) {
 		return nil, fmt.Errorf("read auth user file: %w", err)
 	}
 	defer f.Close()
-	a := &BasicAuth{users: map[string][]byte{}, ok: map[string]bool{}, compare: bcrypt.CompareHashAndPassword}
+	a := &BasicAuth{users: map[string][]byte{}, who: map[string]policy.Principal{}, ok: map[string]bool{},
+		compare: bcrypt.CompareHashAndPassword}
 	sc := bufio.NewScanner(f)
 	for line := 1; sc.Scan(); line++ {
 		t := strings.TrimSpace(sc.Text())
 		if t == "" || strings.HasPrefix(t, "#") {
 			continue
 		}
-		user, hash, found := strings.Cut(t, ":")
+		user, rest, found := strings.Cut(t, ":")
 		if !found || user == "" {
-			return nil, fmt.Errorf("auth user file %s line %d: expected user:hash", path, line)
+			return nil, fmt.Errorf("auth user file %s line %d: expected user:hash[:project:roles]", path, line)
+		}
+		hash, scope, scoped := strings.Cut(rest, ":")
+		who, err := basicPrincipal(user, scope, scoped)
+		if err != nil {
+			return nil, fmt.Errorf("auth user file %s line %d: %w", path, line, err)
 		}
 		if !strings.HasPrefix(hash, "$2a$") && !strings.HasPrefix(hash, "$2b$") && !strings.HasPrefix(hash, "$2y$") {
 			return nil, fmt.Errorf("auth user file %s line %d: only bcrypt hashes are supported (htpasswd -B)", path, line)
 		}
 		if _, dup := a.users[user]; !dup {
 			a.users[user] = []byte(hash)
+			a.who[user] = who
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -82,8 +98,45 @@ func LoadBasicAuth(path string) (*BasicAuth, error) {
 	return a, nil
 }
 
+// basicPrincipal is the caller a user file's line describes: scope is what follows the hash
+// (present when scoped): "project:role1,role2".
+func basicPrincipal(user, scope string, scoped bool) (policy.Principal, error) {
+	if !scoped {
+		return policy.Principal{UserID: user, UserName: user, System: true,
+			Roles: []string{"admin", "manager", "member", "reader"}}, nil
+	}
+	project, roleList, ok := strings.Cut(scope, ":")
+	if !ok || strings.Contains(roleList, ":") {
+		return policy.Principal{}, errors.New("expected user:hash:project:role1,role2")
+	}
+	var roles []string
+	for r := range strings.SplitSeq(roleList, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			roles = append(roles, r)
+		}
+	}
+	if len(roles) == 0 {
+		return policy.Principal{}, errors.New("a user with a scope needs at least one role")
+	}
+	p := policy.Principal{UserID: user, UserName: user, ProjectID: project, ProjectName: project,
+		Roles: policy.ImplyRoles(roles)}
+	if project == "" {
+		p.System = true
+	}
+	return p, nil
+}
+
 // Authenticate implements Authenticator.
-func (a *BasicAuth) Authenticate(r *http.Request) (string, error) {
+func (a *BasicAuth) Authenticate(r *http.Request) (policy.Principal, error) {
+	user, err := a.AuthenticateUser(r)
+	if err != nil {
+		return policy.Principal{}, err
+	}
+	return a.who[user], nil
+}
+
+// AuthenticateUser checks the request's credentials and returns the user's name.
+func (a *BasicAuth) AuthenticateUser(r *http.Request) (string, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return "", ironwork.Errorf(ironwork.EUNAUTHORIZED, "Authorization required")
@@ -131,7 +184,12 @@ func RequireAuth(auth Authenticator, h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := auth.Authenticate(r); err != nil {
+		who, err := auth.Authenticate(r)
+		if err == nil && !who.System && !who.Unrestricted {
+			// Metrics cover every project's nodes: system-scoped callers only.
+			err = ironwork.Errorf(ironwork.EFORBIDDEN, "Access was denied to the following resource: metrics")
+		}
+		if err != nil {
 			status := statusOf(ironwork.ErrorCode(err))
 			if status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Basic realm="Baremetal API"`)

@@ -55,7 +55,7 @@ func TestUnknownUserCostsABcryptComparison(t *testing.T) {
 			*compared = nil
 			r := httptest.NewRequest("GET", "/v1/nodes", nil)
 			r.SetBasicAuth(tc.user, tc.pass)
-			user, err := a.Authenticate(r)
+			user, err := a.AuthenticateUser(r)
 			if tc.ok {
 				if err != nil || user != tc.user {
 					t.Fatalf("Authenticate: %q %v", user, err)

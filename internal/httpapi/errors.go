@@ -48,7 +48,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	body := errorBody(status, msg)
 	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="Baremetal API"`)
+		challenge := `Basic realm="Baremetal API"`
+		if c, ok := s.opts.Auth.(interface{ Challenge() string }); ok {
+			challenge = c.Challenge()
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -57,6 +57,7 @@ func (s *Server) renderNode(r *http.Request, n *ironwork.Node, fields []string) 
 			}
 		}
 	}
+	out = s.redactNode(r.Context(), n, out)
 	base := s.baseURL(r)
 	out = append(out, kv{"links", links(base, "nodes/"+n.UUID)})
 	if ver >= vConductors && (fields == nil || slices.Contains(fields, "conductor")) {
@@ -253,6 +254,9 @@ func (s *Server) writeNodeList(w http.ResponseWriter, r *http.Request, detailPat
 	if restrict != nil {
 		restrict(&f)
 	}
+	if lp := listProject(r.Context()); lp != "" {
+		f.Project = lp
+	}
 	nodes, err := s.store.ListNodes(r.Context(), f, p.page)
 	if err != nil {
 		return err
@@ -308,6 +312,12 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) error {
 	n := &ironwork.Node{}
 	if err := s.nodeTable.apply(n, body, ver, canCreate); err != nil {
 		return err
+	}
+	if own, ok := r.Context().Value(ownProjectKey{}).(string); ok {
+		if n.Owner != "" && n.Owner != own {
+			return invalid("Cannot create a node as a project scoped admin with an owner other than your own project.")
+		}
+		n.Owner = own
 	}
 	if n.Name != "" {
 		if ver < 5 {
@@ -397,6 +407,17 @@ func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if p := PrincipalOf(ctx); !p.Unrestricted {
+		// The rules come before every other check, as in Ironic: a caller learns nothing
+		// about a node it may not change.
+		n, err := s.loadNode(ctx, ident)
+		if err != nil {
+			return err
+		}
+		if err := s.authorizeNodePatch(ctx, n, ops); err != nil {
+			return err
+		}
+	}
 	reset := false
 	if v, ok := r.URL.Query()["reset_interfaces"]; ok {
 		if ver < vResetInterfaces {
@@ -434,6 +455,12 @@ func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) error {
 		}
 		if n.ProvisionState == ironwork.Inspecting && ver >= 39 {
 			return ironwork.Errorf(ironwork.ECONFLICT, "Cannot update node \"%s\" while it is in state \"inspecting\".", n.UUID)
+		}
+		if err := s.authorizeNodePatch(ctx, n, ops); err != nil {
+			return err // checked again in the transaction: owner or lessee may have changed
+		}
+		if err := s.checkOwnerChange(ctx, n, ops); err != nil {
+			return err
 		}
 		old := *n
 		oldIfaces := make(map[ironwork.InterfaceKind]string, len(n.Interfaces))

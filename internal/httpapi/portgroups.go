@@ -99,7 +99,7 @@ func (s *Server) listPortgroups(detailPath, ofNode bool) handlerFunc {
 				node = r.PathValue("ident")
 			}
 			if node != "" {
-				n, err := s.loadNode(r.Context(), node)
+				n, err := s.visibleNode(r.Context(), node)
 				if err != nil {
 					return nil, err
 				}
@@ -113,6 +113,7 @@ func (s *Server) listPortgroups(detailPath, ofNode bool) handlerFunc {
 				f.Address = mac
 			}
 			f.Shards, f.ConductorGroup = shardAndGroup(q)
+			f.Project = listProject(r.Context())
 			return s.store.ListPortgroups(r.Context(), f, p.page)
 		})
 	}

@@ -92,7 +92,7 @@ func (s *Server) listPorts(detailPath bool, parent func(r *http.Request, f *sqls
 			if v := q.Get("node_uuid"); v != "" {
 				f.NodeUUID = v
 			} else if v := q.Get("node"); v != "" {
-				n, err := s.loadNode(r.Context(), v)
+				n, err := s.visibleNode(r.Context(), v)
 				if err != nil {
 					return nil, err
 				}
@@ -113,6 +113,7 @@ func (s *Server) listPorts(detailPath bool, parent func(r *http.Request, f *sqls
 				f.Address = mac
 			}
 			f.Shards, f.ConductorGroup = shardAndGroup(q)
+			f.Project = listProject(r.Context())
 			return s.store.ListPorts(r.Context(), f, p.page)
 		})
 	}

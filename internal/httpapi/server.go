@@ -17,6 +17,7 @@ import (
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/policy"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
@@ -28,7 +29,7 @@ type Ring interface {
 // Authenticator checks a request's credentials. It returns an EUNAUTHORIZED or EINVALID error
 // when they are missing or wrong.
 type Authenticator interface {
-	Authenticate(r *http.Request) (user string, err error)
+	Authenticate(r *http.Request) (policy.Principal, error)
 }
 
 // Options configures a Server.
@@ -36,8 +37,15 @@ type Options struct {
 	Store   *sqlstore.Store
 	Drivers ironwork.DriverConfig
 	Logger  *slog.Logger
-	// Auth checks credentials on every non-public route; nil means no authentication.
+	// Auth checks credentials on every non-public route; nil means no authentication (every
+	// caller is an unrestricted administrator, as with Ironic's noauth).
 	Auth Authenticator
+	// Policy decides what an authenticated caller may do; nil means Ironic's default rules.
+	Policy *policy.Enforcer
+	// ProjectAdminsCannotManageOwnNodes turns off Ironic's project_admin_can_manage_own_nodes
+	// (on by default): project administrators creating nodes owned by their project and
+	// deleting them.
+	ProjectAdminsCannotManageOwnNodes bool
 	// Ring names each node's conductor; nil leaves the conductor field null.
 	Ring Ring
 	// Conductor does the work on nodes; nil answers 503 to requests that need it.
@@ -72,6 +80,7 @@ type Server struct {
 	drivers ironwork.DriverConfig
 	log     *slog.Logger
 	opts    Options
+	policy  *policy.Enforcer
 	mux     *http.ServeMux
 	bufs    sync.Pool // response buffers
 	// nodeTable is the node field table, built once.
@@ -92,8 +101,11 @@ func New(opts Options) *Server {
 	if opts.MaxLimit <= 0 {
 		opts.MaxLimit = 1000
 	}
+	if opts.Policy == nil {
+		opts.Policy = policy.New("")
+	}
 	s := &Server{store: opts.Store, drivers: opts.Drivers, log: opts.Logger, opts: opts, mux: http.NewServeMux(),
-		nodeTable: nodeFields()}
+		nodeTable: nodeFields(), policy: opts.Policy}
 	s.routes()
 	return s
 }
@@ -102,6 +114,7 @@ func New(opts Options) *Server {
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) handle(pattern string, h handlerFunc) {
+	h = s.authorize(pattern, h)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
@@ -131,7 +144,10 @@ func (s *Server) routes() {
 	s.handle("GET /v1/{$}", s.v1)
 	s.handle("GET /v1/shards", s.shards)
 	if s.opts.MetricsHandler != nil {
-		s.mux.Handle("GET /metrics", s.opts.MetricsHandler)
+		s.handle("GET /metrics", func(w http.ResponseWriter, r *http.Request) error {
+			s.opts.MetricsHandler.ServeHTTP(w, r)
+			return nil
+		})
 	}
 	s.nodeRoutes()
 	s.portRoutes()
@@ -208,7 +224,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		d := time.Since(start)
 		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
-			"duration", d, "request_id", reqID)
+			"duration", d, "request_id", reqID, "user", conductor.RequesterOf(r.Context()).User)
 		if s.opts.Metrics != nil {
 			s.opts.Metrics.APIRequest(metricMethod(r.Method), s.route(routed), sw.status, d)
 		}
@@ -226,12 +242,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("X-OpenStack-Ironic-API-Version", versionString(minor))
 	if s.opts.Auth != nil && !publicRoute(strings.TrimSuffix(r.URL.Path, "/")) {
-		user, err := s.opts.Auth.Authenticate(r)
+		who, err := s.opts.Auth.Authenticate(r)
 		if err != nil {
 			s.writeError(sw, r, err)
 			return
 		}
-		r = r.WithContext(conductor.WithRequester(r.Context(), conductor.Requester{RequestID: reqID, User: user}))
+		ctx := WithPrincipal(r.Context(), who)
+		r = r.WithContext(conductor.WithRequester(ctx, conductor.Requester{RequestID: reqID, User: who.User()}))
 	}
 	if err := checkRequestTarget(r); err != nil {
 		s.writeError(sw, r, err)

@@ -49,9 +49,17 @@ type Config struct {
 	// Database is a PostgreSQL URL (postgres://...) or an SQLite path; empty means
 	// <data_dir>/ironwork.db.
 	Database string `toml:"database"`
-	// AuthStrategy is "noauth" or "http_basic"; empty picks noauth on loopback and requires
-	// http_basic elsewhere.
+	// AuthStrategy is "noauth", "http_basic" or "keystone"; empty picks noauth on loopback and
+	// requires http_basic elsewhere.
 	AuthStrategy string `toml:"auth_strategy"`
+	// Keystone is the [keystone_authtoken] section: how auth_strategy keystone validates tokens.
+	Keystone KeystoneAuthConfig `toml:"keystone_authtoken"`
+	// PolicyFile overrides Ironic's default RBAC rules by name (oslo.policy YAML; Ironic's
+	// [oslo_policy]policy_file). Empty keeps the defaults.
+	PolicyFile string `toml:"policy_file"`
+	// RBACServiceProjectName is the project whose "service" role holders pass Ironic's
+	// rule:service_role (Ironic's rbac_service_project_name; default "service").
+	RBACServiceProjectName string `toml:"rbac_service_project_name"`
 	// HTTPBasicAuthFile is the htpasswd file (bcrypt entries) for http_basic.
 	HTTPBasicAuthFile string `toml:"http_basic_auth_file"`
 	// AllowInsecureNoauth permits noauth on a non-loopback address.
@@ -174,6 +182,20 @@ type Config struct {
 	Inspection InspectionConfig `toml:"inspection"`
 	// Discovery enrols machines nobody enrolled that boot the ramdisk (Ironic's [auto_discovery]).
 	Discovery DiscoveryConfig `toml:"discovery"`
+}
+
+// KeystoneAuthConfig is the [keystone_authtoken] section (keystonemiddleware's names): the
+// service user that validates callers' tokens.
+type KeystoneAuthConfig struct {
+	AuthURL           string `toml:"auth_url"`
+	Username          string `toml:"username"`
+	Password          string `toml:"password"`
+	UserDomainName    string `toml:"user_domain_name"`
+	ProjectName       string `toml:"project_name"`
+	ProjectDomainName string `toml:"project_domain_name"`
+	// TokenCacheTime is how long a validated token is trusted before Keystone is asked again
+	// (default 60 s): a revoked token is refused at the latest this long after revocation.
+	TokenCacheTime Duration `toml:"token_cache_time"`
 }
 
 // InspectionConfig is the [inspection] section.
@@ -413,8 +435,12 @@ func (c *Config) Validate() error {
 			c.AuthStrategy = "http_basic"
 		}
 	case "noauth", "http_basic":
+	case "keystone":
+		if c.Keystone.AuthURL == "" || c.Keystone.Username == "" || c.Keystone.Password == "" {
+			errs = append(errs, errors.New("auth_strategy keystone needs [keystone_authtoken] auth_url, username and password"))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("auth_strategy: %q is not noauth or http_basic", c.AuthStrategy))
+		errs = append(errs, fmt.Errorf("auth_strategy: %q is not noauth, http_basic or keystone", c.AuthStrategy))
 	}
 	if c.AuthStrategy == "http_basic" && c.HTTPBasicAuthFile == "" {
 		errs = append(errs, errors.New("auth_strategy http_basic needs http_basic_auth_file"))

@@ -23,6 +23,7 @@ import (
 	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/inspection"
 	"github.com/ironwork/ironwork/internal/metrics"
+	"github.com/ironwork/ironwork/internal/policy"
 	"github.com/ironwork/ironwork/internal/rpc"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 	"github.com/ironwork/ironwork/internal/webui"
@@ -196,8 +197,22 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		}
 	}
 	var auth httpapi.Authenticator
-	if cfg.AuthStrategy == "http_basic" {
+	switch cfg.AuthStrategy {
+	case "http_basic":
 		if auth, err = httpapi.LoadBasicAuth(cfg.HTTPBasicAuthFile); err != nil {
+			return nil, err
+		}
+	case "keystone":
+		k := cfg.Keystone
+		if auth, err = httpapi.NewKeystone(httpapi.KeystoneConfig{AuthURL: k.AuthURL, Username: k.Username,
+			Password: k.Password, UserDomainName: k.UserDomainName, ProjectName: k.ProjectName,
+			ProjectDomainName: k.ProjectDomainName, CacheTime: k.TokenCacheTime.Duration}, nil, log); err != nil {
+			return nil, err
+		}
+	}
+	enforcer := policy.New(cfg.RBACServiceProjectName)
+	if cfg.PolicyFile != "" {
+		if enforcer, err = policy.Load(cfg.PolicyFile, cfg.RBACServiceProjectName); err != nil {
 			return nil, err
 		}
 	}
@@ -206,7 +221,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 	}
 	if cfg.Role != "conductor" {
 		opts := httpapi.Options{Store: store, Drivers: drivers, Logger: log, PublicURL: cfg.PublicURL,
-			ConductorTimeout: cfg.HeartbeatTimeout.Duration, Auth: auth, Metrics: s.metrics}
+			ConductorTimeout: cfg.HeartbeatTimeout.Duration, Auth: auth, Policy: enforcer, Metrics: s.metrics}
 		if cfg.MetricsListen == "" {
 			opts.MetricsHandler = s.metrics.Handler(log)
 		}

@@ -66,6 +66,8 @@ type PortgroupFilter struct {
 	Address        string
 	Shards         []string
 	ConductorGroup *string
+	// Project keeps the portgroups of nodes this project owns or leases.
+	Project string
 }
 
 // CreatePortgroup stores a new portgroup.
@@ -107,5 +109,6 @@ func (s *Store) ListPortgroups(ctx context.Context, f PortgroupFilter, p Page) (
 		w.add("g.address = ?", f.Address)
 	}
 	addShardFilter(&w, f.Shards, f.ConductorGroup)
+	addProjectFilter(&w, f.Project)
 	return portgroupEntity().list(ctx, s, w, p)
 }

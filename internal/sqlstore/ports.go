@@ -87,6 +87,8 @@ type PortFilter struct {
 	Address        string
 	Shards         []string
 	ConductorGroup *string
+	// Project keeps the ports of nodes this project owns or leases.
+	Project string
 }
 
 // CreatePort stores a new port.
@@ -127,7 +129,15 @@ func (s *Store) ListPorts(ctx context.Context, f PortFilter, p Page) ([]*ironwor
 		w.add("p.address = ?", f.Address)
 	}
 	addShardFilter(&w, f.Shards, f.ConductorGroup)
+	addProjectFilter(&w, f.Project)
 	return portEntity().list(ctx, s, w, p)
+}
+
+// addProjectFilter keeps the rows whose node (n) the project owns or leases.
+func addProjectFilter(w *where, project string) {
+	if project != "" {
+		w.add("(n.owner = ? OR n.lessee = ?)", project, project)
+	}
 }
 
 func addShardFilter(w *where, shards []string, group *string) {

@@ -8,6 +8,8 @@
 package webui
 
 import (
+	"github.com/ironwork/ironwork/internal/policy"
+
 	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
@@ -35,7 +37,7 @@ var assets embed.FS
 
 // Authenticator checks a request's credentials (httpapi.BasicAuth is one).
 type Authenticator interface {
-	Authenticate(r *http.Request) (user string, err error)
+	Authenticate(r *http.Request) (policy.Principal, error)
 }
 
 // Options configures a Handler.
