@@ -576,9 +576,37 @@ lane_raid() {
     echo "# lane $LANE done (${SECONDS}s)"
 }
 
+# --- lane: passthru ------------------------------------------------------------
+# The vendor passthru of a fake-hardware node (Ironic's fake vendor methods); the
+# driver level, which has no methods. The CLI has no indicator commands.
+lane_passthru() {
+    LANE=passthru
+    export PN=cli-passthru-node
+    run node create --driver fake-hardware --name "$PN" -f json
+    check "passthru lane: fake-hardware node with the fake vendor interface" 'd["vendor_interface"]=="fake"'
+    run node passthru list "$PN" -f json
+    check "node passthru list: Ironic's fake methods with http methods and async" \
+        'sorted(x["Name"] for x in d)==["fourth_method_shared_lock","log_passthrough","second_method","third_method_sync"] and any(x["Name"]=="third_method_sync" and x["Async"] is False and x["Supported HTTP methods"]=="POST" for x in d)'
+    run node passthru call "$PN" third_method_sync --arg bar=woof
+    check_rc0 "node passthru call (sync method)"
+    run node passthru call "$PN" second_method --arg bar=kazoo
+    check_rc0 "node passthru call (async method, 202)"
+    run node passthru call "$PN" third_method_sync
+    check_err "node passthru call without its argument fails with Ironic's message" "Parameter 'bar' not passed to method 'third_method_sync'" "HTTP 400"
+    run node passthru call "$PN" third_method_sync --http-method GET --arg bar=woof
+    check_err "node passthru call with an HTTP method it does not take" "does not support HTTP GET" "HTTP 400"
+    run node passthru call "$PN" no_such_method
+    check_err "node passthru call of an unknown method" "No handler for method no_such_method" "HTTP 400"
+    run driver passthru list fake-hardware -f json
+    check "driver passthru list: no driver-level methods" 'd==[]'
+    run driver passthru call ipmi send_raw --arg raw_bytes=0x06
+    check_err "driver passthru call: no driver-level method" "No handler for method send_raw" "HTTP 400"
+    echo "# lane $LANE done (${SECONDS}s)"
+}
+
 # --- run the lanes in parallel, print their results in a fixed order -----------
 # LANES="inspect" scripts/test-baremetal-cli.sh runs only the lanes named.
-read -r -a LANES <<<"${LANES:-nodes ports pg_chassis readonly duplicate provision inspect console raid}"
+read -r -a LANES <<<"${LANES:-nodes ports pg_chassis readonly duplicate provision inspect console raid passthru}"
 for l in "${LANES[@]}"; do
     ( set +e; "lane_$l" ) >"$T/lane-$l.log" 2>&1 &
     LANE_PIDS+=($!)

@@ -18,6 +18,9 @@ func (s *Server) passthruRoutes() {
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		s.handle(m+" /v1/nodes/{ident}/vendor_passthru", s.nodePassthru)
 		s.handle(m+" /v1/drivers/{name}/vendor_passthru", s.driverPassthru)
+		// The method in the path, as python-ironicclient sends it (Ironic takes both).
+		s.handle(m+" /v1/nodes/{ident}/vendor_passthru/{method}", s.nodePassthru)
+		s.handle(m+" /v1/drivers/{name}/vendor_passthru/{method}", s.driverPassthru)
 	}
 }
 
@@ -48,10 +51,13 @@ func (s *Server) nodePassthruMethods(w http.ResponseWriter, r *http.Request) err
 	return s.writeJSON(w, http.StatusOK, renderPassthruMethods(methods))
 }
 
-// passthruArgs is a vendor passthru call's method (from the query) and arguments (the JSON
-// object of the body, which may be empty whatever the HTTP method).
+// passthruArgs is a vendor passthru call's method (from the query, or the path) and arguments
+// (the JSON object of the body, which may be empty whatever the HTTP method).
 func passthruArgs(r *http.Request) (string, map[string]any, error) {
 	method := r.URL.Query().Get("method")
+	if method == "" {
+		method = r.PathValue("method")
+	}
 	if method == "" {
 		return "", nil, invalid("Method not specified")
 	}
