@@ -372,7 +372,13 @@ func (d BIOS) rebootAndCheck(ctx context.Context, t *conductor.Task, sys *schema
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the BIOS settings were not applied within %s: %s", timeout, strings.Join(problems, "; "))
+			err := fmt.Errorf("the BIOS settings were not applied within %s: %s", timeout, strings.Join(problems, "; "))
+			if !wasOn {
+				if perr := t.SetPower(ctx, ironwork.PowerOff); perr != nil {
+					err = fmt.Errorf("%w (and the power off after it: %w)", err, perr)
+				}
+			}
+			return err
 		}
 		select {
 		case <-ctx.Done():
