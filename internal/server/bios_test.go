@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
+
 	"github.com/ironwork/ironwork/internal/vbmc"
 )
 
@@ -114,6 +116,22 @@ func TestBIOSThroughTheAPI(t *testing.T) {
 	}
 	if byName["SriovGlobalEnable"]["value"] != "False" {
 		t.Fatalf("a boolean is shown as Ironic's str(): %v", byName["SriovGlobalEnable"])
+	}
+	// gophercloud, Metal3's client, reads the same list as HostFirmwareSettings does.
+	gc := gopherClient(t, srv, "1.74")
+	gs, err := nodes.ListBIOSSettings(context.Background(), gc, uuid, nodes.ListBIOSSettingsOpts{Detail: true}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gRetries *nodes.BIOSSetting
+	for i := range gs {
+		if gs[i].Name == "NetworkBootRetries" {
+			gRetries = &gs[i]
+		}
+	}
+	if len(gs) != 9 || gRetries == nil || gRetries.AttributeType != "Integer" || gRetries.UpperBound == nil || *gRetries.UpperBound != 10 ||
+		gRetries.ResetRequired == nil || !*gRetries.ResetRequired {
+		t.Fatalf("gophercloud's BIOS settings: %+v", gs)
 	}
 	code, body = versioned(t, srv.URL(), "1.74", "GET", "/v1/nodes/rf-bios/bios/ProcTurboMode", nil)
 	if one, _ := body["ProcTurboMode"].(map[string]any); code != http.StatusOK || one["attribute_type"] != "Enumeration" {

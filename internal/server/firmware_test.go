@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
+
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 	"github.com/ironwork/ironwork/internal/vbmc"
@@ -140,6 +142,15 @@ func TestFirmwareAndServicingThroughTheAPI(t *testing.T) {
 	}
 	if b := got["bmc"]; b["current_version"] != "1.5.0" || b["last_version_flashed"] != "1.5.0" {
 		t.Fatalf("bmc after the clean: %v", b)
+	}
+	// gophercloud, Metal3's client, reads the same list as HostFirmwareComponents does.
+	comps, err := nodes.ListFirmware(context.Background(), gopherClient(t, srv, "1.86"), uuid).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(comps) != 2 || comps[0].Component != "bios" || comps[0].CurrentVersion != "2.1.0" || comps[0].InitialVersion != "1.0.0" ||
+		comps[0].LastVersionFlashed != "2.1.0" || comps[0].UpdatedAt == nil {
+		t.Fatalf("gophercloud's firmware components: %+v", comps)
 	}
 
 	// Servicing needs an active node: this one is made active as a deployed node would be.

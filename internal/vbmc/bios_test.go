@@ -1,6 +1,8 @@
 package vbmc
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -144,4 +146,38 @@ print("pending", b.pending_attributes.get("ProcTurboMode"))
 			t.Errorf("sushy's output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// FuzzBIOSSettings sends arbitrary PATCH bodies to Bios/Settings: never a server error, and
+// a refused PATCH leaves nothing pending.
+func FuzzBIOSSettings(f *testing.F) {
+	f.Add([]byte(`{"Attributes": {"ProcTurboMode": "Disabled"}}`))
+	f.Add([]byte(`{"Attributes": {"NetworkBootRetries": 1e300}}`))
+	f.Add([]byte(`{"Attributes": {"SerialNumber": null, "AdminPhone": 7}}`))
+	f.Add([]byte(`{"Attributes": []}`))
+	v, err := Start(Config{Username: "admin", Password: "password", RedfishListen: "127.0.0.1:0",
+		Machines: []MachineConfig{{Name: "vm1", Command: []string{"sh", "-c", "exec sleep 300", "vm"}}}}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go v.Serve(ctx)
+	defer func() { cancel(); v.Close() }()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		m := v.Machine("vm1")
+		before := len(m.PendingAttributes())
+		req, _ := http.NewRequest(http.MethodPatch, v.RedfishURL+"/redfish/v1/Systems/vm1/Bios/Settings", bytes.NewReader(body))
+		req.SetBasicAuth("admin", "password")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			t.Fatalf("PATCH %q: status %d", body, resp.StatusCode)
+		}
+		if resp.StatusCode == http.StatusBadRequest && len(m.PendingAttributes()) != before {
+			t.Fatalf("refused PATCH %q changed the pending attributes", body)
+		}
+	})
 }

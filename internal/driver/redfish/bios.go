@@ -337,7 +337,14 @@ func (d BIOS) factoryReset(ctx context.Context, t *conductor.Task) error {
 // off is powered on, and off again at the end), then re-reads the Bios until wrong finds
 // nothing wrong, or fails after ApplyTimeout with what is wrong and the BMC's messages.
 func (d BIOS) rebootAndCheck(ctx context.Context, t *conductor.Task, sys *schemas.ComputerSystem, wrong func(biosDoc) []string) error {
+	// The BMC's power state, not the recorded one: a node recorded off but running would
+	// only be "powered on" and never apply what is pending.
 	wasOn := t.Node.PowerState == ironwork.PowerOn
+	if sys, err := schemas.GetComputerSystem(sys.GetClient(), sys.ODataID); err == nil {
+		if st, err := powerOf(sys.PowerState); err == nil {
+			wasOn = st == ironwork.PowerOn
+		}
+	}
 	target := ironwork.PowerOn
 	if wasOn {
 		target = ironwork.Rebooting
@@ -365,7 +372,13 @@ func (d BIOS) rebootAndCheck(ctx context.Context, t *conductor.Task, sys *schema
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the BIOS settings were not applied within %s: %s", timeout, strings.Join(problems, "; "))
+			err := fmt.Errorf("the BIOS settings were not applied within %s: %s", timeout, strings.Join(problems, "; "))
+			if !wasOn {
+				if perr := t.SetPower(ctx, ironwork.PowerOff); perr != nil {
+					err = fmt.Errorf("%w (and the power off after it: %w)", err, perr)
+				}
+			}
+			return err
 		}
 		select {
 		case <-ctx.Done():
