@@ -551,6 +551,11 @@ lane_volume() {
     export VN=cli-volume-node
     run node create --driver fake-hardware --name "$VN" -f json
     check "volume lane: node created" 're.match(E["UUID_RE"], d["uuid"])'
+    # --node takes the node's UUID: a name is refused, as Ironic's validator does.
+    run volume connector create --node "$VN" --type iqn --connector-id iqn.2026-12.org.example:name
+    check_err "volume connector create with a node name: 400" "Expected UUID for node_uuid"
+    run node show cli-volume-node -f json
+    export VN=$(jget 'd["uuid"]')
     run volume connector create --node "$VN" --type iqn --connector-id iqn.2026-12.org.example:cli -f json
     check "volume connector create" 'd["type"]=="iqn" and d["connector_id"]=="iqn.2026-12.org.example:cli"'
     export VC=$(jget 'd["uuid"]')
