@@ -29,7 +29,7 @@ func FuzzAPIRequests(f *testing.F) {
 	f.Add("GET", "/v1/volume/targets", "node=n&sort_key=boot_index&detail=true", []byte(nil))
 	ts, _ := newAPI(f)
 	paths := map[string]bool{"/v1/events": true, "/v1/runbooks": true, "/v1/runbooks/CUSTOM_RB": true,
-		"/v1/runbooks/CUSTOM_RB/traits": true, "/v1/volume/connectors": true, "/v1/volume/targets": true,"/v1/nodes": true, "/v1/nodes/n": true, "/v1/ports": true, "/v1/portgroups": true,
+		"/v1/runbooks/CUSTOM_RB/traits": true, "/v1/volume/connectors": true, "/v1/volume/targets": true, "/v1/nodes": true, "/v1/nodes/n": true, "/v1/ports": true, "/v1/portgroups": true,
 		"/v1/chassis": true, "/v1/nodes/n/traits": true, "/v1/ports/detail": true, "/v1/nodes/detail": true,
 		"/v1/deploy_templates": true, "/v1/deploy_templates/CUSTOM_A": true,
 		"/v1/inspection_rules": true, "/v1/inspection_rules/0e4d2a42-9a3c-4a39-a1b4-5d3a5a4b6c7d": true}
