@@ -29,6 +29,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	rpcCert := fs.String("rpc-tls-cert-file", "", "certificate (PEM) the conductor serves JSON-RPC over TLS with")
 	rpcKey := fs.String("rpc-tls-key-file", "", "private key (PEM) of --rpc-tls-cert-file")
 	rpcCA := fs.String("rpc-tls-ca-file", "", "CA (PEM) callers verify conductors' JSON-RPC certificates with (default: the system's roots)")
+	tlsCert := fs.String("tls-cert", "", "certificate (PEM, with its chain) the API serves HTTPS with")
+	tlsKey := fs.String("tls-key", "", "private key (PEM) of --tls-cert")
 	dataDir := fs.String("data-dir", cfg.DataDir, "directory for the embedded database and files")
 	database := fs.String("database", "", "database: postgres://user:pass@host/db, or an SQLite file (default <data-dir>/ironwork.db)")
 	auth := fs.String("auth-strategy", "", "noauth, http_basic or keystone (default: noauth on loopback, http_basic when --http-basic-auth-file is set; keystone needs the config file's [keystone_authtoken])")
@@ -106,6 +108,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			cfg.RPCTLSKeyFile = *rpcKey
 		case "rpc-tls-ca-file":
 			cfg.RPCTLSCAFile = *rpcCA
+		case "tls-cert":
+			cfg.TLSCertFile = *tlsCert
+		case "tls-key":
+			cfg.TLSKeyFile = *tlsKey
 		case "data-dir":
 			cfg.DataDir = *dataDir
 		case "database":

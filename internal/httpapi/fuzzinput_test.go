@@ -55,7 +55,7 @@ func fuzzSend(t *testing.T, ts *httptest.Server, method, url string, body []byte
 	if err != nil {
 		return 0, nil
 	}
-	req.Header.Set("X-OpenStack-Ironic-API-Version", "1.96")
+	req.Header.Set("X-OpenStack-Ironic-API-Version", latest)
 	resp, err := ts.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +79,7 @@ func fuzzSend(t *testing.T, ts *httptest.Server, method, url string, body []byte
 func fuzzServer(f *testing.F) *httptest.Server {
 	ts, _ := newAPI(f, func(o *httpapi.Options) { o.Conductor = allocConductor{store: o.Store} })
 	req, _ := http.NewRequest("POST", ts.URL+"/v1/nodes", bytes.NewReader([]byte(`{"driver":"fake-hardware","name":"n"}`)))
-	req.Header.Set("X-OpenStack-Ironic-API-Version", "1.96")
+	req.Header.Set("X-OpenStack-Ironic-API-Version", latest)
 	resp, err := ts.Client().Do(req)
 	if err != nil || resp.StatusCode != 201 {
 		f.Fatalf("create node n: %v %v", err, resp)

@@ -334,6 +334,7 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) error {
 	if ver < 11 {
 		n.ProvisionState = ironwork.Available
 	}
+	syncInstanceName(n)
 	if err := s.resolveParent(r.Context(), n); err != nil {
 		return err
 	}
@@ -354,6 +355,14 @@ func (s *Server) resolveDriver(n *ironwork.Node) error {
 			n.Driver, n.ConductorGroup)
 	}
 	return s.drivers.ResolveInterfaces(n)
+}
+
+// syncInstanceName names the instance from instance_info's display_name (Nova's) when nothing
+// else names it, as Ironic from 1.104.
+func syncInstanceName(n *ironwork.Node) {
+	if name, ok := n.InstanceInfo["display_name"].(string); ok && name != "" && n.InstanceName == "" {
+		n.InstanceName = name
+	}
 }
 
 func (s *Server) resolveParent(ctx context.Context, n *ironwork.Node) error {
@@ -491,11 +500,8 @@ func (s *Server) checkNodeUpdate(old *ironwork.Node, oldIfaces map[ironwork.Inte
 	if has("chassis_uuid") && n.ChassisUUID == "" && ver < vRemoveChassis {
 		return notAcceptable("Request not acceptable.")
 	}
-	// As Ironic from 1.104: an instance_info display_name names the instance when nothing else does.
-	if has("instance_info") && n.InstanceName == "" {
-		if name, ok := n.InstanceInfo["display_name"].(string); ok && name != "" {
-			n.InstanceName = name
-		}
+	if has("instance_info") {
+		syncInstanceName(n)
 	}
 	if has("properties") {
 		if err := checkProperties(n.Properties); err != nil {

@@ -51,14 +51,26 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request) error {
 	if ver >= 22 {
 		out = append(out, kv{"lookup", res("lookup")}, kv{"heartbeat", res("heartbeat")})
 	}
+	if ver >= vVolume {
+		out = append(out, kv{"volume", res("volume")})
+	}
 	if ver >= vConductors {
 		out = append(out, kv{"conductors", res("conductors")})
 	}
 	if ver >= vAllocations {
 		out = append(out, kv{"allocations", res("allocations")})
 	}
+	if ver >= vExternalEvents {
+		out = append(out, kv{"events", res("events")})
+	}
+	if ver >= vDeployTemplates {
+		out = append(out, kv{"deploy_templates", res("deploy_templates")})
+	}
 	if ver >= vShards {
 		out = append(out, kv{"shards", res("shards")})
+	}
+	if ver >= vRunbooks {
+		out = append(out, kv{"runbooks", res("runbooks")})
 	}
 	return s.writeJSON(w, http.StatusOK, out)
 }

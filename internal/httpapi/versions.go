@@ -64,7 +64,7 @@ func Versions() []Feature {
 		{Minor: 19, Adds: "port local_link_connection and pxe_enabled"},
 		{Minor: 20, Adds: "node network_interface"},
 		{Minor: 21, Adds: "node resource_class"},
-		{Minor: 22, Adds: "lookup and heartbeat for ramdisks", Probes: p("GET", "/v1/lookup?addresses=52:54:00:00:00:01")},
+		{Minor: 22, Adds: "lookup and heartbeat for ramdisks", Probes: p("POST", "/v1/heartbeat/{node}")},
 		{Minor: 23, Adds: "portgroups", Probes: p("GET", "/v1/portgroups")},
 		{Minor: 24, Adds: "portgroup sub-resources", Probes: p("GET", "/v1/nodes/{node}/portgroups")},
 		{Minor: 25, Adds: "unsetting a node's chassis_uuid"},

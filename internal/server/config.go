@@ -42,8 +42,11 @@ type Config struct {
 	// RPCTLSCAFile is the authority callers verify conductors' certificates with (the
 	// system's roots when empty).
 	RPCTLSCertFile string `toml:"rpc_tls_cert_file"`
-	RPCTLSKeyFile  string `toml:"rpc_tls_key_file"`
-	RPCTLSCAFile   string `toml:"rpc_tls_ca_file"`
+	// TLSCertFile and TLSKeyFile (PEM) make the API answer over HTTPS only.
+	TLSCertFile   string `toml:"tls_cert_file"`
+	TLSKeyFile    string `toml:"tls_key_file"`
+	RPCTLSKeyFile string `toml:"rpc_tls_key_file"`
+	RPCTLSCAFile  string `toml:"rpc_tls_ca_file"`
 	// DataDir holds the embedded database and, later, images and boot files.
 	DataDir string `toml:"data_dir"`
 	// Database is a PostgreSQL URL (postgres://...) or an SQLite path; empty means
@@ -413,6 +416,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.RPCListen); err != nil {
 			errs = append(errs, fmt.Errorf("rpc_listen: %q is not host:port: %w", c.RPCListen, err))
 		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("tls_cert_file and tls_key_file: set both or neither"))
 	}
 	if (c.RPCTLSCertFile == "") != (c.RPCTLSKeyFile == "") {
 		errs = append(errs, errors.New("rpc_tls_cert_file and rpc_tls_key_file: set both or neither"))

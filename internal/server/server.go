@@ -126,8 +126,19 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 			cfg.Listen = net.JoinHostPort(host, port)
 			s.cfg.Listen = cfg.Listen
 		}
-		// Answers net/http gives before any handler runs (an oversize header) get Ironic's body.
-		s.ln = httpapi.ErrorListener(s.ln)
+		if cfg.TLSCertFile != "" {
+			// HTTPS: net/http sees the *tls.Conn itself (so requests know they came over TLS);
+			// its few answers before any handler runs stay plain text.
+			tc, err := apiTLSConfig(cfg.TLSCertFile, cfg.TLSKeyFile)
+			if err != nil {
+				s.ln.Close()
+				return nil, err
+			}
+			s.ln = tls.NewListener(s.ln, tc)
+		} else {
+			// Answers net/http gives before any handler runs (an oversize header) get Ironic's body.
+			s.ln = httpapi.ErrorListener(s.ln)
+		}
 	}
 	sealer, err := rpcSealer(ctx, cfg, store)
 	if err != nil {
@@ -306,7 +317,21 @@ func (s *Server) Addr() string {
 }
 
 // URL is the API's base URL.
-func (s *Server) URL() string { return "http://" + s.Addr() }
+func (s *Server) URL() string {
+	if s.cfg.TLSCertFile != "" {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
+
+// apiTLSConfig loads the API's certificate and key (PEM) for HTTPS, TLS 1.2 or newer.
+func apiTLSConfig(certFile, keyFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load API certificate %s: %w", certFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
 
 // Store is the server's store, for tests.
 func (s *Server) Store() *sqlstore.Store { return s.store }
