@@ -48,7 +48,7 @@ const (
 	objNodeCreate                    // node creation: also allowed to project admins for their own nodes
 	objNodeAllocation                // {ident} is a node, the rule is checked against its allocation's owner
 	objPortCreate                    // a port or portgroup creation, checked against the node of its body
-	objProvision                     // a node\'s provision state: also the step rules when the body names steps
+	objProvision                     // a node's provision state: also the step rules when the body names steps
 )
 
 // guard is the authorization of one route: the Ironic rule and what it applies to. For
