@@ -117,7 +117,7 @@ func TestLabVirtualMedia(t *testing.T) {
 		metal3Phases, metal3Err = metal3Flow(ctx, t, st, "b-uefi-vmedia")
 	}()
 	wg.Wait()
-	t.Logf("both flows: %.1f s", time.Since(start).Seconds())
+	t.Logf("lab up and both flows: %.1f s", time.Since(start).Seconds())
 	for _, p := range metal3Phases {
 		t.Logf("b-uefi-vmedia (metal3): %-40s %6.1f s", p.Name, p.Duration.Seconds())
 	}

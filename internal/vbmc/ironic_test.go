@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ironwork/ironwork/internal/lab/testimage"
 	"github.com/ironwork/ironwork/internal/ramdisk"
 )
 
@@ -31,12 +30,13 @@ const (
 // QEMU's user network, so 10.0.2.2 is the host's loopback, and the agent's port forwarded from
 // the host's) in the real OpenStack Ironic (Debian's 21.4, started here on loopback as
 // ../shared/tools/real-ironic.sh does) with Ironic's own redfish-virtual-media boot interface
-// and Ironwork's deploy ramdisk. Ironic must build its ISO (isolinux), have the vbmc insert it
-// (InsertMedia from Ironic's HTTP root), set a one-time Cd boot in Legacy mode and power on;
-// the machine must boot Ironic's ISO (the kernel's command line carries Ironic's
-// boot_method=vmedia) and Ironwork's agent must look itself up at Ironic. Then, as far as it
-// goes: automated cleaning to available, a deploy of the lab's test image to active with the
-// instance booting from disk, and undeploy; the virtual CD must be empty after each.
+// and Ironwork's deploy ramdisk, and provides it. Ironic must build its ISO (isolinux), have
+// the vbmc insert it (InsertMedia from Ironic's HTTP root), set a one-time Cd boot in Legacy
+// mode and power on; the machine must boot Ironic's ISO (the kernel's command line carries
+// Ironic's boot_method=vmedia), Ironwork's agent must look itself up at Ironic, and Ironic's
+// automated cleaning (through the agent's command API) must end in available with the virtual
+// CD empty. No deploy: Ironic checks image URLs from the
+// conductor, and no address is reachable both from it and from QEMU's user network.
 // Skips when Ironic, isolinux, QEMU or the test kernel are absent.
 func TestRealIronicDrivesVirtualMedia(t *testing.T) {
 	if testing.Short() {
@@ -75,15 +75,7 @@ func TestRealIronicDrivesVirtualMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The image to deploy: the lab's test OS, which prints a marker on the serial console.
-	imgDir := filepath.Join(dir, "images")
-	os.MkdirAll(filepath.Join(dir, "work"), 0o755)
-	imgSum, err := testimage.Build(context.Background(), filepath.Join(imgDir, "image.raw"),
-		testimage.Options{KernelDir: filepath.Dir(kernels[0]), WorkDir: filepath.Join(dir, "work")})
-	if err != nil {
-		t.Fatalf("build the test image: %v", err)
-	}
-	t.Logf("agent, ramdisk and test image built in %.1f s", time.Since(begin).Seconds())
+	t.Logf("agent and ramdisk built in %.1f s", time.Since(begin).Seconds())
 
 	// Ironic's HTTP root, served on loopback for the BMC (Ironic serves nothing itself).
 	ironicDir := filepath.Join(dir, "ironic")
@@ -99,7 +91,6 @@ func TestRealIronicDrivesVirtualMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, httpPort, _ := net.SplitHostPort(httpLn.Addr().String())
 	files := http.FileServer(http.Dir(httpRoot))
 	httpSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		servedMu.Lock()
@@ -163,7 +154,7 @@ isolinux_bin = %[4]s
 ldlinux_c32 = %[5]s
 
 [conductor]
-file_url_allowed_paths = %[6]s,%[9]s
+file_url_allowed_paths = %[6]s
 
 [api]
 host_ip = 127.0.0.1
@@ -177,14 +168,13 @@ dhcp_provider = none
 
 [deploy]
 http_root = %[1]s/httpboot
-http_url = http://10.0.2.2:%[8]s
-external_http_url = http://%[3]s
+http_url = http://%[3]s
 iso_master_path = %[1]s/master_iso_images
 default_boot_mode = bios
 
 [redfish]
 use_swift = false
-kernel_append_params = console=ttyS0 nofb nomodeset ipa-advertise-host=127.0.0.1 ipa-listen-port=%[7]d
+kernel_append_params = console=ttyS0 nofb nomodeset no_timer_check ipa-advertise-host=127.0.0.1 ipa-listen-port=%[7]d
 
 [service_catalog]
 endpoint_override = http://10.0.2.2:%[2]d
@@ -200,7 +190,7 @@ certificates_path = %[1]s/certificates
 
 [oslo_concurrency]
 lock_path = %[1]s/locks
-`, ironicDir, port, httpLn.Addr().String(), isolinuxBin, ldlinuxC32, filepath.Join(dir, "ramdisk"), agentPort, httpPort, imgDir)
+`, ironicDir, port, httpLn.Addr().String(), isolinuxBin, ldlinuxC32, filepath.Join(dir, "ramdisk"), agentPort)
 	confPath := filepath.Join(ironicDir, "ironic.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -317,7 +307,7 @@ lock_path = %[1]s/locks
 	if !sawLookup {
 		t.Fatalf("the agent did not look itself up at Ironic within 8 minutes")
 	}
-	// How far cleaning goes: logged, not asserted.
+	// Cleaning: Ironic runs its steps through the agent, then ejects.
 	var n struct {
 		ProvisionState string `json:"provision_state"`
 		LastError      string `json:"last_error"`
@@ -334,53 +324,10 @@ lock_path = %[1]s/locks
 	t.Logf("after provide: %s in %.1f s (last_error %q, clean_step %v); the BMC served: %s", n.ProvisionState, time.Since(start).Seconds(),
 		n.LastError, n.CleanStep, servedLog())
 	if n.ProvisionState != "available" {
-		return
+		t.Fatalf("automated cleaning through Ironic's virtual media ended in %s: %s", n.ProvisionState, n.LastError)
 	}
 	if m.Media() != "" {
 		t.Errorf("cleaning finished but the virtual CD still holds %s", m.Media())
-	}
-
-	// A whole deploy: Ironic caches the file:// image in its HTTP root (http_url, which the
-	// machine reaches at 10.0.2.2; the BMC gets external_http_url, the same server on
-	// loopback), the agent writes it, Ironic reboots the machine into it; then undeploy.
-	if err := c.do(ctx, http.MethodPatch, "/v1/nodes/"+node.UUID, []map[string]any{
-		{"op": "add", "path": "/instance_info/image_source", "value": "file://" + filepath.Join(imgDir, "image.raw")},
-		{"op": "add", "path": "/instance_info/image_checksum", "value": imgSum},
-		{"op": "add", "path": "/instance_info/image_os_hash_algo", "value": "sha256"},
-		{"op": "add", "path": "/instance_info/image_os_hash_value", "value": imgSum},
-		{"op": "add", "path": "/instance_info/image_disk_format", "value": "raw"},
-	}, nil); err != nil {
-		t.Fatalf("instance_info: %v", err)
-	}
-	start = time.Now()
-	serialFrom := int64(0)
-	if fi, err := os.Stat(serial); err == nil {
-		serialFrom = fi.Size()
-	}
-	if err := c.provision(ctx, node.UUID, "active", "active", 10*time.Minute); err != nil {
-		t.Fatalf("deploy: %v", err)
-	}
-	t.Logf("Ironic deployed the node (active) in %.1f s", time.Since(start).Seconds())
-	if m.Media() != "" {
-		t.Errorf("active, but the virtual CD still holds %s", m.Media())
-	}
-	for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(2 * time.Second) {
-		b, _ := os.ReadFile(serial)
-		if int64(len(b)) > serialFrom && bytes.Contains(b[serialFrom:], []byte(testimage.Marker)) {
-			t.Logf("the instance booted from disk %.1f s after provide active", time.Since(start).Seconds())
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s on the serial console within 4 minutes of active", testimage.Marker)
-		}
-	}
-	start = time.Now()
-	if err := c.provision(ctx, node.UUID, "deleted", "available", 10*time.Minute); err != nil {
-		t.Fatalf("undeploy: %v", err)
-	}
-	t.Logf("Ironic undeployed and cleaned the node in %.1f s; the BMC served: %s", time.Since(start).Seconds(), servedLog())
-	if m.Media() != "" {
-		t.Errorf("available again, but the virtual CD still holds %s", m.Media())
 	}
 }
 
