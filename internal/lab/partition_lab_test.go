@@ -48,8 +48,8 @@ func TestLabPartitionImage(t *testing.T) {
 		{Name: "p-uefi-redfish", Firmware: "uefi", Power: "redfish"},
 	}
 	start := time.Now()
-	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.216.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 3 * time.Minute, Log: &logs, Nodes: nodes,
+	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.218.0", Ironwork: filepath.Join(bin, "ironwork"),
+		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 5 * time.Minute, Log: &logs, Nodes: nodes,
 		PartitionImage: true})
 	t.Cleanup(func() {
 		if err := lab.Down(dir, nil); err != nil {

@@ -62,10 +62,14 @@ func DefaultModules() []string {
 // DefaultDiskTools are the programs a deploy ramdisk carries for partition images, with the
 // shared libraries they need: mke2fs (e2fsprogs) for ext2/3/4 ephemeral partitions,
 // mkfs.fat (dosfstools) for the EFI system partition, mtools to copy the image's EFI
-// files onto it. Those missing on the build host are left out (BuildResult.MissingTools):
-// the agent then refuses the partition images that need them with a clear error.
+// files onto it, and the glibc iconv module and configuration mtools needs for FAT's code
+// page 850 (without them it fails: "Error converting to codepage 850"). Those missing on the
+// build host are left out (BuildResult.MissingTools): the agent then refuses the partition
+// images that need them with a clear error.
 func DefaultDiskTools() []string {
-	return []string{"/usr/sbin/mke2fs", "/usr/sbin/mkfs.fat", "/usr/bin/mtools"}
+	const gconv = "/usr/lib/x86_64-linux-gnu/gconv/"
+	return []string{"/usr/sbin/mke2fs", "/usr/sbin/mkfs.fat", "/usr/bin/mtools",
+		gconv + "IBM850.so", gconv + "gconv-modules", gconv + "gconv-modules.cache", gconv + "gconv-modules.d/gconv-modules-extra.conf"}
 }
 
 // BuildConfig says what goes into a deploy ramdisk.
@@ -136,7 +140,7 @@ func Build(ctx context.Context, cfg BuildConfig) (BuildResult, error) {
 			missingTools = append(missingTools, tool)
 			continue
 		}
-		if err := addDynamic(extra, tool, strings.TrimPrefix(tool, "/")); err != nil {
+		if err := addTool(extra, tool); err != nil {
 			return BuildResult{}, fmt.Errorf("add %s: %w", tool, err)
 		}
 		tools = append(tools, tool)
@@ -527,6 +531,19 @@ func addDynamic(extra *extraFiles, src, name string) error {
 			queue = append(queue, found)
 		}
 	}
+	return nil
+}
+
+// addTool adds an ELF file with its libraries (addDynamic), any other file as it is.
+func addTool(extra *extraFiles, p string) error {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	if bytes.HasPrefix(b, []byte("\x7fELF")) {
+		return addDynamic(extra, p, strings.TrimPrefix(p, "/"))
+	}
+	extra.files[strings.TrimPrefix(p, "/")] = b
 	return nil
 }
 
