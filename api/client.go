@@ -14,8 +14,8 @@ import (
 	"strings"
 )
 
-// DefaultVersion is the microversion the client asks for.
-const DefaultVersion = "1.96"
+// DefaultVersion is the microversion the client asks for: the newest Ironwork serves.
+const DefaultVersion = "1.115"
 
 // VersionHeader carries the API microversion of a request.
 const VersionHeader = "X-OpenStack-Ironic-API-Version"

@@ -44,7 +44,7 @@ func TestAbortInWaitPowersOffAndRemovesTheBoot(t *testing.T) {
 				}
 			}
 			srv := startServer(t, target.DSN(t), withLoopbackBoot, func(c *server.Config) { c.DataDir = data })
-			c := gopherClient(t, srv, "1.87")
+			c := gopherClient(t, srv, "1.110")
 			ctx := context.Background()
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {

@@ -150,7 +150,7 @@ func TestAgentTokenBoundToOneBoot(t *testing.T) {
 func fakeNodeServer(t *testing.T, dsn, name string, driverInfo map[string]any) (*server.Server, *api.Client, string) {
 	t.Helper()
 	srv := startServer(t, dsn)
-	c := &api.Client{BaseURL: srv.URL(), Version: "1.87"}
+	c := &api.Client{BaseURL: srv.URL(), Version: "1.110"}
 	body := map[string]any{"name": name, "driver": "fake-hardware"}
 	if driverInfo != nil {
 		body["driver_info"] = driverInfo

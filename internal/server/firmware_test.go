@@ -66,7 +66,7 @@ func TestFirmwareAndServicingThroughTheAPI(t *testing.T) {
 	fw, sums := firmwareImages(t)
 	dsn := "sqlite://" + filepath.Join(t.TempDir(), "ironwork.db")
 	srv := startServer(t, dsn)
-	c := apiClient{t: t, base: srv.URL()}
+	c := apiClient{t: t, base: srv.URL(), version: "1.108"}
 	code, _, n := c.do("POST", "/v1/nodes", map[string]any{"name": "rf-fw", "driver": "redfish", "firmware_interface": "redfish",
 		"driver_info": map[string]any{"redfish_address": v.RedfishURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
 			"redfish_username": "admin", "redfish_password": password}})

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -44,6 +45,7 @@ type apiClient struct {
 	t          *testing.T
 	base       string
 	user, pass string
+	version    string // the microversion sent; empty means 1.87
 }
 
 // do sends a request and returns the status, the request id header and the decoded body.
@@ -58,7 +60,7 @@ func (c apiClient) do(method, path string, body any) (int, string, map[string]an
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	req.Header.Set("X-OpenStack-Ironic-API-Version", "1.87")
+	req.Header.Set("X-OpenStack-Ironic-API-Version", cmp.Or(c.version, "1.87"))
 	req.Header.Set("Content-Type", "application/json")
 	if c.user != "" {
 		req.SetBasicAuth(c.user, c.pass)
