@@ -157,44 +157,18 @@ func templateFromDoc(doc map[string]any, create bool) (*ironwork.DeployTemplate,
 		return nil, schemaError(kind, "%s is not valid under any of the given schemas", pyRepr(name))
 	}
 	d.Name = name
-	switch e := doc["extra"].(type) {
-	case nil:
-	case map[string]any:
-		d.Extra = normalizeJSON(e)
-	default:
-		return nil, schemaError(kind, "%s is not of type 'object', 'null'", pyRepr(e))
+	extra, uuid, err := extraAndUUID(kind, doc)
+	if err != nil {
+		return nil, err
 	}
-	switch u := doc["uuid"].(type) {
-	case nil:
-	case string:
-		if !ironwork.IsUUID(u) {
-			return nil, invalid("Expected UUID for uuid: %s", u)
-		}
-		d.UUID = canonicalUUID(u)
-	default:
-		return nil, schemaError(kind, "%s is not of type 'string', 'null'", pyRepr(u))
+	d.Extra, d.UUID = extra, uuid
+	steps, dups, err := stepsOf(kind, doc, stepFromDoc, func(st ironwork.DeployTemplateStep) string {
+		return "interface: " + string(st.Interface) + ", step: " + st.Step
+	})
+	if err != nil {
+		return nil, err
 	}
-	list, ok := doc["steps"].([]any)
-	if !ok {
-		return nil, schemaError(kind, "%s is not of type 'array'", pyRepr(doc["steps"]))
-	}
-	if len(list) == 0 {
-		return nil, schemaError(kind, "[] is too short")
-	}
-	seen := map[string]bool{}
-	var dups []string
-	for _, item := range list {
-		st, err := stepFromDoc(item)
-		if err != nil {
-			return nil, err
-		}
-		key := "interface: " + string(st.Interface) + ", step: " + st.Step
-		if seen[key] && !slices.Contains(dups, key) {
-			dups = append(dups, key)
-		}
-		seen[key] = true
-		d.Steps = append(d.Steps, st)
-	}
+	d.Steps = steps
 	if len(dups) > 0 {
 		return nil, invalid("Deploy template invalid: Duplicate deploy steps. A template cannot have multiple deploy steps with the same interface and step. Duplicates: %s.",
 			strings.Join(dups, "; "))
@@ -213,6 +187,59 @@ func mapKeys(m map[string]any) func(func(string) bool) {
 }
 
 // stepFromDoc validates one step as Ironic's DEPLOY_STEP_SCHEMA.
+// extraAndUUID reads the optional extra and uuid members of a deploy template or runbook
+// document, as Ironic's schemas check them.
+func extraAndUUID(kind string, doc map[string]any) (ironwork.JSONObject, string, error) {
+	var extra ironwork.JSONObject
+	switch e := doc["extra"].(type) {
+	case nil:
+	case map[string]any:
+		extra = normalizeJSON(e)
+	default:
+		return nil, "", schemaError(kind, "%s is not of type 'object', 'null'", pyRepr(e))
+	}
+	var id string
+	switch u := doc["uuid"].(type) {
+	case nil:
+	case string:
+		if !ironwork.IsUUID(u) {
+			return nil, "", invalid("Expected UUID for uuid: %s", u)
+		}
+		id = canonicalUUID(u)
+	default:
+		return nil, "", schemaError(kind, "%s is not of type 'string', 'null'", pyRepr(u))
+	}
+	return extra, id, nil
+}
+
+// stepsOf reads the steps member of a deploy template or runbook document: a non-empty list
+// whose items parse reads, and the keys (as key names them) that appear more than once.
+func stepsOf[S any](kind string, doc map[string]any, parse func(any) (S, error), key func(S) string) ([]S, []string, error) {
+	list, ok := doc["steps"].([]any)
+	if !ok {
+		return nil, nil, schemaError(kind, "%s is not of type 'array'", pyRepr(doc["steps"]))
+	}
+	if len(list) == 0 {
+		return nil, nil, schemaError(kind, "[] is too short")
+	}
+	seen := map[string]bool{}
+	var steps []S
+	var dups []string
+	for _, item := range list {
+		st, err := parse(item)
+		if err != nil {
+			return nil, nil, err
+		}
+		k := key(st)
+		if seen[k] && !slices.Contains(dups, k) {
+			dups = append(dups, k)
+		}
+		seen[k] = true
+		steps = append(steps, st)
+	}
+	return steps, dups, nil
+}
+
 func stepFromDoc(item any) (ironwork.DeployTemplateStep, error) {
 	const kind = "template"
 	var st ironwork.DeployTemplateStep

@@ -181,44 +181,18 @@ func runbookFromDoc(doc map[string]any, ver int, create bool) (*ironwork.Runbook
 			return nil, schemaError(kind, "%s is not of type 'boolean', 'null'", pyRepr(v))
 		}
 	}
-	switch e := doc["extra"].(type) {
-	case nil:
-	case map[string]any:
-		b.Extra = normalizeJSON(e)
-	default:
-		return nil, schemaError(kind, "%s is not of type 'object', 'null'", pyRepr(e))
+	extra, uuid, err := extraAndUUID(kind, doc)
+	if err != nil {
+		return nil, err
 	}
-	switch u := doc["uuid"].(type) {
-	case nil:
-	case string:
-		if !ironwork.IsUUID(u) {
-			return nil, invalid("Expected UUID for uuid: %s", u)
-		}
-		b.UUID = canonicalUUID(u)
-	default:
-		return nil, schemaError(kind, "%s is not of type 'string', 'null'", pyRepr(u))
+	b.Extra, b.UUID = extra, uuid
+	steps, dups, err := stepsOf(kind, doc, runbookStepFromDoc, func(st ironwork.RunbookStep) string {
+		return "interface: " + string(st.Interface) + ", step: " + st.Step
+	})
+	if err != nil {
+		return nil, err
 	}
-	list, ok := doc["steps"].([]any)
-	if !ok {
-		return nil, schemaError(kind, "%s is not of type 'array'", pyRepr(doc["steps"]))
-	}
-	if len(list) == 0 {
-		return nil, schemaError(kind, "[] is too short")
-	}
-	seen := map[string]bool{}
-	var dups []string
-	for _, item := range list {
-		st, err := runbookStepFromDoc(item)
-		if err != nil {
-			return nil, err
-		}
-		key := "interface: " + string(st.Interface) + ", step: " + st.Step
-		if seen[key] && !slices.Contains(dups, key) {
-			dups = append(dups, key)
-		}
-		seen[key] = true
-		b.Steps = append(b.Steps, st)
-	}
+	b.Steps = steps
 	if len(dups) > 0 {
 		return nil, invalid("Runbook invalid: Duplicate steps. A runbook cannot have multiple steps with the same interface and step. Duplicates: %s.",
 			strings.Join(dups, "; "))
