@@ -119,32 +119,7 @@ func writeImage(ctx context.Context, req ImageRequest, path string, progress Pro
 	if err := t.invalidate(); err != nil {
 		return res, err
 	}
-	total := int64(-1)
-	if res.Format == FormatRaw {
-		total = src.size
-	}
-	m := newMeter(progress, total)
-	switch res.Format {
-	case FormatQcow2:
-		st, err := writeQcow2(ctx, src, head, sum, t, m)
-		res.ImageSize, res.Downloaded, res.RangeRequests = st.virtualSize, st.downloaded, st.rangeRequests
-		if err != nil {
-			return res, err
-		}
-	default:
-		n, downloaded, err := writeRaw(ctx, src, res.Format, sum, t, m)
-		res.ImageSize, res.Downloaded = n, downloaded
-		if err != nil {
-			return res, err
-		}
-	}
-	res.BytesWritten = m.written
-	m.finish()
-	if err := sum.verify(); err != nil {
-		return res, err
-	}
-	res.Digest = sum.digest()
-	if err := t.commit(); err != nil {
+	if err := writeVerified(ctx, src, head, sum, t, progress, &res); err != nil {
 		return res, err
 	}
 	if err := fixGPTAfterWrite(t); err != nil {
@@ -169,4 +144,35 @@ func checkDeclared(declared string, got Format) error {
 		return fmt.Errorf("write image: %w: %s images are not supported", ErrUnsupportedImage, got)
 	}
 	return nil
+}
+
+// writeVerified streams the image's bytes from src onto t in res.Format (raw or a compressed
+// stream, or qcow2), fills res's sizes and digest, checks the checksum and commits t.
+func writeVerified(ctx context.Context, src *source, head []byte, sum *checksum, t *target, progress Progress, res *Result) error {
+	total := int64(-1)
+	if res.Format == FormatRaw {
+		total = src.size
+	}
+	m := newMeter(progress, total)
+	switch res.Format {
+	case FormatQcow2:
+		st, err := writeQcow2(ctx, src, head, sum, t, m)
+		res.ImageSize, res.Downloaded, res.RangeRequests = st.virtualSize, st.downloaded, st.rangeRequests
+		if err != nil {
+			return err
+		}
+	default:
+		n, downloaded, err := writeRaw(ctx, src, res.Format, sum, t, m)
+		res.ImageSize, res.Downloaded = n, downloaded
+		if err != nil {
+			return err
+		}
+	}
+	res.BytesWritten = m.written
+	m.finish()
+	if err := sum.verify(); err != nil {
+		return err
+	}
+	res.Digest = sum.digest()
+	return t.commit()
 }

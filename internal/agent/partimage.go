@@ -157,33 +157,8 @@ func writePartitionImage(ctx context.Context, req PartitionImageRequest, path st
 	if err := t.invalidate(); err != nil {
 		return res, err
 	}
-	total := int64(-1)
-	if res.Format == FormatRaw {
-		total = src.size
-	}
-	m := newMeter(progress, total)
-	switch res.Format {
-	case FormatQcow2:
-		st, err := writeQcow2(ctx, src, head, sum, t, m)
-		res.ImageSize, res.Downloaded, res.RangeRequests = st.virtualSize, st.downloaded, st.rangeRequests
-		if err != nil {
-			return res, partitionError(err, root)
-		}
-	default:
-		n, downloaded, err := writeRaw(ctx, src, res.Format, sum, t, m)
-		res.ImageSize, res.Downloaded = n, downloaded
-		if err != nil {
-			return res, partitionError(err, root)
-		}
-	}
-	res.BytesWritten = m.written
-	m.finish()
-	if err := sum.verify(); err != nil {
-		return res, err
-	}
-	res.Digest = sum.digest()
-	if err := t.commit(); err != nil {
-		return res, err
+	if err := writeVerified(ctx, src, head, sum, t, progress, &res.Result); err != nil {
+		return res, partitionError(err, root)
 	}
 	if p, ok := layout.Part(RoleSwap); ok {
 		if err := writeSwapHeader(t, p); err != nil {
