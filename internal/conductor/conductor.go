@@ -77,7 +77,7 @@ func Defaults() Config {
 		TimeoutCheckInterval: 60 * time.Second, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 60 * time.Second,
 
 		RescueCallbackTimeout: 30 * time.Minute, BMCPollInterval: 30 * time.Second, BMCPollWorkers: 8,
-		SensorDataInterval:    600 * time.Second,
+		SensorDataInterval: 600 * time.Second,
 	}
 }
 

@@ -65,7 +65,7 @@ func TestFirmwareAndServicingThroughTheAPI(t *testing.T) {
 	m := v.Machine("vm1")
 	fw, sums := firmwareImages(t)
 	dsn := "sqlite://" + filepath.Join(t.TempDir(), "ironwork.db")
-	srv := startServer(t, dsn)
+	srv := startServer(t, dsn, fastBMCPoll)
 	c := apiClient{t: t, base: srv.URL()}
 	code, _, n := c.do("POST", "/v1/nodes", map[string]any{"name": "rf-fw", "driver": "redfish", "firmware_interface": "redfish",
 		"driver_info": map[string]any{"redfish_address": v.RedfishURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
