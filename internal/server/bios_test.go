@@ -13,6 +13,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 
+	"github.com/ironwork/ironwork/internal/server"
 	"github.com/ironwork/ironwork/internal/vbmc"
 )
 
@@ -216,4 +217,6 @@ func TestBIOSThroughTheAPI(t *testing.T) {
 }
 
 // fastBMCPoll polls the BMC work that steps wait on every 200 ms.
-func fastBMCPoll(c *server.Config) { c.BMCPollInterval = server.Duration{Duration: 200 * time.Millisecond} }
+func fastBMCPoll(c *server.Config) {
+	c.BMCPollInterval = server.Duration{Duration: 200 * time.Millisecond}
+}
