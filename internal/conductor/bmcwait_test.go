@@ -190,3 +190,24 @@ func TestBMCWaitAbortAfterTheStep(t *testing.T) {
 		t.Fatalf("bmc_wait left after the abort: %v", got.DriverInternalInfo)
 	}
 }
+
+// Another conductor that takes the node over (the first one left the ring) polls the same
+// BMC work and resumes the steps.
+func TestBMCWaitTakenOver(t *testing.T) {
+	t.Parallel()
+	b := newFakeBMC()
+	e, n := bmcEnv(t, b)
+	ok(t, provision(t, e.c, n.UUID, "clean", flashThenErase("t6")))
+	e.settled(t, n.UUID, ironwork.CleanWait)
+	e.c.Stop()
+	ok(t, e.store.UnregisterConductor(context.Background(), "c1"))
+
+	e2 := newEnvOn(t, e.store, "c2", func(e2 *env) { e2.reg.Add(ironwork.FirmwareInterface, "fakebmc", b) })
+	e2.rec.offer(ironwork.DeployInterface, conductor.CleanSteps, conductor.Step{Name: "erase_devices"})
+	b.set("t6", "Completed")
+	ok(t, e2.c.PollBMCWaits(context.Background()))
+	e2.settled(t, n.UUID, ironwork.Manageable)
+	if calls := stepCalls(e2.rec); len(calls) != 1 || calls[0] != "deploy.RunStep(erase_devices)" {
+		t.Fatalf("steps after the takeover: %v", calls)
+	}
+}
