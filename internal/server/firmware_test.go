@@ -105,8 +105,8 @@ func TestFirmwareAndServicingThroughTheAPI(t *testing.T) {
 		return map[string]any{"interface": "firmware", "step": "update", "args": map[string]any{"settings": list}}
 	}
 	run := func(target, stepsKey string, steps ...map[string]any) (int, map[string]any) {
-		code, _, out := c.do("PUT", "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target, stepsKey: steps, "disable_ramdisk": true})
-		return code, out
+		// disable_ramdisk with service needs 1.108.
+		return versioned(t, srv.URL(), "1.108", "PUT", "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target, stepsKey: steps, "disable_ramdisk": true})
 	}
 	if code, out := run("clean", "clean_steps", update(map[string]any{"component": "bios"})); code != http.StatusBadRequest ||
 		!strings.Contains(out["error_message"].(string), "is not an http(s) URL") {
