@@ -154,7 +154,9 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, req HeartbeatRequest) er
 	return c.onAgentCall(ctx, n, hb, "heartbeat of a node in maintenance: its steps wait until maintenance ends",
 		func(t *Task) func(context.Context, *Task) {
 			h, ok := t.Driver.Impl(ironwork.DeployInterface).(HeartbeatHandler)
-			if !ok {
+			if !ok || hasBMCWait(t.Node) {
+				// A step that waits on the BMC goes on when the BMC poll says so, not at a
+				// heartbeat of the (idle) agent.
 				return nil
 			}
 			return func(ctx context.Context, t *Task) { c.onHeartbeat(ctx, t, h, hb) }

@@ -48,6 +48,10 @@ type Config struct {
 	RescueCallbackTimeout time.Duration
 	// TimeoutCheckInterval is how often wait states are checked for timeouts.
 	TimeoutCheckInterval time.Duration
+	// BMCPollInterval is how often the BMC work that steps wait on (Redfish tasks, BIOS
+	// settings applied at boot) is polled, BMCPollWorkers nodes at a time.
+	BMCPollInterval time.Duration
+	BMCPollWorkers  int
 	// HeartbeatInterval and HeartbeatTimeout govern conductor liveness.
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration
@@ -72,8 +76,8 @@ func Defaults() Config {
 		PowerSyncMaxRetries: 3, ForcePowerStateDuringSync: true, CallbackTimeout: 30 * time.Minute,
 		TimeoutCheckInterval: 60 * time.Second, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 60 * time.Second,
 
-		RescueCallbackTimeout: 30 * time.Minute,
-		SensorDataInterval:    600 * time.Second,
+		RescueCallbackTimeout: 30 * time.Minute, BMCPollInterval: 30 * time.Second, BMCPollWorkers: 8,
+		SensorDataInterval: 600 * time.Second,
 	}
 }
 
@@ -89,6 +93,8 @@ func (c *Config) fill() {
 	orDefault(&c.CallbackTimeout, d.CallbackTimeout)
 	orDefault(&c.RescueCallbackTimeout, d.RescueCallbackTimeout)
 	orDefault(&c.TimeoutCheckInterval, d.TimeoutCheckInterval)
+	orDefault(&c.BMCPollInterval, d.BMCPollInterval)
+	orDefault(&c.BMCPollWorkers, d.BMCPollWorkers)
 	orDefault(&c.HeartbeatInterval, d.HeartbeatInterval)
 	orDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
 	c.Inspection.fill()

@@ -115,7 +115,8 @@ type StepProvider interface {
 }
 
 // StepRunner runs one of the steps its interface offers; wait means the step continues
-// asynchronously and the node waits for a callback.
+// asynchronously and the node waits for a callback (an agent), or for work the step left on
+// the BMC (the interface is then a BMCPoller and recorded it with Task.WaitForBMC).
 type StepRunner interface {
 	RunStep(ctx context.Context, t *Task, step Step) (wait bool, err error)
 }

@@ -50,6 +50,7 @@ func (c *Conductor) Start(ctx context.Context) error {
 	c.every(c.cfg.HeartbeatInterval, "consoles", c.SyncConsoles)
 	c.every(c.cfg.PowerSyncInterval, "power sync", c.SyncPowerStates)
 	c.every(c.cfg.TimeoutCheckInterval, "callback timeouts", c.CheckTimeouts)
+	c.every(c.cfg.BMCPollInterval, "bmc waits", c.PollBMCWaits)
 	if c.cfg.SendSensorData {
 		c.every(c.cfg.SensorDataInterval, "sensor data", c.CollectSensors)
 	}
@@ -366,7 +367,7 @@ func orNone(s ironwork.PowerState) string {
 }
 
 // CheckTimeouts fails this conductor's nodes that waited longer than the callback timeout (the
-// inspect wait timeout in "inspect wait").
+// inspect wait timeout in "inspect wait"), except those that wait on their BMC.
 func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 	for _, st := range waitStates {
 		timeout := c.cfg.CallbackTimeout
@@ -382,7 +383,8 @@ func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 			return err
 		}
 		for _, n := range nodes {
-			if n.ProvisionUpdatedAt == nil || n.ProvisionUpdatedAt.After(cutoff) || n.Reservation != "" {
+			if n.ProvisionUpdatedAt == nil || n.ProvisionUpdatedAt.After(cutoff) || n.Reservation != "" || hasBMCWait(n) {
+				// A node that waits on its BMC has the deadline of that wait (PollBMCWaits).
 				continue
 			}
 			t, err := c.lock(ctx, n.UUID)

@@ -471,6 +471,25 @@ func (c *Conductor) abort(ctx context.Context, t *Task) (handedOff bool, err err
 	if from == ironwork.ServiceFailed {
 		reason = ""
 	}
+	if (from == ironwork.CleanWait || from == ironwork.ServiceWait) && hasBMCWait(t.Node) {
+		kind := loadSteps(t.Node).Kind
+		if step := *stepField(t.Node, kind); len(step) > 0 {
+			if abortable, _ := step["abortable"].(bool); !abortable {
+				// As Ironic's: a step that cannot be stopped ends first; the BMC poll then
+				// aborts instead of going on.
+				t.Log.Info("the step waiting on the BMC is not abortable; aborting after it", "step", step["step"])
+				return false, t.Save(ctx, func(n *ironwork.Node) {
+					f := stepField(n, kind)
+					cp := ironwork.JSONObject{}
+					for k, v := range *f {
+						cp[k] = v
+					}
+					cp["abort_after"] = true
+					*f = cp
+				})
+			}
+		}
+	}
 	if err := t.Save(ctx, func(n *ironwork.Node) {
 		n.CleanStep, n.DeployStep, n.ServiceStep = ironwork.JSONObject{}, ironwork.JSONObject{}, ironwork.JSONObject{}
 		dropRemainingSteps(n)

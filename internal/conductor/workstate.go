@@ -135,11 +135,14 @@ func setRemainingSteps(n *ironwork.Node, kind StepKind, remaining []Step) {
 }
 
 // dropRemainingSteps forgets the steps still to run (a failure or an abort).
-func dropRemainingSteps(n *ironwork.Node) { delete(n.DriverInternalInfo, remainingKey) }
+func dropRemainingSteps(n *ironwork.Node) {
+	delete(n.DriverInternalInfo, remainingKey)
+	delete(n.DriverInternalInfo, bmcWaitKey)
+}
 
 // clearSteps forgets the whole step state (the steps ended).
 func clearSteps(n *ironwork.Node) {
-	for _, k := range []string{remainingKey, stepKindKey, manualKey} {
+	for _, k := range []string{remainingKey, stepKindKey, manualKey, bmcWaitKey} {
 		delete(n.DriverInternalInfo, k)
 	}
 }

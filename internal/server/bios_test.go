@@ -13,6 +13,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 
+	"github.com/ironwork/ironwork/internal/server"
 	"github.com/ironwork/ironwork/internal/vbmc"
 )
 
@@ -65,7 +66,7 @@ func TestBIOSThroughTheAPI(t *testing.T) {
 	const password = "Bios-S3cret-pw"
 	v := startBIOSVBMC(t, password)
 	m := v.Machine("vm1")
-	srv := startServer(t, "sqlite://"+filepath.Join(t.TempDir(), "ironwork.db"))
+	srv := startServer(t, "sqlite://"+filepath.Join(t.TempDir(), "ironwork.db"), fastBMCPoll)
 	c := apiClient{t: t, base: srv.URL()}
 	code, _, n := c.do("POST", "/v1/nodes", map[string]any{"name": "rf-bios", "driver": "redfish", "driver_info": map[string]any{
 		"redfish_address": v.RedfishURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
@@ -213,4 +214,9 @@ func TestBIOSThroughTheAPI(t *testing.T) {
 	if one := body["ProcTurboMode"].(map[string]any); one["value"] != "Enabled" {
 		t.Fatalf("cached setting after factory_reset: %v", one)
 	}
+}
+
+// fastBMCPoll polls the BMC work that steps wait on every 200 ms.
+func fastBMCPoll(c *server.Config) {
+	c.BMCPollInterval = server.Duration{Duration: 200 * time.Millisecond}
 }

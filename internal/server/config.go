@@ -86,6 +86,9 @@ type Config struct {
 	RescueCallbackTimeout Duration `toml:"rescue_callback_timeout"`
 	// TimeoutCheckInterval is how often waiting nodes are checked against CallbackTimeout.
 	TimeoutCheckInterval Duration `toml:"timeout_check_interval"`
+	// BMCPollInterval is how often the BMC work that clean, deploy and service steps wait on
+	// (Redfish update tasks, BIOS settings applied at boot) is polled (default 30 s).
+	BMCPollInterval Duration `toml:"bmc_poll_interval"`
 	// EventsPollInterval is how often the API looks in the database for node changes made by
 	// other processes, for the events stream (its own changes are streamed at once).
 	EventsPollInterval Duration `toml:"events_poll_interval"`
@@ -319,6 +322,7 @@ func Default() Config {
 		PowerSyncInterval:      Duration{60 * time.Second},
 		CallbackTimeout:        Duration{30 * time.Minute},
 		TimeoutCheckInterval:   Duration{60 * time.Second},
+		BMCPollInterval:        Duration{30 * time.Second},
 		EventsPollInterval:     Duration{time.Second},
 		LogLevel:               "info",
 		LogFormat:              "text",
@@ -455,7 +459,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("refusing to serve without authentication on %s, which is not a loopback address: "+
 			"set --http-basic-auth-file, or --allow-insecure-noauth if the network is trusted", c.Listen))
 	}
-	if c.PowerSyncInterval.Duration <= 0 || c.CallbackTimeout.Duration <= 0 || c.TimeoutCheckInterval.Duration <= 0 {
+	if c.PowerSyncInterval.Duration <= 0 || c.CallbackTimeout.Duration <= 0 || c.TimeoutCheckInterval.Duration <= 0 || c.BMCPollInterval.Duration <= 0 {
 		errs = append(errs, errors.New("power_sync_interval, callback_timeout and timeout_check_interval must be positive"))
 	}
 	if c.RescueCallbackTimeout.Duration <= 0 {

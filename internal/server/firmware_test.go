@@ -65,7 +65,7 @@ func TestFirmwareAndServicingThroughTheAPI(t *testing.T) {
 	m := v.Machine("vm1")
 	fw, sums := firmwareImages(t)
 	dsn := "sqlite://" + filepath.Join(t.TempDir(), "ironwork.db")
-	srv := startServer(t, dsn)
+	srv := startServer(t, dsn, fastBMCPoll)
 	c := apiClient{t: t, base: srv.URL(), version: "1.108"}
 	code, _, n := c.do("POST", "/v1/nodes", map[string]any{"name": "rf-fw", "driver": "redfish", "firmware_interface": "redfish",
 		"driver_info": map[string]any{"redfish_address": v.RedfishURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
@@ -105,8 +105,8 @@ func TestFirmwareAndServicingThroughTheAPI(t *testing.T) {
 		return map[string]any{"interface": "firmware", "step": "update", "args": map[string]any{"settings": list}}
 	}
 	run := func(target, stepsKey string, steps ...map[string]any) (int, map[string]any) {
-		code, _, out := c.do("PUT", "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target, stepsKey: steps, "disable_ramdisk": true})
-		return code, out
+		// disable_ramdisk with service needs 1.108.
+		return versioned(t, srv.URL(), "1.108", "PUT", "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target, stepsKey: steps, "disable_ramdisk": true})
 	}
 	if code, out := run("clean", "clean_steps", update(map[string]any{"component": "bios"})); code != http.StatusBadRequest ||
 		!strings.Contains(out["error_message"].(string), "is not an http(s) URL") {

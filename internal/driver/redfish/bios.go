@@ -21,8 +21,9 @@ import (
 // attribute registry it names, and offers the apply_configuration and factory_reset steps
 // for cleaning, deployment and servicing. Both steps talk only to the BMC: pending settings
 // go to the Bios' Settings resource (or Bios.ResetBios), the node reboots so that the BIOS
-// applies them, and the step re-reads the Bios until every setting shows (or fails with what
-// the BMC reports after ApplyTimeout). The node's power state is restored afterwards.
+// applies them, and the step waits on the BMC: the conductor's BMC poll re-reads the Bios
+// (PollBMC) until every setting shows, or fails the step with what the BMC reports after
+// ApplyTimeout. The node's power state is restored afterwards.
 type BIOS struct {
 	Interface
 	// ApplyTimeout bounds the wait for settings to show after the reboot (default 10 min).
@@ -238,7 +239,9 @@ func typed(v any, a registryAttr, known bool) any {
 	return v
 }
 
-// RunStep implements conductor.StepRunner.
+// RunStep implements conductor.StepRunner: the settings (or the reset) go to the BMC, the
+// node reboots, and the step waits on the BMC: the conductor's BMC poll re-reads the Bios
+// (PollBMC) until it shows them.
 func (d BIOS) RunStep(ctx context.Context, t *conductor.Task, step conductor.Step) (bool, error) {
 	switch step.Name {
 	case conductor.StepApplyBIOS:
@@ -246,34 +249,41 @@ func (d BIOS) RunStep(ctx context.Context, t *conductor.Task, step conductor.Ste
 		if err != nil {
 			return false, err
 		}
-		return false, d.apply(ctx, t, want)
+		return d.apply(ctx, t, want)
 	case conductor.StepFactoryBIOS:
-		return false, d.factoryReset(ctx, t)
+		return d.factoryReset(ctx, t)
 	}
 	return false, fmt.Errorf("the redfish bios interface has no step %q", step.Name)
 }
 
+// Keys of the bios steps' BMC wait data.
+const (
+	biosExpect = "expect" // apply_configuration: the values expected, by name
+	biosReset  = "reset"  // factory_reset: no reset may be pending
+	biosWasOn  = "was_on" // the node was on before the reboot
+)
+
 // apply checks the settings against the BMC's registry, stores them as pending, reboots and
-// waits until the Bios shows them.
-func (d BIOS) apply(ctx context.Context, t *conductor.Task, want []conductor.BIOSValue) error {
+// waits on the BMC.
+func (d BIOS) apply(ctx context.Context, t *conductor.Task, want []conductor.BIOSValue) (bool, error) {
 	sys, done, err := d.system(ctx, t)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer done()
 	doc, err := d.bios(sys)
 	if err != nil {
-		return err
+		return false, err
 	}
 	reg, err := d.registry(sys.GetClient(), doc.AttributeRegistry)
 	if err != nil {
-		return fmt.Errorf("read BIOS attribute registry %s: %w", doc.AttributeRegistry, err)
+		return false, fmt.Errorf("read BIOS attribute registry %s: %w", doc.AttributeRegistry, err)
 	}
 	if err := conductor.CheckBIOSSettings(settings(doc, reg), want); err != nil {
-		return err
+		return false, err
 	}
 	attrs := map[string]any{}
-	expect := map[string]string{}
+	expect := map[string]any{}
 	for _, w := range want {
 		a, ok := reg[w.Name]
 		attrs[w.Name] = typed(w.Value, a, ok)
@@ -285,58 +295,39 @@ func (d BIOS) apply(ctx context.Context, t *conductor.Task, want []conductor.BIO
 	}
 	resp, err := sys.GetClient().Patch(target, map[string]any{"Attributes": attrs})
 	if err != nil {
-		return fmt.Errorf("set pending BIOS settings at %s: %w", target, err)
+		return false, fmt.Errorf("set pending BIOS settings at %s: %w", target, err)
 	}
 	resp.Body.Close()
 	t.Log.Info("bios settings pending", "settings", slices.Sorted(maps.Keys(attrs)))
-	return d.rebootAndCheck(ctx, t, sys, func(doc biosDoc) []string {
-		var wrong []string
-		for _, name := range slices.Sorted(maps.Keys(expect)) {
-			got := conductor.BIOSValueString(doc.Attributes[name])
-			if got == nil || *got != expect[name] {
-				shown := "absent"
-				if got != nil {
-					shown = *got
-				}
-				wrong = append(wrong, fmt.Sprintf("%s is %s, not %s", name, shown, expect[name]))
-			}
-		}
-		return wrong
-	})
+	return d.reboot(ctx, t, sys, map[string]any{biosExpect: expect})
 }
 
-// factoryReset asks the BIOS for its defaults, reboots and waits until no reset is pending.
-func (d BIOS) factoryReset(ctx context.Context, t *conductor.Task) error {
+// factoryReset asks the BIOS for its defaults, reboots and waits on the BMC.
+func (d BIOS) factoryReset(ctx context.Context, t *conductor.Task) (bool, error) {
 	sys, done, err := d.system(ctx, t)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer done()
 	doc, err := d.bios(sys)
 	if err != nil {
-		return err
+		return false, err
 	}
 	target := doc.Actions.ResetBios.Target
 	if target == "" {
-		return ironwork.Errorf(ironwork.EINVALID, "the Redfish Bios %s offers no Bios.ResetBios action", doc.ODataID)
+		return false, ironwork.Errorf(ironwork.EINVALID, "the Redfish Bios %s offers no Bios.ResetBios action", doc.ODataID)
 	}
 	resp, err := sys.GetClient().Post(target, map[string]any{})
 	if err != nil {
-		return fmt.Errorf("reset the BIOS to its defaults: %w", err)
+		return false, fmt.Errorf("reset the BIOS to its defaults: %w", err)
 	}
 	resp.Body.Close()
-	return d.rebootAndCheck(ctx, t, sys, func(doc biosDoc) []string {
-		if doc.ResetBiosToDefaultsPending != nil && *doc.ResetBiosToDefaultsPending {
-			return []string{"the reset to defaults is still pending"}
-		}
-		return nil
-	})
+	return d.reboot(ctx, t, sys, map[string]any{biosReset: true})
 }
 
-// rebootAndCheck restarts the node so that its BIOS applies what is pending (a node that was
-// off is powered on, and off again at the end), then re-reads the Bios until wrong finds
-// nothing wrong, or fails after ApplyTimeout with what is wrong and the BMC's messages.
-func (d BIOS) rebootAndCheck(ctx context.Context, t *conductor.Task, sys *schemas.ComputerSystem, wrong func(biosDoc) []string) error {
+// reboot restarts the node so that its BIOS applies what is pending (a node that was off is
+// powered on, and off again at the end), and records the BMC wait with data.
+func (d BIOS) reboot(ctx context.Context, t *conductor.Task, sys *schemas.ComputerSystem, data map[string]any) (bool, error) {
 	// The BMC's power state, not the recorded one: a node recorded off but running would
 	// only be "powered on" and never apply what is pending.
 	wasOn := t.Node.PowerState == ironwork.PowerOn
@@ -350,46 +341,75 @@ func (d BIOS) rebootAndCheck(ctx context.Context, t *conductor.Task, sys *schema
 		target = ironwork.Rebooting
 	}
 	if err := t.SetPower(ctx, target); err != nil {
-		return fmt.Errorf("reboot to apply the BIOS settings: %w", err)
+		return false, fmt.Errorf("reboot to apply the BIOS settings: %w", err)
 	}
-	timeout := d.ApplyTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Minute
+	data[biosWasOn] = wasOn
+	return true, t.WaitForBMC(ctx, conductor.BMCWait{Data: data, Deadline: time.Now().Add(d.applyTimeout())})
+}
+
+func (d BIOS) applyTimeout() time.Duration {
+	if d.ApplyTimeout > 0 {
+		return d.ApplyTimeout
 	}
-	deadline := time.Now().Add(timeout)
+	return 10 * time.Minute
+}
+
+var _ conductor.BMCPoller = BIOS{}
+
+// PollBMC implements conductor.BMCPoller: it re-reads the Bios; when it shows what the step
+// asked (or when the deadline passed) a node that was off is powered off again. Past the
+// deadline the step fails with what is wrong and the BMC's messages.
+func (d BIOS) PollBMC(ctx context.Context, t *conductor.Task, step conductor.Step, w *conductor.BMCWait) (bool, error) {
+	wasOn, _ := w.Data[biosWasOn].(bool)
+	expect, _ := w.Data[biosExpect].(map[string]any)
+	reset, _ := w.Data[biosReset].(bool)
+	sys, done, err := d.system(ctx, t)
+	if err != nil {
+		return false, err
+	}
+	defer done()
 	var problems []string
-	for {
-		doc, err := d.bios(sys)
-		if err != nil {
-			problems = []string{err.Error()}
-		} else if problems = wrong(doc); len(problems) == 0 {
-			break
-		} else {
-			for _, m := range doc.Settings.Messages {
-				if m.Message != "" || m.MessageID != "" {
-					problems = append(problems, fmt.Sprintf("the BMC says %s %s %s", m.MessageID, m.Message, strings.Join(m.RelatedProperties, ",")))
+	doc, err := d.bios(sys)
+	switch {
+	case err != nil:
+		problems = []string{err.Error()}
+	case reset && doc.ResetBiosToDefaultsPending != nil && *doc.ResetBiosToDefaultsPending:
+		problems = []string{"the reset to defaults is still pending"}
+	default:
+		for _, name := range slices.Sorted(maps.Keys(expect)) {
+			want := fmt.Sprint(expect[name])
+			got := conductor.BIOSValueString(doc.Attributes[name])
+			if got == nil || *got != want {
+				shown := "absent"
+				if got != nil {
+					shown = *got
 				}
+				problems = append(problems, fmt.Sprintf("%s is %s, not %s", name, shown, want))
 			}
 		}
-		if time.Now().After(deadline) {
-			err := fmt.Errorf("the BIOS settings were not applied within %s: %s", timeout, strings.Join(problems, "; "))
-			if !wasOn {
-				if perr := t.SetPower(ctx, ironwork.PowerOff); perr != nil {
-					err = fmt.Errorf("%w (and the power off after it: %w)", err, perr)
-				}
+	}
+	if len(problems) > 0 && err == nil {
+		for _, m := range doc.Settings.Messages {
+			if m.Message != "" || m.MessageID != "" {
+				problems = append(problems, fmt.Sprintf("the BMC says %s %s %s", m.MessageID, m.Message, strings.Join(m.RelatedProperties, ",")))
 			}
-			return err
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d.pollInterval()):
-		}
+	}
+	if len(problems) > 0 && time.Now().Before(w.Deadline) {
+		return false, nil
+	}
+	var failure error
+	if len(problems) > 0 {
+		failure = fmt.Errorf("the BIOS settings were not applied within %s: %s",
+			w.Deadline.Sub(w.Started).Round(time.Second), strings.Join(problems, "; "))
 	}
 	if !wasOn {
-		if err := t.SetPower(ctx, ironwork.PowerOff); err != nil {
-			return fmt.Errorf("power off after applying the BIOS settings: %w", err)
+		if perr := t.SetPower(ctx, ironwork.PowerOff); perr != nil {
+			if failure != nil {
+				return false, fmt.Errorf("%w (and the power off after it: %w)", failure, perr)
+			}
+			return false, fmt.Errorf("power off after applying the BIOS settings: %w", perr)
 		}
 	}
-	return nil
+	return failure == nil, failure
 }

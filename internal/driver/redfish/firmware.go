@@ -26,8 +26,9 @@ import (
 // and servicing. update takes a list of {component, url, checksum?, wait?}; every checksum is
 // verified by downloading the image here before the BMC is asked for anything, then each
 // image goes to UpdateService.SimpleUpdate (naming the System in Targets when the BMC serves
-// several, as Ironic), and the Redfish task is polled to its end: a task that ends in
-// Exception, or that runs past TaskTimeout, fails the step with the BMC's last message.
+// several, as Ironic), and the step waits on the BMC: the conductor's BMC poll reads the
+// Redfish task (PollBMC) until it ends; a task that ends in Exception fails the step with the
+// BMC's last message, one that runs past TaskTimeout fails it too.
 type Firmware struct {
 	Interface
 	// TaskTimeout bounds one update task (default 30 min).
@@ -76,7 +77,8 @@ func (Firmware) Steps(conductor.StepKind) []conductor.Step {
 	return []conductor.Step{{Name: conductor.StepFirmwareUpdate}}
 }
 
-// RunStep implements conductor.StepRunner.
+// RunStep implements conductor.StepRunner: it verifies the checksums, starts the first
+// update and leaves its task to the conductor's BMC poll (PollBMC), which starts the next.
 func (f Firmware) RunStep(ctx context.Context, t *conductor.Task, step conductor.Step) (bool, error) {
 	if step.Name != conductor.StepFirmwareUpdate {
 		return false, fmt.Errorf("the redfish firmware interface has no step %q", step.Name)
@@ -94,29 +96,101 @@ func (f Firmware) RunStep(ctx context.Context, t *conductor.Task, step conductor
 		}
 		t.Log.Info("firmware image verified", "component", u.Component, "url", u.URL)
 	}
-	sys, done, err := f.system(ctx, t)
+	w := conductor.BMCWait{Data: map[string]any{}}
+	done, err := f.next(ctx, t, updates, 0, &w)
+	if err != nil || done {
+		return false, err
+	}
+	return true, t.WaitForBMC(ctx, w)
+}
+
+// Keys of the firmware step's BMC wait data.
+const (
+	fwIndex     = "index"      // the update whose task runs
+	fwMonitor   = "monitor"    // its task monitor
+	fwNotBefore = "not_before" // the end of its "wait", RFC 3339
+)
+
+// next starts updates[i] (and the ones after it whose BMC answers without a task) and
+// records its task in w; done says nothing is left to wait on.
+func (f Firmware) next(ctx context.Context, t *conductor.Task, updates []conductor.FirmwareUpdate, i int, w *conductor.BMCWait) (done bool, err error) {
+	sys, release, err := f.system(ctx, t)
 	if err != nil {
 		return false, err
 	}
-	defer done()
-	for _, u := range updates {
-		if err := f.update(ctx, t, sys, u); err != nil {
+	defer release()
+	for ; i < len(updates); i++ {
+		u := updates[i]
+		monitor, err := f.start(t, sys, u)
+		if err != nil {
 			return false, fmt.Errorf("update %s firmware from %s: %w", u.Component, u.URL, err)
 		}
-		if u.Wait > 0 {
-			t.Log.Info("waiting after the firmware update", "component", u.Component, "seconds", u.Wait)
-			select {
-			case <-ctx.Done():
-				return false, ctx.Err()
-			case <-time.After(time.Duration(u.Wait) * time.Second):
-			}
+		if monitor == "" && u.Wait == 0 {
+			continue
 		}
+		w.Data = map[string]any{fwIndex: float64(i), fwMonitor: monitor}
+		if monitor == "" {
+			w.Data[fwNotBefore] = time.Now().Add(time.Duration(u.Wait) * time.Second).UTC().Format(time.RFC3339Nano)
+		}
+		w.Deadline = time.Now().Add(f.taskTimeout() + time.Duration(u.Wait)*time.Second)
+		return false, nil
 	}
-	return false, nil
+	return true, nil
 }
 
-// update runs one SimpleUpdate to its end.
-func (f Firmware) update(ctx context.Context, t *conductor.Task, sys *schemas.ComputerSystem, u conductor.FirmwareUpdate) error {
+func (f Firmware) taskTimeout() time.Duration {
+	if f.TaskTimeout > 0 {
+		return f.TaskTimeout
+	}
+	return 30 * time.Minute
+}
+
+var _ conductor.BMCPoller = Firmware{}
+
+// PollBMC implements conductor.BMCPoller: it reads the running update's task; when the task
+// ended well (and the update's "wait" passed) the next update starts.
+func (f Firmware) PollBMC(ctx context.Context, t *conductor.Task, step conductor.Step, w *conductor.BMCWait) (bool, error) {
+	updates, err := conductor.FirmwareSettingsArg(step.Args)
+	if err != nil {
+		return false, err
+	}
+	idx, _ := w.Data[fwIndex].(float64)
+	i := int(idx)
+	if i < 0 || i >= len(updates) {
+		return false, fmt.Errorf("firmware update %d of %d: no such update", i, len(updates))
+	}
+	u := updates[i]
+	if monitor, _ := w.Data[fwMonitor].(string); monitor != "" {
+		sys, release, err := f.system(ctx, t)
+		if err != nil {
+			return false, err
+		}
+		running, doc, err := taskStatus(sys.GetClient(), monitor)
+		release()
+		if err != nil {
+			return false, err
+		}
+		if running {
+			t.Log.Debug("firmware update running", "component", u.Component, "state", doc.TaskState)
+			return false, nil
+		}
+		t.Log.Info("firmware update done", "component", u.Component, "task", monitor)
+		delete(w.Data, fwMonitor)
+		if u.Wait > 0 {
+			w.Data[fwNotBefore] = time.Now().Add(time.Duration(u.Wait) * time.Second).UTC().Format(time.RFC3339Nano)
+		}
+	}
+	if nb, _ := w.Data[fwNotBefore].(string); nb != "" {
+		if at, err := time.Parse(time.RFC3339Nano, nb); err == nil && time.Now().Before(at) {
+			return false, nil
+		}
+	}
+	return f.next(ctx, t, updates, i+1, w)
+}
+
+// start asks the BMC for one SimpleUpdate and returns the monitor of its task ("" when the
+// BMC did the update without one).
+func (f Firmware) start(t *conductor.Task, sys *schemas.ComputerSystem, u conductor.FirmwareUpdate) (string, error) {
 	c := sys.GetClient()
 	var root struct {
 		Systems, UpdateService struct {
@@ -124,10 +198,10 @@ func (f Firmware) update(ctx context.Context, t *conductor.Task, sys *schemas.Co
 		}
 	}
 	if err := getJSON(c, "/redfish/v1/", &root); err != nil {
-		return err
+		return "", err
 	}
 	if root.UpdateService.ODataID == "" {
-		return ironwork.Errorf(ironwork.EINVALID, "the BMC has no UpdateService")
+		return "", ironwork.Errorf(ironwork.EINVALID, "the BMC has no UpdateService")
 	}
 	var us struct {
 		Actions struct {
@@ -137,24 +211,24 @@ func (f Firmware) update(ctx context.Context, t *conductor.Task, sys *schemas.Co
 		}
 	}
 	if err := getJSON(c, root.UpdateService.ODataID, &us); err != nil {
-		return err
+		return "", err
 	}
 	if us.Actions.SimpleUpdate.Target == "" {
-		return ironwork.Errorf(ironwork.EINVALID, "the BMC's UpdateService offers no SimpleUpdate action")
+		return "", ironwork.Errorf(ironwork.EINVALID, "the BMC's UpdateService offers no SimpleUpdate action")
 	}
 	body := map[string]any{"ImageURI": u.URL}
 	var systems struct {
 		Members []json.RawMessage
 	}
 	if err := getJSON(c, root.Systems.ODataID, &systems); err != nil {
-		return err
+		return "", err
 	}
 	if len(systems.Members) > 1 {
 		body["Targets"] = []string{sys.ODataID}
 	}
 	resp, err := c.Post(us.Actions.SimpleUpdate.Target, body)
 	if err != nil {
-		return fmt.Errorf("SimpleUpdate: %w", err)
+		return "", fmt.Errorf("SimpleUpdate: %w", err)
 	}
 	monitor := resp.Header.Get("Location")
 	var task struct {
@@ -171,10 +245,10 @@ func (f Firmware) update(ctx context.Context, t *conductor.Task, sys *schemas.Co
 	}
 	if monitor == "" {
 		t.Log.Info("firmware update done without a task", "component", u.Component)
-		return nil
+		return "", nil
 	}
 	t.Log.Info("firmware update started", "component", u.Component, "task", monitor)
-	return f.pollTask(ctx, c, monitor)
+	return monitor, nil
 }
 
 // taskDoc is what the interface reads of a Redfish Task.
@@ -191,45 +265,23 @@ func (d taskDoc) last() string {
 	return d.Messages[len(d.Messages)-1].Message
 }
 
-// pollTask reads a task monitor (or task) until the task ends, and fails with the BMC's last
-// message when it ends badly or runs past TaskTimeout.
-func (f Firmware) pollTask(ctx context.Context, c schemas.Client, monitor string) error {
-	timeout := f.TaskTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Minute
+// taskStatus reads a task monitor (or task) once: running until the task ends, an error with
+// the BMC's last message when it ended badly.
+func taskStatus(c schemas.Client, monitor string) (running bool, doc taskDoc, err error) {
+	resp, err := c.Get(monitor)
+	if err != nil {
+		return false, doc, fmt.Errorf("read task %s: %w", monitor, err)
 	}
-	deadline := time.Now().Add(timeout)
-	var last taskDoc
-	for {
-		resp, err := c.Get(monitor)
-		if err != nil {
-			return fmt.Errorf("read task %s: %w", monitor, err)
-		}
-		var doc taskDoc
-		derr := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&doc)
-		resp.Body.Close()
-		if derr == nil {
-			last = doc
-		}
-		running := resp.StatusCode == http.StatusAccepted
-		switch schemas.TaskState(last.TaskState) {
-		case schemas.NewTaskState, schemas.RunningTaskState, schemas.StartingTaskState, schemas.PendingTaskState, schemas.StoppingTaskState:
-			running = true
-		case schemas.ExceptionTaskState, schemas.KilledTaskState, schemas.CancelledTaskState:
-			return fmt.Errorf("task %s ended in %s: %s", monitor, last.TaskState, last.last())
-		}
-		if !running {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("task %s did not finish within %s (last state %s: %s)", monitor, timeout, last.TaskState, last.last())
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(f.pollInterval()):
-		}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&doc)
+	resp.Body.Close()
+	running = resp.StatusCode == http.StatusAccepted
+	switch schemas.TaskState(doc.TaskState) {
+	case schemas.NewTaskState, schemas.RunningTaskState, schemas.StartingTaskState, schemas.PendingTaskState, schemas.StoppingTaskState:
+		running = true
+	case schemas.ExceptionTaskState, schemas.KilledTaskState, schemas.CancelledTaskState:
+		return false, doc, fmt.Errorf("task %s ended in %s: %s", monitor, doc.TaskState, doc.last())
 	}
+	return running, doc, nil
 }
 
 // verifyChecksum downloads an image and compares its digest with checksum: "algo:hex" (md5,
