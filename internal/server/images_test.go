@@ -179,6 +179,28 @@ func TestRamdiskDeploy(t *testing.T) {
 	if n["power_state"] != "power on" {
 		t.Errorf("the deployed node is %v: %v", n["power_state"], n)
 	}
+
+	// Servicing the running ramdisk instance without the deploy ramdisk (1.108): out-of-band
+	// steps run, the instance is neither rebooted nor given another boot, and it is active again.
+	before := n["driver_internal_info"]
+	cs := &api.Client{BaseURL: srv.URL(), Version: "1.108"}
+	if err := cs.Do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": "service",
+		"disable_ramdisk": true, "service_steps": []map[string]any{{"interface": "bios", "step": "noop"}}}, nil); err != nil {
+		t.Fatalf("service without the ramdisk: %v", err)
+	}
+	n = waitState(t, c, uuid, "active", 20*time.Second)
+	if n["power_state"] != "power on" || n["last_error"] != nil {
+		t.Errorf("after servicing: power %v, last_error %v", n["power_state"], n["last_error"])
+	}
+	after := n["driver_internal_info"].(map[string]any)
+	for k, v := range before.(map[string]any) {
+		if k == "service_steps" || k == "service_step_index" {
+			continue
+		}
+		if fmt.Sprint(after[k]) != fmt.Sprint(v) {
+			t.Errorf("servicing changed driver_internal_info.%s: %v, then %v", k, v, after[k])
+		}
+	}
 	provisionVerb(t, c, uuid, "deleted")
 	n = waitState(t, c, uuid, "available", 20*time.Second)
 	if n["power_state"] != "power off" {
