@@ -49,6 +49,7 @@ const (
 	objNodeCreate                     // node creation: also allowed to project admins for their own nodes
 	objNodeAllocation                 // {ident} is a node, the rule is checked against its allocation's owner
 	objPortCreate                     // a port or portgroup creation, checked against the node of its body
+	objProvision                      // a node's provision state: also the step rules when the body names steps
 	objVolumeConnector                // {ident} is a volume connector, checked through its node
 	objVolumeTarget                   // {ident} is a volume target, checked through its node
 )
@@ -81,7 +82,7 @@ var routeGuards = map[string]guard{
 	"PUT /v1/nodes/{ident}/traits/{trait}":                   {"baremetal:node:traits:set", objNode},
 	"DELETE /v1/nodes/{ident}/traits":                        {"baremetal:node:traits:delete", objNode},
 	"DELETE /v1/nodes/{ident}/traits/{trait}":                {"baremetal:node:traits:delete", objNode},
-	"PUT /v1/nodes/{ident}/states/provision":                 {"baremetal:node:set_provision_state", objNode},
+	"PUT /v1/nodes/{ident}/states/provision":                 {"baremetal:node:set_provision_state", objProvision},
 	"PUT /v1/nodes/{ident}/states/power":                     {"baremetal:node:set_power_state", objNode},
 	"PUT /v1/nodes/{ident}/states/raid":                      {"baremetal:node:set_raid_state", objNode},
 	"PUT /v1/nodes/{ident}/states/boot_mode":                 {"baremetal:node:set_boot_mode", objNode},
@@ -285,7 +286,7 @@ func (s *Server) authorize(pattern string, h handlerFunc) handlerFunc {
 			if own && !p.System {
 				r = r.WithContext(context.WithValue(ctx, ownProjectKey{}, p.ProjectID))
 			}
-		case objNode:
+		case objNode, objProvision:
 			ident := cmp.Or(r.PathValue("ident"), r.PathValue("node"))
 			n, err := s.loadNode(ctx, ident)
 			if err != nil {
@@ -298,6 +299,11 @@ func (s *Server) authorize(pattern string, h handlerFunc) handlerFunc {
 			}
 			if err != nil {
 				return err
+			}
+			if g.obj == objProvision {
+				if err := s.authorizeSteps(r, p, n); err != nil {
+					return err
+				}
 			}
 		case objPort, objPortgroup, objVolumeConnector, objVolumeTarget:
 			if err := s.authorizePort(r, p, g); err != nil {
@@ -563,6 +569,32 @@ func (s *Server) authorizeNodePatch(ctx context.Context, n *ironwork.Node, ops [
 	for _, rule := range nodePatchPolicies(ops) {
 		if !s.policy.Authorize(rule, p, t) {
 			return forbidden(rule)
+		}
+	}
+	return nil
+}
+
+// authorizeSteps applies Ironic's extra rules for a provision-state change whose body names
+// clean or service steps (baremetal:node:set_provision_state:clean_steps, :service_steps).
+// The body is read and put back for the handler, which validates it.
+func (s *Server) authorizeSteps(r *http.Request, p policy.Principal, n *ironwork.Node) error {
+	data, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	if err != nil {
+		return nil // the handler reads the body again and reports the error
+	}
+	var body struct {
+		CleanSteps   []any `json:"clean_steps"`
+		ServiceSteps []any `json:"service_steps"`
+	}
+	json.Unmarshal(data, &body) // a body that does not decode is the handler's to refuse
+	for _, rule := range []struct {
+		given bool
+		name  string
+	}{{len(body.CleanSteps) > 0, "baremetal:node:set_provision_state:clean_steps"},
+		{len(body.ServiceSteps) > 0, "baremetal:node:set_provision_state:service_steps"}} {
+		if rule.given && !s.policy.Authorize(rule.name, p, nodeTarget(n)) {
+			return forbidden(rule.name)
 		}
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/httpapi"
+	"github.com/ironwork/ironwork/internal/policy"
 )
 
 // TestBasicAuthProjects checks the http_basic file's project and roles: a line without them is
@@ -32,7 +33,12 @@ func TestBasicAuthProjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, store := newAPI(t, func(o *httpapi.Options) { o.Auth = auth })
+	// A policy file keeps clean steps for system administrators.
+	enforcer, err := policy.Parse([]byte(`"baremetal:node:set_provision_state:clean_steps": "role:admin and system_scope:all"`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, store := newAPI(t, func(o *httpapi.Options) { o.Auth, o.Policy = auth, enforcer })
 	ctx := context.Background()
 	for _, n := range []*ironwork.Node{{Name: "mine", Owner: "P1", Lessee: "P2"}, {Name: "theirs", Owner: "P3"}} {
 		n.Driver, n.ProvisionState = "fake-hardware", ironwork.Manageable
@@ -75,6 +81,8 @@ func TestBasicAuthProjects(t *testing.T) {
 		{"larry", "DELETE", "/v1/nodes/mine", "", 403, "node:delete", ""},
 		{"larry", "GET", "/v1/ports?node=theirs", "", 404, "", "P3"},
 		{"olive", "DELETE", "/v1/nodes/mine", "", 403, "", ""},
+		{"olive", "PUT", "/v1/nodes/mine/states/provision", `{"target":"clean","clean_steps":[{"interface":"deploy","step":"erase_devices"}]}`, 403, "clean_steps", ""},
+		{"olive", "PUT", "/v1/nodes/mine/states/provision", `{"target":"provide"}`, 503, "conductor", ""},
 	} {
 		st, body := as(tc.user, tc.method, tc.path, tc.body)
 		if st != tc.want || !strings.Contains(body, tc.contains) || (tc.lacks != "" && strings.Contains(body, tc.lacks)) {

@@ -104,7 +104,8 @@ enabled = false
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: uwsgi goes with the test process even when a timeout panic skips the clean-up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +252,7 @@ func TestKeystoneProjects(t *testing.T) {
 	newKeystoneAPI := func(cache time.Duration) (string, *countingTransport, *ironwork.Node, *ironwork.Node, *ironwork.Node) {
 		ct := &countingTransport{}
 		auth, err := httpapi.NewKeystone(httpapi.KeystoneConfig{AuthURL: ks.url, Username: "ironic", Password: "ironic-pw",
-			ProjectName: "service", CacheTime: cache}, &http.Client{Transport: ct, Timeout: 30 * time.Second}, nil)
+			ProjectName: "service", CacheTime: cache}, &http.Client{Transport: ct, Timeout: 3 * time.Minute}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

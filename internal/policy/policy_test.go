@@ -133,6 +133,11 @@ baremetal:node:list_all: "role:reader"
 	if !e.Authorize("baremetal:node:get", ownerMember, nodeP1P2) {
 		t.Error("defaults lost")
 	}
+	e, err = Parse([]byte(`"baremetal:node:set_provision_state:clean_steps": "role:admin and system_scope:all"`), "")
+	if err != nil || e.Authorize("baremetal:node:set_provision_state:clean_steps", ownerMember, nodeP1P2) ||
+		!e.Authorize("baremetal:node:set_provision_state", ownerMember, nodeP1P2) {
+		t.Errorf("clean_steps override: %v", err)
+	}
 	for _, tc := range []struct{ file, want string }{
 		{"\"baremetal:node:get\": \"role:admin\"\n\"baremetal:nod:get\": \"role:admin\"\n", "line 2"},
 		{"\"baremetal:node:get\": \"role:admin and\"\n", "line 1"},
