@@ -30,6 +30,11 @@ type FirmwareComponent struct {
 	InitialVersion     string
 	CurrentVersion     string
 	LastVersionFlashed *string
-	CreatedAt          time.Time
-	UpdatedAt          *time.Time
+	// Vendor, Model and SerialNumber identify the device the firmware runs on (1.114), ""
+	// where the BMC does not report them.
+	Vendor       string
+	Model        string
+	SerialNumber string
+	CreatedAt    time.Time
+	UpdatedAt    *time.Time
 }

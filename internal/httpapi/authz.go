@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -38,17 +39,19 @@ var NoauthPrincipal = policy.Principal{UserName: "noauth", Roles: []string{"admi
 type objKind int
 
 const (
-	objNone           objKind = iota // a rule on the whole deployment (system-scoped in Ironic's defaults)
-	objNode                          // {ident} is a node: hidden (404) from projects that may not see it
-	objPort                          // {ident} is a port, checked through its node
-	objPortgroup                     // {ident} is a portgroup, checked through its node
-	objAllocation                    // {ident} is an allocation, checked through its owner
-	objList                          // a list filtered to the caller's project when it may not list all
-	objPublic                        // no check (the agent's routes, the API's root)
-	objNodeCreate                    // node creation: also allowed to project admins for their own nodes
-	objNodeAllocation                // {ident} is a node, the rule is checked against its allocation's owner
-	objPortCreate                    // a port or portgroup creation, checked against the node of its body
-	objProvision                     // a node's provision state: also the step rules when the body names steps
+	objNone            objKind = iota // a rule on the whole deployment (system-scoped in Ironic's defaults)
+	objNode                           // {ident} is a node: hidden (404) from projects that may not see it
+	objPort                           // {ident} is a port, checked through its node
+	objPortgroup                      // {ident} is a portgroup, checked through its node
+	objAllocation                     // {ident} is an allocation, checked through its owner
+	objList                           // a list filtered to the caller's project when it may not list all
+	objPublic                         // no check (the agent's routes, the API's root)
+	objNodeCreate                     // node creation: also allowed to project admins for their own nodes
+	objNodeAllocation                 // {ident} is a node, the rule is checked against its allocation's owner
+	objPortCreate                     // a port or portgroup creation, checked against the node of its body
+	objProvision                      // a node's provision state: also the step rules when the body names steps
+	objVolumeConnector                // {ident} is a volume connector, checked through its node
+	objVolumeTarget                   // {ident} is a volume target, checked through its node
 )
 
 // guard is the authorization of one route: the Ironic rule and what it applies to. For
@@ -159,6 +162,71 @@ var routeGuards = map[string]guard{
 	"DELETE /v1/inspection_rules/{ident}": {"baremetal:inspection_rule:delete", objNone},
 	"GET " + EventsPath:                   {"baremetal:node:list_all", objNone},
 	"GET /metrics":                        {"baremetal:node:list_all", objNone},
+
+	// The routes of BIOS (1.40), firmware (1.86), indicators (1.63), children (1.83),
+	// vendor passthru, RAID (1.12), external events (1.54), volumes (1.32) and runbooks (1.92).
+	"GET /v1/nodes/{ident}/bios":                              {"baremetal:node:bios:get", objNode},
+	"GET /v1/nodes/{ident}/bios/{name}":                       {"baremetal:node:bios:get", objNode},
+	"GET /v1/nodes/{ident}/firmware":                          {"baremetal:node:firmware:get", objNode},
+	"GET /v1/nodes/{ident}/management/indicators":             {"baremetal:node:get_indicator_state", objNode},
+	"GET /v1/nodes/{ident}/management/indicators/{indicator}": {"baremetal:node:get_indicator_state", objNode},
+	"PUT /v1/nodes/{ident}/management/indicators/{indicator}": {"baremetal:node:set_indicator_state", objNode},
+	"GET /v1/nodes/{ident}/children":                          {"baremetal:node:get", objNode},
+	"GET /v1/nodes/{ident}/vendor_passthru/methods":           {"baremetal:node:vendor_passthru", objNode},
+	"GET /v1/drivers/{name}/vendor_passthru/methods":          {"baremetal:driver:vendor_passthru", objNone},
+	"GET /v1/drivers/{name}/raid/logical_disk_properties":     {"baremetal:driver:get_raid_logical_disk_properties", objNone},
+	"POST /v1/events":                                         {"baremetal:events:post", objNone},
+	"GET /v1/nodes/{ident}/vendor_passthru":                   {"baremetal:node:vendor_passthru", objNode},
+	"GET /v1/drivers/{name}/vendor_passthru":                  {"baremetal:driver:vendor_passthru", objNone},
+	"GET /v1/nodes/{ident}/vendor_passthru/{method}":          {"baremetal:node:vendor_passthru", objNode},
+	"GET /v1/drivers/{name}/vendor_passthru/{method}":         {"baremetal:driver:vendor_passthru", objNone},
+	"POST /v1/nodes/{ident}/vendor_passthru":                  {"baremetal:node:vendor_passthru", objNode},
+	"POST /v1/drivers/{name}/vendor_passthru":                 {"baremetal:driver:vendor_passthru", objNone},
+	"POST /v1/nodes/{ident}/vendor_passthru/{method}":         {"baremetal:node:vendor_passthru", objNode},
+	"POST /v1/drivers/{name}/vendor_passthru/{method}":        {"baremetal:driver:vendor_passthru", objNone},
+	"PUT /v1/nodes/{ident}/vendor_passthru":                   {"baremetal:node:vendor_passthru", objNode},
+	"PUT /v1/drivers/{name}/vendor_passthru":                  {"baremetal:driver:vendor_passthru", objNone},
+	"PUT /v1/nodes/{ident}/vendor_passthru/{method}":          {"baremetal:node:vendor_passthru", objNode},
+	"PUT /v1/drivers/{name}/vendor_passthru/{method}":         {"baremetal:driver:vendor_passthru", objNone},
+	"PATCH /v1/nodes/{ident}/vendor_passthru":                 {"baremetal:node:vendor_passthru", objNode},
+	"PATCH /v1/drivers/{name}/vendor_passthru":                {"baremetal:driver:vendor_passthru", objNone},
+	"PATCH /v1/nodes/{ident}/vendor_passthru/{method}":        {"baremetal:node:vendor_passthru", objNode},
+	"PATCH /v1/drivers/{name}/vendor_passthru/{method}":       {"baremetal:driver:vendor_passthru", objNone},
+	"DELETE /v1/nodes/{ident}/vendor_passthru":                {"baremetal:node:vendor_passthru", objNode},
+	"DELETE /v1/drivers/{name}/vendor_passthru":               {"baremetal:driver:vendor_passthru", objNone},
+	"DELETE /v1/nodes/{ident}/vendor_passthru/{method}":       {"baremetal:node:vendor_passthru", objNode},
+	"DELETE /v1/drivers/{name}/vendor_passthru/{method}":      {"baremetal:driver:vendor_passthru", objNone},
+
+	"GET /v1/volume":                                {"baremetal:volume:get", objNone},
+	"GET /v1/volume/{$}":                            {"baremetal:volume:get", objNone},
+	"GET /v1/volume/connectors":                     {"baremetal:volume:list_all", objNone},
+	"GET /v1/volume/connectors/detail":              {"baremetal:volume:list_all", objNone},
+	"POST /v1/volume/connectors":                    {"baremetal:volume:create", objPortCreate},
+	"GET /v1/volume/connectors/{ident}":             {"baremetal:volume:get", objVolumeConnector},
+	"PATCH /v1/volume/connectors/{ident}":           {"baremetal:volume:update", objVolumeConnector},
+	"DELETE /v1/volume/connectors/{ident}":          {"baremetal:volume:delete", objVolumeConnector},
+	"GET /v1/volume/targets":                        {"baremetal:volume:list_all", objNone},
+	"GET /v1/volume/targets/detail":                 {"baremetal:volume:list_all", objNone},
+	"POST /v1/volume/targets":                       {"baremetal:volume:create", objPortCreate},
+	"GET /v1/volume/targets/{ident}":                {"baremetal:volume:get", objVolumeTarget},
+	"PATCH /v1/volume/targets/{ident}":              {"baremetal:volume:update", objVolumeTarget},
+	"DELETE /v1/volume/targets/{ident}":             {"baremetal:volume:delete", objVolumeTarget},
+	"GET /v1/nodes/{node}/volume":                   {"baremetal:volume:get", objNode},
+	"GET /v1/nodes/{node}/volume/{$}":               {"baremetal:volume:get", objNode},
+	"GET /v1/nodes/{node}/volume/connectors":        {"baremetal:volume:get", objNode},
+	"GET /v1/nodes/{node}/volume/connectors/detail": {"baremetal:volume:get", objNode},
+	"GET /v1/nodes/{node}/volume/targets":           {"baremetal:volume:get", objNode},
+	"GET /v1/nodes/{node}/volume/targets/detail":    {"baremetal:volume:get", objNode},
+
+	"GET /v1/runbooks":                           {"baremetal:runbook:list_all", objNone},
+	"POST /v1/runbooks":                          {"baremetal:runbook:create", objNone},
+	"GET /v1/runbooks/{ident}":                   {"baremetal:runbook:get", objNone},
+	"PATCH /v1/runbooks/{ident}":                 {"baremetal:runbook:update", objNone},
+	"DELETE /v1/runbooks/{ident}":                {"baremetal:runbook:delete", objNone},
+	"GET /v1/runbooks/{ident}/traits":            {"baremetal:runbook:get", objNone},
+	"PUT /v1/runbooks/{ident}/traits":            {"baremetal:runbook:update", objNone},
+	"PUT /v1/runbooks/{ident}/traits/{trait}":    {"baremetal:runbook:update", objNone},
+	"DELETE /v1/runbooks/{ident}/traits/{trait}": {"baremetal:runbook:update", objNone},
 }
 
 // unguardedRule is the rule of a route routeGuards does not name: system administrators only,
@@ -219,7 +287,7 @@ func (s *Server) authorize(pattern string, h handlerFunc) handlerFunc {
 				r = r.WithContext(context.WithValue(ctx, ownProjectKey{}, p.ProjectID))
 			}
 		case objNode, objProvision:
-			ident := r.PathValue("ident")
+			ident := cmp.Or(r.PathValue("ident"), r.PathValue("node"))
 			n, err := s.loadNode(ctx, ident)
 			if err != nil {
 				return err
@@ -237,7 +305,7 @@ func (s *Server) authorize(pattern string, h handlerFunc) handlerFunc {
 					return err
 				}
 			}
-		case objPort, objPortgroup:
+		case objPort, objPortgroup, objVolumeConnector, objVolumeTarget:
 			if err := s.authorizePort(r, p, g); err != nil {
 				return err
 			}
@@ -320,20 +388,40 @@ func (s *Server) authorizeNode(p policy.Principal, n *ironwork.Node, ident, rule
 	return nil
 }
 
-// authorizePort checks a port's or portgroup's rule against its node, hiding it (404) from a
+// authorizePort checks the rule of a port, portgroup, volume connector or volume target
+// against its node, hiding it (404) from a
 // caller that may not see the node.
 func (s *Server) authorizePort(r *http.Request, p policy.Principal, g guard) error {
 	ctx := r.Context()
 	ident := r.PathValue("ident")
 	var nodeUUID string
 	notFound := func() error { return ironwork.Errorf(ironwork.ENOTFOUND, "Port %s could not be found.", ident) }
-	if g.obj == objPort {
+	switch g.obj {
+	case objPort:
 		port, err := s.store.GetPort(ctx, ident)
 		if err != nil {
 			return err
 		}
 		nodeUUID = port.NodeUUID
-	} else {
+	case objVolumeConnector:
+		notFound = func() error {
+			return ironwork.Errorf(ironwork.ENOTFOUND, "Volume connector %s could not be found.", ident)
+		}
+		c, err := s.store.GetVolumeConnector(ctx, ident)
+		if err != nil {
+			return err
+		}
+		nodeUUID = c.NodeUUID
+	case objVolumeTarget:
+		notFound = func() error {
+			return ironwork.Errorf(ironwork.ENOTFOUND, "Volume target %s could not be found.", ident)
+		}
+		vt, err := s.store.GetVolumeTarget(ctx, ident)
+		if err != nil {
+			return err
+		}
+		nodeUUID = vt.NodeUUID
+	default:
 		notFound = func() error { return ironwork.Errorf(ironwork.ENOTFOUND, "Portgroup %s could not be found.", ident) }
 		pg, err := s.store.GetPortgroup(ctx, ident)
 		if err != nil {

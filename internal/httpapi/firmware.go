@@ -9,12 +9,19 @@ import (
 )
 
 // A node's firmware components, as Ironic's GET /v1/nodes/{ident}/firmware (1.86):
-// component, initial_version, current_version and last_version_flashed (?fields= picks some),
-// with created_at and updated_at, and no links.
+// component, initial_version, current_version and last_version_flashed, from 1.114 also
+// vendor, model and serial_number (?fields= picks some), with created_at and updated_at, and
+// no links.
 
-const vFirmware = 86
+const (
+	vFirmware         = 86
+	vFirmwareIdentity = 114
+)
 
-var firmwareFields = []string{"component", "initial_version", "current_version", "last_version_flashed"}
+var (
+	firmwareFields         = []string{"component", "initial_version", "current_version", "last_version_flashed"}
+	firmwareIdentityFields = []string{"vendor", "model", "serial_number"}
+)
 
 func (s *Server) firmwareRoutes() {
 	s.handle("GET /v1/nodes/{ident}/firmware", s.listFirmware)
@@ -24,7 +31,11 @@ func (s *Server) listFirmware(w http.ResponseWriter, r *http.Request) error {
 	if versionOf(r.Context()) < vFirmware {
 		return ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
 	}
-	fields := firmwareFields
+	valid := firmwareFields
+	if versionOf(r.Context()) >= vFirmwareIdentity {
+		valid = append(slices.Clone(firmwareFields), firmwareIdentityFields...)
+	}
+	fields := valid
 	if q, ok := r.URL.Query()["fields"]; ok {
 		fields = nil
 		for _, f := range strings.Split(q[0], ",") {
@@ -32,7 +43,7 @@ func (s *Server) listFirmware(w http.ResponseWriter, r *http.Request) error {
 			if f == "" {
 				continue
 			}
-			if !slices.Contains(firmwareFields, f) {
+			if !slices.Contains(valid, f) {
 				return invalid("Field(s) \"%s\" are not valid", f)
 			}
 			fields = append(fields, f)
@@ -62,10 +73,24 @@ func (s *Server) listFirmware(w http.ResponseWriter, r *http.Request) error {
 				if c.LastVersionFlashed != nil {
 					v = *c.LastVersionFlashed
 				}
+			case "vendor":
+				v = optString(c.Vendor)
+			case "model":
+				v = optString(c.Model)
+			case "serial_number":
+				v = optString(c.SerialNumber)
 			}
 			o = append(o, kv{f, v})
 		}
 		items[i] = o
 	}
 	return s.writeJSON(w, http.StatusOK, object{{"firmware", items}})
+}
+
+// optString is s, or null when it is empty.
+func optString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

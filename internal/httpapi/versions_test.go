@@ -31,6 +31,10 @@ func TestVersionTable(t *testing.T) {
 	if httpapi.MaxMinor != httpapi.PendingMax() {
 		t.Fatalf("MaxMinor is 1.%d but the version table allows 1.%d", httpapi.MaxMinor, httpapi.PendingMax())
 	}
+	// Every advertised version is served by this build: none waits for other work.
+	if httpapi.MaxMinor != httpapi.ServedMax() {
+		t.Fatalf("MaxMinor is 1.%d but this build serves only up to 1.%d", httpapi.MaxMinor, httpapi.ServedMax())
+	}
 	t.Logf("advertised 1.%d; served by this build alone up to 1.%d", httpapi.MaxMinor, httpapi.ServedMax())
 }
 

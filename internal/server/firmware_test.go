@@ -96,6 +96,30 @@ func TestFirmwareAndServicingThroughTheAPI(t *testing.T) {
 	if b := got["bios"]; b["current_version"] != "1.0.0" || b["initial_version"] != "1.0.0" || b["last_version_flashed"] != nil || got["bmc"]["current_version"] != "1.0.0" {
 		t.Fatalf("firmware after manage: %v", got)
 	}
+	if _, ok := got["bios"]["vendor"]; ok {
+		t.Fatalf("vendor shown before 1.114: %v", got["bios"])
+	}
+	// 1.114: each component's vendor, model and serial number, as the BMC's System and
+	// Manager report them.
+	code, body := versioned(t, srv.URL(), "1.114", "GET", "/v1/nodes/rf-fw/firmware", nil)
+	if code != http.StatusOK {
+		t.Fatalf("firmware at 1.114: %d %v", code, body)
+	}
+	ident := map[string][3]any{}
+	for _, item := range body["firmware"].([]any) {
+		c := item.(map[string]any)
+		ident[c["component"].(string)] = [3]any{c["vendor"], c["model"], c["serial_number"]}
+	}
+	if ident["bios"] != [3]any{"Ironwork", "vbmc virtual machine", "VBMC-vm1"} || ident["bmc"] != [3]any{"Ironwork", "vbmc", "VBMC-BMC-vm1"} {
+		t.Fatalf("firmware identity at 1.114: %v", ident)
+	}
+	if code, body := versioned(t, srv.URL(), "1.113", "GET", "/v1/nodes/rf-fw/firmware?fields=vendor", nil); code != http.StatusBadRequest {
+		t.Fatalf("?fields=vendor at 1.113: %d %v", code, body)
+	}
+	if code, body := versioned(t, srv.URL(), "1.114", "GET", "/v1/nodes/rf-fw/firmware?fields=component,serial_number", nil); code != http.StatusOK ||
+		len(body["firmware"].([]any)[0].(map[string]any)) != 4 {
+		t.Fatalf("?fields=component,serial_number at 1.114: %d %v", code, body)
+	}
 
 	update := func(settings ...map[string]any) map[string]any {
 		list := make([]any, len(settings))
@@ -166,9 +190,15 @@ func TestFirmwareAndServicingThroughTheAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	if code, out := run("service", "service_steps",
-		map[string]any{"interface": "bios", "step": "apply_configuration", "args": map[string]any{"settings": []any{map[string]any{"name": "ProcVirtualization", "value": "Disabled"}}}},
-		update(map[string]any{"component": "bios", "url": fw + "/bios-2.2.0.bin"})); code != http.StatusAccepted {
+	// disable_ramdisk with service takes 1.108; below it Ironic answers 406.
+	serviceSteps := []map[string]any{
+		{"interface": "bios", "step": "apply_configuration", "args": map[string]any{"settings": []any{map[string]any{"name": "ProcVirtualization", "value": "Disabled"}}}},
+		update(map[string]any{"component": "bios", "url": fw + "/bios-2.2.0.bin"})}
+	serviceBody := map[string]any{"target": "service", "service_steps": serviceSteps, "disable_ramdisk": true}
+	if code, out := versioned(t, srv.URL(), "1.107", "PUT", "/v1/nodes/"+uuid+"/states/provision", serviceBody); code != http.StatusNotAcceptable {
+		t.Fatalf("service with disable_ramdisk at 1.107: %d %v", code, out)
+	}
+	if code, out := versioned(t, srv.URL(), "1.108", "PUT", "/v1/nodes/"+uuid+"/states/provision", serviceBody); code != http.StatusAccepted {
 		t.Fatalf("service: %d %v", code, out)
 	}
 	c.waitState(uuid, "active")

@@ -178,8 +178,8 @@ func (s *Store) PutFirmwareComponents(ctx context.Context, nodeID int64, comps [
 					last = &v
 				}
 			}
-			if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO firmware_information (node_id, component, initial_version, current_version, last_version_flashed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-				nodeID, c.Component, initial, c.CurrentVersion, last, created, updated); err != nil {
+			if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO firmware_information (node_id, component, initial_version, current_version, last_version_flashed, vendor, model, serial_number, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+				nodeID, c.Component, initial, c.CurrentVersion, last, nullString(c.Vendor), nullString(c.Model), nullString(c.SerialNumber), created, updated); err != nil {
 				return fmt.Errorf("store firmware component %s of node %d: %w", c.Component, nodeID, err)
 			}
 		}
@@ -189,7 +189,7 @@ func (s *Store) PutFirmwareComponents(ctx context.Context, nodeID int64, comps [
 
 // ListFirmwareComponents returns a node's recorded firmware components by name.
 func (s *Store) ListFirmwareComponents(ctx context.Context, nodeID int64) ([]ironwork.FirmwareComponent, error) {
-	rows, err := s.db.QueryContext(ctx, s.rebind("SELECT component, initial_version, current_version, last_version_flashed, created_at, updated_at FROM firmware_information WHERE node_id = ? ORDER BY component"), nodeID)
+	rows, err := s.db.QueryContext(ctx, s.rebind("SELECT component, initial_version, current_version, last_version_flashed, vendor, model, serial_number, created_at, updated_at FROM firmware_information WHERE node_id = ? ORDER BY component"), nodeID)
 	if err != nil {
 		return nil, fmt.Errorf("list firmware of node %d: %w", nodeID, err)
 	}
@@ -197,15 +197,16 @@ func (s *Store) ListFirmwareComponents(ctx context.Context, nodeID int64) ([]iro
 	var out []ironwork.FirmwareComponent
 	for rows.Next() {
 		var c ironwork.FirmwareComponent
-		var last sql.NullString
+		var last, vendor, model, serial sql.NullString
 		var created int64
 		var updated sql.NullInt64
-		if err := rows.Scan(&c.Component, &c.InitialVersion, &c.CurrentVersion, &last, &created, &updated); err != nil {
+		if err := rows.Scan(&c.Component, &c.InitialVersion, &c.CurrentVersion, &last, &vendor, &model, &serial, &created, &updated); err != nil {
 			return nil, fmt.Errorf("list firmware of node %d: %w", nodeID, err)
 		}
 		if last.Valid {
 			c.LastVersionFlashed = &last.String
 		}
+		c.Vendor, c.Model, c.SerialNumber = vendor.String, model.String, serial.String
 		c.CreatedAt = time.UnixMicro(created).UTC()
 		if updated.Valid {
 			t := time.UnixMicro(updated.Int64).UTC()
@@ -214,4 +215,12 @@ func (s *Store) ListFirmwareComponents(ctx context.Context, nodeID int64) ([]iro
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// nullString stores "" as NULL.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

@@ -57,14 +57,14 @@ func TestBIOSSettingsAndFirmware(t *testing.T) {
 		if err := s.PutFirmwareComponents(ctx, n.ID, []ironwork.FirmwareComponent{{Component: "bios", CurrentVersion: "1.0"}, {Component: "bmc", CurrentVersion: "2.0"}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.PutFirmwareComponents(ctx, n.ID, []ironwork.FirmwareComponent{{Component: "bios", CurrentVersion: "1.1"}, {Component: "bmc", CurrentVersion: "2.0"}}); err != nil {
+		if err := s.PutFirmwareComponents(ctx, n.ID, []ironwork.FirmwareComponent{{Component: "bios", CurrentVersion: "1.1", Vendor: "Contoso", Model: "Ironwork Lab", SerialNumber: "SN-1"}, {Component: "bmc", CurrentVersion: "2.0"}}); err != nil {
 			t.Fatal(err)
 		}
 		fw, err := s.ListFirmwareComponents(ctx, n.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantFW := []ironwork.FirmwareComponent{{Component: "bios", InitialVersion: "1.0", CurrentVersion: "1.1", LastVersionFlashed: ptr("1.1")},
+		wantFW := []ironwork.FirmwareComponent{{Component: "bios", InitialVersion: "1.0", CurrentVersion: "1.1", LastVersionFlashed: ptr("1.1"), Vendor: "Contoso", Model: "Ironwork Lab", SerialNumber: "SN-1"},
 			{Component: "bmc", InitialVersion: "2.0", CurrentVersion: "2.0"}}
 		if diff := cmp.Diff(wantFW, fw, cmpopts.IgnoreFields(ironwork.FirmwareComponent{}, "CreatedAt", "UpdatedAt")); diff != "" {
 			t.Fatalf("firmware (-want +got):\n%s", diff)

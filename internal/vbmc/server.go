@@ -262,6 +262,7 @@ func (v *VBMC) system(m *Machine) map[string]any {
 			"BootSourceOverrideMode": cmp.Or(m.BootMode(), mode), "BootSourceOverrideMode@Redfish.AllowableValues": []string{ModeLegacy, ModeUEFI},
 			"BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd", "UsbCd", "Usb"}},
 		"Bios": map[string]any{"@odata.id": path + "/Bios"}, "BiosVersion": m.Firmware()["BIOS"],
+		"Manufacturer": "Ironwork", "Model": "vbmc virtual machine", "SerialNumber": "VBMC-" + m.Name,
 		"Links": map[string]any{"ManagedBy": []map[string]any{{"@odata.id": "/redfish/v1/Managers/" + m.Name}},
 			"Chassis": chassisLinks(m.Name)},
 		"Actions": map[string]any{"#ComputerSystem.Reset": map[string]any{
@@ -460,7 +461,8 @@ func (v *VBMC) serveManager(w http.ResponseWriter, r *http.Request, rest string)
 	switch {
 	case sub == "" && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, map[string]any{"@odata.id": base, "@odata.type": "#Manager.v1_10_0.Manager", "Id": name,
-			"Name": "BMC of " + name, "ManagerType": "BMC", "FirmwareVersion": m.Firmware()["BMC"], "VirtualMedia": map[string]any{"@odata.id": base + "/VirtualMedia"}})
+			"Name": "BMC of " + name, "ManagerType": "BMC", "FirmwareVersion": m.Firmware()["BMC"],
+			"Manufacturer": "Ironwork", "Model": "vbmc", "SerialNumber": "VBMC-BMC-" + name, "VirtualMedia": map[string]any{"@odata.id": base + "/VirtualMedia"}})
 	case sub == "VirtualMedia" && r.Method == http.MethodGet:
 		members := []map[string]any{}
 		for _, d := range m.Drives() {

@@ -51,7 +51,9 @@ const (
 )
 
 // FirmwareComponents implements conductor.FirmwareReader: the System's BiosVersion and its
-// first Manager's FirmwareVersion, where the BMC reports them.
+// first Manager's FirmwareVersion, where the BMC reports them, each with the Manufacturer,
+// Model and SerialNumber of the resource that reports it (the vendor, model and
+// serial_number of 1.114; empty where the BMC leaves them out).
 func (f Firmware) FirmwareComponents(ctx context.Context, t *conductor.Task) ([]ironwork.FirmwareComponent, error) {
 	sys, done, err := f.system(ctx, t)
 	if err != nil {
@@ -60,11 +62,14 @@ func (f Firmware) FirmwareComponents(ctx context.Context, t *conductor.Task) ([]
 	defer done()
 	var out []ironwork.FirmwareComponent
 	if sys.BiosVersion != "" {
-		out = append(out, ironwork.FirmwareComponent{Component: ComponentBIOS, CurrentVersion: sys.BiosVersion})
+		out = append(out, ironwork.FirmwareComponent{Component: ComponentBIOS, CurrentVersion: sys.BiosVersion,
+			Vendor: sys.Manufacturer, Model: sys.Model, SerialNumber: sys.SerialNumber})
 	}
 	managers, err := sys.ManagedBy()
 	if err == nil && len(managers) > 0 && managers[0].FirmwareVersion != "" {
-		out = append(out, ironwork.FirmwareComponent{Component: ComponentBMC, CurrentVersion: managers[0].FirmwareVersion})
+		m := managers[0]
+		out = append(out, ironwork.FirmwareComponent{Component: ComponentBMC, CurrentVersion: m.FirmwareVersion,
+			Vendor: m.Manufacturer, Model: m.Model, SerialNumber: m.SerialNumber})
 	}
 	if len(out) == 0 {
 		return nil, ironwork.Errorf(ironwork.EINVALID, "Cannot retrieve firmware for node %s: no supported components", t.Node.UUID)
