@@ -90,7 +90,7 @@ func HardwareTypes() []HardwareType {
 			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"}, VendorInterface: {"redfish"},
 			// Ironic's redfish hardware type prefers its redfish bios interface, enabled by default.
 			BIOSInterface: {"redfish"},
-		}), map[InterfaceKind][]string{BootInterface: {"redfish-virtual-media"}, RAIDInterface: {"redfish"},
+		}), map[InterfaceKind][]string{BootInterface: {"redfish-virtual-media", "redfish-https"}, RAIDInterface: {"redfish"},
 			// Offered after no-firmware, not the default: Ironic enables its redfish firmware
 			// interface only when configured (Metal3 names it per node).
 			FirmwareInterface: {"redfish"}}), "redfish")},
@@ -125,7 +125,7 @@ func InterfaceProperties(kind InterfaceKind, impl string) map[string]string {
 		}
 	case kind == PowerInterface && impl == "fake":
 		return map[string]string{"fake_power_fail": "true makes every power call fail. Optional, for tests."}
-	case kind == BootInterface && impl == "redfish-virtual-media":
+	case kind == BootInterface && (impl == "redfish-virtual-media" || impl == "redfish-https"):
 		return map[string]string{
 			"deploy_kernel":                "URL or path of the deploy kernel. Required for deployment and cleaning.",
 			"deploy_ramdisk":               "URL or path of the deploy ramdisk. Required for deployment and cleaning.",

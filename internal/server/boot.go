@@ -160,7 +160,7 @@ type bootMetrics interface {
 // to run (nil when no provisioning interface is set).
 func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, registry conductor.Registry, m bootMetrics, log *slog.Logger) (bs *bootServices, err error) {
 	if cfg.ProvisioningInterface == "" {
-		for _, name := range []string{pxe.IPXE, pxe.PXE, pxe.HTTP, redfish.VirtualMediaName} {
+		for _, name := range []string{pxe.IPXE, pxe.PXE, pxe.HTTP, redfish.VirtualMediaName, redfish.HTTPSName} {
 			registry.Add(ironwork.BootInterface, name, notConfigured{})
 		}
 		return nil, nil
@@ -185,13 +185,20 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 		registry.Add(ironwork.BootInterface, name, b)
 	}
 	// Virtual media: the BMC downloads the node's boot ISO from the HTTP boot server.
-	vm, err := redfish.NewVirtualMediaBoot(redfish.VirtualMediaConfig{Root: pcfg.Root, HTTPURL: pcfg.HTTPURL, APIURL: pcfg.APIURL,
+	// UEFI HTTP boot (redfish-https): the firmware downloads the same ISO itself.
+	vcfg := redfish.VirtualMediaConfig{Root: pcfg.Root, HTTPURL: pcfg.HTTPURL, APIURL: pcfg.APIURL,
 		KernelParams: pcfg.KernelParams, DefaultBootMode: pcfg.DefaultBootMode, FileDirs: pcfg.FileDirs,
-		LoaderDir: filepath.Join(cfg.DataDir, "vmedia-loaders")}, imageLinker{cache}, log)
+		LoaderDir: filepath.Join(cfg.DataDir, "vmedia-loaders")}
+	vm, err := redfish.NewVirtualMediaBoot(vcfg, imageLinker{cache}, log)
 	if err != nil {
 		return nil, err
 	}
 	registry.Add(ironwork.BootInterface, redfish.VirtualMediaName, vm)
+	hb, err := redfish.NewHTTPSBoot(vcfg, imageLinker{cache}, log)
+	if err != nil {
+		return nil, err
+	}
+	registry.Add(ironwork.BootInterface, redfish.HTTPSName, hb)
 	bs = &bootServices{cfg: cfg, log: log, addr: addr, resolver: &pxe.Resolver{Nodes: store, Cfg: pcfg}, cache: cache, httpURL: pcfg.HTTPURL}
 	defer func() {
 		if err != nil {

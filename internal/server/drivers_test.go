@@ -79,9 +79,9 @@ func TestCatalogueDriftIsFound(t *testing.T) {
 	})
 	t.Run("registered but not listed", func(t *testing.T) {
 		reg := buildRegistry(t)
-		reg.Add(ironwork.BootInterface, "redfish-https", struct{}{})
+		reg.Add(ironwork.BootInterface, "ilo-virtual-media", struct{}{})
 		err := checkCatalogue(reg)
-		if !errors.Is(err, ErrCatalogueDrift) || !strings.Contains(err.Error(), `boot interface "redfish-https" is registered but no hardware type lists it`) {
+		if !errors.Is(err, ErrCatalogueDrift) || !strings.Contains(err.Error(), `boot interface "ilo-virtual-media" is registered but no hardware type lists it`) {
 			t.Fatalf("error = %v", err)
 		}
 	})

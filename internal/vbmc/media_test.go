@@ -23,6 +23,8 @@ import (
 // boot the ISO (GRUB's message on its serial console), under SeaBIOS and under OVMF. A BMC
 // whose only drive is a USB stick ("uefi-usb"): the driver finds it by its MediaTypes, says
 // the media boots from usb, and OVMF boots the ISO as a disk through its EFI partition.
+// "uefi-http": no media, the driver sets a one-time UefiHttp boot of the ISO's URL
+// (HttpBootUri); the BMC downloads it at power-on and OVMF boots it (emulated: as a CD).
 func TestQEMUBootsInsertedMedia(t *testing.T) {
 	need(t, "qemu-system-x86_64", "qemu-system-x86")
 	kp := os.Getenv("IRONWORK_TEST_KERNEL")
@@ -48,7 +50,7 @@ func TestQEMUBootsInsertedMedia(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(iso) }))
 	t.Cleanup(srv.Close)
 
-	for _, fw := range []string{"bios", "uefi", "uefi-usb"} {
+	for _, fw := range []string{"bios", "uefi", "uefi-usb", "uefi-http"} {
 		t.Run(fw, func(t *testing.T) {
 			dir := t.TempDir()
 			serial := filepath.Join(dir, "serial.log")
@@ -79,15 +81,21 @@ func TestQEMUBootsInsertedMedia(t *testing.T) {
 				DriverInfo: ironwork.JSONObject{"redfish_address": v.RedfishURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
 					"redfish_username": "admin", "redfish_password": "password"}}}
 			ctx := context.Background()
-			if err := d.InsertVirtualMedia(ctx, tk, srv.URL+"/boot.iso"); err != nil {
-				t.Fatal(err)
-			}
-			dev, err := d.VirtualMediaBootDevice(ctx, tk)
-			if err != nil || dev != wantDev {
-				t.Fatalf("virtual media boot device: %q, %v; want %q", dev, err, wantDev)
-			}
-			if err := d.SetBootDevice(ctx, tk, conductor.BootDevice{Device: dev}); err != nil {
-				t.Fatal(err)
+			if fw == "uefi-http" {
+				if err := d.SetHTTPBootURI(ctx, tk, srv.URL+"/boot.iso"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if err := d.InsertVirtualMedia(ctx, tk, srv.URL+"/boot.iso"); err != nil {
+					t.Fatal(err)
+				}
+				dev, err := d.VirtualMediaBootDevice(ctx, tk)
+				if err != nil || dev != wantDev {
+					t.Fatalf("virtual media boot device: %q, %v; want %q", dev, err, wantDev)
+				}
+				if err := d.SetBootDevice(ctx, tk, conductor.BootDevice{Device: dev}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			start := time.Now()
 			if err := d.SetPowerState(ctx, tk, ironwork.PowerOn, 10*time.Second); err != nil {
@@ -101,6 +109,9 @@ func TestQEMUBootsInsertedMedia(t *testing.T) {
 					args := strings.Join(v.Machine("vm1").LastArgs(), " ")
 					if usb := strings.Contains(args, "usb-storage,") && !strings.Contains(args, "ide-cd"); usb != (fw == "uefi-usb") {
 						t.Errorf("%s: QEMU's drives are not the BMC's (USB stick only: %v): %s", fw, fw == "uefi-usb", args)
+					}
+					if hb := strings.Contains(args, "drive=httpboot,bootindex=0") && !strings.Contains(args, "vmedia-"); hb != (fw == "uefi-http") {
+						t.Errorf("%s: the HTTP boot image is attached %v, want %v: %s", fw, hb, fw == "uefi-http", args)
 					}
 					return
 				}

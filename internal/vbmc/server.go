@@ -115,6 +115,9 @@ func Start(cfg Config, log *slog.Logger) (*VBMC, error) {
 	}
 	for _, mc := range cfg.Machines {
 		m := NewMachine(mc.Name, mc.Command, log)
+		m.fetch = func(ctx context.Context, uri string) (string, error) {
+			return downloadMedia(ctx, uri, v.mediaDir, cfg.MediaNetns, 10*time.Minute)
+		}
 		if mc.VirtualMedia != nil {
 			if err := m.SetDrives(mc.VirtualMedia); err != nil {
 				v.Close()
@@ -233,11 +236,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-var bootToRedfish = map[string]string{BootPXE: "Pxe", BootDisk: "Hdd", BootCD: "Cd", BootUSB: "Usb"}
+var bootToRedfish = map[string]string{BootPXE: "Pxe", BootDisk: "Hdd", BootCD: "Cd", BootUSB: "Usb", BootHTTP: "UefiHttp"}
 
 // redfishToBoot maps the override targets the service accepts onto boot devices; UsbCd (a
 // virtual CD on USB) boots the same drive as Cd.
-var redfishToBoot = map[string]string{"Pxe": BootPXE, "Hdd": BootDisk, "Cd": BootCD, "UsbCd": BootCD, "Usb": BootUSB}
+var redfishToBoot = map[string]string{"Pxe": BootPXE, "Hdd": BootDisk, "Cd": BootCD, "UsbCd": BootCD, "Usb": BootUSB, "UefiHttp": BootHTTP}
 
 func (v *VBMC) system(m *Machine) map[string]any {
 	path := "/redfish/v1/Systems/" + m.Name
@@ -255,12 +258,20 @@ func (v *VBMC) system(m *Machine) map[string]any {
 	if hw.UEFI {
 		mode = "UEFI"
 	}
+	targets := []string{"Pxe", "Hdd", "Cd", "UsbCd", "Usb"}
+	if hw.UEFI {
+		targets = append(targets, "UefiHttp") // UEFI HTTP boot exists only in UEFI firmware
+	}
+	var httpURI any
+	if u := m.HTTPBootURI(); u != "" {
+		httpURI = u
+	}
 	doc := map[string]any{
 		"@odata.id": path, "@odata.type": "#ComputerSystem.v1_13_0.ComputerSystem", "Id": m.Name, "Name": m.Name,
 		"SystemType": "Virtual", "PowerState": power, "UUID": resourceUUID("system", m.Name), "IndicatorLED": m.SystemLED(),
 		"Boot": map[string]any{"BootSourceOverrideTarget": bootToRedfish[dev], "BootSourceOverrideEnabled": enabled,
 			"BootSourceOverrideMode": cmp.Or(m.BootMode(), mode), "BootSourceOverrideMode@Redfish.AllowableValues": []string{ModeLegacy, ModeUEFI},
-			"BootSourceOverrideTarget@Redfish.AllowableValues": []string{"Pxe", "Hdd", "Cd", "UsbCd", "Usb"}},
+			"BootSourceOverrideTarget@Redfish.AllowableValues": targets, "HttpBootUri": httpURI},
 		"Bios": map[string]any{"@odata.id": path + "/Bios"}, "BiosVersion": m.Firmware()["BIOS"],
 		"Manufacturer": "Ironwork", "Model": "vbmc virtual machine", "SerialNumber": "VBMC-" + m.Name,
 		"Links": map[string]any{"ManagedBy": []map[string]any{{"@odata.id": "/redfish/v1/Managers/" + m.Name}},
@@ -384,6 +395,7 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				BootSourceOverrideTarget  string
 				BootSourceOverrideEnabled string
 				BootSourceOverrideMode    string
+				HttpBootUri               json.RawMessage // absent, null (clears) or a URL
 			}
 			IndicatorLED string
 		}
@@ -413,6 +425,33 @@ func (v *VBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if mode := body.Boot.BootSourceOverrideMode; mode != "" && mode != ModeLegacy && mode != ModeUEFI {
 			redfishError(w, http.StatusBadRequest, "unsupported BootSourceOverrideMode "+mode)
 			return
+		}
+		setURI, uri := len(body.Boot.HttpBootUri) > 0, ""
+		if setURI && string(body.Boot.HttpBootUri) != "null" {
+			if err := json.Unmarshal(body.Boot.HttpBootUri, &uri); err != nil {
+				redfishError(w, http.StatusBadRequest, "HttpBootUri must be a string or null")
+				return
+			}
+			if err := checkHTTPBootURI(uri); err != nil {
+				redfishError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+		}
+		if dev == BootHTTP {
+			if !HardwareFromCommand(m.Command).UEFI || cmp.Or(body.Boot.BootSourceOverrideMode, m.BootMode()) != ModeUEFI {
+				redfishError(w, http.StatusBadRequest, "UefiHttp needs UEFI firmware and the UEFI boot mode")
+				return
+			}
+			if !setURI && m.HTTPBootURI() == "" || setURI && uri == "" {
+				redfishError(w, http.StatusBadRequest, "UefiHttp needs an HttpBootUri")
+				return
+			}
+		}
+		if setURI {
+			if err := m.SetHTTPBootURI(uri); err != nil {
+				redfishError(w, http.StatusBadRequest, err.Error())
+				return
+			}
 		}
 		if mode := body.Boot.BootSourceOverrideMode; mode != "" {
 			if err := m.SetBootMode(mode); err != nil {

@@ -62,6 +62,9 @@ type Machine struct {
 	drives     []string             // the virtual drives the BMC offers (DriveCD, DriveUSB)
 	media      map[string]mediaSlot // by drive
 	bootMode   string               // Redfish BootSourceOverrideMode: "Legacy" or "UEFI"
+	httpURI    string               // Boot.HttpBootUri (httpboot.go)
+	httpFile   string               // the image downloaded for httpURI, "" before the boot
+	fetch      httpFetch            // downloads httpURI (nil: UefiHttp boots fail)
 	flags      *types.BootOptionParam_BootFlags
 	ack        *types.BootOptionParam_BootInfoAcknowledge
 
@@ -181,9 +184,9 @@ func (m *Machine) Boot() (string, bool) {
 // SetBoot chooses the device of the next start.
 func (m *Machine) SetBoot(dev string, persistent bool) error {
 	switch dev {
-	case BootPXE, BootDisk, BootCD, BootUSB:
+	case BootPXE, BootDisk, BootCD, BootUSB, BootHTTP:
 	default:
-		return fmt.Errorf("boot device %q: use pxe, disk, cd or usb", dev)
+		return fmt.Errorf("boot device %q: use pxe, disk, cd, usb or http", dev)
 	}
 	m.mu.Lock()
 	m.boot, m.persistent = dev, persistent
@@ -221,6 +224,9 @@ func (m *Machine) SetMediaIn(drive, image, file string) {
 
 // PowerOn starts the QEMU process with the chosen boot order.
 func (m *Machine) PowerOn() error {
+	if err := m.fetchHTTPBoot(); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.onLocked() {
@@ -229,7 +235,7 @@ func (m *Machine) PowerOn() error {
 	if len(m.Command) == 0 {
 		return errors.New("the machine has no command")
 	}
-	order := map[string]string{BootPXE: "n", BootDisk: "c", BootCD: "d", BootUSB: "c"}[m.boot]
+	order := map[string]string{BootPXE: "n", BootDisk: "c", BootCD: "d", BootUSB: "c", BootHTTP: "d"}[m.boot]
 	bootArg := "order=" + order
 	if !m.persistent {
 		bootArg = "once=" + order
@@ -255,6 +261,11 @@ func (m *Machine) PowerOn() error {
 			dev += ",bootindex=0"
 		}
 		args = append(args, "-device", dev)
+	}
+	if f := m.httpFile; f != "" && m.boot == BootHTTP {
+		// The emulated UEFI HTTP boot (httpboot.go): the downloaded image as a CD that boots first.
+		args = append(args, "-drive", "if=none,id=httpboot,media=cdrom,readonly=on,format=raw,file="+f,
+			"-device", "ide-cd,drive=httpboot,bootindex=0")
 	}
 	// The BIOS applies its pending settings (bios.go) as the machine starts, as POST does.
 	if changed := m.bios.apply(); len(changed) > 0 {

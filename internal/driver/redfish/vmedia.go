@@ -49,14 +49,17 @@ type VirtualMediaConfig struct {
 	LoaderDir string
 }
 
-// VirtualMediaBoot is the redfish-virtual-media boot interface: the deploy ramdisk boots from
-// an ISO the node's BMC attaches as a virtual CD, with no DHCP, PXE or TFTP. The ISO (per
-// node, cached until the ramdisk is cleaned up) carries the kernel, the ramdisk, the agent's
-// parameters with its token, and the node's network_data.
+// VirtualMediaBoot is the redfish-virtual-media boot interface (NewVirtualMediaBoot): the
+// deploy ramdisk boots from an ISO the node's BMC attaches as a virtual CD, with no DHCP, PXE
+// or TFTP; and the redfish-https one (NewHTTPSBoot, https.go), where the UEFI firmware
+// downloads the same ISO as its HTTP boot URI. The ISO (per node, cached until the ramdisk is
+// cleaned up) carries the kernel, the ramdisk, the agent's parameters with its token, and the
+// node's network_data.
 type VirtualMediaBoot struct {
 	cfg    VirtualMediaConfig
 	images Images
 	log    *slog.Logger
+	via    attacher // how the ISO reaches the node
 
 	mu      sync.Mutex // guards loaders
 	loaders *vmedia.Loaders
@@ -78,7 +81,73 @@ func NewVirtualMediaBoot(cfg VirtualMediaConfig, images Images, log *slog.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &VirtualMediaBoot{cfg: cfg, images: images, log: log}, nil
+	return &VirtualMediaBoot{cfg: cfg, images: images, log: log, via: mediaAttacher{log: log}}, nil
+}
+
+// attacher is how a node's boot ISO reaches it: inserted as virtual media, or given to the
+// firmware as its HTTP boot URI (https.go).
+type attacher interface {
+	// name is the boot interface's.
+	name() string
+	// check says whether the node's management interface and boot mode can do it.
+	check(t *conductor.Task, mode string) error
+	// attach has the node boot the ISO at url once; nothing stays attached when it fails.
+	attach(ctx context.Context, t *conductor.Task, url string) error
+	// detach undoes attach (and does nothing when nothing is attached).
+	detach(ctx context.Context, t *conductor.Task) error
+}
+
+// mediaAttacher inserts the ISO into the BMC's virtual CD (or USB stick) and boots it.
+type mediaAttacher struct{ log *slog.Logger }
+
+func (mediaAttacher) name() string { return VirtualMediaName }
+
+func (mediaAttacher) check(t *conductor.Task, _ string) error {
+	_, err := virtualMedia(t)
+	return err
+}
+
+func (a mediaAttacher) attach(ctx context.Context, t *conductor.Task, url string) error {
+	n := t.Node
+	vm, err := virtualMedia(t)
+	if err != nil {
+		return err
+	}
+	if err := vm.InsertVirtualMedia(ctx, t, url); err != nil {
+		a.eject(ctx, t, vm)
+		return fmt.Errorf("insert virtual media into the BMC of node %s: %w", n.UUID, err)
+	}
+	device := conductor.BootCDROM
+	if d, ok := vm.(mediaBootDevice); ok {
+		if device, err = d.VirtualMediaBootDevice(ctx, t); err != nil {
+			a.eject(ctx, t, vm)
+			return fmt.Errorf("virtual media boot device of node %s: %w", n.UUID, err)
+		}
+	}
+	m, _ := t.Driver.Management()
+	if err := m.SetBootDevice(ctx, t, conductor.BootDevice{Device: device, Persistent: pxe.Persistent(n, false)}); err != nil {
+		a.eject(ctx, t, vm)
+		return fmt.Errorf("set boot device of node %s to %s: %w", n.UUID, device, err)
+	}
+	return nil
+}
+
+func (mediaAttacher) detach(ctx context.Context, t *conductor.Task) error {
+	vm, err := virtualMedia(t)
+	if err != nil {
+		return nil // nothing can have been inserted
+	}
+	if err := vm.EjectVirtualMedia(ctx, t); err != nil {
+		return fmt.Errorf("eject virtual media of node %s: %w", t.Node.UUID, err)
+	}
+	return nil
+}
+
+// eject ejects after a failure; its own error is logged, the first failure is the one told.
+func (a mediaAttacher) eject(ctx context.Context, t *conductor.Task, vm conductor.VirtualMedia) {
+	if err := vm.EjectVirtualMedia(context.WithoutCancel(ctx), t); err != nil {
+		a.log.Warn("eject virtual media after a failure", "node", t.Node.UUID, "error", err)
+	}
 }
 
 // virtualMedia is the node's management interface's virtual media.
@@ -107,11 +176,12 @@ func (b *VirtualMediaBoot) Validate(_ context.Context, t *conductor.Task) error 
 	if (rk == "") != (rr == "") {
 		return errors.New("driver_info.rescue_kernel and rescue_ramdisk go together: give both or neither")
 	}
-	if _, err := virtualMedia(t); err != nil {
-		return err
-	}
-	if mode := ironwork.ResolveBootMode(t.Node, b.cfg.DefaultBootMode); mode != ironwork.BootModeBIOS && mode != ironwork.BootModeUEFI {
+	mode := ironwork.ResolveBootMode(t.Node, b.cfg.DefaultBootMode)
+	if mode != ironwork.BootModeBIOS && mode != ironwork.BootModeUEFI {
 		return fmt.Errorf("boot mode %q is neither bios nor uefi", mode)
+	}
+	if err := b.via.check(t, mode); err != nil {
+		return err
 	}
 	if _, err := params(t.Node, ""); err != nil {
 		return err
@@ -156,8 +226,8 @@ func (b *VirtualMediaBoot) loadLoaders(ctx context.Context) (vmedia.Loaders, err
 // it and boot from it once. Nothing stays inserted when a step fails.
 func (b *VirtualMediaBoot) PrepareRamdisk(ctx context.Context, t *conductor.Task) (err error) {
 	n := t.Node
-	vm, err := virtualMedia(t)
-	if err != nil {
+	mode := ironwork.ResolveBootMode(n, b.cfg.DefaultBootMode)
+	if err := b.via.check(t, mode); err != nil {
 		return err
 	}
 	extra, err := params(n, b.cfg.KernelParams)
@@ -211,7 +281,6 @@ func (b *VirtualMediaBoot) PrepareRamdisk(ctx context.Context, t *conductor.Task
 	if terr != nil {
 		return terr
 	}
-	mode := ironwork.ResolveBootMode(n, b.cfg.DefaultBootMode)
 	kp := append([]string{"ipa-api-url=" + b.cfg.APIURL, "ironwork-node=" + n.UUID, "ironwork-boot-mode=" + mode,
 		"ipa-agent-token=" + token}, extra...)
 	if n.ProvisionState == ironwork.Inspecting || n.ProvisionState == ironwork.InspectWait {
@@ -236,23 +305,10 @@ func (b *VirtualMediaBoot) PrepareRamdisk(ctx context.Context, t *conductor.Task
 	}); err != nil {
 		return err
 	}
-	if err := vm.InsertVirtualMedia(ctx, t, url); err != nil {
-		b.eject(ctx, t, vm)
-		return fmt.Errorf("insert virtual media into the BMC of node %s: %w", n.UUID, err)
+	if err := b.via.attach(ctx, t, url); err != nil {
+		return err
 	}
-	device := conductor.BootCDROM
-	if d, ok := vm.(mediaBootDevice); ok {
-		if device, err = d.VirtualMediaBootDevice(ctx, t); err != nil {
-			b.eject(ctx, t, vm)
-			return fmt.Errorf("virtual media boot device of node %s: %w", n.UUID, err)
-		}
-	}
-	m, _ := t.Driver.Management()
-	if err := m.SetBootDevice(ctx, t, conductor.BootDevice{Device: device, Persistent: pxe.Persistent(n, false)}); err != nil {
-		b.eject(ctx, t, vm)
-		return fmt.Errorf("set boot device of node %s to %s: %w", n.UUID, device, err)
-	}
-	b.log.Info("virtual media inserted", "node", n.UUID, "boot_mode", mode, "device", device, "bytes", len(iso))
+	b.log.Info("boot ISO attached", "node", n.UUID, "boot_interface", b.via.name(), "boot_mode", mode, "bytes", len(iso))
 	return nil
 }
 
@@ -269,20 +325,12 @@ func internalInfo(n *ironwork.Node) ironwork.JSONObject {
 	return n.DriverInternalInfo
 }
 
-// eject ejects after a failure; its own error is logged, the first failure is the one told.
-func (b *VirtualMediaBoot) eject(ctx context.Context, t *conductor.Task, vm conductor.VirtualMedia) {
-	if err := vm.EjectVirtualMedia(context.WithoutCancel(ctx), t); err != nil {
-		b.log.Warn("eject virtual media after a failure", "node", t.Node.UUID, "error", err)
-	}
-}
-
-// remove ejects the media and removes the node's ISO and record.
+// remove detaches the ISO (ejects the media, or clears the HTTP boot URI) and removes the
+// node's ISO and record.
 func (b *VirtualMediaBoot) remove(ctx context.Context, t *conductor.Task) error {
 	var errs []error
-	if vm, err := virtualMedia(t); err == nil {
-		if err := vm.EjectVirtualMedia(ctx, t); err != nil {
-			errs = append(errs, fmt.Errorf("eject virtual media of node %s: %w", t.Node.UUID, err))
-		}
+	if err := b.via.detach(ctx, t); err != nil {
+		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(b.nodeDir(t.Node.UUID)); err != nil {
 		errs = append(errs, fmt.Errorf("remove boot ISO of node %s: %w", t.Node.UUID, err))
@@ -295,7 +343,7 @@ func (b *VirtualMediaBoot) remove(ctx context.Context, t *conductor.Task) error 
 	return errors.Join(errs...)
 }
 
-// CleanUpRamdisk implements conductor.Boot: eject, remove the ISO.
+// CleanUpRamdisk implements conductor.Boot: detach, remove the ISO.
 func (b *VirtualMediaBoot) CleanUpRamdisk(ctx context.Context, t *conductor.Task) error {
 	return b.remove(ctx, t)
 }

@@ -40,6 +40,8 @@ type vmFixture struct {
 	cond  *conductor.Conductor
 	dir   string
 	root  string
+	// bootIface is the boot interface of the nodes node makes (default redfish-virtual-media).
+	bootIface string
 }
 
 func newVMFixture(t *testing.T) *vmFixture {
@@ -73,11 +75,17 @@ func newVMFixture(t *testing.T) *vmFixture {
 	reg.Add(ironwork.PowerInterface, "redfish", rf)
 	reg.Add(ironwork.ManagementInterface, "redfish", rf)
 	reg.Add(ironwork.BootInterface, VirtualMediaName, boot)
+	httpsBoot, err := NewHTTPSBoot(VirtualMediaConfig{Root: root, HTTPURL: srv.URL, APIURL: "http://10.0.0.1:6385",
+		KernelParams: "console=ttyS0", FileDirs: []string{dir}, LoaderDir: filepath.Join(dir, "loaders")}, linker{cache}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Add(ironwork.BootInterface, HTTPSName, httpsBoot)
 	if err := store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "c1", Drivers: []string{"fake-hardware", "redfish"}}); err != nil {
 		t.Fatal(err)
 	}
 	cond := conductor.New(conductor.Config{Hostname: "c1"}, store, ironwork.DefaultDriverConfig(), reg, nil)
-	return &vmFixture{store: store, cond: cond, dir: dir, root: root}
+	return &vmFixture{store: store, cond: cond, dir: dir, root: root, bootIface: VirtualMediaName}
 }
 
 func (f *vmFixture) node(t *testing.T, info ironwork.JSONObject, props ironwork.JSONObject, nd ironwork.JSONObject) *ironwork.Node {
@@ -87,7 +95,7 @@ func (f *vmFixture) node(t *testing.T, info ironwork.JSONObject, props ironwork.
 	os.WriteFile(ramdisk, []byte("RAMDISK"), 0o644)
 	info["deploy_kernel"], info["deploy_ramdisk"] = kernel, "file://"+ramdisk
 	n := &ironwork.Node{Driver: "redfish", ProvisionState: ironwork.Cleaning, DriverInfo: info, Properties: props, NetworkData: nd,
-		Interfaces: map[ironwork.InterfaceKind]string{ironwork.BootInterface: VirtualMediaName, ironwork.ManagementInterface: "redfish", ironwork.PowerInterface: "redfish"}}
+		Interfaces: map[ironwork.InterfaceKind]string{ironwork.BootInterface: f.bootIface, ironwork.ManagementInterface: "redfish", ironwork.PowerInterface: "redfish"}}
 	if err := ironwork.DefaultDriverConfig().ResolveInterfaces(n); err != nil {
 		t.Fatal(err)
 	}
