@@ -2,6 +2,7 @@ package redfish
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,7 +51,8 @@ func biosFixture(t *testing.T, info ironwork.JSONObject) (*conductor.Conductor, 
 // TestBIOSFromTheDMTFMockup reads the mockup's Bios (whose registry the mockup does not
 // serve: settings without registry fields), refuses an unknown setting before the BMC is
 // touched, and fails apply_configuration with the BMC's own message when the settings never
-// take (the mockup's Settings resource stores them, its Bios never changes).
+// take by the wait's deadline (the mockup's Settings resource stores them, its Bios never
+// changes).
 func TestBIOSFromTheDMTFMockup(t *testing.T) {
 	bmc, info := newBMC(t)
 	cond, uuid := biosFixture(t, info)
@@ -76,12 +78,31 @@ func TestBIOSFromTheDMTFMockup(t *testing.T) {
 		if len(bmc.Resets) != 0 {
 			t.Errorf("a refused step reset the system: %v", bmc.Resets)
 		}
-		start := time.Now()
-		_, err = b.RunStep(ctx, tk, conductor.Step{Interface: ironwork.BIOSInterface, Name: conductor.StepApplyBIOS,
-			Args: map[string]any{"settings": []any{map[string]any{"name": "ProcTurboMode", "value": "Disabled"}}}})
-		t.Logf("apply_configuration failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
-		if err == nil || !strings.Contains(err.Error(), "ProcTurboMode is Enabled, not Disabled") || !strings.Contains(err.Error(), "SettingsFailed") {
-			t.Errorf("settings that never take: %v", err)
+		// The step stores the settings, restarts the system and waits on the BMC; the
+		// conductor's poll then finds them not applied, and at the deadline fails the step
+		// with the BMC's own message.
+		step := conductor.Step{Interface: ironwork.BIOSInterface, Name: conductor.StepApplyBIOS,
+			Args: map[string]any{"settings": []any{map[string]any{"name": "ProcTurboMode", "value": "Disabled"}}}}
+		wait, err := b.RunStep(ctx, tk, step)
+		if err != nil || !wait {
+			t.Fatalf("apply_configuration: wait %v, %v; want a wait on the BMC", wait, err)
+		}
+		raw, err := json.Marshal(tk.Node.DriverInternalInfo["bmc_wait"])
+		if err != nil {
+			return err
+		}
+		var w conductor.BMCWait
+		if err := json.Unmarshal(raw, &w); err != nil || w.Deadline.IsZero() {
+			t.Fatalf("bmc_wait %s: %v", raw, err)
+		}
+		if done, err := b.PollBMC(ctx, tk, step, &w); done || err != nil {
+			t.Errorf("poll before the deadline: done %v, %v; want to wait on", done, err)
+		}
+		w.Deadline = time.Now().Add(-time.Second)
+		done, err := b.PollBMC(ctx, tk, step, &w)
+		t.Logf("apply_configuration at its deadline: %v", err)
+		if done || err == nil || !strings.Contains(err.Error(), "ProcTurboMode is Enabled, not Disabled") || !strings.Contains(err.Error(), "SettingsFailed") {
+			t.Errorf("settings that never take: done %v, %v", done, err)
 		}
 		return nil
 	})
