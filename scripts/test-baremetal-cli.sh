@@ -360,7 +360,7 @@ lane_readonly() {
     # The catalogue offers only what this build implements (docs/conductor.md).
     run driver show redfish -f json
     check "driver show redfish: implemented defaults only" \
-        'd["default_boot_interface"]=="ipxe" and d["default_inspect_interface"]=="agent" and d["default_vendor_interface"]=="no-vendor" and "redfish-virtual-media" in d["enabled_boot_interfaces"] and "redfish-https" not in d["enabled_boot_interfaces"] and "redfish" in d["enabled_inspect_interfaces"]'
+        'd["default_boot_interface"]=="ipxe" and d["default_inspect_interface"]=="agent" and d["default_vendor_interface"]=="redfish" and d["default_bios_interface"]=="redfish" and d["default_raid_interface"]=="no-raid" and "redfish" in d["enabled_raid_interfaces"] and "redfish-virtual-media" in d["enabled_boot_interfaces"] and "redfish-https" in d["enabled_boot_interfaces"] and "redfish" in d["enabled_inspect_interfaces"] and "ramdisk" in d["enabled_deploy_interfaces"] and "idrac-redfish-virtual-media" not in d["enabled_boot_interfaces"]'
 
     run driver property list redfish -f json
     check "driver property list redfish: its BMC and boot keys" \
