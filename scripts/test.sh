@@ -11,7 +11,7 @@
 #
 # Usage: scripts/test.sh [all|unit|lab|fuzz|cli]   (default all)
 #   unit  gofmt, vet and go test -race on every package but internal/lab
-#   lab   go test -race ./internal/lab (root, QEMU; about 20 minutes)
+#   lab   go test -race ./internal/lab (root, QEMU; about 35 minutes)
 #   fuzz  every fuzz target;  cli  the baremetal CLI script
 # Environment: FUZZTIME=0 skips fuzzing; IRONWORK_SKIP_POSTGRES=1 skips PostgreSQL.
 set -euo pipefail
@@ -75,11 +75,9 @@ if want unit; then
   go vet ./... || failed+=(vet)
 
   step "go test -race (every package but internal/lab)"
-  # Beside the lab's virtual machines, one package at a time: the QEMU guests run under TCG and
-  # their boot and callback timeouts must not starve.
-  p=2
-  [ -n "$labpid" ] && p=1
-  go test -race -count=1 -p "$p" -timeout 40m $(go list ./... | grep -v '/internal/lab$') || failed+=(go-test)
+  # Two packages at a time beside the lab's virtual machines (measured: the lab's QEMU guests,
+  # under TCG, keep their boot and callback timeouts with that much beside them).
+  go test -race -count=1 -p 2 -timeout 40m $(go list ./... | grep -v '/internal/lab$') || failed+=(go-test)
 fi
 
 if want fuzz && [ "$FUZZTIME" != 0 ]; then
