@@ -240,6 +240,30 @@ func stepsOf[S any](kind string, doc map[string]any, parse func(any) (S, error),
 	return steps, dups, nil
 }
 
+// stepNames reads a template or runbook step's interface (one of the deploy step interfaces)
+// and step name, as Ironic's schemas check them.
+func stepNames(kind string, m map[string]any) (iface, step string, err error) {
+	iface, ok := m["interface"].(string)
+	if !ok {
+		return "", "", schemaError(kind, "%s is not of type 'string'", pyRepr(m["interface"]))
+	}
+	if !slices.Contains(deployStepInterfaces, iface) {
+		quoted := make([]string, len(deployStepInterfaces))
+		for i, v := range deployStepInterfaces {
+			quoted[i] = "'" + v + "'"
+		}
+		return "", "", schemaError(kind, "'%s' is not one of [%s]", iface, strings.Join(quoted, ", "))
+	}
+	step, ok = m["step"].(string)
+	if !ok {
+		return "", "", schemaError(kind, "%s is not of type 'string'", pyRepr(m["step"]))
+	}
+	if step == "" {
+		return "", "", schemaError(kind, "'' is too short")
+	}
+	return iface, step, nil
+}
+
 func stepFromDoc(item any) (ironwork.DeployTemplateStep, error) {
 	const kind = "template"
 	var st ironwork.DeployTemplateStep
@@ -261,23 +285,9 @@ func stepFromDoc(item any) (ironwork.DeployTemplateStep, error) {
 	if !ok {
 		return st, schemaError(kind, "%s is not of type 'object'", pyRepr(m["args"]))
 	}
-	iface, ok := m["interface"].(string)
-	if !ok {
-		return st, schemaError(kind, "%s is not of type 'string'", pyRepr(m["interface"]))
-	}
-	if !slices.Contains(deployStepInterfaces, iface) {
-		quoted := make([]string, len(deployStepInterfaces))
-		for i, v := range deployStepInterfaces {
-			quoted[i] = "'" + v + "'"
-		}
-		return st, schemaError(kind, "'%s' is not one of [%s]", iface, strings.Join(quoted, ", "))
-	}
-	step, ok := m["step"].(string)
-	if !ok {
-		return st, schemaError(kind, "%s is not of type 'string'", pyRepr(m["step"]))
-	}
-	if step == "" {
-		return st, schemaError(kind, "'' is too short")
+	iface, step, err := stepNames(kind, m)
+	if err != nil {
+		return st, err
 	}
 	prio, ok := priorityOf(m["priority"])
 	if !ok {

@@ -227,23 +227,9 @@ func runbookStepFromDoc(item any) (ironwork.RunbookStep, error) {
 			return st, schemaError(kind, "%s is not of type 'object'", pyRepr(a))
 		}
 	}
-	iface, ok := m["interface"].(string)
-	if !ok {
-		return st, schemaError(kind, "%s is not of type 'string'", pyRepr(m["interface"]))
-	}
-	if !slices.Contains(deployStepInterfaces, iface) {
-		quoted := make([]string, len(deployStepInterfaces))
-		for i, v := range deployStepInterfaces {
-			quoted[i] = "'" + v + "'"
-		}
-		return st, schemaError(kind, "'%s' is not one of [%s]", iface, strings.Join(quoted, ", "))
-	}
-	step, ok := m["step"].(string)
-	if !ok {
-		return st, schemaError(kind, "%s is not of type 'string'", pyRepr(m["step"]))
-	}
-	if step == "" {
-		return st, schemaError(kind, "'' is too short")
+	iface, step, err := stepNames(kind, m)
+	if err != nil {
+		return st, err
 	}
 	order, ok := priorityOf(m["order"])
 	if !ok {
