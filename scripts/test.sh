@@ -64,7 +64,8 @@ if want lab; then
   step "go test -race ./internal/lab (in the background)"
   lablog=$(mktemp /tmp/ironwork-lab-test.XXXXXX)
   # Its own process group, so that an interrupted run stops the QEMU tests too.
-  setsid go test -race -count=1 -timeout 60m ./internal/lab/ >"$lablog" 2>&1 &
+  # -v so that every test's wall time is in the log; only the summary is printed unless it fails.
+  setsid go test -race -count=1 -v -timeout 60m ./internal/lab/ >"$lablog" 2>&1 &
   labpid=$!
 fi
 
@@ -92,9 +93,16 @@ fi
 
 if [ -n "$labpid" ]; then
   step "go test -race ./internal/lab (waiting)"
-  if ! wait "$labpid"; then failed+=(lab); fi
+  labrc=0
+  wait "$labpid" || labrc=$?
   labpid=
-  cat "$lablog"
+  if [ "$labrc" != 0 ]; then
+    failed+=(lab)
+    echo "--- the lab's log, last 4000 lines:"
+    tail -n 4000 "$lablog"
+  fi
+  echo "--- the lab's tests and their wall times:"
+  grep -E '^ *--- (PASS|FAIL|SKIP)|^(ok|FAIL|PASS)\b' "$lablog" || true
   rm -f "$lablog"
 fi
 
