@@ -392,7 +392,7 @@ func (b *bootServices) serve(ctx context.Context) error {
 			func() error { return netns.Do(ns, func() error { return b.ra.Serve(ctx) }) })
 	}
 	b.log.Info("boot services running", "interface", b.cfg.ProvisioningInterface, "address", b.addr.String(),
-		"dhcp", b.cfg.DHCPMode, "http", b.httpLn.Addr().String(), "tftp", b.tftpConn.LocalAddr().String())
+		"dhcp", b.dhcpMode(), "dhcp6", b.cfg.DHCP6.Mode, "http", b.httpLn.Addr().String(), "tftp", b.tftpConn.LocalAddr().String())
 	wg.Wait()
 	b.httpSrv.Close()
 	return errors.Join(errs...)

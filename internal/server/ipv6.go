@@ -231,3 +231,11 @@ func (s storeLeases6) Leases6(ctx context.Context) ([]dhcp.Lease6, error) {
 	}
 	return out, err
 }
+
+// dhcpMode is the DHCPv4 mode in force: off on an IPv6-only provisioning network.
+func (b *bootServices) dhcpMode() string {
+	if b.dhcpSrv == nil {
+		return "off"
+	}
+	return b.cfg.DHCPMode
+}
