@@ -24,6 +24,15 @@ type RAConfig struct {
 	Interval     time.Duration
 	// MinReplyGap bounds answers to router solicitations (default 200 ms).
 	MinReplyGap time.Duration
+	// Managed sets the M flag (addresses from DHCPv6: stateful mode) and
+	// Other the O flag (other configuration from DHCPv6: both modes).
+	Managed, Other bool
+	// Prefix, when set, is the advertised prefix instead of the /64 of the
+	// interface's first global or unique-local address.
+	Prefix netip.Prefix
+	// NoAutonomous clears the prefix's A flag: hosts take no SLAAC address
+	// (stateful DHCPv6 hands them out).
+	NoAutonomous bool
 }
 
 // RouterAdvertiser sends IPv6 router advertisements on the provisioning
@@ -31,7 +40,9 @@ type RAConfig struct {
 // iPXE (which otherwise waits about 16 s for IPv6 autoconfiguration) goes
 // on at once. Its router lifetime is 0: it is not a default router. It
 // carries a /64 prefix (on-link, autonomous) taken from the interface's
-// first non-link-local IPv6 address, or no prefix.
+// first non-link-local IPv6 address, or no prefix. With a DHCPv6 server on
+// the network its flags say which mode it runs: Managed (and Other) for
+// stateful, Other with an autonomous prefix for stateless.
 type RouterAdvertiser struct {
 	cfg RAConfig
 	log *slog.Logger
@@ -72,6 +83,9 @@ func (r *RouterAdvertiser) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if r.cfg.Prefix.IsValid() {
+		prefix = r.cfg.Prefix
+	}
 	var conn *ndp.Conn
 	for {
 		var lerr error
@@ -97,7 +111,8 @@ func (r *RouterAdvertiser) Serve(ctx context.Context) error {
 		return fmt.Errorf("router advertiser: join ff02::2: %w", err)
 	}
 	ra := r.message(ifi, prefix)
-	r.log.InfoContext(ctx, "router advertiser serving", keyIface, ifi.Name, keyPrefix, prefix.String())
+	r.log.InfoContext(ctx, "router advertiser serving", keyIface, ifi.Name, keyPrefix, prefix.String(),
+		"managed", r.cfg.Managed, "other", r.cfg.Other, "autonomous", !r.cfg.NoAutonomous)
 
 	solicits := make(chan netip.Addr, 1)
 	var wg sync.WaitGroup
@@ -169,14 +184,16 @@ func (r *RouterAdvertiser) readSolicits(conn *ndp.Conn, out chan<- netip.Addr) {
 
 func (r *RouterAdvertiser) message(ifi *net.Interface, prefix netip.Prefix) *ndp.RouterAdvertisement {
 	ra := &ndp.RouterAdvertisement{
-		CurrentHopLimit: 64,
-		RouterLifetime:  0, // not a default router
+		CurrentHopLimit:      64,
+		RouterLifetime:       0, // not a default router
+		ManagedConfiguration: r.cfg.Managed,
+		OtherConfiguration:   r.cfg.Other || r.cfg.Managed,
 	}
 	if prefix.IsValid() {
 		ra.Options = append(ra.Options, &ndp.PrefixInformation{
 			PrefixLength:                   uint8(prefix.Bits()),
 			OnLink:                         true,
-			AutonomousAddressConfiguration: true,
+			AutonomousAddressConfiguration: !r.cfg.NoAutonomous,
 			ValidLifetime:                  24 * time.Hour,
 			PreferredLifetime:              4 * time.Hour,
 			Prefix:                         prefix.Addr(),

@@ -3,6 +3,7 @@ package dhcp
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
@@ -68,6 +69,33 @@ func TestRouterAdvertisementsWithRdisc6(t *testing.T) {
 		out := rdisc6(t, tn.clientNS, tn.clientIf)
 		for _, want := range []string{
 			"Router lifetime : 0 (",
+			fmt.Sprintf("Prefix : fd77:%d::/64 On-link : Yes Autonomous address conf.: Yes", tn.n),
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("rdisc6 output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+	t.Run("stateful-flags", func(t *testing.T) {
+		tn := newTestNet(t)
+		startRA(t, tn.serverNS, RAConfig{Interface: tn.serverIf, Managed: true, NoAutonomous: true,
+			Prefix: netip.MustParsePrefix(fmt.Sprintf("fd78:%d::/64", tn.n))})
+		out := rdisc6(t, tn.clientNS, tn.clientIf)
+		for _, want := range []string{
+			"Stateful address conf. : Yes", "Stateful other conf. : Yes",
+			fmt.Sprintf("Prefix : fd78:%d::/64 On-link : Yes Autonomous address conf.: No", tn.n),
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("rdisc6 output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+	t.Run("stateless-flags", func(t *testing.T) {
+		tn := newTestNet(t)
+		startRA(t, tn.serverNS, RAConfig{Interface: tn.serverIf, Other: true})
+		out := rdisc6(t, tn.clientNS, tn.clientIf)
+		for _, want := range []string{
+			"Stateful address conf. : No", "Stateful other conf. : Yes",
 			fmt.Sprintf("Prefix : fd77:%d::/64 On-link : Yes Autonomous address conf.: Yes", tn.n),
 		} {
 			if !strings.Contains(out, want) {

@@ -32,13 +32,15 @@ import (
 type bootServices struct {
 	cfg      Config
 	log      *slog.Logger
-	addr     net.IP // the provisioning interface's IPv4 address
+	addr     net.IP // the provisioning interface's IPv4 address (IPv6 on an IPv6-only network)
 	resolver *pxe.Resolver
 	httpSrv  *httpboot.Server
 	httpLn   net.Listener
+	httpLn6  net.Listener // dual-stack networks with DHCPv6: the HTTP boot server's IPv6 address
 	tftpSrv  *tftp.Server
 	tftpConn net.PacketConn
 	dhcpSrv  *dhcp.Server
+	dhcp6    *dhcp.Server6
 	ra       *dhcp.RouterAdvertiser
 	cache    *image.Cache
 	httpURL  string // the HTTP boot server's URL as nodes reach it
@@ -165,7 +167,7 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 		}
 		return nil, nil
 	}
-	addr, err := interfaceIPv4(cfg.ProvisioningNetns, cfg.ProvisioningInterface)
+	addr, err := provisioningAddr(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -232,10 +234,17 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 	if bs.tftpSrv, err = tftp.NewDir(pcfg.Root, tcfg, log); err != nil {
 		return nil, fmt.Errorf("TFTP server: %w", err)
 	}
-	if bs.tftpConn, err = netns.ListenPacket(ctx, ns, "udp4", onAddr(cfg.TFTPListen, addr)); err != nil {
+	udp := "udp4"
+	if addr.To4() == nil {
+		udp = "udp6"
+	}
+	if bs.tftpConn, err = netns.ListenPacket(ctx, ns, udp, onAddr(cfg.TFTPListen, addr)); err != nil {
 		return nil, fmt.Errorf("TFTP server: %w", err)
 	}
-	if cfg.DHCPMode == "full" || cfg.DHCPMode == "proxy" {
+	if addr.To4() == nil && cfg.DHCPMode != "off" {
+		log.Info("IPv6-only provisioning network: no DHCPv4", "interface", cfg.ProvisioningInterface)
+	}
+	if addr.To4() != nil && (cfg.DHCPMode == "full" || cfg.DHCPMode == "proxy") {
 		dcfg := dhcp.Config{Mode: dhcp.Mode(cfg.DHCPMode), Interface: cfg.ProvisioningInterface, ServerIP: addr,
 			HTTPBootURL: pcfg.HTTPURL, EFIBootFile: cfg.EFIBootFile, LeaseTime: cfg.DHCPLeaseTime.Duration,
 			Discovery: pcfg.Discovery, OnRequest: m.DHCPRequest}
@@ -260,6 +269,12 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 	// provisioning network this server owns: in proxy mode the network is the site's.
 	if cfg.DHCPMode == "full" {
 		if bs.ra, err = dhcp.NewRouterAdvertiser(dhcp.RAConfig{Interface: cfg.ProvisioningInterface}, log); err != nil {
+			return nil, err
+		}
+	}
+	// DHCPv6 (and router advertisements whose flags say its mode) on the IPv6 subnet.
+	if cfg.DHCP6.enabled() {
+		if err := bs.startDHCP6(ctx, cfg, dhcpNodes{bs.resolver}, storeLeases6{store}, pcfg.HTTPURL, pcfg.Discovery, m, log); err != nil {
 			return nil, err
 		}
 	}
@@ -353,6 +368,7 @@ func (b *bootServices) serve(ctx context.Context) error {
 	if b.dhcpSrv != nil {
 		run("DHCP server", true, func() error { return netns.Do(ns, func() error { return b.dhcpSrv.Serve(ctx) }) })
 	}
+	b.serveDHCP6(ctx, run)
 	// The image cache expires masters by age and size, as Ironic's does, every hour.
 	wg.Go(func() {
 		tick := time.NewTicker(time.Hour)
@@ -376,7 +392,7 @@ func (b *bootServices) serve(ctx context.Context) error {
 			func() error { return netns.Do(ns, func() error { return b.ra.Serve(ctx) }) })
 	}
 	b.log.Info("boot services running", "interface", b.cfg.ProvisioningInterface, "address", b.addr.String(),
-		"dhcp", b.cfg.DHCPMode, "http", b.httpLn.Addr().String(), "tftp", b.tftpConn.LocalAddr().String())
+		"dhcp", b.dhcpMode(), "dhcp6", b.cfg.DHCP6.Mode, "http", b.httpLn.Addr().String(), "tftp", b.tftpConn.LocalAddr().String())
 	wg.Wait()
 	b.httpSrv.Close()
 	return errors.Join(errs...)
@@ -443,6 +459,9 @@ func (b *bootServices) close() {
 	}
 	if b.httpLn != nil {
 		b.httpLn.Close()
+	}
+	if b.httpLn6 != nil {
+		b.httpLn6.Close()
 	}
 	if b.tftpConn != nil {
 		b.tftpConn.Close()

@@ -140,6 +140,8 @@ type Config struct {
 	// DHCPSubnets are the networks behind DHCP relays ([[dhcp_subnet]] tables): racks on
 	// subnets of their own whose switches relay DHCP to this server.
 	DHCPSubnets []DHCPSubnet `toml:"dhcp_subnet"`
+	// DHCP6 is the IPv6 provisioning subnet ([dhcp6]): DHCPv6 and router advertisements.
+	DHCP6 DHCP6Config `toml:"dhcp6"`
 	// HTTPBootListen is the HTTP boot server's address; HTTPBootURL is how nodes reach it
 	// (default http://<provisioning address>:<port>).
 	HTTPBootListen string `toml:"http_boot_listen"`
@@ -614,6 +616,7 @@ func (c *Config) validateBoot() []error {
 			errs = append(errs, fmt.Errorf("dhcp_subnet: %w", err))
 		}
 	}
+	errs = append(errs, c.validateDHCP6()...)
 	if c.ImageCacheSize <= 0 || c.ImageCacheTTL.Duration <= 0 {
 		errs = append(errs, errors.New("image_cache_size and image_cache_ttl must be positive"))
 	}

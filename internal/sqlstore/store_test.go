@@ -418,3 +418,46 @@ func TestDHCPLeases(t *testing.T) {
 		}
 	})
 }
+
+func TestDHCP6Leases(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		exp := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+		a := sqlstore.DHCP6Lease{Client: "000100011/00000001", MAC: "52:54:00:AA:00:01", IP: "fd00:1::100", Expires: exp}
+		if err := s.PutLease6(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := s.Lease6(ctx, a.Client)
+		if err != nil || !ok || got.IP != "fd00:1::100" || !got.Expires.Equal(exp) || got.MAC != "52:54:00:aa:00:01" {
+			t.Fatalf("lease: %+v %v %v", got, ok, err)
+		}
+		// Another client cannot take a leased address.
+		if err := s.PutLease6(ctx, sqlstore.DHCP6Lease{Client: "other/00000001", IP: "fd00:1::100", Expires: exp}); !errors.Is(err, sqlstore.ErrAddressInUse) {
+			t.Fatalf("two clients got one address: %v", err)
+		}
+		// A client moving to a new address frees the old one.
+		a.IP = "fd00:1::101"
+		if err := s.PutLease6(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := s.Lease6ByIP(ctx, "fd00:1::100"); ok {
+			t.Fatal("old address still leased")
+		}
+		if l, ok, _ := s.Lease6ByIP(ctx, "fd00:1::101"); !ok || l.Client != a.Client {
+			t.Fatalf("by IP: %+v %v", l, ok)
+		}
+		if err := s.PutLease6(ctx, sqlstore.DHCP6Lease{Client: "other/00000001", IP: "fd00:1::100", Expires: exp}); err != nil {
+			t.Fatal(err)
+		}
+		all, err := s.Leases6(ctx)
+		if err != nil || len(all) != 2 || all[0].Client != a.Client || all[1].MAC != "" {
+			t.Fatalf("leases: %+v %v", all, err)
+		}
+		if err := s.DeleteLease6(ctx, a.Client); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := s.Lease6(ctx, a.Client); ok {
+			t.Fatal("deleted lease still there")
+		}
+	})
+}
