@@ -59,6 +59,9 @@ type Config struct {
 	// RedfishLatency delays every Redfish answer, as a real BMC's slower service would
 	// (fleet simulations; IPMI answers take the IPMIMux's latency).
 	RedfishLatency time.Duration `toml:"-"`
+	// SystemRead, when set, is called with the machine's name at every GET of a
+	// ComputerSystem (benchmarks record when each BMC was last read).
+	SystemRead func(name string) `toml:"-"`
 }
 
 // Validate checks the configuration.
@@ -176,12 +179,17 @@ func Start(cfg Config, log *slog.Logger) (*VBMC, error) {
 		v.redLn = ln
 		v.RedfishURL = "http://" + ln.Addr().String()
 		var h http.Handler = v
-		if cfg.RedfishLatency > 0 {
+		if cfg.RedfishLatency > 0 || cfg.SystemRead != nil {
 			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				select {
-				case <-time.After(cfg.RedfishLatency):
-				case <-r.Context().Done():
-					return
+				if cfg.RedfishLatency > 0 {
+					select {
+					case <-time.After(cfg.RedfishLatency):
+					case <-r.Context().Done():
+						return
+					}
+				}
+				if name, ok := strings.CutPrefix(r.URL.Path, "/redfish/v1/Systems/"); ok && cfg.SystemRead != nil && r.Method == http.MethodGet {
+					cfg.SystemRead(name)
 				}
 				v.ServeHTTP(w, r)
 			})
