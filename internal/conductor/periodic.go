@@ -337,7 +337,11 @@ func (c *Conductor) syncOne(ctx context.Context, n *ironwork.Node) {
 	if err == nil && (n.PowerState == "" || n.PowerState == st || !c.cfg.ForcePowerStateDuringSync) {
 		c.syncFailures.Delete(n.ID)
 		if n.PowerState != st {
-			t.Log.Warn("power state differs from the record; recording the hardware's", "recorded", n.PowerState, "actual", st)
+			if n.PowerState == "" { // a new node: nothing differs, as Ironic logs it
+				t.Log.Info("no power state recorded yet; recording the hardware's", "actual", st)
+			} else {
+				t.Log.Warn("power state differs from the record; recording the hardware's", "recorded", n.PowerState, "actual", st)
+			}
 			_, _ = c.store.UpdateNode(ctx, n.UUID, func(n *ironwork.Node) error { n.PowerState = st; return nil })
 		}
 		return
