@@ -32,10 +32,13 @@ ns="fleet$$"
 bmc_pid= iw_pid= pg_dir=
 cleanup() {
   local rc=$?
-  for p in $iw_pid $bmc_pid; do
-    kill -TERM "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
+  # Everything this script started runs in the namespace: stop it all, then make sure.
+  local left
+  left=$(ip netns pids "$ns" 2>/dev/null || true)
+  [ -n "$left" ] && kill -TERM $left 2>/dev/null
+  for _ in $(seq 1 50); do [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && break; sleep 0.2; done
+  left=$(ip netns pids "$ns" 2>/dev/null || true)
+  [ -n "$left" ] && { echo "fleet.sh: killing what did not stop: $left" >&2; kill -KILL $left 2>/dev/null; }
   ip netns del "$ns" 2>/dev/null || true
   [ -n "$pg_dir" ] && { scripts/postgres.sh stop "$pg_dir" || true; rm -rf "$pg_dir"; }
   if [ $rc -eq 0 ]; then rm -rf "$work"; else echo "fleet.sh: logs kept in $work" >&2; fi
