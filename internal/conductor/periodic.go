@@ -47,6 +47,7 @@ func (c *Conductor) Start(ctx context.Context) error {
 		c.log.Warn("restore consoles", "error", err)
 	}
 	c.every(c.cfg.HeartbeatInterval, "heartbeat", c.heartbeat)
+	c.every(c.cfg.HeartbeatInterval, "take over", c.takeOvers)
 	c.every(c.cfg.HeartbeatInterval, "consoles", c.SyncConsoles)
 	c.every(c.cfg.PowerSyncInterval, "power sync", c.SyncPowerStates)
 	c.every(c.cfg.TimeoutCheckInterval, "callback timeouts", c.CheckTimeouts)
@@ -79,15 +80,18 @@ func (c *Conductor) every(interval time.Duration, name string, fn func(ctx conte
 	}()
 }
 
-// heartbeat records that this conductor lives, refreshes the ring, and takes over the nodes of
-// conductors that died.
+// heartbeat records that this conductor lives and refreshes the ring.
 func (c *Conductor) heartbeat(ctx context.Context) error {
 	if err := c.store.TouchConductor(ctx, c.cfg.Hostname); err != nil {
 		return err
 	}
-	if err := c.refreshRing(ctx); err != nil {
-		return err
-	}
+	return c.refreshRing(ctx)
+}
+
+// takeOvers takes over the nodes of conductors that died and the deployed nodes the ring now
+// gives this conductor. It runs in a loop of its own: adopting a dead conductor's share of a
+// large fleet can outlast the heartbeat timeout, and must not stop the heartbeat meanwhile.
+func (c *Conductor) takeOvers(ctx context.Context) error {
 	if err := c.TakeOverDead(ctx); err != nil {
 		return err
 	}
@@ -103,27 +107,49 @@ func (c *Conductor) TakeOverActive(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A dead conductor leaves thousands of nodes to each survivor: adopt them with the power
+	// sync's concurrency rather than one after the other.
+	jobs := make(chan *ironwork.Node)
+	var wg sync.WaitGroup
+	for range min(c.cfg.PowerSyncWorkers, max(len(nodes), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range jobs {
+				c.takeOver(ctx, n)
+			}
+		}()
+	}
 	for _, n := range nodes {
 		if n.ConductorAffinity == c.id || n.Reservation != "" {
 			continue
 		}
-		t, err := c.lock(ctx, n.UUID)
-		if err != nil {
-			continue
+		select {
+		case jobs <- n:
+		case <-ctx.Done():
 		}
-		if to, ok := t.Driver.Impl(ironwork.BootInterface).(TakeOverer); ok {
-			if err := to.TakeOver(ctx, t); err != nil {
-				t.Log.Warn("take over of a deployed node failed; will retry", "error", err)
-				c.release(t.Node)
-				continue
-			}
-		}
-		if err := t.Save(ctx, func(n *ironwork.Node) { n.ConductorAffinity = c.id }); err == nil {
-			t.Log.Info("took over deployed node", "previous_affinity", n.ConductorAffinity)
-		}
-		c.release(t.Node)
 	}
-	return nil
+	close(jobs)
+	wg.Wait()
+	return ctx.Err()
+}
+
+// takeOver adopts one deployed node (see TakeOverActive).
+func (c *Conductor) takeOver(ctx context.Context, n *ironwork.Node) {
+	t, err := c.lock(ctx, n.UUID)
+	if err != nil {
+		return
+	}
+	defer c.release(t.Node)
+	if to, ok := t.Driver.Impl(ironwork.BootInterface).(TakeOverer); ok {
+		if err := to.TakeOver(ctx, t); err != nil {
+			t.Log.Warn("take over of a deployed node failed; will retry", "error", err)
+			return
+		}
+	}
+	if err := t.Save(ctx, func(n *ironwork.Node) { n.ConductorAffinity = c.id }); err == nil {
+		t.Log.Info("took over deployed node", "previous_affinity", n.ConductorAffinity)
+	}
 }
 
 // refreshRing rebuilds the ring from the live conductors.
