@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork"
-	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
 // BMC waits: a step that started work the BMC carries on alone (a Redfish task, BIOS settings
@@ -99,7 +98,7 @@ var bmcWaitStates = []ironwork.ProvisionState{ironwork.CleanWait, ironwork.Servi
 func (c *Conductor) PollBMCWaits(ctx context.Context) error {
 	var nodes []*ironwork.Node
 	for _, st := range bmcWaitStates {
-		ns, err := c.myNodes(ctx, sqlstore.NodeFilter{ProvisionState: string(st)})
+		ns, err := c.myNodes(ctx, st, nil)
 		if err != nil {
 			return err
 		}

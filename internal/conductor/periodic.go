@@ -47,6 +47,7 @@ func (c *Conductor) Start(ctx context.Context) error {
 		c.log.Warn("restore consoles", "error", err)
 	}
 	c.every(c.cfg.HeartbeatInterval, "heartbeat", c.heartbeat)
+	c.every(c.cfg.HeartbeatInterval, "take over", c.takeOvers)
 	c.every(c.cfg.HeartbeatInterval, "consoles", c.SyncConsoles)
 	c.every(c.cfg.PowerSyncInterval, "power sync", c.SyncPowerStates)
 	c.every(c.cfg.TimeoutCheckInterval, "callback timeouts", c.CheckTimeouts)
@@ -79,15 +80,18 @@ func (c *Conductor) every(interval time.Duration, name string, fn func(ctx conte
 	}()
 }
 
-// heartbeat records that this conductor lives, refreshes the ring, and takes over the nodes of
-// conductors that died.
+// heartbeat records that this conductor lives and refreshes the ring.
 func (c *Conductor) heartbeat(ctx context.Context) error {
 	if err := c.store.TouchConductor(ctx, c.cfg.Hostname); err != nil {
 		return err
 	}
-	if err := c.refreshRing(ctx); err != nil {
-		return err
-	}
+	return c.refreshRing(ctx)
+}
+
+// takeOvers takes over the nodes of conductors that died and the deployed nodes the ring now
+// gives this conductor. It runs in a loop of its own: adopting a dead conductor's share of a
+// large fleet can outlast the heartbeat timeout, and must not stop the heartbeat meanwhile.
+func (c *Conductor) takeOvers(ctx context.Context) error {
 	if err := c.TakeOverDead(ctx); err != nil {
 		return err
 	}
@@ -99,31 +103,53 @@ func (c *Conductor) heartbeat(ctx context.Context) error {
 // instance needs here, and the node records this conductor as its affinity, as Ironic's
 // take_over does.
 func (c *Conductor) TakeOverActive(ctx context.Context) error {
-	nodes, err := c.myNodes(ctx, sqlstore.NodeFilter{ProvisionState: string(ironwork.Active)})
+	nodes, err := c.myNodes(ctx, ironwork.Active, func(k sqlstore.NodeKey) bool { return k.Affinity != c.id && k.Reservation == "" })
 	if err != nil {
 		return err
+	}
+	// A dead conductor leaves thousands of nodes to each survivor: adopt them with the power
+	// sync's concurrency rather than one after the other.
+	jobs := make(chan *ironwork.Node)
+	var wg sync.WaitGroup
+	for range min(c.cfg.PowerSyncWorkers, max(len(nodes), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range jobs {
+				c.takeOver(ctx, n)
+			}
+		}()
 	}
 	for _, n := range nodes {
 		if n.ConductorAffinity == c.id || n.Reservation != "" {
 			continue
 		}
-		t, err := c.lock(ctx, n.UUID)
-		if err != nil {
-			continue
+		select {
+		case jobs <- n:
+		case <-ctx.Done():
 		}
-		if to, ok := t.Driver.Impl(ironwork.BootInterface).(TakeOverer); ok {
-			if err := to.TakeOver(ctx, t); err != nil {
-				t.Log.Warn("take over of a deployed node failed; will retry", "error", err)
-				c.release(t.Node)
-				continue
-			}
-		}
-		if err := t.Save(ctx, func(n *ironwork.Node) { n.ConductorAffinity = c.id }); err == nil {
-			t.Log.Info("took over deployed node", "previous_affinity", n.ConductorAffinity)
-		}
-		c.release(t.Node)
 	}
-	return nil
+	close(jobs)
+	wg.Wait()
+	return ctx.Err()
+}
+
+// takeOver adopts one deployed node (see TakeOverActive).
+func (c *Conductor) takeOver(ctx context.Context, n *ironwork.Node) {
+	t, err := c.lock(ctx, n.UUID)
+	if err != nil {
+		return
+	}
+	defer c.release(t.Node)
+	if to, ok := t.Driver.Impl(ironwork.BootInterface).(TakeOverer); ok {
+		if err := to.TakeOver(ctx, t); err != nil {
+			t.Log.Warn("take over of a deployed node failed; will retry", "error", err)
+			return
+		}
+	}
+	if err := t.Save(ctx, func(n *ironwork.Node) { n.ConductorAffinity = c.id }); err == nil {
+		t.Log.Info("took over deployed node", "previous_affinity", n.ConductorAffinity)
+	}
 }
 
 // refreshRing rebuilds the ring from the live conductors.
@@ -179,7 +205,7 @@ func (c *Conductor) TakeOverDead(ctx context.Context) error {
 func (c *Conductor) recoverUnlocked(ctx context.Context) error {
 	var ids []int64
 	for _, st := range workingStates {
-		nodes, err := c.myNodes(ctx, sqlstore.NodeFilter{ProvisionState: string(st)})
+		nodes, err := c.myNodes(ctx, st, func(k sqlstore.NodeKey) bool { return k.Reservation == "" })
 		if err != nil {
 			return err
 		}
@@ -218,25 +244,38 @@ func (c *Conductor) recoverOrphans(ctx context.Context, ids []int64) {
 	}
 }
 
-// myNodes lists the nodes the ring gives this conductor.
-func (c *Conductor) myNodes(ctx context.Context, f sqlstore.NodeFilter) ([]*ironwork.Node, error) {
+// myNodes lists the nodes the ring gives this conductor, in state when it is not empty, for
+// which keep (when not nil) says yes. It reads the key of every node (sqlstore.NodeKeys) and
+// decodes only the nodes it returns: with N conductors, 1/N of the fleet, and fewer when keep
+// filters (a heartbeat's take-over and console checks decode almost nothing at rest).
+func (c *Conductor) myNodes(ctx context.Context, state ironwork.ProvisionState, keep func(sqlstore.NodeKey) bool) ([]*ironwork.Node, error) {
+	const keysPage, nodesBatch = 5000, 500
 	var out []*ironwork.Node
-	marker := ""
+	var after int64
 	for {
-		page, err := c.store.ListNodes(ctx, f, sqlstore.Page{Limit: 1000, Marker: marker})
+		keys, err := c.store.NodeKeys(ctx, string(state), after, keysPage)
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range page {
-			if c.ring.ConductorFor(n) == c.cfg.Hostname {
-				out = append(out, n)
-			}
-		}
-		// A short page is not the end: the store skips rows it cannot decode.
-		if len(page) == 0 {
+		if len(keys) == 0 {
 			return out, nil
 		}
-		marker = page[len(page)-1].UUID
+		after = keys[len(keys)-1].ID
+		var ids []int64
+		for _, k := range keys {
+			if c.ring.Owner(k.ConductorGroup, k.UUID) == c.cfg.Hostname && (keep == nil || keep(k)) {
+				ids = append(ids, k.ID)
+			}
+		}
+		for len(ids) > 0 {
+			batch := ids[:min(len(ids), nodesBatch)]
+			ids = ids[len(batch):]
+			nodes, err := c.store.NodesByID(ctx, batch)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, nodes...)
+		}
 	}
 }
 
@@ -246,7 +285,10 @@ func (c *Conductor) myNodes(ctx context.Context, f sqlstore.NodeFilter) ([]*iron
 // nodes with that fault whose BMC answers again come out of it.
 func (c *Conductor) SyncPowerStates(ctx context.Context) error {
 	began := time.Now()
-	nodes, err := c.myNodes(ctx, sqlstore.NodeFilter{})
+	nodes, err := c.myNodes(ctx, "", func(k sqlstore.NodeKey) bool {
+		return k.Reservation == "" && !slices.Contains(workingStates, k.ProvisionState) && !slices.Contains(waitStates, k.ProvisionState) &&
+			(!k.Maintenance || k.Fault == "power failure")
+	})
 	if err != nil {
 		return err
 	}
@@ -321,7 +363,11 @@ func (c *Conductor) syncOne(ctx context.Context, n *ironwork.Node) {
 	if err == nil && (n.PowerState == "" || n.PowerState == st || !c.cfg.ForcePowerStateDuringSync) {
 		c.syncFailures.Delete(n.ID)
 		if n.PowerState != st {
-			t.Log.Warn("power state differs from the record; recording the hardware's", "recorded", n.PowerState, "actual", st)
+			if n.PowerState == "" { // a new node: nothing differs, as Ironic logs it
+				t.Log.Info("no power state recorded yet; recording the hardware's", "actual", st)
+			} else {
+				t.Log.Warn("power state differs from the record; recording the hardware's", "recorded", n.PowerState, "actual", st)
+			}
 			_, _ = c.store.UpdateNode(ctx, n.UUID, func(n *ironwork.Node) error { n.PowerState = st; return nil })
 		}
 		return
@@ -378,7 +424,7 @@ func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 			timeout = c.cfg.RescueCallbackTimeout
 		}
 		cutoff := time.Now().Add(-timeout)
-		nodes, err := c.myNodes(ctx, sqlstore.NodeFilter{ProvisionState: string(st)})
+		nodes, err := c.myNodes(ctx, st, func(k sqlstore.NodeKey) bool { return k.Reservation == "" })
 		if err != nil {
 			return err
 		}

@@ -79,6 +79,10 @@ type Config struct {
 	HeartbeatTimeout Duration `toml:"heartbeat_timeout"`
 	// PowerSyncInterval is how often power states are compared with the hardware.
 	PowerSyncInterval Duration `toml:"power_sync_interval"`
+	// PowerSyncWorkers is how many nodes' BMCs a power sync reads at once (Ironic's
+	// [conductor]sync_power_state_workers, default 8). A pass over N nodes whose BMCs answer
+	// in L takes about N*L/workers: 20,000 nodes at 50 ms need 17 to fit in 60 s.
+	PowerSyncWorkers int `toml:"power_sync_workers"`
 	// CallbackTimeout fails nodes that wait longer for an agent or inspection callback.
 	CallbackTimeout Duration `toml:"callback_timeout"`
 	// RescueCallbackTimeout fails nodes whose rescue ramdisk does not call back in time
@@ -463,6 +467,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PowerSyncInterval.Duration <= 0 || c.CallbackTimeout.Duration <= 0 || c.TimeoutCheckInterval.Duration <= 0 || c.BMCPollInterval.Duration <= 0 {
 		errs = append(errs, errors.New("power_sync_interval, callback_timeout and timeout_check_interval must be positive"))
+	}
+	if c.PowerSyncWorkers < 0 || c.PowerSyncWorkers > 1000 {
+		errs = append(errs, fmt.Errorf("power_sync_workers: %d is not between 1 and 1000 (0: the default, 8)", c.PowerSyncWorkers))
 	}
 	if c.RescueCallbackTimeout.Duration <= 0 {
 		errs = append(errs, errors.New("rescue_callback_timeout must be positive"))

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/bougou/go-ipmi/pkg/clock"
 	"github.com/bougou/go-ipmi/pkg/hal/mock"
 	"github.com/bougou/go-ipmi/pkg/server"
+	"github.com/bougou/go-ipmi/pkg/transport"
 	"github.com/bougou/go-ipmi/pkg/transport/udp"
 	"github.com/bougou/go-ipmi/pkg/types"
 )
@@ -51,6 +53,15 @@ type Config struct {
 	// BMC's Redfish service is on the host's loopback.
 	MediaNetns string          `toml:"media_netns"`
 	Machines   []MachineConfig `toml:"machine"`
+	// IPMIMux, when set, serves the machines' IPMI on its one socket: each machine's
+	// IPMIListen is then an IPv4 address of its own, without a port (fleet simulations).
+	IPMIMux *IPMIMux `toml:"-"`
+	// RedfishLatency delays every Redfish answer, as a real BMC's slower service would
+	// (fleet simulations; IPMI answers take the IPMIMux's latency).
+	RedfishLatency time.Duration `toml:"-"`
+	// SystemRead, when set, is called with the machine's name at every GET of a
+	// ComputerSystem (benchmarks record when each BMC was last read).
+	SystemRead func(name string) `toml:"-"`
 }
 
 // Validate checks the configuration.
@@ -129,7 +140,7 @@ func Start(cfg Config, log *slog.Logger) (*VBMC, error) {
 		if mc.IPMIListen == "" {
 			continue
 		}
-		conn, err := udp.Listen(mc.IPMIListen)
+		conn, err := v.ipmiConn(mc.IPMIListen)
 		if err != nil {
 			v.Close()
 			return nil, fmt.Errorf("machine %s: listen for IPMI on %s: %w", mc.Name, mc.IPMIListen, err)
@@ -167,9 +178,44 @@ func Start(cfg Config, log *slog.Logger) (*VBMC, error) {
 		}
 		v.redLn = ln
 		v.RedfishURL = "http://" + ln.Addr().String()
-		v.redfish = &http.Server{Handler: v, ReadHeaderTimeout: 10 * time.Second}
+		var h http.Handler = v
+		if cfg.RedfishLatency > 0 || cfg.SystemRead != nil {
+			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if cfg.RedfishLatency > 0 {
+					select {
+					case <-time.After(cfg.RedfishLatency):
+					case <-r.Context().Done():
+						return
+					}
+				}
+				if name, ok := strings.CutPrefix(r.URL.Path, "/redfish/v1/Systems/"); ok && cfg.SystemRead != nil && r.Method == http.MethodGet {
+					cfg.SystemRead(name)
+				}
+				v.ServeHTTP(w, r)
+			})
+		}
+		v.redfish = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	}
 	return v, nil
+}
+
+// ipmiConn is a machine's IPMI transport: a socket of its own at addr (host:port), or its
+// address addr on the configured IPMIMux.
+func (v *VBMC) ipmiConn(addr string) (ipmiTransport, error) {
+	if v.cfg.IPMIMux == nil {
+		return udp.Listen(addr)
+	}
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return nil, fmt.Errorf("an address without a port for the IPMI mux: %w", err)
+	}
+	return v.cfg.IPMIMux.bmcConn(ip)
+}
+
+// ipmiTransport is what go-ipmi's server reads and writes, and where it listens.
+type ipmiTransport interface {
+	transport.PacketConn
+	LocalAddr() net.Addr
 }
 
 // Machine returns a machine by name.

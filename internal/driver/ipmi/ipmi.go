@@ -49,6 +49,7 @@ type Sessions struct {
 	MaxIdle time.Duration
 	mu      sync.Mutex
 	open    map[string]*session
+	swept   time.Time // when idle sessions were last looked for
 }
 
 type session struct {
@@ -129,7 +130,16 @@ func (s *Sessions) entry(key string) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
+	// Looking for idle sessions costs one pass over all of them: with a fleet's thousands of
+	// sessions that is done a few times per MaxIdle, not at every operation.
+	sweep := now.Sub(s.swept) >= s.MaxIdle/8
+	if sweep {
+		s.swept = now
+	}
 	for k, ss := range s.open {
+		if !sweep {
+			break
+		}
 		if k != key && ss.mu.TryLock() {
 			if ss.c != nil && now.Sub(ss.lastUsed) > s.MaxIdle {
 				ss.c.close()

@@ -54,6 +54,14 @@ type retryDial struct {
 	interval time.Duration
 }
 
+// CloseIdleConnections closes the kept-alive connections of the transport below, as
+// http.Client.CloseIdleConnections expects of a transport.
+func (r retryDial) CloseIdleConnections() {
+	if c, ok := r.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 func (r retryDial) RoundTrip(req *http.Request) (*http.Response, error) {
 	for i := 1; ; i++ {
 		resp, err := r.next.RoundTrip(req)
@@ -191,9 +199,12 @@ func (d Interface) system(ctx context.Context, t *conductor.Task) (*schemas.Comp
 	c, err := gofish.ConnectContext(ctx, gofish.ClientConfig{Endpoint: inf.address, Username: inf.username,
 		Password: inf.password, HTTPClient: hc, BasicAuth: true, Insecure: !inf.verify})
 	if err != nil {
+		hc.CloseIdleConnections()
 		return nil, nil, fmt.Errorf("connect to Redfish service %s: %w", inf.address, err)
 	}
-	done := func() { c.Logout() }
+	// Each operation has a transport of its own: its kept-alive connection is closed with it,
+	// or a fleet's power sync would leave one open socket per BMC for 90 s (both ends).
+	done := func() { c.Logout(); hc.CloseIdleConnections() }
 	if inf.systemID != "" {
 		sys, err := schemas.GetComputerSystem(c, inf.systemID)
 		if err != nil {

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// kinds of requests of the read mix, with their share in percent.
+var mix = []struct {
+	name  string
+	share int
+}{{"get", 50}, {"list", 25}, {"detail", 25}}
+
+func runLoad(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("fleet load", flag.ContinueOnError)
+	url := fs.String("url", "http://127.0.0.1:6385", "API base URL (several: comma-separated, used in turn)")
+	clients := fs.Int("c", 200, "concurrent clients, each sending one request after the other")
+	dur := fs.Duration("d", 60*time.Second, "how long to load")
+	page := fs.Int("limit", 100, "page size of list and detail requests")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	a := newAPI(*url, *clients)
+	// A sample of node UUIDs to GET and to start pages at.
+	st, b, err := a.do(ctx, http.MethodGet, "/v1/nodes?limit=1000&fields=uuid", nil)
+	if err != nil || st != http.StatusOK {
+		return fmt.Errorf("list node UUIDs: status %d: %v", st, err)
+	}
+	var list struct {
+		Nodes []struct {
+			UUID string `json:"uuid"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(b, &list); err != nil || len(list.Nodes) == 0 {
+		return fmt.Errorf("list node UUIDs: no nodes (%v)", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *dur)
+	defer cancel()
+	type sample struct {
+		kind int
+		lat  time.Duration
+		ok   bool
+	}
+	results := make([][]sample, *clients)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range *clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(c), 21))
+			for ctx.Err() == nil {
+				k, x := 0, r.IntN(100)
+				for k < len(mix)-1 && x >= mix[k].share {
+					x -= mix[k].share
+					k++
+				}
+				id := list.Nodes[r.IntN(len(list.Nodes))].UUID
+				path := "/v1/nodes/" + id
+				switch mix[k].name {
+				case "list":
+					path = fmt.Sprintf("/v1/nodes?limit=%d&marker=%s", *page, id)
+				case "detail":
+					path = fmt.Sprintf("/v1/nodes/detail?limit=%d&marker=%s", *page, id)
+				}
+				t := time.Now()
+				st, _, err := a.do(context.WithoutCancel(ctx), http.MethodGet, path, nil)
+				results[c] = append(results[c], sample{kind: k, lat: time.Since(t), ok: err == nil && st == http.StatusOK})
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	all := map[int][]time.Duration{}
+	failed, total := 0, 0
+	for _, rs := range results {
+		for _, s := range rs {
+			total++
+			if !s.ok {
+				failed++
+			}
+			all[s.kind] = append(all[s.kind], s.lat)
+			all[-1] = append(all[-1], s.lat)
+		}
+	}
+	fmt.Printf("RESULT clients=%d seconds=%.1f requests=%d failed=%d per_s=%.0f", *clients, took.Seconds(), total, failed,
+		float64(total)/took.Seconds())
+	for k := -1; k < len(mix); k++ {
+		name := "all"
+		if k >= 0 {
+			name = mix[k].name
+		}
+		l := all[k]
+		slices.Sort(l)
+		fmt.Printf(" %s_p50_ms=%.1f %s_p99_ms=%.1f", name, pct(l, 50), name, pct(l, 99))
+	}
+	fmt.Println()
+	if failed > 0 {
+		return fmt.Errorf("%d of %d requests failed", failed, total)
+	}
+	return nil
+}
+
+// pct is the p-th percentile of sorted latencies, in milliseconds.
+func pct(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p / 100)
+	return float64(sorted[i]) / float64(time.Millisecond)
+}
