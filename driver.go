@@ -32,7 +32,8 @@ func generic() map[InterfaceKind][]string {
 		ManagementInterface: {},
 		NetworkInterface:    {"flat", "noop"},
 		PowerInterface:      {},
-		RAIDInterface:       {"no-raid"},
+		// As in Ironic's generic hardware types, the agent (software RAID) after no-raid.
+		RAIDInterface: {"no-raid", "agent"},
 		// As in Ironic, "agent" (through the ramdisk) only when a node or the configured
 		// default asks for it.
 		RescueInterface:  {"no-rescue", "agent"},

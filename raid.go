@@ -3,6 +3,7 @@ package ironwork
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -339,4 +340,53 @@ func pyRepr(v any) string {
 		return "{" + strings.Join(parts, ", ") + "}"
 	}
 	return fmt.Sprint(v)
+}
+
+// SoftwareRAIDLevels are the RAID levels software RAID builds (the agent's md layer: RAID 0
+// and 1 over whole disks; IPA also builds 1+0, 5 and 6 over partitions, we do not).
+var SoftwareRAIDLevels = []string{"0", "1"}
+
+// CheckSoftwareRAID checks a configuration (already checked by ParseRAIDConfig) for the agent
+// raid interface with IPA's software RAID rules: one or two logical disks, every one with
+// controller "software", the first RAID 1, at most one of size MAX, physical_disks (when
+// given) two or more root device hints; and ours: levels SoftwareRAIDLevels. All problems are
+// named at once.
+func CheckSoftwareRAID(disks []LogicalDisk) error {
+	var problems []string
+	if len(disks) != 1 && len(disks) != 2 {
+		problems = append(problems, "Software RAID configuration requires one or two logical disks")
+	}
+	maxes := 0
+	for i, d := range disks {
+		if d.Controller != "software" {
+			problems = append(problems, fmt.Sprintf("Software RAID configuration requires all logical disks to have 'controller'='software' (logical disk %d has %s)", i, pyRepr(d.Controller)))
+		}
+		if !slices.Contains(SoftwareRAIDLevels, d.RAIDLevel) {
+			problems = append(problems, fmt.Sprintf("Software RAID configuration does not support RAID level %s (logical disk %d; supported: %s)", d.RAIDLevel, i, strings.Join(SoftwareRAIDLevels, ", ")))
+		}
+		if d.SizeMax {
+			maxes++
+		}
+		if d.PhysicalDisks != nil {
+			hints := len(d.PhysicalDisks) >= 2
+			for _, p := range d.PhysicalDisks {
+				if _, ok := p.(map[string]any); !ok {
+					hints = false
+				}
+			}
+			if !hints {
+				problems = append(problems, fmt.Sprintf("The physical_disks parameter for software RAID must be a list of at least 2 device hints (dictionaries) (logical disk %d)", i))
+			}
+		}
+	}
+	if len(disks) > 0 && disks[0].RAIDLevel != "1" {
+		problems = append(problems, "Software RAID Configuration requires RAID-1 for the first logical disk")
+	}
+	if maxes > 1 {
+		problems = append(problems, "Software RAID can have only one RAID device with size 'MAX'")
+	}
+	if len(problems) > 0 {
+		return Errorf(EINVALID, "%s", strings.Join(problems, "; "))
+	}
+	return nil
 }

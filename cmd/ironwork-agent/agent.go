@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/agent"
 	"github.com/ironwork/ironwork/internal/agent/initsys"
 	"github.com/ironwork/ironwork/internal/agent/server"
 )
@@ -130,6 +131,9 @@ func runAgent(ctx context.Context, cfg Config, env agentEnv) error {
 				}
 			}()
 		},
+	}
+	if cfg.SoftwareRAID {
+		machine.SoftwareRAID = agent.KernelMD{SysRoot: cfg.SysRoot}
 	}
 	machine.Rescued = func() {
 		go func() {

@@ -60,6 +60,7 @@ type Config struct {
 	LLDPTimeout   time.Duration // ipa-lldp-timeout: how long to listen on all NICs at once
 	RescueRoot    string        // where rescue.finalize_rescue writes etc/passwd and etc/shadow ("/" as PID 1)
 	EFIVars       string        // efivarfs for UEFI boot entries (PID 1: agent.SystemEFIVars; otherwise none)
+	SoftwareRAID  bool          // drive the kernel's md arrays (PID 1 only: raid steps, a mirror as root device)
 }
 
 // DefaultConfig returns the defaults (IPA's port 9999, five minutes of lookup).
@@ -290,6 +291,7 @@ func runInit() {
 	}
 	cfg.RescueRoot = "/"
 	cfg.EFIVars = agent.SystemEFIVars
+	cfg.SoftwareRAID = true
 	level := slog.LevelInfo
 	if cfg.Debug {
 		level = slog.LevelDebug

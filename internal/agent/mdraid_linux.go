@@ -27,12 +27,11 @@ const (
 	mdRunArray     = 0x400c0930 // _IOW(MD_MAJOR, 0x30, mdu_param_t)
 	mdStopArray    = 0x932      // _IO(MD_MAJOR, 0x32)
 
-	mdMajor       = 9
-	mdDiskActive  = 1 << 1 // MD_DISK_ACTIVE
-	mdDiskSync    = 1 << 2 // MD_DISK_SYNC
-	mdSBClean     = 1 << 0 // MD_SB_CLEAN: no initial resync
-	md090Magic    = 0xa92b4efc
-	md090Reserved = 64 << 10
+	mdMajor      = 9
+	mdDiskActive = 1 << 1 // MD_DISK_ACTIVE
+	mdDiskSync   = 1 << 2 // MD_DISK_SYNC
+	mdSBClean    = 1 << 0 // MD_SB_CLEAN: no initial resync
+	md090Magic   = 0xa92b4efc
 )
 
 // mduArrayInfo is mdu_array_info_t.
@@ -97,9 +96,6 @@ func statMember(path string) (mdMember, error) {
 	}
 	return mdMember{path: path, major: unix.Major(st.Rdev), minor: unix.Minor(st.Rdev), size: size}, nil
 }
-
-// md090Offset is where a member of size bytes keeps its 0.90 superblock.
-func md090Offset(size int64) int64 { return size&^(md090Reserved-1) - md090Reserved }
 
 // CreateMD builds md array minor at RAID level (0 or 1) over whole devices, with 0.90
 // superblocks, marked clean (no initial resync: what the deploy writes goes to every member).

@@ -24,7 +24,9 @@ import (
 // 1536 MiB, disks of 8 and 4 GiB, two NICs) and a machine to discover. The shaped machine is
 // enrolled with its first MAC as PXE port, its disks and taps exist with their sizes, and the
 // redfish inspect interface reads exactly that hardware from the lab's vbmc; the machine to
-// discover is not enrolled and its BMC powered it on to boot from the network.
+// discover is not enrolled and its BMC powered it on to boot from the network. Then the
+// shaped machine's two disks become a software RAID-1 mirror that it is deployed onto and
+// boots from (checkSoftwareRAIDDeploy).
 func TestLabShapesAndDiscovery(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and taps")
@@ -109,4 +111,16 @@ func TestLabShapesAndDiscovery(t *testing.T) {
 	if n := powerOns(t, st, a.Name); n != 0 {
 		t.Errorf("the enrolled machine was powered on %d times by up, want 0", n)
 	}
+	if t.Failed() {
+		return
+	}
+	defer func() {
+		if t.Failed() {
+			for _, f := range []string{"serve.log", a.Name + ".serial.log"} {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 60))
+			}
+		}
+	}()
+	checkSoftwareRAIDDeploy(ctx, t, st, a.Name)
 }

@@ -44,7 +44,7 @@ func RescueModules() []string {
 }
 
 // DefaultModules are the drivers a deploy ramdisk needs on common servers and in QEMU:
-// virtio, Intel and Mellanox NICs, AHCI, NVMe and SCSI disks, CD drives, bonds and VLANs, and virtio_rng (a VM without
+// virtio, Intel and Mellanox NICs, AHCI, NVMe and SCSI disks, CD drives, bonds and VLANs, md (software RAID 0 and 1), and virtio_rng (a VM without
 // RDRAND otherwise waits minutes for the kernel CRNG, which DHCP transaction IDs need).
 // Their dependencies come too.
 func DefaultModules() []string {
@@ -56,7 +56,10 @@ func DefaultModules() []string {
 		// Partition images: the agent mounts the written root (ext4, through a loop device
 		// when the kernel shows no partition node; crc32c_generic, which ext4 asks the crypto
 		// API for and mount fails with ENOENT without) and writes UEFI boot entries (efivarfs).
-		"ext4", "crc32c_generic", "loop", "efivarfs"}
+		"ext4", "crc32c_generic", "loop", "efivarfs",
+		// Software RAID (the agent raid interface): the md driver and the levels the agent
+		// builds.
+		"md_mod", "raid0", "raid1"}
 }
 
 // DefaultDiskTools are the programs a deploy ramdisk carries for partition images, with the

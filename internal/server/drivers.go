@@ -51,7 +51,9 @@ func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Ses
 		// only inside its namespace: dial them from there.
 		dcfg.Dial = netns.Dialer(cfg.ProvisioningNetns)
 	}
-	registry.Add(ironwork.DeployInterface, "direct", direct.New(dcfg, log))
+	deploy := direct.New(dcfg, log)
+	registry.Add(ironwork.DeployInterface, "direct", deploy)
+	registry.Add(ironwork.RAIDInterface, "agent", direct.NewRAID(deploy))
 	registry.Add(ironwork.DeployInterface, ramdisk.Name, ramdisk.Interface{FileDirs: fileDirs(cfg)})
 	registry.Add(ironwork.InspectInterface, "agent", inspect.Agent{})
 	registry.Add(ironwork.RescueInterface, "agent", direct.NewRescue(dcfg, log))

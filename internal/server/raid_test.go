@@ -112,6 +112,27 @@ func TestTargetRAIDConfigAPI(t *testing.T) {
 			if st != 400 || faultString(t, out) != "Driver ipmi does not support raid (disabled or not implemented)." {
 				t.Errorf("PUT on a no-raid node = %d %s", st, out)
 			}
+			// The agent raid interface (software RAID): IPA's rules, all named at once.
+			sw := create(`{"name": "raid-agent", "driver": "ipmi", "raid_interface": "agent", "driver_info": {"ipmi_address": "127.0.0.1"}}`)
+			if st, out := raidCall(t, base, "1.12", "PUT", "/v1/nodes/"+sw+"/states/raid", good); st != 204 {
+				t.Errorf("PUT a software mirror on an agent raid node = %d %s", st, out)
+			}
+			for _, tc := range []struct{ body, fault string }{
+				{`{"logical_disks": [{"size_gb": "MAX", "raid_level": "0", "controller": "software"}]}`,
+					"Software RAID Configuration requires RAID-1 for the first logical disk"},
+				{`{"logical_disks": [{"size_gb": 10, "raid_level": "1"}, {"size_gb": "MAX", "raid_level": "5", "controller": "software"}]}`,
+					"Software RAID configuration requires all logical disks to have 'controller'='software' (logical disk 0 has ''); " +
+						"Software RAID configuration does not support RAID level 5 (logical disk 1; supported: 0, 1)"},
+				{`{"logical_disks": [{"size_gb": "MAX", "raid_level": "1", "controller": "software"}, {"size_gb": "MAX", "raid_level": "0", "controller": "software"}]}`,
+					"Software RAID can have only one RAID device with size 'MAX'"},
+				{`{"logical_disks": [{"size_gb": "MAX", "raid_level": "1", "controller": "software", "physical_disks": ["/dev/sda", "/dev/sdb"]}]}`,
+					"The physical_disks parameter for software RAID must be a list of at least 2 device hints (dictionaries) (logical disk 0)"},
+			} {
+				st, out := raidCall(t, base, "1.12", "PUT", "/v1/nodes/"+sw+"/states/raid", tc.body)
+				if st != 400 || faultString(t, out) != tc.fault {
+					t.Errorf("PUT %s on an agent raid node = %d %s, want 400 %q", tc.body, st, out, tc.fault)
+				}
+			}
 			if st, out := raidCall(t, base, "1.11", "PUT", "/v1/nodes/"+fake+"/states/raid", good); st != 404 {
 				t.Errorf("PUT at 1.11 = %d %s, want 404", st, out)
 			}

@@ -53,6 +53,9 @@ type Machine struct {
 	// a ramdisk, a directory in tests. Empty: rescue.finalize_rescue fails (an agent run on
 	// a workstation must not add a user to it).
 	RescueRoot string
+	// SoftwareRAID builds, assembles and removes md arrays (raid clean steps, root devices on
+	// a mirror): agent.KernelMD in a ramdisk. Nil: no software RAID (the raid steps fail).
+	SoftwareRAID SoftwareRAID
 
 	// ToolDir is where mkfs and mtools are looked for before $PATH ("" = $PATH only).
 	ToolDir string
@@ -212,9 +215,17 @@ func (m *Machine) chooseDevice(hints map[string]any) (string, error) {
 			hints, _ = props["root_device"].(map[string]any)
 		}
 	}
-	disks, err := agent.ListDisks(m.sysRoot())
+	m.assembleRAID()
+	members := m.raidMembers()
+	all, err := agent.ListDisks(m.sysRoot())
 	if err != nil {
 		return "", fmt.Errorf("list disks: %w", err)
+	}
+	var disks []agent.Disk // a software RAID array's members are written only through it
+	for _, d := range all {
+		if !members[d.Name] {
+			disks = append(disks, d)
+		}
 	}
 	d, err := agent.ChooseRootDevice(disks, hints)
 	if err != nil {

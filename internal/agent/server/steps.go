@@ -32,6 +32,10 @@ func cleanSteps() []step {
 	return []step{
 		{Step: "erase_devices", Priority: 10, Interface: "deploy", Abortable: true},
 		{Step: "erase_devices_metadata", Priority: 99, Interface: "deploy", Abortable: true},
+		// Software RAID (controller "software" in target_raid_config), for manual cleaning
+		// as in IPA.
+		{Step: "delete_configuration", Priority: 0, Interface: "raid", Abortable: true},
+		{Step: "create_configuration", Priority: 0, Interface: "raid", Abortable: true},
 	}
 }
 
@@ -90,7 +94,7 @@ func parseStep(params map[string]any) (map[string]any, string, map[string]any, e
 }
 
 func (m *Machine) executeCleanStep(ctx context.Context, params map[string]any, progress ProgressFunc) (any, error) {
-	st, name, _, err := parseStep(params)
+	st, name, args, err := parseStep(params)
 	if err != nil {
 		return nil, err
 	}
@@ -98,10 +102,16 @@ func (m *Machine) executeCleanStep(ctx context.Context, params map[string]any, p
 		return nil, err
 	}
 	var result any
-	switch name {
-	case "erase_devices_metadata":
+	switch iface := str(st["interface"]); {
+	case iface == "raid" && name == "create_configuration":
+		result, err = m.createRAID(ctx, params, args)
+	case iface == "raid" && name == "delete_configuration":
+		err = m.deleteRAID()
+	case iface == "raid":
+		err = unknownStep("clean", name)
+	case name == "erase_devices_metadata":
 		err = m.eraseMetadata(ctx)
-	case "erase_devices":
+	case name == "erase_devices":
 		result, err = m.eraseDevices(ctx, progress)
 	default:
 		err = unknownStep("clean", name)
@@ -140,18 +150,24 @@ func unknownStep(kind, name string) error {
 		Details: fmt.Sprintf("unknown %s step %q", kind, name)}
 }
 
-// cleanTargets are the disks cleaning touches: only --root-device when set, else every disk.
+// cleanTargets are the disks cleaning touches: only --root-device when set, else every disk,
+// a software RAID array rather than its members (whose RAID metadata stays: the array
+// survives cleaning until raid.delete_configuration).
 func (m *Machine) cleanTargets() ([]string, error) {
 	if m.RootDevice != "" {
 		return []string{m.RootDevice}, nil
 	}
+	m.assembleRAID()
+	members := m.raidMembers()
 	disks, err := agent.ListDisks(m.sysRoot())
 	if err != nil {
 		return nil, fmt.Errorf("list disks: %w", err)
 	}
 	names := make([]string, 0, len(disks))
 	for _, d := range disks {
-		names = append(names, d.Name)
+		if !members[d.Name] {
+			names = append(names, d.Name)
+		}
 	}
 	return names, nil
 }

@@ -45,6 +45,9 @@ func waitingFor(n *ironwork.Node) (agentCommand, bool) {
 	c.Name, _ = w["name"].(string)
 	c.ID, _ = w["id"].(string)
 	c.Step.Name, _ = w["step"].(string)
+	if iface, _ := w["interface"].(string); iface != "" {
+		c.Step.Interface = ironwork.InterfaceKind(iface)
+	}
 	switch p := w["priority"].(type) { // a number read back from the store, or one just set
 	case float64:
 		c.Step.Priority = int(p)
@@ -60,6 +63,9 @@ func setWaitingFor(n *ironwork.Node, c agentCommand) {
 		n.DriverInternalInfo = ironwork.JSONObject{}
 	}
 	w := map[string]any{"name": c.Name}
+	if c.Step.Interface != "" {
+		w["interface"] = string(c.Step.Interface)
+	}
 	if c.ID != "" {
 		w["id"] = c.ID
 	} else {
@@ -316,6 +322,9 @@ func (d *Interface) RunStep(ctx context.Context, t *conductor.Task, step conduct
 
 // command is the agent command that runs step, and its parameters.
 func (d *Interface) command(ctx context.Context, t *conductor.Task, step conductor.Step) (string, map[string]any, error) {
+	if step.Interface == ironwork.RAIDInterface {
+		return raidCommand(t.Node, step)
+	}
 	switch step.Name {
 	case "write_image":
 		img, err := d.resolveImage(ctx, t.Node)
@@ -372,6 +381,9 @@ func (d *Interface) started(ctx context.Context, t *conductor.Task, name string,
 	}
 	t.Log.Info("agent command started", "command", name, "id", res.ID)
 	if res.CommandStatus == api.CommandSucceeded {
+		if err := finished(ctx, t, res); err != nil {
+			return false, err
+		}
 		return false, t.Save(ctx, func(n *ironwork.Node) { clearWaitingFor(n) })
 	}
 	return true, t.Save(ctx, func(n *ironwork.Node) {
@@ -403,6 +415,9 @@ func (d *Interface) Heartbeat(ctx context.Context, t *conductor.Task, hb conduct
 		return false, fmt.Errorf("agent command %s failed: %s", name, commandError(res))
 	}
 	t.Log.Info("agent command finished", "command", name, "id", id)
+	if err := finished(ctx, t, res); err != nil {
+		return false, err
+	}
 	return true, t.Save(ctx, func(n *ironwork.Node) { clearWaitingFor(n) })
 }
 
