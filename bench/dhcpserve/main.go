@@ -68,11 +68,11 @@ func (l *fileLeases) PutLease(ctx context.Context, le dhcp.Lease) error {
 	return l.append(logEntry{Op: "put", Lease: le})
 }
 
-func (l *fileLeases) DeleteLease(ctx context.Context, mac net.HardwareAddr) error {
-	if err := l.MemoryLeases.DeleteLease(ctx, mac); err != nil {
+func (l *fileLeases) DeleteLease(ctx context.Context, subnet string, mac net.HardwareAddr) error {
+	if err := l.MemoryLeases.DeleteLease(ctx, subnet, mac); err != nil {
 		return err
 	}
-	return l.append(logEntry{Op: "delete", Lease: dhcp.Lease{MAC: mac}})
+	return l.append(logEntry{Op: "delete", Lease: dhcp.Lease{MAC: mac, Subnet: subnet}})
 }
 
 func main() {

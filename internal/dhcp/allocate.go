@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// maxCommitAttempts bounds how often an offer picks again when other servers on the lease
+// store take the addresses it chose.
+const maxCommitAttempts = 8
+
 // errNoAddress: the range has no address left for this MAC.
 var errNoAddress = errors.New("no free address in range")
 
@@ -89,7 +93,7 @@ func (s *Server) pick(ctx context.Context, p *pool, mac net.HardwareAddr, c Clie
 		s.log.WarnContext(ctx, "static address outside the client's subnet; using the range",
 			keyMAC, mac.String(), keyIP, c.StaticIP.String(), keySubnet, p.String())
 	}
-	if l, found, err := s.leases.Lease(ctx, mac); err != nil {
+	if l, found, err := s.leases.Lease(ctx, p.String(), mac); err != nil {
 		return nil, fmt.Errorf("look up lease: %w", err)
 	} else if found {
 		ok, err := s.usable(ctx, p, l.IP, mac, now)
@@ -144,7 +148,7 @@ func (s *Server) commit(ctx context.Context, l Lease, now time.Time) error {
 			s.log.WarnContext(ctx, "static address was leased to another MAC; taking it back",
 				keyIP, l.IP.String(), keyMAC, l.MAC.String(), keyOther, other.MAC.String())
 		}
-		if err := s.leases.DeleteLease(ctx, other.MAC); err != nil {
+		if err := s.leases.DeleteLease(ctx, other.Subnet, other.MAC); err != nil {
 			return fmt.Errorf("delete lease of %v: %w", other.MAC, err)
 		}
 	}

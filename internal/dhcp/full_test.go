@@ -218,7 +218,7 @@ func TestFullModeRealClients(t *testing.T) {
 		if env, err := udhcpc(t, tn.clientNS, tn.clientIf, pxeBIOS...); err == nil {
 			t.Fatalf("unknown MAC got a lease: %v", env)
 		}
-		if _, found, _ := leases.Lease(context.Background(), macUnknown); found {
+		if _, found, _ := leases.Lease(context.Background(), fmt.Sprintf("10.77.%d.0/24", tn.n), macUnknown); found {
 			t.Error("unknown MAC has a lease")
 		}
 	})

@@ -78,7 +78,7 @@ func (s *Server) handleFull(ctx context.Context, req *dhcpv4.DHCPv4, mt dhcpv4.M
 	case dhcpv4.MessageTypeDecline:
 		return nil, s.decline(ctx, req, p)
 	case dhcpv4.MessageTypeRelease:
-		return nil, s.release(ctx, req)
+		return nil, s.release(ctx, req, p)
 	default:
 		return s.inform(ctx, req, c, p)
 	}
@@ -89,31 +89,40 @@ func (s *Server) offer(ctx context.Context, req *dhcpv4.DHCPv4, c Client, p *poo
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ip, err := s.pick(ctx, p, mac, c, req.RequestedIPAddress(), now)
-	if errors.Is(err, errNoAddress) {
-		s.log.WarnContext(ctx, "no address to offer", keyMAC, mac.String(), keySubnet, p.String())
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("pick address for %v: %w", mac, err)
-	}
-	l := Lease{MAC: mac, IP: ip, Expires: now.Add(s.cfg.OfferHold), Hostname: req.HostName()}
-	old, found, err := s.leases.Lease(ctx, mac)
-	if err != nil {
-		return nil, fmt.Errorf("look up lease: %w", err)
-	}
-	if found && old.IP.Equal(ip) {
-		// Re-offering a held address must not shorten its lease.
-		l.Expires = later(l.Expires, old.Expires)
-		if l.Hostname == "" {
-			l.Hostname = old.Hostname
+	// Another server on the same lease store may take the address we chose between our
+	// pick and our commit; the store refuses the second holder, and we pick again.
+	for attempt := 1; ; attempt++ {
+		ip, err := s.pick(ctx, p, mac, c, req.RequestedIPAddress(), now)
+		if errors.Is(err, errNoAddress) {
+			s.log.WarnContext(ctx, "no address to offer", keyMAC, mac.String(), keySubnet, p.String())
+			return nil, nil
 		}
+		if err != nil {
+			return nil, fmt.Errorf("pick address for %v: %w", mac, err)
+		}
+		l := Lease{MAC: mac, Subnet: p.String(), IP: ip, Expires: now.Add(s.cfg.OfferHold), Hostname: req.HostName()}
+		old, found, err := s.leases.Lease(ctx, p.String(), mac)
+		if err != nil {
+			return nil, fmt.Errorf("look up lease: %w", err)
+		}
+		if found && old.IP.Equal(ip) {
+			// Re-offering a held address must not shorten its lease.
+			l.Expires = later(l.Expires, old.Expires)
+			if l.Hostname == "" {
+				l.Hostname = old.Hostname
+			}
+		}
+		err = s.commit(ctx, l, now)
+		if errors.Is(err, ErrAddressInUse) && attempt < maxCommitAttempts {
+			s.log.DebugContext(ctx, "address taken by another server; picking again", keyMAC, mac.String(), keyIP, ip.String())
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.log.DebugContext(ctx, "offer", keyMAC, mac.String(), keyIP, ip.String(), keyNode, c.Node)
+		return s.leaseReply(req, dhcpv4.MessageTypeOffer, ip, c, p), nil
 	}
-	if err := s.commit(ctx, l, now); err != nil {
-		return nil, err
-	}
-	s.log.DebugContext(ctx, "offer", keyMAC, mac.String(), keyIP, ip.String(), keyNode, c.Node)
-	return s.leaseReply(req, dhcpv4.MessageTypeOffer, ip, c, p), nil
 }
 
 func (s *Server) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client, p *pool) (*dhcpv4.DHCPv4, error) {
@@ -146,13 +155,17 @@ func (s *Server) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client, p *p
 		return s.nak(req, "address not available"), nil
 	}
 	hostname := req.HostName()
-	if old, found, err := s.leases.Lease(ctx, mac); err != nil {
+	if old, found, err := s.leases.Lease(ctx, p.String(), mac); err != nil {
 		return nil, fmt.Errorf("look up lease: %w", err)
 	} else if found && hostname == "" {
 		hostname = old.Hostname
 	}
-	l := Lease{MAC: mac, IP: ip, Expires: now.Add(p.leaseTime), Hostname: hostname}
-	if err := s.commit(ctx, l, now); err != nil {
+	l := Lease{MAC: mac, Subnet: p.String(), IP: ip, Expires: now.Add(p.leaseTime), Hostname: hostname}
+	if err := s.commit(ctx, l, now); errors.Is(err, ErrAddressInUse) {
+		// Another server on the lease store gave the address away meanwhile.
+		s.log.InfoContext(ctx, "NAK: address taken by another server", keyMAC, mac.String(), keyIP, ip.String())
+		return s.nak(req, "address not available"), nil
+	} else if err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "lease", keyMAC, mac.String(), keyIP, ip.String(), keyNode, c.Node, keyNetBoot, s.wantsBoot(c), keyVIF, c.TenantVIF, keySubnet, p.String())
@@ -170,19 +183,19 @@ func (s *Server) decline(ctx context.Context, req *dhcpv4.DHCPv4, p *pool) error
 	defer s.mu.Unlock()
 	s.declined[ipToU32(ip)] = now.Add(s.cfg.DeclineHold)
 	s.log.WarnContext(ctx, "client declined address (in use?); holding it back", keyMAC, mac.String(), keyIP, ip.String())
-	l, found, err := s.leases.Lease(ctx, mac)
+	l, found, err := s.leases.Lease(ctx, p.String(), mac)
 	if err != nil {
 		return fmt.Errorf("look up lease: %w", err)
 	}
 	if found && l.IP.Equal(ip) {
-		if err := s.leases.DeleteLease(ctx, mac); err != nil {
+		if err := s.leases.DeleteLease(ctx, p.String(), mac); err != nil {
 			return fmt.Errorf("delete declined lease: %w", err)
 		}
 	}
 	return nil
 }
 
-func (s *Server) release(ctx context.Context, req *dhcpv4.DHCPv4) error {
+func (s *Server) release(ctx context.Context, req *dhcpv4.DHCPv4, p *pool) error {
 	mac := req.ClientHWAddr
 	ip := req.ClientIPAddr.To4()
 	if sid := req.ServerIdentifier(); ip == nil || (sid != nil && !sid.Equal(s.cfg.ServerIP)) {
@@ -191,7 +204,7 @@ func (s *Server) release(ctx context.Context, req *dhcpv4.DHCPv4) error {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l, found, err := s.leases.Lease(ctx, mac)
+	l, found, err := s.leases.Lease(ctx, p.String(), mac)
 	if err != nil {
 		return fmt.Errorf("look up lease: %w", err)
 	}

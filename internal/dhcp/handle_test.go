@@ -193,7 +193,7 @@ func TestAllocation(t *testing.T) {
 			t.Fatalf("released %v not reused, got %v", got, o)
 		}
 		// b's lease expires: a takes the address back, b's record goes.
-		l, _, _ := s.leases.Lease(context.Background(), b)
+		l, _, _ := s.leases.Lease(context.Background(), "10.0.0.0/24", b)
 		l.Expires = time.Now().Add(-time.Second)
 		if err := s.leases.PutLease(context.Background(), l); err != nil {
 			t.Fatal(err)
@@ -201,7 +201,7 @@ func TestAllocation(t *testing.T) {
 		if o := dora(t, s, a); !o.Equal(got) {
 			t.Fatalf("expired %v not reused, got %v", got, o)
 		}
-		if _, found, _ := s.leases.Lease(context.Background(), b); found {
+		if _, found, _ := s.leases.Lease(context.Background(), "10.0.0.0/24", b); found {
 			t.Error("expired lease of the previous holder not deleted")
 		}
 	})

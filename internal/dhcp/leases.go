@@ -15,11 +15,15 @@ import (
 // means to reuse its address.
 var ErrAddressInUse = errors.New("address is leased to another MAC")
 
-// Lease binds an IPv4 address to a MAC until Expires. An expired lease is
-// kept so that the MAC gets the same address back; its address may be
-// given to another MAC, which deletes it.
+// Lease binds an IPv4 address of a subnet to a MAC until Expires. An expired
+// lease is kept so that the MAC gets the same address back; its address may
+// be given to another MAC, which deletes it.
 type Lease struct {
-	MAC      net.HardwareAddr
+	MAC net.HardwareAddr
+	// Subnet is the pool the address belongs to, in CIDR form (10.1.0.0/24):
+	// a MAC holds one lease per subnet, so a machine moving between racks
+	// keeps its address on each.
+	Subnet   string
 	IP       net.IP
 	Expires  time.Time
 	Hostname string
@@ -28,19 +32,21 @@ type Lease struct {
 // Active reports whether l still holds its address at now.
 func (l Lease) Active(now time.Time) bool { return now.Before(l.Expires) }
 
-// Leases persists leases, one per MAC and one per IP. The lead implements
-// it on SQLite/PostgreSQL; MemoryLeases is the in-memory one.
+// Leases persists leases, one per MAC and subnet and one per IP. The server
+// package keeps them in SQLite/PostgreSQL; MemoryLeases is the in-memory one.
+// Several servers may share one store: it, not the servers, guarantees that
+// an address is leased to one MAC.
 type Leases interface {
-	// Lease returns the lease of mac, expired or not.
-	Lease(ctx context.Context, mac net.HardwareAddr) (Lease, bool, error)
+	// Lease returns the lease of mac on subnet, expired or not.
+	Lease(ctx context.Context, subnet string, mac net.HardwareAddr) (Lease, bool, error)
 	// ByIP returns the lease holding ip, expired or not.
 	ByIP(ctx context.Context, ip net.IP) (Lease, bool, error)
-	// PutLease stores l as the lease of l.MAC, replacing its previous one
-	// (which may have another IP). It returns ErrAddressInUse if another
-	// MAC's lease has l.IP.
+	// PutLease stores l as the lease of l.MAC on l.Subnet, replacing its
+	// previous one there (which may have another IP). It returns
+	// ErrAddressInUse if another MAC's lease has l.IP.
 	PutLease(ctx context.Context, l Lease) error
-	// DeleteLease removes the lease of mac; no lease is not an error.
-	DeleteLease(ctx context.Context, mac net.HardwareAddr) error
+	// DeleteLease removes the lease of mac on subnet; no lease is not an error.
+	DeleteLease(ctx context.Context, subnet string, mac net.HardwareAddr) error
 	// Leases lists every lease.
 	Leases(ctx context.Context) ([]Lease, error)
 }
@@ -49,8 +55,15 @@ type Leases interface {
 // without a database. Its zero value is ready to use.
 type MemoryLeases struct {
 	mu    sync.Mutex
-	byMAC map[string]Lease
-	byIP  map[uint32]string
+	byMAC map[leaseKey]Lease
+	byIP  map[uint32]leaseKey
+}
+
+// leaseKey names the lease of a MAC on a subnet.
+type leaseKey struct{ subnet, mac string }
+
+func keyOf(subnet string, mac net.HardwareAddr) leaseKey {
+	return leaseKey{subnet: subnet, mac: string(mac)}
 }
 
 var _ Leases = (*MemoryLeases)(nil)
@@ -65,10 +78,10 @@ func copyLease(l Lease) Lease {
 }
 
 // Lease implements Leases.
-func (m *MemoryLeases) Lease(_ context.Context, mac net.HardwareAddr) (Lease, bool, error) {
+func (m *MemoryLeases) Lease(_ context.Context, subnet string, mac net.HardwareAddr) (Lease, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	l, ok := m.byMAC[string(mac)]
+	l, ok := m.byMAC[keyOf(subnet, mac)]
 	return copyLease(l), ok, nil
 }
 
@@ -80,11 +93,11 @@ func (m *MemoryLeases) ByIP(_ context.Context, ip net.IP) (Lease, bool, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	mac, ok := m.byIP[ipToU32(ip4)]
+	k, ok := m.byIP[ipToU32(ip4)]
 	if !ok {
 		return Lease{}, false, nil
 	}
-	return copyLease(m.byMAC[mac]), true, nil
+	return copyLease(m.byMAC[k]), true, nil
 }
 
 // PutLease implements Leases.
@@ -96,28 +109,32 @@ func (m *MemoryLeases) PutLease(_ context.Context, l Lease) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.byMAC == nil {
-		m.byMAC = make(map[string]Lease)
-		m.byIP = make(map[uint32]string)
+		m.byMAC = make(map[leaseKey]Lease)
+		m.byIP = make(map[uint32]leaseKey)
 	}
-	key := ipToU32(ip4)
-	if holder, ok := m.byIP[key]; ok && holder != string(l.MAC) {
-		return ErrAddressInUse
+	k, ipKey := keyOf(l.Subnet, l.MAC), ipToU32(ip4)
+	if holder, ok := m.byIP[ipKey]; ok {
+		if holder.mac != k.mac {
+			return ErrAddressInUse
+		}
+		delete(m.byMAC, holder) // the MAC's row for this address under another subnet
 	}
-	if old, ok := m.byMAC[string(l.MAC)]; ok {
+	if old, ok := m.byMAC[k]; ok {
 		delete(m.byIP, ipToU32(old.IP))
 	}
-	m.byMAC[string(l.MAC)] = copyLease(l)
-	m.byIP[key] = string(l.MAC)
+	m.byMAC[k] = copyLease(l)
+	m.byIP[ipKey] = k
 	return nil
 }
 
 // DeleteLease implements Leases.
-func (m *MemoryLeases) DeleteLease(_ context.Context, mac net.HardwareAddr) error {
+func (m *MemoryLeases) DeleteLease(_ context.Context, subnet string, mac net.HardwareAddr) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if old, ok := m.byMAC[string(mac)]; ok {
+	k := keyOf(subnet, mac)
+	if old, ok := m.byMAC[k]; ok {
 		delete(m.byIP, ipToU32(old.IP))
-		delete(m.byMAC, string(mac))
+		delete(m.byMAC, k)
 	}
 	return nil
 }

@@ -178,7 +178,9 @@ func (l *listener) write(b []byte, dst *net.UDPAddr) error {
 // In proxy mode port 67 is bound to 255.255.255.255: the socket receives
 // only broadcasts (PXE DISCOVERs), so a DHCP server on the same host and
 // interface (dnsmasq binds 0.0.0.0:67 with SO_REUSEPORT) still gets every
-// unicast renewal addressed to it.
+// unicast renewal addressed to it. Relays send to the server's own address,
+// so with relayed subnets proxy mode also binds ServerIP:67: a site DHCP
+// server on the same host must then listen on another address.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.cfg.Mode == ModeOff {
 		return nil
@@ -186,6 +188,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	addrs := []*net.UDPAddr{{IP: net.IPv4zero, Port: PortDHCP}}
 	if s.cfg.Mode == ModeProxy {
 		addrs = []*net.UDPAddr{{IP: net.IPv4bcast, Port: PortDHCP}, {IP: net.IPv4zero, Port: PortPXE}}
+		if len(s.relayed) > 0 || s.cfg.Relayed {
+			addrs = append(addrs, &net.UDPAddr{IP: s.cfg.ServerIP, Port: PortDHCP})
+		}
 	}
 	var ls []*listener
 	closeAll := func() {

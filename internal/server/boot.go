@@ -418,11 +418,11 @@ type storeLeases struct{ s *sqlstore.Store }
 
 func toLease(l sqlstore.DHCPLease) dhcp.Lease {
 	mac, _ := net.ParseMAC(l.MAC)
-	return dhcp.Lease{MAC: mac, IP: net.ParseIP(l.IP).To4(), Expires: l.Expires, Hostname: l.Hostname}
+	return dhcp.Lease{MAC: mac, Subnet: l.Subnet, IP: net.ParseIP(l.IP).To4(), Expires: l.Expires, Hostname: l.Hostname}
 }
 
-func (s storeLeases) Lease(ctx context.Context, mac net.HardwareAddr) (dhcp.Lease, bool, error) {
-	l, ok, err := s.s.Lease(ctx, mac.String())
+func (s storeLeases) Lease(ctx context.Context, subnet string, mac net.HardwareAddr) (dhcp.Lease, bool, error) {
+	l, ok, err := s.s.Lease(ctx, subnet, mac.String())
 	return toLease(l), ok, err
 }
 
@@ -432,15 +432,15 @@ func (s storeLeases) ByIP(ctx context.Context, ip net.IP) (dhcp.Lease, bool, err
 }
 
 func (s storeLeases) PutLease(ctx context.Context, l dhcp.Lease) error {
-	err := s.s.PutLease(ctx, sqlstore.DHCPLease{MAC: l.MAC.String(), IP: l.IP.String(), Hostname: l.Hostname, Expires: l.Expires})
+	err := s.s.PutLease(ctx, sqlstore.DHCPLease{MAC: l.MAC.String(), Subnet: l.Subnet, IP: l.IP.String(), Hostname: l.Hostname, Expires: l.Expires})
 	if errors.Is(err, sqlstore.ErrAddressInUse) {
 		return fmt.Errorf("%w: %w", dhcp.ErrAddressInUse, err)
 	}
 	return err
 }
 
-func (s storeLeases) DeleteLease(ctx context.Context, mac net.HardwareAddr) error {
-	return s.s.DeleteLease(ctx, mac.String())
+func (s storeLeases) DeleteLease(ctx context.Context, subnet string, mac net.HardwareAddr) error {
+	return s.s.DeleteLease(ctx, subnet, mac.String())
 }
 
 func (s storeLeases) Leases(ctx context.Context) ([]dhcp.Lease, error) {

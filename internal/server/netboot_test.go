@@ -233,7 +233,7 @@ func TestNetworkBootQEMU(t *testing.T) {
 			if tc.bootMode == "uefi" && !strings.Contains(log, "snponly.efi") {
 				t.Errorf("UEFI firmware did not fetch snponly.efi over TFTP")
 			}
-			lease, ok, err := srv.Store().Lease(ctx, tc.mac)
+			lease, ok, err := srv.Store().Lease(ctx, "10.98.0.0/24", tc.mac)
 			if err != nil || !ok || !strings.HasPrefix(lease.IP, "10.98.0.") {
 				t.Errorf("no DHCP lease recorded for %s: %+v %v %v", tc.mac, lease, ok, err)
 			}

@@ -11,29 +11,32 @@ import (
 	"github.com/ironwork/ironwork"
 )
 
-// ErrAddressInUse is returned by PutLease when another MAC holds the address.
+// ErrAddressInUse is returned by PutLease when another MAC holds the address, or another
+// server wrote the same lease at the same moment.
 var ErrAddressInUse = errors.New("address is leased to another MAC")
 
-// DHCPLease is an address the DHCP server gave to a MAC address until Expires.
+// DHCPLease is an address the DHCP server gave to a MAC address on a subnet until Expires. A
+// MAC holds at most one lease per subnet; an address is leased to at most one MAC.
 type DHCPLease struct {
 	MAC      string // lower case, colon separated
+	Subnet   string // the subnet in CIDR form (10.1.0.0/24); empty for leases older than 0014
 	IP       string
 	Hostname string
 	Expires  time.Time
 }
 
-const leaseSelect = "SELECT mac, ip, hostname, expires_at FROM dhcp_leases"
+const leaseSelect = "SELECT mac, subnet, ip, hostname, expires_at FROM dhcp_leases"
 
 func scanLease(sc interface{ Scan(...any) error }) (DHCPLease, error) {
 	var l DHCPLease
 	var exp int64
-	err := sc.Scan(&l.MAC, &l.IP, &l.Hostname, &exp)
+	err := sc.Scan(&l.MAC, &l.Subnet, &l.IP, &l.Hostname, &exp)
 	l.Expires = time.UnixMicro(exp).UTC()
 	return l, err
 }
 
-func (s *Store) oneLease(ctx context.Context, where string, arg any) (DHCPLease, bool, error) {
-	l, err := scanLease(s.db.QueryRowContext(ctx, s.rebind(leaseSelect+" WHERE "+where), arg))
+func (s *Store) oneLease(ctx context.Context, where string, args ...any) (DHCPLease, bool, error) {
+	l, err := scanLease(s.db.QueryRowContext(ctx, s.rebind(leaseSelect+" WHERE "+where), args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return DHCPLease{}, false, nil
 	}
@@ -43,9 +46,15 @@ func (s *Store) oneLease(ctx context.Context, where string, arg any) (DHCPLease,
 	return l, true, nil
 }
 
-// Lease returns the lease of a MAC address, if it has one.
-func (s *Store) Lease(ctx context.Context, mac string) (DHCPLease, bool, error) {
-	return s.oneLease(ctx, "mac = ?", strings.ToLower(mac))
+// Lease returns the lease of a MAC address on a subnet, if it has one. A lease recorded
+// before leases had subnets (an empty Subnet) is returned when the MAC has none on subnet.
+func (s *Store) Lease(ctx context.Context, subnet, mac string) (DHCPLease, bool, error) {
+	mac = strings.ToLower(mac)
+	l, ok, err := s.oneLease(ctx, "mac = ? AND subnet = ?", mac, subnet)
+	if err != nil || ok || subnet == "" {
+		return l, ok, err
+	}
+	return s.oneLease(ctx, "mac = ? AND subnet = ''", mac)
 }
 
 // LeaseByIP returns the lease of an address, if it is leased.
@@ -53,46 +62,56 @@ func (s *Store) LeaseByIP(ctx context.Context, ip string) (DHCPLease, bool, erro
 	return s.oneLease(ctx, "ip = ?", ip)
 }
 
-// PutLease records a lease, replacing the MAC's earlier one. It fails if another MAC holds
-// the address: the caller offered an address it should not have.
+// PutLease records a lease, replacing the MAC's earlier one on the same subnet (and any
+// other row of the MAC holding the address). It fails with ErrAddressInUse if another MAC
+// holds the address: the caller offered an address it should not have, or another server
+// on the database took it first.
 func (s *Store) PutLease(ctx context.Context, l DHCPLease) error {
 	mac := strings.ToLower(l.MAC)
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		var holder string
-		err := tx.QueryRowContext(ctx, s.rebind("SELECT mac FROM dhcp_leases WHERE ip = ?"), l.IP).Scan(&holder)
+		var holder, holderSubnet string
+		err := tx.QueryRowContext(ctx, s.rebind("SELECT mac, subnet FROM dhcp_leases WHERE ip = ?"), l.IP).Scan(&holder, &holderSubnet)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return fmt.Errorf("record DHCP lease of %s: %w", mac, err)
 		case holder != mac:
 			return fmt.Errorf("record DHCP lease of %s: %w: %s holds %s", mac, ErrAddressInUse, holder, l.IP)
-		}
-		if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM dhcp_leases WHERE mac = ?"), mac); err != nil {
-			return fmt.Errorf("record DHCP lease of %s: %w", mac, err)
-		}
-		if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO dhcp_leases (mac, ip, hostname, expires_at, updated_at) VALUES (?, ?, ?, ?, ?)"),
-			mac, l.IP, l.Hostname, l.Expires.UTC().UnixMicro(), s.nowUTC().UnixMicro()); err != nil {
-			if _, dup := uniqueViolation(err); dup {
-				// Another server took the address between our read and our write.
-				return fmt.Errorf("record DHCP lease of %s: %w: %s", mac, ErrAddressInUse, l.IP)
+		case holderSubnet != l.Subnet:
+			// The MAC's row under another subnet (a lease older than subnets) moves here.
+			if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM dhcp_leases WHERE mac = ? AND subnet = ?"), mac, holderSubnet); err != nil {
+				return fmt.Errorf("record DHCP lease of %s: %w", mac, err)
 			}
+		}
+		// One statement, so that two servers writing the MAC's lease at once do not both
+		// insert: the loser waits and updates, or fails on the address's uniqueness.
+		_, err = tx.ExecContext(ctx, s.rebind(`INSERT INTO dhcp_leases (mac, subnet, ip, hostname, expires_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (mac, subnet) DO UPDATE SET ip = excluded.ip, hostname = excluded.hostname,
+				expires_at = excluded.expires_at, updated_at = excluded.updated_at`),
+			mac, l.Subnet, l.IP, l.Hostname, l.Expires.UTC().UnixMicro(), s.nowUTC().UnixMicro())
+		if _, dup := uniqueViolation(err); dup {
+			// Another server took the address between our read and our write.
+			return fmt.Errorf("record DHCP lease of %s: %w: %s", mac, ErrAddressInUse, l.IP)
+		}
+		if err != nil {
 			return fmt.Errorf("record DHCP lease of %s: %w", mac, err)
 		}
 		return nil
 	})
 }
 
-// DeleteLease forgets the lease of a MAC address; a MAC without one is no error.
-func (s *Store) DeleteLease(ctx context.Context, mac string) error {
-	if _, err := s.exec(ctx, "DELETE FROM dhcp_leases WHERE mac = ?", strings.ToLower(mac)); err != nil {
+// DeleteLease forgets the lease of a MAC address on a subnet; a MAC without one is no error.
+func (s *Store) DeleteLease(ctx context.Context, subnet, mac string) error {
+	if _, err := s.exec(ctx, "DELETE FROM dhcp_leases WHERE mac = ? AND subnet = ?", strings.ToLower(mac), subnet); err != nil {
 		return fmt.Errorf("delete DHCP lease of %s: %w", mac, err)
 	}
 	return nil
 }
 
-// Leases lists every lease, in MAC order.
+// Leases lists every lease, in MAC then subnet order.
 func (s *Store) Leases(ctx context.Context) ([]DHCPLease, error) {
-	rows, err := s.db.QueryContext(ctx, leaseSelect+" ORDER BY mac")
+	rows, err := s.db.QueryContext(ctx, leaseSelect+" ORDER BY mac, subnet")
 	if err != nil {
 		return nil, fmt.Errorf("list DHCP leases: %w", err)
 	}

@@ -307,9 +307,28 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("%w: the database is at schema version %d but this ironwork knows versions up to %d; "+
 			"run a newer ironwork, or restore a backup taken before the upgrade", ErrSchemaTooNew, cur.Int64, known)
 	}
+	// Migration numbers are handed out to work done in parallel, so a lower number may land
+	// after a higher one was applied: apply every migration the database has not recorded.
+	done := make(map[int]bool)
+	rows, err := tx.QueryContext(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return fmt.Errorf("read applied migrations: %w", err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("read applied migrations: %w", err)
+		}
+		done[v] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read applied migrations: %w", err)
+	}
 	applied := 0
 	for _, m := range ms {
-		if m.version <= int(cur.Int64) {
+		if done[m.version] {
 			continue
 		}
 		for _, stmt := range splitSQL(m.sql) {

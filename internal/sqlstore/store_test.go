@@ -86,6 +86,44 @@ func TestMigrationsAreIdempotentAndRefuseNewerSchema(t *testing.T) {
 	}
 }
 
+// TestLeaseMigrationAfterLaterOnes: a database migrated to 0015 and beyond by a binary
+// without 0014 (numbers are given to work done in parallel) still gets 0014, which files the
+// leases it holds under an empty subnet.
+func TestLeaseMigrationAfterLaterOnes(t *testing.T) {
+	for _, target := range sqlstoretest.Targets() {
+		t.Run(target.Name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := target.DSN(t)
+			s, err := sqlstore.Open(ctx, dsn, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Put the lease table back as migration 0003 made it, with a lease in it.
+			for _, q := range []string{
+				"DROP TABLE dhcp_leases",
+				`CREATE TABLE dhcp_leases (mac VARCHAR(17) NOT NULL PRIMARY KEY, ip VARCHAR(45) NOT NULL UNIQUE,
+					hostname VARCHAR(255) NOT NULL DEFAULT '', expires_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)`,
+				"INSERT INTO dhcp_leases (mac, ip, hostname, expires_at, updated_at) VALUES ('52:54:00:aa:00:09', '10.0.0.9', 'old', 1, 1)",
+				"DELETE FROM schema_migrations WHERE version = 14",
+			} {
+				if _, err := s.DB().ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			s.Close()
+			s, err = sqlstore.Open(ctx, dsn, nil)
+			if err != nil {
+				t.Fatalf("reopen: %v", err)
+			}
+			defer s.Close()
+			l, ok, err := s.Lease(ctx, "10.0.0.0/24", "52:54:00:aa:00:09")
+			if err != nil || !ok || l.IP != "10.0.0.9" || l.Hostname != "old" || l.Subnet != "" {
+				t.Fatalf("lease kept by migration 0014: %+v %v %v", l, ok, err)
+			}
+		})
+	}
+}
+
 func TestNodeLifecycle(t *testing.T) {
 	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := context.Background()
@@ -379,20 +417,27 @@ func TestConductorsAndHistory(t *testing.T) {
 func TestDHCPLeases(t *testing.T) {
 	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := context.Background()
+		const rack1, rack2 = "10.0.0.0/24", "10.1.0.0/24"
 		exp := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
-		a := sqlstore.DHCPLease{MAC: "52:54:00:AA:00:01", IP: "10.0.0.10", Hostname: "a", Expires: exp}
+		a := sqlstore.DHCPLease{MAC: "52:54:00:AA:00:01", Subnet: rack1, IP: "10.0.0.10", Hostname: "a", Expires: exp}
 		if err := s.PutLease(ctx, a); err != nil {
 			t.Fatal(err)
 		}
-		got, ok, err := s.Lease(ctx, "52:54:00:aa:00:01")
-		if err != nil || !ok || got.IP != "10.0.0.10" || !got.Expires.Equal(exp) || got.MAC != "52:54:00:aa:00:01" {
+		got, ok, err := s.Lease(ctx, rack1, "52:54:00:aa:00:01")
+		if err != nil || !ok || got.IP != "10.0.0.10" || !got.Expires.Equal(exp) || got.MAC != "52:54:00:aa:00:01" || got.Subnet != rack1 {
 			t.Fatalf("lease: %+v %v %v", got, ok, err)
 		}
-		// Another MAC cannot take a leased address.
-		if err := s.PutLease(ctx, sqlstore.DHCPLease{MAC: "52:54:00:aa:00:02", IP: "10.0.0.10", Expires: exp}); err == nil {
-			t.Fatal("two MACs got one address")
+		if _, ok, _ := s.Lease(ctx, rack2, "52:54:00:aa:00:01"); ok {
+			t.Fatal("a lease on one subnet was found on another")
 		}
-		// A MAC moving to a new address frees the old one.
+		// Another MAC cannot take a leased address, on any subnet.
+		for _, sn := range []string{rack1, rack2} {
+			err := s.PutLease(ctx, sqlstore.DHCPLease{MAC: "52:54:00:aa:00:02", Subnet: sn, IP: "10.0.0.10", Expires: exp})
+			if !errors.Is(err, sqlstore.ErrAddressInUse) {
+				t.Fatalf("two MACs got one address (subnet %s): %v", sn, err)
+			}
+		}
+		// A MAC moving to a new address on its subnet frees the old one.
 		a.IP = "10.0.0.11"
 		if err := s.PutLease(ctx, a); err != nil {
 			t.Fatal(err)
@@ -403,18 +448,47 @@ func TestDHCPLeases(t *testing.T) {
 		if l, ok, _ := s.LeaseByIP(ctx, "10.0.0.11"); !ok || l.MAC != "52:54:00:aa:00:01" {
 			t.Fatalf("by IP: %+v %v", l, ok)
 		}
-		if err := s.PutLease(ctx, sqlstore.DHCPLease{MAC: "52:54:00:aa:00:02", IP: "10.0.0.10", Expires: exp}); err != nil {
+		// The same MAC holds a second lease on another subnet, keeping the first.
+		if err := s.PutLease(ctx, sqlstore.DHCPLease{MAC: a.MAC, Subnet: rack2, IP: "10.1.0.10", Expires: exp}); err != nil {
+			t.Fatal(err)
+		}
+		if l, ok, _ := s.Lease(ctx, rack1, a.MAC); !ok || l.IP != "10.0.0.11" {
+			t.Fatalf("lease on the first subnet after one on the second: %+v %v", l, ok)
+		}
+		if err := s.PutLease(ctx, sqlstore.DHCPLease{MAC: "52:54:00:aa:00:02", Subnet: rack1, IP: "10.0.0.10", Expires: exp}); err != nil {
 			t.Fatal(err)
 		}
 		all, err := s.Leases(ctx)
-		if err != nil || len(all) != 2 || all[0].MAC != "52:54:00:aa:00:01" {
+		if err != nil || len(all) != 3 || all[0].MAC != "52:54:00:aa:00:01" || all[0].Subnet != rack1 || all[1].Subnet != rack2 {
 			t.Fatalf("leases: %+v %v", all, err)
 		}
-		if err := s.DeleteLease(ctx, "52:54:00:AA:00:01"); err != nil {
+		if err := s.DeleteLease(ctx, rack1, "52:54:00:AA:00:01"); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, _ := s.Lease(ctx, "52:54:00:aa:00:01"); ok {
+		if _, ok, _ := s.Lease(ctx, rack1, "52:54:00:aa:00:01"); ok {
 			t.Fatal("deleted lease still there")
+		}
+		if _, ok, _ := s.Lease(ctx, rack2, "52:54:00:aa:00:01"); !ok {
+			t.Fatal("deleting the lease on one subnet deleted the other")
+		}
+
+		// A lease written before leases had subnets (migration 0014 gives it an empty
+		// one) is the MAC's lease on any subnet until the server files it under one.
+		if _, err := s.DB().ExecContext(ctx, rebind(s, "INSERT INTO dhcp_leases (mac, subnet, ip, hostname, expires_at, updated_at) VALUES (?, '', ?, '', ?, 0)"),
+			"52:54:00:aa:00:03", "10.0.0.30", exp.UnixMicro()); err != nil {
+			t.Fatal(err)
+		}
+		if l, ok, _ := s.Lease(ctx, rack1, "52:54:00:aa:00:03"); !ok || l.IP != "10.0.0.30" || l.Subnet != "" {
+			t.Fatalf("old lease not found: %+v %v", l, ok)
+		}
+		if err := s.PutLease(ctx, sqlstore.DHCPLease{MAC: "52:54:00:aa:00:03", Subnet: rack1, IP: "10.0.0.30", Expires: exp}); err != nil {
+			t.Fatal(err)
+		}
+		if l, ok, _ := s.Lease(ctx, rack1, "52:54:00:aa:00:03"); !ok || l.Subnet != rack1 {
+			t.Fatalf("old lease not filed under its subnet: %+v %v", l, ok)
+		}
+		if _, ok, _ := s.Lease(ctx, "", "52:54:00:aa:00:03"); ok {
+			t.Fatal("the old row of the lease is still there")
 		}
 	})
 }
@@ -460,4 +534,22 @@ func TestDHCP6Leases(t *testing.T) {
 			t.Fatal("deleted lease still there")
 		}
 	})
+}
+
+// rebind turns ? placeholders into PostgreSQL's $n for statements a test runs directly.
+func rebind(s *sqlstore.Store, q string) string {
+	if s.Dialect() != sqlstore.Postgres {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range q {
+		if c == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
