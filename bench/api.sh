@@ -28,7 +28,10 @@ G=${G:-2000}
 CROWD=${CROWD:-0}
 CROWD_C=${CROWD_C:-200}
 CROWD_LIMIT=${CROWD_LIMIT:-100}
-real_ironic=$(cd "$repo/.." && pwd)/shared/tools/real-ironic.sh
+# REAL_IRONIC: the real-ironic.sh script (default ../shared/tools/real-ironic.sh next to the
+# repository; a git worktree elsewhere names it). IRONIC=0 leaves the Ironic target out.
+real_ironic=${REAL_IRONIC:-$(cd "$repo/.." && pwd)/shared/tools/real-ironic.sh}
+IRONIC=${IRONIC:-1}
 
 die() { echo "api.sh: $*" >&2; exit 1; }
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -130,7 +133,9 @@ else
 fi
 
 # (c) real Ironic
-if [ ! -x "$real_ironic" ]; then
+if [ "$IRONIC" = 0 ]; then
+  echo "== ironic: SKIP (IRONIC=0)"
+elif [ ! -x "$real_ironic" ]; then
   echo "== ironic: SKIP ($real_ironic not found: ../shared is absent next to the repo)"
 elif [ ! -x /usr/bin/ironic-api ]; then
   echo "== ironic: SKIP (the real Ironic is not installed: '$real_ironic install')"
