@@ -10,6 +10,10 @@
 #   N=2000 C=16 R=3 bench/api.sh      N nodes (default 10000), C clients (16), R listings (3)
 #   D=200 bench/api.sh                 also take D of the nodes through manage, provide and deploy
 #                                      (fake-hardware) and report deploys per minute
+#   G=2000 bench/api.sh                single-node GETs after the listings (default 2000; p50/p99)
+#   CROWD=30s CROWD_C=200 bench/api.sh after the rest, CROWD_C clients (default 200) mixing list,
+#                                      detail page (CROWD_LIMIT=100 nodes), GET and PATCH for CROWD
+#   Ironwork's memory (VmRSS, VmHWM of the server process) is read after the listings.
 #
 # Everything started here listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
@@ -20,7 +24,14 @@ N=${N:-10000}
 C=${C:-16}
 R=${R:-3}
 D=${D:-0}
-real_ironic=$(cd "$repo/.." && pwd)/shared/tools/real-ironic.sh
+G=${G:-2000}
+CROWD=${CROWD:-0}
+CROWD_C=${CROWD_C:-200}
+CROWD_LIMIT=${CROWD_LIMIT:-100}
+# REAL_IRONIC: the real-ironic.sh script (default ../shared/tools/real-ironic.sh next to the
+# repository; a git worktree elsewhere names it). IRONIC=0 leaves the Ironic target out.
+real_ironic=${REAL_IRONIC:-$(cd "$repo/.." && pwd)/shared/tools/real-ironic.sh}
+IRONIC=${IRONIC:-1}
 
 die() { echo "api.sh: $*" >&2; exit 1; }
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -58,10 +69,11 @@ echo "api.sh: N=$N nodes, C=$C clients, R=$R listings; $(nproc) CPUs; $(uname -s
 go build -o "$work/ironwork" ./cmd/ironwork
 go build -o "$work/apibench" ./bench/apibench
 
-# bench LABEL URL: run apibench and keep its RESULT line.
+# bench LABEL URL [PID]: run apibench and keep its RESULT line.
 bench() {
-  echo "== $1"
-  "$work/apibench" -url "$2" -n "$N" -c "$C" -rounds "$R" -deploy "$D" -label "$1" | tee "$work/$1.out"
+  echo "== $1 (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  "$work/apibench" -url "$2" -n "$N" -c "$C" -rounds "$R" -deploy "$D" -gets "$G" -pid "${3:-0}" \
+    -crowd "$CROWD" -crowd-c "$CROWD_C" -crowd-limit "$CROWD_LIMIT" -label "$1" | tee "$work/$1.out"
   grep '^RESULT ' "$work/$1.out" >> "$work/results"
 }
 
@@ -95,7 +107,7 @@ start_ironwork() {
 
 # (a) Ironwork, SQLite
 start_ironwork ironwork-sqlite
-bench ironwork-sqlite "$iw_url"
+bench ironwork-sqlite "$iw_url" "$iw_pid"
 stop_ironwork
 
 # (b) Ironwork, PostgreSQL
@@ -114,14 +126,16 @@ if [ -n "${IRONWORK_BENCH_POSTGRES:-}" ]; then
     echo "api.sh: no psql: using IRONWORK_BENCH_POSTGRES as it is; existing nodes count in the listing"
   fi
   start_ironwork ironwork-postgres --database "$pg_url"
-  bench ironwork-postgres "$iw_url"
+  bench ironwork-postgres "$iw_url" "$iw_pid"
   stop_ironwork
 else
   echo "== ironwork-postgres: SKIP (set IRONWORK_BENCH_POSTGRES=postgres://... to include it)"
 fi
 
 # (c) real Ironic
-if [ ! -x "$real_ironic" ]; then
+if [ "$IRONIC" = 0 ]; then
+  echo "== ironic: SKIP (IRONIC=0)"
+elif [ ! -x "$real_ironic" ]; then
   echo "== ironic: SKIP ($real_ironic not found: ../shared is absent next to the repo)"
 elif [ ! -x /usr/bin/ironic-api ]; then
   echo "== ironic: SKIP (the real Ironic is not installed: '$real_ironic install')"
@@ -141,15 +155,23 @@ awk '
   { delete f; for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     l = f["label"]; order[++n] = l
     rate[l] = f["enrol_rate"]; p50[l] = f["p50_ms"]; p99[l] = f["p99_ms"]; list[l] = f["list_best_s"]; listed[l] = f["listed"]
-    dpm[l] = f["deploys_per_min"] }
+    dpm[l] = f["deploys_per_min"]; pg50[l] = f["page_p50_ms"]; pg99[l] = f["page_p99_ms"]
+    g50[l] = f["get_p50_ms"]; g99[l] = f["get_p99_ms"]; rss[l] = f["rss_mib"]; hwm[l] = f["hwm_mib"]
+    crowd[l] = ("crowd_rps" in f) ? sprintf("%s req/s, %s failed; p99 list %s detail %s get %s patch %s ms", f["crowd_rps"], f["crowd_failed"],
+      f["crowd_list_p99_ms"], f["crowd_detail_p99_ms"], f["crowd_get_p99_ms"], f["crowd_patch_p99_ms"]) : "" }
+  function x(a, b) { return (a > 0 && b > 0) ? sprintf("%.1f", a / b) : "-" }
   END {
-    printf "%-18s %14s %10s %10s %16s %8s %12s\n", "target", "enrol nodes/s", "p50 ms", "p99 ms", "best list s", "listed", "deploys/min"
+    printf "%-18s %10s %8s %8s %9s %7s %8s %8s %8s %8s %9s %8s %8s\n", "target", "enrol/s", "crt p50", "crt p99", "best list", "listed",
+      "page p50", "page p99", "get p50", "get p99", "deploys/m", "RSS MiB", "HWM MiB"
     for (i = 1; i <= n; i++) { l = order[i]
-      printf "%-18s %14.1f %10.1f %10.1f %16.3f %8d %12.1f\n", l, rate[l], p50[l], p99[l], list[l], listed[l], dpm[l] }
+      printf "%-18s %10.1f %8.1f %8.1f %9.3f %7d %8.1f %8.1f %8.2f %8.2f %9.1f %8s %8s\n", l, rate[l], p50[l], p99[l], list[l], listed[l],
+        pg50[l], pg99[l], g50[l], g99[l], dpm[l], rss[l], hwm[l] }
+    for (i = 1; i <= n; i++) { l = order[i]; if (crowd[l] != "") printf "crowd %-18s %s\n", l, crowd[l] }
     if (!("ironic" in rate)) { print "(no Ironic result: no ratios)"; exit }
     print ""
-    printf "%-18s %14s %10s %10s %16s %14s\n", "vs Ironic", "enrol rate x", "p50 x", "p99 x", "list speed x", "deploys/min x"
+    printf "%-18s %8s %8s %8s %8s %8s %8s %8s %8s\n", "vs Ironic (x)", "enrol", "crt p50", "crt p99", "list", "page p50", "page p99", "get p50", "get p99"
     for (i = 1; i <= n; i++) { l = order[i]; if (l == "ironic") continue
-      printf "%-18s %14.1f %10.1f %10.1f %16.1f %14s\n", l, rate[l] / rate["ironic"], p50["ironic"] / p50[l],
-        p99["ironic"] / p99[l], list["ironic"] / list[l], (dpm["ironic"] > 0 ? sprintf("%.1f", dpm[l] / dpm["ironic"]) : "-") }
+      printf "%-18s %8s %8s %8s %8s %8s %8s %8s %8s %s\n", l, x(rate[l], rate["ironic"]), x(p50["ironic"], p50[l]), x(p99["ironic"], p99[l]),
+        x(list["ironic"], list[l]), x(pg50["ironic"], pg50[l]), x(pg99["ironic"], pg99[l]), x(g50["ironic"], g50[l]), x(g99["ironic"], g99[l]),
+        (dpm["ironic"] > 0 ? sprintf("deploys/min %.1fx", dpm[l] / dpm["ironic"]) : "") }
   }' "$work/results"

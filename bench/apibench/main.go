@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,11 @@ type config struct {
 	label   string
 	timeout time.Duration
 	deploy  int
+	gets    int
+	pid     int
+	crowd   time.Duration
+	crowdC  int
+	crowdL  int
 }
 
 func main() {
@@ -67,6 +73,12 @@ func main() {
 	fs.DurationVar(&cfg.timeout, "timeout", 120*time.Second, "timeout of each request")
 	fs.IntVar(&cfg.deploy, "deploy", 0, "after the listings, take this many of the nodes through manage, provide and deploy\n"+
 		"(fake-hardware) and report deploys per minute")
+	fs.IntVar(&cfg.gets, "gets", 2000, "single-node GETs (GET /v1/nodes/<uuid>) after the listings, from -c clients")
+	fs.IntVar(&cfg.pid, "pid", 0, "process id of the server (on this machine): report its VmRSS and VmHWM from /proc")
+	fs.DurationVar(&cfg.crowd, "crowd", 0, "after the rest, run a crowd for this long: -crowd-c clients mixing list, detail page,\n"+
+		"GET and PATCH in equal parts, and report each one's p50/p99 and the failures")
+	fs.IntVar(&cfg.crowdC, "crowd-c", 200, "clients of the crowd")
+	fs.IntVar(&cfg.crowdL, "crowd-limit", 100, "page size of the crowd's list and detail requests")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -141,9 +153,10 @@ func run(ctx context.Context, cfg config) error {
 		cfg.n, cfg.c, elapsed.Seconds(), rate, ms(p50), ms(p99))
 
 	var times []string
+	var pageLat []time.Duration
 	best, listed := time.Duration(0), 0
 	for r := 1; r <= cfg.rounds; r++ {
-		d, n, pages, err := listAll(ctx, c, cfg.limit)
+		d, n, pages, err := listAll(ctx, c, cfg.limit, &pageLat)
 		if err != nil {
 			return fmt.Errorf("listing round %d: %w", r, err)
 		}
@@ -155,15 +168,43 @@ func run(ctx context.Context, cfg config) error {
 		}
 		listed = n
 	}
+	pp50, pp99 := percentile(pageLat, 50), percentile(pageLat, 99)
+	fmt.Printf("pages:    %d detailed pages of up to %d nodes: p50 %.1fms p99 %.1fms\n", len(pageLat), cfg.limit, ms(pp50), ms(pp99))
+	var gp50, gp99 time.Duration
+	if cfg.gets > 0 && len(uuids) > 0 {
+		glat, gd, err := getMany(ctx, c, cfg, uuids)
+		if err != nil {
+			return err
+		}
+		gp50, gp99 = percentile(glat, 50), percentile(glat, 99)
+		fmt.Printf("get:      %d GETs, %d clients, %.2fs: %.1f/s; latency p50 %.2fms p99 %.2fms\n",
+			len(glat), cfg.c, gd.Seconds(), float64(len(glat))/gd.Seconds(), ms(gp50), ms(gp99))
+	}
+	rss, hwm := "-", "-"
+	if cfg.pid > 0 {
+		r, h, err := procMemory(cfg.pid)
+		if err != nil {
+			return err
+		}
+		rss, hwm = fmt.Sprintf("%.1f", float64(r)/1024), fmt.Sprintf("%.1f", float64(h)/1024)
+		fmt.Printf("memory:   server pid %d holding %d nodes: VmRSS %s MiB, VmHWM %s MiB\n", cfg.pid, listed, rss, hwm)
+	}
+	crowdRes := ""
+	if cfg.crowd > 0 && len(uuids) > 0 {
+		if crowdRes, err = crowd(ctx, c, cfg, uuids); err != nil {
+			return err
+		}
+	}
 	deployRate := 0.0
 	if cfg.deploy > 0 {
 		if deployRate, err = lifecycle(ctx, c, cfg, uuids[:min(cfg.deploy, len(uuids))]); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("RESULT label=%s n=%d c=%d enrol_s=%.3f enrol_rate=%.1f p50_ms=%.1f p99_ms=%.1f list_s=%s list_best_s=%.3f listed=%d deploys_per_min=%.1f\n",
+	fmt.Printf("RESULT label=%s n=%d c=%d enrol_s=%.3f enrol_rate=%.1f p50_ms=%.1f p99_ms=%.1f list_s=%s list_best_s=%.3f listed=%d deploys_per_min=%.1f"+
+		" page_p50_ms=%.1f page_p99_ms=%.1f get_p50_ms=%.2f get_p99_ms=%.2f rss_mib=%s hwm_mib=%s%s\n",
 		strings.ReplaceAll(cfg.label, " ", "_"), cfg.n, cfg.c, elapsed.Seconds(), rate, ms(p50), ms(p99),
-		strings.Join(times, ","), best.Seconds(), listed, deployRate)
+		strings.Join(times, ","), best.Seconds(), listed, deployRate, ms(pp50), ms(pp99), ms(gp50), ms(gp99), rss, hwm, crowdRes)
 	return nil
 }
 
@@ -362,12 +403,62 @@ func enrol(ctx context.Context, c *client, cfg config) ([]time.Duration, []strin
 	return lat, uuids, time.Since(start), nil
 }
 
+// getMany reads cfg.gets nodes by UUID (cycling through uuids) with cfg.c clients and returns
+// each GET's latency and the elapsed time.
+func getMany(ctx context.Context, c *client, cfg config, uuids []string) ([]time.Duration, time.Duration, error) {
+	lat := make([]time.Duration, cfg.gets)
+	idx := make([]string, cfg.gets)
+	for i := range idx {
+		idx[i] = strconv.Itoa(i)
+	}
+	start := time.Now()
+	err := each(ctx, cfg.c, idx, func(s string) error {
+		i, _ := strconv.Atoi(s)
+		u := uuids[i%len(uuids)]
+		t := time.Now()
+		st, b, err := c.do(ctx, "GET", "/v1/nodes/"+u, nil)
+		lat[i] = time.Since(t)
+		if err != nil {
+			return fmt.Errorf("GET node %s: %w", u, err)
+		}
+		if st != http.StatusOK {
+			return fmt.Errorf("GET node %s: status %d: %.300s", u, st, b)
+		}
+		return nil
+	})
+	return lat, time.Since(start), err
+}
+
+// procMemory reads VmRSS and VmHWM (KiB) of a process from /proc/PID/status.
+func procMemory(pid int) (rss, hwm int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("read server memory: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = v
+		case "VmHWM:":
+			hwm = v
+		}
+	}
+	return rss, hwm, nil
+}
+
 // listAll reads /v1/nodes/detail page by page and returns the time, nodes and pages read.
-func listAll(ctx context.Context, c *client, limit int) (time.Duration, int, int, error) {
+// Each page's time (request, reading and decoding) is appended to lat.
+func listAll(ctx context.Context, c *client, limit int, lat *[]time.Duration) (time.Duration, int, int, error) {
 	start := time.Now()
 	path := fmt.Sprintf("/v1/nodes/detail?limit=%d", limit)
 	n, pages := 0, 0
 	for path != "" {
+		t := time.Now()
 		st, b, err := c.do(ctx, "GET", path, nil)
 		if err != nil {
 			return 0, 0, 0, err
@@ -382,6 +473,7 @@ func listAll(ctx context.Context, c *client, limit int) (time.Duration, int, int
 		if err := json.Unmarshal(b, &page); err != nil {
 			return 0, 0, 0, fmt.Errorf("GET %s: %w", path, err)
 		}
+		*lat = append(*lat, time.Since(t))
 		n += len(page.Nodes)
 		pages++
 		path = ""

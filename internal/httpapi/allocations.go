@@ -109,7 +109,7 @@ func allocationFields() fieldTable[ironwork.Allocation] {
 }
 
 func (s *Server) renderAllocation(r *http.Request, a *ironwork.Allocation, fields []string) object {
-	out := allocationFields().render(a, versionOf(r.Context()), fields)
+	out := allocationFields().render(a, versionOf(r.Context()), fields, nil)
 	if fields == nil || slices.Contains(fields, "links") {
 		out = append(out, kv{"links", links(s.baseURL(r), "allocations/"+a.UUID)})
 	}

@@ -21,7 +21,7 @@ func chassisFields() fieldTable[ironwork.Chassis] {
 }
 
 func (s *Server) renderChassis(r *http.Request, c *ironwork.Chassis, fields []string) object {
-	out := chassisFields().render(c, versionOf(r.Context()), fields)
+	out := chassisFields().render(c, versionOf(r.Context()), fields, nil)
 	base := s.baseURL(r)
 	out = append(out, kv{"links", links(base, "chassis/"+c.UUID)})
 	if fields == nil {

@@ -65,7 +65,7 @@ func secretKey(k string) bool {
 }
 
 func (s *Server) renderDeployTemplate(r *http.Request, d *ironwork.DeployTemplate, fields []string) object {
-	out := deployTemplateFields().render(d, versionOf(r.Context()), fields)
+	out := deployTemplateFields().render(d, versionOf(r.Context()), fields, nil)
 	return append(out, kv{"links", links(s.baseURL(r), "deploy_templates/"+d.UUID)})
 }
 

@@ -35,6 +35,8 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		return strconv.AppendFloat(b, x, 'g', -1, 64), nil
 	case json.Number:
 		return append(b, x...), nil
+	case rawJSON:
+		return append(b, x...), nil
 	case object:
 		b = append(b, '{')
 		for i, m := range x {

@@ -55,11 +55,18 @@ func (t fieldTable[T]) lookup(name string) (field[T], bool) {
 }
 
 // render returns the visible fields of v at version ver, restricted to want when it is not nil.
-func (t fieldTable[T]) render(v *T, ver int, want []string) object {
+// over, when not nil, gives the value of the field at index i instead of its get (ok true).
+func (t fieldTable[T]) render(v *T, ver int, want []string, over func(i int) (any, bool)) object {
 	out := make(object, 0, len(t.fields)+4)
-	for _, f := range t.fields {
+	for i, f := range t.fields {
 		if f.since > ver || (want != nil && !slices.Contains(want, f.name)) {
 			continue
+		}
+		if over != nil {
+			if val, ok := over(i); ok {
+				out = append(out, kv{f.name, val})
+				continue
+			}
 		}
 		out = append(out, kv{f.name, f.get(v)})
 	}

@@ -50,7 +50,7 @@ func nullString(s string) any {
 }
 
 func (s *Server) renderInspectionRule(r *http.Request, ir *ironwork.InspectionRule, fields []string) object {
-	out := inspectionRuleFields().render(ir, versionOf(r.Context()), fields)
+	out := inspectionRuleFields().render(ir, versionOf(r.Context()), fields, nil)
 	return append(out, kv{"links", links(s.baseURL(r), "inspection_rules/"+ir.UUID)})
 }
 

@@ -44,9 +44,15 @@ func (s *Server) nodeRoutes() {
 
 // renderNode shows a node at version ver, restricted to fields when it is not nil.
 func (s *Server) renderNode(r *http.Request, n *ironwork.Node, fields []string) object {
+	return s.renderNodeWith(r, n, fields, nil)
+}
+
+// renderNodeWith is renderNode with the values of some fields given by over (see
+// fieldTable.render).
+func (s *Server) renderNodeWith(r *http.Request, n *ironwork.Node, fields []string, over func(i int) (any, bool)) object {
 	ver := versionOf(r.Context())
 	t := s.nodeTable
-	out := t.render(n, ver, fields)
+	out := t.render(n, ver, fields, over)
 	for i, m := range out {
 		if m.k == "provision_state" {
 			switch {
@@ -257,13 +263,13 @@ func (s *Server) writeNodeList(w http.ResponseWriter, r *http.Request, detailPat
 	if lp := listProject(r.Context()); lp != "" {
 		f.Project = lp
 	}
-	nodes, err := s.store.ListNodes(r.Context(), f, p.page)
+	nodes, err := s.store.ListNodesRaw(r.Context(), f, p.page)
 	if err != nil {
 		return err
 	}
 	if c := q.Get("conductor"); c != "" {
-		nodes = slices.DeleteFunc(nodes, func(n *ironwork.Node) bool {
-			return s.opts.Ring == nil || s.opts.Ring.ConductorFor(n) != c
+		nodes = slices.DeleteFunc(nodes, func(n *sqlstore.RawNode) bool {
+			return s.opts.Ring == nil || s.opts.Ring.ConductorFor(n.Node) != c
 		})
 	}
 	show := fields
@@ -274,11 +280,17 @@ func (s *Server) writeNodeList(w http.ResponseWriter, r *http.Request, detailPat
 	if fields == nil && !p.detail && !detailPath {
 		p.fields = nodeDefaultFields
 	}
-	items := make([]object, len(nodes))
+	items := make([]object, 0, len(nodes))
 	last := ""
-	for i, n := range nodes {
-		items[i] = s.renderNode(r, n, show)
-		last = n.UUID
+	var st storedNode
+	for _, rn := range nodes {
+		if err := st.load(s, rn, show); err != nil {
+			// As ListNodes: the node is left out (and is not the marker of the next page).
+			s.log.ErrorContext(r.Context(), "skip undecodable node", "node", rn.Node.UUID, "error", err)
+			continue
+		}
+		items = append(items, s.renderNodeWith(r, rn.Node, show, st.value))
+		last = rn.Node.UUID
 	}
 	path := "nodes"
 	if detailPath {

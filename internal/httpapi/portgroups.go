@@ -51,7 +51,7 @@ func portgroupFields() fieldTable[ironwork.Portgroup] {
 }
 
 func (s *Server) renderPortgroup(r *http.Request, g *ironwork.Portgroup, fields []string) object {
-	out := portgroupFields().render(g, versionOf(r.Context()), fields)
+	out := portgroupFields().render(g, versionOf(r.Context()), fields, nil)
 	base := s.baseURL(r)
 	out = append(out, kv{"links", links(base, "portgroups/"+g.UUID)})
 	if fields == nil && versionOf(r.Context()) >= vPortgroupSubs {

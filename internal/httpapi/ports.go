@@ -69,7 +69,7 @@ func (s *Server) portSpec() listSpec[ironwork.Port] {
 }
 
 func (s *Server) renderPort(r *http.Request, p *ironwork.Port, fields []string) object {
-	out := portFields().render(p, versionOf(r.Context()), fields)
+	out := portFields().render(p, versionOf(r.Context()), fields, nil)
 	return append(out, kv{"links", links(s.baseURL(r), "ports/"+p.UUID)})
 }
 

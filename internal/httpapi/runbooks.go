@@ -63,7 +63,7 @@ func renderRunbookSteps(steps []ironwork.RunbookStep) []object {
 }
 
 func (s *Server) renderRunbook(r *http.Request, b *ironwork.Runbook, fields []string) object {
-	out := runbookFields().render(b, versionOf(r.Context()), fields)
+	out := runbookFields().render(b, versionOf(r.Context()), fields, nil)
 	return append(out, kv{"links", links(s.baseURL(r), "runbooks/"+b.UUID)})
 }
 

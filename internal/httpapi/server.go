@@ -85,6 +85,8 @@ type Server struct {
 	bufs    sync.Pool // response buffers
 	// nodeTable is the node field table, built once.
 	nodeTable fieldTable[ironwork.Node]
+	// nodeStored maps each field of nodeTable to its index in sqlstore.NodeJSONFields, or -1.
+	nodeStored []int
 	// unguarded lists the registered routes routeGuards does not name (a test keeps it empty).
 	unguarded []string
 }
@@ -108,6 +110,7 @@ func New(opts Options) *Server {
 	}
 	s := &Server{store: opts.Store, drivers: opts.Drivers, log: opts.Logger, opts: opts, mux: http.NewServeMux(),
 		nodeTable: nodeFields(), policy: opts.Policy}
+	s.nodeStored = storedSlots(s.nodeTable)
 	s.routes()
 	return s
 }

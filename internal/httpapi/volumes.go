@@ -202,7 +202,7 @@ func registerVolume[T any](s *Server, k volumeKind[T]) {
 
 func volumeRender[T any](s *Server, k volumeKind[T]) func(r *http.Request, v *T, fields []string) object {
 	return func(r *http.Request, v *T, fields []string) object {
-		out := k.table.render(v, versionOf(r.Context()), fields)
+		out := k.table.render(v, versionOf(r.Context()), fields, nil)
 		return append(out, kv{"links", links(s.baseURL(r), k.path+"/"+k.uuid(v))})
 	}
 }

@@ -427,6 +427,38 @@ type NodeFilter struct {
 
 // ListNodes returns one page of the nodes matching f.
 func (s *Store) ListNodes(ctx context.Context, f NodeFilter, p Page) ([]*ironwork.Node, error) {
+	query, args, err := s.nodeListQuery(ctx, f, p)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.query(ctx, s.db, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []*ironwork.Node
+	for rows.Next() {
+		n, err := scanNode(rows)
+		if errors.Is(err, ErrUndecodable) {
+			s.log.ErrorContext(ctx, "skip undecodable node", "node", n.UUID, "error", err)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("scan node: %w", err)
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	if err := s.loadTraits(ctx, s.db, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// nodeListQuery builds the query of one page of the nodes matching f.
+func (s *Store) nodeListQuery(ctx context.Context, f NodeFilter, p Page) (string, []any, error) {
 	var w where
 	if f.ProvisionState != "" {
 		w.add("n.provision_state = ?", f.ProvisionState)
@@ -488,32 +520,9 @@ func (s *Store) ListNodes(ctx context.Context, f NodeFilter, p Page) ([]*ironwor
 	}
 	tail, err := s.pageClause(ctx, s.db, &w, "nodes", "n", "Node", nodeSortKeys, p)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	rows, err := s.query(ctx, s.db, s.nodeSelect()+w.sql()+tail, w.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
-	}
-	defer rows.Close()
-	var out []*ironwork.Node
-	for rows.Next() {
-		n, err := scanNode(rows)
-		if errors.Is(err, ErrUndecodable) {
-			s.log.ErrorContext(ctx, "skip undecodable node", "node", n.UUID, "error", err)
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("scan node: %w", err)
-		}
-		out = append(out, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
-	}
-	if err := s.loadTraits(ctx, s.db, out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.nodeSelect() + w.sql() + tail, w.args, nil
 }
 
 func escapeLike(s string) string {

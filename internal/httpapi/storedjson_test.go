@@ -1,0 +1,131 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ironwork/ironwork"
+)
+
+// decodeStored decodes a stored JSON object as the store does (sqlstore's jsonCol: numbers out
+// of float64's range kept as json.Number).
+func decodeStored(raw string) (ironwork.JSONObject, error) {
+	var m ironwork.JSONObject
+	if err := json.Unmarshal([]byte(raw), &m); err == nil {
+		return m, nil
+	}
+	d := json.NewDecoder(strings.NewReader(raw))
+	d.UseNumber()
+	var v map[string]any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	if d.More() {
+		return nil, strconv.ErrSyntax
+	}
+	var conv func(any) any
+	conv = func(v any) any {
+		switch x := v.(type) {
+		case json.Number:
+			if f, err := strconv.ParseFloat(string(x), 64); err == nil {
+				return f
+			}
+		case map[string]any:
+			for k, e := range x {
+				x[k] = conv(e)
+			}
+		case []any:
+			for i, e := range x {
+				x[i] = conv(e)
+			}
+		}
+		return v
+	}
+	return conv(v).(map[string]any), nil
+}
+
+// checkStored checks appendStored and maskNeeded against the decode-and-encode path on raw.
+func checkStored(t *testing.T, raw string) {
+	t.Helper()
+	got, ok := appendStored([]byte("prefix"), raw)
+	m, err := decodeStored(raw)
+	if ok {
+		if err != nil {
+			t.Fatalf("appendStored copies %q, which does not decode: %v", raw, err)
+		}
+		want, err := appendJSON([]byte("prefix"), obj(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("appendStored(%q)\n got %s\nwant %s", raw, got, want)
+		}
+	}
+	if err == nil && !maskNeeded(raw) {
+		masked := maskSecrets(obj(m))
+		for _, k := range []string{"configdrive", "image_url"} {
+			if _, has := m[k]; has {
+				t.Fatalf("maskNeeded(%q) = false with a %s member", raw, k)
+			}
+		}
+		a, _ := appendJSON(nil, masked)
+		b, _ := appendJSON(nil, obj(m))
+		if !bytes.Equal(a, b) {
+			t.Fatalf("maskNeeded(%q) = false, but masking changes it:\n%s\n%s", raw, a, b)
+		}
+	}
+}
+
+var storedSamples = []string{
+	`{}`, ` { } `, `{"a":1}`, `{"b":1,"a":2}`, `{"a":1,"a":2}`, `{"a":{"c":[1,2,{"z":null,"y":true}],"b":false}}`,
+	`{"n":1e400}`, `{"n":-0}`, `{"n":0}`, `{"n":-12}`, `{"n":123456789012345}`, `{"n":1234567890123456}`,
+	`{"n":1.5}`, `{"n":1234567.5}`, `{"n":1e20}`, `{"n":1E5}`, `{"n":0.10}`, `{"n":1e-7}`, `{"n":01}`, `{"n":1.}`,
+	`{"n":-}`, `{"n":2.5e+3}`, `{"s":"<b>&amp;"}`, `{"s":"\u003cb\u003e"}`, `{"s":"a\nb\u0001\b\f"}`,
+	"{\"s\":\"\u2028x\u2029\"}", "{\"s\":\"\xff\xfe\"}", `{"s":"ünï"}`, `{"\u0061":1}`, `{"s":"\ud800"}`,
+	`{"ipmi_password":"x"}`, `{"x":"password=abc"}`, `{"u":"http://a:b@h/"}`, `{"image_url":"http://h/i"}`,
+	`{"configdrive":"abc"}`, `{"Token":1}`, `{"k":"\u0070assword=1"}`, `{"snmp_auth_KEY":"x"}`, `{"KELVIN":"\u212a"}`,
+	`[1]`, `null`, `"s"`, `{`, `{"a":1}x`, `{"a":1,}`, `{"a" 1}`, `{"a":[1,]}`, `{"a":tru}`, `{"a":"x}`,
+}
+
+func TestAppendStoredMatchesDecodeEncode(t *testing.T) {
+	for _, raw := range storedSamples {
+		checkStored(t, raw)
+	}
+	// The common stored forms must take the copy, not the decode.
+	for _, raw := range []string{`{}`, `{"cpu_arch":"x86_64","cpus":8,"local_gb":500,"memory_mb":32768}`,
+		`{"a":{"b":[1,"x",null,true,2.5]}}`} {
+		if _, ok := appendStored(nil, raw); !ok {
+			t.Errorf("appendStored(%q) gives up", raw)
+		}
+	}
+	if maskNeeded(`{"cpu_arch":"x86_64","cpus":8}`) || !maskNeeded(`{"ipmi_Password":"x"}`) {
+		t.Error("maskNeeded is wrong on plain cases")
+	}
+}
+
+// Every secret word of ironwork must contain one of the fragments maskNeeded looks for.
+func TestMaskFragmentsCoverSecretWords(t *testing.T) {
+	for _, w := range ironwork.SecretWords() {
+		found := false
+		for _, f := range maskFragments {
+			found = found || strings.Contains(w, f)
+		}
+		if !found {
+			t.Errorf("secret word %q contains none of maskFragments", w)
+		}
+	}
+	if !reflect.DeepEqual(maskFragments[len(maskFragments)-1], "image_url") {
+		t.Error("image_url must stay a fragment")
+	}
+}
+
+func FuzzAppendStored(f *testing.F) {
+	for _, s := range storedSamples {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) { checkStored(t, raw) })
+}
