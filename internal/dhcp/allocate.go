@@ -86,7 +86,7 @@ func (s *Server) usable(ctx context.Context, p *pool, ip net.IP, mac net.Hardwar
 // address it had (even expired) if still usable, else the one it asks for,
 // else the next usable one after the allocation cursor. s.mu must be held.
 func (s *Server) pick(ctx context.Context, p *pool, mac net.HardwareAddr, c Client, requested net.IP, now time.Time) (net.IP, error) {
-	if c.StaticIP != nil {
+	if c.StaticIP.To4() != nil {
 		if s.validStatic(p, c) {
 			return c.StaticIP.To4(), nil
 		}

@@ -456,3 +456,16 @@ func TestSubnet6Validate(t *testing.T) {
 		})
 	}
 }
+
+func TestDHCPv6StaticAddress(t *testing.T) {
+	mac := mustMAC("02:00:00:00:06:08")
+	s, _ := unitServer6(t, Mode6Stateful, mapNodes{mac.String(): {Known: true, StaticIP: net.ParseIP("fd00:1::50")}})
+	if ip := addrOf(t, msg6(t, handle6(t, s, solicit6(t, mac, dhcpv6.WithRapidCommit), netip.Addr{}))); ip != netip.MustParseAddr("fd00:1::50") {
+		t.Fatalf("static port got %v, want fd00:1::50", ip)
+	}
+	// An IPv4 static address (for DHCPv4) does not stop DHCPv6 from using the range.
+	s4, _ := unitServer6(t, Mode6Stateful, mapNodes{mac.String(): {Known: true, StaticIP: net.IPv4(10, 0, 0, 9)}})
+	if ip := addrOf(t, msg6(t, handle6(t, s4, solicit6(t, mac, dhcpv6.WithRapidCommit), netip.Addr{}))); !inRange6(s4.cfg.Subnet6, ip) {
+		t.Fatalf("port with an IPv4 static address got %v", ip)
+	}
+}

@@ -407,8 +407,11 @@ func (d dhcpNodes) Lookup(ctx context.Context, mac net.HardwareAddr) (dhcp.Clien
 		return dhcp.Client{}, err
 	}
 	c := dhcp.Client{Known: t.Known, NetBoot: t.NetBoot, Node: t.Node, TenantVIF: t.TenantVIF}
-	if t.StaticIP != "" {
-		c.StaticIP = net.ParseIP(t.StaticIP).To4()
+	if ip := net.ParseIP(t.StaticIP); ip != nil {
+		c.StaticIP = ip // IPv4 for DHCPv4, an IPv6 address for DHCPv6; each ignores the other
+		if ip4 := ip.To4(); ip4 != nil {
+			c.StaticIP = ip4
+		}
 	}
 	return c, nil
 }
