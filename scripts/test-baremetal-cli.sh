@@ -573,6 +573,14 @@ lane_raid() {
     run node create --driver ipmi --name cli-raid-ipmi -f json
     run node set cli-raid-ipmi --target-raid-config '{"logical_disks": [{"size_gb": 10, "raid_level": "1"}]}'
     check_err "node set --target-raid-config on no-raid fails with Ironic's message" "does not support raid" "HTTP 400"
+
+    # The agent raid interface (software RAID), offered after no-raid.
+    run node create --driver ipmi --raid-interface agent --name cli-raid-agent -f json
+    check "node create with raid_interface agent" 'd["raid_interface"]=="agent"'
+    run node set cli-raid-agent --target-raid-config '{"logical_disks": [{"size_gb": "MAX", "raid_level": "1", "controller": "software", "is_root_volume": true}]}'
+    check_rc0 "node set --target-raid-config with a software RAID-1 on the agent raid interface"
+    run node set cli-raid-agent --target-raid-config '{"logical_disks": [{"size_gb": "MAX", "raid_level": "0", "controller": "software"}]}'
+    check_err "a software RAID-0 first volume fails with the software RAID rule" "RAID-1 for the first logical disk" "HTTP 400"
     echo "# lane $LANE done (${SECONDS}s)"
 }
 

@@ -26,7 +26,10 @@ import (
 // redfish inspect interface reads exactly that hardware from the lab's vbmc; the machine to
 // discover is not enrolled and its BMC powered it on to boot from the network. Then the
 // shaped machine's two disks become a software RAID-1 mirror that it is deployed onto and
-// boots from (checkSoftwareRAIDDeploy).
+// boots from (checkSoftwareRAIDDeploy), between a manual clean of out-of-band steps (redfish
+// raid, bios and firmware with disable_ramdisk: checkOutOfBandClean) and a servicing of the
+// active node with the bios and firmware steps, after which the instance boots again
+// (checkOutOfBandService).
 func TestLabShapesAndDiscovery(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and taps")
@@ -122,5 +125,14 @@ func TestLabShapesAndDiscovery(t *testing.T) {
 			}
 		}
 	}()
+	fwBase, sums := firmwareServer(t)
+	checkOutOfBandClean(ctx, t, st, a.Name, fwBase, sums)
+	if t.Failed() {
+		return
+	}
 	checkSoftwareRAIDDeploy(ctx, t, st, a.Name)
+	if t.Failed() {
+		return
+	}
+	checkOutOfBandService(ctx, t, st, a.Name, fwBase, sums)
 }

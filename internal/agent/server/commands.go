@@ -436,6 +436,7 @@ func (m *Machine) powerOff(_ context.Context, _ map[string]any, _ ProgressFunc) 
 		return nil, errors.New("power off is not available")
 	}
 	unix.Sync()
+	m.stopRAID()
 	m.PowerOff()
 	return "powering off", nil
 }

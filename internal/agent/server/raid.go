@@ -193,6 +193,24 @@ func (m *Machine) deleteRAID() error {
 	return nil
 }
 
+// stopRAID stops the running arrays before the node powers off, so their metadata says clean:
+// the next assembly starts no resync (which would compete with the next image write).
+// Failures are logged: powering off goes on.
+func (m *Machine) stopRAID() {
+	if m.SoftwareRAID == nil {
+		return
+	}
+	arrays, err := m.SoftwareRAID.Arrays()
+	if err != nil {
+		m.log().Warn("list software RAID arrays", "error", err)
+	}
+	for _, a := range arrays {
+		if err := m.SoftwareRAID.Stop(a.Minor); err != nil {
+			m.log().Warn("stop software RAID before powering off", logKeyDevice, a.Device(), "error", err)
+		}
+	}
+}
+
 func boolArg(args map[string]any, key string, def bool) bool {
 	switch v := args[key].(type) {
 	case bool:

@@ -174,6 +174,14 @@ func TestSoftwareRAIDSteps(t *testing.T) {
 	if d := cmp.Diff([]string{"stop md0", "wipe /dev/vda", "wipe /dev/vdb", "create md0 raid1 [/dev/vda /dev/vdb]"}, md.calls); d != "" {
 		t.Errorf("create with delete_existing (-want +got):\n%s", d)
 	}
+	// Powering off stops the array (its metadata then says clean).
+	md.calls = nil
+	m.PowerOff = func() {}
+	if _, err := m.powerOff(ctx, nil, nil); err != nil || fmt.Sprint(md.calls) != "[stop md0]" {
+		t.Errorf("power off: %v, calls %v", err, md.calls)
+	}
+	md.Assemble()
+
 	md.calls = nil
 	if _, err := m.executeCleanStep(ctx, raidStep("delete_configuration", nil, nil), nil); err != nil {
 		t.Fatal(err)

@@ -109,17 +109,28 @@ type cleanOutcome struct {
 	Result json.RawMessage `json:"clean_result"`
 }
 
-// finished acts on the result of an agent command that ended well: a raid step's result
-// becomes the node's raid_config (as Ironic's update_raid_info).
-func finished(ctx context.Context, t *conductor.Task, res api.CommandResult) error {
-	if res.CommandName != "clean.execute_clean_step" || len(res.CommandResult) == 0 {
-		return nil
+// raidOutcome reads the raid step and its result from a clean.execute_clean_step command
+// record; ok is false for any other command. Agents name the command without its extension
+// in their records ("execute_clean_step"), as IPA does.
+func raidOutcome(res api.CommandResult) (step string, result json.RawMessage, ok bool) {
+	if (res.CommandName != "execute_clean_step" && res.CommandName != "clean.execute_clean_step") || len(res.CommandResult) == 0 {
+		return "", nil, false
 	}
 	var out cleanOutcome
 	if err := json.Unmarshal(res.CommandResult, &out); err != nil || out.Step.Interface != "raid" {
+		return "", nil, false
+	}
+	return out.Step.Step, out.Result, true
+}
+
+// finished acts on the result of an agent command that ended well: a raid step's result
+// becomes the node's raid_config (as Ironic's update_raid_info).
+func finished(ctx context.Context, t *conductor.Task, res api.CommandResult) error {
+	step, result, ok := raidOutcome(res)
+	if !ok {
 		return nil
 	}
-	switch out.Step.Step {
+	switch step {
 	case "delete_configuration":
 		if err := conductor.RecordRAID(ctx, t, nil, nil, nil); err != nil {
 			return err
@@ -132,7 +143,7 @@ func finished(ctx context.Context, t *conductor.Task, res api.CommandResult) err
 			}
 		})
 	case "create_configuration":
-		return recordSoftwareRAID(ctx, t, out.Result)
+		return recordSoftwareRAID(ctx, t, result)
 	}
 	return nil
 }
