@@ -18,6 +18,8 @@ import (
 	"syscall"
 
 	"github.com/ironwork/ironwork/internal/dhcp"
+	"github.com/ironwork/ironwork/internal/server"
+	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
 // everyone is a Nodes that knows every MAC and net-boots it.
@@ -84,6 +86,7 @@ func main() {
 	fsync := flag.Bool("fsync", false, "fsync the lease file after every change")
 	relayed := flag.Bool("relayed", true, "answer relayed requests (perfdhcp sets giaddr)")
 	subnets := flag.Int("subnets", 0, "serve N racks behind relays too: 10.(80+k).0.0/16, k = 1..N, range 10.(80+k).1.0-10.(80+k).250.255")
+	database := flag.String("database", "", "keep leases in this database (postgres://... or an SQLite path), as ironwork serve does")
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 
@@ -101,6 +104,15 @@ func main() {
 		}
 		defer f.Close()
 		leases = &fileLeases{MemoryLeases: dhcp.NewMemoryLeases(), f: f, w: bufio.NewWriter(f), fsync: *fsync}
+	}
+	if *database != "" {
+		store, err := sqlstore.Open(context.Background(), *database, log)
+		if err != nil {
+			log.Error("open lease database", "error", err)
+			os.Exit(1)
+		}
+		defer store.Close()
+		leases = server.DHCPLeases(store)
 	}
 	cfg := dhcp.Config{
 		Mode: dhcp.ModeFull, Interface: *iface,

@@ -54,17 +54,17 @@ func (s *Server) validStatic(p *pool, c Client) bool {
 
 // usable reports whether ip may be given to mac now: in p's range, not the
 // server's or router's, not declined, not another port's static address, and
-// not actively leased to another MAC. s.mu must be held.
+// not actively leased to another MAC. p.mu must be held.
 func (s *Server) usable(ctx context.Context, p *pool, ip net.IP, mac net.HardwareAddr, now time.Time) (bool, error) {
 	if !p.inRange(ip) || !p.contains(ip) || ip.Equal(s.cfg.ServerIP) || ip.Equal(p.router) {
 		return false, nil
 	}
 	key := ipToU32(ip)
-	if until, ok := s.declined[key]; ok {
+	if until, ok := p.declined[key]; ok {
 		if now.Before(until) {
 			return false, nil
 		}
-		delete(s.declined, key)
+		delete(p.declined, key)
 	}
 	if so, ok := s.nodes.(StaticOwners); ok {
 		owner, found, err := so.StaticOwner(ctx, ip)
@@ -84,60 +84,67 @@ func (s *Server) usable(ctx context.Context, p *pool, ip net.IP, mac net.Hardwar
 
 // pick chooses the address to offer mac: its static address, else the
 // address it had (even expired) if still usable, else the one it asks for,
-// else the next usable one after the allocation cursor. s.mu must be held.
-func (s *Server) pick(ctx context.Context, p *pool, mac net.HardwareAddr, c Client, requested net.IP, now time.Time) (net.IP, error) {
+// else the next usable one after the allocation cursor. It also returns the
+// MAC's lease on p, if it has one. p.mu must be held.
+func (s *Server) pick(ctx context.Context, p *pool, mac net.HardwareAddr, c Client, requested net.IP, now time.Time) (net.IP, *Lease, error) {
+	prev, found, err := s.leases.Lease(ctx, p.String(), mac)
+	if err != nil {
+		return nil, nil, fmt.Errorf("look up lease: %w", err)
+	}
+	var held *Lease
+	if found {
+		held = &prev
+	}
 	if c.StaticIP.To4() != nil {
 		if s.validStatic(p, c) {
-			return c.StaticIP.To4(), nil
+			return c.StaticIP.To4(), held, nil
 		}
 		s.log.WarnContext(ctx, "static address outside the client's subnet; using the range",
 			keyMAC, mac.String(), keyIP, c.StaticIP.String(), keySubnet, p.String())
 	}
-	if l, found, err := s.leases.Lease(ctx, p.String(), mac); err != nil {
-		return nil, fmt.Errorf("look up lease: %w", err)
-	} else if found {
-		ok, err := s.usable(ctx, p, l.IP, mac, now)
+	if found {
+		ok, err := s.usable(ctx, p, prev.IP, mac, now)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ok {
-			return l.IP.To4(), nil
+			return prev.IP.To4(), held, nil
 		}
 	}
 	if requested.To4() != nil {
 		ok, err := s.usable(ctx, p, requested, mac, now)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ok {
-			return requested.To4(), nil
+			return requested.To4(), held, nil
 		}
 	}
 	size := p.rangeEnd - p.rangeStart + 1 // ranges lie inside subnets of /8 or smaller
 	for i := uint32(0); i < size; i++ {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		v := p.rangeStart + (p.cursor-p.rangeStart+i)%size
 		ip := u32ToIP(v)
 		ok, err := s.usable(ctx, p, ip, mac, now)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ok {
 			p.cursor = v + 1
 			if p.cursor > p.rangeEnd || p.cursor < p.rangeStart {
 				p.cursor = p.rangeStart
 			}
-			return ip, nil
+			return ip, held, nil
 		}
 	}
-	return nil, errNoAddress
+	return nil, nil, errNoAddress
 }
 
 // commit stores a lease of ip for mac until expires, taking the address
 // from another MAC whose lease on it has expired (or who holds mac's static
-// address). s.mu must be held.
+// address). The mutex of the pool holding l.IP must be held.
 func (s *Server) commit(ctx context.Context, l Lease, now time.Time) error {
 	other, found, err := s.leases.ByIP(ctx, l.IP)
 	if err != nil {

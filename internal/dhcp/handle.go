@@ -87,12 +87,12 @@ func (s *Server) handleFull(ctx context.Context, req *dhcpv4.DHCPv4, mt dhcpv4.M
 func (s *Server) offer(ctx context.Context, req *dhcpv4.DHCPv4, c Client, p *pool) (*dhcpv4.DHCPv4, error) {
 	mac := req.ClientHWAddr
 	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	// Another server on the same lease store may take the address we chose between our
 	// pick and our commit; the store refuses the second holder, and we pick again.
 	for attempt := 1; ; attempt++ {
-		ip, err := s.pick(ctx, p, mac, c, req.RequestedIPAddress(), now)
+		ip, old, err := s.pick(ctx, p, mac, c, req.RequestedIPAddress(), now)
 		if errors.Is(err, errNoAddress) {
 			s.log.WarnContext(ctx, "no address to offer", keyMAC, mac.String(), keySubnet, p.String())
 			return nil, nil
@@ -101,11 +101,7 @@ func (s *Server) offer(ctx context.Context, req *dhcpv4.DHCPv4, c Client, p *poo
 			return nil, fmt.Errorf("pick address for %v: %w", mac, err)
 		}
 		l := Lease{MAC: mac, Subnet: p.String(), IP: ip, Expires: now.Add(s.cfg.OfferHold), Hostname: req.HostName()}
-		old, found, err := s.leases.Lease(ctx, p.String(), mac)
-		if err != nil {
-			return nil, fmt.Errorf("look up lease: %w", err)
-		}
-		if found && old.IP.Equal(ip) {
+		if old != nil && old.IP.Equal(ip) {
 			// Re-offering a held address must not shorten its lease.
 			l.Expires = later(l.Expires, old.Expires)
 			if l.Hostname == "" {
@@ -139,8 +135,8 @@ func (s *Server) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client, p *p
 		return s.nak(req, "no address requested"), nil
 	}
 	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	var ok bool
 	if s.validStatic(p, c) {
 		ok = ip.Equal(c.StaticIP)
@@ -179,9 +175,12 @@ func (s *Server) decline(ctx context.Context, req *dhcpv4.DHCPv4, p *pool) error
 		return nil
 	}
 	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.declined[ipToU32(ip)] = now.Add(s.cfg.DeclineHold)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.declined == nil {
+		p.declined = make(map[uint32]time.Time)
+	}
+	p.declined[ipToU32(ip)] = now.Add(s.cfg.DeclineHold)
 	s.log.WarnContext(ctx, "client declined address (in use?); holding it back", keyMAC, mac.String(), keyIP, ip.String())
 	l, found, err := s.leases.Lease(ctx, p.String(), mac)
 	if err != nil {
@@ -202,8 +201,8 @@ func (s *Server) release(ctx context.Context, req *dhcpv4.DHCPv4, p *pool) error
 		return nil
 	}
 	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	l, found, err := s.leases.Lease(ctx, p.String(), mac)
 	if err != nil {
 		return fmt.Errorf("look up lease: %w", err)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
@@ -52,10 +51,6 @@ type Server struct {
 	attached *pool
 	relayed  []*pool
 
-	// mu serialises address decisions (pick and commit) and guards the
-	// pools' cursors and the fields below.
-	mu       sync.Mutex
-	declined map[uint32]time.Time
 }
 
 // New checks cfg, fills in its defaults and returns a Server. ServerIP and
@@ -69,7 +64,7 @@ func New(cfg Config, nodes Nodes, leases Leases, log *slog.Logger) (*Server, err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, nodes: nodes, leases: leases, log: log, declined: make(map[uint32]time.Time)}
+	s := &Server{cfg: cfg, nodes: nodes, leases: leases, log: log}
 	if cfg.Mode == ModeOff {
 		return s, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -37,6 +38,11 @@ type pool struct {
 	mtu                          int
 	leaseTime                    time.Duration
 	relayed                      bool
+
+	// mu serialises the pool's address decisions (pick and commit) and guards cursor and
+	// declined: racks are allocated in parallel, each address belonging to one pool.
+	mu       sync.Mutex
+	declined map[uint32]time.Time // addresses clients declined, held back until then
 }
 
 // contains reports whether ip is a host address of the pool's network (not its network or

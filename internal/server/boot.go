@@ -419,6 +419,10 @@ func (d dhcpNodes) Lookup(ctx context.Context, mac net.HardwareAddr) (dhcp.Clien
 // storeLeases keeps DHCP leases in the database.
 type storeLeases struct{ s *sqlstore.Store }
 
+// DHCPLeases returns the DHCP server's lease store kept in s, as ironwork serve uses it (for
+// bench/dhcpserve, which measures the DHCP server with its leases in SQL).
+func DHCPLeases(s *sqlstore.Store) dhcp.Leases { return storeLeases{s} }
+
 func toLease(l sqlstore.DHCPLease) dhcp.Lease {
 	mac, _ := net.ParseMAC(l.MAC)
 	return dhcp.Lease{MAC: mac, Subnet: l.Subnet, IP: net.ParseIP(l.IP).To4(), Expires: l.Expires, Hostname: l.Hostname}

@@ -135,6 +135,13 @@ func (s *Server) serveRead(ctx context.Context, log *slog.Logger, req request, s
 		ring:    make([][]byte, p.window+1),
 		rbuf:    make([]byte, 1024),
 	}
+	if p.window == 1 {
+		// Lock-step: one round trip per block, so the wake-up latency is the speed.
+		if br, err := newBlockingReader(conn); err == nil {
+			defer lockThread()()
+			t.blocking = br
+		}
+	}
 	var oack []byte
 	if p.oack != nil {
 		oack = appendOACK(nil, p.oack)
@@ -213,6 +220,9 @@ type transfer struct {
 	bytes int64
 	rbuf  []byte
 	armed time.Time // the socket's read deadline
+	// blocking, when set, reads replies blocking the transfer's thread (lock-step
+	// transfers; see blockingReader) instead of through the network poller.
+	blocking *blockingReader
 }
 
 // run negotiates the options (when oack is not nil) and sends the file. It returns nil once
@@ -340,6 +350,21 @@ func (t *transfer) await(ctx context.Context, deadline time.Time) (reply, error)
 	for {
 		if err := ctx.Err(); err != nil {
 			return reply{}, err
+		}
+		if t.blocking != nil {
+			n, err := t.blocking.read(ctx, t.rbuf, deadline)
+			if err != nil {
+				return reply{}, err
+			}
+			r, err := parseReply(t.rbuf[:n])
+			if err != nil {
+				t.log.Debug("tftp bad packet in a transfer dropped", keyErr, err)
+				continue
+			}
+			if r.op == opERROR {
+				return reply{}, fmt.Errorf("%w: code %d %q", ErrClient, r.code, r.msg)
+			}
+			return r, nil
 		}
 		// The socket's deadline is moved only when it must come earlier: a later one is
 		// handled by re-arming when the earlier fires. That saves a timer update per block.
