@@ -129,3 +129,15 @@ func FuzzAppendStored(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string) { checkStored(t, raw) })
 }
+
+func TestNodeLinksMatchLinks(t *testing.T) {
+	for _, base := range []string{"http://127.0.0.1:6385", "https://h.example/bm", "http://a<b>&\"c", "http://ü.example", "http://x\u2028"} {
+		for _, sub := range []string{"", "/ports", "/states"} {
+			got := nodeLinks{base, "1be26c0b-03f2-4d2e-ae87-c02d7f33c123", sub}.appendJSON(nil)
+			want, _ := appendJSON(nil, links(base, "nodes/1be26c0b-03f2-4d2e-ae87-c02d7f33c123"+sub))
+			if !bytes.Equal(got, want) {
+				t.Errorf("base %q sub %q:\n got %s\nwant %s", base, sub, got, want)
+			}
+		}
+	}
+}
