@@ -18,9 +18,6 @@ var secretWords = []string{"password", "passwd", "pswd", "adminpass", "admin_pas
 	"secret", "token", "configdrive", "chappassword", "encrypted_key", "private_key", "fernetkey", "sslkey",
 	"passphrase", "snmp_auth_key", "snmp_priv_key"}
 
-// SecretWords returns the fragments of names whose values are secrets (a copy).
-func SecretWords() []string { return append([]string(nil), secretWords...) }
-
 // IsSecretKey reports whether a member named k holds a secret.
 func IsSecretKey(k string) bool {
 	k = strings.ToLower(k)

@@ -13,6 +13,7 @@
 #   G=2000 bench/api.sh                single-node GETs after the listings (default 2000; p50/p99)
 #   CROWD=30s CROWD_C=200 bench/api.sh after the rest, CROWD_C clients (default 200) mixing list,
 #                                      detail page (CROWD_LIMIT=100 nodes), GET and PATCH for CROWD
+#   CROWD_IRONIC=30s                   the crowd against Ironic as well (default: Ironwork only)
 #   Ironwork's memory (VmRSS, VmHWM of the server process) is read after the listings.
 #
 # Everything started here listens on 127.0.0.1 and is stopped on exit.
@@ -28,6 +29,7 @@ G=${G:-2000}
 CROWD=${CROWD:-0}
 CROWD_C=${CROWD_C:-200}
 CROWD_LIMIT=${CROWD_LIMIT:-100}
+CROWD_IRONIC=${CROWD_IRONIC:-0} # the crowd against Ironic too (its requests take seconds there)
 # REAL_IRONIC: the real-ironic.sh script (default ../shared/tools/real-ironic.sh next to the
 # repository; a git worktree elsewhere names it). IRONIC=0 leaves the Ironic target out.
 real_ironic=${REAL_IRONIC:-$(cd "$repo/.." && pwd)/shared/tools/real-ironic.sh}
@@ -69,11 +71,11 @@ echo "api.sh: N=$N nodes, C=$C clients, R=$R listings; $(nproc) CPUs; $(uname -s
 go build -o "$work/ironwork" ./cmd/ironwork
 go build -o "$work/apibench" ./bench/apibench
 
-# bench LABEL URL [PID]: run apibench and keep its RESULT line.
+# bench LABEL URL [PID [CROWD]]: run apibench and keep its RESULT line.
 bench() {
   echo "== $1 (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   "$work/apibench" -url "$2" -n "$N" -c "$C" -rounds "$R" -deploy "$D" -gets "$G" -pid "${3:-0}" \
-    -crowd "$CROWD" -crowd-c "$CROWD_C" -crowd-limit "$CROWD_LIMIT" -label "$1" | tee "$work/$1.out"
+    -crowd "${4:-$CROWD}" -crowd-c "$CROWD_C" -crowd-limit "$CROWD_LIMIT" -label "$1" | tee "$work/$1.out"
   grep '^RESULT ' "$work/$1.out" >> "$work/results"
 }
 
@@ -143,7 +145,7 @@ else
   port=$(free_port 2) # the conductor's JSON-RPC listens on PORT+1
   ironic_dir=$work/ironic
   IRONIC_MODE=split IRONIC_API_WORKERS=2 "$real_ironic" start "$port" "$ironic_dir"
-  bench ironic "http://127.0.0.1:$port"
+  bench ironic "http://127.0.0.1:$port" 0 "$CROWD_IRONIC"
   "$real_ironic" stop "$ironic_dir" >/dev/null
   ironic_dir=
 fi

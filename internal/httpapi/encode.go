@@ -37,6 +37,8 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		return append(b, x...), nil
 	case rawJSON:
 		return append(b, x...), nil
+	case nodeLinks:
+		return x.appendJSON(b), nil
 	case object:
 		b = append(b, '{')
 		for i, m := range x {

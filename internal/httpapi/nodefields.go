@@ -154,16 +154,20 @@ func nodeFields() fieldTable[ironwork.Node] {
 func instanceInfoField() field[ironwork.Node] {
 	f := objField[ironwork.Node]("node", "instance_info", 1, readWrite,
 		func(n *ironwork.Node) *ironwork.JSONObject { return &n.InstanceInfo }, true)
-	f.get = func(n *ironwork.Node) any {
-		m := maskSecrets(obj(n.InstanceInfo))
-		for _, k := range []string{"configdrive", "image_url"} {
-			if v, ok := m[k]; ok && v != nil && v != "" {
-				m[k] = Masked
-			}
-		}
-		return m
-	}
+	f.get = func(n *ironwork.Node) any { return maskInstanceInfo(n.InstanceInfo) }
 	return f
+}
+
+// maskInstanceInfo is instance_info as shown: secrets masked, and a configdrive or image_url
+// that is neither null nor "" hidden.
+func maskInstanceInfo(o ironwork.JSONObject) ironwork.JSONObject {
+	m := maskSecrets(obj(o))
+	for _, k := range []string{"configdrive", "image_url"} {
+		if v, ok := m[k]; ok && v != nil && v != "" {
+			m[k] = Masked
+		}
+	}
+	return m
 }
 
 // nodeDefaultFields are what a list without detail shows.

@@ -65,7 +65,7 @@ func (s *Server) renderNodeWith(r *http.Request, n *ironwork.Node, fields []stri
 	}
 	out = s.redactNode(r.Context(), n, out)
 	base := s.baseURL(r)
-	out = append(out, kv{"links", links(base, "nodes/"+n.UUID)})
+	out = append(out, kv{"links", nodeLinks{base, n.UUID, ""}})
 	if ver >= vConductors && (fields == nil || slices.Contains(fields, "conductor")) {
 		var c any
 		if s.opts.Ring != nil {
@@ -74,15 +74,15 @@ func (s *Server) renderNodeWith(r *http.Request, n *ironwork.Node, fields []stri
 		out = append(out, kv{"conductor", c})
 	}
 	if fields == nil {
-		out = append(out, kv{"ports", links(base, "nodes/"+n.UUID+"/ports")})
+		out = append(out, kv{"ports", nodeLinks{base, n.UUID, "/ports"}})
 		if ver >= 14 {
-			out = append(out, kv{"states", links(base, "nodes/"+n.UUID+"/states")})
+			out = append(out, kv{"states", nodeLinks{base, n.UUID, "/states"}})
 		}
 		if ver >= vPortgroupSubs {
-			out = append(out, kv{"portgroups", links(base, "nodes/"+n.UUID+"/portgroups")})
+			out = append(out, kv{"portgroups", nodeLinks{base, n.UUID, "/portgroups"}})
 		}
 		if ver >= 32 {
-			out = append(out, kv{"volume", links(base, "nodes/"+n.UUID+"/volume")})
+			out = append(out, kv{"volume", nodeLinks{base, n.UUID, "/volume"}})
 		}
 	}
 	return out

@@ -66,6 +66,39 @@ func isoTime(t time.Time) string {
 	return t.Format("2006-01-02T15:04:05.000000") + "+00:00"
 }
 
+// nodeLinks are the self and bookmark links of a node path, nodes/<uuid><sub>, as links gives
+// them; appendJSON writes them without building the strings (a list has five per node).
+type nodeLinks struct{ base, uuid, sub string }
+
+func (l nodeLinks) appendJSON(b []byte) []byte {
+	if !plainText(l.base) || !plainText(l.uuid) || !plainText(l.sub) {
+		out, _ := appendJSON(b, links(l.base, "nodes/"+l.uuid+l.sub))
+		return out
+	}
+	b = append(b, `[{"href":"`...)
+	b = append(b, l.base...)
+	b = append(b, "/v1/nodes/"...)
+	b = append(b, l.uuid...)
+	b = append(b, l.sub...)
+	b = append(b, `","rel":"self"},{"href":"`...)
+	b = append(b, l.base...)
+	b = append(b, "/nodes/"...)
+	b = append(b, l.uuid...)
+	b = append(b, l.sub...)
+	return append(b, `","rel":"bookmark"}]`...)
+}
+
+// plainText reports whether appendString writes s as it is between quotes: printable ASCII
+// without the characters it escapes.
+func plainText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
 func optTime(t *time.Time) any {
 	if t == nil {
 		return nil

@@ -14,21 +14,37 @@ import (
 // A node list sends each node's JSON objects (driver_info, properties, ...) from the stored
 // text to the response without decoding them into maps and encoding them again: the stored text
 // is walked once and written out as appendJSON would write the decoded object (keys in order,
-// numbers and strings in appendJSON's form). Text that is not in that form (keys out of order or
+// numbers and strings in appendJSON's form), with secrets masked on the way by the same
+// functions (ironwork.IsSecretKey, ironwork.MaskString) on the same member names and strings. Text that is not in that form (keys out of order or
 // repeated, escapes in keys, anything but an object) makes appendStored give up, and the caller
 // decodes and encodes as before, so both ways always give the same bytes.
 
 // rawJSON is JSON text that appendJSON copies as it is.
 type rawJSON []byte
 
+// maskMode says which secrets appendStored hides.
+type maskMode int
+
+const (
+	maskNone maskMode = iota
+	// maskAll hides secrets as ironwork.MaskSecrets does: the value of every member whose name
+	// is secret (ironwork.IsSecretKey), at any depth, and secrets inside strings
+	// (ironwork.MaskString).
+	maskAll
+	// maskInstance is maskAll plus instance_info's rule: a top-level configdrive or
+	// image_url that is neither null nor "" is hidden.
+	maskInstance
+)
+
 // appendStored appends the JSON object stored as raw to b as appendJSON would append the
-// decoded object. ok is false when raw is not in a form it can copy; b is then unspecified.
-func appendStored(b []byte, raw string) (_ []byte, ok bool) {
+// decoded object, masked by mode as the field's get would mask it. ok is false when raw is
+// not in a form it can copy; b is then unspecified.
+func appendStored(b []byte, raw string, mode maskMode) (_ []byte, ok bool) {
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
 		return b, false
 	}
-	b, i, ok = appendStoredValue(b, raw, i, 0)
+	b, i, ok = appendStoredValue(b, raw, i, 0, mode)
 	if !ok || skipSpace(raw, i) != len(raw) {
 		return b, false
 	}
@@ -47,7 +63,8 @@ func skipSpace(s string, i int) int {
 }
 
 // appendStoredValue appends the value starting at raw[i] and returns the index after it.
-func appendStoredValue(b []byte, raw string, i, depth int) ([]byte, int, bool) {
+// With a mask mode, secret members and secrets in strings are hidden at every depth.
+func appendStoredValue(b []byte, raw string, i, depth int, mode maskMode) ([]byte, int, bool) {
 	i = skipSpace(raw, i)
 	if i >= len(raw) || depth > maxStoredDepth {
 		return b, i, false
@@ -77,8 +94,12 @@ func appendStoredValue(b []byte, raw string, i, depth int) ([]byte, int, bool) {
 				return b, i, false
 			}
 			b = append(b, ':')
-			if b, i, ok = appendStoredValue(b, raw, i+1, depth+1); !ok {
+			mark := len(b)
+			if b, i, ok = appendStoredValue(b, raw, i+1, depth+1, mode); !ok {
 				return b, i, false
+			}
+			if mode != maskNone && hideMember(key, b[mark:], mode == maskInstance && depth == 0) {
+				b = appendString(b[:mark], Masked)
 			}
 			i = skipSpace(raw, i)
 			if i >= len(raw) {
@@ -103,7 +124,7 @@ func appendStoredValue(b []byte, raw string, i, depth int) ([]byte, int, bool) {
 				b = append(b, ',')
 			}
 			var ok bool
-			if b, i, ok = appendStoredValue(b, raw, i, depth+1); !ok {
+			if b, i, ok = appendStoredValue(b, raw, i, depth+1, mode); !ok {
 				return b, i, false
 			}
 			i = skipSpace(raw, i)
@@ -119,18 +140,22 @@ func appendStoredValue(b []byte, raw string, i, depth int) ([]byte, int, bool) {
 			i++
 		}
 	case c == '"':
-		if _, next, ok := plainString(raw, i); ok {
-			return append(b, raw[i:next]...), next, true
-		}
-		end, ok := stringEnd(raw, i)
+		s, next, ok := plainString(raw, i)
 		if !ok {
-			return b, i, false
+			if next, ok = stringEnd(raw, i); !ok || json.Unmarshal([]byte(raw[i:next]), &s) != nil {
+				return b, i, false
+			}
+			if mode != maskNone {
+				s = ironwork.MaskString(s)
+			}
+			return appendString(b, s), next, true
 		}
-		var s string
-		if json.Unmarshal([]byte(raw[i:end]), &s) != nil {
-			return b, i, false
+		if mode != maskNone {
+			if m := ironwork.MaskString(s); m != s {
+				return appendString(b, m), next, true
+			}
 		}
-		return appendString(b, s), end, true
+		return append(b, raw[i:next]...), next, true
 	case c == 't' || c == 'f' || c == 'n':
 		for _, lit := range [...]string{"true", "false", "null"} {
 			if len(raw)-i >= len(lit) && raw[i:i+len(lit)] == lit {
@@ -160,6 +185,20 @@ func appendStoredValue(b []byte, raw string, i, depth int) ([]byte, int, bool) {
 		return appendFloat(b, f), end, true
 	}
 	return b, i, false
+}
+
+// hideMember reports whether the member key, whose value was written as val, is hidden:
+// its name is secret, or (top-level instance_info) it is configdrive or image_url and val is
+// neither null nor "".
+func hideMember(key string, val []byte, instanceInfo bool) bool {
+	if ironwork.IsSecretKey(key) {
+		return true
+	}
+	if instanceInfo && (key == "configdrive" || key == "image_url") {
+		v := string(val)
+		return v != "null" && v != `""`
+	}
+	return false
 }
 
 // appendFloat writes a decoded JSON number as appendJSON does.
@@ -270,75 +309,6 @@ func stringEnd(raw string, i int) (int, bool) {
 	return 0, false
 }
 
-// maskNeeded reports whether masking secrets (ironwork.MaskSecrets, and the instance_info
-// rules) could change the object stored as raw. It looks, ignoring ASCII case, for a fragment
-// of every word a secret member's name or a secret inside a string contains (maskFragments),
-// "@" (URLs with a password), and instance_info's image_url; escapes and non-ASCII text (which
-// could spell a word in another form) count as a possible secret. false means raw can be sent
-// as it is; true, that it must be decoded and masked.
-func maskNeeded(raw string) bool {
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		switch c {
-		case '\\', '@':
-			return true
-		case 'p':
-			if hasFoldAt(raw, i, "pass") || hasFoldAt(raw, i, "pswd") {
-				return true
-			}
-		case 's':
-			if hasFoldAt(raw, i, "secret") {
-				return true
-			}
-		case 't':
-			if hasFoldAt(raw, i, "token") {
-				return true
-			}
-		case 'c':
-			if hasFoldAt(raw, i, "configdrive") {
-				return true
-			}
-		case 'k':
-			if hasFoldAt(raw, i, "key") {
-				return true
-			}
-		case 'i':
-			if hasFoldAt(raw, i, "image_url") {
-				return true
-			}
-		default:
-			if c >= 0x80 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// maskFragments are what maskNeeded looks for: each secret word of ironwork.SecretWords
-// contains one of them (a test checks it), as does image_url.
-var maskFragments = []string{"pass", "pswd", "secret", "token", "configdrive", "key", "image_url"}
-
-// hasFoldAt reports whether s[i:] starts with the lower-case ASCII word w, ignoring ASCII case.
-func hasFoldAt(s string, i int, w string) bool {
-	if len(s)-i < len(w) {
-		return false
-	}
-	for j := 0; j < len(w); j++ {
-		c := s[i+j]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != w[j] {
-			return false
-		}
-	}
-	return true
-}
-
 // storedSlots maps each field of the node table to its index in sqlstore.NodeJSONFields, or -1.
 func storedSlots(t fieldTable[ironwork.Node]) []int {
 	out := make([]int, len(t.fields))
@@ -352,23 +322,27 @@ func storedSlots(t fieldTable[ironwork.Node]) []int {
 // renderNodeWith. It is reused from node to node of a page; its buffer keeps growing, and the
 // values of earlier nodes stay valid (they are never written again).
 type storedNode struct {
-	slots  []int
-	vals   [len(sqlstore.NodeJSONFields)]any // nil: render the decoded field (get)
-	buf    []byte
-	masked [len(sqlstore.NodeJSONFields)]bool
+	slots []int
+	vals  [len(sqlstore.NodeJSONFields)]any // nil: render the decoded field (get)
+	buf   []byte
+	mode  [len(sqlstore.NodeJSONFields)]maskMode
 }
 
-// load prepares the JSON objects of rn. A field that appendStored cannot copy, or that masking
-// could change, is decoded into rn.Node instead and rendered from there as a full read would
-// render it. Fields outside show are checked all the same: a node with a field that cannot be
+// load prepares the JSON objects of rn, masked as their fields' get masks them. A field that
+// appendStored cannot copy is decoded into rn.Node instead and rendered from there as a full
+// read would render it. Fields outside show are checked all the same: a node with a field that cannot be
 // decoded is left out of a list whatever its fields, and the error (wrapping
 // sqlstore.ErrUndecodable) says so.
 func (st *storedNode) load(s *Server, rn *sqlstore.RawNode, show []string) error {
 	if st.slots == nil {
 		st.slots = s.nodeStored
 		for i, j := range st.slots {
-			if j >= 0 {
-				st.masked[j] = s.nodeTable.fields[i].raw != nil
+			switch f := s.nodeTable.fields[i]; {
+			case j < 0:
+			case f.name == "instance_info":
+				st.mode[j] = maskInstance
+			case f.raw != nil: // a masked objField
+				st.mode[j] = maskAll
 			}
 		}
 	}
@@ -380,20 +354,18 @@ func (st *storedNode) load(s *Server, rn *sqlstore.RawNode, show []string) error
 			continue
 		}
 		visible := show == nil || slices.Contains(show, name)
-		if !visible || !(st.masked[j] && maskNeeded(raw)) {
-			start := len(st.buf)
-			b, ok := appendStored(st.buf, raw)
-			if ok {
-				if visible {
-					st.buf = b
-					st.vals[j] = rawJSON(b[start:len(b):len(b)])
-				} else {
-					st.buf = b[:start]
-				}
-				continue
+		start := len(st.buf)
+		b, ok := appendStored(st.buf, raw, st.mode[j])
+		if ok {
+			if visible {
+				st.buf = b
+				st.vals[j] = rawJSON(b[start:len(b):len(b)])
+			} else {
+				st.buf = b[:start]
 			}
-			st.buf = st.buf[:start]
+			continue
 		}
+		st.buf = st.buf[:start]
 		if err := rn.Decode(name); err != nil {
 			return err
 		}

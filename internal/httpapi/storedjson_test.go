@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,34 +47,34 @@ func decodeStored(raw string) (ironwork.JSONObject, error) {
 	return conv(v).(map[string]any), nil
 }
 
-// checkStored checks appendStored and maskNeeded against the decode-and-encode path on raw.
+// checkStored checks appendStored, in every mask mode, against the decode-and-encode path
+// on raw.
 func checkStored(t *testing.T, raw string) {
 	t.Helper()
-	got, ok := appendStored([]byte("prefix"), raw)
 	m, err := decodeStored(raw)
-	if ok {
+	for _, mode := range []maskMode{maskNone, maskAll, maskInstance} {
+		got, ok := appendStored([]byte("prefix"), raw, mode)
+		if !ok {
+			continue
+		}
 		if err != nil {
 			t.Fatalf("appendStored copies %q, which does not decode: %v", raw, err)
 		}
-		want, err := appendJSON([]byte("prefix"), obj(m))
+		var v ironwork.JSONObject
+		switch mode {
+		case maskNone:
+			v = obj(m)
+		case maskAll:
+			v = maskSecrets(obj(m))
+		case maskInstance:
+			v = maskInstanceInfo(m)
+		}
+		want, err := appendJSON([]byte("prefix"), v)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Fatalf("appendStored(%q)\n got %s\nwant %s", raw, got, want)
-		}
-	}
-	if err == nil && !maskNeeded(raw) {
-		masked := maskSecrets(obj(m))
-		for _, k := range []string{"configdrive", "image_url"} {
-			if _, has := m[k]; has {
-				t.Fatalf("maskNeeded(%q) = false with a %s member", raw, k)
-			}
-		}
-		a, _ := appendJSON(nil, masked)
-		b, _ := appendJSON(nil, obj(m))
-		if !bytes.Equal(a, b) {
-			t.Fatalf("maskNeeded(%q) = false, but masking changes it:\n%s\n%s", raw, a, b)
+			t.Fatalf("appendStored(%q, mode %d)\n got %s\nwant %s", raw, mode, got, want)
 		}
 	}
 }
@@ -88,6 +87,8 @@ var storedSamples = []string{
 	"{\"s\":\"\u2028x\u2029\"}", "{\"s\":\"\xff\xfe\"}", `{"s":"ünï"}`, `{"\u0061":1}`, `{"s":"\ud800"}`,
 	`{"ipmi_password":"x"}`, `{"x":"password=abc"}`, `{"u":"http://a:b@h/"}`, `{"image_url":"http://h/i"}`,
 	`{"configdrive":"abc"}`, `{"Token":1}`, `{"k":"\u0070assword=1"}`, `{"snmp_auth_KEY":"x"}`, `{"KELVIN":"\u212a"}`,
+	`{"configdrive":null,"image_url":"","x":{"image_url":"h","pw":"a password=1"}}`, `{"image_url":null}`,
+	`{"a":[{"secret":1},"--token t",["admin_pass=2"]]}`, `{"\u0070assword":"x","b":"\u0040"}`,
 	`[1]`, `null`, `"s"`, `{`, `{"a":1}x`, `{"a":1,}`, `{"a" 1}`, `{"a":[1,]}`, `{"a":tru}`, `{"a":"x}`,
 }
 
@@ -98,28 +99,9 @@ func TestAppendStoredMatchesDecodeEncode(t *testing.T) {
 	// The common stored forms must take the copy, not the decode.
 	for _, raw := range []string{`{}`, `{"cpu_arch":"x86_64","cpus":8,"local_gb":500,"memory_mb":32768}`,
 		`{"a":{"b":[1,"x",null,true,2.5]}}`} {
-		if _, ok := appendStored(nil, raw); !ok {
+		if _, ok := appendStored(nil, raw, maskAll); !ok {
 			t.Errorf("appendStored(%q) gives up", raw)
 		}
-	}
-	if maskNeeded(`{"cpu_arch":"x86_64","cpus":8}`) || !maskNeeded(`{"ipmi_Password":"x"}`) {
-		t.Error("maskNeeded is wrong on plain cases")
-	}
-}
-
-// Every secret word of ironwork must contain one of the fragments maskNeeded looks for.
-func TestMaskFragmentsCoverSecretWords(t *testing.T) {
-	for _, w := range ironwork.SecretWords() {
-		found := false
-		for _, f := range maskFragments {
-			found = found || strings.Contains(w, f)
-		}
-		if !found {
-			t.Errorf("secret word %q contains none of maskFragments", w)
-		}
-	}
-	if !reflect.DeepEqual(maskFragments[len(maskFragments)-1], "image_url") {
-		t.Error("image_url must stay a fragment")
 	}
 }
 
@@ -128,4 +110,16 @@ func FuzzAppendStored(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) { checkStored(t, raw) })
+}
+
+func TestNodeLinksMatchLinks(t *testing.T) {
+	for _, base := range []string{"http://127.0.0.1:6385", "https://h.example/bm", "http://a<b>&\"c", "http://ü.example", "http://x\u2028"} {
+		for _, sub := range []string{"", "/ports", "/states"} {
+			got := nodeLinks{base, "1be26c0b-03f2-4d2e-ae87-c02d7f33c123", sub}.appendJSON(nil)
+			want, _ := appendJSON(nil, links(base, "nodes/1be26c0b-03f2-4d2e-ae87-c02d7f33c123"+sub))
+			if !bytes.Equal(got, want) {
+				t.Errorf("base %q sub %q:\n got %s\nwant %s", base, sub, got, want)
+			}
+		}
+	}
 }
