@@ -34,7 +34,7 @@ const (
 	// DefaultARM64BootFile is the arm64 UEFI network boot loader (GRUB, built by
 	// scripts/grub-arm64.sh) for ARM64 UEFI PXE (arch 11) and HTTP (arch 19) clients.
 	DefaultARM64BootFile = "grubnetaa64.efi"
-	DefaultWorkers      = 4
+	DefaultWorkers       = 4
 )
 
 // Config configures a Server. Zero values take the defaults above; ServerIP
