@@ -2,7 +2,8 @@
 # deps.sh: install the Debian packages Ironwork's tests use: PostgreSQL (store tests),
 # python3-ironicclient (the real `baremetal` CLI), python3-ironic (the reference state machine),
 # openipmi, ipmitool, python3-pyghmi, python3-sushy and redfishtool (BMC simulators and independent
-# IPMI and Redfish clients), QEMU with iPXE and OVMF (virtual machines that network-boot), and the
+# IPMI and Redfish clients), QEMU with iPXE and OVMF (virtual machines that network-boot; qemu-system-arm
+# and AAVMF from qemu-efi-aarch64 for the arm64 lab machines), and the
 # real DHCP, TFTP and router-advertisement peers of the boot services (busybox udhcpc, ISC
 # dhclient and dhcrelay, dnsmasq, tftp-hpa, atftp, ndisc6), and the disk tools the agent's tests check its
 # work with (qemu-img, sgdisk, sfdisk, xorriso, isoinfo from genisoimage, blkid, zstd, xz, mkfs.vfat
@@ -40,6 +41,8 @@ qemu-img qemu-utils
 /usr/lib/ipxe/undionly.kpxe ipxe
 /usr/lib/ipxe/qemu/efi-virtio.rom ipxe-qemu
 /usr/share/OVMF/OVMF_CODE_4M.fd ovmf
+qemu-system-aarch64 qemu-system-arm
+/usr/share/AAVMF/AAVMF_CODE.fd qemu-efi-aarch64
 cpio cpio
 /usr/share/doc/busybox-static busybox-static
 /usr/sbin/dropbear dropbear-bin

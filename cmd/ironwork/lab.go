@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -148,7 +149,7 @@ func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout st
 	}
 	_, noLab := lab.Load(dir) // a lab there is taken down first, ramdisk and all
 	if noRamdisk != nil || noLab == nil {
-		agent, cleanup, err := buildAgent(ctx, stderr)
+		agent, cleanup, err := buildAgent(ctx, runtime.GOARCH, stderr)
 		if err != nil {
 			return nil, err
 		}

@@ -85,6 +85,10 @@ func (s *Server) bootFor(req *dhcpv4.DHCPv4, c Client) (bootInfo, bool) {
 		return bootInfo{file: s.cfg.EFIBootFile, arch: arch}, true
 	case iana.EFI_X86_64_HTTP:
 		return bootInfo{file: s.cfg.HTTPBootURL + "/" + s.cfg.HTTPBootFile, http: true, arch: arch}, true
+	case iana.EFI_ARM64:
+		return bootInfo{file: s.cfg.ARM64BootFile, arch: arch}, true
+	case iana.EFI_ARM64_HTTP:
+		return bootInfo{file: s.cfg.HTTPBootURL + "/" + s.cfg.ARM64BootFile, http: true, arch: arch}, true
 	}
 	if arch < 0 && pxe {
 		// A PXE ROM that does not say its architecture: legacy BIOS.

@@ -31,7 +31,10 @@ const (
 	DefaultBIOSBootFile = "undionly.kpxe"
 	DefaultEFIBootFile  = "snponly.efi"
 	DefaultHTTPBootFile = "ipxe.efi"
-	DefaultWorkers      = 4
+	// DefaultARM64BootFile is the arm64 UEFI network boot loader (GRUB, built by
+	// scripts/grub-arm64.sh) for ARM64 UEFI PXE (arch 11) and HTTP (arch 19) clients.
+	DefaultARM64BootFile = "grubnetaa64.efi"
+	DefaultWorkers       = 4
 )
 
 // Config configures a Server. Zero values take the defaults above; ServerIP
@@ -65,6 +68,9 @@ type Config struct {
 	BIOSBootFile string // arch 0; default undionly.kpxe
 	EFIBootFile  string // arch 7 and 9; default snponly.efi (ipxe.efi also works)
 	HTTPBootFile string // arch 16; default ipxe.efi
+	// ARM64BootFile is what ARM64 UEFI clients load: over TFTP for arch 11 (PXE), as
+	// HTTPBootURL + "/" + ARM64BootFile for arch 19 (HTTP); default grubnetaa64.efi.
+	ARM64BootFile string
 	// ScriptURL returns the iPXE script URL of a client that runs iPXE.
 	// Default: HTTPBootURL + "/boot/" + mac + ".ipxe" for a known MAC and
 	// HTTPBootURL + "/boot/unknown.ipxe" for discovery.
@@ -137,7 +143,7 @@ func (c Config) Validate() error {
 	} else if u, err := url.Parse(c.HTTPBootURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("HTTP boot URL %q: want http(s)://host[:port][/path]", c.HTTPBootURL))
 	}
-	for name, f := range map[string]string{"BIOS": c.BIOSBootFile, "EFI": c.EFIBootFile, "HTTP": c.HTTPBootFile} {
+	for name, f := range map[string]string{"BIOS": c.BIOSBootFile, "EFI": c.EFIBootFile, "HTTP": c.HTTPBootFile, "ARM64": c.ARM64BootFile} {
 		if len(f) > 127 || strings.ContainsAny(f, "\x00") {
 			errs = append(errs, fmt.Errorf("%s boot file %q: at most 127 bytes, no NUL", name, f))
 		}
@@ -168,6 +174,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HTTPBootFile == "" {
 		c.HTTPBootFile = DefaultHTTPBootFile
+	}
+	if c.ARM64BootFile == "" {
+		c.ARM64BootFile = DefaultARM64BootFile
 	}
 	if c.Workers == 0 {
 		c.Workers = DefaultWorkers

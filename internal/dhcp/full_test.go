@@ -107,6 +107,8 @@ var (
 	pxeBIOS  = []string{"-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x5d:0000"}
 	pxeEFI   = []string{"-V", "PXEClient:Arch:00007:UNDI:003016", "-x", "0x5d:0007"}
 	httpEFI  = []string{"-V", "HTTPClient:Arch:00016:UNDI:003001", "-x", "0x5d:0010"}
+	pxeARM64 = []string{"-V", "PXEClient:Arch:00011:UNDI:003000", "-x", "0x5d:000b"}
+	httpARM  = []string{"-V", "HTTPClient:Arch:00019:UNDI:003000", "-x", "0x5d:0013"}
 	ipxeUser = []string{"-V", "PXEClient:Arch:00007:UNDI:003010", "-x", "0x5d:0007", "-x", "0x4d:69505845"} // user class "iPXE"
 )
 
@@ -184,6 +186,8 @@ func TestFullModeRealClients(t *testing.T) {
 		{"bios", macB, pxeBIOS, want{tn.ip(100).String(), "undionly.kpxe"}},
 		{"uefi", macA, pxeEFI, want{tn.ip(101).String(), "snponly.efi"}},
 		{"uefi-http", macA, httpEFI, want{tn.ip(101).String(), boot + "/ipxe.efi"}},
+		{"arm64-uefi", macA, pxeARM64, want{tn.ip(101).String(), "grubnetaa64.efi"}},
+		{"arm64-uefi-http", macA, httpARM, want{tn.ip(101).String(), boot + "/grubnetaa64.efi"}},
 		{"ipxe", macA, ipxeUser, want{tn.ip(101).String(), boot + "/boot/" + macA.String() + ".ipxe"}},
 		{"static", macStatic, pxeBIOS, want{tn.ip(50).String(), "undionly.kpxe"}},
 		{"known-not-netboot", macNoBoot, pxeEFI, want{tn.ip(102).String(), ""}},
@@ -202,7 +206,7 @@ func TestFullModeRealClients(t *testing.T) {
 			}
 			check(t, env, st.want)
 			wantVendor := ""
-			if st.name == "uefi-http" {
+			if strings.HasSuffix(st.name, "-http") {
 				wantVendor = "HTTPClient"
 			}
 			if env["vendor"] != wantVendor {

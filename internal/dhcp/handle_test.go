@@ -91,7 +91,10 @@ func TestBootFileTable(t *testing.T) {
 		{"uefi-http-16", []dhcpv4.Modifier{vc("HTTPClient:Arch:00016:UNDI:003001"), arch(iana.EFI_X86_64_HTTP)}, "http://10.0.0.1:8080/ipxe.efi", "HTTPClient"},
 		{"ipxe-user-class", []dhcpv4.Modifier{vc("PXEClient:Arch:00007:UNDI:003010"), arch(iana.EFI_X86_64), dhcpv4.WithUserClass("iPXE", false)}, script, ""},
 		{"ipxe-175", []dhcpv4.Modifier{vc("PXEClient:Arch:00000:UNDI:002001"), dhcpv4.WithGeneric(optIPXEEncap, []byte{19, 1, 1})}, script, ""},
-		{"arm64-unsupported", []dhcpv4.Modifier{vc("PXEClient:Arch:00011:UNDI:003000"), arch(iana.EFI_ARM64)}, "", ""},
+		{"arm64-11", []dhcpv4.Modifier{vc("PXEClient:Arch:00011:UNDI:003000"), arch(iana.EFI_ARM64)}, "grubnetaa64.efi", ""},
+		{"arm64-11-no-93", []dhcpv4.Modifier{vc("PXEClient:Arch:00011:UNDI:003000")}, "grubnetaa64.efi", ""},
+		{"arm64-http-19", []dhcpv4.Modifier{vc("HTTPClient:Arch:00019:UNDI:003000"), arch(iana.EFI_ARM64_HTTP)}, "http://10.0.0.1:8080/grubnetaa64.efi", "HTTPClient"},
+		{"arm32-unsupported", []dhcpv4.Modifier{vc("PXEClient:Arch:00010:UNDI:003000"), arch(iana.EFI_ARM32)}, "", ""},
 		{"not-pxe", []dhcpv4.Modifier{vc("udhcp 1.35.0")}, "", ""},
 	}
 	for _, tt := range tests {

@@ -1,5 +1,5 @@
-// Package httpboot is the HTTP boot server: it serves nodes their iPXE scripts, rendered for
-// the MAC address that asks, and the files under the boot root (iPXE binaries, deploy kernels
+// Package httpboot is the HTTP boot server: it serves nodes their iPXE scripts (and GRUB
+// configurations, for arm64 UEFI), rendered for the MAC address that asks, and the files under the boot root (iPXE binaries, deploy kernels
 // and ramdisks, images) with Range requests and exact lengths. It only reads: files outside
 // the boot root, directories and anything but GET and HEAD are refused.
 package httpboot
@@ -25,6 +25,9 @@ type Scripts interface {
 	Script(ctx context.Context, mac string) (string, error)
 	// ChainScript is the script for an iPXE that knows no script URL yet.
 	ChainScript() string
+	// GrubConfig is the GRUB configuration of the node owning mac (arm64 UEFI clients,
+	// which boot GRUB instead of iPXE).
+	GrubConfig(ctx context.Context, mac string) (string, error)
 }
 
 // Server is the HTTP boot server.
@@ -75,6 +78,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(p, "/boot/") && strings.HasSuffix(p, ".ipxe"):
 		s.nodeScript(w, r, strings.TrimSuffix(strings.TrimPrefix(p, "/boot/"), ".ipxe"))
 		return
+	case strings.HasPrefix(p, "/boot/") && strings.HasSuffix(p, ".grub"):
+		s.grubConfig(w, r, strings.TrimSuffix(strings.TrimPrefix(p, "/boot/"), ".grub"))
+		return
 	}
 	s.file(w, r, strings.TrimPrefix(p, "/"))
 }
@@ -109,6 +115,23 @@ func (s *Server) nodeScript(w http.ResponseWriter, r *http.Request, macText stri
 		return
 	}
 	s.log.Info("iPXE script served", "mac", mac.String(), "client", r.RemoteAddr)
+	s.script(w, r, body)
+}
+
+func (s *Server) grubConfig(w http.ResponseWriter, r *http.Request, macText string) {
+	mac, err := net.ParseMAC(strings.ReplaceAll(macText, "-", ":"))
+	if err != nil || len(mac) != 6 {
+		s.log.Debug("bad MAC in GRUB configuration request", "path", r.URL.Path, "client", r.RemoteAddr)
+		http.Error(w, fmt.Sprintf("%q is not a MAC address", macText), http.StatusBadRequest)
+		return
+	}
+	body, err := s.scripts.GrubConfig(r.Context(), mac.String())
+	if err != nil {
+		s.log.Error("render GRUB configuration", "mac", mac.String(), "error", err)
+		http.Error(w, "the configuration could not be rendered; see the server log", http.StatusInternalServerError)
+		return
+	}
+	s.log.Info("GRUB configuration served", "mac", mac.String(), "client", r.RemoteAddr)
 	s.script(w, r, body)
 }
 

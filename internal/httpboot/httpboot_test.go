@@ -31,6 +31,13 @@ func (s scripts) Script(_ context.Context, mac string) (string, error) {
 
 func (s scripts) ChainScript() string { return "#!ipxe\nchain /boot/${netX/mac}.ipxe\n" }
 
+func (s scripts) GrubConfig(_ context.Context, mac string) (string, error) {
+	if mac == "52:54:00:00:00:ee" {
+		return "", errors.New("database is down")
+	}
+	return "echo grub for " + mac + "\nexit\n", nil
+}
+
 func setup(t *testing.T) (*httptest.Server, []byte) {
 	t.Helper()
 	root := t.TempDir()
@@ -121,14 +128,21 @@ func TestScripts(t *testing.T) {
 		"/boot/52-54-00-00-00-01.ipxe": "echo node one",
 		"/boot/52:54:00:00:00:02.ipxe": "exit 1",
 		"/boot.ipxe":                   "chain /boot/${netX/mac}.ipxe",
+		"/boot/52:54:00:00:00:01.grub": "echo grub for 52:54:00:00:00:01",
+		"/boot/52-54-00-00-00-02.grub": "echo grub for 52:54:00:00:00:02",
 	} {
 		code, body := curl(t, ts.URL+path)
 		if code != "200" || !strings.Contains(string(body), want) {
 			t.Errorf("GET %s: %s %q", path, code, body)
 		}
 	}
-	if code, _ := curl(t, ts.URL+"/boot/not-a-mac.ipxe"); code != "400" {
-		t.Errorf("bad MAC: %s", code)
+	for _, p := range []string{"/boot/not-a-mac.ipxe", "/boot/not-a-mac.grub", "/boot/unknown.grub"} {
+		if code, _ := curl(t, ts.URL+p); code != "400" {
+			t.Errorf("bad MAC %s: %s", p, code)
+		}
+	}
+	if code, _ := curl(t, ts.URL+"/boot/52:54:00:00:00:ee.grub"); code != "500" {
+		t.Errorf("GRUB configuration that cannot be rendered: %s", code)
 	}
 	resp, err := http.Get(ts.URL + "/boot/52:54:00:00:00:ee.ipxe")
 	if err != nil {

@@ -166,6 +166,9 @@ func cycleNode(ctx context.Context, st *State, name string, opts CycleOptions) R
 		return r
 	}
 	ii := map[string]any{"image_source": st.Image, "image_checksum": "sha256:" + st.ImageSH, "image_disk_format": "raw"}
+	if n.Arch == ArchARM64 {
+		ii["image_source"], ii["image_checksum"] = st.ImageARM64, "sha256:"+st.ImageARM64SH
+	}
 	if opts.InstanceInfo != nil {
 		ii = opts.InstanceInfo(n)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -15,9 +16,13 @@ import (
 // replaces this process with QEMU.
 func ExecQEMU(vars string, args []string) error {
 	out := uefiBootArgs(args)
-	b, err := os.ReadFile(OVMFVars)
+	template := OVMFVars
+	if len(out) > 0 && filepath.Base(out[0]) == QEMUARM64 {
+		template = AAVMFVars
+	}
+	b, err := os.ReadFile(template)
 	if err != nil {
-		return fmt.Errorf("OVMF variables: %w", err)
+		return fmt.Errorf("UEFI variables: %w", err)
 	}
 	if err := os.WriteFile(vars, b, 0o644); err != nil {
 		return err

@@ -37,6 +37,8 @@ type Node struct {
 	SerialSocket string `json:"serial_socket,omitempty"`
 	RNG          string `json:"rng,omitempty"` // virtio or none
 	CPU          string `json:"cpu,omitempty"` // QEMU's -cpu, "" for its default
+	// Arch is "arm64" for a machine under qemu-system-aarch64 (virt, AAVMF), else "" (x86_64).
+	Arch string `json:"arch,omitempty"`
 	// BMCAddress is host:port of the IPMI BMC or the Redfish service's URL.
 	BMCAddress string `json:"bmc_address"`
 	// The machine's shape: MAC, Tap and Disk above are the first of MACs, Taps and Disks.
@@ -73,6 +75,9 @@ type State struct {
 	Files       []string `json:"files"` // made outside Dir (none so far; Dir itself is removed)
 	Image       string   `json:"image_url"`
 	ImageSH     string   `json:"image_sha256"`
+	// ImageARM64 and ImageARM64SH are the arm64 test image (when the lab has arm64 machines).
+	ImageARM64   string `json:"image_arm64_url,omitempty"`
+	ImageARM64SH string `json:"image_arm64_sha256,omitempty"`
 	// ImageKernel and ImageRamdisk are the test image's kernel and initramfs, files inside
 	// the server's file_url_allowed_paths (lab layout only): a ramdisk deploy's instance.
 	ImageKernel  string `json:"image_kernel_url,omitempty"`

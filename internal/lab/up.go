@@ -29,7 +29,18 @@ const (
 	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 	IPXEDir  = "/usr/lib/ipxe"
+	// arm64 machines: QEMU's aarch64 system emulator (qemu-system-arm) and AAVMF, the arm64
+	// UEFI firmware (qemu-efi-aarch64).
+	QEMUARM64 = "qemu-system-aarch64"
+	AAVMFCode = "/usr/share/AAVMF/AAVMF_CODE.fd"
+	AAVMFVars = "/usr/share/AAVMF/AAVMF_VARS.fd"
+	// GrubARM64Dir is what scripts/grub-arm64.sh prints: the arm64 GRUB loader the server
+	// serves to ARM64 UEFI clients, and GRUB's arm64 modules for the arm64 test image.
+	GrubARM64Dir = "/var/cache/ironwork/grub-arm64"
 )
+
+// ArchARM64 is NodeSpec.Arch and Node.Arch of an arm64 machine.
+const ArchARM64 = "arm64"
 
 // BMC credentials of every lab node.
 const (
@@ -55,6 +66,11 @@ type NodeSpec struct {
 	// CPU is QEMU's -cpu model ("" leaves QEMU's default, qemu64, which has no RDRAND;
 	// "max" has RDRAND under TCG; "qemu64,-rdrand" says the absence explicitly).
 	CPU string
+	// Arch is ArchARM64 for an arm64 machine: qemu-system-aarch64 -M virt (TCG) with AAVMF
+	// (Firmware must be uefi), network-booting the server's arm64 GRUB loader into the arm64
+	// deploy ramdisk, which the server picks by the node's cpu_arch (deploy_kernel_by_arch);
+	// it deploys the arm64 test image. "" is x86_64.
+	Arch string
 	Shape
 	// Discover leaves the machine out of the server: it is not enrolled, and Up powers it
 	// on to boot from the network, as a machine nobody enrolled does (discovery).
@@ -110,6 +126,11 @@ type Options struct {
 	// Agent is the ironwork-agent binary; it is needed only when Dir holds no ramdisk yet.
 	Agent     string
 	KernelDir string // what scripts/kernel.sh prints (default: the newest under /var/cache/ironwork/kernel)
+	// KernelDirARM64 and AgentARM64 are the arm64 kernel (scripts/kernel.sh arm64; default
+	// FindKernelARM64) and ironwork-agent (GOARCH=arm64) of the arm64 deploy ramdisk, needed
+	// when a node is arm64 (the agent only while Dir holds no arm64 ramdisk yet).
+	KernelDirARM64 string
+	AgentARM64     string
 	// CallbackTimeout fails nodes whose agent does not call back (default 5m).
 	CallbackTimeout time.Duration
 	ImageSize       int64     // size of the test OS image (default testimage's)
@@ -179,6 +200,41 @@ func Check(kernelDir string) error {
 	return fmt.Errorf("the lab cannot start on this machine:\n  %s", strings.Join(missing, "\n  "))
 }
 
+// FindKernelARM64 returns the newest arm64 kernel directory scripts/kernel.sh arm64 unpacked,
+// or "".
+func FindKernelARM64() string {
+	ks, _ := filepath.Glob("/var/cache/ironwork/kernel-arm64/*/vmlinuz")
+	if len(ks) == 0 {
+		return ""
+	}
+	return filepath.Dir(ks[len(ks)-1])
+}
+
+// CheckARM64 reports what arm64 lab machines need and this machine lacks.
+func CheckARM64(kernelDir string) error {
+	var missing []string
+	if _, err := exec.LookPath(QEMUARM64); err != nil {
+		missing = append(missing, QEMUARM64+": run scripts/deps.sh (Debian package qemu-system-arm)")
+	}
+	for _, f := range []string{AAVMFCode, AAVMFVars} {
+		if !exists(f) {
+			missing = append(missing, f+": run scripts/deps.sh (Debian package qemu-efi-aarch64)")
+		}
+	}
+	for _, f := range []string{GrubARM64Dir + "/grubnetaa64.efi", GrubARM64Dir + "/arm64-efi/linux.mod"} {
+		if !exists(f) {
+			missing = append(missing, f+": run scripts/grub-arm64.sh")
+		}
+	}
+	if kernelDir == "" || !exists(filepath.Join(kernelDir, "vmlinuz")) {
+		missing = append(missing, "an arm64 kernel: run scripts/kernel.sh arm64")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("arm64 lab machines cannot start on this machine:\n  %s", strings.Join(missing, "\n  "))
+}
+
 // FindKernel returns the newest kernel directory scripts/kernel.sh unpacked, or "".
 func FindKernel() string {
 	if k := os.Getenv("IRONWORK_TEST_KERNEL"); k != "" {
@@ -206,6 +262,9 @@ func (o *Options) defaults() {
 	}
 	if o.KernelDir == "" {
 		o.KernelDir = FindKernel()
+	}
+	if o.KernelDirARM64 == "" && o.hasARM64() {
+		o.KernelDirARM64 = FindKernelARM64()
 	}
 	if o.CallbackTimeout == 0 {
 		o.CallbackTimeout = 5 * time.Minute
@@ -247,7 +306,7 @@ func (o *Options) defaults() {
 func Up(ctx context.Context, opts Options) (*State, error) {
 	callbackTimeout := opts.CallbackTimeout // the production layout keeps the server's default unless one is given
 	opts.defaults()
-	if err := errors.Join(opts.check(), opts.checkDiscover(), opts.checkVirtualMedia()); err != nil {
+	if err := errors.Join(opts.check(), opts.checkDiscover(), opts.checkVirtualMedia(), opts.checkARM64()); err != nil {
 		return nil, err
 	}
 	dir, err := filepath.Abs(opts.Dir)
@@ -343,6 +402,12 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		}
 	}
 	data := filepath.Join(dir, "data")
+	arm64Server := ""
+	if opts.hasARM64() {
+		if arm64Server, err = upARM64(ctx, st, opts, rd, filepath.Join(data, "boot", "lab"), logf); err != nil {
+			return st, err
+		}
+	}
 	imgPath := filepath.Join(data, "boot", "lab", "image.raw")
 	if prod {
 		imgPath = filepath.Join(dir, "images", "image.raw")
@@ -413,7 +478,7 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	var simNodes []int
 	simCmds := map[int][]string{}
 	for i, spec := range opts.Nodes {
-		n := Node{Name: spec.Name, Firmware: spec.Firmware, Power: spec.Power, BMC: spec.BMC, RNG: spec.RNG, CPU: spec.CPU,
+		n := Node{Name: spec.Name, Firmware: spec.Firmware, Power: spec.Power, BMC: spec.BMC, RNG: spec.RNG, CPU: spec.CPU, Arch: spec.Arch,
 			MAC: fmt.Sprintf("52:54:00:1a:%02x:%02x", len(opts.Nodes), i+1), Tap: fmt.Sprintf("tap%d", i),
 			Disk: filepath.Join(dir, spec.Name+".disk"), Serial: filepath.Join(dir, spec.Name+".serial.log"),
 			CPUs: spec.CPUs, MemoryMB: spec.MemoryMB, Discover: spec.Discover,
@@ -527,6 +592,7 @@ default_boot_mode = "uefi"
 file_url_allowed_paths = [%q, %q]
 console_log_dir = %q
 `, apiPort, data, st.Bridge, st.Netns, st.Subnet, st.Subnet, opts.CallbackTimeout.String(), rd, filepath.Dir(imgPath), filepath.Join(dir, "consoles"))
+	scfg += arm64Server
 	if opts.ServerConfig != "" {
 		scfg += strings.TrimSpace(opts.ServerConfig) + "\n"
 	}
@@ -565,6 +631,14 @@ console_log_dir = %q
 		body := map[string]any{"name": n.Name, "driver": n.Power,
 			"boot_interface": "ipxe", "deploy_interface": "direct", "driver_info": di, "resource_class": ResourceClass,
 			"properties": map[string]any{"capabilities": "boot_mode:" + n.Firmware, "cpu_arch": "x86_64"}}
+		if n.Arch == ArchARM64 {
+			// No deploy kernel of its own: the server's deploy_kernel_by_arch gives the
+			// arm64 one by cpu_arch. The console of QEMU's virt machine is its PL011.
+			delete(di, "deploy_kernel")
+			delete(di, "deploy_ramdisk")
+			di["kernel_append_params"] = "console=ttyAMA0,115200"
+			body["properties"] = map[string]any{"capabilities": "boot_mode:uefi", "cpu_arch": "aarch64"}
+		}
 		if opts.Inspect {
 			delete(body, "properties")
 			body["inspect_interface"] = "agent"
@@ -625,14 +699,23 @@ func qemuCommand(st *State, n Node, spec NodeSpec, self string) ([]string, error
 		n.SerialSocket = serialSocket(st, n)
 	}
 	spec.CPUs, spec.MemoryMB = max(spec.CPUs, 1), cmp.Or(max(spec.MemoryMB, 0), 768)
-	args := []string{"ip", "netns", "exec", st.Netns, "qemu-system-x86_64", "-accel", "tcg", "-m", strconv.Itoa(spec.MemoryMB),
+	bin := "qemu-system-x86_64"
+	if spec.Arch == ArchARM64 {
+		bin = QEMUARM64
+	}
+	args := []string{"ip", "netns", "exec", st.Netns, bin, "-accel", "tcg", "-m", strconv.Itoa(spec.MemoryMB),
 		"-smp", strconv.Itoa(spec.CPUs), "-display", "none", "-nodefaults", "-no-reboot", "-name", n.Name,
 		"-chardev", serialChardev(n), "-serial", "chardev:serial0"}
 	for k, tap := range n.Taps {
 		args = append(args, "-netdev", fmt.Sprintf("tap,id=n%d,ifname=%s,script=no,downscript=no", k, tap))
 	}
-	if spec.CPU != "" {
+	switch {
+	case spec.CPU != "":
 		args = append(args, "-cpu", spec.CPU)
+	case spec.Arch == ArchARM64:
+		// A plain ARMv8.0 core: "max" adds pointer authentication and more, which TCG
+		// emulates slowly.
+		args = append(args, "-cpu", "cortex-a57")
 	}
 	switch spec.RNG {
 	case "virtio", "":
@@ -653,7 +736,11 @@ func qemuCommand(st *State, n Node, spec NodeSpec, self string) ([]string, error
 	}
 	if n.Firmware == "uefi" {
 		vars := filepath.Join(st.Dir, n.Name+".vars.fd")
-		args = append(args, "-machine", "q35", "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
+		machine, code := "q35", OVMFCode
+		if spec.Arch == ArchARM64 {
+			machine, code = "virt", AAVMFCode
+		}
+		args = append(args, "-machine", machine, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
 		args = append([]string{args[0], args[1], args[2], args[3], self, "lab", "qemu", vars}, args[4:]...)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -77,10 +78,14 @@ func DefaultDiskTools() []string {
 
 // BuildConfig says what goes into a deploy ramdisk.
 type BuildConfig struct {
-	KernelDir string   // holds vmlinuz and lib/modules/<version>/ (what scripts/kernel.sh prints)
-	Agent     string   // the ironwork-agent binary, becomes /init
-	Output    string   // directory for ironwork-deploy.kernel and ironwork-deploy.initramfs
-	Modules   []string // module names; nil means DefaultModules
+	KernelDir string // holds vmlinuz and lib/modules/<version>/ (what scripts/kernel.sh prints)
+	Agent     string // the ironwork-agent binary, becomes /init
+	// Arch is the ramdisk's architecture, AMD64 (default) or ARM64: the agent and the kernel
+	// must be built for it (checked), and the defaults of Modules and DiskTools follow it
+	// (ModulesFor, DiskToolsFor).
+	Arch    string
+	Output  string   // directory for ironwork-deploy.kernel and ironwork-deploy.initramfs
+	Modules []string // module names; nil means DefaultModules
 	// Rescue builds the rescue ramdisk instead: the same agent plus a shell environment,
 	// a statically linked busybox (Busybox, default DefaultBusybox: Debian's
 	// busybox-static) as /bin/busybox and /bin/sh, and RescueModules; the files are named
@@ -122,8 +127,14 @@ type BuildResult struct {
 // The same inputs give the same bytes: entries sorted, times zero, gzip header without name
 // or time.
 func Build(ctx context.Context, cfg BuildConfig) (BuildResult, error) {
+	if cfg.Arch == "" {
+		cfg.Arch = AMD64
+	}
+	if !slices.Contains(Arches(), cfg.Arch) {
+		return BuildResult{}, fmt.Errorf("architecture %q: want one of %s", cfg.Arch, strings.Join(Arches(), ", "))
+	}
 	if cfg.Modules == nil {
-		cfg.Modules = DefaultModules()
+		cfg.Modules = ModulesFor(cfg.Arch)
 	}
 	agentBin, err := os.ReadFile(cfg.Agent)
 	if err != nil {
@@ -132,10 +143,13 @@ func Build(ctx context.Context, cfg BuildConfig) (BuildResult, error) {
 	if !bytes.HasPrefix(agentBin, []byte("\x7fELF")) {
 		return BuildResult{}, fmt.Errorf("agent %s is not an ELF executable", cfg.Agent)
 	}
+	if err := checkArch(cfg.Arch, agentBin, cfg.KernelDir); err != nil {
+		return BuildResult{}, err
+	}
 	kernelName, initrdName := KernelName, InitramfsName
 	extra := &extraFiles{files: map[string][]byte{}}
 	if cfg.DiskTools == nil {
-		cfg.DiskTools = DefaultDiskTools()
+		cfg.DiskTools = DiskToolsFor(cfg.Arch, runtime.GOARCH)
 	}
 	var tools, missingTools []string
 	for _, tool := range cfg.DiskTools {
@@ -157,8 +171,14 @@ func Build(ctx context.Context, cfg BuildConfig) (BuildResult, error) {
 		if err != nil {
 			return BuildResult{}, err
 		}
+		if err := checkELFArch(cfg.Arch, "busybox "+cfg.Busybox, bb); err != nil {
+			return BuildResult{}, err
+		}
 		extra.files["bin/busybox"] = bb
 		extra.links = map[string]string{"bin/sh": "busybox"}
+		if cfg.Dropbear != "" && cfg.Arch != runtime.GOARCH {
+			return BuildResult{}, fmt.Errorf("dropbear %s comes from the build host (%s) and cannot go into a %s ramdisk: build without SSH", cfg.Dropbear, runtime.GOARCH, cfg.Arch)
+		}
 		if cfg.Dropbear != "" {
 			if err := addDynamic(extra, cfg.Dropbear, "usr/sbin/dropbear"); err != nil {
 				return BuildResult{}, fmt.Errorf("add dropbear (Debian package dropbear-bin): %w", err)

@@ -103,7 +103,8 @@ func reachAddr(listen string, ip net.IP) string {
 // interface is set, and then the network boot interfaces fail validation with the reason.
 func bootConfig(cfg Config, addr net.IP) pxe.Config {
 	c := pxe.Config{Root: bootRoot(cfg), HTTPURL: cfg.HTTPBootURL, APIURL: cfg.AgentAPIURL,
-		KernelParams: cfg.KernelAppendParams, DefaultBootMode: cfg.DefaultBootMode, FileDirs: fileDirs(cfg)}
+		KernelParams: cfg.KernelAppendParams, DefaultBootMode: cfg.DefaultBootMode, FileDirs: fileDirs(cfg),
+		DeployKernelByArch: pxe.NormalizeArchKeys(cfg.DeployKernelByArch), DeployRamdiskByArch: pxe.NormalizeArchKeys(cfg.DeployRamdiskByArch)}
 	if addr == nil {
 		return c
 	}
@@ -246,7 +247,7 @@ func registerBoot(ctx context.Context, cfg Config, store *sqlstore.Store, regist
 	}
 	if addr.To4() != nil && (cfg.DHCPMode == "full" || cfg.DHCPMode == "proxy") {
 		dcfg := dhcp.Config{Mode: dhcp.Mode(cfg.DHCPMode), Interface: cfg.ProvisioningInterface, ServerIP: addr,
-			HTTPBootURL: pcfg.HTTPURL, EFIBootFile: cfg.EFIBootFile, LeaseTime: cfg.DHCPLeaseTime.Duration,
+			HTTPBootURL: pcfg.HTTPURL, EFIBootFile: cfg.EFIBootFile, ARM64BootFile: pxe.GrubLoaderName, LeaseTime: cfg.DHCPLeaseTime.Duration,
 			Discovery: pcfg.Discovery, OnRequest: m.DHCPRequest}
 		dcfg.Subnets, _ = cfg.dhcpSubnets() // checked by Validate
 		if cfg.DHCPMode == "full" {
@@ -315,6 +316,27 @@ func (b *bootServices) installIPXE() error {
 	}
 	if err := os.WriteFile(filepath.Join(root, "boot.ipxe"), []byte(b.resolver.ChainScript()), 0o644); err != nil {
 		return fmt.Errorf("write boot.ipxe: %w", err)
+	}
+	return b.installGrub(root)
+}
+
+// installGrub puts the arm64 GRUB loader and the menu it reads (pxe.GrubMenu) into the boot
+// root: ARM64 UEFI clients boot through them.
+func (b *bootServices) installGrub(root string) error {
+	if err := copyFile(b.cfg.ARM64BootLoader, filepath.Join(root, pxe.GrubLoaderName)); err != nil {
+		b.log.Warn("arm64 boot loader missing: ARM64 UEFI machines cannot network-boot (scripts/grub-arm64.sh builds it)",
+			"arm64_boot_loader", b.cfg.ARM64BootLoader, "error", err)
+	}
+	menu, err := b.resolver.GrubMenu()
+	if err != nil {
+		return err
+	}
+	dst := filepath.Join(root, pxe.GrubMenuPath)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("create GRUB directory: %w", err)
+	}
+	if err := os.WriteFile(dst, []byte(menu), 0o644); err != nil {
+		return fmt.Errorf("write GRUB menu: %w", err)
 	}
 	return nil
 }

@@ -156,6 +156,16 @@ type Config struct {
 	IPXEDir string `toml:"ipxe_dir"`
 	// EFIBootFile is the iPXE binary for UEFI firmware: snponly.efi or ipxe.efi.
 	EFIBootFile string `toml:"efi_boot_file"`
+	// ARM64BootLoader is the arm64 UEFI network boot loader (GRUB, scripts/grub-arm64.sh
+	// builds it) served to ARM64 UEFI clients (DHCP architectures 11 and 19); missing, they
+	// cannot network-boot (logged at start).
+	ARM64BootLoader string `toml:"arm64_boot_loader"`
+	// DeployKernelByArch and DeployRamdiskByArch are the deploy kernel and ramdisk of nodes
+	// whose driver_info has none, by properties.cpu_arch (x86_64, aarch64; arm64 is taken as
+	// aarch64), as Ironic's [conductor]deploy_kernel_by_arch and deploy_ramdisk_by_arch: URLs,
+	// or paths under file_url_allowed_paths.
+	DeployKernelByArch  map[string]string `toml:"deploy_kernel_by_arch"`
+	DeployRamdiskByArch map[string]string `toml:"deploy_ramdisk_by_arch"`
 	// AgentAPIURL is the API's URL as deploy agents reach it (default
 	// http://<provisioning address>:<API port>).
 	AgentAPIURL string `toml:"agent_api_url"`
@@ -338,6 +348,7 @@ func Default() Config {
 		TFTPListen:             ":69",
 		IPXEDir:                "/usr/lib/ipxe",
 		EFIBootFile:            "snponly.efi",
+		ARM64BootLoader:        "/var/cache/ironwork/grub-arm64/grubnetaa64.efi",
 		KernelAppendParams:     "console=tty0 console=ttyS0,115200n8",
 		DefaultBootMode:        "uefi",
 		ImageCacheSize:         20480,
@@ -585,6 +596,13 @@ func (c *Config) validateBoot() []error {
 	for name, v := range map[string]string{"http_boot_listen": c.HTTPBootListen, "tftp_listen": c.TFTPListen} {
 		if _, _, err := net.SplitHostPort(v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %q is not host:port: %w", name, v, err))
+		}
+	}
+	for name, m := range map[string]map[string]string{"deploy_kernel_by_arch": c.DeployKernelByArch, "deploy_ramdisk_by_arch": c.DeployRamdiskByArch} {
+		for arch, src := range m {
+			if strings.TrimSpace(arch) == "" || src == "" {
+				errs = append(errs, fmt.Errorf("%s: %q = %q: want an architecture (x86_64, aarch64) and a kernel or ramdisk", name, arch, src))
+			}
 		}
 	}
 	switch c.EFIBootFile {

@@ -71,6 +71,11 @@ type Config struct {
 	// files (paths or file:// URLs), as Ironic's [conductor]file_url_allowed_paths: boot files
 	// are served to the whole provisioning network without authentication.
 	FileDirs []string
+	// DeployKernelByArch and DeployRamdiskByArch are the deploy kernel and ramdisk of nodes
+	// whose driver_info has none, by properties.cpu_arch (keys in CPUArch's spelling:
+	// x86_64, aarch64), as Ironic's [conductor]deploy_kernel_by_arch.
+	DeployKernelByArch  map[string]string
+	DeployRamdiskByArch map[string]string
 }
 
 // Interface is one of the boot interfaces.
@@ -110,12 +115,16 @@ func New(name string, cfg Config, images Images, log *slog.Logger) (*Interface, 
 func (b *Interface) Validate(_ context.Context, t *conductor.Task) error {
 	var missing []string
 	for _, k := range []string{"deploy_kernel", "deploy_ramdisk"} {
-		if s, _ := t.Node.DriverInfo[k].(string); s == "" {
+		if b.cfg.deployImage(t.Node, k) == "" {
 			missing = append(missing, k)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("some parameters were missing in node's driver_info: %s", strings.Join(missing, ", "))
+		where := ""
+		if len(b.cfg.DeployKernelByArch)+len(b.cfg.DeployRamdiskByArch) > 0 {
+			where = fmt.Sprintf(" (and the conductor's deploy_kernel_by_arch and deploy_ramdisk_by_arch have none for cpu_arch %q)", CPUArch(t.Node))
+		}
+		return fmt.Errorf("some parameters were missing in node's driver_info: %s%s", strings.Join(missing, ", "), where)
 	}
 	if p, _ := t.Node.DriverInfo["kernel_append_params"].(string); !printable(p) {
 		return errors.New("driver_info.kernel_append_params must be one line of printable characters")
@@ -184,9 +193,9 @@ func (b *Interface) PrepareRamdisk(ctx context.Context, t *conductor.Task) error
 	dir := NodeDir(b.cfg.Root, n.UUID)
 	for _, kf := range [][2]string{{kernelKey, kernelFile}, {ramdiskKey, ramdiskFile}} {
 		key, file := kf[0], kf[1]
-		src, _ := n.DriverInfo[key].(string)
+		src := b.cfg.deployImage(n, key)
 		if src == "" {
-			return fmt.Errorf("node %s has no %s in driver_info", n.UUID, key)
+			return fmt.Errorf("node %s has no %s in driver_info, nor the conductor one for its cpu_arch %q", n.UUID, key, CPUArch(n))
 		}
 		u, err := b.sourceURL(src)
 		if err != nil {

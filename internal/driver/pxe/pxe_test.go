@@ -32,7 +32,10 @@ type fixture struct {
 
 // newFixture runs a conductor on SQLite whose boot interfaces are the real ones, with the
 // real image cache, and fake power and management.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { t.Helper(); return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with mod applied to the boot interfaces' configuration.
+func newFixtureWith(t *testing.T, mod func(dir string, c *pxe.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -47,6 +50,9 @@ func newFixture(t *testing.T) *fixture {
 	}
 	cfg := pxe.Config{Root: filepath.Join(dir, "boot"), HTTPURL: "http://10.0.0.1:8080", TFTPServer: "10.0.0.1",
 		APIURL: "http://10.0.0.1:6385", KernelParams: "console=ttyS0", DefaultBootMode: pxe.UEFI, FileDirs: []string{dir}}
+	if mod != nil {
+		mod(dir, &cfg)
+	}
 	reg := conductor.Registry{}
 	fake.Register(reg)
 	for _, name := range []string{pxe.IPXE, pxe.PXE, pxe.HTTP} {

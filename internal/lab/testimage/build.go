@@ -32,7 +32,20 @@ type Options struct {
 	// BootKernelName and BootInitramfsName: what the ramdisk deploy interface boots from the
 	// network (the initramfs's /init prints the same lines as the disk image).
 	BootFilesDir string
+	// Arch is ArchARM64 for an arm64 image: the arm64 kernel (KernelDir: scripts/kernel.sh
+	// arm64), instanceinit built for arm64, GRUB's arm64 EFI loader as \EFI\BOOT\BOOTAA64.EFI
+	// from GrubARM64Dir's modules (scripts/grub-arm64.sh), the console on ttyAMA0. The MBR and
+	// BIOS GRUB stay (harmless on arm64: its firmware reads only the partition table).
+	// "" is x86_64.
+	Arch         string
+	GrubARM64Dir string
 }
+
+// ArchARM64 is Options.Arch of an arm64 image.
+const ArchARM64 = "arm64"
+
+// KernelCmdlineARM64 is what GRUB passes to the arm64 image's kernel.
+const KernelCmdlineARM64 = "console=ttyAMA0 loglevel=4"
 
 // Names of the kernel and initramfs written to Options.BootFilesDir.
 const (
@@ -94,14 +107,18 @@ func Build(ctx context.Context, out string, opts Options) (sha256hex string, err
 	}
 	defer os.RemoveAll(work)
 
+	goarch, rdArch := "amd64", ramdisk.AMD64
+	if opts.Arch == ArchARM64 {
+		goarch, rdArch = "arm64", ramdisk.ARM64
+	}
 	initBin := opts.Init
 	if initBin == "" {
 		initBin = filepath.Join(work, "init")
-		if err := buildInit(ctx, initBin); err != nil {
+		if err := buildInit(ctx, initBin, goarch); err != nil {
 			return "", err
 		}
 	}
-	rd, err := ramdisk.Build(ctx, ramdisk.BuildConfig{KernelDir: opts.KernelDir, Agent: initBin, Output: filepath.Join(work, "ramdisk"), Modules: Modules(), DiskTools: []string{}})
+	rd, err := ramdisk.Build(ctx, ramdisk.BuildConfig{KernelDir: opts.KernelDir, Agent: initBin, Output: filepath.Join(work, "ramdisk"), Modules: Modules(), DiskTools: []string{}, Arch: rdArch})
 	if err != nil {
 		return "", fmt.Errorf("test image: %w", err)
 	}
@@ -113,7 +130,11 @@ func Build(ctx context.Context, out string, opts Options) (sha256hex string, err
 	if err := os.WriteFile(embedBIOS, []byte(grubConfig("serial console", "set root=(hd0,msdos1)\n")), 0o644); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(embedEFI, []byte(grubConfig("serial", "")), 0o644); err != nil {
+	efiCfg := grubConfig("serial", "")
+	if opts.Arch == ArchARM64 {
+		efiCfg = strings.Replace(efiCfg, KernelCmdline, KernelCmdlineARM64, 1)
+	}
+	if err := os.WriteFile(embedEFI, []byte(efiCfg), 0o644); err != nil {
 		return "", err
 	}
 	core := filepath.Join(work, "core.img")
@@ -121,14 +142,27 @@ func Build(ctx context.Context, out string, opts Options) (sha256hex string, err
 		"-p", "(hd0,msdos1)/boot/grub", "-c", embedBIOS, "biosdisk"}, grubModules...)...); err != nil {
 		return "", err
 	}
-	efi := filepath.Join(work, "BOOTX64.EFI")
-	if err := run(ctx, "grub-mkimage", append([]string{"-d", grubEFIDir, "-O", "x86_64-efi", "-o", efi,
-		"-p", "/EFI/BOOT", "-c", embedEFI}, grubModules...)...); err != nil {
+	efiDir, efiFormat, efiName := grubEFIDir, "x86_64-efi", "BOOTX64.EFI"
+	if opts.Arch == ArchARM64 {
+		efiDir, efiFormat, efiName = opts.GrubARM64Dir, "arm64-efi", "BOOTAA64.EFI"
+	}
+	efi := filepath.Join(work, efiName)
+	// serial is an x86 module only; on arm64 the firmware's console is the serial port.
+	efiModules := grubModules
+	if opts.Arch == ArchARM64 {
+		efiModules = []string{"part_msdos", "fat", "linux", "boot", "echo"}
+		efiCfg = strings.Replace(strings.Replace(efiCfg, "serial --unit=0 --speed=115200\n", "", 1), "terminal_output serial\n", "", 1)
+		if err := os.WriteFile(embedEFI, []byte(efiCfg), 0o644); err != nil {
+			return "", err
+		}
+	}
+	if err := run(ctx, "grub-mkimage", append([]string{"-d", efiDir, "-O", efiFormat, "-o", efi,
+		"-p", "/EFI/BOOT", "-c", embedEFI}, efiModules...)...); err != nil {
 		return "", err
 	}
 	esp := filepath.Join(work, "esp.img")
 	if err := buildESP(ctx, esp, size-espStart, map[string]string{
-		"::/EFI/BOOT/BOOTX64.EFI": efi, "::/vmlinuz": rd.KernelPath, "::/initrd.img": rd.InitramfsPath,
+		"::/EFI/BOOT/" + efiName: efi, "::/vmlinuz": rd.KernelPath, "::/initrd.img": rd.InitramfsPath,
 	}); err != nil {
 		return "", err
 	}
@@ -161,8 +195,9 @@ func grubConfig(terminals, extra string) string {
 		"linux /vmlinuz " + KernelCmdline + "\ninitrd /initrd.img\nboot\n"
 }
 
-// buildInit compiles instanceinit from the source tree around the working directory.
-func buildInit(ctx context.Context, out string) error {
+// buildInit compiles instanceinit for goarch from the source tree around the working
+// directory.
+func buildInit(ctx context.Context, out, goarch string) error {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		return errors.New("test image: no go tool to build instanceinit with")
@@ -173,7 +208,7 @@ func buildInit(ctx context.Context, out string) error {
 	}
 	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./internal/lab/testimage/instanceinit")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("test image: go build instanceinit: %w: %s", err, strings.TrimSpace(string(msg)))
 	}

@@ -67,7 +67,7 @@ func BuildPartition(ctx context.Context, dir string, opts Options) (Partition, e
 	initBin := opts.Init
 	if initBin == "" {
 		initBin = filepath.Join(work, "init")
-		if err := buildInit(ctx, initBin); err != nil {
+		if err := buildInit(ctx, initBin, "amd64"); err != nil {
 			return Partition{}, err
 		}
 	}
