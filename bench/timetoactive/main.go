@@ -15,7 +15,8 @@
 //   - Ironwork's own share: the rest (API, conductor, step transitions, the wait for the
 //     next heartbeat, the agent's soft power off and the power state polls).
 //
-// A fast-track deploy has no power on, lease or lookup in its window: firmware and boot are 0.
+// A fast-track deploy (the conductor's "fast track: ..." line) has no power on, lease or lookup
+// before its image: firmware and boot are 0.
 package main
 
 import (
@@ -178,8 +179,11 @@ func split(events []event) []deploy {
 			delete(open, node)
 		case msg == "provision state changed" && strings.HasSuffix(e.get("to"), "failed"):
 			delete(open, node)
-		case msg == "power state changed" && d.powerOn.IsZero() && d.lookup.IsZero() &&
+		case strings.HasPrefix(msg, "fast track:"):
+			d.fastTrack = true
+		case msg == "power state changed" && d.powerOn.IsZero() && d.imageStart.IsZero() &&
 			(e.get("state") == "power on" || e.get("target") == "rebooting"):
+			// The boot into the ramdisk; boot_instance's power on comes after the image.
 			d.powerOn = e.at
 		case msg == "lease" && d.lease.IsZero() && !d.powerOn.IsZero():
 			d.lease = e.at
@@ -196,7 +200,6 @@ func split(events []event) []deploy {
 
 // finish computes the parts of a deploy from its marks; a part whose marks are missing is 0.
 func finish(d deploy) deploy {
-	d.fastTrack = d.powerOn.IsZero() && d.lookup.IsZero()
 	if !d.powerOn.IsZero() && !d.lease.IsZero() {
 		d.firmware = d.lease.Sub(d.powerOn)
 	}
