@@ -30,6 +30,8 @@ no properties; the demo inspects them (manage -> inspect) before providing and d
 With --boot vmedia (lab layout, --bmc vbmc) every machine is Redfish (odd SeaBIOS, even OVMF),
 enrolled with boot_interface redfish-virtual-media and a static address in network_data, on a
 second bridge no DHCP server serves: the BMC attaches the server's boot ISO as a virtual CD.
+With --fast-track (up and demo) the server runs with fast_track = true: the agent that cleaned
+a node stays up, and the deploy uses it without a reboot (docs/conductor.md, "Fast track").
 `
 
 func defaultLabDir() string {
@@ -76,6 +78,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&mf.discover, "discover", false, "up: do not enrol the machines; power them on to boot from the network (discovery)")
 	fs.BoolVar(&mf.inspect, "inspect", false, "enrol the nodes with inspect_interface agent and no properties; demo: inspect before provide (lab layout)")
 	fs.StringVar(&mf.boot, "boot", lab.BootNetwork, "how the deploy ramdisk boots: pxe (DHCP, iPXE/PXE) or vmedia (Redfish virtual media, no DHCP; --bmc vbmc, lab layout)")
+	fs.BoolVar(&mf.fastTrack, "fast-track", false, "up and demo: run the server with fast_track = true (deploys use the agent cleaning left running)")
 	fs.BoolVar(&mf.rescue, "rescue", false, "also build the rescue ramdisk and enrol the nodes with the agent rescue interface (lab layout)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -106,7 +109,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "lab is down")
 		return 0
 	case "demo":
-		return labDemo(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, machineFlags{rescue: mf.rescue, inspect: mf.inspect, boot: mf.boot}, stdout, stderr)
+		return labDemo(ctx, *dir, *nodes, *bmc, *kernelDir, *layout, machineFlags{rescue: mf.rescue, inspect: mf.inspect, boot: mf.boot, fastTrack: mf.fastTrack}, stdout, stderr)
 	}
 	fmt.Fprint(stderr, labUsage)
 	return 2
@@ -119,6 +122,8 @@ type machineFlags struct {
 	rescue   bool
 	inspect  bool
 	boot     string // lab.BootNetwork or lab.BootVirtualMedia
+	// fastTrack runs the server with fast_track = true.
+	fastTrack bool
 }
 
 func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout string, mf machineFlags, stdout, stderr io.Writer) (*lab.State, error) {
@@ -128,6 +133,9 @@ func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout st
 	}
 	opts := lab.Options{Dir: dir, Nodes: lab.DefaultNodes(nodes, bmc), Ironwork: self, KernelDir: kernelDir, Log: stdout, Layout: layout,
 		Rescue: mf.rescue, Inspect: mf.inspect}
+	if mf.fastTrack {
+		opts.ServerConfig = "fast_track = true"
+	}
 	for i := range opts.Nodes {
 		opts.Nodes[i].Shape, opts.Nodes[i].Discover = mf.shape, mf.discover
 		if mf.boot == lab.BootVirtualMedia {

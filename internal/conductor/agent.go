@@ -56,7 +56,7 @@ func (c *Conductor) LookupAgent(ctx context.Context, req NodeRef) (AgentLookup, 
 	ident := req.Node
 	var token string
 	n, err := c.store.UpdateNode(ctx, ident, func(n *ironwork.Node) error {
-		if !lookupStates[n.ProvisionState] {
+		if !c.agentMayCall(n.ProvisionState) {
 			return ironwork.Errorf(ironwork.ENOTFOUND, "Node could not be found.")
 		}
 		if LoadAgent(n).Token != "" {
@@ -106,8 +106,13 @@ func agentRuns(st ironwork.ProvisionState) bool {
 // forgetTokenOnLeaving clears the agent's token when a transition takes a node out of the
 // states in which an agent runs: the token belonged to that boot of that agent, and is
 // refused (403) from then on.
-func forgetTokenOnLeaving(n *ironwork.Node, from, to ironwork.ProvisionState) {
-	if agentRuns(from) && !agentRuns(to) {
+// With fast track, an agent that finished cleaning or inspection stays up with its token in
+// manageable or available (fastTrackStates).
+func (c *Conductor) forgetTokenOnLeaving(n *ironwork.Node, from, to ironwork.ProvisionState) {
+	if c.cfg.FastTrack && fastTrackStates[to] {
+		return
+	}
+	if (agentRuns(from) || fastTrackStates[from]) && !agentRuns(to) {
 		delete(n.DriverInternalInfo, agentTokenKey)
 		delete(n.DriverInternalInfo, agentTokenPregeneratedKey)
 	}
@@ -134,7 +139,7 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, req HeartbeatRequest) er
 		if !tokenMatches(n, hb.AgentToken) {
 			return ironwork.Errorf(ironwork.EFORBIDDEN, "Invalid or missing agent token received.")
 		}
-		if !lookupStates[n.ProvisionState] {
+		if !c.agentMayCall(n.ProvisionState) {
 			return ironwork.Errorf(ironwork.ECONFLICT, "Node %s is in state %s, in which its agent does not heartbeat.", n.UUID, n.ProvisionState)
 		}
 		recordHeartbeat(n, hb, time.Now())

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -121,6 +122,41 @@ func BenchmarkDeploy(b *testing.B) {
 		}
 		c.Wait()
 	}
+}
+
+// BenchmarkDeployConcurrent measures what bench/api.sh's deploy phase asks of the conductor,
+// without HTTP: 16 clients deploy b.N fake-hardware nodes at once, each request followed by
+// the background work to active. It reports deploys per minute and the CPU time per deploy.
+func BenchmarkDeployConcurrent(b *testing.B) {
+	ctx := context.Background()
+	store := benchStore(ctx, b)
+	drivers := ironwork.DefaultDriverConfig()
+	c := startBenchConductor(ctx, b, store, drivers, "fake-hardware", conductor.Registry{})
+	uuids := make(chan string, b.N)
+	for i := range b.N {
+		n := &ironwork.Node{Name: fmt.Sprintf("dep-%07d", i), Driver: "fake-hardware", ProvisionState: ironwork.Available}
+		createBenchNode(ctx, b, store, drivers, n)
+		uuids <- n.UUID
+	}
+	close(uuids)
+	cpu := cpuTime()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for u := range uuids {
+				if err := c.Provision(ctx, conductor.ProvisionRequest{NodeRef: conductor.NodeRef{Node: u}, Target: "active"}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	c.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Minutes(), "deploys/min")
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1000/float64(b.N), "CPU-ms/op")
 }
 
 // BenchmarkSyncPowerStatesRedfish measures one power-sync pass over 10,000 redfish nodes whose

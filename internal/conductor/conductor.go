@@ -64,6 +64,12 @@ type Config struct {
 	// send_sensor_data_interval; off by default, 600 s).
 	SendSensorData     bool
 	SensorDataInterval time.Duration
+	// FastTrack leaves a node's agent running after cleaning (and in-band inspection) and
+	// lets a deploy or cleaning use it without a reboot while it heartbeats within
+	// FastTrackTimeout (Ironic's [deploy]fast_track, off by default, and fast_track_timeout,
+	// 300 s). See fasttrack.go.
+	FastTrack        bool
+	FastTrackTimeout time.Duration
 	// Metrics receives the conductor's measurements; nil measures nothing.
 	Metrics Metrics
 }
@@ -77,7 +83,7 @@ func Defaults() Config {
 		TimeoutCheckInterval: 60 * time.Second, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 60 * time.Second,
 
 		RescueCallbackTimeout: 30 * time.Minute, BMCPollInterval: 30 * time.Second, BMCPollWorkers: 8,
-		SensorDataInterval: 600 * time.Second,
+		SensorDataInterval: 600 * time.Second, FastTrackTimeout: 300 * time.Second,
 	}
 }
 
@@ -105,6 +111,7 @@ func (c *Config) fill() {
 		c.Console.Ports = console.DefaultPortRange
 	}
 	orDefault(&c.SensorDataInterval, d.SensorDataInterval)
+	orDefault(&c.FastTrackTimeout, d.FastTrackTimeout)
 	if c.Metrics == nil {
 		c.Metrics = noMetrics{}
 	}
@@ -206,6 +213,11 @@ type Task struct {
 	released   bool
 	// req is who caused the work (an API request), for its logs and history.
 	req Requester
+	// pending, when set by a starter, are changes the task's next transition writes with it
+	// (the first step of a deploy, shown as the node enters deploying); stepShown then says
+	// the node already shows that step, so runSteps need not write it again.
+	pending   func(n *ironwork.Node)
+	stepShown bool
 }
 
 // errReleased refuses a write by a task whose lock was already freed: the node may belong to
@@ -214,13 +226,19 @@ var errReleased = errors.New("the task's node lock was already released")
 
 // Save applies fn to the task's node and stores the result.
 func (t *Task) Save(ctx context.Context, fn func(n *ironwork.Node)) error {
+	return t.saveWithHistory(ctx, fn, nil)
+}
+
+// saveWithHistory is Save that also records the history event history returns for the
+// changed node (nil: none) in the same write.
+func (t *Task) saveWithHistory(ctx context.Context, fn func(n *ironwork.Node), history func(n *ironwork.Node) *ironwork.NodeHistoryEvent) error {
 	if t.released {
 		return fmt.Errorf("save node %s: %w", t.Node.UUID, errReleased)
 	}
-	n, err := t.c.store.UpdateNode(ctx, t.Node.UUID, func(n *ironwork.Node) error {
+	n, err := t.c.store.UpdateNodeWithHistory(ctx, t.Node.UUID, func(n *ironwork.Node) error {
 		fn(n)
 		return nil
-	})
+	}, history)
 	if err != nil {
 		return fmt.Errorf("save node %s: %w", t.Node.UUID, err)
 	}
@@ -319,22 +337,6 @@ func (c *Conductor) transitionWith(ctx context.Context, t *Task, ev ironwork.Eve
 	// Background work that brings the node to rest frees its lock in the same write: a client
 	// that sees the new state can act on the node at once, as in Ironic (no 409 "locked").
 	free := t.background && !working(to)
-	if err := t.Save(ctx, func(n *ironwork.Node) {
-		if also != nil {
-			also(n)
-		}
-		forgetTokenOnLeaving(n, n.ProvisionState, to)
-		n.ProvisionState, n.TargetProvisionState, n.ProvisionUpdatedAt = to, target, &now
-		n.LastError = lastError
-		if free && n.Reservation == c.cfg.Hostname {
-			n.Reservation = ""
-		}
-	}); err != nil {
-		return err
-	}
-	if free {
-		t.released = true
-	}
 	severity, level := "INFO", slog.LevelInfo
 	if lastError != "" {
 		severity, level = "ERROR", slog.LevelWarn
@@ -343,8 +345,32 @@ func (c *Conductor) transitionWith(ctx context.Context, t *Task, ev ironwork.Eve
 	if lastError != "" {
 		event += ": " + lastError
 	}
-	if err := c.store.AddNodeHistory(ctx, t.historyEvent("provisioning", severity, event)); err != nil {
-		t.Log.Warn("record node history", "error", err)
+	pending := t.pending
+	// One write: the new state, the changes that go with it, the lock freed when the node comes
+	// to rest, and the history entry (see docs/conductor.md, "Writes per deploy").
+	if err := t.saveWithHistory(ctx, func(n *ironwork.Node) {
+		if pending != nil {
+			pending(n)
+		}
+		if also != nil {
+			also(n)
+		}
+		c.forgetTokenOnLeaving(n, n.ProvisionState, to)
+		n.ProvisionState, n.TargetProvisionState, n.ProvisionUpdatedAt = to, target, &now
+		n.LastError = lastError
+		if free && n.Reservation == c.cfg.Hostname {
+			n.Reservation = ""
+		}
+	}, func(n *ironwork.Node) *ironwork.NodeHistoryEvent {
+		return t.historyEventFor(n, "provisioning", severity, event)
+	}); err != nil {
+		return err
+	}
+	if pending != nil {
+		t.pending, t.stepShown = nil, true
+	}
+	if free {
+		t.released = true
 	}
 	c.observeTransition(t.Node.UUID, from, to, ev, now)
 	t.Log.Log(ctx, level, "provision state changed", "from", from, "to", to, "event", ev, "target", target, "error", lastError)

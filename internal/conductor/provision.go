@@ -153,6 +153,10 @@ func (c *Conductor) startDeploy(ctx context.Context, t *Task, req ProvisionReque
 	if err := c.saveConfigDrive(ctx, t, req.ConfigDrive); err != nil {
 		return nil, "", err
 	}
+	if failure == nil && len(steps) > 0 {
+		// The node shows its first step as it enters deploying: one write less per deploy.
+		t.pending = func(n *ironwork.Node) { showStep(n, DeploySteps, steps, 0) }
+	}
 	return func(ctx context.Context, t *Task) {
 		if failure != nil {
 			c.fail(ctx, t, failure)
@@ -326,14 +330,19 @@ func stepField(n *ironwork.Node, kind StepKind) *ironwork.JSONObject {
 	return &n.CleanStep
 }
 
+// showStep shows steps[i] as the node's current step of a kind and saves the steps after it.
+func showStep(n *ironwork.Node, kind StepKind, steps []Step, i int) {
+	*stepField(n, kind) = steps[i].Object()
+	setRemainingSteps(n, kind, steps[i+1:])
+}
+
 // runSteps runs steps in order, showing each in the node's step field. A step that waits for
 // a callback, or a hold step, parks the node with the remaining steps saved; resume continues.
 func (c *Conductor) runSteps(ctx context.Context, t *Task, kind StepKind, steps []Step) {
 	for i, step := range steps {
-		if err := t.Save(ctx, func(n *ironwork.Node) {
-			*stepField(n, kind) = step.Object()
-			setRemainingSteps(n, kind, steps[i+1:])
-		}); err != nil {
+		if i == 0 && t.stepShown {
+			t.stepShown = false // the transition that started the work wrote it
+		} else if err := t.Save(ctx, func(n *ironwork.Node) { showStep(n, kind, steps, i) }); err != nil {
 			c.fail(ctx, t, err)
 			return
 		}

@@ -48,13 +48,18 @@ func (c *Conductor) newTask(ctx context.Context, n *ironwork.Node, d *Driver) *T
 // requester: the user in the user field and the request id at the end of the event text (the
 // history has no field of its own for it).
 func (t *Task) historyEvent(eventType, severity, event string) *ironwork.NodeHistoryEvent {
+	return t.historyEventFor(t.Node, eventType, severity, event)
+}
+
+// historyEventFor is historyEvent for the node as n shows it (a change not yet stored).
+func (t *Task) historyEventFor(n *ironwork.Node, eventType, severity, event string) *ironwork.NodeHistoryEvent {
 	if t.req.RequestID != "" {
 		event += " (request " + t.req.RequestID + ")"
 	}
-	e := &ironwork.NodeHistoryEvent{UUID: uuid.NewString(), NodeID: t.Node.ID, Conductor: t.c.cfg.Hostname,
+	e := &ironwork.NodeHistoryEvent{UUID: uuid.NewString(), NodeID: n.ID, Conductor: t.c.cfg.Hostname,
 		EventType: eventType, Severity: severity, Event: event, User: t.req.User, Project: t.req.Project,
-		State: t.Node.ProvisionState, TargetProvisionState: t.Node.TargetProvisionState}
-	if at := t.Node.ProvisionUpdatedAt; at != nil {
+		State: n.ProvisionState, TargetProvisionState: n.TargetProvisionState}
+	if at := n.ProvisionUpdatedAt; at != nil {
 		d := int(time.Since(*at).Seconds())
 		e.Duration = &d
 	}

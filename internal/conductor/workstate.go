@@ -45,6 +45,8 @@ type AgentState struct {
 	URL      string // where the agent listens, from its last heartbeat
 	Version  string
 	Progress map[string]any // the progress of the agent's current command, when it sent one
+	// LastHeartbeat is when the agent last heartbeated (zero: never in this boot).
+	LastHeartbeat time.Time
 }
 
 // LoadAgent reads what a node knows of its agent.
@@ -54,6 +56,9 @@ func LoadAgent(n *ironwork.Node) AgentState {
 	a.URL, _ = n.DriverInternalInfo[agentURLKey].(string)
 	a.Version, _ = n.DriverInternalInfo[agentVersionKey].(string)
 	a.Progress, _ = n.DriverInternalInfo[agentProgressKey].(map[string]any)
+	if at, ok := n.DriverInternalInfo[agentHeartbeatKey].(string); ok {
+		a.LastHeartbeat, _ = time.Parse(time.RFC3339, at)
+	}
 	return a
 }
 

@@ -55,8 +55,9 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		n, err = s.store.NodeByPortAddress(r.Context(), macs)
 	}
-	if err != nil || !conductor.AgentMayLookUp(n.ProvisionState) {
-		// As Ironic: a node that exists but may not be looked up now is not found either.
+	if err != nil || !conductor.AgentMayLookUp(n.ProvisionState) && !conductor.FastTrackState(n.ProvisionState) {
+		// As Ironic: a node that exists but may not be looked up now is not found either. A
+		// stable state is for the conductor to decide (fast track on or off).
 		return ironwork.Errorf(ironwork.ENOTFOUND, "Node could not be found.")
 	}
 	// The node's conductor decides and records the token, in the same transaction as its

@@ -100,6 +100,11 @@ type Config struct {
 	AutomatedClean *bool `toml:"automated_clean"`
 	// Workers bounds the conductor's background work (default 300).
 	Workers int `toml:"workers"`
+	// FastTrack leaves the agent running after cleaning, and a deploy that finds it
+	// heartbeating within FastTrackTimeout uses it without a reboot (Ironic's [deploy]
+	// fast_track, off by default, and fast_track_timeout, default 300 s).
+	FastTrack        bool     `toml:"fast_track"`
+	FastTrackTimeout Duration `toml:"fast_track_timeout"`
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
@@ -481,6 +486,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PowerSyncWorkers < 0 || c.PowerSyncWorkers > 1000 {
 		errs = append(errs, fmt.Errorf("power_sync_workers: %d is not between 1 and 1000 (0: the default, 8)", c.PowerSyncWorkers))
+	}
+	if c.FastTrackTimeout.Duration < 0 {
+		errs = append(errs, errors.New("fast_track_timeout must not be negative"))
 	}
 	if c.RescueCallbackTimeout.Duration <= 0 {
 		errs = append(errs, errors.New("rescue_callback_timeout must be positive"))

@@ -199,6 +199,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		if cfg.PowerSyncWorkers > 0 {
 			ccfg.PowerSyncWorkers = cfg.PowerSyncWorkers
 		}
+		ccfg.FastTrack, ccfg.FastTrackTimeout = cfg.FastTrack, cfg.FastTrackTimeout.Duration
 		if err = store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: cfg.Hostname, ConductorGroup: cfg.ConductorGroup,
 			Drivers: drivers.EnabledHardwareTypes, RPCURL: rpcURL}); err != nil {
 			return nil, err

@@ -101,25 +101,9 @@ func ConductorAlive(c *ironwork.Conductor, now time.Time, timeout time.Duration)
 
 // AddNodeHistory appends an event to a node's history.
 func (s *Store) AddNodeHistory(ctx context.Context, e *ironwork.NodeHistoryEvent) error {
-	if e.UUID == "" {
-		return errors.New("add node history: event has no UUID")
-	}
-	e.CreatedAt = s.nowUTC()
 	unlock := s.lockWrites()
 	defer unlock()
-	var duration any
-	if e.Duration != nil {
-		duration = int64(*e.Duration)
-	}
-	err := s.queryRow(ctx, s.db, `INSERT INTO node_history (uuid, node_id, conductor, event_type, severity, event, user_id,
-		project, state, target_provision_state, duration_seconds, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.UUID, e.NodeID, nullStr[string]{&e.Conductor}, e.EventType, e.Severity, e.Event,
-		nullStr[string]{&e.User}, nullStr[string]{&e.Project}, nullStr[ironwork.ProvisionState]{&e.State},
-		nullStr[ironwork.ProvisionState]{&e.TargetProvisionState}, duration, e.CreatedAt.UnixMicro()).Scan(&e.ID)
-	if err != nil {
-		return fmt.Errorf("add node history: %w", err)
-	}
-	return nil
+	return s.insertNodeHistory(ctx, s.db, e)
 }
 
 // NodeHistory returns a node's history, oldest first.

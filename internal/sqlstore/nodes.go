@@ -336,37 +336,7 @@ func (s *Store) writeTraits(ctx context.Context, tx *sql.Tx, nodeID int64, old, 
 // result, all in one transaction, so concurrent updates never lose each other's changes. fn's
 // error aborts the update and is returned as is.
 func (s *Store) UpdateNode(ctx context.Context, ident string, fn func(n *ironwork.Node) error) (*ironwork.Node, error) {
-	var out *ironwork.Node
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		n, err := s.getNode(ctx, tx, ident, true)
-		if err != nil {
-			return err
-		}
-		oldTraits := slices.Clone(n.Traits)
-		id, created := n.ID, n.CreatedAt
-		if err := fn(n); err != nil {
-			return err
-		}
-		n.ID, n.CreatedAt = id, created
-		now := s.nowUTC()
-		n.UpdatedAt = &now
-		args, err := s.nodeArgs(ctx, tx, n)
-		if err != nil {
-			return err
-		}
-		if _, err := s.execIn(ctx, tx, nodeUpdate(), append(args, n.ID)...); err != nil {
-			return nodeConflict(err, n)
-		}
-		if err := s.writeTraits(ctx, tx, n.ID, oldTraits, n.Traits); err != nil {
-			return err
-		}
-		out = n
-		return nil
-	})
-	if err == nil {
-		s.notifyNode(out)
-	}
-	return out, err
+	return s.UpdateNodeWithHistory(ctx, ident, fn, nil)
 }
 
 // DeleteNode deletes the node with the given UUID or name, with its ports, portgroups, traits,

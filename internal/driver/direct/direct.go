@@ -234,6 +234,12 @@ func (d *Interface) bootAgent(ctx context.Context, t *conductor.Task) (bool, err
 	if err != nil {
 		return false, err
 	}
+	if t.FastTrack(ctx) {
+		// Fast track: the agent left running by the last cleaning heartbeats and the node is
+		// on: no power off, no ramdisk boot setup, no reboot; the next step uses the agent now.
+		t.Log.Info("fast track: the deploy agent is up; no reboot", "state", t.Node.ProvisionState)
+		return false, t.Save(ctx, clearWaitingFor)
+	}
 	if err := t.Save(ctx, func(n *ironwork.Node) {
 		conductor.ForgetAgent(n)
 		clearWaitingFor(n)
@@ -305,6 +311,11 @@ func (d *Interface) RunStep(ctx context.Context, t *conductor.Task, step conduct
 		}
 		return false, t.Save(ctx, func(n *ironwork.Node) { conductor.ForgetAgent(n) })
 	case "tear_down_cleaning":
+		if t.FastTrack(ctx) {
+			// Fast track: the node stays on in the agent, which keeps its token and heartbeats.
+			t.Log.Info("fast track: the deploy agent stays up after cleaning")
+			return false, nil
+		}
 		if err := t.SetPower(ctx, ironwork.PowerOff); err != nil {
 			return false, err
 		}

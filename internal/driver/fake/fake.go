@@ -17,8 +17,11 @@ import (
 	"github.com/ironwork/ironwork/internal/conductor"
 )
 
-// Interface is the fake implementation of every interface kind.
-type Interface struct{}
+// Interface is the fake implementation of every interface kind. Kind is the kind it is
+// registered as: as in Ironic, only the fake deploy interface offers automatic steps (deploy,
+// and one cleaning step), so a deploy or a cleaning runs one step, not one per interface. The
+// zero Kind offers them too.
+type Interface struct{ Kind ironwork.InterfaceKind }
 
 var (
 	_ conductor.Power               = Interface{}
@@ -149,21 +152,28 @@ func (Interface) CanBootRamdiskInstance() bool { return true }
 // CleanUpInstance implements conductor.Boot.
 func (Interface) CleanUpInstance(context.Context, *conductor.Task) error { return nil }
 
-// Steps implements conductor.StepProvider: one automatic step per kind, plus manual ones.
-func (Interface) Steps(kind conductor.StepKind) []conductor.Step {
+// Steps implements conductor.StepProvider: one automatic step per kind on the deploy
+// interface; the other interfaces offer the same steps as manual ones (priority 0).
+func (i Interface) Steps(kind conductor.StepKind) []conductor.Step {
+	var steps []conductor.Step
 	switch kind {
 	case conductor.CleanSteps:
-		return []conductor.Step{
+		steps = []conductor.Step{
 			{Name: "erase_devices_metadata", Priority: 99, Abortable: true},
 			{Name: "erase_devices", Priority: 0, Abortable: true},
 		}
 	case conductor.DeploySteps:
 		// fake_record is disabled unless a deploy template or the request enables it.
-		return []conductor.Step{{Name: "deploy", Priority: 100}, {Name: "fake_record", Priority: 0}}
+		steps = []conductor.Step{{Name: "deploy", Priority: 100}, {Name: "fake_record", Priority: 0}}
 	case conductor.ServiceSteps:
-		return []conductor.Step{{Name: "noop", Priority: 0}}
+		steps = []conductor.Step{{Name: "noop", Priority: 0}}
 	}
-	return nil
+	if i.Kind != "" && i.Kind != ironwork.DeployInterface {
+		for j := range steps {
+			steps[j].Priority = 0
+		}
+	}
+	return steps
 }
 
 // RunStep implements conductor.StepRunner. The fake_record step appends its interface and
@@ -265,7 +275,7 @@ func (Unsupported) Validate(context.Context, *conductor.Task) error { return con
 func Register(r conductor.Registry) {
 	for _, k := range ironwork.InterfaceKinds {
 		if k != ironwork.NetworkInterface {
-			r.Add(k, "fake", Interface{})
+			r.Add(k, "fake", Interface{Kind: k})
 		}
 	}
 	for kind, name := range map[ironwork.InterfaceKind]string{
