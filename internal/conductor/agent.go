@@ -110,6 +110,7 @@ func forgetTokenOnLeaving(n *ironwork.Node, from, to ironwork.ProvisionState) {
 	if agentRuns(from) && !agentRuns(to) {
 		delete(n.DriverInternalInfo, agentTokenKey)
 		delete(n.DriverInternalInfo, agentTokenPregeneratedKey)
+		delete(n.DriverInternalInfo, agentVerifyCAKey) // the next boot's agent makes a new one
 	}
 }
 
@@ -136,6 +137,9 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, req HeartbeatRequest) er
 		}
 		if !lookupStates[n.ProvisionState] {
 			return ironwork.Errorf(ironwork.ECONFLICT, "Node %s is in state %s, in which its agent does not heartbeat.", n.UUID, n.ProvisionState)
+		}
+		if err := pinAgentCertificate(n, hb, c.cfg.RequireAgentTLS); err != nil {
+			return err
 		}
 		recordHeartbeat(n, hb, time.Now())
 		return nil
