@@ -51,29 +51,30 @@ func ParseAgentCertificate(s string) ([]byte, error) {
 // is pinned; a different one later is refused, as Ironic refuses it, until the ramdisk boots
 // again (ForgetAgent). Once a certificate is pinned the callback URL must be https: an agent
 // may not fall back to plain HTTP. requireTLS (Ironic's [agent]require_tls) refuses plain HTTP
-// callbacks altogether.
-func pinAgentCertificate(n *ironwork.Node, hb Heartbeat, requireTLS bool) error {
+// callbacks altogether. newPin says the heartbeat's certificate was pinned now.
+func pinAgentCertificate(n *ironwork.Node, hb Heartbeat, requireTLS bool) (newPin bool, err error) {
 	pinned := LoadAgent(n).VerifyCA
 	if hb.AgentVerifyCA != "" {
 		der, err := ParseAgentCertificate(hb.AgentVerifyCA)
 		if err != nil {
-			return ironwork.Errorf(ironwork.EINVALID, "Invalid agent_verify_ca: %s", err)
+			return false, ironwork.Errorf(ironwork.EINVALID, "Invalid agent_verify_ca: %s", err)
 		}
 		if pinned != "" {
 			old, err := ParseAgentCertificate(pinned)
 			if err != nil || !bytes.Equal(old, der) {
-				return ironwork.Errorf(ironwork.EINVALID, "Detected change in ramdisk provided \"agent_verify_ca\"")
+				return false, ironwork.Errorf(ironwork.EINVALID, "Detected change in ramdisk provided \"agent_verify_ca\"")
 			}
 		}
+		newPin = pinned == ""
 		pinned = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 		internalInfo(n)[agentVerifyCAKey] = pinned
 	}
 	https := strings.HasPrefix(hb.CallbackURL, "https://")
 	switch {
 	case pinned != "" && !https:
-		return ironwork.Errorf(ironwork.EINVALID, "The agent of node %s presented a TLS certificate in this boot; its callback_url must be https, not %q", n.UUID, hb.CallbackURL)
+		return false, ironwork.Errorf(ironwork.EINVALID, "The agent of node %s presented a TLS certificate in this boot; its callback_url must be https, not %q", n.UUID, hb.CallbackURL)
 	case requireTLS && !https:
-		return ironwork.Errorf(ironwork.EINVALID, "Agent is required to use TLS")
+		return false, ironwork.Errorf(ironwork.EINVALID, "Agent is required to use TLS")
 	}
-	return nil
+	return newPin, nil
 }

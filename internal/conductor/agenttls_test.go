@@ -44,7 +44,10 @@ func TestPinAgentCertificate(t *testing.T) {
 		{"no PEM refused", https, "not a certificate", false, "Invalid agent_verify_ca", a},
 	}
 	for _, s := range steps {
-		err := pinAgentCertificate(n, Heartbeat{CallbackURL: s.url, AgentVerifyCA: s.cert}, s.requireTLS)
+		newPin, err := pinAgentCertificate(n, Heartbeat{CallbackURL: s.url, AgentVerifyCA: s.cert}, s.requireTLS)
+		if newPin != (s.name == "first certificate pinned") {
+			t.Errorf("%s: newly pinned %v", s.name, newPin)
+		}
 		switch {
 		case s.want == "" && err != nil:
 			t.Errorf("%s: %v", s.name, err)
@@ -61,7 +64,7 @@ func TestPinAgentCertificate(t *testing.T) {
 	if LoadAgent(n).VerifyCA != "" {
 		t.Fatal("the pin outlived the boot")
 	}
-	if err := pinAgentCertificate(n, Heartbeat{CallbackURL: https, AgentVerifyCA: b}, false); err != nil || LoadAgent(n).VerifyCA != b {
+	if _, err := pinAgentCertificate(n, Heartbeat{CallbackURL: https, AgentVerifyCA: b}, false); err != nil || LoadAgent(n).VerifyCA != b {
 		t.Fatalf("the next boot's certificate: %v", err)
 	}
 	// Leaving the agent's states forgets it too, as the token.
