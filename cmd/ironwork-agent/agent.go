@@ -104,6 +104,13 @@ func runAgent(ctx context.Context, cfg Config, env agentEnv) error {
 			return err
 		}
 	}
+	var verifyCA string
+	if cfg.AutoTLS {
+		if callback, verifyCA, ln, err = startAutoTLS(ctx, client, callback, ln, env); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	env.console.Printf("node %s: commands on %s, heartbeating to %s", nodeUUID, callback, cfg.APIURL)
 	env.log.Info("looked up", logKeyNode, nodeUUID, logKeyURL, callback)
 
@@ -157,7 +164,7 @@ func runAgent(ctx context.Context, cfg Config, env agentEnv) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx, ln) }()
 
-	hb := heartbeater{client: client, node: nodeUUID, token: token, callback: callback, srv: srv, log: env.log}
+	hb := heartbeater{client: client, node: nodeUUID, token: token, callback: callback, verifyCA: verifyCA, srv: srv, log: env.log}
 	hb.loop(ctx, heartbeatInterval(lr.Config.HeartbeatTimeout), kick)
 	cancel(nil)
 	if err := <-serveErr; err != nil {
@@ -265,6 +272,7 @@ type heartbeater struct {
 	node     string
 	token    string
 	callback string
+	verifyCA string // the auto-TLS certificate (PEM), sent in every heartbeat
 	srv      *server.Server
 	log      *slog.Logger
 	plain    bool // send IPA's heartbeat fields only (the API refused ours)
@@ -292,10 +300,11 @@ func (h *heartbeater) loop(ctx context.Context, interval time.Duration, kick <-c
 func (h *heartbeater) beat(ctx context.Context, first bool) {
 	st := h.srv.Status()
 	req := api.HeartbeatRequest{
-		CallbackURL:  h.callback,
-		AgentToken:   h.token,
-		AgentVersion: "ironwork-agent " + version,
-		AgentStatus:  "idle",
+		CallbackURL:   h.callback,
+		AgentToken:    h.token,
+		AgentVersion:  "ironwork-agent " + version,
+		AgentStatus:   "idle",
+		AgentVerifyCA: h.verifyCA,
 	}
 	switch {
 	case st.Busy:
@@ -312,7 +321,7 @@ func (h *heartbeater) beat(ctx context.Context, first bool) {
 	defer cancel()
 	path := "/v1/heartbeat/" + url.PathEscape(h.node)
 	if h.plain {
-		req = api.HeartbeatRequest{CallbackURL: req.CallbackURL, AgentToken: req.AgentToken, AgentVersion: req.AgentVersion}
+		req = api.HeartbeatRequest{CallbackURL: req.CallbackURL, AgentToken: req.AgentToken, AgentVersion: req.AgentVersion, AgentVerifyCA: req.AgentVerifyCA}
 	}
 	code, err := h.client.do(hctx, http.MethodPost, path, req, nil)
 	if code == http.StatusBadRequest && !h.plain {
@@ -320,7 +329,7 @@ func (h *heartbeater) beat(ctx context.Context, first bool) {
 		// the body: from now on send only what IPA sends at 1.68.
 		h.log.Warn("heartbeat refused, falling back to IPA's fields", logKeyError, err)
 		h.plain = true
-		req = api.HeartbeatRequest{CallbackURL: req.CallbackURL, AgentToken: req.AgentToken, AgentVersion: req.AgentVersion}
+		req = api.HeartbeatRequest{CallbackURL: req.CallbackURL, AgentToken: req.AgentToken, AgentVersion: req.AgentVersion, AgentVerifyCA: req.AgentVerifyCA}
 		_, err = h.client.do(hctx, http.MethodPost, path, req, nil)
 	}
 	if err != nil && ctx.Err() == nil {

@@ -7,7 +7,8 @@
 //
 // Settings come from the kernel command line (IPA's parameter names: ipa-api-url, BOOTIF,
 // ipa-lookup-timeout, ipa-insecure, ipa-debug, ipa-listen-port, ipa-advertise-host,
-// ipa-agent-token, ipa-inspection-callback-url, ipa-collect-lldp, ipa-lldp-timeout, plus
+// ipa-agent-token, ipa-inspection-callback-url, ipa-collect-lldp, ipa-lldp-timeout,
+// ipa-enable-auto-tls, plus
 // ironwork-node) and, for tests and running outside a ramdisk, flags,
 // which win. See docs/agent.md.
 package main
@@ -61,6 +62,9 @@ type Config struct {
 	RescueRoot    string        // where rescue.finalize_rescue writes etc/passwd and etc/shadow ("/" as PID 1)
 	EFIVars       string        // efivarfs for UEFI boot entries (PID 1: agent.SystemEFIVars; otherwise none)
 	SoftwareRAID  bool          // drive the kernel's md arrays (PID 1 only: raid steps, a mirror as root device)
+	// AutoTLS (ipa-enable-auto-tls, default on): serve the command API over TLS with a
+	// certificate made at start and sent in heartbeats, when the API supports it (1.68).
+	AutoTLS bool
 }
 
 // DefaultConfig returns the defaults (IPA's port 9999, five minutes of lookup).
@@ -73,6 +77,7 @@ func DefaultConfig() Config {
 		FatalDelay:    60 * time.Second,
 		CollectLLDP:   true,
 		LLDPTimeout:   5 * time.Second,
+		AutoTLS:       true,
 	}
 }
 
@@ -162,6 +167,9 @@ func (c *Config) applyCmdline(params map[string]string) error {
 		}
 		c.LLDPTimeout = time.Duration(n * float64(time.Second))
 	}
+	if v, ok := params["ipa-enable-auto-tls"]; ok {
+		c.AutoTLS = parseBoolish(v)
+	}
 	if v, ok := params["BOOTIF"]; ok {
 		c.BootMAC = initsys.BootMAC(v)
 	}
@@ -196,6 +204,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&fl.RescueRoot, "rescue-root", "", "directory whose etc/passwd and etc/shadow rescue.finalize_rescue writes (PID 1: /; otherwise the command fails without it)")
 	fs.BoolVar(&fl.Insecure, "insecure", false, "do not verify the API's TLS certificate (kernel: ipa-insecure)")
 	fs.StringVar(&fl.InspectionURL, "inspection-callback-url", "", "inspect first: post the inventory to this URL (kernel: ipa-inspection-callback-url)")
+	fs.BoolVar(&fl.AutoTLS, "enable-auto-tls", cfg.AutoTLS, "serve the command API over TLS with a self-signed certificate sent in heartbeats, when the API supports it (kernel: ipa-enable-auto-tls)")
 	fs.DurationVar(&fl.LLDPTimeout, "lldp-timeout", cfg.LLDPTimeout, "while inspecting, listen this long for LLDP (kernel: ipa-lldp-timeout, seconds)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -226,6 +235,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		"inspection-callback-url": func() { cfg.InspectionURL = fl.InspectionURL },
 		"lldp-timeout":            func() { cfg.LLDPTimeout = fl.LLDPTimeout },
 		"rescue-root":             func() { cfg.RescueRoot = fl.RescueRoot },
+		"enable-auto-tls":         func() { cfg.AutoTLS = fl.AutoTLS },
 	} {
 		if set[name] {
 			apply()

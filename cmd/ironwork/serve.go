@@ -62,6 +62,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		{"ipxe-dir", "directory with undionly.kpxe, ipxe.efi and snponly.efi (Debian package ipxe)", &cfg.IPXEDir},
 		{"efi-boot-file", "iPXE binary for UEFI firmware: snponly.efi or ipxe.efi", &cfg.EFIBootFile},
 		{"agent-api-url", "API URL deploy agents use (default http://<provisioning address>:<API port>)", &cfg.AgentAPIURL},
+		{"agent-verify-ca", "how https agents that sent no certificate of their own are verified: true (system roots), false, or a CA bundle's path (Ironic's [agent]verify_ca)", &cfg.AgentVerifyCA},
 		{"kernel-append-params", "added to every deploy ramdisk's kernel command line", &cfg.KernelAppendParams},
 		{"default-boot-mode", "bios or uefi, for nodes that do not say", &cfg.DefaultBootMode},
 		// Serial consoles, as Ironic's [console] socat_address and port_range.

@@ -115,6 +115,7 @@ func (c *Conductor) forgetTokenOnLeaving(n *ironwork.Node, from, to ironwork.Pro
 	if (agentRuns(from) || fastTrackStates[from]) && !agentRuns(to) {
 		delete(n.DriverInternalInfo, agentTokenKey)
 		delete(n.DriverInternalInfo, agentTokenPregeneratedKey)
+		delete(n.DriverInternalInfo, agentVerifyCAKey) // the next boot's agent makes a new one
 	}
 }
 
@@ -135,6 +136,7 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, req HeartbeatRequest) er
 	ident, hb := req.Node, req.Heartbeat
 	// The token and the state are checked in the same transaction that records the
 	// heartbeat, so an agent that lost its node cannot write its URL back.
+	var pinned bool
 	n, err := c.store.UpdateNode(ctx, ident, func(n *ironwork.Node) error {
 		if !tokenMatches(n, hb.AgentToken) {
 			return ironwork.Errorf(ironwork.EFORBIDDEN, "Invalid or missing agent token received.")
@@ -142,11 +144,21 @@ func (c *Conductor) AgentHeartbeat(ctx context.Context, req HeartbeatRequest) er
 		if !c.agentMayCall(n.ProvisionState) {
 			return ironwork.Errorf(ironwork.ECONFLICT, "Node %s is in state %s, in which its agent does not heartbeat.", n.UUID, n.ProvisionState)
 		}
+		var err error
+		if pinned, err = pinAgentCertificate(n, hb, c.cfg.RequireAgentTLS); err != nil {
+			return err
+		}
 		recordHeartbeat(n, hb, time.Now())
 		return nil
 	})
+	if ironwork.ErrorCode(err) == ironwork.EINVALID {
+		c.log.Warn("agent heartbeat refused", "node", ident, "url", hb.CallbackURL, "error", err)
+	}
 	if err != nil {
 		return err
+	}
+	if pinned {
+		c.log.Info("agent certificate pinned", "node", n.UUID, "url", hb.CallbackURL)
 	}
 	// Rescue and inspection have their own interfaces; only steps wait on the deploy one.
 	switch n.ProvisionState {

@@ -41,6 +41,9 @@ type Config struct {
 	// ForcePowerStateDuringSync sets the hardware to the recorded state when they differ
 	// (Ironic's default) instead of recording the hardware's state.
 	ForcePowerStateDuringSync bool
+	// RequireAgentTLS refuses heartbeats whose callback URL is not https (Ironic's
+	// [agent]require_tls): every agent must serve its API over TLS.
+	RequireAgentTLS bool
 	// CallbackTimeout fails nodes waiting for an agent or inspection callback for longer.
 	CallbackTimeout time.Duration
 	// RescueCallbackTimeout fails nodes in rescue wait whose rescue ramdisk did not call back

@@ -19,9 +19,12 @@ const (
 	// off or reboot keeps it (the media still carries it).
 	agentTokenPregeneratedKey = "agent_secret_token_pregenerated"
 	agentURLKey               = "agent_url"
-	agentVersionKey           = "agent_version"
-	agentHeartbeatKey         = "agent_last_heartbeat"
-	agentProgressKey          = "ironwork_agent_progress"
+	// agentVerifyCAKey is the certificate the agent generated at start and sent in its
+	// heartbeat (PEM): calls to the agent verify against it (agenttls.go).
+	agentVerifyCAKey  = "agent_verify_ca"
+	agentVersionKey   = "agent_version"
+	agentHeartbeatKey = "agent_last_heartbeat"
+	agentProgressKey  = "ironwork_agent_progress"
 	// agentUnreachableKey holds why the agent did not answer at its last heartbeat, for the
 	// callback timeout's reason; an answer removes it.
 	agentUnreachableKey = "ironwork_agent_unreachable"
@@ -47,6 +50,9 @@ type AgentState struct {
 	Progress map[string]any // the progress of the agent's current command, when it sent one
 	// LastHeartbeat is when the agent last heartbeated (zero: never in this boot).
 	LastHeartbeat time.Time
+	// VerifyCA is the agent's own certificate (PEM), pinned at its first heartbeat of the boot;
+	// empty when the agent serves plain HTTP or did not send one.
+	VerifyCA string
 }
 
 // LoadAgent reads what a node knows of its agent.
@@ -59,6 +65,7 @@ func LoadAgent(n *ironwork.Node) AgentState {
 	if at, ok := n.DriverInternalInfo[agentHeartbeatKey].(string); ok {
 		a.LastHeartbeat, _ = time.Parse(time.RFC3339, at)
 	}
+	a.VerifyCA, _ = n.DriverInternalInfo[agentVerifyCAKey].(string)
 	return a
 }
 
@@ -78,10 +85,10 @@ func recordHeartbeat(n *ironwork.Node, hb Heartbeat, at time.Time) {
 	}
 }
 
-// ForgetAgent removes what a node knows of its agent (token, URL): the next ramdisk boot
-// looks up anew. Boot interfaces' callers use it when the ramdisk is (re)booted or removed.
+// ForgetAgent removes what a node knows of its agent (token, URL, pinned certificate): the
+// next ramdisk boot looks up anew, and its agent generates a new certificate. Boot interfaces' callers use it when the ramdisk is (re)booted or removed.
 func ForgetAgent(n *ironwork.Node) {
-	for _, k := range []string{agentTokenKey, agentTokenPregeneratedKey, agentURLKey, agentVersionKey, agentHeartbeatKey, agentProgressKey, agentUnreachableKey} {
+	for _, k := range []string{agentTokenKey, agentTokenPregeneratedKey, agentURLKey, agentVerifyCAKey, agentVersionKey, agentHeartbeatKey, agentProgressKey, agentUnreachableKey} {
 		delete(n.DriverInternalInfo, k)
 	}
 }

@@ -110,6 +110,14 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	if !strings.HasPrefix(hb.CallbackURL, "http://") && !strings.HasPrefix(hb.CallbackURL, "https://") {
 		return invalid("callback_url must be an http or https URL, not %q", hb.CallbackURL)
 	}
+	if _, ok := body["agent_verify_ca"]; ok && ver < 68 {
+		return invalid("Field \"agent_verify_ca\" not recognised in this version")
+	}
+	if hb.AgentVerifyCA != "" {
+		if _, err := conductor.ParseAgentCertificate(hb.AgentVerifyCA); err != nil {
+			return invalid("Invalid agent_verify_ca: %s", err)
+		}
+	}
 	if err := conductor.Do(r.Context(), c, conductor.OpAgentHeartbeat, conductor.HeartbeatRequest{NodeRef: conductor.NodeRef{Node: n.UUID}, Heartbeat: hb}); err != nil {
 		return err
 	}

@@ -492,6 +492,26 @@ func TestLabProductionLayout(t *testing.T) {
 			t.Errorf("%s: CRNG line %q (line %d, /init at line %d): want it before /init exactly when the CPU has RDRAND", n.Name, first, crng, init)
 		}
 	}
+	// Every agent served its command API over TLS (automatic TLS, the default), and the
+	// conductor pinned each certificate: the cycle's cleaning and deploy went through them.
+	serveLog, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
+	for _, n := range st.Nodes {
+		b, _ := os.ReadFile(n.Serial)
+		var made []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "ironwork-agent: auto-TLS: certificate for 10.215.0.") {
+				made = append(made, strings.TrimSpace(l))
+			}
+		}
+		t.Logf("%s: %d agent boots made a certificate; the first: %q", n.Name, len(made), strings.Join(made[:min(1, len(made))], ""))
+		if len(made) == 0 { // the serial file holds the last boot, the cleaning after undeploy
+			t.Errorf("%s: the agent's console shows no certificate made", n.Name)
+		}
+	}
+	// Three ramdisk boots per node: cleaning, deploy, cleaning after undeploy.
+	if c := bytes.Count(serveLog, []byte("agent certificate pinned")); c < 3*len(st.Nodes) {
+		t.Errorf("the server pinned %d agent certificates, want at least %d", c, 3*len(st.Nodes))
+	}
 	// The image server, not the conductor's boot service, served the ramdisk and the image.
 	served, _ := os.ReadFile(filepath.Join(dir, "images.log"))
 	for _, f := range []string{"/ironwork-deploy.kernel", "/ironwork-deploy.initramfs", "/image.raw"} {

@@ -20,6 +20,7 @@ import (
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/dhcp"
+	"github.com/ironwork/ironwork/internal/driver/direct"
 )
 
 // Config is the configuration of `ironwork serve`. Zero values mean the defaults.
@@ -186,6 +187,13 @@ type Config struct {
 	// (Ironic's [agent]max_command_attempts; default 3).
 	AgentCommandTimeout     Duration `toml:"agent_command_timeout"`
 	AgentMaxCommandAttempts int      `toml:"agent_max_command_attempts"`
+	// AgentVerifyCA verifies agents that serve https without sending their own certificate
+	// (Ironic's [agent]verify_ca): "true" (the default: the system's roots), "false", or a
+	// CA bundle's path. Agents with automatic TLS are always held to the certificate they sent.
+	AgentVerifyCA string `toml:"agent_verify_ca"`
+	// AgentRequireTLS refuses heartbeats with a plain-HTTP callback URL (Ironic's
+	// [agent]require_tls).
+	AgentRequireTLS bool `toml:"agent_require_tls"`
 	// ImageDownloadSource is the default image_download_source of the direct deploy
 	// (Ironic's [agent]image_download_source): http (the default; the agent downloads the
 	// image itself) or local (the conductor caches it and serves it from its HTTP boot
@@ -442,6 +450,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.RPCListen); err != nil {
 			errs = append(errs, fmt.Errorf("rpc_listen: %q is not host:port: %w", c.RPCListen, err))
 		}
+	}
+	if _, _, err := direct.ParseVerifyCA(c.AgentVerifyCA); err != nil {
+		errs = append(errs, err)
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("tls_cert_file and tls_key_file: set both or neither"))

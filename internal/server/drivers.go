@@ -46,6 +46,7 @@ func registerDrivers(cfg Config, registry conductor.Registry, sessions *ipmi.Ses
 		CommandTimeout: cfg.AgentCommandTimeout.Duration, MaxCommandAttempts: cfg.AgentMaxCommandAttempts,
 		ImageDownloadSource: cfg.ImageDownloadSource, LocalImages: local, FileDirs: fileDirs(cfg),
 		OCI: &image.OCIResolver{PlainHTTP: cfg.OCIPlainHTTPRegistries}}
+	dcfg.AgentRoots, dcfg.AgentInsecure, _ = direct.ParseVerifyCA(cfg.AgentVerifyCA) // checked by Validate
 	if cfg.ProvisioningNetns != "" {
 		// Agents' callback URLs are addresses on the provisioning network, which exists
 		// only inside its namespace: dial them from there.

@@ -188,6 +188,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 				return nil, fmt.Errorf("create the console log directory: %w", err)
 			}
 		}
+		ccfg.RequireAgentTLS = cfg.AgentRequireTLS
 		ccfg.SendSensorData, ccfg.SensorDataInterval = cfg.SendSensorData, cfg.SendSensorDataInterval.Duration
 		ccfg.Metrics = s.metrics
 		if cfg.AutomatedClean != nil {

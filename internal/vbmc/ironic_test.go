@@ -329,6 +329,12 @@ lock_path = %[1]s/locks
 	if m.Media() != "" {
 		t.Errorf("cleaning finished but the virtual CD still holds %s", m.Media())
 	}
+	// The agent served its API over TLS (automatic TLS): Ironic stored the certificate the
+	// agent's heartbeat carried and verified its calls against it.
+	crt, err := os.ReadFile(filepath.Join(ironicDir, "certificates", node.UUID+".crt"))
+	if err != nil || !bytes.Contains(crt, []byte("BEGIN CERTIFICATE")) {
+		t.Errorf("Ironic stored no agent certificate (%v): the agent did not use automatic TLS", err)
+	}
 }
 
 // ironicClient is the smallest Ironic API client: JSON in and out, microversion 1.82 (the

@@ -29,6 +29,8 @@ var errNoCommand = errors.New("the agent has no such command")
 // matters (docs/decisions.md).
 type agentClient struct {
 	http     *http.Client
+	tr       *http.Transport
+	verify   verifyCA // for https agents that pinned no certificate
 	attempts int
 	pause    time.Duration
 	timeout  time.Duration
@@ -54,6 +56,8 @@ func newAgentClient(cfg Config, log *slog.Logger) agentClient {
 	}
 	return agentClient{
 		http:     &http.Client{Transport: tr},
+		tr:       tr,
+		verify:   cfg.verify,
 		attempts: cfg.MaxCommandAttempts,
 		pause:    cfg.CommandRetryInterval,
 		timeout:  cfg.CommandTimeout,
@@ -65,20 +69,24 @@ func newAgentClient(cfg Config, log *slog.Logger) agentClient {
 // did not answer and trying again cannot run a command twice: any GET, a POST only when it
 // was never written out. An error that is no answer wraps conductor.ErrAgentUnreachable and
 // names the agent's URL, never the token.
-func (a agentClient) do(ctx context.Context, method, base, path, token string, q url.Values, body, out any) error {
+func (a agentClient) do(ctx context.Context, method string, ep endpoint, path string, q url.Values, body, out any) error {
 	if q == nil {
 		q = url.Values{}
 	}
-	if token != "" {
-		q.Set("agent_token", token)
+	if ep.Token != "" {
+		q.Set("agent_token", ep.Token)
 	}
+	base := ep.URL
 	u := strings.TrimRight(base, "/") + path + "?" + q.Encode()
+	client, err := a.clientFor(ep)
+	if err != nil {
+		return fmt.Errorf("agent at %s: %w", base, err)
+	}
 	attempts := max(a.attempts, 1)
-	var err error
 	for i := 1; i <= attempts; i++ {
 		var sent api.Sent
 		actx, cancel := context.WithTimeout(ctx, a.timeout)
-		err = api.Call(actx, a.http, api.Request{Method: method, URL: u, Body: body}, out, &sent)
+		err = api.Call(actx, client, api.Request{Method: method, URL: u, Body: body}, out, &sent)
 		cancel()
 		if err == nil {
 			return nil
@@ -103,13 +111,13 @@ func (a agentClient) do(ctx context.Context, method, base, path, token string, q
 }
 
 // run starts a command; with wait it returns the command's end.
-func (a agentClient) run(ctx context.Context, base, token, name string, params map[string]any, wait bool) (api.CommandResult, error) {
+func (a agentClient) run(ctx context.Context, ep endpoint, name string, params map[string]any, wait bool) (api.CommandResult, error) {
 	var res api.CommandResult
 	q := url.Values{"wait": {fmt.Sprint(wait)}}
 	if params == nil {
 		params = map[string]any{}
 	}
-	err := a.do(ctx, http.MethodPost, base, "/v1/commands/", token, q, api.AgentCommand{Name: name, Params: params}, &res)
+	err := a.do(ctx, http.MethodPost, ep, "/v1/commands/", q, api.AgentCommand{Name: name, Params: params}, &res)
 	if err != nil {
 		return res, fmt.Errorf("run %s: %w", name, err)
 	}
@@ -117,17 +125,17 @@ func (a agentClient) run(ctx context.Context, base, token, name string, params m
 }
 
 // commands returns the agent's record of its commands, oldest first.
-func (a agentClient) commands(ctx context.Context, base, token string) ([]api.CommandResult, error) {
+func (a agentClient) commands(ctx context.Context, ep endpoint) ([]api.CommandResult, error) {
 	var list api.CommandList
-	if err := a.do(ctx, http.MethodGet, base, "/v1/commands/", token, nil, nil, &list); err != nil {
+	if err := a.do(ctx, http.MethodGet, ep, "/v1/commands/", nil, nil, &list); err != nil {
 		return nil, fmt.Errorf("read command status: %w", err)
 	}
 	return list.Commands, nil
 }
 
 // status returns the agent's record of command id.
-func (a agentClient) status(ctx context.Context, base, token, id string) (api.CommandResult, error) {
-	list, err := a.commands(ctx, base, token)
+func (a agentClient) status(ctx context.Context, ep endpoint, id string) (api.CommandResult, error) {
+	list, err := a.commands(ctx, ep)
 	if err != nil {
 		return api.CommandResult{}, err
 	}

@@ -116,7 +116,7 @@ func TestAgentClientOpensAConnectionPerCall(t *testing.T) {
 	ctx := context.Background()
 	first := startPeer(t, "127.0.0.1:0", func(_ int64, w http.ResponseWriter, r *http.Request) { answer(w, r) })
 	for i := 0; i < 3; i++ {
-		if _, err := a.status(ctx, first.url(), testToken, "c1"); err != nil {
+		if _, err := a.status(ctx, endpoint{URL: first.url(), Token: testToken}, "c1"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -126,7 +126,7 @@ func TestAgentClientOpensAConnectionPerCall(t *testing.T) {
 	addr := first.ln.Addr().String()
 	first.close()
 	second := startPeer(t, addr, func(_ int64, w http.ResponseWriter, r *http.Request) { answer(w, r) })
-	res, err := a.run(ctx, second.url(), testToken, "standby.prepare_image", nil, false)
+	res, err := a.run(ctx, endpoint{URL: second.url(), Token: testToken}, "standby.prepare_image", nil, false)
 	if err != nil || res.ID != "c1" {
 		t.Fatalf("call to the restarted agent: %+v, %v", res, err)
 	}
@@ -149,7 +149,7 @@ func TestAgentClientRetries(t *testing.T) {
 			answer(w, r)
 		})
 		a := newAgentClient(testConfig(), log)
-		if _, err := a.status(ctx, p.url(), testToken, "c1"); err != nil {
+		if _, err := a.status(ctx, endpoint{URL: p.url(), Token: testToken}, "c1"); err != nil {
 			t.Fatal(err)
 		}
 		if got := p.requests.Load(); got != 3 {
@@ -159,7 +159,7 @@ func TestAgentClientRetries(t *testing.T) {
 	t.Run("GET that is always reset gives up after three attempts", func(t *testing.T) {
 		p := startPeer(t, "127.0.0.1:0", func(_ int64, w http.ResponseWriter, r *http.Request) { hangUp(w, r) })
 		a := newAgentClient(testConfig(), log)
-		_, err := a.status(ctx, p.url(), testToken, "c1")
+		_, err := a.status(ctx, endpoint{URL: p.url(), Token: testToken}, "c1")
 		checkUnreachable(t, err, p.url())
 		if got := p.requests.Load(); got != 3 {
 			t.Fatalf("%d requests, want 3", got)
@@ -168,7 +168,7 @@ func TestAgentClientRetries(t *testing.T) {
 	t.Run("POST that reached the agent is not sent twice", func(t *testing.T) {
 		p := startPeer(t, "127.0.0.1:0", func(_ int64, w http.ResponseWriter, r *http.Request) { hangUp(w, r) })
 		a := newAgentClient(testConfig(), log)
-		_, err := a.run(ctx, p.url(), testToken, "standby.prepare_image", nil, false)
+		_, err := a.run(ctx, endpoint{URL: p.url(), Token: testToken}, "standby.prepare_image", nil, false)
 		checkUnreachable(t, err, p.url())
 		if got := p.requests.Load(); got != 1 {
 			t.Fatalf("%d requests, want 1", got)
@@ -186,7 +186,7 @@ func TestAgentClientRetries(t *testing.T) {
 			return d.DialContext(ctx, network, addr)
 		}
 		a := newAgentClient(cfg, log)
-		if _, err := a.run(ctx, p.url(), testToken, "standby.prepare_image", nil, false); err != nil {
+		if _, err := a.run(ctx, endpoint{URL: p.url(), Token: testToken}, "standby.prepare_image", nil, false); err != nil {
 			t.Fatal(err)
 		}
 		if dials.Load() != 3 || p.requests.Load() != 1 {
@@ -201,9 +201,9 @@ func TestAgentClientRetries(t *testing.T) {
 		url := "http://" + ln.Addr().String()
 		ln.Close()
 		a := newAgentClient(testConfig(), log)
-		_, err = a.run(ctx, url, testToken, "standby.sync", nil, false)
+		_, err = a.run(ctx, endpoint{URL: url, Token: testToken}, "standby.sync", nil, false)
 		checkUnreachable(t, err, url)
-		_, err = a.status(ctx, url, testToken, "id")
+		_, err = a.status(ctx, endpoint{URL: url, Token: testToken}, "id")
 		checkUnreachable(t, err, url)
 	})
 	for _, code := range []int{http.StatusBadRequest, http.StatusConflict, http.StatusInternalServerError} {
@@ -213,7 +213,7 @@ func TestAgentClientRetries(t *testing.T) {
 				fmt.Fprint(w, `{"type": "CommandExecutionError", "code": 409, "message": "Error", "details": "busy writing an image"}`)
 			})
 			a := newAgentClient(testConfig(), log)
-			_, err := a.run(ctx, p.url(), testToken, "standby.prepare_image", nil, false)
+			_, err := a.run(ctx, endpoint{URL: p.url(), Token: testToken}, "standby.prepare_image", nil, false)
 			if err == nil || errors.Is(err, conductor.ErrAgentUnreachable) || !strings.Contains(err.Error(), "busy writing an image") {
 				t.Fatalf("error %v: want the agent's answer, not unreachable", err)
 			}
@@ -240,14 +240,14 @@ func TestAgentClientStall(t *testing.T) {
 	cfg.CommandTimeout = 300 * time.Millisecond
 	a := newAgentClient(cfg, slog.New(slog.DiscardHandler))
 	began := time.Now()
-	_, err := a.status(context.Background(), p.url(), testToken, "c1")
+	_, err := a.status(context.Background(), endpoint{URL: p.url(), Token: testToken}, "c1")
 	t.Logf("stalled GET: %d attempts of %s ended after %s", p.requests.Load(), cfg.CommandTimeout, time.Since(began).Round(time.Millisecond))
 	checkUnreachable(t, err, p.url())
 	if got := p.requests.Load(); got != 3 {
 		t.Fatalf("%d requests, want 3", got)
 	}
 	began = time.Now()
-	_, err = a.run(context.Background(), p.url(), testToken, "standby.prepare_image", nil, false)
+	_, err = a.run(context.Background(), endpoint{URL: p.url(), Token: testToken}, "standby.prepare_image", nil, false)
 	t.Logf("stalled POST ended after %s", time.Since(began).Round(time.Millisecond))
 	checkUnreachable(t, err, p.url())
 	if got := p.requests.Load(); got != 4 {

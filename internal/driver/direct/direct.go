@@ -9,6 +9,7 @@ package direct
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -113,9 +114,17 @@ type Config struct {
 	// HTTPClient fetches checksum files and talks to registries; nil means a client with
 	// a 60 s response-header timeout that honours the proxy environment.
 	HTTPClient *http.Client
+	// AgentRoots verifies agents that serve https without sending their own certificate
+	// (Ironic's [agent]verify_ca as a path; ParseVerifyCA); nil means the system's roots.
+	// AgentInsecure skips that verification (verify_ca = false). An agent that sent its
+	// certificate (automatic TLS) is always held to exactly that certificate.
+	AgentRoots    *x509.CertPool
+	AgentInsecure bool
 	// DefaultBootMode is the boot mode of nodes that do not say (bios or uefi): a partition
 	// image's layout and boot loader depend on it.
 	DefaultBootMode string
+
+	verify verifyCA // from AgentRoots and AgentInsecure
 }
 
 // withDefaults fills the zero fields.
@@ -141,6 +150,7 @@ func (c Config) withDefaults() Config {
 	if c.HTTPClient == nil {
 		c.HTTPClient = defaultHTTPClient()
 	}
+	c.verify = verifyCA{roots: c.AgentRoots, insecure: c.AgentInsecure}
 	if c.OCI == nil {
 		c.OCI = &image.OCIResolver{HTTPClient: c.HTTPClient}
 	}
@@ -281,14 +291,13 @@ func (d *Interface) TearDown(ctx context.Context, t *conductor.Task) error {
 	return b.CleanUpInstance(ctx, t)
 }
 
-// agentOf returns the URL and token of the node's running agent.
-func agentOf(t *conductor.Task) (url, token string, err error) {
-	a := conductor.LoadAgent(t.Node)
-	url, token = a.URL, a.Token
-	if url == "" {
-		return "", "", fmt.Errorf("no deploy agent is running on node %s (a manual clean with agent steps needs the deploy.boot_agent step first)", t.Node.UUID)
+// agentOf returns the endpoint of the node's running agent.
+func agentOf(t *conductor.Task) (endpoint, error) {
+	ep := endpointOf(t)
+	if ep.URL == "" {
+		return endpoint{}, fmt.Errorf("no deploy agent is running on node %s (a manual clean with agent steps needs the deploy.boot_agent step first)", t.Node.UUID)
 	}
-	return url, token, nil
+	return ep, nil
 }
 
 // RunStep implements conductor.StepRunner.
@@ -369,11 +378,11 @@ func (d *Interface) start(ctx context.Context, t *conductor.Task, step conductor
 	if err != nil {
 		return false, err
 	}
-	url, token, err := agentOf(t)
+	ep, err := agentOf(t)
 	if err != nil {
 		return false, err
 	}
-	res, err := d.agent.run(ctx, url, token, name, params, false)
+	res, err := d.agent.run(ctx, ep, name, params, false)
 	if errors.Is(err, conductor.ErrAgentUnreachable) {
 		t.Log.Warn("the agent did not answer; sending the command at its next heartbeat", "command", name, "error", err)
 		return true, t.Save(ctx, func(n *ironwork.Node) { setWaitingFor(n, agentCommand{Name: name, Step: step}) })
@@ -415,7 +424,7 @@ func (d *Interface) Heartbeat(ctx context.Context, t *conductor.Task, hb conduct
 	if id == "" {
 		return d.resend(ctx, t, hb, w)
 	}
-	res, err := d.agent.status(ctx, hb.CallbackURL, hb.AgentToken, id)
+	res, err := d.agent.status(ctx, heartbeatEndpoint(t, hb), id)
 	if err != nil {
 		return false, fmt.Errorf("agent command %s: %w", name, err)
 	}
@@ -436,7 +445,7 @@ func (d *Interface) Heartbeat(ctx context.Context, t *conductor.Task, hb conduct
 // (or ran) a command of that name, whose answer was what got lost.
 func (d *Interface) resend(ctx context.Context, t *conductor.Task, hb conductor.Heartbeat, w agentCommand) (bool, error) {
 	name := w.Name
-	list, err := d.agent.commands(ctx, hb.CallbackURL, hb.AgentToken)
+	list, err := d.agent.commands(ctx, heartbeatEndpoint(t, hb))
 	if err != nil {
 		return false, fmt.Errorf("agent command %s: %w", name, err)
 	}
@@ -450,7 +459,7 @@ func (d *Interface) resend(ctx context.Context, t *conductor.Task, hb conductor.
 	if err != nil {
 		return false, err
 	}
-	res, err := d.agent.run(ctx, hb.CallbackURL, hb.AgentToken, name, params, false)
+	res, err := d.agent.run(ctx, heartbeatEndpoint(t, hb), name, params, false)
 	if err != nil {
 		return false, fmt.Errorf("agent command %s: %w", name, err)
 	}
@@ -467,9 +476,9 @@ func (d *Interface) startedAtHeartbeat(ctx context.Context, t *conductor.Task, n
 // its disks), watches the BMC until the node is off, and powers it off through the BMC
 // when the agent cannot or the time runs out.
 func (d *Interface) powerOffThroughAgent(ctx context.Context, t *conductor.Task) error {
-	url, token, err := agentOf(t)
+	ep, err := agentOf(t)
 	if err == nil {
-		if _, err = d.agent.run(ctx, url, token, "standby.power_off", nil, false); err == nil {
+		if _, err = d.agent.run(ctx, ep, "standby.power_off", nil, false); err == nil {
 			p, ok := t.Driver.Power()
 			if ok {
 				read := func() (ironwork.PowerState, error) { return p.PowerState(ctx, t) }

@@ -149,11 +149,11 @@ func (d *Interface) prepareInstanceBoot(ctx context.Context, t *conductor.Task) 
 	if !isPartitionImage(t.Node.InstanceInfo) {
 		return false, nil
 	}
-	url, token, err := agentOf(t)
+	ep, err := agentOf(t)
 	if err != nil {
 		return false, err
 	}
-	res, err := d.agent.run(ctx, url, token, "standby.get_partition_uuids", nil, true)
+	res, err := d.agent.run(ctx, ep, "standby.get_partition_uuids", nil, true)
 	if err != nil {
 		return false, fmt.Errorf("agent command standby.get_partition_uuids: %w", err)
 	}

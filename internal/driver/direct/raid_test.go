@@ -32,7 +32,7 @@ func TestRAIDOutcomeFromARealAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := d.agent.run(ctx, url, testToken, name, params, true)
+	res, err := d.agent.run(ctx, endpoint{URL: url, Token: testToken}, name, params, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func (r *Rescue) FinalizeRescue(ctx context.Context, t *conductor.Task, hb condu
 	if hash == "" {
 		return errNoRescueHash
 	}
-	res, err := r.agent.run(ctx, hb.CallbackURL, hb.AgentToken, "rescue.finalize_rescue",
+	res, err := r.agent.run(ctx, heartbeatEndpoint(t, hb), "rescue.finalize_rescue",
 		map[string]any{"rescue_password": hash, "hashed": true}, true)
 	if err != nil {
 		return err

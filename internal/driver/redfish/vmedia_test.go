@@ -29,8 +29,9 @@ func (l linker) Link(ctx context.Context, url, checksum, dest string) error {
 
 type noScripts struct{}
 
-func (noScripts) Script(context.Context, string) (string, error) { return "", os.ErrNotExist }
-func (noScripts) ChainScript() string                            { return "" }
+func (noScripts) Script(context.Context, string) (string, error)     { return "", os.ErrNotExist }
+func (noScripts) ChainScript() string                                { return "" }
+func (noScripts) GrubConfig(context.Context, string) (string, error) { return "", os.ErrNotExist }
 
 // vmFixture is a conductor on SQLite whose redfish nodes use the real redfish power,
 // management and virtual media boot interfaces, with the real image cache and HTTP boot
