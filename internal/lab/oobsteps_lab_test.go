@@ -126,6 +126,7 @@ func checkOutOfBandService(ctx context.Context, t *testing.T, st *lab.State, nam
 	t.Helper()
 	n, _ := st.Node(name)
 	c := st.Client()
+	c.Version = "1.108" // disable_ramdisk with servicing
 	serialFrom := fileSizeOf(n.Serial)
 	start := time.Now()
 	if err := lab.ProvisionVerb(ctx, c, n.UUID, "service", map[string]any{"disable_ramdisk": true,
