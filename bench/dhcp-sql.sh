@@ -5,11 +5,16 @@
 # perfdhcp load: SUBNETS racks behind relays, one perfdhcp per rack at once, in network
 # namespaces this script makes and removes (PostgreSQL runs inside the server's namespace).
 #
-#   sudo bench/dhcp-sql.sh                # SUBNETS=4 RATE=2000 CLIENTS=20000 SECS=10
+#   sudo bench/dhcp-sql.sh                # SUBNETS=4 RATE=2000 CLIENTS=20000 SECS=10 ROUNDS=3
 #   SUBNETS=1 RATE=1000 bench/dhcp-sql.sh
 #
+# Rounds alternate the servers (Ironwork, Kea, Ironwork, ...), each round on emptied lease
+# tables, and the medians are compared, so that a change of machine load hits both.
+#
 # PostgreSQL is scripts/postgres.sh's throw-away server (fsync=off, synchronous_commit=off), the
-# same for both servers. Each server gets an empty database of its own.
+# same for both servers. Each server gets an empty database of its own. Both handle WORKERS
+# packets at once (Kea with multi-threading on, WORKERS threads, a queue of WORKERS x 64 as
+# ours); neither leaves the database out of a DISCOVER or REQUEST.
 set -euo pipefail
 
 SUBNETS=${SUBNETS:-4}     # racks, at most 9
@@ -17,6 +22,7 @@ RATE=${RATE:-2000}        # offered DORA/s, over all racks
 CLIENTS=${CLIENTS:-20000} # distinct MACs, over all racks
 SECS=${SECS:-10}          # test period of each run
 WORKERS=${WORKERS:-4}
+ROUNDS=${ROUNDS:-3}
 PGPORT=${PGPORT:-$((20000 + RANDOM % 20000))}
 
 for b in ip perfdhcp kea-dhcp4 kea-admin go; do
@@ -94,12 +100,6 @@ leases() { ip netns exec "$S" "$psql" -tA "${url%/postgres*}/$1?sslmode=disable"
 echo "$SUBNETS racks, offered rate $RATE/s, $CLIENTS clients, ${SECS}s per run; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "kea $(kea-dhcp4 -v 2>&1 | head -1), PostgreSQL $("$psql" --version | awk '{print $3}'), perfdhcp $(perfdhcp -v 2>&1 | head -1)"
 
-serve ironwork-pgsql "$tmp/dhcpserve" -interface bs0 -range-start 10.79.1.0 -range-end 10.79.250.255 -workers "$WORKERS" \
-	-subnets "$SUBNETS" -relayed=false -database "${url%/postgres*}/ironwork?sslmode=disable"
-perf ironwork-pgsql
-stop_last
-echo "  ironwork leases in PostgreSQL: $(leases ironwork 'SELECT count(*) FROM dhcp_leases')"
-
 subnets=""
 for k in $(seq "$SUBNETS"); do
 	b=$((80 + k))
@@ -110,15 +110,30 @@ cat >"$tmp/kea.json" <<JSON
   "interfaces-config": {"interfaces": ["bs0"], "dhcp-socket-type": "udp"},
   "lease-database": {"type": "postgresql", "name": "kea", "host": "127.0.0.1", "port": $PGPORT, "user": "postgres", "password": ""},
   "valid-lifetime": 3600,
+  "multi-threading": {"enable-multi-threading": true, "thread-pool-size": $WORKERS, "packet-queue-size": $((WORKERS * 64))},
   "subnet4": [{"id": 100, "subnet": "10.79.0.0/16", "pools": [{"pool": "10.79.1.0 - 10.79.250.255"}]}, $subnets],
   "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "stderr"}], "severity": "WARN"}]
 }}
 JSON
-serve kea-pgsql env KEA_PIDFILE_DIR="$tmp" KEA_LOCKFILE_DIR="$tmp" kea-dhcp4 -c "$tmp/kea.json"
-perf kea-pgsql
-stop_last
-echo "  kea leases in PostgreSQL: $(leases kea 'SELECT count(*) FROM lease4')"
+for r in $(seq "$ROUNDS"); do
+	leases ironwork 'TRUNCATE dhcp_leases' >/dev/null 2>&1 || true
+	serve ironwork-pgsql "$tmp/dhcpserve" -interface bs0 -range-start 10.79.1.0 -range-end 10.79.250.255 -workers "$WORKERS" \
+		-subnets "$SUBNETS" -relayed=false -database "${url%/postgres*}/ironwork?sslmode=disable"
+	perf ironwork-pgsql
+	stop_last
+	echo "  round $r: ironwork leases in PostgreSQL: $(leases ironwork 'SELECT count(*) FROM dhcp_leases')"
+	cat "$tmp/rate-ironwork-pgsql" >>"$tmp/rates-ironwork"
 
-awk -v a="$(cat "$tmp/rate-ironwork-pgsql")" -v k="$(cat "$tmp/rate-kea-pgsql")" \
-	'BEGIN { if (k > 0) printf "ratio ironwork/kea with leases in PostgreSQL: %.2f\n", a / k }'
+	leases kea 'TRUNCATE lease4' >/dev/null
+	serve kea-pgsql env KEA_PIDFILE_DIR="$tmp" KEA_LOCKFILE_DIR="$tmp" kea-dhcp4 -c "$tmp/kea.json"
+	perf kea-pgsql
+	stop_last
+	echo "  round $r: kea leases in PostgreSQL: $(leases kea 'SELECT count(*) FROM lease4')"
+	cat "$tmp/rate-kea-pgsql" >>"$tmp/rates-kea"
+done
+median() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "ironwork-pgsql per round: $(tr '\n' ' ' <"$tmp/rates-ironwork") median $(median "$tmp/rates-ironwork") DORA/s"
+echo "kea-pgsql per round:      $(tr '\n' ' ' <"$tmp/rates-kea") median $(median "$tmp/rates-kea") DORA/s"
+awk -v a="$(median "$tmp/rates-ironwork")" -v k="$(median "$tmp/rates-kea")" \
+	'BEGIN { if (k > 0) printf "ratio ironwork/kea with leases in PostgreSQL (medians): %.2f\n", a / k }'
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,7 +1,9 @@
 // Command dhcpserve runs internal/dhcp's server in full mode for
 // benchmarks (bench/dhcp.sh): every MAC is a known port of a node that
-// net-boots, leases are kept in memory or in an append-only JSON-lines
-// file. It is not the product's entry point (that is cmd/ironwork).
+// net-boots, leases are kept in memory, in an append-only JSON-lines
+// file, or in a database through the SQL store ironwork serve uses
+// (-database, for bench/dhcp-sql.sh). It is not the product's entry point
+// (that is cmd/ironwork).
 package main
 
 import (

@@ -142,16 +142,28 @@ func (s *Server) pick(ctx context.Context, p *pool, mac net.HardwareAddr, c Clie
 	return nil, nil, errNoAddress
 }
 
-// commit stores a lease of ip for mac until expires, taking the address
-// from another MAC whose lease on it has expired (or who holds mac's static
-// address). The mutex of the pool holding l.IP must be held.
-func (s *Server) commit(ctx context.Context, l Lease, now time.Time) error {
+// commit stores a lease of ip for mac until expires. When another MAC holds the address it
+// takes it over if that lease has expired, or if reclaim is set (the address is mac's static
+// one); otherwise it returns ErrAddressInUse (another server on the store took it since the
+// pick). It writes first and looks only on a conflict: one store call in the usual case.
+// p.mu of the address's pool must be held.
+func (s *Server) commit(ctx context.Context, l Lease, now time.Time, reclaim bool) error {
+	err := s.leases.PutLease(ctx, l)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, ErrAddressInUse) {
+		return fmt.Errorf("put lease %v for %v: %w", l.IP, l.MAC, err)
+	}
 	other, found, err := s.leases.ByIP(ctx, l.IP)
 	if err != nil {
 		return fmt.Errorf("look up lease of %v: %w", l.IP, err)
 	}
 	if found && other.MAC.String() != l.MAC.String() {
 		if other.Active(now) {
+			if !reclaim {
+				return fmt.Errorf("put lease %v for %v: %w: %v holds it", l.IP, l.MAC, ErrAddressInUse, other.MAC)
+			}
 			s.log.WarnContext(ctx, "static address was leased to another MAC; taking it back",
 				keyIP, l.IP.String(), keyMAC, l.MAC.String(), keyOther, other.MAC.String())
 		}

@@ -108,7 +108,7 @@ func (s *Server) offer(ctx context.Context, req *dhcpv4.DHCPv4, c Client, p *poo
 				l.Hostname = old.Hostname
 			}
 		}
-		err = s.commit(ctx, l, now)
+		err = s.commit(ctx, l, now, s.validStatic(p, c) && ip.Equal(c.StaticIP))
 		if errors.Is(err, ErrAddressInUse) && attempt < maxCommitAttempts {
 			s.log.DebugContext(ctx, "address taken by another server; picking again", keyMAC, mac.String(), keyIP, ip.String())
 			continue
@@ -157,7 +157,7 @@ func (s *Server) request(ctx context.Context, req *dhcpv4.DHCPv4, c Client, p *p
 		hostname = old.Hostname
 	}
 	l := Lease{MAC: mac, Subnet: p.String(), IP: ip, Expires: now.Add(p.leaseTime), Hostname: hostname}
-	if err := s.commit(ctx, l, now); errors.Is(err, ErrAddressInUse) {
+	if err := s.commit(ctx, l, now, s.validStatic(p, c) && ip.Equal(c.StaticIP)); errors.Is(err, ErrAddressInUse) {
 		// Another server on the lease store gave the address away meanwhile.
 		s.log.InfoContext(ctx, "NAK: address taken by another server", keyMAC, mac.String(), keyIP, ip.String())
 		return s.nak(req, "address not available"), nil

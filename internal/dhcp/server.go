@@ -50,7 +50,6 @@ type Server struct {
 	// attached is the subnet on the interface; relayed are those behind relays.
 	attached *pool
 	relayed  []*pool
-
 }
 
 // New checks cfg, fills in its defaults and returns a Server. ServerIP and

@@ -65,40 +65,41 @@ func (s *Store) LeaseByIP(ctx context.Context, ip string) (DHCPLease, bool, erro
 // PutLease records a lease, replacing the MAC's earlier one on the same subnet (and any
 // other row of the MAC holding the address). It fails with ErrAddressInUse if another MAC
 // holds the address: the caller offered an address it should not have, or another server
-// on the database took it first.
+// on the database took it first. The usual case is one statement (one round trip).
 func (s *Store) PutLease(ctx context.Context, l DHCPLease) error {
 	mac := strings.ToLower(l.MAC)
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		var holder, holderSubnet string
-		err := tx.QueryRowContext(ctx, s.rebind("SELECT mac, subnet FROM dhcp_leases WHERE ip = ?"), l.IP).Scan(&holder, &holderSubnet)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return fmt.Errorf("record DHCP lease of %s: %w", mac, err)
-		case holder != mac:
-			return fmt.Errorf("record DHCP lease of %s: %w: %s holds %s", mac, ErrAddressInUse, holder, l.IP)
-		case holderSubnet != l.Subnet:
-			// The MAC's row under another subnet (a lease older than subnets) moves here.
-			if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM dhcp_leases WHERE mac = ? AND subnet = ?"), mac, holderSubnet); err != nil {
-				return fmt.Errorf("record DHCP lease of %s: %w", mac, err)
-			}
-		}
+	defer s.lockWrites()()
+	for attempt := 0; attempt < 3; attempt++ {
 		// One statement, so that two servers writing the MAC's lease at once do not both
 		// insert: the loser waits and updates, or fails on the address's uniqueness.
-		_, err = tx.ExecContext(ctx, s.rebind(`INSERT INTO dhcp_leases (mac, subnet, ip, hostname, expires_at, updated_at)
+		_, err := s.db.ExecContext(ctx, s.rebind(`INSERT INTO dhcp_leases (mac, subnet, ip, hostname, expires_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (mac, subnet) DO UPDATE SET ip = excluded.ip, hostname = excluded.hostname,
 				expires_at = excluded.expires_at, updated_at = excluded.updated_at`),
 			mac, l.Subnet, l.IP, l.Hostname, l.Expires.UTC().UnixMicro(), s.nowUTC().UnixMicro())
-		if _, dup := uniqueViolation(err); dup {
-			// Another server took the address between our read and our write.
-			return fmt.Errorf("record DHCP lease of %s: %w: %s", mac, ErrAddressInUse, l.IP)
+		if err == nil {
+			return nil
 		}
-		if err != nil {
+		if _, dup := uniqueViolation(err); !dup {
 			return fmt.Errorf("record DHCP lease of %s: %w", mac, err)
 		}
-		return nil
-	})
+		// The address is held: by another MAC, or by this MAC's row under another subnet
+		// (a lease older than subnets), which moves here.
+		var holder, holderSubnet string
+		err = s.db.QueryRowContext(ctx, s.rebind("SELECT mac, subnet FROM dhcp_leases WHERE ip = ?"), l.IP).Scan(&holder, &holderSubnet)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			continue // freed meanwhile
+		case err != nil:
+			return fmt.Errorf("record DHCP lease of %s: %w", mac, err)
+		case holder != mac || holderSubnet == l.Subnet:
+			return fmt.Errorf("record DHCP lease of %s: %w: %s holds %s", mac, ErrAddressInUse, holder, l.IP)
+		}
+		if _, err := s.db.ExecContext(ctx, s.rebind("DELETE FROM dhcp_leases WHERE mac = ? AND subnet = ? AND ip = ?"), mac, holderSubnet, l.IP); err != nil {
+			return fmt.Errorf("record DHCP lease of %s: %w", mac, err)
+		}
+	}
+	return fmt.Errorf("record DHCP lease of %s: %w: %s", mac, ErrAddressInUse, l.IP)
 }
 
 // DeleteLease forgets the lease of a MAC address on a subnet; a MAC without one is no error.
