@@ -105,17 +105,23 @@ func (s *Store) AddNodeHistory(ctx context.Context, e *ironwork.NodeHistoryEvent
 		return errors.New("add node history: event has no UUID")
 	}
 	e.CreatedAt = s.nowUTC()
-	unlock := s.lockWrites()
-	defer unlock()
 	var duration any
 	if e.Duration != nil {
 		duration = int64(*e.Duration)
 	}
-	err := s.queryRow(ctx, s.db, `INSERT INTO node_history (uuid, node_id, conductor, event_type, severity, event, user_id,
+	insert := func(q queryer) error {
+		return s.queryRow(ctx, q, `INSERT INTO node_history (uuid, node_id, conductor, event_type, severity, event, user_id,
 		project, state, target_provision_state, duration_seconds, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, e.UUID, e.NodeID, nullStr[string]{&e.Conductor}, e.EventType, e.Severity, e.Event,
-		nullStr[string]{&e.User}, nullStr[string]{&e.Project}, nullStr[ironwork.ProvisionState]{&e.State},
-		nullStr[ironwork.ProvisionState]{&e.TargetProvisionState}, duration, e.CreatedAt.UnixMicro()).Scan(&e.ID)
+			nullStr[string]{&e.User}, nullStr[string]{&e.Project}, nullStr[ironwork.ProvisionState]{&e.State},
+			nullStr[ironwork.ProvisionState]{&e.TargetProvisionState}, duration, e.CreatedAt.UnixMicro()).Scan(&e.ID)
+	}
+	var err error
+	if s.writer == nil {
+		err = insert(s.db)
+	} else { // SQLite: on the writer connection, in turn
+		err = s.inTx(ctx, func(tx *sql.Tx) error { return insert(tx) })
+	}
 	if err != nil {
 		return fmt.Errorf("add node history: %w", err)
 	}
