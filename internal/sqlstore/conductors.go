@@ -101,9 +101,11 @@ func ConductorAlive(c *ironwork.Conductor, now time.Time, timeout time.Duration)
 
 // AddNodeHistory appends an event to a node's history.
 func (s *Store) AddNodeHistory(ctx context.Context, e *ironwork.NodeHistoryEvent) error {
-	unlock := s.lockWrites()
-	defer unlock()
-	return s.insertNodeHistory(ctx, s.db, e)
+	if s.writer == nil {
+		return s.insertNodeHistory(ctx, s.db, e)
+	}
+	// SQLite: on the writer connection, in turn.
+	return s.inTx(ctx, func(tx *sql.Tx) error { return s.insertNodeHistory(ctx, tx, e) })
 }
 
 // NodeHistory returns a node's history, oldest first.

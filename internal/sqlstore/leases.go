@@ -69,10 +69,14 @@ func (s *Store) LeaseByIP(ctx context.Context, ip string) (DHCPLease, bool, erro
 func (s *Store) PutLease(ctx context.Context, l DHCPLease) error {
 	mac := strings.ToLower(l.MAC)
 	defer s.lockWrites()()
+	var w queryer = s.db
+	if s.writer != nil { // SQLite: its writers' connection, held under the write lock
+		w = s.writer
+	}
 	for attempt := 0; attempt < 3; attempt++ {
 		// One statement, so that two servers writing the MAC's lease at once do not both
 		// insert: the loser waits and updates, or fails on the address's uniqueness.
-		_, err := s.db.ExecContext(ctx, s.rebind(`INSERT INTO dhcp_leases (mac, subnet, ip, hostname, expires_at, updated_at)
+		_, err := w.ExecContext(ctx, s.rebind(`INSERT INTO dhcp_leases (mac, subnet, ip, hostname, expires_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (mac, subnet) DO UPDATE SET ip = excluded.ip, hostname = excluded.hostname,
 				expires_at = excluded.expires_at, updated_at = excluded.updated_at`),
@@ -86,7 +90,7 @@ func (s *Store) PutLease(ctx context.Context, l DHCPLease) error {
 		// The address is held: by another MAC, or by this MAC's row under another subnet
 		// (a lease older than subnets), which moves here.
 		var holder, holderSubnet string
-		err = s.db.QueryRowContext(ctx, s.rebind("SELECT mac, subnet FROM dhcp_leases WHERE ip = ?"), l.IP).Scan(&holder, &holderSubnet)
+		err = w.QueryRowContext(ctx, s.rebind("SELECT mac, subnet FROM dhcp_leases WHERE ip = ?"), l.IP).Scan(&holder, &holderSubnet)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			continue // freed meanwhile
@@ -95,7 +99,7 @@ func (s *Store) PutLease(ctx context.Context, l DHCPLease) error {
 		case holder != mac || holderSubnet == l.Subnet:
 			return fmt.Errorf("record DHCP lease of %s: %w: %s holds %s", mac, ErrAddressInUse, holder, l.IP)
 		}
-		if _, err := s.db.ExecContext(ctx, s.rebind("DELETE FROM dhcp_leases WHERE mac = ? AND subnet = ? AND ip = ?"), mac, holderSubnet, l.IP); err != nil {
+		if _, err := w.ExecContext(ctx, s.rebind("DELETE FROM dhcp_leases WHERE mac = ? AND subnet = ? AND ip = ?"), mac, holderSubnet, l.IP); err != nil {
 			return fmt.Errorf("record DHCP lease of %s: %w", mac, err)
 		}
 	}

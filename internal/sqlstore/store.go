@@ -50,6 +50,9 @@ type Store struct {
 	// writeMu serialises this process's writers on SQLite, which allows one writer at a time:
 	// waiting on a Go mutex is far cheaper than SQLite's busy handler, which sleeps and retries.
 	writeMu sync.Mutex
+	// writer is the connection SQLite's writers use, set aside from the pool: a writer holding
+	// writeMu never waits behind a crowd of readers for a connection. nil on PostgreSQL.
+	writer *sql.Conn
 	// stmts caches prepared statements by query text: parsing a 60-column statement costs more
 	// than running it.
 	stmts  sync.Map
@@ -134,8 +137,16 @@ func (s *Store) lockWrites() func() {
 
 // exec runs one writing statement.
 func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	defer s.lockWrites()()
-	return s.execIn(ctx, s.db, q, args...)
+	if s.writer == nil {
+		return s.execIn(ctx, s.db, q, args...)
+	}
+	var res sql.Result
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = s.execIn(ctx, tx, q, args...)
+		return err
+	})
+	return res, err
 }
 
 // Open connects to the database named by dsn, which is either a PostgreSQL URL
@@ -174,8 +185,9 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 		}
-		db.SetMaxOpenConns(8)
-		db.SetMaxIdleConns(8)
+		// Eight connections for readers, one set aside for the writer (below).
+		db.SetMaxOpenConns(9)
+		db.SetMaxIdleConns(9)
 		s.db, s.dialect = db, SQLite
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -191,12 +203,23 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	for _, q := range s.hotStatements() {
 		s.prepared(ctx, s.rebind(q), false)
 	}
+	if s.dialect == SQLite {
+		w, err := s.db.Conn(ctx)
+		if err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("set the writer connection aside: %w", err)
+		}
+		s.writer = w
+	}
 	return s, nil
 }
 
 // Close releases the prepared statements and the database connections.
 func (s *Store) Close() error {
 	s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+	if s.writer != nil {
+		s.writer.Close()
+	}
 	return s.db.Close()
 }
 
@@ -414,7 +437,15 @@ func foreignKeyViolation(err error) bool {
 // inTx runs fn in a transaction and commits it when fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	defer s.lockWrites()()
-	tx, err := s.db.BeginTx(ctx, nil)
+	var (
+		tx  *sql.Tx
+		err error
+	)
+	if s.writer != nil {
+		tx, err = s.writer.BeginTx(ctx, nil)
+	} else {
+		tx, err = s.db.BeginTx(ctx, nil)
+	}
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
