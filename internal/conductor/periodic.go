@@ -107,8 +107,39 @@ func (c *Conductor) TakeOverActive(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// A dead conductor leaves thousands of nodes to each survivor: adopt them with the power
-	// sync's concurrency rather than one after the other.
+	// A dead conductor leaves thousands of nodes to each survivor. Those whose boot interface
+	// has nothing to prepare only change affinity: in one statement per batch. The others are
+	// adopted with the power sync's concurrency rather than one after the other.
+	var plain []int64
+	var prepare []*ironwork.Node
+	for _, n := range nodes {
+		if n.ConductorAffinity == c.id || n.Reservation != "" {
+			continue
+		}
+		d, err := c.driverFor(n)
+		if err != nil {
+			continue
+		}
+		if _, ok := d.Impl(ironwork.BootInterface).(TakeOverer); ok {
+			prepare = append(prepare, n)
+		} else {
+			plain = append(plain, n.ID)
+		}
+	}
+	adopted := int64(0)
+	for len(plain) > 0 {
+		batch := plain[:min(len(plain), 500)]
+		plain = plain[len(batch):]
+		k, err := c.store.SetConductorAffinity(ctx, batch, string(ironwork.Active), c.id)
+		if err != nil {
+			return err
+		}
+		adopted += k
+	}
+	if adopted > 0 {
+		c.log.Info("took over deployed nodes", "nodes", adopted)
+	}
+	nodes = prepare
 	jobs := make(chan *ironwork.Node)
 	var wg sync.WaitGroup
 	for range min(c.cfg.PowerSyncWorkers, max(len(nodes), 1)) {

@@ -91,3 +91,27 @@ func (s *Store) NodesByID(ctx context.Context, ids []int64) ([]*ironwork.Node, e
 	}
 	return out, nil
 }
+
+// SetConductorAffinity records affinity as the conductor of the nodes among ids that are
+// unlocked and in state: a conductor's adoption of a dead one's deployed nodes in one
+// statement per batch, for nodes whose take-over has nothing to do but that. It returns how
+// many nodes it changed; their updated_at stays (the affinity is not shown by the API).
+func (s *Store) SetConductorAffinity(ctx context.Context, ids []int64, state string, affinity int64) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	args := []any{affinity, state}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	res, err := s.exec(ctx, "UPDATE nodes SET conductor_affinity = ? WHERE reservation IS NULL AND provision_state = ? AND id IN ("+
+		placeholders(len(ids))+")", args...)
+	if err != nil {
+		return 0, fmt.Errorf("set conductor affinity: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("set conductor affinity: %w", err)
+	}
+	return n, nil
+}

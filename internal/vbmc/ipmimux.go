@@ -29,6 +29,8 @@ type IPMIMux struct {
 	mu    sync.RWMutex
 	bmcs  map[netip.Addr]*muxConn
 	wg    sync.WaitGroup // delayed answers not yet sent
+	// closed is set by Close under mu; WriteTo adds to wg only under mu while it is false.
+	closed bool
 }
 
 // muxQueue is how many datagrams wait for one BMC before more are dropped (as a busy BMC
@@ -110,16 +112,18 @@ func (m *IPMIMux) Serve(ctx context.Context) error {
 	}
 }
 
-// Close stops the mux, waits for delayed answers and closes every BMC's transport.
+// Close stops the mux, closes every BMC's transport and waits for the delayed answers (which
+// the closed socket no longer sends).
 func (m *IPMIMux) Close() error {
 	err := m.conn.Close()
-	m.wg.Wait()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.closed = true
 	for ip, c := range m.bmcs {
 		c.closeOnce.Do(func() { close(c.done) })
 		delete(m.bmcs, ip)
 	}
+	m.mu.Unlock()
+	m.wg.Wait()
 	return err
 }
 
@@ -159,6 +163,11 @@ func (c *muxConn) WriteTo(data []byte, addr net.Addr) (int, error) {
 		return c.m.pc.WriteTo(data, cm, addr)
 	}
 	out := append([]byte(nil), data...)
+	c.m.mu.RLock()
+	defer c.m.mu.RUnlock()
+	if c.m.closed { // no Add once Close may be waiting
+		return 0, net.ErrClosed
+	}
 	c.m.wg.Add(1)
 	time.AfterFunc(c.m.delay, func() {
 		defer c.m.wg.Done()
