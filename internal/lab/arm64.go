@@ -58,8 +58,10 @@ func upARM64(ctx context.Context, st *State, opts Options, rd, imageDir string, 
 			return "", fmt.Errorf("build the arm64 deploy ramdisk: %w", err)
 		}
 	}
-	if err := os.MkdirAll(imageDir, 0o755); err != nil {
-		return "", err
+	for _, d := range []string{imageDir, filepath.Join(st.Dir, "work")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", err
+		}
 	}
 	logf("building the arm64 test OS image")
 	img := filepath.Join(imageDir, "image-arm64.raw")
