@@ -12,6 +12,10 @@ import (
 	"github.com/ironwork/ironwork/internal/ramdisk"
 )
 
+// ImageSizeARM64 is the arm64 test image's size: Debian's arm64 kernel is an uncompressed
+// Image of about 32 MiB, more than the x86 image's whole ESP.
+const ImageSizeARM64 = 80 << 20
+
 // hasARM64 reports whether a machine of the lab is arm64.
 func (o *Options) hasARM64() bool {
 	for _, n := range o.Nodes {
@@ -66,7 +70,7 @@ func upARM64(ctx context.Context, st *State, opts Options, rd, imageDir string, 
 	logf("building the arm64 test OS image")
 	img := filepath.Join(imageDir, "image-arm64.raw")
 	sum, err := testimage.Build(ctx, img, testimage.Options{KernelDir: opts.KernelDirARM64, WorkDir: filepath.Join(st.Dir, "work"),
-		Arch: testimage.ArchARM64, GrubARM64Dir: filepath.Join(GrubARM64Dir, "arm64-efi"),
+		Arch: testimage.ArchARM64, GrubARM64Dir: filepath.Join(GrubARM64Dir, "arm64-efi"), Size: ImageSizeARM64,
 		Log: slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return "", fmt.Errorf("build the arm64 test image: %w", err)
