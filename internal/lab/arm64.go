@@ -28,14 +28,16 @@ func (o *Options) hasARM64() bool {
 
 // checkARM64 checks the arm64 machines' specs and what they need on this machine.
 func (o *Options) checkARM64() error {
-	if !o.hasARM64() {
-		return nil
-	}
 	var errs []error
 	for _, n := range o.Nodes {
 		if n.Arch != "" && n.Arch != ArchARM64 {
 			errs = append(errs, fmt.Errorf("machine %s: arch %q is neither \"\" (x86_64) nor %s", n.Name, n.Arch, ArchARM64))
 		}
+	}
+	if !o.hasARM64() {
+		return errors.Join(errs...)
+	}
+	for _, n := range o.Nodes {
 		if n.Arch == ArchARM64 && (n.Firmware != "uefi" || n.Discover || n.Boot == BootVirtualMedia) {
 			errs = append(errs, fmt.Errorf("machine %s: arm64 machines boot UEFI from the network (firmware uefi, no discovery, no virtual media)", n.Name))
 		}
