@@ -12,6 +12,10 @@ import (
 	"github.com/ironwork/ironwork/internal/ramdisk"
 )
 
+// ImageSizeARM64 is the arm64 test image's size: Debian's arm64 kernel is an uncompressed
+// Image of about 32 MiB, more than the x86 image's whole ESP.
+const ImageSizeARM64 = 80 << 20
+
 // hasARM64 reports whether a machine of the lab is arm64.
 func (o *Options) hasARM64() bool {
 	for _, n := range o.Nodes {
@@ -24,14 +28,16 @@ func (o *Options) hasARM64() bool {
 
 // checkARM64 checks the arm64 machines' specs and what they need on this machine.
 func (o *Options) checkARM64() error {
-	if !o.hasARM64() {
-		return nil
-	}
 	var errs []error
 	for _, n := range o.Nodes {
 		if n.Arch != "" && n.Arch != ArchARM64 {
 			errs = append(errs, fmt.Errorf("machine %s: arch %q is neither \"\" (x86_64) nor %s", n.Name, n.Arch, ArchARM64))
 		}
+	}
+	if !o.hasARM64() {
+		return errors.Join(errs...)
+	}
+	for _, n := range o.Nodes {
 		if n.Arch == ArchARM64 && (n.Firmware != "uefi" || n.Discover || n.Boot == BootVirtualMedia) {
 			errs = append(errs, fmt.Errorf("machine %s: arm64 machines boot UEFI from the network (firmware uefi, no discovery, no virtual media)", n.Name))
 		}
@@ -58,13 +64,15 @@ func upARM64(ctx context.Context, st *State, opts Options, rd, imageDir string, 
 			return "", fmt.Errorf("build the arm64 deploy ramdisk: %w", err)
 		}
 	}
-	if err := os.MkdirAll(imageDir, 0o755); err != nil {
-		return "", err
+	for _, d := range []string{imageDir, filepath.Join(st.Dir, "work")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", err
+		}
 	}
 	logf("building the arm64 test OS image")
 	img := filepath.Join(imageDir, "image-arm64.raw")
 	sum, err := testimage.Build(ctx, img, testimage.Options{KernelDir: opts.KernelDirARM64, WorkDir: filepath.Join(st.Dir, "work"),
-		Arch: testimage.ArchARM64, GrubARM64Dir: filepath.Join(GrubARM64Dir, "arm64-efi"),
+		Arch: testimage.ArchARM64, GrubARM64Dir: filepath.Join(GrubARM64Dir, "arm64-efi"), Size: ImageSizeARM64,
 		Log: slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return "", fmt.Errorf("build the arm64 test image: %w", err)

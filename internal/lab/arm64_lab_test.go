@@ -81,7 +81,9 @@ func TestLabARM64Deploys(t *testing.T) {
 	}()
 	cycleStart := time.Now()
 	res := lab.Cycle(context.Background(), st, []string{n.Name}, lab.CycleOptions{Timeout: 25 * time.Minute, SkipUndeploy: true,
-		OnProgress: func(p lab.Progress) { t.Logf("%7.1fs %s %s %s", time.Since(cycleStart).Seconds(), p.Node, p.State, p.Step) }})[0]
+		OnProgress: func(p lab.Progress) {
+			t.Logf("%7.1fs %s %s %s", time.Since(cycleStart).Seconds(), p.Node, p.State, p.Step)
+		}})[0]
 	for _, p := range res.Phases {
 		t.Logf("phase %s: %.1f s", p.Name, p.Duration.Seconds())
 	}

@@ -52,3 +52,31 @@ func TestQEMUCommandShape(t *testing.T) {
 		}
 	}
 }
+
+// TestQEMUCommandARM64: an arm64 machine runs qemu-system-aarch64's virt machine with AAVMF
+// (through 'ironwork lab qemu', which copies AAVMF's variables), a Cortex-A57, and the same
+// virtio NIC and disk by bootindex as OVMF machines; a bad spec is refused before anything runs.
+func TestQEMUCommandARM64(t *testing.T) {
+	st := &State{Dir: t.TempDir(), Netns: "iwlab-x"}
+	n := Node{Name: "a", Firmware: "uefi", MAC: "52:54:00:1a:01:01", Tap: "tap0", Disk: "/d0", Serial: "/s", Arch: ArchARM64}
+	args, err := qemuCommand(st, n, NodeSpec{Firmware: "uefi", Arch: ArchARM64}, "/bin/ironwork")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Join(args, " ")
+	for _, want := range []string{"/bin/ironwork lab qemu " + st.Dir + "/a.vars.fd " + QEMUARM64 + " -accel tcg", "-cpu cortex-a57",
+		"-machine virt", "readonly=on,file=" + AAVMFCode, "file=/d0,if=none,id=disk0"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("lacks %q: %s", want, line)
+		}
+	}
+	if strings.Contains(line, "q35") || strings.Contains(line, "OVMF") || strings.Contains(line, "x86_64") {
+		t.Errorf("x86 pieces on an arm64 machine: %s", line)
+	}
+	for _, spec := range []NodeSpec{{Name: "bios", Firmware: "bios", Arch: ArchARM64}, {Name: "mips", Firmware: "uefi", Arch: "mips"}} {
+		o := Options{Nodes: []NodeSpec{spec}, KernelDirARM64: FindKernelARM64()}
+		if err := o.checkARM64(); err == nil || !strings.Contains(err.Error(), "machine "+spec.Name) {
+			t.Errorf("spec %+v: %v", spec, err)
+		}
+	}
+}

@@ -28,6 +28,11 @@ func TestBootConfigValidation(t *testing.T) {
 		{"bad router", func(c *server.Config) { c.DHCPRouter = "router" }, "dhcp_router", ""},
 		{"bad efi file", func(c *server.Config) { c.EFIBootFile = "grub.efi" }, "efi_boot_file", ""},
 		{"bad boot mode", func(c *server.Config) { c.DefaultBootMode = "legacy" }, "default_boot_mode", ""},
+		{"deploy ramdisk by arch", func(c *server.Config) {
+			c.DeployKernelByArch = map[string]string{"aarch64": "/var/cache/ironwork/a.kernel"}
+			c.DeployRamdiskByArch = map[string]string{"arm64": "/var/cache/ironwork/a.initramfs"}
+		}, "", ""},
+		{"deploy kernel by arch without a kernel", func(c *server.Config) { c.DeployKernelByArch = map[string]string{"aarch64": ""} }, "deploy_kernel_by_arch", ""},
 		{"bad tftp listen", func(c *server.Config) { c.TFTPListen = "69" }, "tftp_listen", ""},
 		{"negative agent attempts", func(c *server.Config) { c.AgentMaxCommandAttempts = -1 }, "agent_max_command_attempts", ""},
 		{"power sync workers", func(c *server.Config) { c.PowerSyncWorkers = 100 }, "", ""},
