@@ -21,7 +21,8 @@ import (
 // TestIPv6NetworkBootQEMU boots an OVMF (UEFI) machine whose only network is IPv6: OVMF's
 // HTTPv6 boot gets ipxe.efi's URL from Ironwork's DHCPv6 (stateful), iPXE then gets its
 // script URL over DHCPv6 and loads the marker ramdisk over HTTP on IPv6. Developer-only (it
-// waits out OVMF's and iPXE's IPv4 attempts under TCG): set IRONWORK_TEST_IPV6_QEMU=1.
+// waits out OVMF's and iPXE's IPv4 attempts under TCG; 530 s on the shared machine): set
+// IRONWORK_TEST_IPV6_QEMU=1 and run with -timeout 20m.
 func TestIPv6NetworkBootQEMU(t *testing.T) {
 	if os.Getenv("IRONWORK_TEST_IPV6_QEMU") == "" {
 		t.Skip("set IRONWORK_TEST_IPV6_QEMU=1 to boot a UEFI machine over IPv6 under QEMU (minutes under TCG)")
@@ -75,7 +76,7 @@ func TestIPv6NetworkBootQEMU(t *testing.T) {
 		t.Fatal(err)
 	}
 	serial := filepath.Join(work, "serial.log")
-	qctx, cancel := context.WithTimeout(ctx, 9*time.Minute)
+	qctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
 	vm := exec.CommandContext(qctx, "ip", "netns", "exec", ns, qemu, "-accel", "tcg", "-m", "512", "-display", "none",
 		"-nodefaults", "-no-reboot", "-serial", "file:"+serial, "-machine", "q35",
