@@ -52,6 +52,7 @@ const (
 	objProvision                      // a node's provision state: also the step rules when the body names steps
 	objVolumeConnector                // {ident} is a volume connector, checked through its node
 	objVolumeTarget                   // {ident} is a volume target, checked through its node
+	objRunbook                        // {ident} is a runbook, checked against its owner (public ones readable)
 )
 
 // guard is the authorization of one route: the Ironic rule and what it applies to. For
@@ -199,14 +200,14 @@ var routeGuards = map[string]guard{
 
 	"GET /v1/volume":                                {"baremetal:volume:get", objNone},
 	"GET /v1/volume/{$}":                            {"baremetal:volume:get", objNone},
-	"GET /v1/volume/connectors":                     {"baremetal:volume:list_all", objNone},
-	"GET /v1/volume/connectors/detail":              {"baremetal:volume:list_all", objNone},
+	"GET /v1/volume/connectors":                     {"baremetal:volume", objList},
+	"GET /v1/volume/connectors/detail":              {"baremetal:volume", objList},
 	"POST /v1/volume/connectors":                    {"baremetal:volume:create", objPortCreate},
 	"GET /v1/volume/connectors/{ident}":             {"baremetal:volume:get", objVolumeConnector},
 	"PATCH /v1/volume/connectors/{ident}":           {"baremetal:volume:update", objVolumeConnector},
 	"DELETE /v1/volume/connectors/{ident}":          {"baremetal:volume:delete", objVolumeConnector},
-	"GET /v1/volume/targets":                        {"baremetal:volume:list_all", objNone},
-	"GET /v1/volume/targets/detail":                 {"baremetal:volume:list_all", objNone},
+	"GET /v1/volume/targets":                        {"baremetal:volume", objList},
+	"GET /v1/volume/targets/detail":                 {"baremetal:volume", objList},
 	"POST /v1/volume/targets":                       {"baremetal:volume:create", objPortCreate},
 	"GET /v1/volume/targets/{ident}":                {"baremetal:volume:get", objVolumeTarget},
 	"PATCH /v1/volume/targets/{ident}":              {"baremetal:volume:update", objVolumeTarget},
@@ -218,15 +219,15 @@ var routeGuards = map[string]guard{
 	"GET /v1/nodes/{node}/volume/targets":           {"baremetal:volume:get", objNode},
 	"GET /v1/nodes/{node}/volume/targets/detail":    {"baremetal:volume:get", objNode},
 
-	"GET /v1/runbooks":                           {"baremetal:runbook:list_all", objNone},
+	"GET /v1/runbooks":                           {"baremetal:runbook", objList},
 	"POST /v1/runbooks":                          {"baremetal:runbook:create", objNone},
-	"GET /v1/runbooks/{ident}":                   {"baremetal:runbook:get", objNone},
-	"PATCH /v1/runbooks/{ident}":                 {"baremetal:runbook:update", objNone},
-	"DELETE /v1/runbooks/{ident}":                {"baremetal:runbook:delete", objNone},
-	"GET /v1/runbooks/{ident}/traits":            {"baremetal:runbook:get", objNone},
-	"PUT /v1/runbooks/{ident}/traits":            {"baremetal:runbook:update", objNone},
-	"PUT /v1/runbooks/{ident}/traits/{trait}":    {"baremetal:runbook:update", objNone},
-	"DELETE /v1/runbooks/{ident}/traits/{trait}": {"baremetal:runbook:update", objNone},
+	"GET /v1/runbooks/{ident}":                   {"baremetal:runbook:get", objRunbook},
+	"PATCH /v1/runbooks/{ident}":                 {"baremetal:runbook:update", objRunbook},
+	"DELETE /v1/runbooks/{ident}":                {"baremetal:runbook:delete", objRunbook},
+	"GET /v1/runbooks/{ident}/traits":            {"baremetal:runbook:get", objRunbook},
+	"PUT /v1/runbooks/{ident}/traits":            {"baremetal:runbook:update", objRunbook},
+	"PUT /v1/runbooks/{ident}/traits/{trait}":    {"baremetal:runbook:update", objRunbook},
+	"DELETE /v1/runbooks/{ident}/traits/{trait}": {"baremetal:runbook:update", objRunbook},
 }
 
 // unguardedRule is the rule of a route routeGuards does not name: system administrators only,
@@ -341,11 +342,18 @@ func (s *Server) authorize(pattern string, h handlerFunc) handlerFunc {
 			if !s.policy.Authorize(g.rule, p, t) {
 				return forbidden(g.rule)
 			}
+		case objRunbook:
+			if err := s.authorizeRunbook(r, p, g.rule); err != nil {
+				return err
+			}
 		case objList:
 			if s.policy.Authorize(g.rule+":list_all", p, policy.Target{}) {
 				break
 			}
 			owner := r.URL.Query().Get("owner")
+			if g.rule == "baremetal:runbook" {
+				owner = r.URL.Query().Get("project") // the runbook list's filter
+			}
 			if p.ProjectID == "" || (owner != "" && owner != p.ProjectID) {
 				return forbidden(g.rule + ":list_all")
 			}
@@ -586,8 +594,18 @@ func (s *Server) authorizeSteps(r *http.Request, p policy.Principal, n *ironwork
 	var body struct {
 		CleanSteps   []any `json:"clean_steps"`
 		ServiceSteps []any `json:"service_steps"`
+		Runbook      any   `json:"runbook"`
 	}
 	json.Unmarshal(data, &body) // a body that does not decode is the handler's to refuse
+	if ident, ok := body.Runbook.(string); ok && ident != "" {
+		// baremetal:runbook:use, against the runbook's owner; a runbook that does not exist
+		// is the handler's to report.
+		if b, err := s.store.GetRunbook(r.Context(), ident); err == nil {
+			if err := s.authorizeRunbookUse(r.Context(), b); err != nil {
+				return err
+			}
+		}
+	}
 	for _, rule := range []struct {
 		given bool
 		name  string
@@ -654,4 +672,69 @@ func (s *Server) redactNode(ctx context.Context, n *ironwork.Node, out object) o
 		}
 	}
 	return out
+}
+
+// authorizeRunbook applies Ironic's check_runbook_policy_and_retrieve: rule is checked against
+// the runbook's owner and a caller that fails it gets 403 (runbooks are not hidden as nodes
+// are), except that anyone may read a public runbook (GET /v1/runbooks/{ident} only, as
+// Ironic's check_and_retrieve_public_runbook). A PATCH that sets owner or public needs
+// baremetal:runbook:update:owner or :public (and :update for any other path).
+func (s *Server) authorizeRunbook(r *http.Request, p policy.Principal, rule string) error {
+	b, err := s.loadRunbook(r)
+	if err != nil {
+		return err
+	}
+	t := policy.Target{Runbook: true, RunbookOwner: b.Owner}
+	rules := []string{rule}
+	if r.Method == http.MethodPatch {
+		rules = runbookPatchRules(r)
+	}
+	for _, rl := range rules {
+		if s.policy.Authorize(rl, p, t) {
+			continue
+		}
+		if rl == "baremetal:runbook:get" && b.Public && !strings.HasSuffix(r.URL.Path, "/traits") {
+			continue
+		}
+		return forbidden(rl)
+	}
+	return nil
+}
+
+// runbookPatchRules are the rules a runbook PATCH needs, from the paths it touches.
+func runbookPatchRules(r *http.Request) []string {
+	data, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	var ops []struct {
+		Path string `json:"path"`
+	}
+	if err != nil || json.Unmarshal(data, &ops) != nil {
+		return []string{"baremetal:runbook:update"} // the handler refuses the body
+	}
+	var rules []string
+	generic := len(ops) == 0
+	for _, op := range ops {
+		switch {
+		case strings.HasPrefix(op.Path, "/owner"):
+			rules = append(rules, "baremetal:runbook:update:owner")
+		case strings.HasPrefix(op.Path, "/public"):
+			rules = append(rules, "baremetal:runbook:update:public")
+		default:
+			generic = true
+		}
+	}
+	if generic {
+		rules = append(rules, "baremetal:runbook:update")
+	}
+	return rules
+}
+
+// authorizeRunbookUse is Ironic's baremetal:runbook:use, checked against the runbook's owner
+// when a provision request names it (403).
+func (s *Server) authorizeRunbookUse(ctx context.Context, b *ironwork.Runbook) error {
+	const rule = "baremetal:runbook:use"
+	if !s.policy.Authorize(rule, PrincipalOf(ctx), policy.Target{Runbook: true, RunbookOwner: b.Owner}) {
+		return forbidden(rule)
+	}
+	return nil
 }

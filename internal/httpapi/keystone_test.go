@@ -410,12 +410,20 @@ func TestKeystoneProjects(t *testing.T) {
 			t.Errorf("revoked token within the cache time: %d, want 200 (the documented window)", st)
 		}
 	})
+	// The API in Keystone's catalogue, made once for the clients below.
+	cataloged := false
+	catalog := func(t *testing.T) {
+		if !cataloged {
+			svc := ks.create(t, "service", map[string]any{"name": "ironic", "type": "baremetal"})
+			ks.create(t, "endpoint", map[string]any{"service_id": svc, "interface": "public", "url": api, "region_id": "RegionOne"})
+			cataloged = true
+		}
+	}
 	t.Run("baremetal CLI", func(t *testing.T) {
 		if _, err := exec.LookPath("baremetal"); err != nil {
 			t.Skip("baremetal (python3-ironicclient) is not installed")
 		}
-		svc := ks.create(t, "service", map[string]any{"name": "ironic", "type": "baremetal"})
-		ks.create(t, "endpoint", map[string]any{"service_id": svc, "interface": "public", "url": api, "region_id": "RegionOne"})
+		catalog(t)
 		// One run (each takes 30-40 s on the shared machine): the lessee, who must see one node
 		// of the owner's two; the owner's view is checked above through the API.
 		for _, tc := range []struct{ user, project, want string }{{"bob", "lessee", "leased"}} {
@@ -433,6 +441,54 @@ func TestKeystoneProjects(t *testing.T) {
 			}
 			t.Logf("baremetal node list as %s took %v", tc.user, time.Since(start).Round(time.Millisecond))
 		}
+	})
+	t.Run("openstacksdk", func(t *testing.T) {
+		// Debian's python3-openstacksdk (installed with python3-ironicclient) is the system
+		// interpreter's; a pyenv python3 on PATH may not have it.
+		py := "/usr/bin/python3"
+		if err := exec.Command(py, "-c", "import openstack").Run(); err != nil {
+			t.Skip("openstacksdk is not installed for /usr/bin/python3 (Debian package python3-openstacksdk)")
+		}
+		catalog(t)
+		// One interpreter (its start-up is most of the time), two users with password auth: the
+		// owner lists its two nodes, the lessee one, and the lessee gets "not found" for the
+		// owner's unleased node.
+		script := `
+import json, sys, openstack
+out = {}
+for user, project in (("alice", "owner"), ("bob", "lessee")):
+    conn = openstack.connect(auth_url=sys.argv[1], username=user, password=user + "-pw", project_name=project,
+        user_domain_name="Default", project_domain_name="Default", region_name="RegionOne",
+        baremetal_api_version="1.82")
+    names = sorted(n.name for n in conn.baremetal.nodes())
+    try:
+        conn.baremetal.get_node("owned")
+        hidden = False
+    except openstack.exceptions.NotFoundException:
+        hidden = True
+    out[user] = {"names": names, "owned_hidden": hidden}
+print(json.dumps(out))
+`
+		start := time.Now()
+		out, err := exec.Command(py, "-c", script, ks.url).CombinedOutput()
+		if err != nil {
+			t.Fatalf("openstacksdk: %v\n%s", err, out)
+		}
+		var got map[string]struct {
+			Names       []string `json:"names"`
+			OwnedHidden bool     `json:"owned_hidden"`
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+			t.Fatalf("openstacksdk output: %v\n%s", err, out)
+		}
+		if a := got["alice"]; strings.Join(a.Names, ",") != "leased,owned" || a.OwnedHidden {
+			t.Errorf("owner through openstacksdk: %+v, want leased,owned and owned visible", a)
+		}
+		if b := got["bob"]; strings.Join(b.Names, ",") != "leased" || !b.OwnedHidden {
+			t.Errorf("lessee through openstacksdk: %+v, want leased only and owned not found", b)
+		}
+		t.Logf("openstacksdk, two users: %v", time.Since(start).Round(time.Millisecond))
 	})
 	_ = others
 }

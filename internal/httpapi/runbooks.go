@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -99,7 +100,9 @@ func (s *Server) listRunbooks(w http.ResponseWriter, r *http.Request) error {
 		filters:     map[string]int{"fields": vRunbooks, "project": vRunbooks},
 	}
 	return serveList(s, w, r, spec, false, func(p listParams) ([]*ironwork.Runbook, error) {
-		return s.store.ListRunbooks(r.Context(), sqlstore.RunbookFilter{Project: r.URL.Query().Get("project")}, p.page)
+		// A project-scoped caller sees its own runbooks and the public ones (Ironic's
+		// check_list_policy then the "project" filter).
+		return s.store.ListRunbooks(r.Context(), sqlstore.RunbookFilter{Project: cmp.Or(listProject(r.Context()), r.URL.Query().Get("project"))}, p.page)
 	})
 }
 
@@ -250,6 +253,16 @@ func (s *Server) createRunbook(w http.ResponseWriter, r *http.Request) error {
 	b, err := runbookFromDoc(body, versionOf(r.Context()), true)
 	if err != nil {
 		return err
+	}
+	// A project-scoped creator makes runbooks of its own project only, never public ones.
+	if p := PrincipalOf(r.Context()); !p.System {
+		if b.Owner != "" && b.Owner != p.ProjectID {
+			return invalid("Cannot create a runbook as a project scoped admin with an owner other than your own project.")
+		}
+		if p.ProjectID != "" && b.Public {
+			return invalid("Cannot create a public runbook as a project scoped admin.")
+		}
+		b.Owner = p.ProjectID
 	}
 	if err := s.store.CreateRunbook(r.Context(), b); err != nil {
 		return err

@@ -219,7 +219,7 @@ func volumeList[T any](s *Server, k volumeKind[T], detailPath, underNode bool) h
 			return err
 		}
 		return serveList(s, w, r, spec, detailPath, func(p listParams) ([]*T, error) {
-			var f sqlstore.VolumeFilter
+			f := sqlstore.VolumeFilter{Project: listProject(r.Context())}
 			ident := r.URL.Query().Get("node")
 			if underNode {
 				if ident != "" {
@@ -228,7 +228,7 @@ func volumeList[T any](s *Server, k volumeKind[T], detailPath, underNode bool) h
 				ident = r.PathValue("node")
 			}
 			if ident != "" {
-				n, err := s.loadNode(r.Context(), ident)
+				n, err := s.visibleNode(r.Context(), ident) // another project's node is not found
 				if err != nil {
 					return nil, err
 				}

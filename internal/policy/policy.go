@@ -94,8 +94,9 @@ func (p Principal) creds() map[string]any {
 type Target struct {
 	NodeOwner, NodeLessee string
 	AllocationOwner       string
-	// Node and Allocation say which of the above apply.
-	Node, Allocation bool
+	RunbookOwner          string
+	// Node, Allocation and Runbook say which of the above apply.
+	Node, Allocation, Runbook bool
 }
 
 // Enforcer holds the rules in force: Ironic's defaults, overridden by a policy file.
@@ -273,6 +274,9 @@ func (e *Enforcer) Check(rule string, p Principal, t Target) bool {
 	}
 	if t.Allocation {
 		target["allocation.owner"] = opt(t.AllocationOwner)
+	}
+	if t.Runbook {
+		target["runbook.owner"] = opt(t.RunbookOwner)
 	}
 	return c.eval(&evalCtx{rules: e.rules, creds: creds, target: target})
 }

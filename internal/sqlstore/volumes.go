@@ -94,6 +94,8 @@ func volumeTargetEntity() *entity[ironwork.VolumeTarget] {
 // VolumeFilter selects volume connectors or targets in a list.
 type VolumeFilter struct {
 	NodeUUID string
+	// Project keeps the volume connectors or targets of nodes this project owns or leases.
+	Project string
 }
 
 // CreateVolumeConnector stores a new volume connector.
@@ -122,6 +124,7 @@ func (s *Store) ListVolumeConnectors(ctx context.Context, f VolumeFilter, p Page
 	if f.NodeUUID != "" {
 		w.add("n.uuid = ?", f.NodeUUID)
 	}
+	addProjectFilter(&w, f.Project)
 	return volumeConnectorEntity().list(ctx, s, w, p)
 }
 
@@ -151,5 +154,6 @@ func (s *Store) ListVolumeTargets(ctx context.Context, f VolumeFilter, p Page) (
 	if f.NodeUUID != "" {
 		w.add("n.uuid = ?", f.NodeUUID)
 	}
+	addProjectFilter(&w, f.Project)
 	return volumeTargetEntity().list(ctx, s, w, p)
 }

@@ -53,7 +53,8 @@ func startTLSPeer(t *testing.T) *tlsPeer {
 func TestClientHoldsTheAgentToItsCertificate(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig()
-	cfg.MaxCommandAttempts = 1
+	// Handshakes under -race on a loaded machine take seconds: bounds for a peer that answers.
+	cfg.MaxCommandAttempts, cfg.ConnectTimeout, cfg.CommandTimeout = 1, 30*time.Second, 60*time.Second
 	peer, other := startTLSPeer(t), startTLSPeer(t)
 
 	a := newAgentClient(cfg, nil)
