@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/ironwork/ironwork"
@@ -66,30 +65,7 @@ func (s *Store) NodesByID(ctx context.Context, ids []int64) ([]*ironwork.Node, e
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := s.query(ctx, s.db, s.nodeSelect()+" WHERE n.id IN ("+placeholders(len(ids))+") ORDER BY n.id", args...)
-	if err != nil {
-		return nil, fmt.Errorf("get nodes by id: %w", err)
-	}
-	defer rows.Close()
-	var out []*ironwork.Node
-	for rows.Next() {
-		n, err := scanNode(rows)
-		if errors.Is(err, ErrUndecodable) {
-			s.log.ErrorContext(ctx, "skip undecodable node", "node", n.UUID, "error", err)
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("scan node: %w", err)
-		}
-		out = append(out, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("get nodes by id: %w", err)
-	}
-	if err := s.loadTraits(ctx, s.db, out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.queryNodes(ctx, "get nodes by id", s.nodeSelect()+" WHERE n.id IN ("+placeholders(len(ids))+") ORDER BY n.id", args...)
 }
 
 // SetConductorAffinity records affinity as the conductor of the nodes among ids that are

@@ -401,9 +401,16 @@ func (s *Store) ListNodes(ctx context.Context, f NodeFilter, p Page) ([]*ironwor
 	if err != nil {
 		return nil, err
 	}
+	return s.queryNodes(ctx, "list nodes", query, args...)
+}
+
+// queryNodes runs a query of whole nodes (s.nodeSelect()) and returns them with their
+// traits; rows that cannot be decoded are logged and skipped. what names the operation in
+// errors.
+func (s *Store) queryNodes(ctx context.Context, what, query string, args ...any) ([]*ironwork.Node, error) {
 	rows, err := s.query(ctx, s.db, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []*ironwork.Node
@@ -419,7 +426,7 @@ func (s *Store) ListNodes(ctx context.Context, f NodeFilter, p Page) ([]*ironwor
 		out = append(out, n)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if err := s.loadTraits(ctx, s.db, out); err != nil {
 		return nil, err
