@@ -116,20 +116,29 @@ func (s *Store) DeleteLease(ctx context.Context, subnet, mac string) error {
 
 // Leases lists every lease, in MAC then subnet order.
 func (s *Store) Leases(ctx context.Context) ([]DHCPLease, error) {
-	rows, err := s.db.QueryContext(ctx, leaseSelect+" ORDER BY mac, subnet")
+	return listRows(ctx, s, "list DHCP leases", leaseSelect+" ORDER BY mac, subnet", scanLease)
+}
+
+// listRows runs a query on the readers' pool and scans every row with scan; what names the
+// operation in errors.
+func listRows[T any](ctx context.Context, s *Store, what, query string, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, query)
 	if err != nil {
-		return nil, fmt.Errorf("list DHCP leases: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
-	var out []DHCPLease
+	var out []T
 	for rows.Next() {
-		l, err := scanLease(rows)
+		v, err := scan(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list DHCP leases: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		out = append(out, l)
+		out = append(out, v)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
 }
 
 // PortByAddress returns the port with a MAC address (any case).

@@ -87,18 +87,5 @@ func (s *Store) DeleteLease6(ctx context.Context, client string) error {
 
 // Leases6 lists every DHCPv6 lease, in client order.
 func (s *Store) Leases6(ctx context.Context) ([]DHCP6Lease, error) {
-	rows, err := s.db.QueryContext(ctx, lease6Select+" ORDER BY client")
-	if err != nil {
-		return nil, fmt.Errorf("list DHCPv6 leases: %w", err)
-	}
-	defer rows.Close()
-	var out []DHCP6Lease
-	for rows.Next() {
-		l, err := scanLease6(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list DHCPv6 leases: %w", err)
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
+	return listRows(ctx, s, "list DHCPv6 leases", lease6Select+" ORDER BY client", scanLease6)
 }
