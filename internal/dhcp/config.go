@@ -183,15 +183,20 @@ func (c Config) withDefaults() Config {
 	}
 	c.HTTPBootURL = strings.TrimRight(c.HTTPBootURL, "/")
 	if c.ScriptURL == nil {
-		base := c.HTTPBootURL
-		c.ScriptURL = func(mac net.HardwareAddr, cl Client) string {
-			if !cl.Known {
-				return base + "/boot/unknown.ipxe"
-			}
-			return base + "/boot/" + mac.String() + ".ipxe"
-		}
+		c.ScriptURL = scriptURLs(c.HTTPBootURL)
 	}
 	return c
+}
+
+// scriptURLs is the default ScriptURL: the HTTP boot server's per-MAC iPXE script, or its
+// script for unknown machines.
+func scriptURLs(base string) func(net.HardwareAddr, Client) string {
+	return func(mac net.HardwareAddr, cl Client) string {
+		if !cl.Known || mac == nil {
+			return base + "/boot/unknown.ipxe"
+		}
+		return base + "/boot/" + mac.String() + ".ipxe"
+	}
 }
 
 func contiguous(m net.IPMask) bool {

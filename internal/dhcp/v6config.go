@@ -180,13 +180,7 @@ func (c Config6) withDefaults() Config6 {
 	}
 	c.HTTPBootURL = strings.TrimRight(c.HTTPBootURL, "/")
 	if c.ScriptURL == nil {
-		base := c.HTTPBootURL
-		c.ScriptURL = func(mac net.HardwareAddr, cl Client) string {
-			if !cl.Known || mac == nil {
-				return base + "/boot/unknown.ipxe"
-			}
-			return base + "/boot/" + mac.String() + ".ipxe"
-		}
+		c.ScriptURL = scriptURLs(c.HTTPBootURL)
 	}
 	return c
 }
