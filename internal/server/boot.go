@@ -52,6 +52,12 @@ func imageDir(cfg Config) string { return filepath.Join(cfg.DataDir, "images") }
 
 // interfaceIPv4 is the first IPv4 address of an interface, looked up in its namespace.
 func interfaceIPv4(ns, name string) (net.IP, error) {
+	return interfaceAddr(ns, name, "IPv4 address", func(ip net.IP) bool { return ip.To4() != nil })
+}
+
+// interfaceAddr is the first address of an interface that want accepts (IPv4 ones as 4
+// bytes), looked up in its namespace; what says what was wanted, for the error.
+func interfaceAddr(ns, name, what string, want func(net.IP) bool) (net.IP, error) {
 	var ip net.IP
 	err := netns.Do(ns, func() error {
 		ifi, err := net.InterfaceByName(name)
@@ -63,12 +69,15 @@ func interfaceIPv4(ns, name string) (net.IP, error) {
 			return err
 		}
 		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
-				ip = n.IP.To4()
+			if n, ok := a.(*net.IPNet); ok && want(n.IP) {
+				ip = n.IP
+				if v4 := n.IP.To4(); v4 != nil {
+					ip = v4
+				}
 				return nil
 			}
 		}
-		return fmt.Errorf("interface %s has no IPv4 address", name)
+		return fmt.Errorf("interface %s has no %s", name, what)
 	})
 	if err != nil {
 		where := ""

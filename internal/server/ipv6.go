@@ -96,30 +96,10 @@ func (c *Config) validateDHCP6() []error {
 // interfaceIPv6 is the provisioning interface's first address inside prefix, looked up in
 // its namespace.
 func interfaceIPv6(ns, name string, prefix netip.Prefix) (net.IP, error) {
-	var ip net.IP
-	err := netns.Do(ns, func() error {
-		ifi, err := net.InterfaceByName(name)
-		if err != nil {
-			return err
-		}
-		addrs, err := ifi.Addrs()
-		if err != nil {
-			return err
-		}
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() == nil {
-				if x, ok := netip.AddrFromSlice(n.IP); ok && prefix.Contains(x) {
-					ip = n.IP
-					return nil
-				}
-			}
-		}
-		return fmt.Errorf("interface %s has no IPv6 address in %v", name, prefix)
+	return interfaceAddr(ns, name, "IPv6 address in "+prefix.String(), func(ip net.IP) bool {
+		x, ok := netip.AddrFromSlice(ip)
+		return ip.To4() == nil && ok && prefix.Contains(x)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("provisioning interface %s: %w", name, err)
-	}
-	return ip, nil
 }
 
 // provisioningAddr is the address nodes boot from: the interface's first IPv4 address, or,
