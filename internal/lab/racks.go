@@ -79,6 +79,9 @@ func (o *Options) checkRacks() error {
 		}
 	}
 	if o.Racks > 1 {
+		if o.Layout == LayoutProduction {
+			errs = append(errs, fmt.Errorf("racks behind a relay are supported in the %s layout only", LayoutLab))
+		}
 		if _, err := exec.LookPath("dhcrelay"); err != nil {
 			errs = append(errs, errors.New("racks behind a relay need ISC's dhcrelay: run scripts/deps.sh (Debian package isc-dhcp-relay)"))
 		}

@@ -52,13 +52,14 @@ func TestCheckRacks(t *testing.T) {
 		o    Options
 		want string
 	}{
-		"too many":   {Options{Layout: LayoutLab, Subnet: "10.213.0", Racks: MaxRacks + 1}, "racks 9"},
-		"no rack":    {Options{Layout: LayoutLab, Subnet: "10.213.0", Racks: 2, Nodes: []NodeSpec{{Name: "a", Rack: 3}}}, "machine a: rack 3"},
-		"one rack":   {Options{Layout: LayoutLab, Subnet: "10.213.0", Nodes: []NodeSpec{{Name: "a", Rack: 2}}}, "machine a: rack 2, but the lab has 1"},
-		"production": {Options{Layout: LayoutProduction, Subnet: "10.213.0", Racks: 2, Nodes: []NodeSpec{{Name: "a", BMC: "vbmc", Rack: 2}}}, "lab layout only"},
-		"vmedia":     {Options{Layout: LayoutLab, Subnet: "10.213.0", Racks: 2, Nodes: []NodeSpec{{Name: "a", BMC: "vbmc", Rack: 2, Boot: BootVirtualMedia}}}, "not from virtual media"},
-		"ipmi_sim":   {Options{Layout: LayoutLab, Subnet: "10.213.0", Racks: 2, Nodes: []NodeSpec{{Name: "a", BMC: "ipmi_sim", Rack: 2}}}, "not ipmi_sim"},
-		"subnet":     {Options{Layout: LayoutLab, Subnet: "10.213.254", Racks: 2}, "past x.x.255"},
+		"too many":         {Options{Layout: LayoutLab, Subnet: "10.213.0", Racks: MaxRacks + 1}, "racks 9"},
+		"no rack":          {Options{Layout: LayoutLab, Subnet: "10.213.0", Racks: 2, Nodes: []NodeSpec{{Name: "a", Rack: 3}}}, "machine a: rack 3"},
+		"one rack":         {Options{Layout: LayoutLab, Subnet: "10.213.0", Nodes: []NodeSpec{{Name: "a", Rack: 2}}}, "machine a: rack 2, but the lab has 1"},
+		"production":       {Options{Layout: LayoutProduction, Subnet: "10.213.0", Racks: 2, Nodes: []NodeSpec{{Name: "a", BMC: "vbmc", Rack: 2}}}, "lab layout only"},
+		"vmedia":           {Options{Layout: LayoutLab, Subnet: "10.213.0", Racks: 2, Nodes: []NodeSpec{{Name: "a", BMC: "vbmc", Rack: 2, Boot: BootVirtualMedia}}}, "not from virtual media"},
+		"ipmi_sim":         {Options{Layout: LayoutLab, Subnet: "10.213.0", Racks: 2, Nodes: []NodeSpec{{Name: "a", BMC: "ipmi_sim", Rack: 2}}}, "not ipmi_sim"},
+		"subnet":           {Options{Layout: LayoutLab, Subnet: "10.213.254", Racks: 2}, "past x.x.255"},
+		"production racks": {Options{Layout: LayoutProduction, Subnet: "10.213.0", Racks: 2, Nodes: []NodeSpec{{Name: "a", BMC: "vbmc", Rack: 1}}}, "lab layout only"},
 	} {
 		if err := tc.o.checkRacks(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
