@@ -32,6 +32,9 @@ enrolled with boot_interface redfish-virtual-media and a static address in netwo
 second bridge no DHCP server serves: the BMC attaches the server's boot ISO as a virtual CD.
 With --fast-track (up and demo) the server runs with fast_track = true: the agent that cleaned
 a node stays up, and the deploy uses it without a reboot (docs/conductor.md, "Fast track").
+With --racks N (up, lab layout) the machines go round-robin on N racks: rack 1 is the
+provisioning network, racks 2 and up each a bridge and /24 in a router namespace (forwarding,
+ISC dhcrelay toward the server), served by the server's [[dhcp_subnet]] tables (docs/lab.md).
 `
 
 func defaultLabDir() string {
@@ -77,6 +80,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&mf.shape.NICs, "nics", 1, "up: NICs per machine on the provisioning network (the first one boots)")
 	fs.BoolVar(&mf.discover, "discover", false, "up: do not enrol the machines; power them on to boot from the network (discovery)")
 	fs.BoolVar(&mf.inspect, "inspect", false, "enrol the nodes with inspect_interface agent and no properties; demo: inspect before provide (lab layout)")
+	fs.IntVar(&mf.racks, "racks", 1, "up: racks; machines go round-robin on them, racks 2 and up each on its own bridge and subnet behind a router namespace running dhcrelay (lab layout, network boot)")
 	fs.StringVar(&mf.boot, "boot", lab.BootNetwork, "how the deploy ramdisk boots: pxe (DHCP, iPXE/PXE) or vmedia (Redfish virtual media, no DHCP; --bmc vbmc, lab layout)")
 	fs.BoolVar(&mf.fastTrack, "fast-track", false, "up and demo: run the server with fast_track = true (deploys use the agent cleaning left running)")
 	fs.BoolVar(&mf.rescue, "rescue", false, "also build the rescue ramdisk and enrol the nodes with the agent rescue interface (lab layout)")
@@ -122,6 +126,7 @@ type machineFlags struct {
 	rescue   bool
 	inspect  bool
 	boot     string // lab.BootNetwork or lab.BootVirtualMedia
+	racks    int    // lab.Options.Racks
 	// fastTrack runs the server with fast_track = true.
 	fastTrack bool
 }
@@ -132,7 +137,7 @@ func labUp(ctx context.Context, dir string, nodes int, bmc, kernelDir, layout st
 		return nil, err
 	}
 	opts := lab.Options{Dir: dir, Nodes: lab.DefaultNodes(nodes, bmc), Ironwork: self, KernelDir: kernelDir, Log: stdout, Layout: layout,
-		Rescue: mf.rescue, Inspect: mf.inspect}
+		Rescue: mf.rescue, Inspect: mf.inspect, Racks: mf.racks}
 	if mf.fastTrack {
 		opts.ServerConfig = "fast_track = true"
 	}

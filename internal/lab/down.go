@@ -13,7 +13,7 @@ import (
 )
 
 // Down stops every process of the lab in dir, removes its namespace (and with it the bridge
-// and taps) and the lab directory. It works from the state file alone, also when Up failed
+// and taps), the racks' router namespace (its bridges, taps and dhcrelay) and the lab directory. It works from the state file alone, also when Up failed
 // half-way, and does nothing for a lab that is already down.
 func Down(dir string, log io.Writer) error {
 	if log == nil {
@@ -39,18 +39,23 @@ func Down(dir string, log io.Writer) error {
 			stop(p.PID)
 		}
 	}
-	if st.Netns != "" {
-		if out, err := exec.Command("ip", "netns", "pids", st.Netns).Output(); err == nil {
+	// The racks' router namespace (its bridges, taps and the uplink's veth go with it), then
+	// the lab's.
+	for _, ns := range []string{st.RouterNetns, st.Netns} {
+		if ns == "" {
+			continue
+		}
+		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
 			for _, f := range strings.Fields(string(out)) {
 				if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
 					_ = syscall.Kill(pid, syscall.SIGKILL)
 				}
 			}
 		}
-		if _, err := os.Stat("/run/netns/" + st.Netns); err == nil {
-			fmt.Fprintf(log, "removing network namespace %s\n", st.Netns)
-			if out, err := exec.Command("ip", "netns", "del", st.Netns).CombinedOutput(); err != nil {
-				errs = append(errs, fmt.Errorf("ip netns del %s: %v: %s", st.Netns, err, out))
+		if _, err := os.Stat("/run/netns/" + ns); err == nil {
+			fmt.Fprintf(log, "removing network namespace %s\n", ns)
+			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+				errs = append(errs, fmt.Errorf("ip netns del %s: %v: %s", ns, err, out))
 			}
 		}
 	}
@@ -75,7 +80,7 @@ func ours(pid int) bool {
 	}
 	cmd := string(b)
 	return strings.Contains(cmd, "ironwork") || strings.Contains(cmd, "ipmi_sim") || strings.Contains(cmd, "qemu") ||
-		strings.Contains(cmd, "busybox")
+		strings.Contains(cmd, "busybox") || strings.Contains(cmd, "dhcrelay")
 }
 
 // alive reports whether pid runs (and is not a zombie).

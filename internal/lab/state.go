@@ -54,6 +54,9 @@ type Node struct {
 	// network-boots); Address is then its static address there, from its network_data.
 	Boot    string `json:"boot,omitempty"`
 	Address string `json:"address,omitempty"`
+	// Rack is the machine's rack: 0 or 1 the provisioning network, k >= 2 rack k behind the
+	// relay (its tap in RouterNetns, on RackBridge(k)).
+	Rack int `json:"rack,omitempty"`
 }
 
 // State is what a lab made, saved in the lab directory before each resource is created.
@@ -67,8 +70,12 @@ type State struct {
 	Layout string `json:"layout,omitempty"`
 	// MediaBridge and MediaSubnet are the segment of the virtual media machines (none
 	// when no machine boots from virtual media).
-	MediaBridge string   `json:"media_bridge,omitempty"`
-	MediaSubnet string   `json:"media_subnet,omitempty"`
+	MediaBridge string `json:"media_bridge,omitempty"`
+	MediaSubnet string `json:"media_subnet,omitempty"`
+	// RouterNetns is the namespace of the racks' router and DHCP relay, and Racks the racks
+	// behind it (none with one rack).
+	RouterNetns string   `json:"router_netns,omitempty"`
+	Racks       []Rack   `json:"racks,omitempty"`
 	APIURL      string   `json:"api_url"`
 	Procs       []Proc   `json:"procs"`
 	Nodes       []Node   `json:"nodes"`

@@ -18,6 +18,10 @@ func PrintStatus(ctx context.Context, dir string, w io.Writer) error {
 	if st.MediaBridge != "" {
 		fmt.Fprintf(w, "virtual media segment: bridge %s %s.1/24, no DHCP server\n", st.MediaBridge, st.MediaSubnet)
 	}
+	for k, r := range st.Racks {
+		first, last := RackRange(r.Subnet)
+		fmt.Fprintf(w, "rack %d: bridge %s %s.1/24 in namespace %s, DHCP relayed (range %s-%s)\n", k+2, r.Bridge, r.Subnet, st.RouterNetns, first, last)
+	}
 	for _, p := range st.Procs {
 		state := "stopped"
 		if p.PID > 0 && alive(p.PID) {
@@ -55,6 +59,9 @@ func PrintStatus(ctx context.Context, dir string, w io.Writer) error {
 		}
 		if n.Boot == BootVirtualMedia {
 			fmt.Fprintf(w, "             boots from virtual media, static address %s\n", n.Address)
+		}
+		if n.Rack > 1 {
+			fmt.Fprintf(w, "             on rack %d (bridge %s), behind the DHCP relay\n", n.Rack, RackBridge(n.Rack))
 		}
 		if le, _ := node["last_error"].(string); le != "" {
 			fmt.Fprintf(w, "             last_error: %s\n", le)

@@ -82,6 +82,9 @@ type NodeSpec struct {
 	// its node with console_interface=ipmitool-socat (docs/console.md). Every machine's serial
 	// line is on a socket (serialChardev); only these have the vbmc attached to it.
 	Console bool
+	// Rack is the machine's rack (Options.Racks): 0 or 1 is the provisioning network; k >= 2
+	// is rack k's bridge behind the lab's DHCP relay (racks.go).
+	Rack int
 }
 
 // Shape is a machine's hardware; zero fields take the defaults.
@@ -154,6 +157,10 @@ type Options struct {
 	// PartitionImage builds the partition test image too (testimage.BuildPartition) and
 	// serves it beside the whole-disk one (State.Partition). Lab layout only.
 	PartitionImage bool
+	// Racks is the number of racks (default 1): racks 2 and up are their own bridges and
+	// subnets behind a router namespace running dhcrelay toward the server (racks.go). When no
+	// machine names its rack (NodeSpec.Rack), they are spread round-robin. Lab layout only.
+	Racks int
 }
 
 // DefaultNodes returns n nodes alternating SeaBIOS over IPMI and OVMF over Redfish; with
@@ -275,6 +282,7 @@ func (o *Options) defaults() {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	o.spreadRacks()
 	for i := range o.Nodes {
 		if o.Nodes[i].BMC == "" {
 			o.Nodes[i].BMC = "vbmc"
@@ -306,7 +314,7 @@ func (o *Options) defaults() {
 func Up(ctx context.Context, opts Options) (*State, error) {
 	callbackTimeout := opts.CallbackTimeout // the production layout keeps the server's default unless one is given
 	opts.defaults()
-	if err := errors.Join(opts.check(), opts.checkDiscover(), opts.checkVirtualMedia(), opts.checkARM64()); err != nil {
+	if err := errors.Join(opts.check(), opts.checkDiscover(), opts.checkVirtualMedia(), opts.checkARM64(), opts.checkRacks()); err != nil {
 		return nil, err
 	}
 	dir, err := filepath.Abs(opts.Dir)
@@ -367,6 +375,12 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 			}
 		}
 		logf("virtual media segment: bridge %s %s.1/24, no DHCP server", MediaBridge, mediaNet)
+	}
+	rackSubnets := ""
+	if opts.Racks > 1 {
+		if rackSubnets, err = upRacks(st, opts.Racks, logf); err != nil {
+			return st, err
+		}
 	}
 	if prod {
 		// The image server's own address: another host on the provisioning network.
@@ -482,7 +496,7 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 			MAC: fmt.Sprintf("52:54:00:1a:%02x:%02x", len(opts.Nodes), i+1), Tap: fmt.Sprintf("tap%d", i),
 			Disk: filepath.Join(dir, spec.Name+".disk"), Serial: filepath.Join(dir, spec.Name+".serial.log"),
 			CPUs: spec.CPUs, MemoryMB: spec.MemoryMB, Discover: spec.Discover,
-			SerialSocket: filepath.Join(dir, spec.Name+".serial.sock"), Boot: spec.Boot}
+			SerialSocket: filepath.Join(dir, spec.Name+".serial.sock"), Boot: spec.Boot, Rack: spec.Rack}
 		if spec.Boot == BootVirtualMedia {
 			n.Address = mediaAddress(mediaNet, i)
 		}
@@ -503,13 +517,10 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 		if err := st.update(func(s *State) { s.Nodes = append(s.Nodes, n) }); err != nil {
 			return st, err
 		}
-		bridge := st.Bridge
-		if n.Boot == BootVirtualMedia {
-			bridge = MediaBridge
-		}
+		bridge, tapNetns := nodeBridge(st, n), nodeNetns(st, n)
 		for _, tap := range n.Taps {
 			for _, args := range [][]string{{"tuntap", "add", tap, "mode", "tap"}, {"link", "set", tap, "master", bridge}, {"link", "set", tap, "up"}} {
-				if err := ipCmd(append([]string{"-n", st.Netns}, args...)...); err != nil {
+				if err := ipCmd(append([]string{"-n", tapNetns}, args...)...); err != nil {
 					return st, err
 				}
 			}
@@ -596,6 +607,7 @@ console_log_dir = %q
 	if opts.ServerConfig != "" {
 		scfg += strings.TrimSpace(opts.ServerConfig) + "\n"
 	}
+	scfg += rackSubnets // tables: after every top-level key
 	for _, n := range opts.Nodes {
 		if n.Discover { // machines nobody enrolled get the ramdisk and are enrolled from their inventory
 			scfg += fmt.Sprintf("\n[discovery]\nenabled = true\ndeploy_kernel = %q\ndeploy_ramdisk = %q\n", kernel, initrd)
@@ -703,7 +715,7 @@ func qemuCommand(st *State, n Node, spec NodeSpec, self string) ([]string, error
 	if spec.Arch == ArchARM64 {
 		bin = QEMUARM64
 	}
-	args := []string{"ip", "netns", "exec", st.Netns, bin, "-accel", "tcg", "-m", strconv.Itoa(spec.MemoryMB),
+	args := []string{"ip", "netns", "exec", nodeNetns(st, n), bin, "-accel", "tcg", "-m", strconv.Itoa(spec.MemoryMB),
 		"-smp", strconv.Itoa(spec.CPUs), "-display", "none", "-nodefaults", "-no-reboot", "-name", n.Name,
 		"-chardev", serialChardev(n), "-serial", "chardev:serial0"}
 	for k, tap := range n.Taps {
