@@ -40,8 +40,9 @@ func powerOns(t *testing.T, st *lab.State, name string) int {
 	return bytes.Count(b, []byte(`msg="powered on" vm=`+name+" "))
 }
 
-// TestLabEndToEnd runs the lab's whole flow on QEMU (TCG): node A (SeaBIOS + iPXE, IPMI) and
-// node B (OVMF, Redfish), both through Ironwork's vbmc, are cleaned, deployed with the test
+// TestLabEndToEnd runs the lab's whole flow on QEMU (TCG): node A (SeaBIOS + iPXE, IPMI, on a
+// second rack whose DHCP goes through ISC's dhcrelay) and node B (OVMF, Redfish, on the
+// provisioning network), both through Ironwork's vbmc, are cleaned, deployed with the test
 // image, seen booting it from disk, undeployed and cleaned again, at once. Beside them: a
 // node with a wrong BMC password fails verification, a machine that boots nothing fails
 // cleaning at the callback timeout, and a wrong image checksum fails a deploy. Then B is
@@ -54,6 +55,9 @@ func TestLabEndToEnd(t *testing.T) {
 	kernel := lab.FindKernel()
 	if err := lab.Check(kernel); err != nil {
 		t.Skip(err)
+	}
+	if _, err := exec.LookPath("dhcrelay"); err != nil {
+		t.Skip("needs ISC's dhcrelay for the second rack: run scripts/deps.sh")
 	}
 	bin := t.TempDir()
 	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
@@ -72,14 +76,17 @@ func TestLabEndToEnd(t *testing.T) {
 	reg.User, reg.Password = "lab-robot", "lab-pull-secret"
 	reg.Start(regLn)
 	defer reg.Close()
+	// A sits on a second rack behind a router namespace running ISC's dhcrelay (its own
+	// bridge and subnet, a [[dhcp_subnet]] of its own); the others on the provisioning network.
 	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.214.0", Ironwork: filepath.Join(bin, "ironwork"),
 		ServerConfig: fmt.Sprintf("oci_plain_http_registries = [%q]", reg.Host()),
 		Agent:        filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 90 * time.Second, Log: &logs,
+		Racks: 2,
 		Nodes: []lab.NodeSpec{
-			{Name: "a-bios-ipmi", Firmware: "bios", Power: "ipmi"},
-			{Name: "b-uefi-redfish", Firmware: "uefi", Power: "redfish"},
-			{Name: "c-bad-password", Firmware: "bios", Power: "ipmi", BMCPassword: "not-the-password", Command: []string{"sh", "-c", "exec sleep 600", "vm"}},
-			{Name: "d-no-callback", Firmware: "bios", Power: "redfish", Command: []string{"sh", "-c", "exec sleep 600", "vm"}},
+			{Name: "a-bios-ipmi", Firmware: "bios", Power: "ipmi", Rack: 2},
+			{Name: "b-uefi-redfish", Firmware: "uefi", Power: "redfish", Rack: 1},
+			{Name: "c-bad-password", Firmware: "bios", Power: "ipmi", BMCPassword: "not-the-password", Command: []string{"sh", "-c", "exec sleep 600", "vm"}, Rack: 1},
+			{Name: "d-no-callback", Firmware: "bios", Power: "redfish", Command: []string{"sh", "-c", "exec sleep 600", "vm"}, Rack: 1},
 		}}
 	start := time.Now()
 	st, err := lab.Up(context.Background(), opts)
@@ -220,6 +227,11 @@ func TestLabEndToEnd(t *testing.T) {
 		if err != nil || !bytes.Equal(head, make([]byte, 1<<20)) {
 			t.Errorf("%s: cleaning after undeploy left the disk's first MiB (partition table) as it was (%v)", r.Node, err)
 		}
+	}
+
+	// A deployed from rack 2, through the relay.
+	if !t.Failed() {
+		checkRelayedRack(ctx, t, st, dir, "10.214.0", nodes["a-bios-ipmi"], nodes["b-uefi-redfish"])
 	}
 
 	// ironwork deploy on B: allocation, VIF, config drive built by the conductor; the instance
