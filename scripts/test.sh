@@ -65,7 +65,7 @@ if want lab; then
   lablog=$(mktemp /tmp/ironwork-lab-test.XXXXXX)
   # Its own process group, so that an interrupted run stops the QEMU tests too.
   # -v so that every test's wall time is in the log; only the summary is printed unless it fails.
-  setsid go test -race -count=1 -v -timeout 60m ./internal/lab/ >"$lablog" 2>&1 &
+  setsid go test -race -count=1 -v -timeout 80m ./internal/lab/ >"$lablog" 2>&1 &
   labpid=$!
 fi
 
