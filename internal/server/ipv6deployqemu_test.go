@@ -76,6 +76,8 @@ func TestIPv6DeployQEMU(t *testing.T) {
 		c.FileURLAllowedPaths = []string{work, filepath.Dir(kernel)}
 		noClean := false
 		c.AutomatedClean = &noClean
+		// fake-hardware never reads "power off" after the agent's power_off: do not wait long for it
+		c.AgentPowerOffTimeout = server.Duration{Duration: 2 * time.Second}
 	})
 	cl := &api.Client{BaseURL: srv.URL(), Version: "1.87"}
 	ctx := context.Background()
