@@ -198,7 +198,8 @@ func ipv6Addrs(idx int) ([]ifAddr6, error) {
 
 // dhcpv6 leases an address over DHCPv6 (Solicit with Rapid Commit, else Advertise, Request,
 // Reply), adds it to the NIC as a /128 (the on-link prefix comes from the RA), writes
-// resolv.conf from option 23 when nobody wrote it, and waits for DAD.
+// resolv.conf from option 23 when nobody wrote it, and waits for DAD and for a route from an
+// RA.
 func (k *v6Keeper) dhcpv6(ctx context.Context) (Lease, error) {
 	var c *nclient6.Client
 	for c == nil { // binding needs the link-local address, which is tentative for a second
@@ -249,6 +250,11 @@ func (k *v6Keeper) dhcpv6(ctx context.Context) (Lease, error) {
 	if err := k.awaitDAD(ctx, addr); err != nil {
 		return Lease{}, err
 	}
+	// The /128 reaches nobody until a router advertisement gave the on-link prefix (or a
+	// default route); the lease may come before the RA.
+	if err := k.awaitRA(ctx, addr); err != nil {
+		return Lease{}, err
+	}
 	return Lease{NIC: k.nic.Name, MAC: k.nic.HardwareAddr.String(), Addr: ipn, Source: SourceDHCPv6}, nil
 }
 
@@ -294,6 +300,54 @@ func (k *v6Keeper) awaitDAD(ctx context.Context, addr net.IP) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// awaitRA waits until the kernel has a route on the NIC, in the main table, that makes addr
+// useful: an on-link prefix holding it, or a default route (both come from router
+// advertisements on a provisioning network; the RA may come after the DHCPv6 lease).
+func (k *v6Keeper) awaitRA(ctx context.Context, addr net.IP) error {
+	for {
+		ok, err := usableRoute(k.nic.Index, addr)
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("dhcpv6 lease %s, but no on-link prefix or default route from a router advertisement: %w", addr, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// usableRoute reports whether a main-table IPv6 route through the NIC with index idx is a
+// prefix (shorter than /128) holding addr, or a default route.
+func usableRoute(idx int, addr net.IP) (bool, error) {
+	rt, err := rtnl.Dial(nil)
+	if err != nil {
+		return false, fmt.Errorf("netlink: %w", err)
+	}
+	defer rt.Close()
+	msgs, err := rt.Conn.Route.List()
+	if err != nil {
+		return false, fmt.Errorf("list routes: %w", err)
+	}
+	for _, m := range msgs {
+		table := uint32(m.Table)
+		if m.Attributes.Table != 0 {
+			table = m.Attributes.Table
+		}
+		if m.Family != unix.AF_INET6 || table != unix.RT_TABLE_MAIN || int(m.Attributes.OutIface) != idx || m.DstLength >= 128 {
+			continue
+		}
+		if m.DstLength == 0 {
+			return true, nil
+		}
+		dst := net.IPNet{IP: m.Attributes.Dst, Mask: net.CIDRMask(int(m.DstLength), 128)}
+		if m.Attributes.Dst != nil && dst.Contains(addr) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // addAddr adds ipn to ifc (already there is fine).

@@ -84,6 +84,7 @@ type logLine struct {
 	Took   string `json:"took"`
 	Error  string `json:"error"`
 	Source string `json:"source"`
+	NIC    string `json:"nic"`
 }
 
 // TestLeaseKeptAcrossRenewAndLinkFlap: in a namespace of its own, the agent's network code

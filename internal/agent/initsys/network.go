@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -49,7 +51,9 @@ func DefaultNetworkConfig() NetworkConfig {
 		ResolvConf: "/etc/resolv.conf", LinkPoll: time.Second, MinRetry: 60 * time.Second}
 }
 
-// physicalNICs are the non-loopback interfaces with an Ethernet MAC, sorted by name.
+// physicalNICs are the non-loopback interfaces with an Ethernet MAC, sorted by name, but for
+// bonds and bridges: loading the bonding module makes a bond0 that has no link until it is
+// given members, and waiting for its link would hold the bring-up for cfg.LinkWait.
 func physicalNICs() ([]net.Interface, error) {
 	ifs, err := net.Interfaces()
 	if err != nil {
@@ -57,13 +61,23 @@ func physicalNICs() ([]net.Interface, error) {
 	}
 	var out []net.Interface
 	for _, ifc := range ifs {
-		if ifc.Flags&net.FlagLoopback != 0 || len(ifc.HardwareAddr) != 6 {
+		if ifc.Flags&net.FlagLoopback != 0 || len(ifc.HardwareAddr) != 6 || aggregate(ifc.Name) {
 			continue
 		}
 		out = append(out, ifc)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// aggregate reports whether the interface is a bond or a bridge (sysfs says so).
+func aggregate(name string) bool {
+	for _, d := range []string{"bonding", "bridge"} {
+		if _, err := os.Stat(filepath.Join("/sys/class/net", name, d)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // WaitForNICs waits until at least one NIC exists, then gives the other drivers two more
