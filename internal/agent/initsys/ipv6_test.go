@@ -147,3 +147,30 @@ func TestLeasedAddressRefuses(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLeasedAddress: any DHCPv6 answer read off the wire gives either a global IPv6 address
+// or errNoAddress, never a panic.
+func FuzzLeasedAddress(f *testing.F) {
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0xaa, 0xbb, 0xcc}
+	sol := solicitMessage(dhcpv6.TransactionID{1, 2, 3}, mac)
+	f.Add(sol.ToBytes())
+	if adv, err := dhcpv6.NewAdvertiseFromSolicit(sol, dhcpv6.WithIANA(dhcpv6.OptIAAddress{IPv6Addr: net.ParseIP("fd97::5"), ValidLifetime: time.Hour})); err == nil {
+		f.Add(adv.ToBytes())
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := dhcpv6.MessageFromBytes(b)
+		if err != nil {
+			return
+		}
+		ip, err := leasedAddress(m)
+		if err != nil {
+			if !errors.Is(err, errNoAddress) {
+				t.Fatalf("error %v is not errNoAddress", err)
+			}
+			return
+		}
+		if ip.To4() != nil || !ip.IsGlobalUnicast() {
+			t.Fatalf("leased %s", ip)
+		}
+	})
+}
