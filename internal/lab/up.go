@@ -600,6 +600,9 @@ timeout_check_interval = "2s"
 power_sync_interval = "30s"
 agent_power_off_timeout = "30s"
 default_boot_mode = "uefi"
+# no_timer_check: a TCG guest on a loaded host can miss the kernel's IO-APIC timer check and
+# panic ("IO-APIC + timer doesn't work"); the check means nothing for an emulated machine.
+kernel_append_params = "console=tty0 console=ttyS0,115200n8 no_timer_check"
 file_url_allowed_paths = [%q, %q]
 console_log_dir = %q
 `, apiPort, data, st.Bridge, st.Netns, st.Subnet, st.Subnet, opts.CallbackTimeout.String(), rd, filepath.Dir(imgPath), filepath.Join(dir, "consoles"))

@@ -56,8 +56,9 @@ const (
 // DefaultSize is the image size when Options.Size is 0.
 const DefaultSize = 32 << 20
 
-// KernelCmdline is what GRUB passes to the kernel.
-const KernelCmdline = "console=ttyS0 loglevel=4"
+// KernelCmdline is what GRUB passes to the kernel (no_timer_check: a TCG guest on a loaded
+// host can fail the IO-APIC timer check and panic).
+const KernelCmdline = "console=ttyS0 loglevel=4 no_timer_check"
 
 // Modules are the kernel modules the image loads: disks (virtio, AHCI/SATA, SCSI), ISO 9660
 // for the config drive and virtio_rng. Their dependencies come too.
