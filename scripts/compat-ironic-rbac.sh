@@ -109,7 +109,7 @@ manage db_sync
 manage fernet_setup --keystone-user root --keystone-group root
 manage credential_setup --keystone-user root --keystone-group root
 manage bootstrap --bootstrap-password "$ks_admin_pw" --bootstrap-admin-url "$ks_url" \
-  --bootstrap-public-url "$ks_url" --bootstrap-region-id RegionOne
+  --bootstrap-public-url "$ks_url" --bootstrap-internal-url "$ks_url" --bootstrap-region-id RegionOne
 $PY -c 'import sqlite3,sys; sqlite3.connect(sys.argv[1]).execute("PRAGMA journal_mode=WAL")' "$ks/keystone.db"
 OS_KEYSTONE_CONFIG_FILES=$ks/keystone.conf setsid uwsgi --plugin python3 --lazy-apps \
   --http11-socket "127.0.0.1:$ks_port" --wsgi-file /usr/bin/keystone-wsgi-public \
@@ -174,6 +174,7 @@ cat >> "$ir/ironic.conf" <<REOF
 auth_type = password
 auth_url = $ks_url
 www_authenticate_uri = $ks_url
+interface = public
 username = admin
 password = $ks_admin_pw
 user_domain_name = Default

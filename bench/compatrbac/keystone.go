@@ -76,11 +76,15 @@ func (k *keystone) id(ctx context.Context, kind, name string, fields map[string]
 	if err != nil {
 		return "", err
 	}
-	var list map[string][]struct{ ID string }
+	var list map[string]json.RawMessage
+	var l []struct{ ID string }
 	if err := json.Unmarshal(b, &list); err != nil {
 		return "", fmt.Errorf("decode %s list: %w", kind, err)
 	}
-	if l := list[kind+"s"]; len(l) > 0 {
+	if err := json.Unmarshal(list[kind+"s"], &l); err != nil {
+		return "", fmt.Errorf("decode %s list: %w", kind, err)
+	}
+	if len(l) > 0 {
 		return l[0].ID, nil
 	}
 	if fields == nil {
