@@ -164,7 +164,8 @@ ir=$work/ironic
 echo "compat-ironic-rbac: preparing the real Ironic's data directory (noauth start, then stop)"
 IRONIC_MODE=split IRONIC_API_WORKERS=2 "$real_ironic" start "$ir_port" "$ir" >/dev/null
 "$real_ironic" stop "$ir" >/dev/null
-sed -i 's/^auth_strategy = noauth$/auth_strategy = keystone/' "$ir/ironic.conf"
+# Only the first auth_strategy (in [DEFAULT]); [json_rpc] keeps noauth.
+sed -i '0,/^auth_strategy = noauth$/s//auth_strategy = keystone/' "$ir/ironic.conf"
 # [json_rpc] keeps its own auth_strategy = noauth (API to conductor on loopback).
 grep -q '^auth_strategy = keystone$' "$ir/ironic.conf" || die "could not switch Ironic to keystone"
 cat >> "$ir/ironic.conf" <<REOF

@@ -127,8 +127,10 @@ func steps(e *env) []step {
 		add(p, "PATCH", leased, patch("/instance_info/"+mark, "add", "x"), fieldsOf("instance_info"))
 		add(p, "PATCH", leased, patch("/description", "add", "by "+p.name), fieldsOf("description"))
 		add(p, "PATCH", leased, patch("/properties/"+mark, "add", 1), fieldsOf("properties"))
-		add(p, "PATCH", leased, patch("/owner", "replace", e.projects["C"]), fieldsOf("owner"))
-		add(p, "PATCH", leased, patch("/lessee", "replace", e.projects["C"]), fieldsOf("lessee"))
+		// Same values: the rule is checked by path, and the next personas find the node as seeded.
+		add(p, "PATCH", leased, patch("/owner", "replace", e.projects["A"]), fieldsOf("owner"))
+		add(p, "PATCH", leased, patch("/lessee", "replace", e.projects["B"]), fieldsOf("lessee"))
+		add(p, "PATCH", "/v1/nodes/"+nodeUUID["other-project"], patch("/owner", "replace", e.projects["C"]), fieldsOf("owner"))
 		add(p, "PATCH", "/v1/nodes/"+nodeUUID["unowned"], patch("/extra/"+mark, "add", true), fieldsOf("extra"))
 		add(p, "PUT", leased+"/maintenance", map[string]any{"reason": "rbac check " + p.name}, statusOnly)
 		add(p, "DELETE", leased+"/maintenance", nil, statusOnly)
