@@ -350,9 +350,12 @@ func (s *Server) authorize(pattern string, h handlerFunc) handlerFunc {
 			if s.policy.Authorize(g.rule+":list_all", p, policy.Target{}) {
 				break
 			}
+			// The filter Ironic's check_list_policy checks: a node list's and a runbook list's
+			// `project` (a node list's `owner` and `lessee` only narrow the caller's own view,
+			// as in Ironic), an allocation list's `owner`.
 			owner := r.URL.Query().Get("owner")
-			if g.rule == "baremetal:runbook" {
-				owner = r.URL.Query().Get("project") // the runbook list's filter
+			if g.rule == "baremetal:runbook" || g.rule == "baremetal:node" {
+				owner = r.URL.Query().Get("project")
 			}
 			if p.ProjectID == "" || (owner != "" && owner != p.ProjectID) {
 				return forbidden(g.rule + ":list_all")

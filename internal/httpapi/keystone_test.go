@@ -320,8 +320,11 @@ func TestKeystoneProjects(t *testing.T) {
 				t.Errorf("%s lists %d %q, want %q", tc.who, st, got, tc.want)
 			}
 		}
-		if st, _ := get(api, bob, "GET", "/v1/nodes?owner="+ownerP, nil); st != http.StatusForbidden {
-			t.Errorf("lessee listing by another owner: %d, want 403", st)
+		if st, out := get(api, bob, "GET", "/v1/nodes?owner="+ownerP, nil); st != 200 || strings.Join(names(out), ",") != "leased" {
+			t.Errorf("lessee listing by its lessor: %d %q, want 200 \"leased\"", st, names(out))
+		}
+		if st, _ := get(api, bob, "GET", "/v1/nodes?project="+ownerP, nil); st != http.StatusForbidden {
+			t.Errorf("lessee listing another project: %d, want 403", st)
 		}
 	})
 	t.Run("hidden and forbidden", func(t *testing.T) {

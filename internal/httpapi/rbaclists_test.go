@@ -115,6 +115,14 @@ func TestProjectListsAndRunbookOwners(t *testing.T) {
 		{lesseeRead, "/v1/runbooks", "runbooks", 200, []string{lesseeRB.UUID, publicRB.UUID}},
 		{thirdAdmin, "/v1/runbooks", "runbooks", 200, []string{publicRB.UUID}},
 		{ownerReader, "/v1/runbooks?project=" + lesseeProject, "", 403, nil},
+		// Node lists: Ironic checks `project` against the caller's project (403 for another);
+		// `owner` and `lessee` filter within what the caller may list (found by the RBAC
+		// comparison with Ironic 21.4, docs/compat-report-rbac.md).
+		{lesseeRead, "/v1/nodes?owner=" + ownerProject, "nodes", 200, []string{leased.UUID}},
+		{thirdAdmin, "/v1/nodes?owner=" + ownerProject, "nodes", 200, nil},
+		{lesseeRead, "/v1/nodes?project=" + ownerProject, "", 403, nil},
+		{thirdAdmin, "/v1/nodes?project=" + lesseeProject, "", 403, nil},
+		{lesseeRead, "/v1/nodes?project=" + lesseeProject, "nodes", 200, []string{leased.UUID}},
 	}
 	for _, l := range lists {
 		code, got := call(l.who, "GET", l.path, nil)
