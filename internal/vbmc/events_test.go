@@ -35,7 +35,7 @@ func FuzzParseSubscription(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !strings.HasPrefix(sub.destination, "http") {
+		if !strings.HasPrefix(strings.ToLower(sub.destination), "http") { // schemes are case-insensitive
 			t.Errorf("accepted destination %q", sub.destination)
 		}
 		for _, e := range sub.eventTypes {
