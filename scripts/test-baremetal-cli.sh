@@ -628,8 +628,9 @@ command = ["sh", "-c", "exec sleep 600", "vm"]
 EOT
     "$T/ironwork" vbmc --config "$T/vbmc.toml" >"$T/vbmc.log" 2>&1 &
     local vpid=$!
-    # The script's own cleanup stays on EXIT; the vbmc is stopped with it if the lane dies.
-    trap "kill $vpid 2>/dev/null; cleanup" EXIT
+    # The lane runs in a subshell: this trap stops the vbmc when it ends, whatever happens
+    # (the PID is expanded now: the local is gone by then).
+    trap "kill $vpid 2>/dev/null" EXIT
     for _ in $(seq 1 50); do
         curl -sf --noproxy '*' --max-time 1 "http://127.0.0.1:$vport/redfish/v1" >/dev/null 2>&1 && break
         sleep 0.1
@@ -664,7 +665,7 @@ EOT
     check_rc0 "bios lane: node deleted"
     kill "$vpid" 2>/dev/null
     wait "$vpid" 2>/dev/null
-    trap cleanup EXIT
+    trap - EXIT
     echo "# lane $LANE done (${SECONDS}s)"
 }
 
