@@ -373,7 +373,7 @@ func advertiseURL(cfg Config, listen net.Addr) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("callback URL: %w", err)
 	}
-	host := strings.TrimSuffix(strings.TrimPrefix(cfg.AdvertiseHost, "["), "]") // "[2001:db8::5]" as well
+	host := cfg.AdvertiseHost
 	if host == "" {
 		u, err := url.Parse(cfg.APIURL)
 		if err != nil {
@@ -387,13 +387,8 @@ func advertiseURL(cfg Config, listen net.Addr) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("callback URL: no route to the API %s: %w", u.Host, err)
 		}
-		local := conn.LocalAddr().(*net.UDPAddr)
+		host = conn.LocalAddr().(*net.UDPAddr).IP.String()
 		conn.Close()
-		host = local.IP.String()
-		if local.Zone != "" { // a link-local API: the zone goes into the URL as %25zone (RFC 6874)
-			host += "%" + local.Zone
-		}
 	}
-	// JoinHostPort brackets an IPv6 literal; a zone's "%" must be escaped in a URL.
-	return "http://" + strings.Replace(net.JoinHostPort(host, port), "%", "%25", 1), nil
+	return "http://" + net.JoinHostPort(host, port), nil
 }

@@ -18,11 +18,7 @@ import (
 
 // leaseHelperEnv makes the test binary the agent's network code inside a namespace: it runs
 // ConfigureNetwork and logs, as JSON on stdout, until it is killed or a minute passes.
-// Its value "v6" runs it as for an API at an IPv6 literal, writing DNS to resolvHelperEnv's file.
-const (
-	leaseHelperEnv  = "IRONWORK_TEST_LEASE_HELPER"
-	resolvHelperEnv = "IRONWORK_TEST_LEASE_RESOLV"
-)
+const leaseHelperEnv = "IRONWORK_TEST_LEASE_HELPER"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(leaseHelperEnv) != "" {
@@ -38,17 +34,9 @@ func leaseHelper() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	cfg := NetworkConfig{NICWait: 5 * time.Second, LinkWait: 5 * time.Second, DHCPWait: 20 * time.Second,
 		LinkPoll: 100 * time.Millisecond, MinRetry: time.Second}
-	if os.Getenv(leaseHelperEnv) == "v6" {
-		cfg.Need, cfg.ResolvConf = FamilyIPv6, os.Getenv(resolvHelperEnv)
-	}
-	began := time.Now()
-	leases, err := ConfigureNetwork(ctx, log, cfg)
-	if err != nil {
+	if _, err := ConfigureNetwork(ctx, log, cfg); err != nil {
 		log.Error("configure network", logKeyError, err)
 		os.Exit(1)
-	}
-	for _, l := range leases {
-		log.Info("network configured", "source", l.Source, logKeyAddr, l.Addr.String(), "took", time.Since(began).Round(time.Millisecond).String())
 	}
 	<-ctx.Done()
 }
@@ -77,14 +65,12 @@ func netns(t *testing.T, role string) string {
 
 // logLine is one line of the helper's JSON log.
 type logLine struct {
-	Msg    string `json:"msg"`
-	Addr   string `json:"addr"`
-	Phase  string `json:"phase"`
-	After  string `json:"after"`
-	Took   string `json:"took"`
-	Error  string `json:"error"`
-	Source string `json:"source"`
-	NIC    string `json:"nic"`
+	Msg   string `json:"msg"`
+	Addr  string `json:"addr"`
+	Phase string `json:"phase"`
+	After string `json:"after"`
+	Took  string `json:"took"`
+	Error string `json:"error"`
 }
 
 // TestLeaseKeptAcrossRenewAndLinkFlap: in a namespace of its own, the agent's network code
