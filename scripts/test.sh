@@ -11,7 +11,7 @@
 #
 # Usage: scripts/test.sh [all|unit|lab|fuzz|cli]   (default all)
 #   unit  gofmt, vet and go test -race on every package but internal/lab
-#   lab   go test -race ./internal/lab (root, QEMU; about 35 minutes)
+#   lab   go test -race ./internal/lab (root, QEMU; about 50 minutes)
 #   fuzz  every fuzz target;  cli  the baremetal CLI script
 # Environment: FUZZTIME=0 skips fuzzing; IRONWORK_SKIP_POSTGRES=1 skips PostgreSQL.
 set -euo pipefail
