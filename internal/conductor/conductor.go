@@ -210,9 +210,10 @@ type Task struct {
 	c      *Conductor
 	Log    *slog.Logger
 
-	// background is set while the task's work runs in a worker; released once the write that
-	// moved the node to a resting state also freed its lock (see transitionWith).
-	background bool
+	// freeAtRest is set while the task's work runs in a worker (or by a periodic task that
+	// ends holding nothing more): the write that moves the node to a resting state then also
+	// frees its lock, and released says it did (see transitionWith).
+	freeAtRest bool
 	released   bool
 	// req is who caused the work (an API request), for its logs and history.
 	req Requester
@@ -339,7 +340,7 @@ func (c *Conductor) transitionWith(ctx context.Context, t *Task, ev ironwork.Eve
 	now := time.Now().UTC()
 	// Background work that brings the node to rest frees its lock in the same write: a client
 	// that sees the new state can act on the node at once, as in Ironic (no 409 "locked").
-	free := t.background && !working(to)
+	free := t.freeAtRest && !working(to)
 	severity, level := "INFO", slog.LevelInfo
 	if lastError != "" {
 		severity, level = "ERROR", slog.LevelWarn
@@ -407,7 +408,7 @@ func (c *Conductor) fail(ctx context.Context, t *Task, reason error) {
 // releases the node's lock and the slot when done. The work uses the conductor's context, not
 // the request's, so it outlives the request that started it.
 func (c *Conductor) background(t *Task, done func(), work func(ctx context.Context, t *Task)) {
-	t.background = true
+	t.freeAtRest = true
 	go func() {
 		defer done()
 		defer func() {

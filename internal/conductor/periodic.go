@@ -468,6 +468,9 @@ func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 			if err != nil {
 				continue
 			}
+			// The failure's write frees the node with it: a client that sees "deploy failed"
+			// can act on the node at once.
+			t.freeAtRest = true
 			if t.Node.ProvisionState == ironwork.InspectWait && st == ironwork.InspectWait {
 				// As Ironic: the node is powered off and no longer boots the ramdisk.
 				c.failInspection(ctx, t, ironwork.Errorf(ironwork.EINVALID, "%s", inspectTimeoutReason(timeout)))
@@ -485,7 +488,9 @@ func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 				})
 				c.fail(ctx, t, ironwork.Errorf(ironwork.EINVALID, "%s", reason))
 			}
-			c.release(t.Node)
+			if !t.released {
+				c.release(t.Node)
+			}
 		}
 	}
 	return nil
