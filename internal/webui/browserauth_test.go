@@ -32,7 +32,8 @@ func TestBrowserSerialConsoleWithAuth(t *testing.T) {
 	srv := start(t, func(c *server.Config) { c.AuthStrategy, c.HTTPBasicAuthFile = "http_basic", file })
 	c := &api.Client{BaseURL: srv.URL(), Username: "admin", Password: "s3cret"}
 	uuid := enrolAs(t, c, "tty-auth")
-	step, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	// Generous bounds: in CI this runs beside the QEMU lab and the race detector (load above 20).
+	step, cancel := context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
 	base := strings.Replace(srv.URL(), "http://", "http://admin:s3cret@", 1)
 	if err := chromedp.Do(step, chromedp.Navigate(base+"/ui/nodes/tty-auth"), chromedp.WaitVisible(chromedp.CSS("#live.on"))); err != nil {
@@ -44,14 +45,14 @@ func TestBrowserSerialConsoleWithAuth(t *testing.T) {
 	if _, err := chromedp.RunResponse(step, chromedp.Click(chromedp.CSS("#confirm-yes"))); err != nil {
 		t.Fatalf("confirm: %v", err)
 	}
-	if _, err := chromedp.Run(step, chromedp.Poll[bool](`!document.getElementById("console-connect").disabled`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+	if _, err := chromedp.Run(step, chromedp.Poll[bool](`!document.getElementById("console-connect").disabled`, chromedp.WithPollingTimeout(90*time.Second))); err != nil {
 		t.Fatalf("the console is not shown enabled: %v", err)
 	}
 	if err := chromedp.Do(step, chromedp.Click(chromedp.ID("console-connect"))); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := chromedp.Run(step, chromedp.Poll[bool](`document.getElementById("console-status").textContent.startsWith("connected")`,
-		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		chromedp.WithPollingTimeout(90*time.Second))); err != nil {
 		text, _ := chromedp.Run(step, chromedp.Text(chromedp.ID("console-status")))
 		t.Fatalf("the terminal did not connect with basic auth: %q: %v", text, err)
 	}
@@ -59,7 +60,7 @@ func TestBrowserSerialConsoleWithAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := chromedp.Run(step, chromedp.Poll[bool](`document.getElementById("console-term").textContent.includes(`+jsString("fake serial console of node "+uuid)+`)`,
-		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		chromedp.WithPollingTimeout(90*time.Second))); err != nil {
 		t.Fatalf("no banner: %v", err)
 	}
 }
