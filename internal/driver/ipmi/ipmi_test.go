@@ -251,3 +251,56 @@ func TestSensorsFromOpenIPMISimulator(t *testing.T) {
 		t.Errorf("ipmitool sdr list:\n%s", out)
 	}
 }
+
+// TestIdleSessionsClosedAside: closing the cached sessions that went idle (a request to each
+// BMC, which may take its timeout) happens beside the operation that found them, not before
+// it: a fleet's power sync once waited minutes behind thousands of such closes. The idle
+// sessions' BMCs go silent, so their closes are still retrying after the operation on another
+// BMC has returned.
+func TestIdleSessionsClosedAside(t *testing.T) {
+	sim := bmctest.NewIPMISim(t)
+	d := Interface{PollInterval: 50 * time.Millisecond, CommandTimeout: 400 * time.Millisecond, Retries: 3, RetryTimeout: 3 * time.Second}
+	d.Sessions = &Sessions{MaxIdle: 200 * time.Millisecond, open: map[string]*session{}}
+	defer d.Sessions.Close()
+	via := func(r *bmctest.LossyUDP) *conductor.Task {
+		return task(ironwork.JSONObject{"ipmi_address": "127.0.0.1", "ipmi_port": fmt.Sprint(r.Port),
+			"ipmi_username": sim.User, "ipmi_password": sim.Password, "ipmi_cipher_suite": "3"})
+	}
+	var idle []*bmctest.LossyUDP
+	for range 3 {
+		r := bmctest.NewLossyUDP(t, sim.Port)
+		if _, err := d.PowerState(context.Background(), via(r)); err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, r)
+	}
+	dropped := func() int {
+		n := 0
+		for _, r := range idle {
+			n += r.Dropped()
+		}
+		return n
+	}
+	for _, r := range idle {
+		r.SetDropAll(true)
+	}
+	other := bmctest.NewLossyUDP(t, sim.Port)
+	time.Sleep(3 * d.Sessions.MaxIdle)
+	start := time.Now()
+	if st, err := d.PowerState(context.Background(), via(other)); err != nil || st != ironwork.PowerOff {
+		t.Fatalf("another BMC while idle sessions close: %q %v", st, err)
+	}
+	took, at := time.Since(start), dropped()
+	for i := 0; dropped() == at; i++ {
+		if i == 50 {
+			t.Fatalf("the idle sessions' closes ended before the operation returned (it took %s): they held it up", took)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("operation on another BMC took %s; the idle sessions were still closing after it", took.Round(time.Millisecond))
+	d.Sessions.mu.Lock()
+	defer d.Sessions.mu.Unlock()
+	if len(d.Sessions.open) != 1 {
+		t.Errorf("%d sessions cached, want only the one in use", len(d.Sessions.open))
+	}
+}
