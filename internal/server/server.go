@@ -164,6 +164,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		}
 		registry := conductor.Registry{}
 		s.ipmiSessions = ipmi.NewSessions()
+		// A session the power sync used stays open until the next pass (the client's keepalive
+		// holds it at the BMC meanwhile): a pass then costs one request per IPMI node, not a
+		// new RMCP+ session's five round trips (docs/scale.md).
+		s.ipmiSessions.MaxIdle = max(s.ipmiSessions.MaxIdle, cfg.PowerSyncInterval.Duration+30*time.Second)
 		if s.boot, err = registerBoot(ctx, cfg, store, registry, s.metrics, log); err != nil {
 			return nil, err
 		}

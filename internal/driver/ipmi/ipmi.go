@@ -100,8 +100,10 @@ func (b *bmcSession) close() {
 	closeClient(b.c)
 }
 
-// NewSessions returns an empty session cache whose sessions close after 30 s unused, well
-// within the idle timeout BMCs apply (usually 60 s or more).
+// NewSessions returns an empty session cache whose sessions close after 30 s unused. An open
+// session is kept alive at the BMC by go-ipmi's keepalive (Get Session Info every 30 s), so a
+// caller may raise MaxIdle past the BMC's own idle timeout (the server keeps sessions from one
+// power sync pass to the next).
 func NewSessions() *Sessions {
 	return &Sessions{MaxIdle: 30 * time.Second, open: map[string]*session{}}
 }
