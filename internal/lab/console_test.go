@@ -33,14 +33,13 @@ func TestLabConsole(t *testing.T) {
 	if err := lab.Check(kernel); err != nil {
 		t.Skip(err)
 	}
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	t.Parallel() // two labs at a time (scripts/test.sh: -parallel 2)
+	ironworkBin, agentBin := labBinaries(t)
 	dir := filepath.Join(t.TempDir(), "lab")
 	ns := fmt.Sprintf("iwlabc-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
-	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 5 * time.Minute, Log: &logs,
+	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: ironworkBin,
+		Agent: agentBin, KernelDir: kernel, Cache: labCache(), CallbackTimeout: 5 * time.Minute, Log: &logs,
 		Nodes: []lab.NodeSpec{{Name: "console-ipmi", Firmware: "bios", Power: "ipmi", Console: true}}}
 	start := time.Now()
 	st, err := lab.Up(context.Background(), opts)

@@ -59,9 +59,8 @@ func TestLabEndToEnd(t *testing.T) {
 	if _, err := exec.LookPath("dhcrelay"); err != nil {
 		t.Skip("needs ISC's dhcrelay for the second rack: run scripts/deps.sh")
 	}
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	t.Parallel() // two labs at a time (scripts/test.sh: -parallel 2)
+	ironworkBin, agentBin := labBinaries(t)
 	dir := filepath.Join(t.TempDir(), "lab")
 	ns := fmt.Sprintf("iwlabt-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
@@ -78,9 +77,9 @@ func TestLabEndToEnd(t *testing.T) {
 	defer reg.Close()
 	// A sits on a second rack behind a router namespace running ISC's dhcrelay (its own
 	// bridge and subnet, a [[dhcp_subnet]] of its own); the others on the provisioning network.
-	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.214.0", Ironwork: filepath.Join(bin, "ironwork"),
+	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.214.0", Ironwork: ironworkBin,
 		ServerConfig: fmt.Sprintf("oci_plain_http_registries = [%q]", reg.Host()),
-		Agent:        filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 90 * time.Second, Log: &logs,
+		Agent:        agentBin, KernelDir: kernel, Cache: labCache(), CallbackTimeout: 90 * time.Second, Log: &logs,
 		Racks: 2,
 		Nodes: []lab.NodeSpec{
 			{Name: "a-bios-ipmi", Firmware: "bios", Power: "ipmi", Rack: 2},
@@ -368,9 +367,8 @@ func TestLabProductionLayout(t *testing.T) {
 	if err := lab.Check(kernel); err != nil {
 		t.Skip(err)
 	}
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	t.Parallel() // two labs at a time (scripts/test.sh: -parallel 2)
+	ironworkBin, agentBin := labBinaries(t)
 	dir := filepath.Join(t.TempDir(), "lab")
 	ns := fmt.Sprintf("iwlabp-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
@@ -379,8 +377,8 @@ func TestLabProductionLayout(t *testing.T) {
 		{Name: "no-rng", Firmware: "bios", Power: "ipmi", BMC: "ipmi_sim", RNG: "none", CPU: "qemu64,-rdrand"},
 	}
 	start := time.Now()
-	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, Log: &logs, Nodes: nodes, Layout: lab.LayoutProduction})
+	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: ironworkBin,
+		Agent: agentBin, KernelDir: kernel, Cache: labCache(), Log: &logs, Nodes: nodes, Layout: lab.LayoutProduction})
 	t.Cleanup(func() {
 		if err := lab.Down(dir, nil); err != nil {
 			t.Errorf("lab down: %v", err)

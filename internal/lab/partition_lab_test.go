@@ -37,9 +37,8 @@ func TestLabPartitionImage(t *testing.T) {
 			t.Skipf("%s not installed (scripts/deps.sh)", tool)
 		}
 	}
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	t.Parallel() // two labs at a time (scripts/test.sh: -parallel 2)
+	ironworkBin, agentBin := labBinaries(t)
 	dir := filepath.Join(t.TempDir(), "lab")
 	ns := fmt.Sprintf("iwlabpi-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
@@ -48,8 +47,8 @@ func TestLabPartitionImage(t *testing.T) {
 		{Name: "p-uefi-redfish", Firmware: "uefi", Power: "redfish"},
 	}
 	start := time.Now()
-	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.218.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 5 * time.Minute, Log: &logs, Nodes: nodes,
+	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.218.0", Ironwork: ironworkBin,
+		Agent: agentBin, KernelDir: kernel, Cache: labCache(), CallbackTimeout: 5 * time.Minute, Log: &logs, Nodes: nodes,
 		PartitionImage: true})
 	t.Cleanup(func() {
 		if err := lab.Down(dir, nil); err != nil {

@@ -40,15 +40,14 @@ func TestLabRescue(t *testing.T) {
 	if out, err := exec.Command("file", "-L", "/bin/busybox").Output(); err != nil || !bytes.Contains(out, []byte("statically linked")) {
 		t.Skip("the rescue ramdisk needs a static /bin/busybox (Debian package busybox-static; scripts/deps.sh)")
 	}
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	t.Parallel() // two labs at a time (scripts/test.sh: -parallel 2)
+	ironworkBin, agentBin := labBinaries(t)
 	dir := filepath.Join(t.TempDir(), "lab")
 	ns := fmt.Sprintf("iwlabr-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
 	start := time.Now()
-	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.216.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 4 * time.Minute, Log: &logs, Rescue: true,
+	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.216.0", Ironwork: ironworkBin,
+		Agent: agentBin, KernelDir: kernel, Cache: labCache(), CallbackTimeout: 4 * time.Minute, Log: &logs, Rescue: true,
 		Nodes: []lab.NodeSpec{{Name: "r-bios-ipmi", Firmware: "bios", Power: "ipmi"}, {Name: "r-uefi-redfish", Firmware: "uefi", Power: "redfish"}}})
 	t.Cleanup(func() {
 		if err := lab.Down(dir, nil); err != nil {

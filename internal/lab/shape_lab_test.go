@@ -38,15 +38,14 @@ func TestLabShapesAndDiscovery(t *testing.T) {
 	if err := lab.Check(kernel); err != nil {
 		t.Skip(err)
 	}
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	t.Parallel() // two labs at a time (scripts/test.sh: -parallel 2)
+	ironworkBin, agentBin := labBinaries(t)
 	dir := filepath.Join(t.TempDir(), "lab")
 	ns := fmt.Sprintf("iwlabs-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
 	shape := lab.Shape{CPUs: 2, MemoryMB: 1536, Disks: []int64{8 << 30, 4 << 30}, NICs: 2}
-	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, Log: &logs,
+	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: ironworkBin,
+		Agent: agentBin, KernelDir: kernel, Cache: labCache(), Log: &logs,
 		Nodes: []lab.NodeSpec{
 			{Name: "a-shaped", Firmware: "bios", Power: "redfish", Shape: shape},
 			{Name: "b-discover", Firmware: "bios", Power: "redfish", Discover: true},

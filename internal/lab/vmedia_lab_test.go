@@ -39,15 +39,14 @@ func TestLabVirtualMedia(t *testing.T) {
 		}
 	}
 	begin := time.Now()
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	t.Parallel() // two labs at a time (scripts/test.sh: -parallel 2)
+	ironworkBin, agentBin := labBinaries(t)
 	t.Logf("builds: %.1f s", time.Since(begin).Seconds())
 	dir := filepath.Join(t.TempDir(), "lab")
 	ns := fmt.Sprintf("iwlabv-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
-	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.216.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, Log: &logs,
+	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.216.0", Ironwork: ironworkBin,
+		Agent: agentBin, KernelDir: kernel, Cache: labCache(), Log: &logs,
 		Nodes: []lab.NodeSpec{
 			{Name: "a-bios-vmedia", Firmware: "bios", Power: "redfish", Boot: lab.BootVirtualMedia},
 			{Name: "b-uefi-vmedia", Firmware: "uefi", Power: "redfish", Boot: lab.BootVirtualMedia},
