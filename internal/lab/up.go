@@ -85,6 +85,9 @@ type NodeSpec struct {
 	// Rack is the machine's rack (Options.Racks): 0 or 1 is the provisioning network; k >= 2
 	// is rack k's bridge behind the lab's DHCP relay (racks.go).
 	Rack int
+	// Inspect enrols this machine's node for in-band inspection, as Options.Inspect does for
+	// every node (lab layout only).
+	Inspect bool
 }
 
 // Shape is a machine's hardware; zero fields take the defaults.
@@ -671,7 +674,7 @@ console_log_dir = %q
 			di["kernel_append_params"] = "console=ttyAMA0,115200"
 			body["properties"] = map[string]any{"capabilities": "boot_mode:uefi", "cpu_arch": "aarch64"}
 		}
-		if opts.Inspect {
+		if opts.Inspect || spec.Inspect {
 			delete(body, "properties")
 			body["inspect_interface"] = "agent"
 		}
