@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,6 +81,13 @@ func TestLabPartitionImage(t *testing.T) {
 	}
 	const swapMB, ephemeralGB = 64, 1
 	ctx := context.Background()
+	// No automated cleaning: this test is about the partition image's deploy (cleaning is
+	// asserted by TestLabEndToEnd and TestLabProductionLayout); provide goes straight to available.
+	for _, n := range st.Nodes {
+		if err := st.Client().Do(ctx, http.MethodPatch, "/v1/nodes/"+n.UUID, []map[string]any{{"op": "replace", "path": "/automated_clean", "value": false}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	res := lab.Cycle(ctx, st, []string{"p-bios-ipmi", "p-uefi-redfish"}, lab.CycleOptions{Timeout: 6 * time.Minute, SkipUndeploy: true,
 		InstanceInfo: func(lab.Node) map[string]any {
 			return map[string]any{"image_source": p.Image, "image_checksum": "sha256:" + p.SHA256, "image_disk_format": "raw",

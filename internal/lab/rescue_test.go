@@ -24,7 +24,7 @@ import (
 )
 
 // TestLabRescue deploys the test image on two QEMU machines behind Ironwork's vbmc (SeaBIOS
-// over IPMI, OVMF over Redfish) and then, for each in turn,
+// over IPMI, OVMF over Redfish) and then, for both at once,
 // rescues it with the agent rescue interface and a password, logs in as the rescue user over
 // the machine's serial console (a wrong password first, which is refused), mounts the
 // instance's disk and lists it, logs out, unrescues, and sees the instance boot again from a
@@ -94,10 +94,12 @@ func TestLabRescue(t *testing.T) {
 			t.Fatalf("deploy %s: %v", r.Node, r.Err)
 		}
 	}
-	// Then rescue each in turn.
+	// Then rescue both at once (each on its own console, disk and address).
+	var wg sync.WaitGroup
 	for _, n := range st.Nodes {
-		t.Run(n.Name, func(t *testing.T) { rescueAndBack(t, st, n) })
+		wg.Go(func() { t.Run(n.Name, func(t *testing.T) { rescueAndBack(t, st, n) }) })
 	}
+	wg.Wait()
 	t.Logf("whole test: %.1f s", time.Since(start).Seconds())
 }
 
