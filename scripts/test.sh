@@ -65,7 +65,10 @@ if want lab; then
   lablog=$(mktemp /tmp/ironwork-lab-test.XXXXXX)
   # Its own process group, so that an interrupted run stops the QEMU tests too.
   # -v so that every test's wall time is in the log; only the summary is printed unless it fails.
-  setsid go test -race -count=1 -v -timeout 80m ./internal/lab/ >"$lablog" 2>&1 &
+  # -parallel 2: two labs at a time (every lab test calls t.Parallel; each has its own
+  # namespace, subnet, ports and directory; the binaries, the deploy ramdisk and the test image
+  # are built once for all of them). More would only share the same two cores under TCG.
+  setsid go test -race -count=1 -v -parallel 2 -timeout 80m ./internal/lab/ >"$lablog" 2>&1 &
   labpid=$!
 fi
 

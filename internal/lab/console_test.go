@@ -162,8 +162,8 @@ func checkConsole(ctx context.Context, t *testing.T, st *lab.State, n lab.Node) 
 // labRamdiskDeploy deploys the node with the ramdisk deploy interface: the test image's own
 // kernel and initramfs, booted over iPXE from the HTTP boot server with nothing written to
 // disk, print the image's booted line; undeploy (automated_clean false) brings the node back
-// to available, powered off. (It
-// rides on TestLabConsole's machine, so it costs no lab of its own.)
+// to available, powered off. (It rides on TestLabConsoleAndInspection's console machine, so
+// it costs no lab of its own.)
 func labRamdiskDeploy(ctx context.Context, t *testing.T, st *lab.State, n lab.Node) {
 	c := st.Client()
 	if _, err := lab.WaitState(ctx, c, n.UUID, "available", 5*time.Minute, nil); err != nil {
