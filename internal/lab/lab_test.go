@@ -80,9 +80,10 @@ func TestLabEndToEnd(t *testing.T) {
 	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.214.0", Ironwork: ironworkBin,
 		ServerConfig: fmt.Sprintf("oci_plain_http_registries = [%q]", reg.Host()),
 		Agent:        agentBin, KernelDir: kernel, Cache: labCache(),
-		// Long enough for B's OVMF machine to call back on a loaded machine (90 s was not, with
-		// another lab beside it), short enough for D to fail while A and B still cycle.
-		CallbackTimeout: 3 * time.Minute, Log: &logs,
+		// The lab's default: B's OVMF machine, on a loaded machine with another lab beside it,
+		// took more than 3 minutes from power on to its agent's lookup (90 s and 3 minutes both
+		// failed it). D waits for it beside A and B's cycle and the deploys after it.
+		CallbackTimeout: 5 * time.Minute, Log: &logs,
 		Racks: 2,
 		Nodes: []lab.NodeSpec{
 			{Name: "a-bios-ipmi", Firmware: "bios", Power: "ipmi", Rack: 2},
@@ -178,7 +179,7 @@ func TestLabEndToEnd(t *testing.T) {
 			t.Errorf("provide: %v", err)
 			return
 		}
-		node, err := lab.WaitState(ctx, c, n.UUID, "clean failed", 6*time.Minute, nil)
+		node, err := lab.WaitState(ctx, c, n.UUID, "clean failed", 8*time.Minute, nil)
 		if err != nil {
 			t.Errorf("no callback: %v", err)
 			return
