@@ -12,7 +12,8 @@
 # Usage: scripts/test.sh [all|unit|lab|fuzz|cli]   (default all)
 #   unit  gofmt, vet and go test -race on every package but internal/lab
 #   lab   go test -race ./internal/lab (root, QEMU; two labs at a time: 21.5 minutes measured
-#         alone on 2 shared cores at load 7-29, 49 minutes one at a time beside the rest in CI)
+#         alone on 2 shared cores at load 7-29 with one test failing early, about 24 passing;
+#         49 minutes one lab at a time beside the rest in CI)
 #   fuzz  every fuzz target;  cli  the baremetal CLI script
 # Environment: FUZZTIME=0 skips fuzzing; IRONWORK_SKIP_POSTGRES=1 skips PostgreSQL.
 set -euo pipefail
