@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,11 +22,14 @@ import (
 	"github.com/ironwork/ironwork/internal/lab/testimage"
 )
 
-// TestLabConsole enables the serial console of a QEMU node whose BMC is Ironwork's vbmc,
-// connects to the console URL, and reads the deploy ramdisk's kernel booting over IPMI
-// Serial-over-LAN while cleaning boots it; then disables the console and sees the
-// connection closed.
-func TestLabConsole(t *testing.T) {
+// TestLabConsoleAndInspection brings up a lab of two IPMI machines behind Ironwork's vbmc and
+// drives them at once. Subtest console: the serial console of console-ipmi is enabled, the
+// test connects to the console URL and reads the deploy ramdisk's kernel booting over IPMI
+// Serial-over-LAN while cleaning boots it, then disables the console and sees the
+// connection closed, then deploys it with the ramdisk deploy interface (labRamdiskDeploy).
+// Subtest inspection: a-inspect, of the issue's shape, is inspected in band through the
+// whole server (checkLabInspection).
+func TestLabConsoleAndInspection(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and taps")
 	}
@@ -33,15 +37,19 @@ func TestLabConsole(t *testing.T) {
 	if err := lab.Check(kernel); err != nil {
 		t.Skip(err)
 	}
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	t.Parallel() // two labs at a time (scripts/test.sh: -parallel 2)
+	ironworkBin, agentBin := labBinaries(t)
 	dir := filepath.Join(t.TempDir(), "lab")
 	ns := fmt.Sprintf("iwlabc-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
-	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 5 * time.Minute, Log: &logs,
-		Nodes: []lab.NodeSpec{{Name: "console-ipmi", Firmware: "bios", Power: "ipmi", Console: true}}}
+	shape := lab.Shape{CPUs: 2, MemoryMB: 1536, Disks: []int64{8 << 30, 4 << 30}, NICs: 2}
+	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: ironworkBin,
+		Agent: agentBin, KernelDir: kernel, Cache: labCache(), CallbackTimeout: 5 * time.Minute, Log: &logs,
+		Nodes: []lab.NodeSpec{
+			{Name: "console-ipmi", Firmware: "bios", Power: "ipmi", Console: true},
+			// Enrolled as `ironwork lab up --inspect` enrols: no properties, inspect_interface agent.
+			{Name: "a-inspect", Firmware: "bios", Power: "ipmi", Shape: shape, Inspect: true},
+		}}
 	start := time.Now()
 	st, err := lab.Up(context.Background(), opts)
 	t.Cleanup(func() {
@@ -58,15 +66,27 @@ func TestLabConsole(t *testing.T) {
 	t.Logf("lab up: %.1f s", time.Since(start).Seconds())
 	defer func() {
 		if t.Failed() {
-			for _, f := range []string{"serve.log", "vbmc.log", "console-ipmi.serial.log"} {
+			for _, f := range []string{"serve.log", "vbmc.log", "console-ipmi.serial.log", "a-inspect.serial.log"} {
 				b, _ := os.ReadFile(filepath.Join(dir, f))
 				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 40))
 			}
 		}
 	}()
 	ctx := context.Background()
+	var wg sync.WaitGroup
+	wg.Go(func() { t.Run("console", func(t *testing.T) { checkConsole(ctx, t, st, st.Nodes[0]) }) })
+	wg.Go(func() { t.Run("inspection", func(t *testing.T) { checkLabInspection(ctx, t, st, st.Nodes[1]) }) })
+	wg.Wait()
+	t.Logf("whole test: %.1f s", time.Since(start).Seconds())
+}
+
+// checkConsole enables the serial console of n, an IPMI node of the vbmc's with
+// NodeSpec.Console, connects to the console URL, and reads the deploy ramdisk's kernel
+// booting over IPMI Serial-over-LAN while cleaning boots it; then disables the console and
+// sees the connection closed; then deploys and undeploys it with the ramdisk deploy interface.
+func checkConsole(ctx context.Context, t *testing.T, st *lab.State, n lab.Node) {
 	c := st.Client()
-	n := st.Nodes[0]
+	dir := st.Dir
 
 	if err := c.Do(ctx, http.MethodPut, "/v1/nodes/"+n.UUID+"/states/console", map[string]any{"enabled": true}, nil); err != nil {
 		t.Fatal(err)
@@ -141,8 +161,9 @@ func TestLabConsole(t *testing.T) {
 
 // labRamdiskDeploy deploys the node with the ramdisk deploy interface: the test image's own
 // kernel and initramfs, booted over iPXE from the HTTP boot server with nothing written to
-// disk, print the image's booted line; undeploy brings the node back to available. (It
-// rides on TestLabConsole's machine, so it costs no lab of its own.)
+// disk, print the image's booted line; undeploy (automated_clean false) brings the node back
+// to available, powered off. (It rides on TestLabConsoleAndInspection's console machine, so
+// it costs no lab of its own.)
 func labRamdiskDeploy(ctx context.Context, t *testing.T, st *lab.State, n lab.Node) {
 	c := st.Client()
 	if _, err := lab.WaitState(ctx, c, n.UUID, "available", 5*time.Minute, nil); err != nil {
@@ -151,6 +172,8 @@ func labRamdiskDeploy(ctx context.Context, t *testing.T, st *lab.State, n lab.No
 	disk := fileSum(t, n.Disk)
 	if err := c.Do(ctx, http.MethodPatch, "/v1/nodes/"+n.UUID, []map[string]any{
 		{"op": "replace", "path": "/deploy_interface", "value": "ramdisk"},
+		// No cleaning at undeploy: the console part already booted the agent for cleaning.
+		{"op": "replace", "path": "/automated_clean", "value": false},
 		{"op": "add", "path": "/instance_info", "value": map[string]any{"kernel": st.ImageKernel, "ramdisk": st.ImageRamdisk,
 			"ramdisk_kernel_arguments": testimage.KernelCmdline}}}, nil); err != nil {
 		t.Fatal(err)
@@ -190,7 +213,7 @@ func labRamdiskDeploy(ctx context.Context, t *testing.T, st *lab.State, n lab.No
 	if node["power_state"] != "power off" {
 		t.Errorf("undeployed ramdisk node is %v", node["power_state"])
 	}
-	t.Logf("ramdisk undeploy (with automated cleaning): %.1f s", time.Since(begin).Seconds())
+	t.Logf("ramdisk undeploy (no cleaning): %.1f s", time.Since(begin).Seconds())
 }
 
 // fileSum is the sha256 of a file, read in one pass.

@@ -1,70 +1,27 @@
 package lab_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/ironwork/ironwork/internal/lab"
 )
 
-// TestLabDiscovery starts a machine nobody enrolled (2 vCPUs, 1536 MiB, disks of 8 and 4 GiB,
-// two NICs) with the server's discovery on: the machine network-boots the discovery ramdisk,
-// its agent posts the inventory with no node known, and the server enrols exactly one node
-// for it, in enroll, with the machine's hardware as properties, its inventory and a port for
-// its PXE MAC; the machine powers itself off. It skips when the server has no agent inspect
-// interface.
-func TestLabDiscovery(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces and taps")
-	}
-	kernel := lab.FindKernel()
-	if err := lab.Check(kernel); err != nil {
-		t.Skip(err)
-	}
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
-	dir := filepath.Join(t.TempDir(), "lab")
-	ns := fmt.Sprintf("iwlabd-%d", os.Getpid()%10000)
-	var logs bytes.Buffer
-	shape := lab.Shape{CPUs: 2, MemoryMB: 1536, Disks: []int64{8 << 30, 4 << 30}, NICs: 2}
-	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.217.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, Log: &logs,
-		Nodes: []lab.NodeSpec{{Name: "new-machine", Firmware: "bios", Power: "redfish", Shape: shape, Discover: true}}}
-	start := time.Now()
-	st, err := lab.Up(context.Background(), opts)
-	t.Cleanup(func() {
-		if err := lab.Down(dir, nil); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-		if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), ns) {
-			t.Errorf("network namespace %s is left after down", ns)
-		}
-	})
-	if err != nil {
-		t.Fatalf("lab up: %v\n%s", err, logs.String())
-	}
-	t.Logf("lab up (the machine powered on unenrolled): %.1f s", time.Since(start).Seconds())
-	defer func() {
-		if t.Failed() {
-			for _, f := range []string{"serve.log", "vbmc.log", "new-machine.serial.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 40))
-			}
-		}
-	}()
-	ctx := context.Background()
+// checkDiscovery checks the discovery of machine m, a machine nobody enrolled (2 vCPUs, 1536
+// MiB, disks of 8 and 4 GiB, two NICs) that lab.Up powered on with the server's discovery on:
+// the machine network-boots the discovery ramdisk, its agent posts the inventory with no node
+// known, and the server enrols exactly one node for it (besides the lab's enrolled ones,
+// whose UUIDs are known), in enroll, with the machine's hardware as properties, its inventory
+// and a port for its PXE MAC; the machine powers itself off and was powered on once. It skips when the
+// server has no agent inspect interface. (It rides on TestLabShapesAndDiscovery's lab.)
+func checkDiscovery(ctx context.Context, t *testing.T, st *lab.State, m lab.Node, known ...string) {
 	c := st.Client()
+	begin := time.Now()
 	var drv map[string]any
 	if err := c.Do(ctx, http.MethodGet, "/v1/drivers/redfish", nil, &drv); err != nil {
 		t.Fatal(err)
@@ -72,37 +29,45 @@ func TestLabDiscovery(t *testing.T) {
 	if ifs, _ := drv["enabled_inspect_interfaces"].([]any); !slices.Contains(ifs, any("agent")) {
 		t.Skipf("the server has no agent inspect interface (enabled: %v): the server side of inspection is not on this branch", ifs)
 	}
-	m := st.Nodes[0]
-	var nodes struct{ Nodes []map[string]any }
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
+	// The nodes the server enrolled itself: all but the known ones.
+	discovered := func() []map[string]any {
+		var nodes struct{ Nodes []map[string]any }
 		if err := c.Do(ctx, http.MethodGet, "/v1/nodes?fields=uuid,name,provision_state", nil, &nodes); err != nil {
 			t.Fatal(err)
 		}
-		if len(nodes.Nodes) > 0 || time.Now().After(deadline) {
+		var out []map[string]any
+		for _, n := range nodes.Nodes {
+			if uuid, _ := n["uuid"].(string); !slices.Contains(known, uuid) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	var nodes []map[string]any
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		if nodes = discovered(); len(nodes) > 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(2 * time.Second)
 	}
-	if len(nodes.Nodes) == 0 {
+	if len(nodes) == 0 {
 		t.Fatal("no node enrolled within 10 minutes")
 	}
-	t.Logf("power on to enrolled: %.1f s: %v", time.Since(start).Seconds(), nodes.Nodes)
+	t.Logf("enrolled %.1f s after lab up: %v", time.Since(begin).Seconds(), nodes)
 	// The machine powers off after its inventory; give it time to do anything twice.
 	for i := 0; i < 60 && machineOn(t, m); i++ {
 		time.Sleep(2 * time.Second)
 	}
 	time.Sleep(10 * time.Second)
-	if err := c.Do(ctx, http.MethodGet, "/v1/nodes?fields=uuid,name,provision_state", nil, &nodes); err != nil {
-		t.Fatal(err)
-	}
+	nodes = discovered()
 	if machineOn(t, m) || powerOns(t, st, m.Name) != 1 {
 		t.Errorf("machine on %v after its inventory, powered on %d times (want off, once)", machineOn(t, m), powerOns(t, st, m.Name))
 	}
-	if len(nodes.Nodes) != 1 || nodes.Nodes[0]["provision_state"] != "enroll" {
-		t.Fatalf("nodes after discovery: %v, want one in enroll", nodes.Nodes)
+	if len(nodes) != 1 || nodes[0]["provision_state"] != "enroll" {
+		t.Fatalf("nodes after discovery: %v, want one in enroll", nodes)
 	}
-	uuid, _ := nodes.Nodes[0]["uuid"].(string)
+	uuid, _ := nodes[0]["uuid"].(string)
 	var node map[string]any
 	if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+uuid, nil, &node); err != nil {
 		t.Fatal(err)

@@ -1,13 +1,9 @@
 package lab_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,54 +12,14 @@ import (
 	"github.com/ironwork/ironwork/internal/lab"
 )
 
-// TestLabInspection inspects a lab machine of the issue's shape (2 vCPUs, 1536 MiB, disks of
-// 8 and 4 GiB, two NICs, SeaBIOS, IPMI) in band, through the whole server: the conductor
+// checkLabInspection inspects n, a lab machine of the issue's shape (2 vCPUs, 1536 MiB, disks
+// of 8 and 4 GiB, two NICs, SeaBIOS, IPMI) in band, through the whole server: the conductor
 // boots the deploy ramdisk with ipa-inspection-callback-url, the agent posts its inventory to
 // continue_inspection and powers off, and the node returns to manageable with its
 // properties, inventory and ports exactly right. The node is enrolled as `ironwork lab up
-// --inspect` does (lab.Options.Inspect: no properties, inspect_interface agent). It skips when the server has no `agent`
-// inspect interface (the server side lives on another branch until merged).
-func TestLabInspection(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces and taps")
-	}
-	kernel := lab.FindKernel()
-	if err := lab.Check(kernel); err != nil {
-		t.Skip(err)
-	}
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
-	dir := filepath.Join(t.TempDir(), "lab")
-	ns := fmt.Sprintf("iwlabi-%d", os.Getpid()%10000)
-	var logs bytes.Buffer
-	shape := lab.Shape{CPUs: 2, MemoryMB: 1536, Disks: []int64{8 << 30, 4 << 30}, NICs: 2}
-	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.216.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, Log: &logs, Inspect: true,
-		Nodes: []lab.NodeSpec{{Name: "a-inspect", Firmware: "bios", Power: "ipmi", Shape: shape}}}
-	start := time.Now()
-	st, err := lab.Up(context.Background(), opts)
-	t.Cleanup(func() {
-		if err := lab.Down(dir, nil); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-		if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), ns) {
-			t.Errorf("network namespace %s is left after down", ns)
-		}
-	})
-	if err != nil {
-		t.Fatalf("lab up: %v\n%s", err, logs.String())
-	}
-	t.Logf("lab up: %.1f s", time.Since(start).Seconds())
-	defer func() {
-		if t.Failed() {
-			for _, f := range []string{"serve.log", "vbmc.log", "a-inspect.serial.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 40))
-			}
-		}
-	}()
-	ctx := context.Background()
+// --inspect` does (lab.NodeSpec.Inspect: no properties, inspect_interface agent). It skips when
+// the server has no `agent` inspect interface. (It rides on TestLabConsoleAndInspection's lab.)
+func checkLabInspection(ctx context.Context, t *testing.T, st *lab.State, n lab.Node) {
 	c := st.Client()
 	var drv map[string]any
 	if err := c.Do(ctx, http.MethodGet, "/v1/drivers/ipmi", nil, &drv); err != nil {
@@ -72,7 +28,6 @@ func TestLabInspection(t *testing.T) {
 	if ifs, _ := drv["enabled_inspect_interfaces"].([]any); !slices.Contains(ifs, any("agent")) {
 		t.Skipf("the server has no agent inspect interface (enabled: %v): the server side of inspection is not on this branch", ifs)
 	}
-	n := st.Nodes[0]
 	var enrolled map[string]any // lab.Options.Inspect: what `ironwork lab up --inspect` enrols
 	if err := c.Do(ctx, http.MethodGet, "/v1/nodes/"+n.UUID, nil, &enrolled); err != nil {
 		t.Fatal(err)

@@ -39,15 +39,16 @@ func TestInspectionInQEMU(t *testing.T) {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Skip("qemu-system-x86_64 not installed: run scripts/deps.sh")
 	}
+	t.Parallel() // beside a lab: it needs no namespace
 	start := time.Now()
 	dir := t.TempDir()
-	goBuild(t, filepath.Join(dir, "ironwork-agent"), "../../cmd/ironwork-agent")
+	_, agentBin := labBinaries(t)
 	bmcArgs, bmcAddr := startVMBMC(t, dir)
 	modules := ramdisk.DefaultModules()
 	if bmcArgs != nil {
 		modules = append(modules, "ipmi_si", "ipmi_devintf")
 	}
-	rd, err := ramdisk.Build(context.Background(), ramdisk.BuildConfig{KernelDir: kernel, Agent: filepath.Join(dir, "ironwork-agent"),
+	rd, err := ramdisk.Build(context.Background(), ramdisk.BuildConfig{KernelDir: kernel, Agent: agentBin,
 		Output: filepath.Join(dir, "ramdisk"), Modules: modules})
 	if err != nil {
 		t.Fatal(err)

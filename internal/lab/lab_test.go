@@ -59,9 +59,8 @@ func TestLabEndToEnd(t *testing.T) {
 	if _, err := exec.LookPath("dhcrelay"); err != nil {
 		t.Skip("needs ISC's dhcrelay for the second rack: run scripts/deps.sh")
 	}
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	t.Parallel() // two labs at a time (scripts/test.sh: -parallel 2)
+	ironworkBin, agentBin := labBinaries(t)
 	dir := filepath.Join(t.TempDir(), "lab")
 	ns := fmt.Sprintf("iwlabt-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
@@ -78,9 +77,13 @@ func TestLabEndToEnd(t *testing.T) {
 	defer reg.Close()
 	// A sits on a second rack behind a router namespace running ISC's dhcrelay (its own
 	// bridge and subnet, a [[dhcp_subnet]] of its own); the others on the provisioning network.
-	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.214.0", Ironwork: filepath.Join(bin, "ironwork"),
+	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.214.0", Ironwork: ironworkBin,
 		ServerConfig: fmt.Sprintf("oci_plain_http_registries = [%q]", reg.Host()),
-		Agent:        filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 90 * time.Second, Log: &logs,
+		Agent:        agentBin, KernelDir: kernel, Cache: labCache(),
+		// The lab's default: B's OVMF machine, on a loaded machine with another lab beside it,
+		// took more than 3 minutes from power on to its agent's lookup (90 s and 3 minutes both
+		// failed it). D waits for it beside A and B's cycle and the deploys after it.
+		CallbackTimeout: 5 * time.Minute, Log: &logs,
 		Racks: 2,
 		Nodes: []lab.NodeSpec{
 			{Name: "a-bios-ipmi", Firmware: "bios", Power: "ipmi", Rack: 2},
@@ -176,7 +179,7 @@ func TestLabEndToEnd(t *testing.T) {
 			t.Errorf("provide: %v", err)
 			return
 		}
-		node, err := lab.WaitState(ctx, c, n.UUID, "clean failed", 4*time.Minute, nil)
+		node, err := lab.WaitState(ctx, c, n.UUID, "clean failed", 8*time.Minute, nil)
 		if err != nil {
 			t.Errorf("no callback: %v", err)
 			return
@@ -368,9 +371,8 @@ func TestLabProductionLayout(t *testing.T) {
 	if err := lab.Check(kernel); err != nil {
 		t.Skip(err)
 	}
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	t.Parallel() // two labs at a time (scripts/test.sh: -parallel 2)
+	ironworkBin, agentBin := labBinaries(t)
 	dir := filepath.Join(t.TempDir(), "lab")
 	ns := fmt.Sprintf("iwlabp-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
@@ -379,8 +381,8 @@ func TestLabProductionLayout(t *testing.T) {
 		{Name: "no-rng", Firmware: "bios", Power: "ipmi", BMC: "ipmi_sim", RNG: "none", CPU: "qemu64,-rdrand"},
 	}
 	start := time.Now()
-	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, Log: &logs, Nodes: nodes, Layout: lab.LayoutProduction})
+	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: ironworkBin,
+		Agent: agentBin, KernelDir: kernel, Cache: labCache(), Log: &logs, Nodes: nodes, Layout: lab.LayoutProduction})
 	t.Cleanup(func() {
 		if err := lab.Down(dir, nil); err != nil {
 			t.Errorf("lab down: %v", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,9 +38,8 @@ func TestLabPartitionImage(t *testing.T) {
 			t.Skipf("%s not installed (scripts/deps.sh)", tool)
 		}
 	}
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	t.Parallel() // two labs at a time (scripts/test.sh: -parallel 2)
+	ironworkBin, agentBin := labBinaries(t)
 	dir := filepath.Join(t.TempDir(), "lab")
 	ns := fmt.Sprintf("iwlabpi-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
@@ -48,8 +48,8 @@ func TestLabPartitionImage(t *testing.T) {
 		{Name: "p-uefi-redfish", Firmware: "uefi", Power: "redfish"},
 	}
 	start := time.Now()
-	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.218.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 5 * time.Minute, Log: &logs, Nodes: nodes,
+	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.218.0", Ironwork: ironworkBin,
+		Agent: agentBin, KernelDir: kernel, Cache: labCache(), CallbackTimeout: 5 * time.Minute, Log: &logs, Nodes: nodes,
 		PartitionImage: true})
 	t.Cleanup(func() {
 		if err := lab.Down(dir, nil); err != nil {
@@ -81,6 +81,13 @@ func TestLabPartitionImage(t *testing.T) {
 	}
 	const swapMB, ephemeralGB = 64, 1
 	ctx := context.Background()
+	// No automated cleaning: this test is about the partition image's deploy (cleaning is
+	// asserted by TestLabEndToEnd and TestLabProductionLayout); provide goes straight to available.
+	for _, n := range st.Nodes {
+		if err := st.Client().Do(ctx, http.MethodPatch, "/v1/nodes/"+n.UUID, []map[string]any{{"op": "replace", "path": "/automated_clean", "value": false}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	res := lab.Cycle(ctx, st, []string{"p-bios-ipmi", "p-uefi-redfish"}, lab.CycleOptions{Timeout: 6 * time.Minute, SkipUndeploy: true,
 		InstanceInfo: func(lab.Node) map[string]any {
 			return map[string]any{"image_source": p.Image, "image_checksum": "sha256:" + p.SHA256, "image_disk_format": "raw",

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,7 +51,7 @@ func (o *Options) check() error {
 	if o.Layout != LayoutProduction {
 		return err
 	}
-	if o.Inspect {
+	if o.Inspect || slices.ContainsFunc(o.Nodes, func(n NodeSpec) bool { return n.Inspect }) {
 		err = errors.Join(err, errors.New("inspection at enrolment (Options.Inspect) is for the lab layout only"))
 	}
 	if out, e := exec.Command("busybox", "--list").Output(); e != nil || !strings.Contains("\n"+string(out), "\nhttpd\n") {

@@ -24,7 +24,7 @@ import (
 )
 
 // TestLabRescue deploys the test image on two QEMU machines behind Ironwork's vbmc (SeaBIOS
-// over IPMI, OVMF over Redfish) and then, for each in turn,
+// over IPMI, OVMF over Redfish) and then, for both at once,
 // rescues it with the agent rescue interface and a password, logs in as the rescue user over
 // the machine's serial console (a wrong password first, which is refused), mounts the
 // instance's disk and lists it, logs out, unrescues, and sees the instance boot again from a
@@ -40,15 +40,14 @@ func TestLabRescue(t *testing.T) {
 	if out, err := exec.Command("file", "-L", "/bin/busybox").Output(); err != nil || !bytes.Contains(out, []byte("statically linked")) {
 		t.Skip("the rescue ramdisk needs a static /bin/busybox (Debian package busybox-static; scripts/deps.sh)")
 	}
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	t.Parallel() // two labs at a time (scripts/test.sh: -parallel 2)
+	ironworkBin, agentBin := labBinaries(t)
 	dir := filepath.Join(t.TempDir(), "lab")
 	ns := fmt.Sprintf("iwlabr-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
 	start := time.Now()
-	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.216.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 4 * time.Minute, Log: &logs, Rescue: true,
+	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.216.0", Ironwork: ironworkBin,
+		Agent: agentBin, KernelDir: kernel, Cache: labCache(), CallbackTimeout: 4 * time.Minute, Log: &logs, Rescue: true,
 		Nodes: []lab.NodeSpec{{Name: "r-bios-ipmi", Firmware: "bios", Power: "ipmi"}, {Name: "r-uefi-redfish", Firmware: "uefi", Power: "redfish"}}})
 	t.Cleanup(func() {
 		if err := lab.Down(dir, nil); err != nil {
@@ -95,10 +94,12 @@ func TestLabRescue(t *testing.T) {
 			t.Fatalf("deploy %s: %v", r.Node, r.Err)
 		}
 	}
-	// Then rescue each in turn.
+	// Then rescue both at once (each on its own console, disk and address).
+	var wg sync.WaitGroup
 	for _, n := range st.Nodes {
-		t.Run(n.Name, func(t *testing.T) { rescueAndBack(t, st, n) })
+		wg.Go(func() { t.Run(n.Name, func(t *testing.T) { rescueAndBack(t, st, n) }) })
 	}
+	wg.Wait()
 	t.Logf("whole test: %.1f s", time.Since(start).Seconds())
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,10 +22,12 @@ import (
 )
 
 // TestLabShapesAndDiscovery brings a lab up with a machine of the shape (2 vCPUs,
-// 1536 MiB, disks of 8 and 4 GiB, two NICs) and a machine to discover. The shaped machine is
-// enrolled with its first MAC as PXE port, its disks and taps exist with their sizes, and the
-// redfish inspect interface reads exactly that hardware from the lab's vbmc; the machine to
-// discover is not enrolled and its BMC powered it on to boot from the network. Then the
+// 1536 MiB, disks of 8 and 4 GiB, two NICs) and a machine of that shape to discover. The
+// shaped machine is enrolled with its first MAC as PXE port, its disks and taps exist with
+// their sizes, and the redfish inspect interface reads exactly that hardware from the lab's
+// vbmc; the machine to discover is not enrolled and its BMC powered it on to boot from the
+// network. Then, at once, the server discovers it (checkDiscovery, subtest discovery: one
+// node enrolled with that hardware, the machine off) and, in subtest shaped, the
 // shaped machine's two disks become a software RAID-1 mirror that it is deployed onto and
 // boots from (checkSoftwareRAIDDeploy), between a manual clean of out-of-band steps (redfish
 // raid, bios and firmware with disable_ramdisk: checkOutOfBandClean) and a servicing of the
@@ -38,18 +41,17 @@ func TestLabShapesAndDiscovery(t *testing.T) {
 	if err := lab.Check(kernel); err != nil {
 		t.Skip(err)
 	}
-	bin := t.TempDir()
-	goBuild(t, filepath.Join(bin, "ironwork"), "../../cmd/ironwork")
-	goBuild(t, filepath.Join(bin, "ironwork-agent"), "../../cmd/ironwork-agent")
+	t.Parallel() // two labs at a time (scripts/test.sh: -parallel 2)
+	ironworkBin, agentBin := labBinaries(t)
 	dir := filepath.Join(t.TempDir(), "lab")
 	ns := fmt.Sprintf("iwlabs-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
 	shape := lab.Shape{CPUs: 2, MemoryMB: 1536, Disks: []int64{8 << 30, 4 << 30}, NICs: 2}
-	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: filepath.Join(bin, "ironwork"),
-		Agent: filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, Log: &logs,
+	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: ironworkBin,
+		Agent: agentBin, KernelDir: kernel, Cache: labCache(), Log: &logs,
 		Nodes: []lab.NodeSpec{
 			{Name: "a-shaped", Firmware: "bios", Power: "redfish", Shape: shape},
-			{Name: "b-discover", Firmware: "bios", Power: "redfish", Discover: true},
+			{Name: "b-discover", Firmware: "bios", Power: "redfish", Shape: shape, Discover: true},
 		}}
 	start := time.Now()
 	st, err := lab.Up(context.Background(), opts)
@@ -119,20 +121,32 @@ func TestLabShapesAndDiscovery(t *testing.T) {
 	}
 	defer func() {
 		if t.Failed() {
-			for _, f := range []string{"serve.log", a.Name + ".serial.log"} {
+			for _, f := range []string{"serve.log", "vbmc.log", a.Name + ".serial.log", b.Name + ".serial.log"} {
 				b, _ := os.ReadFile(filepath.Join(dir, f))
 				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 60))
 			}
 		}
 	}()
+	// At once: the discovery of b (which up powered on), and a's out-of-band steps and
+	// software RAID deploy.
 	fwBase, sums := firmwareServer(t)
-	checkOutOfBandClean(ctx, t, st, a.Name, fwBase, sums)
-	if t.Failed() {
-		return
-	}
-	checkSoftwareRAIDDeploy(ctx, t, st, a.Name)
-	if t.Failed() {
-		return
-	}
-	checkOutOfBandService(ctx, t, st, a.Name, fwBase, sums)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t.Run("discovery", func(t *testing.T) { checkDiscovery(ctx, t, st, b, a.UUID) })
+	})
+	wg.Go(func() {
+		t.Run("shaped", func(t *testing.T) {
+			checkOutOfBandClean(ctx, t, st, a.Name, fwBase, sums)
+			if t.Failed() {
+				return
+			}
+			checkSoftwareRAIDDeploy(ctx, t, st, a.Name)
+			if t.Failed() {
+				return
+			}
+			checkOutOfBandService(ctx, t, st, a.Name, fwBase, sums)
+		})
+	})
+	wg.Wait()
+	t.Logf("whole test: %.1f s", time.Since(start).Seconds())
 }

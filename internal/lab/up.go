@@ -85,6 +85,9 @@ type NodeSpec struct {
 	// Rack is the machine's rack (Options.Racks): 0 or 1 is the provisioning network; k >= 2
 	// is rack k's bridge behind the lab's DHCP relay (racks.go).
 	Rack int
+	// Inspect enrols this machine's node for in-band inspection, as Options.Inspect does for
+	// every node (lab layout only).
+	Inspect bool
 }
 
 // Shape is a machine's hardware; zero fields take the defaults.
@@ -157,6 +160,10 @@ type Options struct {
 	// PartitionImage builds the partition test image too (testimage.BuildPartition) and
 	// serves it beside the whole-disk one (State.Partition). Lab layout only.
 	PartitionImage bool
+	// Cache, when set, is a build cache shared by labs (the tests): the deploy ramdisk and
+	// the whole-disk test image are built there once, under a lock, and copied into each lab
+	// (cache.go). The first lab's Agent and KernelDir build them. Empty: every lab builds its own.
+	Cache string
 	// Racks is the number of racks (default 1): racks 2 and up are their own bridges and
 	// subnets behind a router namespace running dhcrelay toward the server (racks.go). When no
 	// machine names its rack (NodeSpec.Rack), they are spread round-robin. Lab layout only.
@@ -392,6 +399,11 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	// The deploy ramdisk and the image to deploy.
 	rd := filepath.Join(dir, "ramdisk")
 	kernel, initrd := filepath.Join(rd, "ironwork-deploy.kernel"), filepath.Join(rd, "ironwork-deploy.initramfs")
+	if opts.Cache != "" && (!exists(kernel) || !exists(initrd)) {
+		if err := cachedRamdisk(ctx, opts, rd); err != nil {
+			return st, err
+		}
+	}
 	if !exists(kernel) || !exists(initrd) {
 		if opts.Agent == "" {
 			return st, errors.New("the lab has no deploy ramdisk yet and no ironwork-agent binary to build it with")
@@ -429,15 +441,23 @@ func Up(ctx context.Context, opts Options) (*State, error) {
 	if err := os.MkdirAll(filepath.Dir(imgPath), 0o755); err != nil {
 		return st, err
 	}
-	logf("building the test OS image")
 	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o755); err != nil {
 		return st, err
 	}
-	sum, err := testimage.Build(ctx, imgPath, testimage.Options{KernelDir: opts.KernelDir, WorkDir: filepath.Join(dir, "work"),
-		Size: opts.ImageSize, Log: slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		BootFilesDir: filepath.Dir(imgPath)})
+	var sum string
+	if opts.Cache != "" {
+		sum, err = cachedTestImage(ctx, opts, imgPath)
+	} else {
+		logf("building the test OS image")
+		sum, err = testimage.Build(ctx, imgPath, testimage.Options{KernelDir: opts.KernelDir, WorkDir: filepath.Join(dir, "work"),
+			Size: opts.ImageSize, Log: slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			BootFilesDir: filepath.Dir(imgPath)})
+		if err != nil {
+			err = fmt.Errorf("build the test image: %w", err)
+		}
+	}
 	if err != nil {
-		return st, fmt.Errorf("build the test image: %w", err)
+		return st, err
 	}
 	if err := st.update(func(s *State) {
 		s.Image, s.ImageSH = "http://"+st.Subnet+".1:8080/lab/image.raw", sum
@@ -654,7 +674,7 @@ console_log_dir = %q
 			di["kernel_append_params"] = "console=ttyAMA0,115200"
 			body["properties"] = map[string]any{"capabilities": "boot_mode:uefi", "cpu_arch": "aarch64"}
 		}
-		if opts.Inspect {
+		if opts.Inspect || spec.Inspect {
 			delete(body, "properties")
 			body["inspect_interface"] = "agent"
 		}
