@@ -1,0 +1,285 @@
+package httpapi
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/sqlstore"
+)
+
+// A node list renders each node's members (everything before its links) from the stored row,
+// which costs far more than sending them: nodeCache keeps those rendered bytes, per node and
+// per view (microversion and fields), under the node's revision. The database bumps a node's
+// revision on every write of its row or its traits, by trigger, whoever writes (this server,
+// another API server on the same PostgreSQL, a conductor, a lock release): a list reads the
+// page's (id, revision) pairs first, serves the cached bytes of the nodes whose revision is
+// the one cached, and reads and renders only the others. The database stays the one source of
+// truth; the cache never answers without asking it.
+//
+// What the bytes do not hold is written per request: the links (they carry the request's base
+// URL) and the conductor (it follows the hash ring, not the node). Callers whose view of a
+// node is redacted by policy (a project-scoped caller without filter_threshold) are never
+// served from it. The cache is bounded by a byte budget; the least recently used entries go
+// first.
+
+// defaultNodeCacheBytes is the budget when Options.NodeCacheBytes is 0: 10,000 detailed nodes
+// at about 1.6 KB each, in one view, fit three times over.
+const defaultNodeCacheBytes = 64 << 20
+
+// nodeCacheOverhead is what an entry costs besides its bytes and strings (struct, map slot).
+const nodeCacheOverhead = 160
+
+type nodeCacheKey struct {
+	id   int64
+	view string // microversion and fields: see nodeView
+}
+
+// nodeCacheEntry is one node's rendered members in one view at one revision. Entries are never
+// changed once they are in the cache, so their bytes may be read after the lock is released.
+type nodeCacheEntry struct {
+	key   nodeCacheKey
+	rev   int64
+	uuid  string // for the links and the next page's marker
+	group string // conductor group, for the ring
+	body  []byte // '{' and the members before the links, without a closing brace
+	// prev and next link the entries from the most to the least recently used.
+	prev, next *nodeCacheEntry
+}
+
+func (e *nodeCacheEntry) size() int64 {
+	return int64(len(e.body)+len(e.uuid)+len(e.group)+len(e.key.view)) + nodeCacheOverhead
+}
+
+// nodeCache is an LRU map of nodeCacheEntry bounded by a byte budget.
+type nodeCache struct {
+	budget int64
+
+	mu    sync.Mutex
+	size  int64
+	items map[nodeCacheKey]*nodeCacheEntry
+	lru   nodeCacheEntry // sentinel: lru.next is the most recently used entry
+
+	hits, misses, evictions atomic.Int64
+}
+
+func newNodeCache(budget int64) *nodeCache {
+	c := &nodeCache{budget: budget, items: map[nodeCacheKey]*nodeCacheEntry{}}
+	c.lru.next, c.lru.prev = &c.lru, &c.lru
+	return c
+}
+
+func (c *nodeCache) unlink(e *nodeCacheEntry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+func (c *nodeCache) pushFront(e *nodeCacheEntry) {
+	e.prev, e.next = &c.lru, c.lru.next
+	c.lru.next.prev = e
+	c.lru.next = e
+}
+
+// lookup sets out[i] to the entry of ids[i] in view when its revision is revs[i], and to nil
+// otherwise. out has the length of ids.
+func (c *nodeCache) lookup(view string, ids, revs []int64, out []*nodeCacheEntry) {
+	hits := 0
+	c.mu.Lock()
+	for i, id := range ids {
+		e := c.items[nodeCacheKey{id, view}]
+		if e == nil || e.rev != revs[i] {
+			out[i] = nil
+			continue
+		}
+		c.unlink(e)
+		c.pushFront(e)
+		out[i] = e
+		hits++
+	}
+	c.mu.Unlock()
+	c.hits.Add(int64(hits))
+	c.misses.Add(int64(len(ids) - hits))
+}
+
+// put stores entries, replacing any of the same node and view, and evicts the least recently
+// used entries past the budget. An entry larger than the whole budget is not kept.
+func (c *nodeCache) put(entries []*nodeCacheEntry) {
+	evicted := 0
+	c.mu.Lock()
+	for _, e := range entries {
+		if e.size() > c.budget {
+			continue
+		}
+		if old := c.items[e.key]; old != nil {
+			if old.rev > e.rev {
+				continue // a newer state is already here (two lists raced)
+			}
+			c.unlink(old)
+			c.size -= old.size()
+		}
+		c.items[e.key] = e
+		c.pushFront(e)
+		c.size += e.size()
+	}
+	for c.size > c.budget && c.lru.prev != &c.lru {
+		old := c.lru.prev
+		c.unlink(old)
+		delete(c.items, old.key)
+		c.size -= old.size()
+		evicted++
+	}
+	c.mu.Unlock()
+	c.evictions.Add(int64(evicted))
+}
+
+// nodeCacheStats is what the cache holds and how it was used.
+type nodeCacheStats struct {
+	Entries                 int
+	Bytes                   int64
+	Hits, Misses, Evictions int64
+}
+
+func (c *nodeCache) stats() nodeCacheStats {
+	c.mu.Lock()
+	st := nodeCacheStats{Entries: len(c.items), Bytes: c.size}
+	c.mu.Unlock()
+	st.Hits, st.Misses, st.Evictions = c.hits.Load(), c.misses.Load(), c.evictions.Load()
+	return st
+}
+
+// nodeView names what, besides the node, the cached bytes depend on: the microversion and the
+// fields shown (nil: all of them).
+func nodeView(ver int, show []string) string {
+	if show == nil {
+		return strconv.Itoa(ver)
+	}
+	return strconv.Itoa(ver) + "?" + strings.Join(show, ",")
+}
+
+// writeCachedNodeList serves a node list (writeNodeList's arguments, parsed) through the cache:
+// the page's ids and revisions are read, the nodes not cached at that revision are read and
+// rendered, and every node is sent from its rendered bytes. Only for callers that see nodes
+// unredacted.
+func (s *Server) writeCachedNodeList(w http.ResponseWriter, r *http.Request, f sqlstore.NodeFilter, p listParams, show []string, path string) error {
+	ctx := r.Context()
+	ver := versionOf(ctx)
+	view := nodeView(ver, show)
+	revs, err := s.store.ListNodeRevisions(ctx, f, p.page)
+	if err != nil {
+		return err
+	}
+	ids, rv := make([]int64, len(revs)), make([]int64, len(revs))
+	for i, x := range revs {
+		ids[i], rv[i] = x.ID, x.Revision
+	}
+	entries := make([]*nodeCacheEntry, len(ids))
+	s.cache.lookup(view, ids, rv, entries)
+	var missing []int64
+	for i, e := range entries {
+		if e == nil {
+			missing = append(missing, ids[i])
+		}
+	}
+	if len(missing) > 0 {
+		raws, err := s.store.NodesRawByID(ctx, missing)
+		if err != nil {
+			return err
+		}
+		byID := make(map[int64]*sqlstore.RawNode, len(raws))
+		for _, rn := range raws {
+			byID[rn.Node.ID] = rn
+		}
+		same := len(raws) == len(missing)
+		for i, id := range ids {
+			if rn := byID[id]; entries[i] == nil && (rn == nil || rn.Revision != rv[i]) {
+				same = false
+				break
+			}
+		}
+		if !same {
+			// A node changed or went between the two reads, and may no longer match the
+			// filter: read the page again in one query, as the uncached list does.
+			raws, err = s.store.ListNodesRaw(ctx, f, p.page)
+			if err != nil {
+				return err
+			}
+			ids, rv, entries = ids[:0], rv[:0], make([]*nodeCacheEntry, len(raws))
+			clear(byID)
+			for _, rn := range raws {
+				ids, rv = append(ids, rn.Node.ID), append(rv, rn.Revision)
+				byID[rn.Node.ID] = rn
+			}
+			s.cache.lookup(view, ids, rv, entries)
+		}
+		if err := s.renderMissing(r, view, show, ids, entries, byID); err != nil {
+			return err
+		}
+	}
+
+	bp := s.buffer()
+	defer s.recycle(bp)
+	b := append((*bp)[:0], '[')
+	base := s.baseURL(r)
+	wantConductor := r.URL.Query().Get("conductor")
+	showConductor := nodeShowsConductor(ver, show)
+	var ringNode ironwork.Node // ConductorFor reads only its UUID and group
+	count, last := 0, ""
+	for _, e := range entries {
+		if e == nil {
+			continue // undecodable: left out, as the uncached list does
+		}
+		cond := ""
+		if (showConductor || wantConductor != "") && s.opts.Ring != nil {
+			ringNode.UUID, ringNode.ConductorGroup = e.uuid, e.group
+			cond = s.opts.Ring.ConductorFor(&ringNode)
+		}
+		if wantConductor != "" && cond != wantConductor {
+			continue
+		}
+		if count > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e.body...)
+		b = appendNodeTail(b, base, e.uuid, cond, ver, show)
+		count, last = count+1, e.uuid
+	}
+	b = append(b, ']')
+	*bp = b
+	return s.writeJSON(w, http.StatusOK, s.listBodyOf(r, path, "nodes", "nodes_links", rawJSON(b), count, p, last))
+}
+
+// renderMissing renders the nodes of the page whose entries are nil from their rows in byID,
+// sets their entries and caches them. A node that cannot be decoded keeps a nil entry.
+func (s *Server) renderMissing(r *http.Request, view string, show []string, ids []int64, entries []*nodeCacheEntry, byID map[int64]*sqlstore.RawNode) error {
+	var (
+		st      storedNode
+		scratch []byte
+		fresh   []*nodeCacheEntry
+	)
+	for i, e := range entries {
+		rn := byID[ids[i]]
+		if e != nil || rn == nil {
+			continue
+		}
+		if err := st.load(s, rn, show); err != nil {
+			// As ListNodes: the node is left out (and is not the marker of the next page).
+			s.log.ErrorContext(r.Context(), "skip undecodable node", "node", rn.Node.UUID, "error", err)
+			continue
+		}
+		var err error
+		if scratch, err = appendJSON(scratch[:0], s.renderNodeBody(r, rn.Node, show, st.value)); err != nil {
+			return fmt.Errorf("encode node: %w", err)
+		}
+		e = &nodeCacheEntry{key: nodeCacheKey{ids[i], view}, rev: rn.Revision, uuid: rn.Node.UUID,
+			group: rn.Node.ConductorGroup, body: bytes.Clone(scratch[:len(scratch)-1])} // without the closing brace
+		entries[i] = e
+		fresh = append(fresh, e)
+	}
+	s.cache.put(fresh)
+	return nil
+}
