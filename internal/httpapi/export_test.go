@@ -2,3 +2,13 @@ package httpapi
 
 // UnguardedRoutes lists the routes s serves that routeGuards does not name.
 func (s *Server) UnguardedRoutes() []string { return s.unguarded }
+
+// NodeCacheUse reports how many nodes lists served from the node cache and how many they
+// rendered, and what the cache holds (entries, bytes).
+func (s *Server) NodeCacheUse() (hits, misses int64, entries int, bytes int64) {
+	if s.cache == nil {
+		return 0, 0, 0, 0
+	}
+	st := s.cache.stats()
+	return st.Hits, st.Misses, st.Entries, st.Bytes
+}
