@@ -220,3 +220,62 @@ func TestNodeCacheNeverStale(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeCachePerCaller checks that a list a caller with a redacted view makes after an
+// administrator filled the cache shows what the uncached server shows that caller, and that
+// links follow each request's host when no public URL is set.
+func TestNodeCachePerCaller(t *testing.T) {
+	dsn := sqlstoretest.Targets()[0].DSN(t)
+	auth := func(o *httpapi.Options) { o.Auth = headerAuth{}; o.PublicURL = "" }
+	c := openCacheAPI(t, dsn, nil, auth)
+	ref := openCacheAPI(t, dsn, nil, auth, func(o *httpapi.Options) { o.NodeCacheBytes = -1 })
+	ctx := context.Background()
+	for i, owner := range []string{ownerProject, "", ownerProject} {
+		n := &ironwork.Node{Name: fmt.Sprintf("caller-%d", i), Driver: "fake-hardware", Owner: owner, Lessee: lesseeProject, ProvisionState: ironwork.Manageable,
+			LastError: "boom", Reservation: "c1",
+			DriverInfo:         ironwork.JSONObject{"ipmi_address": "10.0.0.9", "ipmi_password": "pw"},
+			DriverInternalInfo: ironwork.JSONObject{"agent_url": "http://10.0.0.9:9999"}}
+		if err := ironwork.DefaultDriverConfig().ResolveInterfaces(n); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.store.CreateNode(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	personas := []struct {
+		name string
+		hdr  []string
+	}{
+		{"system admin", []string{"X-Auth-Token", "admin", "X-Roles", "admin,member,reader", "OpenStack-System-Scope", "all"}},
+		{"owner admin", []string{"X-Auth-Token", "o", "X-Roles", "admin,member,reader", "X-Project-Id", ownerProject}},
+		{"owner reader", []string{"X-Auth-Token", "or", "X-Roles", "reader", "X-Project-Id", ownerProject}},
+		{"lessee member", []string{"X-Auth-Token", "l", "X-Roles", "member,reader", "X-Project-Id", lesseeProject}},
+		{"system reader", []string{"X-Auth-Token", "sr", "X-Roles", "reader", "OpenStack-System-Scope", "all"}},
+		{"system admin, other host", []string{"X-Auth-Token", "admin", "X-Roles", "admin,member,reader", "OpenStack-System-Scope", "all", "Host", "other.example:6385"}},
+	}
+	redacted := false
+	for range 2 {
+		for _, p := range personas {
+			for _, path := range []string{"/v1/nodes/detail", "/v1/nodes?fields=uuid,driver_info,last_error,reservation,driver_internal_info"} {
+				hdr := append([]string{"Host", "ironwork.test:6385"}, p.hdr...)
+				st, want := ref.get(t, path, latest, hdr...)
+				if st != http.StatusOK {
+					t.Fatalf("%s: GET %s: %d %s", p.name, path, st, want)
+				}
+				if _, got := c.get(t, path, latest, hdr...); got != want {
+					t.Fatalf("%s: GET %s:\n got %s\nwant %s", p.name, path, got, want)
+				}
+				redacted = redacted || strings.Contains(want, "Redacted")
+				if strings.Contains(p.name, "other host") && !strings.Contains(want, "http://other.example:6385/v1/nodes/") {
+					t.Fatalf("%s: links do not follow the host: %s", p.name, want)
+				}
+			}
+		}
+	}
+	if !redacted {
+		t.Fatal("no persona saw a redacted field: the test does not cover redaction")
+	}
+	if hits, _, _, _ := c.api.NodeCacheUse(); hits == 0 {
+		t.Fatal("no node served from the cache")
+	}
+}
