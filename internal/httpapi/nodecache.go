@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -223,10 +224,16 @@ func (s *Server) writeCachedNodeList(w http.ResponseWriter, r *http.Request, f s
 
 	bp := s.buffer()
 	defer s.recycle(bp)
-	b := append((*bp)[:0], '[')
-	base := s.baseURL(r)
+	tail := newNodeTail(s.baseURL(r), ver, show)
+	// Grown once to the page's size: a page of 1000 detailed nodes is a few MiB.
+	size := 4096
+	for _, e := range entries {
+		if e != nil {
+			size += len(e.body) + tail.size(len(e.uuid))
+		}
+	}
+	b := append(slices.Grow((*bp)[:0], size), `{"nodes":[`...)
 	wantConductor := r.URL.Query().Get("conductor")
-	showConductor := nodeShowsConductor(ver, show)
 	var ringNode ironwork.Node // ConductorFor reads only its UUID and group
 	count, last := 0, ""
 	for _, e := range entries {
@@ -234,7 +241,7 @@ func (s *Server) writeCachedNodeList(w http.ResponseWriter, r *http.Request, f s
 			continue // undecodable: left out, as the uncached list does
 		}
 		cond := ""
-		if (showConductor || wantConductor != "") && s.opts.Ring != nil {
+		if (tail.conductor || wantConductor != "") && s.opts.Ring != nil {
 			ringNode.UUID, ringNode.ConductorGroup = e.uuid, e.group
 			cond = s.opts.Ring.ConductorFor(&ringNode)
 		}
@@ -245,12 +252,106 @@ func (s *Server) writeCachedNodeList(w http.ResponseWriter, r *http.Request, f s
 			b = append(b, ',')
 		}
 		b = append(b, e.body...)
-		b = appendNodeTail(b, base, e.uuid, cond, ver, show)
+		b = tail.append(b, e.uuid, cond)
 		count, last = count+1, e.uuid
 	}
 	b = append(b, ']')
+	// The rest of the collection (the next links) as listBody builds it.
+	for _, m := range s.listBodyOf(r, path, "nodes", "nodes_links", nil, count, p, last)[1:] {
+		b = append(b, ',')
+		b = appendString(b, m.k)
+		b = append(b, ':')
+		if b, err = appendJSON(b, m.v); err != nil {
+			return fmt.Errorf("encode response: %w", err)
+		}
+	}
+	b = append(b, '}')
 	*bp = b
-	return s.writeJSON(w, http.StatusOK, s.listBodyOf(r, path, "nodes", "nodes_links", rawJSON(b), count, p, last))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(b)
+	return err
+}
+
+// nodeTail writes what follows a node's cached members, as appendNodeTail does, from a
+// template made once per request: the parts between the places where the node's UUID and
+// conductor go.
+type nodeTail struct {
+	conductor bool     // the conductor member is shown: it goes after links
+	links     []string // parts around the UUID up to the conductor member
+	subs      []string // parts around the UUID after it, the last one closing the node
+	slow      bool     // the base URL needs escaping: use appendNodeTail
+	base      string
+	ver       int
+	fields    []string
+}
+
+// uuidMark stands for the node's UUID in the template; no base URL contains it (a base URL
+// that does is sent through appendNodeTail).
+const uuidMark = "{uuid}"
+
+func newNodeTail(base string, ver int, fields []string) *nodeTail {
+	t := &nodeTail{conductor: nodeShowsConductor(ver, fields), base: base, ver: ver, fields: fields}
+	if !plainText(base) || strings.Contains(base, uuidMark) {
+		t.slow = true
+		return t
+	}
+	// appendNodeTail with the mark for the UUID and no conductor member: split at the marks,
+	// and at the end of the links (where the conductor member would go).
+	full := string(appendNodeTail([]byte{'{'}, base, uuidMark, "", ver, fields))[1:]
+	links := string(appendNodeTail([]byte{'{'}, base, uuidMark, "", ver, []string{}))[1:]
+	links = links[:len(links)-1] // without the closing brace
+	rest := full[len(links):]
+	if t.conductor {
+		rest = strings.TrimPrefix(rest, `,"conductor":null`)
+	}
+	t.links = strings.Split(links, uuidMark)
+	t.subs = strings.Split(rest, uuidMark)
+	return t
+}
+
+// size is about what append adds for a UUID of n bytes.
+func (t *nodeTail) size(n int) int {
+	total := 64 // the comma, the conductor
+	for _, p := range t.links {
+		total += len(p) + n
+	}
+	for _, p := range t.subs {
+		total += len(p) + n
+	}
+	return total
+}
+
+// append appends the tail of the node uuid whose conductor is cond ("" for none).
+func (t *nodeTail) append(b []byte, uuid, cond string) []byte {
+	if t.slow {
+		return appendNodeTail(b, t.base, uuid, cond, t.ver, t.fields)
+	}
+	if b[len(b)-1] != '{' {
+		b = append(b, ',')
+	}
+	for i, p := range t.links {
+		if i > 0 {
+			b = append(b, uuid...)
+		}
+		b = append(b, p...)
+	}
+	if t.conductor {
+		b = append(b, `,"conductor":`...)
+		if cond == "" {
+			b = append(b, "null"...)
+		} else {
+			b = appendString(b, cond)
+		}
+	}
+	for i, p := range t.subs {
+		if i > 0 {
+			b = append(b, uuid...)
+		}
+		b = append(b, p...)
+	}
+	return b
 }
 
 // renderMissing renders the nodes of the page whose entries are nil from their rows in byID,
