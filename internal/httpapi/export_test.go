@@ -12,3 +12,7 @@ func (s *Server) NodeCacheUse() (hits, misses int64, entries int, bytes int64) {
 	st := s.cache.stats()
 	return st.Hits, st.Misses, st.Entries, st.Bytes
 }
+
+// RunBetweenListReads has f run in every cached node list that misses nodes, between the read
+// of the page's revisions and the read of the missing nodes.
+func (s *Server) RunBetweenListReads(f func()) { s.afterRevisions = f }

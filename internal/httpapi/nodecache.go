@@ -187,6 +187,9 @@ func (s *Server) writeCachedNodeList(w http.ResponseWriter, r *http.Request, f s
 		}
 	}
 	if len(missing) > 0 {
+		if s.afterRevisions != nil {
+			s.afterRevisions()
+		}
 		raws, err := s.store.NodesRawByID(ctx, missing)
 		if err != nil {
 			return err

@@ -279,3 +279,48 @@ func TestNodeCachePerCaller(t *testing.T) {
 		t.Fatal("no node served from the cache")
 	}
 }
+
+// TestNodeCacheRaceBetweenReads changes a node between a cached list's read of revisions and
+// its read of the missing nodes, so that the node no longer matches the list's filter: the list
+// must be the uncached server's, read after the change (the node is not in it).
+func TestNodeCacheRaceBetweenReads(t *testing.T) {
+	for _, target := range sqlstoretest.Targets() {
+		t.Run(target.Name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := target.DSN(t)
+			c := openCacheAPI(t, dsn, nil)
+			ref := openCacheAPI(t, dsn, nil, func(o *httpapi.Options) { o.NodeCacheBytes = -1 })
+			var uuids []string
+			for i := range 3 {
+				r := call(t, c.ts, "POST", "/v1/nodes", latest, map[string]any{"name": fmt.Sprintf("race-%d", i), "driver": "fake-hardware"})
+				mustStatus(t, r, http.StatusCreated)
+				uuids = append(uuids, r.body["uuid"].(string))
+			}
+			fired := 0
+			c.api.RunBetweenListReads(func() {
+				fired++
+				if fired > 1 {
+					return
+				}
+				if _, err := ref.store.UpdateNode(ctx, uuids[1], func(n *ironwork.Node) error {
+					n.ProvisionState = ironwork.Manageable
+					return nil
+				}); err != nil {
+					t.Error(err)
+				}
+			})
+			path := "/v1/nodes/detail?provision_state=enroll"
+			_, got := c.get(t, path, latest)
+			if fired != 1 {
+				t.Fatalf("the hook ran %d times, want 1: the list did not miss", fired)
+			}
+			_, want := ref.get(t, path, latest)
+			if got != want {
+				t.Fatalf("list raced by a write:\n got %s\nwant %s", got, want)
+			}
+			if strings.Contains(got, uuids[1]) || !strings.Contains(got, uuids[0]) {
+				t.Fatalf("node %s left the filter but is listed, or node %s is missing: %s", uuids[1], uuids[0], got)
+			}
+		})
+	}
+}

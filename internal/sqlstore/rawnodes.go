@@ -20,7 +20,7 @@ type RawNode struct {
 	Node *ironwork.Node
 	// Revision is the node's revision when it was read (see ListNodeRevisions).
 	Revision int64
-	json [len(NodeJSONFields)]rawText
+	json     [len(NodeJSONFields)]rawText
 }
 
 // JSON returns the stored text of the JSON field name; ok is false when the column is NULL
