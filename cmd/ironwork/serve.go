@@ -38,6 +38,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	authFile := fs.String("http-basic-auth-file", "", "htpasswd file with bcrypt entries (htpasswd -nbB user pass)")
 	insecure := fs.Bool("allow-insecure-noauth", false, "allow noauth on a non-loopback address")
 	publicURL := fs.String("public-url", "", "base URL of links in API answers (default: the request's host)")
+	nodeCache := fs.Int("node-cache-mib", 0, "MiB of rendered nodes the API keeps to serve node lists from while the nodes are unchanged (0: 64 MiB; negative: no cache)")
 	hostname := fs.String("hostname", "", "this conductor's name (default: the machine's hostname)")
 	group := fs.String("conductor-group", "", "conductor group this conductor serves")
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error")
@@ -127,6 +128,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			cfg.AllowInsecureNoauth = *insecure
 		case "public-url":
 			cfg.PublicURL = *publicURL
+		case "node-cache-mib":
+			cfg.NodeCacheMiB = *nodeCache
 		case "hostname":
 			cfg.Hostname = *hostname
 		case "conductor-group":

@@ -8,12 +8,21 @@ import (
 	"testing"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/httpapi"
 )
 
 // BenchmarkListNodesDetail measures GET /v1/nodes/detail?limit=1000 over 1000 enrolled nodes,
-// client decoding excluded (the body is read and discarded).
+// client decoding excluded (the body is read and discarded), served from the node cache
+// (every node cached: the steady state of a fleet listed again and again) and without it.
 func BenchmarkListNodesDetail(b *testing.B) {
-	ts, store := newAPI(b)
+	b.Run("cached", func(b *testing.B) { benchListNodesDetail(b) })
+	b.Run("uncached", func(b *testing.B) {
+		benchListNodesDetail(b, func(o *httpapi.Options) { o.NodeCacheBytes = -1 })
+	})
+}
+
+func benchListNodesDetail(b *testing.B, mutate ...func(*httpapi.Options)) {
+	ts, store := newAPI(b, mutate...)
 	ctx := context.Background()
 	for i := range 1000 {
 		n := &ironwork.Node{Name: fmt.Sprintf("bench-%04d", i), Driver: "fake-hardware", ProvisionState: ironwork.Available,

@@ -69,8 +69,13 @@ func (s *Server) parseList(r *http.Request, detailPath bool) (listParams, error)
 // listBody builds a collection response: the items under key, and when the page is full a
 // "next" link (as Ironic) plus "<linksKey>" with rel "next" (as gophercloud's pagers read).
 func (s *Server) listBody(r *http.Request, path, key, linksKey string, items []object, p listParams, lastUUID string) object {
+	return s.listBodyOf(r, path, key, linksKey, items, len(items), p, lastUUID)
+}
+
+// listBodyOf is listBody for items already encoded (or not): count is how many there are.
+func (s *Server) listBodyOf(r *http.Request, path, key, linksKey string, items any, count int, p listParams, lastUUID string) object {
 	body := object{{key, items}}
-	if len(items) == 0 || len(items) < p.page.Limit {
+	if count == 0 || count < p.page.Limit {
 		return body
 	}
 	q := url.Values{}

@@ -50,23 +50,11 @@ func (s *Server) renderNode(r *http.Request, n *ironwork.Node, fields []string) 
 // renderNodeWith is renderNode with the values of some fields given by over (see
 // fieldTable.render).
 func (s *Server) renderNodeWith(r *http.Request, n *ironwork.Node, fields []string, over func(i int) (any, bool)) object {
-	ver := versionOf(r.Context())
-	t := s.nodeTable
-	out := t.render(n, ver, fields, over)
-	for i, m := range out {
-		if m.k == "provision_state" {
-			switch {
-			case ver < 2 && n.ProvisionState == ironwork.Available:
-				out[i].v = nil
-			case ver < 39 && n.ProvisionState == ironwork.InspectWait:
-				out[i].v = string(ironwork.Inspecting)
-			}
-		}
-	}
-	out = s.redactNode(r.Context(), n, out)
+	out := s.renderNodeBody(r, n, fields, over)
 	base := s.baseURL(r)
+	ver := versionOf(r.Context())
 	out = append(out, kv{"links", nodeLinks{base, n.UUID, ""}})
-	if ver >= vConductors && (fields == nil || slices.Contains(fields, "conductor")) {
+	if nodeShowsConductor(ver, fields) {
 		var c any
 		if s.opts.Ring != nil {
 			c = optStr(s.opts.Ring.ConductorFor(n))
@@ -86,6 +74,68 @@ func (s *Server) renderNodeWith(r *http.Request, n *ironwork.Node, fields []stri
 		}
 	}
 	return out
+}
+
+// renderNodeBody is the part of renderNodeWith that depends on the node's stored state, the
+// version, the fields and the caller (redaction): every member before the links.
+func (s *Server) renderNodeBody(r *http.Request, n *ironwork.Node, fields []string, over func(i int) (any, bool)) object {
+	ver := versionOf(r.Context())
+	out := s.nodeTable.render(n, ver, fields, over)
+	for i, m := range out {
+		if m.k == "provision_state" {
+			switch {
+			case ver < 2 && n.ProvisionState == ironwork.Available:
+				out[i].v = nil
+			case ver < 39 && n.ProvisionState == ironwork.InspectWait:
+				out[i].v = string(ironwork.Inspecting)
+			}
+		}
+	}
+	return s.redactNode(r.Context(), n, out)
+}
+
+// nodeShowsConductor reports whether a node shown at ver with fields has a conductor member.
+func nodeShowsConductor(ver int, fields []string) bool {
+	return ver >= vConductors && (fields == nil || slices.Contains(fields, "conductor"))
+}
+
+// appendNodeTail appends what renderNodeWith puts after renderNodeBody's members, and the
+// closing brace, to b, which holds the body's members after its opening brace (and nothing
+// more when the body is empty): the links, the conductor (given) and the sub-resource links.
+func appendNodeTail(b []byte, base, uuid, conductor string, ver int, fields []string) []byte {
+	sep := func(b []byte) []byte {
+		if b[len(b)-1] == '{' {
+			return b
+		}
+		return append(b, ',')
+	}
+	b = append(sep(b), `"links":`...)
+	b = nodeLinks{base, uuid, ""}.appendJSON(b)
+	if nodeShowsConductor(ver, fields) {
+		b = append(b, `,"conductor":`...)
+		if conductor == "" {
+			b = append(b, "null"...)
+		} else {
+			b = appendString(b, conductor)
+		}
+	}
+	if fields == nil {
+		b = append(b, `,"ports":`...)
+		b = nodeLinks{base, uuid, "/ports"}.appendJSON(b)
+		if ver >= 14 {
+			b = append(b, `,"states":`...)
+			b = nodeLinks{base, uuid, "/states"}.appendJSON(b)
+		}
+		if ver >= vPortgroupSubs {
+			b = append(b, `,"portgroups":`...)
+			b = nodeLinks{base, uuid, "/portgroups"}.appendJSON(b)
+		}
+		if ver >= 32 {
+			b = append(b, `,"volume":`...)
+			b = nodeLinks{base, uuid, "/volume"}.appendJSON(b)
+		}
+	}
+	return append(b, '}')
 }
 
 // loadNode finds a node by UUID or, from 1.5, by logical name.
@@ -263,6 +313,21 @@ func (s *Server) writeNodeList(w http.ResponseWriter, r *http.Request, detailPat
 	if lp := listProject(r.Context()); lp != "" {
 		f.Project = lp
 	}
+	show := fields
+	if show == nil && !p.detail {
+		show = nodeDefaultFields
+	}
+	p.fields = fields
+	if fields == nil && !p.detail && !detailPath {
+		p.fields = nodeDefaultFields
+	}
+	path := "nodes"
+	if detailPath {
+		path = "nodes/detail"
+	}
+	if s.cache != nil && s.seesWholeNodes(r.Context()) {
+		return s.writeCachedNodeList(w, r, f, p, show, path)
+	}
 	nodes, err := s.store.ListNodesRaw(r.Context(), f, p.page)
 	if err != nil {
 		return err
@@ -271,14 +336,6 @@ func (s *Server) writeNodeList(w http.ResponseWriter, r *http.Request, detailPat
 		nodes = slices.DeleteFunc(nodes, func(n *sqlstore.RawNode) bool {
 			return s.opts.Ring == nil || s.opts.Ring.ConductorFor(n.Node) != c
 		})
-	}
-	show := fields
-	if show == nil && !p.detail {
-		show = nodeDefaultFields
-	}
-	p.fields = fields
-	if fields == nil && !p.detail && !detailPath {
-		p.fields = nodeDefaultFields
 	}
 	items := make([]object, 0, len(nodes))
 	last := ""
@@ -291,10 +348,6 @@ func (s *Server) writeNodeList(w http.ResponseWriter, r *http.Request, detailPat
 		}
 		items = append(items, s.renderNodeWith(r, rn.Node, show, st.value))
 		last = rn.Node.UUID
-	}
-	path := "nodes"
-	if detailPath {
-		path = "nodes/detail"
 	}
 	return s.writeJSON(w, http.StatusOK, s.listBody(r, path, "nodes", "nodes_links", items, p, last))
 }

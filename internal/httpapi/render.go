@@ -25,25 +25,35 @@ func (o object) MarshalJSON() ([]byte, error) { return appendJSON(nil, o) }
 // writeJSON sends v as the JSON body of the response, encoded into a recycled buffer (a page of
 // 1000 detailed nodes is a few MiB).
 func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) error {
-	bp, _ := s.bufs.Get().(*[]byte)
-	if bp == nil {
-		b := make([]byte, 0, 64<<10)
-		bp = &b
-	}
+	bp := s.buffer()
+	defer s.recycle(bp)
 	body, err := appendJSON((*bp)[:0], v)
 	if err != nil {
-		s.bufs.Put(bp)
 		return fmt.Errorf("encode response: %w", err)
 	}
+	*bp = body
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, err = w.Write(body)
-	if cap(body) <= 32<<20 {
-		*bp = body[:0]
+	return err
+}
+
+// buffer returns a recycled buffer for a response; recycle gives it back.
+func (s *Server) buffer() *[]byte {
+	if bp, _ := s.bufs.Get().(*[]byte); bp != nil {
+		return bp
+	}
+	b := make([]byte, 0, 64<<10)
+	return &b
+}
+
+// recycle keeps a buffer for later responses, unless it grew past 32 MiB.
+func (s *Server) recycle(bp *[]byte) {
+	if cap(*bp) <= 32<<20 {
+		*bp = (*bp)[:0]
 		s.bufs.Put(bp)
 	}
-	return err
 }
 
 // link is an Ironic link object.

@@ -64,6 +64,9 @@ type Options struct {
 	MetricsHandler http.Handler
 	// Events streams node changes at EventsPath; nil answers 503 there.
 	Events EventSource
+	// NodeCacheBytes bounds the cache of rendered nodes that node lists are served from
+	// (nodecache.go); 0 means 64 MiB and a negative value turns the cache off.
+	NodeCacheBytes int64
 }
 
 // Metrics records the API's requests: the method ("other" for a non-standard one), the route
@@ -87,6 +90,10 @@ type Server struct {
 	nodeTable fieldTable[ironwork.Node]
 	// nodeStored maps each field of nodeTable to its index in sqlstore.NodeJSONFields, or -1.
 	nodeStored []int
+	// cache holds rendered nodes for lists; nil when turned off.
+	cache *nodeCache
+	// afterRevisions, when set (by tests), runs between a cached list's two reads.
+	afterRevisions func()
 	// unguarded lists the registered routes routeGuards does not name (a test keeps it empty).
 	unguarded []string
 }
@@ -111,6 +118,12 @@ func New(opts Options) *Server {
 	s := &Server{store: opts.Store, drivers: opts.Drivers, log: opts.Logger, opts: opts, mux: http.NewServeMux(),
 		nodeTable: nodeFields(), policy: opts.Policy}
 	s.nodeStored = storedSlots(s.nodeTable)
+	switch {
+	case opts.NodeCacheBytes == 0:
+		s.cache = newNodeCache(defaultNodeCacheBytes)
+	case opts.NodeCacheBytes > 0:
+		s.cache = newNodeCache(opts.NodeCacheBytes)
+	}
 	s.routes()
 	return s
 }

@@ -95,7 +95,12 @@ func appendStoredValue(b []byte, raw string, i, depth int, mode maskMode) ([]byt
 			}
 			b = append(b, ':')
 			mark := len(b)
-			if b, i, ok = appendStoredValue(b, raw, i+1, depth+1, mode); !ok {
+			// The value of a secret member is replaced whole: masking inside it is wasted.
+			valMode := mode
+			if mode != maskNone && ironwork.IsSecretKey(key) {
+				valMode = maskNone
+			}
+			if b, i, ok = appendStoredValue(b, raw, i+1, depth+1, valMode); !ok {
 				return b, i, false
 			}
 			if mode != maskNone && hideMember(key, b[mark:], mode == maskInstance && depth == 0) {

@@ -70,6 +70,9 @@ type Config struct {
 	AllowInsecureNoauth bool `toml:"allow_insecure_noauth"`
 	// PublicURL is the base of links in API responses; empty uses the request's host.
 	PublicURL string `toml:"public_url"`
+	// NodeCacheMiB bounds the API's cache of rendered nodes, from which node lists are served
+	// while the nodes are unchanged (docs/decisions.md); 0 means 64 MiB, a negative value turns it off.
+	NodeCacheMiB int `toml:"node_cache_mib"`
 	// Hostname names this conductor; empty uses the machine's hostname.
 	Hostname string `toml:"hostname"`
 	// ConductorGroup is the group this conductor serves.

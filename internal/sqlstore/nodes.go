@@ -436,6 +436,12 @@ func (s *Store) queryNodes(ctx context.Context, what, query string, args ...any)
 
 // nodeListQuery builds the query of one page of the nodes matching f.
 func (s *Store) nodeListQuery(ctx context.Context, f NodeFilter, p Page) (string, []any, error) {
+	return s.nodeListQueryOf(ctx, s.nodeSelect(), f, p)
+}
+
+// nodeListQueryOf is nodeListQuery with another select list: sel selects from nodes n joined
+// to chassis c (as nodeSelect does).
+func (s *Store) nodeListQueryOf(ctx context.Context, sel string, f NodeFilter, p Page) (string, []any, error) {
 	var w where
 	if f.ProvisionState != "" {
 		w.add("n.provision_state = ?", f.ProvisionState)
@@ -499,7 +505,7 @@ func (s *Store) nodeListQuery(ctx context.Context, f NodeFilter, p Page) (string
 	if err != nil {
 		return "", nil, err
 	}
-	return s.nodeSelect() + w.sql() + tail, w.args, nil
+	return sel + w.sql() + tail, w.args, nil
 }
 
 func escapeLike(s string) string {

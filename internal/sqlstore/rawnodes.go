@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/ironwork/ironwork"
 )
@@ -17,7 +18,9 @@ var NodeJSONFields = [...]string{"driver_info", "driver_internal_info", "extra",
 // in NodeJSONFields, which are left nil and kept as their stored text (see JSON and Decode).
 type RawNode struct {
 	Node *ironwork.Node
-	json [len(NodeJSONFields)]rawText
+	// Revision is the node's revision when it was read (see ListNodeRevisions).
+	Revision int64
+	json     [len(NodeJSONFields)]rawText
 }
 
 // JSON returns the stored text of the JSON field name; ok is false when the column is NULL
@@ -96,15 +99,83 @@ func (c *rawText) Scan(src any) error {
 }
 
 // ListNodesRaw returns one page of the nodes matching f as ListNodes does, with their JSON
-// objects left undecoded. It reads the same rows in the same query: there is no cache.
+// objects left undecoded and their revisions. It reads the same rows in the same query.
 func (s *Store) ListNodesRaw(ctx context.Context, f NodeFilter, p Page) ([]*RawNode, error) {
-	query, args, err := s.nodeListQuery(ctx, f, p)
+	query, args, err := s.nodeListQueryOf(ctx, s.rawNodeSelect(), f, p)
+	if err != nil {
+		return nil, err
+	}
+	return s.queryRawNodes(ctx, "list nodes", query, args...)
+}
+
+// NodeRevision is one node of a page as ListNodeRevisions reads it.
+type NodeRevision struct {
+	ID       int64
+	Revision int64
+}
+
+// ListNodeRevisions returns the id and revision of each node of the page ListNodesRaw would
+// return for f and p, in the same order, reading nothing else. A node's revision changes with
+// every write of its row or its traits (migration 0016's triggers, whoever writes), so a node
+// whose (id, revision) is unchanged is shown as it was.
+func (s *Store) ListNodeRevisions(ctx context.Context, f NodeFilter, p Page) ([]NodeRevision, error) {
+	sel := "SELECT n.id, n.revision FROM nodes n LEFT JOIN chassis c ON c.id = n.chassis_id"
+	query, args, err := s.nodeListQueryOf(ctx, sel, f, p)
 	if err != nil {
 		return nil, err
 	}
 	rows, err := s.query(ctx, s.db, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
+		return nil, fmt.Errorf("list node revisions: %w", err)
+	}
+	defer rows.Close()
+	out := make([]NodeRevision, 0, max(p.Limit, 0))
+	for rows.Next() {
+		var r NodeRevision
+		if err := rows.Scan(&r.ID, &r.Revision); err != nil {
+			return nil, fmt.Errorf("scan node revision: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list node revisions: %w", err)
+	}
+	return out, nil
+}
+
+// NodesRawByID returns the nodes with the given ids as ListNodesRaw reads them, ordered by id;
+// ids of nodes that no longer exist are left out.
+func (s *Store) NodesRawByID(ctx context.Context, ids []int64) ([]*RawNode, error) {
+	var out []*RawNode
+	// Chunk the IN list to stay under every database's parameter limit.
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		nodes, err := s.queryRawNodes(ctx, "get nodes by id",
+			s.rawNodeSelect()+" WHERE n.id IN ("+placeholders(len(args))+") ORDER BY n.id", args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, nodes...)
+	}
+	return out, nil
+}
+
+// rawNodeSelect is nodeSelect with the revision last.
+func (s *Store) rawNodeSelect() string {
+	return "SELECT n.id, " + strings.Join(columnNames(nodeColumns(), "n."), ", ") +
+		", c.uuid, a.uuid, n.revision FROM nodes n LEFT JOIN chassis c ON c.id = n.chassis_id" +
+		" LEFT JOIN allocations a ON a.id = n.allocation_id"
+}
+
+// queryRawNodes runs a query of rawNodeSelect's columns; what names it in errors.
+func (s *Store) queryRawNodes(ctx context.Context, what, query string, args ...any) ([]*RawNode, error) {
+	rows, err := s.query(ctx, s.db, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	cols := nodeColumns()
@@ -117,7 +188,7 @@ func (s *Store) ListNodesRaw(ctx context.Context, f NodeFilter, p Page) ([]*RawN
 	var (
 		out    []*RawNode
 		nodes  []*ironwork.Node
-		dest   = make([]any, len(cols)+3)
+		dest   = make([]any, len(cols)+4)
 		ifaces = make([]rawText, len(ironwork.InterfaceKinds))
 	)
 	for rows.Next() {
@@ -135,6 +206,7 @@ func (s *Store) ListNodesRaw(ctx context.Context, f NodeFilter, p Page) ([]*RawN
 			}
 		}
 		dest[len(cols)+1], dest[len(cols)+2] = nullStr[string]{&n.ChassisUUID}, nullStr[string]{&n.AllocationUUID}
+		dest[len(cols)+3] = &r.Revision
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("scan node: %w", err)
 		}
@@ -148,7 +220,7 @@ func (s *Store) ListNodesRaw(ctx context.Context, f NodeFilter, p Page) ([]*RawN
 		nodes = append(nodes, n)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if err := s.loadTraits(ctx, s.db, nodes); err != nil {
 		return nil, err
