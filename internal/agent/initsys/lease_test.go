@@ -18,7 +18,11 @@ import (
 
 // leaseHelperEnv makes the test binary the agent's network code inside a namespace: it runs
 // ConfigureNetwork and logs, as JSON on stdout, until it is killed or a minute passes.
-const leaseHelperEnv = "IRONWORK_TEST_LEASE_HELPER"
+// Its value "v6" runs it as for an API at an IPv6 literal, writing DNS to resolvHelperEnv's file.
+const (
+	leaseHelperEnv  = "IRONWORK_TEST_LEASE_HELPER"
+	resolvHelperEnv = "IRONWORK_TEST_LEASE_RESOLV"
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(leaseHelperEnv) != "" {
@@ -34,9 +38,17 @@ func leaseHelper() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	cfg := NetworkConfig{NICWait: 5 * time.Second, LinkWait: 5 * time.Second, DHCPWait: 20 * time.Second,
 		LinkPoll: 100 * time.Millisecond, MinRetry: time.Second}
-	if _, err := ConfigureNetwork(ctx, log, cfg); err != nil {
+	if os.Getenv(leaseHelperEnv) == "v6" {
+		cfg.Need, cfg.ResolvConf = FamilyIPv6, os.Getenv(resolvHelperEnv)
+	}
+	began := time.Now()
+	leases, err := ConfigureNetwork(ctx, log, cfg)
+	if err != nil {
 		log.Error("configure network", logKeyError, err)
 		os.Exit(1)
+	}
+	for _, l := range leases {
+		log.Info("network configured", "source", l.Source, logKeyAddr, l.Addr.String(), "took", time.Since(began).Round(time.Millisecond).String())
 	}
 	<-ctx.Done()
 }
@@ -65,12 +77,14 @@ func netns(t *testing.T, role string) string {
 
 // logLine is one line of the helper's JSON log.
 type logLine struct {
-	Msg   string `json:"msg"`
-	Addr  string `json:"addr"`
-	Phase string `json:"phase"`
-	After string `json:"after"`
-	Took  string `json:"took"`
-	Error string `json:"error"`
+	Msg    string `json:"msg"`
+	Addr   string `json:"addr"`
+	Phase  string `json:"phase"`
+	After  string `json:"after"`
+	Took   string `json:"took"`
+	Error  string `json:"error"`
+	Source string `json:"source"`
+	NIC    string `json:"nic"`
 }
 
 // TestLeaseKeptAcrossRenewAndLinkFlap: in a namespace of its own, the agent's network code
