@@ -48,6 +48,12 @@ func powerOns(t *testing.T, st *lab.State, name string) int {
 // cleaning at the callback timeout, and a wrong image checksum fails a deploy. Then B is
 // deployed again by ironwork deploy from an oci:// image in a registry on loopback with token
 // auth, through the conductor's cache (image_download_source local).
+// labCallbackTimeout is TestLabEndToEnd's callback timeout: short, since d-no-callback waits it
+// out, but above the slowest ramdisk boot seen under CI load. Power-on to the agent's lookup
+// took 60-70 s at load 8 and 91 s once (the timeout, then 90 s, failed an OVMF deploy as the
+// agent was bringing its link up), more beside other QEMU tests.
+const labCallbackTimeout = 150 * time.Second
+
 func TestLabEndToEnd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and taps")
@@ -80,7 +86,7 @@ func TestLabEndToEnd(t *testing.T) {
 	// bridge and subnet, a [[dhcp_subnet]] of its own); the others on the provisioning network.
 	opts := lab.Options{Dir: dir, Netns: ns, Subnet: "10.214.0", Ironwork: filepath.Join(bin, "ironwork"),
 		ServerConfig: fmt.Sprintf("oci_plain_http_registries = [%q]", reg.Host()),
-		Agent:        filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: 90 * time.Second, Log: &logs,
+		Agent:        filepath.Join(bin, "ironwork-agent"), KernelDir: kernel, CallbackTimeout: labCallbackTimeout, Log: &logs,
 		Racks: 2,
 		Nodes: []lab.NodeSpec{
 			{Name: "a-bios-ipmi", Firmware: "bios", Power: "ipmi", Rack: 2},
