@@ -373,7 +373,7 @@ func advertiseURL(cfg Config, listen net.Addr) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("callback URL: %w", err)
 	}
-	host := cfg.AdvertiseHost
+	host := strings.TrimSuffix(strings.TrimPrefix(cfg.AdvertiseHost, "["), "]") // "[2001:db8::5]" as well
 	if host == "" {
 		u, err := url.Parse(cfg.APIURL)
 		if err != nil {
@@ -387,8 +387,13 @@ func advertiseURL(cfg Config, listen net.Addr) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("callback URL: no route to the API %s: %w", u.Host, err)
 		}
-		host = conn.LocalAddr().(*net.UDPAddr).IP.String()
+		local := conn.LocalAddr().(*net.UDPAddr)
 		conn.Close()
+		host = local.IP.String()
+		if local.Zone != "" { // a link-local API: the zone goes into the URL as %25zone (RFC 6874)
+			host += "%" + local.Zone
+		}
 	}
-	return "http://" + net.JoinHostPort(host, port), nil
+	// JoinHostPort brackets an IPv6 literal; a zone's "%" must be escaped in a URL.
+	return "http://" + strings.Replace(net.JoinHostPort(host, port), "%", "%25", 1), nil
 }

@@ -371,3 +371,34 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestAdvertiseURLBracketsIPv6: the callback URL the agent advertises names IPv6 literals in
+// brackets, whether given (ipa-advertise-host, with or without brackets) or found from the
+// route to an API at an IPv6 address (loopback here), and parses back to the same host.
+func TestAdvertiseURLBracketsIPv6(t *testing.T) {
+	listen := &net.TCPAddr{IP: net.IPv6zero, Port: 9999}
+	for _, tc := range []struct {
+		api, advertise, want, host string
+	}{
+		{"http://[fd97::1]:6385", "2001:db8::5", "http://[2001:db8::5]:9999", "2001:db8::5"},
+		{"http://[fd97::1]:6385", "[2001:db8::5]", "http://[2001:db8::5]:9999", "2001:db8::5"},
+		{"http://10.0.0.1:6385", "10.0.0.5", "http://10.0.0.5:9999", "10.0.0.5"},
+		{"http://[::1]:6385", "", "http://[::1]:9999", "::1"},
+		{"http://[::1]", "", "http://[::1]:9999", "::1"},
+		{"http://127.0.0.1:6385", "", "http://127.0.0.1:9999", "127.0.0.1"},
+		{"http://[fd97::1]:6385", "fe80::1%eth0", "http://[fe80::1%25eth0]:9999", "fe80::1%eth0"},
+	} {
+		got, err := advertiseURL(Config{APIURL: tc.api, AdvertiseHost: tc.advertise}, listen)
+		if err != nil {
+			t.Errorf("api %s advertise %q: %v", tc.api, tc.advertise, err)
+			continue
+		}
+		if got != tc.want {
+			t.Errorf("api %s advertise %q: %s, want %s", tc.api, tc.advertise, got, tc.want)
+		}
+		u, err := url.Parse(got)
+		if err != nil || u.Hostname() != tc.host || u.Port() != "9999" {
+			t.Errorf("%s parses to host %q port %q (%v), want %q", got, u.Hostname(), u.Port(), err, tc.host)
+		}
+	}
+}

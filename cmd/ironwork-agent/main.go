@@ -286,13 +286,17 @@ func runInit() {
 	case static != nil:
 		console.Printf("network: configured from network_data on %s: %s", static.Device, static.Summary)
 	default:
-		console.Printf("network: DHCP on all NICs")
-		leases, err := initsys.ConfigureNetwork(ctx, log, initsys.DefaultNetworkConfig())
+		ncfg := initsys.DefaultNetworkConfig()
+		if b, err := os.ReadFile(DefaultConfig().CmdlineFile); err == nil {
+			ncfg.Need = initsys.APIFamily(initsys.ParseCmdline(string(b))["ipa-api-url"])
+		}
+		console.Printf("network: DHCP on all NICs (API needs %s)", ncfg.Need)
+		leases, err := initsys.ConfigureNetwork(ctx, log, ncfg)
 		if err != nil {
 			initsys.Fatal(console, err, DefaultConfig().FatalDelay)
 		}
 		for _, l := range leases {
-			console.Printf("network: %s (%s) %s router %v server %v", l.NIC, l.MAC, l.Addr.String(), l.Router, l.Server)
+			console.Printf("network: %s (%s) %s %s router %v server %v", l.NIC, l.MAC, l.Source, l.Addr.String(), l.Router, l.Server)
 		}
 	}
 	cfg, err := parseConfig(nil, console)

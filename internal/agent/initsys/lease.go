@@ -201,7 +201,7 @@ func (k *leaseKeeper) bind(l *nclient4.Lease) (Lease, error) {
 		return Lease{}, fmt.Errorf("configure: %w", err)
 	}
 	k.lease = l
-	out := Lease{NIC: k.nic.Name, MAC: k.nic.HardwareAddr.String(), Addr: nc.Addresses[0].IPNet, Server: l.ACK.ServerIdentifier()}
+	out := Lease{NIC: k.nic.Name, MAC: k.nic.HardwareAddr.String(), Addr: nc.Addresses[0].IPNet, Server: l.ACK.ServerIdentifier(), Source: SourceDHCPv4}
 	if len(nc.Routers) > 0 {
 		out.Router = nc.Routers[0]
 	}

@@ -18,7 +18,12 @@ import (
 
 // leaseHelperEnv makes the test binary the agent's network code inside a namespace: it runs
 // ConfigureNetwork and logs, as JSON on stdout, until it is killed or a minute passes.
-const leaseHelperEnv = "IRONWORK_TEST_LEASE_HELPER"
+// Its value "v6" runs it as for an API at an IPv6 literal, writing DNS to resolvHelperEnv's file;
+// "v4" as for an API at an IPv4 literal (the lab's ipa-api-url).
+const (
+	leaseHelperEnv  = "IRONWORK_TEST_LEASE_HELPER"
+	resolvHelperEnv = "IRONWORK_TEST_LEASE_RESOLV"
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(leaseHelperEnv) != "" {
@@ -34,9 +39,20 @@ func leaseHelper() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	cfg := NetworkConfig{NICWait: 5 * time.Second, LinkWait: 5 * time.Second, DHCPWait: 20 * time.Second,
 		LinkPoll: 100 * time.Millisecond, MinRetry: time.Second}
-	if _, err := ConfigureNetwork(ctx, log, cfg); err != nil {
+	switch os.Getenv(leaseHelperEnv) {
+	case "v6":
+		cfg.Need, cfg.ResolvConf = FamilyIPv6, os.Getenv(resolvHelperEnv)
+	case "v4":
+		cfg.Need = FamilyIPv4
+	}
+	began := time.Now()
+	leases, err := ConfigureNetwork(ctx, log, cfg)
+	if err != nil {
 		log.Error("configure network", logKeyError, err)
 		os.Exit(1)
+	}
+	for _, l := range leases {
+		log.Info("network configured", "source", l.Source, logKeyAddr, l.Addr.String(), "took", time.Since(began).Round(time.Millisecond).String())
 	}
 	<-ctx.Done()
 }
@@ -65,12 +81,14 @@ func netns(t *testing.T, role string) string {
 
 // logLine is one line of the helper's JSON log.
 type logLine struct {
-	Msg   string `json:"msg"`
-	Addr  string `json:"addr"`
-	Phase string `json:"phase"`
-	After string `json:"after"`
-	Took  string `json:"took"`
-	Error string `json:"error"`
+	Msg    string `json:"msg"`
+	Addr   string `json:"addr"`
+	Phase  string `json:"phase"`
+	After  string `json:"after"`
+	Took   string `json:"took"`
+	Error  string `json:"error"`
+	Source string `json:"source"`
+	NIC    string `json:"nic"`
 }
 
 // TestLeaseKeptAcrossRenewAndLinkFlap: in a namespace of its own, the agent's network code
@@ -171,4 +189,82 @@ func TestLeaseKeptAcrossRenewAndLinkFlap(t *testing.T) {
 	if got := cmdOut(t, "ip", "-n", cli, "-4", "-o", "addr", "show", "dev", "lkc0"); !strings.Contains(got, again.Addr) {
 		t.Fatalf("the NIC does not carry %s after the flap:\n%s", again.Addr, got)
 	}
+}
+
+// TestIPv4BringUpIgnoresMemberlessBond: the ramdisk loads the bonding module, which makes a
+// bond0 with no members and so no carrier (a kernel without bonding gets a portless bridge). The IPv4 bring-up (an API at an IPv4 literal, as in
+// the lab) takes only the veth for a NIC and returns with its lease; it used to take bond0 too
+// and wait LinkWait (15 s in the ramdisk, 5 s here) for a link that never comes.
+func TestIPv4BringUpIgnoresMemberlessBond(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make network namespaces")
+	}
+	for _, b := range []string{"ip", "dnsmasq"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("needs %s", b)
+		}
+	}
+	srv, cli := netns(t, "srv4"), netns(t, "cli4")
+	kind := "bond" // a bridge without ports has no carrier either, where bonding is not built
+	if !kernelHas(t, cli, kind) {
+		kind = "bridge"
+	}
+	cmdOut(t, "ip", "-n", cli, "link", "add", kind+"0", "type", kind)
+	cmdOut(t, "ip", "link", "add", "lbs0", "netns", srv, "type", "veth", "peer", "name", "lbc0", "netns", cli)
+	cmdOut(t, "ip", "-n", srv, "addr", "add", "10.78.0.1/24", "dev", "lbs0")
+	cmdOut(t, "ip", "-n", srv, "link", "set", "lbs0", "up")
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dnsmasq := exec.CommandContext(ctx, "ip", "netns", "exec", srv, "dnsmasq", "--no-daemon", "--conf-file=/dev/null",
+		"--port=0", "--interface=lbs0", "--bind-interfaces", "--dhcp-range=10.78.0.50,10.78.0.60,255.255.255.0,2m",
+		"--dhcp-leasefile="+filepath.Join(dir, "leases"), "--pid-file="+filepath.Join(dir, "pid"), "--no-ping",
+		"--log-facility=-")
+	dnsmasq.Stdout, dnsmasq.Stderr = io.Discard, io.Discard
+	if err := dnsmasq.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { dnsmasq.Process.Kill(); dnsmasq.Wait() }()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := exec.CommandContext(ctx, "ip", "netns", "exec", cli, self, "-test.run=^$")
+	helper.Env = append(os.Environ(), leaseHelperEnv+"=v4")
+	helper.Stderr = os.Stderr
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { helper.Process.Kill(); helper.Wait() }()
+	var got logLine
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		var l logLine
+		if json.Unmarshal(sc.Bytes(), &l) != nil {
+			continue
+		}
+		t.Logf("%6.2fs %s nic=%s addr=%s took=%s %s", time.Since(began).Seconds(), l.Msg, l.NIC, l.Addr, l.Took, l.Error)
+		if l.Msg == "network interface" && l.NIC != "lbc0" {
+			t.Errorf("%s taken for a NIC", l.NIC)
+		}
+		if l.Msg == "configure network" {
+			t.Fatalf("the helper failed: %s", l.Error)
+		}
+		if l.Msg == "network configured" {
+			got = l
+			break
+		}
+	}
+	if got.Msg == "" {
+		t.Fatal("the helper ended without a lease")
+	}
+	if !strings.HasPrefix(got.Addr, "10.78.0.") || got.Source != SourceDHCPv4 {
+		t.Fatalf("configured %s from %s, want a DHCPv4 lease in 10.78.0.50-60", got.Addr, got.Source)
+	}
+	t.Logf("lease %s: ConfigureNetwork returned after %s beside a memberless %s (load %s)", got.Addr, got.Took, kind, loadavg())
 }
