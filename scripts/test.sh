@@ -6,14 +6,13 @@
 #   - go test -race on every package, against SQLite and PostgreSQL
 #   - every fuzz target for FUZZTIME each (default 6s)
 #   - the real `baremetal` CLI (python3-ironicclient) against a running Ironwork
-# internal/lab (the QEMU machines, the longest part) runs in the background beside the rest, so
-# the whole run takes about as long as the lab alone.
+# internal/lab (the QEMU machines, 931 s) runs in the background beside the rest, so
+# the whole run (35 minutes measured) is the other packages, then fuzz and the CLI script.
 #
 # Usage: scripts/test.sh [all|unit|lab|fuzz|cli]   (default all)
 #   unit  gofmt, vet and go test -race on every package but internal/lab
-#   lab   go test -race ./internal/lab (root, QEMU; two labs at a time: 21.5 minutes measured
-#         alone on 2 shared cores at load 7-29 with one test failing early, about 24 passing;
-#         49 minutes one lab at a time beside the rest in CI)
+#   lab   go test -race ./internal/lab (root, QEMU; two labs at a time: 931 s in a full CI run
+#         on 2 cores, 2026-12-03; 49 minutes when the labs ran one at a time)
 #   fuzz  every fuzz target;  cli  the baremetal CLI script
 # Environment: FUZZTIME=0 skips fuzzing; IRONWORK_SKIP_POSTGRES=1 skips PostgreSQL.
 set -euo pipefail
