@@ -59,23 +59,8 @@ func TestIPv6BringUpInANamespace(t *testing.T) {
 			}
 			defer func() { dnsmasq.Process.Kill(); dnsmasq.Wait() }()
 
-			self, err := os.Executable()
-			if err != nil {
-				t.Fatal(err)
-			}
 			resolv := filepath.Join(dir, "resolv.conf")
-			helper := exec.CommandContext(ctx, "ip", "netns", "exec", cli, self, "-test.run=^$")
-			helper.Env = append(os.Environ(), leaseHelperEnv+"=v6", resolvHelperEnv+"="+resolv)
-			helper.Stderr = os.Stderr
-			out, err := helper.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			began := time.Now()
-			if err := helper.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { helper.Process.Kill(); helper.Wait() }()
+			out, began := startLeaseHelper(t, ctx, cli, leaseHelperEnv+"=v6", resolvHelperEnv+"="+resolv)
 			var got logLine
 			sc := bufio.NewScanner(out)
 			for sc.Scan() {

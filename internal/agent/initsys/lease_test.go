@@ -120,22 +120,7 @@ func TestLeaseKeptAcrossRenewAndLinkFlap(t *testing.T) {
 	}
 	defer func() { dnsmasq.Process.Kill(); dnsmasq.Wait() }()
 
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	helper := exec.CommandContext(ctx, "ip", "netns", "exec", cli, self, "-test.run=^$")
-	helper.Env = append(os.Environ(), leaseHelperEnv+"=1")
-	helper.Stderr = os.Stderr
-	out, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	began := time.Now()
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { helper.Process.Kill(); helper.Wait() }()
+	out, began := startLeaseHelper(t, ctx, cli, leaseHelperEnv+"=1")
 	lines := make(chan logLine, 100)
 	go func() {
 		defer close(lines)
@@ -225,22 +210,7 @@ func TestIPv4BringUpIgnoresMemberlessBond(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { dnsmasq.Process.Kill(); dnsmasq.Wait() }()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	helper := exec.CommandContext(ctx, "ip", "netns", "exec", cli, self, "-test.run=^$")
-	helper.Env = append(os.Environ(), leaseHelperEnv+"=v4")
-	helper.Stderr = os.Stderr
-	out, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	began := time.Now()
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { helper.Process.Kill(); helper.Wait() }()
+	out, began := startLeaseHelper(t, ctx, cli, leaseHelperEnv+"=v4")
 	var got logLine
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
@@ -267,4 +237,28 @@ func TestIPv4BringUpIgnoresMemberlessBond(t *testing.T) {
 		t.Fatalf("configured %s from %s, want a DHCPv4 lease in 10.78.0.50-60", got.Addr, got.Source)
 	}
 	t.Logf("lease %s: ConfigureNetwork returned after %s beside a memberless %s (load %s)", got.Addr, got.Took, kind, loadavg())
+}
+
+// startLeaseHelper runs this test binary as the lease helper in namespace cli with env added
+// (it runs ConfigureNetwork and prints its log as JSON lines), and returns its output and the
+// time it started; the helper is killed when the test ends.
+func startLeaseHelper(t *testing.T, ctx context.Context, cli string, env ...string) (io.Reader, time.Time) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := exec.CommandContext(ctx, "ip", "netns", "exec", cli, self, "-test.run=^$")
+	helper.Env = append(os.Environ(), env...)
+	helper.Stderr = os.Stderr
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { helper.Process.Kill(); helper.Wait() })
+	return out, began
 }
