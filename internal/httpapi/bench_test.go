@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ironwork/ironwork"
@@ -52,4 +53,55 @@ func benchListNodesDetail(b *testing.B, mutate ...func(*httpapi.Options)) {
 		bytes = n
 	}
 	b.ReportMetric(float64(bytes), "bytes/page")
+}
+
+// BenchmarkGetNode measures GET /v1/nodes/{uuid} from 16 clients over 1000 enrolled nodes,
+// each fetched by UUID in turn, with the node cache (warmed by one detailed listing, as a fleet
+// that is listed and read is) and without it.
+func BenchmarkGetNode(b *testing.B) {
+	b.Run("cached", func(b *testing.B) { benchGetNode(b) })
+	b.Run("uncached", func(b *testing.B) {
+		benchGetNode(b, func(o *httpapi.Options) { o.NodeCacheBytes = -1 })
+	})
+}
+
+func benchGetNode(b *testing.B, mutate ...func(*httpapi.Options)) {
+	ts, store := newAPI(b, mutate...)
+	ctx := context.Background()
+	uuids := make([]string, 1000)
+	for i := range uuids {
+		n := &ironwork.Node{Name: fmt.Sprintf("bench-%04d", i), Driver: "fake-hardware", ProvisionState: ironwork.Available,
+			ResourceClass: "baremetal", Properties: ironwork.JSONObject{"cpus": 8.0, "memory_mb": 65536.0, "local_gb": 500.0, "cpu_arch": "x86_64"},
+			DriverInfo: ironwork.JSONObject{"ipmi_address": "10.0.0.1", "ipmi_username": "admin", "ipmi_password": "secret"}}
+		if err := ironwork.DefaultDriverConfig().ResolveInterfaces(n); err != nil {
+			b.Fatal(err)
+		}
+		if err := store.CreateNode(ctx, n); err != nil {
+			b.Fatal(err)
+		}
+		uuids[i] = n.UUID
+	}
+	get := func(path string) {
+		req, _ := http.NewRequest("GET", ts.URL+path, nil)
+		req.Header.Set("X-OpenStack-Ironic-API-Version", "1.82")
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("GET %s: status %d", path, resp.StatusCode)
+		}
+	}
+	get("/v1/nodes/detail?limit=1000")
+	ts.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	var next atomic.Int64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			get("/v1/nodes/" + uuids[next.Add(1)%int64(len(uuids))])
+		}
+	})
 }

@@ -277,6 +277,57 @@ func (s *Server) writeCachedNodeList(w http.ResponseWriter, r *http.Request, f s
 	return err
 }
 
+// writeCachedNode serves one node (GET /v1/nodes/{ident} with fields parsed into show) through
+// the cache: the node's id and revision are read, and its rendered members come from the cache
+// at that revision or are read, rendered and cached. ok is false when the node's stored JSON
+// cannot be decoded; the caller then serves it without the cache. Only for callers that see
+// nodes unredacted.
+func (s *Server) writeCachedNode(w http.ResponseWriter, r *http.Request, ident string, show []string) (ok bool, err error) {
+	ctx := r.Context()
+	ver := versionOf(ctx)
+	view := nodeView(ver, show)
+	rev, err := s.store.NodeRevisionOf(ctx, ident)
+	if err != nil {
+		return true, err
+	}
+	ids, revs := []int64{rev.ID}, []int64{rev.Revision}
+	entries := make([]*nodeCacheEntry, 1)
+	s.cache.lookup(view, ids, revs, entries)
+	if entries[0] == nil {
+		raws, err := s.store.NodesRawByID(ctx, ids)
+		if err != nil {
+			return true, err
+		}
+		if len(raws) == 0 { // deleted since its revision was read
+			return true, ironwork.Errorf(ironwork.ENOTFOUND, "Node %s could not be found.", ident)
+		}
+		// Rendered at the revision just read, which may be newer than rev: the entry
+		// carries the one its bytes were rendered from.
+		byID := map[int64]*sqlstore.RawNode{rev.ID: raws[0]}
+		if err := s.renderMissing(r, view, show, ids, entries, byID); err != nil {
+			return true, err
+		}
+		if entries[0] == nil {
+			return false, nil
+		}
+	}
+	e := entries[0]
+	cond := ""
+	if nodeShowsConductor(ver, show) && s.opts.Ring != nil {
+		cond = s.opts.Ring.ConductorFor(&ironwork.Node{UUID: e.uuid, ConductorGroup: e.group})
+	}
+	bp := s.buffer()
+	defer s.recycle(bp)
+	b := append((*bp)[:0], e.body...)
+	b = appendNodeTail(b, s.baseURL(r), e.uuid, cond, ver, show)
+	*bp = b
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(b)
+	return true, err
+}
+
 // nodeTail writes what follows a node's cached members, as appendNodeTail does, from a
 // template made once per request: the parts between the places where the node's UUID and
 // conductor go.

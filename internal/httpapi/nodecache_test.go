@@ -84,10 +84,18 @@ func (r *testRing) set(hosts ...string) {
 	r.mu.Unlock()
 }
 
-// listViews are the node lists compared between cached and uncached servers: several
-// microversions (fields appear, provision_state is shown differently), fields=, the default
-// fields, paging, filters and the conductor filter.
+// listViews are the node lists and single nodes compared between cached and uncached servers:
+// several microversions (fields appear, provision_state is shown differently), fields=, the
+// default fields, paging, filters and the conductor filter.
 var listViews = []struct{ path, version string }{
+	// One node, by UUID and by name: first, so that after a write they
+	// meet the entries the lists of the step before made, at their old revision.
+	{"/v1/nodes/{uuid}", "1.1"},
+	{"/v1/nodes/{uuid}", "1.38"},
+	{"/v1/nodes/{uuid}", latest},
+	{"/v1/nodes/{uuid}?fields=uuid,driver_info,instance_info,traits,conductor,extra", latest},
+	{"/v1/nodes/{uuid}?fields=name", latest},
+	{"/v1/nodes/cache-0", latest},
 	{"/v1/nodes/detail", "1.1"},
 	{"/v1/nodes/detail", "1.38"},
 	{"/v1/nodes/detail", "1.52"},

@@ -358,7 +358,16 @@ func (s *Server) getNode(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	n, err := s.loadNode(r.Context(), r.PathValue("ident"))
+	ident := r.PathValue("ident")
+	if s.cache != nil && s.seesWholeNodes(r.Context()) {
+		if err := checkNodeIdent(r.Context(), ident); err != nil {
+			return err
+		}
+		if ok, err := s.writeCachedNode(w, r, ident, fields); ok {
+			return err
+		}
+	}
+	n, err := s.loadNode(r.Context(), ident)
 	if err != nil {
 		return err
 	}

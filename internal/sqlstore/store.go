@@ -59,6 +59,8 @@ type Store struct {
 	nstmts atomic.Int64
 	// observers are told of the nodes this process writes (changes.go).
 	observers nodeObservers
+	// revisions coalesces concurrent single-node revision reads (revisions.go).
+	revisions revisionReads
 }
 
 // maxStatements bounds the statement cache; queries past it run unprepared.
