@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -102,6 +103,34 @@ func benchGetNode(b *testing.B, mutate ...func(*httpapi.Options)) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			get("/v1/nodes/" + uuids[next.Add(1)%int64(len(uuids))])
+		}
+	})
+}
+
+// BenchmarkCreateNode measures POST /v1/nodes (enrolment of a fake-hardware node, as
+// bench/apibench sends it) from 16 clients.
+func BenchmarkCreateNode(b *testing.B) {
+	ts, _ := newAPI(b)
+	ts.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	var next atomic.Int64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			body := fmt.Sprintf(`{"name":"bench-%07d","driver":"fake-hardware","resource_class":"bench",`+
+				`"properties":{"cpus":8,"memory_mb":32768,"local_gb":500,"cpu_arch":"x86_64"}}`, next.Add(1))
+			req, _ := http.NewRequest("POST", ts.URL+"/v1/nodes", strings.NewReader(body))
+			req.Header.Set("X-OpenStack-Ironic-API-Version", "1.82")
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := ts.Client().Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
 		}
 	})
 }

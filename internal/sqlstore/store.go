@@ -61,6 +61,8 @@ type Store struct {
 	observers nodeObservers
 	// revisions coalesces concurrent single-node revision reads (revisions.go).
 	revisions revisionReads
+	// group commits concurrent SQLite write transactions together (groupcommit.go).
+	group writeGroup
 }
 
 // maxStatements bounds the statement cache; queries past it run unprepared.
@@ -454,6 +456,14 @@ func foreignKeyViolation(err error) bool {
 
 // inTx runs fn in a transaction and commits it when fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.writer != nil {
+		return s.inGroupTx(ctx, fn)
+	}
+	return s.inOwnTx(ctx, fn)
+}
+
+// inOwnTx runs fn in a transaction of its own, committed when fn returns nil.
+func (s *Store) inOwnTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	defer s.lockWrites()()
 	var (
 		tx  *sql.Tx
