@@ -159,6 +159,7 @@ awk '
     rate[l] = f["enrol_rate"]; p50[l] = f["p50_ms"]; p99[l] = f["p99_ms"]; list[l] = f["list_best_s"]; listed[l] = f["listed"]
     dpm[l] = f["deploys_per_min"]; pg50[l] = f["page_p50_ms"]; pg99[l] = f["page_p99_ms"]
     g50[l] = f["get_p50_ms"]; g99[l] = f["get_p99_ms"]; rss[l] = f["rss_mib"]; hwm[l] = f["hwm_mib"]
+    split[l] = ("page_recv_p50_ms" in f) ? sprintf("body received p50 %s ms, client decoding p50 %s ms", f["page_recv_p50_ms"], f["page_decode_p50_ms"]) : ""
     crowd[l] = ("crowd_rps" in f) ? sprintf("%s req/s, %s failed; p99 list %s detail %s get %s patch %s ms", f["crowd_rps"], f["crowd_failed"],
       f["crowd_list_p99_ms"], f["crowd_detail_p99_ms"], f["crowd_get_p99_ms"], f["crowd_patch_p99_ms"]) : "" }
   function x(a, b) { return (a > 0 && b > 0) ? sprintf("%.1f", a / b) : "-" }
@@ -168,6 +169,7 @@ awk '
     for (i = 1; i <= n; i++) { l = order[i]
       printf "%-18s %10.1f %8.1f %8.1f %9.3f %7d %8.1f %8.1f %8.2f %8.2f %9.1f %8s %8s\n", l, rate[l], p50[l], p99[l], list[l], listed[l],
         pg50[l], pg99[l], g50[l], g99[l], dpm[l], rss[l], hwm[l] }
+    for (i = 1; i <= n; i++) { l = order[i]; if (split[l] != "") printf "page  %-18s %s\n", l, split[l] }
     for (i = 1; i <= n; i++) { l = order[i]; if (crowd[l] != "") printf "crowd %-18s %s\n", l, crowd[l] }
     if (!("ironic" in rate)) { print "(no Ironic result: no ratios)"; exit }
     print ""
