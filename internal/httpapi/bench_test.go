@@ -11,6 +11,7 @@ import (
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/httpapi"
+	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
 // BenchmarkListNodesDetail measures GET /v1/nodes/detail?limit=1000 over 1000 enrolled nodes,
@@ -25,18 +26,7 @@ func BenchmarkListNodesDetail(b *testing.B) {
 
 func benchListNodesDetail(b *testing.B, mutate ...func(*httpapi.Options)) {
 	ts, store := newAPI(b, mutate...)
-	ctx := context.Background()
-	for i := range 1000 {
-		n := &ironwork.Node{Name: fmt.Sprintf("bench-%04d", i), Driver: "fake-hardware", ProvisionState: ironwork.Available,
-			ResourceClass: "baremetal", Properties: ironwork.JSONObject{"cpus": 8.0, "memory_mb": 65536.0, "local_gb": 500.0, "cpu_arch": "x86_64"},
-			DriverInfo: ironwork.JSONObject{"ipmi_address": "10.0.0.1", "ipmi_username": "admin", "ipmi_password": "secret"}}
-		if err := ironwork.DefaultDriverConfig().ResolveInterfaces(n); err != nil {
-			b.Fatal(err)
-		}
-		if err := store.CreateNode(ctx, n); err != nil {
-			b.Fatal(err)
-		}
-	}
+	enrolBenchNodes(b, store, 1000)
 	req, _ := http.NewRequest("GET", ts.URL+"/v1/nodes/detail?limit=1000", nil)
 	req.Header.Set("X-OpenStack-Ironic-API-Version", "1.82")
 	b.ResetTimer()
@@ -68,20 +58,7 @@ func BenchmarkGetNode(b *testing.B) {
 
 func benchGetNode(b *testing.B, mutate ...func(*httpapi.Options)) {
 	ts, store := newAPI(b, mutate...)
-	ctx := context.Background()
-	uuids := make([]string, 1000)
-	for i := range uuids {
-		n := &ironwork.Node{Name: fmt.Sprintf("bench-%04d", i), Driver: "fake-hardware", ProvisionState: ironwork.Available,
-			ResourceClass: "baremetal", Properties: ironwork.JSONObject{"cpus": 8.0, "memory_mb": 65536.0, "local_gb": 500.0, "cpu_arch": "x86_64"},
-			DriverInfo: ironwork.JSONObject{"ipmi_address": "10.0.0.1", "ipmi_username": "admin", "ipmi_password": "secret"}}
-		if err := ironwork.DefaultDriverConfig().ResolveInterfaces(n); err != nil {
-			b.Fatal(err)
-		}
-		if err := store.CreateNode(ctx, n); err != nil {
-			b.Fatal(err)
-		}
-		uuids[i] = n.UUID
-	}
+	uuids := enrolBenchNodes(b, store, 1000)
 	get := func(path string) {
 		req, _ := http.NewRequest("GET", ts.URL+path, nil)
 		req.Header.Set("X-OpenStack-Ironic-API-Version", "1.82")
@@ -133,4 +110,24 @@ func BenchmarkCreateNode(b *testing.B) {
 			}
 		}
 	})
+}
+
+// enrolBenchNodes stores count available fake-hardware nodes with BMC credentials and returns
+// their UUIDs.
+func enrolBenchNodes(b *testing.B, store *sqlstore.Store, count int) []string {
+	b.Helper()
+	uuids := make([]string, count)
+	for i := range uuids {
+		n := &ironwork.Node{Name: fmt.Sprintf("bench-%04d", i), Driver: "fake-hardware", ProvisionState: ironwork.Available,
+			ResourceClass: "baremetal", Properties: ironwork.JSONObject{"cpus": 8.0, "memory_mb": 65536.0, "local_gb": 500.0, "cpu_arch": "x86_64"},
+			DriverInfo: ironwork.JSONObject{"ipmi_address": "10.0.0.1", "ipmi_username": "admin", "ipmi_password": "secret"}}
+		if err := ironwork.DefaultDriverConfig().ResolveInterfaces(n); err != nil {
+			b.Fatal(err)
+		}
+		if err := store.CreateNode(context.Background(), n); err != nil {
+			b.Fatal(err)
+		}
+		uuids[i] = n.UUID
+	}
+	return uuids
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
-	"sync"
 )
 
 // SQLite takes one writer at a time, and a write transaction's fixed costs (BEGIN, and at
@@ -15,7 +13,7 @@ import (
 // transaction, each write inside a savepoint of its own, and one COMMIT makes them all
 // durable. A write that fails is rolled back to its savepoint and gets its own error; the
 // others are unaffected. A write that finds the writer idle runs alone, in a transaction of
-// its own, as before.
+// its own, as before (batcher, in batch.go).
 //
 // The writes of a group run one after the other in the order they joined, so each sees the
 // ones before it, exactly as if they had taken the writer in turn. What a caller learns only
@@ -24,78 +22,23 @@ import (
 // maxWriteGroup bounds the writes of one transaction.
 const maxWriteGroup = 64
 
-type writeGroup struct {
-	mu      sync.Mutex
-	waiting []*groupWrite // joined, not started
-	running bool          // a group is being written
-}
-
 type groupWrite struct {
 	ctx context.Context
 	fn  func(tx *sql.Tx) error
 	err error
-	// done is closed when err is set, or when this write is to lead batch.
-	done  chan struct{}
-	batch []*groupWrite
 }
 
-// inGroupTx runs fn in a write transaction shared with the concurrent writers (see writeGroup).
+// inGroupTx runs fn in a write transaction shared with the concurrent writers (see above).
 func (s *Store) inGroupTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	w := &groupWrite{ctx: ctx, fn: fn}
+	if err := s.group.do(ctx, w, func(batch []*groupWrite) {
+		for start := 0; start < len(batch); start += maxWriteGroup {
+			s.writeGroup(batch[start:min(start+maxWriteGroup, len(batch))])
+		}
+	}); err != nil {
 		return err
 	}
-	g := &s.group
-	w := &groupWrite{ctx: ctx, fn: fn, done: make(chan struct{})}
-	g.mu.Lock()
-	if !g.running {
-		g.running = true
-		g.mu.Unlock()
-		s.leadWrites([]*groupWrite{w})
-		return w.err
-	}
-	g.waiting = append(g.waiting, w)
-	g.mu.Unlock()
-	select {
-	case <-w.done:
-	case <-ctx.Done():
-		g.mu.Lock()
-		if i := slices.Index(g.waiting, w); i >= 0 {
-			g.waiting = slices.Delete(g.waiting, i, i+1)
-			g.mu.Unlock()
-			return ctx.Err()
-		}
-		g.mu.Unlock()
-		<-w.done // taken into a group: written, or chosen to lead it
-	}
-	if w.batch != nil {
-		s.leadWrites(w.batch)
-	}
 	return w.err
-}
-
-// leadWrites writes batch (whose writers all wait, but the leader), answers it, and hands the
-// writes that joined meanwhile to the first of them, or ends the run when none did.
-func (s *Store) leadWrites(batch []*groupWrite) {
-	for start := 0; start < len(batch); start += maxWriteGroup {
-		s.writeGroup(batch[start:min(start+maxWriteGroup, len(batch))])
-	}
-	g := &s.group
-	g.mu.Lock()
-	next := g.waiting
-	g.waiting = nil
-	if len(next) == 0 {
-		g.running = false
-	}
-	g.mu.Unlock()
-	for _, w := range batch {
-		if w.batch == nil || w.batch[0] != w { // a leader chosen by its predecessor was woken already
-			close(w.done)
-		}
-	}
-	if len(next) > 0 {
-		next[0].batch = next
-		close(next[0].done)
-	}
 }
 
 // writeGroup runs the writes of group in one transaction and sets their errors.

@@ -4,9 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ironwork/ironwork"
@@ -14,98 +12,40 @@ import (
 
 // A GET of one node served from the API's render cache reads nothing but the node's revision:
 // one tiny query, whose cost is all round trip (on PostgreSQL, a wake-up of the backend
-// process). Under many concurrent GETs, revisionReads coalesces those reads: a read joins the
+// process). Under many concurrent GETs, Store.revisions coalesces those reads: a read joins the
 // batch that has not been sent yet, and one query answers the whole batch. A read never joins
 // a batch already sent, so its answer is never older than the read itself: the node's revision
-// at some moment after the request arrived, as the query of its own would give.
-//
-// Whoever finds no batch running leads: it reads its batch, then hands what joined meanwhile
-// to the first reader of it, who leads the next one. Nobody waits behind more than one batch
-// before its own.
+// at some moment after the request arrived, as a query of its own would give (batcher, in
+// batch.go).
 
 // maxRevisionBatch bounds the identifiers of one query; the sizes are padded to powers of two
 // so that few statements are prepared.
 const maxRevisionBatch = 32
 
-// revisionBatchTimeout bounds one batch's query: a leader reads for others too, so its own
-// request's cancellation does not cut it short.
+// revisionBatchTimeout bounds one batch's queries.
 const revisionBatchTimeout = 30 * time.Second
-
-type revisionReads struct {
-	mu      sync.Mutex
-	waiting []*revisionRead // joined, not sent
-	running bool            // a batch is being read
-}
 
 type revisionRead struct {
 	ident string
 	rev   NodeRevision
 	err   error
-	// done is closed when rev and err are set, or when this reader is to lead batch.
-	done  chan struct{}
-	batch []*revisionRead // set on the reader chosen to lead the next batch
 }
 
 // NodeRevisionOf returns the id and revision of the node with the given UUID or name, reading
-// nothing else (see ListNodeRevisions). Concurrent calls share queries (see revisionReads).
+// nothing else (see ListNodeRevisions). Concurrent calls share queries (see above).
 func (s *Store) NodeRevisionOf(ctx context.Context, ident string) (NodeRevision, error) {
-	if err := ctx.Err(); err != nil {
+	r := &revisionRead{ident: ident}
+	if err := s.revisions.do(ctx, r, func(batch []*revisionRead) {
+		// A leader reads for others too: its own request's cancellation does not cut it short.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revisionBatchTimeout)
+		defer cancel()
+		for start := 0; start < len(batch); start += maxRevisionBatch {
+			s.readRevisions(qctx, batch[start:min(start+maxRevisionBatch, len(batch))])
+		}
+	}); err != nil {
 		return NodeRevision{}, err
 	}
-	b := &s.revisions
-	r := &revisionRead{ident: ident, done: make(chan struct{})}
-	b.mu.Lock()
-	if !b.running {
-		b.running = true
-		b.mu.Unlock()
-		s.leadRevisionReads(ctx, []*revisionRead{r})
-		return r.rev, r.err
-	}
-	b.waiting = append(b.waiting, r)
-	b.mu.Unlock()
-	select {
-	case <-r.done:
-	case <-ctx.Done():
-		b.mu.Lock()
-		if i := slices.Index(b.waiting, r); i >= 0 {
-			b.waiting = slices.Delete(b.waiting, i, i+1)
-			b.mu.Unlock()
-			return NodeRevision{}, ctx.Err()
-		}
-		b.mu.Unlock()
-		<-r.done // taken into a batch: answered, or chosen to lead it, soon
-	}
-	if r.batch != nil {
-		s.leadRevisionReads(ctx, r.batch)
-	}
 	return r.rev, r.err
-}
-
-// leadRevisionReads reads batch (whose readers are all waiting, but the leader), answers it,
-// and hands the next batch on, or ends the run when nobody joined.
-func (s *Store) leadRevisionReads(ctx context.Context, batch []*revisionRead) {
-	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revisionBatchTimeout)
-	for start := 0; start < len(batch); start += maxRevisionBatch {
-		s.readRevisions(qctx, batch[start:min(start+maxRevisionBatch, len(batch))])
-	}
-	cancel()
-	b := &s.revisions
-	b.mu.Lock()
-	next := b.waiting
-	b.waiting = nil
-	if len(next) == 0 {
-		b.running = false
-	}
-	b.mu.Unlock()
-	for _, r := range batch {
-		if r.batch == nil || r.batch[0] != r { // the leader's own done may be closed already
-			close(r.done)
-		}
-	}
-	if len(next) > 0 {
-		next[0].batch = next
-		close(next[0].done)
-	}
 }
 
 // readRevisions answers every read of batch with one query.

@@ -60,9 +60,9 @@ type Store struct {
 	// observers are told of the nodes this process writes (changes.go).
 	observers nodeObservers
 	// revisions coalesces concurrent single-node revision reads (revisions.go).
-	revisions revisionReads
+	revisions batcher[*revisionRead]
 	// group commits concurrent SQLite write transactions together (groupcommit.go).
-	group writeGroup
+	group batcher[*groupWrite]
 }
 
 // maxStatements bounds the statement cache; queries past it run unprepared.
