@@ -159,7 +159,8 @@ awk '
     rate[l] = f["enrol_rate"]; p50[l] = f["p50_ms"]; p99[l] = f["p99_ms"]; list[l] = f["list_best_s"]; listed[l] = f["listed"]
     dpm[l] = f["deploys_per_min"]; pg50[l] = f["page_p50_ms"]; pg99[l] = f["page_p99_ms"]
     g50[l] = f["get_p50_ms"]; g99[l] = f["get_p99_ms"]; rss[l] = f["rss_mib"]; hwm[l] = f["hwm_mib"]
-    split[l] = ("page_recv_p50_ms" in f) ? sprintf("body received p50 %s ms, client decoding p50 %s ms", f["page_recv_p50_ms"], f["page_decode_p50_ms"]) : ""
+    precv[l] = f["page_recv_p50_ms"]
+    pagesplit[l] = ("page_recv_p50_ms" in f) ? sprintf("body received p50 %s ms, client decoding p50 %s ms", f["page_recv_p50_ms"], f["page_decode_p50_ms"]) : ""
     crowd[l] = ("crowd_rps" in f) ? sprintf("%s req/s, %s failed; p99 list %s detail %s get %s patch %s ms", f["crowd_rps"], f["crowd_failed"],
       f["crowd_list_p99_ms"], f["crowd_detail_p99_ms"], f["crowd_get_p99_ms"], f["crowd_patch_p99_ms"]) : "" }
   function x(a, b) { return (a > 0 && b > 0) ? sprintf("%.1f", a / b) : "-" }
@@ -169,13 +170,13 @@ awk '
     for (i = 1; i <= n; i++) { l = order[i]
       printf "%-18s %10.1f %8.1f %8.1f %9.3f %7d %8.1f %8.1f %8.2f %8.2f %9.1f %8s %8s\n", l, rate[l], p50[l], p99[l], list[l], listed[l],
         pg50[l], pg99[l], g50[l], g99[l], dpm[l], rss[l], hwm[l] }
-    for (i = 1; i <= n; i++) { l = order[i]; if (split[l] != "") printf "page  %-18s %s\n", l, split[l] }
+    for (i = 1; i <= n; i++) { l = order[i]; if (pagesplit[l] != "") printf "page  %-18s %s\n", l, pagesplit[l] }
     for (i = 1; i <= n; i++) { l = order[i]; if (crowd[l] != "") printf "crowd %-18s %s\n", l, crowd[l] }
     if (!("ironic" in rate)) { print "(no Ironic result: no ratios)"; exit }
     print ""
-    printf "%-18s %8s %8s %8s %8s %8s %8s %8s %8s\n", "vs Ironic (x)", "enrol", "crt p50", "crt p99", "list", "page p50", "page p99", "get p50", "get p99"
+    printf "%-18s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n", "vs Ironic (x)", "enrol", "crt p50", "crt p99", "list", "page p50", "page p99", "page rcv", "get p50", "get p99"
     for (i = 1; i <= n; i++) { l = order[i]; if (l == "ironic") continue
-      printf "%-18s %8s %8s %8s %8s %8s %8s %8s %8s %s\n", l, x(rate[l], rate["ironic"]), x(p50["ironic"], p50[l]), x(p99["ironic"], p99[l]),
-        x(list["ironic"], list[l]), x(pg50["ironic"], pg50[l]), x(pg99["ironic"], pg99[l]), x(g50["ironic"], g50[l]), x(g99["ironic"], g99[l]),
+      printf "%-18s %8s %8s %8s %8s %8s %8s %8s %8s %8s %s\n", l, x(rate[l], rate["ironic"]), x(p50["ironic"], p50[l]), x(p99["ironic"], p99[l]),
+        x(list["ironic"], list[l]), x(pg50["ironic"], pg50[l]), x(pg99["ironic"], pg99[l]), x(precv["ironic"], precv[l]), x(g50["ironic"], g50[l]), x(g99["ironic"], g99[l]),
         (dpm["ironic"] > 0 ? sprintf("deploys/min %.1fx", dpm[l] / dpm["ironic"]) : "") }
   }' "$work/results"
