@@ -17,12 +17,7 @@ import (
 // BenchmarkListNodesDetail measures GET /v1/nodes/detail?limit=1000 over 1000 enrolled nodes,
 // client decoding excluded (the body is read and discarded), served from the node cache
 // (every node cached: the steady state of a fleet listed again and again) and without it.
-func BenchmarkListNodesDetail(b *testing.B) {
-	b.Run("cached", func(b *testing.B) { benchListNodesDetail(b) })
-	b.Run("uncached", func(b *testing.B) {
-		benchListNodesDetail(b, func(o *httpapi.Options) { o.NodeCacheBytes = -1 })
-	})
-}
+func BenchmarkListNodesDetail(b *testing.B) { cachedAndUncached(b, benchListNodesDetail) }
 
 func benchListNodesDetail(b *testing.B, mutate ...func(*httpapi.Options)) {
 	ts, store := newAPI(b, mutate...)
@@ -49,10 +44,13 @@ func benchListNodesDetail(b *testing.B, mutate ...func(*httpapi.Options)) {
 // BenchmarkGetNode measures GET /v1/nodes/{uuid} from 16 clients over 1000 enrolled nodes,
 // each fetched by UUID in turn, with the node cache (warmed by one detailed listing, as a fleet
 // that is listed and read is) and without it.
-func BenchmarkGetNode(b *testing.B) {
-	b.Run("cached", func(b *testing.B) { benchGetNode(b) })
+func BenchmarkGetNode(b *testing.B) { cachedAndUncached(b, benchGetNode) }
+
+// cachedAndUncached runs bench with the node cache (default options) and without it.
+func cachedAndUncached(b *testing.B, bench func(*testing.B, ...func(*httpapi.Options))) {
+	b.Run("cached", func(b *testing.B) { bench(b) })
 	b.Run("uncached", func(b *testing.B) {
-		benchGetNode(b, func(o *httpapi.Options) { o.NodeCacheBytes = -1 })
+		bench(b, func(o *httpapi.Options) { o.NodeCacheBytes = -1 })
 	})
 }
 
