@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,21 +23,13 @@ func BenchmarkListNodesDetail(b *testing.B) { cachedAndUncached(b, benchListNode
 func benchListNodesDetail(b *testing.B, mutate ...func(*httpapi.Options)) {
 	ts, store := newAPI(b, mutate...)
 	enrolBenchNodes(b, store, 1000)
-	req, _ := http.NewRequest("GET", ts.URL+"/v1/nodes/detail?limit=1000", nil)
-	req.Header.Set("X-OpenStack-Ironic-API-Version", "1.82")
 	b.ResetTimer()
 	var bytes int64
 	for b.Loop() {
-		resp, err := ts.Client().Do(req)
-		if err != nil {
+		var err error
+		if bytes, err = benchSend(ts, "GET", "/v1/nodes/detail?limit=1000", "", http.StatusOK); err != nil {
 			b.Fatal(err)
 		}
-		n, _ := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			b.Fatalf("status %d", resp.StatusCode)
-		}
-		bytes = n
 	}
 	b.ReportMetric(float64(bytes), "bytes/page")
 }
@@ -57,27 +50,19 @@ func cachedAndUncached(b *testing.B, bench func(*testing.B, ...func(*httpapi.Opt
 func benchGetNode(b *testing.B, mutate ...func(*httpapi.Options)) {
 	ts, store := newAPI(b, mutate...)
 	uuids := enrolBenchNodes(b, store, 1000)
-	get := func(path string) {
-		req, _ := http.NewRequest("GET", ts.URL+path, nil)
-		req.Header.Set("X-OpenStack-Ironic-API-Version", "1.82")
-		resp, err := ts.Client().Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			b.Fatalf("GET %s: status %d", path, resp.StatusCode)
-		}
+	if _, err := benchSend(ts, "GET", "/v1/nodes/detail?limit=1000", "", http.StatusOK); err != nil {
+		b.Fatal(err)
 	}
-	get("/v1/nodes/detail?limit=1000")
 	ts.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = 64
 	var next atomic.Int64
 	b.SetParallelism(8)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			get("/v1/nodes/" + uuids[next.Add(1)%int64(len(uuids))])
+			if _, err := benchSend(ts, "GET", "/v1/nodes/"+uuids[next.Add(1)%int64(len(uuids))], "", http.StatusOK); err != nil {
+				b.Error(err)
+				return
+			}
 		}
 	})
 }
@@ -94,17 +79,9 @@ func BenchmarkCreateNode(b *testing.B) {
 		for pb.Next() {
 			body := fmt.Sprintf(`{"name":"bench-%07d","driver":"fake-hardware","resource_class":"bench",`+
 				`"properties":{"cpus":8,"memory_mb":32768,"local_gb":500,"cpu_arch":"x86_64"}}`, next.Add(1))
-			req, _ := http.NewRequest("POST", ts.URL+"/v1/nodes", strings.NewReader(body))
-			req.Header.Set("X-OpenStack-Ironic-API-Version", "1.82")
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := ts.Client().Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusCreated {
-				b.Fatalf("status %d", resp.StatusCode)
+			if _, err := benchSend(ts, "POST", "/v1/nodes", body, http.StatusCreated); err != nil {
+				b.Error(err)
+				return
 			}
 		}
 	})
@@ -128,4 +105,27 @@ func enrolBenchNodes(b *testing.B, store *sqlstore.Store, count int) []string {
 		uuids[i] = n.UUID
 	}
 	return uuids
+}
+
+// benchSend sends a request at microversion 1.82 (a JSON body unless body is ""), reads and
+// discards the response, and returns its size; a status other than want is an error.
+func benchSend(ts *httptest.Server, method, path, body string, want int) (int64, error) {
+	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-OpenStack-Ironic-API-Version", "1.82")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil && resp.StatusCode != want {
+		err = fmt.Errorf("%s %s: status %d, want %d", method, path, resp.StatusCode, want)
+	}
+	return n, err
 }

@@ -270,11 +270,7 @@ func (s *Server) writeCachedNodeList(w http.ResponseWriter, r *http.Request, f s
 	}
 	b = append(b, '}')
 	*bp = b
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(b)
-	return err
+	return writeBody(w, http.StatusOK, b)
 }
 
 // writeCachedNode serves one node (GET /v1/nodes/{ident} with fields parsed into show) through
@@ -321,11 +317,7 @@ func (s *Server) writeCachedNode(w http.ResponseWriter, r *http.Request, ident s
 	b := append((*bp)[:0], e.body...)
 	b = appendNodeTail(b, s.baseURL(r), e.uuid, cond, ver, show)
 	*bp = b
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(b)
-	return true, err
+	return true, writeBody(w, http.StatusOK, b)
 }
 
 // nodeTail writes what follows a node's cached members, as appendNodeTail does, from a

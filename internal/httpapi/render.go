@@ -32,10 +32,15 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) error {
 		return fmt.Errorf("encode response: %w", err)
 	}
 	*bp = body
+	return writeBody(w, status, body)
+}
+
+// writeBody sends body, already encoded JSON, as the response.
+func writeBody(w http.ResponseWriter, status int, body []byte) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_, err = w.Write(body)
+	_, err := w.Write(body)
 	return err
 }
 

@@ -84,7 +84,9 @@ func TestNodeRevisionOfConcurrent(t *testing.T) {
 					}
 					rctx, cancel := context.WithCancel(ctx)
 					if i%10 == 9 {
-						cancel() // gone before or while it waits: an error or an answer, never a hang
+						// Gone while it waits, or before, or after: an error or an answer,
+						// never a hang.
+						go cancel()
 					}
 					mu.Lock()
 					floor := published

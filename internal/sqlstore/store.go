@@ -61,8 +61,6 @@ type Store struct {
 	observers nodeObservers
 	// revisions coalesces concurrent single-node revision reads (revisions.go).
 	revisions batcher[*revisionRead]
-	// group commits concurrent SQLite write transactions together (groupcommit.go).
-	group batcher[*groupWrite]
 }
 
 // maxStatements bounds the statement cache; queries past it run unprepared.
@@ -456,14 +454,6 @@ func foreignKeyViolation(err error) bool {
 
 // inTx runs fn in a transaction and commits it when fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	if s.writer != nil {
-		return s.inGroupTx(ctx, fn)
-	}
-	return s.inOwnTx(ctx, fn)
-}
-
-// inOwnTx runs fn in a transaction of its own, committed when fn returns nil.
-func (s *Store) inOwnTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	defer s.lockWrites()()
 	var (
 		tx  *sql.Tx
