@@ -103,7 +103,7 @@ var ErrNodeTaken = ironwork.Errorf(ironwork.ECONFLICT, "The node is no longer fr
 // as its instance_uuid. ErrNodeTaken means another party won the node.
 func (s *Store) ReserveForAllocation(ctx context.Context, allocUUID string, nodeID int64, backfill bool, lockHolder string) (*ironwork.Allocation, error) {
 	var out *ironwork.Allocation
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		a, err := allocationEntity().get(ctx, s, tx, allocUUID, true)
 		if err != nil {
 			return err
@@ -165,7 +165,7 @@ func (s *Store) ReserveForAllocation(ctx context.Context, allocUUID string, node
 // DeleteAllocation deletes an allocation after check allows it, and frees its node: the node's
 // allocation_id goes, and its instance_uuid too when the allocation set it.
 func (s *Store) DeleteAllocation(ctx context.Context, ident string, check func(*ironwork.Allocation, *ironwork.Node) error) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		a, err := allocationEntity().get(ctx, s, tx, ident, true)
 		if err != nil {
 			return err
@@ -202,7 +202,7 @@ func (s *Store) deleteAllocationTx(ctx context.Context, tx *sql.Tx, a *ironwork.
 // DeleteNodeAllocation deletes the allocation of a node, if it has one, as Ironic does when a
 // node is torn down.
 func (s *Store) DeleteNodeAllocation(ctx context.Context, nodeID int64) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var allocID sql.NullInt64
 		if err := tx.QueryRowContext(ctx, s.rebind("SELECT allocation_id FROM nodes WHERE id = ?"), nodeID).Scan(&allocID); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {

@@ -19,7 +19,7 @@ const biosColumns = "name, value, attribute_type, allowable_values, lower_bound,
 // PutBIOSSettings replaces a node's cached BIOS settings. A setting seen before keeps its
 // created_at and gets updated_at; one no longer reported is removed.
 func (s *Store) PutBIOSSettings(ctx context.Context, nodeID int64, settings []ironwork.BIOSSetting) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		created := map[string]int64{}
 		rows, err := tx.QueryContext(ctx, s.rebind("SELECT name, created_at FROM bios_settings WHERE node_id = ?"), nodeID)
 		if err != nil {
@@ -141,7 +141,7 @@ func (s *Store) GetBIOSSetting(ctx context.Context, nodeID int64, nodeUUID, name
 // gets it as last_version_flashed too (as Ironic's sync). Components no longer reported are
 // removed.
 func (s *Store) PutFirmwareComponents(ctx context.Context, nodeID int64, comps []ironwork.FirmwareComponent) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		old := map[string]ironwork.FirmwareComponent{}
 		rows, err := tx.QueryContext(ctx, s.rebind("SELECT component, initial_version, current_version, last_version_flashed, created_at FROM firmware_information WHERE node_id = ?"), nodeID)
 		if err != nil {

@@ -22,7 +22,7 @@ const conductorSelect = "SELECT id, hostname, conductor_group, online, drivers, 
 // RegisterConductor creates or refreshes the record of a conductor and marks it online.
 func (s *Store) RegisterConductor(ctx context.Context, c *ironwork.Conductor) error {
 	now := s.nowUTC()
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.rebind("UPDATE conductors SET conductor_group = ?, online = ?, drivers = ?, updated_at = ?, rpc_url = ? WHERE hostname = ?"),
 			c.ConductorGroup, true, jsonCol[[]string]{&c.Drivers}, now.UnixMicro(), nullStr[string]{&c.RPCURL}, c.Hostname)
 		if err != nil {
@@ -105,7 +105,7 @@ func (s *Store) AddNodeHistory(ctx context.Context, e *ironwork.NodeHistoryEvent
 		return s.insertNodeHistory(ctx, s.db, e)
 	}
 	// SQLite: on the writer connection, in turn.
-	return s.inTx(ctx, func(tx *sql.Tx) error { return s.insertNodeHistory(ctx, tx, e) })
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.insertNodeHistory(ctx, tx, e) })
 }
 
 // NodeHistory returns a node's history, oldest first.

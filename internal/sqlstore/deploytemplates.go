@@ -96,7 +96,7 @@ func (s *Store) CreateDeployTemplate(ctx context.Context, t *ironwork.DeployTemp
 	}
 	t.UUID = strings.ToLower(t.UUID)
 	t.CreatedAt, t.UpdatedAt = s.nowUTC(), nil
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		names, args, err := e.values(ctx, s, tx, t)
 		if err != nil {
 			return err
@@ -122,7 +122,7 @@ func (s *Store) GetDeployTemplate(ctx context.Context, ident string) (*ironwork.
 func (s *Store) UpdateDeployTemplate(ctx context.Context, ident string, fn func(*ironwork.DeployTemplate) error) (*ironwork.DeployTemplate, error) {
 	e := deployTemplateEntity()
 	var out *ironwork.DeployTemplate
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		t, err := e.get(ctx, s, tx, ident, true)
 		if err != nil {
 			return err

@@ -139,7 +139,7 @@ func (e *entity[T]) create(ctx context.Context, s *Store, v *T) error {
 	}
 	c, u := e.times(v)
 	*c, *u = s.nowUTC(), nil
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		names, args, err := e.values(ctx, s, tx, v)
 		if err != nil {
 			return err
@@ -154,7 +154,7 @@ func (e *entity[T]) create(ctx context.Context, s *Store, v *T) error {
 
 func (e *entity[T]) update(ctx context.Context, s *Store, ident string, fn func(*T) error) (*T, error) {
 	var out *T
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		v, err := e.get(ctx, s, tx, ident, true)
 		if err != nil {
 			return err
@@ -184,7 +184,7 @@ func (e *entity[T]) update(ctx context.Context, s *Store, ident string, fn func(
 }
 
 func (e *entity[T]) delete(ctx context.Context, s *Store, ident string, check func(context.Context, queryer, *T) error) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		v, err := e.get(ctx, s, tx, ident, true)
 		if err != nil {
 			return err

@@ -17,7 +17,7 @@ import (
 func (s *Store) UpdateNodeWithHistory(ctx context.Context, ident string, fn func(n *ironwork.Node) error,
 	history func(n *ironwork.Node) *ironwork.NodeHistoryEvent) (*ironwork.Node, error) {
 	var out *ironwork.Node
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		n, err := s.getNode(ctx, tx, ident, true)
 		if err != nil {
 			return err

@@ -122,7 +122,7 @@ func (s *Store) RulesForPhase(ctx context.Context, phase string) ([]*ironwork.In
 // built-in rule whose identifier a user rule already has is refused.
 func (s *Store) ReplaceBuiltInRules(ctx context.Context, rules []*ironwork.InspectionRule) error {
 	e := inspectionRuleEntity()
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM inspection_rules WHERE built_in = ?"), true); err != nil {
 			return fmt.Errorf("clear built-in inspection rules: %w", err)
 		}

@@ -24,7 +24,7 @@ func (s *Store) PutNodeInventory(ctx context.Context, nodeID int64, inv NodeInve
 	if len(plugin) == 0 {
 		plugin = json.RawMessage("{}")
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM node_inventory WHERE node_id = ?"), nodeID); err != nil {
 			return fmt.Errorf("replace inventory of node %d: %w", nodeID, err)
 		}

@@ -53,7 +53,7 @@ func (s *Store) Lease6ByIP(ctx context.Context, ip string) (DHCP6Lease, bool, er
 // client holds the address.
 func (s *Store) PutLease6(ctx context.Context, l DHCP6Lease) error {
 	mac := strings.ToLower(l.MAC)
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var holder string
 		err := tx.QueryRowContext(ctx, s.rebind("SELECT client FROM dhcp6_leases WHERE ip = ?"), l.IP).Scan(&holder)
 		switch {

@@ -15,7 +15,7 @@ import (
 // lock at that moment, never one that let go between a refused UPDATE and a later read.
 func (s *Store) ReserveNode(ctx context.Context, ident, host string) (*ironwork.Node, error) {
 	var out *ironwork.Node
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		n, err := s.getNode(ctx, tx, ident, true)
 		if err != nil {
 			return err

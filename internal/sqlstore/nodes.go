@@ -294,7 +294,7 @@ func (s *Store) CreateNode(ctx context.Context, n *ironwork.Node) error {
 	if n.Interfaces == nil {
 		n.Interfaces = map[ironwork.InterfaceKind]string{}
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		args, err := s.nodeArgs(ctx, tx, n)
 		if err != nil {
 			return err
@@ -342,7 +342,7 @@ func (s *Store) UpdateNode(ctx context.Context, ident string, fn func(n *ironwor
 // DeleteNode deletes the node with the given UUID or name, with its ports, portgroups, traits,
 // history and inventory, after check (if not nil) has allowed it in the same transaction.
 func (s *Store) DeleteNode(ctx context.Context, ident string, check func(n *ironwork.Node) error) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		n, err := s.getNode(ctx, tx, ident, true)
 		if err != nil {
 			return err

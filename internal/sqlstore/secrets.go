@@ -17,7 +17,7 @@ func (s *Store) SharedSecret(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("make shared secret %s: %w", name, err)
 	}
 	var value string
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO shared_secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING"),
 			name, base64.StdEncoding.EncodeToString(b), s.nowUTC().UnixMicro()); err != nil {
 			return fmt.Errorf("store shared secret %s: %w", name, err)

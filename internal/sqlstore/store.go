@@ -61,6 +61,8 @@ type Store struct {
 	observers nodeObservers
 	// revisions coalesces concurrent single-node revision reads (revisions.go).
 	revisions batcher[*revisionRead]
+	// group commits concurrent SQLite write transactions together (groupcommit.go).
+	group batcher[*groupWrite]
 }
 
 // maxStatements bounds the statement cache; queries past it run unprepared.
@@ -143,7 +145,7 @@ func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, er
 		return s.execIn(ctx, s.db, q, args...)
 	}
 	var res sql.Result
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		res, err = s.execIn(ctx, tx, q, args...)
 		return err
@@ -452,9 +454,31 @@ func foreignKeyViolation(err error) bool {
 	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 }
 
-// inTx runs fn in a transaction and commits it when fn returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// writeTimeout bounds one write transaction (or one group of them, on SQLite).
+const writeTimeout = 2 * time.Minute
+
+// inTx runs fn in a transaction and commits it when fn returns nil. fn's statements must use
+// the context it is given, not its caller's: a write once started is carried through even if
+// its caller gives up (an API client that goes away), because on SQLite a cancelled context
+// interrupts the connection and the interruption rolls back the transaction, leaving the
+// statements after it to run outside any transaction, and because concurrent writes share one
+// transaction there (groupcommit.go). A caller that gave up before its write started gets its
+// context's error and nothing is written.
+func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if s.writer != nil {
+		return s.inGroupTx(ctx, fn)
+	}
+	return s.inOwnTx(ctx, fn)
+}
+
+// inOwnTx runs fn in a transaction of its own, as inTx describes.
+func (s *Store) inOwnTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	defer s.lockWrites()()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
 	var (
 		tx  *sql.Tx
 		err error
@@ -468,7 +492,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	defer tx.Rollback()
-	if err := fn(tx); err != nil {
+	if err := fn(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

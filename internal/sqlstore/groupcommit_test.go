@@ -1,0 +1,120 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/sqlstore"
+)
+
+// TestGroupCommitIsolatesFailures has many writers create nodes at once, a third of them with
+// a name already taken, some with contexts cancelled before they start and some cancelled at a
+// random moment while they wait or run, so that on SQLite their transactions are committed in
+// groups: every write that succeeded must be there, whole, with the id it was given; every one
+// that failed must have left nothing and got its own error (a name conflict, or the
+// cancellation), never another write's. A write cancelled while it runs is carried through
+// (its node then whole) or was never started (nothing stored).
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		for i := range 10 {
+			if err := s.CreateNode(ctx, &ironwork.Node{Name: fmt.Sprintf("taken-%d", i), Driver: "fake-hardware",
+				ProvisionState: ironwork.Enroll}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		type result struct {
+			n                 *ironwork.Node
+			err               error
+			dup, gone, racing bool
+		}
+		const writers = 300
+		results := make([]result, writers)
+		var wg sync.WaitGroup
+		for i := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := result{n: &ironwork.Node{Name: fmt.Sprintf("group-%03d", i), Driver: "fake-hardware",
+					ProvisionState: ironwork.Enroll, Traits: []string{"CUSTOM_G", fmt.Sprintf("CUSTOM_%d", i)}}}
+				wctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				switch {
+				case i%3 == 1:
+					r.n.Name, r.dup = fmt.Sprintf("taken-%d", i%10), true
+				case i%20 == 0:
+					cancel()
+					r.gone = true
+				case i%5 == 0:
+					time.AfterFunc(time.Duration(rand.IntN(1500))*time.Millisecond, cancel)
+					r.racing = true
+				}
+				r.err = s.CreateNode(wctx, r.n)
+				results[i] = r
+			}()
+		}
+		wg.Wait()
+		created, raced := 0, 0
+		for i, r := range results {
+			switch {
+			case r.dup:
+				if ironwork.ErrorCode(r.err) != ironwork.ECONFLICT {
+					t.Errorf("writer %d (name %s, taken): got %v, want a conflict", i, r.n.Name, r.err)
+				}
+			case r.gone:
+				if !errors.Is(r.err, context.Canceled) {
+					t.Errorf("writer %d (cancelled): got %v", i, r.err)
+				}
+			case r.racing:
+				got, err := s.GetNode(ctx, r.n.Name)
+				switch {
+				case r.err != nil && !errors.Is(r.err, context.Canceled):
+					t.Errorf("writer %d (cancelled while it ran): got %v", i, r.err)
+				case r.err == nil && err != nil:
+					t.Errorf("writer %d (cancelled while it ran): succeeded but not stored: %v", i, err)
+				case err == nil && (got.ID != r.n.ID || len(got.Traits) != 2):
+					t.Errorf("writer %d (cancelled while it ran): stored id %d traits %v; the writer was given id %d",
+						i, got.ID, got.Traits, r.n.ID)
+				}
+				if err == nil {
+					created++
+					raced++
+				}
+			case r.err != nil:
+				t.Errorf("writer %d: %v", i, r.err)
+			default:
+				created++
+				got, err := s.GetNode(ctx, r.n.Name)
+				if err != nil {
+					t.Errorf("writer %d: node %s not stored: %v", i, r.n.Name, err)
+					continue
+				}
+				if got.ID != r.n.ID || got.UUID != r.n.UUID || len(got.Traits) != 2 {
+					t.Errorf("writer %d: stored id %d uuid %s traits %v; the writer was given id %d uuid %s",
+						i, got.ID, got.UUID, got.Traits, r.n.ID, r.n.UUID)
+				}
+			}
+		}
+		nodes, err := s.ListNodes(ctx, sqlstore.NodeFilter{}, sqlstore.Page{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(nodes) != 10+created {
+			t.Errorf("%d nodes stored, want %d: a failed write left rows, or a good one was lost", len(nodes), 10+created)
+		}
+		for _, n := range nodes {
+			if strings.HasPrefix(n.Name, "group-") && len(n.Traits) != 2 {
+				t.Errorf("node %s stored with traits %v: half a write", n.Name, n.Traits)
+			}
+		}
+		t.Logf("%d created (%d of them cancelled while they ran), %d conflicts, %d cancelled before",
+			created, raced, writers/3, writers/20)
+	})
+}
