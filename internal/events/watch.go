@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 // Store is what Watch reads; *sqlstore.Store implements it.
 type Store interface {
 	ListNodes(ctx context.Context, f sqlstore.NodeFilter, p sqlstore.Page) ([]*ironwork.Node, error)
-	NodesChangedSince(ctx context.Context, since time.Time, limit int) ([]*ironwork.Node, error)
+	NodeChangesSince(ctx context.Context, since time.Time, limit int) ([]sqlstore.NodeChange, error)
+	NodesRawByID(ctx context.Context, ids []int64) ([]*sqlstore.RawNode, error)
 	NodeUUIDs(ctx context.Context) (map[string]bool, error)
 }
 
@@ -52,12 +54,20 @@ type Watcher struct {
 	cfg   WatchConfig
 	mark  time.Time // the newest change seen
 	looks int
+	// read holds the revision at which each node changed within the overlap was last read in
+	// full, so that the looks that meet it again, in the overlap, read only its revision.
+	read map[int64]readAt
+}
+
+type readAt struct {
+	revision int64
+	at       time.Time
 }
 
 // NewWatcher returns a Watcher of store for hub.
 func NewWatcher(hub *Hub, store Store, cfg WatchConfig) *Watcher {
 	cfg.fill()
-	return &Watcher{hub: hub, store: store, cfg: cfg}
+	return &Watcher{hub: hub, store: store, cfg: cfg, read: map[int64]readAt{}}
 }
 
 // Seed reads every node into the hub without publishing, so that only later changes are
@@ -91,30 +101,42 @@ func (w *Watcher) advance(n *ironwork.Node) {
 }
 
 // Look reads the nodes changed since the newest change seen (less the overlap) and hands
-// them to the hub; every DeleteEvery looks it also publishes the nodes that are gone.
+// them to the hub; every DeleteEvery looks it also publishes the nodes that are gone. Of the
+// changed nodes it reads in full only those whose revision it has not read yet.
 func (w *Watcher) Look(ctx context.Context) error {
 	var since time.Time
 	if !w.mark.IsZero() {
 		since = w.mark.Add(-w.cfg.Overlap)
 	}
+	for k, r := range w.read {
+		if r.at.Before(since) {
+			delete(w.read, k) // out of the overlap: no look meets it again unless it changes
+		}
+	}
 	for {
-		nodes, err := w.store.NodesChangedSince(ctx, since, w.cfg.Batch)
+		changes, err := w.store.NodeChangesSince(ctx, since, w.cfg.Batch)
 		if err != nil {
 			return err
 		}
-		for _, n := range nodes {
-			w.hub.Observe(n)
-			w.advance(n)
+		var ids []int64
+		for _, c := range changes {
+			if r, ok := w.read[c.ID]; !ok || r.revision != c.Revision {
+				ids = append(ids, c.ID)
+			}
 		}
-		if len(nodes) < w.cfg.Batch {
+		if err := w.readNodes(ctx, ids); err != nil {
+			return err
+		}
+		for _, c := range changes {
+			if c.At.After(w.mark) {
+				w.mark = c.At
+			}
+		}
+		if len(changes) < w.cfg.Batch {
 			break
 		}
 		// A full batch: go on from the last one (the overlap repeats none that changed no more).
-		last := nodes[len(nodes)-1]
-		next := last.CreatedAt
-		if last.UpdatedAt != nil {
-			next = *last.UpdatedAt
-		}
+		next := changes[len(changes)-1].At
 		if !next.After(since) {
 			break // a batch of nodes all changed at one instant: the rest come at the next look
 		}
@@ -131,6 +153,32 @@ func (w *Watcher) Look(ctx context.Context) error {
 				w.hub.Deleted(u)
 			}
 		}
+	}
+	return nil
+}
+
+// readNodes reads the nodes of ids in full and hands them to the hub. A node whose stored JSON
+// cannot be decoded is logged and left out, as a listing leaves it out.
+func (w *Watcher) readNodes(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	raws, err := w.store.NodesRawByID(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("read changed nodes: %w", err)
+	}
+	for _, r := range raws {
+		n := r.Node
+		if err := errors.Join(r.Decode("deploy_step"), r.Decode("clean_step"), r.Decode("driver_internal_info")); err != nil {
+			w.hub.log.ErrorContext(ctx, "skip undecodable node", "node", n.UUID, "error", err)
+			continue
+		}
+		w.hub.Observe(n)
+		at := n.CreatedAt
+		if n.UpdatedAt != nil {
+			at = *n.UpdatedAt
+		}
+		w.read[n.ID] = readAt{revision: r.Revision, at: at}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 
@@ -90,6 +91,77 @@ func TestWatcherSeesAnotherStoresWrites(t *testing.T) {
 			}
 			if ev := recv(t, sub); ev.Type != TypeDeleted || ev.Node.UUID != before.UUID {
 				t.Errorf("other's delete: %+v", ev)
+			}
+		})
+	}
+}
+
+// countingStore counts the nodes a Watcher reads in full.
+type countingStore struct {
+	*sqlstore.Store
+	full int
+}
+
+func (c *countingStore) NodesRawByID(ctx context.Context, ids []int64) ([]*sqlstore.RawNode, error) {
+	c.full += len(ids)
+	return c.Store.NodesRawByID(ctx, ids)
+}
+
+// TestWatcherReadsEachChangeOnce: a look meets every node changed within the overlap, but
+// reads in full only those whose revision it has not read, so a fleet being enrolled or
+// deployed is not read again at every look for as long as its changes stay in the overlap.
+// Another process's second write of a node already read is read (and published) again.
+func TestWatcherReadsEachChangeOnce(t *testing.T) {
+	for _, tg := range sqlstoretest.Targets() {
+		t.Run(tg.Name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := tg.DSN(t)
+			mine, other := open(t, dsn), open(t, dsn)
+			h := NewHub(nil)
+			mine.ObserveNodes(h.Observe)
+			cs := &countingStore{Store: mine}
+			w := NewWatcher(h, cs, WatchConfig{})
+			if err := w.Seed(ctx); err != nil {
+				t.Fatal(err)
+			}
+			sub := h.Subscribe(0)
+			var nodes []*ironwork.Node
+			for i := range 30 {
+				n := &ironwork.Node{Name: fmt.Sprintf("n%d", i), Driver: "fake-hardware", ProvisionState: ironwork.Enroll}
+				if err := other.CreateNode(ctx, n); err != nil {
+					t.Fatal(err)
+				}
+				nodes = append(nodes, n)
+			}
+			look := func(wantFull int) {
+				t.Helper()
+				cs.full = 0
+				if err := w.Look(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if cs.full != wantFull {
+					t.Errorf("look read %d nodes in full, want %d", cs.full, wantFull)
+				}
+			}
+			look(30)
+			for range 30 {
+				recv(t, sub)
+			}
+			look(0)
+			look(0)
+			if _, err := other.UpdateNode(ctx, nodes[7].UUID, func(n *ironwork.Node) error {
+				n.PowerState = ironwork.PowerOn
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			look(1)
+			if ev := recv(t, sub); ev.Node.UUID != nodes[7].UUID || ev.Node.PowerState != "power on" {
+				t.Errorf("second write: %+v", ev.Node)
+			}
+			look(0)
+			if len(sub.C()) != 0 {
+				t.Errorf("an unchanged node was published again: %+v", <-sub.C())
 			}
 		})
 	}

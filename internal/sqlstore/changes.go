@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -19,7 +18,7 @@ type nodeObservers struct {
 
 // ObserveNodes has fn called with a copy of every node this store creates or updates, after
 // the transaction commits, in the writer's goroutine: fn must be quick and must not block.
-// Writes made by other processes sharing the database are not seen here; NodesChangedSince
+// Writes made by other processes sharing the database are not seen here; NodeChangesSince
 // finds them.
 func (s *Store) ObserveNodes(fn func(*ironwork.Node)) {
 	s.observers.mu.Lock()
@@ -37,28 +36,37 @@ func (s *Store) notifyNode(n *ironwork.Node) {
 	}
 }
 
-// NodesChangedSince returns the nodes created or updated at or after since (by the writers'
-// clocks), at most limit of them, oldest change first. Polling it with an overlap finds the
-// changes other processes made to a shared database.
-func (s *Store) NodesChangedSince(ctx context.Context, since time.Time, limit int) ([]*ironwork.Node, error) {
-	micros := since.UTC().UnixMicro()
-	q := s.nodeSelect() + " WHERE COALESCE(n.updated_at, n.created_at) >= ? ORDER BY COALESCE(n.updated_at, n.created_at), n.id LIMIT ?"
-	rows, err := s.query(ctx, s.db, q, micros, limit)
+// NodeChange is one node's latest change, as NodeChangesSince reads it.
+type NodeChange struct {
+	ID       int64
+	Revision int64     // see ListNodeRevisions: it moves with every write of the node
+	At       time.Time // the node's updated_at, or its created_at when it was never updated
+}
+
+// NodeChangesSince returns the nodes created or updated at or after since (by the writers'
+// clocks), at most limit of them, oldest change first: only their ids, revisions and times,
+// so that a poller can read in full only the nodes whose revision it has not seen
+// (NodesRawByID). Polling it with an overlap finds the changes other processes made to a
+// shared database.
+func (s *Store) NodeChangesSince(ctx context.Context, since time.Time, limit int) ([]NodeChange, error) {
+	rows, err := s.query(ctx, s.db, `SELECT id, revision, COALESCE(updated_at, created_at) FROM nodes
+		WHERE COALESCE(updated_at, created_at) >= ? ORDER BY COALESCE(updated_at, created_at), id LIMIT ?`,
+		since.UTC().UnixMicro(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list changed nodes: %w", err)
 	}
 	defer rows.Close()
-	var out []*ironwork.Node
+	var out []NodeChange
 	for rows.Next() {
-		n, err := scanNode(rows)
-		if errors.Is(err, ErrUndecodable) {
-			s.log.ErrorContext(ctx, "skip undecodable node", "node", n.UUID, "error", err)
-			continue
+		var (
+			c  NodeChange
+			at int64
+		)
+		if err := rows.Scan(&c.ID, &c.Revision, &at); err != nil {
+			return nil, fmt.Errorf("scan changed node: %w", err)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("scan node: %w", err)
-		}
-		out = append(out, n)
+		c.At = time.UnixMicro(at).UTC()
+		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list changed nodes: %w", err)
