@@ -156,12 +156,12 @@ func nodeUpdate() string {
 }
 
 // nodeArgs returns the values of nodeWriteColumns for n, resolving its chassis and allocation.
-func (s *Store) nodeArgs(ctx context.Context, tx *sql.Tx, n *ironwork.Node) ([]any, error) {
-	chassisID, err := s.idOf(ctx, tx, "chassis", "Chassis", n.ChassisUUID)
+func (s *Store) nodeArgs(ctx context.Context, q queryer, n *ironwork.Node) ([]any, error) {
+	chassisID, err := s.idOf(ctx, q, "chassis", "Chassis", n.ChassisUUID)
 	if err != nil {
 		return nil, err
 	}
-	allocID, err := s.idOf(ctx, tx, "allocations", "Allocation", n.AllocationUUID)
+	allocID, err := s.idOf(ctx, q, "allocations", "Allocation", n.AllocationUUID)
 	if err != nil {
 		return nil, err
 	}
@@ -294,16 +294,29 @@ func (s *Store) CreateNode(ctx context.Context, n *ironwork.Node) error {
 	if n.Interfaces == nil {
 		n.Interfaces = map[ironwork.InterfaceKind]string{}
 	}
-	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		args, err := s.nodeArgs(ctx, tx, n)
+	insert := func(ctx context.Context, q queryer) error {
+		args, err := s.nodeArgs(ctx, q, n)
 		if err != nil {
 			return err
 		}
-		if err := s.queryRow(ctx, tx, nodeInsert(), args...).Scan(&n.ID); err != nil {
+		if err := s.queryRow(ctx, q, nodeInsert(), args...).Scan(&n.ID); err != nil {
 			return nodeConflict(err, n)
 		}
-		return s.writeTraits(ctx, tx, n.ID, nil, n.Traits)
-	})
+		return nil
+	}
+	var err error
+	if s.writer == nil && len(n.Traits) == 0 && n.ChassisUUID == "" && n.AllocationUUID == "" {
+		// PostgreSQL, and the node is one row that refers to no other: one statement is atomic
+		// on its own, and saves the transaction's two round trips.
+		err = s.inStatement(ctx, func(ctx context.Context) error { return insert(ctx, s.db) })
+	} else {
+		err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			if err := insert(ctx, tx); err != nil {
+				return err
+			}
+			return s.writeTraits(ctx, tx, n.ID, nil, n.Traits)
+		})
+	}
 	if err == nil {
 		s.notifyNode(n)
 	}

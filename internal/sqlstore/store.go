@@ -501,6 +501,17 @@ func (s *Store) inOwnTx(ctx context.Context, fn func(ctx context.Context, tx *sq
 	return nil
 }
 
+// inStatement runs fn, a write of one statement outside any transaction (PostgreSQL only:
+// SQLite's writes go through inTx), with the context inTx gives its callbacks.
+func (s *Store) inStatement(ctx context.Context, fn func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	return fn(ctx)
+}
+
 func notFound(kind, ident string) error {
 	return ironwork.Errorf(ironwork.ENOTFOUND, "%s %s could not be found.", kind, ident)
 }
