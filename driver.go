@@ -72,30 +72,48 @@ func withLast(base map[InterfaceKind][]string, last map[InterfaceKind][]string) 
 	return base
 }
 
+// hardwareTypeNames are the hardware types Ironwork knows, sorted.
+var hardwareTypeNames = [...]string{"fake-hardware", "ipmi", "manual-management", "redfish"}
+
 // HardwareTypes returns the catalogue of hardware types Ironwork knows, sorted by name.
 func HardwareTypes() []HardwareType {
-	return []HardwareType{
-		{Name: "fake-hardware", Supported: withFirst(generic(), map[InterfaceKind][]string{
+	out := make([]HardwareType, len(hardwareTypeNames))
+	for i, name := range hardwareTypeNames {
+		out[i], _ = knownHardwareType(name)
+	}
+	return out
+}
+
+// knownHardwareType returns the hardware type of the catalogue named name; only that one is
+// built (an enrolment looks up its node's).
+func knownHardwareType(name string) (HardwareType, bool) {
+	switch name {
+	case "fake-hardware":
+		return HardwareType{Name: name, Supported: withFirst(generic(), map[InterfaceKind][]string{
 			BIOSInterface: {"fake"}, BootInterface: {"fake"}, ConsoleInterface: {"fake"},
 			DeployInterface: {"fake"}, FirmwareInterface: {"fake"}, InspectInterface: {"fake"},
 			ManagementInterface: {"fake"}, PowerInterface: {"fake"}, RAIDInterface: {"fake"},
 			RescueInterface: {"fake"}, StorageInterface: {"fake"}, VendorInterface: {"fake"},
-		})},
-		{Name: "ipmi", Supported: withConsole(withFirst(generic(), map[InterfaceKind][]string{
+		})}, true
+	case "ipmi":
+		return HardwareType{Name: name, Supported: withConsole(withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"ipmitool", "noop"}, PowerInterface: {"ipmitool"}, VendorInterface: {"ipmitool"},
-		}), "ipmitool-socat")},
-		{Name: "manual-management", Supported: withFirst(generic(), map[InterfaceKind][]string{
+		}), "ipmitool-socat")}, true
+	case "manual-management":
+		return HardwareType{Name: name, Supported: withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"noop"}, PowerInterface: {"fake"},
-		})},
-		{Name: "redfish", Supported: withInspect(withLast(withFirst(generic(), map[InterfaceKind][]string{
+		})}, true
+	case "redfish":
+		return HardwareType{Name: name, Supported: withInspect(withLast(withFirst(generic(), map[InterfaceKind][]string{
 			ManagementInterface: {"redfish"}, PowerInterface: {"redfish"}, VendorInterface: {"redfish"},
 			// Ironic's redfish hardware type prefers its redfish bios interface, enabled by default.
 			BIOSInterface: {"redfish"},
 		}), map[InterfaceKind][]string{BootInterface: {"redfish-virtual-media", "redfish-https"}, RAIDInterface: {"redfish"},
 			// Offered after no-firmware, not the default: Ironic enables its redfish firmware
 			// interface only when configured (Metal3 names it per node).
-			FirmwareInterface: {"redfish"}}), "redfish")},
+			FirmwareInterface: {"redfish"}}), "redfish")}, true
 	}
+	return HardwareType{}, false
 }
 
 // InterfaceProperties documents the driver_info keys an interface implementation reads, as
@@ -206,12 +224,7 @@ func (c DriverConfig) HardwareType(name string) (HardwareType, bool) {
 	if !slices.Contains(c.EnabledHardwareTypes, name) {
 		return HardwareType{}, false
 	}
-	for _, hw := range HardwareTypes() {
-		if hw.Name == name {
-			return hw, true
-		}
-	}
-	return HardwareType{}, false
+	return knownHardwareType(name)
 }
 
 // EnabledFor returns the implementations of kind that hw supports and that are enabled, in the
