@@ -10,7 +10,10 @@
 #   N=2000 C=16 R=3 bench/api.sh      N nodes (default 10000), C clients (16), R listings (3)
 #   D=200 bench/api.sh                 also take D of the nodes through manage, provide and deploy
 #                                      (fake-hardware) and report deploys per minute
-#   G=2000 bench/api.sh                single-node GETs after the listings (default 2000; p50/p99)
+#   G=2000 bench/api.sh                single-node GETs after the listings (default 2000; p50/p99,
+#                                      and GETs/s: the get/s ratio; C clients in closed loop, so
+#                                      Ironic's p50 is low when its two workers serve a few clients'
+#                                      connections while the others wait, and its mean is 16/rate)
 #   CROWD=30s CROWD_C=200 bench/api.sh after the rest, CROWD_C clients (default 200) mixing list,
 #                                      detail page (CROWD_LIMIT=100 nodes), GET and PATCH for CROWD
 #   CROWD_IRONIC=30s                   the crowd against Ironic as well (default: Ironwork only)
@@ -158,7 +161,7 @@ awk '
     l = f["label"]; order[++n] = l
     rate[l] = f["enrol_rate"]; p50[l] = f["p50_ms"]; p99[l] = f["p99_ms"]; list[l] = f["list_best_s"]; listed[l] = f["listed"]
     dpm[l] = f["deploys_per_min"]; pg50[l] = f["page_p50_ms"]; pg99[l] = f["page_p99_ms"]
-    g50[l] = f["get_p50_ms"]; g99[l] = f["get_p99_ms"]; rss[l] = f["rss_mib"]; hwm[l] = f["hwm_mib"]
+    g50[l] = f["get_p50_ms"]; g99[l] = f["get_p99_ms"]; grate[l] = f["get_rate"]; rss[l] = f["rss_mib"]; hwm[l] = f["hwm_mib"]
     precv[l] = f["page_recv_p50_ms"]
     pagesplit[l] = ("page_recv_p50_ms" in f) ? sprintf("body received p50 %s ms, client decoding p50 %s ms", f["page_recv_p50_ms"], f["page_decode_p50_ms"]) : ""
     crowd[l] = ("crowd_rps" in f) ? sprintf("%s req/s, %s failed; p99 list %s detail %s get %s patch %s ms", f["crowd_rps"], f["crowd_failed"],
@@ -174,9 +177,10 @@ awk '
     for (i = 1; i <= n; i++) { l = order[i]; if (crowd[l] != "") printf "crowd %-18s %s\n", l, crowd[l] }
     if (!("ironic" in rate)) { print "(no Ironic result: no ratios)"; exit }
     print ""
-    printf "%-18s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n", "vs Ironic (x)", "enrol", "crt p50", "crt p99", "list", "page p50", "page p99", "page rcv", "get p50", "get p99"
+    printf "%-18s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n", "vs Ironic (x)", "enrol", "crt p50", "crt p99", "list", "page p50", "page p99", "page rcv", "get/s", "get p50", "get p99"
     for (i = 1; i <= n; i++) { l = order[i]; if (l == "ironic") continue
-      printf "%-18s %8s %8s %8s %8s %8s %8s %8s %8s %8s %s\n", l, x(rate[l], rate["ironic"]), x(p50["ironic"], p50[l]), x(p99["ironic"], p99[l]),
-        x(list["ironic"], list[l]), x(pg50["ironic"], pg50[l]), x(pg99["ironic"], pg99[l]), x(precv["ironic"], precv[l]), x(g50["ironic"], g50[l]), x(g99["ironic"], g99[l]),
+      printf "%-18s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %s\n", l, x(rate[l], rate["ironic"]), x(p50["ironic"], p50[l]), x(p99["ironic"], p99[l]),
+        x(list["ironic"], list[l]), x(pg50["ironic"], pg50[l]), x(pg99["ironic"], pg99[l]), x(precv["ironic"], precv[l]),
+        x(grate[l], grate["ironic"]), x(g50["ironic"], g50[l]), x(g99["ironic"], g99[l]),
         (dpm["ironic"] > 0 ? sprintf("deploys/min %.1fx", dpm[l] / dpm["ironic"]) : "") }
   }' "$work/results"

@@ -174,15 +174,19 @@ func run(ctx context.Context, cfg config) error {
 	// transfer), and this client's decoding, which is the same work whatever the server.
 	fmt.Printf("pages:    of which body received p50 %.1fms, client decoding p50 %.1fms\n",
 		ms(percentile(pageRecv, 50)), ms(percentile(pageDecode, 50)))
-	var gp50, gp99 time.Duration
+	var (
+		gp50, gp99 time.Duration
+		getRate    float64
+	)
 	if cfg.gets > 0 && len(uuids) > 0 {
 		glat, gd, err := getMany(ctx, c, cfg, uuids)
 		if err != nil {
 			return err
 		}
 		gp50, gp99 = percentile(glat, 50), percentile(glat, 99)
+		getRate = float64(len(glat)) / gd.Seconds()
 		fmt.Printf("get:      %d GETs, %d clients, %.2fs: %.1f/s; latency p50 %.2fms p99 %.2fms\n",
-			len(glat), cfg.c, gd.Seconds(), float64(len(glat))/gd.Seconds(), ms(gp50), ms(gp99))
+			len(glat), cfg.c, gd.Seconds(), getRate, ms(gp50), ms(gp99))
 	}
 	rss, hwm := "-", "-"
 	if cfg.pid > 0 {
@@ -206,10 +210,10 @@ func run(ctx context.Context, cfg config) error {
 		}
 	}
 	fmt.Printf("RESULT label=%s n=%d c=%d enrol_s=%.3f enrol_rate=%.1f p50_ms=%.1f p99_ms=%.1f list_s=%s list_best_s=%.3f listed=%d deploys_per_min=%.1f"+
-		" page_p50_ms=%.1f page_p99_ms=%.1f page_recv_p50_ms=%.1f page_decode_p50_ms=%.1f get_p50_ms=%.2f get_p99_ms=%.2f rss_mib=%s hwm_mib=%s%s\n",
+		" page_p50_ms=%.1f page_p99_ms=%.1f page_recv_p50_ms=%.1f page_decode_p50_ms=%.1f get_rate=%.1f get_p50_ms=%.2f get_p99_ms=%.2f rss_mib=%s hwm_mib=%s%s\n",
 		strings.ReplaceAll(cfg.label, " ", "_"), cfg.n, cfg.c, elapsed.Seconds(), rate, ms(p50), ms(p99),
 		strings.Join(times, ","), best.Seconds(), listed, deployRate, ms(pp50), ms(pp99),
-		ms(percentile(pageRecv, 50)), ms(percentile(pageDecode, 50)), ms(gp50), ms(gp99), rss, hwm, crowdRes)
+		ms(percentile(pageRecv, 50)), ms(percentile(pageDecode, 50)), getRate, ms(gp50), ms(gp99), rss, hwm, crowdRes)
 	return nil
 }
 
