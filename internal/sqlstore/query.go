@@ -79,7 +79,15 @@ func (s *Store) pageClause(ctx context.Context, q queryer, w *where, table, alia
 		if dir == "desc" {
 			op = "<"
 		}
-		w.add(fmt.Sprintf("(%s %s ? OR (%s = ? AND %sid %s ?))", expr, op, expr, prefix, op), mv, mv, mid)
+		if expr == prefix+"id" {
+			// The ids are unique: the rows after the marker's id, a range of the primary key.
+			w.add(fmt.Sprintf("%sid %s ?", prefix, op), mid)
+		} else {
+			// The first term bounds the sort key on its own, so that the database can start
+			// from the marker in an index of it rather than filter every row before it.
+			w.add(fmt.Sprintf("(%s %s= ? AND (%s %s ? OR (%s = ? AND %sid %s ?)))", expr, op, expr, op, expr, prefix, op),
+				mv, mv, mv, mid)
+		}
 	}
 	clause := fmt.Sprintf(" ORDER BY %s %s, %sid %s", expr, dir, prefix, dir)
 	if p.Limit > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -552,4 +553,59 @@ func rebind(s *sqlstore.Store, q string) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// TestMarkerPagesEqualTheWholeList walks node lists page by page from markers, for sort keys
+// with repeated, empty and unique values, both directions and several page sizes, and wants
+// exactly the whole list's order: no node twice, none skipped at a page boundary.
+func TestMarkerPagesEqualTheWholeList(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		states := []ironwork.ProvisionState{ironwork.Enroll, ironwork.Available, ironwork.Manageable}
+		for i := range 23 {
+			n := newNode(fmt.Sprintf("m%02d", (i*7)%23))
+			if i%5 == 0 {
+				n.Name = "" // sorts as ''
+			}
+			n.ProvisionState = states[i%3]
+			n.ResourceClass = fmt.Sprintf("rc%d", i%4)
+			if err := s.CreateNode(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		uuids := func(ns []*ironwork.Node) []string {
+			var out []string
+			for _, n := range ns {
+				out = append(out, n.UUID)
+			}
+			return out
+		}
+		for _, key := range []string{"id", "name", "provision_state", "resource_class", "uuid", "created_at"} {
+			for _, dir := range []string{"asc", "desc"} {
+				whole, err := s.ListNodes(ctx, sqlstore.NodeFilter{}, sqlstore.Page{SortKey: key, SortDir: dir})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, limit := range []int{1, 4, 7} {
+					var paged []*ironwork.Node
+					marker := ""
+					for pages := 0; pages < 30; pages++ {
+						page, err := s.ListNodes(ctx, sqlstore.NodeFilter{}, sqlstore.Page{Limit: limit, Marker: marker, SortKey: key, SortDir: dir})
+						if err != nil {
+							t.Fatal(err)
+						}
+						paged = append(paged, page...)
+						if len(page) < limit {
+							break
+						}
+						marker = page[len(page)-1].UUID
+					}
+					if !slices.Equal(uuids(paged), uuids(whole)) {
+						t.Errorf("sort %s %s, pages of %d: %d nodes paged, %d in the whole list, or in another order",
+							key, dir, limit, len(paged), len(whole))
+					}
+				}
+			}
+		}
+	})
 }
