@@ -334,10 +334,10 @@ func (s *Store) writeTraits(ctx context.Context, tx *sql.Tx, nodeID int64, old, 
 	now := s.nowUTC().UnixMicro()
 	for _, t := range new {
 		if !slices.Contains(old, t) {
-			if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO node_traits (node_id, trait, created_at) VALUES (?, ?, ?)"), nodeID, t, now); err != nil {
-				if _, dup := uniqueViolation(err); dup {
-					continue
-				}
+			// A trait named twice is stored once. Not by catching the unique violation: on
+			// PostgreSQL any error aborts the transaction.
+			if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO node_traits (node_id, trait, created_at) VALUES (?, ?, ?)
+				ON CONFLICT (node_id, trait) DO NOTHING`), nodeID, t, now); err != nil {
 				return fmt.Errorf("add trait %s: %w", t, err)
 			}
 		}

@@ -609,3 +609,32 @@ func TestMarkerPagesEqualTheWholeList(t *testing.T) {
 		}
 	})
 }
+
+// TestTraitNamedTwice creates a node whose traits name one twice, and sets them so again: on
+// both databases the write succeeds and the trait is stored once.
+func TestTraitNamedTwice(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		n := newNode("twice")
+		n.Traits = []string{"CUSTOM_A", "CUSTOM_A", "CUSTOM_B"}
+		if err := s.CreateNode(ctx, n); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		got, err := s.GetNode(ctx, "twice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.Traits, []string{"CUSTOM_A", "CUSTOM_B"}) {
+			t.Errorf("traits %v, want [CUSTOM_A CUSTOM_B]", got.Traits)
+		}
+		if _, err := s.UpdateNode(ctx, "twice", func(n *ironwork.Node) error {
+			n.Traits = []string{"CUSTOM_C", "CUSTOM_C"}
+			return nil
+		}); err != nil {
+			t.Fatalf("update: %v", err)
+		}
+		if got, err = s.GetNode(ctx, "twice"); err != nil || !slices.Equal(got.Traits, []string{"CUSTOM_C"}) {
+			t.Errorf("traits %v (%v), want [CUSTOM_C]", got.Traits, err)
+		}
+	})
+}
