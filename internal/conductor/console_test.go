@@ -2,6 +2,7 @@ package conductor_test
 
 import (
 	"errors"
+	"io"
 	"net"
 	"slices"
 	"strings"
@@ -20,6 +21,28 @@ func accepts(url string) bool {
 	}
 	c.Close()
 	return true
+}
+
+// consoleClient connects to the console at url; the console closes the connection when it
+// stops.
+func consoleClient(t *testing.T, url string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "tcp://"), 2*time.Second)
+	if err != nil {
+		t.Fatalf("connect to the console at %s: %v", url, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// closedByConsole reports whether the console closed c within 10 s, that is, stopped. Dialling
+// the console's port again would not tell: the tests of this package run in parallel on one
+// port range, and another test's console may listen on the port as soon as it is free.
+func closedByConsole(c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	return !errors.As(err, &ne) || !ne.Timeout()
 }
 
 func consolePorts(cfg *conductor.Config) {
@@ -46,10 +69,11 @@ func TestConsoleEnableDisable(t *testing.T) {
 	if again, _ := consoleInfo(t, e.c, n.UUID); again.URL != info.URL {
 		t.Fatalf("enable twice moved the console: %s -> %s", info.URL, again.URL)
 	}
+	cl := consoleClient(t, info.URL)
 	ok(t, setConsole(t, e.c, n.UUID, false))
 	got = e.settled(t, n.UUID, ironwork.Available)
-	if got.ConsoleEnabled || accepts(info.URL) {
-		t.Fatalf("after disable: enabled %v, port open %v", got.ConsoleEnabled, accepts(info.URL))
+	if got.ConsoleEnabled || !closedByConsole(cl) {
+		t.Fatalf("after disable: enabled %v, or the console still serves its client", got.ConsoleEnabled)
 	}
 	if off, _ := consoleInfo(t, e.c, n.UUID); off.Enabled || off.URL != "" {
 		t.Fatalf("info after disable: %+v", off)
@@ -121,27 +145,29 @@ func TestConsoleRestoredAndForgotten(t *testing.T) {
 
 	deleted, disabled = e.node(t, nil), e.node(t, nil)
 	var urls []string
+	var clients []net.Conn
 	for _, n := range []*ironwork.Node{deleted, disabled} {
 		ok(t, setConsole(t, e.c, n.UUID, true))
 		e.c.Wait()
 		i, err := consoleInfo(t, e.c, n.UUID)
 		ok(t, err)
-		urls = append(urls, i.URL)
+		urls, clients = append(urls, i.URL), append(clients, consoleClient(t, i.URL))
 	}
 	ok(t, store.DeleteNode(t.Context(), deleted.UUID, func(*ironwork.Node) error { return nil }))
 	e.update(t, disabled.UUID, func(n *ironwork.Node) { n.ConsoleEnabled = false })
 	ok(t, syncConsoles(t, e.c))
-	for i, u := range urls {
-		if accepts(u) {
-			t.Errorf("console %d (%s) still served after sync", i, u)
+	for i, c := range clients {
+		if !closedByConsole(c) {
+			t.Errorf("console %d (%s) still served after sync", i, urls[i])
 		}
 	}
 	if !accepts(info.URL) {
 		t.Error("the enabled console stopped")
 	}
 	// StopConsole (before a delete) stops and records at once.
+	cl := consoleClient(t, info.URL)
 	ok(t, stopConsole(t, e.c, served.UUID))
-	if accepts(info.URL) || e.get(t, served.UUID).ConsoleEnabled {
+	if !closedByConsole(cl) || e.get(t, served.UUID).ConsoleEnabled {
 		t.Fatal("StopConsole left the console")
 	}
 }

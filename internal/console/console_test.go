@@ -57,6 +57,13 @@ func serve(t *testing.T, l *line, logFile string) (addr string, stop func() erro
 		done <- console.Serve(ctx, console.Config{Name: "node-1", Listener: ln, Attach: l.attach, LogFile: logFile,
 			RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond})
 	}()
+	// Keystrokes sent before the line is attached are dropped (a line without carrier): the
+	// tests start typing once it is.
+	for deadline := time.Now().Add(10 * time.Second); l.attaches.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the serial line was not attached within 10 s")
+		}
+	}
 	var once atomic.Bool
 	stop = func() error {
 		if once.Swap(true) {
