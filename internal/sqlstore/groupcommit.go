@@ -58,7 +58,7 @@ func (s *Store) writeGroup(group []*groupWrite) {
 	}
 	defer s.lockWrites()()
 	// The transaction is everybody's: no one caller's cancellation may roll it back.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(group[0].ctx), writeTimeout)
+	ctx, cancel := writeContext(group[0].ctx)
 	defer cancel()
 	fail := func(ws []*groupWrite, err error) {
 		for _, w := range ws {

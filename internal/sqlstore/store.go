@@ -477,7 +477,7 @@ func (s *Store) inOwnTx(ctx context.Context, fn func(ctx context.Context, tx *sq
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	ctx, cancel := writeContext(ctx)
 	defer cancel()
 	var (
 		tx  *sql.Tx
@@ -507,9 +507,15 @@ func (s *Store) inStatement(ctx context.Context, fn func(ctx context.Context) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	ctx, cancel := writeContext(ctx)
 	defer cancel()
 	return fn(ctx)
+}
+
+// writeContext returns the context a write's statements run with: ctx's values, not its
+// cancellation, and the write timeout.
+func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 }
 
 func notFound(kind, ident string) error {
