@@ -2,9 +2,9 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,57 +220,118 @@ func (s *Server) writeCachedNodeList(w http.ResponseWriter, r *http.Request, f s
 			}
 			s.cache.lookup(view, ids, rv, entries)
 		}
-		if err := s.renderMissing(r, view, show, ids, entries, byID); err != nil {
+		if err := s.renderMissing(ctx, view, show, ids, entries, byID); err != nil {
 			return err
 		}
 	}
 
-	bp := s.buffer()
-	defer s.recycle(bp)
 	tail := newNodeTail(s.baseURL(r), ver, show)
-	// Grown once to the page's size: a page of 1000 detailed nodes is a few MiB.
-	size := 4096
-	for _, e := range entries {
-		if e != nil {
-			size += len(e.body) + tail.size(len(e.uuid))
-		}
-	}
-	b := append(slices.Grow((*bp)[:0], size), `{"nodes":[`...)
 	wantConductor := r.URL.Query().Get("conductor")
 	var ringNode ironwork.Node // ConductorFor reads only its UUID and group
+	conds := make([]string, len(entries))
 	count, last := 0, ""
-	for _, e := range entries {
+	for i, e := range entries {
 		if e == nil {
 			continue // undecodable: left out, as the uncached list does
 		}
-		cond := ""
 		if (tail.conductor || wantConductor != "") && s.opts.Ring != nil {
 			ringNode.UUID, ringNode.ConductorGroup = e.uuid, e.group
-			cond = s.opts.Ring.ConductorFor(&ringNode)
+			conds[i] = s.opts.Ring.ConductorFor(&ringNode)
 		}
-		if wantConductor != "" && cond != wantConductor {
+		if wantConductor != "" && conds[i] != wantConductor {
+			entries[i] = nil
 			continue
 		}
-		if count > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, e.body...)
-		b = tail.append(b, e.uuid, cond)
 		count, last = count+1, e.uuid
 	}
-	b = append(b, ']')
-	// The rest of the collection (the next links) as listBody builds it.
+	// The rest of the collection (the next links) as listBody builds it, made before the
+	// first byte is sent so that nothing can fail once the status is out.
+	var rest []byte
 	for _, m := range s.listBodyOf(r, path, "nodes", "nodes_links", nil, count, p, last)[1:] {
-		b = append(b, ',')
-		b = appendString(b, m.k)
-		b = append(b, ':')
-		if b, err = appendJSON(b, m.v); err != nil {
+		rest = append(rest, ',')
+		rest = appendString(rest, m.k)
+		rest = append(rest, ':')
+		if rest, err = appendJSON(rest, m.v); err != nil {
 			return fmt.Errorf("encode response: %w", err)
 		}
 	}
-	b = append(b, '}')
-	*bp = b
-	return writeBody(w, http.StatusOK, b)
+
+	out := s.newPageWriter(w)
+	defer out.release()
+	out.b = append(out.b, `{"nodes":[`...)
+	first := true
+	for i, e := range entries {
+		if e == nil {
+			continue
+		}
+		if !first {
+			out.b = append(out.b, ',')
+		}
+		first = false
+		out.b = append(out.b, e.body...)
+		out.b = tail.append(out.b, e.uuid, conds[i])
+		out.sendFull()
+	}
+	out.b = append(out.b, ']')
+	out.b = append(out.b, rest...)
+	out.b = append(out.b, '}')
+	return out.finish()
+}
+
+// pageWriter sends a response that may be large (a page of a thousand detailed nodes is a few
+// MiB) in pieces through one recycled buffer: memory the size of the page is never asked for,
+// which on a cold process or after the buffers' pool was emptied by the collector costs more
+// (fresh pages, faulted in and zeroed) than the rest of the page's work. A response that fits
+// in the buffer is sent whole, with its Content-Length; a larger one goes out in chunks.
+type pageWriter struct {
+	s       *Server
+	w       http.ResponseWriter
+	bp      *[]byte
+	b       []byte
+	started bool
+	err     error
+}
+
+// pageChunk is how much a pageWriter gathers before it sends.
+const pageChunk = 60 << 10
+
+func (s *Server) newPageWriter(w http.ResponseWriter) *pageWriter {
+	bp := s.buffer()
+	return &pageWriter{s: s, w: w, bp: bp, b: (*bp)[:0]}
+}
+
+// sendFull sends what was gathered once it reaches pageChunk. After a write error, it drops
+// what it is given; finish reports the error.
+func (p *pageWriter) sendFull() {
+	if len(p.b) < pageChunk {
+		return
+	}
+	if !p.started {
+		p.w.Header().Set("Content-Type", "application/json")
+		p.w.WriteHeader(http.StatusOK)
+		p.started = true
+	}
+	if p.err == nil {
+		_, p.err = p.w.Write(p.b)
+	}
+	p.b = p.b[:0]
+}
+
+// finish sends the rest: the whole response with its length when nothing was sent yet.
+func (p *pageWriter) finish() error {
+	if !p.started {
+		return writeBody(p.w, http.StatusOK, p.b)
+	}
+	if p.err == nil && len(p.b) > 0 {
+		_, p.err = p.w.Write(p.b)
+	}
+	p.b = p.b[:0]
+	return p.err
+}
+
+func (p *pageWriter) release() {
+	*p.bp = p.b
+	p.s.recycle(p.bp)
 }
 
 // writeCachedNode serves one node (GET /v1/nodes/{ident} with fields parsed into show) through
@@ -300,7 +361,7 @@ func (s *Server) writeCachedNode(w http.ResponseWriter, r *http.Request, ident s
 		// Rendered at the revision just read, which may be newer than rev: the entry
 		// carries the one its bytes were rendered from.
 		byID := map[int64]*sqlstore.RawNode{rev.ID: raws[0]}
-		if err := s.renderMissing(r, view, show, ids, entries, byID); err != nil {
+		if err := s.renderMissing(ctx, view, show, ids, entries, byID); err != nil {
 			return true, err
 		}
 		if entries[0] == nil {
@@ -402,7 +463,7 @@ func (t *nodeTail) append(b []byte, uuid, cond string) []byte {
 
 // renderMissing renders the nodes of the page whose entries are nil from their rows in byID,
 // sets their entries and caches them. A node that cannot be decoded keeps a nil entry.
-func (s *Server) renderMissing(r *http.Request, view string, show []string, ids []int64, entries []*nodeCacheEntry, byID map[int64]*sqlstore.RawNode) error {
+func (s *Server) renderMissing(ctx context.Context, view string, show []string, ids []int64, entries []*nodeCacheEntry, byID map[int64]*sqlstore.RawNode) error {
 	var (
 		st      storedNode
 		scratch []byte
@@ -415,11 +476,11 @@ func (s *Server) renderMissing(r *http.Request, view string, show []string, ids 
 		}
 		if err := st.load(s, rn, show); err != nil {
 			// As ListNodes: the node is left out (and is not the marker of the next page).
-			s.log.ErrorContext(r.Context(), "skip undecodable node", "node", rn.Node.UUID, "error", err)
+			s.log.ErrorContext(ctx, "skip undecodable node", "node", rn.Node.UUID, "error", err)
 			continue
 		}
 		var err error
-		if scratch, err = appendJSON(scratch[:0], s.renderNodeBody(r, rn.Node, show, st.value)); err != nil {
+		if scratch, err = appendJSON(scratch[:0], s.renderNodeBodyCtx(ctx, rn.Node, show, st.value)); err != nil {
 			return fmt.Errorf("encode node: %w", err)
 		}
 		e = &nodeCacheEntry{key: nodeCacheKey{ids[i], view}, rev: rn.Revision, uuid: rn.Node.UUID,

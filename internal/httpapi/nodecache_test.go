@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/httpapi"
@@ -331,4 +332,98 @@ func TestNodeCacheRaceBetweenReads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNewNodesRenderedAhead enrols nodes through a caching server and checks that they reach
+// its cache in the background, in the creating request's view, before anything lists them;
+// that the first detailed list is then served from the cache whole; and that the page (larger
+// than one send of the streaming writer, so sent in chunks) has exactly the uncached server's
+// bytes, also after one of the nodes changed behind the cache's back.
+func TestNewNodesRenderedAhead(t *testing.T) {
+	for _, target := range sqlstoretest.Targets() {
+		t.Run(target.Name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := target.DSN(t)
+			a := openCacheAPI(t, dsn, nil)
+			ref := openCacheAPI(t, dsn, nil, func(o *httpapi.Options) { o.NodeCacheBytes = -1 })
+			const n = 60
+			var uuids []string
+			for i := range n {
+				r := call(t, a.ts, "POST", "/v1/nodes", "1.82", map[string]any{
+					"name": fmt.Sprintf("ahead-%d", i), "driver": "fake-hardware",
+					"driver_info": map[string]any{"ipmi_password": "s3cret", "ipmi_address": "10.0.0.1"},
+					"extra":       map[string]any{"pad": strings.Repeat("x", 1500), "i": i},
+				})
+				mustStatus(t, r, http.StatusCreated)
+				uuids = append(uuids, r.body["uuid"].(string))
+			}
+			// The background renders within milliseconds; give it up to ten seconds.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if _, _, entries, _ := a.api.NodeCacheUse(); entries >= n {
+					break
+				}
+				if time.Now().After(deadline) {
+					_, _, entries, _ := a.api.NodeCacheUse()
+					t.Fatalf("%d of %d new nodes in the cache after 10 s: they were not rendered ahead", entries, n)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			hits0, misses0, _, _ := a.api.NodeCacheUse()
+			resp := getResp(t, a.ts.URL+"/v1/nodes/detail", "1.82")
+			hits, misses, _, _ := a.api.NodeCacheUse()
+			if misses != misses0 || hits-hits0 != n {
+				t.Fatalf("first list after enrolment: %d hits, %d misses; want %d hits and none missed", hits-hits0, misses-misses0, n)
+			}
+			if resp.contentLength != -1 {
+				t.Fatalf("a page of %d bytes was sent with Content-Length %d: want it streamed", len(resp.body), resp.contentLength)
+			}
+			_, want := ref.get(t, "/v1/nodes/detail", "1.82")
+			if resp.body != want {
+				t.Fatalf("cached page differs from the uncached one:\n got %.600s\nwant %.600s", resp.body, want)
+			}
+
+			// A node changed by another writer after it was rendered ahead is rendered again.
+			if _, err := ref.store.UpdateNode(ctx, uuids[7], func(nd *ironwork.Node) error {
+				nd.LastError = "changed behind the cache"
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			got := getResp(t, a.ts.URL+"/v1/nodes/detail", "1.82")
+			_, want = ref.get(t, "/v1/nodes/detail", "1.82")
+			if got.body != want || !strings.Contains(want, "changed behind the cache") {
+				t.Fatalf("after a change, cached page differs from the uncached one (or lacks the change)")
+			}
+			// A small answer keeps its length.
+			if small := getResp(t, a.ts.URL+"/v1/nodes/detail?limit=1", "1.82"); small.contentLength != int64(len(small.body)) {
+				t.Fatalf("one-node page: Content-Length %d, body %d bytes", small.contentLength, len(small.body))
+			}
+		})
+	}
+}
+
+type rawResp struct {
+	contentLength int64
+	body          string
+}
+
+// getResp sends a GET at version and returns the answer's declared length and body.
+func getResp(t *testing.T, url, version string) rawResp {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("X-OpenStack-Ironic-API-Version", version)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return rawResp{resp.ContentLength, string(b)}
 }

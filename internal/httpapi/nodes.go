@@ -79,7 +79,12 @@ func (s *Server) renderNodeWith(r *http.Request, n *ironwork.Node, fields []stri
 // renderNodeBody is the part of renderNodeWith that depends on the node's stored state, the
 // version, the fields and the caller (redaction): every member before the links.
 func (s *Server) renderNodeBody(r *http.Request, n *ironwork.Node, fields []string, over func(i int) (any, bool)) object {
-	ver := versionOf(r.Context())
+	return s.renderNodeBodyCtx(r.Context(), n, fields, over)
+}
+
+// renderNodeBodyCtx is renderNodeBody for the version and caller ctx carries.
+func (s *Server) renderNodeBodyCtx(ctx context.Context, n *ironwork.Node, fields []string, over func(i int) (any, bool)) object {
+	ver := versionOf(ctx)
 	out := s.nodeTable.render(n, ver, fields, over)
 	for i, m := range out {
 		if m.k == "provision_state" {
@@ -91,7 +96,7 @@ func (s *Server) renderNodeBody(r *http.Request, n *ironwork.Node, fields []stri
 			}
 		}
 	}
-	return s.redactNode(r.Context(), n, out)
+	return s.redactNode(ctx, n, out)
 }
 
 // nodeShowsConductor reports whether a node shown at ver with fields has a conductor member.
@@ -418,6 +423,7 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.CreateNode(r.Context(), n); err != nil {
 		return err
 	}
+	s.prerender(r.Context(), n.ID)
 	w.Header().Set("Location", s.baseURL(r)+"/v1/nodes/"+n.UUID)
 	return s.writeJSON(w, http.StatusCreated, s.renderNode(r, n, nil))
 }

@@ -92,6 +92,8 @@ type Server struct {
 	nodeStored []int
 	// cache holds rendered nodes for lists; nil when turned off.
 	cache *nodeCache
+	// pre holds new nodes to render into cache ahead of the lists (prerender.go).
+	pre prerenderQueue
 	// afterRevisions, when set (by tests), runs between a cached list's two reads.
 	afterRevisions func()
 	// unguarded lists the registered routes routeGuards does not name (a test keeps it empty).
