@@ -22,8 +22,22 @@ import (
 // cancellation), never another write's. A write cancelled while it runs is carried through
 // (its node then whole) or was never started (nothing stored).
 func TestGroupCommitIsolatesFailures(t *testing.T) {
+	t.Run("traits", func(t *testing.T) { groupCommitIsolatesFailures(t, true) })
+	t.Run("bare", func(t *testing.T) { groupCommitIsolatesFailures(t, false) })
+}
+
+// groupCommitIsolatesFailures is TestGroupCommitIsolatesFailures with nodes that have traits
+// (a transaction each, grouped on SQLite) or none (on PostgreSQL, one multi-row insert for the
+// nodes created at the same time: createbatch.go). Nodes without traits also come in twins
+// that ask for the same new name at the same moment, often in one insert: one of each pair
+// must be stored and the other refused.
+func groupCommitIsolatesFailures(t *testing.T, withTraits bool) {
 	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := context.Background()
+		wantTraits := 0
+		if withTraits {
+			wantTraits = 2
+		}
 		for i := range 10 {
 			if err := s.CreateNode(ctx, &ironwork.Node{Name: fmt.Sprintf("taken-%d", i), Driver: "fake-hardware",
 				ProvisionState: ironwork.Enroll}); err != nil {
@@ -34,6 +48,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 			n                 *ironwork.Node
 			err               error
 			dup, gone, racing bool
+			twin              string
 		}
 		const writers = 300
 		results := make([]result, writers)
@@ -43,7 +58,10 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				r := result{n: &ironwork.Node{Name: fmt.Sprintf("group-%03d", i), Driver: "fake-hardware",
-					ProvisionState: ironwork.Enroll, Traits: []string{"CUSTOM_G", fmt.Sprintf("CUSTOM_%d", i)}}}
+					ProvisionState: ironwork.Enroll}}
+				if withTraits {
+					r.n.Traits = []string{"CUSTOM_G", fmt.Sprintf("CUSTOM_%d", i)}
+				}
 				wctx, cancel := context.WithCancel(ctx)
 				defer cancel()
 				switch {
@@ -55,6 +73,9 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 				case i%5 == 0:
 					time.AfterFunc(time.Duration(rand.IntN(1500))*time.Millisecond, cancel)
 					r.racing = true
+				case !withTraits && i%3 == 2:
+					r.twin = fmt.Sprintf("twin-%d", i/6)
+					r.n.Name = r.twin
 				}
 				r.err = s.CreateNode(wctx, r.n)
 				results[i] = r
@@ -62,8 +83,16 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		}
 		wg.Wait()
 		created, raced := 0, 0
+		twins := map[string]int{}
 		for i, r := range results {
 			switch {
+			case r.twin != "":
+				if r.err == nil {
+					twins[r.twin]++
+					created++
+				} else if ironwork.ErrorCode(r.err) != ironwork.ECONFLICT {
+					t.Errorf("writer %d (name %s, asked for twice): got %v, want success or a conflict", i, r.twin, r.err)
+				}
 			case r.dup:
 				if ironwork.ErrorCode(r.err) != ironwork.ECONFLICT {
 					t.Errorf("writer %d (name %s, taken): got %v, want a conflict", i, r.n.Name, r.err)
@@ -79,7 +108,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 					t.Errorf("writer %d (cancelled while it ran): got %v", i, r.err)
 				case r.err == nil && err != nil:
 					t.Errorf("writer %d (cancelled while it ran): succeeded but not stored: %v", i, err)
-				case err == nil && (got.ID != r.n.ID || len(got.Traits) != 2):
+				case err == nil && (got.ID != r.n.ID || len(got.Traits) != wantTraits):
 					t.Errorf("writer %d (cancelled while it ran): stored id %d traits %v; the writer was given id %d",
 						i, got.ID, got.Traits, r.n.ID)
 				}
@@ -96,7 +125,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 					t.Errorf("writer %d: node %s not stored: %v", i, r.n.Name, err)
 					continue
 				}
-				if got.ID != r.n.ID || got.UUID != r.n.UUID || len(got.Traits) != 2 {
+				if got.ID != r.n.ID || got.UUID != r.n.UUID || len(got.Traits) != wantTraits {
 					t.Errorf("writer %d: stored id %d uuid %s traits %v; the writer was given id %d uuid %s",
 						i, got.ID, got.UUID, got.Traits, r.n.ID, r.n.UUID)
 				}
@@ -110,8 +139,30 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 			t.Errorf("%d nodes stored, want %d: a failed write left rows, or a good one was lost", len(nodes), 10+created)
 		}
 		for _, n := range nodes {
-			if strings.HasPrefix(n.Name, "group-") && len(n.Traits) != 2 {
+			if strings.HasPrefix(n.Name, "group-") && len(n.Traits) != wantTraits {
 				t.Errorf("node %s stored with traits %v: half a write", n.Name, n.Traits)
+			}
+			if strings.HasPrefix(n.Name, "twin-") {
+				if got, err := s.GetNode(ctx, n.UUID); err != nil || got.ID != n.ID {
+					t.Errorf("node %s: stored with id %d, read back %v %v", n.Name, n.ID, got, err)
+				}
+			}
+		}
+		for name, k := range twins {
+			if k != 1 {
+				t.Errorf("name %s asked for twice: %d nodes stored with it", name, k)
+			}
+		}
+		if !withTraits && s.Dialect() == sqlstore.Postgres {
+			// Rows written by one statement share its transaction id: fewer transactions
+			// than nodes means some nodes were inserted together.
+			var nodesN, txs int
+			if err := s.DB().QueryRowContext(ctx, "SELECT count(*), count(DISTINCT xmin::text) FROM nodes").Scan(&nodesN, &txs); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d nodes written by %d transactions", nodesN, txs)
+			if txs >= nodesN {
+				t.Errorf("%d nodes written by %d transactions: no creation was batched", nodesN, txs)
 			}
 		}
 		t.Logf("%d created (%d of them cancelled while they ran), %d conflicts, %d cancelled before",

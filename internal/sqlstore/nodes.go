@@ -307,8 +307,9 @@ func (s *Store) CreateNode(ctx context.Context, n *ironwork.Node) error {
 	var err error
 	if s.writer == nil && len(n.Traits) == 0 && n.ChassisUUID == "" && n.AllocationUUID == "" {
 		// PostgreSQL, and the node is one row that refers to no other: one statement is atomic
-		// on its own, and saves the transaction's two round trips.
-		err = s.inStatement(ctx, func(ctx context.Context) error { return insert(ctx, s.db) })
+		// on its own, and saves the transaction's two round trips; nodes created at the same
+		// time share it (createBatch).
+		err = s.createBatched(ctx, n, insert)
 	} else {
 		err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 			if err := insert(ctx, tx); err != nil {

@@ -63,6 +63,8 @@ type Store struct {
 	revisions batcher[*revisionRead]
 	// group commits concurrent SQLite write transactions together (groupcommit.go).
 	group batcher[*groupWrite]
+	// creates gathers PostgreSQL node creations into multi-row inserts (createbatch.go).
+	creates batcher[*createReq]
 }
 
 // maxStatements bounds the statement cache; queries past it run unprepared.
