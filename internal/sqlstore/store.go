@@ -183,7 +183,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 			}
 		}
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "temp_store(MEMORY)"} {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")
