@@ -53,6 +53,9 @@ func (s *Store) runCreates(ctx context.Context, batch []*createReq) {
 		if len(part) > 1 {
 			if err := s.insertNodes(ctx, part); err != nil {
 				s.log.DebugContext(ctx, "batched node insert failed; inserting one by one", "nodes", len(part), "error", err)
+				for _, r := range part {
+					r.n.ID = 0 // nothing was written, whatever ids came back before the error
+				}
 			}
 		}
 		for _, r := range part {
