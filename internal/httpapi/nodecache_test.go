@@ -301,7 +301,8 @@ func TestNodeCacheRaceBetweenReads(t *testing.T) {
 			ref := openCacheAPI(t, dsn, nil, func(o *httpapi.Options) { o.NodeCacheBytes = -1 })
 			var uuids []string
 			for i := range 3 {
-				r := call(t, c.ts, "POST", "/v1/nodes", latest, map[string]any{"name": fmt.Sprintf("race-%d", i), "driver": "fake-hardware"})
+				// Through the uncached server, so that c has none of them rendered ahead.
+				r := call(t, ref.ts, "POST", "/v1/nodes", latest, map[string]any{"name": fmt.Sprintf("race-%d", i), "driver": "fake-hardware"})
 				mustStatus(t, r, http.StatusCreated)
 				uuids = append(uuids, r.body["uuid"].(string))
 			}
