@@ -45,8 +45,16 @@ func randomJSON(rng *rand.Rand, depth int) ironwork.JSONObject {
 // getBody reads path with API version 1.82 and fails the test unless the status is want.
 func getBody(t *testing.T, base, path string, want int) []byte {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+path, nil)
-	req.Header.Set("X-OpenStack-Ironic-API-Version", "1.82")
+	b, _ := getFull(t, base+path, "1.82", want)
+	return b
+}
+
+// getFull reads url at API version and fails the test unless the status is want; it returns
+// the body and the length the answer declared (-1 when it was sent in chunks).
+func getFull(t *testing.T, url, version string, want int) ([]byte, int64) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("X-OpenStack-Ironic-API-Version", version)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -57,9 +65,9 @@ func getBody(t *testing.T, base, path string, want int) []byte {
 		t.Fatal(err)
 	}
 	if resp.StatusCode != want {
-		t.Fatalf("GET %s: status %d, want %d: %s", path, resp.StatusCode, want, b)
+		t.Fatalf("GET %s: status %d, want %d: %s", url, resp.StatusCode, want, b)
 	}
-	return b
+	return b, resp.ContentLength
 }
 
 // TestListMatchesGetOnRandomNodes checks that a list, which renders the JSON objects from their

@@ -371,17 +371,17 @@ func TestNewNodesRenderedAhead(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			hits0, misses0, _, _ := a.api.NodeCacheUse()
-			resp := getResp(t, a.ts.URL+"/v1/nodes/detail", "1.82")
+			page, length := getFull(t, a.ts.URL+"/v1/nodes/detail", "1.82", http.StatusOK)
 			hits, misses, _, _ := a.api.NodeCacheUse()
 			if misses != misses0 || hits-hits0 != n {
 				t.Fatalf("first list after enrolment: %d hits, %d misses; want %d hits and none missed", hits-hits0, misses-misses0, n)
 			}
-			if resp.contentLength != -1 {
-				t.Fatalf("a page of %d bytes was sent with Content-Length %d: want it streamed", len(resp.body), resp.contentLength)
+			if length != -1 {
+				t.Fatalf("a page of %d bytes was sent with Content-Length %d: want it streamed", len(page), length)
 			}
 			_, want := ref.get(t, "/v1/nodes/detail", "1.82")
-			if resp.body != want {
-				t.Fatalf("cached page differs from the uncached one:\n got %.600s\nwant %.600s", resp.body, want)
+			if string(page) != want {
+				t.Fatalf("cached page differs from the uncached one:\n got %.600s\nwant %.600s", page, want)
 			}
 
 			// A node changed by another writer after it was rendered ahead is rendered again.
@@ -391,40 +391,15 @@ func TestNewNodesRenderedAhead(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			got := getResp(t, a.ts.URL+"/v1/nodes/detail", "1.82")
+			_, got := a.get(t, "/v1/nodes/detail", "1.82")
 			_, want = ref.get(t, "/v1/nodes/detail", "1.82")
-			if got.body != want || !strings.Contains(want, "changed behind the cache") {
+			if got != want || !strings.Contains(want, "changed behind the cache") {
 				t.Fatalf("after a change, cached page differs from the uncached one (or lacks the change)")
 			}
 			// A small answer keeps its length.
-			if small := getResp(t, a.ts.URL+"/v1/nodes/detail?limit=1", "1.82"); small.contentLength != int64(len(small.body)) {
-				t.Fatalf("one-node page: Content-Length %d, body %d bytes", small.contentLength, len(small.body))
+			if small, length := getFull(t, a.ts.URL+"/v1/nodes/detail?limit=1", "1.82", http.StatusOK); length != int64(len(small)) {
+				t.Fatalf("one-node page: Content-Length %d, body %d bytes", length, len(small))
 			}
 		})
 	}
-}
-
-type rawResp struct {
-	contentLength int64
-	body          string
-}
-
-// getResp sends a GET at version and returns the answer's declared length and body.
-func getResp(t *testing.T, url, version string) rawResp {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("X-OpenStack-Ironic-API-Version", version)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
-	}
-	return rawResp{resp.ContentLength, string(b)}
 }
