@@ -418,18 +418,6 @@ func newNodeTail(base string, ver int, fields []string) *nodeTail {
 	return t
 }
 
-// size is about what append adds for a UUID of n bytes.
-func (t *nodeTail) size(n int) int {
-	total := 64 // the comma, the conductor
-	for _, p := range t.links {
-		total += len(p) + n
-	}
-	for _, p := range t.subs {
-		total += len(p) + n
-	}
-	return total
-}
-
 // append appends the tail of the node uuid whose conductor is cond ("" for none).
 func (t *nodeTail) append(b []byte, uuid, cond string) []byte {
 	if t.slow {
@@ -480,7 +468,7 @@ func (s *Server) renderMissing(ctx context.Context, view string, show []string, 
 			continue
 		}
 		var err error
-		if scratch, err = appendJSON(scratch[:0], s.renderNodeBodyCtx(ctx, rn.Node, show, st.value)); err != nil {
+		if scratch, err = appendJSON(scratch[:0], s.renderNodeBody(ctx, rn.Node, show, st.value)); err != nil {
 			return fmt.Errorf("encode node: %w", err)
 		}
 		e = &nodeCacheEntry{key: nodeCacheKey{ids[i], view}, rev: rn.Revision, uuid: rn.Node.UUID,

@@ -50,7 +50,7 @@ func (s *Server) renderNode(r *http.Request, n *ironwork.Node, fields []string) 
 // renderNodeWith is renderNode with the values of some fields given by over (see
 // fieldTable.render).
 func (s *Server) renderNodeWith(r *http.Request, n *ironwork.Node, fields []string, over func(i int) (any, bool)) object {
-	out := s.renderNodeBody(r, n, fields, over)
+	out := s.renderNodeBody(r.Context(), n, fields, over)
 	base := s.baseURL(r)
 	ver := versionOf(r.Context())
 	out = append(out, kv{"links", nodeLinks{base, n.UUID, ""}})
@@ -78,12 +78,7 @@ func (s *Server) renderNodeWith(r *http.Request, n *ironwork.Node, fields []stri
 
 // renderNodeBody is the part of renderNodeWith that depends on the node's stored state, the
 // version, the fields and the caller (redaction): every member before the links.
-func (s *Server) renderNodeBody(r *http.Request, n *ironwork.Node, fields []string, over func(i int) (any, bool)) object {
-	return s.renderNodeBodyCtx(r.Context(), n, fields, over)
-}
-
-// renderNodeBodyCtx is renderNodeBody for the version and caller ctx carries.
-func (s *Server) renderNodeBodyCtx(ctx context.Context, n *ironwork.Node, fields []string, over func(i int) (any, bool)) object {
+func (s *Server) renderNodeBody(ctx context.Context, n *ironwork.Node, fields []string, over func(i int) (any, bool)) object {
 	ver := versionOf(ctx)
 	out := s.nodeTable.render(n, ver, fields, over)
 	for i, m := range out {

@@ -87,6 +87,9 @@ func groupCommitIsolatesFailures(t *testing.T, withTraits bool) {
 		for i, r := range results {
 			switch {
 			case r.twin != "":
+				if _, ok := twins[r.twin]; !ok {
+					twins[r.twin] = 0 // checked below even if neither twin was stored
+				}
 				if r.err == nil {
 					twins[r.twin]++
 					created++
