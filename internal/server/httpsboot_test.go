@@ -27,6 +27,7 @@ import (
 // kernel command line read from the downloaded ISO (its pregenerated token included), cleans;
 // and clean-up clears HttpBootUri.
 func TestRedfishHTTPSBootCleaning(t *testing.T) {
+	t.Parallel() // mostly waits on a guest under TCG: overlaps the package's other long tests
 	netnstest.Need(t)
 	if _, err := exec.LookPath("xorriso"); err != nil {
 		t.Skip("xorriso is not installed")

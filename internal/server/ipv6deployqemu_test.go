@@ -29,6 +29,7 @@ import (
 // pattern, not an OS). It runs in CI like TestNetworkBootQEMU (about 3 minutes under TCG;
 // root, QEMU, OVMF and the test kernel, else it skips).
 func TestIPv6DeployQEMU(t *testing.T) {
+	t.Parallel() // mostly waits on a guest under TCG: overlaps the package's other long tests
 	netnstest.Need(t)
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
@@ -110,7 +111,7 @@ func TestIPv6DeployQEMU(t *testing.T) {
 		"-nodefaults", "-no-reboot", "-serial", "file:"+serial, "-machine", "q35",
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
 		"-drive", "if=pflash,format=raw,unit=1,file="+vars,
-		"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
+		"-fw_cfg", "name=opt/org.tianocore/IPv4Support,string=n", // no IPv4 at all: no PXEv4, no HTTPv4 attempt (60 s of DHCPv4)
 		"-drive", "file="+disk+",if=virtio,format=raw",
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
 		"-device", "virtio-net-pci,netdev=n0,romfile=,bootindex=1,mac="+mac)

@@ -24,6 +24,7 @@ import (
 // waits out OVMF's and iPXE's IPv4 attempts under TCG; 530 s on the shared machine): set
 // IRONWORK_TEST_IPV6_QEMU=1 and run with -timeout 20m.
 func TestIPv6NetworkBootQEMU(t *testing.T) {
+	t.Parallel() // mostly waits on a guest under TCG: overlaps the package's other long tests
 	if os.Getenv("IRONWORK_TEST_IPV6_QEMU") == "" {
 		t.Skip("set IRONWORK_TEST_IPV6_QEMU=1 to boot a UEFI machine over IPv6 under QEMU (minutes under TCG)")
 	}
@@ -82,7 +83,7 @@ func TestIPv6NetworkBootQEMU(t *testing.T) {
 		"-nodefaults", "-no-reboot", "-serial", "file:"+serial, "-machine", "q35",
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
 		"-drive", "if=pflash,format=raw,unit=1,file="+vars,
-		"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
+		"-fw_cfg", "name=opt/org.tianocore/IPv4Support,string=n", // no IPv4 at all: no PXEv4, no HTTPv4 attempt (60 s of DHCPv4)
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
 		"-device", "virtio-net-pci,netdev=n0,romfile=,bootindex=1,mac="+mac)
 	var qout bytes.Buffer

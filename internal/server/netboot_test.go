@@ -94,6 +94,7 @@ func markerRamdisk(t *testing.T, dir string) string {
 // ramdisk the boot interface prepared, and runs the ramdisk, which prints a marker with its
 // kernel command line on the serial console.
 func TestNetworkBootQEMU(t *testing.T) {
+	t.Parallel() // mostly waits on a guest under TCG: overlaps the package's other long tests
 	netnstest.Need(t)
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {

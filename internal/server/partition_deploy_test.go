@@ -26,6 +26,7 @@ import (
 // by validation; a BIOS deploy of an image without GRUB fails with the reason and a zeroed
 // first MiB.
 func TestDirectDeployPartitionImage(t *testing.T) {
+	t.Parallel() // mostly waits on a guest under TCG: overlaps the package's other long tests
 	for _, tool := range []string{"mkfs.ext4", "mkfs.vfat", "mtools", "blkid", "sfdisk"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed (Debian: e2fsprogs dosfstools mtools util-linux fdisk)", tool)

@@ -49,7 +49,7 @@ type leaseKeeper struct {
 // start brings the link up and gets the first lease within cfg.DHCPWait.
 func (k *leaseKeeper) start(ctx context.Context) (Lease, error) {
 	k.log.Info("bringing link up")
-	if _, err := netboot.IfUp(k.nic.Name, k.cfg.LinkWait); err != nil {
+	if err := linkUp(ctx, k.nic.Name, k.cfg.LinkWait); err != nil {
 		return Lease{}, fmt.Errorf("link up: %w", err)
 	}
 	began := time.Now()

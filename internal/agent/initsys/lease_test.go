@@ -26,6 +26,10 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if name := os.Getenv(linkHelperEnv); name != "" {
+		linkHelper(name)
+		return
+	}
 	if os.Getenv(leaseHelperEnv) != "" {
 		leaseHelper()
 		return

@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
-
-	"github.com/insomniacslk/dhcp/netboot"
 )
 
 // Lease is the configuration one NIC got: an IPv4 lease from DHCPv4, an IPv6 lease from
@@ -80,21 +78,34 @@ func aggregate(name string) bool {
 	return false
 }
 
-// WaitForNICs waits until at least one NIC exists, then gives the other drivers two more
-// seconds to register theirs, all within cfg.NICWait.
+// WaitForNICs waits until at least one NIC exists, then until every PCI network controller
+// has its interface, all within wait. When some controller has none yet (no driver for it, or
+// a driver still registering), or the machine shows no PCI network controller at all (NICs on
+// another bus), it gives the drivers two more seconds after the first NIC instead, as
+// before: the modules are loaded before this runs, so on most machines every NIC is there
+// at the first look and nothing is waited for.
 func WaitForNICs(ctx context.Context, wait time.Duration) ([]net.Interface, error) {
+	return waitForNICs(ctx, wait, "/sys/bus/pci/devices")
+}
+
+func waitForNICs(ctx context.Context, wait time.Duration, pciDevices string) ([]net.Interface, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	var settle <-chan time.Time
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		nics, err := physicalNICs()
 		if err != nil {
 			return nil, err
 		}
-		if len(nics) > 0 && settle == nil {
-			settle = time.After(2 * time.Second)
+		if len(nics) > 0 {
+			if pci, pending := pciNICsPending(pciDevices); pci > 0 && pending == 0 {
+				return nics, nil
+			}
+			if settle == nil {
+				settle = time.After(2 * time.Second)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -124,7 +135,7 @@ func WaitForNICs(ctx context.Context, wait time.Duration) ([]net.Interface, erro
 // rebinds at T2, starts again from DISCOVER when the lease expires or the link comes back
 // after going down. A DHCPv6 address is kept as leased, without renewal.
 func ConfigureNetwork(ctx context.Context, log *slog.Logger, cfg NetworkConfig) ([]Lease, error) {
-	if _, err := netboot.IfUp("lo", 2*time.Second); err != nil {
+	if err := linkUp(ctx, "lo", 2*time.Second); err != nil {
 		log.Warn("loopback not up", logKeyNIC, "lo", logKeyError, err)
 	}
 	nics, err := WaitForNICs(ctx, cfg.NICWait)

@@ -9,8 +9,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/insomniacslk/dhcp/netboot"
 )
 
 // VirtualMediaLabel is the volume label of the boot ISO that virtual media boot inserts
@@ -57,7 +55,7 @@ func StaticNetwork(ctx context.Context, log *slog.Logger, cfg NetworkConfig) (*S
 		log.Info("network_data asks for DHCP or has no static address", "device", dev)
 		return nil, nil
 	}
-	if _, err := netboot.IfUp("lo", 2*time.Second); err != nil {
+	if err := linkUp(ctx, "lo", 2*time.Second); err != nil {
 		log.Warn("loopback not up", logKeyNIC, "lo", logKeyError, err)
 	}
 	names, err := ApplyNetworkPlan(p, cfg.ResolvConf, log)
