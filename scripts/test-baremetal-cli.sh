@@ -38,6 +38,19 @@ export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 
 T=$(mktemp -d)
+
+# --- the CLI's start-up -------------------------------------------------------
+# Every CLI call is a new Python process, and its imports are most of its cost: 1.9 CPU
+# seconds per call, of which 0.9 s is osprofiler's import chain (keystoneauth1 imports it when
+# installed, and it brings oslo.concurrency and eventlet) and 0.2 s setuptools' distutils shim.
+# osprofiler only adds trace headers to requests once a profiler is set up (--os-profile), which
+# these checks never do, so it is kept out of the CLI's imports here (a package that refuses to
+# import, as when osprofiler is not installed, which keystoneauth1 handles); the requests the
+# CLI sends are the same. Measured: `baremetal --version` 1.88 -> 0.90 CPU seconds.
+mkdir -p "$T/pythonpath/osprofiler"
+echo 'raise ImportError("osprofiler is left out of the CLI test (scripts/test-baremetal-cli.sh)")' \
+    >"$T/pythonpath/osprofiler/__init__.py"
+export PYTHONPATH="$T/pythonpath${PYTHONPATH:+:$PYTHONPATH}" SETUPTOOLS_USE_DISTUTILS=stdlib
 SERVER_PID=""
 LANE_PIDS=()
 cleanup() {

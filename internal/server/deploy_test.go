@@ -37,17 +37,7 @@ func hostMAC(t *testing.T) string {
 
 func buildAgent(t *testing.T, dir string) string {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("the go command is needed to build ironwork-agent")
-	}
-	bin := filepath.Join(dir, "ironwork-agent")
-	cmd := exec.Command(goBin, "build", "-o", bin, "../../cmd/ironwork-agent")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build ironwork-agent: %v: %s", err, out)
-	}
-	return bin
+	return builtBinary(t, "../../cmd/ironwork-agent")
 }
 
 // agentProc runs the agent as a process writing to disk, until it exits or the test ends.

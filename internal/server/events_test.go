@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -22,10 +20,7 @@ func TestEventsAcrossProcesses(t *testing.T) {
 		t.Skip("-short: skipping the two-process test")
 	}
 	dsn := sqlstoretest.PostgresDSN(t)
-	bin := filepath.Join(t.TempDir(), "ironwork")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ironwork").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := builtBinary(t, "../../cmd/ironwork")
 	common := fmt.Sprintf("database = %q\nheartbeat_interval = \"1s\"\nheartbeat_timeout = \"3s\"\npower_sync_interval = \"1h\"\n"+
 		"automated_clean = false\nevents_poll_interval = \"100ms\"\n", dsn)
 	spawn(t, bin, "conductor", common+"role = \"conductor\"\nhostname = \"conductor-1\"\n")

@@ -90,10 +90,7 @@ func TestFaultServeKilledMidDeploy(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "ironwork")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ironwork").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := builtBinary(t, "../../cmd/ironwork")
 	data := filepath.Join(dir, "data")
 	if err := os.Mkdir(data, 0o700); err != nil {
 		t.Fatal(err)

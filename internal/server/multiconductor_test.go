@@ -80,10 +80,7 @@ func TestMultiConductorTakeover(t *testing.T) {
 		t.Skip("-short: skipping the three-process test")
 	}
 	dsn := sqlstoretest.PostgresDSN(t)
-	bin := filepath.Join(t.TempDir(), "ironwork")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ironwork").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := builtBinary(t, "../../cmd/ironwork")
 	const heartbeat, timeout = time.Second, 3 * time.Second
 	common := fmt.Sprintf("database = %q\nheartbeat_interval = %q\nheartbeat_timeout = %q\npower_sync_interval = \"1h\"\nautomated_clean = false\n",
 		dsn, heartbeat, timeout)
