@@ -131,7 +131,7 @@ func autoCert(t *testing.T) string {
 func TestAgentAutoTLSWithTheAgent(t *testing.T) {
 	dir := t.TempDir()
 	mac := hostMAC(t)
-	agent := buildAgent(t, dir)
+	agent := buildAgent(t)
 	disk := filepath.Join(dir, "disk.img")
 	if err := os.WriteFile(disk, bytes.Repeat([]byte{0xAA}, 8<<20), 0o644); err != nil {
 		t.Fatal(err)

@@ -35,7 +35,8 @@ func hostMAC(t *testing.T) string {
 	return ""
 }
 
-func buildAgent(t *testing.T, dir string) string {
+// buildAgent returns the ironwork-agent binary, built once per run (builtBinary).
+func buildAgent(t *testing.T) string {
 	t.Helper()
 	return builtBinary(t, "../../cmd/ironwork-agent")
 }
@@ -168,7 +169,7 @@ func TestDirectDeployWithTheAgent(t *testing.T) {
 	dir := t.TempDir()
 	mac := hostMAC(t)
 	raw, qcow := qemuImage(t, dir)
-	agent := buildAgent(t, dir)
+	agent := buildAgent(t)
 	images := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, "image.qcow2", time.Time{}, bytes.NewReader(qcow))
 	}))

@@ -26,7 +26,7 @@ func TestDirectDeployFastTrack(t *testing.T) {
 	dir := t.TempDir()
 	mac := hostMAC(t)
 	raw, qcow := qemuImage(t, dir)
-	agent := buildAgent(t, dir)
+	agent := buildAgent(t)
 	images := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, "image.qcow2", time.Time{}, bytes.NewReader(qcow))
 	}))

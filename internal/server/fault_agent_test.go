@@ -192,7 +192,7 @@ func TestFaultAgent(t *testing.T) {
 	dir := t.TempDir()
 	hostMAC(t)
 	image, _ := qemuImage(t, dir)
-	agent := buildAgent(t, dir)
+	agent := buildAgent(t)
 	for _, tc := range []struct {
 		name string
 		run  func(t *testing.T, r *faultRig)

@@ -33,7 +33,7 @@ func TestRedfishHTTPSBootCleaning(t *testing.T) {
 		t.Skip("xorriso is not installed")
 	}
 	work := t.TempDir()
-	agent := buildAgent(t, work)
+	agent := buildAgent(t)
 	kernel, ramdisk := filepath.Join(work, "vmlinuz"), filepath.Join(work, "initrd")
 	os.WriteFile(kernel, []byte("KERNEL"), 0o644)
 	os.WriteFile(ramdisk, []byte("RAMDISK"), 0o644)

@@ -28,7 +28,7 @@ func TestDirectDeployFromOCI(t *testing.T) {
 	dir := t.TempDir()
 	mac := hostMAC(t)
 	raw, _ := qemuImage(t, dir)
-	agent := buildAgent(t, dir)
+	agent := buildAgent(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

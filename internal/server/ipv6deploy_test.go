@@ -36,7 +36,7 @@ func TestDeployWithTheAgentOverIPv6(t *testing.T) {
 	dir := t.TempDir()
 	mac := hostMAC(t)
 	raw, qcow := qemuImage(t, dir)
-	agent := buildAgent(t, dir)
+	agent := buildAgent(t)
 	ln, err := net.Listen("tcp", "[::1]:0")
 	if err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ func TestIPv6DeployQEMU(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(qcow)
-	agent := buildAgent(t, work)
+	agent := buildAgent(t)
 	rd, err := ramdisk.Build(context.Background(), ramdisk.BuildConfig{KernelDir: filepath.Dir(kernel), Agent: agent,
 		Output: filepath.Join(work, "ramdisk")})
 	if err != nil {

@@ -37,7 +37,7 @@ func TestDirectDeployPartitionImage(t *testing.T) {
 	}
 	dir := t.TempDir()
 	mac := hostMAC(t)
-	agentBin := buildAgent(t, dir)
+	agentBin := buildAgent(t)
 	content := filepath.Join(dir, "content")
 	if err := os.MkdirAll(filepath.Join(content, "boot", "efi", "EFI", "debian"), 0o755); err != nil {
 		t.Fatal(err)

@@ -49,7 +49,7 @@ func rescueVerb(c *api.Client, uuid string, body map[string]any) error {
 // brings it back to "active" without the hash. Neither the password nor its hash is logged.
 func TestRescueWithTheAgent(t *testing.T) {
 	dir := t.TempDir()
-	agent := buildAgent(t, dir)
+	agent := buildAgent(t)
 	var logs syncBuffer
 	srv := startServerLog(t, "sqlite://"+filepath.Join(dir, "db"), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	c := &api.Client{BaseURL: srv.URL(), Version: "1.87"}

@@ -39,15 +39,14 @@ func linkUp(ctx context.Context, name string, wait time.Duration) error {
 	defer cancel()
 	tick := time.NewTicker(linkPoll)
 	defer tick.Stop()
-	state := ""
 	for {
-		state = operState(name)
+		state := operState(name)
 		if state == "up" || state == "unknown" {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("link %s: still %s after %s", name, state, wait)
+			return fmt.Errorf("link %s: still %s after %s: %w", name, state, wait, ctx.Err())
 		case <-tick.C:
 		}
 	}

@@ -85,10 +85,6 @@ func aggregate(name string) bool {
 // before: the modules are loaded before this runs, so on most machines every NIC is there
 // at the first look and nothing is waited for.
 func WaitForNICs(ctx context.Context, wait time.Duration) ([]net.Interface, error) {
-	return waitForNICs(ctx, wait, "/sys/bus/pci/devices")
-}
-
-func waitForNICs(ctx context.Context, wait time.Duration, pciDevices string) ([]net.Interface, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	var settle <-chan time.Time
@@ -100,7 +96,7 @@ func waitForNICs(ctx context.Context, wait time.Duration, pciDevices string) ([]
 			return nil, err
 		}
 		if len(nics) > 0 {
-			if pci, pending := pciNICsPending(pciDevices); pci > 0 && pending == 0 {
+			if pci, pending := pciNICsPending("/sys/bus/pci/devices"); pci > 0 && pending == 0 {
 				return nics, nil
 			}
 			if settle == nil {
