@@ -39,6 +39,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	insecure := fs.Bool("allow-insecure-noauth", false, "allow noauth on a non-loopback address")
 	publicURL := fs.String("public-url", "", "base URL of links in API answers (default: the request's host)")
 	nodeCache := fs.Int("node-cache-mib", 0, "MiB of rendered nodes the API keeps to serve node lists from while the nodes are unchanged (0: 64 MiB; negative: no cache)")
+	maxConc := fs.Int("api-max-concurrency", 0, "API requests handled at once; the others wait their turn in order of arrival (0: 32; negative: no bound)")
 	hostname := fs.String("hostname", "", "this conductor's name (default: the machine's hostname)")
 	group := fs.String("conductor-group", "", "conductor group this conductor serves")
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error")
@@ -130,6 +131,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			cfg.PublicURL = *publicURL
 		case "node-cache-mib":
 			cfg.NodeCacheMiB = *nodeCache
+		case "api-max-concurrency":
+			cfg.APIMaxConcurrency = *maxConc
 		case "hostname":
 			cfg.Hostname = *hostname
 		case "conductor-group":

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -67,7 +68,15 @@ type Options struct {
 	// NodeCacheBytes bounds the cache of rendered nodes that node lists are served from
 	// (nodecache.go); 0 means 64 MiB and a negative value turns the cache off.
 	NodeCacheBytes int64
+	// MaxConcurrent bounds the requests handled at once; the others wait their turn in order
+	// of arrival (see admit). 0 means DefaultMaxConcurrent, a negative value no bound.
+	MaxConcurrent int
 }
+
+// DefaultMaxConcurrent is the default bound of requests handled at once: the size of the
+// PostgreSQL connection pool (sqlstore), so that requests queue here, in order, rather than
+// for a database connection, which Go's database/sql hands to a random waiter.
+const DefaultMaxConcurrent = 32
 
 // Metrics records the API's requests: the method ("other" for a non-standard one), the route
 // template that matched ("GET
@@ -98,6 +107,13 @@ type Server struct {
 	afterRevisions func()
 	// unguarded lists the registered routes routeGuards does not name (a test keeps it empty).
 	unguarded []string
+
+	// gate holds a token for each request being handled (nil: no bound); waiting counts the
+	// requests queued for one (admit).
+	gate    chan struct{}
+	waiting atomic.Int64
+	// admitted, when set (tests), runs in each request admit lets through, before its handler.
+	admitted func(*http.Request)
 }
 
 // New returns a Server for the given options.
@@ -121,6 +137,12 @@ func New(opts Options) *Server {
 		nodeTable: nodeFields(), policy: opts.Policy}
 	s.nodeStored = storedSlots(s.nodeTable)
 	switch {
+	case opts.MaxConcurrent == 0:
+		s.gate = make(chan struct{}, DefaultMaxConcurrent)
+	case opts.MaxConcurrent > 0:
+		s.gate = make(chan struct{}, opts.MaxConcurrent)
+	}
+	switch {
 	case opts.NodeCacheBytes == 0:
 		s.cache = newNodeCache(defaultNodeCacheBytes)
 	case opts.NodeCacheBytes > 0:
@@ -138,11 +160,49 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 		s.unguarded = append(s.unguarded, pattern)
 	}
 	h = s.authorize(pattern, h)
+	if !ungatedRoutes[pattern] {
+		h = s.admit(h)
+	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)
 		}
 	})
+}
+
+// ungatedRoutes hold their request open for as long as the client watches (the event stream,
+// the console's websocket): they take no turn of the gate (admit), which they would keep.
+var ungatedRoutes = map[string]bool{"GET " + EventsPath: true, "GET /v1/nodes/{ident}/console/ws": true}
+
+// admit runs h in turn: at most cap(s.gate) requests at once, the others waiting in order of
+// arrival (a channel's blocked senders are served first in, first out). Under a crowd this
+// keeps the slowest answers near the average, where unbounded concurrency let requests
+// overtake each other at the database pool, some waiting many times longer than the rest
+// (docs/benchmarks.md, "Latency under a crowd"). A request whose client goes away while it
+// waits is dropped without running.
+func (s *Server) admit(h handlerFunc) handlerFunc {
+	if s.gate == nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) error {
+		select {
+		case s.gate <- struct{}{}:
+		default:
+			s.waiting.Add(1)
+			select {
+			case s.gate <- struct{}{}:
+				s.waiting.Add(-1)
+			case <-r.Context().Done():
+				s.waiting.Add(-1)
+				return nil // nobody to answer
+			}
+		}
+		defer func() { <-s.gate }()
+		if s.admitted != nil {
+			s.admitted(r)
+		}
+		return h(w, r)
+	}
 }
 
 // resource is the handlers of a collection's usual routes; detail may be nil.

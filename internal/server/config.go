@@ -73,6 +73,10 @@ type Config struct {
 	// NodeCacheMiB bounds the API's cache of rendered nodes, from which node lists are served
 	// while the nodes are unchanged (docs/decisions.md); 0 means 64 MiB, a negative value turns it off.
 	NodeCacheMiB int `toml:"node_cache_mib"`
+	// APIMaxConcurrency bounds the API requests handled at once; the others wait their turn in
+	// order of arrival (the event stream and console websockets excepted). 0 means 32, a
+	// negative value no bound.
+	APIMaxConcurrency int `toml:"api_max_concurrency"`
 	// Hostname names this conductor; empty uses the machine's hostname.
 	Hostname string `toml:"hostname"`
 	// ConductorGroup is the group this conductor serves.

@@ -243,7 +243,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 	if cfg.Role != "conductor" {
 		opts := httpapi.Options{Store: store, Drivers: drivers, Logger: log, PublicURL: cfg.PublicURL,
 			ConductorTimeout: cfg.HeartbeatTimeout.Duration, Auth: auth, Policy: enforcer, Metrics: s.metrics,
-			NodeCacheBytes: int64(cfg.NodeCacheMiB) << 20}
+			NodeCacheBytes: int64(cfg.NodeCacheMiB) << 20, MaxConcurrent: cfg.APIMaxConcurrency}
 		if cfg.MetricsListen == "" {
 			opts.MetricsHandler = s.metrics.Handler(log)
 		}

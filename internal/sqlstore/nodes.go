@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -123,14 +124,48 @@ var nodeSortKeys = sortable{
 
 func (s *Store) nodeSelect() string {
 	return "SELECT n.id, " + strings.Join(columnNames(nodeColumns(), "n."), ", ") +
-		", c.uuid, a.uuid FROM nodes n LEFT JOIN chassis c ON c.id = n.chassis_id" +
+		", c.uuid, a.uuid, " + s.traitsColumn() + " FROM nodes n LEFT JOIN chassis c ON c.id = n.chassis_id" +
 		" LEFT JOIN allocations a ON a.id = n.allocation_id"
+}
+
+// traitsColumn is the expression that reads node n's traits in the node's own row, as a JSON
+// array of strings in order (NULL or [] for none; traitList scans it): one query reads a node
+// whole, with no second round trip for its traits.
+func (s *Store) traitsColumn() string {
+	if s.dialect == Postgres {
+		return "(SELECT json_agg(t.trait ORDER BY t.trait) FROM node_traits t WHERE t.node_id = n.id)"
+	}
+	return "(SELECT json_group_array(t.trait ORDER BY t.trait) FROM node_traits t WHERE t.node_id = n.id)"
+}
+
+// traitList scans traitsColumn into a node's Traits (never nil).
+type traitList struct{ p *[]string }
+
+func (c traitList) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case nil:
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	default:
+		return fmt.Errorf("scan traits from %T", src)
+	}
+	*c.p = []string{}
+	if len(b) == 0 || string(b) == "[]" {
+		return nil
+	}
+	if err := json.Unmarshal(b, c.p); err != nil {
+		return fmt.Errorf("scan traits: %w", err)
+	}
+	return nil
 }
 
 func scanNode(sc interface{ Scan(...any) error }) (*ironwork.Node, error) {
 	n := &ironwork.Node{}
 	dest := append([]any{&n.ID}, columnRefs(nodeColumns(), n)...)
-	dest = append(dest, nullStr[string]{&n.ChassisUUID}, nullStr[string]{&n.AllocationUUID})
+	dest = append(dest, nullStr[string]{&n.ChassisUUID}, nullStr[string]{&n.AllocationUUID}, traitList{&n.Traits})
 	if err := sc.Scan(dest...); err != nil {
 		return n, err
 	}
@@ -173,7 +208,6 @@ func (s *Store) nodeArgs(ctx context.Context, q queryer, n *ironwork.Node) ([]an
 func (s *Store) hotStatements() []string {
 	out := []string{
 		nodeUpdate(), nodeInsert(),
-		"SELECT node_id, trait FROM node_traits WHERE node_id IN (?) ORDER BY trait",
 		"SELECT id FROM chassis WHERE uuid = ?", "SELECT id FROM allocations WHERE uuid = ?",
 	}
 	for _, cond := range []string{"n.uuid = ?", "n.name = ?"} {
@@ -207,9 +241,6 @@ func (s *Store) getNode(ctx context.Context, q queryer, ident string, forUpdate 
 	if err != nil {
 		return nil, fmt.Errorf("get node %s: %w", ident, err)
 	}
-	if err := s.loadTraits(ctx, q, []*ironwork.Node{n}); err != nil {
-		return nil, err
-	}
 	return n, nil
 }
 
@@ -227,45 +258,7 @@ func (s *Store) GetNodeByID(ctx context.Context, id int64) (*ironwork.Node, erro
 	if err != nil {
 		return nil, fmt.Errorf("get node %d: %w", id, err)
 	}
-	return n, s.loadTraits(ctx, s.db, []*ironwork.Node{n})
-}
-
-func (s *Store) loadTraits(ctx context.Context, q queryer, nodes []*ironwork.Node) error {
-	if len(nodes) == 0 {
-		return nil
-	}
-	byID := make(map[int64]*ironwork.Node, len(nodes))
-	args := make([]any, 0, len(nodes))
-	for _, n := range nodes {
-		byID[n.ID] = n
-		n.Traits = []string{}
-		args = append(args, n.ID)
-	}
-	// Chunk the IN list to stay under every database's parameter limit.
-	for start := 0; start < len(args); start += 500 {
-		chunk := args[start:min(start+500, len(args))]
-		rows, err := s.query(ctx, q, "SELECT node_id, trait FROM node_traits WHERE node_id IN ("+
-			placeholders(len(chunk))+") ORDER BY trait", chunk...)
-		if err != nil {
-			return fmt.Errorf("load traits: %w", err)
-		}
-		for rows.Next() {
-			var id int64
-			var t string
-			if err := rows.Scan(&id, &t); err != nil {
-				rows.Close()
-				return fmt.Errorf("scan trait: %w", err)
-			}
-			byID[id].Traits = append(byID[id].Traits, t)
-		}
-		if err := rows.Close(); err != nil {
-			return fmt.Errorf("load traits: %w", err)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("load traits: %w", err)
-		}
-	}
-	return nil
+	return n, nil
 }
 
 func nodeConflict(err error, n *ironwork.Node) error {
@@ -418,8 +411,7 @@ func (s *Store) ListNodes(ctx context.Context, f NodeFilter, p Page) ([]*ironwor
 	return s.queryNodes(ctx, "list nodes", query, args...)
 }
 
-// queryNodes runs a query of whole nodes (s.nodeSelect()) and returns them with their
-// traits; rows that cannot be decoded are logged and skipped. what names the operation in
+// queryNodes runs a query of whole nodes (s.nodeSelect(), traits included) and returns them; rows that cannot be decoded are logged and skipped. what names the operation in
 // errors.
 func (s *Store) queryNodes(ctx context.Context, what, query string, args ...any) ([]*ironwork.Node, error) {
 	rows, err := s.query(ctx, s.db, query, args...)
@@ -441,9 +433,6 @@ func (s *Store) queryNodes(ctx context.Context, what, query string, args ...any)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	if err := s.loadTraits(ctx, s.db, out); err != nil {
-		return nil, err
 	}
 	return out, nil
 }

@@ -120,6 +120,7 @@ type NodeRevision struct {
 // whose (id, revision) is unchanged is shown as it was.
 func (s *Store) ListNodeRevisions(ctx context.Context, f NodeFilter, p Page) ([]NodeRevision, error) {
 	sel := "SELECT n.id, n.revision FROM nodes n LEFT JOIN chassis c ON c.id = n.chassis_id"
+	p.markerInQuery = true
 	query, args, err := s.nodeListQueryOf(ctx, sel, f, p)
 	if err != nil {
 		return nil, err
@@ -139,6 +140,12 @@ func (s *Store) ListNodeRevisions(ctx context.Context, f NodeFilter, p Page) ([]
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list node revisions: %w", err)
+	}
+	if len(out) == 0 && p.Marker != "" {
+		// Past the last node, or a marker that names no node (see Page.markerInQuery).
+		if err := s.markerExists(ctx, "nodes", "Node", p.Marker); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -167,7 +174,7 @@ func (s *Store) NodesRawByID(ctx context.Context, ids []int64) ([]*RawNode, erro
 // rawNodeSelect is nodeSelect with the revision last.
 func (s *Store) rawNodeSelect() string {
 	return "SELECT n.id, " + strings.Join(columnNames(nodeColumns(), "n."), ", ") +
-		", c.uuid, a.uuid, n.revision FROM nodes n LEFT JOIN chassis c ON c.id = n.chassis_id" +
+		", c.uuid, a.uuid, " + s.traitsColumn() + ", n.revision FROM nodes n LEFT JOIN chassis c ON c.id = n.chassis_id" +
 		" LEFT JOIN allocations a ON a.id = n.allocation_id"
 }
 
@@ -187,8 +194,7 @@ func (s *Store) queryRawNodes(ctx context.Context, what, query string, args ...a
 	}
 	var (
 		out    []*RawNode
-		nodes  []*ironwork.Node
-		dest   = make([]any, len(cols)+4)
+		dest   = make([]any, len(cols)+5)
 		ifaces = make([]rawText, len(ironwork.InterfaceKinds))
 	)
 	for rows.Next() {
@@ -206,7 +212,8 @@ func (s *Store) queryRawNodes(ctx context.Context, what, query string, args ...a
 			}
 		}
 		dest[len(cols)+1], dest[len(cols)+2] = nullStr[string]{&n.ChassisUUID}, nullStr[string]{&n.AllocationUUID}
-		dest[len(cols)+3] = &r.Revision
+		dest[len(cols)+3] = traitList{&n.Traits}
+		dest[len(cols)+4] = &r.Revision
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("scan node: %w", err)
 		}
@@ -217,13 +224,9 @@ func (s *Store) queryRawNodes(ctx context.Context, what, query string, args ...a
 			}
 		}
 		out = append(out, r)
-		nodes = append(nodes, n)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	if err := s.loadTraits(ctx, s.db, nodes); err != nil {
-		return nil, err
 	}
 	return out, nil
 }

@@ -71,7 +71,7 @@ func TestNodeRevisions(t *testing.T) {
 			t.Fatalf("reads changed the revision: %d, was %d", now, last)
 		}
 
-		for _, pg := range []sqlstore.Page{{Limit: 2}, {Limit: 10, SortKey: "name", SortDir: "desc"}, {Limit: 2, Marker: nodes[1].UUID}} {
+		for _, pg := range []sqlstore.Page{{Limit: 2}, {Limit: 10, SortKey: "name", SortDir: "desc"}, {Limit: 2, Marker: nodes[1].UUID}, {Limit: 2, Marker: nodes[2].UUID, SortDir: "desc"}} {
 			revs, err := s.ListNodeRevisions(ctx, sqlstore.NodeFilter{}, pg)
 			if err != nil {
 				t.Fatal(err)
@@ -89,6 +89,13 @@ func TestNodeRevisions(t *testing.T) {
 				}
 			}
 		}
+		// The marker is read inside the revisions' query: past the last node the page is
+		// empty, and a marker naming no node is "not found", as for the other lists.
+		if revs, err := s.ListNodeRevisions(ctx, sqlstore.NodeFilter{}, sqlstore.Page{Limit: 2, Marker: nodes[3].UUID}); err != nil || len(revs) != 0 {
+			t.Fatalf("page after the last node: %v, %d revisions", err, len(revs))
+		}
+		_, err := s.ListNodeRevisions(ctx, sqlstore.NodeFilter{}, sqlstore.Page{Limit: 2, Marker: "1be26c0b-03f2-4d2e-ae87-c02d7f33c123"})
+		wantCode(t, err, ironwork.ENOTFOUND)
 		if err := s.DeleteNode(ctx, nodes[3].UUID, nil); err != nil {
 			t.Fatal(err)
 		}

@@ -638,3 +638,86 @@ func TestTraitNamedTwice(t *testing.T) {
 		}
 	})
 }
+
+// TestTraitsInEveryNodeRead checks that each way of reading nodes returns their traits, in
+// order, and an empty (not nil) list for a node without any: the traits come in the node's own
+// row (one query), not from a second read.
+func TestTraitsInEveryNodeRead(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		with, without := newNode("with-traits"), newNode("without-traits")
+		with.Traits = []string{"CUSTOM_Z", "CUSTOM_A", "HW_CPU_X86_AVX2"}
+		for _, n := range []*ironwork.Node{with, without} {
+			if err := s.CreateNode(ctx, n); err != nil {
+				t.Fatalf("create %s: %v", n.Name, err)
+			}
+		}
+		want := map[string][]string{
+			"with-traits":    {"CUSTOM_A", "CUSTOM_Z", "HW_CPU_X86_AVX2"},
+			"without-traits": {},
+		}
+		check := func(how string, nodes ...*ironwork.Node) {
+			t.Helper()
+			if len(nodes) != 2 {
+				t.Fatalf("%s: %d nodes, want 2", how, len(nodes))
+			}
+			for _, n := range nodes {
+				if n.Traits == nil || !slices.Equal(n.Traits, want[n.Name]) {
+					t.Errorf("%s: node %s traits %#v, want %#v", how, n.Name, n.Traits, want[n.Name])
+				}
+			}
+		}
+		g1, err := s.GetNode(ctx, with.UUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g2, err := s.GetNodeByID(ctx, without.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("GetNode, GetNodeByID", g1, g2)
+		listed, err := s.ListNodes(ctx, sqlstore.NodeFilter{}, sqlstore.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("ListNodes", listed...)
+		byID, err := s.NodesByID(ctx, []int64{with.ID, without.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("NodesByID", byID...)
+		for how, read := range map[string]func() ([]*sqlstore.RawNode, error){
+			"ListNodesRaw": func() ([]*sqlstore.RawNode, error) {
+				return s.ListNodesRaw(ctx, sqlstore.NodeFilter{}, sqlstore.Page{})
+			},
+			"NodesRawByID": func() ([]*sqlstore.RawNode, error) { return s.NodesRawByID(ctx, []int64{with.ID, without.ID}) },
+		} {
+			raws, err := read()
+			if err != nil {
+				t.Fatalf("%s: %v", how, err)
+			}
+			var nodes []*ironwork.Node
+			for _, r := range raws {
+				nodes = append(nodes, r.Node)
+			}
+			check(how, nodes...)
+		}
+		// The update path reads the node (FOR UPDATE on PostgreSQL) and hands it to fn.
+		var seen []string
+		updated, err := s.UpdateNode(ctx, with.UUID, func(n *ironwork.Node) error {
+			seen = slices.Clone(n.Traits)
+			n.Traits = append(n.Traits, "CUSTOM_B")
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(seen, want["with-traits"]) {
+			t.Errorf("UpdateNode handed traits %v, want %v", seen, want["with-traits"])
+		}
+		want["with-traits"] = []string{"CUSTOM_A", "CUSTOM_B", "CUSTOM_Z", "HW_CPU_X86_AVX2"}
+		if again, err := s.GetNode(ctx, updated.UUID); err != nil || !slices.Equal(again.Traits, want["with-traits"]) {
+			t.Errorf("after update: traits %v (%v), want %v", again.Traits, err, want["with-traits"])
+		}
+	})
+}

@@ -1,0 +1,130 @@
+package httpapi_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/httpapi"
+	"github.com/ironwork/ironwork/internal/sqlstore"
+)
+
+// turns records the order in which requests are admitted, by their X-Name header; the
+// request named hold waits, holding its turn, until release is closed.
+type turns struct {
+	mu      sync.Mutex
+	seen    []string
+	hold    string
+	held    chan struct{} // closed when the held request has its turn
+	release chan struct{}
+}
+
+func (a *turns) admitted(r *http.Request) {
+	name := r.Header.Get("X-Name")
+	a.mu.Lock()
+	a.seen = append(a.seen, name)
+	a.mu.Unlock()
+	if name == a.hold {
+		close(a.held)
+		<-a.release
+	}
+}
+
+func (a *turns) order() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.seen)
+}
+
+// TestAdmitInOrder: with one request handled at a time, requests wait their turn and are
+// handled in order of arrival; one whose client goes away while it waits is never handled;
+// the event stream does not wait for a turn.
+func TestAdmitInOrder(t *testing.T) {
+	store, err := sqlstore.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "api.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	auth := &turns{hold: "first", held: make(chan struct{}), release: make(chan struct{})}
+	srv := httpapi.New(httpapi.Options{Store: store, Drivers: ironwork.DefaultDriverConfig(), MaxConcurrent: 1})
+	srv.OnAdmit(auth.admitted)
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(auth.release)
+		}
+	})
+
+	type result struct {
+		name   string
+		status int
+		err    error
+	}
+	results := make(chan result, 8)
+	send := func(ctx context.Context, name, path string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+path, nil)
+		req.Header.Set("X-Name", name)
+		resp, err := ts.Client().Do(req)
+		r := result{name: name, err: err}
+		if err == nil {
+			r.status = resp.StatusCode
+			resp.Body.Close()
+		}
+		results <- r
+	}
+	waitFor := func(n int64) {
+		t.Helper()
+		for i := 0; srv.Waiting() != n; i++ {
+			if i > 10000 {
+				t.Fatalf("%d requests waiting, want %d", srv.Waiting(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	go send(context.Background(), "first", "/v1/nodes")
+	<-auth.held // first holds the only turn
+	go send(context.Background(), "second", "/v1/nodes")
+	waitFor(1)
+	gone, cancel := context.WithCancel(context.Background())
+	go send(gone, "gone", "/v1/nodes")
+	waitFor(2)
+	go send(context.Background(), "third", "/v1/chassis")
+	waitFor(3)
+	cancel()
+	if r := <-results; r.name != "gone" || r.err == nil {
+		t.Fatalf("the cancelled request: %+v, want its client's error", r)
+	}
+	waitFor(2)
+
+	// The event stream takes no turn: it answers (503 here: this server has no event source)
+	// while first still holds the only one.
+	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
+	defer stop()
+	send(ctx, "events", httpapi.EventsPath)
+	if r := <-results; r.err != nil || r.status != http.StatusServiceUnavailable {
+		t.Fatalf("event stream while the turn is held: %+v, want 503", r)
+	}
+
+	close(auth.release)
+	released = true
+	for range 3 {
+		if r := <-results; r.err != nil || r.status != http.StatusOK {
+			t.Fatalf("request %s: status %d, %v", r.name, r.status, r.err)
+		}
+	}
+	if got, want := auth.order(), []string{"first", "second", "third"}; !slices.Equal(got, want) {
+		t.Fatalf("requests handled in the order %v, want %v", got, want)
+	}
+	if srv.Waiting() != 0 {
+		t.Fatalf("%d requests still waiting", srv.Waiting())
+	}
+}
