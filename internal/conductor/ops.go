@@ -81,11 +81,24 @@ func Call[Req Request, Resp any](ctx context.Context, via Caller, op Op[Req, Res
 	if err != nil {
 		return resp, err
 	}
+	if f, ok := ctx.Value(waitHookKey{}).(func()); ok {
+		f()
+	}
 	if local != nil {
 		return op.Run(local, ctx, req)
 	}
 	err = remote.Call(ctx, op.Name, req, &resp)
 	return resp, err
+}
+
+type waitHookKey struct{}
+
+// WithWaitHook returns ctx carrying f, which Call runs before it hands an operation to a
+// conductor, whose work may wait on hardware for seconds: the API gives its request's turn
+// back there (httpapi's admit), so that slow BMCs do not hold every turn. f must be safe to
+// run more than once.
+func WithWaitHook(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, waitHookKey{}, f)
 }
 
 // Do runs an operation that answers nothing but its error, as Call does.

@@ -2,15 +2,18 @@ package httpapi_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/httpapi"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
@@ -126,5 +129,84 @@ func TestAdmitInOrder(t *testing.T) {
 	}
 	if srv.Waiting() != 0 {
 		t.Fatalf("%d requests still waiting", srv.Waiting())
+	}
+}
+
+// stuckConductor is a remote conductor whose every call waits until release is closed.
+type stuckConductor struct {
+	entered chan struct{} // closed by the first call
+	release chan struct{}
+	once    sync.Once
+}
+
+func (c *stuckConductor) Route(context.Context, string) (*conductor.Conductor, conductor.Remote, error) {
+	return nil, c, nil
+}
+
+func (c *stuckConductor) Call(ctx context.Context, method string, req, resp any) error {
+	c.once.Do(func() { close(c.entered) })
+	select {
+	case <-c.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestAdmitGivesTheTurnBackToWaitOnAConductor: a request handed to a conductor (which may
+// wait on a BMC) no longer holds its turn, so with one turn another request is answered
+// meanwhile.
+func TestAdmitGivesTheTurnBackToWaitOnAConductor(t *testing.T) {
+	stuck := &stuckConductor{entered: make(chan struct{}), release: make(chan struct{})}
+	ts, _ := newAPI(t, func(o *httpapi.Options) { o.MaxConcurrent, o.Conductor = 1, stuck })
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(stuck.release)
+		}
+	})
+	created := call(t, ts, "POST", "/v1/nodes", "1.82", map[string]any{"driver": "fake-hardware", "name": "slow-bmc"})
+	if created.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", created.status, created.raw)
+	}
+	type answer struct {
+		status int
+		body   string
+		err    error
+	}
+	power := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPut, ts.URL+"/v1/nodes/slow-bmc/states/power", strings.NewReader(`{"target": "power on"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-OpenStack-Ironic-API-Version", "1.82")
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			power <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		power <- answer{status: resp.StatusCode, body: string(b)}
+	}()
+	select {
+	case <-stuck.entered:
+	case a := <-power:
+		t.Fatalf("power request answered %d (%v) without calling its conductor: %s", a.status, a.err, a.body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/v1/nodes", nil)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatalf("a list while the power request waits on its conductor: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("list: status %d", resp.StatusCode)
+	}
+	close(stuck.release)
+	released = true
+	if a := <-power; a.status != http.StatusAccepted {
+		t.Fatalf("power request: status %d (%v), want 202: %s", a.status, a.err, a.body)
 	}
 }

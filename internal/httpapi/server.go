@@ -175,11 +175,11 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 var ungatedRoutes = map[string]bool{"GET " + EventsPath: true, "GET /v1/nodes/{ident}/console/ws": true}
 
 // admit runs h in turn: at most cap(s.gate) requests at once, the others waiting in order of
-// arrival (a channel's blocked senders are served first in, first out). Under a crowd this
-// keeps the slowest answers near the average, where unbounded concurrency let requests
-// overtake each other at the database pool, some waiting many times longer than the rest
-// (docs/benchmarks.md, "Latency under a crowd"). A request whose client goes away while it
-// waits is dropped without running.
+// arrival (a channel's blocked senders are served first in, first out), each until its handler
+// returns or hands an operation to a conductor. Under a crowd this keeps the slowest answers
+// near the average, where unbounded concurrency let requests overtake each other at the
+// database pool, some waiting many times longer than the rest (docs/benchmarks.md, stop 20). A
+// request whose client goes away while it waits is dropped without running.
 func (s *Server) admit(h handlerFunc) handlerFunc {
 	if s.gate == nil {
 		return h
@@ -194,10 +194,19 @@ func (s *Server) admit(h handlerFunc) handlerFunc {
 				s.waiting.Add(-1)
 			case <-r.Context().Done():
 				s.waiting.Add(-1)
-				return nil // nobody to answer
+				// Nobody to answer; the status is for the metrics and the log (nginx's
+				// "client closed request").
+				w.WriteHeader(499)
+				return nil
 			}
 		}
-		defer func() { <-s.gate }()
+		// The turn is given back when the handler returns, or earlier when it hands an
+		// operation to a conductor (which may wait on a BMC): the rest of such a request is
+		// waiting, and a few slow BMCs must not hold every turn.
+		var once sync.Once
+		release := func() { once.Do(func() { <-s.gate }) }
+		defer release()
+		r = r.WithContext(conductor.WithWaitHook(r.Context(), release))
 		if s.admitted != nil {
 			s.admitted(r)
 		}
