@@ -411,8 +411,8 @@ func (s *Store) ListNodes(ctx context.Context, f NodeFilter, p Page) ([]*ironwor
 	return s.queryNodes(ctx, "list nodes", query, args...)
 }
 
-// queryNodes runs a query of whole nodes (s.nodeSelect(), traits included) and returns them; rows that cannot be decoded are logged and skipped. what names the operation in
-// errors.
+// queryNodes runs a query of whole nodes (s.nodeSelect(), traits included) and returns them;
+// rows that cannot be decoded are logged and skipped. what names the operation in errors.
 func (s *Store) queryNodes(ctx context.Context, what, query string, args ...any) ([]*ironwork.Node, error) {
 	rows, err := s.query(ctx, s.db, query, args...)
 	if err != nil {
