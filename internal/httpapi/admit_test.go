@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -12,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/httpapi"
+	"github.com/ironwork/ironwork/internal/metrics"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
@@ -47,7 +51,7 @@ func (a *turns) order() []string {
 
 // TestAdmitInOrder: with one request handled at a time, requests wait their turn and are
 // handled in order of arrival; one whose client goes away while it waits is never handled;
-// the event stream does not wait for a turn.
+// the event stream and the metrics do not wait for a turn, and the metrics show the queue.
 func TestAdmitInOrder(t *testing.T) {
 	store, err := sqlstore.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "api.db"), nil)
 	if err != nil {
@@ -55,7 +59,10 @@ func TestAdmitInOrder(t *testing.T) {
 	}
 	t.Cleanup(func() { store.Close() })
 	auth := &turns{hold: "first", held: make(chan struct{}), release: make(chan struct{})}
-	srv := httpapi.New(httpapi.Options{Store: store, Drivers: ironwork.DefaultDriverConfig(), MaxConcurrent: 1})
+	m := metrics.New(prometheus.NewRegistry())
+	srv := httpapi.New(httpapi.Options{Store: store, Drivers: ironwork.DefaultDriverConfig(), MaxConcurrent: 1,
+		Metrics: m, MetricsHandler: m.Handler(slog.New(slog.DiscardHandler))})
+	m.WatchAPI(srv)
 	srv.OnAdmit(auth.admitted)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
@@ -83,11 +90,11 @@ func TestAdmitInOrder(t *testing.T) {
 		}
 		results <- r
 	}
-	waitFor := func(n int64) {
+	waitFor := func(n int) {
 		t.Helper()
-		for i := 0; srv.Waiting() != n; i++ {
+		for i := 0; waiting(srv) != n; i++ {
 			if i > 10000 {
-				t.Fatalf("%d requests waiting, want %d", srv.Waiting(), n)
+				t.Fatalf("%d requests waiting, want %d", waiting(srv), n)
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -97,11 +104,29 @@ func TestAdmitInOrder(t *testing.T) {
 	<-auth.held // first holds the only turn
 	go send(context.Background(), "second", "/v1/nodes")
 	waitFor(1)
+	if running, _ := srv.Admission(); running != 1 {
+		t.Fatalf("%d requests hold a turn, want 1", running)
+	}
 	gone, cancel := context.WithCancel(context.Background())
 	go send(gone, "gone", "/v1/nodes")
 	waitFor(2)
 	go send(context.Background(), "third", "/v1/chassis")
 	waitFor(3)
+	// The metrics answer while the only turn is held, and show the queue.
+	mctx, mstop := context.WithTimeout(context.Background(), 20*time.Second)
+	defer mstop()
+	req, _ := http.NewRequestWithContext(mctx, http.MethodGet, ts.URL+"/metrics", nil)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatalf("GET /metrics while the turn is held: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"\nironwork_api_requests_running 1\n", "\nironwork_api_requests_waiting 3\n"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", strings.TrimSpace(want), body)
+		}
+	}
 	cancel()
 	if r := <-results; r.name != "gone" || r.err == nil {
 		t.Fatalf("the cancelled request: %+v, want its client's error", r)
@@ -127,8 +152,16 @@ func TestAdmitInOrder(t *testing.T) {
 	if got, want := auth.order(), []string{"first", "second", "third"}; !slices.Equal(got, want) {
 		t.Fatalf("requests handled in the order %v, want %v", got, want)
 	}
-	if srv.Waiting() != 0 {
-		t.Fatalf("%d requests still waiting", srv.Waiting())
+	// The last turn is given back after its answer was written: poll a moment.
+	for i := 0; ; i++ {
+		running, waiting := srv.Admission()
+		if running == 0 && waiting == 0 {
+			break
+		}
+		if i > 5000 {
+			t.Fatalf("%d requests still hold a turn, %d still wait", running, waiting)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -209,4 +242,10 @@ func TestAdmitGivesTheTurnBackToWaitOnAConductor(t *testing.T) {
 	if a := <-power; a.status != http.StatusAccepted {
 		t.Fatalf("power request: status %d (%v), want 202: %s", a.status, a.err, a.body)
 	}
+}
+
+// waiting is how many requests wait for their turn, as the metrics read it.
+func waiting(srv *httpapi.Server) int {
+	_, w := srv.Admission()
+	return w
 }

@@ -19,8 +19,5 @@ func (s *Server) NodeCacheUse() (hits, misses int64, entries int, bytes int64) {
 // of the page's revisions and the read of the missing nodes.
 func (s *Server) RunBetweenListReads(f func()) { s.afterRevisions = f }
 
-// Waiting reports how many requests wait for their turn (admit).
-func (s *Server) Waiting() int64 { return s.waiting.Load() }
-
 // OnAdmit has f run in every request admitted to its turn, before its handler.
 func (s *Server) OnAdmit(f func(*http.Request)) { s.admitted = f }

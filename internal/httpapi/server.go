@@ -170,9 +170,10 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 	})
 }
 
-// ungatedRoutes hold their request open for as long as the client watches (the event stream,
-// the console's websocket): they take no turn of the gate (admit), which they would keep.
-var ungatedRoutes = map[string]bool{"GET " + EventsPath: true, "GET /v1/nodes/{ident}/console/ws": true}
+// ungatedRoutes take no turn of the gate (admit): the event stream and the console's websocket
+// hold their request open for as long as the client watches, and would keep their turn; the
+// metrics must answer while requests queue, since they are how an operator sees the queue.
+var ungatedRoutes = map[string]bool{"GET " + EventsPath: true, "GET /v1/nodes/{ident}/console/ws": true, "GET /metrics": true}
 
 // admit runs h in turn: at most cap(s.gate) requests at once, the others waiting in order of
 // arrival (a channel's blocked senders are served first in, first out), each until its handler
@@ -212,6 +213,12 @@ func (s *Server) admit(h handlerFunc) handlerFunc {
 		}
 		return h(w, r)
 	}
+}
+
+// Admission reports the requests holding a turn (admit) and those waiting for one, for the
+// metrics. Both are 0 when requests are not bounded.
+func (s *Server) Admission() (running, waiting int) {
+	return len(s.gate), int(s.waiting.Load())
 }
 
 // resource is the handlers of a collection's usual routes; detail may be nil.

@@ -116,6 +116,24 @@ func (m *Metrics) Handler(log *slog.Logger) http.Handler {
 	})
 }
 
+// Admission is an API server's request queue (httpapi.Server.Admission): requests holding
+// one of its turns and requests waiting for one.
+type Admission interface {
+	Admission() (running, waiting int)
+}
+
+// WatchAPI registers gauges read from a's queue at scrape time: a queue that stays long means
+// the API server (or its database) is short of capacity for its load.
+func (m *Metrics) WatchAPI(a Admission) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "api_requests_running",
+			Help: "API requests being handled, each holding one of the api_max_concurrency turns (the event stream, console and metrics take none)."},
+			func() float64 { r, _ := a.Admission(); return float64(r) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "api_requests_waiting",
+			Help: "API requests waiting for a turn, in order of arrival."},
+			func() float64 { _, w := a.Admission(); return float64(w) }))
+}
+
 // APIRequest implements httpapi.Metrics.
 func (m *Metrics) APIRequest(method, route string, status int, d time.Duration) {
 	m.apiRequests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()

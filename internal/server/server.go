@@ -267,6 +267,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		s.watcher = events.NewWatcher(hub, store, events.WatchConfig{Interval: cfg.EventsPollInterval.Duration})
 		opts.Events = hub
 		api := httpapi.New(opts)
+		s.metrics.WatchAPI(api)
 		ui, err := webui.New(webui.Options{API: api, Auth: opts.Auth, Logger: log, EventsPath: httpapi.EventsPath})
 		if err != nil {
 			return nil, err
