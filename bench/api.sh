@@ -17,6 +17,9 @@
 #   CROWD=30s CROWD_C=200 bench/api.sh after the rest, CROWD_C clients (default 200) mixing list,
 #                                      detail page (CROWD_LIMIT=100 nodes), GET and PATCH for CROWD
 #   CROWD_IRONIC=30s                   the crowd against Ironic as well (default: Ironwork only)
+#   CROWD_RATE=1069                    the crowd offers this many requests/s in all, each client on a
+#                                      fixed schedule, latency counted from when a request was due
+#                                      (default 0: every client back to back, the saturation rate)
 #   Ironwork's memory (VmRSS, VmHWM of the server process) is read after the listings.
 #
 # Everything started here listens on 127.0.0.1 and is stopped on exit.
@@ -32,6 +35,7 @@ G=${G:-2000}
 CROWD=${CROWD:-0}
 CROWD_C=${CROWD_C:-200}
 CROWD_LIMIT=${CROWD_LIMIT:-100}
+CROWD_RATE=${CROWD_RATE:-0}
 CROWD_IRONIC=${CROWD_IRONIC:-0} # the crowd against Ironic too (its requests take seconds there)
 # REAL_IRONIC: the real-ironic.sh script (default ../shared/tools/real-ironic.sh next to the
 # repository; a git worktree elsewhere names it). IRONIC=0 leaves the Ironic target out.
@@ -78,7 +82,7 @@ go build -o "$work/apibench" ./bench/apibench
 bench() {
   echo "== $1 (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   "$work/apibench" -url "$2" -n "$N" -c "$C" -rounds "$R" -deploy "$D" -gets "$G" -pid "${3:-0}" \
-    -crowd "${4:-$CROWD}" -crowd-c "$CROWD_C" -crowd-limit "$CROWD_LIMIT" -label "$1" | tee "$work/$1.out"
+    -crowd "${4:-$CROWD}" -crowd-c "$CROWD_C" -crowd-limit "$CROWD_LIMIT" -crowd-rate "$CROWD_RATE" -label "$1" | tee "$work/$1.out"
   grep '^RESULT ' "$work/$1.out" >> "$work/results"
 }
 
@@ -164,7 +168,8 @@ awk '
     g50[l] = f["get_p50_ms"]; g99[l] = f["get_p99_ms"]; grate[l] = f["get_rate"]; rss[l] = f["rss_mib"]; hwm[l] = f["hwm_mib"]
     precv[l] = f["page_recv_p50_ms"]
     pagesplit[l] = ("page_recv_p50_ms" in f) ? sprintf("body received p50 %s ms, client decoding p50 %s ms", f["page_recv_p50_ms"], f["page_decode_p50_ms"]) : ""
-    crowd[l] = ("crowd_rps" in f) ? sprintf("%s req/s, %s failed; p99 list %s detail %s get %s patch %s ms", f["crowd_rps"], f["crowd_failed"],
+    crowd[l] = ("crowd_rps" in f) ? sprintf("%s%s req/s, %s failed; p99 list %s detail %s get %s patch %s ms",
+      (f["crowd_offered"] > 0) ? "offered " f["crowd_offered"] ", served " : "", f["crowd_rps"], f["crowd_failed"],
       f["crowd_list_p99_ms"], f["crowd_detail_p99_ms"], f["crowd_get_p99_ms"], f["crowd_patch_p99_ms"]) : "" }
   function x(a, b) { return (a > 0 && b > 0) ? sprintf("%.1f", a / b) : "-" }
   END {

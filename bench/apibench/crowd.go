@@ -20,6 +20,14 @@ var crowdKinds = []string{"list", "detail", "get", "patch"}
 // the failures, and returns the fields it adds to the RESULT line. A failure (a transport
 // error or an unexpected status) is counted, not fatal: a server that fails under the crowd
 // shows it in the numbers.
+//
+// With cfg.crowdRate 0 the clients send back to back (closed loop): the server's saturation
+// throughput, where by Little's law the mean latency is crowdC / throughput whatever the
+// server does. With a rate, each client sends on a fixed schedule, crowdC / rate seconds
+// apart, the clients' schedules evenly spread: the latency of a given load. A request's
+// latency is then counted from the moment it was due, not from when it went out, so a client
+// held up by a slow answer charges the wait to the requests it delayed (the coordinated
+// omission of a closed loop is not hidden).
 func crowd(ctx context.Context, base *client, cfg config, uuids []string) (string, error) {
 	c := &client{
 		http: &http.Client{Timeout: cfg.timeout, Transport: &http.Transport{
@@ -40,13 +48,26 @@ func crowd(ctx context.Context, base *client, cfg config, uuids []string) (strin
 	)
 	deadline := time.Now().Add(cfg.crowd)
 	start := time.Now()
+	var every time.Duration // a client's interval on a schedule; 0: back to back
+	if cfg.crowdRate > 0 {
+		every = time.Duration(float64(cfg.crowdC) / cfg.crowdRate * float64(time.Second))
+	}
 	for w := range cfg.crowdC {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
 			var mine []sample
+			due := start.Add(every * time.Duration(w) / time.Duration(cfg.crowdC))
 			for i := w; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+				if every > 0 {
+					if !due.Before(deadline) {
+						break
+					}
+					if wait := time.Until(due); wait > 0 {
+						time.Sleep(wait)
+					}
+				}
 				kind := i % len(crowdKinds)
 				u := uuids[rng.IntN(len(uuids))]
 				method, path, want := "GET", "", http.StatusOK
@@ -63,6 +84,10 @@ func crowd(ctx context.Context, base *client, cfg config, uuids []string) (strin
 					body = fmt.Appendf(nil, `[{"op":"add","path":"/extra/crowd","value":"w%d-%d"}]`, w, i)
 				}
 				t := time.Now()
+				if every > 0 {
+					t = due
+					due = due.Add(every)
+				}
 				st, b, err := c.do(ctx, method, path, body)
 				d := time.Since(t)
 				if err == nil && st != want {
@@ -83,13 +108,18 @@ func crowd(ctx context.Context, base *client, cfg config, uuids []string) (strin
 	wg.Wait()
 	elapsed := time.Since(start)
 	total := len(samples) + int(failures.Load())
-	fmt.Printf("crowd:    %d clients, %.1fs: %d requests, %.1f/s, %d failed\n",
-		cfg.crowdC, elapsed.Seconds(), total, float64(total)/elapsed.Seconds(), failures.Load())
+	offered := "back to back"
+	if every > 0 {
+		offered = fmt.Sprintf("offered %.0f/s", cfg.crowdRate)
+	}
+	fmt.Printf("crowd:    %d clients (%s), %.1fs: %d requests, %.1f/s, %d failed\n",
+		cfg.crowdC, offered, elapsed.Seconds(), total, float64(total)/elapsed.Seconds(), failures.Load())
 	if e := firstErr.Load(); e != nil {
 		fmt.Printf("crowd:    first failure: %s\n", e)
 	}
 	var res strings.Builder
-	fmt.Fprintf(&res, " crowd_c=%d crowd_rps=%.1f crowd_failed=%d", cfg.crowdC, float64(total)/elapsed.Seconds(), failures.Load())
+	fmt.Fprintf(&res, " crowd_c=%d crowd_offered=%.0f crowd_rps=%.1f crowd_failed=%d", cfg.crowdC, cfg.crowdRate,
+		float64(total)/elapsed.Seconds(), failures.Load())
 	for k, name := range crowdKinds {
 		var lat []time.Duration
 		for _, s := range samples {

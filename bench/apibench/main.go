@@ -53,6 +53,8 @@ type config struct {
 	crowd   time.Duration
 	crowdC  int
 	crowdL  int
+	// crowdRate is the requests per second the crowd offers on a schedule; 0: back to back.
+	crowdRate float64
 }
 
 func main() {
@@ -79,13 +81,15 @@ func main() {
 		"GET and PATCH in equal parts, and report each one's p50/p99 and the failures")
 	fs.IntVar(&cfg.crowdC, "crowd-c", 200, "clients of the crowd")
 	fs.IntVar(&cfg.crowdL, "crowd-limit", 100, "page size of the crowd's list and detail requests")
+	fs.Float64Var(&cfg.crowdRate, "crowd-rate", 0, "requests per second the whole crowd sends, each client on a fixed schedule,\n"+
+		"latency counted from when a request was due; 0: every client back to back (closed loop)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
 		os.Exit(2)
 	}
-	if cfg.base == "" || cfg.n < 0 || cfg.c < 1 || cfg.rounds < 0 || cfg.limit < 1 || fs.NArg() != 0 {
+	if cfg.base == "" || cfg.n < 0 || cfg.c < 1 || cfg.rounds < 0 || cfg.limit < 1 || cfg.crowdRate < 0 || fs.NArg() != 0 {
 		fs.Usage()
 		os.Exit(2)
 	}
