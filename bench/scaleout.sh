@@ -17,6 +17,9 @@
 #   - CPU and memory of every process and the database's size.
 #
 #   N=100000 CONDUCTORS=4 APIS=2 C=200 bench/scaleout.sh     (the defaults)
+#   RATE=1000 bench/scaleout.sh     the crowd offers 1000 requests/s in all, each client on a fixed
+#                                   schedule, latency from when a request was due (default 0: each
+#                                   client sends when answered, the saturation rate)
 #   N=10000 LOAD_SECS=30 HB=5s HB_TIMEOUT=20s bench/scaleout.sh   (a quicker look)
 set -euo pipefail
 
@@ -28,6 +31,7 @@ APIS=${APIS:-2}
 C=${C:-200}
 ENROL=${ENROL:-1000}
 LOAD_SECS=${LOAD_SECS:-60}
+RATE=${RATE:-0}
 INTERVAL=${INTERVAL:-60s}
 HB=${HB:-10s}
 HB_TIMEOUT=${HB_TIMEOUT:-60s}
@@ -125,10 +129,10 @@ echo "scaleout.sh: power sync for one interval and more ($INTERVAL + 20 s)"
 end=$(echo "$(now) + ${INTERVAL%s} + 20" | bc)
 while [ "$(echo "$(now) < $end" | bc)" = 1 ]; do echo "lag $(lags) load=$(cut -d' ' -f1 /proc/loadavg)"; sleep 10; done
 
-echo "scaleout.sh: $C clients for ${LOAD_SECS}s against $api"
+echo "scaleout.sh: $C clients for ${LOAD_SECS}s against $api (offered rate: ${RATE}/s, 0: back to back)"
 ( for _ in $(seq 1 $((LOAD_SECS / 10))); do sleep 10; echo "lag during load: $(lags)"; done ) &
 lagger=$!
-"$work/fleet" load -url "$api" -c "$C" -d "${LOAD_SECS}s" | tee "$work/load.out" || true
+"$work/fleet" load -url "$api" -c "$C" -d "${LOAD_SECS}s" -rate "$RATE" | tee "$work/load.out" || true
 wait $lagger || true
 
 dead_id=$(sql "SELECT id FROM conductors WHERE hostname = 'cond-1'")

@@ -55,6 +55,8 @@ type config struct {
 	crowdL  int
 	// crowdRate is the requests per second the crowd offers on a schedule; 0: back to back.
 	crowdRate float64
+	// crowdWarmup runs the crowd this long first, its numbers left out of the result.
+	crowdWarmup time.Duration
 }
 
 func main() {
@@ -83,6 +85,8 @@ func main() {
 	fs.IntVar(&cfg.crowdL, "crowd-limit", 100, "page size of the crowd's list and detail requests")
 	fs.Float64Var(&cfg.crowdRate, "crowd-rate", 0, "requests per second the whole crowd sends, each client on a fixed schedule,\n"+
 		"latency counted from when a request was due; 0: every client back to back (closed loop)")
+	fs.DurationVar(&cfg.crowdWarmup, "crowd-warmup", 0, "run the crowd this long first and leave its numbers out of the RESULT line\n"+
+		"(a server's first seconds of concurrent writes open its database connections)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -203,6 +207,15 @@ func run(ctx context.Context, cfg config) error {
 	}
 	crowdRes := ""
 	if cfg.crowd > 0 && len(uuids) > 0 {
+		if cfg.crowdWarmup > 0 {
+			// The same crowd, its numbers printed and left out of the RESULT line.
+			warm := cfg
+			warm.crowd = cfg.crowdWarmup
+			fmt.Printf("crowd:    warm-up, %s:\n", cfg.crowdWarmup)
+			if _, err = crowd(ctx, c, warm, uuids); err != nil {
+				return err
+			}
+		}
 		if crowdRes, err = crowd(ctx, c, cfg, uuids); err != nil {
 			return err
 		}

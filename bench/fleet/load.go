@@ -24,8 +24,13 @@ func runLoad(ctx context.Context, args []string) error {
 	clients := fs.Int("c", 200, "concurrent clients, each sending one request after the other")
 	dur := fs.Duration("d", 60*time.Second, "how long to load")
 	page := fs.Int("limit", 100, "page size of list and detail requests")
+	rate := fs.Float64("rate", 0, "requests per second of all clients together, each client on a fixed schedule and a\n"+
+		"request's latency counted from when it was due; 0: each client sends when its last request is answered")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *rate < 0 || *clients < 1 {
+		return fmt.Errorf("fleet load: -rate must be 0 or more and -c 1 or more")
 	}
 	a := newAPI(*url, *clients)
 	// A sample of node UUIDs to GET and to start pages at.
@@ -51,12 +56,28 @@ func runLoad(ctx context.Context, args []string) error {
 	results := make([][]sample, *clients)
 	var wg sync.WaitGroup
 	start := time.Now()
+	// On a schedule (-rate), client c sends every `every`, its first request offset by its share
+	// of one interval, so that the clients together send evenly; as in apibench's crowd, a
+	// request's latency counts from when it was due, so a late answer charges its wait to the
+	// requests it held up.
+	var every time.Duration
+	if *rate > 0 {
+		every = time.Duration(float64(*clients) / *rate * float64(time.Second))
+	}
 	for c := range *clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(c), 21))
+			due := start.Add(every * time.Duration(c) / time.Duration(*clients))
 			for ctx.Err() == nil {
+				if every > 0 {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(time.Until(due)):
+					}
+				}
 				k, x := 0, r.IntN(100)
 				for k < len(mix)-1 && x >= mix[k].share {
 					x -= mix[k].share
@@ -71,6 +92,9 @@ func runLoad(ctx context.Context, args []string) error {
 					path = fmt.Sprintf("/v1/nodes/detail?limit=%d&marker=%s", *page, id)
 				}
 				t := time.Now()
+				if every > 0 {
+					t, due = due, due.Add(every)
+				}
 				st, _, err := a.do(context.WithoutCancel(ctx), http.MethodGet, path, nil)
 				results[c] = append(results[c], sample{kind: k, lat: time.Since(t), ok: err == nil && st == http.StatusOK})
 			}
@@ -90,8 +114,8 @@ func runLoad(ctx context.Context, args []string) error {
 			all[-1] = append(all[-1], s.lat)
 		}
 	}
-	fmt.Printf("RESULT clients=%d seconds=%.1f requests=%d failed=%d per_s=%.0f", *clients, took.Seconds(), total, failed,
-		float64(total)/took.Seconds())
+	fmt.Printf("RESULT clients=%d offered_per_s=%.0f seconds=%.1f requests=%d failed=%d per_s=%.0f", *clients, *rate, took.Seconds(),
+		total, failed, float64(total)/took.Seconds())
 	for k := -1; k < len(mix); k++ {
 		name := "all"
 		if k >= 0 {
