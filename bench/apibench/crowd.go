@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ironwork/ironwork/bench/internal/pace"
 )
 
 // crowdKinds are the requests of the crowd, in equal parts.
@@ -22,12 +24,8 @@ var crowdKinds = []string{"list", "detail", "get", "patch"}
 // shows it in the numbers.
 //
 // With cfg.crowdRate 0 the clients send back to back (closed loop): the server's saturation
-// throughput, where by Little's law the mean latency is crowdC / throughput whatever the
-// server does. With a rate, each client sends on a fixed schedule, crowdC / rate seconds
-// apart, the clients' schedules evenly spread: the latency of a given load. A request's
-// latency is then counted from the moment it was due, not from when it went out, so a client
-// held up by a slow answer charges the wait to the requests it delayed (the coordinated
-// omission of a closed loop is not hidden).
+// throughput. With a rate, each client sends on a fixed schedule (package pace): the latency
+// of a given load.
 func crowd(ctx context.Context, base *client, cfg config, uuids []string) (string, error) {
 	c := &client{
 		http: &http.Client{Timeout: cfg.timeout, Transport: &http.Transport{
@@ -48,25 +46,17 @@ func crowd(ctx context.Context, base *client, cfg config, uuids []string) (strin
 	)
 	deadline := time.Now().Add(cfg.crowd)
 	start := time.Now()
-	var every time.Duration // a client's interval on a schedule; 0: back to back
-	if cfg.crowdRate > 0 {
-		every = time.Duration(float64(cfg.crowdC) / cfg.crowdRate * float64(time.Second))
-	}
 	for w := range cfg.crowdC {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
 			var mine []sample
-			due := start.Add(every * time.Duration(w) / time.Duration(cfg.crowdC))
-			for i := w; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
-				if every > 0 {
-					if !due.Before(deadline) {
-						break
-					}
-					if wait := time.Until(due); wait > 0 {
-						time.Sleep(wait)
-					}
+			sched := pace.New(start, cfg.crowdRate, w, cfg.crowdC)
+			for i := w; time.Now().Before(deadline); i++ {
+				t, ok := sched.Next(ctx, deadline)
+				if !ok {
+					break
 				}
 				kind := i % len(crowdKinds)
 				u := uuids[rng.IntN(len(uuids))]
@@ -82,11 +72,6 @@ func crowd(ctx context.Context, base *client, cfg config, uuids []string) (strin
 				case "patch":
 					method, path = "PATCH", "/v1/nodes/"+u
 					body = fmt.Appendf(nil, `[{"op":"add","path":"/extra/crowd","value":"w%d-%d"}]`, w, i)
-				}
-				t := time.Now()
-				if every > 0 {
-					t = due
-					due = due.Add(every)
 				}
 				st, b, err := c.do(ctx, method, path, body)
 				d := time.Since(t)
@@ -109,7 +94,7 @@ func crowd(ctx context.Context, base *client, cfg config, uuids []string) (strin
 	elapsed := time.Since(start)
 	total := len(samples) + int(failures.Load())
 	offered := "back to back"
-	if every > 0 {
+	if cfg.crowdRate > 0 {
 		offered = fmt.Sprintf("offered %.0f/s", cfg.crowdRate)
 	}
 	fmt.Printf("crowd:    %d clients (%s), %.1fs: %d requests, %.1f/s, %d failed\n",

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/ironwork/ironwork/bench/internal/pace"
 )
 
 // kinds of requests of the read mix, with their share in percent.
@@ -25,7 +27,7 @@ func runLoad(ctx context.Context, args []string) error {
 	dur := fs.Duration("d", 60*time.Second, "how long to load")
 	page := fs.Int("limit", 100, "page size of list and detail requests")
 	rate := fs.Float64("rate", 0, "requests per second of all clients together, each client on a fixed schedule and a\n"+
-		"request's latency counted from when it was due; 0: each client sends when its last request is answered")
+		"request's latency counted from when it was due (package pace); 0: each client sends when answered")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,27 +58,16 @@ func runLoad(ctx context.Context, args []string) error {
 	results := make([][]sample, *clients)
 	var wg sync.WaitGroup
 	start := time.Now()
-	// On a schedule (-rate), client c sends every `every`, its first request offset by its share
-	// of one interval, so that the clients together send evenly; as in apibench's crowd, a
-	// request's latency counts from when it was due, so a late answer charges its wait to the
-	// requests it held up.
-	var every time.Duration
-	if *rate > 0 {
-		every = time.Duration(float64(*clients) / *rate * float64(time.Second))
-	}
 	for c := range *clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(c), 21))
-			due := start.Add(every * time.Duration(c) / time.Duration(*clients))
-			for ctx.Err() == nil {
-				if every > 0 {
-					select {
-					case <-ctx.Done():
-						return
-					case <-time.After(time.Until(due)):
-					}
+			sched := pace.New(start, *rate, c, *clients) // nil: closed loop
+			for {
+				t, ok := sched.Next(ctx, time.Time{})
+				if !ok {
+					return
 				}
 				k, x := 0, r.IntN(100)
 				for k < len(mix)-1 && x >= mix[k].share {
@@ -90,10 +81,6 @@ func runLoad(ctx context.Context, args []string) error {
 					path = fmt.Sprintf("/v1/nodes?limit=%d&marker=%s", *page, id)
 				case "detail":
 					path = fmt.Sprintf("/v1/nodes/detail?limit=%d&marker=%s", *page, id)
-				}
-				t := time.Now()
-				if every > 0 {
-					t, due = due, due.Add(every)
 				}
 				st, _, err := a.do(context.WithoutCancel(ctx), http.MethodGet, path, nil)
 				results[c] = append(results[c], sample{kind: k, lat: time.Since(t), ok: err == nil && st == http.StatusOK})
