@@ -51,6 +51,11 @@ type Config struct {
 	RescueCallbackTimeout time.Duration
 	// TimeoutCheckInterval is how often wait states are checked for timeouts.
 	TimeoutCheckInterval time.Duration
+	// BootRetryTimeout, when positive, power-cycles a node waiting in deploy, clean or rescue
+	// wait whose agent has not called back for that long back into its network boot (Ironic's
+	// [pxe]boot_retry_timeout): firmware that gave up on a network boot does not try again by
+	// itself. Checked every TimeoutCheckInterval; 0 leaves such nodes to CallbackTimeout.
+	BootRetryTimeout time.Duration
 	// BMCPollInterval is how often the BMC work that steps wait on (Redfish tasks, BIOS
 	// settings applied at boot) is polled, BMCPollWorkers nodes at a time.
 	BMCPollInterval time.Duration

@@ -75,6 +75,15 @@ type Rebooter interface {
 	Reboot(ctx context.Context, t *Task, soft bool, timeout time.Duration) error
 }
 
+// NetworkBootRetrier is a boot interface whose ramdisk boots from the network (PXE, iPXE,
+// UEFI HTTP). RetryRamdiskBoot makes the node's next boot that network boot again, as
+// PrepareRamdisk left it (a one-time boot device is used up by the boot that failed); the
+// conductor then power-cycles the node (Config.BootRetryTimeout). Virtual media boots are not
+// retried, as in Ironic.
+type NetworkBootRetrier interface {
+	RetryRamdiskBoot(ctx context.Context, t *Task) error
+}
+
 // SoftPower can shut a node down gracefully.
 type SoftPower interface {
 	SoftPowerOff(ctx context.Context, t *Task, timeout time.Duration) error

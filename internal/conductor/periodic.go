@@ -460,8 +460,14 @@ func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 			return err
 		}
 		for _, n := range nodes {
-			if n.ProvisionUpdatedAt == nil || n.ProvisionUpdatedAt.After(cutoff) || n.Reservation != "" || hasBMCWait(n) {
+			if n.ProvisionUpdatedAt == nil || n.Reservation != "" || hasBMCWait(n) {
 				// A node that waits on its BMC has the deadline of that wait (PollBMCWaits).
+				continue
+			}
+			if n.ProvisionUpdatedAt.After(cutoff) {
+				if c.bootRetryDue(n, time.Now()) {
+					c.retryBoot(ctx, n.UUID)
+				}
 				continue
 			}
 			t, err := c.lock(ctx, n.UUID)
@@ -494,4 +500,84 @@ func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// bootRetryStates are the wait states in which a node waits for an agent it network-booted, and
+// whose boot Config.BootRetryTimeout retries (Ironic's: not inspection, whose timeout powers
+// the node off, nor service wait).
+var bootRetryStates = []ironwork.ProvisionState{ironwork.DeployWait, ironwork.CleanWait, ironwork.RescueWait}
+
+// bootRetriedKey records, in driver_internal_info, when the node's boot was last retried
+// (RFC 3339), and bootRetriesKey how many times in this wait.
+const (
+	bootRetriedKey = "boot_retried_at"
+	bootRetriesKey = "boot_retries"
+)
+
+// bootRetryDue reports whether n has waited BootRetryTimeout for an agent that never called:
+// no heartbeat, no earlier retry and no entry into the wait state within the timeout.
+func (c *Conductor) bootRetryDue(n *ironwork.Node, now time.Time) bool {
+	timeout := c.cfg.BootRetryTimeout
+	if timeout <= 0 || n.Maintenance || !slices.Contains(bootRetryStates, n.ProvisionState) || n.ProvisionUpdatedAt == nil {
+		return false
+	}
+	last := *n.ProvisionUpdatedAt
+	if a := LoadAgent(n); a.LastHeartbeat.After(last) {
+		last = a.LastHeartbeat // alive and heartbeating, maybe busy with a long step
+	}
+	if s, _ := n.DriverInternalInfo[bootRetriedKey].(string); s != "" {
+		if at, err := time.Parse(time.RFC3339, s); err == nil && at.After(last) {
+			last = at
+		}
+	}
+	return now.Sub(last) >= timeout
+}
+
+// retryBoot power-cycles a node whose agent never called back into its network boot: off, the
+// boot device set again, on. A node taken meanwhile, no longer due, or whose boot interface does
+// not boot from the network is left alone; a failure is logged and tried again at the next
+// check, until CallbackTimeout fails the node.
+func (c *Conductor) retryBoot(ctx context.Context, uuid string) {
+	t, err := c.lock(ctx, uuid)
+	if err != nil {
+		return
+	}
+	defer func() {
+		if !t.released {
+			c.release(t.Node)
+		}
+	}()
+	if !c.bootRetryDue(t.Node, time.Now()) || hasBMCWait(t.Node) {
+		return
+	}
+	r, ok := t.Driver.Impl(ironwork.BootInterface).(NetworkBootRetrier)
+	if !ok {
+		return
+	}
+	retries := 1
+	if v, ok := t.Node.DriverInternalInfo[bootRetriesKey].(float64); ok {
+		retries = int(v) + 1
+	}
+	t.Log.Warn("the agent did not call back: power-cycling the node into its network boot again",
+		"state", t.Node.ProvisionState, "boot_retry_timeout", c.cfg.BootRetryTimeout, "retry", retries)
+	// Recorded first: a retry that fails half-way is not tried again before the next timeout.
+	if err := t.Save(ctx, func(n *ironwork.Node) {
+		info := internalInfo(n)
+		info[bootRetriedKey] = time.Now().UTC().Format(time.RFC3339)
+		info[bootRetriesKey] = retries
+	}); err != nil {
+		t.Log.Warn("boot retry not recorded", "error", err)
+		return
+	}
+	if err := t.SetPower(ctx, ironwork.PowerOff); err != nil {
+		t.Log.Warn("boot retry: power off failed", "error", err)
+		return
+	}
+	if err := r.RetryRamdiskBoot(ctx, t); err != nil {
+		t.Log.Warn("boot retry: boot device not set", "error", err)
+		return
+	}
+	if err := t.SetPower(ctx, ironwork.PowerOn); err != nil {
+		t.Log.Warn("boot retry: power on failed", "error", err)
+	}
 }

@@ -2,6 +2,7 @@ package conductor_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -413,4 +414,108 @@ func TestRestartAfterStopMidWork(t *testing.T) {
 		t.Errorf("a node locked by a live conductor was touched: state %q lock %q", got.ProvisionState, got.Reservation)
 	}
 	ok(t, store.ReleaseNode(context.Background(), locked.ID, "c2"))
+}
+
+// TestBootRetry: with BootRetryTimeout, a node in deploy, clean or rescue wait whose agent has
+// not called back for that long is powered off, set to boot from the network again and powered
+// on, once per timeout, staying in its wait state; a node whose agent heartbeats, or in
+// maintenance, is left alone; past CallbackTimeout the node fails as before; without the
+// setting nothing is retried.
+func TestBootRetry(t *testing.T) {
+	t.Parallel()
+	cases := []waitCase{waitCases[0], waitCases[1], {name: "rescue wait", wait: ironwork.RescueWait,
+		setup: func(t *testing.T, e *env) *ironwork.Node {
+			e.rec.set(func(r *recorder) { r.rescueWait = true })
+			n := e.node(t, func(n *ironwork.Node) { n.ProvisionState = ironwork.Active })
+			ok(t, provision(t, e.c, n.UUID, "rescue", withRescuePassword("pw")))
+			return n
+		}}}
+	retried := []string{"power.SetPowerState(power off)", "boot.RetryRamdiskBoot", "power.SetPowerState(power on)"}
+	ago := func(d time.Duration) string { return time.Now().Add(-d).UTC().Format(time.RFC3339) }
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, func(c *conductor.Config) { c.BootRetryTimeout = 10 * time.Minute })
+			n := tc.setup(t, e)
+			e.settled(t, n.UUID, tc.wait)
+			calls := func() []string { return e.rec.Calls("power.SetPowerState", "boot.RetryRamdiskBoot") }
+			before := len(calls())
+			newCalls := func() []string { c := calls(); r := c[before:]; before = len(c); return r }
+
+			// Waiting less than the timeout: left alone.
+			ok(t, checkTimeouts(t, e.c))
+			if got := newCalls(); len(got) != 0 {
+				t.Fatalf("a node waiting 0 s was retried: %v", got)
+			}
+			// Waiting longer, no agent: power-cycled into its network boot, still waiting.
+			old := time.Now().Add(-15 * time.Minute).UTC()
+			e.update(t, n.UUID, func(n *ironwork.Node) { n.ProvisionUpdatedAt = &old })
+			ok(t, checkTimeouts(t, e.c))
+			if got := newCalls(); !cmp.Equal(got, retried) {
+				t.Fatalf("boot retry: calls %v, want %v", got, retried)
+			}
+			got := e.settled(t, n.UUID, tc.wait)
+			if r, _ := got.DriverInternalInfo["boot_retries"].(float64); r != 1 || got.Reservation != "" {
+				t.Fatalf("after the retry: boot_retries %v, reservation %q", got.DriverInternalInfo["boot_retries"], got.Reservation)
+			}
+			// Not again before another timeout has passed since the retry.
+			ok(t, checkTimeouts(t, e.c))
+			if got := newCalls(); len(got) != 0 {
+				t.Fatalf("retried again at once: %v", got)
+			}
+			// An agent that heartbeats recently is alive: left alone even after the retry's timeout.
+			e.update(t, n.UUID, func(n *ironwork.Node) {
+				n.DriverInternalInfo["boot_retried_at"] = ago(20 * time.Minute)
+				n.DriverInternalInfo["agent_last_heartbeat"] = ago(time.Minute)
+			})
+			ok(t, checkTimeouts(t, e.c))
+			if got := newCalls(); len(got) != 0 {
+				t.Fatalf("a node whose agent heartbeats was retried: %v", got)
+			}
+			// In maintenance: left alone.
+			e.update(t, n.UUID, func(n *ironwork.Node) {
+				delete(n.DriverInternalInfo, "agent_last_heartbeat")
+				n.Maintenance = true
+			})
+			ok(t, checkTimeouts(t, e.c))
+			if got := newCalls(); len(got) != 0 {
+				t.Fatalf("a node in maintenance was retried: %v", got)
+			}
+			// Out of maintenance, the retry's timeout passed: a second retry.
+			e.update(t, n.UUID, func(n *ironwork.Node) { n.Maintenance = false })
+			ok(t, checkTimeouts(t, e.c))
+			if got := newCalls(); !cmp.Equal(got, retried) {
+				t.Fatalf("second retry: calls %v, want %v", got, retried)
+			}
+			if r, _ := e.get(t, n.UUID).DriverInternalInfo["boot_retries"].(float64); r != 2 {
+				t.Fatalf("boot_retries %v after the second retry, want 2", r)
+			}
+			// Past the callback timeout (30 min): the node fails, it is not retried.
+			older := time.Now().Add(-time.Hour).UTC()
+			e.update(t, n.UUID, func(n *ironwork.Node) {
+				n.ProvisionUpdatedAt = &older
+				n.DriverInternalInfo["boot_retried_at"] = ago(time.Hour)
+			})
+			ok(t, checkTimeouts(t, e.c))
+			if got := newCalls(); slices.Contains(got, "boot.RetryRamdiskBoot") {
+				t.Fatalf("a node past the callback timeout was retried: %v", got)
+			}
+			if st := e.get(t, n.UUID).ProvisionState; st == tc.wait {
+				t.Fatalf("a node past the callback timeout still waits (%s)", st)
+			}
+		})
+	}
+	t.Run("off", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		n := waitCases[1].setup(t, e)
+		e.settled(t, n.UUID, ironwork.DeployWait)
+		old := time.Now().Add(-25 * time.Minute).UTC()
+		e.update(t, n.UUID, func(n *ironwork.Node) { n.ProvisionUpdatedAt = &old })
+		ok(t, checkTimeouts(t, e.c))
+		if got := e.rec.Calls("boot.RetryRamdiskBoot"); len(got) != 0 {
+			t.Fatalf("retried without boot_retry_timeout: %v", got)
+		}
+		e.settled(t, n.UUID, ironwork.DeployWait)
+	})
 }

@@ -97,24 +97,25 @@ type recIface struct {
 }
 
 var (
-	_ conductor.Power            = (*recIface)(nil)
-	_ conductor.Management       = (*recIface)(nil)
-	_ conductor.Deploy           = (*recIface)(nil)
-	_ conductor.Boot             = (*recIface)(nil)
-	_ conductor.Validator        = (*recIface)(nil)
-	_ conductor.Rebooter         = (*recIface)(nil)
-	_ conductor.SoftPower        = (*recIface)(nil)
-	_ conductor.NMIInjector      = (*recIface)(nil)
-	_ conductor.BootModeSetter   = (*recIface)(nil)
-	_ conductor.SecureBootSetter = (*recIface)(nil)
-	_ conductor.SerialConsole    = (*recIface)(nil)
-	_ conductor.StepProvider     = (*recIface)(nil)
-	_ conductor.StepRunner       = (*recIface)(nil)
-	_ conductor.Inspector        = (*recIface)(nil)
-	_ conductor.Rescuer          = (*recIface)(nil)
-	_ conductor.TakeOverer       = (*recIface)(nil)
-	_ conductor.HeartbeatHandler = (*recIface)(nil)
-	_ conductor.Network          = (*recIface)(nil)
+	_ conductor.Power              = (*recIface)(nil)
+	_ conductor.Management         = (*recIface)(nil)
+	_ conductor.Deploy             = (*recIface)(nil)
+	_ conductor.Boot               = (*recIface)(nil)
+	_ conductor.NetworkBootRetrier = (*recIface)(nil)
+	_ conductor.Validator          = (*recIface)(nil)
+	_ conductor.Rebooter           = (*recIface)(nil)
+	_ conductor.SoftPower          = (*recIface)(nil)
+	_ conductor.NMIInjector        = (*recIface)(nil)
+	_ conductor.BootModeSetter     = (*recIface)(nil)
+	_ conductor.SecureBootSetter   = (*recIface)(nil)
+	_ conductor.SerialConsole      = (*recIface)(nil)
+	_ conductor.StepProvider       = (*recIface)(nil)
+	_ conductor.StepRunner         = (*recIface)(nil)
+	_ conductor.Inspector          = (*recIface)(nil)
+	_ conductor.Rescuer            = (*recIface)(nil)
+	_ conductor.TakeOverer         = (*recIface)(nil)
+	_ conductor.HeartbeatHandler   = (*recIface)(nil)
+	_ conductor.Network            = (*recIface)(nil)
 )
 
 // call records a call and returns the error the test asked for; it panics when asked to.
@@ -224,6 +225,9 @@ func (f *recIface) TearDown(context.Context, *conductor.Task) error {
 
 func (f *recIface) PrepareRamdisk(context.Context, *conductor.Task) error {
 	return f.call("PrepareRamdisk")
+}
+func (f *recIface) RetryRamdiskBoot(context.Context, *conductor.Task) error {
+	return f.call("RetryRamdiskBoot")
 }
 func (f *recIface) CleanUpRamdisk(context.Context, *conductor.Task) error {
 	return f.call("CleanUpRamdisk")

@@ -98,6 +98,10 @@ type Config struct {
 	RescueCallbackTimeout Duration `toml:"rescue_callback_timeout"`
 	// TimeoutCheckInterval is how often waiting nodes are checked against CallbackTimeout.
 	TimeoutCheckInterval Duration `toml:"timeout_check_interval"`
+	// BootRetryTimeout, when set, power-cycles a node in deploy, clean or rescue wait whose
+	// agent has not called back for that long into its network boot again (Ironic's
+	// [pxe]boot_retry_timeout, off by default); it must be shorter than callback_timeout.
+	BootRetryTimeout Duration `toml:"boot_retry_timeout"`
 	// BMCPollInterval is how often the BMC work that clean, deploy and service steps wait on
 	// (Redfish update tasks, BIOS settings applied at boot) is polled (default 30 s).
 	BMCPollInterval Duration `toml:"bmc_poll_interval"`
@@ -510,6 +514,10 @@ func (c *Config) Validate() error {
 	}
 	if c.RescueCallbackTimeout.Duration <= 0 {
 		errs = append(errs, errors.New("rescue_callback_timeout must be positive"))
+	}
+	if b := c.BootRetryTimeout.Duration; b < 0 || (b > 0 && (b >= c.CallbackTimeout.Duration || b >= c.RescueCallbackTimeout.Duration)) {
+		errs = append(errs, fmt.Errorf("boot_retry_timeout %s must be shorter than callback_timeout (%s) and rescue_callback_timeout (%s), or 0 (off)",
+			b, c.CallbackTimeout.Duration, c.RescueCallbackTimeout.Duration))
 	}
 	if c.EventsPollInterval.Duration <= 0 {
 		errs = append(errs, errors.New("events_poll_interval must be positive"))

@@ -72,6 +72,11 @@ func TestBootConfigValidation(t *testing.T) {
 			c.DHCPSubnets = []server.DHCPSubnet{{Network: "10.1.0.0/24", Range: "10.1.0.10,10.1.0.99", DNS: "dns.example"}}
 		}, "dns \"dns.example\"", ""},
 		{"bad mtu", func(c *server.Config) { c.DHCPMTU = 10 }, "dhcp_mtu", ""},
+		{"boot retry", func(c *server.Config) { c.BootRetryTimeout = server.Duration{Duration: 10 * time.Minute} }, "", ""},
+		{"boot retry after the callback timeout", func(c *server.Config) {
+			c.BootRetryTimeout = server.Duration{Duration: 30 * time.Minute}
+		}, "boot_retry_timeout 30m0s must be shorter than callback_timeout", ""},
+		{"negative boot retry", func(c *server.Config) { c.BootRetryTimeout = server.Duration{Duration: -time.Second} }, "boot_retry_timeout", ""},
 		{"sensor interval", func(c *server.Config) {
 			c.SendSensorData, c.SendSensorDataInterval = true, server.Duration{}
 		}, "send_sensor_data_interval", ""},

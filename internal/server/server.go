@@ -180,6 +180,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		ccfg.HeartbeatInterval, ccfg.HeartbeatTimeout = cfg.HeartbeatInterval.Duration, cfg.HeartbeatTimeout.Duration
 		ccfg.PowerSyncInterval, ccfg.CallbackTimeout = cfg.PowerSyncInterval.Duration, cfg.CallbackTimeout.Duration
 		ccfg.TimeoutCheckInterval, ccfg.RescueCallbackTimeout = cfg.TimeoutCheckInterval.Duration, cfg.RescueCallbackTimeout.Duration
+		ccfg.BootRetryTimeout = cfg.BootRetryTimeout.Duration
 		ccfg.BMCPollInterval = cfg.BMCPollInterval.Duration
 		ccfg.Inspection = cfg.conductorInspection()
 		ccfg.Inspection.Rules = s.rules

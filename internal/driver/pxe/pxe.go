@@ -87,8 +87,9 @@ type Interface struct {
 }
 
 var (
-	_ conductor.Boot      = (*Interface)(nil)
-	_ conductor.Validator = (*Interface)(nil)
+	_ conductor.Boot               = (*Interface)(nil)
+	_ conductor.Validator          = (*Interface)(nil)
+	_ conductor.NetworkBootRetrier = (*Interface)(nil)
 )
 
 // New returns the boot interface called name (IPXE, PXE or HTTP).
@@ -221,11 +222,18 @@ func (b *Interface) PrepareRamdisk(ctx context.Context, t *conductor.Task) error
 	if err := t.Save(ctx, rec.save); err != nil {
 		return err
 	}
+	return b.RetryRamdiskBoot(ctx, t)
+}
+
+// RetryRamdiskBoot implements conductor.NetworkBootRetrier: the node's next boot is its network
+// boot again (PXE, or UEFI HTTP for the http interface), as PrepareRamdisk set it; the files it
+// boots are still in place.
+func (b *Interface) RetryRamdiskBoot(ctx context.Context, t *conductor.Task) error {
 	dev := conductor.BootPXE
 	if b.name == HTTP {
 		dev = conductor.BootUEFIHTTP
 	}
-	return b.setBootDevice(ctx, t, dev, persistent(n, false))
+	return b.setBootDevice(ctx, t, dev, persistent(t.Node, false))
 }
 
 // InspectionCallbackParam is the kernel parameter that tells the agent where to post its
