@@ -28,11 +28,13 @@ func runLoad(ctx context.Context, args []string) error {
 	page := fs.Int("limit", 100, "page size of list and detail requests")
 	rate := fs.Float64("rate", 0, "requests per second of all clients together, each client on a fixed schedule and a\n"+
 		"request's latency counted from when it was due (package pace); 0: each client sends when answered")
+	warmup := fs.Duration("warmup", 0, "load this long first, its requests counted apart (a server's database connections\n"+
+		"open in its first seconds of load)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *rate < 0 || *clients < 1 {
-		return fmt.Errorf("fleet load: -rate must be 0 or more and -c 1 or more")
+	if *rate < 0 || *clients < 1 || *warmup < 0 {
+		return fmt.Errorf("fleet load: -rate and -warmup must be 0 or more and -c 1 or more")
 	}
 	a := newAPI(*url, *clients)
 	// A sample of node UUIDs to GET and to start pages at.
@@ -48,12 +50,13 @@ func runLoad(ctx context.Context, args []string) error {
 	if err := json.Unmarshal(b, &list); err != nil || len(list.Nodes) == 0 {
 		return fmt.Errorf("list node UUIDs: no nodes (%v)", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, *dur)
+	ctx, cancel := context.WithTimeout(ctx, *warmup+*dur)
 	defer cancel()
 	type sample struct {
 		kind int
 		lat  time.Duration
 		ok   bool
+		warm bool // sent during the warm-up
 	}
 	results := make([][]sample, *clients)
 	var wg sync.WaitGroup
@@ -83,16 +86,25 @@ func runLoad(ctx context.Context, args []string) error {
 					path = fmt.Sprintf("/v1/nodes/detail?limit=%d&marker=%s", *page, id)
 				}
 				st, _, err := a.do(context.WithoutCancel(ctx), http.MethodGet, path, nil)
-				results[c] = append(results[c], sample{kind: k, lat: time.Since(t), ok: err == nil && st == http.StatusOK})
+				results[c] = append(results[c], sample{kind: k, lat: time.Since(t), ok: err == nil && st == http.StatusOK,
+					warm: t.Before(start.Add(*warmup))})
 			}
 		}()
 	}
 	wg.Wait()
-	took := time.Since(start)
+	took := time.Since(start) - *warmup
 	all := map[int][]time.Duration{}
+	var warm []time.Duration
 	failed, total := 0, 0
 	for _, rs := range results {
 		for _, s := range rs {
+			if s.warm {
+				warm = append(warm, s.lat)
+				if !s.ok {
+					failed++
+				}
+				continue
+			}
 			total++
 			if !s.ok {
 				failed++
@@ -111,6 +123,10 @@ func runLoad(ctx context.Context, args []string) error {
 		l := all[k]
 		slices.Sort(l)
 		fmt.Printf(" %s_p50_ms=%.1f %s_p99_ms=%.1f", name, pct(l, 50), name, pct(l, 99))
+	}
+	if *warmup > 0 {
+		slices.Sort(warm)
+		fmt.Printf(" warmup_s=%.0f warmup_requests=%d warmup_p50_ms=%.1f warmup_p99_ms=%.1f", warmup.Seconds(), len(warm), pct(warm, 50), pct(warm, 99))
 	}
 	fmt.Println()
 	if failed > 0 {
