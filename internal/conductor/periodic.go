@@ -3,6 +3,7 @@ package conductor
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sync"
 	"time"
@@ -49,7 +50,7 @@ func (c *Conductor) Start(ctx context.Context) error {
 	c.every(c.cfg.HeartbeatInterval, "heartbeat", c.heartbeat)
 	c.every(c.cfg.HeartbeatInterval, "take over", c.takeOvers)
 	c.every(c.cfg.HeartbeatInterval, "consoles", c.SyncConsoles)
-	c.every(c.cfg.PowerSyncInterval, "power sync", c.SyncPowerStates)
+	c.everyFrom(syncPhase(c.cfg.Hostname, c.cfg.PowerSyncInterval), c.cfg.PowerSyncInterval, "power sync", c.SyncPowerStates)
 	c.every(c.cfg.TimeoutCheckInterval, "callback timeouts", c.CheckTimeouts)
 	c.every(c.cfg.BMCPollInterval, "bmc waits", c.PollBMCWaits)
 	if c.cfg.SendSensorData {
@@ -58,15 +59,49 @@ func (c *Conductor) Start(ctx context.Context) error {
 	return nil
 }
 
+// syncPhase is when a conductor's first power sync runs after its start: between a quarter of
+// the interval and the whole of it, by its hostname. Conductors started together (a restart
+// after an upgrade, the scale-out benchmark) would otherwise sync in step, each reading all its
+// nodes in the same seconds of every interval; spread, their passes take the database and the
+// CPUs in turn. Later passes start an interval apart, so no node waits longer than an interval
+// for its first sync.
+func syncPhase(hostname string, interval time.Duration) time.Duration {
+	h := fnv.New32a()
+	h.Write([]byte(hostname))
+	return interval/4 + time.Duration(uint64(interval)*3/4*uint64(h.Sum32()%1024)/1024)
+}
+
 // every runs fn every interval until the conductor stops.
 func (c *Conductor) every(interval time.Duration, name string, fn func(ctx context.Context) error) {
+	c.everyFrom(0, interval, name, fn)
+}
+
+// everyFrom runs fn once first has passed (when first is positive), then every interval after
+// that, until the conductor stops.
+func (c *Conductor) everyFrom(first, interval time.Duration, name string, fn func(ctx context.Context) error) {
 	c.loops.Add(1)
 	go func() {
 		defer c.loops.Done()
 		ctx, cancel := c.lifetime()
 		defer cancel()
+		if first > 0 {
+			timer := time.NewTimer(first)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+		}
+		// The ticker starts before the first run: runs start an interval apart, however long
+		// each takes (a tick that comes while fn still runs is dropped).
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
+		if first > 0 {
+			if err := fn(ctx); err != nil && !isContextErr(err) {
+				c.log.Warn("periodic task failed", "task", name, "error", err)
+			}
+		}
 		for {
 			select {
 			case <-ctx.Done():
