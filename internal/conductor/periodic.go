@@ -543,7 +543,7 @@ func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 var bootRetryStates = []ironwork.ProvisionState{ironwork.DeployWait, ironwork.CleanWait, ironwork.RescueWait}
 
 // bootRetriedKey records, in driver_internal_info, when the node's boot was last retried
-// (RFC 3339), and bootRetriesKey how many times in this wait.
+// (RFC 3339), and bootRetriesKey how many times in the wait it happened in.
 const (
 	bootRetriedKey = "boot_retried_at"
 	bootRetriesKey = "boot_retries"
@@ -568,10 +568,19 @@ func (c *Conductor) bootRetryDue(n *ironwork.Node, now time.Time) bool {
 	return now.Sub(last) >= timeout
 }
 
+// retriedThisWait reports whether n's recorded boot retry happened in its current wait, not in
+// an earlier one (the keys stay in driver_internal_info after the wait ends).
+func retriedThisWait(n *ironwork.Node) bool {
+	s, _ := n.DriverInternalInfo[bootRetriedKey].(string)
+	at, err := time.Parse(time.RFC3339, s)
+	return err == nil && n.ProvisionUpdatedAt != nil && !at.Before(n.ProvisionUpdatedAt.Truncate(time.Second))
+}
+
 // retryBoot power-cycles a node whose agent never called back into its network boot: off, the
 // boot device set again, on. A node taken meanwhile, no longer due, or whose boot interface does
-// not boot from the network is left alone; a failure is logged and tried again at the next
-// check, until CallbackTimeout fails the node.
+// not boot from the network is left alone. The retry is recorded before it starts, so one that
+// fails half-way (logged) is tried again a BootRetryTimeout later, like a retry that worked but
+// whose agent did not call either, until CallbackTimeout fails the node.
 func (c *Conductor) retryBoot(ctx context.Context, uuid string) {
 	t, err := c.lock(ctx, uuid)
 	if err != nil {
@@ -590,7 +599,7 @@ func (c *Conductor) retryBoot(ctx context.Context, uuid string) {
 		return
 	}
 	retries := 1
-	if v, ok := t.Node.DriverInternalInfo[bootRetriesKey].(float64); ok {
+	if v, ok := t.Node.DriverInternalInfo[bootRetriesKey].(float64); ok && retriedThisWait(t.Node) {
 		retries = int(v) + 1
 	}
 	t.Log.Warn("the agent did not call back: power-cycling the node into its network boot again",

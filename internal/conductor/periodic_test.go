@@ -465,7 +465,7 @@ func TestBootRetry(t *testing.T) {
 			}
 			// An agent that heartbeats recently is alive: left alone even after the retry's timeout.
 			e.update(t, n.UUID, func(n *ironwork.Node) {
-				n.DriverInternalInfo["boot_retried_at"] = ago(20 * time.Minute)
+				n.DriverInternalInfo["boot_retried_at"] = ago(11 * time.Minute) // in this wait, entered 15 min ago
 				n.DriverInternalInfo["agent_last_heartbeat"] = ago(time.Minute)
 			})
 			ok(t, checkTimeouts(t, e.c))
@@ -489,6 +489,19 @@ func TestBootRetry(t *testing.T) {
 			}
 			if r, _ := e.get(t, n.UUID).DriverInternalInfo["boot_retries"].(float64); r != 2 {
 				t.Fatalf("boot_retries %v after the second retry, want 2", r)
+			}
+			// A retry recorded in an earlier wait does not count in this one.
+			e.update(t, n.UUID, func(n *ironwork.Node) {
+				n.ProvisionUpdatedAt = &old
+				n.DriverInternalInfo["boot_retried_at"] = ago(20 * time.Minute)
+				n.DriverInternalInfo["boot_retries"] = 5
+			})
+			ok(t, checkTimeouts(t, e.c))
+			if got := newCalls(); !cmp.Equal(got, retried) {
+				t.Fatalf("retry in a new wait: calls %v, want %v", got, retried)
+			}
+			if r, _ := e.get(t, n.UUID).DriverInternalInfo["boot_retries"].(float64); r != 1 {
+				t.Fatalf("boot_retries %v in a new wait, want 1", r)
 			}
 			// Past the callback timeout (30 min): the node fails, it is not retried.
 			older := time.Now().Add(-time.Hour).UTC()
