@@ -105,19 +105,14 @@ set_working_mc 0x20
 			t.Fatal(err)
 		}
 	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "-c", filepath.Join(s.dir, "lan.conf"), "-f", filepath.Join(s.dir, "cmd.emu"),
-		"-s", filepath.Join(s.dir, "state"), "-n")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start ipmi_sim: %v", err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-	})
-	waitUDP(t, s.Port, "ipmi_sim", &out)
+	s.Port = startUDPDaemon(t, "ipmi_sim", func(port int) *exec.Cmd {
+		conf := strings.Replace(lan, fmt.Sprintf("addr 127.0.0.1 %d", s.Port), fmt.Sprintf("addr 127.0.0.1 %d", port), 1)
+		if err := os.WriteFile(filepath.Join(s.dir, "lan.conf"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return exec.Command(bin, "-c", filepath.Join(s.dir, "lan.conf"), "-f", filepath.Join(s.dir, "cmd.emu"),
+			"-s", filepath.Join(s.dir, "state"), "-n")
+	}, s.Port)
 	return s
 }
 
@@ -141,37 +136,117 @@ func NewFakeBMC(t testing.TB) *FakeBMC {
 	t.Helper()
 	bin := requireTool(t, "fakebmc", "python3-pyghmi")
 	b := &FakeBMC{Port: freeUDPPort(t), User: "admin", Password: "password"}
-	var out bytes.Buffer
-	cmd := exec.Command("/usr/bin/python3", bin, "--port", fmt.Sprint(b.Port))
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start fakebmc: %v", err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-	})
-	waitUDP(t, b.Port, "fakebmc", &out)
+	b.Port = startUDPDaemon(t, "fakebmc", func(port int) *exec.Cmd {
+		return exec.Command("/usr/bin/python3", bin, "--port", fmt.Sprint(port))
+	}, b.Port)
 	return b
 }
 
-// waitUDP waits (at most 15 s) until something listens on the UDP port, by reading the
-// kernel's socket tables.
-func waitUDP(t testing.TB, port int, name string, out *bytes.Buffer) {
+// lockedBuffer collects a process's output, written by exec's copying goroutine and read by
+// the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startUDPDaemon starts the BMC simulator command(port) returns, first on port, and waits until
+// it listens there; it is stopped when the test ends. The port was free when it was picked,
+// but a client socket of a test running beside this one may have been given it since: when
+// the simulator exits or does not listen within 30 s, it is tried again on another free port,
+// three times in all. It returns the port it listens on.
+func startUDPDaemon(t testing.TB, name string, command func(port int) *exec.Cmd, port int) int {
 	t.Helper()
-	hex := fmt.Sprintf(":%04X ", port)
-	deadline := time.Now().Add(15 * time.Second)
+	var why []string
+	for attempt := 1; attempt <= 3; attempt++ {
+		if attempt > 1 {
+			port = freeUDPPort(t)
+		}
+		out := &lockedBuffer{}
+		cmd := command(port)
+		cmd.Stdout, cmd.Stderr = out, out
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		stop := func() {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if err := waitUDP(cmd.Process.Pid, port, exited); err != nil {
+			stop()
+			why = append(why, fmt.Sprintf("port %d: %v:\n%s", port, err, out.String()))
+			continue
+		}
+		t.Cleanup(stop)
+		return port
+	}
+	t.Fatalf("%s did not start:\n%s", name, strings.Join(why, "\n"))
+	return 0
+}
+
+// waitUDP waits (at most 30 s) until process pid has a UDP socket bound to port, by reading
+// the kernel's socket tables and the process's file descriptors (a socket of another process
+// on the same port does not count), or until exited is closed.
+func waitUDP(pid, port int, exited <-chan struct{}) error {
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		for _, table := range []string{"/proc/net/udp", "/proc/net/udp6"} {
-			if b, err := os.ReadFile(table); err == nil && strings.Contains(string(b), hex) {
-				time.Sleep(100 * time.Millisecond) // bound is not yet serving: a little slack
-				return
+		if listensUDP(pid, port) {
+			time.Sleep(100 * time.Millisecond) // bound is not yet serving: a little slack
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("exited before it listened")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("not listening after 30 s")
+}
+
+// listensUDP reports whether process pid holds a UDP socket whose local port is port.
+func listensUDP(pid, port int) bool {
+	inodes := map[string]bool{}
+	want := fmt.Sprintf(":%04X", port)
+	for _, table := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+			f := strings.Fields(line)
+			if len(f) > 9 && strings.HasSuffix(f[1], want) {
+				inodes["socket:["+f[9]+"]"] = true
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("%s did not listen on UDP port %d within 15 s:\n%s", name, port, out.String())
+	if len(inodes) == 0 {
+		return false
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false
+	}
+	for _, fd := range fds {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && inodes[l] {
+			return true
+		}
+	}
+	return false
 }
 
 // LossyUDP is a UDP relay on loopback in front of a BMC that drops datagrams: the first n
