@@ -6,7 +6,7 @@
 #   - go test -race on every package, against SQLite and PostgreSQL
 #   - every fuzz target for FUZZTIME each (default 4s)
 #   - the real `baremetal` CLI (python3-ironicclient) against a running Ironwork
-# internal/lab (the QEMU machines, 752 to 931 s) runs in the background beside the rest, so
+# internal/lab (the QEMU machines, 714 to 931 s) runs in the background beside the rest, so
 # the whole run (25 min 24 s in stop 20's run on the 2-core development machine) is the setup
 # (4.5 min with vet), the other packages (16.3 min), then fuzz (3 min, two targets at a time)
 # and the CLI script (2 min). Both CPUs are busy throughout: only less work makes it shorter.

@@ -93,7 +93,7 @@ func main() {
 		}
 		os.Exit(2)
 	}
-	if cfg.base == "" || cfg.n < 0 || cfg.c < 1 || cfg.rounds < 0 || cfg.limit < 1 || cfg.crowdRate < 0 || fs.NArg() != 0 {
+	if cfg.base == "" || cfg.n < 0 || cfg.c < 1 || cfg.rounds < 0 || cfg.limit < 1 || cfg.crowdRate < 0 || cfg.crowdWarmup < 0 || fs.NArg() != 0 {
 		fs.Usage()
 		os.Exit(2)
 	}

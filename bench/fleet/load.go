@@ -95,13 +95,13 @@ func runLoad(ctx context.Context, args []string) error {
 	took := time.Since(start) - *warmup
 	all := map[int][]time.Duration{}
 	var warm []time.Duration
-	failed, total := 0, 0
+	failed, total, warmFailed := 0, 0, 0
 	for _, rs := range results {
 		for _, s := range rs {
 			if s.warm {
 				warm = append(warm, s.lat)
 				if !s.ok {
-					failed++
+					warmFailed++
 				}
 				continue
 			}
@@ -126,11 +126,12 @@ func runLoad(ctx context.Context, args []string) error {
 	}
 	if *warmup > 0 {
 		slices.Sort(warm)
-		fmt.Printf(" warmup_s=%.0f warmup_requests=%d warmup_p50_ms=%.1f warmup_p99_ms=%.1f", warmup.Seconds(), len(warm), pct(warm, 50), pct(warm, 99))
+		fmt.Printf(" warmup_s=%.0f warmup_requests=%d warmup_failed=%d warmup_p50_ms=%.1f warmup_p99_ms=%.1f", warmup.Seconds(), len(warm),
+			warmFailed, pct(warm, 50), pct(warm, 99))
 	}
 	fmt.Println()
-	if failed > 0 {
-		return fmt.Errorf("%d of %d requests failed", failed, total)
+	if failed+warmFailed > 0 {
+		return fmt.Errorf("%d of %d requests failed, and %d of %d in the warm-up", failed, total, warmFailed, len(warm))
 	}
 	return nil
 }

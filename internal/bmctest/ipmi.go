@@ -84,7 +84,8 @@ while [ $# -ge 2 ]; do
   shift 2
 done
 `
-	lan := fmt.Sprintf(`name "ironworktest"
+	lan := func(port int) string {
+		return fmt.Sprintf(`name "ironworktest"
 set_working_mc 0x20
   startlan 1
     addr 127.0.0.1 %d
@@ -98,16 +99,16 @@ set_working_mc 0x20
   chassis_control "%s 0x20"
   user 1 true  ""      "test" user  10 none md2 md5 straight
   user 2 true  "%s" "%s" admin 10 none md2 md5 straight
-`, s.Port, hook, s.User, s.Password)
+`, port, hook, s.User, s.Password)
+	}
 	emu := "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\n" + extraEmu + "mc_enable 0x20\n"
-	for name, body := range map[string]string{"chassis.sh": script, "lan.conf": lan, "cmd.emu": emu} {
+	for name, body := range map[string]string{"chassis.sh": script, "cmd.emu": emu} {
 		if err := os.WriteFile(filepath.Join(s.dir, name), []byte(body), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	s.Port = startUDPDaemon(t, "ipmi_sim", func(port int) *exec.Cmd {
-		conf := strings.Replace(lan, fmt.Sprintf("addr 127.0.0.1 %d", s.Port), fmt.Sprintf("addr 127.0.0.1 %d", port), 1)
-		if err := os.WriteFile(filepath.Join(s.dir, "lan.conf"), []byte(conf), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(s.dir, "lan.conf"), []byte(lan(port)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return exec.Command(bin, "-c", filepath.Join(s.dir, "lan.conf"), "-f", filepath.Join(s.dir, "cmd.emu"),

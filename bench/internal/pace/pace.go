@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// Schedule is one client's timetable: requests due every Every, the first at an offset that
-// spreads clients evenly over one interval. A nil *Schedule is the closed loop: no waiting,
+// Schedule is one client's timetable: a request due every interval (clients / rate), the
+// first at an offset that spreads the clients evenly over one interval. A nil *Schedule is the closed loop: no waiting,
 // latency from the moment of sending.
 type Schedule struct {
 	every time.Duration
