@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
 // BMC waits: a step that started work the BMC carries on alone (a Redfish task, BIOS settings
@@ -98,7 +99,7 @@ var bmcWaitStates = []ironwork.ProvisionState{ironwork.CleanWait, ironwork.Servi
 func (c *Conductor) PollBMCWaits(ctx context.Context) error {
 	var nodes []*ironwork.Node
 	for _, st := range bmcWaitStates {
-		ns, err := c.myNodes(ctx, st, nil)
+		ns, err := c.myNodes(ctx, sqlstore.NodeKeyFilter{ProvisionState: string(st)}, nil)
 		if err != nil {
 			return err
 		}

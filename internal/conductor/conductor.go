@@ -63,6 +63,10 @@ type Config struct {
 	// HeartbeatInterval and HeartbeatTimeout govern conductor liveness.
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration
+	// SyncLocalStateInterval is how often a conductor looks for deployed nodes to take over
+	// when its hash ring has not changed (Ironic's [conductor]sync_local_state_interval, 180
+	// s); a change of the ring's members is acted on at the next heartbeat.
+	SyncLocalStateInterval time.Duration
 	// Inspection tunes in-band inspection and discovery.
 	Inspection InspectionConfig
 	// Console configures the serial consoles the conductor serves.
@@ -89,6 +93,7 @@ func Defaults() Config {
 		PowerActionTimeout: 60 * time.Second, PowerSyncInterval: 60 * time.Second, PowerSyncWorkers: 8,
 		PowerSyncMaxRetries: 3, ForcePowerStateDuringSync: true, CallbackTimeout: 30 * time.Minute,
 		TimeoutCheckInterval: 60 * time.Second, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 60 * time.Second,
+		SyncLocalStateInterval: 180 * time.Second,
 
 		RescueCallbackTimeout: 30 * time.Minute, BMCPollInterval: 30 * time.Second, BMCPollWorkers: 8,
 		SensorDataInterval: 600 * time.Second, FastTrackTimeout: 300 * time.Second,
@@ -111,6 +116,7 @@ func (c *Config) fill() {
 	orDefault(&c.BMCPollWorkers, d.BMCPollWorkers)
 	orDefault(&c.HeartbeatInterval, d.HeartbeatInterval)
 	orDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+	orDefault(&c.SyncLocalStateInterval, d.SyncLocalStateInterval)
 	c.Inspection.fill()
 	if c.Console.Address == "" {
 		c.Console.Address = "127.0.0.1"
@@ -188,7 +194,9 @@ type Conductor struct {
 	timings         timings
 	// lastSync is when the last complete power sync began (Unix nanoseconds; 0: none yet).
 	lastSync atomic.Int64
-	started  time.Time
+	// lastAdoption is the take-over loop's last look for deployed nodes (only that loop uses it).
+	lastAdoption adoptionLook
+	started      time.Time
 }
 
 // New returns a conductor; Start begins its periodic work.

@@ -167,6 +167,11 @@ func takeOverDead(t *testing.T, c *conductor.Conductor) error {
 	return c.TakeOverDead(context.Background())
 }
 
+func takeOvers(t *testing.T, c *conductor.Conductor) error {
+	t.Helper()
+	return c.TakeOvers(context.Background())
+}
+
 func takeOverActive(t *testing.T, c *conductor.Conductor) error {
 	t.Helper()
 	return c.TakeOverActive(context.Background())

@@ -372,7 +372,7 @@ func (c *Conductor) restoreConsoleAfterDeploy(ctx context.Context, t *Task) {
 // takeover, or this conductor's restart), and stops serving the consoles of nodes that are
 // gone, disabled, hidden or no longer its own. Locked nodes are left to their lock holder.
 func (c *Conductor) SyncConsoles(ctx context.Context) error {
-	mine, err := c.myNodes(ctx, "", func(k sqlstore.NodeKey) bool { return k.ConsoleEnabled })
+	mine, err := c.myNodes(ctx, sqlstore.NodeKeyFilter{ConsoleEnabled: true}, nil)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ironwork/ironwork"
@@ -126,11 +127,32 @@ func (c *Conductor) heartbeat(ctx context.Context) error {
 // takeOvers takes over the nodes of conductors that died and the deployed nodes the ring now
 // gives this conductor. It runs in a loop of its own: adopting a dead conductor's share of a
 // large fleet can outlast the heartbeat timeout, and must not stop the heartbeat meanwhile.
+// Deployed nodes are looked for when the ring's members changed since the last complete look
+// (at the first heartbeat after a conductor joined or died), when that look left nodes it
+// could not adopt, and otherwise every SyncLocalStateInterval (Ironic's
+// sync_local_state_interval): the look reads the key of every deployed node, and at rest, on
+// an unchanged ring, it finds nothing.
 func (c *Conductor) takeOvers(ctx context.Context) error {
 	if err := c.TakeOverDead(ctx); err != nil {
 		return err
 	}
-	return c.TakeOverActive(ctx)
+	gen, now := c.ring.Generation(), time.Now()
+	if last := c.lastAdoption; last.done && last.gen == gen && now.Sub(last.at) < c.cfg.SyncLocalStateInterval {
+		return nil
+	}
+	failed, err := c.takeOverActive(ctx)
+	if err != nil {
+		return err
+	}
+	c.lastAdoption = adoptionLook{done: failed == 0, gen: gen, at: now}
+	return nil
+}
+
+// adoptionLook is the last look for deployed nodes to take over (see takeOvers).
+type adoptionLook struct {
+	done bool      // every node found was adopted
+	gen  uint64    // the ring's generation when it began
+	at   time.Time // when it began
 }
 
 // TakeOverActive adopts the deployed nodes the ring newly gives this conductor (because
@@ -138,21 +160,29 @@ func (c *Conductor) takeOvers(ctx context.Context) error {
 // instance needs here, and the node records this conductor as its affinity, as Ironic's
 // take_over does.
 func (c *Conductor) TakeOverActive(ctx context.Context) error {
-	nodes, err := c.myNodes(ctx, ironwork.Active, func(k sqlstore.NodeKey) bool { return k.Affinity != c.id && k.Reservation == "" })
+	_, err := c.takeOverActive(ctx)
+	return err
+}
+
+// takeOverActive is TakeOverActive; it also returns how many of the nodes it found it could not
+// adopt (locked meanwhile, or their boot interface failed).
+func (c *Conductor) takeOverActive(ctx context.Context) (int, error) {
+	nodes, err := c.myNodes(ctx, sqlstore.NodeKeyFilter{ProvisionState: string(ironwork.Active)}, func(k sqlstore.NodeKey) bool { return k.Affinity != c.id && k.Reservation == "" })
 	if err != nil {
-		return err
+		return 0, err
 	}
 	// A dead conductor leaves thousands of nodes to each survivor. Those whose boot interface
 	// has nothing to prepare only change affinity: in one statement per batch. The others are
 	// adopted with the power sync's concurrency rather than one after the other.
 	var plain []int64
 	var prepare []*ironwork.Node
+	failed := 0
 	for _, n := range nodes {
 		if n.ConductorAffinity == c.id || n.Reservation != "" {
 			continue
 		}
 		d, err := c.driverFor(n)
-		if err != nil {
+		if err != nil { // a driver this conductor lacks: no sooner to be had at the next heartbeat
 			continue
 		}
 		if _, ok := d.Impl(ironwork.BootInterface).(TakeOverer); ok {
@@ -167,9 +197,10 @@ func (c *Conductor) TakeOverActive(ctx context.Context) error {
 		plain = plain[len(batch):]
 		k, err := c.store.SetConductorAffinity(ctx, batch, string(ironwork.Active), c.id)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		adopted += k
+		failed += len(batch) - int(k) // locked, or no longer deployed: looked at again
 	}
 	if adopted > 0 {
 		c.log.Info("took over deployed nodes", "nodes", adopted)
@@ -177,19 +208,19 @@ func (c *Conductor) TakeOverActive(ctx context.Context) error {
 	nodes = prepare
 	jobs := make(chan *ironwork.Node)
 	var wg sync.WaitGroup
+	var failures atomic.Int64
 	for range min(c.cfg.PowerSyncWorkers, max(len(nodes), 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for n := range jobs {
-				c.takeOver(ctx, n)
+				if !c.takeOver(ctx, n) {
+					failures.Add(1)
+				}
 			}
 		}()
 	}
 	for _, n := range nodes {
-		if n.ConductorAffinity == c.id || n.Reservation != "" {
-			continue
-		}
 		select {
 		case jobs <- n:
 		case <-ctx.Done():
@@ -197,25 +228,27 @@ func (c *Conductor) TakeOverActive(ctx context.Context) error {
 	}
 	close(jobs)
 	wg.Wait()
-	return ctx.Err()
+	return failed + int(failures.Load()), ctx.Err()
 }
 
-// takeOver adopts one deployed node (see TakeOverActive).
-func (c *Conductor) takeOver(ctx context.Context, n *ironwork.Node) {
+// takeOver adopts one deployed node (see TakeOverActive) and says whether it did.
+func (c *Conductor) takeOver(ctx context.Context, n *ironwork.Node) bool {
 	t, err := c.lock(ctx, n.UUID)
 	if err != nil {
-		return
+		return false
 	}
 	defer c.release(t.Node)
 	if to, ok := t.Driver.Impl(ironwork.BootInterface).(TakeOverer); ok {
 		if err := to.TakeOver(ctx, t); err != nil {
 			t.Log.Warn("take over of a deployed node failed; will retry", "error", err)
-			return
+			return false
 		}
 	}
-	if err := t.Save(ctx, func(n *ironwork.Node) { n.ConductorAffinity = c.id }); err == nil {
-		t.Log.Info("took over deployed node", "previous_affinity", n.ConductorAffinity)
+	if err := t.Save(ctx, func(n *ironwork.Node) { n.ConductorAffinity = c.id }); err != nil {
+		return false
 	}
+	t.Log.Info("took over deployed node", "previous_affinity", n.ConductorAffinity)
+	return true
 }
 
 // refreshRing rebuilds the ring from the live conductors.
@@ -271,7 +304,7 @@ func (c *Conductor) TakeOverDead(ctx context.Context) error {
 func (c *Conductor) recoverUnlocked(ctx context.Context) error {
 	var ids []int64
 	for _, st := range workingStates {
-		nodes, err := c.myNodes(ctx, st, func(k sqlstore.NodeKey) bool { return k.Reservation == "" })
+		nodes, err := c.myNodes(ctx, sqlstore.NodeKeyFilter{ProvisionState: string(st)}, func(k sqlstore.NodeKey) bool { return k.Reservation == "" })
 		if err != nil {
 			return err
 		}
@@ -310,21 +343,33 @@ func (c *Conductor) recoverOrphans(ctx context.Context, ids []int64) {
 	}
 }
 
-// myNodes lists the nodes the ring gives this conductor, in state when it is not empty, for
-// which keep (when not nil) says yes. It reads the key of every node (sqlstore.NodeKeys) and
+// myNodes lists the nodes the ring gives this conductor among those f keeps, for which keep
+// (when not nil) says yes. It reads the key of every node f keeps (sqlstore.NodeKeys) and
 // decodes only the nodes it returns: with N conductors, 1/N of the fleet, and fewer when keep
 // filters (a heartbeat's take-over and console checks decode almost nothing at rest).
-func (c *Conductor) myNodes(ctx context.Context, state ironwork.ProvisionState, keep func(sqlstore.NodeKey) bool) ([]*ironwork.Node, error) {
-	const keysPage, nodesBatch = 5000, 500
+func (c *Conductor) myNodes(ctx context.Context, f sqlstore.NodeKeyFilter, keep func(sqlstore.NodeKey) bool) ([]*ironwork.Node, error) {
 	var out []*ironwork.Node
+	err := c.forMyNodes(ctx, f, keep, c.store.NodesByID, func(nodes []*ironwork.Node) error {
+		out = append(out, nodes...)
+		return nil
+	})
+	return out, err
+}
+
+// forMyNodes is myNodes a batch at a time: it reads each batch of at most 500 nodes with read
+// and hands it to fn before it reads the next, so a pass over a large share of the fleet holds
+// one batch in memory. It stops at the first error of read or fn.
+func (c *Conductor) forMyNodes(ctx context.Context, f sqlstore.NodeKeyFilter, keep func(sqlstore.NodeKey) bool,
+	read func(context.Context, []int64) ([]*ironwork.Node, error), fn func([]*ironwork.Node) error) error {
+	const keysPage, nodesBatch = 5000, 500
 	var after int64
 	for {
-		keys, err := c.store.NodeKeys(ctx, string(state), after, keysPage)
+		keys, err := c.store.NodeKeys(ctx, f, after, keysPage)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if len(keys) == 0 {
-			return out, nil
+			return nil
 		}
 		after = keys[len(keys)-1].ID
 		var ids []int64
@@ -336,11 +381,13 @@ func (c *Conductor) myNodes(ctx context.Context, state ironwork.ProvisionState, 
 		for len(ids) > 0 {
 			batch := ids[:min(len(ids), nodesBatch)]
 			ids = ids[len(batch):]
-			nodes, err := c.store.NodesByID(ctx, batch)
+			nodes, err := read(ctx, batch)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			out = append(out, nodes...)
+			if err := fn(nodes); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -351,12 +398,9 @@ func (c *Conductor) myNodes(ctx context.Context, state ironwork.ProvisionState, 
 // nodes with that fault whose BMC answers again come out of it.
 func (c *Conductor) SyncPowerStates(ctx context.Context) error {
 	began := time.Now()
-	nodes, err := c.myNodes(ctx, "", func(k sqlstore.NodeKey) bool {
-		return k.Reservation == "" && !slices.Contains(workingStates, k.ProvisionState) && !slices.Contains(waitStates, k.ProvisionState) &&
-			(!k.Maintenance || k.Fault == "power failure")
-	})
-	if err != nil {
-		return err
+	skip := func(n *ironwork.Node) bool {
+		return n.Reservation != "" || slices.Contains(workingStates, n.ProvisionState) || slices.Contains(waitStates, n.ProvisionState) ||
+			(n.Maintenance && n.Fault != "power failure")
 	}
 	jobs := make(chan *ironwork.Node)
 	var wg sync.WaitGroup
@@ -369,18 +413,28 @@ func (c *Conductor) SyncPowerStates(ctx context.Context) error {
 			}
 		}()
 	}
-	for _, n := range nodes {
-		if n.Reservation != "" || slices.Contains(workingStates, n.ProvisionState) || slices.Contains(waitStates, n.ProvisionState) ||
-			(n.Maintenance && n.Fault != "power failure") {
-			continue
+	// The nodes are read a batch at a time, and only what their power interfaces read
+	// (PowerNodesByID): the workers sync one batch while the next is read.
+	err := c.forMyNodes(ctx, sqlstore.NodeKeyFilter{}, func(k sqlstore.NodeKey) bool {
+		return !skip(&ironwork.Node{Reservation: k.Reservation, ProvisionState: k.ProvisionState, Maintenance: k.Maintenance, Fault: k.Fault})
+	}, c.store.PowerNodesByID, func(nodes []*ironwork.Node) error {
+		for _, n := range nodes {
+			if skip(n) { // changed since its key was read
+				continue
+			}
+			select {
+			case jobs <- n:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
-		select {
-		case jobs <- n:
-		case <-ctx.Done():
-		}
-	}
+		return nil
+	})
 	close(jobs)
 	wg.Wait()
+	if err != nil {
+		return err
+	}
 	if ctx.Err() == nil {
 		c.lastSync.Store(began.UnixNano())
 	}
@@ -490,7 +544,7 @@ func (c *Conductor) CheckTimeouts(ctx context.Context) error {
 			timeout = c.cfg.RescueCallbackTimeout
 		}
 		cutoff := time.Now().Add(-timeout)
-		nodes, err := c.myNodes(ctx, st, func(k sqlstore.NodeKey) bool { return k.Reservation == "" })
+		nodes, err := c.myNodes(ctx, sqlstore.NodeKeyFilter{ProvisionState: string(st)}, func(k sqlstore.NodeKey) bool { return k.Reservation == "" })
 		if err != nil {
 			return err
 		}

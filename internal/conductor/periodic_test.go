@@ -286,6 +286,66 @@ func TestTakeOverActive(t *testing.T) {
 	}
 }
 
+// TestTakeOverLooksWhenTheRingChanges: the take-over loop looks for deployed nodes to adopt
+// when the ring's members changed, again after a look that left a node it could not adopt,
+// and every sync_local_state_interval; on an unchanged ring within that interval it reads
+// nothing.
+func TestTakeOverLooksWhenTheRingChanges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := newStore(t)
+	e1 := newEnvOn(t, store, "c1", nil, func(cfg *conductor.Config) { cfg.SyncLocalStateInterval = time.Hour })
+	newEnvOn(t, store, "c2", nil)
+	refreshRing(t, e1.c, store)
+	c2 := e1.conductorID(t, "c2")
+	affinity := func(n *ironwork.Node) int64 { return e1.get(t, n.UUID).ConductorAffinity }
+	ok(t, takeOvers(t, e1.c)) // the first look
+	// A deployed node c1 should adopt appears (deployed by c2 while its ring lagged): the ring
+	// did not change and the interval has not passed, so the loop does not look.
+	n1 := nodeOwnedBy(t, e1, "c1", func(n *ironwork.Node) { n.ProvisionState, n.ConductorAffinity = ironwork.Active, c2 })
+	ok(t, takeOvers(t, e1.c))
+	if got := affinity(n1); got != c2 || len(e1.rec.Calls("boot.TakeOver")) != 0 {
+		t.Fatalf("adopted on an unchanged ring: affinity %d, calls %v", got, e1.rec.Calls("boot.TakeOver"))
+	}
+	// c2 leaves: the next pass looks and adopts the node.
+	ok(t, store.UnregisterConductor(ctx, "c2"))
+	refreshRing(t, e1.c, store)
+	ok(t, takeOvers(t, e1.c))
+	if got, want := affinity(n1), e1.conductorID(t, "c1"); got != want {
+		t.Fatalf("affinity %d after the ring changed, want c1's %d", got, want)
+	}
+	// A refresh that finds the same members is no change.
+	refreshRing(t, e1.c, store)
+	n2 := nodeOwnedBy(t, e1, "c1", func(n *ironwork.Node) { n.ProvisionState, n.ConductorAffinity = ironwork.Active, c2 })
+	ok(t, takeOvers(t, e1.c))
+	if got := affinity(n2); got != c2 {
+		t.Fatalf("adopted after a refresh that changed nothing: affinity %d", got)
+	}
+	// c3 joins; the look fails to adopt n2, so the next pass looks again, ring unchanged.
+	ok(t, store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "c3", Drivers: []string{"fake-hardware"}}))
+	refreshRing(t, e1.c, store)
+	n2 = nodeOwnedBy(t, e1, "c1", func(n *ironwork.Node) { n.ProvisionState, n.ConductorAffinity = ironwork.Active, c2 })
+	e1.rec.failOn("boot.TakeOver")
+	ok(t, takeOvers(t, e1.c))
+	if got := affinity(n2); got != c2 {
+		t.Fatalf("affinity %d though the takeover failed", got)
+	}
+	e1.rec.set(func(r *recorder) { delete(r.fail, "boot.TakeOver") })
+	ok(t, takeOvers(t, e1.c))
+	if got, want := affinity(n2), e1.conductorID(t, "c1"); got != want {
+		t.Fatalf("affinity %d after the retry, want c1's %d", got, want)
+	}
+
+	// With an interval that has always passed, every pass looks.
+	e := newEnv(t, func(cfg *conductor.Config) { cfg.SyncLocalStateInterval = time.Nanosecond })
+	ok(t, takeOvers(t, e.c))
+	n := e.node(t, func(n *ironwork.Node) { n.ProvisionState, n.ConductorAffinity = ironwork.Active, 12345 })
+	ok(t, takeOvers(t, e.c))
+	if got, want := e.get(t, n.UUID).ConductorAffinity, e.conductorID(t, "c1"); got != want {
+		t.Errorf("affinity %d after the interval passed, want %d", got, want)
+	}
+}
+
 func TestTakeOverDead(t *testing.T) {
 	t.Parallel()
 	e1, _ := twoConductors(t)

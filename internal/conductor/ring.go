@@ -22,6 +22,7 @@ const partitionsPerHost = 32
 type Ring struct {
 	mu     sync.RWMutex
 	groups map[string]*groupRing
+	gen    uint64 // counts the Sets that changed the members
 }
 
 type groupRing struct {
@@ -57,8 +58,23 @@ func (r *Ring) Set(members map[string][]string) {
 		groups[group] = g
 	}
 	r.mu.Lock()
+	if !sameMembers(r.groups, groups) {
+		r.gen++
+	}
 	r.groups = groups
 	r.mu.Unlock()
+}
+
+// Generation counts the changes of the ring's members: it moves when Set changes who serves
+// which group, and only then. Equal generations mean every node has the owner it had.
+func (r *Ring) Generation() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.gen
+}
+
+func sameMembers(a, b map[string]*groupRing) bool {
+	return maps.EqualFunc(a, b, func(x, y *groupRing) bool { return slices.Equal(x.hosts, y.hosts) })
 }
 
 // ConductorFor returns the conductor that manages n, or "" when its group has no live one.

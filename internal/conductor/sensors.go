@@ -42,7 +42,7 @@ func (d *Driver) sensorReader() (SensorReader, bool) {
 // (Ironic's send_sensor_data). Nodes in maintenance are skipped, as Ironic does unless told
 // otherwise; a node whose BMC fails is counted as a BMC error and left out.
 func (c *Conductor) CollectSensors(ctx context.Context) error {
-	nodes, err := c.myNodes(ctx, "", func(k sqlstore.NodeKey) bool { return !k.Maintenance })
+	nodes, err := c.myNodes(ctx, sqlstore.NodeKeyFilter{}, func(k sqlstore.NodeKey) bool { return !k.Maintenance })
 	if err != nil {
 		return err
 	}

@@ -85,6 +85,10 @@ type Config struct {
 	HeartbeatInterval Duration `toml:"heartbeat_interval"`
 	// HeartbeatTimeout is how old a heartbeat may be for its conductor to count as alive.
 	HeartbeatTimeout Duration `toml:"heartbeat_timeout"`
+	// SyncLocalStateInterval is how often a conductor looks for deployed nodes to take over
+	// while its hash ring is unchanged (Ironic's [conductor]sync_local_state_interval, 180 s);
+	// when a conductor joins or dies the others look at their next heartbeat.
+	SyncLocalStateInterval Duration `toml:"sync_local_state_interval"`
 	// PowerSyncInterval is how often power states are compared with the hardware.
 	PowerSyncInterval Duration `toml:"power_sync_interval"`
 	// PowerSyncWorkers is how many nodes' BMCs a power sync reads at once (Ironic's
@@ -359,6 +363,7 @@ func Default() Config {
 		DataDir:                defaultDataDir(),
 		HeartbeatInterval:      Duration{10 * time.Second},
 		HeartbeatTimeout:       Duration{60 * time.Second},
+		SyncLocalStateInterval: Duration{180 * time.Second},
 		PowerSyncInterval:      Duration{60 * time.Second},
 		CallbackTimeout:        Duration{30 * time.Minute},
 		TimeoutCheckInterval:   Duration{60 * time.Second},
@@ -524,6 +529,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HeartbeatInterval.Duration <= 0 || c.HeartbeatTimeout.Duration <= c.HeartbeatInterval.Duration {
 		errs = append(errs, errors.New("heartbeat_timeout must be longer than a positive heartbeat_interval"))
+	}
+	if c.SyncLocalStateInterval.Duration <= 0 {
+		errs = append(errs, errors.New("sync_local_state_interval must be positive"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -77,6 +77,7 @@ func TestBootConfigValidation(t *testing.T) {
 			c.BootRetryTimeout = server.Duration{Duration: 30 * time.Minute}
 		}, "boot_retry_timeout 30m0s must be shorter than callback_timeout", ""},
 		{"negative boot retry", func(c *server.Config) { c.BootRetryTimeout = server.Duration{Duration: -time.Second} }, "boot_retry_timeout", ""},
+		{"no take-over interval", func(c *server.Config) { c.SyncLocalStateInterval = server.Duration{} }, "sync_local_state_interval", ""},
 		{"sensor interval", func(c *server.Config) {
 			c.SendSensorData, c.SendSensorDataInterval = true, server.Duration{}
 		}, "send_sensor_data_interval", ""},

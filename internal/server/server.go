@@ -178,6 +178,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		ccfg := conductor.Defaults()
 		ccfg.Hostname, ccfg.Group = cfg.Hostname, cfg.ConductorGroup
 		ccfg.HeartbeatInterval, ccfg.HeartbeatTimeout = cfg.HeartbeatInterval.Duration, cfg.HeartbeatTimeout.Duration
+		ccfg.SyncLocalStateInterval = cfg.SyncLocalStateInterval.Duration
 		ccfg.PowerSyncInterval, ccfg.CallbackTimeout = cfg.PowerSyncInterval.Duration, cfg.CallbackTimeout.Duration
 		ccfg.TimeoutCheckInterval, ccfg.RescueCallbackTimeout = cfg.TimeoutCheckInterval.Duration, cfg.RescueCallbackTimeout.Duration
 		ccfg.BootRetryTimeout = cfg.BootRetryTimeout.Duration

@@ -2,7 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/ironwork/ironwork"
 )
@@ -23,15 +26,27 @@ type NodeKey struct {
 	ConsoleEnabled bool
 }
 
-// NodeKeys returns up to limit keys of the nodes whose id is above afterID (0: from the first),
-// by id; with provisionState set, only of nodes in that state.
-func (s *Store) NodeKeys(ctx context.Context, provisionState string, afterID int64, limit int) ([]NodeKey, error) {
+// NodeKeyFilter narrows NodeKeys in the database. The zero value keeps every node.
+type NodeKeyFilter struct {
+	// ProvisionState keeps only the nodes in this state.
+	ProvisionState string
+	// ConsoleEnabled keeps only the nodes whose console is enabled.
+	ConsoleEnabled bool
+}
+
+// NodeKeys returns up to limit keys of the nodes matching f whose id is above afterID (0: from
+// the first), by id.
+func (s *Store) NodeKeys(ctx context.Context, f NodeKeyFilter, afterID int64, limit int) ([]NodeKey, error) {
 	q := "SELECT id, uuid, conductor_group, provision_state, COALESCE(reservation, ''), COALESCE(conductor_affinity, 0)," +
 		" maintenance, COALESCE(fault, ''), console_enabled FROM nodes WHERE id > ?"
 	args := []any{afterID}
-	if provisionState != "" {
+	if f.ProvisionState != "" {
 		q += " AND provision_state = ?"
-		args = append(args, provisionState)
+		args = append(args, f.ProvisionState)
+	}
+	if f.ConsoleEnabled {
+		q += " AND console_enabled = ?"
+		args = append(args, true)
 	}
 	q += " ORDER BY id LIMIT ?"
 	args = append(args, limit)
@@ -66,6 +81,59 @@ func (s *Store) NodesByID(ctx context.Context, ids []int64) ([]*ironwork.Node, e
 		args[i] = id
 	}
 	return s.queryNodes(ctx, "get nodes by id", s.nodeSelect()+" WHERE n.id IN ("+placeholders(len(ids))+") ORDER BY n.id", args...)
+}
+
+// powerFields are the columns PowerNodesByID reads.
+var powerFields = []string{"uuid", "driver", "driver_info", "driver_internal_info", "power_state", "provision_state",
+	"maintenance", "fault", "reservation", "conductor_group"}
+
+// PowerNodesByID is NodesByID for the power sync: of each node it reads only its id, powerFields
+// and its interfaces, the fields a power interface's PowerState reads. Every other field is
+// left empty: such a node must not be written back or shown.
+func (s *Store) PowerNodesByID(ctx context.Context, ids []int64) ([]*ironwork.Node, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	want := slices.Clone(powerFields)
+	for _, k := range ironwork.InterfaceKinds {
+		want = append(want, k.Field())
+	}
+	var cols []column[ironwork.Node]
+	for _, c := range nodeColumns() {
+		if slices.Contains(want, c.name) {
+			cols = append(cols, c)
+		}
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.query(ctx, s.db, "SELECT id, "+strings.Join(columnNames(cols, ""), ", ")+" FROM nodes WHERE id IN ("+
+		placeholders(len(ids))+") ORDER BY id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("get nodes by id for the power sync: %w", err)
+	}
+	defer rows.Close()
+	var out []*ironwork.Node
+	for rows.Next() {
+		n := &ironwork.Node{}
+		err := rows.Scan(append([]any{&n.ID}, columnRefs(cols, n)...)...)
+		if errors.Is(err, ErrUndecodable) {
+			s.log.ErrorContext(ctx, "skip undecodable node", "node", n.UUID, "error", err)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("scan node for the power sync: %w", err)
+		}
+		if n.Interfaces == nil {
+			n.Interfaces = map[ironwork.InterfaceKind]string{}
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("get nodes by id for the power sync: %w", err)
+	}
+	return out, nil
 }
 
 // SetConductorAffinity records affinity as the conductor of the nodes among ids that are

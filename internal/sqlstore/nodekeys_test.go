@@ -9,8 +9,9 @@ import (
 	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
-// TestNodeKeysPagesAndAffinity reads node keys page by page (with and without a state),
-// decodes a chosen few by id, and adopts unlocked deployed nodes in one statement.
+// TestNodeKeysPagesAndAffinity reads node keys page by page (with and without a state, and of
+// the nodes with a console), decodes a chosen few by id, in full and as the power sync does,
+// and adopts unlocked deployed nodes in one statement.
 func TestNodeKeysPagesAndAffinity(t *testing.T) {
 	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := context.Background()
@@ -21,7 +22,9 @@ func TestNodeKeysPagesAndAffinity(t *testing.T) {
 				st = ironwork.Active
 			}
 			n := &ironwork.Node{Name: fmt.Sprintf("k%d", i), Driver: "fake-hardware", ProvisionState: st, ConductorGroup: "g1",
-				Maintenance: i == 3, Fault: map[bool]string{true: "power failure"}[i == 3], ConsoleEnabled: i == 5}
+				Maintenance: i == 3, Fault: map[bool]string{true: "power failure"}[i == 3], ConsoleEnabled: i == 5,
+				DriverInfo: ironwork.JSONObject{"ipmi_address": fmt.Sprintf("10.0.0.%d", i)}, Properties: ironwork.JSONObject{"cpus": i + 1},
+				PowerState: ironwork.PowerOn, Interfaces: map[ironwork.InterfaceKind]string{ironwork.PowerInterface: "ipmitool"}}
 			if err := s.CreateNode(ctx, n); err != nil {
 				t.Fatal(err)
 			}
@@ -29,7 +32,7 @@ func TestNodeKeysPagesAndAffinity(t *testing.T) {
 		}
 		var all []sqlstore.NodeKey
 		for after := int64(0); ; {
-			page, err := s.NodeKeys(ctx, "", after, 3)
+			page, err := s.NodeKeys(ctx, sqlstore.NodeKeyFilter{}, after, 3)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,9 +52,25 @@ func TestNodeKeysPagesAndAffinity(t *testing.T) {
 		if k3.ID != ids[3] || !k3.Maintenance || k3.Fault != "power failure" || k3.ConductorGroup != "g1" || k3.ProvisionState != ironwork.Available || !k5.ConsoleEnabled || k3.ConsoleEnabled {
 			t.Fatalf("keys 3 and 5: %+v %+v", k3, k5)
 		}
-		active, err := s.NodeKeys(ctx, string(ironwork.Active), 0, 100)
+		active, err := s.NodeKeys(ctx, sqlstore.NodeKeyFilter{ProvisionState: string(ironwork.Active)}, 0, 100)
 		if err != nil || len(active) != 4 {
 			t.Fatalf("active keys: %d, %v; want 4", len(active), err)
+		}
+		consoles, err := s.NodeKeys(ctx, sqlstore.NodeKeyFilter{ConsoleEnabled: true}, 0, 100)
+		if err != nil || len(consoles) != 1 || consoles[0].ID != ids[5] {
+			t.Fatalf("keys of nodes with a console: %+v, %v; want k5's alone", consoles, err)
+		}
+		power, err := s.PowerNodesByID(ctx, []int64{ids[3], ids[2], 99999})
+		if err != nil || len(power) != 2 {
+			t.Fatalf("PowerNodesByID: %v %v", power, err)
+		}
+		if p := power[1]; p.ID != ids[3] || p.DriverInfo["ipmi_address"] != "10.0.0.3" || p.PowerState != ironwork.PowerOn ||
+			p.Interfaces[ironwork.PowerInterface] != "ipmitool" || !p.Maintenance || p.Fault != "power failure" || p.Driver != "fake-hardware" ||
+			p.ConductorGroup != "g1" || p.ProvisionState != ironwork.Available || p.UUID == "" {
+			t.Errorf("power sync's node k3: %+v", p)
+		}
+		if p := power[0]; p.Name != "" || len(p.Properties) != 0 || p.Traits != nil {
+			t.Errorf("power sync's node k2 has fields it does not read: name %q, properties %v, traits %v", p.Name, p.Properties, p.Traits)
 		}
 		nodes, err := s.NodesByID(ctx, []int64{ids[6], ids[1], 99999})
 		if err != nil || len(nodes) != 2 || nodes[0].Name != "k1" || nodes[1].Name != "k6" {
