@@ -127,24 +127,29 @@ func (c *Conductor) heartbeat(ctx context.Context) error {
 // takeOvers takes over the nodes of conductors that died and the deployed nodes the ring now
 // gives this conductor. It runs in a loop of its own: adopting a dead conductor's share of a
 // large fleet can outlast the heartbeat timeout, and must not stop the heartbeat meanwhile.
-// Deployed nodes are looked for when the ring's members changed since the last complete look
-// (at the first heartbeat after a conductor joined or died), when that look left nodes it
-// could not adopt, and otherwise every SyncLocalStateInterval (Ironic's
-// sync_local_state_interval): the look reads the key of every deployed node, and at rest, on
-// an unchanged ring, it finds nothing.
+// All deployed nodes are looked at when the ring's members changed since the last complete
+// look (at the first heartbeat after a conductor joined or died), when that look left nodes
+// it could not adopt, and otherwise every SyncLocalStateInterval (Ironic's
+// sync_local_state_interval): such a look reads the key of every deployed node. Between them
+// each pass looks only at the deployed nodes no conductor has adopted yet (an adoption, nodes
+// written by a restore), which the database finds without sending the others.
 func (c *Conductor) takeOvers(ctx context.Context) error {
 	if err := c.TakeOverDead(ctx); err != nil {
 		return err
 	}
 	gen, now := c.ring.Generation(), time.Now()
-	if last := c.lastAdoption; last.done && last.gen == gen && now.Sub(last.at) < c.cfg.SyncLocalStateInterval {
-		return nil
-	}
-	failed, err := c.takeOverActive(ctx)
+	last := c.lastAdoption
+	whole := !last.done || last.gen != gen || now.Sub(last.at) >= c.cfg.SyncLocalStateInterval
+	f := sqlstore.NodeKeyFilter{ProvisionState: string(ironwork.Active), NoAffinity: !whole}
+	failed, err := c.takeOverActive(ctx, f)
 	if err != nil {
 		return err
 	}
-	c.lastAdoption = adoptionLook{done: failed == 0, gen: gen, at: now}
+	if whole {
+		c.lastAdoption = adoptionLook{done: failed == 0, gen: gen, at: now}
+	} else if failed > 0 {
+		c.lastAdoption.done = false
+	}
 	return nil
 }
 
@@ -160,14 +165,14 @@ type adoptionLook struct {
 // instance needs here, and the node records this conductor as its affinity, as Ironic's
 // take_over does.
 func (c *Conductor) TakeOverActive(ctx context.Context) error {
-	_, err := c.takeOverActive(ctx)
+	_, err := c.takeOverActive(ctx, sqlstore.NodeKeyFilter{ProvisionState: string(ironwork.Active)})
 	return err
 }
 
-// takeOverActive is TakeOverActive; it also returns how many of the nodes it found it could not
-// adopt (locked meanwhile, or their boot interface failed).
-func (c *Conductor) takeOverActive(ctx context.Context) (int, error) {
-	nodes, err := c.myNodes(ctx, sqlstore.NodeKeyFilter{ProvisionState: string(ironwork.Active)}, func(k sqlstore.NodeKey) bool { return k.Affinity != c.id && k.Reservation == "" })
+// takeOverActive is TakeOverActive for the deployed nodes f keeps; it also returns how many of
+// the nodes it found it could not adopt (locked meanwhile, or their boot interface failed).
+func (c *Conductor) takeOverActive(ctx context.Context, f sqlstore.NodeKeyFilter) (int, error) {
+	nodes, err := c.myNodes(ctx, f, func(k sqlstore.NodeKey) bool { return k.Affinity != c.id && k.Reservation == "" })
 	if err != nil {
 		return 0, err
 	}

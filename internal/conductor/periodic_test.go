@@ -286,10 +286,10 @@ func TestTakeOverActive(t *testing.T) {
 	}
 }
 
-// TestTakeOverLooksWhenTheRingChanges: the take-over loop looks for deployed nodes to adopt
-// when the ring's members changed, again after a look that left a node it could not adopt,
-// and every sync_local_state_interval; on an unchanged ring within that interval it reads
-// nothing.
+// TestTakeOverLooksWhenTheRingChanges: the take-over loop looks at every deployed node when
+// the ring's members changed, again after a look that left a node it could not adopt, and
+// every sync_local_state_interval; on an unchanged ring within that interval it looks only at
+// the deployed nodes without affinity.
 func TestTakeOverLooksWhenTheRingChanges(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -307,7 +307,13 @@ func TestTakeOverLooksWhenTheRingChanges(t *testing.T) {
 	if got := affinity(n1); got != c2 || len(e1.rec.Calls("boot.TakeOver")) != 0 {
 		t.Fatalf("adopted on an unchanged ring: affinity %d, calls %v", got, e1.rec.Calls("boot.TakeOver"))
 	}
-	// c2 leaves: the next pass looks and adopts the node.
+	// A deployed node nobody adopted (affinity unset) is adopted at the next pass all the same.
+	orphan := nodeOwnedBy(t, e1, "c1", func(n *ironwork.Node) { n.ProvisionState = ironwork.Active })
+	ok(t, takeOvers(t, e1.c))
+	if got, want := affinity(orphan), e1.conductorID(t, "c1"); got != want || affinity(n1) != c2 {
+		t.Fatalf("affinity %d of a node without one after a pass, want c1's %d (and c2's kept by the other: %d)", got, want, affinity(n1))
+	}
+	// c2 leaves: the next pass looks at every node and adopts n1.
 	ok(t, store.UnregisterConductor(ctx, "c2"))
 	refreshRing(t, e1.c, store)
 	ok(t, takeOvers(t, e1.c))

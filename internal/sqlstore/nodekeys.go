@@ -32,6 +32,8 @@ type NodeKeyFilter struct {
 	ProvisionState string
 	// ConsoleEnabled keeps only the nodes whose console is enabled.
 	ConsoleEnabled bool
+	// NoAffinity keeps only the nodes no conductor has adopted (conductor_affinity unset).
+	NoAffinity bool
 }
 
 // NodeKeys returns up to limit keys of the nodes matching f whose id is above afterID (0: from
@@ -47,6 +49,9 @@ func (s *Store) NodeKeys(ctx context.Context, f NodeKeyFilter, afterID int64, li
 	if f.ConsoleEnabled {
 		q += " AND console_enabled = ?"
 		args = append(args, true)
+	}
+	if f.NoAffinity {
+		q += " AND COALESCE(conductor_affinity, 0) = 0"
 	}
 	q += " ORDER BY id LIMIT ?"
 	args = append(args, limit)

@@ -60,6 +60,10 @@ func TestNodeKeysPagesAndAffinity(t *testing.T) {
 		if err != nil || len(consoles) != 1 || consoles[0].ID != ids[5] {
 			t.Fatalf("keys of nodes with a console: %+v, %v; want k5's alone", consoles, err)
 		}
+		orphans, err := s.NodeKeys(ctx, sqlstore.NodeKeyFilter{ProvisionState: string(ironwork.Active), NoAffinity: true}, 0, 100)
+		if err != nil || len(orphans) != 4 {
+			t.Fatalf("keys of deployed nodes without affinity: %d, %v; want 4", len(orphans), err)
+		}
 		power, err := s.PowerNodesByID(ctx, []int64{ids[3], ids[2], 99999})
 		if err != nil || len(power) != 2 {
 			t.Fatalf("PowerNodesByID: %v %v", power, err)
@@ -83,6 +87,10 @@ func TestNodeKeysPagesAndAffinity(t *testing.T) {
 		n, err := s.SetConductorAffinity(ctx, []int64{ids[0], ids[1], ids[2], ids[4]}, string(ironwork.Active), 42)
 		if err != nil || n != 2 {
 			t.Fatalf("SetConductorAffinity changed %d nodes (%v), want 2", n, err)
+		}
+		orphans, err = s.NodeKeys(ctx, sqlstore.NodeKeyFilter{ProvisionState: string(ironwork.Active), NoAffinity: true}, 0, 100)
+		if err != nil || len(orphans) != 2 || orphans[0].ID != ids[2] || orphans[1].ID != ids[6] {
+			t.Fatalf("keys of deployed nodes without affinity after adoption: %+v, %v; want k2 and k6", orphans, err)
 		}
 		for i, want := range map[int]int64{0: 42, 1: 0, 2: 0, 4: 42, 6: 0} {
 			got, err := s.GetNodeByID(ctx, ids[i])
