@@ -172,7 +172,14 @@ func (c *Conductor) TakeOverActive(ctx context.Context) error {
 // takeOverActive is TakeOverActive for the deployed nodes f keeps; it also returns how many of
 // the nodes it found it could not adopt (locked meanwhile, or their boot interface failed).
 func (c *Conductor) takeOverActive(ctx context.Context, f sqlstore.NodeKeyFilter) (int, error) {
-	nodes, err := c.myNodes(ctx, f, func(k sqlstore.NodeKey) bool { return k.Affinity != c.id && k.Reservation == "" })
+	// Light nodes: the choice reads the driver and interfaces, and takeOver reads the node again
+	// under its lock.
+	var nodes []*ironwork.Node
+	err := c.forMyNodes(ctx, f, func(k sqlstore.NodeKey) bool { return k.Affinity != c.id && k.Reservation == "" },
+		c.store.LightNodesByID, func(batch []*ironwork.Node) error {
+			nodes = append(nodes, batch...)
+			return nil
+		})
 	if err != nil {
 		return 0, err
 	}
@@ -243,6 +250,9 @@ func (c *Conductor) takeOver(ctx context.Context, n *ironwork.Node) bool {
 		return false
 	}
 	defer c.release(t.Node)
+	if t.Node.ProvisionState != ironwork.Active || t.Node.ConductorAffinity == c.id { // moved on since it was read
+		return true
+	}
 	if to, ok := t.Driver.Impl(ironwork.BootInterface).(TakeOverer); ok {
 		if err := to.TakeOver(ctx, t); err != nil {
 			t.Log.Warn("take over of a deployed node failed; will retry", "error", err)
@@ -419,10 +429,10 @@ func (c *Conductor) SyncPowerStates(ctx context.Context) error {
 		}()
 	}
 	// The nodes are read a batch at a time, and only what their power interfaces read
-	// (PowerNodesByID): the workers sync one batch while the next is read.
+	// (LightNodesByID): the workers sync one batch while the next is read.
 	err := c.forMyNodes(ctx, sqlstore.NodeKeyFilter{}, func(k sqlstore.NodeKey) bool {
 		return !skip(&ironwork.Node{Reservation: k.Reservation, ProvisionState: k.ProvisionState, Maintenance: k.Maintenance, Fault: k.Fault})
-	}, c.store.PowerNodesByID, func(nodes []*ironwork.Node) error {
+	}, c.store.LightNodesByID, func(nodes []*ironwork.Node) error {
 		for _, n := range nodes {
 			if skip(n) { // changed since its key was read
 				continue

@@ -88,18 +88,19 @@ func (s *Store) NodesByID(ctx context.Context, ids []int64) ([]*ironwork.Node, e
 	return s.queryNodes(ctx, "get nodes by id", s.nodeSelect()+" WHERE n.id IN ("+placeholders(len(ids))+") ORDER BY n.id", args...)
 }
 
-// powerFields are the columns PowerNodesByID reads.
-var powerFields = []string{"uuid", "driver", "driver_info", "driver_internal_info", "power_state", "provision_state",
-	"maintenance", "fault", "reservation", "conductor_group"}
+// lightFields are the columns LightNodesByID reads.
+var lightFields = []string{"uuid", "driver", "driver_info", "driver_internal_info", "power_state", "provision_state",
+	"maintenance", "fault", "reservation", "conductor_group", "conductor_affinity"}
 
-// PowerNodesByID is NodesByID for the power sync: of each node it reads only its id, powerFields
-// and its interfaces, the fields a power interface's PowerState reads. Every other field is
-// left empty: such a node must not be written back or shown.
-func (s *Store) PowerNodesByID(ctx context.Context, ids []int64) ([]*ironwork.Node, error) {
+// LightNodesByID is NodesByID for the conductor's passes over its share of the fleet (the power
+// sync, the take-over): of each node it reads only its id, lightFields and its interfaces,
+// what a power interface's PowerState and the choice of a take-over read. Every other field
+// is left empty: such a node must not be written back or shown.
+func (s *Store) LightNodesByID(ctx context.Context, ids []int64) ([]*ironwork.Node, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	want := slices.Clone(powerFields)
+	want := slices.Clone(lightFields)
 	for _, k := range ironwork.InterfaceKinds {
 		want = append(want, k.Field())
 	}
@@ -116,7 +117,7 @@ func (s *Store) PowerNodesByID(ctx context.Context, ids []int64) ([]*ironwork.No
 	rows, err := s.query(ctx, s.db, "SELECT id, "+strings.Join(columnNames(cols, ""), ", ")+" FROM nodes WHERE id IN ("+
 		placeholders(len(ids))+") ORDER BY id", args...)
 	if err != nil {
-		return nil, fmt.Errorf("get nodes by id for the power sync: %w", err)
+		return nil, fmt.Errorf("get light nodes by id: %w", err)
 	}
 	defer rows.Close()
 	var out []*ironwork.Node
@@ -128,7 +129,7 @@ func (s *Store) PowerNodesByID(ctx context.Context, ids []int64) ([]*ironwork.No
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("scan node for the power sync: %w", err)
+			return nil, fmt.Errorf("scan light node: %w", err)
 		}
 		if n.Interfaces == nil {
 			n.Interfaces = map[ironwork.InterfaceKind]string{}
@@ -136,7 +137,7 @@ func (s *Store) PowerNodesByID(ctx context.Context, ids []int64) ([]*ironwork.No
 		out = append(out, n)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("get nodes by id for the power sync: %w", err)
+		return nil, fmt.Errorf("get light nodes by id: %w", err)
 	}
 	return out, nil
 }

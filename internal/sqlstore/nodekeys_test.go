@@ -64,9 +64,9 @@ func TestNodeKeysPagesAndAffinity(t *testing.T) {
 		if err != nil || len(orphans) != 4 {
 			t.Fatalf("keys of deployed nodes without affinity: %d, %v; want 4", len(orphans), err)
 		}
-		power, err := s.PowerNodesByID(ctx, []int64{ids[3], ids[2], 99999})
+		power, err := s.LightNodesByID(ctx, []int64{ids[3], ids[2], 99999})
 		if err != nil || len(power) != 2 {
-			t.Fatalf("PowerNodesByID: %v %v", power, err)
+			t.Fatalf("LightNodesByID: %v %v", power, err)
 		}
 		if p := power[1]; p.ID != ids[3] || p.DriverInfo["ipmi_address"] != "10.0.0.3" || p.PowerState != ironwork.PowerOn ||
 			p.Interfaces[ironwork.PowerInterface] != "ipmitool" || !p.Maintenance || p.Fault != "power failure" || p.Driver != "fake-hardware" ||
