@@ -82,6 +82,11 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
+// apiWarmConnections is how many database connections an API server opens at start (on
+// PostgreSQL): what a few hundred requests a second keep busy at once, measured on the
+// scale-out benchmark (docs/scale.md); the pool grows beyond them on demand.
+const apiWarmConnections = 8
+
 // Start validates cfg, opens the database, starts the conductor (unless the role is api) and
 // opens the listeners. The caller runs Serve and finally Close.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err error) {
@@ -116,6 +121,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 	}
 
 	if cfg.Role != "conductor" {
+		// An API server's first concurrent requests would otherwise each wait for a new
+		// PostgreSQL backend (sqlstore.Store.Warm); a conductor's pool grows slowly enough.
+		if err := store.Warm(ctx, apiWarmConnections); err != nil {
+			log.Warn("database connections not warmed; the first requests may be slow", "error", err)
+		}
 		// The API's listener opens first: with port 0 its real port is what nodes' agents are
 		// told to call.
 		if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {

@@ -169,8 +169,8 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open postgresql: %w", err)
 		}
-		db.SetMaxOpenConns(32)
-		db.SetMaxIdleConns(32)
+		db.SetMaxOpenConns(pgPoolSize)
+		db.SetMaxIdleConns(pgPoolSize)
 		s.db, s.dialect = db, Postgres
 	default:
 		path := strings.TrimPrefix(dsn, "sqlite://")
@@ -227,6 +227,75 @@ func (s *Store) Close() error {
 		s.writer.Close()
 	}
 	return s.db.Close()
+}
+
+// pgPoolSize is how many PostgreSQL connections a store opens at most, and keeps open once
+// opened.
+const pgPoolSize = 32
+
+// Warm opens n connections of a PostgreSQL store's pool at once (at most the pool's size) and
+// reads, through each, no node the ways the API reads nodes (a page's revisions, nodes by id,
+// a node by UUID). A new PostgreSQL backend loads its catalog caches and plans each statement
+// on first use; under load, a pool that grows with the first concurrent requests makes each
+// of them wait for that, and an API server's first seconds answer in hundreds of milliseconds
+// (docs/scale.md). Warmed at start, the connections stay open in the pool. SQLite stores
+// have nothing to warm.
+func (s *Store) Warm(ctx context.Context, n int) error {
+	if s.dialect != Postgres || n <= 0 {
+		return nil
+	}
+	list, listArgs, err := s.nodeListQueryOf(ctx, "SELECT n.id, n.revision FROM nodes n LEFT JOIN chassis c ON c.id = n.chassis_id",
+		NodeFilter{}, Page{Limit: 1})
+	if err != nil {
+		return fmt.Errorf("warm the database connections: %w", err)
+	}
+	reads := []struct {
+		q    string
+		args []any
+	}{
+		{list, listArgs},
+		{s.rawNodeSelect() + " WHERE n.id IN (?)", []any{int64(0)}},
+		{s.nodeSelect() + " WHERE n.uuid = ?", []any{"00000000-0000-0000-0000-000000000000"}},
+	}
+	conns := make([]*sql.Conn, min(n, pgPoolSize))
+	errs := make([]error, len(conns))
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := s.db.Conn(ctx) // held until all are open: each is a connection of its own
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			conns[i] = c
+			for _, r := range reads {
+				rows, err := c.QueryContext(ctx, s.rebind(r.q), r.args...)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				for rows.Next() {
+				}
+				rows.Close()
+				if err := rows.Err(); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, c := range conns {
+		if c != nil {
+			c.Close() // back to the pool, open
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("warm the database connections: %w", err)
+	}
+	return nil
 }
 
 // Dialect reports which database family the store uses.

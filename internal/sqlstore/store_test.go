@@ -721,3 +721,36 @@ func TestTraitsInEveryNodeRead(t *testing.T) {
 		}
 	})
 }
+
+// TestWarmOpensConnections: a PostgreSQL store's Warm leaves the connections it opened in the
+// pool, open, each a backend of the store's database; on SQLite it does nothing.
+func TestWarmOpensConnections(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		if err := s.CreateNode(ctx, newNode("warm")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Warm(ctx, 6); err != nil {
+			t.Fatalf("warm: %v", err)
+		}
+		if s.Dialect() != sqlstore.Postgres {
+			return
+		}
+		if st := s.DB().Stats(); st.OpenConnections < 6 || st.Idle < 6 {
+			t.Fatalf("after warming 6: %d open, %d idle", st.OpenConnections, st.Idle)
+		}
+		var backends int
+		if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()").Scan(&backends); err != nil {
+			t.Fatal(err)
+		}
+		if backends < 6 {
+			t.Fatalf("%d backends of the database after warming 6", backends)
+		}
+		if err := s.Warm(ctx, 100); err != nil { // more than the pool holds: warms the pool
+			t.Fatalf("warm 100: %v", err)
+		}
+		if st := s.DB().Stats(); st.OpenConnections != 32 {
+			t.Fatalf("after warming 100: %d open, want the pool's 32", st.OpenConnections)
+		}
+	})
+}
