@@ -21,6 +21,7 @@
 #                                      fixed schedule, latency counted from when a request was due
 #                                      (default 0: every client back to back, the saturation rate)
 #   CROWD_WARMUP=5s                    run the crowd this long first, its numbers left out
+#   CROWD_TIMELINE=true                the crowd's latencies second by second, warm-up included
 #   Ironwork's memory (VmRSS, VmHWM of the server process) is read after the listings.
 #
 # Everything started here listens on 127.0.0.1 and is stopped on exit.
@@ -38,6 +39,7 @@ CROWD_C=${CROWD_C:-200}
 CROWD_LIMIT=${CROWD_LIMIT:-100}
 CROWD_RATE=${CROWD_RATE:-0}
 CROWD_WARMUP=${CROWD_WARMUP:-0}
+CROWD_TIMELINE=${CROWD_TIMELINE:-false} # true: the crowd's latencies second by second
 CROWD_IRONIC=${CROWD_IRONIC:-0} # the crowd against Ironic too (its requests take seconds there)
 # REAL_IRONIC: the real-ironic.sh script (default ../shared/tools/real-ironic.sh next to the
 # repository; a git worktree elsewhere names it). IRONIC=0 leaves the Ironic target out.
@@ -84,7 +86,7 @@ go build -o "$work/apibench" ./bench/apibench
 bench() {
   echo "== $1 (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   "$work/apibench" -url "$2" -n "$N" -c "$C" -rounds "$R" -deploy "$D" -gets "$G" -pid "${3:-0}" \
-    -crowd "${4:-$CROWD}" -crowd-c "$CROWD_C" -crowd-limit "$CROWD_LIMIT" -crowd-rate "$CROWD_RATE" -crowd-warmup "$CROWD_WARMUP" -label "$1" | tee "$work/$1.out"
+    -crowd "${4:-$CROWD}" -crowd-c "$CROWD_C" -crowd-limit "$CROWD_LIMIT" -crowd-rate "$CROWD_RATE" -crowd-warmup "$CROWD_WARMUP" -crowd-timeline="$CROWD_TIMELINE" -label "$1" | tee "$work/$1.out"
   grep '^RESULT ' "$work/$1.out" >> "$work/results"
 }
 

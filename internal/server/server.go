@@ -82,11 +82,6 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// apiWarmConnections is how many database connections an API server opens at start (on
-// PostgreSQL): what a few hundred requests a second keep busy at once, measured on the
-// scale-out benchmark (docs/scale.md); the pool grows beyond them on demand.
-const apiWarmConnections = 8
-
 // Start validates cfg, opens the database, starts the conductor (unless the role is api) and
 // opens the listeners. The caller runs Serve and finally Close.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err error) {
@@ -122,8 +117,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 
 	if cfg.Role != "conductor" {
 		// An API server's first concurrent requests would otherwise each wait for a new
-		// PostgreSQL backend (sqlstore.Store.Warm); a conductor's pool grows slowly enough.
-		if err := store.Warm(ctx, apiWarmConnections); err != nil {
+		// PostgreSQL backend (sqlstore.Store.Warm): it opens a connection for every request it
+		// admits at once (at most the pool's size). A conductor's pool grows with its work.
+		// Measured on a fresh server at 673 requests/s (docs/benchmarks.md, stop 22): 2.5 s of
+		// slow answers without, 1.3 s with 8 warmed, 0.5 s with 32.
+		warm := cfg.APIMaxConcurrency
+		if warm <= 0 {
+			warm = 32
+		}
+		if err := store.Warm(ctx, warm); err != nil {
 			log.Warn("database connections not warmed; the first requests may be slow", "error", err)
 		}
 		// The API's listener opens first: with port 0 its real port is what nodes' agents are
