@@ -22,6 +22,7 @@
 #                                   client sends when answered, the saturation rate)
 #   WARMUP=10s bench/scaleout.sh    the crowd runs this long first, its requests counted apart (the
 #                                   API servers open their database connections in the first seconds)
+#   TIMELINE=true bench/scaleout.sh the crowd's latencies second by second, warm-up included
 #   N=10000 LOAD_SECS=30 HB=5s HB_TIMEOUT=20s bench/scaleout.sh   (a quicker look)
 set -euo pipefail
 
@@ -35,6 +36,7 @@ ENROL=${ENROL:-1000}
 LOAD_SECS=${LOAD_SECS:-60}
 RATE=${RATE:-0}
 WARMUP=${WARMUP:-0s}
+TIMELINE=${TIMELINE:-false}
 INTERVAL=${INTERVAL:-60s}
 HB=${HB:-10s}
 HB_TIMEOUT=${HB_TIMEOUT:-60s}
@@ -135,7 +137,7 @@ while [ "$(echo "$(now) < $end" | bc)" = 1 ]; do echo "lag $(lags) load=$(cut -d
 echo "scaleout.sh: $C clients for ${LOAD_SECS}s against $api (offered rate: ${RATE}/s, 0: back to back)"
 ( for _ in $(seq 1 $((LOAD_SECS / 10))); do sleep 10; echo "lag during load: $(lags)"; done ) &
 lagger=$!
-"$work/fleet" load -url "$api" -c "$C" -d "${LOAD_SECS}s" -rate "$RATE" -warmup "$WARMUP" | tee "$work/load.out" || true
+"$work/fleet" load -url "$api" -c "$C" -d "${LOAD_SECS}s" -rate "$RATE" -warmup "$WARMUP" -timeline="$TIMELINE" | tee "$work/load.out" || true
 wait $lagger || true
 
 dead_id=$(sql "SELECT id FROM conductors WHERE hostname = 'cond-1'")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -104,7 +105,11 @@ func crowd(ctx context.Context, base *client, cfg config, uuids []string) (strin
 		fmt.Printf("crowd:    first failure: %s\n", e)
 	}
 	if cfg.crowdTimeline {
-		printTimeline(samples, func(s sample) (time.Duration, time.Duration) { return s.at, s.d })
+		var tl pace.Timeline
+		for _, s := range samples {
+			tl.Add(s.at, s.d)
+		}
+		tl.Write(os.Stdout, "crowd:    ")
 	}
 	var res strings.Builder
 	fmt.Fprintf(&res, " crowd_c=%d crowd_offered=%.0f crowd_rps=%.1f crowd_failed=%d", cfg.crowdC, cfg.crowdRate,
@@ -122,27 +127,4 @@ func crowd(ctx context.Context, base *client, cfg config, uuids []string) (strin
 		fmt.Fprintf(&res, " crowd_%s_p50_ms=%.1f crowd_%s_p99_ms=%.1f", name, ms(p50), name, ms(p99))
 	}
 	return res.String(), nil
-}
-
-// printTimeline prints, for each second of the crowd (by when requests were due), how many
-// succeeded and their p50, p99 and slowest latency: where a run's p99 comes from.
-func printTimeline[S any](samples []S, of func(S) (at, d time.Duration)) {
-	var secs [][]time.Duration
-	for _, s := range samples {
-		at, d := of(s)
-		i := int(at / time.Second)
-		for len(secs) <= i {
-			secs = append(secs, nil)
-		}
-		secs[i] = append(secs[i], d)
-	}
-	for i, lat := range secs {
-		sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
-		var slowest time.Duration
-		if len(lat) > 0 {
-			slowest = lat[len(lat)-1]
-		}
-		fmt.Printf("crowd:    second %3d: %5d ok, p50 %7.1fms p99 %7.1fms max %7.1fms\n", i, len(lat),
-			ms(percentile(lat, 50)), ms(percentile(lat, 99)), ms(slowest))
-	}
 }

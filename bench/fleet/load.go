@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -30,6 +31,7 @@ func runLoad(ctx context.Context, args []string) error {
 		"request's latency counted from when it was due (package pace); 0: each client sends when answered")
 	warmup := fs.Duration("warmup", 0, "load this long first, its requests counted apart (a server's database connections\n"+
 		"open in its first seconds of load)")
+	timeline := fs.Bool("timeline", false, "print the latencies second by second (p50, p99, slowest), warm-up included")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +56,7 @@ func runLoad(ctx context.Context, args []string) error {
 	defer cancel()
 	type sample struct {
 		kind int
+		at   time.Duration // when it was due, from the start
 		lat  time.Duration
 		ok   bool
 		warm bool // sent during the warm-up
@@ -86,13 +89,22 @@ func runLoad(ctx context.Context, args []string) error {
 					path = fmt.Sprintf("/v1/nodes/detail?limit=%d&marker=%s", *page, id)
 				}
 				st, _, err := a.do(context.WithoutCancel(ctx), http.MethodGet, path, nil)
-				results[c] = append(results[c], sample{kind: k, lat: time.Since(t), ok: err == nil && st == http.StatusOK,
+				results[c] = append(results[c], sample{kind: k, at: t.Sub(start), lat: time.Since(t), ok: err == nil && st == http.StatusOK,
 					warm: t.Before(start.Add(*warmup))})
 			}
 		}()
 	}
 	wg.Wait()
 	took := time.Since(start) - *warmup
+	if *timeline {
+		var tl pace.Timeline
+		for _, rs := range results {
+			for _, s := range rs {
+				tl.Add(s.at, s.lat)
+			}
+		}
+		tl.Write(os.Stdout, "timeline: ")
+	}
 	all := map[int][]time.Duration{}
 	var warm []time.Duration
 	failed, total, warmFailed := 0, 0, 0

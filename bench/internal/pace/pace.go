@@ -11,6 +11,9 @@ package pace
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"slices"
 	"time"
 )
 
@@ -54,4 +57,51 @@ func (s *Schedule) Next(ctx context.Context, deadline time.Time) (from time.Time
 		}
 	}
 	return from, ctx.Err() == nil
+}
+
+// Timeline groups latencies by the second of the load in which their requests were due, to
+// show where a run's tail comes from: a p99 set by one stall of seconds reads differently
+// from one spread over the run. The zero value is empty; it is not safe for concurrent use.
+type Timeline struct {
+	secs [][]time.Duration
+}
+
+// Add counts a request due at (from the load's start) that took d.
+func (tl *Timeline) Add(at, d time.Duration) {
+	i := max(int(at/time.Second), 0)
+	for len(tl.secs) <= i {
+		tl.secs = append(tl.secs, nil)
+	}
+	tl.secs[i] = append(tl.secs[i], d)
+}
+
+// Second is one second of a Timeline: how many requests were due in it and their p50, p99 and
+// slowest latency (zero when none were).
+type Second struct {
+	Requests          int
+	P50, P99, Slowest time.Duration
+}
+
+// Seconds returns the timeline's seconds in order, from the load's start.
+func (tl *Timeline) Seconds() []Second {
+	out := make([]Second, len(tl.secs))
+	for i, lat := range tl.secs {
+		if len(lat) == 0 {
+			continue
+		}
+		s := slices.Clone(lat)
+		slices.Sort(s)
+		at := func(p int) time.Duration { return s[min(len(s)-1, len(s)*p/100)] }
+		out[i] = Second{Requests: len(s), P50: at(50), P99: at(99), Slowest: s[len(s)-1]}
+	}
+	return out
+}
+
+// Write prints one line per second, each starting with prefix.
+func (tl *Timeline) Write(w io.Writer, prefix string) {
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	for i, s := range tl.Seconds() {
+		fmt.Fprintf(w, "%ssecond %3d: %5d requests, p50 %7.1fms p99 %7.1fms slowest %7.1fms\n", prefix, i, s.Requests,
+			ms(s.P50), ms(s.P99), ms(s.Slowest))
+	}
 }

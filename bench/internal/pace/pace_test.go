@@ -2,6 +2,8 @@ package pace
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -46,5 +48,30 @@ func TestScheduleWaitsAndStops(t *testing.T) {
 	before := time.Now()
 	if from, ok := closed.Next(context.Background(), time.Time{}); !ok || from.Before(before) {
 		t.Fatalf("closed loop: from %v before now, ok %v", before.Sub(from), ok)
+	}
+}
+
+// TestTimelineSplitsBySecond: latencies land in the second their request was due in; each
+// second's percentiles are its own, an empty second reads zero, and the lines say so.
+func TestTimelineSplitsBySecond(t *testing.T) {
+	var tl Timeline
+	for i := range 100 { // second 0: 1 to 100 ms
+		tl.Add(time.Duration(i)*10*time.Millisecond, time.Duration(i+1)*time.Millisecond)
+	}
+	tl.Add(2500*time.Millisecond, 3*time.Second) // second 2: one stall; second 1 empty
+	got := tl.Seconds()
+	want := []Second{
+		{Requests: 100, P50: 51 * time.Millisecond, P99: 100 * time.Millisecond, Slowest: 100 * time.Millisecond},
+		{},
+		{Requests: 1, P50: 3 * time.Second, P99: 3 * time.Second, Slowest: 3 * time.Second},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("seconds %+v, want %+v", got, want)
+	}
+	var b strings.Builder
+	tl.Write(&b, "x: ")
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[2], "x: second   2:     1 requests, p50  3000.0ms") {
+		t.Fatalf("lines:\n%s", b.String())
 	}
 }
