@@ -21,7 +21,7 @@
 #                                      fixed schedule, latency counted from when a request was due
 #                                      (default 0: every client back to back, the saturation rate)
 #   CROWD_WARMUP=5s                    run the crowd this long first, its numbers left out
-#   CROWD_TIMELINE=true                the crowd's latencies second by second, warm-up included
+#   CROWD_TIMELINE=true                the crowd's latencies second by second (the warm-up's apart)
 #   Ironwork's memory (VmRSS, VmHWM of the server process) is read after the listings.
 #
 # Everything started here listens on 127.0.0.1 and is stopped on exit.

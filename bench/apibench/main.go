@@ -56,7 +56,8 @@ type config struct {
 	// crowdRate is the requests per second the crowd offers on a schedule; 0: back to back.
 	crowdRate float64
 	// crowdWarmup runs the crowd this long first, its numbers left out of the result.
-	crowdWarmup   time.Duration
+	crowdWarmup time.Duration
+	// crowdTimeline prints each crowd's latencies second by second (the warm-up's apart).
 	crowdTimeline bool
 }
 
@@ -86,7 +87,7 @@ func main() {
 	fs.IntVar(&cfg.crowdL, "crowd-limit", 100, "page size of the crowd's list and detail requests")
 	fs.Float64Var(&cfg.crowdRate, "crowd-rate", 0, "requests per second the whole crowd sends, each client on a fixed schedule,\n"+
 		"latency counted from when a request was due; 0: every client back to back (closed loop)")
-	fs.BoolVar(&cfg.crowdTimeline, "crowd-timeline", false, "print the crowd's latencies second by second (p50, p99, slowest), warm-up included")
+	fs.BoolVar(&cfg.crowdTimeline, "crowd-timeline", false, "print the crowd's latencies second by second (p50, p99, slowest), the warm-up's apart")
 	fs.DurationVar(&cfg.crowdWarmup, "crowd-warmup", 0, "run the crowd this long first and leave its numbers out of the RESULT line\n"+
 		"(a server's first seconds of concurrent writes open its database connections)")
 	if err := fs.Parse(os.Args[1:]); err != nil {

@@ -158,9 +158,6 @@ func TestBootRamdisk(t *testing.T) {
 	stopDNS := sync.OnceFunc(func() { dnsmasq.Process.Kill(); dnsmasq.Wait() })
 	t.Cleanup(stopDNS)
 
-	// The VM is started again, once, when it ends before its first heartbeat: under TCG on a
-	// loaded machine a guest has been seen to stop in its kernel's first lines, before any of
-	// the agent ran (the first attempt's console is logged).
 	serial := filepath.Join(dir, "serial.log")
 	var (
 		qemuLog  bytes.Buffer // read only after qemu.Wait returned (its copying is then done)

@@ -15,8 +15,8 @@ import (
 // Power reads and changes a node's power state. After SetPowerState returns, the node is in
 // the target state or the call failed: implementations re-read the BMC until it agrees.
 // PowerState reads only the task node's identity, driver and interfaces, driver_info,
-// driver_internal_info and power state: the power sync gives it a node read with those fields
-// alone (sqlstore.Store.LightNodesByID).
+// driver_internal_info and power state: the power sync gives it a node read with those and a
+// few other key fields alone (sqlstore.Store.LightNodesByID); the rest are empty.
 type Power interface {
 	PowerState(ctx context.Context, t *Task) (ironwork.PowerState, error)
 	SetPowerState(ctx context.Context, t *Task, target ironwork.PowerState, timeout time.Duration) error

@@ -170,12 +170,12 @@ func (c *Conductor) TakeOverActive(ctx context.Context) error {
 }
 
 // takeOverActive is TakeOverActive for the deployed nodes f keeps; it also returns how many of
-// the nodes it found it could not adopt (locked meanwhile, or their boot interface failed).
+// the nodes it found it could not adopt (locked, or their boot interface failed).
 func (c *Conductor) takeOverActive(ctx context.Context, f sqlstore.NodeKeyFilter) (int, error) {
 	// Light nodes: the choice reads the driver and interfaces, and takeOver reads the node again
 	// under its lock.
 	var nodes []*ironwork.Node
-	err := c.forMyNodes(ctx, f, func(k sqlstore.NodeKey) bool { return k.Affinity != c.id && k.Reservation == "" },
+	err := c.forMyNodes(ctx, f, func(k sqlstore.NodeKey) bool { return k.Affinity != c.id },
 		c.store.LightNodesByID, func(batch []*ironwork.Node) error {
 			nodes = append(nodes, batch...)
 			return nil
@@ -190,7 +190,11 @@ func (c *Conductor) takeOverActive(ctx context.Context, f sqlstore.NodeKeyFilter
 	var prepare []*ironwork.Node
 	failed := 0
 	for _, n := range nodes {
-		if n.ConductorAffinity == c.id || n.Reservation != "" {
+		if n.ConductorAffinity == c.id {
+			continue
+		}
+		if n.Reservation != "" { // busy: adopted at a later pass, which this one asks for
+			failed++
 			continue
 		}
 		d, err := c.driverFor(n)
@@ -250,8 +254,8 @@ func (c *Conductor) takeOver(ctx context.Context, n *ironwork.Node) bool {
 		return false
 	}
 	defer c.release(t.Node)
-	if t.Node.ProvisionState != ironwork.Active || t.Node.ConductorAffinity == c.id { // moved on since it was read
-		return true
+	if t.Node.ProvisionState != ironwork.Active || t.Node.ConductorAffinity == c.id || c.ring.ConductorFor(t.Node) != c.cfg.Hostname {
+		return true // moved on since it was read, or no longer this conductor's
 	}
 	if to, ok := t.Driver.Impl(ironwork.BootInterface).(TakeOverer); ok {
 		if err := to.TakeOver(ctx, t); err != nil {

@@ -341,6 +341,21 @@ func TestTakeOverLooksWhenTheRingChanges(t *testing.T) {
 	if got, want := affinity(n2), e1.conductorID(t, "c1"); got != want {
 		t.Fatalf("affinity %d after the retry, want c1's %d", got, want)
 	}
+	// c4 joins; the look finds n3 locked (busy on c3), so the next pass looks again.
+	ok(t, store.RegisterConductor(ctx, &ironwork.Conductor{Hostname: "c4", Drivers: []string{"fake-hardware"}}))
+	refreshRing(t, e1.c, store)
+	n3 := nodeOwnedBy(t, e1, "c1", func(n *ironwork.Node) { n.ProvisionState, n.ConductorAffinity = ironwork.Active, c2 })
+	locked, err := store.ReserveNode(ctx, n3.UUID, "c3") // a live conductor: its lock stays
+	ok(t, err)
+	ok(t, takeOvers(t, e1.c))
+	if got := affinity(n3); got != c2 {
+		t.Fatalf("affinity %d of a locked node", got)
+	}
+	ok(t, store.ReleaseNode(ctx, locked.ID, "c3"))
+	ok(t, takeOvers(t, e1.c))
+	if got, want := affinity(n3), e1.conductorID(t, "c1"); got != want {
+		t.Fatalf("affinity %d once the lock was released, want c1's %d", got, want)
+	}
 
 	// With an interval that has always passed, every pass looks.
 	e := newEnv(t, func(cfg *conductor.Config) { cfg.SyncLocalStateInterval = time.Nanosecond })

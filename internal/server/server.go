@@ -125,7 +125,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Server, err er
 		if warm <= 0 {
 			warm = 32
 		}
-		if err := store.Warm(ctx, warm); err != nil {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := store.Warm(wctx, warm)
+		cancel()
+		if err != nil {
 			log.Warn("database connections not warmed; the first requests may be slow", "error", err)
 		}
 		// The API's listener opens first: with port 0 its real port is what nodes' agents are

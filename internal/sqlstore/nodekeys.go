@@ -88,19 +88,10 @@ func (s *Store) NodesByID(ctx context.Context, ids []int64) ([]*ironwork.Node, e
 	return s.queryNodes(ctx, "get nodes by id", s.nodeSelect()+" WHERE n.id IN ("+placeholders(len(ids))+") ORDER BY n.id", args...)
 }
 
-// lightFields are the columns LightNodesByID reads.
-var lightFields = []string{"uuid", "driver", "driver_info", "driver_internal_info", "power_state", "provision_state",
-	"maintenance", "fault", "reservation", "conductor_group", "conductor_affinity"}
-
-// LightNodesByID is NodesByID for the conductor's passes over its share of the fleet (the power
-// sync, the take-over): of each node it reads only its id, lightFields and its interfaces,
-// what a power interface's PowerState and the choice of a take-over read. Every other field
-// is left empty: such a node must not be written back or shown.
-func (s *Store) LightNodesByID(ctx context.Context, ids []int64) ([]*ironwork.Node, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	want := slices.Clone(lightFields)
+// lightColumns are the columns LightNodesByID reads.
+func lightColumns() []column[ironwork.Node] {
+	want := []string{"uuid", "driver", "driver_info", "driver_internal_info", "power_state", "provision_state",
+		"maintenance", "fault", "reservation", "conductor_group", "conductor_affinity"}
 	for _, k := range ironwork.InterfaceKinds {
 		want = append(want, k.Field())
 	}
@@ -110,6 +101,20 @@ func (s *Store) LightNodesByID(ctx context.Context, ids []int64) ([]*ironwork.No
 			cols = append(cols, c)
 		}
 	}
+	return cols
+}
+
+// LightNodesByID is NodesByID for the conductor's passes over its share of the fleet (the power
+// sync, the take-over): of each node it reads only its id and lightColumns (UUID, driver,
+// driver_info, driver_internal_info, power and provision state, maintenance, fault, lock,
+// conductor group and affinity, interfaces), what a power interface's PowerState and the
+// choice of a take-over read. Every other field
+// is left empty: such a node must not be written back or shown.
+func (s *Store) LightNodesByID(ctx context.Context, ids []int64) ([]*ironwork.Node, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	cols := lightColumns()
 	args := make([]any, len(ids))
 	for i, id := range ids {
 		args[i] = id

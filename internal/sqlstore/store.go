@@ -5,6 +5,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -235,11 +236,13 @@ const pgPoolSize = 32
 
 // Warm opens n connections of a PostgreSQL store's pool at once (at most the pool's size) and
 // reads, through each, no node the ways the API reads nodes (a page's revisions, nodes by id,
-// a node by UUID). A new PostgreSQL backend loads its catalog caches and plans each statement
-// on first use; under load, a pool that grows with the first concurrent requests makes each
-// of them wait for that, and an API server's first seconds answer in hundreds of milliseconds
-// (docs/scale.md). Warmed at start, the connections stay open in the pool. SQLite stores
-// have nothing to warm.
+// a node by UUID). A new PostgreSQL backend starts, and loads its catalog caches on its first
+// queries; under load, a pool that grows with the first concurrent requests makes each of them
+// wait for that, and an API server's first seconds answer in hundreds of milliseconds
+// (docs/benchmarks.md, stop 22). Warmed at start, the connections stay open in the pool (the
+// store's own prepared statements are still prepared on each at their first use). Warm holds
+// every connection it opens until all are open: call it before the store is shared. SQLite
+// stores have nothing to warm.
 func (s *Store) Warm(ctx context.Context, n int) error {
 	if s.dialect != Postgres || n <= 0 {
 		return nil
@@ -292,8 +295,16 @@ func (s *Store) Warm(ctx context.Context, n int) error {
 			c.Close() // back to the pool, open
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("warm the database connections: %w", err)
+	failed := 0
+	var first error
+	for _, err := range errs {
+		if err != nil {
+			failed++
+			first = cmp.Or(first, err)
+		}
+	}
+	if first != nil {
+		return fmt.Errorf("warm the database connections: %d of %d failed, the first: %w", failed, len(conns), first)
 	}
 	return nil
 }
