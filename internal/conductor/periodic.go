@@ -140,7 +140,10 @@ func (c *Conductor) takeOvers(ctx context.Context) error {
 	gen, now := c.ring.Generation(), time.Now()
 	last := c.lastAdoption
 	whole := !last.done || last.gen != gen || now.Sub(last.at) >= c.cfg.SyncLocalStateInterval
-	f := sqlstore.NodeKeyFilter{ProvisionState: string(ironwork.Active), NoAffinity: !whole}
+	f := sqlstore.NodeKeyFilter{ProvisionState: string(ironwork.Active)}
+	if !whole {
+		f = sqlstore.NodeKeyFilter{Unadopted: true}
+	}
 	failed, err := c.takeOverActive(ctx, f)
 	if err != nil {
 		return err

@@ -32,13 +32,13 @@ type NodeKeyFilter struct {
 	ProvisionState string
 	// ConsoleEnabled keeps only the nodes whose console is enabled.
 	ConsoleEnabled bool
-	// NoAffinity keeps only the nodes no conductor has adopted (conductor_affinity unset).
-	NoAffinity bool
+	// Unadopted keeps only the deployed (active) nodes no conductor has adopted
+	// (conductor_affinity unset).
+	Unadopted bool
 }
 
-// NodeKeys returns up to limit keys of the nodes matching f whose id is above afterID (0: from
-// the first), by id.
-func (s *Store) NodeKeys(ctx context.Context, f NodeKeyFilter, afterID int64, limit int) ([]NodeKey, error) {
+// nodeKeysQuery is NodeKeys' query and its arguments ('?' placeholders).
+func nodeKeysQuery(f NodeKeyFilter, afterID int64, limit int) (string, []any) {
 	q := "SELECT id, uuid, conductor_group, provision_state, COALESCE(reservation, ''), COALESCE(conductor_affinity, 0)," +
 		" maintenance, COALESCE(fault, ''), console_enabled FROM nodes WHERE id > ?"
 	args := []any{afterID}
@@ -46,15 +46,23 @@ func (s *Store) NodeKeys(ctx context.Context, f NodeKeyFilter, afterID int64, li
 		q += " AND provision_state = ?"
 		args = append(args, f.ProvisionState)
 	}
+	// Written as the predicates of migration 0020's partial indexes, literals and all: a
+	// database uses a partial index only for a query that implies its predicate.
 	if f.ConsoleEnabled {
-		q += " AND console_enabled = ?"
-		args = append(args, true)
+		q += " AND console_enabled = TRUE"
 	}
-	if f.NoAffinity {
-		q += " AND COALESCE(conductor_affinity, 0) = 0"
+	if f.Unadopted {
+		q += " AND provision_state = 'active' AND COALESCE(conductor_affinity, 0) = 0"
 	}
 	q += " ORDER BY id LIMIT ?"
 	args = append(args, limit)
+	return q, args
+}
+
+// NodeKeys returns up to limit keys of the nodes matching f whose id is above afterID (0: from
+// the first), by id.
+func (s *Store) NodeKeys(ctx context.Context, f NodeKeyFilter, afterID int64, limit int) ([]NodeKey, error) {
+	q, args := nodeKeysQuery(f, afterID, limit)
 	rows, err := s.query(ctx, s.db, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list node keys: %w", err)

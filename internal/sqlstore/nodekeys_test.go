@@ -3,6 +3,8 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ironwork/ironwork"
@@ -60,7 +62,7 @@ func TestNodeKeysPagesAndAffinity(t *testing.T) {
 		if err != nil || len(consoles) != 1 || consoles[0].ID != ids[5] {
 			t.Fatalf("keys of nodes with a console: %+v, %v; want k5's alone", consoles, err)
 		}
-		orphans, err := s.NodeKeys(ctx, sqlstore.NodeKeyFilter{ProvisionState: string(ironwork.Active), NoAffinity: true}, 0, 100)
+		orphans, err := s.NodeKeys(ctx, sqlstore.NodeKeyFilter{Unadopted: true}, 0, 100)
 		if err != nil || len(orphans) != 4 {
 			t.Fatalf("keys of deployed nodes without affinity: %d, %v; want 4", len(orphans), err)
 		}
@@ -88,7 +90,7 @@ func TestNodeKeysPagesAndAffinity(t *testing.T) {
 		if err != nil || n != 2 {
 			t.Fatalf("SetConductorAffinity changed %d nodes (%v), want 2", n, err)
 		}
-		orphans, err = s.NodeKeys(ctx, sqlstore.NodeKeyFilter{ProvisionState: string(ironwork.Active), NoAffinity: true}, 0, 100)
+		orphans, err = s.NodeKeys(ctx, sqlstore.NodeKeyFilter{Unadopted: true}, 0, 100)
 		if err != nil || len(orphans) != 2 || orphans[0].ID != ids[2] || orphans[1].ID != ids[6] {
 			t.Fatalf("keys of deployed nodes without affinity after adoption: %+v, %v; want k2 and k6", orphans, err)
 		}
@@ -96,6 +98,67 @@ func TestNodeKeysPagesAndAffinity(t *testing.T) {
 			got, err := s.GetNodeByID(ctx, ids[i])
 			if err != nil || got.ConductorAffinity != want {
 				t.Errorf("node k%d affinity %d (%v), want %d", i, got.ConductorAffinity, err, want)
+			}
+		}
+	})
+}
+
+// TestNodeKeyFiltersUseTheirIndexes: the heartbeat's key reads (nodes with a console, deployed
+// nodes without affinity) are planned on migration 0020's partial indexes, not as a scan of
+// every node. PostgreSQL is told not to scan (a table this small would be scanned anyway); it
+// still cannot use an index whose predicate the query does not imply. SQLite, without
+// statistics, plans the second on the provision state's index, which it prefers for an
+// equality: also an index search.
+func TestNodeKeyFiltersUseTheirIndexes(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		conn, err := s.DB().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		explain := "EXPLAIN QUERY PLAN "
+		if s.Dialect() == sqlstore.Postgres {
+			explain = "EXPLAIN "
+			if _, err := conn.ExecContext(ctx, "SET enable_seqscan = off"); err != nil {
+				t.Fatal(err)
+			}
+			defer conn.ExecContext(ctx, "RESET enable_seqscan")
+		}
+		unadopted := []string{"nodes_unadopted_idx"}
+		if s.Dialect() == sqlstore.SQLite {
+			unadopted = append(unadopted, "USING INDEX nodes_provision_state_idx (provision_state=? AND rowid>?)")
+		}
+		for _, tc := range []struct {
+			f     sqlstore.NodeKeyFilter
+			plans []string // one of them
+		}{
+			{sqlstore.NodeKeyFilter{ConsoleEnabled: true}, []string{"nodes_console_enabled_idx"}},
+			{sqlstore.NodeKeyFilter{Unadopted: true}, unadopted},
+		} {
+			f := tc.f
+			q, args := s.NodeKeysQuery(f, 0, 5000)
+			rows, err := conn.QueryContext(ctx, explain+q, args...)
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			var plan []string
+			for rows.Next() {
+				cols, _ := rows.Columns()
+				vals := make([]any, len(cols))
+				ptrs := make([]any, len(cols))
+				for i := range vals {
+					ptrs[i] = &vals[i]
+				}
+				if err := rows.Scan(ptrs...); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, fmt.Sprint(vals...))
+			}
+			rows.Close()
+			text := strings.Join(plan, "\n")
+			if !slices.ContainsFunc(tc.plans, func(p string) bool { return strings.Contains(text, p) }) {
+				t.Errorf("%s is not planned on %q:\n%s", q, tc.plans, text)
 			}
 		}
 	})

@@ -1,0 +1,8 @@
+package sqlstore
+
+// NodeKeysQuery is NodeKeys' query for f, rebound for s's database, and its arguments: the
+// tests of sqlstore_test ask the database how it would run it.
+func (s *Store) NodeKeysQuery(f NodeKeyFilter, afterID int64, limit int) (string, []any) {
+	q, args := nodeKeysQuery(f, afterID, limit)
+	return s.rebind(q), args
+}
