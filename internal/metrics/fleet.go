@@ -13,7 +13,9 @@ import (
 
 // Store is what the fleet collector reads at scrape time.
 type Store interface {
-	CountNodes(ctx context.Context) ([]sqlstore.NodeCount, error)
+	// NodeCounts returns the node counts made at most maxAge ago (by any process sharing the
+	// database) and when they were made.
+	NodeCounts(ctx context.Context, maxAge time.Duration) ([]sqlstore.NodeCount, time.Time, error)
 	ListConductors(ctx context.Context, marker string, limit int) ([]*ironwork.Conductor, error)
 }
 
@@ -37,6 +39,10 @@ type FleetOptions struct {
 	Store Store
 	// HeartbeatTimeout is how old a conductor's heartbeat may be for it to count as alive.
 	HeartbeatTimeout time.Duration
+	// CountInterval is how old the node counts a scrape shows may be (metrics_count_interval):
+	// the processes sharing a database count their nodes once per interval between them. 0
+	// counts at every scrape.
+	CountInterval time.Duration
 	// Conductor, Group and Ring describe this process's conductor; nil Conductor for an
 	// API-only process (no lag, no share).
 	Conductor Conductor
@@ -44,13 +50,15 @@ type FleetOptions struct {
 	Ring      Ring
 }
 
-// WatchFleet registers the collector of the numbers read at scrape time: nodes by state
-// (one grouped query), live conductors by group, this conductor's hash-ring share and its
-// power-sync lag.
+// WatchFleet registers the collector of the numbers read at scrape time: nodes by state (one
+// grouped query, shared between processes for CountInterval) and when they were counted,
+// live conductors by group, this conductor's hash-ring share and its power-sync lag.
 func (m *Metrics) WatchFleet(opts FleetOptions) {
 	m.reg.MustRegister(&fleet{opts: opts,
 		nodes: prometheus.NewDesc(namespace+"_nodes", "Nodes by provision state, power state, maintenance and fault.",
 			[]string{"provision_state", "power_state", "maintenance", "fault"}, nil),
+		counted: prometheus.NewDesc(namespace+"_nodes_counted_timestamp_seconds", "When the nodes gauge was counted (Unix time): at most metrics_count_interval ago.",
+			nil, nil),
 		conductors: prometheus.NewDesc(namespace+"_conductors_alive", "Conductors whose heartbeat is recent, by conductor group.",
 			[]string{"conductor_group"}, nil),
 		share: prometheus.NewDesc(namespace+"_hash_ring_share", "Fraction of its group's hash ring (and so of the group's nodes, on average) this conductor manages.",
@@ -61,13 +69,14 @@ func (m *Metrics) WatchFleet(opts FleetOptions) {
 }
 
 type fleet struct {
-	opts                          FleetOptions
-	nodes, conductors, share, lag *prometheus.Desc
+	opts                                   FleetOptions
+	nodes, counted, conductors, share, lag *prometheus.Desc
 }
 
 // Describe implements prometheus.Collector.
 func (f *fleet) Describe(ch chan<- *prometheus.Desc) {
 	ch <- f.nodes
+	ch <- f.counted
 	ch <- f.conductors
 	if f.opts.Conductor != nil {
 		ch <- f.share
@@ -80,9 +89,10 @@ func (f *fleet) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	now := time.Now()
-	if counts, err := f.opts.Store.CountNodes(ctx); err != nil {
+	if counts, at, err := f.opts.Store.NodeCounts(ctx, f.opts.CountInterval); err != nil {
 		ch <- prometheus.NewInvalidMetric(f.nodes, err)
 	} else {
+		ch <- prometheus.MustNewConstMetric(f.counted, prometheus.GaugeValue, float64(at.UnixMilli())/1000)
 		for _, c := range counts {
 			ch <- prometheus.MustNewConstMetric(f.nodes, prometheus.GaugeValue, float64(c.Count),
 				string(c.ProvisionState), string(c.PowerState), strconv.FormatBool(c.Maintenance), c.Fault)

@@ -25,7 +25,9 @@ type brokenStore struct{}
 
 var errDown = errors.New("database is down")
 
-func (brokenStore) CountNodes(context.Context) ([]sqlstore.NodeCount, error) { return nil, errDown }
+func (brokenStore) NodeCounts(context.Context, time.Duration) ([]sqlstore.NodeCount, time.Time, error) {
+	return nil, time.Time{}, errDown
+}
 func (brokenStore) ListConductors(context.Context, string, int) ([]*ironwork.Conductor, error) {
 	return nil, errDown
 }

@@ -128,6 +128,10 @@ type Config struct {
 	// the API's authentication; empty serves them on the API's address (and not at all for
 	// role conductor).
 	MetricsListen string `toml:"metrics_listen"`
+	// MetricsCountInterval is how old the node counts of a scrape (ironwork_nodes) may be: the
+	// processes sharing a database count the nodes table once per interval between them, and
+	// the scrapes in between show the last count. 0 counts at every scrape. Default 10 s.
+	MetricsCountInterval Duration `toml:"metrics_count_interval"`
 	// SendSensorData has the conductor read its nodes' hardware sensors every
 	// SendSensorDataInterval and export them as metrics (Ironic's [conductor] options of the
 	// same names; off by default, every 600 s).
@@ -364,6 +368,7 @@ func Default() Config {
 		HeartbeatInterval:      Duration{10 * time.Second},
 		HeartbeatTimeout:       Duration{60 * time.Second},
 		SyncLocalStateInterval: Duration{180 * time.Second},
+		MetricsCountInterval:   Duration{10 * time.Second},
 		PowerSyncInterval:      Duration{60 * time.Second},
 		CallbackTimeout:        Duration{30 * time.Minute},
 		TimeoutCheckInterval:   Duration{60 * time.Second},
@@ -532,6 +537,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SyncLocalStateInterval.Duration <= 0 {
 		errs = append(errs, errors.New("sync_local_state_interval must be positive"))
+	}
+	if c.MetricsCountInterval.Duration < 0 {
+		errs = append(errs, errors.New("metrics_count_interval must not be negative"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -78,6 +78,8 @@ func TestBootConfigValidation(t *testing.T) {
 		}, "boot_retry_timeout 30m0s must be shorter than callback_timeout", ""},
 		{"negative boot retry", func(c *server.Config) { c.BootRetryTimeout = server.Duration{Duration: -time.Second} }, "boot_retry_timeout", ""},
 		{"no take-over interval", func(c *server.Config) { c.SyncLocalStateInterval = server.Duration{} }, "sync_local_state_interval", ""},
+		{"count at every scrape", func(c *server.Config) { c.MetricsCountInterval = server.Duration{} }, "", ""},
+		{"negative count interval", func(c *server.Config) { c.MetricsCountInterval = server.Duration{Duration: -time.Second} }, "metrics_count_interval", ""},
 		{"sensor interval", func(c *server.Config) {
 			c.SendSensorData, c.SendSensorDataInterval = true, server.Duration{}
 		}, "send_sensor_data_interval", ""},

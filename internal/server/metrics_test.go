@@ -280,6 +280,20 @@ func TestMetricsAfterRealActions(t *testing.T) {
 			if got := sumBy(fams, "ironwork_nodes", map[string]string{"maintenance": "false"}); got != 4 {
 				t.Errorf("nodes out of maintenance = %v, want 4", got)
 			}
+			// The counts say when they were made, and a scrape within metrics_count_interval
+			// (10 s by default) shows the same count: a node made in between is not in it.
+			counted := value(sample(t, fams, "ironwork_nodes_counted_timestamp_seconds", nil))
+			if age := float64(time.Now().UnixMilli())/1000 - counted; age < 0 || age > 60 {
+				t.Errorf("nodes counted %v s ago", age)
+			}
+			create("m-late", nil)
+			again := scrape(t, srv.URL()+"/metrics", "operator", "s3cret")
+			if at := value(sample(t, again, "ironwork_nodes_counted_timestamp_seconds", nil)); at != counted {
+				t.Errorf("second scrape counted at %v, the first at %v", at, counted)
+			}
+			if got := sumBy(again, "ironwork_nodes", nil); got != 4 {
+				t.Errorf("nodes in the second scrape = %v, want the first count's 4", got)
+			}
 			// Transitions, as the conductor made them.
 			for _, tr := range []struct {
 				from, to, event string
@@ -319,7 +333,7 @@ func TestMetricsAfterRealActions(t *testing.T) {
 				method, route, code string
 				want                float64
 			}{
-				{"POST", "/v1/nodes", "201", 4},
+				{"POST", "/v1/nodes", "201", 4}, // of the first scrape, before m-late
 				{"PUT", "/v1/nodes/{ident}/states/provision", "202", float64(provisions)},
 				{"GET", "/metrics", "401", 1},
 				{"other", "unmatched", "405", 1},

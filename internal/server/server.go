@@ -487,7 +487,8 @@ func (s *Server) Close() error {
 // serveMetrics registers the fleet collector and, with metrics_listen, opens the metrics'
 // own listener (served with auth, as the API is). The collector reads the store at scrape.
 func (s *Server) serveMetrics(auth httpapi.Authenticator) error {
-	fo := metrics.FleetOptions{Store: s.store, HeartbeatTimeout: s.cfg.HeartbeatTimeout.Duration}
+	fo := metrics.FleetOptions{Store: s.store, HeartbeatTimeout: s.cfg.HeartbeatTimeout.Duration,
+		CountInterval: s.cfg.MetricsCountInterval.Duration}
 	if s.cond != nil {
 		fo.Conductor, fo.Group, fo.Ring = s.cond, s.cfg.ConductorGroup, s.cond.Ring()
 	}

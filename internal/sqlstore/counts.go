@@ -2,22 +2,77 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ironwork/ironwork"
 )
 
 // NodeCount is how many nodes share a provision state, power state, maintenance flag and fault.
 type NodeCount struct {
-	ProvisionState ironwork.ProvisionState
-	PowerState     ironwork.PowerState
-	Maintenance    bool
-	Fault          string
-	Count          int
+	ProvisionState ironwork.ProvisionState `json:"provision_state"`
+	PowerState     ironwork.PowerState     `json:"power_state"`
+	Maintenance    bool                    `json:"maintenance"`
+	Fault          string                  `json:"fault"`
+	Count          int                     `json:"count"`
+}
+
+// NodeCounts returns the counts of CountNodes made at most maxAge ago, by this process or by
+// another sharing the database, and when they were made. The last count is stored (table
+// node_counts), so the processes of a deployment count their nodes once per maxAge between
+// them however often each is asked; a stored count made more than maxAge ahead of this
+// process's clock is not trusted. maxAge 0 counts at every call. A count that cannot be
+// stored is returned all the same, and the failure logged.
+func (s *Store) NodeCounts(ctx context.Context, maxAge time.Duration) ([]NodeCount, time.Time, error) {
+	now := s.now()
+	if maxAge > 0 {
+		var at int64
+		var stored string
+		err := s.queryRow(ctx, s.db, "SELECT counted_at, counts FROM node_counts WHERE id = 1").Scan(&at, &stored)
+		switch {
+		case err == nil:
+			t := time.UnixMilli(at)
+			var counts []NodeCount
+			if age := now.Sub(t); age < maxAge && age > -maxAge && json.Unmarshal([]byte(stored), &counts) == nil {
+				return counts, t, nil
+			}
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, time.Time{}, fmt.Errorf("read stored node counts: %w", err)
+		}
+	}
+	counts, err := s.CountNodes(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if maxAge > 0 {
+		if err := s.storeNodeCounts(ctx, counts, now); err != nil {
+			s.log.WarnContext(ctx, "node counts not stored for the other processes", "error", err)
+		}
+	}
+	return counts, now, nil
+}
+
+// storeNodeCounts keeps counts made at now as the last count. Two processes that count at
+// once both store, the last one's staying: counts made milliseconds apart. A count stored with
+// a time far ahead (another host's clock) is replaced by the next one.
+func (s *Store) storeNodeCounts(ctx context.Context, counts []NodeCount, now time.Time) error {
+	b, err := json.Marshal(counts)
+	if err != nil {
+		return fmt.Errorf("encode node counts: %w", err)
+	}
+	if _, err := s.exec(ctx, `INSERT INTO node_counts (id, counted_at, counts) VALUES (1, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET counted_at = excluded.counted_at, counts = excluded.counts`,
+		now.UnixMilli(), string(b)); err != nil {
+		return fmt.Errorf("store node counts: %w", err)
+	}
+	return nil
 }
 
 // CountNodes counts the nodes by provision state, power state, maintenance and fault: one
-// grouped query, cheap enough for every metrics scrape.
+// grouped query over the whole nodes table (NodeCounts shares its result between processes).
 func (s *Store) CountNodes(ctx context.Context) ([]NodeCount, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT provision_state, COALESCE(power_state, ''), maintenance, COALESCE(fault, ''), COUNT(*)
 		FROM nodes GROUP BY provision_state, COALESCE(power_state, ''), maintenance, COALESCE(fault, '')`)
