@@ -74,7 +74,21 @@ func (s *Store) storeNodeCounts(ctx context.Context, counts []NodeCount, now tim
 // CountNodes counts the nodes by provision state, power state, maintenance and fault: one
 // grouped query over the whole nodes table (NodeCounts shares its result between processes).
 func (s *Store) CountNodes(ctx context.Context) ([]NodeCount, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT provision_state, COALESCE(power_state, ''), maintenance, COALESCE(fault, ''), COUNT(*)
+	var q queryer = s.db
+	if s.dialect == Postgres {
+		// Background work on one core: PostgreSQL would otherwise scan with parallel workers,
+		// taking every core of a small database server for the same time and more CPU.
+		tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return nil, fmt.Errorf("count nodes: %w", err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, "SET LOCAL max_parallel_workers_per_gather = 0"); err != nil {
+			return nil, fmt.Errorf("count nodes: %w", err)
+		}
+		q = tx
+	}
+	rows, err := q.QueryContext(ctx, `SELECT provision_state, COALESCE(power_state, ''), maintenance, COALESCE(fault, ''), COUNT(*)
 		FROM nodes GROUP BY provision_state, COALESCE(power_state, ''), maintenance, COALESCE(fault, '')`)
 	if err != nil {
 		return nil, fmt.Errorf("count nodes: %w", err)

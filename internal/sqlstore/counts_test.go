@@ -80,3 +80,29 @@ func TestNodeCountsAreSharedForTheirInterval(t *testing.T) {
 		})
 	}
 }
+
+// TestCountNodesLeavesItsConnectionAsItWas: on PostgreSQL the count runs without parallel
+// workers, set for its own transaction only: the pooled connection it ran on answers the next
+// query with the server's setting.
+func TestCountNodesLeavesItsConnectionAsItWas(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *sqlstore.Store) {
+		if s.Dialect() != sqlstore.Postgres {
+			t.Skip("a PostgreSQL setting")
+		}
+		ctx := context.Background()
+		s.DB().SetMaxOpenConns(1) // the count's connection is the next query's
+		var before, after string
+		if err := s.DB().QueryRowContext(ctx, "SHOW max_parallel_workers_per_gather").Scan(&before); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CountNodes(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DB().QueryRowContext(ctx, "SHOW max_parallel_workers_per_gather").Scan(&after); err != nil {
+			t.Fatal(err)
+		}
+		if before == "0" || after != before {
+			t.Fatalf("max_parallel_workers_per_gather %q before the count, %q after", before, after)
+		}
+	})
+}
