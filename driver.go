@@ -219,6 +219,13 @@ func (c DriverConfig) Properties(hw HardwareType) map[string]string {
 	return out
 }
 
+// HasHardwareType says whether name is an enabled hardware type of the catalogue, without
+// building its table of interfaces as HardwareType does: a conductor asks for every node it
+// touches, 25,000 a power-sync pass.
+func (c DriverConfig) HasHardwareType(name string) bool {
+	return slices.Contains(c.EnabledHardwareTypes, name) && slices.Contains(hardwareTypeNames[:], name)
+}
+
 // HardwareType returns an enabled hardware type by name.
 func (c DriverConfig) HardwareType(name string) (HardwareType, bool) {
 	if !slices.Contains(c.EnabledHardwareTypes, name) {

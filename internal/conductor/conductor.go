@@ -265,10 +265,10 @@ func (t *Task) saveWithHistory(ctx context.Context, fn func(n *ironwork.Node), h
 
 // driverFor composes the driver of a node from the registry.
 func (c *Conductor) driverFor(n *ironwork.Node) (*Driver, error) {
-	if _, ok := c.drivers.HardwareType(n.Driver); !ok {
+	if !c.drivers.HasHardwareType(n.Driver) {
 		return nil, ironwork.Errorf(ironwork.EINVALID, "No valid host was found. Reason: No conductor service registered which supports driver %s for conductor group \"%s\".", n.Driver, n.ConductorGroup)
 	}
-	d := &Driver{impl: map[ironwork.InterfaceKind]any{}}
+	d := &Driver{impl: make(map[ironwork.InterfaceKind]any, len(n.Interfaces))}
 	for _, k := range ironwork.InterfaceKinds {
 		name := n.Interfaces[k]
 		if name == "" {

@@ -425,7 +425,7 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) error {
 
 // resolveDriver fills in a node's default interfaces and checks the named ones.
 func (s *Server) resolveDriver(n *ironwork.Node) error {
-	if _, ok := s.drivers.HardwareType(n.Driver); !ok {
+	if !s.drivers.HasHardwareType(n.Driver) {
 		return invalid("No valid host was found. Reason: No conductor service registered which supports driver %s for conductor group \"%s\". Ensure the driver is valid and enabled.",
 			n.Driver, n.ConductorGroup)
 	}
