@@ -23,6 +23,9 @@
 #   WARMUP=10s bench/scaleout.sh    the crowd runs this long first, its requests counted apart (the
 #                                   API servers open their database connections in the first seconds)
 #   TIMELINE=true bench/scaleout.sh the crowd's latencies second by second, warm-up included
+#   COUNT_INTERVAL=30s bench/scaleout.sh  metrics_count_interval of every process (default the
+#                                   server's, 10 s): this script reads each conductor's /metrics every
+#                                   10 s, and a scrape older than that counts the nodes again
 #   N=10000 LOAD_SECS=30 HB=5s HB_TIMEOUT=20s bench/scaleout.sh   (a quicker look)
 set -euo pipefail
 
@@ -40,6 +43,7 @@ TIMELINE=${TIMELINE:-false}
 INTERVAL=${INTERVAL:-60s}
 HB=${HB:-10s}
 HB_TIMEOUT=${HB_TIMEOUT:-60s}
+COUNT_INTERVAL=${COUNT_INTERVAL:-}
 
 die() { echo "scaleout.sh: $*" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/scaleout.XXXXXX")
@@ -68,7 +72,7 @@ go build -o "$work/ironwork" ./cmd/ironwork
 go build -o "$work/fleet" ./bench/fleet
 pg=$(scripts/postgres.sh start "$pg_dir" "$(free_port)")
 sql() { psql -qtA "$pg" -c "$1"; }
-echo "scaleout.sh: N=$N CONDUCTORS=$CONDUCTORS APIS=$APIS C=$C INTERVAL=$INTERVAL HB=$HB HB_TIMEOUT=$HB_TIMEOUT; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "scaleout.sh: N=$N CONDUCTORS=$CONDUCTORS APIS=$APIS C=$C INTERVAL=$INTERVAL HB=$HB HB_TIMEOUT=$HB_TIMEOUT COUNT_INTERVAL=${COUNT_INTERVAL:-default}; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 cat >"$work/serve.toml" <<TOML
 database = "$pg"
@@ -77,6 +81,7 @@ heartbeat_interval = "$HB"
 heartbeat_timeout = "$HB_TIMEOUT"
 automated_clean = false
 TOML
+[ -n "$COUNT_INTERVAL" ] && echo "metrics_count_interval = \"$COUNT_INTERVAL\"" >>"$work/serve.toml"
 declare -A metrics cpid
 for i in $(seq 1 "$CONDUCTORS"); do
   mp=$(free_port)
