@@ -81,7 +81,7 @@ heartbeat_interval = "$HB"
 heartbeat_timeout = "$HB_TIMEOUT"
 automated_clean = false
 TOML
-[ -n "$COUNT_INTERVAL" ] && echo "metrics_count_interval = \"$COUNT_INTERVAL\"" >>"$work/serve.toml"
+if [ -n "$COUNT_INTERVAL" ]; then echo "metrics_count_interval = \"$COUNT_INTERVAL\"" >>"$work/serve.toml"; fi
 declare -A metrics cpid
 for i in $(seq 1 "$CONDUCTORS"); do
   mp=$(free_port)
