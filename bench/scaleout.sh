@@ -25,7 +25,7 @@
 #   TIMELINE=true bench/scaleout.sh the crowd's latencies second by second, warm-up included
 #   COUNT_INTERVAL=30s bench/scaleout.sh  metrics_count_interval of every process (default the
 #                                   server's, 10 s): this script reads each conductor's /metrics every
-#                                   10 s, and a scrape older than that counts the nodes again
+#                                   10 s, and a scrape finding a count older than that counts again
 #   N=10000 LOAD_SECS=30 HB=5s HB_TIMEOUT=20s bench/scaleout.sh   (a quicker look)
 set -euo pipefail
 

@@ -33,7 +33,7 @@ func (s *Server) driverHosts(r *http.Request) (map[string][]string, error) {
 			continue
 		}
 		for _, d := range c.Drivers {
-			if _, ok := s.drivers.HardwareType(d); ok {
+			if s.drivers.HasHardwareType(d) {
 				hosts[d] = append(hosts[d], c.Hostname)
 			}
 		}

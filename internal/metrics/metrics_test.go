@@ -51,8 +51,9 @@ func TestScrapeSurvivesAFailingStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fams["ironwork_provision_transitions_total"] == nil || fams["ironwork_nodes"] != nil {
-		t.Errorf("families: transitions %v, nodes %v", fams["ironwork_provision_transitions_total"] != nil, fams["ironwork_nodes"] != nil)
+	if fams["ironwork_provision_transitions_total"] == nil || fams["ironwork_nodes"] != nil || fams["ironwork_nodes_counted_timestamp_seconds"] != nil {
+		t.Errorf("families: transitions %v, nodes %v, counted at %v", fams["ironwork_provision_transitions_total"] != nil,
+			fams["ironwork_nodes"] != nil, fams["ironwork_nodes_counted_timestamp_seconds"] != nil)
 	}
 	// A new collection replaces the last: n1's reading is gone.
 	if s := fams["ironwork_sensor_reading"].GetMetric(); len(s) != 1 || s[0].GetGauge().GetValue() != 900 {

@@ -21,13 +21,15 @@ type NodeCount struct {
 }
 
 // NodeCounts returns the counts of CountNodes made at most maxAge ago, by this process or by
-// another sharing the database, and when they were made. The last count is stored (table
-// node_counts), so the processes of a deployment count their nodes once per maxAge between
-// them however often each is asked; a stored count made more than maxAge ahead of this
-// process's clock is not trusted. maxAge 0 counts at every call. A count that cannot be
+// another sharing the database, and when they were made (to the millisecond). The last count
+// is stored (table node_counts), so the processes of a deployment count their nodes once per
+// maxAge between them however often each is asked. Times are each process's clock: a stored
+// count made more than maxAge ahead of this one's is not trusted (and logged: the hosts'
+// clocks disagree, and every scrape counts again); with clocks apart by less than maxAge a
+// count may be up to twice maxAge old. maxAge 0 counts at every call. A count that cannot be
 // stored is returned all the same, and the failure logged.
 func (s *Store) NodeCounts(ctx context.Context, maxAge time.Duration) ([]NodeCount, time.Time, error) {
-	now := s.now()
+	now := s.now().Truncate(time.Millisecond)
 	if maxAge > 0 {
 		var at int64
 		var stored string
@@ -36,7 +38,15 @@ func (s *Store) NodeCounts(ctx context.Context, maxAge time.Duration) ([]NodeCou
 		case err == nil:
 			t := time.UnixMilli(at)
 			var counts []NodeCount
-			if age := now.Sub(t); age < maxAge && age > -maxAge && json.Unmarshal([]byte(stored), &counts) == nil {
+			age := now.Sub(t)
+			switch {
+			case age <= -maxAge:
+				s.log.WarnContext(ctx, "stored node counts are from a clock ahead of this host's: counting again",
+					"counted_at", t, "ahead", -age)
+			case age >= maxAge:
+			case json.Unmarshal([]byte(stored), &counts) != nil:
+				s.log.WarnContext(ctx, "stored node counts cannot be read: counting again")
+			default:
 				return counts, t, nil
 			}
 		case !errors.Is(err, sql.ErrNoRows):

@@ -3,6 +3,8 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -77,6 +79,34 @@ func TestNodeCountsAreSharedForTheirInterval(t *testing.T) {
 			counts(s2, every, 4, 2, now2)
 			now1 = t0.Add(14 * time.Second)
 			counts(s1, every, 4, 2, now2)
+
+			// Every field of every group comes back from the stored count as counted.
+			if err := s1.CreateNode(ctx, &ironwork.Node{Name: "c-broken", Driver: "fake-hardware", ProvisionState: ironwork.Active,
+				PowerState: ironwork.PowerOn, Maintenance: true, Fault: "power failure"}); err != nil {
+				t.Fatal(err)
+			}
+			now1 = t0.Add(30 * time.Second)
+			stored, _, err := s1.NodeCounts(ctx, every)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now2 = t0.Add(31 * time.Second)
+			read, at, err := s2.NodeCounts(ctx, every)
+			if err != nil {
+				t.Fatal(err)
+			}
+			direct, err := s2.CountNodes(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !at.Equal(now1) || !reflect.DeepEqual(read, stored) || !reflect.DeepEqual(read, direct) {
+				t.Fatalf("stored count at %v:\n%+v\nread back:\n%+v\ncounted:\n%+v", at, stored, read, direct)
+			}
+			if !slices.ContainsFunc(read, func(c sqlstore.NodeCount) bool {
+				return c.Maintenance && c.Fault == "power failure" && c.PowerState == ironwork.PowerOn && c.Count == 1
+			}) {
+				t.Fatalf("no group for the node in maintenance: %+v", read)
+			}
 		})
 	}
 }
