@@ -368,7 +368,22 @@ func (s *Store) migrations() ([]migration, error) {
 		out = append(out, migration{version: v, name: e.Name(), sql: s.translateDDL(string(b))})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	if err := distinctVersions(out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// distinctVersions refuses two migrations of one version (sorted by version): on a fresh
+// database the second would fail to record itself, and on one already at that version it
+// would never run.
+func distinctVersions(ms []migration) error {
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return fmt.Errorf("migrations %s and %s share version %d", ms[i-1].name, ms[i].name, ms[i].version)
+		}
+	}
+	return nil
 }
 
 func (s *Store) translateDDL(q string) string {
