@@ -228,7 +228,7 @@ func (c DriverConfig) HasHardwareType(name string) bool {
 
 // HardwareType returns an enabled hardware type by name.
 func (c DriverConfig) HardwareType(name string) (HardwareType, bool) {
-	if !slices.Contains(c.EnabledHardwareTypes, name) {
+	if !c.HasHardwareType(name) {
 		return HardwareType{}, false
 	}
 	return knownHardwareType(name)

@@ -728,7 +728,7 @@ func (c Config) validateInspection() []error {
 		driver = "ipmi"
 	}
 	if dc, err := c.DriverConfig(); err == nil {
-		if _, ok := dc.HardwareType(driver); !ok {
+		if !dc.HasHardwareType(driver) {
 			errs = append(errs, fmt.Errorf("discovery.default_driver: hardware type %q is not enabled", driver))
 		}
 	}
