@@ -72,8 +72,9 @@ type Config struct {
 	// MaxBlockSize caps the blksize a client may negotiate, 8..65464 (default 65464).
 	MaxBlockSize int
 	// OnTransfer, when set, is called once per read request that named a file (served, failed
-	// or refused), from the goroutine that handled it. It must be safe for concurrent use and
-	// return quickly: a refusal's call runs on the receive loop.
+	// or refused), from the goroutine that handled it, after the transfer's slot is free. It
+	// must be safe for concurrent use and return quickly: a refusal's call runs on the receive
+	// loop.
 	OnTransfer func(TransferInfo)
 	// Dial opens a transfer's socket from laddr (nil: any) to the client; default
 	// net.DialUDP. A server whose listener is in another network namespace opens them there.
@@ -266,15 +267,15 @@ func (s *Server) handle(ctx context.Context, ln *listener, p []byte, src net.Add
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		defer func() {
-			s.mu.Lock()
-			if s.active[key] == mine {
-				delete(s.active, key)
-			}
-			s.mu.Unlock()
-			<-s.slots
-		}()
-		s.serveRead(ctx, log, req, src, dst)
+		info := s.serveRead(ctx, log, req, src, dst)
+		s.mu.Lock()
+		if s.active[key] == mine {
+			delete(s.active, key)
+		}
+		s.mu.Unlock()
+		<-s.slots
+		// Reported after the slot is free: whoever learns the transfer ended can start another.
+		s.report(info)
 	}()
 }
 

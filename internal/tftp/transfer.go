@@ -89,15 +89,13 @@ func parseUint(v string) (uint64, bool) {
 	return n, err == nil
 }
 
-// serveRead runs one read request on its own socket, from local (nil: routed) to src.
-func (s *Server) serveRead(ctx context.Context, log *slog.Logger, req request, src net.Addr, local *net.UDPAddr) {
+// serveRead runs one read request on its own socket, from local (nil: routed) to src, and
+// returns what happened for the caller to report once the transfer's slot is free.
+func (s *Server) serveRead(ctx context.Context, log *slog.Logger, req request, src net.Addr, local *net.UDPAddr) (info TransferInfo) {
 	start := time.Now()
-	info := TransferInfo{Remote: src, File: trimName(req.filename), Mode: req.mode, BlockSize: defaultBlockSize, WindowSize: 1}
+	info = TransferInfo{Remote: src, File: trimName(req.filename), Mode: req.mode, BlockSize: defaultBlockSize, WindowSize: 1}
 	log = log.With(keyFile, info.File)
-	defer func() {
-		info.Duration = time.Since(start)
-		s.report(info)
-	}()
+	defer func() { info.Duration = time.Since(start) }()
 	conn, err := dialClient(src, local, s.cfg.Dial)
 	if err != nil {
 		info.Err = err
@@ -161,6 +159,7 @@ func (s *Server) serveRead(ctx context.Context, log *slog.Logger, req request, s
 	default:
 		log.Info("tftp transfer failed", keyErr, err, keyBytes, t.bytes)
 	}
+	return info
 }
 
 // dialClient opens the transfer's socket: a new port on local, connected to the client, so the
