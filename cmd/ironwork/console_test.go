@@ -6,21 +6,13 @@ import (
 	"encoding/json"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 )
 
-// syncBuf is a bytes.Buffer for one writer and one reader.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func waitText(t *testing.T, b *syncBuf, want string) {
+func waitText(t *testing.T, b *lockedbuf.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(b.String(), want) {
@@ -42,7 +34,7 @@ func TestConsoleCommand(t *testing.T) {
 		t.Fatalf("--no-enable on a disabled console: %d %q", code, errs)
 	}
 	stdin, typed := io.Pipe()
-	var out, errb syncBuf
+	var out, errb lockedbuf.Buffer
 	done := make(chan int, 1)
 	start := time.Now()
 	go func() { done <- runConsole(context.Background(), []string{"c1", "--url", url}, stdin, &out, &errb) }()

@@ -1,40 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in two goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor waits, at most 30 s, until the buffer holds every text.
-func waitFor(t *testing.T, b *syncBuffer, texts ...string) {
+func waitFor(t *testing.T, b *lockedbuf.Buffer, texts ...string) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		out := b.String()
@@ -128,7 +109,7 @@ func TestNodeListWatch(t *testing.T) {
 				t.Fatal(errs)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
-			var out, errs syncBuffer
+			var out, errs lockedbuf.Buffer
 			done := make(chan int, 1)
 			go func() { done <- run(ctx, []string{"node", "list", "--watch", "--url", tc.url}, &out, &errs) }()
 			waitFor(t, &out, "PROVISION_STATE", node)

@@ -12,6 +12,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 )
 
 // TestProxyModeBesideSiteDHCPThroughRelay: a rack behind ISC's dhcrelay, which forwards every
@@ -48,7 +50,7 @@ func TestProxyModeBesideSiteDHCPThroughRelay(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var relayLog lockedBuffer
+	var relayLog lockedbuf.Buffer
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", relay, "dhcrelay", "-4", "-d",
 		"-pf", filepath.Join(t.TempDir(), "dhcrelay.pid"), "-id", "rk0", "-iu", "up1", "-iu", "st1",
 		up(1).String(), site(1).String())

@@ -6,28 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 )
-
-// lockedBuffer collects a child process's output for the test's failure message.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRelayedRacksThroughDhcrelay serves two racks, each on its own subnet behind ISC's
 // dhcrelay (which adds option 82 and strips it from the replies), and the server's own network:
@@ -68,7 +51,7 @@ func TestRelayedRacksThroughDhcrelay(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var relayLog lockedBuffer
+	var relayLog lockedbuf.Buffer
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", relay, "dhcrelay", "-4", "-d", "-a",
 		"-pf", filepath.Join(t.TempDir(), "dhcrelay.pid"), "-id", "ra0", "-id", "rb0", "-iu", "up1", up(1).String())
 	cmd.Stdout, cmd.Stderr = &relayLog, &relayLog

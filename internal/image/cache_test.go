@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 )
 
 // imageServer is a real HTTP server on loopback serving in-memory files
@@ -80,24 +82,6 @@ func (s *imageServer) count(methodPath string) int {
 	return s.hits[methodPath]
 }
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // fakeClock starts a year ahead so kernel relatime updates (to the real
 // time) never look like a more recent use than the fake one.
 type fakeClock struct {
@@ -121,12 +105,12 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-func newTestCache(t *testing.T, cfg Config) (*Cache, *syncBuffer) {
+func newTestCache(t *testing.T, cfg Config) (*Cache, *lockedbuf.Buffer) {
 	t.Helper()
 	if cfg.Dir == "" {
 		cfg.Dir = filepath.Join(t.TempDir(), "cache")
 	}
-	logs := &syncBuffer{}
+	logs := &lockedbuf.Buffer{}
 	c, err := New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)

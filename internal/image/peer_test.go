@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 )
 
 // pythonHTTPServer runs Debian's python3 -m http.server on loopback over
@@ -29,7 +31,7 @@ func pythonHTTPServer(t *testing.T, dir string) (string, func(method, path strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &lockedbuf.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 )
 
 // TestConfigDriveAcceptRefuse runs the provision call's config drive matrix against the real
 // server: what Ironic refuses is a 400 that leaves the node alone, what it accepts deploys,
 // and the config drive never shows in instance_info or in the log.
 func TestConfigDriveAcceptRefuse(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &lockedbuf.Buffer{}
 	srv := startServerLog(t, "sqlite://"+filepath.Join(t.TempDir(), "db"), slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	ctx := context.Background()
 	c := &api.Client{BaseURL: srv.URL(), Version: "1.87"}

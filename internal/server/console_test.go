@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 
 	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 	"github.com/ironwork/ironwork/internal/server"
 	"github.com/ironwork/ironwork/internal/sqlstore/sqlstoretest"
 	"github.com/ironwork/ironwork/internal/vbmc"
@@ -51,19 +51,6 @@ func serialMachine(t *testing.T) string {
 	}()
 	return sock
 }
-
-// lockedBuffer collects a server's log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 type consoleState struct {
 	Enabled bool `json:"console_enabled"`
@@ -198,7 +185,7 @@ func TestConsoleOverIPMI(t *testing.T) {
 	host, port, _ := strings.Cut(v.IPMIAddrs["vm1"], ":")
 
 	logDir := t.TempDir()
-	var serverLog lockedBuffer
+	var serverLog lockedbuf.Buffer
 	srv := startServerLog(t, sqlstoretest.Targets()[0].DSN(t), slog.New(slog.NewTextHandler(&serverLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		consoleConfig(logDir))
 	c := &api.Client{BaseURL: srv.URL(), Version: "1.87"}

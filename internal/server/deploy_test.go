@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 	"github.com/ironwork/ironwork/internal/server"
 )
 
@@ -44,14 +45,14 @@ func buildAgent(t *testing.T) string {
 // agentProc runs the agent as a process writing to disk, until it exits or the test ends.
 type agentProc struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *lockedbuf.Buffer
 	done chan error
 }
 
 func startAgent(t *testing.T, bin, apiURL, disk string, extra ...string) *agentProc {
 	t.Helper()
 	port := strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
-	p := &agentProc{out: &syncBuffer{}, done: make(chan error, 1)}
+	p := &agentProc{out: &lockedbuf.Buffer{}, done: make(chan error, 1)}
 	args := []string{"--api-url", apiURL, "--listen", "127.0.0.1:" + port,
 		"--advertise-url", "http://127.0.0.1:" + port, "--root-device", disk, "--no-poweroff", "--lookup-timeout", "60s"}
 	p.cmd = exec.Command(bin, append(args, extra...)...)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 	"github.com/ironwork/ironwork/internal/server"
 )
 
@@ -36,7 +37,7 @@ func TestDirectDeployFastTrack(t *testing.T) {
 	if err := os.WriteFile(disk, bytes.Repeat([]byte{0xAA}, 16<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &lockedbuf.Buffer{}
 	srv := startServerLog(t, "sqlite://"+filepath.Join(dir, "db"), slog.New(slog.NewTextHandler(logs, nil)), func(c *server.Config) {
 		c.AgentPowerOffTimeout = server.Duration{Duration: 2 * time.Second}
 		c.FastTrack = true

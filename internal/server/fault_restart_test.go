@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 )
 
 // serveProc is an `ironwork serve` child process on a data directory the test keeps, so that
 // it can be killed and started again on the same database.
 type serveProc struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *lockedbuf.Buffer
 	done chan struct{}
 }
 
@@ -29,7 +30,7 @@ func startServe(t *testing.T, bin, dataDir, config string) *serveProc {
 	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &serveProc{log: &syncBuffer{}, done: make(chan struct{})}
+	p := &serveProc{log: &lockedbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve", "--config", file, "--data-dir", dataDir)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

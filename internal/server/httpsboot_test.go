@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 	"github.com/ironwork/ironwork/internal/netns/netnstest"
 	"github.com/ironwork/ironwork/internal/server"
 	"github.com/ironwork/ironwork/internal/vbmc"
@@ -44,7 +45,7 @@ func TestRedfishHTTPSBootCleaning(t *testing.T) {
 
 	ns := netnstest.New(t, "iwhb")
 	netnstest.Bridge(t, ns, "br0", "10.93.0.1/24", "fd93::1/64")
-	logs := &syncBuffer{}
+	logs := &lockedbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("--- server log ---\n%s", logs.String())
@@ -122,7 +123,7 @@ func TestRedfishHTTPSBootCleaning(t *testing.T) {
 	os.WriteFile(cmdFile, []byte(cmdline+"\n"), 0o644)
 
 	port := 20000 + rand.IntN(20000)
-	agentOut := &syncBuffer{}
+	agentOut := &lockedbuf.Buffer{}
 	a := exec.Command("ip", "netns", "exec", ns, agent, "--cmdline", cmdFile, "--listen", fmt.Sprintf("10.93.0.1:%d", port),
 		"--advertise-url", fmt.Sprintf("http://10.93.0.1:%d", port), "--root-device", disk, "--no-poweroff", "--lookup-timeout", "60s")
 	a.Stdout, a.Stderr = agentOut, agentOut

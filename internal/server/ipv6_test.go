@@ -16,6 +16,7 @@ import (
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 	"github.com/ironwork/ironwork/internal/netns"
 	"github.com/ironwork/ironwork/internal/netns/netnstest"
 	"github.com/ironwork/ironwork/internal/server"
@@ -87,7 +88,7 @@ func TestIPv6OnlyProvisioning(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	logs := &syncBuffer{}
+	logs := &lockedbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("--- server log ---\n%s", logs.String())
@@ -196,7 +197,7 @@ func runDhclient6(t *testing.T, ns, ifname, conf string) string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "dhclient", "-6", "-d", "-v", "-cf", cf, "-lf", lf,
 		"-pf", filepath.Join(dir, "pid"), "-sf", "/bin/true", ifname)
-	var out syncBuffer
+	var out lockedbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

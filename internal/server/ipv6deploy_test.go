@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 	"github.com/ironwork/ironwork/internal/server"
 )
 
@@ -41,7 +42,7 @@ func TestDeployWithTheAgentOverIPv6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var imageFrom syncBuffer
+	var imageFrom lockedbuf.Buffer
 	images := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		imageFrom.Write([]byte(r.RemoteAddr + "\n"))
 		http.ServeContent(w, r, "image.qcow2", time.Time{}, bytes.NewReader(qcow))
@@ -88,7 +89,7 @@ func TestDeployWithTheAgentOverIPv6(t *testing.T) {
 	start := time.Now()
 	provisionVerb(t, c, uuid, "active")
 	waitState(t, c, uuid, "wait call-back", 10*time.Second)
-	out := &syncBuffer{}
+	out := &lockedbuf.Buffer{}
 	cmd := exec.Command(agent, "--api-url", srv.URL(), "--listen", agentAddr, "--root-device", disk,
 		"--no-poweroff", "--lookup-timeout", "60s")
 	cmd.Stdout, cmd.Stderr = out, out

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 	"github.com/ironwork/ironwork/internal/netns/netnstest"
 	"github.com/ironwork/ironwork/internal/ramdisk"
 	"github.com/ironwork/ironwork/internal/server"
@@ -64,7 +65,7 @@ func TestIPv6DeployQEMU(t *testing.T) {
 	}
 	ns := netnstest.New(t, "iw6d")
 	netnstest.Bridge(t, ns, "br0", "", "fd96::1/64")
-	logs := &syncBuffer{}
+	logs := &lockedbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("--- server log ---\n%s", logs.String())
@@ -107,7 +108,7 @@ func TestIPv6DeployQEMU(t *testing.T) {
 	defer cancel()
 	// powerOn starts the machine with fresh UEFI variables and console log, as a BMC's power
 	// cycle would; the returned channel yields QEMU's exit.
-	powerOn := func() (*exec.Cmd, chan error, *syncBuffer) {
+	powerOn := func() (*exec.Cmd, chan error, *lockedbuf.Buffer) {
 		t.Helper()
 		vars := filepath.Join(work, "vars.fd")
 		if err := os.WriteFile(vars, vars0, 0o644); err != nil {
@@ -124,7 +125,7 @@ func TestIPv6DeployQEMU(t *testing.T) {
 			"-drive", "file="+disk+",if=virtio,format=raw",
 			"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
 			"-device", "virtio-net-pci,netdev=n0,romfile=,bootindex=1,mac="+mac)
-		var qout syncBuffer
+		var qout lockedbuf.Buffer
 		vm.Stdout, vm.Stderr = &qout, &qout
 		if err := vm.Start(); err != nil {
 			t.Fatal(err)

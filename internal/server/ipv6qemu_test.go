@@ -14,6 +14,7 @@ import (
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 	"github.com/ironwork/ironwork/internal/netns/netnstest"
 	"github.com/ironwork/ironwork/internal/server"
 )
@@ -42,7 +43,7 @@ func TestIPv6NetworkBootQEMU(t *testing.T) {
 	initrd := markerRamdisk(t, work)
 	ns := netnstest.New(t, "iw6q")
 	netnstest.Bridge(t, ns, "br0", "", "fd97::1/64")
-	logs := &syncBuffer{}
+	logs := &lockedbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("--- server log ---\n%s", logs.String())

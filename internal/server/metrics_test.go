@@ -22,12 +22,13 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ironwork/ironwork/internal/bmctest"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 	"github.com/ironwork/ironwork/internal/server"
 	"github.com/ironwork/ironwork/internal/sqlstore/sqlstoretest"
 )
 
 // jsonLines decodes the JSON log lines a server wrote.
-func jsonLines(b *syncBuffer) []map[string]any {
+func jsonLines(b *lockedbuf.Buffer) []map[string]any {
 	var out []map[string]any
 	sc := bufio.NewScanner(strings.NewReader(b.String()))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -217,7 +218,7 @@ func TestMetricsAfterRealActions(t *testing.T) {
 			if err := os.WriteFile(htpasswd, []byte("operator:"+string(hash)+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			logs := &syncBuffer{}
+			logs := &lockedbuf.Buffer{}
 			log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			srv := startServerLog(t, target.DSN(t), log, func(c *server.Config) {
 				c.AuthStrategy, c.HTTPBasicAuthFile = "http_basic", htpasswd

@@ -11,36 +11,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/api"
 	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 	"github.com/ironwork/ironwork/internal/netns"
 	"github.com/ironwork/ironwork/internal/netns/netnstest"
 	"github.com/ironwork/ironwork/internal/ramdisk"
 	"github.com/ironwork/ironwork/internal/server"
 )
-
-// syncBuffer is a log sink that tests read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testKernel finds a Linux kernel unpacked by scripts/kernel.sh.
 func testKernel(t *testing.T) string {
@@ -130,7 +112,7 @@ func TestNetworkBootQEMU(t *testing.T) {
 	}
 	ns := netnstest.New(t, "iwnb")
 	netnstest.Bridge(t, ns, "br0", "10.98.0.1/24", "fd98::1/64")
-	logs := &syncBuffer{}
+	logs := &lockedbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("--- server log ---\n%s", logs.String())
@@ -243,7 +225,7 @@ func TestNetworkBootQEMU(t *testing.T) {
 }
 
 // startBootServer starts the whole server on SQLite with its log going to logs.
-func startBootServer(t *testing.T, logs *syncBuffer, mutate func(*server.Config)) *server.Server {
+func startBootServer(t *testing.T, logs *lockedbuf.Buffer, mutate func(*server.Config)) *server.Server {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return startServerLog(t, "sqlite://"+filepath.Join(t.TempDir(), "ironwork.db"), log, func(c *server.Config) {

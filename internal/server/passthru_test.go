@@ -15,6 +15,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 	"github.com/ironwork/ironwork/internal/server"
 	"github.com/ironwork/ironwork/internal/vbmc"
 )
@@ -23,7 +24,7 @@ import (
 // command, no QEMU) over Redfish and IPMI, with a redfish, an ipmi and a fake-hardware node.
 type passthruLab struct {
 	srv                 *server.Server
-	logs                *syncBuffer // the server's JSON log
+	logs                *lockedbuf.Buffer // the server's JSON log
 	v                   *vbmc.VBMC
 	c                   apiClient
 	redfish, ipmi, fake string
@@ -39,7 +40,7 @@ func newPassthruLab(t *testing.T) *passthruLab {
 	vctx, stop := context.WithCancel(context.Background())
 	go v.Serve(vctx)
 	t.Cleanup(func() { stop(); v.Close() })
-	logs := &syncBuffer{}
+	logs := &lockedbuf.Buffer{}
 	srv := startServerLog(t, "sqlite://"+filepath.Join(t.TempDir(), "ironwork.db"), slog.New(slog.NewJSONHandler(logs, nil)))
 	l := &passthruLab{srv: srv, logs: logs, v: v, c: apiClient{t: t, base: srv.URL()}}
 	create := func(body map[string]any) string {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ironwork/ironwork/api"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 	"github.com/ironwork/ironwork/internal/server"
 	"github.com/ironwork/ironwork/internal/shacrypt"
 )
@@ -50,7 +51,7 @@ func rescueVerb(c *api.Client, uuid string, body map[string]any) error {
 func TestRescueWithTheAgent(t *testing.T) {
 	dir := t.TempDir()
 	agent := buildAgent(t)
-	var logs syncBuffer
+	var logs lockedbuf.Buffer
 	srv := startServerLog(t, "sqlite://"+filepath.Join(dir, "db"), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	c := &api.Client{BaseURL: srv.URL(), Version: "1.87"}
 	uuid := rescueNode(t, c, "rescue-agent-1", "agent")

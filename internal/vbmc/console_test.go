@@ -12,6 +12,7 @@ import (
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 )
 
 // machineLine serves a machine's serial socket until stop: each connection is greeted with
@@ -64,7 +65,7 @@ func TestSerialLineOutlivesTheMachine(t *testing.T) {
 		"ipmi_port": port, "ipmi_username": "admin", "ipmi_password": "password"}}}
 	in, typed := io.Pipe()
 	defer typed.Close()
-	var out syncBuffer
+	var out lockedbuf.Buffer
 	solCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 	defer stop()
 	done := make(chan error, 1)

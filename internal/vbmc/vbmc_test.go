@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/ironwork/ironwork/internal/configdrive"
 	"github.com/ironwork/ironwork/internal/driver/ipmi"
 	"github.com/ironwork/ironwork/internal/driver/redfish"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 )
 
 // isoServer serves small ISO 9660 images named after their path on loopback, and one
@@ -514,7 +514,7 @@ func TestSerialOverLAN(t *testing.T) {
 	tk := &conductor.Task{Node: &ironwork.Node{UUID: "sol", DriverInfo: ironwork.JSONObject{"ipmi_address": host,
 		"ipmi_port": port, "ipmi_username": "admin", "ipmi_password": "password"}}}
 	in, typed := io.Pipe()
-	var out syncBuffer
+	var out lockedbuf.Buffer
 	solCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
 	defer stop()
 	done := make(chan error, 1)
@@ -540,22 +540,4 @@ func TestSerialOverLAN(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("console ended with %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
