@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
 	"github.com/ironwork/ironwork/internal/dhcp"
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 	"github.com/ironwork/ironwork/internal/sqlstore"
 	"github.com/ironwork/ironwork/internal/sqlstore/sqlstoretest"
 )
@@ -44,24 +44,7 @@ func testRack(n int, size int) rack {
 type dhcpPeer struct {
 	srv *dhcp.Server
 	ip  net.IP
-	log *lockedLog
-}
-
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
+	log *lockedbuf.Buffer
 }
 
 // TestTwoConductorsNeverLeaseOneAddressTwice runs two DHCP servers, each with its own
@@ -86,7 +69,7 @@ func TestTwoConductorsNeverLeaseOneAddressTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { store.Close() })
-		c := &dhcpPeer{ip: net.IPv4(192, 0, 2, byte(1+i)).To4(), log: &lockedLog{}}
+		c := &dhcpPeer{ip: net.IPv4(192, 0, 2, byte(1+i)).To4(), log: &lockedbuf.Buffer{}}
 		cfg := dhcp.Config{
 			Mode: dhcp.ModeFull, Interface: fmt.Sprintf("cond%d", i), ServerIP: c.ip, Netmask: net.CIDRMask(24, 32),
 			RangeStart: net.IPv4(192, 0, 2, byte(100+10*i)).To4(), RangeEnd: net.IPv4(192, 0, 2, byte(109+10*i)).To4(),
@@ -227,10 +210,10 @@ func TestTwoConductorsNeverLeaseOneAddressTwice(t *testing.T) {
 	}
 	taken := 0
 	for _, c := range conductors {
-		taken += c.log.count("address taken by another server")
+		taken += strings.Count(c.log.String(), "address taken by another server")
 	}
 	t.Logf("offers that picked again because the other conductor had taken the address: %d; NAKs for the same reason: %d",
-		taken, conductors[0].log.count("NAK: address taken by another server")+conductors[1].log.count("NAK: address taken by another server"))
+		taken, strings.Count(conductors[0].log.String(), "NAK: address taken by another server")+strings.Count(conductors[1].log.String(), "NAK: address taken by another server"))
 }
 
 func ipU32(ip net.IP) uint32 {
@@ -259,7 +242,7 @@ func TestOfferPicksAgainWhenAnotherConductorTookTheAddress(t *testing.T) {
 	ctx := context.Background()
 	dsn := sqlstoretest.PostgresDSN(t)
 	r := testRack(4, 4)
-	newPeer := func(i int, wrap func(storeLeases) dhcp.Leases) (*dhcp.Server, *lockedLog) {
+	newPeer := func(i int, wrap func(storeLeases) dhcp.Leases) (*dhcp.Server, *lockedbuf.Buffer) {
 		store, err := sqlstore.Open(ctx, dsn, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -272,7 +255,7 @@ func TestOfferPicksAgainWhenAnotherConductorTookTheAddress(t *testing.T) {
 			HTTPBootURL: "http://" + ip.String() + ":8080/", LeaseTime: time.Hour, OfferHold: time.Minute,
 			Subnets: []dhcp.Subnet{{Network: r.network, RangeStart: r.first, RangeEnd: r.last}},
 		}
-		logs := &lockedLog{}
+		logs := &lockedbuf.Buffer{}
 		srv, err := dhcp.New(cfg, everyoneNetBoots{}, wrap(storeLeases{store}),
 			slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 		if err != nil {
@@ -303,7 +286,7 @@ func TestOfferPicksAgainWhenAnotherConductorTookTheAddress(t *testing.T) {
 	if got.Equal(hidden) {
 		t.Fatalf("both conductors offered %v", got)
 	}
-	if n := logs.count("address taken by another server"); n != 1 {
+	if n := strings.Count(logs.String(), "address taken by another server"); n != 1 {
 		t.Errorf("second conductor picked again %d times, want 1", n)
 	}
 }
