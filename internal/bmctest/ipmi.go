@@ -1,7 +1,6 @@
 package bmctest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ironwork/ironwork/internal/lockedbuf"
 )
 
 // requireTool finds a simulator's program or fails (skips only when told to), because the
@@ -143,25 +144,6 @@ func NewFakeBMC(t testing.TB) *FakeBMC {
 	return b
 }
 
-// lockedBuffer collects a process's output, written by exec's copying goroutine and read by
-// the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startUDPDaemon starts the BMC simulator command(port) returns, first on port, and waits until
 // it listens there; it is stopped when the test ends. The port was free when it was picked,
 // but a client socket of a test running beside this one may have been given it since: when
@@ -174,7 +156,7 @@ func startUDPDaemon(t testing.TB, name string, command func(port int) *exec.Cmd,
 		if attempt > 1 {
 			port = freeUDPPort(t)
 		}
-		out := &lockedBuffer{}
+		out := &lockedbuf.Buffer{}
 		cmd := command(port)
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
