@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -215,6 +216,42 @@ func TestBusy(t *testing.T) {
 	}
 	if got, _ := newRawClient(t, ts.addr).get("f"); len(got) != 2000 {
 		t.Fatalf("after the holder: got %d bytes", len(got))
+	}
+}
+
+// OnTransfer is called once the transfer's slot is free: a request made from the report of
+// the only transfer a one-slot server runs is served, not refused as busy.
+func TestReportedAfterSlotIsFree(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "f", 100)
+	probes := make(chan *rawClient, 1)
+	replies := make(chan packet, 1)
+	var once sync.Once
+	ts := startServer(t, dir, Config{MaxTransfers: 1, Timeout: 5 * time.Second, OnTransfer: func(info TransferInfo) {
+		if info.Err != nil {
+			return
+		}
+		once.Do(func() {
+			c := <-probes
+			c.request(rrq(opRRQ, "f", "octet"))
+			p, err := c.recv(5 * time.Second)
+			if err != nil {
+				p = packet{op: 0, msg: err.Error()}
+			}
+			replies <- p
+		})
+	}}, "")
+	probes <- newRawClient(t, ts.addr)
+	if got, _ := newRawClient(t, ts.addr).get("f"); len(got) != 100 {
+		t.Fatalf("first transfer: %d bytes, want 100", len(got))
+	}
+	select {
+	case p := <-replies:
+		if p.op != opDATA || p.block != 1 {
+			t.Fatalf("request from the report got opcode %d %q, want DATA 1", p.op, p.msg)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no report of the first transfer")
 	}
 }
 
