@@ -18,6 +18,9 @@ func TestHasHardwareType(t *testing.T) {
 	for _, hw := range ironwork.HardwareTypes() {
 		catalogue = append(catalogue, hw.Name)
 	}
+	if !slices.Contains(catalogue, "ipmi") || !some.HasHardwareType("ipmi") {
+		t.Fatalf("ipmi missing from the catalogue %v or from a configuration enabling it", catalogue)
+	}
 	names := append([]string{"", "no-such-type", "IPMI"}, catalogue...)
 	for cname, c := range map[string]ironwork.DriverConfig{"default": ironwork.DefaultDriverConfig(), "some": some} {
 		for _, name := range names {
