@@ -26,7 +26,8 @@ import (
 //
 //	scripts/kernel.sh arm64 && scripts/grub-arm64.sh
 //	IRONWORK_TEST_ARM64=1 go test -count=1 -timeout 60m -run TestLabARM64Deploys -v ./internal/lab/
-func TestLabARM64Deploys(t *testing.T) {
+func TestLabARM64Deploys(tt *testing.T) {
+	t := newLabT(tt)
 	if os.Getenv("IRONWORK_TEST_ARM64") != "1" {
 		t.Skip("set IRONWORK_TEST_ARM64=1 to run the arm64 lab test (TCG aarch64: many minutes)")
 	}
@@ -67,18 +68,12 @@ func TestLabARM64Deploys(t *testing.T) {
 		}
 	})
 	if err != nil {
-		t.Fatalf("lab up: %v\n%s", err, logs.String())
+		t.Logf("lab up's log:\n%s", logs.String())
+		t.Fatalf("lab up: %v", err)
 	}
 	t.Logf("lab up (x86 and arm64 ramdisks, both test images, server, BMC): %.1f s", time.Since(start).Seconds())
 	n := st.Nodes[0]
-	defer func() {
-		if t.Failed() {
-			for _, f := range []string{"serve.log", "vbmc.log", n.Name + ".serial.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 60))
-			}
-		}
-	}()
+	defer t.dumpIfFailed(dir, 60, "serve.log", "vbmc.log", n.Name+".serial.log")
 	cycleStart := time.Now()
 	res := lab.Cycle(context.Background(), st, []string{n.Name}, lab.CycleOptions{Timeout: 25 * time.Minute, SkipUndeploy: true,
 		OnProgress: func(p lab.Progress) {

@@ -29,7 +29,8 @@ import (
 // connection closed, then deploys it with the ramdisk deploy interface (labRamdiskDeploy).
 // Subtest inspection: a-inspect, of the shape, is inspected in band through the
 // whole server (checkLabInspection).
-func TestLabConsoleAndInspection(t *testing.T) {
+func TestLabConsoleAndInspection(tt *testing.T) {
+	t := newLabT(tt)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and taps")
 	}
@@ -61,21 +62,15 @@ func TestLabConsoleAndInspection(t *testing.T) {
 		}
 	})
 	if err != nil {
-		t.Fatalf("lab up: %v\n%s", err, logs.String())
+		t.Logf("lab up's log:\n%s", logs.String())
+		t.Fatalf("lab up: %v", err)
 	}
 	t.Logf("lab up: %.1f s", time.Since(start).Seconds())
-	defer func() {
-		if t.Failed() {
-			for _, f := range []string{"serve.log", "vbmc.log", "console-ipmi.serial.log", "a-inspect.serial.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 40))
-			}
-		}
-	}()
+	defer t.dumpIfFailed(dir, 40, "serve.log", "vbmc.log", "console-ipmi.serial.log", "a-inspect.serial.log")
 	ctx := context.Background()
 	var wg sync.WaitGroup
-	wg.Go(func() { t.Run("console", func(t *testing.T) { checkConsole(ctx, t, st, st.Nodes[0]) }) })
-	wg.Go(func() { t.Run("inspection", func(t *testing.T) { checkLabInspection(ctx, t, st, st.Nodes[1]) }) })
+	wg.Go(func() { t.Run("console", func(t *labT) { checkConsole(ctx, t, st, st.Nodes[0]) }) })
+	wg.Go(func() { t.Run("inspection", func(t *labT) { checkLabInspection(ctx, t, st, st.Nodes[1]) }) })
 	wg.Wait()
 	t.Logf("whole test: %.1f s", time.Since(start).Seconds())
 }
@@ -84,7 +79,7 @@ func TestLabConsoleAndInspection(t *testing.T) {
 // NodeSpec.Console, connects to the console URL, and reads the deploy ramdisk's kernel
 // booting over IPMI Serial-over-LAN while cleaning boots it; then disables the console and
 // sees the connection closed; then deploys and undeploys it with the ramdisk deploy interface.
-func checkConsole(ctx context.Context, t *testing.T, st *lab.State, n lab.Node) {
+func checkConsole(ctx context.Context, t testing.TB, st *lab.State, n lab.Node) {
 	c := st.Client()
 	dir := st.Dir
 
@@ -164,7 +159,7 @@ func checkConsole(ctx context.Context, t *testing.T, st *lab.State, n lab.Node) 
 // disk, print the image's booted line; undeploy (automated_clean false) brings the node back
 // to available, powered off. (It rides on TestLabConsoleAndInspection's console machine, so
 // it costs no lab of its own.)
-func labRamdiskDeploy(ctx context.Context, t *testing.T, st *lab.State, n lab.Node) {
+func labRamdiskDeploy(ctx context.Context, t testing.TB, st *lab.State, n lab.Node) {
 	c := st.Client()
 	if _, err := lab.WaitState(ctx, c, n.UUID, "available", 5*time.Minute, nil); err != nil {
 		t.Fatal(err)
@@ -217,7 +212,7 @@ func labRamdiskDeploy(ctx context.Context, t *testing.T, st *lab.State, n lab.No
 }
 
 // fileSum is the sha256 of a file, read in one pass.
-func fileSum(t *testing.T, path string) string {
+func fileSum(t testing.TB, path string) string {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 // whose UUIDs are known), in enroll, with the machine's hardware as properties, its inventory
 // and a port for its PXE MAC; the machine powers itself off and was powered on once. It skips when the
 // server has no agent inspect interface. (It rides on TestLabShapesAndDiscovery's lab.)
-func checkDiscovery(ctx context.Context, t *testing.T, st *lab.State, m lab.Node, known ...string) {
+func checkDiscovery(ctx context.Context, t testing.TB, st *lab.State, m lab.Node, known ...string) {
 	c := st.Client()
 	begin := time.Now()
 	var drv map[string]any
@@ -94,7 +94,7 @@ func checkDiscovery(ctx context.Context, t *testing.T, st *lab.State, m lab.Node
 }
 
 // machineOn reads the machine's PowerState from the lab's vbmc (Redfish).
-func machineOn(t *testing.T, n lab.Node) bool {
+func machineOn(t testing.TB, n lab.Node) bool {
 	req, _ := http.NewRequest(http.MethodGet, n.BMCAddress+"/redfish/v1/Systems/"+n.Name, nil)
 	req.SetBasicAuth(lab.BMCUser, lab.BMCPassword)
 	resp, err := http.DefaultClient.Do(req)

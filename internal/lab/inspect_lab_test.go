@@ -19,7 +19,7 @@ import (
 // properties, inventory and ports exactly right. The node is enrolled as `ironwork lab up
 // --inspect` does (lab.NodeSpec.Inspect: no properties, inspect_interface agent). It skips when
 // the server has no `agent` inspect interface. (It rides on TestLabConsoleAndInspection's lab.)
-func checkLabInspection(ctx context.Context, t *testing.T, st *lab.State, n lab.Node) {
+func checkLabInspection(ctx context.Context, t testing.TB, st *lab.State, n lab.Node) {
 	c := st.Client()
 	var drv map[string]any
 	if err := c.Do(ctx, http.MethodGet, "/v1/drivers/ipmi", nil, &drv); err != nil {

@@ -28,7 +28,8 @@ import (
 // ipmi-bmc-extern on a KCS interface, ipmi_sim behind it, its LAN address set to 10.11.12.13
 // with ipmitool) and bmc_address must be that address, read through the guest's /dev/ipmi0.
 // It needs no root. Each phase's time is logged.
-func TestInspectionInQEMU(t *testing.T) {
+func TestInspectionInQEMU(tt *testing.T) {
+	t := newLabT(tt)
 	if testing.Short() {
 		t.Skip("boots a VM")
 	}
@@ -228,6 +229,7 @@ func TestInspectionInQEMU(t *testing.T) {
 	}
 	if t.Failed() {
 		logSerial()
+		t.recap()
 	}
 }
 
@@ -235,7 +237,7 @@ func TestInspectionInQEMU(t *testing.T) {
 // (a KCS system interface), with LAN channel 1 on loopback where ipmitool sets its IPv4
 // address. It returns QEMU's arguments and that address, or nothing when ipmi_sim or ipmitool
 // is missing (the test then checks bmc_address is null).
-func startVMBMC(t *testing.T, dir string) ([]string, string) {
+func startVMBMC(t testing.TB, dir string) ([]string, string) {
 	for _, tool := range []string{"ipmi_sim", "ipmitool"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Logf("%s not installed (Debian: openipmi ipmitool): the VM gets no BMC", tool)

@@ -21,7 +21,7 @@ import (
 	"github.com/ironwork/ironwork/internal/lab/testimage"
 )
 
-func goBuild(t *testing.T, out, pkg string) {
+func goBuild(t testing.TB, out, pkg string) {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -35,7 +35,7 @@ func goBuild(t *testing.T, out, pkg string) {
 }
 
 // powerOns counts the BMC's power-on calls for a machine in the vbmc log.
-func powerOns(t *testing.T, st *lab.State, name string) int {
+func powerOns(t testing.TB, st *lab.State, name string) int {
 	b, _ := os.ReadFile(filepath.Join(st.Dir, "vbmc.log"))
 	return bytes.Count(b, []byte(`msg="powered on" vm=`+name+" "))
 }
@@ -48,7 +48,8 @@ func powerOns(t *testing.T, st *lab.State, name string) int {
 // cleaning at the callback timeout, and a wrong image checksum fails a deploy. Then B is
 // deployed again by ironwork deploy from an oci:// image in a registry on loopback with token
 // auth, through the conductor's cache (image_download_source local).
-func TestLabEndToEnd(t *testing.T) {
+func TestLabEndToEnd(tt *testing.T) {
+	t := newLabT(tt)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and taps")
 	}
@@ -114,17 +115,11 @@ func TestLabEndToEnd(t *testing.T) {
 		}
 	})
 	if err != nil {
-		t.Fatalf("lab up: %v\n%s", err, logs.String())
+		t.Logf("lab up's log:\n%s", logs.String())
+		t.Fatalf("lab up: %v", err)
 	}
 	t.Logf("lab up (ramdisk, image, namespace, server, BMCs, enrolment): %.1f s", time.Since(start).Seconds())
-	defer func() {
-		if t.Failed() {
-			for _, f := range []string{"serve.log", "vbmc.log", "a-bios-ipmi.serial.log", "b-uefi-redfish.serial.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 40))
-			}
-		}
-	}()
+	defer t.dumpIfFailed(dir, 40, "serve.log", "vbmc.log", "a-bios-ipmi.serial.log", "b-uefi-redfish.serial.log")
 	ctx := context.Background()
 	c := st.Client()
 	nodes := map[string]lab.Node{}
@@ -357,7 +352,8 @@ func tailLines(b []byte, n int) string {
 // (no virtio-rng, qemu64 without RDRAND). Each goes manage, provide (cleaning), deploy
 // straight after cleaning, boots the deployed disk, undeploy (cleaning), available. It
 // replaces TestLabIPMISim (same ground, plus undeploy).
-func TestLabProductionLayout(t *testing.T) {
+func TestLabProductionLayout(tt *testing.T) {
+	t := newLabT(tt)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and taps")
 	}
@@ -392,21 +388,15 @@ func TestLabProductionLayout(t *testing.T) {
 		}
 	})
 	if err != nil {
-		t.Fatalf("lab up: %v\n%s", err, logs.String())
+		t.Logf("lab up's log:\n%s", logs.String())
+		t.Fatalf("lab up: %v", err)
 	}
 	t.Logf("lab up (ramdisk, image, namespace, image server, ipmi_sim, server, enrolment): %.1f s", time.Since(start).Seconds())
-	defer func() {
-		if t.Failed() {
-			files := []string{"serve.log", "images.log"}
-			for _, n := range nodes {
-				files = append(files, n.Name+".chassis.log", "ipmi_sim-"+n.Name+".log", n.Name+".serial.log")
-			}
-			for _, f := range files {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 40))
-			}
-		}
-	}()
+	files := []string{"serve.log", "images.log"}
+	for _, n := range nodes {
+		files = append(files, n.Name+".chassis.log", "ipmi_sim-"+n.Name+".log", n.Name+".serial.log")
+	}
+	defer t.dumpIfFailed(dir, 40, files...)
 
 	// The layout is what it claims: serve runs in the namespace, with no namespace setting.
 	if cfg, err := os.ReadFile(filepath.Join(dir, "ironwork.toml")); err != nil || bytes.Contains(cfg, []byte("provisioning_netns")) || bytes.Contains(cfg, []byte("listen")) {

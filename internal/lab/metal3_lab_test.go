@@ -28,7 +28,7 @@ import (
 // image_os_hash_*, boot mode capability) and validate, deploy with a config drive given as
 // JSON, see the instance boot, power off and on, deprovision, delete. The lab's own node
 // for the machine is deleted first. It returns the phases' durations.
-func metal3Flow(ctx context.Context, t *testing.T, st *lab.State, name string) ([]lab.Phase, error) {
+func metal3Flow(ctx context.Context, t testing.TB, st *lab.State, name string) ([]lab.Phase, error) {
 	n, _ := st.Node(name)
 	var phases []lab.Phase
 	mark := time.Now()

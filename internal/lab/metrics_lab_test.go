@@ -18,7 +18,7 @@ import (
 
 // scrapeLab reads the lab server's /metrics (served by the API listener: the lab sets no
 // metrics_listen) and parses it as Prometheus does.
-func scrapeLab(ctx context.Context, t *testing.T, st *lab.State) map[string]*dto.MetricFamily {
+func scrapeLab(ctx context.Context, t testing.TB, st *lab.State) map[string]*dto.MetricFamily {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, st.APIURL+"/metrics", nil)
 	if err != nil {
@@ -88,7 +88,7 @@ func (w metricWant) String() string {
 }
 
 // checkMetrics compares the sums; every one is logged, wrong ones fail the test.
-func checkMetrics(t *testing.T, fams map[string]*dto.MetricFamily, wants []metricWant) {
+func checkMetrics(t testing.TB, fams map[string]*dto.MetricFamily, wants []metricWant) {
 	t.Helper()
 	for _, w := range wants {
 		got := metricSum(fams, w.name, w.labels)

@@ -17,7 +17,7 @@ import (
 
 // firmwareServer serves firmware images the lab's vbmc accepts (it runs on the host, as the
 // conductor does) and returns their base URL and sha256 sums.
-func firmwareServer(t *testing.T) (string, map[string]string) {
+func firmwareServer(t testing.TB) (string, map[string]string) {
 	t.Helper()
 	images := map[string]string{
 		"/bios-2.1.0.bin": "ironwork-firmware BIOS 2.1.0\n" + strings.Repeat("b", 1000),
@@ -52,7 +52,7 @@ func oobSteps(setting, fwURL, sum string) []any {
 }
 
 // checkBIOSAndFirmware reads /bios/ProcVirtualization and the bios firmware component.
-func checkBIOSAndFirmware(ctx context.Context, t *testing.T, st *lab.State, uuid, when, setting, version string) {
+func checkBIOSAndFirmware(ctx context.Context, t testing.TB, st *lab.State, uuid, when, setting, version string) {
 	t.Helper()
 	c := st.Client()
 	var s map[string]any
@@ -77,7 +77,7 @@ func checkBIOSAndFirmware(ctx context.Context, t *testing.T, st *lab.State, uuid
 // disable_ramdisk on a manageable lab machine behind the lab's vbmc: no ramdisk boots; the
 // hardware RAID-1 volume shows in raid_config, the setting at /bios, the version at
 // /firmware. The node keeps raid_interface redfish and firmware_interface redfish.
-func checkOutOfBandClean(ctx context.Context, t *testing.T, st *lab.State, name, fwBase string, sums map[string]string) {
+func checkOutOfBandClean(ctx context.Context, t testing.TB, st *lab.State, name, fwBase string, sums map[string]string) {
 	t.Helper()
 	n, _ := st.Node(name)
 	c := st.Client()
@@ -122,7 +122,7 @@ func checkOutOfBandClean(ctx context.Context, t *testing.T, st *lab.State, name,
 // checkOutOfBandService services an active lab machine with the redfish bios and firmware
 // steps (disable_ramdisk): back to active, the results through the API, and the instance
 // boots again after the reboot the BIOS setting needs.
-func checkOutOfBandService(ctx context.Context, t *testing.T, st *lab.State, name, fwBase string, sums map[string]string) {
+func checkOutOfBandService(ctx context.Context, t testing.TB, st *lab.State, name, fwBase string, sums map[string]string) {
 	t.Helper()
 	n, _ := st.Node(name)
 	c := st.Client()

@@ -25,7 +25,8 @@ import (
 // boot entry written through efivarfs for UEFI). Each machine must then boot from its disk
 // and its instance read the config drive. The disks are checked after: the partition table
 // Ironic would make, and on the UEFI one the ESP's files.
-func TestLabPartitionImage(t *testing.T) {
+func TestLabPartitionImage(tt *testing.T) {
+	t := newLabT(tt)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and taps")
 	}
@@ -60,21 +61,16 @@ func TestLabPartitionImage(t *testing.T) {
 		}
 	})
 	if err != nil {
-		t.Fatalf("lab up: %v\n%s", err, logs.String())
+		t.Logf("lab up's log:\n%s", logs.String())
+		t.Fatalf("lab up: %v", err)
 	}
 	t.Logf("lab up (ramdisk, both images, namespace, server, BMCs, enrolment): %.1f s", time.Since(start).Seconds())
-	defer func() {
-		if t.Failed() {
-			files := []string{"serve.log", "vbmc.log"}
-			for _, n := range nodes {
-				files = append(files, n.Name+".serial.log")
-			}
-			for _, f := range files {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 60))
-			}
-		}
-	}()
+	files := []string{"serve.log", "vbmc.log"}
+	for _, n := range nodes {
+		files = append(files, n.Name+".serial.log")
+	}
+	defer t.dumpIfFailed(dir, 60, files...)
+
 	p := st.Partition
 	if p == nil {
 		t.Fatal("lab up made no partition image")

@@ -23,7 +23,7 @@ import (
 // machine's addresses from its own rack's range and subnet, dhcrelay forwarded requests and
 // replies, and relayed's agent (when the node still records one) was on its rack's subnet.
 // TestLabEndToEnd runs it (docs/lab.md, "Racks behind a DHCP relay").
-func checkRelayedRack(ctx context.Context, t *testing.T, st *lab.State, dir, subnet string, relayed, direct lab.Node) {
+func checkRelayedRack(ctx context.Context, t testing.TB, st *lab.State, dir, subnet string, relayed, direct lab.Node) {
 	t.Helper()
 	router := st.RouterNetns
 	if router == "" || len(st.Racks) != 1 || st.Racks[0].Bridge != lab.RackBridge(2) {

@@ -29,7 +29,8 @@ import (
 // the machine's serial console (a wrong password first, which is refused), mounts the
 // instance's disk and lists it, logs out, unrescues, and sees the instance boot again from a
 // disk that the rescue did not change.
-func TestLabRescue(t *testing.T) {
+func TestLabRescue(tt *testing.T) {
+	t := newLabT(tt)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and taps")
 	}
@@ -58,7 +59,8 @@ func TestLabRescue(t *testing.T) {
 		}
 	})
 	if err != nil {
-		t.Fatalf("lab up: %v\n%s", err, logs.String())
+		t.Logf("lab up's log:\n%s", logs.String())
+		t.Fatalf("lab up: %v", err)
 	}
 	t.Logf("lab up (deploy and rescue ramdisks, image, namespace, server, BMC, enrolment): %.1f s", time.Since(start).Seconds())
 	for _, f := range []string{"ironwork-deploy.initramfs", "ironwork-rescue.initramfs"} {
@@ -66,14 +68,7 @@ func TestLabRescue(t *testing.T) {
 			t.Logf("%s: %.1f MiB", f, float64(fi.Size())/(1<<20))
 		}
 	}
-	defer func() {
-		if t.Failed() {
-			for _, f := range []string{"serve.log", "vbmc.log", st.Nodes[0].Name + ".serial.log", st.Nodes[1].Name + ".serial.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 60))
-			}
-		}
-	}()
+	defer t.dumpIfFailed(dir, 60, "serve.log", "vbmc.log", st.Nodes[0].Name+".serial.log", st.Nodes[1].Name+".serial.log")
 	ctx := context.Background()
 	c := st.Client()
 
@@ -97,7 +92,7 @@ func TestLabRescue(t *testing.T) {
 	// Then rescue both at once (each on its own console, disk and address).
 	var wg sync.WaitGroup
 	for _, n := range st.Nodes {
-		wg.Go(func() { t.Run(n.Name, func(t *testing.T) { rescueAndBack(t, st, n) }) })
+		wg.Go(func() { t.Run(n.Name, func(t *labT) { rescueAndBack(t, st, n) }) })
 	}
 	wg.Wait()
 	t.Logf("whole test: %.1f s", time.Since(start).Seconds())
@@ -105,7 +100,7 @@ func TestLabRescue(t *testing.T) {
 
 // rescueAndBack rescues a deployed lab node, logs in on its serial console and over SSH,
 // unrescues it and checks the instance boots again from its unchanged disk.
-func rescueAndBack(t *testing.T, st *lab.State, n lab.Node) {
+func rescueAndBack(t testing.TB, st *lab.State, n lab.Node) {
 	ctx := context.Background()
 	c := st.Client()
 	dir, ns := st.Dir, st.Netns
@@ -254,7 +249,7 @@ func sshRun(ctx context.Context, ns, ip, password, cmd string) (string, error) {
 
 // diskDigest hashes the parts of a lab disk that hold data: the image at its start and the
 // config drive at its end.
-func diskDigest(t *testing.T, path string) string {
+func diskDigest(t testing.TB, path string) string {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -314,7 +309,7 @@ func dialConsole(path string) (*console, error) {
 
 func (c *console) Close() error { return c.conn.Close() }
 
-func (c *console) send(t *testing.T, s string) {
+func (c *console) send(t testing.TB, s string) {
 	t.Helper()
 	_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c.conn, s); err != nil {
@@ -341,7 +336,7 @@ func (c *console) find(marker string) (string, bool) {
 }
 
 // expect waits, bounded, for marker and returns the output up to it.
-func (c *console) expect(t *testing.T, marker string, within time.Duration) string {
+func (c *console) expect(t testing.TB, marker string, within time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
@@ -359,7 +354,7 @@ func (c *console) expect(t *testing.T, marker string, within time.Duration) stri
 
 // sendUntil types s every few seconds until marker appears (a getty prints its prompt again
 // for each line).
-func (c *console) sendUntil(t *testing.T, s, marker string, within time.Duration) {
+func (c *console) sendUntil(t testing.TB, s, marker string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {

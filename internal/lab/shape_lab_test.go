@@ -33,7 +33,8 @@ import (
 // raid, bios and firmware with disable_ramdisk: checkOutOfBandClean) and a servicing of the
 // active node with the bios and firmware steps, after which the instance boots again
 // (checkOutOfBandService).
-func TestLabShapesAndDiscovery(t *testing.T) {
+func TestLabShapesAndDiscovery(tt *testing.T) {
+	t := newLabT(tt)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and taps")
 	}
@@ -64,7 +65,8 @@ func TestLabShapesAndDiscovery(t *testing.T) {
 		}
 	})
 	if err != nil {
-		t.Fatalf("lab up: %v\n%s", err, logs.String())
+		t.Logf("lab up's log:\n%s", logs.String())
+		t.Fatalf("lab up: %v", err)
 	}
 	t.Logf("lab up: %.1f s", time.Since(start).Seconds())
 	ctx := context.Background()
@@ -119,23 +121,16 @@ func TestLabShapesAndDiscovery(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	defer func() {
-		if t.Failed() {
-			for _, f := range []string{"serve.log", "vbmc.log", a.Name + ".serial.log", b.Name + ".serial.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 60))
-			}
-		}
-	}()
+	defer t.dumpIfFailed(dir, 60, "serve.log", "vbmc.log", a.Name+".serial.log", b.Name+".serial.log")
 	// At once: the discovery of b (which up powered on), and a's out-of-band steps and
 	// software RAID deploy.
 	fwBase, sums := firmwareServer(t)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t.Run("discovery", func(t *testing.T) { checkDiscovery(ctx, t, st, b, a.UUID) })
+		t.Run("discovery", func(t *labT) { checkDiscovery(ctx, t, st, b, a.UUID) })
 	})
 	wg.Go(func() {
-		t.Run("shaped", func(t *testing.T) {
+		t.Run("shaped", func(t *labT) {
 			checkOutOfBandClean(ctx, t, st, a.Name, fwBase, sums)
 			if t.Failed() {
 				return

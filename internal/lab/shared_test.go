@@ -32,7 +32,7 @@ func labCache() string { return filepath.Join(sharedDir(), "cache") }
 
 // labBinaries builds ironwork and ironwork-agent once per test process (under a lock, as
 // parallel tests ask at once) and returns their paths.
-func labBinaries(t *testing.T) (ironwork, agent string) {
+func labBinaries(t testing.TB) (ironwork, agent string) {
 	t.Helper()
 	dir := filepath.Join(sharedDir(), "bin")
 	ironwork, agent = filepath.Join(dir, "ironwork"), filepath.Join(dir, "ironwork-agent")

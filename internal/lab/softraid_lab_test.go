@@ -25,7 +25,7 @@ import (
 // mirror's metadata, not its members'), deploy writes the image once onto /dev/md0, and the
 // machine boots it from its first disk. Both disk files then hold the image at byte 0 and a
 // 0.90 superblock of the same array at their end.
-func checkSoftwareRAIDDeploy(ctx context.Context, t *testing.T, st *lab.State, name string) {
+func checkSoftwareRAIDDeploy(ctx context.Context, t testing.TB, st *lab.State, name string) {
 	t.Helper()
 	begin := time.Now()
 	n, ok := st.Node(name)

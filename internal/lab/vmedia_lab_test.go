@@ -25,7 +25,8 @@ import (
 // deploy, the instance's boot from disk, undeploy; automated_clean false); the OVMF one
 // through the requests Metal3's baremetal-operator makes (metal3Flow). Nothing stays
 // inserted and no boot ISO stays on the HTTP boot server.
-func TestLabVirtualMedia(t *testing.T) {
+func TestLabVirtualMedia(tt *testing.T) {
+	t := newLabT(tt)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and taps")
 	}
@@ -62,17 +63,11 @@ func TestLabVirtualMedia(t *testing.T) {
 		}
 	})
 	if err != nil {
-		t.Fatalf("lab up: %v\n%s", err, logs.String())
+		t.Logf("lab up's log:\n%s", logs.String())
+		t.Fatalf("lab up: %v", err)
 	}
 	t.Logf("lab up (ramdisk, image, namespace, server, BMC, enrolment): %.1f s", time.Since(start).Seconds())
-	defer func() {
-		if t.Failed() {
-			for _, f := range []string{"serve.log", "vbmc.log", "a-bios-vmedia.serial.log", "b-uefi-vmedia.serial.log"} {
-				b, _ := os.ReadFile(filepath.Join(dir, f))
-				t.Logf("--- %s (tail) ---\n%s", f, tailLines(b, 60))
-			}
-		}
-	}()
+	defer t.dumpIfFailed(dir, 60, "serve.log", "vbmc.log", "a-bios-vmedia.serial.log", "b-uefi-vmedia.serial.log")
 	ctx := context.Background()
 	c := st.Client()
 
