@@ -40,10 +40,10 @@ stop
 db=$(find "$work/data" -name '*.db' | head -n 1)
 copies=$(((N + 999) / 1000 - 1))
 for ((k = 1; k <= copies; k++)); do
-  echo "INSERT INTO nodes ($(sqlite3 "$db" "SELECT group_concat(name, ', ') FROM pragma_table_info('nodes') WHERE name <> 'id'"))
+  echo "INSERT INTO nodes ($(sqlite3 "$db" "SELECT group_concat(name, ', ') FROM pragma_table_info('nodes') WHERE name NOT IN ('id', 'ring_key')"))
         SELECT $(sqlite3 "$db" "SELECT group_concat(CASE name WHEN 'uuid' THEN
           'lower(substr(h,1,8)||''-''||substr(h,9,4)||''-4''||substr(h,14,3)||''-8''||substr(h,18,3)||''-''||substr(h,21,12))'
-          WHEN 'name' THEN 'name||''-c$k''' ELSE name END, ', ') FROM pragma_table_info('nodes') WHERE name <> 'id'")
+          WHEN 'name' THEN 'name||''-c$k''' ELSE name END, ', ') FROM pragma_table_info('nodes') WHERE name NOT IN ('id', 'ring_key')")
         FROM (SELECT *, hex(randomblob(16)) AS h FROM nodes WHERE id <= 1000);"
 done | sqlite3 "$db"
 echo "api-memory.sh: $(sqlite3 "$db" 'SELECT COUNT(*) FROM nodes') nodes in $db ($(du -h "$db" | cut -f1))"

@@ -118,10 +118,13 @@ api_n=$(( N < ENROL ? N : ENROL ))
 "$work/fleet" enrol -url "$api" -fake "$api_n" -c 32 | tee "$work/enrol.out"
 if [ "$N" -gt "$api_n" ]; then
   cols=$(sql "SELECT string_agg(column_name, ', ' ORDER BY ordinal_position) FROM information_schema.columns
-    WHERE table_name = 'nodes' AND column_name NOT IN ('id', 'uuid', 'name')")
+    WHERE table_name = 'nodes' AND column_name NOT IN ('id', 'uuid', 'name', 'ring_key')")
   t=$(now)
-  sql "INSERT INTO nodes (uuid, name, $cols) SELECT gen_random_uuid()::text, 'fake-' || lpad(g::text, 6, '0'), $cols
-    FROM nodes, generate_series($api_n, $((N - 1))) g WHERE nodes.name = 'fake-000000'"
+  # Each copy's ring key is its own UUID's (sqlstore.RingKey, as migration 0022 computes it).
+  sql "INSERT INTO nodes (uuid, name, ring_key, $cols) SELECT u, 'fake-' || lpad(g::text, 6, '0'),
+    ('x' || substr(md5(u), 1, 16))::bit(64)::bigint, $cols
+    FROM (SELECT gen_random_uuid()::text AS u, g, nodes.* FROM nodes, generate_series($api_n, $((N - 1))) g
+      WHERE nodes.name = 'fake-000000') AS copies"
   sql "ANALYZE nodes"
   echo "scaleout.sh: $((N - api_n)) more nodes copied in SQL in $(since "$t")s; $(sql 'SELECT count(*) FROM nodes') nodes"
 fi

@@ -381,22 +381,21 @@ func (c *Conductor) myNodes(ctx context.Context, f sqlstore.NodeKeyFilter, keep 
 // forMyNodes is myNodes a batch at a time: it reads each batch of at most 500 nodes with read
 // and hands it to fn before it reads the next, so a pass over a large share of the fleet holds
 // one batch in memory. It stops at the first error of read or fn.
+//
+// The passes that look at most of the fleet (widePass) read only the ring ranges this
+// conductor owns, through the nodes' stored ring keys, and then the few nodes stored without
+// one; the others read the keys of the nodes their filter selects (few: a console enabled, a
+// wait state, deployed and not adopted) and hash each.
 func (c *Conductor) forMyNodes(ctx context.Context, f sqlstore.NodeKeyFilter, keep func(sqlstore.NodeKey) bool,
 	read func(context.Context, []int64) ([]*ironwork.Node, error), fn func([]*ironwork.Node) error) error {
 	const keysPage, nodesBatch = 5000, 500
-	var after int64
-	for {
-		keys, err := c.store.NodeKeys(ctx, f, after, keysPage)
-		if err != nil {
-			return err
-		}
-		if len(keys) == 0 {
-			return nil
-		}
-		after = keys[len(keys)-1].ID
+	host := c.cfg.Hostname
+	// mine hands the nodes of a page of keys that are this conductor's and that keep keeps to
+	// fn, in batches.
+	mine := func(keys []sqlstore.NodeKey, owner func(sqlstore.NodeKey) string) error {
 		var ids []int64
 		for _, k := range keys {
-			if c.ring.Owner(k.ConductorGroup, k.UUID) == c.cfg.Hostname && (keep == nil || keep(k)) {
+			if owner(k) == host && (keep == nil || keep(k)) {
 				ids = append(ids, k.ID)
 			}
 		}
@@ -411,7 +410,58 @@ func (c *Conductor) forMyNodes(ctx context.Context, f sqlstore.NodeKeyFilter, ke
 				return err
 			}
 		}
+		return nil
 	}
+	hashed := func(k sqlstore.NodeKey) string { return c.ring.Owner(k.ConductorGroup, k.UUID) }
+	byIDs := func(f sqlstore.NodeKeyFilter) error {
+		var after int64
+		for {
+			keys, err := c.store.NodeKeys(ctx, f, after, keysPage)
+			if err != nil || len(keys) == 0 {
+				return err
+			}
+			after = keys[len(keys)-1].ID
+			if err := mine(keys, hashed); err != nil {
+				return err
+			}
+		}
+	}
+	if !widePass(f) {
+		return byIDs(f)
+	}
+	// The ranges are the ring's when the pass begins; a key read after the ring changed is
+	// checked against the ring of the moment, as the hashed path does, from its stored hash.
+	stored := func(k sqlstore.NodeKey) string { return c.ring.OwnerOfRingKey(k.ConductorGroup, k.RingKey) }
+	for _, group := range c.ring.Groups() {
+		for _, r := range c.ring.Ranges(group, host) {
+			var after *sqlstore.RingCursor
+			for {
+				keys, err := c.store.NodeKeysInRange(ctx, f, group, r, after, keysPage)
+				if err != nil {
+					return err
+				}
+				if len(keys) == 0 {
+					break
+				}
+				last := keys[len(keys)-1]
+				after = &sqlstore.RingCursor{RingKey: last.RingKey, ID: last.ID}
+				if err := mine(keys, stored); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	f.MissingRingKey = true
+	return byIDs(f)
+}
+
+// widePass reports whether a pass reading the nodes f selects looks at most of the fleet: every
+// node (the power sync, the sensors), or every deployed node (the take-over's whole look). Such
+// a pass reads this conductor's ring ranges; one whose filter selects few nodes (a console
+// enabled, a wait state, deployed and not adopted) reads them through the filter's index.
+func widePass(f sqlstore.NodeKeyFilter) bool {
+	return !f.ConsoleEnabled && !f.Unadopted && !f.MissingRingKey &&
+		(f.ProvisionState == "" || f.ProvisionState == string(ironwork.Active))
 }
 
 // SyncPowerStates compares the recorded power state of this conductor's nodes with their

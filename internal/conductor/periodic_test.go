@@ -11,6 +11,7 @@ import (
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
+	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
 func shortCallback(c *conductor.Config) {
@@ -612,4 +613,66 @@ func TestBootRetry(t *testing.T) {
 		}
 		e.settled(t, n.UUID, ironwork.DeployWait)
 	})
+}
+
+// TestEachConductorReadsItsOwnNodes: three conductors on one store; the passes over every node
+// and over every deployed node (which read each conductor's ring ranges through the stored
+// ring keys) give each conductor exactly the nodes its ring gives it, the nodes stored without
+// a ring key included, so that every node of the group is read by one conductor and none by
+// two; nodes of a group without a conductor are nobody's.
+func TestEachConductorReadsItsOwnNodes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := newStore(t)
+	envs := []*env{newEnvOn(t, store, "c1", nil), newEnvOn(t, store, "c2", nil), newEnvOn(t, store, "c3", nil)}
+	for _, e := range envs {
+		refreshRing(t, e.c, store)
+	}
+	var nodes []*ironwork.Node
+	for i := range 240 {
+		nodes = append(nodes, envs[0].node(t, func(n *ironwork.Node) {
+			if i%3 == 0 {
+				n.ProvisionState = ironwork.Active
+			}
+			if i%10 == 0 {
+				n.ConductorGroup = "no-conductor"
+			}
+		}))
+	}
+	// Every seventh node as an older version stores it: no ring key.
+	for i := 0; i < len(nodes); i += 7 {
+		if _, err := store.DB().ExecContext(ctx, "UPDATE nodes SET ring_key = NULL WHERE id = ?", nodes[i].ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ring := envs[0].c.Ring()
+	for _, f := range []sqlstore.NodeKeyFilter{{}, {ProvisionState: string(ironwork.Active)}} {
+		readBy := map[string]string{}
+		for _, e := range envs {
+			uuids, err := e.c.MyNodeUUIDs(ctx, f)
+			ok(t, err)
+			for _, u := range uuids {
+				if other, dup := readBy[u]; dup {
+					t.Errorf("filter %+v: node %s read by %s and %s", f, u, other, e.host)
+				}
+				readBy[u] = e.host
+			}
+		}
+		want := 0
+		for _, n := range nodes {
+			if f.ProvisionState != "" && string(n.ProvisionState) != f.ProvisionState {
+				continue
+			}
+			owner := ring.ConductorFor(n)
+			if owner != "" {
+				want++
+			}
+			if readBy[n.UUID] != owner {
+				t.Errorf("filter %+v: node %s (group %q) read by %q, its owner is %q", f, n.UUID, n.ConductorGroup, readBy[n.UUID], owner)
+			}
+		}
+		if len(readBy) != want || want == 0 {
+			t.Errorf("filter %+v: %d nodes read, want %d", f, len(readBy), want)
+		}
+	}
 }

@@ -1,8 +1,7 @@
 package conductor
 
 import (
-	"crypto/md5"
-	"encoding/binary"
+	"cmp"
 	"maps"
 	"math"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
 // partitionsPerHost is the number of points each conductor takes on the ring (Ironic's
@@ -34,10 +34,9 @@ type groupRing struct {
 // NewRing returns an empty ring.
 func NewRing() *Ring { return &Ring{groups: map[string]*groupRing{}} }
 
-func hash64(s string) uint64 {
-	sum := md5.Sum([]byte(s))
-	return binary.BigEndian.Uint64(sum[:8])
-}
+// hash64 places a key (a node's UUID, a conductor's point) on the ring: the hash the store
+// keeps of every node as its ring key (sqlstore.RingKey), read unsigned.
+func hash64(s string) uint64 { return uint64(sqlstore.RingKey(s)) }
 
 // Set replaces the ring's members: the live conductors of each group.
 func (r *Ring) Set(members map[string][]string) {
@@ -84,13 +83,18 @@ func (r *Ring) ConductorFor(n *ironwork.Node) string {
 
 // Owner returns the conductor of the group that owns key.
 func (r *Ring) Owner(group, key string) string {
+	return r.OwnerOfRingKey(group, sqlstore.RingKey(key))
+}
+
+// OwnerOfRingKey is Owner for a key's stored ring key (sqlstore.RingKey), which spares the hash.
+func (r *Ring) OwnerOfRingKey(group string, ringKey int64) string {
 	r.mu.RLock()
 	g := r.groups[group]
 	r.mu.RUnlock()
 	if g == nil || len(g.points) == 0 {
 		return ""
 	}
-	h := hash64(key)
+	h := uint64(ringKey)
 	i := sort.Search(len(g.points), func(i int) bool { return g.points[i] >= h })
 	if i == len(g.points) {
 		i = 0
@@ -125,6 +129,55 @@ func (r *Ring) Share(group, host string) float64 {
 		return 1
 	}
 	return float64(owned) / math.Exp2(64)
+}
+
+// Ranges returns the part of group's hash space that host owns as inclusive ranges of ring
+// keys (sqlstore.RingKey, the hash read as a signed number, as the store keeps it), ascending
+// and neither overlapping nor touching: a key is host's exactly when it falls in one of them.
+// None when host is not a member of the group.
+func (r *Ring) Ranges(group, host string) []sqlstore.KeyRange {
+	r.mu.RLock()
+	g := r.groups[group]
+	r.mu.RUnlock()
+	if g == nil || len(g.points) == 0 {
+		return nil
+	}
+	// Point i owns the hashes after point i-1 up to itself; the first point also owns those
+	// after the last. Spans of unsigned hashes first, ascending.
+	type span struct{ lo, hi uint64 }
+	var spans []span
+	for i, p := range g.points {
+		switch {
+		case g.owner[p] != host:
+		case i == 0:
+			spans = append(spans, span{0, p})
+		case g.points[i-1] < p: // equal: a repeated point owns nothing more
+			spans = append(spans, span{g.points[i-1] + 1, p})
+		}
+	}
+	if last := g.points[len(g.points)-1]; g.owner[g.points[0]] == host && last < math.MaxUint64 {
+		spans = append(spans, span{last + 1, math.MaxUint64})
+	}
+	// As signed ring keys: a span across 2^63 splits in two; sorted, then joined where they
+	// touch (the wrap-around span and the first point's meet at -1 and 0).
+	var out []sqlstore.KeyRange
+	for _, s := range spans {
+		if s.lo < 1<<63 && s.hi >= 1<<63 {
+			out = append(out, sqlstore.KeyRange{Lo: int64(s.lo), Hi: math.MaxInt64}, sqlstore.KeyRange{Lo: math.MinInt64, Hi: int64(s.hi)})
+			continue
+		}
+		out = append(out, sqlstore.KeyRange{Lo: int64(s.lo), Hi: int64(s.hi)})
+	}
+	slices.SortFunc(out, func(a, b sqlstore.KeyRange) int { return cmp.Compare(a.Lo, b.Lo) })
+	joined := out[:0]
+	for _, k := range out {
+		if n := len(joined); n > 0 && joined[n-1].Hi != math.MaxInt64 && joined[n-1].Hi+1 == k.Lo {
+			joined[n-1].Hi = k.Hi
+			continue
+		}
+		joined = append(joined, k)
+	}
+	return joined
 }
 
 // Groups returns the conductor groups the ring knows.

@@ -3,9 +3,13 @@ package conductor
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/ironwork/ironwork"
+	"github.com/ironwork/ironwork/internal/sqlstore"
 )
 
 func TestRingSpreadsNodesAndMovesFewWhenAConductorLeaves(t *testing.T) {
@@ -83,5 +87,73 @@ func TestRingShareMatchesTheNodesEachConductorGets(t *testing.T) {
 	}
 	if got := r.Share("nowhere", "c1"); got != 0 {
 		t.Errorf("share in an empty group: %v", got)
+	}
+}
+
+// TestRingRangesAreExactlyTheOwnersKeys: for rings of one to six conductors, a key is in one
+// of a conductor's Ranges exactly when Owner gives it that conductor, for random node UUIDs
+// and for the hashes at and around every ring point, the ends of the hash space and its
+// middle (where unsigned hashes turn negative as stored keys); the members' ranges cover the
+// whole space without overlapping; a host outside the group has none.
+func TestRingRangesAreExactlyTheOwnersKeys(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for members := 1; members <= 6; members++ {
+		r := NewRing()
+		var hosts []string
+		for i := range members {
+			hosts = append(hosts, fmt.Sprintf("conductor-%d.example", i))
+		}
+		r.Set(map[string][]string{"g": hosts})
+		probes := []int64{math.MinInt64, math.MinInt64 + 1, -1, 0, 1, math.MaxInt64 - 1, math.MaxInt64}
+		for _, h := range hosts {
+			for i := range partitionsPerHost {
+				p := int64(hash64(h + "-" + strconv.Itoa(i)))
+				probes = append(probes, p-1, p, p+1)
+			}
+		}
+		for range 2000 {
+			probes = append(probes, sqlstore.RingKey(fmt.Sprintf("%08x-0000-4000-8000-%012x", rng.Uint32(), rng.Uint64()>>16)))
+		}
+		ranges := map[string][]sqlstore.KeyRange{}
+		var covered uint64 // keys covered by all hosts' ranges, modulo 2^64 (the whole space wraps to 0)
+		for _, h := range hosts {
+			ranges[h] = r.Ranges("g", h)
+			for i, k := range ranges[h] {
+				if k.Lo > k.Hi || i > 0 && ranges[h][i-1].Hi >= k.Lo-1 {
+					t.Fatalf("%d members: %s's ranges are not ascending, separate and non-empty: %+v", members, h, ranges[h])
+				}
+				covered += uint64(k.Hi) - uint64(k.Lo) + 1
+			}
+		}
+		if covered != 0 {
+			t.Errorf("%d members: the ranges cover %d keys, want all 2^64", members, covered)
+		}
+		for _, key := range probes {
+			owner := r.OwnerOfRingKey("g", key)
+			in := 0
+			for _, h := range hosts {
+				if slices.ContainsFunc(ranges[h], func(k sqlstore.KeyRange) bool { return key >= k.Lo && key <= k.Hi }) {
+					in++
+					if h != owner {
+						t.Fatalf("%d members: key %d is in %s's ranges, Owner gives %s", members, key, h, owner)
+					}
+				}
+			}
+			if in != 1 {
+				t.Fatalf("%d members: key %d is in the ranges of %d hosts, want 1", members, key, in)
+			}
+		}
+		if got := r.Ranges("g", "not-a-member"); got != nil {
+			t.Errorf("a host outside the group has ranges %+v", got)
+		}
+		if got := r.Ranges("other", hosts[0]); got != nil {
+			t.Errorf("a group without conductors has ranges %+v", got)
+		}
+	}
+	// One conductor owns everything: one range, the whole space.
+	r := NewRing()
+	r.Set(map[string][]string{"": {"only"}})
+	if got := r.Ranges("", "only"); len(got) != 1 || got[0] != (sqlstore.KeyRange{Lo: math.MinInt64, Hi: math.MaxInt64}) {
+		t.Errorf("a lone conductor's ranges: %+v, want the whole space", got)
 	}
 }

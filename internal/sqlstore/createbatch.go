@@ -71,7 +71,7 @@ func (s *Store) runCreates(ctx context.Context, batch []*createReq) {
 // node or one before it in the batch) is left out, with id 0. An error means nothing was
 // written.
 func (s *Store) insertNodes(ctx context.Context, batch []*createReq) error {
-	names := nodeWriteColumns()
+	names := nodeInsertColumns()
 	row := "(" + placeholders(len(names)) + ")"
 	var q strings.Builder
 	fmt.Fprintf(&q, "INSERT INTO nodes (%s) VALUES ", strings.Join(names, ", "))
@@ -83,7 +83,7 @@ func (s *Store) insertNodes(ctx context.Context, batch []*createReq) error {
 		}
 		q.WriteString(row)
 		args = append(args, columnRefs(nodeColumns(), r.n)...)
-		args = append(args, nil, nil) // chassis_id, allocation_id: batched nodes have neither
+		args = append(args, nil, nil, RingKey(r.n.UUID)) // chassis_id, allocation_id: batched nodes have neither
 		byUUID[r.n.UUID] = r.n
 		r.n.ID = 0
 	}

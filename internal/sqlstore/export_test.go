@@ -11,3 +11,9 @@ func (s *Store) NodeKeysQuery(f NodeKeyFilter, afterID int64, limit int) (string
 
 // SetClock makes s read the time from now.
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
+// NodeKeysInRangeQuery is NodeKeysInRange's query, rebound for s's database, and its arguments.
+func (s *Store) NodeKeysInRangeQuery(f NodeKeyFilter, group string, r KeyRange, after *RingCursor, limit int) (string, []any) {
+	q, args := s.nodeKeysInRangeQuery(f, group, r, after, limit)
+	return s.rebind(q), args
+}

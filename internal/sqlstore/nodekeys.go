@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -24,6 +26,7 @@ type NodeKey struct {
 	Maintenance    bool
 	Fault          string
 	ConsoleEnabled bool
+	RingKey        int64 // RingKey(UUID); 0 when the store has none yet (NodeKeyFilter.MissingRingKey)
 }
 
 // NodeKeyFilter narrows NodeKeys in the database. The zero value keeps every node.
@@ -35,13 +38,28 @@ type NodeKeyFilter struct {
 	// Unadopted keeps only the deployed (active) nodes no conductor has adopted
 	// (conductor_affinity unset).
 	Unadopted bool
+	// MissingRingKey keeps only the nodes stored without a ring key (written by an older
+	// version beside this one; the store fills them when it opens), which NodeKeysInRange
+	// cannot find.
+	MissingRingKey bool
 }
 
 // nodeKeysQuery is NodeKeys' query and its arguments ('?' placeholders).
 func nodeKeysQuery(f NodeKeyFilter, afterID int64, limit int) (string, []any) {
-	q := "SELECT id, uuid, conductor_group, provision_state, COALESCE(reservation, ''), COALESCE(conductor_affinity, 0)," +
-		" maintenance, COALESCE(fault, ''), console_enabled FROM nodes WHERE id > ?"
+	q := nodeKeyColumns + " FROM nodes WHERE id > ?"
 	args := []any{afterID}
+	q, args = f.where(q, args)
+	q += " ORDER BY id LIMIT ?"
+	args = append(args, limit)
+	return q, args
+}
+
+// nodeKeyColumns selects what a NodeKey holds, in scanNodeKey's order.
+const nodeKeyColumns = "SELECT id, uuid, conductor_group, provision_state, COALESCE(reservation, ''), COALESCE(conductor_affinity, 0)," +
+	" maintenance, COALESCE(fault, ''), console_enabled, COALESCE(ring_key, 0)"
+
+// where adds f's conditions to query q and its arguments.
+func (f NodeKeyFilter) where(q string, args []any) (string, []any) {
 	if f.ProvisionState != "" {
 		q += " AND provision_state = ?"
 		args = append(args, f.ProvisionState)
@@ -54,8 +72,9 @@ func nodeKeysQuery(f NodeKeyFilter, afterID int64, limit int) (string, []any) {
 	if f.Unadopted {
 		q += " AND provision_state = 'active' AND COALESCE(conductor_affinity, 0) = 0"
 	}
-	q += " ORDER BY id LIMIT ?"
-	args = append(args, limit)
+	if f.MissingRingKey {
+		q += " AND ring_key IS NULL"
+	}
 	return q, args
 }
 
@@ -63,6 +82,44 @@ func nodeKeysQuery(f NodeKeyFilter, afterID int64, limit int) (string, []any) {
 // the first), by id.
 func (s *Store) NodeKeys(ctx context.Context, f NodeKeyFilter, afterID int64, limit int) ([]NodeKey, error) {
 	q, args := nodeKeysQuery(f, afterID, limit)
+	return s.nodeKeys(ctx, q, args)
+}
+
+// RingCursor is where a page of NodeKeysInRange ends: the last key's ring key and id.
+type RingCursor struct {
+	RingKey, ID int64
+}
+
+// nodeKeysInRangeQuery is NodeKeysInRange's query and its arguments ('?' placeholders).
+func (s *Store) nodeKeysInRangeQuery(f NodeKeyFilter, group string, r KeyRange, after *RingCursor, limit int) (string, []any) {
+	from := " FROM nodes"
+	if s.dialect == SQLite {
+		// SQLite keeps no statistics: with a state in the filter it would as soon read the
+		// provision-state index, every node in that state for each range.
+		from += " INDEXED BY nodes_ring_key_idx"
+	}
+	q := nodeKeyColumns + from + " WHERE conductor_group = ? AND ring_key >= ? AND ring_key <= ?"
+	args := []any{group, r.Lo, r.Hi}
+	if after != nil {
+		q += " AND (ring_key > ? OR (ring_key = ? AND id > ?))"
+		args = append(args, after.RingKey, after.RingKey, after.ID)
+	}
+	q, args = f.where(q, args)
+	q += " ORDER BY ring_key, id LIMIT ?"
+	args = append(args, limit)
+	return q, args
+}
+
+// NodeKeysInRange returns up to limit keys of the nodes of conductor group group matching f
+// whose ring key is in r, ordered by ring key and id, from after (nil: from the range's
+// start). A conductor reads the ranges its hash ring points own this way, through the index on
+// (conductor_group, ring_key, id), and so only its own share of the fleet.
+func (s *Store) NodeKeysInRange(ctx context.Context, f NodeKeyFilter, group string, r KeyRange, after *RingCursor, limit int) ([]NodeKey, error) {
+	q, args := s.nodeKeysInRangeQuery(f, group, r, after, limit)
+	return s.nodeKeys(ctx, q, args)
+}
+
+func (s *Store) nodeKeys(ctx context.Context, q string, args []any) ([]NodeKey, error) {
 	rows, err := s.query(ctx, s.db, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list node keys: %w", err)
@@ -72,7 +129,7 @@ func (s *Store) NodeKeys(ctx context.Context, f NodeKeyFilter, afterID int64, li
 	for rows.Next() {
 		var k NodeKey
 		if err := rows.Scan(&k.ID, &k.UUID, &k.ConductorGroup, &k.ProvisionState, &k.Reservation, &k.Affinity,
-			&k.Maintenance, &k.Fault, &k.ConsoleEnabled); err != nil {
+			&k.Maintenance, &k.Fault, &k.ConsoleEnabled, &k.RingKey); err != nil {
 			return nil, fmt.Errorf("scan node key: %w", err)
 		}
 		out = append(out, k)
@@ -81,6 +138,60 @@ func (s *Store) NodeKeys(ctx context.Context, f NodeKeyFilter, afterID int64, li
 		return nil, fmt.Errorf("list node keys: %w", err)
 	}
 	return out, nil
+}
+
+// fillRingKeys gives their ring key to the nodes stored without one: on SQLite every node
+// stored before migration 0022; anywhere, those an older version wrote beside a newer one. A
+// thousand at a time, each batch in a transaction of its own.
+func (s *Store) fillRingKeys(ctx context.Context) error {
+	const batch = 1000
+	var after int64
+	filled := 0
+	for {
+		rows, err := s.db.QueryContext(ctx, s.rebind("SELECT id, uuid FROM nodes WHERE ring_key IS NULL AND id > ? ORDER BY id LIMIT ?"), after, batch)
+		if err != nil {
+			return fmt.Errorf("fill ring keys: %w", err)
+		}
+		type row struct {
+			id   int64
+			uuid string
+		}
+		var todo []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.id, &r.uuid); err != nil {
+				rows.Close()
+				return fmt.Errorf("fill ring keys: %w", err)
+			}
+			todo = append(todo, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("fill ring keys: %w", err)
+		}
+		if len(todo) == 0 {
+			break
+		}
+		after = todo[len(todo)-1].id
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("fill ring keys: %w", err)
+		}
+		for _, r := range todo {
+			if _, err := tx.ExecContext(ctx, s.rebind("UPDATE nodes SET ring_key = ? WHERE id = ? AND ring_key IS NULL"), RingKey(r.uuid), r.id); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("fill the ring key of node %s: %w", r.uuid, err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("fill ring keys: %w", err)
+		}
+		filled += len(todo)
+	}
+	if filled > 0 {
+		s.log.InfoContext(ctx, "ring keys filled for nodes stored without one", "nodes", filled)
+	}
+	return nil
 }
 
 // NodesByID returns the nodes with the given ids that still exist, in id order; nodes that
@@ -178,3 +289,15 @@ func (s *Store) SetConductorAffinity(ctx context.Context, ids []int64, state str
 	}
 	return n, nil
 }
+
+// RingKey is where the conductors' hash ring places key (a node's UUID): the first 8 bytes of
+// its MD5, big-endian, as a signed number. The store keeps it of every node (column ring_key)
+// so that a conductor can read the nodes of the hash ranges it owns (NodeKeysInRange) instead
+// of every node's key.
+func RingKey(key string) int64 {
+	sum := md5.Sum([]byte(key))
+	return int64(binary.BigEndian.Uint64(sum[:8]))
+}
+
+// KeyRange is an inclusive range of ring keys.
+type KeyRange struct{ Lo, Hi int64 }

@@ -105,7 +105,7 @@ func TestNodeKeysPagesAndAffinity(t *testing.T) {
 
 // TestNodeKeyFiltersUseTheirIndexes: the heartbeat's key reads (nodes with a console, deployed
 // nodes without affinity) are planned on migration 0020's partial indexes, not as a scan of
-// every node. PostgreSQL is told not to scan (a table this small would be scanned anyway); it
+// every node; a conductor's ring ranges and the nodes without a ring key on migration 0022's. PostgreSQL is told not to scan (a table this small would be scanned anyway); it
 // still cannot use an index whose predicate the query does not imply. SQLite, without
 // statistics, plans the second on the provision state's index, which it prefers for an
 // equality: also an index search.
@@ -129,15 +129,27 @@ func TestNodeKeyFiltersUseTheirIndexes(t *testing.T) {
 		if s.Dialect() == sqlstore.SQLite {
 			unadopted = append(unadopted, "USING INDEX nodes_provision_state_idx (provision_state=? AND rowid>?)")
 		}
+		// A conductor's ring ranges (migration 0022), with and without a state and a cursor, on
+		// the ring-key index.
+		ring := sqlstore.KeyRange{Lo: -1 << 40, Hi: 1 << 40}
+		active := sqlstore.NodeKeyFilter{ProvisionState: string(ironwork.Active)}
 		for _, tc := range []struct {
 			f     sqlstore.NodeKeyFilter
+			after *sqlstore.RingCursor
+			ring  bool
 			plans []string // one of them
 		}{
-			{sqlstore.NodeKeyFilter{ConsoleEnabled: true}, []string{"nodes_console_enabled_idx"}},
-			{sqlstore.NodeKeyFilter{Unadopted: true}, unadopted},
+			{f: sqlstore.NodeKeyFilter{ConsoleEnabled: true}, plans: []string{"nodes_console_enabled_idx"}},
+			{f: sqlstore.NodeKeyFilter{Unadopted: true}, plans: unadopted},
+			{f: sqlstore.NodeKeyFilter{MissingRingKey: true}, plans: []string{"nodes_ring_key_missing_idx"}},
+			{ring: true, plans: []string{"nodes_ring_key_idx"}},
+			{ring: true, f: active, after: &sqlstore.RingCursor{RingKey: 5, ID: 7}, plans: []string{"nodes_ring_key_idx"}},
 		} {
 			f := tc.f
 			q, args := s.NodeKeysQuery(f, 0, 5000)
+			if tc.ring {
+				q, args = s.NodeKeysInRangeQuery(f, "g1", ring, tc.after, 5000)
+			}
 			rows, err := conn.QueryContext(ctx, explain+q, args...)
 			if err != nil {
 				t.Fatalf("%s: %v", q, err)

@@ -181,8 +181,14 @@ func nodeWriteColumns() []string {
 	return append(columnNames(nodeColumns(), ""), "chassis_id", "allocation_id")
 }
 
+// nodeInsertColumns are the columns a node's insert sets: nodeWriteColumns and the ring key,
+// which follows from the UUID that never changes (RingKey), so updates leave it alone.
+func nodeInsertColumns() []string {
+	return append(nodeWriteColumns(), "ring_key")
+}
+
 func nodeInsert() string {
-	names := nodeWriteColumns()
+	names := nodeInsertColumns()
 	return fmt.Sprintf("INSERT INTO nodes (%s) VALUES (%s) RETURNING id", strings.Join(names, ", "), placeholders(len(names)))
 }
 
@@ -292,7 +298,7 @@ func (s *Store) CreateNode(ctx context.Context, n *ironwork.Node) error {
 		if err != nil {
 			return err
 		}
-		if err := s.queryRow(ctx, q, nodeInsert(), args...).Scan(&n.ID); err != nil {
+		if err := s.queryRow(ctx, q, nodeInsert(), append(args, RingKey(n.UUID))...).Scan(&n.ID); err != nil {
 			return nodeConflict(err, n)
 		}
 		return nil

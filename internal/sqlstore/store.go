@@ -207,6 +207,10 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		s.db.Close()
 		return nil, err
 	}
+	if err := s.fillRingKeys(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
 	for _, q := range s.hotStatements() {
 		s.prepared(ctx, s.rebind(q), false)
 	}

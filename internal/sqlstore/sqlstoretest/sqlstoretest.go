@@ -30,13 +30,13 @@ func Targets() []Target {
 		{Name: "sqlite", DSN: func(t *testing.T) string {
 			return "sqlite://" + filepath.Join(t.TempDir(), "ironwork.db")
 		}},
-		{Name: "postgres", DSN: PostgresDSN},
+		{Name: "postgres", DSN: func(t *testing.T) string { return PostgresDSN(t) }},
 	}
 }
 
 // PostgresDSN creates an empty database on the test PostgreSQL server, drops it when the test
-// ends, and returns its URL.
-func PostgresDSN(t *testing.T) string {
+// ends (or the benchmark), and returns its URL.
+func PostgresDSN(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("IRONWORK_TEST_POSTGRES")
 	if base == "" {
