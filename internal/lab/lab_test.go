@@ -312,9 +312,8 @@ func TestLabEndToEnd(tt *testing.T) {
 	// deploy with a wrong checksum fails; C's verification fails back to enroll; D's cleaning
 	// fails. The counters are the conductor's, the nodes gauge is read from the database.
 	if !t.Failed() {
-		fams := scrapeLab(ctx, t, st)
 		tr, phase, nodes := "ironwork_provision_transitions_total", "ironwork_provision_duration_seconds", "ironwork_nodes"
-		checkMetrics(t, fams, []metricWant{
+		waitMetrics(ctx, t, st, []metricWant{
 			{tr, map[string]string{"from": "verifying", "to": "manageable"}, 3},
 			{tr, map[string]string{"from": "verifying", "to": "enroll"}, 1},
 			{tr, map[string]string{"to": "active"}, 3},
@@ -331,7 +330,7 @@ func TestLabEndToEnd(tt *testing.T) {
 			{nodes, map[string]string{"provision_state": "enroll"}, 1},
 			{nodes, map[string]string{"provision_state": "clean failed"}, 1},
 			{nodes, nil, 4},
-		})
+		}, 15*time.Second)
 	}
 	t.Logf("whole test: %.1f s", time.Since(start).Seconds())
 }

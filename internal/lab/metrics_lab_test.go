@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -97,5 +98,23 @@ func checkMetrics(t testing.TB, fams map[string]*dto.MetricFamily, wants []metri
 		} else {
 			t.Logf("metrics: %v = %v", w, got)
 		}
+	}
+}
+
+// waitMetrics scrapes the lab's metrics until every sum is as wanted or within has passed,
+// then checks them (checkMetrics). The conductor counts a transition just after it has
+// written the new state, so a client that has seen the state can scrape a moment before the
+// count; a test that saw a node come to rest and scrapes at once could see the count before.
+func waitMetrics(ctx context.Context, t testing.TB, st *lab.State, wants []metricWant, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		fams := scrapeLab(ctx, t, st)
+		done := !slices.ContainsFunc(wants, func(w metricWant) bool { return metricSum(fams, w.name, w.labels) != w.want })
+		if done || time.Now().After(deadline) {
+			checkMetrics(t, fams, wants)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
