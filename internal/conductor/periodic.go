@@ -392,7 +392,7 @@ func (c *Conductor) forMyNodes(ctx context.Context, f sqlstore.NodeKeyFilter, ke
 	host := c.cfg.Hostname
 	// mine hands the nodes of a page of keys that are this conductor's and that keep keeps to
 	// fn, in batches.
-	mine := func(keys []sqlstore.NodeKey, owner func(sqlstore.NodeKey) string) error {
+	mine := func(keys []sqlstore.NodeKey, owner func(sqlstore.NodeKey) string, keep func(sqlstore.NodeKey) bool) error {
 		var ids []int64
 		for _, k := range keys {
 			if owner(k) == host && (keep == nil || keep(k)) {
@@ -413,7 +413,7 @@ func (c *Conductor) forMyNodes(ctx context.Context, f sqlstore.NodeKeyFilter, ke
 		return nil
 	}
 	hashed := func(k sqlstore.NodeKey) string { return c.ring.Owner(k.ConductorGroup, k.UUID) }
-	byIDs := func(f sqlstore.NodeKeyFilter) error {
+	byIDs := func(f sqlstore.NodeKeyFilter, keep func(sqlstore.NodeKey) bool) error {
 		var after int64
 		for {
 			keys, err := c.store.NodeKeys(ctx, f, after, keysPage)
@@ -421,13 +421,13 @@ func (c *Conductor) forMyNodes(ctx context.Context, f sqlstore.NodeKeyFilter, ke
 				return err
 			}
 			after = keys[len(keys)-1].ID
-			if err := mine(keys, hashed); err != nil {
+			if err := mine(keys, hashed, keep); err != nil {
 				return err
 			}
 		}
 	}
 	if !widePass(f) {
-		return byIDs(f)
+		return byIDs(f, keep)
 	}
 	// The ranges are the ring's when the pass begins; a key read after the ring changed is
 	// checked against the ring of the moment, as the hashed path does, from its stored hash.
@@ -445,14 +445,20 @@ func (c *Conductor) forMyNodes(ctx context.Context, f sqlstore.NodeKeyFilter, ke
 				}
 				last := keys[len(keys)-1]
 				after = &sqlstore.RingCursor{RingKey: last.RingKey, ID: last.ID}
-				if err := mine(keys, stored); err != nil {
+				if err := mine(keys, stored, keep); err != nil {
 					return err
 				}
 			}
 		}
 	}
-	f.MissingRingKey = true
-	return byIDs(f)
+	// Then the nodes stored without a ring key, found through their own partial index alone
+	// (with a state beside it SQLite would read every node in that state), the state checked
+	// here. Read after the ranges, so that a node given its key meanwhile (by a store opening
+	// during a rolling upgrade) is missed for one pass rather than read twice.
+	state := f.ProvisionState
+	return byIDs(sqlstore.NodeKeyFilter{MissingRingKey: true}, func(k sqlstore.NodeKey) bool {
+		return (state == "" || string(k.ProvisionState) == state) && (keep == nil || keep(k))
+	})
 }
 
 // widePass reports whether a pass reading the nodes f selects looks at most of the fleet: every

@@ -35,7 +35,8 @@ type groupRing struct {
 func NewRing() *Ring { return &Ring{groups: map[string]*groupRing{}} }
 
 // hash64 places a key (a node's UUID, a conductor's point) on the ring: the hash the store
-// keeps of every node as its ring key (sqlstore.RingKey), read unsigned.
+// keeps of every node as its ring key (sqlstore.RingKey), read unsigned. It must stay that
+// hash: the passes over the fleet read the ranges Ranges gives from the stored keys.
 func hash64(s string) uint64 { return uint64(sqlstore.RingKey(s)) }
 
 // Set replaces the ring's members: the live conductors of each group.

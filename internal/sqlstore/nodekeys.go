@@ -98,11 +98,19 @@ func (s *Store) nodeKeysInRangeQuery(f NodeKeyFilter, group string, r KeyRange, 
 		// provision-state index, every node in that state for each range.
 		from += " INDEXED BY nodes_ring_key_idx"
 	}
-	q := nodeKeyColumns + from + " WHERE conductor_group = ? AND ring_key >= ? AND ring_key <= ?"
-	args := []any{group, r.Lo, r.Hi}
+	// A page after the first starts at the cursor's key: the index is searched from there, not
+	// from the range's start (an OR alone bounds no index search, and every page would read
+	// the range again up to its place). Keys are unique but for md5 collisions, which the id
+	// orders.
+	lo := r.Lo
 	if after != nil {
-		q += " AND (ring_key > ? OR (ring_key = ? AND id > ?))"
-		args = append(args, after.RingKey, after.RingKey, after.ID)
+		lo = after.RingKey
+	}
+	q := nodeKeyColumns + from + " WHERE conductor_group = ? AND ring_key >= ? AND ring_key <= ?"
+	args := []any{group, lo, r.Hi}
+	if after != nil {
+		q += " AND (ring_key > ? OR id > ?)"
+		args = append(args, after.RingKey, after.ID)
 	}
 	q, args = f.where(q, args)
 	q += " ORDER BY ring_key, id LIMIT ?"

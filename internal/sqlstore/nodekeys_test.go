@@ -105,8 +105,9 @@ func TestNodeKeysPagesAndAffinity(t *testing.T) {
 
 // TestNodeKeyFiltersUseTheirIndexes: the heartbeat's key reads (nodes with a console, deployed
 // nodes without affinity) are planned on migration 0020's partial indexes, not as a scan of
-// every node; a conductor's ring ranges and the nodes without a ring key on migration 0022's. PostgreSQL is told not to scan (a table this small would be scanned anyway); it
-// still cannot use an index whose predicate the query does not imply. SQLite, without
+// every node; a conductor's ring ranges and the nodes without a ring key on migration 0022's.
+// PostgreSQL is told not to scan (a table this small would be scanned anyway); it still
+// cannot use an index whose predicate the query does not imply. SQLite, without
 // statistics, plans the second on the provision state's index, which it prefers for an
 // equality: also an index search.
 func TestNodeKeyFiltersUseTheirIndexes(t *testing.T) {
