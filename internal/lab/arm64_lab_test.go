@@ -58,6 +58,7 @@ func TestLabARM64Deploys(tt *testing.T) {
 		Nodes: []lab.NodeSpec{{Name: "arm64-uefi-redfish", Firmware: "uefi", Power: "redfish", Arch: lab.ArchARM64,
 			Shape: lab.Shape{MemoryMB: 1024}}}}
 	start := time.Now()
+	runningLabs.track(t, dir)
 	st, err := lab.Up(context.Background(), opts)
 	t.Cleanup(func() {
 		if err := lab.Down(dir, nil); err != nil {

@@ -52,6 +52,7 @@ func TestLabConsoleAndInspection(tt *testing.T) {
 			{Name: "a-inspect", Firmware: "bios", Power: "ipmi", Shape: shape, Inspect: true},
 		}}
 	start := time.Now()
+	runningLabs.track(t, dir)
 	st, err := lab.Up(context.Background(), opts)
 	t.Cleanup(func() {
 		if err := lab.Down(dir, nil); err != nil {

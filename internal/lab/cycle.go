@@ -285,19 +285,29 @@ func nodeProgress(n map[string]any) Progress {
 	return p
 }
 
-// WaitSerial waits for a line holding marker in the serial log after offset, and returns it.
+// WaitSerial waits for a whole line holding marker in the serial log after offset, and returns
+// it from the marker on. A line is whole once its newline is in the log: QEMU writes the
+// console a character at a time as the guest prints it, and a loaded machine can be read
+// halfway through a line.
 func WaitSerial(ctx context.Context, path string, offset int64, marker string, within time.Duration) (string, error) {
 	deadline := time.Now().Add(within)
+	partial := ""
 	for {
 		b, _ := os.ReadFile(path)
 		if int64(len(b)) > offset {
 			b = b[offset:]
 			if i := bytes.Index(b, []byte(marker)); i >= 0 {
-				line, _, _ := strings.Cut(string(b[i:]), "\n")
-				return strings.TrimSpace(line), nil
+				line, _, whole := strings.Cut(string(b[i:]), "\n")
+				if whole {
+					return strings.TrimSpace(line), nil
+				}
+				partial = line
 			}
 		}
 		if time.Now().After(deadline) {
+			if partial != "" {
+				return "", fmt.Errorf("the line of %q on the serial console (%s) did not end within %s: %q", marker, path, within, partial)
+			}
 			return "", fmt.Errorf("no %q on the serial console (%s) within %s", marker, path, within)
 		}
 		select {

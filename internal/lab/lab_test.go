@@ -93,6 +93,7 @@ func TestLabEndToEnd(tt *testing.T) {
 			{Name: "d-no-callback", Firmware: "bios", Power: "redfish", Command: []string{"sh", "-c", "exec sleep 600", "vm"}, Rack: 1},
 		}}
 	start := time.Now()
+	runningLabs.track(t, dir)
 	st, err := lab.Up(context.Background(), opts)
 	t.Cleanup(func() {
 		if err := lab.Down(dir, nil); err != nil {
@@ -376,6 +377,7 @@ func TestLabProductionLayout(tt *testing.T) {
 		{Name: "no-rng", Firmware: "bios", Power: "ipmi", BMC: "ipmi_sim", RNG: "none", CPU: "qemu64,-rdrand"},
 	}
 	start := time.Now()
+	runningLabs.track(t, dir)
 	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.215.0", Ironwork: ironworkBin,
 		Agent: agentBin, KernelDir: kernel, Cache: labCache(), Log: &logs, Nodes: nodes, Layout: lab.LayoutProduction})
 	t.Cleanup(func() {

@@ -49,6 +49,7 @@ func TestLabPartitionImage(tt *testing.T) {
 		{Name: "p-uefi-redfish", Firmware: "uefi", Power: "redfish"},
 	}
 	start := time.Now()
+	runningLabs.track(t, dir)
 	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.218.0", Ironwork: ironworkBin,
 		Agent: agentBin, KernelDir: kernel, Cache: labCache(), CallbackTimeout: 5 * time.Minute, Log: &logs, Nodes: nodes,
 		PartitionImage: true})

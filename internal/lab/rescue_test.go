@@ -47,6 +47,7 @@ func TestLabRescue(tt *testing.T) {
 	ns := fmt.Sprintf("iwlabr-%d", os.Getpid()%10000)
 	var logs bytes.Buffer
 	start := time.Now()
+	runningLabs.track(t, dir)
 	st, err := lab.Up(context.Background(), lab.Options{Dir: dir, Netns: ns, Subnet: "10.216.0", Ironwork: ironworkBin,
 		Agent: agentBin, KernelDir: kernel, Cache: labCache(), CallbackTimeout: 4 * time.Minute, Log: &logs, Rescue: true,
 		Nodes: []lab.NodeSpec{{Name: "r-bios-ipmi", Firmware: "bios", Power: "ipmi"}, {Name: "r-uefi-redfish", Firmware: "uefi", Power: "redfish"}}})

@@ -55,6 +55,7 @@ func TestLabShapesAndDiscovery(tt *testing.T) {
 			{Name: "b-discover", Firmware: "bios", Power: "redfish", Shape: shape, Discover: true},
 		}}
 	start := time.Now()
+	runningLabs.track(t, dir)
 	st, err := lab.Up(context.Background(), opts)
 	t.Cleanup(func() {
 		if err := lab.Down(dir, nil); err != nil {

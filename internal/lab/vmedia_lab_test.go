@@ -53,6 +53,7 @@ func TestLabVirtualMedia(tt *testing.T) {
 			{Name: "b-uefi-vmedia", Firmware: "uefi", Power: "redfish", Boot: lab.BootVirtualMedia},
 		}}
 	start := time.Now()
+	runningLabs.track(t, dir)
 	st, err := lab.Up(context.Background(), opts)
 	t.Cleanup(func() {
 		if err := lab.Down(dir, nil); err != nil {

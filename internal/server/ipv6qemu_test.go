@@ -103,7 +103,9 @@ func TestIPv6NetworkBootQEMU(t *testing.T) {
 	done := false // QEMU has exited: read the serial log once more, then give up
 	for {
 		b, _ := os.ReadFile(serial)
-		if i := bytes.Index(b, []byte(marker)); i >= 0 {
+		// The whole line (QEMU writes the console a character at a time), or what there is
+		// once QEMU has ended.
+		if i := bytes.Index(b, []byte(marker)); i >= 0 && (done || bytes.IndexByte(b[i:], '\n') >= 0) {
 			line, _, _ := strings.Cut(string(b[i:]), "\n")
 			t.Logf("power on to ramdisk running over IPv6 in %.1f s: %s", time.Since(start).Seconds(), line)
 			if !strings.Contains(line, "ipa-api-url=http://[fd97::1]:") {

@@ -187,9 +187,12 @@ func TestNetworkBootQEMU(t *testing.T) {
 			var line string
 			for line == "" {
 				b, _ := os.ReadFile(serial)
+				// The whole line: QEMU writes the console a character at a time.
 				if i := bytes.Index(b, []byte(marker)); i >= 0 {
-					line, _, _ = strings.Cut(string(b[i:]), "\n")
-					break
+					if l, _, whole := strings.Cut(string(b[i:]), "\n"); whole {
+						line = l
+						break
+					}
 				}
 				select {
 				case err := <-exited:
