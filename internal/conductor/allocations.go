@@ -78,8 +78,8 @@ func allocationError(a *ironwork.Allocation, format string, args ...any) error {
 	return ironwork.Errorf(ironwork.EINVALID, "Failed to process allocation %s: %s.", a.UUID, fmt.Sprintf(format, args...))
 }
 
-// allocate picks a matching node at random and reserves it with a conditional update, trying
-// the next candidate when another allocation wins a node first.
+// allocate picks a matching node at random and reserves it with a conditional update, taking
+// the next candidate when another allocation won a node first.
 func (c *Conductor) allocate(ctx context.Context, a *ironwork.Allocation) {
 	nodes, err := c.store.AllocationCandidates(ctx, a.ResourceClass, a.CandidateNodes, a.Owner)
 	if err != nil {
@@ -110,20 +110,23 @@ func (c *Conductor) allocate(ctx context.Context, a *ironwork.Allocation) {
 			nodes[0], nodes[i] = nodes[i], nodes[0]
 		}
 	}
-	for _, n := range nodes {
-		got, err := c.store.ReserveForAllocation(ctx, a.UUID, n.ID, false, c.cfg.Hostname)
-		if errors.Is(err, sqlstore.ErrNodeTaken) {
-			continue
-		}
-		if err != nil {
-			if ironwork.ErrorCode(err) == ironwork.ENOTFOUND {
-				return // the allocation was deleted meanwhile
-			}
-			c.allocationFailed(ctx, a, err)
-			return
-		}
-		c.log.Info("node reserved for allocation", "allocation", a.UUID, "node", n.UUID)
+	ids := make([]int64, len(nodes))
+	for i, n := range nodes {
+		ids[i] = n.ID
+	}
+	// One transaction takes the first node still free: allocations racing for the same nodes
+	// do not try, one write at a time, every node that others took since the read above.
+	got, err := c.store.ReserveForAllocation(ctx, a.UUID, ids, false, c.cfg.Hostname)
+	switch {
+	case err == nil:
+		c.log.Info("node reserved for allocation", "allocation", a.UUID, "node", got.NodeUUID)
 		*a = *got
+		return
+	case errors.Is(err, sqlstore.ErrNodeTaken):
+	case ironwork.ErrorCode(err) == ironwork.ENOTFOUND:
+		return // the allocation was deleted meanwhile
+	default:
+		c.allocationFailed(ctx, a, err)
 		return
 	}
 	c.allocationFailed(ctx, a, allocationError(a, "all nodes were filtered out during reservation"))
@@ -159,7 +162,7 @@ func (c *Conductor) backfill(ctx context.Context, a *ironwork.Allocation, nodeUU
 	if n.InstanceUUID != "" && n.InstanceUUID != a.UUID {
 		return nil, ironwork.Errorf(ironwork.ECONFLICT, "Node %s is associated with instance %s.", n.UUID, n.InstanceUUID)
 	}
-	out, err := c.store.ReserveForAllocation(ctx, a.UUID, n.ID, true, c.cfg.Hostname)
+	out, err := c.store.ReserveForAllocation(ctx, a.UUID, []int64{n.ID}, true, c.cfg.Hostname)
 	if errors.Is(err, sqlstore.ErrNodeTaken) {
 		return nil, ironwork.Errorf(ironwork.ECONFLICT, "Node %s is associated with instance or allocation already.", n.UUID)
 	}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ironwork/ironwork"
@@ -91,17 +93,24 @@ func (s *Store) ListAllocations(ctx context.Context, f AllocationFilter, p Page)
 	return allocationEntity().list(ctx, s, w, p)
 }
 
-// ErrNodeTaken is returned by ReserveForAllocation when the node no longer qualifies: another
-// allocation or instance got it first, or it left the available state.
+// ErrNodeTaken is returned by ReserveForAllocation when none of the nodes it was given still
+// qualifies: another allocation or instance got them first, or they left the available state.
 var ErrNodeTaken = ironwork.Errorf(ironwork.ECONFLICT, "The node is no longer free for an allocation.")
 
-// ReserveForAllocation gives node nodeID to the allocation in one transaction, and only if the
-// node is still free: one conditional UPDATE that requires no allocation, no instance, no lock
-// by another conductor, and (unless backfill) the available state outside maintenance. The
-// node's instance_uuid becomes the allocation's UUID and instance_info.traits its traits, as
-// in Ironic. With backfill the node must be active and may already carry the allocation's UUID
-// as its instance_uuid. ErrNodeTaken means another party won the node.
-func (s *Store) ReserveForAllocation(ctx context.Context, allocUUID string, nodeID int64, backfill bool, lockHolder string) (*ironwork.Allocation, error) {
+// reserveBatch bounds the node IDs of one query of ReserveForAllocation (SQLite and PostgreSQL
+// both take far more parameters; this keeps each statement small).
+const reserveBatch = 500
+
+// ReserveForAllocation gives the allocation the first of nodeIDs that is still free, in one
+// transaction: it reads which of them still qualify (no allocation, no instance, no lock by
+// another conductor, and unless backfill the available state outside maintenance) and takes
+// the first in the order given with a conditional UPDATE under the same conditions, trying the
+// next if another party's write came between the two. The node's instance_uuid becomes the
+// allocation's UUID and instance_info.traits its traits, as in Ironic. With backfill the nodes
+// must be active and may already carry the allocation's UUID as their instance_uuid.
+// ErrNodeTaken means no node could be had. Many allocations racing for the same nodes thus
+// cost one transaction each, not one per node tried.
+func (s *Store) ReserveForAllocation(ctx context.Context, allocUUID string, nodeIDs []int64, backfill bool, lockHolder string) (*ironwork.Allocation, error) {
 	var out *ironwork.Allocation
 	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		a, err := allocationEntity().get(ctx, s, tx, allocUUID, true)
@@ -111,55 +120,92 @@ func (s *Store) ReserveForAllocation(ctx context.Context, allocUUID string, node
 		if a.NodeID != 0 {
 			return ironwork.Errorf(ironwork.ECONFLICT, "Allocation %s already has a node.", a.UUID)
 		}
-		var info ironwork.JSONObject
-		if err := tx.QueryRowContext(ctx, s.rebind("SELECT instance_info FROM nodes WHERE id = ?"), nodeID).
-			Scan(jsonCol[ironwork.JSONObject]{&info}); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return notFound("Node", fmt.Sprint(nodeID))
-			}
-			return fmt.Errorf("read node %d: %w", nodeID, err)
+		// The conditions a node must still meet, for the read and again for the UPDATE.
+		free := " AND allocation_id IS NULL"
+		var freeArgs []any
+		if backfill {
+			free += " AND (instance_uuid IS NULL OR instance_uuid = ?) AND provision_state = ?"
+			freeArgs = append(freeArgs, a.UUID, string(ironwork.Active))
+		} else {
+			free += " AND instance_uuid IS NULL AND provision_state = ? AND maintenance = ?"
+			freeArgs = append(freeArgs, string(ironwork.Available), false)
 		}
-		if info == nil {
-			info = ironwork.JSONObject{}
-		}
+		free += " AND (reservation IS NULL OR reservation = ?)"
+		freeArgs = append(freeArgs, lockHolder)
 		traits := make([]any, len(a.Traits))
 		for i, t := range a.Traits {
 			traits[i] = t
 		}
-		info["traits"] = traits
-		now := s.nowUTC()
-		q := "UPDATE nodes SET allocation_id = ?, instance_uuid = ?, instance_info = ?, updated_at = ? WHERE id = ? AND allocation_id IS NULL"
-		args := []any{a.ID, a.UUID, jsonCol[ironwork.JSONObject]{&info}, now.UnixMicro(), nodeID}
-		if backfill {
-			q += " AND (instance_uuid IS NULL OR instance_uuid = ?) AND provision_state = ?"
-			args = append(args, a.UUID, string(ironwork.Active))
-		} else {
-			q += " AND instance_uuid IS NULL AND provision_state = ? AND maintenance = ?"
-			args = append(args, string(ironwork.Available), false)
-		}
-		q += " AND (reservation IS NULL OR reservation = ?)"
-		args = append(args, lockHolder)
-		res, err := tx.ExecContext(ctx, s.rebind(q), args...)
-		if err != nil {
-			if _, dup := uniqueViolation(err); dup {
-				return ErrNodeTaken
+		for batch := range slices.Chunk(nodeIDs, reserveBatch) {
+			infos, err := s.freeNodeInfos(ctx, tx, batch, free, freeArgs)
+			if err != nil {
+				return err
 			}
-			return fmt.Errorf("reserve node %d for allocation %s: %w", nodeID, a.UUID, err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return ErrNodeTaken
-		}
-		if _, err := tx.ExecContext(ctx, s.rebind("UPDATE allocations SET node_id = ?, state = ?, last_error = NULL, updated_at = ? WHERE id = ?"),
-			nodeID, "active", now.UnixMicro(), a.ID); err != nil {
-			if _, dup := uniqueViolation(err); dup {
-				return ErrNodeTaken
+			for _, id := range batch {
+				info, ok := infos[id]
+				if !ok {
+					continue
+				}
+				if info == nil {
+					info = ironwork.JSONObject{}
+				}
+				info["traits"] = traits
+				now := s.nowUTC()
+				res, err := tx.ExecContext(ctx, s.rebind("UPDATE nodes SET allocation_id = ?, instance_uuid = ?, instance_info = ?, updated_at = ? WHERE id = ?"+free),
+					append([]any{a.ID, a.UUID, jsonCol[ironwork.JSONObject]{&info}, now.UnixMicro(), id}, freeArgs...)...)
+				if err != nil {
+					if _, dup := uniqueViolation(err); dup {
+						return ErrNodeTaken // and on PostgreSQL the transaction is no longer usable
+					}
+					return fmt.Errorf("reserve node %d for allocation %s: %w", id, a.UUID, err)
+				}
+				if n, _ := res.RowsAffected(); n != 1 {
+					continue // taken since the read (PostgreSQL; SQLite's writes are serial)
+				}
+				if _, err := tx.ExecContext(ctx, s.rebind("UPDATE allocations SET node_id = ?, state = ?, last_error = NULL, updated_at = ? WHERE id = ?"),
+					id, "active", now.UnixMicro(), a.ID); err != nil {
+					if _, dup := uniqueViolation(err); dup {
+						return ErrNodeTaken
+					}
+					return fmt.Errorf("activate allocation %s: %w", a.UUID, err)
+				}
+				out, err = allocationEntity().get(ctx, s, tx, a.UUID, false)
+				return err
 			}
-			return fmt.Errorf("activate allocation %s: %w", a.UUID, err)
 		}
-		out, err = allocationEntity().get(ctx, s, tx, a.UUID, false)
-		return err
+		return ErrNodeTaken
 	})
 	return out, err
+}
+
+// freeNodeInfos returns the instance_info of each of ids that meets the conditions free (SQL
+// beginning with AND, with its arguments args).
+func (s *Store) freeNodeInfos(ctx context.Context, tx *sql.Tx, ids []int64, free string, args []any) (map[int64]ironwork.JSONObject, error) {
+	q := "SELECT id, instance_info FROM nodes WHERE id IN (?" + strings.Repeat(",?", len(ids)-1) + ")" + free
+	all := make([]any, 0, len(ids)+len(args))
+	for _, id := range ids {
+		all = append(all, id)
+	}
+	rows, err := tx.QueryContext(ctx, s.rebind(q), append(all, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("read free nodes: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64]ironwork.JSONObject, len(ids))
+	for rows.Next() {
+		var (
+			id   int64
+			info ironwork.JSONObject
+		)
+		if err := rows.Scan(&id, jsonCol[ironwork.JSONObject]{&info}); err != nil {
+			return nil, fmt.Errorf("read free nodes: %w", err)
+		}
+		out[id] = info
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read free nodes: %w", err)
+	}
+	return out, nil
 }
 
 // DeleteAllocation deletes an allocation after check allows it, and frees its node: the node's
