@@ -37,6 +37,7 @@ cleanup() {
     wait "$prebuild" 2>/dev/null
   fi
   rm -f "${prebuilt:-}"
+  [ -z "${fuzzbin:-}" ] || rm -rf "$fuzzbin"
   if [ -n "${labpid:-}" ] && kill -0 "$labpid" 2>/dev/null; then
     kill -- -"$labpid" 2>/dev/null || kill "$labpid"
     wait "$labpid" 2>/dev/null
@@ -54,27 +55,29 @@ prebuilt=$(mktemp -u /tmp/ironwork-prebuilt.XXXXXX)
 if want unit || want fuzz; then
   # Compiling every package's race-enabled test binary takes about three minutes of both CPUs
   # on a fresh machine; installing the Debian packages mostly waits on the network. So the
-  # compiler fills Go's build cache meanwhile (the test binaries are built and not run:
-  # -exec true), and the lab's own builds of the two commands too; $prebuilt marks the end of
-  # that part, which the tests wait for. Then the fuzz targets' packages, compiled with the
-  # fuzzing instrumentation (go test -c -fuzz), which each package's first target would
-  # otherwise compile in the fuzz step; that part goes on beside vet and the tests if the
-  # install was quick. Its output is not needed: a real compile error shows again in vet and
-  # go test below.
+  # compiler fills Go's build cache meanwhile: every package and test package as `go test
+  # -race` compiles it (`go list -export` compiles without linking: the test binaries are not
+  # cached, so linking them here, as `go test -exec true` did, was done twice: 4.7 of the run's
+  # 55 CPU minutes went to the linker), and the lab's own builds of the two commands too;
+  # $prebuilt marks the end of that part, which the tests wait for. Then the fuzz targets' test binaries, built with the
+  # fuzzing instrumentation into $fuzzbin (scripts/fuzz.sh --build), which the fuzz step runs;
+  # that part goes on beside vet and the tests if the install was quick. Its output is not
+  # needed: a real compile error shows again in vet and go test below, and fuzz.sh builds any
+  # binary missing.
   step "compiling the tests in the background while the dependencies install"
-  fuzzpkgs=""
+  fuzzbuild=no
   if want fuzz && [ "$FUZZTIME" != 0 ]; then
-    fuzzpkgs=$(grep -l '^func Fuzz' $(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go') | xargs -n1 dirname | sort -u | sed 's|^|./|; s|^\./\./|./|')
+    fuzzbin=$(mktemp -d /tmp/ironwork-fuzzbin.XXXXXX)
+    fuzzbuild=yes
   fi
   setsid bash -c 'if [ "$1" = yes ]; then
-      go test -race -count=1 -exec true $(go list ./... | grep -v "/internal/lab$") >/dev/null 2>&1
+      go list -e -export -race -test -deps $(go list ./... | grep -v "/internal/lab$") >/dev/null 2>&1
       CGO_ENABLED=0 go build -o /dev/null ./cmd/ironwork >/dev/null 2>&1
       CGO_ENABLED=0 go build -o /dev/null ./cmd/ironwork-agent >/dev/null 2>&1
       CGO_ENABLED=0 go test -c -o /dev/null ./internal/lab/ >/dev/null 2>&1
     fi
     touch "$2"
-    shift 2
-    for p in "$@"; do go test -c -fuzz=. -o /dev/null "$p" >/dev/null 2>&1; done' prebuild "$(want unit && echo yes)" "$prebuilt" $fuzzpkgs &
+    if [ "$3" = yes ]; then FUZZBIN=$4 scripts/fuzz.sh --build >/dev/null 2>&1; fi' prebuild "$(want unit && echo yes)" "$prebuilt" "$fuzzbuild" "${fuzzbin:-}" &
   prebuild=$!
 fi
 
@@ -125,7 +128,10 @@ if want unit; then
   step "gofmt and go vet"
   unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
   [ -z "$unformatted" ] || { echo "gofmt would change: $unformatted"; failed+=(gofmt); }
-  go vet ./... || failed+=(vet)
+  # With -race: vet needs its packages' dependencies compiled, and those the race-enabled test
+  # builds compile are already in the cache (no file of ours has a race build tag, so vet reads
+  # the same code); without it, a fresh machine compiles every dependency once more for vet.
+  go vet -race ./... || failed+=(vet)
 
   step "go test -race (every package but internal/lab)"
   # Two packages at a time beside the lab's virtual machines (measured: the lab's QEMU guests,
@@ -150,7 +156,7 @@ fi
 
 if want fuzz && [ "$FUZZTIME" != 0 ]; then
   step "fuzz ($FUZZTIME per target)"
-  FUZZTIME=$FUZZTIME scripts/fuzz.sh || failed+=(fuzz)
+  FUZZBIN=${fuzzbin:-} FUZZTIME=$FUZZTIME scripts/fuzz.sh || failed+=(fuzz)
 fi
 
 # The CLI script runs after the fuzzing, not beside it: beside it (stop 18's CI run), the two
