@@ -10,8 +10,9 @@
 # check failed.
 #
 # The checks run in a few independent lanes in parallel (each lane uses its
-# own nodes/ports), because every CLI invocation costs ~1 s of Python start-up
-# and a 409 answer makes the client retry 5 times with a 2 s pause.
+# own nodes/ports), because a 409 answer makes the client retry 5 times with a
+# 2 s pause. Each CLI call is a process forked from one that imported the CLI
+# once (the fork server below): importing it cost ~1 s of CPU per call.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -52,11 +53,13 @@ echo 'raise ImportError("osprofiler is left out of the CLI test (scripts/test-ba
     >"$T/pythonpath/osprofiler/__init__.py"
 export PYTHONPATH="$T/pythonpath${PYTHONPATH:+:$PYTHONPATH}" SETUPTOOLS_USE_DISTUTILS=stdlib
 SERVER_PID=""
+CLI_SERVER_PID=""
 LANE_PIDS=()
 cleanup() {
     local rc=$?
     set +e
     for p in "${LANE_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    [ -z "${CLI_SERVER_PID:-}" ] || kill "$CLI_SERVER_PID" 2>/dev/null
     if [ -n "$SERVER_PID" ]; then
         kill "$SERVER_PID" 2>/dev/null
         for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
@@ -101,6 +104,92 @@ fi
 export OS_ENDPOINT="http://127.0.0.1:$PORT"
 echo "# ironwork listening on $OS_ENDPOINT"
 
+# --- the CLI's fork server ------------------------------------------------------
+# Importing the CLI is most of a call's CPU (0.9 s each, 135 calls, the lanes in parallel on
+# the CI machine's two CPUs): one Python process imports it once, then forks a child for each
+# call, which runs the CLI's own entry point (ironicclient.shell.main, which /usr/bin/baremetal
+# calls) with the caller's arguments, environment, directory and output files, and exits. So
+# every call is still a fresh process of the real CLI; only its imports are shared.
+cat >"$T/cli-forkserver.py" <<'PYEOF'
+import json, os, signal, socket, sys, traceback
+import ironicclient.shell
+from ironicclient.shell import main
+# The command modules main() loads through entry points, imported before any fork too.
+import importlib, pkgutil, ironicclient.osc.v1
+for m in pkgutil.iter_modules(ironicclient.osc.v1.__path__, "ironicclient.osc.v1."):
+    importlib.import_module(m.name)
+
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(sys.argv[1])
+srv.listen(64)
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+while True:
+    conn, _ = srv.accept()
+    if os.fork():
+        conn.close()
+        continue
+    srv.close()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    req = json.loads(conn.makefile().readline())
+    os.environ.clear()
+    os.environ.update(req["env"])
+    os.chdir(req["cwd"])
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(os.open(req["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 1)
+    os.dup2(os.open(req["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 2)
+    conn.sendall(b"%d\n" % os.getpid())
+    sys.argv = ["baremetal"] + req["argv"]
+    try:
+        code = main(req["argv"])  # its default argv is the fork server's, bound at import
+    except SystemExit as e:
+        code = e.code
+        if isinstance(code, str):
+            print(code, file=sys.stderr)
+            code = 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    code = 0 if code is None else int(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    conn.sendall(b"%d\n" % code)
+    os._exit(code)
+PYEOF
+cat >"$T/cli-client.py" <<'PYEOF'
+import json, os, signal, socket, sys
+sock, out, err, argv = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.connect(sock)
+c.sendall((json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd(), "out": out, "err": err}) + "\n").encode())
+c.settimeout(60)
+f = c.makefile()
+try:
+    pid = int(f.readline())
+    line = f.readline()
+except (socket.timeout, TimeoutError):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (NameError, OSError):
+        pass
+    sys.exit(124)
+except ValueError:
+    line = ""
+if not line:
+    with open(err, "a") as e:
+        print("cli-client: the CLI's process ended without an exit code", file=e)
+    sys.exit(1)
+sys.exit(int(line))
+PYEOF
+"$PY" "$T/cli-forkserver.py" "$T/cli.sock" >"$T/cli-forkserver.log" 2>&1 &
+CLI_SERVER_PID=$!
+for _ in $(seq 1 300); do [ -S "$T/cli.sock" ] && break; kill -0 "$CLI_SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+if [ ! -S "$T/cli.sock" ]; then
+    echo "not ok - the CLI's fork server did not start"
+    sed 's/^/# cli-forkserver: /' "$T/cli-forkserver.log" | tail -20
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
 # --- helpers (used inside lanes; each lane sets LANE) --------------------------
 ok()   { echo "ok - $*"; }
 fail() { echo "not ok - $*"; diag; }
@@ -113,11 +202,13 @@ diag() {
     return 0
 }
 
-# run ARGS...: run the CLI; stdout/stderr kept in $T/$LANE.{out,err}, exit code in RC.
+# run ARGS...: run the CLI; stdout/stderr kept in $T/$LANE.{out,err}, exit code in RC (124
+# after 60 s, as timeout(1) says). Each call is a process of its own, forked from the CLI's
+# fork server (below) with this shell's environment and working directory.
 run() {
     LAST_CMD="$*"
     set +e
-    timeout 60 "$BM" "$@" >"$T/$LANE.out" 2>"$T/$LANE.err"
+    "$PY" -S "$T/cli-client.py" "$T/cli.sock" "$T/$LANE.out" "$T/$LANE.err" "$@"
     RC=$?
     set -e
 }
