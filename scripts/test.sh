@@ -6,10 +6,11 @@
 #   - go test -race on every package, against SQLite and PostgreSQL
 #   - every fuzz target for FUZZTIME each (default 4s)
 #   - the real `baremetal` CLI (python3-ironicclient) against a running Ironwork
-# internal/lab (the QEMU machines, 714 to 931 s) runs in the background beside the rest, so
-# the whole run (25 min 24 s in stop 20's run on the 2-core development machine) is the setup
-# (4.5 min with vet), the other packages (16.3 min), then fuzz (3 min, two targets at a time)
-# and the CLI script (2 min). Both CPUs are busy throughout: only less work makes it shorter.
+# internal/lab (the QEMU machines, 690 to 931 s) runs in the background beside the rest, so
+# the whole run (23 min 18 s in stop 26's run on the 2-core development machine) is the setup
+# (1.8 min with vet), the other packages (18.5 min), then fuzz (2 min, two targets at a time)
+# and the CLI script (1 min). Both CPUs are busy throughout: only less work makes it shorter
+# (docs/decisions.md, "The CI run's length, measured per program").
 #
 # Usage: scripts/test.sh [all|unit|lab|fuzz|cli]   (default all)
 #   unit  gofmt, vet and go test -race on every package but internal/lab
