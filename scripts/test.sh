@@ -60,9 +60,9 @@ if want unit || want fuzz; then
   # -race` compiles it (`go list -export` compiles without linking: the test binaries are not
   # cached, so linking them here, as `go test -exec true` did, was done twice: 4.7 of the run's
   # 55 CPU minutes went to the linker), and the lab's own builds of the two commands too;
-  # $prebuilt marks the end of that part, which the tests wait for. Then the fuzz targets' test binaries, built with the
-  # fuzzing instrumentation into $fuzzbin (scripts/fuzz.sh --build), which the fuzz step runs;
-  # that part goes on beside vet and the tests if the install was quick. Its output is not
+  # $prebuilt marks the end of that part, which the tests wait for. Then the fuzz targets' test
+  # binaries, built with the fuzzing instrumentation into $fuzzbin (scripts/fuzz.sh --build),
+  # which the fuzz step runs; that part goes on beside vet and the tests if the install was quick. Its output is not
   # needed: a real compile error shows again in vet and go test below, and fuzz.sh builds any
   # binary missing.
   step "compiling the tests in the background while the dependencies install"

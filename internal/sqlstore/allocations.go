@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/ironwork/ironwork"
@@ -97,10 +96,6 @@ func (s *Store) ListAllocations(ctx context.Context, f AllocationFilter, p Page)
 // qualifies: another allocation or instance got them first, or they left the available state.
 var ErrNodeTaken = ironwork.Errorf(ironwork.ECONFLICT, "The node is no longer free for an allocation.")
 
-// reserveBatch bounds the node IDs of one query of ReserveForAllocation (SQLite and PostgreSQL
-// both take far more parameters; this keeps each statement small).
-const reserveBatch = 500
-
 // ReserveForAllocation gives the allocation the first of nodeIDs that is still free, in one
 // transaction: it reads which of them still qualify (no allocation, no instance, no lock by
 // another conductor, and unless backfill the available state outside maintenance) and takes
@@ -136,7 +131,7 @@ func (s *Store) ReserveForAllocation(ctx context.Context, allocUUID string, node
 		for i, t := range a.Traits {
 			traits[i] = t
 		}
-		for batch := range slices.Chunk(nodeIDs, reserveBatch) {
+		for batch := range slices.Chunk(nodeIDs, maxInList) {
 			infos, err := s.freeNodeInfos(ctx, tx, batch, free, freeArgs)
 			if err != nil {
 				return err
@@ -181,7 +176,7 @@ func (s *Store) ReserveForAllocation(ctx context.Context, allocUUID string, node
 // freeNodeInfos returns the instance_info of each of ids that meets the conditions free (SQL
 // beginning with AND, with its arguments args).
 func (s *Store) freeNodeInfos(ctx context.Context, tx *sql.Tx, ids []int64, free string, args []any) (map[int64]ironwork.JSONObject, error) {
-	q := "SELECT id, instance_info FROM nodes WHERE id IN (?" + strings.Repeat(",?", len(ids)-1) + ")" + free
+	q := "SELECT id, instance_info FROM nodes WHERE id IN (" + placeholders(len(ids)) + ")" + free
 	all := make([]any, 0, len(ids)+len(args))
 	for _, id := range ids {
 		all = append(all, id)

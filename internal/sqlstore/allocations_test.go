@@ -7,9 +7,11 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/sqlstore"
+	"github.com/ironwork/ironwork/internal/sqlstore/sqlstoretest"
 )
 
 // availableNodes stores n available nodes outside maintenance, as an allocation wants them.
@@ -140,4 +142,65 @@ func TestReserveRaceGivesEachNodeOnce(t *testing.T) {
 			t.Fatalf("nodes given: %v, want each of %v once", taken, want)
 		}
 	})
+}
+
+// TestReserveSkipsANodeTakenAfterItsRead (PostgreSQL, whose writers run at once): a node that
+// another transaction takes after ReserveForAllocation read it as free is passed over for the
+// next one. The other transaction holds the node's row when ReserveForAllocation starts, so its
+// read sees the node free and its UPDATE waits on the row; once the other commits, the UPDATE's
+// conditions no longer hold and the next node is taken. (SQLite's writers run one at a time.)
+func TestReserveSkipsANodeTakenAfterItsRead(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlstore.Open(ctx, sqlstoretest.PostgresDSN(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	nodes := availableNodes(t, s, "w", 2)
+	other, a := newAllocation(t, s), newAllocation(t, s)
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "UPDATE nodes SET allocation_id = $1, instance_uuid = $2 WHERE id = $3", other.ID, other.UUID, nodes[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		a   *ironwork.Allocation
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, err := s.ReserveForAllocation(ctx, a.UUID, []int64{nodes[0].ID, nodes[1].ID}, false, "me")
+		done <- result{got, err}
+	}()
+	// Wait until its UPDATE waits on the row (10 s at most), then let the other commit.
+	for i := 0; ; i++ {
+		var waiting int
+		if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if i == 200 {
+			t.Fatal("ReserveForAllocation never waited on the node another transaction holds")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.a.NodeUUID != nodes[1].UUID {
+		t.Fatalf("reserve: %+v, %v; want node %s (the first was taken after the read)", r.a, r.err, nodes[1].UUID)
+	}
+	n, err := s.GetNode(ctx, nodes[0].UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.InstanceUUID != other.UUID {
+		t.Fatalf("the node taken first has instance %q, want %q (the other transaction's)", n.InstanceUUID, other.UUID)
+	}
 }

@@ -128,6 +128,11 @@ type queryer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+// maxInList bounds the values of one "IN (...)" list: SQLite and PostgreSQL take far more
+// parameters, this keeps each statement small.
+const maxInList = 500
+
+// placeholders is n comma-separated "?".
 func placeholders(n int) string {
 	if n == 0 {
 		return ""

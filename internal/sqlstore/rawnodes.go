@@ -154,9 +154,7 @@ func (s *Store) ListNodeRevisions(ctx context.Context, f NodeFilter, p Page) ([]
 // ids of nodes that no longer exist are left out.
 func (s *Store) NodesRawByID(ctx context.Context, ids []int64) ([]*RawNode, error) {
 	var out []*RawNode
-	// Chunk the IN list to stay under every database's parameter limit.
-	for start := 0; start < len(ids); start += 500 {
-		chunk := ids[start:min(start+500, len(ids))]
+	for chunk := range slices.Chunk(ids, maxInList) {
 		args := make([]any, len(chunk))
 		for i, id := range chunk {
 			args[i] = id
