@@ -10,6 +10,7 @@ import (
 	"github.com/ironwork/ironwork"
 	"github.com/ironwork/ironwork/internal/conductor"
 	"github.com/ironwork/ironwork/internal/configdrive"
+	"github.com/ironwork/ironwork/internal/shacrypt"
 )
 
 // Conductor routes the API's conductor operations to the conductor that manages a node: every
@@ -213,6 +214,10 @@ func setProvisionField(req *conductor.ProvisionRequest, k string, v any) error {
 		p, ok := v.(string)
 		if !ok && v != nil {
 			return invalid("Invalid rescue_password: it is not a string.")
+		}
+		if len(p) > shacrypt.MaxPassword {
+			// Hashing costs every round the password's length: refused before any is done.
+			return invalid("Invalid rescue_password: it is longer than %d bytes.", shacrypt.MaxPassword)
 		}
 		req.RescuePassword = p
 	case "disable_ramdisk":

@@ -22,13 +22,26 @@ const (
 	maxSalt       = 16
 )
 
+// MaxPassword is the longest password, in bytes, Generate and Crypt hash: every round hashes
+// the password again, so the work grows with its length (a 70,000-byte password costs 5000
+// rounds of 100 KB of SHA-512, seconds of CPU). It is libxcrypt's bound
+// (CRYPT_MAX_PASSPHRASE_SIZE), so a longer one could not be used with crypt(3) anyway.
+const MaxPassword = 512
+
+// ErrTooLong reports a password longer than MaxPassword.
+var ErrTooLong = fmt.Errorf("password longer than %d bytes", MaxPassword)
+
 const alphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 // ErrFormat reports a string that is not a SHA-512-crypt hash.
 var ErrFormat = errors.New("not a sha512-crypt hash")
 
-// Generate hashes password with a random 16-character salt and the default rounds.
+// Generate hashes password with a random 16-character salt and the default rounds. A password
+// longer than MaxPassword is refused (ErrTooLong).
 func Generate(password string) (string, error) {
+	if len(password) > MaxPassword {
+		return "", ErrTooLong
+	}
 	b := make([]byte, maxSalt)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("make salt: %w", err)
@@ -40,8 +53,12 @@ func Generate(password string) (string, error) {
 }
 
 // Crypt hashes password with the settings of setting: "$6$salt" or "$6$rounds=N$salt",
-// optionally followed by "$" and a hash (ignored), as crypt(3) takes them.
+// optionally followed by "$" and a hash (ignored), as crypt(3) takes them. A password longer
+// than MaxPassword is refused (ErrTooLong), as libxcrypt's crypt(3) refuses it.
 func Crypt(password, setting string) (string, error) {
+	if len(password) > MaxPassword {
+		return "", ErrTooLong
+	}
 	rest, ok := strings.CutPrefix(setting, "$6$")
 	if !ok {
 		return "", ErrFormat

@@ -1,6 +1,7 @@
 package shacrypt
 
 import (
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -50,5 +51,25 @@ func TestAgainstOpenSSL(t *testing.T) {
 	}
 	if _, err := Crypt("x", "$1$md5"); err == nil {
 		t.Error("an MD5-crypt setting was accepted")
+	}
+}
+
+// TestPasswordLengthBound checks that MaxPassword bytes are hashed (and verify) and one more
+// byte is refused by Generate, Crypt and Verify: the hashing work grows with the length.
+func TestPasswordLengthBound(t *testing.T) {
+	longest := strings.Repeat("p", MaxPassword)
+	h, err := Generate(longest)
+	if err != nil || !Verify(h, longest) {
+		t.Fatalf("a %d-byte password: %q %v", MaxPassword, h, err)
+	}
+	over := longest + "x"
+	if _, err := Generate(over); !errors.Is(err, ErrTooLong) {
+		t.Errorf("Generate of %d bytes: %v, want ErrTooLong", len(over), err)
+	}
+	if _, err := Crypt(over, "$6$saltstring"); !errors.Is(err, ErrTooLong) {
+		t.Errorf("Crypt of %d bytes: %v, want ErrTooLong", len(over), err)
+	}
+	if Verify(h, over) {
+		t.Error("Verify accepted a password over the bound")
 	}
 }

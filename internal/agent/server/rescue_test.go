@@ -72,6 +72,7 @@ func TestFinalizeRescueRefuses(t *testing.T) {
 		"a second shadow row": {"rescue_password": "$6$x$y\nroot::0:0:::::", "hashed": true},
 		"a field separator":   {"rescue_password": "$6$x$y:0", "hashed": true},
 		"hashed not a bool":   {"rescue_password": "pw", "hashed": "yes"},
+		"too long to hash":    {"rescue_password": strings.Repeat("p", shacrypt.MaxPassword+1)},
 	} {
 		body, _ := json.Marshal(api.AgentCommand{Name: "rescue.finalize_rescue", Params: params})
 		code, b := ta.post(t, testToken, "true", string(body))
