@@ -10,7 +10,7 @@
 # the whole run (23 min 18 s in stop 26's run on the 2-core development machine) is the setup
 # (1.8 min with vet), the other packages (18.5 min), then fuzz (2 min, two targets at a time)
 # and the CLI script (1 min). Both CPUs are busy throughout: only less work makes it shorter
-# (docs/decisions.md, "The CI run's length, measured per program").
+# (docs/decisions.md, "The CI run's length, measured per program", and stop 27's section).
 #
 # Usage: scripts/test.sh [all|unit|lab|fuzz|cli]   (default all)
 #   unit  gofmt, vet and go test -race on every package but internal/lab
@@ -51,6 +51,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The race detector's builds (the background compile, vet and go test share them, so each
+# package compiles once) leave out checkptr, which -race turns on everywhere, in the
+# modernc.org packages only: SQLite there is C translated to Go, unsafe.Pointer arithmetic
+# on every line, and checking each conversion took a third of the SQLite-heavy tests' CPU
+# (internal/sqlstore: 19.8 and 24.1 CPU s with it, 13.5 and 13.0 without; docs/decisions.md,
+# "checkptr"). Its memory accesses are still race-checked, and our own unsafe code (the agent's
+# ioctls) keeps checkptr.
+export IRONWORK_RACE_GCFLAGS='modernc.org/...=-d=checkptr=0'
+
 prebuild=
 prebuilt=$(mktemp -u /tmp/ironwork-prebuilt.XXXXXX)
 if want unit || want fuzz; then
@@ -72,7 +81,7 @@ if want unit || want fuzz; then
     fuzzbuild=yes
   fi
   setsid bash -c 'if [ "$1" = yes ]; then
-      go list -e -export -race -test -deps $(go list ./... | grep -v "/internal/lab$") >/dev/null 2>&1
+      go list -e -export -race -gcflags="$IRONWORK_RACE_GCFLAGS" -test -deps $(go list ./... | grep -v "/internal/lab$") >/dev/null 2>&1
       CGO_ENABLED=0 go build -o /dev/null ./cmd/ironwork >/dev/null 2>&1
       CGO_ENABLED=0 go build -o /dev/null ./cmd/ironwork-agent >/dev/null 2>&1
       CGO_ENABLED=0 go test -c -o /dev/null ./internal/lab/ >/dev/null 2>&1
@@ -132,7 +141,7 @@ if want unit; then
   # With -race: vet needs its packages' dependencies compiled, and those the race-enabled test
   # builds compile are already in the cache (no file of ours has a race build tag, so vet reads
   # the same code); without it, a fresh machine compiles every dependency once more for vet.
-  go vet -race ./... || failed+=(vet)
+  go vet -race -gcflags="$IRONWORK_RACE_GCFLAGS" ./... || failed+=(vet)
 
   step "go test -race (every package but internal/lab)"
   # Two packages at a time beside the lab's virtual machines (measured: the lab's QEMU guests,
@@ -147,7 +156,7 @@ if want unit; then
     first+=($(grep -x "github.com/ironwork/ironwork/$p" <<<"$pkgs" || true))
   done
   rest=$(grep -vxF -f <(printf '%s\n' "${first[@]}") <<<"$pkgs")
-  go test -race -count=1 -p 2 -timeout 40m "${first[@]}" $rest || failed+=(go-test)
+  go test -race -gcflags="$IRONWORK_RACE_GCFLAGS" -count=1 -p 2 -timeout 40m "${first[@]}" $rest || failed+=(go-test)
 fi
 
 if [ -n "$prebuild" ]; then

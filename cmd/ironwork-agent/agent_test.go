@@ -92,17 +92,6 @@ func (f *fakeIronic) waitBeat(t *testing.T, timeout time.Duration, ok func(heart
 	}
 }
 
-func buildAgent(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ironwork-agent")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // makeImages writes a raw GPT image (random data in places, holes elsewhere), its qcow2
 // form and qemu-img's raw conversion of the qcow2.
 func makeImages(t *testing.T, dir string) {

@@ -23,7 +23,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ironwork/ironwork/api"
-	"github.com/ironwork/ironwork/internal/ramdisk"
 )
 
 // inNetns runs fn on an OS thread switched into the named network namespace; sockets fn
@@ -82,11 +81,7 @@ func TestBootRamdisk(t *testing.T) {
 		t.Skip("no kernel in /var/cache/ironwork/kernel (run scripts/kernel.sh)")
 	}
 	dir := t.TempDir()
-	bin := buildAgent(t)
-	res, err := ramdisk.Build(context.Background(), ramdisk.BuildConfig{KernelDir: filepath.Dir(kernels[0]), Agent: bin, Output: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := builtRamdisk(t, filepath.Dir(kernels[0]))
 
 	ns := fmt.Sprintf("iwagent%d", os.Getpid())
 	must(t, "ip", "netns", "add", ns)
@@ -139,7 +134,10 @@ func TestBootRamdisk(t *testing.T) {
 	mux.HandleFunc("GET /image.raw", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFile(w, r, filepath.Join(dir, "image.raw"))
 	})
-	var ln net.Listener
+	var (
+		ln  net.Listener
+		err error
+	)
 	if nerr := inNetns(ns, func() { ln, err = net.Listen("tcp", "10.98.0.1:6385") }); nerr != nil || err != nil {
 		t.Fatal(nerr, err)
 	}

@@ -20,7 +20,11 @@ func writeCtx(t testing.TB) context.Context {
 }
 
 // TestWriteImageFormats writes every format to a target of exactly the image
-// size and to a larger one, and compares with qemu-img's own conversion.
+// size, and through each of the two write paths (raw streams, compressed or not;
+// qcow2) to a larger one too, and compares with qemu-img's own conversion. The
+// larger target's backup GPT is moved after either path (fixGPTAfterWrite), so
+// the decompressors need not each be written to one: under -race the xz stream
+// alone takes about 13 s a write.
 func TestWriteImageFormats(t *testing.T) {
 	im := fixture(t)
 	srv := serveFiles(t, im.dir)
@@ -36,17 +40,22 @@ func TestWriteImageFormats(t *testing.T) {
 		file     string
 		declared string
 		format   Format
+		larger   bool // also onto a target 32 MiB larger than the image
 	}{
-		{im.raw, "", FormatRaw},
-		{im.raw, "raw", FormatRaw},
-		{im.gz, "raw", FormatGzip},
-		{im.zst, "", FormatZstd},
-		{im.xz, "", FormatXz},
-		{im.qcow2, "qcow2", FormatQcow2},
-		{im.qcow2c, "", FormatQcow2},
+		{im.raw, "", FormatRaw, true},
+		{im.raw, "raw", FormatRaw, false},
+		{im.gz, "raw", FormatGzip, false},
+		{im.zst, "", FormatZstd, false},
+		{im.xz, "", FormatXz, false},
+		{im.qcow2, "qcow2", FormatQcow2, true},
+		{im.qcow2c, "", FormatQcow2, false},
 	}
 	for _, tc := range cases {
-		for _, extra := range []int64{0, 32 << 20} {
+		extras := []int64{0}
+		if tc.larger {
+			extras = append(extras, 32<<20)
+		}
+		for _, extra := range extras {
 			name := fmt.Sprintf("%s/%s/extra=%dMiB", filepath.Base(tc.file), tc.declared, extra>>20)
 			t.Run(name, func(t *testing.T) {
 				size := im.size + extra

@@ -150,6 +150,9 @@ func TestLabVirtualMedia(tt *testing.T) {
 		if !bytes.Contains(serial, []byte("configured from network_data")) || !bytes.Contains(serial, []byte(n.Address)) {
 			t.Errorf("%s: the serial console does not show the static network from network_data (%s)", n.Name, n.Address)
 		}
+		if bytes.Contains(serial, []byte("network: DHCP")) {
+			t.Errorf("%s: the agent ran DHCP although network_data gave a static address", n.Name)
+		}
 		// The BMC fetched the server's ISOs, and the drive is empty again.
 		inserted := 0
 		for _, l := range strings.Split(string(vbmcLog), "\n") {
