@@ -168,7 +168,7 @@ func TestAgentAutoTLSWithTheAgent(t *testing.T) {
 	a := startAgent(t, agent, srv.URL(), disk)
 	n := waitState(t, c, uuid, "clean hold", 60*time.Second)
 	t.Logf("manual cleaning over TLS up to the hold: %.1f s", time.Since(start).Seconds())
-	b, _ := os.ReadFile(disk)
+	b := mapDisk(t, disk)
 	if !bytes.Equal(b[:1<<20], make([]byte, 1<<20)) {
 		t.Fatal("erase_devices_metadata (called over TLS) left the disk's first MiB")
 	}

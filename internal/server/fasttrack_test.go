@@ -100,7 +100,7 @@ func TestDirectDeployFastTrack(t *testing.T) {
 	if !strings.Contains(logs.String(), "fast track: the deploy agent is up; no reboot") {
 		t.Error("the deploy did not take the fast track")
 	}
-	b, _ := os.ReadFile(disk)
+	b := mapDisk(t, disk)
 	if !bytes.Equal(b[:len(raw)], raw) {
 		t.Fatal("the disk does not hold the image")
 	}

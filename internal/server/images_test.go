@@ -88,7 +88,7 @@ func TestDirectDeployFromOCI(t *testing.T) {
 	a.stop()
 	t.Logf("deploy from oci:// with a bearer token: %.1f s (%d token requests, %d blob GETs)", time.Since(start).Seconds(),
 		reg.TokenRequests.Load()-tokens, reg.BlobGets.Load()-blobs)
-	b, _ := os.ReadFile(disk)
+	b := mapDisk(t, disk)
 	if !bytes.Equal(b[:len(raw)], raw) {
 		t.Fatal("the disk does not hold the registry's image")
 	}
@@ -134,7 +134,7 @@ func TestDirectDeployFromOCI(t *testing.T) {
 			t.Errorf("%s: last_error %q, want %q and no credential", bad.name, le, bad.want)
 		}
 		t.Logf("%s: last_error %s", bad.name, le)
-		b, _ = os.ReadFile(disk)
+		b = mapDisk(t, disk)
 		if !bytes.Equal(b[:len(marker)], marker) {
 			t.Errorf("%s: the disk was touched", bad.name)
 		}

@@ -134,7 +134,7 @@ func TestDeployWithTheAgentOverIPv6(t *testing.T) {
 	if from := imageFrom.String(); !strings.HasPrefix(from, "[::1]:") {
 		t.Errorf("the image was fetched from %q, want [::1]", from)
 	}
-	b, _ := os.ReadFile(disk)
+	b := mapDisk(t, disk)
 	if !bytes.Equal(b[:len(raw)], raw) {
 		t.Fatal("the disk does not hold the image (compared with the raw source of the qcow2)")
 	}
