@@ -138,7 +138,7 @@ func TestRescueFailures(t *testing.T) {
 		{"blank password", map[string]any{"target": "rescue", "rescue_password": " \t "}, `A non-empty "rescue_password" is required`},
 		{"not a string", map[string]any{"target": "rescue", "rescue_password": 7}, "rescue_password"},
 		{"too long", map[string]any{"target": "rescue", "rescue_password": strings.Repeat("p", shacrypt.MaxPassword+1)},
-			"Invalid rescue_password: it is longer than 512 bytes."},
+			"Invalid rescue_password: it is longer than 511 bytes."},
 	} {
 		err := rescueVerb(c, uuid, tc.body)
 		if !api.IsStatus(err, http.StatusBadRequest) || !strings.Contains(err.Error(), tc.want) {

@@ -24,9 +24,10 @@ const (
 
 // MaxPassword is the longest password, in bytes, Generate and Crypt hash: every round hashes
 // the password again, so the work grows with its length (a 70,000-byte password costs 5000
-// rounds of 100 KB of SHA-512, seconds of CPU). It is libxcrypt's bound
-// (CRYPT_MAX_PASSPHRASE_SIZE), so a longer one could not be used with crypt(3) anyway.
-const MaxPassword = 512
+// rounds of 100 KB of SHA-512, seconds of CPU). It is libxcrypt's: its crypt(3) refuses a
+// phrase of CRYPT_MAX_PASSPHRASE_SIZE (512) bytes or more, so a longer password could not be
+// checked at a login that uses it anyway.
+const MaxPassword = 511
 
 // ErrTooLong reports a password longer than MaxPassword.
 var ErrTooLong = fmt.Errorf("password longer than %d bytes", MaxPassword)
