@@ -7,8 +7,8 @@
 #   - every fuzz target for FUZZTIME each (default 4s)
 #   - the real `baremetal` CLI (python3-ironicclient) against a running Ironwork
 # internal/lab (the QEMU machines, 690 to 931 s) runs in the background beside the rest, so
-# the whole run (22 min 46 s in stop 27's run on the 2-core development machine) is the setup
-# (1.6 min with vet), the other packages (18.1 min), then fuzz (2 min, two targets at a time)
+# the whole run (22 min 33 s in stop 27's last run on the 2-core development machine) is the
+# setup (1.8 min with vet), the other packages (17.8 min), then fuzz (2 min, two targets at a time)
 # and the CLI script (1 min). Both CPUs are busy throughout: only less work makes it shorter
 # (docs/decisions.md, "The CI run's length, measured per program", and stop 27's section).
 #
