@@ -56,8 +56,8 @@ trap cleanup EXIT
 # modernc.org packages only: SQLite there is C translated to Go, unsafe.Pointer arithmetic
 # on every line, and checking each conversion took a third of the SQLite-heavy tests' CPU
 # (internal/sqlstore: 19.8 and 24.1 CPU s with it, 13.5 and 13.0 without; docs/decisions.md,
-# "checkptr"). Its memory accesses are still race-checked, and our own unsafe code (the agent's
-# ioctls) keeps checkptr.
+# "The CI run's length: checkptr, ..."). Its memory accesses are still race-checked, and our
+# own unsafe code (the agent's ioctls) keeps checkptr.
 export IRONWORK_RACE_GCFLAGS='modernc.org/...=-d=checkptr=0'
 
 prebuild=
@@ -71,9 +71,9 @@ if want unit || want fuzz; then
   # 55 CPU minutes went to the linker), and the lab's own builds of the two commands too;
   # $prebuilt marks the end of that part, which the tests wait for. Then the fuzz targets' test
   # binaries, built with the fuzzing instrumentation into $fuzzbin (scripts/fuzz.sh --build),
-  # which the fuzz step runs; that part goes on beside vet and the tests if the install was quick. Its output is not
-  # needed: a real compile error shows again in vet and go test below, and fuzz.sh builds any
-  # binary missing.
+  # which the fuzz step runs; that part goes on beside vet and the tests if the install was
+  # quick. Its output is not needed: a real compile error shows again in vet and go test below,
+  # and fuzz.sh builds any binary missing.
   step "compiling the tests in the background while the dependencies install"
   fuzzbuild=no
   if want fuzz && [ "$FUZZTIME" != 0 ]; then

@@ -38,11 +38,8 @@ const alphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 var ErrFormat = errors.New("not a sha512-crypt hash")
 
 // Generate hashes password with a random 16-character salt and the default rounds. A password
-// longer than MaxPassword is refused (ErrTooLong).
+// longer than MaxPassword is refused (Crypt's ErrTooLong).
 func Generate(password string) (string, error) {
-	if len(password) > MaxPassword {
-		return "", ErrTooLong
-	}
 	b := make([]byte, maxSalt)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("make salt: %w", err)
