@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -165,9 +166,10 @@ func run(ctx context.Context, cfg config) error {
 
 	var times []string
 	var pageLat, pageRecv, pageDecode []time.Duration
+	var firstPage []byte
 	best, listed := time.Duration(0), 0
 	for r := 1; r <= cfg.rounds; r++ {
-		d, n, pages, err := listAll(ctx, c, cfg.limit, &pageLat, &pageRecv, &pageDecode)
+		d, n, pages, err := listAll(ctx, c, cfg.limit, &pageLat, &pageRecv, &pageDecode, &firstPage)
 		if err != nil {
 			return fmt.Errorf("listing round %d: %w", r, err)
 		}
@@ -185,6 +187,14 @@ func run(ctx context.Context, cfg config) error {
 	// transfer), and this client's decoding, which is the same work whatever the server.
 	fmt.Printf("pages:    of which body received p50 %.1fms, client decoding p50 %.1fms\n",
 		ms(percentile(pageRecv, 50)), ms(percentile(pageDecode, 50)))
+	var floor time.Duration
+	if len(firstPage) > 0 {
+		if floor, err = pageFloor(ctx, c, firstPage, len(pageLat)); err != nil {
+			return err
+		}
+		fmt.Printf("pages:    the first page (%d bytes) from a server that answers at once, %d times: p50 %.1fms\n",
+			len(firstPage), len(pageLat), ms(floor))
+	}
 	var (
 		gp50, gp99 time.Duration
 		getRate    float64
@@ -230,10 +240,10 @@ func run(ctx context.Context, cfg config) error {
 		}
 	}
 	fmt.Printf("RESULT label=%s n=%d c=%d enrol_s=%.3f enrol_rate=%.1f p50_ms=%.1f p99_ms=%.1f list_s=%s list_best_s=%.3f listed=%d deploys_per_min=%.1f"+
-		" page_p50_ms=%.1f page_p99_ms=%.1f page_recv_p50_ms=%.1f page_decode_p50_ms=%.1f get_rate=%.1f get_p50_ms=%.2f get_p99_ms=%.2f rss_mib=%s hwm_mib=%s%s\n",
+		" page_p50_ms=%.1f page_p99_ms=%.1f page_recv_p50_ms=%.1f page_decode_p50_ms=%.1f page_floor_p50_ms=%.1f get_rate=%.1f get_p50_ms=%.2f get_p99_ms=%.2f rss_mib=%s hwm_mib=%s%s\n",
 		strings.ReplaceAll(cfg.label, " ", "_"), cfg.n, cfg.c, elapsed.Seconds(), rate, ms(p50), ms(p99),
 		strings.Join(times, ","), best.Seconds(), listed, deployRate, ms(pp50), ms(pp99),
-		ms(percentile(pageRecv, 50)), ms(percentile(pageDecode, 50)), getRate, ms(gp50), ms(gp99), rss, hwm, crowdRes)
+		ms(percentile(pageRecv, 50)), ms(percentile(pageDecode, 50)), ms(floor), getRate, ms(gp50), ms(gp99), rss, hwm, crowdRes)
 	return nil
 }
 
@@ -481,8 +491,9 @@ func procMemory(pid int) (rss, hwm int64, err error) {
 }
 
 // listAll reads /v1/nodes/detail page by page and returns the time, nodes and pages read.
-// Each page's time (request, reading and decoding) is appended to lat.
-func listAll(ctx context.Context, c *client, limit int, lat, recv, decode *[]time.Duration) (time.Duration, int, int, error) {
+// Each page's time (request, reading and decoding) is appended to lat. The first page's body
+// is kept in first.
+func listAll(ctx context.Context, c *client, limit int, lat, recv, decode *[]time.Duration, first *[]byte) (time.Duration, int, int, error) {
 	start := time.Now()
 	path := fmt.Sprintf("/v1/nodes/detail?limit=%d", limit)
 	n, pages := 0, 0
@@ -502,6 +513,9 @@ func listAll(ctx context.Context, c *client, limit int, lat, recv, decode *[]tim
 		}
 		if err := json.Unmarshal(b, &page); err != nil {
 			return 0, 0, 0, fmt.Errorf("GET %s: %w", path, err)
+		}
+		if pages == 0 {
+			*first = b
 		}
 		*lat = append(*lat, time.Since(t))
 		*recv = append(*recv, got.Sub(t))
@@ -540,3 +554,42 @@ func percentile(d []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// pageFloor serves body from memory on a loopback port of this process, with its length, and
+// reads it count times the way listAll reads a page (request, reading, decoding), and returns
+// the p50: a page's time from a server that takes no time, the client's own share. A target's
+// page time over it is the most any server could gain on that target.
+func pageFloor(ctx context.Context, c *client, body []byte, count int) (time.Duration, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("page floor: %w", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	local := &client{http: c.http, base: "http://" + ln.Addr().String(), version: c.version}
+	lat := make([]time.Duration, 0, count)
+	for range count {
+		t := time.Now()
+		st, b, err := local.do(ctx, "GET", "/v1/nodes/detail", nil)
+		if err != nil {
+			return 0, fmt.Errorf("page floor: %w", err)
+		}
+		if st != http.StatusOK {
+			return 0, fmt.Errorf("page floor: status %d", st)
+		}
+		var page struct {
+			Nodes []json.RawMessage `json:"nodes"`
+			Next  string            `json:"next"`
+		}
+		if err := json.Unmarshal(b, &page); err != nil {
+			return 0, fmt.Errorf("page floor: %w", err)
+		}
+		lat = append(lat, time.Since(t))
+	}
+	return percentile(lat, 50), nil
+}
