@@ -10,6 +10,14 @@ const (
 	node4    = "1be26c0b-03f2-4d2e-ae87-c02d7f33c004"
 	node5    = "1be26c0b-03f2-4d2e-ae87-c02d7f33c005"
 	instance = "15a7a9ce-0000-4000-8000-000000000001"
+	node6    = "1be26c0b-03f2-4d2e-ae87-c02d7f33c006"
+	node7    = "1be26c0b-03f2-4d2e-ae87-c02d7f33c007"
+	alloc1   = "a110ca7e-0000-4000-8000-000000000001"
+	alloc2   = "a110ca7e-0000-4000-8000-000000000002"
+	tmpl1    = "7e3b1a7e-0000-4000-8000-000000000001"
+	vconn1   = "c0cc0000-0000-4000-8000-000000000001"
+	vtgt1    = "7a760000-0000-4000-8000-000000000001"
+	vif1     = "f1f00000-0000-4000-8000-000000000001"
 	nodeGone = "1be26c0b-03f2-4d2e-ae87-c02d7f33cfff"
 	port1    = "9a7e0000-0000-4000-8000-000000000001"
 	port2    = "9a7e0000-0000-4000-8000-000000000002"
@@ -447,7 +455,154 @@ func steps() []step {
 		step{Name: "node list, empty", Method: "GET", Path: "/v1/nodes"},
 		step{Name: "port list, empty", Method: "GET", Path: "/v1/ports"},
 	)
+	add(conductorSteps()...)
 	return s
+}
+
+// conductorSteps drive the conductor's endpoints: provision and power states, maintenance,
+// boot devices, validation, VIFs, history, allocations, deploy templates and volume records.
+// Steps answered with 202 wait for the conductor (Await) on each side.
+func conductorSteps() []step {
+	n := "/v1/nodes/" + node6
+	prov := n + "/states/provision"
+	settled := func(state string) *await {
+		return &await{Path: n, Ptr: "/provision_state", Want: state}
+	}
+	target := func(t string) obj { return obj{"target": t} }
+	return []step{
+		{Name: "ops: node create", Method: "POST", Path: "/v1/nodes",
+			Body: obj{"uuid": node6, "name": "compat-node-6", "driver": "fake-hardware", "resource_class": "compat-ops"}},
+		{Name: "ops: deploy from enroll (refused)", Method: "PUT", Path: prov, Body: target("active")},
+		{Name: "ops: unknown provision target", Method: "PUT", Path: prov, Body: target("bogus")},
+		{Name: "ops: provision body without target", Method: "PUT", Path: prov, Body: obj{}},
+		{Name: "ops: provision, unknown node", Method: "PUT", Path: "/v1/nodes/" + nodeGone + "/states/provision",
+			Body: target("manage")},
+		{Name: "ops: manage", Method: "PUT", Path: prov, Body: target("manage"), Await: settled("manageable")},
+		{Name: "ops: states after manage", Method: "GET", Path: n + "/states",
+			Values: []string{"/provision_state", "/target_provision_state", "/power_state", "/last_error"}},
+		{Name: "ops: manage again (refused)", Method: "PUT", Path: prov, Body: target("manage")},
+		{Name: "ops: deploy from manageable (refused)", Method: "PUT", Path: prov, Body: target("active")},
+		{Name: "ops: clean without steps (refused)", Method: "PUT", Path: prov, Body: target("clean")},
+		{Name: "ops: clean, steps not a list", Method: "PUT", Path: prov, Body: obj{"target": "clean", "clean_steps": "x"}},
+		{Name: "ops: provide", Method: "PUT", Path: prov, Body: target("provide"), Await: settled("available")},
+		{Name: "ops: power on", Method: "PUT", Path: n + "/states/power", Body: target("power on"),
+			Await: &await{Path: n, Ptr: "/power_state", Want: "power on"}},
+		{Name: "ops: power, unknown target", Method: "PUT", Path: n + "/states/power", Body: target("power sideways")},
+		{Name: "ops: power, timeout at 1.26 (too old)", Method: "PUT", Path: n + "/states/power", Version: "1.26",
+			Body: obj{"target": "power off", "timeout": 10}},
+		{Name: "ops: power, bad timeout", Method: "PUT", Path: n + "/states/power", Body: obj{"target": "power off", "timeout": -1}},
+		{Name: "ops: power off", Method: "PUT", Path: n + "/states/power", Body: target("power off"),
+			Await: &await{Path: n, Ptr: "/power_state", Want: "power off"}},
+		{Name: "ops: boot device set", Method: "PUT", Path: n + "/management/boot_device",
+			Body: obj{"boot_device": "pxe", "persistent": true}},
+		{Name: "ops: boot device get", Method: "GET", Path: n + "/management/boot_device"},
+		{Name: "ops: boot device, unknown", Method: "PUT", Path: n + "/management/boot_device", Body: obj{"boot_device": "floppy9"}},
+		{Name: "ops: supported boot devices", Method: "GET", Path: n + "/management/boot_device/supported"},
+		{Name: "ops: validate", Method: "GET", Path: n + "/validate"},
+		{Name: "ops: maintenance on", Method: "PUT", Path: n + "/maintenance", Body: obj{"reason": "compat check"},
+			Await: &await{Path: n, Ptr: "/maintenance", Want: "true"}},
+		{Name: "ops: node in maintenance", Method: "GET", Path: n, Values: []string{"/maintenance", "/maintenance_reason"}},
+		{Name: "ops: maintenance off", Method: "DELETE", Path: n + "/maintenance",
+			Await: &await{Path: n, Ptr: "/maintenance", Want: "false"}},
+		{Name: "ops: vif attach", Method: "POST", Path: n + "/vifs", Body: obj{"id": vif1}},
+		{Name: "ops: vif list", Method: "GET", Path: n + "/vifs", Values: []string{"/vifs"}},
+		{Name: "ops: vif attach, no id", Method: "POST", Path: n + "/vifs", Body: obj{}},
+		{Name: "ops: vif detach", Method: "DELETE", Path: n + "/vifs/" + vif1},
+		{Name: "ops: vif detach again", Method: "DELETE", Path: n + "/vifs/" + vif1},
+		{Name: "ops: deploy", Method: "PUT", Path: prov, Body: target("active"), Await: settled("active")},
+		{Name: "ops: node after deploy", Method: "GET", Path: n,
+			Values: []string{"/provision_state", "/target_provision_state", "/power_state", "/last_error"}},
+		{Name: "ops: deploy again (refused)", Method: "PUT", Path: prov, Body: target("active")},
+		{Name: "ops: delete while active (refused)", Method: "DELETE", Path: n},
+		{Name: "ops: rebuild", Method: "PUT", Path: prov, Body: target("rebuild"), Await: settled("active")},
+		{Name: "ops: history", Method: "GET", Path: n + "/history"},
+		{Name: "ops: history at 1.77 (too old)", Method: "GET", Path: n + "/history", Version: "1.77"},
+		{Name: "ops: undeploy", Method: "PUT", Path: prov, Body: target("deleted"), Await: settled("available")},
+		{Name: "ops: states after undeploy", Method: "GET", Path: n + "/states",
+			Values: []string{"/provision_state", "/target_provision_state", "/last_error"}},
+
+		// Allocations (processed by the conductor: await their state).
+		{Name: "alloc: node at 1.1 (available)", Method: "POST", Path: "/v1/nodes", Version: "1.1",
+			Body: obj{"uuid": node7, "driver": "fake-hardware"}},
+		{Name: "alloc: node resource class", Method: "PATCH", Path: "/v1/nodes/" + node7,
+			Body: patch(op("add", "/resource_class", "compat-alloc"))},
+		// A node without a power state is no candidate (on both sides): give it one.
+		{Name: "alloc: node powered off", Method: "PUT", Path: "/v1/nodes/" + node7 + "/states/power", Body: target("power off"),
+			Await: &await{Path: "/v1/nodes/" + node7, Ptr: "/power_state", Want: "power off"}},
+		{Name: "alloc: create", Method: "POST", Path: "/v1/allocations",
+			Body:  obj{"uuid": alloc1, "name": "compat-alloc-1", "resource_class": "compat-alloc"},
+			Await: &await{Path: "/v1/allocations/" + alloc1, Ptr: "/state", Want: "active"}},
+		{Name: "alloc: show", Method: "GET", Path: "/v1/allocations/" + alloc1,
+			Values: []string{"/state", "/node_uuid", "/resource_class", "/last_error"}},
+		{Name: "alloc: show by name", Method: "GET", Path: "/v1/allocations/compat-alloc-1", Values: []string{"/uuid"}},
+		{Name: "alloc: node's allocation", Method: "GET", Path: "/v1/nodes/" + node7 + "/allocation", Values: []string{"/uuid"}},
+		{Name: "alloc: node shows it", Method: "GET", Path: "/v1/nodes/" + node7, Values: []string{"/allocation_uuid", "/instance_uuid"}},
+		{Name: "alloc: list", Method: "GET", Path: "/v1/allocations"},
+		{Name: "alloc: list by state", Method: "GET", Path: "/v1/allocations?state=active&fields=uuid", Values: []string{"/allocations"}},
+		{Name: "alloc: list, bad state", Method: "GET", Path: "/v1/allocations?state=bogus"},
+		{Name: "alloc: none left", Method: "POST", Path: "/v1/allocations",
+			Body:  obj{"uuid": alloc2, "resource_class": "compat-alloc"},
+			Await: &await{Path: "/v1/allocations/" + alloc2, Ptr: "/state", Want: "error"}},
+		{Name: "alloc: the failed one", Method: "GET", Path: "/v1/allocations/" + alloc2, Values: []string{"/state", "/node_uuid"}},
+		{Name: "alloc: no resource class", Method: "POST", Path: "/v1/allocations", Body: obj{"name": "compat-alloc-x"}},
+		{Name: "alloc: unknown field", Method: "POST", Path: "/v1/allocations",
+			Body: obj{"resource_class": "compat-alloc", "bogus": 1}},
+		{Name: "alloc: at 1.51 (too old)", Method: "POST", Path: "/v1/allocations", Version: "1.51",
+			Body: obj{"resource_class": "compat-alloc"}},
+		{Name: "alloc: patch name", Method: "PATCH", Path: "/v1/allocations/" + alloc1,
+			Body: patch(op("replace", "/name", "compat-alloc-renamed")), Values: []string{"/name"}},
+		{Name: "alloc: patch refused field", Method: "PATCH", Path: "/v1/allocations/" + alloc1,
+			Body: patch(op("replace", "/resource_class", "other"))},
+		{Name: "alloc: delete", Method: "DELETE", Path: "/v1/allocations/" + alloc1},
+		{Name: "alloc: node after delete", Method: "GET", Path: "/v1/nodes/" + node7, Values: []string{"/allocation_uuid", "/instance_uuid"}},
+		{Name: "alloc: delete the failed one", Method: "DELETE", Path: "/v1/allocations/" + alloc2},
+		{Name: "alloc: show deleted", Method: "GET", Path: "/v1/allocations/" + alloc1},
+
+		// Deploy templates.
+		{Name: "template: create", Method: "POST", Path: "/v1/deploy_templates",
+			Body: obj{"uuid": tmpl1, "name": "CUSTOM_COMPAT", "steps": []obj{{"interface": "bios", "step": "apply_configuration",
+				"args": obj{"settings": []obj{{"name": "LogicalProc", "value": "Enabled"}}}, "priority": 150}}},
+			Values: []string{"/name", "/steps"}},
+		{Name: "template: create, bad name", Method: "POST", Path: "/v1/deploy_templates",
+			Body: obj{"name": "not-custom", "steps": []obj{{"interface": "bios", "step": "apply_configuration", "args": obj{}, "priority": 150}}}},
+		{Name: "template: create, duplicate name", Method: "POST", Path: "/v1/deploy_templates",
+			Body: obj{"name": "CUSTOM_COMPAT", "steps": []obj{{"interface": "bios", "step": "apply_configuration", "args": obj{}, "priority": 150}}}},
+		{Name: "template: create, no steps", Method: "POST", Path: "/v1/deploy_templates", Body: obj{"name": "CUSTOM_EMPTY"}},
+		{Name: "template: create, unknown interface", Method: "POST", Path: "/v1/deploy_templates",
+			Body: obj{"name": "CUSTOM_BAD_IFACE", "steps": []obj{{"interface": "toaster", "step": "x", "args": obj{}, "priority": 1}}}},
+		{Name: "template: list", Method: "GET", Path: "/v1/deploy_templates"},
+		{Name: "template: list, detail", Method: "GET", Path: "/v1/deploy_templates?detail=true"},
+		{Name: "template: show by name", Method: "GET", Path: "/v1/deploy_templates/CUSTOM_COMPAT", Values: []string{"/uuid", "/steps"}},
+		{Name: "template: patch extra", Method: "PATCH", Path: "/v1/deploy_templates/" + tmpl1,
+			Body: patch(op("add", "/extra/k", "v")), Values: []string{"/extra"}},
+		{Name: "template: at 1.54 (too old)", Method: "GET", Path: "/v1/deploy_templates", Version: "1.54"},
+		{Name: "template: delete", Method: "DELETE", Path: "/v1/deploy_templates/" + tmpl1},
+		{Name: "template: show deleted", Method: "GET", Path: "/v1/deploy_templates/" + tmpl1},
+
+		// Volume connectors and targets (the node must be powered off or in a stable state).
+		{Name: "volume: root", Method: "GET", Path: "/v1/volume"},
+		{Name: "volume: connector create", Method: "POST", Path: "/v1/volume/connectors",
+			Body:   obj{"uuid": vconn1, "node_uuid": node6, "type": "iqn", "connector_id": "iqn.2024-01.org.example:compat"},
+			Values: []string{"/type", "/connector_id", "/node_uuid"}},
+		{Name: "volume: connector duplicate", Method: "POST", Path: "/v1/volume/connectors",
+			Body: obj{"node_uuid": node6, "type": "iqn", "connector_id": "iqn.2024-01.org.example:compat"}},
+		{Name: "volume: connector, bad type", Method: "POST", Path: "/v1/volume/connectors",
+			Body: obj{"node_uuid": node6, "type": "floppy", "connector_id": "x"}},
+		{Name: "volume: connectors list", Method: "GET", Path: "/v1/volume/connectors"},
+		{Name: "volume: connectors of the node", Method: "GET", Path: n + "/volume/connectors"},
+		{Name: "volume: target create", Method: "POST", Path: "/v1/volume/targets",
+			Body: obj{"uuid": vtgt1, "node_uuid": node6, "volume_type": "iscsi", "volume_id": "vol-compat", "boot_index": 0,
+				"properties": obj{"target_iqn": "iqn.2024-01.org.example:vol"}},
+			Values: []string{"/volume_type", "/volume_id", "/boot_index"}},
+		{Name: "volume: target duplicate boot index", Method: "POST", Path: "/v1/volume/targets",
+			Body: obj{"node_uuid": node6, "volume_type": "iscsi", "volume_id": "vol-2", "boot_index": 0}},
+		{Name: "volume: targets list, detail", Method: "GET", Path: "/v1/volume/targets?detail=true"},
+		{Name: "volume: target delete", Method: "DELETE", Path: "/v1/volume/targets/" + vtgt1},
+		{Name: "volume: connector delete", Method: "DELETE", Path: "/v1/volume/connectors/" + vconn1},
+
+		{Name: "ops: node delete", Method: "DELETE", Path: n},
+		{Name: "alloc: node delete", Method: "DELETE", Path: "/v1/nodes/" + node7},
+	}
 }
 
 // cleanup removes what steps creates; it runs before and after, unrecorded.
@@ -458,7 +613,13 @@ func cleanup() []step {
 	}
 	s = append(s, step{Method: "DELETE", Path: "/v1/portgroups/" + pg1},
 		step{Method: "PATCH", Path: "/v1/nodes/" + node3, Body: patch(op("remove", "/instance_uuid"))})
-	for _, n := range []string{node1, node2, node3, node4, node5, nodeGone} {
+	s = append(s, step{Method: "DELETE", Path: "/v1/volume/targets/" + vtgt1},
+		step{Method: "DELETE", Path: "/v1/volume/connectors/" + vconn1},
+		step{Method: "DELETE", Path: "/v1/allocations/" + alloc1},
+		step{Method: "DELETE", Path: "/v1/allocations/" + alloc2},
+		step{Method: "DELETE", Path: "/v1/deploy_templates/" + tmpl1},
+		step{Method: "PUT", Path: "/v1/nodes/" + node6 + "/states/provision", Body: obj{"target": "deleted"}})
+	for _, n := range []string{node1, node2, node3, node4, node5, node6, node7, nodeGone} {
 		s = append(s, step{Method: "DELETE", Path: "/v1/nodes/" + n})
 	}
 	return append(s, step{Method: "DELETE", Path: "/v1/chassis/" + chassis1})

@@ -121,6 +121,11 @@ func run(ctx context.Context, cfg config) (int, error) {
 		for j, s := range sides {
 			rec.res[j] = s.do(ctx, st, cfg.version)
 			rec.path[j] = s.resolve(st.Path)
+			if st.Await != nil && rec.res[j].status < 400 {
+				if err := s.wait(ctx, *st.Await, cfg.version); err != nil {
+					rec.res[j].facets["await"] = err.Error()
+				}
+			}
 		}
 		rec.compare()
 		records = append(records, rec)
@@ -160,7 +165,18 @@ type step struct {
 	Save map[string]string
 	// Values are JSON pointers whose values must be equal on both sides (2xx answers only).
 	Values []string
+	// Await, when set, polls each side after its answer until a value is reached (the
+	// conductor's work behind a 202), so that the next step starts from the same state.
+	Await *await
 }
+
+// await is a GET polled until the value at Ptr is Want (a JSON string, or "null").
+type await struct {
+	Path, Ptr, Want string
+}
+
+// awaitTimeout bounds one await on one side; an await that times out is noted in the report.
+const awaitTimeout = 90 * time.Second
 
 // side is one server under test, with the values its answers gave to later steps.
 type side struct {
@@ -251,6 +267,27 @@ func (s *side) do(ctx context.Context, st step, defVersion string) result {
 		}
 	}
 	return r
+}
+
+// wait polls a.Path on this side until the value at a.Ptr is a.Want, for at most awaitTimeout.
+func (s *side) wait(ctx context.Context, a await, version string) error {
+	deadline := time.Now().Add(awaitTimeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		r := s.do(ctx, step{Method: "GET", Path: a.Path}, version)
+		if r.status == http.StatusOK {
+			last = jsonValue(r.body, a.Ptr)
+			if v, ok := lookup(r.body, a.Ptr); ok && (v == a.Want || (v == nil && a.Want == "null")) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s never became %s (last %s)", a.Ptr, a.Want, last)
 }
 
 // facetsOf reduces an answer to the comparable facts recorded for it.

@@ -236,7 +236,7 @@ type ValidationResult struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Validate checks every interface of a node.
+// Validate checks every interface of a node but the vendor one (Ironic leaves it out too).
 func (c *Conductor) Validate(ctx context.Context, req NodeRef) (map[ironwork.InterfaceKind]ValidationResult, error) {
 	t, err := c.shared(ctx, req.Node)
 	if err != nil {
@@ -245,6 +245,9 @@ func (c *Conductor) Validate(ctx context.Context, req NodeRef) (map[ironwork.Int
 	out := map[ironwork.InterfaceKind]ValidationResult{}
 	yes, no := true, false
 	for _, k := range ironwork.InterfaceKinds {
+		if k == ironwork.VendorInterface {
+			continue // as Ironic: the vendor interface is validated by its own methods, not here
+		}
 		impl := t.Driver.Impl(k)
 		switch v := impl.(type) {
 		case nil:

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -109,11 +108,9 @@ func allocationFields() fieldTable[ironwork.Allocation] {
 }
 
 func (s *Server) renderAllocation(r *http.Request, a *ironwork.Allocation, fields []string) object {
+	// The links stay whatever fields asks for, as Ironic's sanitize_dict keeps them.
 	out := allocationFields().render(a, versionOf(r.Context()), fields, nil)
-	if fields == nil || slices.Contains(fields, "links") {
-		out = append(out, kv{"links", links(s.baseURL(r), "allocations/"+a.UUID)})
-	}
-	return out
+	return append(out, kv{"links", links(s.baseURL(r), "allocations/"+a.UUID)})
 }
 
 func (s *Server) allocationSpec() listSpec[ironwork.Allocation] {
@@ -127,12 +124,17 @@ func (s *Server) allocationSpec() listSpec[ironwork.Allocation] {
 	}
 }
 
-// allocationsAllowed hides the allocation API below 1.52, as Ironic does.
+// allocationsAllowed hides the allocation API below 1.52 as Ironic does: 404 to reads and to
+// anything under a node, 405 to writes of /v1/allocations.
 func allocationsAllowed(r *http.Request) error {
-	if versionOf(r.Context()) < vAllocations {
-		return ironwork.Errorf(ironwork.ENOTFOUND, "The resource could not be found.")
+	if versionOf(r.Context()) >= vAllocations {
+		return nil
 	}
-	return nil
+	const msg = "The API version does not allow allocations"
+	if r.Method == http.MethodGet || strings.HasPrefix(r.URL.Path, "/v1/nodes/") {
+		return ironwork.Errorf(ironwork.ENOTFOUND, msg)
+	}
+	return methodRefused{msg}
 }
 
 func (s *Server) allocationRoutes() {

@@ -89,10 +89,11 @@ func deployTemplatesAllowed(r *http.Request) error {
 	if versionOf(r.Context()) >= vDeployTemplates {
 		return nil
 	}
+	const msg = "The API version does not allow deploy templates"
 	if r.Method == http.MethodGet {
-		return ironwork.Errorf(ironwork.ENOTFOUND, "The API version does not allow deploy templates")
+		return ironwork.Errorf(ironwork.ENOTFOUND, msg)
 	}
-	return errMethodNotAllowed
+	return methodRefused{msg}
 }
 
 func (s *Server) listDeployTemplates(w http.ResponseWriter, r *http.Request) error {

@@ -34,6 +34,12 @@ func statusOf(code ironwork.Code) int {
 // errMethodNotAllowed is a sentinel for a known path used with the wrong method.
 var errMethodNotAllowed = errors.New("method not allowed")
 
+// methodRefused is a 405 with Ironic's own message for it (it is errMethodNotAllowed).
+type methodRefused struct{ msg string }
+
+func (e methodRefused) Error() string        { return e.msg }
+func (e methodRefused) Is(target error) bool { return target == errMethodNotAllowed }
+
 // writeError sends err in Ironic's error format: a JSON object whose "error_message" is a JSON
 // document, encoded as a string, with faultcode, faultstring and debuginfo. Internal errors are
 // logged once here and their details withheld from the client.
@@ -42,6 +48,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	msg := ironwork.ErrorMessage(err)
 	if errors.Is(err, errMethodNotAllowed) {
 		status, msg = http.StatusMethodNotAllowed, "The method specified is not allowed for this resource."
+		if m := (methodRefused{}); errors.As(err, &m) {
+			msg = m.msg
+		}
 	}
 	if status >= 500 {
 		s.logFor(r).ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)

@@ -376,7 +376,10 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
 		if since := interfaceSince[k]; since > ver && since > 31 {
 			continue
 		}
-		v := res[k]
+		v, ok := res[k]
+		if !ok {
+			continue // not validated (the vendor interface)
+		}
 		var reason any
 		if v.Reason != "" {
 			reason = v.Reason

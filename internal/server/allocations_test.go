@@ -163,6 +163,20 @@ func TestAllocationsGophercloud(t *testing.T) {
 			old := gopherClient(t, srv, "1.51")
 			_, err = allocations.Get(ctx, old, a.UUID).Extract()
 			wantStatus(t, err, http.StatusNotFound)
+			// Below 1.52, as Ironic: reads and the node's allocation 404, writes 405, all with
+			// Ironic's message.
+			const tooOld = "The API version does not allow allocations"
+			if got := faultOf(t, err, http.StatusNotFound); got != tooOld {
+				t.Errorf("GET at 1.51: %q", got)
+			}
+			_, err = allocations.Create(ctx, old, allocations.CreateOpts{ResourceClass: "gpu"}).Extract()
+			if got := faultOf(t, err, http.StatusMethodNotAllowed); got != tooOld {
+				t.Errorf("POST at 1.51: %q", got)
+			}
+			_, err = old.Delete(ctx, old.ServiceURL("nodes", "gpu-0", "allocation"), nil)
+			if got := faultOf(t, err, http.StatusNotFound); got != tooOld {
+				t.Errorf("DELETE of the node's allocation at 1.51: %q", got)
+			}
 			if st, _ := rawCall(t, "POST", srv.URL()+"/v1/allocations", "1.59", `{"resource_class":"gpu","owner":"p1"}`); st != http.StatusNotAcceptable {
 				t.Fatalf("owner at 1.59: %d", st)
 			}
@@ -178,6 +192,17 @@ func TestAllocationsGophercloud(t *testing.T) {
 			st, body = rawCall(t, "PATCH", srv.URL()+"/v1/allocations/"+a.UUID, "1.60", `[{"op":"replace","path":"/name","value":"renamed"}]`)
 			if st != http.StatusOK || !strings.Contains(body, `"name":"renamed"`) {
 				t.Fatalf("patch name: %d %s", st, body)
+			}
+			// fields keeps the links, as Ironic's sanitize_dict does.
+			st, body = rawCall(t, "GET", srv.URL()+"/v1/allocations?fields=uuid", "1.60", "")
+			var some struct{ Allocations []map[string]any }
+			if err := json.Unmarshal([]byte(body), &some); st != http.StatusOK || err != nil || len(some.Allocations) == 0 {
+				t.Fatalf("list with fields: %d %v %s", st, err, body)
+			}
+			for _, x := range some.Allocations {
+				if _, ok := x["links"]; !ok || len(x) != 2 {
+					t.Errorf("allocation with fields=uuid: %v, want uuid and links", x)
+				}
 			}
 			if st, _ = rawCall(t, "PATCH", srv.URL()+"/v1/allocations/"+a.UUID, "1.60", `[{"op":"replace","path":"/resource_class","value":"x"}]`); st != http.StatusBadRequest {
 				t.Fatalf("patch resource_class: %d", st)
