@@ -28,7 +28,9 @@ import (
 const usageText = `Usage: go run ./bench/compat -ironwork URL -ironic URL [-out FILE] [-strict]
 
 Sends the same sequence of Ironic API v1 requests (nodes, ports, portgroups, chassis, traits,
-drivers, conductors, paging, filters, PATCH edge cases, error cases, several microversions) to
+drivers, conductors, paging, filters, PATCH edge cases, error cases, several microversions,
+provision and power states, maintenance, boot devices, VIFs, history, allocations, deploy
+templates, volume records; after each 202 it waits for the conductor on both sides) to
 an Ironwork server and to a real OpenStack Ironic, records for each request the status code,
 the sorted top-level JSON keys, the keys of the first item of every list, the keys of the
 decoded inner error document, the negotiated X-OpenStack-Ironic-API-Version, the query of
