@@ -490,6 +490,33 @@ func procMemory(pid int) (rss, hwm int64, err error) {
 	return rss, hwm, nil
 }
 
+// detailPage is what a client decodes from a detailed node page.
+type detailPage struct {
+	Nodes []json.RawMessage `json:"nodes"`
+	Next  string            `json:"next"`
+}
+
+// pageTime is a page's time: until its last byte arrived, and in all (decoding included).
+type pageTime struct{ received, total time.Duration }
+
+// readPage GETs path, reads the body and decodes it as a detailed node page.
+func readPage(ctx context.Context, c *client, path string) (detailPage, []byte, pageTime, error) {
+	var page detailPage
+	t := time.Now()
+	st, b, err := c.do(ctx, "GET", path, nil)
+	if err != nil {
+		return page, nil, pageTime{}, err
+	}
+	if st != http.StatusOK {
+		return page, nil, pageTime{}, fmt.Errorf("GET %s: status %d: %.300s", path, st, b)
+	}
+	got := time.Now()
+	if err := json.Unmarshal(b, &page); err != nil {
+		return page, nil, pageTime{}, fmt.Errorf("GET %s: %w", path, err)
+	}
+	return page, b, pageTime{received: got.Sub(t), total: time.Since(t)}, nil
+}
+
 // listAll reads /v1/nodes/detail page by page and returns the time, nodes and pages read.
 // Each page's time (request, reading and decoding) is appended to lat. The first page's body
 // is kept in first.
@@ -498,28 +525,16 @@ func listAll(ctx context.Context, c *client, limit int, lat, recv, decode *[]tim
 	path := fmt.Sprintf("/v1/nodes/detail?limit=%d", limit)
 	n, pages := 0, 0
 	for path != "" {
-		t := time.Now()
-		st, b, err := c.do(ctx, "GET", path, nil)
+		page, b, took, err := readPage(ctx, c, path)
 		if err != nil {
 			return 0, 0, 0, err
-		}
-		if st != http.StatusOK {
-			return 0, 0, 0, fmt.Errorf("GET %s: status %d: %.300s", path, st, b)
-		}
-		got := time.Now()
-		var page struct {
-			Nodes []json.RawMessage `json:"nodes"`
-			Next  string            `json:"next"`
-		}
-		if err := json.Unmarshal(b, &page); err != nil {
-			return 0, 0, 0, fmt.Errorf("GET %s: %w", path, err)
 		}
 		if pages == 0 {
 			*first = b
 		}
-		*lat = append(*lat, time.Since(t))
-		*recv = append(*recv, got.Sub(t))
-		*decode = append(*decode, time.Since(got))
+		*lat = append(*lat, took.total)
+		*recv = append(*recv, took.received)
+		*decode = append(*decode, took.total-took.received)
 		n += len(page.Nodes)
 		pages++
 		path = ""
@@ -556,7 +571,7 @@ func percentile(d []time.Duration, p float64) time.Duration {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // pageFloor serves body from memory on a loopback port of this process, with its length, and
-// reads it count times the way listAll reads a page (request, reading, decoding), and returns
+// reads it count times as listAll reads a page (readPage: request, reading, decoding), and returns
 // the p50: a page's time from a server that takes no time, the client's own share. A target's
 // page time over it is the most any server could gain on that target.
 func pageFloor(ctx context.Context, c *client, body []byte, count int) (time.Duration, error) {
@@ -574,22 +589,11 @@ func pageFloor(ctx context.Context, c *client, body []byte, count int) (time.Dur
 	local := &client{http: c.http, base: "http://" + ln.Addr().String(), version: c.version}
 	lat := make([]time.Duration, 0, count)
 	for range count {
-		t := time.Now()
-		st, b, err := local.do(ctx, "GET", "/v1/nodes/detail", nil)
+		_, _, took, err := readPage(ctx, local, "/v1/nodes/detail")
 		if err != nil {
 			return 0, fmt.Errorf("page floor: %w", err)
 		}
-		if st != http.StatusOK {
-			return 0, fmt.Errorf("page floor: status %d", st)
-		}
-		var page struct {
-			Nodes []json.RawMessage `json:"nodes"`
-			Next  string            `json:"next"`
-		}
-		if err := json.Unmarshal(b, &page); err != nil {
-			return 0, fmt.Errorf("page floor: %w", err)
-		}
-		lat = append(lat, time.Since(t))
+		lat = append(lat, took.total)
 	}
 	return percentile(lat, 50), nil
 }

@@ -172,12 +172,16 @@ type step struct {
 	Await *await
 }
 
-// await is a GET polled until the value at Ptr is Want (a JSON string, or "null").
+// await is a GET polled until the value at Ptr is Want (compared as JSON: a string, a bool,
+// nil for null).
 type await struct {
-	Path, Ptr, Want string
+	Path, Ptr string
+	Want      any
 }
 
-// awaitTimeout bounds one await on one side; an await that times out is noted in the report.
+// awaitTimeout bounds one await on one side; an await that times out is reported as a
+// difference even when both sides time out alike (the steps after it start from a state the
+// sequence did not mean).
 const awaitTimeout = 90 * time.Second
 
 // side is one server under test, with the values its answers gave to later steps.
@@ -273,13 +277,16 @@ func (s *side) do(ctx context.Context, st step, defVersion string) result {
 
 // wait polls a.Path on this side until the value at a.Ptr is a.Want, for at most awaitTimeout.
 func (s *side) wait(ctx context.Context, a await, version string) error {
+	want, err := json.Marshal(a.Want)
+	if err != nil {
+		return err
+	}
 	deadline := time.Now().Add(awaitTimeout)
 	last := ""
 	for time.Now().Before(deadline) {
 		r := s.do(ctx, step{Method: "GET", Path: a.Path}, version)
 		if r.status == http.StatusOK {
-			last = jsonValue(r.body, a.Ptr)
-			if v, ok := lookup(r.body, a.Ptr); ok && (v == a.Want || (v == nil && a.Want == "null")) {
+			if last = jsonValue(r.body, a.Ptr); last == string(want) {
 				return nil
 			}
 		}
@@ -289,7 +296,7 @@ func (s *side) wait(ctx context.Context, a await, version string) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("%s never became %s (last %s)", a.Ptr, a.Want, last)
+	return fmt.Errorf("%s never became %s (last %s)", a.Ptr, want, last)
 }
 
 // facetsOf reduces an answer to the comparable facts recorded for it.
